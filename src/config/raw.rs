@@ -1,0 +1,431 @@
+//! The config file as written: serde structs with defaults, unknown keys rejected.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{
+    AdvisoriesConfig, Config, ConfigProblem, FeedSource, FeedsConfig, LicenseConfig, PolicyConfig,
+    Problems, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
+};
+use crate::package::Ecosystem;
+use crate::policy::overrides::{OverrideKind, Overrides};
+use crate::policy::Severity;
+
+/// The default listen address and port (documented in the README).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub upstream: RawUpstream,
+    pub feeds: RawFeeds,
+    pub policy: RawPolicy,
+    pub overrides: RawOverrides,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawServer {
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub fail_open: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: DEFAULT_LISTEN.to_owned(),
+            public_url: None,
+            data_dir: PathBuf::from(".depfw"),
+            fail_open: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUpstream {
+    pub npm: String,
+    pub pypi: String,
+    pub pypi_files: String,
+    pub cargo_index: String,
+    pub timeout_secs: u64,
+    pub max_metadata_bytes: u64,
+    pub max_artifact_bytes: u64,
+    pub metadata_ttl_secs: u64,
+    pub metadata_cache_entries: u64,
+    pub artifact_cache_bytes: u64,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            npm: "https://registry.npmjs.org/".to_owned(),
+            pypi: "https://pypi.org/simple/".to_owned(),
+            pypi_files: "https://files.pythonhosted.org/".to_owned(),
+            cargo_index: "https://index.crates.io/".to_owned(),
+            timeout_secs: 30,
+            max_metadata_bytes: 64 * 1024 * 1024,
+            max_artifact_bytes: 512 * 1024 * 1024,
+            metadata_ttl_secs: 300,
+            metadata_cache_entries: 10_000,
+            artifact_cache_bytes: 2 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFeeds {
+    pub bundled: bool,
+    pub sources: Vec<RawFeedSource>,
+    pub stale_after_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawFeedSource {
+    pub name: String,
+    pub url: String,
+}
+
+impl Default for RawFeeds {
+    fn default() -> Self {
+        let osv = |eco: &str| RawFeedSource {
+            name: format!("osv-{}", eco.to_ascii_lowercase().replace('.', "-")),
+            url: format!("https://osv-vulnerabilities.storage.googleapis.com/{eco}/all.zip"),
+        };
+        RawFeeds {
+            bundled: true,
+            sources: vec![osv("npm"), osv("PyPI"), osv("crates.io")],
+            stale_after_days: 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPolicy {
+    pub advisories: RawAdvisories,
+    pub typosquat: RawTyposquat,
+    pub license: RawLicense,
+    pub reputation: RawReputation,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAdvisories {
+    pub deny_at: String,
+    pub unknown_severity: String,
+    pub informational: String,
+    pub ignore: Vec<String>,
+}
+
+impl Default for RawAdvisories {
+    fn default() -> Self {
+        RawAdvisories {
+            deny_at: "high".to_owned(),
+            unknown_severity: "deny".to_owned(),
+            informational: "warn".to_owned(),
+            ignore: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTyposquat {
+    pub enabled: bool,
+    pub verdict: String,
+    pub extra_popular: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for RawTyposquat {
+    fn default() -> Self {
+        RawTyposquat {
+            enabled: true,
+            verdict: "quarantine".to_owned(),
+            extra_popular: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLicense {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    pub denied: String,
+    pub not_allowed: String,
+    pub missing: String,
+    pub unparsable: String,
+}
+
+impl Default for RawLicense {
+    fn default() -> Self {
+        RawLicense {
+            allow: Vec::new(),
+            deny: [
+                "AGPL-1.0",
+                "AGPL-3.0",
+                "SSPL-1.0",
+                "BUSL-1.1",
+                "CC-BY-NC-4.0",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            denied: "deny".to_owned(),
+            not_allowed: "quarantine".to_owned(),
+            missing: "warn".to_owned(),
+            unparsable: "warn".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawReputation {
+    pub cooldown_hours: u64,
+    pub cooldown: String,
+    pub new_package_days: u64,
+    pub new_package: String,
+    pub install_scripts: String,
+    pub deprecated: String,
+    pub yanked: String,
+}
+
+impl Default for RawReputation {
+    fn default() -> Self {
+        RawReputation {
+            cooldown_hours: 48,
+            cooldown: "quarantine".to_owned(),
+            new_package_days: 14,
+            new_package: "quarantine".to_owned(),
+            install_scripts: "warn".to_owned(),
+            deprecated: "warn".to_owned(),
+            yanked: "deny".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawOverrides {
+    pub allow: Vec<RawOverride>,
+    pub deny: Vec<RawOverride>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawOverride {
+    pub ecosystem: String,
+    pub name: String,
+    /// `*` (default), an exact version, or a range.
+    pub versions: Option<String>,
+    pub reason: String,
+    /// `YYYY-MM-DD` or RFC 3339.
+    pub expires: Option<String>,
+}
+
+impl RawConfig {
+    /// Checks every value; returns all problems, not just the first.
+    pub fn validate(self) -> Result<Config, Vec<ConfigProblem>> {
+        let mut p = Problems::default();
+
+        let listen = self
+            .server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| {
+                p.push(
+                    "server.listen",
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:7878: {e}",
+                        self.server.listen
+                    ),
+                )
+            })
+            .unwrap_or_else(|()| SocketAddr::from(([127, 0, 0, 1], 7878)));
+        let public_url_text = self
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = p.url("server.public-url", &public_url_text);
+        let server = ServerConfig {
+            listen,
+            public_url,
+            data_dir: self.server.data_dir,
+            fail_open: self.server.fail_open,
+        };
+
+        let u = self.upstream;
+        for (key, value) in [
+            ("upstream.timeout-secs", u.timeout_secs),
+            ("upstream.max-metadata-bytes", u.max_metadata_bytes),
+            ("upstream.max-artifact-bytes", u.max_artifact_bytes),
+            ("upstream.metadata-cache-entries", u.metadata_cache_entries),
+        ] {
+            if value == 0 {
+                p.push(key, "must be greater than zero");
+            }
+        }
+        let upstream = UpstreamConfig {
+            npm: p.url("upstream.npm", &u.npm),
+            pypi: p.url("upstream.pypi", &u.pypi),
+            pypi_files: p.url("upstream.pypi-files", &u.pypi_files),
+            cargo_index: p.url("upstream.cargo-index", &u.cargo_index),
+            timeout_secs: u.timeout_secs,
+            max_metadata_bytes: u.max_metadata_bytes,
+            max_artifact_bytes: u.max_artifact_bytes,
+            metadata_ttl_secs: u.metadata_ttl_secs,
+            metadata_cache_entries: u.metadata_cache_entries,
+            artifact_cache_bytes: u.artifact_cache_bytes,
+        };
+
+        let mut sources = Vec::new();
+        for (i, s) in self.feeds.sources.iter().enumerate() {
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                p.push(
+                    format!("feeds.sources[{i}].name"),
+                    "a source name is letters, digits, `-` and `_`",
+                );
+            }
+            if sources.iter().any(|o: &FeedSource| o.name == s.name) {
+                p.push(
+                    format!("feeds.sources[{i}].name"),
+                    format!("duplicate source name `{}`", s.name),
+                );
+            }
+            let url = p.url(&format!("feeds.sources[{i}].url"), &s.url);
+            sources.push(FeedSource {
+                name: s.name.clone(),
+                url,
+            });
+        }
+        let feeds = FeedsConfig {
+            bundled: self.feeds.bundled,
+            sources,
+            stale_after_days: self.feeds.stale_after_days,
+        };
+
+        let a = &self.policy.advisories;
+        let deny_at = a.deny_at.parse::<Severity>().unwrap_or_else(|e| {
+            p.push("policy.advisories.deny-at", e);
+            Severity::High
+        });
+        if deny_at == Severity::Unknown {
+            p.push(
+                "policy.advisories.deny-at",
+                "use `unknown-severity` for advisories without a severity",
+            );
+        }
+        let advisories = AdvisoriesConfig {
+            deny_at,
+            unknown_severity: p.verdict("policy.advisories.unknown-severity", &a.unknown_severity),
+            informational: p.verdict("policy.advisories.informational", &a.informational),
+            ignore: a.ignore.clone(),
+        };
+
+        let t = &self.policy.typosquat;
+        let mut extra_popular = BTreeMap::new();
+        for (eco, names) in &t.extra_popular {
+            match eco.parse::<Ecosystem>() {
+                Ok(e) => {
+                    extra_popular.insert(e, names.clone());
+                }
+                Err(e) => p.push(
+                    format!("policy.typosquat.extra-popular.{eco}"),
+                    e.to_string(),
+                ),
+            }
+        }
+        let typosquat = TyposquatConfig {
+            enabled: t.enabled,
+            verdict: p.verdict("policy.typosquat.verdict", &t.verdict),
+            extra_popular,
+        };
+
+        let l = &self.policy.license;
+        for (key, list) in [("allow", &l.allow), ("deny", &l.deny)] {
+            for (i, id) in list.iter().enumerate() {
+                if spdx::Expression::parse_mode(id, spdx::ParseMode::LAX).is_err() {
+                    p.push(
+                        format!("policy.license.{key}[{i}]"),
+                        format!("`{id}` is not an SPDX license identifier"),
+                    );
+                }
+            }
+        }
+        let license = LicenseConfig {
+            allow: l.allow.clone(),
+            deny: l.deny.clone(),
+            denied: p.verdict("policy.license.denied", &l.denied),
+            not_allowed: p.verdict("policy.license.not-allowed", &l.not_allowed),
+            missing: p.verdict("policy.license.missing", &l.missing),
+            unparsable: p.verdict("policy.license.unparsable", &l.unparsable),
+        };
+
+        let r = &self.policy.reputation;
+        let reputation = ReputationConfig {
+            cooldown_hours: r.cooldown_hours,
+            cooldown: p.verdict("policy.reputation.cooldown", &r.cooldown),
+            new_package_days: r.new_package_days,
+            new_package: p.verdict("policy.reputation.new-package", &r.new_package),
+            install_scripts: p.verdict("policy.reputation.install-scripts", &r.install_scripts),
+            deprecated: p.verdict("policy.reputation.deprecated", &r.deprecated),
+            yanked: p.verdict("policy.reputation.yanked", &r.yanked),
+        };
+
+        let mut entries = Vec::new();
+        for (list, kind, raw_entries) in [
+            ("allow", OverrideKind::Allow, &self.overrides.allow),
+            ("deny", OverrideKind::Deny, &self.overrides.deny),
+        ] {
+            for (i, raw) in raw_entries.iter().enumerate() {
+                let key = format!("overrides.{list}[{i}]");
+                if let Some(entry) = p.override_entry(&key, kind, raw) {
+                    if entries
+                        .iter()
+                        .any(|e: &crate::policy::overrides::OverrideEntry| {
+                            e.kind == entry.kind
+                                && e.name == entry.name
+                                && e.versions == entry.versions
+                        })
+                    {
+                        p.push(key, format!("duplicate entry for {}", entry.name));
+                    } else {
+                        entries.push(entry);
+                    }
+                }
+            }
+        }
+
+        if !p.0.is_empty() {
+            return Err(p.0);
+        }
+        Ok(Config {
+            server,
+            upstream,
+            feeds,
+            policy: PolicyConfig {
+                advisories,
+                typosquat,
+                license,
+                reputation,
+            },
+            overrides: Arc::new(Overrides::new(entries)),
+        })
+    }
+}

@@ -1,0 +1,78 @@
+use super::*;
+
+#[test]
+fn example_config_parses_and_matches_the_defaults() {
+    let text = include_str!("../../config/depfw.example.toml");
+    let config =
+        Config::from_toml(text, "config/depfw.example.toml").unwrap_or_else(|e| panic!("{e}"));
+    let defaults = Config::default();
+    assert_eq!(config.policy_fingerprint(), defaults.policy_fingerprint());
+    assert_eq!(config.server.listen, defaults.server.listen);
+    assert_eq!(config.upstream.npm, defaults.upstream.npm);
+    assert_eq!(config.feeds.sources, defaults.feeds.sources);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_a_line() {
+    let err =
+        Config::from_toml("[policy.advisories]\ndeny-att = \"high\"\n", "x.toml").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("x.toml"), "{text}");
+    assert!(text.contains("deny-att"), "{text}");
+    assert!(text.contains("line 2"), "{text}");
+}
+
+#[test]
+fn every_invalid_value_is_reported_with_its_key() {
+    let text = r#"
+[server]
+listen = "nowhere"
+[policy.advisories]
+deny-at = "severe"
+[policy.reputation]
+yanked = "maybe"
+[[overrides.allow]]
+ecosystem = "npm"
+name = "../evil"
+reason = ""
+expires = "soon"
+"#;
+    let err = Config::from_toml(text, "bad.toml").unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "server.listen",
+        "policy.advisories.deny-at",
+        "policy.reputation.yanked",
+        "overrides.allow[0].reason",
+        "overrides.allow[0].expires",
+        "overrides.allow[0].name",
+    ] {
+        assert!(keys.contains(&key), "missing {key} in {keys:?}");
+    }
+    assert!(err
+        .to_string()
+        .contains("bad.toml: key `policy.reputation.yanked`"));
+}
+
+#[test]
+fn overrides_from_config_apply() {
+    let text = r#"
+[[overrides.deny]]
+ecosystem = "pypi"
+name = "Requests"
+versions = "==2.31.0"
+reason = "internal incident 42"
+expires = "2999-01-01"
+"#;
+    let config = Config::from_toml(text, "o.toml").unwrap();
+    let entries = config.overrides.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].name.key(), "requests");
+}
+
+#[test]
+fn duplicate_overrides_are_rejected() {
+    let entry = "[[overrides.allow]]\necosystem = \"npm\"\nname = \"a\"\nreason = \"r\"\n";
+    let err = Config::from_toml(&format!("{entry}{entry}"), "d.toml").unwrap_err();
+    assert_eq!(err.problems[0].key, "overrides.allow[1]");
+}

@@ -1,0 +1,1 @@
+//! Builds a Policy from config and feeds (being written).

@@ -1,0 +1,1 @@
+//! Feeds: OSV advisories and popular-package lists (being written).

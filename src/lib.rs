@@ -1,0 +1,12 @@
+//! depfw: a supply-chain dependency firewall for coding agents.
+//!
+//! The library behind the `depfw` binary: package identity ([`package`]), feeds
+//! ([`feeds`]), the policy engine ([`policy`]), configuration ([`config`]) and the commands.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod feeds;
+pub mod package;
+pub mod policy;

@@ -1,0 +1,1 @@
+//! TODO: the advisories check (being written).

@@ -1,0 +1,1 @@
+//! TODO: the license check (being written).

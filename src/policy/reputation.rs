@@ -1,0 +1,1 @@
+//! TODO: the reputation check (being written).

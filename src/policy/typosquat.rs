@@ -1,0 +1,1 @@
+//! TODO: the typosquat check (being written).
