@@ -10,3 +10,4 @@ pub mod engine;
 pub mod feeds;
 pub mod package;
 pub mod policy;
+pub mod store;
