@@ -4,10 +4,13 @@
 //! ([`feeds`]), the policy engine ([`policy`]), configuration ([`config`]) and the commands.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod feeds;
 pub mod package;
 pub mod policy;
+pub mod registry;
+pub mod report;
 pub mod store;

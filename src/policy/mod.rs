@@ -165,6 +165,9 @@ pub struct Finding {
     /// Advisory ids and aliases behind the finding, if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
+    /// The nearest version that resolves this finding, when one is known (advisories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_in: Option<String>,
 }
 
 /// What a registry tells about a version, gathered before evaluation. Every field is

@@ -221,6 +221,7 @@ impl Overrides {
                 entry.created_by, entry.versions, entry.reason
             ),
             ids: Vec::new(),
+            fixed_in: None,
         });
         decision.verdict = verdict;
     }

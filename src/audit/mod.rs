@@ -1,0 +1,185 @@
+//! Lockfile parsing for `depfw audit`.
+//!
+//! Agents and people commit lockfiles, and installs from a local cache never reach the
+//! proxy; `depfw audit` checks what a project already pins with the same policy as the
+//! proxy. This module turns every supported lockfile into one list of [`LockedPackage`]s.
+//! One submodule per format; each reports non-registry sources (git, path, url) as such
+//! rather than dropping them.
+
+pub mod bun;
+pub mod cargo;
+pub mod npm;
+pub mod pdm;
+pub mod pipfile;
+pub mod pnpm;
+pub mod poetry;
+pub mod pylock;
+pub mod requirements;
+pub mod uv;
+pub mod yarn;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::package::Ecosystem;
+
+/// Every lockfile format depfw reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockfileKind {
+    CargoLock,
+    PackageLock,
+    NpmShrinkwrap,
+    YarnLock,
+    PnpmLock,
+    BunLock,
+    Requirements,
+    PoetryLock,
+    UvLock,
+    PipfileLock,
+    PdmLock,
+    Pylock,
+}
+
+impl LockfileKind {
+    /// Recognises a lockfile by its file name.
+    pub fn detect(path: &Path) -> Option<LockfileKind> {
+        let name = path.file_name()?.to_str()?;
+        Some(match name {
+            "Cargo.lock" => LockfileKind::CargoLock,
+            "package-lock.json" => LockfileKind::PackageLock,
+            "npm-shrinkwrap.json" => LockfileKind::NpmShrinkwrap,
+            "yarn.lock" => LockfileKind::YarnLock,
+            "pnpm-lock.yaml" => LockfileKind::PnpmLock,
+            "bun.lock" => LockfileKind::BunLock,
+            "poetry.lock" => LockfileKind::PoetryLock,
+            "uv.lock" => LockfileKind::UvLock,
+            "Pipfile.lock" => LockfileKind::PipfileLock,
+            "pdm.lock" => LockfileKind::PdmLock,
+            "pylock.toml" => LockfileKind::Pylock,
+            n if n.starts_with("pylock.") && n.ends_with(".toml") => LockfileKind::Pylock,
+            n if n.ends_with(".txt") && n.contains("requirements") => LockfileKind::Requirements,
+            _ => return None,
+        })
+    }
+
+    pub fn ecosystem(self) -> Ecosystem {
+        match self {
+            LockfileKind::CargoLock => Ecosystem::CratesIo,
+            LockfileKind::PackageLock
+            | LockfileKind::NpmShrinkwrap
+            | LockfileKind::YarnLock
+            | LockfileKind::PnpmLock
+            | LockfileKind::BunLock => Ecosystem::Npm,
+            LockfileKind::Requirements
+            | LockfileKind::PoetryLock
+            | LockfileKind::UvLock
+            | LockfileKind::PipfileLock
+            | LockfileKind::PdmLock
+            | LockfileKind::Pylock => Ecosystem::PyPI,
+        }
+    }
+}
+
+/// Where a locked package comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum PackageSource {
+    /// A package registry; `url` when the lockfile names one other than the default.
+    Registry {
+        url: Option<String>,
+    },
+    Git {
+        url: String,
+    },
+    Path {
+        path: String,
+    },
+    Url {
+        url: String,
+    },
+    /// A workspace member or link to a local package.
+    Workspace {
+        path: String,
+    },
+}
+
+impl PackageSource {
+    pub fn is_registry(&self) -> bool {
+        matches!(self, PackageSource::Registry { .. })
+    }
+}
+
+/// One package version pinned by a lockfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockedPackage {
+    pub ecosystem: Ecosystem,
+    /// The real package name (for npm aliases, the aliased package, not the alias).
+    pub name: String,
+    /// The exact version; for non-registry sources, whatever the lockfile records.
+    pub version: String,
+    pub source: PackageSource,
+    /// 1-based line of the entry in the lockfile, when the format allows finding it.
+    pub line: Option<u32>,
+}
+
+/// A lockfile that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    pub file: PathBuf,
+    /// 1-based line of the problem, when known.
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl ParseError {
+    pub fn new(file: &Path, line: Option<u32>, message: impl Into<String>) -> Self {
+        ParseError {
+            file: file.to_owned(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// A parsed lockfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lockfile {
+    pub path: PathBuf,
+    pub kind: LockfileKind,
+    pub packages: Vec<LockedPackage>,
+}
+
+/// Parses `text`, the contents of the lockfile at `path`, as `kind`. `path` is used in
+/// errors and, for requirements files, to resolve `-r`/`-c` includes.
+pub fn parse_lockfile(path: &Path, kind: LockfileKind, text: &str) -> Result<Lockfile, ParseError> {
+    let packages = match kind {
+        LockfileKind::CargoLock => cargo::parse(path, text)?,
+        LockfileKind::PackageLock | LockfileKind::NpmShrinkwrap => npm::parse(path, text)?,
+        LockfileKind::YarnLock => yarn::parse(path, text)?,
+        LockfileKind::PnpmLock => pnpm::parse(path, text)?,
+        LockfileKind::BunLock => bun::parse(path, text)?,
+        LockfileKind::Requirements => requirements::parse(path, text)?,
+        LockfileKind::PoetryLock => poetry::parse(path, text)?,
+        LockfileKind::UvLock => uv::parse(path, text)?,
+        LockfileKind::PipfileLock => pipfile::parse(path, text)?,
+        LockfileKind::PdmLock => pdm::parse(path, text)?,
+        LockfileKind::Pylock => pylock::parse(path, text)?,
+    };
+    Ok(Lockfile {
+        path: path.to_owned(),
+        kind,
+        packages,
+    })
+}

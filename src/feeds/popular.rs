@@ -1,0 +1,1 @@
+//! Popular-package lists per ecosystem, for the typosquat check (being written).

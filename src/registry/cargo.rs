@@ -1,0 +1,1 @@
+//! TODO: the cargo registry protocol (being written).

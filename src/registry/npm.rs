@@ -1,0 +1,1 @@
+//! TODO: the npm registry protocol (being written).

@@ -1,0 +1,1 @@
+//! TODO: the pypi registry protocol (being written).
