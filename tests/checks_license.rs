@@ -146,7 +146,10 @@ fn deny_wins_over_allow_and_is_reported_alone() {
     let check = with_allow(&["MIT", "AGPL-3.0"]);
     assert_eq!(codes(&check, "AGPL-3.0-only"), ["license-denied"]);
     // ISC escapes the deny but is not allowed; the allowed AGPL is denied.
-    assert_eq!(codes(&check, "AGPL-3.0-only OR ISC"), ["license-not-allowed"]);
+    assert_eq!(
+        codes(&check, "AGPL-3.0-only OR ISC"),
+        ["license-not-allowed"]
+    );
 }
 
 #[test]
@@ -182,7 +185,12 @@ fn unparsable_licenses() {
         unparsable: Verdict::Quarantine,
         ..defaults()
     });
-    for license in ["SEE LICENSE IN LICENSE.md", "BSD License", "Dual MIT/GPL", "MIT OR"] {
+    for license in [
+        "SEE LICENSE IN LICENSE.md",
+        "BSD License",
+        "Dual MIT/GPL",
+        "MIT OR",
+    ] {
         let findings = run(&check, Some(license));
         assert_eq!(findings.len(), 1, "{license}");
         assert_eq!(findings[0].code, "license-unparsable");
@@ -193,7 +201,8 @@ fn unparsable_licenses() {
 #[test]
 fn full_license_text_is_quoted_short_on_one_line() {
     let check = LicenseCheck::new(defaults());
-    let text = "Copyright (c) 2020 Someone\n\nPermission is hereby granted, free of charge, to any \
+    let text =
+        "Copyright (c) 2020 Someone\n\nPermission is hereby granted, free of charge, to any \
                 person obtaining a copy of this software and associated documentation files";
     let findings = run(&check, Some(text));
     assert_eq!(findings.len(), 1);

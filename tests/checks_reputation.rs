@@ -86,7 +86,11 @@ fn cooldown_message_says_age_and_when_it_clears() {
 fn future_publish_time_counts_as_age_zero() {
     let findings = run(published(-Duration::hours(3)));
     assert_eq!(codes(&findings), ["release-cooldown"]);
-    assert!(findings[0].message.contains("published 0m ago"), "{}", findings[0].message);
+    assert!(
+        findings[0].message.contains("published 0m ago"),
+        "{}",
+        findings[0].message
+    );
     let findings = run(created(-Duration::days(2)));
     assert_eq!(codes(&findings), ["new-package"]);
 }
@@ -122,7 +126,11 @@ fn new_package_boundary_and_verdict() {
     let inside = run(created(Duration::days(14) - Duration::minutes(1)));
     assert_eq!(codes(&inside), ["new-package"]);
     assert_eq!(inside[0].verdict, Verdict::Quarantine);
-    assert!(inside[0].message.contains("13d 23h"), "{}", inside[0].message);
+    assert!(
+        inside[0].message.contains("13d 23h"),
+        "{}",
+        inside[0].message
+    );
     assert!(run(created(Duration::days(14))).is_empty());
 
     let config = ReputationConfig {

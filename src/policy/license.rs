@@ -195,7 +195,11 @@ fn keys_of(entries: &[String]) -> Vec<LicenseKey> {
     let mut keys = Vec::new();
     for entry in entries {
         if let Declared::Expression(expression) = classify(Some(entry)) {
-            keys.extend(expression.requirements().map(|r| LicenseKey::of(&r.req.license)));
+            keys.extend(
+                expression
+                    .requirements()
+                    .map(|r| LicenseKey::of(&r.req.license)),
+            );
         }
     }
     keys

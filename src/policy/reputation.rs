@@ -56,9 +56,10 @@ fn human_duration(d: Duration) -> String {
 
 /// When a window opened at `start` closes, for messages.
 fn clears_at(start: DateTime<Utc>, window: Duration) -> String {
-    start
-        .checked_add_signed(window)
-        .map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    start.checked_add_signed(window).map_or_else(
+        || "never".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
 }
 
 /// A window length in the units a config value uses, saturating instead of overflowing.

@@ -3,13 +3,22 @@
 //! The audit command gathers one [`AuditReport`]; the renderers here only format it, so the
 //! three outputs always agree.
 
+mod human;
+mod json;
+mod sarif;
+
+use std::cmp::Ordering;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::audit::LockfileKind;
-use crate::package::Ecosystem;
+use crate::package::{Ecosystem, Version};
 use crate::policy::{Finding, Verdict};
+
+pub use human::render_human;
+pub use json::render_json;
+pub use sarif::{render_sarif, render_sarif_with_root};
 
 /// One scanned lockfile.
 #[derive(Debug, Clone, Serialize)]
@@ -44,4 +53,52 @@ pub struct AuditReport {
     pub packages_scanned: usize,
     pub lockfiles: Vec<LockfileSummary>,
     pub results: Vec<AuditResult>,
+}
+
+impl AuditResult {
+    /// The version to move to: the highest `fixed_in` across findings, compared the way the
+    /// ecosystem orders versions (one fixed version may not clear every advisory).
+    pub fn upgrade_to(&self) -> Option<&str> {
+        let parse = |v: &str| Version::parse(self.ecosystem, v).ok();
+        self.findings
+            .iter()
+            .filter_map(|f| f.fixed_in.as_deref())
+            .max_by(|a, b| match (parse(a), parse(b)) {
+                (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+                // An unparsable fixed version never outranks a parsable one.
+                (Some(_), None) => Ordering::Greater,
+                (None, Some(_)) => Ordering::Less,
+                (None, None) => a.cmp(b),
+            })
+    }
+}
+
+/// How many results carry each verdict that matters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VerdictCounts {
+    pub denied: usize,
+    pub quarantined: usize,
+    pub warnings: usize,
+}
+
+impl AuditReport {
+    pub fn counts(&self) -> VerdictCounts {
+        let mut counts = VerdictCounts::default();
+        for result in &self.results {
+            match result.verdict {
+                Verdict::Deny => counts.denied += 1,
+                Verdict::Quarantine => counts.quarantined += 1,
+                Verdict::Warn => counts.warnings += 1,
+                Verdict::Allow => {}
+            }
+        }
+        counts
+    }
+
+    /// Lockfiles that could not be parsed.
+    pub fn lockfile_errors(&self) -> impl Iterator<Item = (&LockfileSummary, &str)> {
+        self.lockfiles
+            .iter()
+            .filter_map(|l| l.error.as_deref().map(|e| (l, e)))
+    }
 }
