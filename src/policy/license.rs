@@ -107,7 +107,7 @@ enum Declared {
     Missing,
     Unlicensed,
     Unparsable(String),
-    Expression(Expression),
+    Expression(Box<Expression>),
 }
 
 /// Full-string spellings seen in registry metadata that lax SPDX parsing does not know.
@@ -147,7 +147,7 @@ fn canonical_case(raw: &str) -> String {
             .find(|l| l.name.eq_ignore_ascii_case(word.trim_end_matches('+')))
             .map(|l| l.name);
         match canonical {
-            Some(name) if !word.eq_ignore_ascii_case("or") && !word.eq_ignore_ascii_case("and") => {
+            Some(name) => {
                 out.push_str(name);
                 if word.ends_with('+') {
                     out.push('+');
@@ -181,7 +181,7 @@ fn classify(raw: Option<&str>) -> Declared {
     let mut first_error = None;
     for attempt in &attempts {
         match Expression::parse_mode(attempt, ParseMode::LAX) {
-            Ok(expression) => return Declared::Expression(expression),
+            Ok(expression) => return Declared::Expression(Box::new(expression)),
             Err(e) => {
                 first_error.get_or_insert(e.reason.to_string());
             }
@@ -224,14 +224,15 @@ impl LicenseCheck {
     }
 
     fn finding(&self, code: &str, verdict: Verdict, message: String) -> Finding {
+        // A legal problem, not a security one: known-bad licenses rank above unknown ones.
+        let severity = match code {
+            "license-denied" | "license-not-allowed" | "license-unlicensed" => Severity::Medium,
+            _ => Severity::Low,
+        };
         Finding {
             check: "license".to_owned(),
             code: code.to_owned(),
-            severity: if verdict >= Verdict::Quarantine {
-                Severity::Medium
-            } else {
-                Severity::Low
-            },
+            severity,
             verdict,
             message,
             ids: Vec::new(),
