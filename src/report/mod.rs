@@ -15,7 +15,8 @@ use crate::policy::{Finding, Verdict};
 #[derive(Debug, Clone, Serialize)]
 pub struct LockfileSummary {
     pub path: PathBuf,
-    pub kind: LockfileKind,
+    /// `None` when the path could not be recognised or read at all.
+    pub kind: Option<LockfileKind>,
     pub packages: usize,
     /// Set when the file could not be parsed (the audit then exits 2).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,4 +45,20 @@ pub struct AuditReport {
     pub packages_scanned: usize,
     pub lockfiles: Vec<LockfileSummary>,
     pub results: Vec<AuditResult>,
+}
+
+/// TODO(report helper): replaced by the real renderers.
+pub fn render_human(
+    report: &AuditReport,
+    _color: bool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    render_json(report, out)
+}
+pub fn render_json(report: &AuditReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}
+pub fn render_sarif(report: &AuditReport, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    render_json(report, out)
 }
