@@ -37,7 +37,7 @@ fn lockfile(
 ) -> LockfileSummary {
     LockfileSummary {
         path: PathBuf::from(path),
-        kind,
+        kind: Some(kind),
         packages,
         error: error.map(str::to_owned),
     }
@@ -300,6 +300,10 @@ fn json_top_level_shape() {
     assert_eq!(lockfiles[0]["packages"], 40);
     assert!(lockfiles[0].get("error").is_none());
     assert_eq!(lockfiles[3]["error"], "line 3: unexpected indentation");
+
+    let mut unreadable = report();
+    unreadable.lockfiles[3].kind = None;
+    assert_eq!(json(&unreadable)["lockfiles"][3]["kind"], Value::Null);
 }
 
 #[test]

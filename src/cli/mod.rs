@@ -1,7 +1,112 @@
-//! CLI commands.
+//! The `depfw` command line: `serve`, `audit`, `check`, `feeds`, `init`.
+//!
+//! Exit codes are a contract (tested in `tests/cli_exit_codes.rs`):
+//! 0 clean (allow/warn), 1 policy findings (quarantine/deny, or at `--fail-on`),
+//! 2 tool error (bad input, unreadable files, config errors). Usage errors from clap also
+//! exit 2.
 
+pub mod audit;
+pub mod check;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Process exit codes.
+pub mod exit {
+    /// Nothing at or above the failure level.
+    pub const CLEAN: u8 = 0;
+    /// Policy findings at or above the failure level.
+    pub const FINDINGS: u8 = 1;
+    /// depfw itself could not do its job.
+    pub const ERROR: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "depfw",
+    version,
+    about = "Supply-chain dependency firewall: a policy-enforcing registry proxy and lockfile auditor for npm, PyPI and crates.io"
+)]
+pub struct Cli {
+    /// Config file (TOML); defaults apply without one. See config/depfw.example.toml.
+    #[arg(long, global = true, env = "DEPFW_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the store (feeds, caches, decisions, overrides).
+    #[arg(long, global = true, env = "DEPFW_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the verdict and findings for packages given on the command line or stdin.
+    Check(check::CheckArgs),
+    /// Scan lockfiles with the same policy as the proxy.
+    Audit(audit::AuditArgs),
+}
+
+/// Loads the config file (or the defaults) and applies `--data-dir`.
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &cli.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+/// Whether the user pointed us at a data directory (flag, env, or an existing default).
+/// One-shot commands must not create `.depfw/` in the working directory as a side effect.
+pub fn data_dir_in_use(cli: &Cli, config: &Config) -> bool {
+    cli.data_dir.is_some() || config.server.data_dir.join("store").exists()
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEPFW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Ignore the error: a second init (tests calling main twice) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Entry point of the binary.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_logging("warn");
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitCode::from(exit::CLEAN);
+            }
+            eprintln!("depfw: error: {error:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(&cli)?;
+    match &cli.command {
+        Command::Check(args) => check::run(args, &cli, &config),
+        Command::Audit(args) => audit::run(args, &cli, &config),
+    }
+}
+
+/// `depfw audit --format json | head` must not report an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -24,7 +24,8 @@ struct JsonReport<'a> {
 #[derive(Serialize)]
 struct JsonLockfile<'a> {
     path: String,
-    kind: LockfileKind,
+    /// `null` when the file was not recognised or could not be read.
+    kind: Option<LockfileKind>,
     packages: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,

@@ -24,7 +24,8 @@ pub use sarif::{render_sarif, render_sarif_with_root};
 #[derive(Debug, Clone, Serialize)]
 pub struct LockfileSummary {
     pub path: PathBuf,
-    pub kind: LockfileKind,
+    /// `None` when the path could not be recognised or read at all.
+    pub kind: Option<LockfileKind>,
     pub packages: usize,
     /// Set when the file could not be parsed (the audit then exits 2).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,325 @@
+//! `depfw audit [PATH ...] [--format human|json|sarif] [--fail-on LEVEL]`
+//!
+//! Scans lockfiles with exactly the checks and overrides the proxy uses: installs from a
+//! local cache never reach the proxy, and agents commit lockfiles. Directories are searched
+//! recursively (skipping `node_modules`, `target`, `.venv`, `.git`). A lockfile that cannot
+//! be parsed is reported and makes the exit code 2, but every other lockfile is still
+//! scanned and reported.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use super::{exit, Cli};
+use crate::audit::{self, LockedPackage, LockfileKind, PackageSource};
+use crate::config::Config;
+use crate::package::{PackageName, Version};
+use crate::policy::{Decision, Finding, PackageCtx, Policy, Severity, Verdict};
+use crate::report::{AuditReport, AuditResult, LockfileSummary};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Human,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Warn,
+    Quarantine,
+    Deny,
+}
+
+impl FailOn {
+    fn verdict(self) -> Verdict {
+        match self {
+            FailOn::Warn => Verdict::Warn,
+            FailOn::Quarantine => Verdict::Quarantine,
+            FailOn::Deny => Verdict::Deny,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Lockfiles, or directories searched recursively for lockfiles.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: AuditFormat,
+    /// The lowest verdict that makes the exit code 1.
+    #[arg(long, value_enum, default_value = "quarantine")]
+    pub fail_on: FailOn,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Directories never searched: installed packages and build output, not lockfiles.
+const SKIPPED_DIRS: &[&str] = &[
+    "node_modules",
+    "target",
+    ".venv",
+    "venv",
+    ".git",
+    "__pycache__",
+    ".tox",
+];
+
+/// Finds the lockfiles under `paths`. Unknown files named explicitly are an error.
+pub fn discover(paths: &[PathBuf]) -> (Vec<(PathBuf, LockfileKind)>, Vec<LockfileSummaryError>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for path in paths {
+        if path.is_dir() {
+            let walker = walkdir::WalkDir::new(path)
+                .follow_links(false)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| {
+                    !(e.file_type().is_dir()
+                        && e.depth() > 0
+                        && e.file_name()
+                            .to_str()
+                            .is_some_and(|n| SKIPPED_DIRS.contains(&n)))
+                });
+            for entry in walker {
+                match entry {
+                    Ok(entry) if entry.file_type().is_file() => {
+                        if let Some(kind) = LockfileKind::detect(entry.path()) {
+                            if seen.insert(entry.path().to_owned()) {
+                                found.push((entry.path().to_owned(), kind));
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.push(LockfileSummaryError {
+                        path: e.path().map_or_else(|| path.clone(), Path::to_owned),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+        } else if !path.exists() {
+            errors.push(LockfileSummaryError {
+                path: path.clone(),
+                message: "no such file or directory".to_owned(),
+            });
+        } else {
+            match LockfileKind::detect(path) {
+                Some(kind) => {
+                    if seen.insert(path.clone()) {
+                        found.push((path.clone(), kind));
+                    }
+                }
+                None => errors.push(LockfileSummaryError {
+                    path: path.clone(),
+                    message: "not a lockfile depfw recognises (expected Cargo.lock, package-lock.json, npm-shrinkwrap.json, yarn.lock, pnpm-lock.yaml, bun.lock, requirements*.txt, poetry.lock, uv.lock, Pipfile.lock, pdm.lock or pylock.toml)".to_owned(),
+                }),
+            }
+        }
+    }
+    (found, errors)
+}
+
+/// A path that could not be scanned at all.
+#[derive(Debug, Clone)]
+pub struct LockfileSummaryError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Builds the report for `lockfiles` with `policy`.
+pub fn audit_lockfiles(
+    policy: &Policy,
+    lockfiles: &[(PathBuf, LockfileKind)],
+    discovery_errors: &[LockfileSummaryError],
+) -> AuditReport {
+    let now = Utc::now();
+    let mut report = AuditReport {
+        packages_scanned: 0,
+        lockfiles: Vec::new(),
+        results: Vec::new(),
+    };
+    for e in discovery_errors {
+        report.lockfiles.push(LockfileSummary {
+            path: e.path.clone(),
+            kind: None,
+            packages: 0,
+            error: Some(e.message.clone()),
+        });
+    }
+    for (path, kind) in lockfiles {
+        let parsed = std::fs::read(path)
+            .map_err(|e| audit::ParseError::new(path, None, format!("cannot read: {e}")))
+            .and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| audit::ParseError::new(path, None, "not UTF-8 text"))
+            })
+            .and_then(|text| audit::parse_lockfile(path, *kind, &text));
+        match parsed {
+            Ok(lockfile) => {
+                report.packages_scanned += lockfile.packages.len();
+                report.lockfiles.push(LockfileSummary {
+                    path: path.clone(),
+                    kind: Some(*kind),
+                    packages: lockfile.packages.len(),
+                    error: None,
+                });
+                for package in &lockfile.packages {
+                    if let Some(result) = audit_package(policy, path, package, now) {
+                        report.results.push(result);
+                    }
+                }
+            }
+            Err(e) => report.lockfiles.push(LockfileSummary {
+                path: path.clone(),
+                kind: Some(*kind),
+                packages: 0,
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    report
+}
+
+fn finding(code: &str, verdict: Verdict, message: String) -> Finding {
+    Finding {
+        check: "audit".to_owned(),
+        code: code.to_owned(),
+        severity: Severity::Info,
+        verdict,
+        message,
+        ids: Vec::new(),
+        fixed_in: None,
+    }
+}
+
+/// Evaluates one locked package; `None` when it is plainly allowed or local code.
+fn audit_package(
+    policy: &Policy,
+    lockfile: &Path,
+    package: &LockedPackage,
+    now: chrono::DateTime<Utc>,
+) -> Option<AuditResult> {
+    let mut extra = Vec::new();
+    match &package.source {
+        PackageSource::Workspace { .. } | PackageSource::Path { .. } => return None,
+        PackageSource::Git { url } | PackageSource::Url { url } => extra.push(finding(
+            "non-registry-source",
+            Verdict::Warn,
+            format!("installed from {url}, not a registry: advisories match by name only"),
+        )),
+        PackageSource::Registry { .. } => {}
+    }
+    let decision = match PackageName::parse(package.ecosystem, &package.name) {
+        Err(e) => Decision {
+            verdict: Verdict::Warn,
+            findings: vec![finding("invalid-name", Verdict::Warn, e.to_string())],
+        },
+        Ok(name) => {
+            let version = if package.version.is_empty() {
+                extra.push(finding(
+                    "unpinned",
+                    Verdict::Warn,
+                    "no exact version is pinned; any version may be installed".to_owned(),
+                ));
+                None
+            } else {
+                match Version::parse(package.ecosystem, &package.version) {
+                    Ok(v) => Some(v),
+                    Err(e) if package.source.is_registry() => {
+                        extra.push(finding("invalid-version", Verdict::Warn, e.to_string()));
+                        None
+                    }
+                    Err(_) => None,
+                }
+            };
+            policy.evaluate(&PackageCtx {
+                name: &name,
+                version: version.as_ref(),
+                metadata: None,
+                now,
+            })
+        }
+    };
+    let mut findings = decision.findings;
+    let mut verdict = decision.verdict;
+    // Overrides have the last word; the audit's own notes only add to a non-overridden verdict.
+    let overridden = findings
+        .iter()
+        .any(|f| f.check == crate::policy::overrides::CHECK_NAME);
+    for f in extra {
+        if !overridden {
+            verdict = verdict.max(f.verdict);
+        }
+        findings.push(f);
+    }
+    if verdict == Verdict::Allow && findings.is_empty() {
+        return None;
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for id in findings.iter().flat_map(|f| f.ids.iter()) {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    if verdict == Verdict::Allow && !overridden {
+        return None;
+    }
+    Some(AuditResult {
+        ecosystem: package.ecosystem,
+        name: package.name.clone(),
+        version: package.version.clone(),
+        lockfile: lockfile.to_owned(),
+        line: package.line,
+        verdict,
+        ids,
+        findings,
+    })
+}
+
+pub fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = if super::data_dir_in_use(cli, config) {
+        Some(crate::store::Store::open(&config.server.data_dir)?)
+    } else {
+        None
+    };
+    let engine = crate::engine::load(config, store.as_ref())?;
+    let (lockfiles, discovery_errors) = discover(&args.paths);
+    let mut report = audit_lockfiles(&engine.policy, &lockfiles, &discovery_errors);
+    report
+        .results
+        .sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.name.cmp(&b.name)));
+
+    let mut sink: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let color = args.output.is_none() && std::io::stdout().is_terminal();
+    match args.format {
+        AuditFormat::Human => crate::report::render_human(&report, color, &mut sink)?,
+        AuditFormat::Json => crate::report::render_json(&report, &mut sink)?,
+        AuditFormat::Sarif => crate::report::render_sarif(&report, &mut sink)?,
+    }
+    sink.flush()?;
+
+    let tool_error = report.lockfiles.iter().any(|l| l.error.is_some());
+    if lockfiles.is_empty() && discovery_errors.is_empty() {
+        eprintln!("depfw: no lockfiles found under the given paths");
+        return Ok(ExitCode::from(exit::ERROR));
+    }
+    let threshold = args.fail_on.verdict();
+    let failing = report.results.iter().any(|r| r.verdict >= threshold);
+    Ok(ExitCode::from(if tool_error {
+        exit::ERROR
+    } else if failing {
+        exit::FINDINGS
+    } else {
+        exit::CLEAN
+    }))
+}
