@@ -160,7 +160,13 @@ fn counts_and_upgrade_target() {
     // 4.17.21 > 4.17.9 by semver, though not as strings.
     assert_eq!(report.results[0].upgrade_to(), Some("4.17.21"));
     assert_eq!(report.results[1].upgrade_to(), None);
-    assert_eq!(report.lockfile_errors().count(), 1);
+    let errors: Vec<_> = report.lockfile_errors().collect();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].1, "line 3: unexpected indentation");
+    // A parse error that names its file does not repeat the path.
+    let mut named = report.clone();
+    named.lockfiles[3].error = Some("legacy/yarn.lock: line 3: bad".to_owned());
+    assert_eq!(named.lockfile_errors().next().unwrap().1, "line 3: bad");
 }
 
 // ---- human ----
@@ -223,6 +229,10 @@ fn human_lists_lockfile_errors_and_summary() {
     let text = human(&report(), false);
     assert!(text.contains("LOCKFILE ERRORS (1)"));
     assert!(text.contains("legacy/yarn.lock: line 3: unexpected indentation"));
+    assert!(
+        !text.contains("No problems found."),
+        "lockfile errors are problems"
+    );
     assert_eq!(
         text.lines().last().unwrap(),
         "57 packages in 4 lockfiles: 1 denied, 1 quarantined, 1 warning"

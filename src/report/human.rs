@@ -131,7 +131,8 @@ pub fn render_human(report: &AuditReport, color: bool, out: &mut dyn Write) -> i
         }
         writeln!(out)?;
     }
-    if groups.is_empty() {
+    let errors: Vec<_> = report.lockfile_errors().collect();
+    if groups.is_empty() && errors.is_empty() {
         writeln!(
             out,
             "{}",
@@ -140,7 +141,6 @@ pub fn render_human(report: &AuditReport, color: bool, out: &mut dyn Write) -> i
         writeln!(out)?;
     }
 
-    let errors: Vec<_> = report.lockfile_errors().collect();
     if !errors.is_empty() {
         let title = format!("LOCKFILE ERRORS ({})", errors.len());
         writeln!(out, "{}", paint(&title, style_for(Verdict::Deny), color))?;

@@ -96,10 +96,17 @@ impl AuditReport {
         counts
     }
 
-    /// Lockfiles that could not be parsed.
+    /// Lockfiles that could not be parsed, each with its error minus a leading
+    /// `<path>: ` (parse errors name their file; the renderers print the path themselves).
     pub fn lockfile_errors(&self) -> impl Iterator<Item = (&LockfileSummary, &str)> {
-        self.lockfiles
-            .iter()
-            .filter_map(|l| l.error.as_deref().map(|e| (l, e)))
+        self.lockfiles.iter().filter_map(|l| {
+            let error = l.error.as_deref()?;
+            let path = l.path.display().to_string();
+            let detail = error
+                .strip_prefix(path.as_str())
+                .and_then(|rest| rest.strip_prefix(": "))
+                .unwrap_or(error);
+            Some((l, detail))
+        })
     }
 }
