@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::policy::Policy;
+use crate::policy::license::LicenseCheck;
+use crate::policy::reputation::ReputationCheck;
+use crate::policy::{Check, Policy};
 use crate::store::Store;
 
 /// The loaded policy and what it was built from.
@@ -17,8 +19,12 @@ pub struct Engine {
 ///
 /// TODO: wire the feed-backed checks (advisories, typosquat) and license/reputation.
 pub fn load(config: &Config, _store: Option<&Store>) -> anyhow::Result<Engine> {
+    let checks: Vec<Arc<dyn Check>> = vec![
+        Arc::new(LicenseCheck::new(config.policy.license.clone())),
+        Arc::new(ReputationCheck::new(config.policy.reputation.clone())),
+    ];
     let policy = Policy::new(
-        Vec::new(),
+        checks,
         Arc::clone(&config.overrides),
         config.policy_fingerprint(),
     );
