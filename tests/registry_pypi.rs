@@ -4,14 +4,18 @@
 
 use depfw::package::{Ecosystem, PackageName};
 use depfw::registry::pypi::{
-    negotiate, parse_file_path, parse_project_page, parse_simple_path, upstream_project_url, DistFilename,
-    FileKind, PageFormat, ProjectPage, Rewrite, SimpleRequest, JSON_CONTENT_TYPE,
+    negotiate, parse_file_path, parse_project_page, parse_simple_path, upstream_project_url,
+    DistFilename, FileKind, PageFormat, ProjectPage, Rewrite, SimpleRequest, JSON_CONTENT_TYPE,
 };
 use depfw::registry::{Digest, ProtocolError};
 use url::Url;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/pypi/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/pypi/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn project(name: &str) -> PackageName {
@@ -54,7 +58,8 @@ fn real_html_page_parses_into_releases_with_digests_and_times() {
     assert_eq!(
         wheel.digest,
         Some(Digest::Sha256(
-            hex::decode("946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3").unwrap()
+            hex::decode("946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3")
+                .unwrap()
         ))
     );
     // published = the earlier of the two files' upload times.
@@ -71,7 +76,11 @@ fn real_html_page_parses_into_releases_with_digests_and_times() {
     assert!(idna.files.iter().all(|f| f.version_text.is_some()));
     // The plain page has no times at all.
     let plain = page("idna.html", "idna", "text/html");
-    assert!(plain.records().unwrap().iter().all(|r| r.metadata.published.is_none()));
+    assert!(plain
+        .records()
+        .unwrap()
+        .iter()
+        .all(|r| r.metadata.published.is_none()));
     assert_eq!(plain.files.len(), idna.files.len());
 }
 
@@ -79,15 +88,30 @@ fn real_html_page_parses_into_releases_with_digests_and_times() {
 fn yanked_only_when_every_file_is_yanked() {
     let pip = page("pip-upload-time.html", "pip", "text/html");
     let records = pip.records().unwrap();
-    let yanked = |v: &str| records.iter().find(|r| r.version_text == v).unwrap().metadata.yanked.clone();
+    let yanked = |v: &str| {
+        records
+            .iter()
+            .find(|r| r.version_text == v)
+            .unwrap()
+            .metadata
+            .yanked
+            .clone()
+    };
     assert_eq!(yanked("20.0"), Some(String::new()));
-    assert_eq!(yanked("21.2"), Some("See https://github.com/pypa/pip/issues/8711".into()));
+    assert_eq!(
+        yanked("21.2"),
+        Some("See https://github.com/pypa/pip/issues/8711".into())
+    );
     assert_eq!(yanked("21.1"), None);
 }
 
 #[test]
 fn sdists_with_dashes_in_the_name_group_with_wheels() {
-    let du = page("python-dateutil-upload-time.html", "python-dateutil", "text/html");
+    let du = page(
+        "python-dateutil-upload-time.html",
+        "python-dateutil",
+        "text/html",
+    );
     let records = du.records().unwrap();
     let r = records.iter().find(|r| r.version_text == "2.5.0").unwrap();
     let mut names: Vec<&str> = r.artifacts.iter().map(|a| a.filename.as_str()).collect();
@@ -112,14 +136,24 @@ fn hand_made_json_page_parses_every_field() {
     assert_eq!(texts, ["1.0", "2.0", "2.1", "3.0a1"]);
     // `1.0.0` (wheel) and `1.0` (sdist) are one release.
     assert_eq!(records[0].artifacts.len(), 2);
-    assert_eq!(records[0].metadata.published, Some("2021-03-04T05:00:00Z".parse().unwrap()));
-    assert_eq!(records[1].metadata.yanked.as_deref(), Some("broken build <see #12> & \"quotes\""));
+    assert_eq!(
+        records[0].metadata.published,
+        Some("2021-03-04T05:00:00Z".parse().unwrap())
+    );
+    assert_eq!(
+        records[1].metadata.yanked.as_deref(),
+        Some("broken build <see #12> & \"quotes\"")
+    );
     assert_eq!(records[2].metadata.yanked, None);
     assert!(records[3].artifacts.is_empty());
     let wheel = p.file("foo_bar-2.1-py3-none-any.whl").unwrap();
     assert_eq!(wheel.size, Some(1400));
     assert!(wheel.core_metadata_digest().unwrap().is_some());
-    assert!(p.file("foo_bar-2.1.tar.gz").unwrap().core_metadata.is_none());
+    assert!(p
+        .file("foo_bar-2.1.tar.gz")
+        .unwrap()
+        .core_metadata
+        .is_none());
     assert_eq!(p.file("foo-bar-2.1.win32.exe").unwrap().version_text, None);
 }
 
@@ -133,7 +167,10 @@ fn json_filter_removes_refused_releases_and_rewrites_urls() {
     assert_eq!(doc["meta"]["_last-serial"], 42);
     assert!(doc["alternate-locations"].is_array());
     let files = doc["files"].as_array().unwrap();
-    let names: Vec<&str> = files.iter().map(|f| f["filename"].as_str().unwrap()).collect();
+    let names: Vec<&str> = files
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
     // 2.0's files are gone, and so is the `.exe` nobody could check.
     assert_eq!(
         names,
@@ -154,7 +191,10 @@ fn json_filter_removes_refused_releases_and_rewrites_urls() {
     assert!(wheel["core-metadata"]["sha256"].is_string());
     assert_eq!(wheel["dist-info-metadata"], wheel["core-metadata"]);
     assert_eq!(wheel["x-custom"], 1);
-    assert!(wheel["provenance"].as_str().unwrap().ends_with("/provenance"));
+    assert!(wheel["provenance"]
+        .as_str()
+        .unwrap()
+        .ends_with("/provenance"));
     assert_eq!(files[0]["upload-time"], "2021-03-04T05:06:07.123456Z");
     assert_eq!(files[0]["hashes"], serde_json::json!(p.files[0].hashes));
 }
@@ -174,7 +214,13 @@ fn html_render_escapes_and_keeps_fragments_and_attributes() {
     // Round trip: our own HTML (with no `versions` list, `1.0` is spelled as its first
     // file spells it, `1.0.0`, so compare parsed versions) parses back into the same releases, yanks and metadata flags.
     let url = Url::parse("http://127.0.0.1:8080/pypi/simple/foo-bar/").unwrap();
-    let back = parse_project_page(body.as_bytes(), Some("text/html"), &url, &project("foo-bar")).unwrap();
+    let back = parse_project_page(
+        body.as_bytes(),
+        Some("text/html"),
+        &url,
+        &project("foo-bar"),
+    )
+    .unwrap();
     let (a, b) = (p.records().unwrap(), back.records().unwrap());
     let texts = |r: &[depfw::registry::VersionRecord]| {
         r.iter()
@@ -183,7 +229,10 @@ fn html_render_escapes_and_keeps_fragments_and_attributes() {
             .collect::<Vec<_>>()
     };
     assert_eq!(texts(&a), texts(&b));
-    assert_eq!(back.file("foo_bar-2.0.tar.gz").unwrap().yanked.as_deref(), Some(""));
+    assert_eq!(
+        back.file("foo_bar-2.0.tar.gz").unwrap().yanked.as_deref(),
+        Some("")
+    );
 }
 
 #[test]
@@ -193,21 +242,33 @@ fn html_upstream_renders_as_json_with_derived_versions() {
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     // No sizes from HTML: claim only API 1.0.
     assert_eq!(doc["meta"]["api-version"], "1.0");
-    let versions: Vec<&str> = doc["versions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let versions: Vec<&str> = doc["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(versions.contains(&"3.9") && versions.contains(&"3.11"));
     assert!(!versions.contains(&"3.10"));
     let files = doc["files"].as_array().unwrap();
     assert_eq!(files.len(), idna.files.len() - 2);
+    assert!(files.iter().all(|f| f["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:8080/pypi/files/packages/")));
     assert!(files
         .iter()
-        .all(|f| f["url"].as_str().unwrap().starts_with("http://127.0.0.1:8080/pypi/files/packages/")));
-    assert!(files.iter().all(|f| f["hashes"]["sha256"].as_str().unwrap().len() == 64));
+        .all(|f| f["hashes"]["sha256"].as_str().unwrap().len() == 64));
 }
 
 #[test]
 fn html_filter_removes_exactly_the_refused_files() {
     let idna = page("idna.html", "idna", "text/html");
-    let body = render(&idna, &|v| v != "3.10" && v != "2.0", PageFormat::LegacyHtml);
+    let body = render(
+        &idna,
+        &|v| v != "3.10" && v != "2.0",
+        PageFormat::LegacyHtml,
+    );
     assert!(!body.contains("idna-3.10"));
     assert!(!body.contains("idna-2.0-") && !body.contains("idna-2.0.tar"));
     assert!(body.contains("idna-3.9-py3-none-any.whl") && body.contains("idna-3.11.tar.gz"));
@@ -222,7 +283,10 @@ fn files_outside_the_files_base_are_dropped() {
     let url = Url::parse("https://files.pythonhosted.org/simple/foo/").unwrap();
     let p = parse_project_page(html, None, &url, &project("foo")).unwrap();
     assert_eq!(p.files.len(), 2);
-    assert_eq!(p.files[1].url.as_str(), "https://files.pythonhosted.org/packages/ab/foo-1.1.tar.gz?x=1");
+    assert_eq!(
+        p.files[1].url.as_str(),
+        "https://files.pythonhosted.org/packages/ab/foo-1.1.tar.gz?x=1"
+    );
     let body = render(&p, &|_| true, PageFormat::LegacyHtml);
     assert_eq!(body.matches("<a ").count(), 0);
 }
@@ -234,9 +298,18 @@ fn html_entities_and_relative_hrefs_are_decoded() {
         <a href="https://files.pythonhosted.org/packages/c/foo-2.0-py3-none-any.whl">  foo-2.0-py3-none-any.whl  </a><br/>
         </body></html>"#;
     let url = Url::parse("https://files.pythonhosted.org/simple/foo/").unwrap();
-    let p = parse_project_page(html, Some("text/html; charset=utf-8"), &url, &project("foo")).unwrap();
+    let p = parse_project_page(
+        html,
+        Some("text/html; charset=utf-8"),
+        &url,
+        &project("foo"),
+    )
+    .unwrap();
     let f = &p.files[0];
-    assert_eq!(f.url.as_str(), "https://files.pythonhosted.org/packages/a/b/foo-1.0.tar.gz");
+    assert_eq!(
+        f.url.as_str(),
+        "https://files.pythonhosted.org/packages/a/b/foo-1.0.tar.gz"
+    );
     assert_eq!(f.requires_python.as_deref(), Some(">=3.8"));
     assert_eq!(f.yanked.as_deref(), Some("a <b>"));
     assert_eq!(f.dist_info_metadata, Some(Default::default()));
@@ -282,18 +355,45 @@ fn negotiation_table() {
         (Some("text/html"), None, PageFormat::LegacyHtml),
         (None, None, PageFormat::LegacyHtml),
         (Some("*/*"), None, PageFormat::LegacyHtml),
-        (Some("application/vnd.pypi.simple.v1+html"), None, PageFormat::HtmlV1),
-        (Some("application/vnd.pypi.simple.v1+json;q=0.2, text/html;q=0.5"), None, PageFormat::LegacyHtml),
-        (Some("application/vnd.pypi.simple.v1+json;q=0, text/html;q=0.5"), None, PageFormat::LegacyHtml),
-        (Some("application/vnd.pypi.simple.latest+json"), None, PageFormat::Json),
+        (
+            Some("application/vnd.pypi.simple.v1+html"),
+            None,
+            PageFormat::HtmlV1,
+        ),
+        (
+            Some("application/vnd.pypi.simple.v1+json;q=0.2, text/html;q=0.5"),
+            None,
+            PageFormat::LegacyHtml,
+        ),
+        (
+            Some("application/vnd.pypi.simple.v1+json;q=0, text/html;q=0.5"),
+            None,
+            PageFormat::LegacyHtml,
+        ),
+        (
+            Some("application/vnd.pypi.simple.latest+json"),
+            None,
+            PageFormat::Json,
+        ),
         (Some("application/xml"), None, PageFormat::LegacyHtml),
-        (Some("text/html"), Some("format=application%2Fvnd.pypi.simple.v1%2Bjson"), PageFormat::Json),
-        (Some(pip26), Some("format=text/html"), PageFormat::LegacyHtml),
+        (
+            Some("text/html"),
+            Some("format=application%2Fvnd.pypi.simple.v1%2Bjson"),
+            PageFormat::Json,
+        ),
+        (
+            Some(pip26),
+            Some("format=text/html"),
+            PageFormat::LegacyHtml,
+        ),
         (Some(pip26), Some("format=bogus"), PageFormat::Json),
     ] {
         assert_eq!(negotiate(accept, query), expected, "{accept:?} {query:?}");
     }
-    assert_eq!(PageFormat::Json.content_type(), "application/vnd.pypi.simple.v1+json");
+    assert_eq!(
+        PageFormat::Json.content_type(),
+        "application/vnd.pypi.simple.v1+json"
+    );
     assert_eq!(PageFormat::LegacyHtml.content_type(), "text/html");
 }
 
@@ -304,19 +404,39 @@ fn simple_paths_normalise_and_redirect() {
         SimpleRequest::Project(n) => assert_eq!(n.as_str(), "idna"),
         other => panic!("{other:?}"),
     }
-    for other in ["/simple/Django/", "/simple/zope.interface/", "/simple/typing_extensions", "/simple/django"] {
+    for other in [
+        "/simple/Django/",
+        "/simple/zope.interface/",
+        "/simple/typing_extensions",
+        "/simple/django",
+    ] {
         let SimpleRequest::Redirect { location } = parse_simple_path(other).unwrap() else {
             panic!("{other}");
         };
         assert!(location.starts_with("/simple/") && location.ends_with('/'));
-        assert!(matches!(parse_simple_path(&location).unwrap(), SimpleRequest::Project(_)));
+        assert!(matches!(
+            parse_simple_path(&location).unwrap(),
+            SimpleRequest::Project(_)
+        ));
     }
-    for bad in ["/simple/../etc/", "/simple/a%2Fb/", "/simple/-x/", "/other/", "/simple/a/b/", "/simple/%00/"] {
-        assert!(matches!(parse_simple_path(bad), Err(ProtocolError::BadPath(_))), "{bad}");
+    for bad in [
+        "/simple/../etc/",
+        "/simple/a%2Fb/",
+        "/simple/-x/",
+        "/other/",
+        "/simple/a/b/",
+        "/simple/%00/",
+    ] {
+        assert!(
+            matches!(parse_simple_path(bad), Err(ProtocolError::BadPath(_))),
+            "{bad}"
+        );
     }
     let base = Url::parse("https://pypi.org/simple").unwrap();
     assert_eq!(
-        upstream_project_url(&base, &project("Zope.Interface")).unwrap().as_str(),
+        upstream_project_url(&base, &project("Zope.Interface"))
+            .unwrap()
+            .as_str(),
         "https://pypi.org/simple/zope-interface/"
     );
 }
@@ -331,14 +451,21 @@ fn file_paths_map_back_to_upstream_and_release() {
     );
     assert_eq!(req.kind, FileKind::Distribution);
     assert_eq!(req.dist.candidates()[0].name, "idna");
-    let meta = parse_file_path("packages/76/c6/abc/idna-3.10-py3-none-any.whl.metadata", &base).unwrap();
+    let meta = parse_file_path(
+        "packages/76/c6/abc/idna-3.10-py3-none-any.whl.metadata",
+        &base,
+    )
+    .unwrap();
     assert_eq!(meta.kind, FileKind::CoreMetadata);
     assert_eq!(meta.filename, "idna-3.10-py3-none-any.whl");
     assert!(meta.upstream_url.as_str().ends_with(".whl.metadata"));
     // With a path prefix in the base (an Artifactory-style mirror).
     let prefixed = Url::parse("https://mirror.example/api/pypi/remote").unwrap();
     let req = parse_file_path("packages/x/foo-1.0.tar.gz", &prefixed).unwrap();
-    assert_eq!(req.upstream_url.as_str(), "https://mirror.example/api/pypi/remote/packages/x/foo-1.0.tar.gz");
+    assert_eq!(
+        req.upstream_url.as_str(),
+        "https://mirror.example/api/pypi/remote/packages/x/foo-1.0.tar.gz"
+    );
     // The file and digest come from the project page.
     let idna = page("idna.html", "idna", "text/html");
     let f = idna.file("idna-3.10-py3-none-any.whl").unwrap();
@@ -367,7 +494,10 @@ fn hostile_file_paths_are_refused() {
         "packages/x/setup.exe",
         "packages/x/%FF-1.0.tar.gz",
     ] {
-        assert!(matches!(parse_file_path(bad, &base), Err(ProtocolError::BadPath(_))), "{bad:?}");
+        assert!(
+            matches!(parse_file_path(bad, &base), Err(ProtocolError::BadPath(_))),
+            "{bad:?}"
+        );
     }
 }
 
@@ -375,18 +505,34 @@ fn hostile_file_paths_are_refused() {
 fn file_names_parse_wheels_sdists_and_eggs() {
     let wheel = DistFilename::parse("python_dateutil-2.8.2-py2.py3-none-any.whl").unwrap();
     assert_eq!(wheel.candidates().len(), 1);
-    assert_eq!(wheel.version_for(&project("python-dateutil")), Some("2.8.2"));
+    assert_eq!(
+        wheel.version_for(&project("python-dateutil")),
+        Some("2.8.2")
+    );
     assert_eq!(wheel.version_for(&project("dateutil")), None);
     let sdist = DistFilename::parse("python-dateutil-2.8.2.tar.gz").unwrap();
     assert_eq!(sdist.candidates().len(), 1);
     assert_eq!(sdist.candidates()[0].name, "python-dateutil");
-    assert_eq!(sdist.version_for(&project("Python_Dateutil")), Some("2.8.2"));
+    assert_eq!(
+        sdist.version_for(&project("Python_Dateutil")),
+        Some("2.8.2")
+    );
     let egg = DistFilename::parse("foo_bar-1.2-py2.7-linux-x86_64.egg").unwrap();
     assert_eq!(egg.version_for(&project("foo-bar")), Some("1.2"));
     for ext in ["zip", "tar.bz2", "tar.xz", "tgz"] {
-        assert!(DistFilename::parse(&format!("foo-1.0.{ext}")).is_ok(), "{ext}");
+        assert!(
+            DistFilename::parse(&format!("foo-1.0.{ext}")).is_ok(),
+            "{ext}"
+        );
     }
-    for bad in ["foo.whl", "foo-1.0.exe", "foo.tar.gz", "-1.0.tar.gz", "foo-bar.tar.gz", "a/b-1.0.tar.gz"] {
+    for bad in [
+        "foo.whl",
+        "foo-1.0.exe",
+        "foo.tar.gz",
+        "-1.0.tar.gz",
+        "foo-bar.tar.gz",
+        "a/b-1.0.tar.gz",
+    ] {
         assert!(DistFilename::parse(bad).is_err(), "{bad}");
     }
 }
@@ -400,7 +546,10 @@ fn ambiguous_sdist_names_resolve_against_known_versions() {
     assert_eq!((r.name.as_str(), r.version_text.as_str()), ("foo", "1.0-1"));
     let r = f.resolve(&["1", "2"]).unwrap();
     assert_eq!(r.name, "foo-1.0");
-    assert!(f.resolve(&["1", "1.0.post1"]).is_err(), "both readings match: ambiguous");
+    assert!(
+        f.resolve(&["1", "1.0.post1"]).is_err(),
+        "both readings match: ambiguous"
+    );
     assert!(f.resolve(&["3.0"]).is_err());
     // PEP 440 equality: a file spelled `1.0.0` matches a listed `1.0`.
     let f = DistFilename::parse("foo-1.0.0.tar.gz").unwrap();
