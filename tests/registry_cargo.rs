@@ -228,6 +228,15 @@ fn download_paths_and_upstream_urls() {
             "{bad}"
         );
     }
+    let records = itoa().records_with_urls(&real).unwrap();
+    assert_eq!(
+        records[0].artifacts[0].upstream_url,
+        "https://index.crates.io/artifactory/api/cargo/crates-io/v1/crates/itoa/0.1.0/download"
+    );
+    let with_sum = itoa().records_with_urls(&markers).unwrap();
+    assert!(with_sum[0].artifacts[0].upstream_url.ends_with(
+        "/it/oa/it/oa/itoa/0.1.0/8fe390286ad3ad1b175ad07a638c83463c86cbdb5e38075c2ef44e10c694702b"
+    ));
     assert!(parse_upstream_config(b"{\"dl\": \"not a url\"}").is_err());
     assert!(parse_upstream_config(b"[]").is_err());
 }

@@ -7,10 +7,10 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::parse_sha256;
+use super::{parse_sha256, UpstreamConfig};
 use crate::package::{normalize, Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
-use crate::registry::{ArtifactRecord, ProtocolError, VersionRecord};
+use crate::registry::{ArtifactRecord, Digest, ProtocolError, VersionRecord};
 
 /// The fields of an index line depfw reads; everything else is kept only in `raw`.
 #[derive(Debug, Deserialize)]
@@ -30,6 +30,8 @@ pub struct IndexLine {
     pub raw: String,
     /// 1-based line number in the upstream file.
     pub line_number: usize,
+    /// The crate name as this line spells it.
+    pub name: String,
     pub record: VersionRecord,
 }
 
@@ -85,6 +87,7 @@ impl IndexFile {
                 version_text: entry.vers,
             };
             lines.push(IndexLine {
+                name: entry.name,
                 raw: raw.to_owned(),
                 line_number,
                 record,
@@ -101,9 +104,33 @@ impl IndexFile {
     }
 
     /// One record per line, in index order. `artifacts[0].upstream_url` is empty: the
-    /// download URL depends on upstream's `config.json` ([`super::UpstreamConfig::download_url`]).
+    /// download URL depends on upstream's `config.json` (see [`Self::records_with_urls`]).
     pub fn records(&self) -> Vec<VersionRecord> {
         self.lines.iter().map(|l| l.record.clone()).collect()
+    }
+
+    /// [`Self::records`] with each artifact's upstream download URL filled in from
+    /// upstream's `config.json`.
+    pub fn records_with_urls(
+        &self,
+        config: &UpstreamConfig,
+    ) -> Result<Vec<VersionRecord>, ProtocolError> {
+        self.lines
+            .iter()
+            .map(|line| {
+                let mut record = line.record.clone();
+                for artifact in &mut record.artifacts {
+                    let checksum = match &artifact.digest {
+                        Some(Digest::Sha256(bytes)) => hex::encode(bytes),
+                        _ => String::new(),
+                    };
+                    artifact.upstream_url = config
+                        .crate_url(&line.name, &record.version_text, &checksum)?
+                        .to_string();
+                }
+                Ok(record)
+            })
+            .collect()
     }
 
     /// The index file with only the versions `keep` accepts (called with each `vers`),

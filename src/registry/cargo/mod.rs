@@ -80,26 +80,33 @@ impl UpstreamConfig {
     /// The upstream URL of a `.crate`, filling the `dl` markers the way cargo does; with no
     /// marker, cargo appends `/{crate}/{version}/download`.
     pub fn download_url(&self, dl: &DownloadRequest) -> Result<Url, ProtocolError> {
-        let name = dl.name.as_str();
         let checksum = match &dl.checksum {
             Digest::Sha256(bytes) | Digest::Sha512(bytes) | Digest::Sha1(bytes) => {
                 hex::encode(bytes)
             }
         };
+        self.crate_url(dl.name.as_str(), &dl.version_text, &checksum)
+    }
+
+    /// [`Self::download_url`] from the parts of an index line.
+    pub fn crate_url(
+        &self,
+        name: &str,
+        version: &str,
+        checksum_hex: &str,
+    ) -> Result<Url, ProtocolError> {
         let url = if MARKERS.iter().any(|m| self.dl.contains(m)) {
             let prefix = prefix(name);
             self.dl
                 .replace("{crate}", name)
-                .replace("{version}", &dl.version_text)
+                .replace("{version}", version)
                 .replace("{prefix}", &prefix)
                 .replace("{lowerprefix}", &prefix.to_lowercase())
-                .replace("{sha256-checksum}", &checksum)
+                .replace("{sha256-checksum}", checksum_hex)
         } else {
             format!(
-                "{}/{}/{}/download",
-                self.dl.trim_end_matches('/'),
-                name,
-                dl.version_text
+                "{}/{name}/{version}/download",
+                self.dl.trim_end_matches('/')
             )
         };
         Url::parse(&url)
