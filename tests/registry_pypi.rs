@@ -330,6 +330,7 @@ fn malformed_upstream_pages_are_errors() {
         "[]",
         "{\"files\": []}",
         "{\"meta\": {\"api-version\": \"2.0\"}, \"files\": []}",
+        "{\"meta\": {\"api-version\": \"1.0\"}, \"name\": \"bar\", \"files\": []}",
         "{\"meta\": {\"api-version\": \"1.0\"}, \"files\": [{\"filename\": \"foo-1.0.tar.gz\"}]}",
         "{\"meta\": {\"api-version\": \"1.0\"}, \"files\": [{\"filename\": \"a\", \"url\": \"x\", \"hashes\": {}, \"yanked\": 3}]}",
         "{\"meta\": {\"api-version\": \"1.0\"}, \"files\": [{\"filename\": \"a\", \"url\": \"javascript:x\", \"hashes\": {}}]}",
@@ -337,6 +338,9 @@ fn malformed_upstream_pages_are_errors() {
     ] {
         assert!(matches!(json(bad), Err(ProtocolError::BadUpstream(_))), "{bad}");
     }
+    assert!(
+        json("{\"meta\": {\"api-version\": \"1.0\"}, \"name\": \"Foo\", \"files\": []}").is_ok()
+    );
     let html = |b: &str| parse_project_page(b.as_bytes(), Some("text/html"), &url, &foo);
     assert!(html("<meta name=\"pypi:repository-version\" content=\"2.0\">").is_err());
     assert!(html("<a href=\"/x\" data-upload-time=\"soon\">foo-1.0.tar.gz</a>").is_err());

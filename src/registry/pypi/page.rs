@@ -4,7 +4,7 @@
 //! HTML); both parse into one [`ProjectPage`] so the proxy can answer in whichever format
 //! the client negotiated.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -104,37 +104,36 @@ impl ProjectPage {
     /// are one release). Files whose name does not parse belong to no record.
     pub fn records(&self) -> Result<Vec<VersionRecord>, ProtocolError> {
         let package_created = self.files.iter().filter_map(|f| f.upload_time).min();
-        let mut records: Vec<(Option<Version>, VersionRecord, Vec<&PageFile>)> = Vec::new();
-        let texts = self
-            .versions
-            .iter()
-            .map(String::as_str)
-            .chain(self.files.iter().filter_map(|f| f.version_text.as_deref()));
-        for text in texts {
-            if release_index(&records, text).is_none() {
-                let record = VersionRecord {
-                    version_text: text.to_owned(),
-                    version: Version::parse(Ecosystem::PyPI, text).ok(),
-                    metadata: VersionMetadata {
-                        package_created,
-                        ..VersionMetadata::default()
+        let mut records: Vec<(VersionRecord, Vec<&PageFile>)> = Vec::new();
+        let mut index: HashMap<ReleaseKey, usize> = HashMap::new();
+        let texts = self.versions.iter().map(|v| (v.as_str(), None)).chain(
+            self.files
+                .iter()
+                .filter_map(|f| f.version_text.as_deref().map(|v| (v, Some(f)))),
+        );
+        for (text, file) in texts {
+            let i = *index.entry(ReleaseKey::of(text)).or_insert_with(|| {
+                records.push((
+                    VersionRecord {
+                        version_text: text.to_owned(),
+                        version: Version::parse(Ecosystem::PyPI, text).ok(),
+                        metadata: VersionMetadata {
+                            package_created,
+                            ..VersionMetadata::default()
+                        },
+                        artifacts: Vec::new(),
                     },
-                    artifacts: Vec::new(),
-                };
-                records.push((record.version.clone(), record, Vec::new()));
-            }
-        }
-        for file in &self.files {
-            let Some(text) = file.version_text.as_deref() else {
-                continue;
-            };
-            if let Some(i) = release_index(&records, text) {
-                records[i].2.push(file);
+                    Vec::new(),
+                ));
+                records.len() - 1
+            });
+            if let Some(file) = file {
+                records[i].1.push(file);
             }
         }
         records
             .into_iter()
-            .map(|(_, mut record, files)| {
+            .map(|(mut record, files)| {
                 for file in &files {
                     record.artifacts.push(ArtifactRecord {
                         filename: file.filename.clone(),
@@ -154,28 +153,23 @@ impl ProjectPage {
             })
             .collect()
     }
-
-    /// The release `version_text` belongs to, comparing PEP 440-equal versions as one.
-    pub(crate) fn same_release(a: &str, b: &str) -> bool {
-        match (
-            pep440_rs::Version::from_str(a),
-            pep440_rs::Version::from_str(b),
-        ) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => a == b,
-        }
-    }
 }
 
-fn release_index(
-    records: &[(Option<Version>, VersionRecord, Vec<&PageFile>)],
-    text: &str,
-) -> Option<usize> {
-    let parsed = Version::parse(Ecosystem::PyPI, text).ok();
-    records.iter().position(|(v, r, _)| match (v, &parsed) {
-        (Some(a), Some(b)) => a == b,
-        _ => r.version_text == text,
-    })
+/// Identifies a release: PEP 440-equal versions are one release; a version PEP 440
+/// rejects is only equal to itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ReleaseKey {
+    Pep440(pep440_rs::Version),
+    Raw(String),
+}
+
+impl ReleaseKey {
+    pub(crate) fn of(text: &str) -> Self {
+        match pep440_rs::Version::from_str(text) {
+            Ok(v) => ReleaseKey::Pep440(v),
+            Err(_) => ReleaseKey::Raw(text.to_owned()),
+        }
+    }
 }
 
 /// The version of `filename` if it belongs to `project`.

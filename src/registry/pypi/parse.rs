@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::page::{check_api_version, file_version, parse_time, Hashes, PageFile, ProjectPage};
-use crate::package::PackageName;
+use crate::package::{pep503_normalize, PackageName};
 use crate::registry::ProtocolError;
 
 /// The PEP 691 JSON media type.
@@ -54,7 +54,13 @@ pub fn parse_json(
         _ => return Err(bad("project JSON has no `meta.api-version`")),
     };
     check_api_version(&api_version)?;
-    doc.remove("name");
+    // A page for another project would attach its files to this one's releases.
+    match doc.remove("name") {
+        Some(Value::String(name)) if pep503_normalize(&name) != project.key() => {
+            return Err(bad(format!("page of `{name}` served for `{project}`")));
+        }
+        _ => {}
+    }
     let versions = match doc.remove("versions") {
         None => Vec::new(),
         Some(Value::Array(items)) => items

@@ -1,11 +1,12 @@
 //! Writing a filtered project page in the format the client negotiated.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::page::{Hashes, PageFile, ProjectPage};
+use super::page::{Hashes, PageFile, ProjectPage, ReleaseKey};
 use super::parse::JSON_CONTENT_TYPE;
 use super::paths::path_below;
 use crate::registry::ProtocolError;
@@ -119,13 +120,12 @@ impl ProjectPage {
         format: PageFormat,
         rewrite: &Rewrite<'_>,
     ) -> Result<RenderedPage, ProtocolError> {
-        let records = self.records()?;
-        let kept = |text: &str| {
-            records
-                .iter()
-                .find(|r| ProjectPage::same_release(&r.version_text, text))
-                .is_some_and(|r| keep(&r.version_text))
-        };
+        let decisions: HashMap<ReleaseKey, bool> = self
+            .records()?
+            .iter()
+            .map(|r| (ReleaseKey::of(&r.version_text), keep(&r.version_text)))
+            .collect();
+        let kept = |text: &str| decisions.get(&ReleaseKey::of(text)) == Some(&true);
         let public = format!(
             "{}/pypi/files/",
             rewrite.public_base.as_str().trim_end_matches('/')
@@ -156,9 +156,10 @@ impl ProjectPage {
 
     fn render_json(&self, files: &[(&PageFile, String)], versions: &[&str]) -> String {
         let mut versions: Vec<String> = versions.iter().map(|v| (*v).to_owned()).collect();
+        let mut seen: HashSet<ReleaseKey> = versions.iter().map(|v| ReleaseKey::of(v)).collect();
         // An HTML upstream has no `versions`; derive it so PEP 700 clients still get one.
         for text in files.iter().filter_map(|(f, _)| f.version_text.as_deref()) {
-            if !versions.iter().any(|v| ProjectPage::same_release(v, text)) {
+            if seen.insert(ReleaseKey::of(text)) {
                 versions.push(text.to_owned());
             }
         }
