@@ -560,3 +560,55 @@ fn ambiguous_sdist_names_resolve_against_known_versions() {
     assert_eq!(f.resolve(&["1.0"]).unwrap().version_text, "1.0.0");
     assert_eq!(f.version_for(&project("foo-1-0")), None);
 }
+
+#[test]
+fn refusing_a_release_removes_files_spelled_with_an_equal_version() {
+    let p = page("foo-bar.json", "foo-bar", JSON_CONTENT_TYPE);
+    let mut asked = Vec::new();
+    let asked_cell = std::cell::RefCell::new(&mut asked);
+    let body = render(
+        &p,
+        &|v| {
+            asked_cell.borrow_mut().push(v.to_owned());
+            v != "1.0"
+        },
+        PageFormat::Json,
+    );
+    // The callback sees each release once, by its record's version text.
+    asked.sort();
+    assert_eq!(asked, ["1.0", "2.0", "2.1", "3.0a1"]);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("1.0")), "{names:?}");
+    // Our JSON parses back into the same releases.
+    let url = Url::parse("http://127.0.0.1:8080/pypi/simple/foo-bar/").unwrap();
+    let back = parse_project_page(
+        body.as_bytes(),
+        Some(JSON_CONTENT_TYPE),
+        &url,
+        &project("foo-bar"),
+    )
+    .unwrap();
+    let strip = |records: Vec<depfw::registry::VersionRecord>| {
+        records
+            .into_iter()
+            .map(|r| {
+                (
+                    r.version_text,
+                    r.metadata.published,
+                    r.metadata.yanked,
+                    r.artifacts.len(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut expected = strip(p.records().unwrap());
+    expected.retain(|r| r.0 != "1.0");
+    // `package_created` is recomputed from what is left, so it is not compared.
+    assert_eq!(strip(back.records().unwrap()), expected);
+}
