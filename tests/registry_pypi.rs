@@ -612,3 +612,55 @@ fn refusing_a_release_removes_files_spelled_with_an_equal_version() {
     // `package_created` is recomputed from what is left, so it is not compared.
     assert_eq!(strip(back.records().unwrap()), expected);
 }
+
+#[test]
+fn file_requests_resolve_against_the_project_page() {
+    let base = files_base();
+    let p = page("foo-bar.json", "foo-bar", JSON_CONTENT_TYPE);
+    let req = parse_file_path("packages/aa/bb/1111/foo_bar-1.0.0-py3-none-any.whl", &base).unwrap();
+    assert_eq!(
+        req.projects().iter().map(|n| n.key()).collect::<Vec<_>>(),
+        ["foo-bar"]
+    );
+    let resolved = p.resolve_file(&req).unwrap();
+    // The release is named as its record names it, not as the file spells it.
+    assert_eq!(resolved.version_text, "1.0");
+    assert_eq!(
+        resolved.digest,
+        p.file("foo_bar-1.0.0-py3-none-any.whl")
+            .unwrap()
+            .digest()
+            .unwrap()
+    );
+    let meta = parse_file_path(
+        "packages/ee/ff/5555/foo_bar-2.1-py3-none-any.whl.metadata",
+        &base,
+    )
+    .unwrap();
+    let resolved = p.resolve_file(&meta).unwrap();
+    assert_eq!(resolved.version_text, "2.1");
+    assert_ne!(
+        resolved.digest,
+        p.file("foo_bar-2.1-py3-none-any.whl")
+            .unwrap()
+            .digest()
+            .unwrap()
+    );
+    assert!(resolved.digest.is_some());
+    for unresolvable in [
+        "packages/ee/ff/6666/foo_bar-2.1.tar.gz.metadata", // no metadata advertised
+        "packages/zz/foo_bar-9.9.tar.gz",                  // not on the page
+    ] {
+        let req = parse_file_path(unresolvable, &base).unwrap();
+        assert!(
+            matches!(p.resolve_file(&req), Err(ProtocolError::BadPath(_))),
+            "{unresolvable}"
+        );
+    }
+    // An ambiguous sdist offers both projects to try.
+    let req = parse_file_path("packages/x/foo-1.0-1.tar.gz", &base).unwrap();
+    assert_eq!(
+        req.projects().iter().map(|n| n.key()).collect::<Vec<_>>(),
+        ["foo", "foo-1-0"]
+    );
+}

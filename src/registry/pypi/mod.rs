@@ -14,7 +14,8 @@
 //!   body, [`ProjectPage::records`] for the policy, [`negotiate`] on the client's `Accept`
 //!   and query, and [`ProjectPage::render`].
 //! - `/files/<upstream path>`: [`parse_file_path`], then the project page of a
-//!   [`DistFilename::candidates`] name, [`ProjectPage::file`] for the release and digest.
+//!   [`FileRequest::projects`] name, and [`ProjectPage::resolve_file`] for the release to
+//!   evaluate and the digest to check (refuse the file when it fails).
 
 mod filename;
 mod page;
@@ -23,7 +24,7 @@ mod paths;
 mod render;
 
 pub use filename::{DistFilename, DistKind, NameVersion};
-pub use page::{Hashes, PageFile, ProjectPage};
+pub use page::{Hashes, PageFile, ProjectPage, ResolvedFile};
 pub use parse::{parse_html, parse_json, parse_project_page, JSON_CONTENT_TYPE};
 pub use paths::{
     parse_file_path, parse_simple_path, upstream_project_url, FileKind, FileRequest, SimpleRequest,

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::filename::DistFilename;
+use super::paths::{FileKind, FileRequest};
 use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
 use crate::registry::{ArtifactRecord, Digest, ProtocolError, VersionRecord};
@@ -65,6 +66,15 @@ impl PageFile {
     }
 }
 
+/// A file request checked against its project page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedFile {
+    /// The release's [`VersionRecord::version_text`]: evaluate the policy on that record.
+    pub version_text: String,
+    /// What the served bytes must hash to; `None` if upstream published no SHA-256.
+    pub digest: Option<Digest>,
+}
+
 /// A project page in either upstream format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectPage {
@@ -86,6 +96,45 @@ impl ProjectPage {
     /// The file named `filename`, to check a download against (version and digest).
     pub fn file(&self, filename: &str) -> Option<&PageFile> {
         self.files.iter().find(|f| f.filename == filename)
+    }
+
+    /// Checks a file request against this page (the page of one of
+    /// [`super::FileRequest::projects`]): the release the file belongs to and the digest
+    /// the bytes must match (the core-metadata digest for `.metadata` requests).
+    /// `BadPath` when the page does not list the file or its release is unknown, so the
+    /// proxy refuses files it could not check.
+    pub fn resolve_file(&self, request: &FileRequest) -> Result<ResolvedFile, ProtocolError> {
+        let not_checkable = |why: &str| {
+            ProtocolError::BadPath(format!(
+                "`{}` {why} on the page of `{}`",
+                request.filename, self.name
+            ))
+        };
+        let file = self
+            .file(&request.filename)
+            .ok_or_else(|| not_checkable("is not listed"))?;
+        let version_text = file
+            .version_text
+            .clone()
+            .ok_or_else(|| not_checkable("has no known release"))?;
+        let digest = match request.kind {
+            FileKind::Distribution => file.digest()?,
+            FileKind::CoreMetadata => {
+                if file.core_metadata.is_none() && file.dist_info_metadata.is_none() {
+                    return Err(not_checkable("has no advertised metadata"));
+                }
+                file.core_metadata_digest()?
+            }
+        };
+        let record_text = self
+            .records()?
+            .into_iter()
+            .find(|r| ReleaseKey::of(&r.version_text) == ReleaseKey::of(&version_text))
+            .map_or(version_text, |r| r.version_text);
+        Ok(ResolvedFile {
+            version_text: record_text,
+            digest,
+        })
     }
 
     /// The version texts the page knows: PEP 700 `versions` plus those parsed from file

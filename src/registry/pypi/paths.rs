@@ -83,6 +83,22 @@ pub struct FileRequest {
     pub dist: DistFilename,
 }
 
+impl FileRequest {
+    /// The projects this file may belong to (one for wheels and eggs, deduplicated by
+    /// PEP 503 key), in the order to try their pages.
+    pub fn projects(&self) -> Vec<PackageName> {
+        let mut names: Vec<PackageName> = Vec::new();
+        for c in self.dist.candidates() {
+            if let Ok(name) = PackageName::parse(Ecosystem::PyPI, &c.name) {
+                if !names.iter().any(|n| n.key() == name.key()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+}
+
 /// Parses the path after `/pypi/files/` (still percent-encoded, no query) against the
 /// configured upstream files base (`https://files.pythonhosted.org/`).
 pub fn parse_file_path(
