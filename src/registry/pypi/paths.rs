@@ -42,9 +42,7 @@ pub fn parse_simple_path(path: &str) -> Result<SimpleRequest, ProtocolError> {
     let name = PackageName::parse(Ecosystem::PyPI, &name).map_err(|e| bad(&e.to_string()))?;
     // PEP 503 asks clients for the normalised form; serve it at exactly one URL.
     if raw == name.key() && rest.ends_with('/') {
-        Ok(SimpleRequest::Project(
-            PackageName::parse(Ecosystem::PyPI, name.key()).map_err(|e| bad(&e.to_string()))?,
-        ))
+        Ok(SimpleRequest::Project(name))
     } else {
         Ok(SimpleRequest::Redirect {
             location: format!("/simple/{}/", name.key()),
