@@ -1,1 +1,0 @@
-//! TODO: the cargo registry protocol (being written).

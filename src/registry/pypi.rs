@@ -1,1 +1,0 @@
-//! TODO: the pypi registry protocol (being written).
