@@ -95,7 +95,11 @@ fn windows_slide() {
     breaker.record("p", BreakerEvent::Package(&npm("b")), t0());
     // `a` was last asked about over an hour ago, so `c` makes two, not three.
     assert!(!breaker
-        .record("p", BreakerEvent::Package(&npm("c")), t0() + Duration::minutes(61))
+        .record(
+            "p",
+            BreakerEvent::Package(&npm("c")),
+            t0() + Duration::minutes(61)
+        )
         .is_tripped());
 }
 
@@ -109,9 +113,13 @@ fn zero_turns_a_limit_off_and_reset_forgets() {
             .is_tripped());
     }
     breaker.record("bot", BreakerEvent::Refused, t0());
-    assert!(breaker.record("bot", BreakerEvent::Refused, t0()).is_tripped());
+    assert!(breaker
+        .record("bot", BreakerEvent::Refused, t0())
+        .is_tripped());
     breaker.reset("bot");
-    assert!(!breaker.record("bot", BreakerEvent::Refused, t0()).is_tripped());
+    assert!(!breaker
+        .record("bot", BreakerEvent::Refused, t0())
+        .is_tripped());
 }
 
 #[test]
@@ -132,7 +140,11 @@ fn a_trip_suspends_the_agent_across_restarts() {
         let mut breaker = CircuitBreaker::new(limits(0, 2));
         let mut tripped = None;
         for i in 0..5 {
-            let state = breaker.record("runaway", BreakerEvent::Refused, t0() + Duration::seconds(i));
+            let state = breaker.record(
+                "runaway",
+                BreakerEvent::Refused,
+                t0() + Duration::seconds(i),
+            );
             if state.is_tripped() {
                 tripped = Some(i);
                 agents.suspend("runaway", &state.reason().unwrap()).unwrap();

@@ -5,9 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::policy::{Decision, Finding, PackageCtx, Severity, Verdict};
 use depfw::store::overrides::{OverrideError, OverrideStore};
-use depfw::store::quarantine::{
-    ApprovalScope, QuarantineError, QuarantineQueue, QuarantineStatus,
-};
+use depfw::store::quarantine::{ApprovalScope, QuarantineError, QuarantineQueue, QuarantineStatus};
 use depfw::store::Store;
 
 fn t0() -> DateTime<Utc> {
@@ -71,19 +69,47 @@ fn holds_are_idempotent_per_version_and_track_requesters() {
     let queue = QuarantineQueue::new(&store).unwrap();
     let (name, versions) = typosquat();
     let a = queue
-        .hold(&name, &versions[0], "agent:claude-1", vec![finding("typosquat")], "req-1", t0())
+        .hold(
+            &name,
+            &versions[0],
+            "agent:claude-1",
+            vec![finding("typosquat")],
+            "req-1",
+            t0(),
+        )
         .unwrap();
     let later = t0() + Duration::minutes(5);
     let b = queue
-        .hold(&name, &versions[0], "agent:claude-1", vec![finding("typosquat")], "req-2", later)
+        .hold(
+            &name,
+            &versions[0],
+            "agent:claude-1",
+            vec![finding("typosquat")],
+            "req-2",
+            later,
+        )
         .unwrap();
     let c = queue
-        .hold(&name, &versions[0], "client:127.0.0.1", Vec::new(), "req-3", later)
+        .hold(
+            &name,
+            &versions[0],
+            "client:127.0.0.1",
+            Vec::new(),
+            "req-3",
+            later,
+        )
         .unwrap();
     assert_eq!(b, a);
     assert_eq!(c, a);
     let other = queue
-        .hold(&name, &versions[1], "agent:claude-1", vec![finding("typosquat")], "req-4", t0())
+        .hold(
+            &name,
+            &versions[1],
+            "agent:claude-1",
+            vec![finding("typosquat")],
+            "req-4",
+            t0(),
+        )
         .unwrap();
     assert_ne!(other, a);
 
@@ -109,10 +135,24 @@ fn pypi_holds_use_the_normalised_name() {
     let queue = QuarantineQueue::new(&Store::temporary().unwrap()).unwrap();
     let v = Version::parse(Ecosystem::PyPI, "1.0").unwrap();
     let a = queue
-        .hold(&PackageName::parse(Ecosystem::PyPI, "Foo_Bar").unwrap(), &v, "agent:a", Vec::new(), "r1", t0())
+        .hold(
+            &PackageName::parse(Ecosystem::PyPI, "Foo_Bar").unwrap(),
+            &v,
+            "agent:a",
+            Vec::new(),
+            "r1",
+            t0(),
+        )
         .unwrap();
     let b = queue
-        .hold(&PackageName::parse(Ecosystem::PyPI, "foo.bar").unwrap(), &v, "agent:b", Vec::new(), "r2", t0())
+        .hold(
+            &PackageName::parse(Ecosystem::PyPI, "foo.bar").unwrap(),
+            &v,
+            "agent:b",
+            Vec::new(),
+            "r2",
+            t0(),
+        )
         .unwrap();
     assert_eq!(a, b);
 }
@@ -123,16 +163,36 @@ fn approval_creates_an_allow_entry_that_applies() {
     let queue = QuarantineQueue::new(&store).unwrap();
     let (name, versions) = typosquat();
     let id = queue
-        .hold(&name, &versions[0], "agent:a", vec![finding("typosquat")], "r1", t0())
+        .hold(
+            &name,
+            &versions[0],
+            "agent:a",
+            vec![finding("typosquat")],
+            "r1",
+            t0(),
+        )
         .unwrap();
     let expires = t0() + Duration::days(30);
     let entry = queue
-        .approve(id, &ApprovalScope::ThisVersion, "false positive, SEC-9", Some(expires), "admin:alice", t0())
+        .approve(
+            id,
+            &ApprovalScope::ThisVersion,
+            "false positive, SEC-9",
+            Some(expires),
+            "admin:alice",
+            t0(),
+        )
         .unwrap();
     assert_eq!(verdict(&store, &name, &versions[0], t0()), Verdict::Allow);
-    assert_eq!(verdict(&store, &name, &versions[1], t0()), Verdict::Quarantine);
+    assert_eq!(
+        verdict(&store, &name, &versions[1], t0()),
+        Verdict::Quarantine
+    );
     // The entry expires on its own.
-    assert_eq!(verdict(&store, &name, &versions[0], expires), Verdict::Quarantine);
+    assert_eq!(
+        verdict(&store, &name, &versions[0], expires),
+        Verdict::Quarantine
+    );
 
     let item = queue.get(id).unwrap();
     assert_eq!(item.status, QuarantineStatus::Approved);
@@ -142,19 +202,41 @@ fn approval_creates_an_allow_entry_that_applies() {
     let record = OverrideStore::new(&store).unwrap().get(entry).unwrap();
     assert_eq!(record.quarantine_id, Some(id));
     assert_eq!(record.expires, Some(expires));
-    assert!(queue.list(Some(QuarantineStatus::Pending)).unwrap().is_empty());
+    assert!(queue
+        .list(Some(QuarantineStatus::Pending))
+        .unwrap()
+        .is_empty());
 
     // Approving twice is refused and changes nothing.
-    let overrides_before = OverrideStore::new(&store).unwrap().list(true, t0()).unwrap();
+    let overrides_before = OverrideStore::new(&store)
+        .unwrap()
+        .list(true, t0())
+        .unwrap();
     assert!(matches!(
-        queue.approve(id, &ApprovalScope::ThisVersion, "again", None, "admin:bob", t0()),
-        Err(QuarantineError::AlreadyResolved { status: QuarantineStatus::Approved, .. })
+        queue.approve(
+            id,
+            &ApprovalScope::ThisVersion,
+            "again",
+            None,
+            "admin:bob",
+            t0()
+        ),
+        Err(QuarantineError::AlreadyResolved {
+            status: QuarantineStatus::Approved,
+            ..
+        })
     ));
     assert!(matches!(
         queue.reject(id, "changed my mind", "admin:bob", t0()),
         Err(QuarantineError::AlreadyResolved { .. })
     ));
-    assert_eq!(OverrideStore::new(&store).unwrap().list(true, t0()).unwrap(), overrides_before);
+    assert_eq!(
+        OverrideStore::new(&store)
+            .unwrap()
+            .list(true, t0())
+            .unwrap(),
+        overrides_before
+    );
     assert_eq!(queue.get(id).unwrap().resolution.unwrap().by, "admin:alice");
 
     // A new hold of the same version after resolution opens a new item.
@@ -172,26 +254,56 @@ fn range_approvals_must_cover_the_held_version() {
     let id = queue
         .hold(&name, &versions[0], "agent:a", Vec::new(), "r1", t0())
         .unwrap();
-    for (range, bad) in [(">=banana", "BadRange"), (">=99.0.0", "RangeExcludesVersion")] {
+    for (range, bad) in [
+        (">=banana", "BadRange"),
+        (">=99.0.0", "RangeExcludesVersion"),
+    ] {
         let err = queue
-            .approve(id, &ApprovalScope::Range(range.into()), "ok", None, "admin:a", t0())
+            .approve(
+                id,
+                &ApprovalScope::Range(range.into()),
+                "ok",
+                None,
+                "admin:a",
+                t0(),
+            )
             .unwrap_err();
         assert!(format!("{err:?}").starts_with(bad), "{err:?}");
     }
     assert!(matches!(
-        queue.approve(id, &ApprovalScope::ThisVersion, "ok", Some(t0() - Duration::days(1)), "admin:a", t0()),
-        Err(QuarantineError::Override(OverrideError::ExpiryInPast { .. }))
+        queue.approve(
+            id,
+            &ApprovalScope::ThisVersion,
+            "ok",
+            Some(t0() - Duration::days(1)),
+            "admin:a",
+            t0()
+        ),
+        Err(QuarantineError::Override(
+            OverrideError::ExpiryInPast { .. }
+        ))
     ));
     assert!(matches!(
         queue.approve(id, &ApprovalScope::ThisVersion, "", None, "admin:a", t0()),
         Err(QuarantineError::Override(OverrideError::ReasonRequired))
     ));
     assert_eq!(queue.get(id).unwrap().status, QuarantineStatus::Pending);
-    assert!(OverrideStore::new(&store).unwrap().list(true, t0()).unwrap().is_empty());
+    assert!(OverrideStore::new(&store)
+        .unwrap()
+        .list(true, t0())
+        .unwrap()
+        .is_empty());
 
     let range = format!(">={} <100.0.0", versions[0]);
     queue
-        .approve(id, &ApprovalScope::Range(range), "vendored fork", None, "admin:a", t0())
+        .approve(
+            id,
+            &ApprovalScope::Range(range),
+            "vendored fork",
+            None,
+            "admin:a",
+            t0(),
+        )
         .unwrap();
     for v in &versions {
         assert_eq!(verdict(&store, &name, v, t0()), Verdict::Allow, "{v}");
@@ -207,7 +319,10 @@ fn rejection_creates_a_deny_entry() {
         .hold(&name, &versions[1], "agent:a", Vec::new(), "r1", t0())
         .unwrap();
     let entry = queue.reject(id, "malicious", "admin:alice", t0()).unwrap();
-    assert_eq!(verdict(&store, &name, &versions[1], t0() + Duration::days(3650)), Verdict::Deny);
+    assert_eq!(
+        verdict(&store, &name, &versions[1], t0() + Duration::days(3650)),
+        Verdict::Deny
+    );
     let item = queue.get(id).unwrap();
     assert_eq!(item.status, QuarantineStatus::Rejected);
     assert_eq!(item.resolution.unwrap().override_id, entry);
@@ -256,13 +371,22 @@ fn the_queue_persists_across_reopening() {
         let store = Store::open(dir.path()).unwrap();
         QuarantineQueue::new(&store)
             .unwrap()
-            .hold(&name, &versions[0], "agent:a", vec![finding("typosquat")], "r1", t0())
+            .hold(
+                &name,
+                &versions[0],
+                "agent:a",
+                vec![finding("typosquat")],
+                "r1",
+                t0(),
+            )
             .unwrap()
     };
     let store = Store::open(dir.path()).unwrap();
     let queue = QuarantineQueue::new(&store).unwrap();
     assert_eq!(
-        queue.hold(&name, &versions[0], "agent:b", Vec::new(), "r2", t0()).unwrap(),
+        queue
+            .hold(&name, &versions[0], "agent:b", Vec::new(), "r2", t0())
+            .unwrap(),
         id
     );
     assert_eq!(queue.get(id).unwrap().reasons, vec![finding("typosquat")]);

@@ -101,7 +101,10 @@ fn rotation_replaces_the_token() {
     ));
     let agent = agents.authenticate(new.expose_secret()).unwrap();
     assert!(agent.rotated.is_some());
-    assert!(matches!(agents.rotate("nobody"), Err(AgentError::Unknown(_))));
+    assert!(matches!(
+        agents.rotate("nobody"),
+        Err(AgentError::Unknown(_))
+    ));
 }
 
 #[test]
@@ -136,7 +139,9 @@ fn suspension_blocks_until_resumed() {
         Err(AgentError::ReasonRequired)
     ));
     assert!(agents.get("a").unwrap().suspended.is_none());
-    agents.suspend("a", "looping on hallucinated names").unwrap();
+    agents
+        .suspend("a", "looping on hallucinated names")
+        .unwrap();
     match agents.authenticate(token.expose_secret()) {
         Err(AuthError::Suspended(agent)) => {
             assert_eq!(

@@ -23,7 +23,13 @@ fn entry(kind: OverrideKind, eco: Ecosystem, name: &str, versions: &str) -> Over
     }
 }
 
-fn verdict(store: &OverrideStore, eco: Ecosystem, name: &str, version: &str, now: DateTime<Utc>) -> Verdict {
+fn verdict(
+    store: &OverrideStore,
+    eco: Ecosystem,
+    name: &str,
+    version: &str,
+    now: DateTime<Utc>,
+) -> Verdict {
     let name = PackageName::parse(eco, name).unwrap();
     let version = Version::parse(eco, version).unwrap();
     let ctx = PackageCtx {
@@ -48,14 +54,29 @@ fn overrides() -> OverrideStore {
 fn entries_apply_through_active() {
     let store = overrides();
     let allow = store
-        .add(&entry(OverrideKind::Allow, Ecosystem::PyPI, "Django", ">=4.2,<4.3"), t0())
+        .add(
+            &entry(OverrideKind::Allow, Ecosystem::PyPI, "Django", ">=4.2,<4.3"),
+            t0(),
+        )
         .unwrap();
     store
-        .add(&entry(OverrideKind::Deny, Ecosystem::PyPI, "django", "==4.2.1"), t0())
+        .add(
+            &entry(OverrideKind::Deny, Ecosystem::PyPI, "django", "==4.2.1"),
+            t0(),
+        )
         .unwrap();
-    assert_eq!(verdict(&store, Ecosystem::PyPI, "django", "4.2.5", t0()), Verdict::Allow);
-    assert_eq!(verdict(&store, Ecosystem::PyPI, "DJANGO", "4.2.1", t0()), Verdict::Deny);
-    assert_eq!(verdict(&store, Ecosystem::PyPI, "django", "5.0", t0()), Verdict::Quarantine);
+    assert_eq!(
+        verdict(&store, Ecosystem::PyPI, "django", "4.2.5", t0()),
+        Verdict::Allow
+    );
+    assert_eq!(
+        verdict(&store, Ecosystem::PyPI, "DJANGO", "4.2.1", t0()),
+        Verdict::Deny
+    );
+    assert_eq!(
+        verdict(&store, Ecosystem::PyPI, "django", "5.0", t0()),
+        Verdict::Quarantine
+    );
     let stored = store.get(allow).unwrap();
     assert_eq!(stored.name, "Django");
     assert_eq!(stored.created_by, "admin:alice");
@@ -68,14 +89,23 @@ fn bad_input_is_refused_and_nothing_changes() {
     let store = overrides();
     let mut e = entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.0");
     e.reason = "   ".into();
-    assert!(matches!(store.add(&e, t0()), Err(OverrideError::ReasonRequired)));
+    assert!(matches!(
+        store.add(&e, t0()),
+        Err(OverrideError::ReasonRequired)
+    ));
     let mut e = entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.0");
     e.created_by = String::new();
-    assert!(matches!(store.add(&e, t0()), Err(OverrideError::AuthorRequired)));
+    assert!(matches!(
+        store.add(&e, t0()),
+        Err(OverrideError::AuthorRequired)
+    ));
     for past in [t0(), t0() - Duration::days(1)] {
         let mut e = entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.0");
         e.expires = Some(past);
-        assert!(matches!(store.add(&e, t0()), Err(OverrideError::ExpiryInPast { .. })));
+        assert!(matches!(
+            store.add(&e, t0()),
+            Err(OverrideError::ExpiryInPast { .. })
+        ));
     }
     assert!(store.list(true, t0()).unwrap().is_empty());
     assert_eq!(store.revision().unwrap(), 0);
@@ -85,7 +115,10 @@ fn bad_input_is_refused_and_nothing_changes() {
 fn duplicates_are_refused_and_the_store_is_unchanged() {
     let store = overrides();
     let first = store
-        .add(&entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.0"), t0())
+        .add(
+            &entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.0"),
+            t0(),
+        )
         .unwrap();
     let before = store.list(true, t0()).unwrap();
     let revision = store.revision().unwrap();
@@ -100,18 +133,30 @@ fn duplicates_are_refused_and_the_store_is_unchanged() {
     assert_eq!(store.revision().unwrap(), revision);
     // A crates.io name spelled with `-` instead of `_` is the same crate.
     store
-        .add(&entry(OverrideKind::Deny, Ecosystem::CratesIo, "foo_bar", "*"), t0())
+        .add(
+            &entry(OverrideKind::Deny, Ecosystem::CratesIo, "foo_bar", "*"),
+            t0(),
+        )
         .unwrap();
     assert!(matches!(
-        store.add(&entry(OverrideKind::Deny, Ecosystem::CratesIo, "Foo-Bar", "*"), t0()),
+        store.add(
+            &entry(OverrideKind::Deny, Ecosystem::CratesIo, "Foo-Bar", "*"),
+            t0()
+        ),
         Err(OverrideError::Duplicate { .. })
     ));
     // Another kind, scope or package is not a duplicate.
     store
-        .add(&entry(OverrideKind::Deny, Ecosystem::Npm, "left-pad", "1.3.0"), t0())
+        .add(
+            &entry(OverrideKind::Deny, Ecosystem::Npm, "left-pad", "1.3.0"),
+            t0(),
+        )
         .unwrap();
     store
-        .add(&entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.1"), t0())
+        .add(
+            &entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.1"),
+            t0(),
+        )
         .unwrap();
 }
 
@@ -122,7 +167,10 @@ fn expired_entries_stop_applying_and_stay_in_history() {
     e.expires = Some(t0() + Duration::days(7));
     let id = store.add(&e, t0()).unwrap();
     let later = t0() + Duration::days(8);
-    assert_eq!(verdict(&store, Ecosystem::CratesIo, "serde", "1.0.0", t0()), Verdict::Allow);
+    assert_eq!(
+        verdict(&store, Ecosystem::CratesIo, "serde", "1.0.0", t0()),
+        Verdict::Allow
+    );
     assert_eq!(
         verdict(&store, Ecosystem::CratesIo, "serde", "1.0.0", later),
         Verdict::Quarantine
@@ -145,15 +193,29 @@ fn expired_entries_stop_applying_and_stay_in_history() {
 fn removal_is_kept_in_history() {
     let store = overrides();
     let id = store
-        .add(&entry(OverrideKind::Deny, Ecosystem::Npm, "event-stream", "3.3.6"), t0())
+        .add(
+            &entry(OverrideKind::Deny, Ecosystem::Npm, "event-stream", "3.3.6"),
+            t0(),
+        )
         .unwrap();
-    assert_eq!(verdict(&store, Ecosystem::Npm, "event-stream", "3.3.6", t0()), Verdict::Deny);
+    assert_eq!(
+        verdict(&store, Ecosystem::Npm, "event-stream", "3.3.6", t0()),
+        Verdict::Deny
+    );
     let revision = store.revision().unwrap();
-    let removed = store.remove(id, "admin:bob", t0() + Duration::hours(1)).unwrap();
+    let removed = store
+        .remove(id, "admin:bob", t0() + Duration::hours(1))
+        .unwrap();
     assert_eq!(removed.removed_by.as_deref(), Some("admin:bob"));
     assert!(store.revision().unwrap() > revision);
     assert_eq!(
-        verdict(&store, Ecosystem::Npm, "event-stream", "3.3.6", t0() + Duration::hours(2)),
+        verdict(
+            &store,
+            Ecosystem::Npm,
+            "event-stream",
+            "3.3.6",
+            t0() + Duration::hours(2)
+        ),
         Verdict::Quarantine
     );
     let history = store.list(true, t0()).unwrap();
@@ -162,10 +224,16 @@ fn removal_is_kept_in_history() {
         store.remove(id, "admin:bob", t0()),
         Err(OverrideError::AlreadyRemoved(_))
     ));
-    assert!(matches!(store.remove(9999, "admin:bob", t0()), Err(OverrideError::Unknown(9999))));
+    assert!(matches!(
+        store.remove(9999, "admin:bob", t0()),
+        Err(OverrideError::Unknown(9999))
+    ));
     // The removed entry no longer blocks a new one.
     store
-        .add(&entry(OverrideKind::Deny, Ecosystem::Npm, "event-stream", "3.3.6"), t0())
+        .add(
+            &entry(OverrideKind::Deny, Ecosystem::Npm, "event-stream", "3.3.6"),
+            t0(),
+        )
         .unwrap();
 }
 
@@ -176,11 +244,25 @@ fn entries_persist_across_reopening() {
         let store = Store::open(dir.path()).unwrap();
         OverrideStore::new(&store)
             .unwrap()
-            .add(&entry(OverrideKind::Allow, Ecosystem::Npm, "@scope/pkg", ">=1.0.0 <2.0.0"), t0())
+            .add(
+                &entry(
+                    OverrideKind::Allow,
+                    Ecosystem::Npm,
+                    "@scope/pkg",
+                    ">=1.0.0 <2.0.0",
+                ),
+                t0(),
+            )
             .unwrap()
     };
     let store = OverrideStore::new(&Store::open(dir.path()).unwrap()).unwrap();
     assert_eq!(store.get(id).unwrap().versions, ">=1.0.0 <2.0.0");
-    assert_eq!(verdict(&store, Ecosystem::Npm, "@scope/pkg", "1.4.0", t0()), Verdict::Allow);
-    assert_eq!(verdict(&store, Ecosystem::Npm, "@scope/pkg", "2.0.0", t0()), Verdict::Quarantine);
+    assert_eq!(
+        verdict(&store, Ecosystem::Npm, "@scope/pkg", "1.4.0", t0()),
+        Verdict::Allow
+    );
+    assert_eq!(
+        verdict(&store, Ecosystem::Npm, "@scope/pkg", "2.0.0", t0()),
+        Verdict::Quarantine
+    );
 }

@@ -61,7 +61,11 @@ pub enum BreakerState {
     /// Within every limit.
     Closed,
     /// Past a limit: suspend the agent.
-    Tripped { limit: Limit, count: usize, max: u32 },
+    Tripped {
+        limit: Limit,
+        count: usize,
+        max: u32,
+    },
 }
 
 impl BreakerState {
@@ -73,14 +77,16 @@ impl BreakerState {
     pub fn reason(&self) -> Option<String> {
         match self {
             BreakerState::Closed => None,
-            BreakerState::Tripped { limit, count, max } => Some(match limit {
-                Limit::NewPackages => format!(
-                    "circuit breaker: {count} new packages within an hour (limit {max})"
-                ),
-                Limit::Refusals => {
-                    format!("circuit breaker: {count} refused requests within an hour (limit {max})")
-                }
-            }),
+            BreakerState::Tripped { limit, count, max } => {
+                Some(match limit {
+                    Limit::NewPackages => format!(
+                        "circuit breaker: {count} new packages within an hour (limit {max})"
+                    ),
+                    Limit::Refusals => {
+                        format!("circuit breaker: {count} refused requests within an hour (limit {max})")
+                    }
+                })
+            }
         }
     }
 }
@@ -124,7 +130,12 @@ impl CircuitBreaker {
 
     /// Counts `event` for `agent` at `now` and says whether the agent is past a limit.
     /// The event that goes past the limit is the first to return `Tripped`.
-    pub fn record(&mut self, agent: &str, event: BreakerEvent<'_>, now: DateTime<Utc>) -> BreakerState {
+    pub fn record(
+        &mut self,
+        agent: &str,
+        event: BreakerEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> BreakerState {
         let window = self.agents.entry(agent.to_owned()).or_default();
         window.prune(now);
         match event {

@@ -279,11 +279,7 @@ impl AgentStore {
     pub fn authenticate(&self, presented: &str) -> Result<Agent, AuthError> {
         let token = Token::parse(presented)?;
         let hash = token.hash();
-        let Some(name) = self
-            .tree
-            .get(index_key(&hash))
-            .map_err(StoreError::from)?
-        else {
+        let Some(name) = self.tree.get(index_key(&hash)).map_err(StoreError::from)? else {
             return Err(AuthError::Unknown);
         };
         let Some(value) = self

@@ -84,7 +84,9 @@ impl Token {
 
     /// Checks the shape of a presented token (a path segment from a request).
     pub fn parse(text: &str) -> Result<Token, MalformedToken> {
-        let body = text.strip_prefix(TOKEN_PREFIX).ok_or(MalformedToken::Prefix)?;
+        let body = text
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or(MalformedToken::Prefix)?;
         let decoded = URL_SAFE_NO_PAD
             .decode(body)
             .map_err(|_| MalformedToken::Body)?;

@@ -47,7 +47,11 @@ pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
         AgentsCommand::Add { name, policy } => {
             let preset = policy.unwrap_or(config.agents.default_policy);
             let (agent, token) = agents.add(name, preset)?;
-            writeln!(out, "created agent {} (policy {})", agent.name, agent.preset)?;
+            writeln!(
+                out,
+                "created agent {} (policy {})",
+                agent.name, agent.preset
+            )?;
             print_token(&mut out, config, &token)?;
         }
         AgentsCommand::List => {
@@ -61,7 +65,10 @@ pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
         }
         AgentsCommand::Rotate { name } => {
             let token = agents.rotate(name)?;
-            writeln!(out, "rotated the token of agent {name}; the old one no longer works")?;
+            writeln!(
+                out,
+                "rotated the token of agent {name}; the old one no longer works"
+            )?;
             print_token(&mut out, config, &token)?;
         }
         AgentsCommand::Revoke { name } => {
@@ -116,7 +123,11 @@ pub fn mirror_urls(config: &Config, token: &Token) -> [String; 3] {
 
 fn print_token(out: &mut impl Write, config: &Config, token: &Token) -> std::io::Result<()> {
     let [npm, pypi, cargo] = mirror_urls(config, token);
-    writeln!(out, "token (shown once, store it now): {}", token.expose_secret())?;
+    writeln!(
+        out,
+        "token (shown once, store it now): {}",
+        token.expose_secret()
+    )?;
     writeln!(out, "npm:       npm config set registry {npm}")?;
     writeln!(out, "pip:       pip config set global.index-url {pypi}")?;
     writeln!(

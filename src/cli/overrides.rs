@@ -114,7 +114,11 @@ pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> 
         }
         OverridesCommand::Remove { id, by } => {
             let record = overrides.remove(*id, &author(by.as_deref()), now)?;
-            writeln!(out, "removed entry {id}: {} {}", record.name, record.versions)?;
+            writeln!(
+                out,
+                "removed entry {id}: {} {}",
+                record.name, record.versions
+            )?;
         }
         OverridesCommand::List { all } => {
             let list = overrides.list(*all, now)?;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AdvisoriesConfig, AgentsConfig, Config, ConfigProblem, FeedSource, FeedsConfig, LicenseConfig, PolicyConfig,
-    Problems, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
+    AdvisoriesConfig, AgentsConfig, Config, ConfigProblem, FeedSource, FeedsConfig, LicenseConfig,
+    PolicyConfig, Problems, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
 };
 use crate::agents::{BreakerLimits, PolicyPreset};
 use crate::package::Ecosystem;

@@ -21,6 +21,7 @@ use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionSc
 const TREE: &str = "overrides";
 const ENTRY_PREFIX: &[u8] = b"entry/";
 const REVISION_KEY: &[u8] = b"meta/revision";
+const LAST_ID_KEY: &[u8] = b"meta/last-id";
 
 /// Store-assigned, increasing entry id.
 pub type OverrideId = u64;
@@ -82,7 +83,8 @@ impl StoredOverride {
             what: format!("override {}", self.id),
             detail,
         };
-        let name = PackageName::parse(self.ecosystem, &self.name).map_err(|e| bad(e.to_string()))?;
+        let name =
+            PackageName::parse(self.ecosystem, &self.name).map_err(|e| bad(e.to_string()))?;
         let versions = VersionScope::parse(self.ecosystem, &self.versions).map_err(bad)?;
         Ok(OverrideEntry {
             kind: self.kind,
@@ -158,10 +160,9 @@ fn decode(value: &[u8]) -> Result<StoredOverride, StoreError> {
     serde_json::from_slice(value).map_err(|e| corrupt("override", e))
 }
 
-/// Checks an entry and turns it into the record to store.
+/// Checks an entry and turns it into the record to store (its id is assigned on insert).
 pub(crate) fn new_record(
     entry: &OverrideEntry,
-    id: OverrideId,
     now: DateTime<Utc>,
 ) -> Result<StoredOverride, OverrideError> {
     if entry.reason.trim().is_empty() {
@@ -176,7 +177,7 @@ pub(crate) fn new_record(
         }
     }
     Ok(StoredOverride {
-        id,
+        id: 0,
         kind: entry.kind,
         ecosystem: entry.name.ecosystem(),
         name: entry.name.as_str().to_owned(),
@@ -191,19 +192,28 @@ pub(crate) fn new_record(
     })
 }
 
-/// Inserts `record` inside a transaction (also used by quarantine approvals, which must
-/// mark their item in the same transaction). Refuses a duplicate active entry.
+/// The next id from the counter at `key` (ids start at 1, one sequence per tree).
+pub(crate) fn next_id_tx<E>(
+    tx: &TransactionalTree,
+    key: &[u8],
+) -> Result<u64, ConflictableTransactionError<E>> {
+    let next = tx.get(key)?.map_or(0, |v| read_u64(&v)) + 1;
+    tx.insert(key, &next.to_be_bytes())?;
+    Ok(next)
+}
+
+/// Inserts `record` with a fresh id inside a transaction (also used by quarantine
+/// approvals, which must mark their item in the same transaction). Refuses a duplicate
+/// active entry. Returns the record as stored.
 pub(crate) fn insert_tx<E: From<OverrideError>>(
     tx: &TransactionalTree,
     record: &StoredOverride,
     now: DateTime<Utc>,
-) -> Result<(), ConflictableTransactionError<E>> {
+) -> Result<StoredOverride, ConflictableTransactionError<E>> {
     let abort = |e: OverrideError| ConflictableTransactionError::Abort(E::from(e));
     let guard = record.active_key();
     if let Some(existing) = tx.get(&guard)? {
-        let existing = tx.get(
-            [ENTRY_PREFIX, existing.as_ref()].concat(),
-        )?;
+        let existing = tx.get([ENTRY_PREFIX, existing.as_ref()].concat())?;
         if let Some(existing) = existing {
             let existing = decode(&existing).map_err(|e| abort(e.into()))?;
             if existing.status(now) == OverrideStatus::Active {
@@ -216,11 +226,13 @@ pub(crate) fn insert_tx<E: From<OverrideError>>(
             }
         }
     }
-    let value = serde_json::to_vec(record).map_err(|e| abort(corrupt("override", e).into()))?;
+    let mut record = record.clone();
+    record.id = next_id_tx(tx, LAST_ID_KEY)?;
+    let value = serde_json::to_vec(&record).map_err(|e| abort(corrupt("override", e).into()))?;
     tx.insert(entry_key(record.id), value)?;
     tx.insert(guard, &record.id.to_be_bytes())?;
     bump_revision(tx)?;
-    Ok(())
+    Ok(record)
 }
 
 fn bump_revision<E>(tx: &TransactionalTree) -> Result<(), ConflictableTransactionError<E>> {
@@ -236,14 +248,12 @@ fn read_u64(bytes: &[u8]) -> u64 {
 /// Run-time allow and deny entries of one data directory.
 #[derive(Clone)]
 pub struct OverrideStore {
-    db: sled::Db,
     tree: sled::Tree,
 }
 
 impl OverrideStore {
     pub fn new(store: &Store) -> Result<Self, StoreError> {
         Ok(OverrideStore {
-            db: store.db().clone(),
             tree: store.tree(TREE)?,
         })
     }
@@ -252,17 +262,16 @@ impl OverrideStore {
         &self.tree
     }
 
-    pub(crate) fn next_id(&self) -> Result<OverrideId, StoreError> {
-        // Ids start at 1 so that "0" is never a valid id on the command line.
-        Ok(self.db.generate_id()? + 1)
-    }
-
     /// Adds an entry: it needs a reason and an author, an expiry (if any) after `now`, and
     /// no active entry of the same kind for the same package and scope may exist.
-    pub fn add(&self, entry: &OverrideEntry, now: DateTime<Utc>) -> Result<OverrideId, OverrideError> {
-        let record = new_record(entry, self.next_id()?, now)?;
-        self.transact(|tx| insert_tx::<OverrideError>(tx, &record, now))?;
-        Ok(record.id)
+    pub fn add(
+        &self,
+        entry: &OverrideEntry,
+        now: DateTime<Utc>,
+    ) -> Result<OverrideId, OverrideError> {
+        let record = new_record(entry, now)?;
+        let stored = self.transact(|tx| insert_tx::<OverrideError>(tx, &record, now))?;
+        Ok(stored.id)
     }
 
     pub fn get(&self, id: OverrideId) -> Result<StoredOverride, OverrideError> {

@@ -24,6 +24,7 @@ use crate::policy::Finding;
 
 const TREE: &str = "quarantine";
 const ITEM_PREFIX: &[u8] = b"item/";
+const LAST_ID_KEY: &[u8] = b"meta/last-id";
 /// Distinct requesters remembered per item; later ones still count in `request_count`.
 const MAX_REQUESTERS: usize = 100;
 
@@ -198,11 +199,11 @@ impl QuarantineQueue {
         }
         let version = version.to_string();
         let index = pending_key(name, &version);
-        let fresh_id = self.overrides.next_id()?;
         let id = self.transact(|tx| {
             let mut item = match tx.get(&index)? {
                 Some(id) => load(tx, id.as_ref().try_into().map_or(0, u64::from_be_bytes))?,
                 None => {
+                    let fresh_id = overrides::next_id_tx(tx, LAST_ID_KEY)?;
                     tx.insert(index.as_slice(), &fresh_id.to_be_bytes())?;
                     QuarantineItem {
                         id: fresh_id,
@@ -312,7 +313,7 @@ impl QuarantineQueue {
             });
         }
         let entry = self.entry_for(&item, kind, scope, reason, expires, by)?;
-        let mut record = overrides::new_record(&entry, self.overrides.next_id()?, now)?;
+        let mut record = overrides::new_record(&entry, now)?;
         record.quarantine_id = Some(id);
         let status = match kind {
             OverrideKind::Allow => QuarantineStatus::Approved,
@@ -328,7 +329,7 @@ impl QuarantineQueue {
                     status: item.status,
                 });
             }
-            overrides::insert_tx::<QuarantineError>(o, &record, now)?;
+            let record = overrides::insert_tx::<QuarantineError>(o, &record, now)?;
             item.status = status;
             item.resolution = Some(Resolution {
                 by: record.created_by.clone(),
@@ -398,7 +399,10 @@ impl QuarantineQueue {
         })
     }
 
-    fn transact<T>(&self, f: impl Fn(&TransactionalTree) -> TxResult<T>) -> Result<T, QuarantineError> {
+    fn transact<T>(
+        &self,
+        f: impl Fn(&TransactionalTree) -> TxResult<T>,
+    ) -> Result<T, QuarantineError> {
         let result = self.tree.transaction(f).map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => QuarantineError::Store(e.into()),
