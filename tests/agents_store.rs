@@ -192,3 +192,14 @@ fn agents_and_suspensions_survive_reopening_the_store() {
         "a"
     );
 }
+
+#[test]
+fn suspension_reasons_are_one_line() {
+    let (_store, agents) = store();
+    agents.add("a", PolicyPreset::Default).unwrap();
+    assert!(matches!(
+        agents.suspend("a", "x\ny"),
+        Err(AgentError::BadReason)
+    ));
+    assert!(agents.get("a").unwrap().suspended.is_none());
+}

@@ -266,3 +266,49 @@ fn entries_persist_across_reopening() {
         Verdict::Quarantine
     );
 }
+
+#[test]
+fn text_that_breaks_listings_is_refused() {
+    let store = overrides();
+    let mut e = entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "*");
+    e.reason = "ok\nforged line".into();
+    assert!(matches!(
+        store.add(&e, t0()),
+        Err(OverrideError::BadText {
+            field: "reason",
+            ..
+        })
+    ));
+    e.reason = "x".repeat(1001);
+    assert!(matches!(
+        store.add(&e, t0()),
+        Err(OverrideError::BadText { .. })
+    ));
+    e.reason = "x".repeat(1000);
+    let id = store.add(&e, t0()).unwrap();
+    assert!(matches!(
+        store.remove(id, "bob\r", t0()),
+        Err(OverrideError::BadText {
+            field: "author",
+            ..
+        })
+    ));
+    assert!(store.list(false, t0()).unwrap().len() == 1);
+}
+
+#[test]
+fn merged_with_adds_the_config_entries() {
+    let store = overrides();
+    store
+        .add(&entry(OverrideKind::Deny, Ecosystem::Npm, "a", "*"), t0())
+        .unwrap();
+    let config = depfw::policy::overrides::Overrides::new(vec![entry(
+        OverrideKind::Allow,
+        Ecosystem::Npm,
+        "b",
+        "*",
+    )]);
+    let merged = store.merged_with(&config, t0()).unwrap();
+    let names: Vec<&str> = merged.entries().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["b", "a"]);
+}

@@ -89,6 +89,8 @@ pub enum AgentError {
     NotSuspended(String),
     #[error("a suspension needs a reason")]
     ReasonRequired,
+    #[error("a suspension reason is one line of at most 1000 characters")]
+    BadReason,
     #[error("cannot generate a token: {0}")]
     Random(getrandom::Error),
     #[error("token collision; try again")]
@@ -245,6 +247,9 @@ impl AgentStore {
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(AgentError::ReasonRequired);
+        }
+        if reason.chars().any(char::is_control) || reason.chars().count() > 1000 {
+            return Err(AgentError::BadReason);
         }
         let now = Utc::now();
         self.update(name, |agent| {

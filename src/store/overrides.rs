@@ -120,6 +120,11 @@ pub enum OverrideError {
         name: String,
         versions: String,
     },
+    #[error("the {field} {why}")]
+    BadText {
+        field: &'static str,
+        why: &'static str,
+    },
     #[error("no override with id {0}")]
     Unknown(OverrideId),
     #[error("override {0} is already removed")]
@@ -160,6 +165,26 @@ fn decode(value: &[u8]) -> Result<StoredOverride, StoreError> {
     serde_json::from_slice(value).map_err(|e| corrupt("override", e))
 }
 
+/// Longest reason or author accepted: they are shown in one-line listings and logs.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// Refuses text that would break a one-line listing or a log line.
+pub(crate) fn check_text(field: &'static str, text: &str) -> Result<(), OverrideError> {
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(OverrideError::BadText {
+            field,
+            why: "is longer than 1000 characters",
+        });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(OverrideError::BadText {
+            field,
+            why: "contains a control character (a newline, say)",
+        });
+    }
+    Ok(())
+}
+
 /// Checks an entry and turns it into the record to store (its id is assigned on insert).
 pub(crate) fn new_record(
     entry: &OverrideEntry,
@@ -171,6 +196,8 @@ pub(crate) fn new_record(
     if entry.created_by.trim().is_empty() {
         return Err(OverrideError::AuthorRequired);
     }
+    check_text("reason", &entry.reason)?;
+    check_text("author", &entry.created_by)?;
     if let Some(expires) = entry.expires {
         if expires <= now {
             return Err(OverrideError::ExpiryInPast { expires, now });
@@ -291,6 +318,7 @@ impl OverrideStore {
         if by.trim().is_empty() {
             return Err(OverrideError::AuthorRequired);
         }
+        check_text("author", by)?;
         self.transact(|tx| {
             let abort = |e: OverrideError| ConflictableTransactionError::Abort(e);
             let mut record = match tx.get(entry_key(id))? {
@@ -343,6 +371,17 @@ impl OverrideStore {
     /// [`OverrideStore::active_entries`] as an [`Overrides`] set.
     pub fn active(&self, now: DateTime<Utc>) -> Result<Overrides, OverrideError> {
         Ok(Overrides::new(self.active_entries(now)?))
+    }
+
+    /// The config file's entries plus the store's active ones: what the engine applies.
+    pub fn merged_with(
+        &self,
+        config: &Overrides,
+        now: DateTime<Utc>,
+    ) -> Result<Overrides, OverrideError> {
+        let mut entries = config.entries().to_vec();
+        entries.extend(self.active_entries(now)?);
+        Ok(Overrides::new(entries))
     }
 
     /// Bumped by every change: part of the policy revision, so that clients revalidate.

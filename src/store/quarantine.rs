@@ -197,6 +197,8 @@ impl QuarantineQueue {
         if who.is_empty() {
             return Err(QuarantineError::RequesterRequired);
         }
+        overrides::check_text("requester", who)?;
+        overrides::check_text("request id", request_id)?;
         let version = version.to_string();
         let index = pending_key(name, &version);
         let id = self.transact(|tx| {
