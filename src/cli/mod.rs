@@ -5,8 +5,10 @@
 //! 2 tool error (bad input, unreadable files, config errors). Usage errors from clap also
 //! exit 2.
 
+pub mod agents;
 pub mod audit;
 pub mod check;
+pub mod overrides;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -60,6 +60,18 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Entries from `[[overrides.allow]]` and `[[overrides.deny]]`.
     pub overrides: Arc<Overrides>,
+    pub agents: AgentsConfig,
+}
+
+/// `[agents]`: per-agent presets and the circuit breaker.
+#[derive(Debug, Clone)]
+pub struct AgentsConfig {
+    /// The preset `depfw agents add` gives without `--policy`.
+    pub default_policy: crate::agents::PolicyPreset,
+    /// What the `strict` preset makes of a `warn` verdict: quarantine or deny.
+    pub strict_warn: Verdict,
+    /// Circuit-breaker limits per agent and hour (0 turns one off).
+    pub limits: crate::agents::BreakerLimits,
 }
 
 #[derive(Debug, Clone)]

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AdvisoriesConfig, Config, ConfigProblem, FeedSource, FeedsConfig, LicenseConfig, PolicyConfig,
-    Problems, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
+    AdvisoriesConfig, AgentsConfig, Config, ConfigProblem, FeedSource, FeedsConfig, LicenseConfig,
+    PolicyConfig, Problems, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
 };
+use crate::agents::{BreakerLimits, PolicyPreset};
 use crate::package::Ecosystem;
 use crate::policy::overrides::{OverrideKind, Overrides};
-use crate::policy::Severity;
+use crate::policy::{Severity, Verdict};
 
 /// The default listen address and port (documented in the README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -26,6 +27,7 @@ pub struct RawConfig {
     pub feeds: RawFeeds,
     pub policy: RawPolicy,
     pub overrides: RawOverrides,
+    pub agents: RawAgents,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,6 +212,27 @@ impl Default for RawReputation {
             install_scripts: "warn".to_owned(),
             deprecated: "warn".to_owned(),
             yanked: "deny".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAgents {
+    pub default_policy: String,
+    pub strict_warn: String,
+    pub max_new_packages_per_hour: u32,
+    pub max_refusals_per_hour: u32,
+}
+
+impl Default for RawAgents {
+    fn default() -> Self {
+        let limits = BreakerLimits::default();
+        RawAgents {
+            default_policy: "default".to_owned(),
+            strict_warn: "deny".to_owned(),
+            max_new_packages_per_hour: limits.max_new_packages_per_hour,
+            max_refusals_per_hour: limits.max_refusals_per_hour,
         }
     }
 }
@@ -412,6 +435,27 @@ impl RawConfig {
             }
         }
 
+        let a = &self.agents;
+        let default_policy = a
+            .default_policy
+            .parse::<PolicyPreset>()
+            .unwrap_or_else(|e| {
+                p.push("agents.default-policy", e);
+                PolicyPreset::Default
+            });
+        let strict_warn = p.verdict("agents.strict-warn", &a.strict_warn);
+        if !matches!(strict_warn, Verdict::Quarantine | Verdict::Deny) {
+            p.push("agents.strict-warn", "must be `quarantine` or `deny`");
+        }
+        let agents = AgentsConfig {
+            default_policy,
+            strict_warn,
+            limits: BreakerLimits {
+                max_new_packages_per_hour: a.max_new_packages_per_hour,
+                max_refusals_per_hour: a.max_refusals_per_hour,
+            },
+        };
+
         if !p.0.is_empty() {
             return Err(p.0);
         }
@@ -426,6 +470,7 @@ impl RawConfig {
                 reputation,
             },
             overrides: Arc::new(Overrides::new(entries)),
+            agents,
         })
     }
 }

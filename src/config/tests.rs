@@ -10,6 +10,31 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(config.server.listen, defaults.server.listen);
     assert_eq!(config.upstream.npm, defaults.upstream.npm);
     assert_eq!(config.feeds.sources, defaults.feeds.sources);
+    assert_eq!(config.agents.limits, defaults.agents.limits);
+    assert_eq!(config.agents.default_policy, defaults.agents.default_policy);
+    assert_eq!(config.agents.strict_warn, defaults.agents.strict_warn);
+}
+
+#[test]
+fn agents_section_is_validated() {
+    let config = Config::from_toml(
+        "[agents]\ndefault-policy = \"strict\"\nstrict-warn = \"quarantine\"\nmax-refusals-per-hour = 5\n",
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.agents.default_policy,
+        crate::agents::PolicyPreset::Strict
+    );
+    assert_eq!(config.agents.strict_warn, Verdict::Quarantine);
+    assert_eq!(config.agents.limits.max_refusals_per_hour, 5);
+    let err = Config::from_toml(
+        "[agents]\ndefault-policy = \"paranoid\"\nstrict-warn = \"warn\"\n",
+        "a.toml",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["agents.default-policy", "agents.strict-warn"]);
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! handle per directory and process, so every subsystem takes its own named tree from the
 //! one [`Store`] rather than opening the database itself.
 
+pub mod overrides;
+pub mod quarantine;
+
 use std::path::{Path, PathBuf};
 
 /// A store that could not be opened or written.
@@ -30,13 +33,25 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`.
+    ///
+    /// sled releases its directory lock from a background thread after the last handle is
+    /// dropped (spacejam/sled#1234), so a reopen right after a close (a CLI command after
+    /// another, a test reopening its store) briefly sees the lock held: retry for up to 1 s.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join("store");
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|source| StoreError::Open { path, source })?;
-        Ok(Store { db })
+        let mut attempts = 0;
+        loop {
+            match sled::Config::new().path(&path).open() {
+                Ok(db) => return Ok(Store { db }),
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 20 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(source) => return Err(StoreError::Open { path, source }),
+            }
+        }
     }
 
     /// An in-memory store for tests and one-shot commands without a data directory.

@@ -1,0 +1,137 @@
+//! `depfw agents add|list|rotate|revoke|suspend|resume`: manage agent identities in the
+//! data directory.
+//!
+//! `add` and `rotate` print the new token once, with the mirror URLs the agent should use;
+//! depfw keeps only its hash, so a lost token is replaced with `rotate`, never recovered.
+//! The store allows one process at a time: run these while `depfw serve` is stopped, or
+//! use the admin endpoint.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::exit;
+use crate::agents::{Agent, AgentStore, PolicyPreset, Token};
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AgentsCommand {
+    /// Create an agent and print its token (shown once).
+    Add {
+        name: String,
+        /// Policy preset; default from `[agents] default-policy`.
+        #[arg(long, value_enum)]
+        policy: Option<PolicyPreset>,
+    },
+    /// List agents with their status.
+    List,
+    /// Replace an agent's token; the old one stops working at once.
+    Rotate { name: String },
+    /// Revoke an agent for good.
+    Revoke { name: String },
+    /// Stop an agent until it is resumed.
+    Suspend {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Let a suspended agent use the proxy again.
+    Resume { name: String },
+}
+
+pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.server.data_dir)?;
+    let agents = AgentStore::new(&store)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        AgentsCommand::Add { name, policy } => {
+            let preset = policy.unwrap_or(config.agents.default_policy);
+            let (agent, token) = agents.add(name, preset)?;
+            writeln!(
+                out,
+                "created agent {} (policy {})",
+                agent.name, agent.preset
+            )?;
+            print_token(&mut out, config, &token)?;
+        }
+        AgentsCommand::List => {
+            let list = agents.list()?;
+            if list.is_empty() {
+                writeln!(out, "no agents (add one with `depfw agents add NAME`)")?;
+            }
+            for agent in &list {
+                writeln!(out, "{}", describe(agent))?;
+            }
+        }
+        AgentsCommand::Rotate { name } => {
+            let token = agents.rotate(name)?;
+            writeln!(
+                out,
+                "rotated the token of agent {name}; the old one no longer works"
+            )?;
+            print_token(&mut out, config, &token)?;
+        }
+        AgentsCommand::Revoke { name } => {
+            agents.revoke(name)?;
+            writeln!(out, "revoked agent {name}")?;
+        }
+        AgentsCommand::Suspend { name, reason } => {
+            agents.suspend(name, reason)?;
+            writeln!(out, "suspended agent {name}")?;
+        }
+        AgentsCommand::Resume { name } => {
+            agents.resume(name)?;
+            writeln!(out, "resumed agent {name}")?;
+        }
+    }
+    store.flush()?;
+    Ok(ExitCode::from(exit::CLEAN))
+}
+
+/// One line per agent: name, status, preset, dates.
+pub fn describe(agent: &Agent) -> String {
+    let date = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut line = format!(
+        "{:<24} {:<9} policy={:<7} created {}",
+        agent.name,
+        agent.status(),
+        agent.preset,
+        date(agent.created)
+    );
+    if let Some(t) = agent.rotated {
+        line.push_str(&format!(", rotated {}", date(t)));
+    }
+    if let Some(t) = agent.revoked {
+        line.push_str(&format!(", revoked {}", date(t)));
+    }
+    if let Some(s) = &agent.suspended {
+        line.push_str(&format!(", suspended {}: {}", date(s.at), s.reason));
+    }
+    line
+}
+
+/// The agent's mirror URLs for npm, PyPI and crates.io.
+pub fn mirror_urls(config: &Config, token: &Token) -> [String; 3] {
+    let base = config.server.public_url.as_str().trim_end_matches('/');
+    let prefix = format!("{base}/a/{}", token.expose_secret());
+    [
+        format!("{prefix}/npm/"),
+        format!("{prefix}/pypi/simple/"),
+        format!("{prefix}/cargo/index/"),
+    ]
+}
+
+fn print_token(out: &mut impl Write, config: &Config, token: &Token) -> std::io::Result<()> {
+    let [npm, pypi, cargo] = mirror_urls(config, token);
+    writeln!(
+        out,
+        "token (shown once, store it now): {}",
+        token.expose_secret()
+    )?;
+    writeln!(out, "npm:       npm config set registry {npm}")?;
+    writeln!(out, "pip:       pip config set global.index-url {pypi}")?;
+    writeln!(
+        out,
+        "cargo:     --config 'source.crates-io.replace-with=\"depfw\"' --config 'source.depfw.registry=\"sparse+{cargo}\"'"
+    )
+}

@@ -1,0 +1,275 @@
+//! `depfw overrides allow|deny|remove|list` and `depfw quarantine list|approve|reject`:
+//! the human decisions, from the command line, on the data directory's store.
+//!
+//! These are the same operations the admin endpoint exposes; entries made here apply to
+//! the proxy and to `depfw audit` as soon as they read the store. The store allows one
+//! process at a time: run these while `depfw serve` is stopped, or use the admin endpoint.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use super::exit;
+use crate::config::{parse_expiry, Config};
+use crate::package::{Ecosystem, PackageName};
+use crate::policy::overrides::{OverrideEntry, OverrideKind, VersionScope};
+use crate::store::overrides::{OverrideId, OverrideStore, StoredOverride};
+use crate::store::quarantine::{
+    ApprovalScope, QuarantineId, QuarantineItem, QuarantineQueue, QuarantineStatus,
+};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct OverrideArgs {
+    /// npm, pypi or crates.io.
+    pub ecosystem: String,
+    pub name: String,
+    /// `*` (every version), an exact version, or a range (semver for npm and crates.io,
+    /// PEP 440 for PyPI).
+    #[arg(long, default_value = "*")]
+    pub versions: String,
+    /// Why: shown to whoever hits the entry.
+    #[arg(long)]
+    pub reason: String,
+    /// When the entry stops applying: YYYY-MM-DD or RFC 3339.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Who decides (default: cli:$USER).
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OverridesCommand {
+    /// Allow a package (or some of its versions) whatever the checks say.
+    Allow(OverrideArgs),
+    /// Deny a package (or some of its versions) whatever the checks say.
+    Deny(OverrideArgs),
+    /// Stop an entry from applying (it stays in the history).
+    Remove {
+        id: OverrideId,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Active entries; with `--all`, expired and removed ones too.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum QuarantineCommand {
+    /// Held versions waiting for a decision; with `--all`, resolved ones too.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Allow a held version (or a range including it) with an allow entry.
+    Approve {
+        id: QuarantineId,
+        #[arg(long)]
+        reason: String,
+        /// When the allow entry stops applying: YYYY-MM-DD or RFC 3339.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Allow this range instead of the one version; it must include the held version.
+        #[arg(long)]
+        range: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Refuse a held version with a deny entry.
+    Reject {
+        id: QuarantineId,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.server.data_dir)?;
+    let overrides = OverrideStore::new(&store)?;
+    let now = Utc::now();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        OverridesCommand::Allow(args) | OverridesCommand::Deny(args) => {
+            let kind = match cmd {
+                OverridesCommand::Deny(_) => OverrideKind::Deny,
+                _ => OverrideKind::Allow,
+            };
+            let entry = entry_from_args(kind, args)?;
+            let id = overrides.add(&entry, now)?;
+            writeln!(
+                out,
+                "added {} entry {id}: {} {}",
+                kind_str(kind),
+                entry.name,
+                entry.versions
+            )?;
+        }
+        OverridesCommand::Remove { id, by } => {
+            let record = overrides.remove(*id, &author(by.as_deref()), now)?;
+            writeln!(
+                out,
+                "removed entry {id}: {} {}",
+                record.name, record.versions
+            )?;
+        }
+        OverridesCommand::List { all } => {
+            let list = overrides.list(*all, now)?;
+            if list.is_empty() {
+                writeln!(out, "no entries")?;
+            }
+            for record in &list {
+                writeln!(out, "{}", describe_override(record, now))?;
+            }
+        }
+    }
+    store.flush()?;
+    Ok(ExitCode::from(exit::CLEAN))
+}
+
+pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.server.data_dir)?;
+    let queue = QuarantineQueue::new(&store)?;
+    let now = Utc::now();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        QuarantineCommand::List { all } => {
+            let status = (!*all).then_some(QuarantineStatus::Pending);
+            let items = queue.list(status)?;
+            if items.is_empty() {
+                writeln!(out, "nothing in quarantine")?;
+            }
+            for item in &items {
+                writeln!(out, "{}", describe_item(item))?;
+            }
+        }
+        QuarantineCommand::Approve {
+            id,
+            reason,
+            expires,
+            range,
+            by,
+        } => {
+            let scope = match range {
+                Some(r) => ApprovalScope::Range(r.clone()),
+                None => ApprovalScope::ThisVersion,
+            };
+            let expires = expiry(expires.as_deref())?;
+            let entry = queue.approve(*id, &scope, reason, expires, &author(by.as_deref()), now)?;
+            writeln!(out, "approved item {id}: allow entry {entry}")?;
+        }
+        QuarantineCommand::Reject { id, reason, by } => {
+            let entry = queue.reject(*id, reason, &author(by.as_deref()), now)?;
+            writeln!(out, "rejected item {id}: deny entry {entry}")?;
+        }
+    }
+    store.flush()?;
+    Ok(ExitCode::from(exit::CLEAN))
+}
+
+/// Builds an entry from command-line text; every value is validated.
+pub fn entry_from_args(kind: OverrideKind, args: &OverrideArgs) -> anyhow::Result<OverrideEntry> {
+    let ecosystem: Ecosystem = args.ecosystem.parse()?;
+    let name = PackageName::parse(ecosystem, &args.name)?;
+    let versions = VersionScope::parse(ecosystem, &args.versions)
+        .map_err(anyhow::Error::msg)
+        .context("--versions")?;
+    Ok(OverrideEntry {
+        kind,
+        name,
+        versions,
+        reason: args.reason.clone(),
+        expires: expiry(args.expires.as_deref())?,
+        created_by: author(args.by.as_deref()),
+    })
+}
+
+fn expiry(text: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    text.map(parse_expiry)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("--expires")
+}
+
+fn author(by: Option<&str>) -> String {
+    match by {
+        Some(by) => by.to_owned(),
+        None => format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+        ),
+    }
+}
+
+fn kind_str(kind: OverrideKind) -> &'static str {
+    match kind {
+        OverrideKind::Allow => "allow",
+        OverrideKind::Deny => "deny",
+    }
+}
+
+fn date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// One line per entry: id, status, kind, package, scope, reason, provenance.
+pub fn describe_override(record: &StoredOverride, now: DateTime<Utc>) -> String {
+    let mut line = format!(
+        "{:>5} {:<7} {:<5} {} {} {} ({}) by {} at {}",
+        record.id,
+        record.status(now).as_str(),
+        kind_str(record.kind),
+        record.ecosystem,
+        record.name,
+        record.versions,
+        record.reason,
+        record.created_by,
+        date(record.created_at),
+    );
+    if let Some(e) = record.expires {
+        line.push_str(&format!(", expires {}", date(e)));
+    }
+    if let (Some(at), Some(by)) = (record.removed_at, &record.removed_by) {
+        line.push_str(&format!(", removed by {by} at {}", date(at)));
+    }
+    line
+}
+
+/// One line per held version: id, status, package, requests, reasons.
+pub fn describe_item(item: &QuarantineItem) -> String {
+    let who: Vec<&str> = item.requesters.iter().map(|r| r.who.as_str()).collect();
+    let reasons: Vec<&str> = item.reasons.iter().map(|f| f.code.as_str()).collect();
+    let mut line = format!(
+        "{:>5} {:<8} {} {}@{} requested {}x by {} (last {}); held for: {}",
+        item.id,
+        item.status.as_str(),
+        item.ecosystem,
+        item.name,
+        item.version,
+        item.request_count,
+        who.join(", "),
+        date(item.last_seen),
+        if reasons.is_empty() {
+            "-".to_owned()
+        } else {
+            reasons.join(", ")
+        },
+    );
+    if let Some(r) = &item.resolution {
+        line.push_str(&format!(
+            "; {} by {} ({}), entry {}",
+            item.status.as_str(),
+            r.by,
+            r.reason,
+            r.override_id
+        ));
+    }
+    line
+}

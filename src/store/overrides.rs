@@ -1,0 +1,403 @@
+//! Allow- and deny-list entries made at run time: `depfw overrides allow|deny|remove|list`,
+//! quarantine approvals and rejections, and (later) the admin endpoint.
+//!
+//! Config-file entries are fixed at startup; these live in the store so that a decision an
+//! admin makes applies at once to the proxy and to `depfw audit`, and survives restarts.
+//! Entries are never deleted: removal and expiry stop an entry from applying, and the
+//! history (who made it, when, who removed it) stays listable.
+//!
+//! Tree `overrides`: `entry/<id, big-endian>` → JSON [`StoredOverride`];
+//! `active/<kind>/<ecosystem>/<name key>/<scope>` → id (the duplicate guard);
+//! `meta/revision` → a counter bumped by every change (for policy revisions and ETags).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::{Store, StoreError};
+use crate::package::{Ecosystem, PackageName};
+use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
+
+const TREE: &str = "overrides";
+const ENTRY_PREFIX: &[u8] = b"entry/";
+const REVISION_KEY: &[u8] = b"meta/revision";
+const LAST_ID_KEY: &[u8] = b"meta/last-id";
+
+/// Store-assigned, increasing entry id.
+pub type OverrideId = u64;
+
+/// One entry as stored. Package and scope are kept as text and re-parsed on load, so the
+/// record stays readable and independent of in-memory types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOverride {
+    pub id: OverrideId,
+    pub kind: OverrideKind,
+    pub ecosystem: Ecosystem,
+    /// The name as the registry spells it.
+    pub name: String,
+    /// `*`, `=<version>` or a range (see [`VersionScope`]).
+    pub versions: String,
+    pub reason: String,
+    pub expires: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub removed_at: Option<DateTime<Utc>>,
+    pub removed_by: Option<String>,
+    /// The quarantine item this entry resolved, if it came from an approval or rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverrideStatus {
+    Active,
+    Expired,
+    Removed,
+}
+
+impl OverrideStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideStatus::Active => "active",
+            OverrideStatus::Expired => "expired",
+            OverrideStatus::Removed => "removed",
+        }
+    }
+}
+
+impl StoredOverride {
+    pub fn status(&self, now: DateTime<Utc>) -> OverrideStatus {
+        if self.removed_at.is_some() {
+            OverrideStatus::Removed
+        } else if self.expires.is_some_and(|e| e <= now) {
+            OverrideStatus::Expired
+        } else {
+            OverrideStatus::Active
+        }
+    }
+
+    /// The entry the policy engine applies.
+    pub fn to_entry(&self) -> Result<OverrideEntry, StoreError> {
+        let bad = |detail: String| StoreError::Corrupt {
+            what: format!("override {}", self.id),
+            detail,
+        };
+        let name =
+            PackageName::parse(self.ecosystem, &self.name).map_err(|e| bad(e.to_string()))?;
+        let versions = VersionScope::parse(self.ecosystem, &self.versions).map_err(bad)?;
+        Ok(OverrideEntry {
+            kind: self.kind,
+            name,
+            versions,
+            reason: self.reason.clone(),
+            expires: self.expires,
+            created_by: self.created_by.clone(),
+        })
+    }
+
+    fn active_key(&self) -> Vec<u8> {
+        active_key(self.kind, self.ecosystem, &self.name, &self.versions)
+    }
+}
+
+/// An override operation that was refused; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("every override needs a reason: it is shown to whoever hits it")]
+    ReasonRequired,
+    #[error("every override needs to say who made it")]
+    AuthorRequired,
+    #[error("expiry {expires} is not in the future (now {now})")]
+    ExpiryInPast {
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    #[error("an active {kind} entry for {name} {versions} already exists (id {id})", kind = kind_str(*.kind))]
+    Duplicate {
+        id: OverrideId,
+        kind: OverrideKind,
+        name: String,
+        versions: String,
+    },
+    #[error("the {field} {why}")]
+    BadText {
+        field: &'static str,
+        why: &'static str,
+    },
+    #[error("no override with id {0}")]
+    Unknown(OverrideId),
+    #[error("override {0} is already removed")]
+    AlreadyRemoved(OverrideId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn kind_str(kind: OverrideKind) -> &'static str {
+    match kind {
+        OverrideKind::Allow => "allow",
+        OverrideKind::Deny => "deny",
+    }
+}
+
+fn corrupt(what: &str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what: what.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+fn entry_key(id: OverrideId) -> Vec<u8> {
+    [ENTRY_PREFIX, &id.to_be_bytes()].concat()
+}
+
+fn active_key(kind: OverrideKind, ecosystem: Ecosystem, name: &str, versions: &str) -> Vec<u8> {
+    let key = crate::package::normalize(ecosystem, name);
+    format!(
+        "active/{}/{}/{key}/{versions}",
+        kind_str(kind),
+        ecosystem.slug()
+    )
+    .into_bytes()
+}
+
+fn decode(value: &[u8]) -> Result<StoredOverride, StoreError> {
+    serde_json::from_slice(value).map_err(|e| corrupt("override", e))
+}
+
+/// Longest reason or author accepted: they are shown in one-line listings and logs.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// Refuses text that would break a one-line listing or a log line.
+pub(crate) fn check_text(field: &'static str, text: &str) -> Result<(), OverrideError> {
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(OverrideError::BadText {
+            field,
+            why: "is longer than 1000 characters",
+        });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(OverrideError::BadText {
+            field,
+            why: "contains a control character (a newline, say)",
+        });
+    }
+    Ok(())
+}
+
+/// Checks an entry and turns it into the record to store (its id is assigned on insert).
+pub(crate) fn new_record(
+    entry: &OverrideEntry,
+    now: DateTime<Utc>,
+) -> Result<StoredOverride, OverrideError> {
+    if entry.reason.trim().is_empty() {
+        return Err(OverrideError::ReasonRequired);
+    }
+    if entry.created_by.trim().is_empty() {
+        return Err(OverrideError::AuthorRequired);
+    }
+    check_text("reason", &entry.reason)?;
+    check_text("author", &entry.created_by)?;
+    if let Some(expires) = entry.expires {
+        if expires <= now {
+            return Err(OverrideError::ExpiryInPast { expires, now });
+        }
+    }
+    Ok(StoredOverride {
+        id: 0,
+        kind: entry.kind,
+        ecosystem: entry.name.ecosystem(),
+        name: entry.name.as_str().to_owned(),
+        versions: entry.versions.to_string(),
+        reason: entry.reason.trim().to_owned(),
+        expires: entry.expires,
+        created_by: entry.created_by.trim().to_owned(),
+        created_at: now,
+        removed_at: None,
+        removed_by: None,
+        quarantine_id: None,
+    })
+}
+
+/// The next id from the counter at `key` (ids start at 1, one sequence per tree).
+pub(crate) fn next_id_tx<E>(
+    tx: &TransactionalTree,
+    key: &[u8],
+) -> Result<u64, ConflictableTransactionError<E>> {
+    let next = tx.get(key)?.map_or(0, |v| read_u64(&v)) + 1;
+    tx.insert(key, &next.to_be_bytes())?;
+    Ok(next)
+}
+
+/// Inserts `record` with a fresh id inside a transaction (also used by quarantine
+/// approvals, which must mark their item in the same transaction). Refuses a duplicate
+/// active entry. Returns the record as stored.
+pub(crate) fn insert_tx<E: From<OverrideError>>(
+    tx: &TransactionalTree,
+    record: &StoredOverride,
+    now: DateTime<Utc>,
+) -> Result<StoredOverride, ConflictableTransactionError<E>> {
+    let abort = |e: OverrideError| ConflictableTransactionError::Abort(E::from(e));
+    let guard = record.active_key();
+    if let Some(existing) = tx.get(&guard)? {
+        let existing = tx.get([ENTRY_PREFIX, existing.as_ref()].concat())?;
+        if let Some(existing) = existing {
+            let existing = decode(&existing).map_err(|e| abort(e.into()))?;
+            if existing.status(now) == OverrideStatus::Active {
+                return Err(abort(OverrideError::Duplicate {
+                    id: existing.id,
+                    kind: existing.kind,
+                    name: existing.name,
+                    versions: existing.versions,
+                }));
+            }
+        }
+    }
+    let mut record = record.clone();
+    record.id = next_id_tx(tx, LAST_ID_KEY)?;
+    let value = serde_json::to_vec(&record).map_err(|e| abort(corrupt("override", e).into()))?;
+    tx.insert(entry_key(record.id), value)?;
+    tx.insert(guard, &record.id.to_be_bytes())?;
+    bump_revision(tx)?;
+    Ok(record)
+}
+
+fn bump_revision<E>(tx: &TransactionalTree) -> Result<(), ConflictableTransactionError<E>> {
+    let current = tx.get(REVISION_KEY)?.map_or(0, |v| read_u64(&v));
+    tx.insert(REVISION_KEY, &(current + 1).to_be_bytes())?;
+    Ok(())
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map_or(0, u64::from_be_bytes)
+}
+
+/// Run-time allow and deny entries of one data directory.
+#[derive(Clone)]
+pub struct OverrideStore {
+    tree: sled::Tree,
+}
+
+impl OverrideStore {
+    pub fn new(store: &Store) -> Result<Self, StoreError> {
+        Ok(OverrideStore {
+            tree: store.tree(TREE)?,
+        })
+    }
+
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Adds an entry: it needs a reason and an author, an expiry (if any) after `now`, and
+    /// no active entry of the same kind for the same package and scope may exist.
+    pub fn add(
+        &self,
+        entry: &OverrideEntry,
+        now: DateTime<Utc>,
+    ) -> Result<OverrideId, OverrideError> {
+        let record = new_record(entry, now)?;
+        let stored = self.transact(|tx| insert_tx::<OverrideError>(tx, &record, now))?;
+        Ok(stored.id)
+    }
+
+    pub fn get(&self, id: OverrideId) -> Result<StoredOverride, OverrideError> {
+        match self.tree.get(entry_key(id)).map_err(StoreError::from)? {
+            Some(value) => Ok(decode(&value)?),
+            None => Err(OverrideError::Unknown(id)),
+        }
+    }
+
+    /// Stops an entry from applying; it stays in the history as removed by `by`.
+    pub fn remove(
+        &self,
+        id: OverrideId,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredOverride, OverrideError> {
+        if by.trim().is_empty() {
+            return Err(OverrideError::AuthorRequired);
+        }
+        check_text("author", by)?;
+        self.transact(|tx| {
+            let abort = |e: OverrideError| ConflictableTransactionError::Abort(e);
+            let mut record = match tx.get(entry_key(id))? {
+                Some(value) => decode(&value).map_err(|e| abort(e.into()))?,
+                None => return Err(abort(OverrideError::Unknown(id))),
+            };
+            if record.removed_at.is_some() {
+                return Err(abort(OverrideError::AlreadyRemoved(id)));
+            }
+            record.removed_at = Some(now);
+            record.removed_by = Some(by.trim().to_owned());
+            let value =
+                serde_json::to_vec(&record).map_err(|e| abort(corrupt("override", e).into()))?;
+            tx.insert(entry_key(id), value)?;
+            let guard = record.active_key();
+            if tx.get(&guard)?.is_some_and(|v| read_u64(&v) == id) {
+                tx.remove(guard)?;
+            }
+            bump_revision(tx)?;
+            Ok(record)
+        })
+    }
+
+    /// Active entries, or with `include_history` every entry ever made (expired and removed
+    /// ones too), oldest first.
+    pub fn list(
+        &self,
+        include_history: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoredOverride>, OverrideError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(ENTRY_PREFIX) {
+            let (_, value) = item.map_err(StoreError::from)?;
+            let record = decode(&value)?;
+            if include_history || record.status(now) == OverrideStatus::Active {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entries in force at `now`, for the engine to merge with the config's.
+    pub fn active_entries(&self, now: DateTime<Utc>) -> Result<Vec<OverrideEntry>, OverrideError> {
+        self.list(false, now)?
+            .iter()
+            .map(|r| r.to_entry().map_err(OverrideError::from))
+            .collect()
+    }
+
+    /// [`OverrideStore::active_entries`] as an [`Overrides`] set.
+    pub fn active(&self, now: DateTime<Utc>) -> Result<Overrides, OverrideError> {
+        Ok(Overrides::new(self.active_entries(now)?))
+    }
+
+    /// The config file's entries plus the store's active ones: what the engine applies.
+    pub fn merged_with(
+        &self,
+        config: &Overrides,
+        now: DateTime<Utc>,
+    ) -> Result<Overrides, OverrideError> {
+        let mut entries = config.entries().to_vec();
+        entries.extend(self.active_entries(now)?);
+        Ok(Overrides::new(entries))
+    }
+
+    /// Bumped by every change: part of the policy revision, so that clients revalidate.
+    pub fn revision(&self) -> Result<u64, StoreError> {
+        Ok(self.tree.get(REVISION_KEY)?.map_or(0, |v| read_u64(&v)))
+    }
+
+    fn transact<T>(
+        &self,
+        f: impl Fn(&TransactionalTree) -> Result<T, ConflictableTransactionError<OverrideError>>,
+    ) -> Result<T, OverrideError> {
+        let result = self.tree.transaction(f).map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => OverrideError::Store(e.into()),
+        })?;
+        self.tree.flush().map_err(StoreError::from)?;
+        Ok(result)
+    }
+}

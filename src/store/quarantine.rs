@@ -1,0 +1,415 @@
+//! The quarantine queue: versions the policy held, waiting for a human.
+//!
+//! When the proxy refuses a version with verdict `quarantine` it calls
+//! [`QuarantineQueue::hold`]; an admin then runs `depfw quarantine list` and
+//! `depfw quarantine approve|reject ID` (or the admin endpoint). Each held version appears
+//! once however often it is asked for, with who asked and why it was held. Approving
+//! creates an allow entry (this version or a range) and rejecting a deny entry, through the
+//! override store and in the same transaction, so the decision applies at once and the
+//! queue and the overrides never disagree.
+//!
+//! Tree `quarantine`: `item/<id, big-endian>` → JSON [`QuarantineItem`];
+//! `pending/<ecosystem>/<name key>/<version>` → id of the pending item (the idempotence key).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::overrides::{self, OverrideError, OverrideId, OverrideStore};
+use super::{Store, StoreError};
+use crate::package::{Ecosystem, PackageName, Version};
+use crate::policy::overrides::{OverrideEntry, OverrideKind, VersionScope};
+use crate::policy::Finding;
+
+const TREE: &str = "quarantine";
+const ITEM_PREFIX: &[u8] = b"item/";
+const LAST_ID_KEY: &[u8] = b"meta/last-id";
+/// Distinct requesters remembered per item; later ones still count in `request_count`.
+const MAX_REQUESTERS: usize = 100;
+
+pub type QuarantineId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuarantineStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl QuarantineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineStatus::Pending => "pending",
+            QuarantineStatus::Approved => "approved",
+            QuarantineStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// One held version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineItem {
+    pub id: QuarantineId,
+    pub ecosystem: Ecosystem,
+    /// The name as the registry spells it.
+    pub name: String,
+    pub version: String,
+    /// Why the policy held it (the findings of the latest hold).
+    pub reasons: Vec<Finding>,
+    pub requesters: Vec<Requester>,
+    /// Every request, including requesters past the remembered ones.
+    pub request_count: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub status: QuarantineStatus,
+    pub resolution: Option<Resolution>,
+}
+
+/// Who asked for a held version: an agent (`agent:<name>`) or a client (`client:<addr>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub who: String,
+    pub count: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// The request id of the latest request, to find it in the provenance log.
+    pub last_request_id: String,
+}
+
+/// How an item was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// The allow (approve) or deny (reject) entry created.
+    pub override_id: OverrideId,
+    /// The scope of that entry.
+    pub versions: String,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// What an approval covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalScope {
+    /// Only the held version.
+    ThisVersion,
+    /// A range, which must include the held version.
+    Range(String),
+}
+
+/// A queue operation that was refused; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("no quarantined item with id {0}")]
+    Unknown(QuarantineId),
+    #[error("quarantined item {id} is already {}", .status.as_str())]
+    AlreadyResolved {
+        id: QuarantineId,
+        status: QuarantineStatus,
+    },
+    #[error("a hold needs to say who asked for the version")]
+    RequesterRequired,
+    #[error("invalid range: {0}")]
+    BadRange(String),
+    #[error("range `{range}` does not include the held version {version}")]
+    RangeExcludesVersion { range: String, version: String },
+    #[error(transparent)]
+    Override(#[from] OverrideError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<QuarantineError>>;
+
+fn abort<T>(error: impl Into<QuarantineError>) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(error.into()))
+}
+
+fn item_key(id: QuarantineId) -> Vec<u8> {
+    [ITEM_PREFIX, &id.to_be_bytes()].concat()
+}
+
+fn pending_key(name: &PackageName, version: &str) -> Vec<u8> {
+    format!(
+        "pending/{}/{}/{version}",
+        name.ecosystem().slug(),
+        name.key()
+    )
+    .into_bytes()
+}
+
+fn decode(value: &[u8]) -> Result<QuarantineItem, StoreError> {
+    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
+        what: "quarantine item".to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn load(tx: &TransactionalTree, id: QuarantineId) -> TxResult<QuarantineItem> {
+    match tx.get(item_key(id))? {
+        Some(value) => decode(&value).or_else(abort),
+        None => abort(QuarantineError::Unknown(id)),
+    }
+}
+
+fn put(tx: &TransactionalTree, item: &QuarantineItem) -> TxResult<()> {
+    let value = serde_json::to_vec(item).or_else(|e| {
+        abort(StoreError::Corrupt {
+            what: "quarantine item".to_owned(),
+            detail: e.to_string(),
+        })
+    })?;
+    tx.insert(item_key(item.id), value)?;
+    Ok(())
+}
+
+/// The quarantine queue of one data directory.
+#[derive(Clone)]
+pub struct QuarantineQueue {
+    tree: sled::Tree,
+    overrides: OverrideStore,
+}
+
+impl QuarantineQueue {
+    pub fn new(store: &Store) -> Result<Self, StoreError> {
+        Ok(QuarantineQueue {
+            tree: store.tree(TREE)?,
+            overrides: OverrideStore::new(store)?,
+        })
+    }
+
+    /// Records that `requested_by` asked for a held version. One pending item per
+    /// (ecosystem, normalised name, version): later holds add the requester and refresh the
+    /// reasons. A version held again after its item was resolved opens a new item.
+    pub fn hold(
+        &self,
+        name: &PackageName,
+        version: &Version,
+        requested_by: &str,
+        reasons: Vec<Finding>,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<QuarantineId, QuarantineError> {
+        let who = requested_by.trim();
+        if who.is_empty() {
+            return Err(QuarantineError::RequesterRequired);
+        }
+        overrides::check_text("requester", who)?;
+        overrides::check_text("request id", request_id)?;
+        let version = version.to_string();
+        let index = pending_key(name, &version);
+        let id = self.transact(|tx| {
+            let mut item = match tx.get(&index)? {
+                Some(id) => load(tx, id.as_ref().try_into().map_or(0, u64::from_be_bytes))?,
+                None => {
+                    let fresh_id = overrides::next_id_tx(tx, LAST_ID_KEY)?;
+                    tx.insert(index.as_slice(), &fresh_id.to_be_bytes())?;
+                    QuarantineItem {
+                        id: fresh_id,
+                        ecosystem: name.ecosystem(),
+                        name: name.as_str().to_owned(),
+                        version: version.clone(),
+                        reasons: Vec::new(),
+                        requesters: Vec::new(),
+                        request_count: 0,
+                        first_seen: now,
+                        last_seen: now,
+                        status: QuarantineStatus::Pending,
+                        resolution: None,
+                    }
+                }
+            };
+            if !reasons.is_empty() {
+                item.reasons = reasons.clone();
+            }
+            item.request_count += 1;
+            item.last_seen = item.last_seen.max(now);
+            if let Some(r) = item.requesters.iter_mut().find(|r| r.who == who) {
+                r.count += 1;
+                r.last_seen = r.last_seen.max(now);
+                r.last_request_id = request_id.to_owned();
+            } else if item.requesters.len() < MAX_REQUESTERS {
+                item.requesters.push(Requester {
+                    who: who.to_owned(),
+                    count: 1,
+                    first_seen: now,
+                    last_seen: now,
+                    last_request_id: request_id.to_owned(),
+                });
+            }
+            put(tx, &item)?;
+            Ok(item.id)
+        })?;
+        Ok(id)
+    }
+
+    pub fn get(&self, id: QuarantineId) -> Result<QuarantineItem, QuarantineError> {
+        match self.tree.get(item_key(id)).map_err(StoreError::from)? {
+            Some(value) => Ok(decode(&value)?),
+            None => Err(QuarantineError::Unknown(id)),
+        }
+    }
+
+    /// Items with `status` (all items with `None`), oldest first.
+    pub fn list(
+        &self,
+        status: Option<QuarantineStatus>,
+    ) -> Result<Vec<QuarantineItem>, QuarantineError> {
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(ITEM_PREFIX) {
+            let (_, value) = entry.map_err(StoreError::from)?;
+            let item = decode(&value)?;
+            if status.is_none_or(|s| s == item.status) {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Approves a pending item: creates an allow entry for `scope` and marks the item
+    /// approved, both or neither. Returns the allow entry's id.
+    pub fn approve(
+        &self,
+        id: QuarantineId,
+        scope: &ApprovalScope,
+        reason: &str,
+        expires: Option<DateTime<Utc>>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OverrideId, QuarantineError> {
+        self.resolve(id, OverrideKind::Allow, scope, reason, expires, by, now)
+    }
+
+    /// Rejects a pending item: creates a deny entry for its version (no expiry) and marks
+    /// the item rejected. Returns the deny entry's id.
+    pub fn reject(
+        &self,
+        id: QuarantineId,
+        reason: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OverrideId, QuarantineError> {
+        let scope = ApprovalScope::ThisVersion;
+        self.resolve(id, OverrideKind::Deny, &scope, reason, None, by, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn resolve(
+        &self,
+        id: QuarantineId,
+        kind: OverrideKind,
+        scope: &ApprovalScope,
+        reason: &str,
+        expires: Option<DateTime<Utc>>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OverrideId, QuarantineError> {
+        let item = self.get(id)?;
+        if item.status != QuarantineStatus::Pending {
+            return Err(QuarantineError::AlreadyResolved {
+                id,
+                status: item.status,
+            });
+        }
+        let entry = self.entry_for(&item, kind, scope, reason, expires, by)?;
+        let mut record = overrides::new_record(&entry, now)?;
+        record.quarantine_id = Some(id);
+        let status = match kind {
+            OverrideKind::Allow => QuarantineStatus::Approved,
+            OverrideKind::Deny => QuarantineStatus::Rejected,
+        };
+        let trees = (&self.tree, self.overrides.tree());
+        let result = trees.transaction(|(q, o)| {
+            // Re-read inside the transaction: a concurrent resolution must not win twice.
+            let mut item = load(q, id)?;
+            if item.status != QuarantineStatus::Pending {
+                return abort(QuarantineError::AlreadyResolved {
+                    id,
+                    status: item.status,
+                });
+            }
+            let record = overrides::insert_tx::<QuarantineError>(o, &record, now)?;
+            item.status = status;
+            item.resolution = Some(Resolution {
+                by: record.created_by.clone(),
+                reason: record.reason.clone(),
+                at: now,
+                override_id: record.id,
+                versions: record.versions.clone(),
+                expires,
+            });
+            put(q, &item)?;
+            let name = PackageName::parse(item.ecosystem, &item.name).or_else(|e| {
+                abort(StoreError::Corrupt {
+                    what: format!("quarantine item {id}"),
+                    detail: e.to_string(),
+                })
+            })?;
+            q.remove(pending_key(&name, &item.version))?;
+            Ok(record.id)
+        });
+        let override_id = result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => QuarantineError::Store(e.into()),
+        })?;
+        self.tree.flush().map_err(StoreError::from)?;
+        self.overrides.tree().flush().map_err(StoreError::from)?;
+        Ok(override_id)
+    }
+
+    fn entry_for(
+        &self,
+        item: &QuarantineItem,
+        kind: OverrideKind,
+        scope: &ApprovalScope,
+        reason: &str,
+        expires: Option<DateTime<Utc>>,
+        by: &str,
+    ) -> Result<OverrideEntry, QuarantineError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: format!("quarantine item {}", item.id),
+            detail,
+        };
+        let name =
+            PackageName::parse(item.ecosystem, &item.name).map_err(|e| corrupt(e.to_string()))?;
+        let version =
+            Version::parse(item.ecosystem, &item.version).map_err(|e| corrupt(e.to_string()))?;
+        let versions = match scope {
+            ApprovalScope::ThisVersion => VersionScope::Exact(version),
+            ApprovalScope::Range(text) => {
+                let range =
+                    VersionScope::parse(item.ecosystem, text).map_err(QuarantineError::BadRange)?;
+                if !range.covers(Some(&version)) {
+                    return Err(QuarantineError::RangeExcludesVersion {
+                        range: text.clone(),
+                        version: item.version.clone(),
+                    });
+                }
+                range
+            }
+        };
+        Ok(OverrideEntry {
+            kind,
+            name,
+            versions,
+            reason: reason.to_owned(),
+            expires,
+            created_by: by.to_owned(),
+        })
+    }
+
+    fn transact<T>(
+        &self,
+        f: impl Fn(&TransactionalTree) -> TxResult<T>,
+    ) -> Result<T, QuarantineError> {
+        let result = self.tree.transaction(f).map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => QuarantineError::Store(e.into()),
+        })?;
+        self.tree.flush().map_err(StoreError::from)?;
+        Ok(result)
+    }
+}
