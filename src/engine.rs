@@ -7,7 +7,9 @@ use crate::config::Config;
 use crate::policy::license::LicenseCheck;
 use crate::policy::reputation::ReputationCheck;
 use crate::policy::{Check, Policy};
+use crate::store::overrides::OverrideStore;
 use crate::store::Store;
+use chrono::Utc;
 
 /// The loaded policy and what it was built from.
 #[derive(Clone)]
@@ -18,15 +20,20 @@ pub struct Engine {
 /// Loads feeds and builds the policy.
 ///
 /// TODO: wire the feed-backed checks (advisories, typosquat) and license/reputation.
-pub fn load(config: &Config, _store: Option<&Store>) -> anyhow::Result<Engine> {
+pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
     let checks: Vec<Arc<dyn Check>> = vec![
         Arc::new(LicenseCheck::new(config.policy.license.clone())),
         Arc::new(ReputationCheck::new(config.policy.reputation.clone())),
     ];
-    let policy = Policy::new(
-        checks,
-        Arc::clone(&config.overrides),
-        config.policy_fingerprint(),
-    );
+    let mut revision = config.policy_fingerprint();
+    let overrides = match store {
+        Some(store) => {
+            let overrides = OverrideStore::new(store)?;
+            revision.push_str(&format!("-o{}", overrides.revision()?));
+            Arc::new(overrides.merged_with(&config.overrides, Utc::now())?)
+        }
+        None => Arc::clone(&config.overrides),
+    };
+    let policy = Policy::new(checks, overrides, revision);
     Ok(Engine { policy })
 }

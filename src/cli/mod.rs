@@ -50,6 +50,15 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Scan lockfiles with the same policy as the proxy.
     Audit(audit::AuditArgs),
+    /// Manage agent identities and their mirror tokens (offline: stop `depfw serve` first).
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
+    /// Manage allow-list and deny-list entries in the store.
+    #[command(subcommand)]
+    Overrides(overrides::OverridesCommand),
+    /// Review quarantined package versions: approve or reject.
+    #[command(subcommand)]
+    Quarantine(overrides::QuarantineCommand),
 }
 
 /// Loads the config file (or the defaults) and applies `--data-dir`.
@@ -101,6 +110,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Check(args) => check::run(args, &cli, &config),
         Command::Audit(args) => audit::run(args, &cli, &config),
+        Command::Agents(cmd) => agents::run(cmd, &config),
+        Command::Overrides(cmd) => overrides::run(cmd, &config),
+        Command::Quarantine(cmd) => overrides::run_quarantine(cmd, &config),
     }
 }
 
