@@ -255,7 +255,7 @@ pub(super) fn classify_spec(spec: &str) -> Option<PackageSource> {
             url: spec.to_owned(),
         });
     }
-    if let Some(p) = spec.strip_prefix("file:") {
+    if let Some(p) = spec.strip_prefix("file:").or_else(|| spec.strip_prefix("link:")) {
         return Some(PackageSource::Path { path: p.to_owned() });
     }
     if spec.starts_with("http://") || spec.starts_with("https://") {
