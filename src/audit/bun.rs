@@ -29,8 +29,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
         allow_unary_plus_numbers: false,
         ..ParseOptions::default()
     };
-    let parsed = jsonc_parser::parse_to_ast(text, &CollectOptions::default(), &options)
-        .map_err(|e| {
+    let parsed =
+        jsonc_parser::parse_to_ast(text, &CollectOptions::default(), &options).map_err(|e| {
             ParseError::new(
                 path,
                 line_u32(e.line_display()),
@@ -100,11 +100,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
         } else if url.is_empty() {
             (reference.to_owned(), PackageSource::Registry { url: None })
         } else {
-            let source = registry_of_tarball(url, name, reference).unwrap_or_else(|| {
-                PackageSource::Url {
+            let source =
+                registry_of_tarball(url, name, reference).unwrap_or_else(|| PackageSource::Url {
                     url: url.to_owned(),
-                }
-            });
+                });
             (reference.to_owned(), source)
         };
         out.push(locked(name, &version, source, line));

@@ -15,9 +15,8 @@ use super::{LockedPackage, PackageSource, ParseError};
 use crate::package::Ecosystem;
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
-    let root: Value = serde_json::from_str(text).map_err(|e| {
-        ParseError::new(path, line_u32(e.line()), format!("invalid JSON: {e}"))
-    })?;
+    let root: Value = serde_json::from_str(text)
+        .map_err(|e| ParseError::new(path, line_u32(e.line()), format!("invalid JSON: {e}")))?;
     let Some(root) = root.as_object() else {
         return Err(ParseError::new(path, Some(1), "expected a JSON object"));
     };
@@ -46,7 +45,11 @@ fn parse_packages(
     out: &mut Vec<LockedPackage>,
 ) -> Result<(), ParseError> {
     let Some(packages) = packages.as_object() else {
-        return Err(ParseError::new(path, None, "\"packages\" must be an object"));
+        return Err(ParseError::new(
+            path,
+            None,
+            "\"packages\" must be an object",
+        ));
     };
     let workspaces = root_workspaces(packages);
     for (key, entry) in packages {
@@ -248,14 +251,24 @@ pub(super) fn split_spec(spec: &str) -> Option<(&str, &str)> {
 /// or range (meaning: the registry).
 pub(super) fn classify_spec(spec: &str) -> Option<PackageSource> {
     const GIT_PREFIXES: [&str; 8] = [
-        "git+", "git://", "git@", "github:", "gitlab:", "bitbucket:", "gist:", "ssh://",
+        "git+",
+        "git://",
+        "git@",
+        "github:",
+        "gitlab:",
+        "bitbucket:",
+        "gist:",
+        "ssh://",
     ];
     if GIT_PREFIXES.iter().any(|p| spec.starts_with(p)) {
         return Some(PackageSource::Git {
             url: spec.to_owned(),
         });
     }
-    if let Some(p) = spec.strip_prefix("file:").or_else(|| spec.strip_prefix("link:")) {
+    if let Some(p) = spec
+        .strip_prefix("file:")
+        .or_else(|| spec.strip_prefix("link:"))
+    {
         return Some(PackageSource::Path { path: p.to_owned() });
     }
     if spec.starts_with("http://") || spec.starts_with("https://") {
@@ -342,7 +355,10 @@ impl JsonKeyLines {
                     }
                     if k < bytes.len() && bytes[k] == b':' {
                         let key = text.get(start..end).unwrap_or_default();
-                        if stack.last().is_some_and(|c| containers.contains(&c.as_str())) {
+                        if stack
+                            .last()
+                            .is_some_and(|c| containers.contains(&c.as_str()))
+                        {
                             map.entry(format!("{}\0{key}", stack.join("\0")))
                                 .or_insert(line);
                         }

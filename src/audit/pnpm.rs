@@ -17,10 +17,7 @@ use super::{LockedPackage, PackageSource, ParseError};
 const DEP_SECTIONS: [&str; 3] = ["dependencies", "devDependencies", "optionalDependencies"];
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
-    let doc_value: Value = serde_norway::from_str(text).map_err(|e| {
-        let line = e.location().and_then(|l| line_u32(l.line()));
-        ParseError::new(path, line, format!("invalid YAML: {e}"))
-    })?;
+    let doc_value = yaml_from_str(path, text)?;
     let Some(doc) = doc_value.as_mapping() else {
         return Err(ParseError::new(path, None, "expected a YAML mapping"));
     };
@@ -60,7 +57,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
                 out.push(locked(&name, &version, source, line));
             }
         }
-        Some(_) => return Err(ParseError::new(path, None, "\"packages\" must be a mapping")),
+        Some(_) => {
+            return Err(ParseError::new(
+                path,
+                None,
+                "\"packages\" must be a mapping",
+            ))
+        }
     }
 
     match doc.get("importers") {
@@ -76,10 +79,60 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
     Ok(dedup(out))
 }
 
+/// Deepest `[`/`{` nesting accepted; lockfiles use two or three levels.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// Parses YAML for the pnpm and yarn berry readers. Deep flow nesting is refused up front:
+/// libyaml's scanner slows down sharply on it (minutes for 100k levels in debug builds).
+pub(super) fn yaml_from_str(path: &Path, text: &str) -> Result<Value, ParseError> {
+    if let Some(line) = excessive_flow_nesting(text) {
+        return Err(ParseError::new(
+            path,
+            Some(line),
+            format!("invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep"),
+        ));
+    }
+    serde_norway::from_str(text).map_err(|e| {
+        let line = e.location().and_then(|l| line_u32(l.line()));
+        ParseError::new(path, line, format!("invalid YAML: {e}"))
+    })
+}
+
+/// The line where `[`/`{` nesting (outside quoted scalars) passes [`MAX_FLOW_DEPTH`].
+fn excessive_flow_nesting(text: &str) -> Option<u32> {
+    let mut depth = 0usize;
+    for (idx, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') if matches!(prev, ' ' | ':' | '[' | '{' | ',') => {
+                    quote = Some(c)
+                }
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return line_u32(idx + 1);
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    None
+}
+
 /// `5.4` (number), `'6.0'`, `'9.0'` → the major version.
 fn lockfile_major(v: Option<&Value>) -> Option<u32> {
     match v? {
-        Value::Number(n) => n.as_f64().filter(|f| *f >= 0.0 && *f < 1000.0).map(|f| f as u32),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| *f >= 0.0 && *f < 1000.0)
+            .map(|f| f as u32),
         Value::String(s) => s.split('.').next()?.trim().parse().ok(),
         _ => None,
     }
@@ -107,14 +160,17 @@ fn package(key: &str, entry: &Mapping, major: u32) -> Option<(String, String, Pa
 /// Keys of non-registry packages in v5/v6 (`file:dir`, `github.com/u/r/sha`) carry no
 /// name; those entries have a `name` field instead.
 fn split_key(key: &str, major: u32) -> Option<(String, String)> {
+    if major < 9 && !key.starts_with('/') && key.contains(':') {
+        return None;
+    }
     if major < 6 {
-        let k = key.strip_prefix('/')?;
+        let k = key.strip_prefix('/').unwrap_or(key);
         let (name, version) = k.rsplit_once('/')?;
         let version = version.split('_').next().unwrap_or(version);
         return Some((strip_registry_host(name).to_owned(), version.to_owned()));
     }
     let bare = key.split('(').next().unwrap_or(key);
-    let k = if major < 9 { bare.strip_prefix('/')? } else { bare };
+    let k = bare.strip_prefix('/').unwrap_or(bare);
     let (name, version) = split_spec(k)?;
     Some((strip_registry_host(name).to_owned(), version.to_owned()))
 }
@@ -122,12 +178,19 @@ fn split_key(key: &str, major: u32) -> Option<(String, String)> {
 /// Keys of packages from a non-default registry may start with its host
 /// (`registry.example.com/n/1.0.0`); the package name is the last one or two segments.
 fn strip_registry_host(name: &str) -> &str {
-    let keep = if name.contains("/@") || name.starts_with('@') { 2 } else { 1 };
+    let keep = if name.contains("/@") || name.starts_with('@') {
+        2
+    } else {
+        1
+    };
     let segments: Vec<&str> = name.split('/').collect();
     if segments.len() <= keep {
         return name;
     }
-    let start: usize = segments[..segments.len() - keep].iter().map(|s| s.len() + 1).sum();
+    let start: usize = segments[..segments.len() - keep]
+        .iter()
+        .map(|s| s.len() + 1)
+        .sum();
     &name[start..]
 }
 
@@ -187,7 +250,10 @@ fn importer_links(
 
 /// `packages/app` + `../lib` → `packages/lib`, relative to the lockfile's directory.
 fn join_relative(dir: &str, rel: &str) -> String {
-    let mut parts: Vec<&str> = dir.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let mut parts: Vec<&str> = dir
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     for seg in rel.split('/') {
         match seg {
             "" | "." => {}
@@ -218,8 +284,7 @@ impl YamlKeyLines {
         let mut stack: Vec<(usize, String)> = Vec::new();
         for (idx, raw) in text.lines().enumerate() {
             let trimmed = raw.trim_start_matches(' ');
-            if trimmed.trim().is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-')
-            {
+            if trimmed.trim().is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
                 continue;
             }
             let indent = raw.len() - trimmed.len();

@@ -15,7 +15,7 @@ use std::path::Path;
 use serde_norway::Value;
 
 use super::npm::{classify_spec, dedup, line_u32, locked, source_from_resolved, split_spec};
-use super::pnpm::YamlKeyLines;
+use super::pnpm::{yaml_from_str, YamlKeyLines};
 use super::{LockedPackage, PackageSource, ParseError};
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
@@ -169,10 +169,7 @@ fn take_v1_token(text: &str) -> Result<(String, &str), String> {
 // ---- berry (v2+) ----
 
 fn parse_berry(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
-    let doc: Value = serde_norway::from_str(text).map_err(|e| {
-        let line = e.location().and_then(|l| line_u32(l.line()));
-        ParseError::new(path, line, format!("invalid YAML: {e}"))
-    })?;
+    let doc = yaml_from_str(path, text)?;
     let Some(doc) = doc.as_mapping() else {
         return Err(ParseError::new(path, None, "expected a YAML mapping"));
     };
@@ -199,7 +196,9 @@ fn parse_berry(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError
             _ => None,
         };
         let Some((name, reference)) = split_spec(resolution) else {
-            return Err(err(format!("resolution \"{resolution}\" is not name@reference")));
+            return Err(err(format!(
+                "resolution \"{resolution}\" is not name@reference"
+            )));
         };
         // The project's own root workspace is not a dependency.
         if reference == "workspace:." {
