@@ -426,6 +426,11 @@ fn pnpm_malformed() {
         "]".repeat(100_000)
     );
     parse_err(name, &deep);
+    // Deep block nesting (indentation) rather than flow brackets.
+    let block: String = (0..3000)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
+    parse_err(name, &format!("lockfileVersion: '9.0'\npackages:\n{block}"));
     let long = format!(
         "lockfileVersion: '9.0'\npackages: \"{}",
         "a".repeat(10 << 20)
