@@ -19,15 +19,37 @@ fn a_stored_deny_entry_applies_to_check_and_can_be_removed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let out = depfw(data, &["check", "npm", "left-pad@1.3.0"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = depfw(
         data,
-        &["overrides", "deny", "npm", "left-pad", "--versions", "1.3.0", "--reason", "broke prod"],
+        &[
+            "overrides",
+            "deny",
+            "npm",
+            "left-pad",
+            "--versions",
+            "1.3.0",
+            "--reason",
+            "broke prod",
+        ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let out = depfw(data, &["check", "npm", "left-pad@1.3.0", "--format", "json"]);
+    let out = depfw(
+        data,
+        &["check", "npm", "left-pad@1.3.0", "--format", "json"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["verdict"], "deny");
@@ -40,7 +62,12 @@ fn a_stored_deny_entry_applies_to_check_and_can_be_removed() {
     assert_eq!(out.status.code(), Some(0));
 
     let out = depfw(data, &["overrides", "remove", "1"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = depfw(data, &["check", "npm", "left-pad@1.3.0"]);
     assert_eq!(out.status.code(), Some(0));
 }
