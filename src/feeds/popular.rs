@@ -162,10 +162,9 @@ pub(crate) struct EcoIndex {
     pub deletions: HashMulti,
     pub separators: HashMulti,
     pub glyphs: HashMulti,
-    /// npm: hash of the name part of scoped names (`parser` for `@typescript-eslint/parser`).
-    pub bare: HashMulti,
-    /// npm scopes that have a popular package.
-    pub scopes: HashSet<Box<str>>,
+    /// Every word of every popular name: a look-alike made only of known words
+    /// (`django-filer`, `git-python`) is usually a real project, a typo makes a new word.
+    pub vocabulary: HashSet<Box<str>>,
     ranked_len: u32,
 }
 
@@ -188,10 +187,9 @@ impl EcoIndex {
             .push(forms::hash(forms::separator_skeleton(&form).as_bytes()), id);
         self.glyphs
             .push(forms::hash(forms::glyph_skeleton(&form).as_bytes()), id);
-        if let Some(scope) = name.npm_scope() {
-            self.scopes.insert(scope.to_ascii_lowercase().into());
-            if let Some((_, bare)) = form.split_once('/') {
-                self.bare.push(forms::hash(bare.as_bytes()), id);
+        for token in forms::tokens(&form) {
+            if !self.vocabulary.contains(token) {
+                self.vocabulary.insert(token.into());
             }
         }
         self.by_form.insert(form.clone().into(), id);
@@ -209,7 +207,6 @@ impl EcoIndex {
             &mut self.deletions,
             &mut self.separators,
             &mut self.glyphs,
-            &mut self.bare,
         ] {
             map.finish();
         }

@@ -19,8 +19,17 @@ pub fn form(ecosystem: Ecosystem, key: &str) -> String {
 
 /// Characters whose presence or absence people do not notice: word separators, and the
 /// `@`/`/` of an npm scope (`@typescript/eslint-parser` vs `@typescript-eslint/parser`).
+/// Not `.`: in npm it is a naming convention (`lodash.merge`, `chart.js`) whose near-twins
+/// (`object-assign` and `object.assign`) are both real packages, and PyPI and crates.io
+/// keys have no `.` left to compare.
 fn is_separator(b: u8) -> bool {
-    matches!(b, b'-' | b'_' | b'.' | b'@' | b'/')
+    matches!(b, b'-' | b'_' | b'@' | b'/')
+}
+
+/// The words of a name, as split by its separators (`@types/node` -> `types`, `node`).
+pub fn tokens(form: &str) -> impl Iterator<Item = &str> {
+    form.split(|c| matches!(c, '-' | '_' | '.' | '@' | '/'))
+        .filter(|t| !t.is_empty())
 }
 
 /// `form` without separators: equal skeletons mean "same letters, different punctuation".
@@ -32,11 +41,11 @@ pub fn separator_skeleton(form: &str) -> String {
 }
 
 /// Character sequences that render alike in the fonts people read names in, mapped to one
-/// representative. Longer sequences first.
+/// representative. Longer sequences first. Not `cl`/`d`: it folds real names together
+/// (`cliff`/`diff`).
 const HOMOGLYPHS: &[(&str, &str)] = &[
     ("rn", "m"),
     ("vv", "w"),
-    ("cl", "d"),
     ("0", "o"),
     ("1", "l"),
 ];
@@ -137,7 +146,12 @@ mod tests {
 
     #[test]
     fn skeletons_fold_separators_and_look_alikes() {
-        assert_eq!(separator_skeleton("@typescript-eslint/parser"), "typescripteslintparser");
+        assert_eq!(
+            separator_skeleton("@typescript-eslint/parser"),
+            "typescripteslintparser"
+        );
+        assert_ne!(separator_skeleton("object.assign"), separator_skeleton("object-assign"));
+        assert_eq!(tokens("@types/node.js").collect::<Vec<_>>(), ["types", "node", "js"]);
         assert_eq!(
             separator_skeleton("@typescript/eslint-parser"),
             separator_skeleton("@typescript-eslint/parser")

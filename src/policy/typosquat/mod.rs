@@ -34,10 +34,6 @@ pub enum Technique {
     Substitution,
     /// A popular name with a prefix or suffix (`lodash-js`); the affix.
     Affix(&'static str),
-    /// A popular scoped name without its scope.
-    UnscopedCopy,
-    /// A popular name under a scope no popular package uses (`@evil/lodash`).
-    UnknownScope,
 }
 
 impl Technique {
@@ -53,8 +49,6 @@ impl Technique {
             Technique::ExtraLetter => 6,
             Technique::Substitution => 7,
             Technique::Affix(_) => 8,
-            Technique::UnscopedCopy => 9,
-            Technique::UnknownScope => 10,
         }
     }
 }
@@ -71,8 +65,6 @@ impl fmt::Display for Technique {
             Technique::ExtraLetter => f.write_str("an extra letter"),
             Technique::Substitution => f.write_str("a substituted letter"),
             Technique::Affix(affix) => write!(f, "`{affix}` added"),
-            Technique::UnscopedCopy => f.write_str("scope dropped"),
-            Technique::UnknownScope => f.write_str("put under an unknown scope"),
         }
     }
 }
