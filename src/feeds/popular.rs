@@ -213,26 +213,53 @@ impl EcoIndex {
     }
 }
 
-/// A multimap from a 64-bit hash to entry ids, as one sorted vector: compact (12 bytes a
-/// pair for ~300k deletion hashes) and probed by binary search.
+/// A multimap from a 64-bit hash to entry ids, as one sorted vector (12 bytes a pair for the
+/// ~300k deletion hashes of a list) plus a table of where each run of leading hash bits
+/// starts, so that a probe is two memory reads and a short scan rather than a binary search
+/// through megabytes of cache misses.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct HashMulti(Vec<(u64, u32)>);
+pub(crate) struct HashMulti {
+    pairs: Vec<(u64, u32)>,
+    /// `starts[b]` is the first pair whose hash has `b` as its top `bits` bits.
+    starts: Vec<u32>,
+    bits: u32,
+}
 
 impl HashMulti {
     fn push(&mut self, hash: u64, id: u32) {
-        self.0.push((hash, id));
+        self.pairs.push((hash, id));
     }
 
     fn finish(&mut self) {
-        self.0.sort_unstable();
-        self.0.dedup();
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
+        // About one pair per bucket.
+        self.bits = (usize::BITS - self.pairs.len().leading_zeros()).clamp(1, 24);
+        let buckets = 1usize << self.bits;
+        self.starts = Vec::with_capacity(buckets + 1);
+        let mut i = 0;
+        for b in 0..=buckets {
+            while i < self.pairs.len() && self.bucket(self.pairs[i].0) < b {
+                i += 1;
+            }
+            self.starts.push(i as u32);
+        }
+    }
+
+    fn bucket(&self, hash: u64) -> usize {
+        // `bits` is 0 before `finish`: every hash is in the (missing) bucket 0.
+        hash.checked_shr(64 - self.bits).unwrap_or(0) as usize
     }
 
     pub fn get(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
-        let start = self.0.partition_point(|(h, _)| *h < hash);
-        self.0[start..]
+        let b = self.bucket(hash);
+        let range = match (self.starts.get(b), self.starts.get(b + 1)) {
+            (Some(&start), Some(&end)) => start as usize..end as usize,
+            _ => 0..0,
+        };
+        self.pairs[range]
             .iter()
-            .take_while(move |(h, _)| *h == hash)
+            .filter(move |(h, _)| *h == hash)
             .map(|(_, id)| *id)
     }
 }
@@ -262,6 +289,20 @@ mod tests {
         assert!(index.is_popular(&name(Ecosystem::CratesIo, "rust-decimal")));
         assert_eq!(index.rank(&name(Ecosystem::CratesIo, "serde")), None);
         assert!(!index.is_popular(&name(Ecosystem::Npm, "Lodash")));
+    }
+
+    #[test]
+    fn hash_multimap_finds_every_value_and_nothing_else() {
+        let mut map = HashMulti::default();
+        assert_eq!(map.get(7).count(), 0);
+        for (h, id) in [(u64::MAX, 1), (0, 2), (1 << 63, 3), (1 << 63, 4), (42, 5)] {
+            map.push(h, id);
+        }
+        map.finish();
+        assert_eq!(map.get(1 << 63).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(map.get(u64::MAX).collect::<Vec<_>>(), [1]);
+        assert_eq!(map.get(0).collect::<Vec<_>>(), [2]);
+        assert_eq!(map.get(43).count(), 0);
     }
 
     #[test]
