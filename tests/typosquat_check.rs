@@ -13,7 +13,9 @@ use depfw::policy::{Check, Finding, PackageCtx, Severity, Verdict};
 
 fn bundled() -> Arc<PopularIndex> {
     static INDEX: OnceLock<Arc<PopularIndex>> = OnceLock::new();
-    INDEX.get_or_init(|| Arc::new(PopularIndex::bundled())).clone()
+    INDEX
+        .get_or_init(|| Arc::new(PopularIndex::bundled()))
+        .clone()
 }
 
 fn config() -> TyposquatConfig {
@@ -81,7 +83,10 @@ fn config_sets_the_verdict_and_can_disable_the_check() {
     let mut cfg = config();
     cfg.verdict = Verdict::Deny;
     let check = TyposquatCheck::new(bundled(), cfg.clone());
-    assert_eq!(run(&check, Ecosystem::Npm, "semvre")[0].verdict, Verdict::Deny);
+    assert_eq!(
+        run(&check, Ecosystem::Npm, "semvre")[0].verdict,
+        Verdict::Deny
+    );
     cfg.enabled = false;
     let check = TyposquatCheck::new(bundled(), cfg);
     assert!(run(&check, Ecosystem::Npm, "semvre").is_empty());
@@ -92,7 +97,10 @@ fn extra_popular_names_are_protected_and_not_flagged_themselves() {
     let mut cfg = config();
     cfg.extra_popular.insert(
         Ecosystem::Npm,
-        vec!["@acme/billing-core".to_owned(), "acme-ledger-client".to_owned()],
+        vec![
+            "@acme/billing-core".to_owned(),
+            "acme-ledger-client".to_owned(),
+        ],
     );
     let check = TyposquatCheck::new(bundled(), cfg);
     assert!(run(&check, Ecosystem::Npm, "acme-ledger-client").is_empty());
@@ -132,10 +140,7 @@ fn each_technique_is_recognised() {
         t(npm, "lodash-js"),
         Some(("lodash".into(), Technique::Affix("-js")))
     );
-    assert_eq!(
-        t(npm, "Semver"),
-        Some(("semver".into(), Technique::Case))
-    );
+    assert_eq!(t(npm, "Semver"), Some(("semver".into(), Technique::Case)));
     assert_eq!(
         t(pypi, "python-dateitil"),
         Some(("python-dateutil".into(), Technique::Substitution))

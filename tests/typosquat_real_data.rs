@@ -8,7 +8,7 @@
 //! definition in the data README), computed here by brute-force-free but independent means.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use depfw::feeds::popular::PopularIndex;
 use depfw::package::{Ecosystem, PackageName};
@@ -31,13 +31,18 @@ fn data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipped: {} not found (set DEPFW_SHARED_DATA)", dir.display());
+        eprintln!(
+            "skipped: {} not found (set DEPFW_SHARED_DATA)",
+            dir.display()
+        );
         None
     }
 }
 
 fn bundled(file: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("feeds/popular").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("feeds/popular")
+        .join(file);
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -62,7 +67,10 @@ fn flagged(index: &PopularIndex, eco: Ecosystem, names: &[String]) -> Vec<String
             let name = PackageName::parse(eco, n).ok()?;
             assert!(!index.is_popular(&name), "{n} is in the index");
             let s = index.suspect(&name)?;
-            Some(format!("{n} -> {} ({:?}, {})", s.target, s.rank, s.technique))
+            Some(format!(
+                "{n} -> {} ({:?}, {})",
+                s.target, s.rank, s.technique
+            ))
         })
         .collect()
 }
@@ -114,12 +122,20 @@ fn names_with_a_period_are_not_naively_flagged() {
         names.into_iter().partition(|n| n.contains('.'));
     let index = PopularIndex::from_names(Ecosystem::Npm, &plain).unwrap();
     let hits = flagged(&index, Ecosystem::Npm, &dotted);
-    println!("{} of {} dotted npm names flagged:\n  {}", hits.len(), dotted.len(), hits.join("\n  "));
+    println!(
+        "{} of {} dotted npm names flagged:\n  {}",
+        hits.len(),
+        dotted.len(),
+        hits.join("\n  ")
+    );
     assert!(dotted.len() > 300);
-    assert!(hits.len() as f64 <= dotted.len() as f64 * MAX_FP_RATE + 1.0, "{hits:?}");
+    assert!(
+        hits.len() as f64 <= dotted.len() as f64 * MAX_FP_RATE + 1.0,
+        "{hits:?}"
+    );
 }
 
-fn malicious_names(dir: &PathBuf, eco: Ecosystem) -> HashSet<String> {
+fn malicious_names(dir: &Path, eco: Ecosystem) -> HashSet<String> {
     let mut names = HashSet::new();
     let file = match eco {
         Ecosystem::Npm => "npm.jsonl",
@@ -147,8 +163,11 @@ fn malicious_names(dir: &PathBuf, eco: Ecosystem) -> HashSet<String> {
 /// The README's definition, implemented independently of depfw's index: one
 /// Damerau-Levenshtein edit, or the same name up to `-` `_` `.`, on PEP 503 / lower-cased
 /// keys; exact popular names excluded. Returns name -> popular names it imitates.
-fn readme_typosquats(eco: Ecosystem, popular: &[String], candidates: &HashSet<String>)
-    -> HashMap<String, Vec<String>> {
+fn readme_typosquats(
+    eco: Ecosystem,
+    popular: &[String],
+    candidates: &HashSet<String>,
+) -> HashMap<String, Vec<String>> {
     let key = |n: &str| {
         PackageName::parse(eco, n)
             .ok()
@@ -190,7 +209,10 @@ fn readme_typosquats(eco: Ecosystem, popular: &[String], candidates: &HashSet<St
         targets.sort_unstable();
         targets.dedup();
         if !targets.is_empty() {
-            out.insert(c.clone(), targets.iter().map(|&i| popular[i].clone()).collect());
+            out.insert(
+                c.clone(),
+                targets.iter().map(|&i| popular[i].clone()).collect(),
+            );
         }
     }
     out
@@ -217,7 +239,11 @@ fn catch_rate(eco: Ecosystem, min_rate: f64) {
         rate * 100.0,
         missed.join("\n  ")
     );
-    assert!(squats.len() > 100, "{eco}: only {} look-alikes found", squats.len());
+    assert!(
+        squats.len() > 100,
+        "{eco}: only {} look-alikes found",
+        squats.len()
+    );
     assert!(rate >= min_rate, "{eco} catch rate {rate}");
 }
 

@@ -114,7 +114,9 @@ impl PopularIndex {
 
     /// How many popular names `ecosystem` has.
     pub fn len(&self, ecosystem: Ecosystem) -> usize {
-        self.ecosystems.get(&ecosystem).map_or(0, |e| e.entries.len())
+        self.ecosystems
+            .get(&ecosystem)
+            .map_or(0, |e| e.entries.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -313,7 +315,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.name, "Bad Name");
         assert!(index.is_popular(&name(Ecosystem::Npm, "@acme/billing-core")));
-        assert_eq!(index.rank(&name(Ecosystem::Npm, "@acme/billing-core")), None);
+        assert_eq!(
+            index.rank(&name(Ecosystem::Npm, "@acme/billing-core")),
+            None
+        );
         assert_eq!(index.rank(&name(Ecosystem::Npm, "lodash")), Some(1));
         assert!(!index.is_popular(&name(Ecosystem::PyPI, "lodash")));
     }

@@ -179,8 +179,6 @@ fn one_edit_candidates(eco: &EcoIndex, form: &str) -> Vec<u32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Edit {
     technique: Technique,
-    /// Where the two names first differ.
-    at: usize,
     /// The edit touches the first or the last character.
     first: bool,
     last: bool,
@@ -192,7 +190,7 @@ struct Edit {
     digit_for_letter: bool,
     /// A dropped trailing `s` (`typing-extension`).
     plural: bool,
-    /// The edit falls in a word of one or two letters (`types-boto3-sts` vs `sqs`): another
+    /// The edit falls in a word of one or two letters (`django-q` vs `django-rq`): another
     /// word, not a typo.
     in_short_word: bool,
 }
@@ -226,7 +224,11 @@ impl Edit {
                 (technique, at + 1 == c.len())
             }
         };
-        let (longer, extra) = if c.len() > t.len() { (c, true) } else { (t, false) };
+        let (longer, extra) = if c.len() > t.len() {
+            (c, true)
+        } else {
+            (t, false)
+        };
         let neighbours = || {
             [at.checked_sub(1), Some(at + 1)]
                 .into_iter()
@@ -237,7 +239,6 @@ impl Edit {
         let length_changed = c.len() != t.len();
         Some(Edit {
             technique,
-            at,
             // A doubled first letter (`aaiohttp`, also `cchardet`) stays a slip: the
             // malicious data has far more of them than the legitimate lists.
             first: at == 0,
@@ -293,7 +294,7 @@ impl Edit {
 /// Whether byte `at` of `name` lies in a word of at most two characters.
 fn in_short_word(name: &str, at: usize) -> bool {
     let mut start = 0;
-    for word in name.split(|c| matches!(c, '-' | '_' | '.' | '@' | '/')) {
+    for word in name.split(forms::WORD_BREAKS) {
         let end = start + word.len();
         if (start..=end).contains(&at) && !word.is_empty() {
             return word.len() <= 2;
@@ -328,7 +329,9 @@ fn keyboard_adjacent(a: u8, b: u8) -> bool {
         })
     };
     match (position(a), position(b)) {
-        (Some((r1, c1)), Some((r2, c2))) => a != b && (r1 - r2).abs() <= 1.0 && (c1 - c2).abs() <= 1.0,
+        (Some((r1, c1)), Some((r2, c2))) => {
+            a != b && (r1 - r2).abs() <= 1.0 && (c1 - c2).abs() <= 1.0
+        }
         _ => false,
     }
 }
@@ -347,11 +350,17 @@ mod tests {
 
     #[test]
     fn edits_name_the_technique() {
-        assert_eq!(technique("reqeusts", "requests"), Some(Technique::Transposition));
+        assert_eq!(
+            technique("reqeusts", "requests"),
+            Some(Technique::Transposition)
+        );
         assert_eq!(technique("chal", "chalk"), Some(Technique::MissingLetter));
         assert_eq!(technique("debuug", "debug"), Some(Technique::ExtraLetter));
         assert_eq!(technique("9args", "yargs"), Some(Technique::Substitution));
-        assert_eq!(technique("requets", "requests"), Some(Technique::MissingLetter));
+        assert_eq!(
+            technique("requets", "requests"),
+            Some(Technique::MissingLetter)
+        );
         assert_eq!(technique("vue2", "vue3"), None);
         assert_eq!(technique("rqxeuests", "requests"), None);
     }
@@ -363,8 +372,16 @@ mod tests {
         let e = Edit::between("aiopbotocore", "aiobotocore").unwrap();
         assert!(e.adjacent_key && e.is_strong());
         assert!(Edit::between("9args", "yargs").unwrap().digit_for_letter);
-        assert!(Edit::between("typing-extension", "typing-extensions").unwrap().plural);
-        assert!(Edit::between("types-boto3-sts", "types-boto3-sqs").unwrap().in_short_word);
+        assert!(
+            Edit::between("typing-extension", "typing-extensions")
+                .unwrap()
+                .plural
+        );
+        assert!(
+            Edit::between("django-q", "django-rq")
+                .unwrap()
+                .in_short_word
+        );
         let e = Edit::between("grequests", "requests").unwrap();
         assert!(e.first && !e.is_strong());
         assert!(!Edit::between("hyper", "typer").unwrap().is_strong());

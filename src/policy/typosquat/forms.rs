@@ -26,10 +26,12 @@ fn is_separator(b: u8) -> bool {
     matches!(b, b'-' | b'_' | b'@' | b'/')
 }
 
+/// What separates the words of a name.
+pub const WORD_BREAKS: [char; 5] = ['-', '_', '.', '@', '/'];
+
 /// The words of a name, as split by its separators (`@types/node` -> `types`, `node`).
 pub fn tokens(form: &str) -> impl Iterator<Item = &str> {
-    form.split(|c| matches!(c, '-' | '_' | '.' | '@' | '/'))
-        .filter(|t| !t.is_empty())
+    form.split(WORD_BREAKS).filter(|t| !t.is_empty())
 }
 
 /// `form` without separators: equal skeletons mean "same letters, different punctuation".
@@ -43,12 +45,7 @@ pub fn separator_skeleton(form: &str) -> String {
 /// Character sequences that render alike in the fonts people read names in, mapped to one
 /// representative. Longer sequences first. Not `cl`/`d`: it folds real names together
 /// (`cliff`/`diff`).
-const HOMOGLYPHS: &[(&str, &str)] = &[
-    ("rn", "m"),
-    ("vv", "w"),
-    ("0", "o"),
-    ("1", "l"),
-];
+const HOMOGLYPHS: &[(&str, &str)] = &[("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l")];
 
 /// The separator skeleton with look-alike sequences folded (`rnicrornatch` -> `micromatch`).
 pub fn glyph_skeleton(form: &str) -> String {
@@ -150,8 +147,14 @@ mod tests {
             separator_skeleton("@typescript-eslint/parser"),
             "typescripteslintparser"
         );
-        assert_ne!(separator_skeleton("object.assign"), separator_skeleton("object-assign"));
-        assert_eq!(tokens("@types/node.js").collect::<Vec<_>>(), ["types", "node", "js"]);
+        assert_ne!(
+            separator_skeleton("object.assign"),
+            separator_skeleton("object-assign")
+        );
+        assert_eq!(
+            tokens("@types/node.js").collect::<Vec<_>>(),
+            ["types", "node", "js"]
+        );
         assert_eq!(
             separator_skeleton("@typescript/eslint-parser"),
             separator_skeleton("@typescript-eslint/parser")
