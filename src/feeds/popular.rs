@@ -1,1 +1,325 @@
-//! Popular-package lists per ecosystem, for the typosquat check (being written).
+//! Popular-package lists per ecosystem, for the typosquat check.
+//!
+//! `depfw serve`, `audit` and `check` flag a name that looks like a popular package it is
+//! not; this module says which names are popular, how popular, and finds the popular names
+//! near a given one fast enough to run on every package the proxy serves (a handful of
+//! hash probes, see `crate::policy::typosquat`). The lists in `feeds/popular/` are compiled
+//! in; `policy.typosquat.extra-popular` adds names (internal packages, say).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::package::{Ecosystem, NameError, PackageName};
+use crate::policy::typosquat::{detect, forms, Suspect};
+
+const BUNDLED_NPM: &str = include_str!("../../feeds/popular/npm.txt");
+const BUNDLED_PYPI: &str = include_str!("../../feeds/popular/pypi.txt");
+const BUNDLED_CRATES: &str = include_str!("../../feeds/popular/crates-io.txt");
+
+/// Popular names of every ecosystem, indexed for near-miss lookups.
+#[derive(Debug, Clone, Default)]
+pub struct PopularIndex {
+    ecosystems: HashMap<Ecosystem, EcoIndex>,
+}
+
+/// A popular name that a list could not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("popular {ecosystem} name `{name}`: {source}")]
+pub struct PopularError {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub source: NameError,
+}
+
+impl PopularIndex {
+    /// The lists shipped in `feeds/popular/` (npm and PyPI ranked, crates.io unranked).
+    pub fn bundled() -> PopularIndex {
+        let mut index = PopularIndex::default();
+        for (ecosystem, text, ranked) in [
+            (Ecosystem::Npm, BUNDLED_NPM, true),
+            (Ecosystem::PyPI, BUNDLED_PYPI, true),
+            (Ecosystem::CratesIo, BUNDLED_CRATES, false),
+        ] {
+            let names = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'));
+            // The bundled lists are checked by a test; a bad line must not take the proxy down.
+            if let Err(e) = index.insert_all(ecosystem, names, ranked) {
+                tracing::warn!("bundled popular list: {e}");
+            }
+        }
+        index
+    }
+
+    /// An index of one ecosystem from `names`, most popular first (rank 1 is the first name).
+    pub fn from_names<I, S>(ecosystem: Ecosystem, names: I) -> Result<PopularIndex, PopularError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut index = PopularIndex::default();
+        index.insert_all(ecosystem, names, true)?;
+        Ok(index)
+    }
+
+    /// Adds unranked names (`policy.typosquat.extra-popular`): they count as popular and are
+    /// protected against look-alikes like any listed name. Names already present are kept.
+    pub fn add_names<I, S>(&mut self, ecosystem: Ecosystem, names: I) -> Result<(), PopularError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.insert_all(ecosystem, names, false)
+    }
+
+    /// Every valid name is inserted even when some are not; the first error is returned.
+    fn insert_all<I, S>(
+        &mut self,
+        ecosystem: Ecosystem,
+        names: I,
+        ranked: bool,
+    ) -> Result<(), PopularError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let eco = self.ecosystems.entry(ecosystem).or_default();
+        let mut first_error = None;
+        for raw in names {
+            let raw = raw.as_ref();
+            match PackageName::parse(ecosystem, raw) {
+                Ok(name) => eco.insert(&name, ranked),
+                Err(source) => {
+                    first_error.get_or_insert(PopularError {
+                        ecosystem,
+                        name: raw.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        eco.finish();
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Whether `name` is itself a popular (or configured) package.
+    pub fn is_popular(&self, name: &PackageName) -> bool {
+        self.entry(name).is_some()
+    }
+
+    /// The rank of a popular name (1 = most popular); `None` for unranked or unknown names.
+    pub fn rank(&self, name: &PackageName) -> Option<u32> {
+        self.entry(name).and_then(|e| e.rank)
+    }
+
+    /// How many popular names `ecosystem` has.
+    pub fn len(&self, ecosystem: Ecosystem) -> usize {
+        self.ecosystems
+            .get(&ecosystem)
+            .map_or(0, |e| e.entries.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ecosystems.values().all(|e| e.entries.is_empty())
+    }
+
+    /// The popular package `name` most likely imitates, if it is not popular itself.
+    pub fn suspect(&self, name: &PackageName) -> Option<Suspect> {
+        let eco = self.ecosystems.get(&name.ecosystem())?;
+        if self.is_popular(name) {
+            return None;
+        }
+        detect::suspect(eco, name)
+    }
+
+    fn entry(&self, name: &PackageName) -> Option<&Entry> {
+        let eco = self.ecosystems.get(&name.ecosystem())?;
+        let form = forms::form(name.ecosystem(), name.key());
+        let entry = &eco.entries[*eco.by_form.get(form.as_str())? as usize];
+        // A case-only variant of an npm name is a different package (and a look-alike).
+        (*entry.key == *name.key()).then_some(entry)
+    }
+}
+
+/// One popular name.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The registry spelling, for messages.
+    pub display: Box<str>,
+    /// `PackageName::key`.
+    pub key: Box<str>,
+    /// `forms::form`: what distances are measured on.
+    pub form: Box<str>,
+    pub rank: Option<u32>,
+}
+
+/// The popular names of one ecosystem and the maps near-miss lookups probe.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EcoIndex {
+    pub entries: Vec<Entry>,
+    pub by_form: HashMap<Box<str>, u32>,
+    /// Hash of each form.
+    pub exact: HashMulti,
+    /// Hashes of each form with one character deleted (symmetric-deletion index).
+    pub deletions: HashMulti,
+    pub separators: HashMulti,
+    pub glyphs: HashMulti,
+    /// Every word of every popular name: a look-alike made only of known words
+    /// (`django-filer`, `git-python`) is usually a real project, a typo makes a new word.
+    pub vocabulary: HashSet<Box<str>>,
+    ranked_len: u32,
+}
+
+impl EcoIndex {
+    fn insert(&mut self, name: &PackageName, ranked: bool) {
+        let form = forms::form(name.ecosystem(), name.key());
+        if self.by_form.contains_key(form.as_str()) {
+            return;
+        }
+        let id = self.entries.len() as u32;
+        let rank = ranked.then(|| {
+            self.ranked_len += 1;
+            self.ranked_len
+        });
+        self.exact.push(forms::hash(form.as_bytes()), id);
+        for h in forms::deletion_hashes(&form) {
+            self.deletions.push(h, id);
+        }
+        self.separators
+            .push(forms::hash(forms::separator_skeleton(&form).as_bytes()), id);
+        self.glyphs
+            .push(forms::hash(forms::glyph_skeleton(&form).as_bytes()), id);
+        for token in forms::tokens(&form) {
+            if !self.vocabulary.contains(token) {
+                self.vocabulary.insert(token.into());
+            }
+        }
+        self.by_form.insert(form.clone().into(), id);
+        self.entries.push(Entry {
+            display: name.as_str().into(),
+            key: name.key().into(),
+            form: form.into(),
+            rank,
+        });
+    }
+
+    fn finish(&mut self) {
+        for map in [
+            &mut self.exact,
+            &mut self.deletions,
+            &mut self.separators,
+            &mut self.glyphs,
+        ] {
+            map.finish();
+        }
+    }
+}
+
+/// A multimap from a 64-bit hash to entry ids, as one sorted vector (12 bytes a pair for the
+/// ~300k deletion hashes of a list) plus a table of where each run of leading hash bits
+/// starts, so that a probe is two memory reads and a short scan rather than a binary search
+/// through megabytes of cache misses.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HashMulti {
+    pairs: Vec<(u64, u32)>,
+    /// `starts[b]` is the first pair whose hash has `b` as its top `bits` bits.
+    starts: Vec<u32>,
+    bits: u32,
+}
+
+impl HashMulti {
+    fn push(&mut self, hash: u64, id: u32) {
+        self.pairs.push((hash, id));
+    }
+
+    fn finish(&mut self) {
+        self.pairs.sort_unstable();
+        self.pairs.dedup();
+        // About one pair per bucket.
+        self.bits = (usize::BITS - self.pairs.len().leading_zeros()).clamp(1, 24);
+        let buckets = 1usize << self.bits;
+        self.starts = Vec::with_capacity(buckets + 1);
+        let mut i = 0;
+        for b in 0..=buckets {
+            while i < self.pairs.len() && self.bucket(self.pairs[i].0) < b {
+                i += 1;
+            }
+            self.starts.push(i as u32);
+        }
+    }
+
+    fn bucket(&self, hash: u64) -> usize {
+        // `bits` is 0 before `finish`: every hash is in the (missing) bucket 0.
+        hash.checked_shr(64 - self.bits).unwrap_or(0) as usize
+    }
+
+    pub fn get(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        let b = self.bucket(hash);
+        let range = match (self.starts.get(b), self.starts.get(b + 1)) {
+            (Some(&start), Some(&end)) => start as usize..end as usize,
+            _ => 0..0,
+        };
+        self.pairs[range]
+            .iter()
+            .filter(move |(h, _)| *h == hash)
+            .map(|(_, id)| *id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(e: Ecosystem, s: &str) -> PackageName {
+        PackageName::parse(e, s).unwrap()
+    }
+
+    #[test]
+    fn bundled_lists_parse_completely_and_rank_in_file_order() {
+        for (eco, text) in [
+            (Ecosystem::Npm, BUNDLED_NPM),
+            (Ecosystem::PyPI, BUNDLED_PYPI),
+            (Ecosystem::CratesIo, BUNDLED_CRATES),
+        ] {
+            let mut index = PopularIndex::default();
+            index.insert_all(eco, text.lines(), true).unwrap();
+            assert!(index.len(eco) > 14_000, "{eco}: {}", index.len(eco));
+        }
+        let index = PopularIndex::bundled();
+        assert_eq!(index.rank(&name(Ecosystem::Npm, "semver")), Some(1));
+        assert_eq!(index.rank(&name(Ecosystem::PyPI, "Requests")), Some(7));
+        assert!(index.is_popular(&name(Ecosystem::CratesIo, "rust-decimal")));
+        assert_eq!(index.rank(&name(Ecosystem::CratesIo, "serde")), None);
+        assert!(!index.is_popular(&name(Ecosystem::Npm, "Lodash")));
+    }
+
+    #[test]
+    fn hash_multimap_finds_every_value_and_nothing_else() {
+        let mut map = HashMulti::default();
+        assert_eq!(map.get(7).count(), 0);
+        for (h, id) in [(u64::MAX, 1), (0, 2), (1 << 63, 3), (1 << 63, 4), (42, 5)] {
+            map.push(h, id);
+        }
+        map.finish();
+        assert_eq!(map.get(1 << 63).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(map.get(u64::MAX).collect::<Vec<_>>(), [1]);
+        assert_eq!(map.get(0).collect::<Vec<_>>(), [2]);
+        assert_eq!(map.get(43).count(), 0);
+    }
+
+    #[test]
+    fn extra_names_are_popular_and_bad_ones_are_reported() {
+        let mut index = PopularIndex::from_names(Ecosystem::Npm, ["lodash"]).unwrap();
+        let err = index
+            .add_names(Ecosystem::Npm, ["@acme/billing-core", "Bad Name"])
+            .unwrap_err();
+        assert_eq!(err.name, "Bad Name");
+        assert!(index.is_popular(&name(Ecosystem::Npm, "@acme/billing-core")));
+        assert_eq!(
+            index.rank(&name(Ecosystem::Npm, "@acme/billing-core")),
+            None
+        );
+        assert_eq!(index.rank(&name(Ecosystem::Npm, "lodash")), Some(1));
+        assert!(!index.is_popular(&name(Ecosystem::PyPI, "lodash")));
+    }
+}

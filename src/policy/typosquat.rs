@@ -1,1 +1,0 @@
-//! TODO: the typosquat check (being written).
