@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::feeds::popular::PopularIndex;
 use crate::policy::license::LicenseCheck;
+use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::reputation::ReputationCheck;
 use crate::policy::{Check, Policy};
 use crate::store::overrides::OverrideStore;
@@ -21,7 +23,9 @@ pub struct Engine {
 ///
 /// TODO: wire the feed-backed checks (advisories, typosquat) and license/reputation.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
+    let popular = Arc::new(PopularIndex::bundled());
     let checks: Vec<Arc<dyn Check>> = vec![
+        Arc::new(TyposquatCheck::new(popular, config.policy.typosquat.clone())),
         Arc::new(LicenseCheck::new(config.policy.license.clone())),
         Arc::new(ReputationCheck::new(config.policy.reputation.clone())),
     ];
