@@ -1,5 +1,7 @@
 //! CLI commands.
 
+pub mod feeds;
+
 use std::process::ExitCode;
 
 pub fn main() -> ExitCode {
