@@ -70,7 +70,10 @@ fn the_ossf_sample_directory_tree_loads() {
     assert_eq!(counts.get(&Ecosystem::CratesIo), Some(&2));
     assert_eq!(counts.get(&Ecosystem::PyPI), Some(&5));
     assert_eq!(counts.get(&Ecosystem::Npm), Some(&5));
-    assert!(feed.advisories.iter().any(|a| a.id == "MAL-2022-1" && a.package == "rustdecimal"));
+    assert!(feed
+        .advisories
+        .iter()
+        .any(|a| a.id == "MAL-2022-1" && a.package == "rustdecimal"));
 }
 
 #[test]
@@ -79,13 +82,25 @@ fn a_name_list_becomes_malicious_records() {
     let list_dir = dir.path().join("my-list");
     std::fs::create_dir(&list_dir).unwrap();
     let path = list_dir.join("malicious_npm_packages.json");
-    std::fs::write(&path, r#"{"evil-pkg": {"versions": []}, "@x/y": {"versions": ["1.0.1"]}}"#).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"evil-pkg": {"versions": []}, "@x/y": {"versions": ["1.0.1"]}}"#,
+    )
+    .unwrap();
     let feed = load_path(&path).unwrap();
     assert_eq!(feed.records, 2);
-    let evil = feed.advisories.iter().find(|a| a.package == "evil-pkg").unwrap();
+    let evil = feed
+        .advisories
+        .iter()
+        .find(|a| a.package == "evil-pkg")
+        .unwrap();
     assert_eq!(evil.id, "MY-LIST:evil-pkg");
     assert!(evil.all_versions);
-    let scoped = feed.advisories.iter().find(|a| a.package == "@x/y").unwrap();
+    let scoped = feed
+        .advisories
+        .iter()
+        .find(|a| a.package == "@x/y")
+        .unwrap();
     assert!(!scoped.all_versions);
     assert_eq!(scoped.versions, vec!["1.0.1"]);
 }
@@ -97,17 +112,31 @@ fn a_corrupt_jsonl_line_is_named_by_file_and_line() {
     let good = compact(&fixture_records()[0].1);
     std::fs::write(&path, format!("{good}\n{good}\n{{\"id\": \"X\", broken\n")).unwrap();
     let err = load_path(&path).unwrap_err();
-    assert!(matches!(err, FeedError::JsonLine { line: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, FeedError::JsonLine { line: 3, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
-    assert!(text.contains("feed.jsonl") && text.contains("line 3"), "{text}");
+    assert!(
+        text.contains("feed.jsonl") && text.contains("line 3"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_corrupt_file_in_a_tree_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("npm/pkg")).unwrap();
-    std::fs::write(dir.path().join("npm/pkg/MAL-1.json"), &fixture_records()[0].1).unwrap();
-    std::fs::write(dir.path().join("npm/pkg/MAL-2.json"), "{\"id\": \"MAL-2\", \"modified\": 3").unwrap();
+    std::fs::write(
+        dir.path().join("npm/pkg/MAL-1.json"),
+        &fixture_records()[0].1,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("npm/pkg/MAL-2.json"),
+        "{\"id\": \"MAL-2\", \"modified\": 3",
+    )
+    .unwrap();
     let err = load_path(dir.path()).unwrap_err().to_string();
     assert!(err.contains("MAL-2.json"), "{err}");
 }
@@ -138,6 +167,8 @@ fn non_feed_input_is_refused_cleanly() {
     assert!(load_bytes(Path::new("x"), b"hello").is_err());
     assert!(load_bytes(Path::new("x"), &[0xff, 0xfe, 0x00]).is_err());
     assert!(load_bytes(Path::new("x"), b"{\"a\": 1}").is_err());
-    let missing = load_path(Path::new("/nonexistent/feed.jsonl")).unwrap_err().to_string();
+    let missing = load_path(Path::new("/nonexistent/feed.jsonl"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("/nonexistent/feed.jsonl"), "{missing}");
 }

@@ -41,7 +41,12 @@ fn affected(index: &AdvisoryIndex, eco: Ecosystem, name: &str, version: &str) ->
     !ids(index, eco, name, version).is_empty()
 }
 
-fn evaluate(check: &AdvisoriesCheck, eco: Ecosystem, name: &str, version: Option<&str>) -> Vec<Finding> {
+fn evaluate(
+    check: &AdvisoriesCheck,
+    eco: Ecosystem,
+    name: &str,
+    version: Option<&str>,
+) -> Vec<Finding> {
     let name = PackageName::parse(eco, name).unwrap();
     let version = version.map(|v| Version::parse(eco, v).unwrap());
     let ctx = PackageCtx {
@@ -89,7 +94,10 @@ fn pep440_epochs_and_post_releases() {
     let ix = index();
     // The name is normalised: the advisory says `Fx_Epoch.Pkg`.
     assert!(affected(&ix, Ecosystem::PyPI, "fx-epoch-pkg", "1!1.5"));
-    assert!(!affected(&ix, Ecosystem::PyPI, "FX.epoch_pkg", "2.5"), "epoch 0 sorts below 1!1.0");
+    assert!(
+        !affected(&ix, Ecosystem::PyPI, "FX.epoch_pkg", "2.5"),
+        "epoch 0 sorts below 1!1.0"
+    );
     assert!(!affected(&ix, Ecosystem::PyPI, "fx-epoch-pkg", "1!2.0"));
     assert!(affected(&ix, Ecosystem::PyPI, "fx-post", "1.0"));
     assert!(affected(&ix, Ecosystem::PyPI, "fx-post", "1.0rc1"));
@@ -150,9 +158,15 @@ fn severity_from_cvss_v3_v4_and_database_specific() {
     assert_eq!(severity_of(Ecosystem::PyPI, "fx-post"), Severity::Low);
     // CVSS 4.0 with high impacts on the vulnerable system = 9.3.
     assert_eq!(severity_of(Ecosystem::Npm, "fx-pre"), Severity::Critical);
-    assert_eq!(severity_of(Ecosystem::PyPI, "fx-epoch-pkg"), Severity::Medium);
+    assert_eq!(
+        severity_of(Ecosystem::PyPI, "fx-epoch-pkg"),
+        Severity::Medium
+    );
     assert_eq!(severity_of(Ecosystem::CratesIo, "fx-multi"), Severity::High);
-    assert_eq!(severity_of(Ecosystem::CratesIo, "fx-unscored"), Severity::Unknown);
+    assert_eq!(
+        severity_of(Ecosystem::CratesIo, "fx-unscored"),
+        Severity::Unknown
+    );
     assert_eq!(severity_of(Ecosystem::Npm, "fx-evil"), Severity::Critical);
 }
 
@@ -173,10 +187,18 @@ fn check_denies_malicious_with_ids_and_aliases() {
     let findings = evaluate(&check, Ecosystem::Npm, "fx-evil", Some("1.2.3"));
     assert_eq!(findings.len(), 1);
     let f = &findings[0];
-    assert_eq!((f.check.as_str(), f.code.as_str()), ("advisories", "known-malicious"));
+    assert_eq!(
+        (f.check.as_str(), f.code.as_str()),
+        ("advisories", "known-malicious")
+    );
     assert_eq!(f.verdict, Verdict::Deny);
     assert_eq!(f.ids, vec!["MAL-2099-1", "GHSA-evil-evil-evil"]);
-    assert!(f.message.starts_with("MAL-2099-1 (GHSA-evil-evil-evil): known malicious"), "{}", f.message);
+    assert!(
+        f.message
+            .starts_with("MAL-2099-1 (GHSA-evil-evil-evil): known malicious"),
+        "{}",
+        f.message
+    );
     // Name only: every version is malicious, so the name itself is denied.
     let findings = evaluate(&check, Ecosystem::Npm, "fx-evil", None);
     assert_eq!(findings[0].code, "known-malicious");
@@ -185,7 +207,10 @@ fn check_denies_malicious_with_ids_and_aliases() {
 #[test]
 fn check_flags_version_specific_malicious_records() {
     let check = AdvisoriesCheck::new(index(), config());
-    assert_eq!(evaluate(&check, Ecosystem::Npm, "fx-hijacked", Some("2.0.2"))[0].code, "known-malicious");
+    assert_eq!(
+        evaluate(&check, Ecosystem::Npm, "fx-hijacked", Some("2.0.2"))[0].code,
+        "known-malicious"
+    );
     assert!(evaluate(&check, Ecosystem::Npm, "fx-hijacked", Some("2.0.0")).is_empty());
     let name_only = evaluate(&check, Ecosystem::Npm, "fx-hijacked", None);
     assert_eq!(name_only.len(), 1);
@@ -198,19 +223,31 @@ fn check_flags_version_specific_malicious_records() {
 fn vulnerability_verdict_follows_the_severity_threshold() {
     let check = AdvisoriesCheck::new(index(), config());
     let high = &evaluate(&check, Ecosystem::CratesIo, "fx-multi", Some("0.5.1"))[0];
-    assert_eq!((high.code.as_str(), high.verdict), ("vulnerable", Verdict::Deny));
+    assert_eq!(
+        (high.code.as_str(), high.verdict),
+        ("vulnerable", Verdict::Deny)
+    );
     assert_eq!(high.fixed_in.as_deref(), Some("0.5.3"));
-    assert_eq!(high.message, "TEST-MULTI-1: vulnerable, severity high, fixed in 0.5.3");
+    assert_eq!(
+        high.message,
+        "TEST-MULTI-1: vulnerable, severity high, fixed in 0.5.3"
+    );
     let early = &evaluate(&check, Ecosystem::CratesIo, "fx-multi", Some("0.1.5"))[0];
     assert_eq!(early.fixed_in.as_deref(), Some("0.2.0"));
 
     let low = &evaluate(&check, Ecosystem::PyPI, "fx-post", Some("0.9"))[0];
     assert_eq!((low.severity, low.verdict), (Severity::Low, Verdict::Warn));
-    assert_eq!(low.ids, vec!["TEST-POST-1", "CVE-2099-0001", "GHSA-aaaa-bbbb-cccc"]);
+    assert_eq!(
+        low.ids,
+        vec!["TEST-POST-1", "CVE-2099-0001", "GHSA-aaaa-bbbb-cccc"]
+    );
     assert_eq!(low.fixed_in.as_deref(), Some("1.0.post1"));
 
     let unknown = &evaluate(&check, Ecosystem::CratesIo, "fx-unscored", Some("1.0.0"))[0];
-    assert_eq!((unknown.severity, unknown.verdict), (Severity::Unknown, Verdict::Deny));
+    assert_eq!(
+        (unknown.severity, unknown.verdict),
+        (Severity::Unknown, Verdict::Deny)
+    );
     let lenient = AdvisoriesCheck::new(
         index(),
         AdvisoriesConfig {
@@ -219,8 +256,14 @@ fn vulnerability_verdict_follows_the_severity_threshold() {
             ..config()
         },
     );
-    assert_eq!(evaluate(&lenient, Ecosystem::CratesIo, "fx-unscored", Some("1.0.0"))[0].verdict, Verdict::Warn);
-    assert_eq!(evaluate(&lenient, Ecosystem::CratesIo, "fx-multi", Some("0.5.1"))[0].verdict, Verdict::Warn);
+    assert_eq!(
+        evaluate(&lenient, Ecosystem::CratesIo, "fx-unscored", Some("1.0.0"))[0].verdict,
+        Verdict::Warn
+    );
+    assert_eq!(
+        evaluate(&lenient, Ecosystem::CratesIo, "fx-multi", Some("0.5.1"))[0].verdict,
+        Verdict::Warn
+    );
 }
 
 #[test]
@@ -233,7 +276,10 @@ fn informational_advisories_use_their_own_verdict() {
         },
     );
     let f = &evaluate(&check, Ecosystem::CratesIo, "fx-old", Some("1.0.0"))[0];
-    assert_eq!((f.code.as_str(), f.verdict), ("informational-advisory", Verdict::Quarantine));
+    assert_eq!(
+        (f.code.as_str(), f.verdict),
+        ("informational-advisory", Verdict::Quarantine)
+    );
     assert!(f.message.ends_with("unmaintained"), "{}", f.message);
 }
 
@@ -256,5 +302,8 @@ fn name_only_vulnerabilities_are_reported_without_blocking() {
     let check = AdvisoriesCheck::new(index(), config());
     let findings = evaluate(&check, Ecosystem::CratesIo, "fx-multi", None);
     assert_eq!(findings.len(), 1);
-    assert_eq!((findings[0].code.as_str(), findings[0].verdict), ("has-vulnerable-versions", Verdict::Allow));
+    assert_eq!(
+        (findings[0].code.as_str(), findings[0].verdict),
+        ("has-vulnerable-versions", Verdict::Allow)
+    );
 }

@@ -48,20 +48,25 @@ fn serve() -> Server {
         .route("/npm/all.zip", get(move || async move { npm }))
         .route(
             "/flaky/all.zip",
-            get(|State((broken, crates)): State<(Arc<AtomicBool>, Vec<u8>)>| async move {
-                if broken.load(Ordering::SeqCst) {
-                    b"PK\x03\x04 this is not a zip".to_vec()
-                } else {
-                    crates
-                }
-            }),
+            get(
+                |State((broken, crates)): State<(Arc<AtomicBool>, Vec<u8>)>| async move {
+                    if broken.load(Ordering::SeqCst) {
+                        b"PK\x03\x04 this is not a zip".to_vec()
+                    } else {
+                        crates
+                    }
+                },
+            ),
         )
         .with_state(state);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
@@ -91,7 +96,11 @@ fn affected(feeds: &FeedStore, eco: Ecosystem, name: &str, version: &str) -> Vec
     let index = feeds.load_index().unwrap();
     let name = PackageName::parse(eco, name).unwrap();
     let version = Version::parse(eco, version).unwrap();
-    index.matching(&name, Some(&version)).iter().map(|a| a.id.clone()).collect()
+    index
+        .matching(&name, Some(&version))
+        .iter()
+        .map(|a| a.id.clone())
+        .collect()
 }
 
 #[test]
@@ -104,11 +113,19 @@ fn sync_stores_every_source_and_a_broken_one_keeps_its_last_good_data() {
     let revision_before = {
         let store = Store::open(dir.path()).unwrap();
         let feeds = FeedStore::new(&store).unwrap();
-        assert_eq!(affected(&feeds, Ecosystem::Npm, "fx-evil", "1.0.0"), vec!["MAL-2099-1"]);
-        assert_eq!(affected(&feeds, Ecosystem::CratesIo, "fx-multi", "0.5.1"), vec!["TEST-MULTI-1"]);
+        assert_eq!(
+            affected(&feeds, Ecosystem::Npm, "fx-evil", "1.0.0"),
+            vec!["MAL-2099-1"]
+        );
+        assert_eq!(
+            affected(&feeds, Ecosystem::CratesIo, "fx-multi", "0.5.1"),
+            vec!["TEST-MULTI-1"]
+        );
         let status = feeds.status().unwrap();
         assert_eq!(status.len(), 2);
-        assert!(status.iter().all(|s| s.last_error.is_none() && s.fetched_at.is_some()));
+        assert!(status
+            .iter()
+            .all(|s| s.last_error.is_none() && s.fetched_at.is_some()));
         feeds.load_index().unwrap().revision().to_owned()
     };
 
@@ -116,17 +133,25 @@ fn sync_stores_every_source_and_a_broken_one_keeps_its_last_good_data() {
     server.break_flaky.store(true, Ordering::SeqCst);
     config.feeds.sources.push(depfw::config::FeedSource {
         name: "missing".into(),
-        url: format!("http://127.0.0.1:{}/nope/all.zip", server.port).parse().unwrap(),
+        url: format!("http://127.0.0.1:{}/nope/all.zip", server.port)
+            .parse()
+            .unwrap(),
     });
     assert_eq!(run(FeedsCommand::Sync, &config).unwrap(), ExitCode::from(2));
 
     let store = Store::open(dir.path()).unwrap();
     let feeds = FeedStore::new(&store).unwrap();
     // The flaky source's last good data is still in use.
-    assert_eq!(affected(&feeds, Ecosystem::CratesIo, "fx-multi", "0.5.1"), vec!["TEST-MULTI-1"]);
+    assert_eq!(
+        affected(&feeds, Ecosystem::CratesIo, "fx-multi", "0.5.1"),
+        vec!["TEST-MULTI-1"]
+    );
     let status = feeds.status().unwrap();
     let flaky = status.iter().find(|s| s.name == "flaky").unwrap();
-    assert!(flaky.last_error.as_deref().unwrap().contains("zip"), "{flaky:?}");
+    assert!(
+        flaky.last_error.as_deref().unwrap().contains("zip"),
+        "{flaky:?}"
+    );
     assert_eq!(flaky.by_ecosystem.get(&Ecosystem::CratesIo), Some(&2));
     let missing = status.iter().find(|s| s.name == "missing").unwrap();
     assert!(missing.fetched_at.is_none() && missing.last_error.as_deref().unwrap().contains("404"));
@@ -136,8 +161,14 @@ fn sync_stores_every_source_and_a_broken_one_keeps_its_last_good_data() {
     let mut out = Vec::new();
     print_status(&mut out, &status, 7).unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("flaky") && text.contains("last error"), "{text}");
-    assert!(text.contains("missing") && text.contains("never fetched"), "{text}");
+    assert!(
+        text.contains("flaky") && text.contains("last error"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing") && text.contains("never fetched"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -161,12 +192,19 @@ fn import_saves_a_named_source_and_status_reports_staleness() {
     let feeds = FeedStore::new(&store).unwrap();
     assert!(feeds.has_data().unwrap());
     let status = &feeds.status().unwrap()[0];
-    assert!(status.last_error.as_deref().unwrap().contains("broken.jsonl"));
+    assert!(status
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("broken.jsonl"));
     assert_eq!(status.records, 15);
     assert!(!status.is_stale(Utc::now(), 7));
     assert!(status.is_stale(Utc::now() + Duration::days(8), 7));
     // The failed import did not replace the good data.
-    assert_eq!(affected(&feeds, Ecosystem::Npm, "fx-evil", "1.0.0"), vec!["MAL-2099-1"]);
+    assert_eq!(
+        affected(&feeds, Ecosystem::Npm, "fx-evil", "1.0.0"),
+        vec!["MAL-2099-1"]
+    );
 }
 
 #[test]
@@ -181,7 +219,11 @@ fn the_revision_changes_with_the_data_and_is_stable_otherwise() {
     let r1 = feeds.load_index().unwrap().revision().to_owned();
     assert_eq!(feeds.load_index().unwrap().revision(), r1);
     feeds.record_failure("a", "boom", t).unwrap();
-    assert_eq!(feeds.load_index().unwrap().revision(), r1, "a failure changes no data");
+    assert_eq!(
+        feeds.load_index().unwrap().revision(),
+        r1,
+        "a failure changes no data"
+    );
     feeds.save("a", &feed, t + Duration::seconds(1)).unwrap();
     assert_ne!(feeds.load_index().unwrap().revision(), r1);
     assert!(feeds.status().unwrap()[0].last_error.is_none());

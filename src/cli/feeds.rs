@@ -120,7 +120,11 @@ fn default_name(path: &Path) -> String {
 }
 
 /// Syncs every source; returns how many failed. Errors only if the store itself fails.
-async fn sync(feeds: &FeedStore, sources: &[FeedSource], timeout: Duration) -> anyhow::Result<usize> {
+async fn sync(
+    feeds: &FeedStore,
+    sources: &[FeedSource],
+    timeout: Duration,
+) -> anyhow::Result<usize> {
     let client = reqwest::Client::builder()
         .connect_timeout(timeout)
         .read_timeout(timeout)
@@ -129,7 +133,9 @@ async fn sync(feeds: &FeedStore, sources: &[FeedSource], timeout: Duration) -> a
     let mut failed = 0;
     for source in sources {
         let outcome = match download(&client, source).await {
-            Ok(bytes) => load_bytes(Path::new(source.url.as_str()), &bytes).map_err(anyhow::Error::from),
+            Ok(bytes) => {
+                load_bytes(Path::new(source.url.as_str()), &bytes).map_err(anyhow::Error::from)
+            }
             Err(e) => Err(e),
         };
         match outcome {
@@ -141,7 +147,10 @@ async fn sync(feeds: &FeedStore, sources: &[FeedSource], timeout: Duration) -> a
                 failed += 1;
                 let message = format!("{e:#}");
                 feeds.record_failure(&source.name, &message, Utc::now())?;
-                eprintln!("{}: FAILED (keeping the last good data): {message}", source.name);
+                eprintln!(
+                    "{}: FAILED (keeping the last good data): {message}",
+                    source.name
+                );
             }
         }
     }
@@ -164,11 +173,14 @@ async fn download(client: &reqwest::Client, source: &FeedSource) -> anyhow::Resu
     } else {
         ProgressBar::hidden()
     };
-    if let Ok(style) = ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+    {
         bar.set_style(style);
     }
     bar.set_prefix(source.name.clone());
-    let mut body = Vec::with_capacity(usize::try_from(expected.unwrap_or(0).min(MAX_FEED_BYTES)).unwrap_or(0));
+    let mut body =
+        Vec::with_capacity(usize::try_from(expected.unwrap_or(0).min(MAX_FEED_BYTES)).unwrap_or(0));
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.with_context(|| format!("downloading {}", source.url))?;
@@ -226,10 +238,18 @@ pub fn print_status(
             "{:<20} {:>7} advisories ({})  {age}{stale}",
             s.name,
             s.advisories(),
-            if counts.is_empty() { "-".to_owned() } else { counts.join(", ") }
+            if counts.is_empty() {
+                "-".to_owned()
+            } else {
+                counts.join(", ")
+            }
         )?;
         if let (Some(err), Some(at)) = (&s.last_error, s.last_error_at) {
-            writeln!(out, "  last error {}: {err}", at.format("%Y-%m-%d %H:%M UTC"))?;
+            writeln!(
+                out,
+                "  last error {}: {err}",
+                at.format("%Y-%m-%d %H:%M UTC")
+            )?;
         }
     }
     out.flush()

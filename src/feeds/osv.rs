@@ -281,7 +281,10 @@ fn load_name_list(origin: &Path, value: &serde_json::Value) -> Result<LoadedFeed
         .parent()
         .and_then(Path::file_name)
         .or_else(|| origin.file_stem())
-        .map_or_else(|| "MALICIOUS-LIST".to_owned(), |n| n.to_string_lossy().to_uppercase());
+        .map_or_else(
+            || "MALICIOUS-LIST".to_owned(),
+            |n| n.to_string_lossy().to_uppercase(),
+        );
     let mut feed = LoadedFeed::default();
     for (name, entry) in map {
         let versions = entry
@@ -431,7 +434,12 @@ pub fn severity_of(vuln: &Vulnerability, kind: AdvisoryKind) -> Severity {
         .severity
         .iter()
         .flatten()
-        .chain(affected.clone().filter_map(|a| a.severity.as_ref()).flatten())
+        .chain(
+            affected
+                .clone()
+                .filter_map(|a| a.severity.as_ref())
+                .flatten(),
+        )
         .map(|s| s.score.as_str());
     if let Some(sev) = highest_cvss(vectors) {
         return sev;
@@ -439,7 +447,11 @@ pub fn severity_of(vuln: &Vulnerability, kind: AdvisoryKind) -> Severity {
     let word = vuln
         .database_specific
         .iter()
-        .chain(affected.clone().filter_map(|a| a.database_specific.as_ref()))
+        .chain(
+            affected
+                .clone()
+                .filter_map(|a| a.database_specific.as_ref()),
+        )
         .find_map(|d| d.get("severity").and_then(serde_json::Value::as_str))
         .and_then(|w| Severity::from_str(w).ok());
     if let Some(sev) = word {

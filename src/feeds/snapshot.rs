@@ -79,7 +79,10 @@ pub fn bundled_meta() -> Result<SnapshotMeta, FeedError> {
 pub fn bundled_index() -> Result<AdvisoryIndex, FeedError> {
     let meta = bundled_meta()?;
     let advisories = decode(BUNDLED_DATA)?;
-    let revision = format!("bundled-{}", meta.data_sha256.get(..16).unwrap_or("unknown"));
+    let revision = format!(
+        "bundled-{}",
+        meta.data_sha256.get(..16).unwrap_or("unknown")
+    );
     Ok(AdvisoryIndex::new(advisories, revision))
 }
 
@@ -136,7 +139,8 @@ pub fn build(from: &Path, out: &Path) -> Result<SnapshotMeta, FeedError> {
         advisories.extend(feed.advisories);
     }
     // A stable order keeps rebuilds from the same data byte-identical.
-    advisories.sort_by(|a, b| (a.ecosystem, &a.package, &a.id).cmp(&(b.ecosystem, &b.package, &b.id)));
+    advisories
+        .sort_by(|a, b| (a.ecosystem, &a.package, &a.id).cmp(&(b.ecosystem, &b.package, &b.id)));
     let data = encode(&advisories)?;
     let meta = SnapshotMeta {
         built_at: Utc::now(),

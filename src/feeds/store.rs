@@ -61,7 +61,9 @@ impl SourceStatus {
 
     /// No good data, or good data older than `stale_after_days`.
     pub fn is_stale(&self, now: DateTime<Utc>, stale_after_days: u64) -> bool {
-        let limit = chrono::Duration::days(i64::try_from(stale_after_days).unwrap_or(i64::MAX / 86_400_000));
+        let limit = chrono::Duration::days(
+            i64::try_from(stale_after_days).unwrap_or(i64::MAX / 86_400_000),
+        );
         self.age(now).is_none_or(|age| age > limit)
     }
 

@@ -33,7 +33,11 @@ pub struct AdvisoriesCheck {
 
 impl AdvisoriesCheck {
     pub fn new(index: Arc<AdvisoryIndex>, config: AdvisoriesConfig) -> Self {
-        let ignore = config.ignore.iter().map(|i| i.to_ascii_lowercase()).collect();
+        let ignore = config
+            .ignore
+            .iter()
+            .map(|i| i.to_ascii_lowercase())
+            .collect();
         AdvisoriesCheck {
             index,
             config,
@@ -123,8 +127,18 @@ fn cite(advisory: &Advisory) -> String {
 }
 
 /// One finding for the advisories that affect only some versions of a name-only lookup.
-fn partial(code: &str, verdict: Verdict, severity: Severity, what: &str, advisories: &[&Advisory]) -> Finding {
-    let cited: Vec<String> = advisories.iter().take(MESSAGE_ALIASES).map(|a| a.id.clone()).collect();
+fn partial(
+    code: &str,
+    verdict: Verdict,
+    severity: Severity,
+    what: &str,
+    advisories: &[&Advisory],
+) -> Finding {
+    let cited: Vec<String> = advisories
+        .iter()
+        .take(MESSAGE_ALIASES)
+        .map(|a| a.id.clone())
+        .collect();
     let more = advisories.len().saturating_sub(MESSAGE_ALIASES);
     let mut message = format!("some versions are {what} ({}", cited.join(", "));
     if more > 0 {
@@ -137,7 +151,11 @@ fn partial(code: &str, verdict: Verdict, severity: Severity, what: &str, advisor
         severity,
         verdict,
         message,
-        ids: advisories.iter().flat_map(|a| a.ids()).map(str::to_owned).collect(),
+        ids: advisories
+            .iter()
+            .flat_map(|a| a.ids())
+            .map(str::to_owned)
+            .collect(),
         fixed_in: None,
     }
 }
