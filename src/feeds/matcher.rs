@@ -110,6 +110,9 @@ impl Matcher {
                 }
             }
         }
+        // Sorted for binary search: PyPA lists hundreds of versions per advisory, and the
+        // proxy asks about every version of a package.
+        versions.sort_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal));
         let matcher = Matcher {
             all: advisory.all_versions,
             ranges,
@@ -123,10 +126,13 @@ impl Matcher {
     pub(crate) fn affects(&self, version: &Version) -> bool {
         self.all
             || self.ranges.iter().any(|r| range_affects(r, version))
-            || self.versions.iter().any(|v| v == version)
+            || self
+                .versions
+                .binary_search_by(|v| v.partial_cmp(version).unwrap_or(Ordering::Less))
+                .is_ok()
             || (!self.raw_versions.is_empty() && {
                 let shown = version.to_string();
-                self.raw_versions.iter().any(|raw| *raw == shown)
+                self.raw_versions.contains(&shown)
             })
     }
 

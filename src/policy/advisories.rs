@@ -11,7 +11,6 @@
 //!   `has-malicious-versions` (warn) and `has-vulnerable-versions` (allow, for the record):
 //!   the name itself is not the problem, the caller must pick a version.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -27,29 +26,22 @@ const MESSAGE_ALIASES: usize = 3;
 pub struct AdvisoriesCheck {
     index: Arc<AdvisoryIndex>,
     config: AdvisoriesConfig,
-    /// `config.ignore`, lower-cased: ids are compared case-insensitively.
-    ignore: HashSet<String>,
 }
 
 impl AdvisoriesCheck {
     pub fn new(index: Arc<AdvisoryIndex>, config: AdvisoriesConfig) -> Self {
-        let ignore = config
-            .ignore
-            .iter()
-            .map(|i| i.to_ascii_lowercase())
-            .collect();
-        AdvisoriesCheck {
-            index,
-            config,
-            ignore,
-        }
+        AdvisoriesCheck { index, config }
     }
 
     fn ignored(&self, advisory: &Advisory) -> bool {
-        !self.ignore.is_empty()
-            && advisory
-                .ids()
-                .any(|id| self.ignore.contains(&id.to_ascii_lowercase()))
+        // Ids compare case-insensitively; the list is short, so a scan beats hashing.
+        !self.config.ignore.is_empty()
+            && advisory.ids().any(|id| {
+                self.config
+                    .ignore
+                    .iter()
+                    .any(|i| i.eq_ignore_ascii_case(id))
+            })
     }
 
     fn vulnerability_verdict(&self, severity: Severity) -> Verdict {
