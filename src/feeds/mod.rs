@@ -59,3 +59,21 @@ pub enum FeedError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
+
+/// The advisory index depfw runs with: the store's feeds when any source has data, else the
+/// bundled snapshot when `feeds.bundled` is on, else an empty index (revision `none`).
+pub fn active_index(
+    config: &crate::config::FeedsConfig,
+    store: Option<&crate::store::Store>,
+) -> Result<AdvisoryIndex, FeedError> {
+    if let Some(store) = store {
+        let feeds = FeedStore::new(store)?;
+        if feeds.has_data()? {
+            return feeds.load_index();
+        }
+    }
+    if config.bundled {
+        return snapshot::bundled_index();
+    }
+    Ok(AdvisoryIndex::new(Vec::new(), "none".to_owned()))
+}
