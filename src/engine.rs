@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::feeds::popular::PopularIndex;
+use crate::policy::advisories::AdvisoriesCheck;
 use crate::policy::license::LicenseCheck;
-use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::reputation::ReputationCheck;
+use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::{Check, Policy};
 use crate::store::overrides::OverrideStore;
 use crate::store::Store;
@@ -23,13 +24,21 @@ pub struct Engine {
 ///
 /// TODO: wire the feed-backed checks (advisories, typosquat) and license/reputation.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
+    let advisories = Arc::new(crate::feeds::active_index(&config.feeds, store)?);
     let popular = Arc::new(PopularIndex::bundled());
     let checks: Vec<Arc<dyn Check>> = vec![
-        Arc::new(TyposquatCheck::new(popular, config.policy.typosquat.clone())),
+        Arc::new(AdvisoriesCheck::new(
+            Arc::clone(&advisories),
+            config.policy.advisories.clone(),
+        )),
+        Arc::new(TyposquatCheck::new(
+            popular,
+            config.policy.typosquat.clone(),
+        )),
         Arc::new(LicenseCheck::new(config.policy.license.clone())),
         Arc::new(ReputationCheck::new(config.policy.reputation.clone())),
     ];
-    let mut revision = config.policy_fingerprint();
+    let mut revision = format!("{}-{}", config.policy_fingerprint(), advisories.revision());
     let overrides = match store {
         Some(store) => {
             let overrides = OverrideStore::new(store)?;

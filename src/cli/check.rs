@@ -135,15 +135,10 @@ fn write_human(
         version
     )?;
     for f in &decision.findings {
-        let fixed = f
-            .fixed_in
-            .as_ref()
-            .map(|v| format!(" (fixed in {v})"))
-            .unwrap_or_default();
         writeln!(
             out,
-            "  - {} [{}/{}] {}: {}{}",
-            f.verdict, f.check, f.code, f.severity, f.message, fixed
+            "  - {} [{}/{}] {}: {}",
+            f.verdict, f.check, f.code, f.severity, f.message
         )?;
     }
     Ok(())

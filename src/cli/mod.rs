@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod audit;
 pub mod check;
+pub mod feeds;
 pub mod overrides;
 
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Review quarantined package versions: approve or reject.
     #[command(subcommand)]
     Quarantine(overrides::QuarantineCommand),
+    /// Advisory feeds: import, sync, status, snapshot.
+    #[command(subcommand)]
+    Feeds(feeds::FeedsCommand),
 }
 
 /// Loads the config file (or the defaults) and applies `--data-dir`.
@@ -113,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agents(cmd) => agents::run(cmd, &config),
         Command::Overrides(cmd) => overrides::run(cmd, &config),
         Command::Quarantine(cmd) => overrides::run_quarantine(cmd, &config),
+        Command::Feeds(cmd) => feeds::run(cmd.clone(), &config),
     }
 }
 

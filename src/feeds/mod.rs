@@ -1,7 +1,79 @@
 //! Feeds: the data the checks judge by, loaded offline.
 //!
 //! OSV advisories (known vulnerabilities and known-malicious packages) and popular-package
-//! lists. A snapshot ships in `feeds/` and is compiled in, so a fresh clone is protected
-//! offline; `depfw feeds import` and `depfw feeds sync` put newer data in the store.
+//! lists. A snapshot ships in `feeds/` and is compiled in ([`snapshot::bundled_index`]), so
+//! a fresh clone is protected offline; `depfw feeds import` and `depfw feeds sync` put newer
+//! data in the store ([`store::FeedStore`]). Everything ends up in one [`AdvisoryIndex`].
 
+pub mod index;
+mod matcher;
+pub mod model;
+pub mod osv;
 pub mod popular;
+pub mod snapshot;
+pub mod store;
+
+use std::path::PathBuf;
+
+pub use index::AdvisoryIndex;
+pub use model::{Advisory, AdvisoryKind, AffectedRange, RangeEvent, RangeKind};
+pub use osv::{load_bytes, load_path, LoadedFeed};
+pub use store::{FeedStore, SourceStatus};
+
+/// A feed that could not be read, parsed or stored. Always names the file (and line or
+/// archive entry) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid OSV record: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: line {line}: not a valid OSV record: {source}")]
+    JsonLine {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: not a readable zip archive: {detail}")]
+    Zip { path: PathBuf, detail: String },
+    #[error("{path}: archive entry {entry}: not a valid OSV record: {source}")]
+    ZipEntry {
+        path: PathBuf,
+        entry: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: {detail}")]
+    Format { path: PathBuf, detail: String },
+    #[error("feed snapshot: {0}")]
+    Snapshot(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The advisory index depfw runs with: the store's feeds when any source has data, else the
+/// bundled snapshot when `feeds.bundled` is on, else an empty index (revision `none`).
+pub fn active_index(
+    config: &crate::config::FeedsConfig,
+    store: Option<&crate::store::Store>,
+) -> Result<AdvisoryIndex, FeedError> {
+    if let Some(store) = store {
+        let feeds = FeedStore::new(store)?;
+        if feeds.has_data()? {
+            return feeds.load_index();
+        }
+    }
+    if config.bundled {
+        return snapshot::bundled_index();
+    }
+    Ok(AdvisoryIndex::new(Vec::new(), "none".to_owned()))
+}

@@ -1,1 +1,202 @@
-//! TODO: the advisories check (being written).
+//! The advisories check: known-malicious packages and known vulnerabilities.
+//!
+//! Every door of depfw (proxy, `depfw audit`, `depfw check`) asks it about each package
+//! version; it looks the package up in the [`AdvisoryIndex`] (bundled snapshot or synced
+//! feeds) and turns each affecting advisory into a finding with a stable code:
+//!
+//! - `known-malicious`: a malicious record covers this version (always deny);
+//! - `vulnerable`: deny at or above `deny-at`, warn below, `unknown-severity` when unscored;
+//! - `informational-advisory`: RustSec unmaintained / unsound / notice (`informational`);
+//! - name-only evaluations (no version) where only some versions are affected:
+//!   `has-malicious-versions` (warn) and `has-vulnerable-versions` (allow, for the record):
+//!   the name itself is not the problem, the caller must pick a version.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::config::AdvisoriesConfig;
+use crate::feeds::{Advisory, AdvisoryIndex, AdvisoryKind};
+use crate::package::Version;
+use crate::policy::{Check, Finding, PackageCtx, Severity, Verdict};
+
+const NAME: &str = "advisories";
+/// Aliases shown in a message; the finding's `ids` carry all of them.
+const MESSAGE_ALIASES: usize = 3;
+
+pub struct AdvisoriesCheck {
+    index: Arc<AdvisoryIndex>,
+    config: AdvisoriesConfig,
+}
+
+impl AdvisoriesCheck {
+    pub fn new(index: Arc<AdvisoryIndex>, config: AdvisoriesConfig) -> Self {
+        AdvisoriesCheck { index, config }
+    }
+
+    fn ignored(&self, advisory: &Advisory) -> bool {
+        // Ids compare case-insensitively; the list is short, so a scan beats hashing.
+        !self.config.ignore.is_empty()
+            && advisory.ids().any(|id| {
+                self.config
+                    .ignore
+                    .iter()
+                    .any(|i| i.eq_ignore_ascii_case(id))
+            })
+    }
+
+    fn vulnerability_verdict(&self, severity: Severity) -> Verdict {
+        match (severity.rank(), self.config.deny_at.rank()) {
+            (None, _) => self.config.unknown_severity,
+            (Some(s), Some(threshold)) if s >= threshold => Verdict::Deny,
+            _ => Verdict::Warn,
+        }
+    }
+
+    /// The finding for an advisory that affects the evaluated version (or every version).
+    fn affecting(&self, advisory: &Advisory, version: Option<&Version>) -> Finding {
+        let fixed_in = version.and_then(|v| advisory.fixed_above(v));
+        let (code, verdict, severity) = match advisory.kind {
+            AdvisoryKind::Malicious => ("known-malicious", Verdict::Deny, Severity::Critical),
+            AdvisoryKind::Vulnerability => (
+                "vulnerable",
+                self.vulnerability_verdict(advisory.severity),
+                advisory.severity,
+            ),
+            AdvisoryKind::Unmaintained | AdvisoryKind::Unsound | AdvisoryKind::Notice => (
+                "informational-advisory",
+                self.config.informational,
+                match advisory.severity {
+                    Severity::Unknown => Severity::Info,
+                    s => s,
+                },
+            ),
+        };
+        let mut message = cite(advisory);
+        message.push_str(": ");
+        match advisory.kind {
+            AdvisoryKind::Malicious if advisory.affects_all_versions() => {
+                message.push_str("known malicious package, every version")
+            }
+            AdvisoryKind::Malicious => message.push_str("known malicious version"),
+            AdvisoryKind::Vulnerability => {
+                let _ = write!(message, "vulnerable, severity {severity}");
+            }
+            kind => message.push_str(kind.as_str()),
+        }
+        if let Some(fixed) = fixed_in {
+            let _ = write!(message, ", fixed in {fixed}");
+        }
+        Finding {
+            check: NAME.to_owned(),
+            code: code.to_owned(),
+            severity,
+            verdict,
+            message,
+            ids: advisory.ids().map(str::to_owned).collect(),
+            fixed_in: fixed_in.map(Version::to_string),
+        }
+    }
+}
+
+/// `ID (ALIAS, ALIAS, …)`.
+fn cite(advisory: &Advisory) -> String {
+    let mut out = advisory.id.clone();
+    if !advisory.aliases.is_empty() {
+        let shown: Vec<&str> = advisory
+            .aliases
+            .iter()
+            .take(MESSAGE_ALIASES)
+            .map(String::as_str)
+            .collect();
+        let more = advisory.aliases.len().saturating_sub(MESSAGE_ALIASES);
+        let _ = write!(out, " ({}", shown.join(", "));
+        if more > 0 {
+            let _ = write!(out, ", +{more}");
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// One finding for the advisories that affect only some versions of a name-only lookup.
+fn partial(
+    code: &str,
+    verdict: Verdict,
+    severity: Severity,
+    what: &str,
+    advisories: &[&Advisory],
+) -> Finding {
+    let cited: Vec<String> = advisories
+        .iter()
+        .take(MESSAGE_ALIASES)
+        .map(|a| a.id.clone())
+        .collect();
+    let more = advisories.len().saturating_sub(MESSAGE_ALIASES);
+    let mut message = format!("some versions are {what} ({}", cited.join(", "));
+    if more > 0 {
+        let _ = write!(message, ", +{more}");
+    }
+    message.push_str("); evaluate a specific version");
+    Finding {
+        check: NAME.to_owned(),
+        code: code.to_owned(),
+        severity,
+        verdict,
+        message,
+        ids: advisories
+            .iter()
+            .flat_map(|a| a.ids())
+            .map(str::to_owned)
+            .collect(),
+        fixed_in: None,
+    }
+}
+
+impl Check for AdvisoriesCheck {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
+        let advisories = self.index.for_package(ctx.name);
+        if advisories.is_empty() {
+            return;
+        }
+        let mut malicious_versions = Vec::new();
+        let mut vulnerable_versions = Vec::new();
+        for advisory in advisories.iter().filter(|a| !self.ignored(a)) {
+            match ctx.version {
+                Some(v) if advisory.affects(v) => findings.push(self.affecting(advisory, Some(v))),
+                Some(_) => {}
+                None if advisory.affects_all_versions() => {
+                    findings.push(self.affecting(advisory, None))
+                }
+                None if advisory.kind == AdvisoryKind::Malicious => {
+                    malicious_versions.push(advisory)
+                }
+                None if advisory.kind == AdvisoryKind::Vulnerability => {
+                    vulnerable_versions.push(advisory)
+                }
+                None => {}
+            }
+        }
+        if !malicious_versions.is_empty() {
+            findings.push(partial(
+                "has-malicious-versions",
+                Verdict::Warn,
+                Severity::Critical,
+                "known malicious",
+                &malicious_versions,
+            ));
+        }
+        if !vulnerable_versions.is_empty() {
+            findings.push(partial(
+                "has-vulnerable-versions",
+                Verdict::Allow,
+                Severity::Info,
+                "vulnerable",
+                &vulnerable_versions,
+            ));
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! `depfw feeds …`: import, sync, inspect and snapshot the advisory feeds.
+//!
+//! - `import <path> [--name N]`: load OSV data from a file, directory or `all.zip` into the
+//!   store under source name N;
+//! - `sync`: download every `[[feeds.sources]]` URL, parse and store each; one failing source
+//!   does not stop the others and keeps its last good data (exit 2 if any failed);
+//! - `status`: sources, counts, age and last error (stale after `feeds.stale-after-days`);
+//! - `snapshot --from <shared data> --out feeds/`: rebuild the bundled snapshot.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use futures_util::StreamExt as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::{Config, FeedSource};
+use crate::feeds::{load_bytes, load_path, snapshot, FeedStore, SourceStatus};
+use crate::store::Store;
+
+/// Largest feed download accepted (the OSV npm archive is a few hundred MB).
+pub const MAX_FEED_BYTES: u64 = 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum FeedsCommand {
+    /// Import OSV advisories from a file, directory tree or all.zip into the store.
+    Import {
+        /// A `.json` record, a directory of them, a `.jsonl` file or an OSV `all.zip`.
+        path: PathBuf,
+        /// Source name in the store (default: the file or directory name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Download every configured feed source and store what parses.
+    Sync,
+    /// Show the stored feed sources: counts, age, last error.
+    Status,
+    /// Rebuild the bundled snapshot from a copy of the shared data set.
+    Snapshot {
+        /// The data set root (with malicious/ and advisories/).
+        #[arg(long)]
+        from: PathBuf,
+        /// Where to write advisories.json.gz and snapshot.json.
+        #[arg(long, default_value = "feeds")]
+        out: PathBuf,
+    },
+}
+
+pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FeedsCommand::Snapshot { from, out } => {
+            let meta = snapshot::build(&from, &out)
+                .with_context(|| format!("building the snapshot from {}", from.display()))?;
+            for s in &meta.sources {
+                println!(
+                    "{:<16} {:>6} records ({} withdrawn) -> {:>6} advisories",
+                    s.name, s.records, s.withdrawn, s.advisories
+                );
+            }
+            println!(
+                "wrote {} advisories to {}",
+                meta.advisories,
+                out.join(snapshot::DATA_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FeedsCommand::Import { path, name } => {
+            let feeds = open(config)?;
+            let name = name.unwrap_or_else(|| default_name(&path));
+            match load_path(&path) {
+                Ok(feed) => {
+                    let status = feeds.save(&name, &feed, Utc::now())?;
+                    println!(
+                        "imported {} advisories ({} records, {} withdrawn) as `{name}`",
+                        status.advisories(),
+                        feed.records,
+                        feed.withdrawn
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    feeds.record_failure(&name, &e.to_string(), Utc::now())?;
+                    Err(anyhow::Error::new(e).context(format!("importing `{name}`")))
+                }
+            }
+        }
+        FeedsCommand::Sync => {
+            let feeds = open(config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let timeout = Duration::from_secs(config.upstream.timeout_secs);
+            let failed = runtime.block_on(sync(&feeds, &config.feeds.sources, timeout))?;
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        FeedsCommand::Status => {
+            let feeds = open(config)?;
+            let mut out = std::io::stdout().lock();
+            print_status(&mut out, &feeds.status()?, config.feeds.stale_after_days)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open(config: &Config) -> anyhow::Result<FeedStore> {
+    let store = Store::open(&config.server.data_dir)?;
+    Ok(FeedStore::new(&store)?)
+}
+
+fn default_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| "import".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Syncs every source; returns how many failed. Errors only if the store itself fails.
+async fn sync(
+    feeds: &FeedStore,
+    sources: &[FeedSource],
+    timeout: Duration,
+) -> anyhow::Result<usize> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        .user_agent(concat!("depfw/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let mut failed = 0;
+    for source in sources {
+        let outcome = match download(&client, source).await {
+            Ok(bytes) => {
+                load_bytes(Path::new(source.url.as_str()), &bytes).map_err(anyhow::Error::from)
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(feed) => {
+                let status = feeds.save(&source.name, &feed, Utc::now())?;
+                eprintln!("{}: {} advisories", source.name, status.advisories());
+            }
+            Err(e) => {
+                failed += 1;
+                let message = format!("{e:#}");
+                feeds.record_failure(&source.name, &message, Utc::now())?;
+                eprintln!(
+                    "{}: FAILED (keeping the last good data): {message}",
+                    source.name
+                );
+            }
+        }
+    }
+    Ok(failed)
+}
+
+async fn download(client: &reqwest::Client, source: &FeedSource) -> anyhow::Result<Vec<u8>> {
+    let response = client
+        .get(source.url.clone())
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("downloading {}", source.url))?;
+    let expected = response.content_length();
+    if expected.is_some_and(|len| len > MAX_FEED_BYTES) {
+        anyhow::bail!("{} is larger than {MAX_FEED_BYTES} bytes", source.url);
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(expected, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_prefix(source.name.clone());
+    let mut body =
+        Vec::with_capacity(usize::try_from(expected.unwrap_or(0).min(MAX_FEED_BYTES)).unwrap_or(0));
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("downloading {}", source.url))?;
+        if body.len() as u64 + chunk.len() as u64 > MAX_FEED_BYTES {
+            bar.abandon();
+            anyhow::bail!("{} is larger than {MAX_FEED_BYTES} bytes", source.url);
+        }
+        body.extend_from_slice(&chunk);
+        bar.set_position(body.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(body)
+}
+
+/// The status table `depfw feeds status` prints.
+pub fn print_status(
+    out: &mut impl std::io::Write,
+    sources: &[SourceStatus],
+    stale_after_days: u64,
+) -> std::io::Result<()> {
+    if sources.is_empty() {
+        writeln!(
+            out,
+            "no feeds in the store: the bundled snapshot is used (run `depfw feeds sync`)"
+        )?;
+        if let Ok(meta) = snapshot::bundled_meta() {
+            writeln!(
+                out,
+                "bundled snapshot: {} advisories, built {}",
+                meta.advisories,
+                meta.built_at.format("%Y-%m-%d")
+            )?;
+        }
+        return Ok(());
+    }
+    let now = Utc::now();
+    for s in sources {
+        let counts: Vec<String> = s
+            .by_ecosystem
+            .iter()
+            .map(|(eco, n)| format!("{eco} {n}"))
+            .collect();
+        let age = match s.age(now) {
+            Some(age) if age.num_hours() < 48 => format!("{}h old", age.num_hours()),
+            Some(age) => format!("{}d old", age.num_days()),
+            None => "never fetched".to_owned(),
+        };
+        let stale = if s.is_stale(now, stale_after_days) {
+            " STALE"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "{:<20} {:>7} advisories ({})  {age}{stale}",
+            s.name,
+            s.advisories(),
+            if counts.is_empty() {
+                "-".to_owned()
+            } else {
+                counts.join(", ")
+            }
+        )?;
+        if let (Some(err), Some(at)) = (&s.last_error, s.last_error_at) {
+            writeln!(
+                out,
+                "  last error {}: {err}",
+                at.format("%Y-%m-%d %H:%M UTC")
+            )?;
+        }
+    }
+    out.flush()
+}
