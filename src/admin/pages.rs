@@ -1,0 +1,806 @@
+//! The web page at `/admin/`: one server-rendered page with the quarantine queue, the
+//! allow/deny lists, agents, the provenance log and feed status, and plain HTML forms.
+//!
+//! No JavaScript: every action is a form POST answered with a redirect back to the page
+//! (POST-redirect-GET), its outcome shown once from the session. Each POST needs the
+//! session cookie, the session's CSRF token and a same-site origin.
+
+use std::fmt::Write as _;
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::api::{parse_status, run_log_query, LogQuery};
+use super::auth::{self, Flash, Session, SESSION_COOKIE};
+use super::html::{badge, esc, json_table, layout, table};
+use super::{AdminError, AdminState, MOUNT};
+use crate::cli::overrides::OverrideArgs;
+use crate::policy::overrides::OverrideKind;
+use crate::store::overrides::OverrideId;
+use crate::store::quarantine::{QuarantineId, QuarantineItem, QuarantineStatus};
+
+/// Headers on every page: no caching (tokens, CSRF values), no framing, no external loads.
+fn html_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(headers, header::CONTENT_TYPE, "text/html; charset=utf-8");
+    set(headers, header::CACHE_CONTROL, "no-store");
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    response
+}
+
+/// A page that only says what went wrong.
+fn error_page(error: &AdminError) -> Response {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(error = %error, "admin page failed");
+    }
+    let body = format!(
+        "<h2>{} {}</h2><p>{}</p><p><a href=\"{MOUNT}/\">Back to the admin page</a></p>",
+        status.as_u16(),
+        esc(status.canonical_reason().unwrap_or("")),
+        esc(&error.public_message())
+    );
+    html_response(status, layout("depfw admin: error", "", &body))
+}
+
+fn redirect(anchor: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("{MOUNT}/#{anchor}")) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+fn login_page(status: StatusCode, message: Option<&str>) -> Response {
+    let message = message
+        .map(|m| format!("<div class=\"flash bad\">{}</div>", esc(m)))
+        .unwrap_or_default();
+    let body = format!(
+        "<form class=\"login\" method=\"post\" action=\"{MOUNT}/login\">\
+         <h2>Sign in</h2>{message}\
+         <label for=\"token\">Admin token</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+         <label for=\"name\">Your name <span class=\"muted\">(recorded on your changes)</span></label>\
+         <input id=\"name\" name=\"name\" type=\"text\" maxlength=\"64\" autocomplete=\"username\">\
+         <button class=\"ok\" type=\"submit\">Sign in</button></form>"
+    );
+    html_response(status, layout("depfw admin: sign in", "", &body))
+}
+
+/// Form fields as sent; the first value of a repeated field wins.
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self, name: &str) -> &str {
+        self.get(name).unwrap_or("")
+    }
+}
+
+type FormResult = Result<Form<Vec<(String, String)>>, FormRejection>;
+
+fn form_fields(form: FormResult) -> Result<Fields, AdminError> {
+    match form {
+        Ok(Form(fields)) => Ok(Fields(fields)),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(AdminError::TooLarge(
+            format!("the form is larger than {} bytes", super::MAX_BODY_BYTES),
+        )),
+        Err(e) => Err(AdminError::BadRequest(format!(
+            "invalid form: {}",
+            e.body_text()
+        ))),
+    }
+}
+
+/// The checks every state-changing form passes before anything else: same-site origin,
+/// a live session, and that session's CSRF token.
+fn authorize(
+    state: &AdminState,
+    headers: &HeaderMap,
+    form: FormResult,
+) -> Result<(String, Session, Fields), Response> {
+    if !auth::same_origin(headers) {
+        tracing::warn!("admin page: cross-site form post refused");
+        return Err(error_page(&AdminError::Forbidden(
+            "this form was sent from another site".to_owned(),
+        )));
+    }
+    let Some((id, session)) = state.sessions.get(headers) else {
+        return Err(login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("your session has ended: sign in again"),
+        ));
+    };
+    let fields = form_fields(form).map_err(|e| error_page(&e))?;
+    if !fields.get("csrf").is_some_and(|t| session.csrf_matches(t)) {
+        tracing::warn!("admin page: form without a valid CSRF token refused");
+        return Err(error_page(&AdminError::Forbidden(
+            "the form's CSRF token is missing or wrong: reload the page and try again".to_owned(),
+        )));
+    }
+    Ok((id, session, fields))
+}
+
+/// Runs a form's operation and stores its outcome for the next page view.
+fn finish(
+    state: &AdminState,
+    session_id: &str,
+    anchor: &str,
+    outcome: Result<Flash, AdminError>,
+) -> Response {
+    let flash = outcome.unwrap_or_else(|e| {
+        if e.status().is_server_error() {
+            tracing::error!(error = %e, "admin page action failed");
+        }
+        Flash {
+            ok: false,
+            text: e.public_message(),
+            secret: None,
+        }
+    });
+    state.sessions.set_flash(session_id, flash);
+    redirect(anchor)
+}
+
+fn done(text: String) -> Result<Flash, AdminError> {
+    Ok(Flash {
+        ok: true,
+        text,
+        secret: None,
+    })
+}
+
+pub async fn login(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    if !auth::same_origin(&headers) {
+        return error_page(&AdminError::Forbidden(
+            "this form was sent from another site".to_owned(),
+        ));
+    }
+    let fields = match form_fields(form) {
+        Ok(f) => f,
+        Err(e) => return error_page(&e),
+    };
+    let Some(token) = &state.admin_token else {
+        return error_page(&AdminError::Forbidden(
+            "the admin endpoint is disabled".into(),
+        ));
+    };
+    if !token.verify(fields.text("token")) {
+        tracing::warn!("admin page: sign-in with a wrong token");
+        return login_page(StatusCode::UNAUTHORIZED, Some("wrong admin token"));
+    }
+    let name = fields.text("name").trim();
+    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            Some("a name is one line of at most 64 characters"),
+        );
+    }
+    let author = if name.is_empty() {
+        super::API_AUTHOR.to_owned()
+    } else {
+        format!("admin:{name}")
+    };
+    let id = match state.sessions.create(author.clone()) {
+        Ok(id) => id,
+        Err(e) => return error_page(&AdminError::Internal(format!("no randomness: {e}"))),
+    };
+    tracing::info!(author = %author, "admin signed in");
+    let mut response = redirect("quarantine");
+    let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path={MOUNT}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub async fn logout(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    let (id, _, _) = match authorize(&state, &headers, form) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    state.sessions.remove(&id);
+    let mut response = redirect("");
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path={MOUNT}; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub async fn approve(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    let (sid, session, f) = match authorize(&state, &headers, form) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let outcome = parse_id::<QuarantineId>(&id).and_then(|id| {
+        let scope = match f.text("scope") {
+            "range" => Some(f.text("range")),
+            _ => None,
+        };
+        let entry = state.approve(
+            id,
+            scope,
+            f.text("reason"),
+            f.get("expires"),
+            &session.author,
+        )?;
+        done(format!("approved item {id}: allow entry {entry}"))
+    });
+    finish(&state, &sid, "quarantine", outcome)
+}
+
+pub async fn reject(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    let (sid, session, f) = match authorize(&state, &headers, form) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let outcome = parse_id::<QuarantineId>(&id).and_then(|id| {
+        let entry = state.reject(id, f.text("reason"), &session.author)?;
+        done(format!("rejected item {id}: deny entry {entry}"))
+    });
+    finish(&state, &sid, "quarantine", outcome)
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, AdminError> {
+    text.parse()
+        .map_err(|_| AdminError::BadRequest(format!("`{text}` is not an id")))
+}
+
+pub async fn add_override(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    let (sid, session, f) = match authorize(&state, &headers, form) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let outcome = (|| {
+        let kind = match f.text("kind") {
+            "allow" => OverrideKind::Allow,
+            "deny" => OverrideKind::Deny,
+            other => {
+                return Err(AdminError::BadRequest(format!(
+                    "`{other}` is not allow or deny"
+                )))
+            }
+        };
+        let args = OverrideArgs {
+            ecosystem: f.text("ecosystem").to_owned(),
+            name: f.text("name").trim().to_owned(),
+            versions: f.text("versions").to_owned(),
+            reason: f.text("reason").to_owned(),
+            expires: f.get("expires").map(str::to_owned),
+            by: None,
+        };
+        let record = state.add_override(kind, args, &session.author)?;
+        done(format!(
+            "added {} entry {}: {} {} {}",
+            f.text("kind"),
+            record.id,
+            record.ecosystem,
+            record.name,
+            record.versions
+        ))
+    })();
+    finish(&state, &sid, "lists", outcome)
+}
+
+pub async fn remove_override(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    let (sid, session, _) = match authorize(&state, &headers, form) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let outcome = parse_id::<OverrideId>(&id).and_then(|id| {
+        let record = state.remove_override(id, &session.author)?;
+        done(format!(
+            "removed entry {id}: {} {}",
+            record.name, record.versions
+        ))
+    });
+    finish(&state, &sid, "lists", outcome)
+}
+
+pub async fn add_agent(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    let (sid, _, f) = match authorize(&state, &headers, form) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let outcome = state
+        .add_agent(f.text("name").trim(), f.get("policy"))
+        .map(|(agent, token)| Flash {
+            ok: true,
+            text: format!(
+                "created agent {} (policy {}): copy its token now, it is shown once",
+                agent.name, agent.preset
+            ),
+            secret: Some((token.expose_secret().to_owned(), state.mirror_urls(&token))),
+        });
+    finish(&state, &sid, "agents", outcome)
+}
+
+pub async fn agent_action(
+    State(state): State<AdminState>,
+    Path((name, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: FormResult,
+) -> Response {
+    let (sid, session, f) = match authorize(&state, &headers, form) {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let agents = &state.agents;
+    let outcome = match action.as_str() {
+        "rotate" => agents.rotate(&name).map(|token| Flash {
+            ok: true,
+            text: format!("rotated the token of {name}: the old one no longer works; copy the new one now, it is shown once"),
+            secret: Some((token.expose_secret().to_owned(), state.mirror_urls(&token))),
+        }),
+        "revoke" => agents.revoke(&name).map(|_| Flash {
+            ok: true,
+            text: format!("revoked agent {name}"),
+            secret: None,
+        }),
+        "suspend" => agents.suspend(&name, f.text("reason")).map(|_| Flash {
+            ok: true,
+            text: format!("suspended agent {name}"),
+            secret: None,
+        }),
+        "resume" => agents.resume(&name).map(|_| Flash {
+            ok: true,
+            text: format!("resumed agent {name}"),
+            secret: None,
+        }),
+        other => {
+            let e = AdminError::NotFound(format!("no agent action `{other}`"));
+            return finish(&state, &sid, "agents", Err(e));
+        }
+    };
+    if outcome.is_ok() {
+        tracing::info!(agent = %name, action = %action, by = %session.author, "admin changed an agent");
+    }
+    finish(&state, &sid, "agents", outcome.map_err(AdminError::from))
+}
+
+/// Query parameters of the page: the log search and list toggles.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    agent: Option<String>,
+    package: Option<String>,
+    verdict: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    /// Quarantine status shown: pending (default), approved, rejected, all.
+    queue: Option<String>,
+    /// Show removed and expired entries too.
+    history: Option<String>,
+}
+
+pub async fn index(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let Some((id, session)) = state.sessions.get(&headers) else {
+        return login_page(StatusCode::OK, None);
+    };
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let flash = state.sessions.take_flash(&id);
+    match render(&state, &session, flash, &query) {
+        Ok(body) => html_response(StatusCode::OK, body),
+        Err(e) => error_page(&e),
+    }
+}
+
+fn date(t: DateTime<Utc>) -> String {
+    format!(
+        "<span class=\"mono\" title=\"{}\">{}</span>",
+        esc(&t.to_rfc3339()),
+        esc(&t.format("%Y-%m-%d %H:%M").to_string())
+    )
+}
+
+/// A hidden CSRF field plus a form's opening tag.
+fn form_open(action: &str, csrf: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{MOUNT}{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(action),
+        esc(csrf)
+    )
+}
+
+fn render(
+    state: &AdminState,
+    session: &Session,
+    flash: Option<Flash>,
+    q: &PageQuery,
+) -> Result<String, AdminError> {
+    let csrf = &session.csrf;
+    let now = Utc::now();
+    let mut body = String::new();
+    if let Some(flash) = flash {
+        let _ = write!(
+            body,
+            "<div class=\"flash {}\">{}",
+            if flash.ok { "ok" } else { "bad" },
+            esc(&flash.text)
+        );
+        if let Some((secret, urls)) = flash.secret {
+            let _ = write!(body, "<code class=\"secret\">{}</code>", esc(&secret));
+            for url in urls {
+                let _ = write!(body, "<div class=\"mono muted\">{}</div>", esc(&url));
+            }
+        }
+        body.push_str("</div>");
+    }
+    body.push_str(&quarantine_section(state, csrf, q)?);
+    body.push_str(&lists_section(state, csrf, q, now)?);
+    body.push_str(&agents_section(state, csrf)?);
+    body.push_str(&log_section(state, q));
+    let _ = write!(
+        body,
+        "<h2 id=\"feeds\">Feeds</h2>{}",
+        json_table(
+            &state.feeds.status(),
+            &[
+                "name",
+                "ecosystem",
+                "source",
+                "last_sync",
+                "advisories",
+                "stale",
+                "error"
+            ],
+            "no feeds"
+        )
+    );
+    let header = format!(
+        "<nav><a href=\"#quarantine\">Quarantine</a><a href=\"#lists\">Allow/deny lists</a>\
+         <a href=\"#agents\">Agents</a><a href=\"#log\">Provenance log</a><a href=\"#feeds\">Feeds</a></nav>\
+         <span class=\"who\">{}</span>{}<button type=\"submit\">Sign out</button></form>",
+        esc(&session.author),
+        form_open("/logout", csrf)
+    );
+    Ok(layout("depfw admin", &header, &body))
+}
+
+fn quarantine_section(state: &AdminState, csrf: &str, q: &PageQuery) -> Result<String, AdminError> {
+    let status = parse_status(q.queue.as_deref()).unwrap_or(Some(QuarantineStatus::Pending));
+    let items = state.quarantine.list(status)?;
+    let shown = status.map_or("all", QuarantineStatus::as_str);
+    let mut out = format!(
+        "<h2 id=\"quarantine\">Quarantine <small>{} {shown} · show \
+         <a href=\"?queue=pending#quarantine\">pending</a> \
+         <a href=\"?queue=all#quarantine\">all</a></small></h2>",
+        items.len()
+    );
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| quarantine_row(item, csrf))
+        .collect();
+    out.push_str(&table(
+        &[
+            "#",
+            "Package",
+            "Held for",
+            "Requested by",
+            "Seen",
+            "Decision",
+        ],
+        &rows,
+        "nothing is waiting for a decision",
+    ));
+    Ok(out)
+}
+
+fn quarantine_row(item: &QuarantineItem, csrf: &str) -> Vec<String> {
+    let reasons: String = item
+        .reasons
+        .iter()
+        .map(|f| {
+            format!(
+                "<div>{} <code>{}</code> {}</div>",
+                badge(f.verdict.as_str()),
+                esc(&f.code),
+                esc(&f.message)
+            )
+        })
+        .collect();
+    let who: Vec<String> = item
+        .requesters
+        .iter()
+        .map(|r| format!("{} ×{}", esc(&r.who), r.count))
+        .collect();
+    let decision = match &item.resolution {
+        None => format!(
+            "{}<select name=\"scope\"><option value=\"version\">this version</option>\
+             <option value=\"range\">range:</option></select>\
+             <input type=\"text\" name=\"range\" placeholder=\"range, e.g. ^1.2\" size=\"10\">\
+             <input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
+             <input type=\"date\" name=\"expires\" title=\"expires (optional)\">\
+             <button class=\"ok\" type=\"submit\">Approve</button></form>\
+             {}<input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
+             <button class=\"bad\" type=\"submit\">Reject</button></form>",
+            form_open(&format!("/quarantine/{}/approve", item.id), csrf),
+            form_open(&format!("/quarantine/{}/reject", item.id), csrf),
+        ),
+        Some(r) => format!(
+            "{} by {} ({}) entry {} <span class=\"muted\">{}</span>",
+            badge(item.status.as_str()),
+            esc(&r.by),
+            esc(&r.reason),
+            r.override_id,
+            esc(&r.versions)
+        ),
+    };
+    vec![
+        item.id.to_string(),
+        format!(
+            "<span class=\"muted\">{}</span> <b>{}</b>@{}",
+            esc(&item.ecosystem.to_string()),
+            esc(&item.name),
+            esc(&item.version)
+        ),
+        reasons,
+        format!(
+            "{} <span class=\"muted\">({} requests)</span>",
+            who.join(", "),
+            item.request_count
+        ),
+        format!("{}<br>{}", date(item.first_seen), date(item.last_seen)),
+        decision,
+    ]
+}
+
+fn lists_section(
+    state: &AdminState,
+    csrf: &str,
+    q: &PageQuery,
+    now: DateTime<Utc>,
+) -> Result<String, AdminError> {
+    let history = q
+        .history
+        .as_deref()
+        .is_some_and(|h| !h.is_empty() && h != "0");
+    let list = state.overrides.list(history, now)?;
+    let mut out = format!(
+        "<h2 id=\"lists\">Allow/deny lists <small>{} entries · show \
+         <a href=\"?#lists\">active</a> <a href=\"?history=1#lists\">with history</a></small></h2>\
+         {}<select name=\"kind\"><option value=\"allow\">allow</option><option value=\"deny\">deny</option></select>\
+         <select name=\"ecosystem\"><option value=\"npm\">npm</option><option value=\"PyPI\">PyPI</option>\
+         <option value=\"crates.io\">crates.io</option></select>\
+         <input type=\"text\" name=\"name\" placeholder=\"package\" required>\
+         <input type=\"text\" name=\"versions\" placeholder=\"versions (* or range)\" size=\"12\">\
+         <input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
+         <input type=\"date\" name=\"expires\" title=\"expires (optional)\">\
+         <button type=\"submit\">Add entry</button></form>",
+        list.len(),
+        form_open("/overrides", csrf)
+    );
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|r| {
+            let status = r.status(now);
+            let action = if status == crate::store::overrides::OverrideStatus::Removed {
+                format!(
+                    "<span class=\"muted\">by {}</span>",
+                    esc(r.removed_by.as_deref().unwrap_or(""))
+                )
+            } else {
+                format!(
+                    "{}<button type=\"submit\">Remove</button></form>",
+                    form_open(&format!("/overrides/{}/remove", r.id), csrf)
+                )
+            };
+            vec![
+                r.id.to_string(),
+                badge(status.as_str()),
+                badge(match r.kind {
+                    OverrideKind::Allow => "allow",
+                    OverrideKind::Deny => "deny",
+                }),
+                format!(
+                    "<span class=\"muted\">{}</span> <b>{}</b>",
+                    esc(&r.ecosystem.to_string()),
+                    esc(&r.name)
+                ),
+                format!("<code>{}</code>", esc(&r.versions)),
+                esc(&r.reason),
+                esc(&r.created_by),
+                date(r.created_at),
+                r.expires.map(date).unwrap_or_else(|| "never".to_owned()),
+                action,
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "#", "Status", "Kind", "Package", "Versions", "Reason", "By", "Created", "Expires", "",
+        ],
+        &rows,
+        "no entries",
+    ));
+    Ok(out)
+}
+
+fn agents_section(state: &AdminState, csrf: &str) -> Result<String, AdminError> {
+    let agents = state.agents.list()?;
+    let mut out = format!(
+        "<h2 id=\"agents\">Agents <small>{}</small></h2>\
+         {}<input type=\"text\" name=\"name\" placeholder=\"new agent name\" pattern=\"[a-z0-9][a-z0-9_\\-]{{0,62}}\" required>\
+         <select name=\"policy\"><option value=\"\">default policy</option><option value=\"default\">default</option>\
+         <option value=\"strict\">strict</option></select><button type=\"submit\">Add agent</button></form>",
+        agents.len(),
+        form_open("/agents", csrf)
+    );
+    let rows: Vec<Vec<String>> = agents
+        .iter()
+        .map(|a| {
+            let path = |action: &str| format!("/agents/{}/{action}", a.name);
+            let actions = if a.revoked.is_some() {
+                String::new()
+            } else {
+                let toggle = if a.suspended.is_some() {
+                    format!(
+                        "{}<button type=\"submit\">Resume</button></form>",
+                        form_open(&path("resume"), csrf)
+                    )
+                } else {
+                    format!(
+                        "{}<input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
+                         <button type=\"submit\">Suspend</button></form>",
+                        form_open(&path("suspend"), csrf)
+                    )
+                };
+                format!(
+                    "{toggle}{}<button type=\"submit\">Rotate token</button></form>\
+                     {}<button class=\"bad\" type=\"submit\">Revoke</button></form>",
+                    form_open(&path("rotate"), csrf),
+                    form_open(&path("revoke"), csrf)
+                )
+            };
+            let note = match &a.suspended {
+                Some(s) => format!("{} ({})", esc(&s.reason), date(s.at)),
+                None => String::new(),
+            };
+            vec![
+                format!("<b>{}</b>", esc(&a.name)),
+                badge(a.status()),
+                esc(a.preset.as_str()),
+                date(a.created),
+                a.rotated.map(date).unwrap_or_default(),
+                note,
+                actions,
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "Agent",
+            "Status",
+            "Policy",
+            "Created",
+            "Token rotated",
+            "Suspended for",
+            "",
+        ],
+        &rows,
+        "no agents",
+    ));
+    Ok(out)
+}
+
+fn log_section(state: &AdminState, q: &PageQuery) -> String {
+    let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+    let verdict = q.verdict.as_deref().unwrap_or("");
+    let options: String = ["", "allow", "warn", "quarantine", "deny"]
+        .iter()
+        .map(|v| {
+            format!(
+                "<option value=\"{v}\"{}>{}</option>",
+                if *v == verdict { " selected" } else { "" },
+                if v.is_empty() { "any verdict" } else { v }
+            )
+        })
+        .collect();
+    let mut out = format!(
+        "<h2 id=\"log\">Provenance log</h2>\
+         <form class=\"inline\" method=\"get\" action=\"{MOUNT}/#log\">\
+         <input type=\"text\" name=\"agent\" placeholder=\"agent\" value=\"{}\">\
+         <input type=\"text\" name=\"package\" placeholder=\"package\" value=\"{}\">\
+         <select name=\"verdict\">{options}</select>\
+         <input type=\"text\" name=\"since\" placeholder=\"since (YYYY-MM-DD)\" value=\"{}\" size=\"12\">\
+         <input type=\"text\" name=\"until\" placeholder=\"until\" value=\"{}\" size=\"12\">\
+         <input type=\"number\" name=\"limit\" min=\"1\" max=\"1000\" placeholder=\"100\" value=\"{}\">\
+         <button type=\"submit\">Search</button></form>",
+        value(&q.agent),
+        value(&q.package),
+        value(&q.since),
+        value(&q.until),
+        value(&q.limit),
+    );
+    let query = LogQuery {
+        agent: q.agent.clone(),
+        package: q.package.clone(),
+        verdict: q.verdict.clone(),
+        since: q.since.clone(),
+        until: q.until.clone(),
+        limit: q.limit.clone(),
+    };
+    match query.filter().and_then(|f| run_log_query(state, &f)) {
+        Ok(entries) => out.push_str(&json_table(
+            &serde_json::Value::Array(entries),
+            &[
+                "time",
+                "agent",
+                "ecosystem",
+                "package",
+                "version",
+                "verdict",
+                "reason",
+                "request_id",
+            ],
+            "no matching decisions",
+        )),
+        Err(e) => {
+            let _ = write!(
+                out,
+                "<div class=\"flash bad\">{}</div>",
+                esc(&e.public_message())
+            );
+        }
+    }
+    out
+}
