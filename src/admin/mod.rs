@@ -253,8 +253,10 @@ pub fn routes() -> Vec<RouteSpec> {
     table().into_iter().map(|(spec, _)| spec).collect()
 }
 
-/// The admin router, to nest at [`MOUNT`]. Routes are relative (`/api/...`, `/`).
-pub fn admin_router(state: AdminState) -> Router {
+/// The admin router, to nest at [`MOUNT`]. Routes are relative (`/api/...`, `/`); axum
+/// serves a nested `/` at `/admin` only, so prefer [`mounted`], which also redirects
+/// `/admin/` there.
+pub fn admin_router<S: Clone + Send + Sync + 'static>(state: AdminState) -> Router<S> {
     if state.admin_token.is_none() {
         return Router::new().fallback(disabled);
     }
@@ -271,6 +273,15 @@ pub fn admin_router(state: AdminState) -> Router {
     api.merge(pages)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The admin router nested at [`MOUNT`], plus `/admin/` → `/admin`: merge it into the
+/// proxy's router (`app.merge(mounted(state))`).
+pub fn mounted<S: Clone + Send + Sync + 'static>(state: AdminState) -> Router<S> {
+    Router::new().nest(MOUNT, admin_router(state)).route(
+        &format!("{MOUNT}/"),
+        routing::any(|| async { axum::response::Redirect::permanent(MOUNT) }),
+    )
 }
 
 async fn disabled() -> AdminError {

@@ -51,7 +51,7 @@ fn error_page(error: &AdminError) -> Response {
         tracing::error!(error = %error, "admin page failed");
     }
     let body = format!(
-        "<h2>{} {}</h2><p>{}</p><p><a href=\"{MOUNT}/\">Back to the admin page</a></p>",
+        "<h2>{} {}</h2><p>{}</p><p><a href=\"{MOUNT}\">Back to the admin page</a></p>",
         status.as_u16(),
         esc(status.canonical_reason().unwrap_or("")),
         esc(&error.public_message())
@@ -61,7 +61,7 @@ fn error_page(error: &AdminError) -> Response {
 
 fn redirect(anchor: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("{MOUNT}/#{anchor}")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{MOUNT}#{anchor}")) {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response
@@ -757,7 +757,7 @@ fn log_section(state: &AdminState, q: &PageQuery) -> String {
         .collect();
     let mut out = format!(
         "<h2 id=\"log\">Provenance log</h2>\
-         <form class=\"inline\" method=\"get\" action=\"{MOUNT}/#log\">\
+         <form class=\"inline\" method=\"get\" action=\"{MOUNT}\">\
          <input type=\"text\" name=\"agent\" placeholder=\"agent\" value=\"{}\">\
          <input type=\"text\" name=\"package\" placeholder=\"package\" value=\"{}\">\
          <select name=\"verdict\">{options}</select>\
