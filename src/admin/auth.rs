@@ -292,3 +292,34 @@ mod tests {
         assert!(!same_origin(&h));
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn token_from_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "file-token-0123456789\nignored\n").unwrap();
+        let mut config = AdminConfig {
+            token_file: Some(path.clone()),
+            token_env: "DEPFW_TEST_ADMIN_TOKEN_UNSET".to_owned(),
+        };
+        let token = AdminToken::from_config(&config).unwrap().unwrap();
+        assert!(token.verify("file-token-0123456789"));
+        std::fs::write(&path, "short\n").unwrap();
+        let err = AdminToken::from_config(&config).unwrap_err().to_string();
+        assert!(err.contains("shorter") && !err.contains("short\n"), "{err}");
+        config.token_file = Some(dir.path().join("missing"));
+        assert!(AdminToken::from_config(&config).is_err());
+
+        config.token_file = None;
+        assert!(AdminToken::from_config(&config).unwrap().is_none());
+        config.token_env = "DEPFW_TEST_ADMIN_TOKEN_SET".to_owned();
+        std::env::set_var(&config.token_env, "env-token-0123456789");
+        let token = AdminToken::from_config(&config).unwrap().unwrap();
+        assert!(token.verify("env-token-0123456789"));
+        std::env::remove_var(&config.token_env);
+    }
+}

@@ -112,6 +112,12 @@ pub fn json_cell(key: &str, value: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) if matches!(key, "verdict" | "status") => badge(s),
         Value::Bool(true) if key == "stale" => badge("stale"),
+        Value::Bool(false) if key == "stale" => {
+            "<span class=\"badge b-ok\">fresh</span>".to_owned()
+        }
+        Value::String(s) if key == "error" => {
+            format!("<span class=\"badge b-error\">{}</span>", esc(s))
+        }
         Value::String(s) => esc(s),
         Value::Bool(_) | Value::Number(_) => esc(&value.to_string()),
         other => format!("<code>{}</code>", esc(&other.to_string())),

@@ -114,29 +114,44 @@ fn form_fields(form: FormResult) -> Result<Fields, AdminError> {
     }
 }
 
+/// Why a form post was refused before it could do anything.
+enum Refused {
+    /// Signed out (or the session expired): the sign-in form, 401.
+    NoSession,
+    /// Cross-site, a bad CSRF token or an unreadable form: an error page.
+    Error(AdminError),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::NoSession => login_page(
+                StatusCode::UNAUTHORIZED,
+                Some("your session has ended: sign in again"),
+            ),
+            Refused::Error(e) => error_page(&e),
+        }
+    }
+}
+
 /// The checks every state-changing form passes before anything else: same-site origin,
 /// a live session, and that session's CSRF token.
 fn authorize(
     state: &AdminState,
     headers: &HeaderMap,
     form: FormResult,
-) -> Result<(String, Session, Fields), Response> {
+) -> Result<(String, Session, Fields), Refused> {
     if !auth::same_origin(headers) {
         tracing::warn!("admin page: cross-site form post refused");
-        return Err(error_page(&AdminError::Forbidden(
+        return Err(Refused::Error(AdminError::Forbidden(
             "this form was sent from another site".to_owned(),
         )));
     }
-    let Some((id, session)) = state.sessions.get(headers) else {
-        return Err(login_page(
-            StatusCode::UNAUTHORIZED,
-            Some("your session has ended: sign in again"),
-        ));
-    };
-    let fields = form_fields(form).map_err(|e| error_page(&e))?;
+    let (id, session) = state.sessions.get(headers).ok_or(Refused::NoSession)?;
+    let fields = form_fields(form).map_err(Refused::Error)?;
     if !fields.get("csrf").is_some_and(|t| session.csrf_matches(t)) {
         tracing::warn!("admin page: form without a valid CSRF token refused");
-        return Err(error_page(&AdminError::Forbidden(
+        return Err(Refused::Error(AdminError::Forbidden(
             "the form's CSRF token is missing or wrong: reload the page and try again".to_owned(),
         )));
     }
@@ -227,7 +242,7 @@ pub async fn logout(
 ) -> Response {
     let (id, _, _) = match authorize(&state, &headers, form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     state.sessions.remove(&id);
     let mut response = redirect("");
@@ -246,13 +261,11 @@ pub async fn approve(
 ) -> Response {
     let (sid, session, f) = match authorize(&state, &headers, form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let outcome = parse_id::<QuarantineId>(&id).and_then(|id| {
-        let scope = match f.text("scope") {
-            "range" => Some(f.text("range")),
-            _ => None,
-        };
+        // A blank range approves the held version only.
+        let scope = f.get("range").filter(|r| !r.trim().is_empty());
         let entry = state.approve(
             id,
             scope,
@@ -273,7 +286,7 @@ pub async fn reject(
 ) -> Response {
     let (sid, session, f) = match authorize(&state, &headers, form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let outcome = parse_id::<QuarantineId>(&id).and_then(|id| {
         let entry = state.reject(id, f.text("reason"), &session.author)?;
@@ -294,7 +307,7 @@ pub async fn add_override(
 ) -> Response {
     let (sid, session, f) = match authorize(&state, &headers, form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let outcome = (|| {
         let kind = match f.text("kind") {
@@ -335,7 +348,7 @@ pub async fn remove_override(
 ) -> Response {
     let (sid, session, _) = match authorize(&state, &headers, form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let outcome = parse_id::<OverrideId>(&id).and_then(|id| {
         let record = state.remove_override(id, &session.author)?;
@@ -354,7 +367,7 @@ pub async fn add_agent(
 ) -> Response {
     let (sid, _, f) = match authorize(&state, &headers, form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let outcome = state
         .add_agent(f.text("name").trim(), f.get("policy"))
@@ -377,7 +390,7 @@ pub async fn agent_action(
 ) -> Response {
     let (sid, session, f) = match authorize(&state, &headers, form) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(refused) => return refused.into_response(),
     };
     let agents = &state.agents;
     let outcome = match action.as_str() {
@@ -565,9 +578,8 @@ fn quarantine_row(item: &QuarantineItem, csrf: &str) -> Vec<String> {
         .collect();
     let decision = match &item.resolution {
         None => format!(
-            "{}<select name=\"scope\"><option value=\"version\">this version</option>\
-             <option value=\"range\">range:</option></select>\
-             <input type=\"text\" name=\"range\" placeholder=\"range, e.g. ^1.2\" size=\"10\">\
+            "{}<input type=\"text\" name=\"range\" placeholder=\"this version, or a range\" \
+             title=\"blank: this version only; or a range that includes it, e.g. &gt;=1.3.0 &lt;2\" size=\"16\">\
              <input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
              <input type=\"date\" name=\"expires\" title=\"expires (optional)\">\
              <button class=\"ok\" type=\"submit\">Approve</button></form>\
@@ -595,9 +607,10 @@ fn quarantine_row(item: &QuarantineItem, csrf: &str) -> Vec<String> {
         ),
         reasons,
         format!(
-            "{} <span class=\"muted\">({} requests)</span>",
+            "{} <span class=\"muted\">({} request{})</span>",
             who.join(", "),
-            item.request_count
+            item.request_count,
+            if item.request_count == 1 { "" } else { "s" }
         ),
         format!("{}<br>{}", date(item.first_seen), date(item.last_seen)),
         decision,
