@@ -490,3 +490,44 @@ async fn oversized_and_malformed_forms_are_refused() {
         .unwrap();
     assert!(none.is_empty());
 }
+
+#[tokio::test]
+async fn behind_https_the_cookie_is_secure_and_mirror_urls_use_the_public_url() {
+    use depfw::admin::{mounted, AdminState, AdminToken};
+    use tower::ServiceExt;
+    let store = depfw::store::Store::temporary().unwrap();
+    let config = depfw::config::Config::from_toml(
+        "[server]\npublic-url = \"https://depfw.example/\"\n",
+        "test.toml",
+    )
+    .unwrap();
+    let state = AdminState::new(&store, Some(AdminToken::new(TOKEN, "test").unwrap()))
+        .unwrap()
+        .with_config(&config);
+    let app: axum::Router = mounted(state);
+    let login = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{MOUNT}/login"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={TOKEN}")))
+        .unwrap();
+    let reply = app.clone().oneshot(login).await.unwrap();
+    let cookie = reply.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let add = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{MOUNT}/api/agents"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"name": "bot"}"#))
+        .unwrap();
+    let reply = app.oneshot(add).await.unwrap();
+    let body = axum::body::to_bytes(reply.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(body["mirror_urls"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("https://depfw.example/a/dfw_"));
+}

@@ -17,6 +17,7 @@ pub mod html;
 pub mod openapi;
 pub mod pages;
 pub mod sources;
+mod view;
 
 use std::sync::Arc;
 
