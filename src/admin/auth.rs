@@ -116,10 +116,11 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Whether a state-changing browser request comes from this site. A browser sends
-/// `Origin` on every POST and `Sec-Fetch-Site` on most; a request with neither (curl,
-/// an old browser) still needs the session cookie and the CSRF token.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether a state-changing browser request comes from this site: its `Origin` is the
+/// request's `Host` or depfw's public URL (behind a reverse proxy that rewrites `Host`).
+/// A browser sends `Origin` on every POST and `Sec-Fetch-Site` on most; a request with
+/// neither (curl, an old browser) still needs the session cookie and the CSRF token.
+pub fn same_origin(headers: &HeaderMap, public_url: &url::Url) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         if !matches!(site.to_str(), Ok("same-origin" | "none")) {
             return false;
@@ -128,10 +129,13 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
-    let (Ok(origin), Some(Ok(host))) = (
-        origin.to_str(),
-        headers.get(header::HOST).map(|h| h.to_str()),
-    ) else {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if origin.eq_ignore_ascii_case(&public_url.origin().ascii_serialization()) {
+        return true;
+    }
+    let Some(Ok(host)) = headers.get(header::HOST).map(|h| h.to_str()) else {
         return false;
     };
     origin
@@ -271,6 +275,8 @@ mod tests {
 
     #[test]
     fn origin_check() {
+        let public: url::Url = "https://depfw.example/".parse().unwrap();
+        let same_origin = |h: &HeaderMap| same_origin(h, &public);
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7878"));
         assert!(same_origin(&h));
@@ -283,6 +289,17 @@ mod tests {
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
+        assert!(!same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7878"),
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://depfw.example"),
+        );
+        assert!(same_origin(&h), "the public URL's origin behind a proxy");
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));
         h.insert(
             header::ORIGIN,

@@ -67,10 +67,11 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // Debug formatting quotes the message: input echoed in it cannot forge log lines.
         if status.is_server_error() {
-            tracing::error!(error = %self, "admin request failed");
+            tracing::error!(error = ?self.to_string(), "admin request failed");
         } else {
-            tracing::info!(status = status.as_u16(), error = %self, "admin request refused");
+            tracing::info!(status = status.as_u16(), error = ?self.to_string(), "admin request refused");
         }
         let body = serde_json::json!({ "error": self.public_message() });
         (status, Json(body)).into_response()

@@ -44,7 +44,7 @@ fn html_response(status: StatusCode, body: String) -> Response {
 fn error_page(error: &AdminError) -> Response {
     let status = error.status();
     if status.is_server_error() {
-        tracing::error!(error = %error, "admin page failed");
+        tracing::error!(error = ?error.to_string(), "admin page failed");
     }
     let body = format!(
         "<h2>{} {}</h2><p>{}</p><p><a href=\"{MOUNT}\">Back to the admin page</a></p>",
@@ -137,7 +137,7 @@ fn authorize(
     headers: &HeaderMap,
     form: FormResult,
 ) -> Result<(String, Session, Fields), Refused> {
-    if !auth::same_origin(headers) {
+    if !auth::same_origin(headers, &state.public_url) {
         tracing::warn!("admin page: cross-site form post refused");
         return Err(Refused::Error(AdminError::Forbidden(
             "this form was sent from another site".to_owned(),
@@ -163,7 +163,7 @@ fn finish(
 ) -> Response {
     let flash = outcome.unwrap_or_else(|e| {
         if e.status().is_server_error() {
-            tracing::error!(error = %e, "admin page action failed");
+            tracing::error!(error = ?e.to_string(), "admin page action failed");
         }
         Flash {
             ok: false,
@@ -188,7 +188,7 @@ pub async fn login(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    if !auth::same_origin(&headers) {
+    if !auth::same_origin(&headers, &state.public_url) {
         return error_page(&AdminError::Forbidden(
             "this form was sent from another site".to_owned(),
         ));
