@@ -202,6 +202,8 @@ pub async fn login(
             "the admin endpoint is disabled".into(),
         ));
     };
+    // TODO: throttle failed sign-ins (and failed API tokens) per client address; a token of
+    // 16+ random characters makes guessing impractical, but a weak one is not refused.
     if !token.verify(fields.text("token")) {
         tracing::warn!("admin page: sign-in with a wrong token");
         return login_page(StatusCode::UNAUTHORIZED, Some("wrong admin token"));
