@@ -4,6 +4,7 @@
 //! ([`feeds`]), the policy engine ([`policy`]), configuration ([`config`]) and the commands.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod agents;
 pub mod audit;
 pub mod cli;

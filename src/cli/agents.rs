@@ -112,7 +112,12 @@ pub fn describe(agent: &Agent) -> String {
 
 /// The agent's mirror URLs for npm, PyPI and crates.io.
 pub fn mirror_urls(config: &Config, token: &Token) -> [String; 3] {
-    let base = config.server.public_url.as_str().trim_end_matches('/');
+    mirror_urls_at(&config.server.public_url, token)
+}
+
+/// The agent's mirror URLs under `public_url` (the config's `server.public-url`).
+pub fn mirror_urls_at(public_url: &url::Url, token: &Token) -> [String; 3] {
+    let base = public_url.as_str().trim_end_matches('/');
     let prefix = format!("{base}/a/{}", token.expose_secret());
     [
         format!("{prefix}/npm/"),

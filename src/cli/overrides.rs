@@ -8,7 +8,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::exit;
@@ -174,13 +173,36 @@ pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Resul
     Ok(ExitCode::from(exit::CLEAN))
 }
 
-/// Builds an entry from command-line text; every value is validated.
-pub fn entry_from_args(kind: OverrideKind, args: &OverrideArgs) -> anyhow::Result<OverrideEntry> {
-    let ecosystem: Ecosystem = args.ecosystem.parse()?;
-    let name = PackageName::parse(ecosystem, &args.name)?;
+/// A value that did not parse: which field (`versions`, `expires`, ...) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, message: impl ToString) -> Self {
+        FieldError {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Builds an entry from text, as typed on the command line or sent to the admin endpoint;
+/// every value is validated (the store then checks reason, author and expiry).
+pub fn entry_from_args(
+    kind: OverrideKind,
+    args: &OverrideArgs,
+) -> Result<OverrideEntry, FieldError> {
+    let ecosystem: Ecosystem = args
+        .ecosystem
+        .parse()
+        .map_err(|e| FieldError::new("ecosystem", e))?;
+    let name = PackageName::parse(ecosystem, &args.name).map_err(|e| FieldError::new("name", e))?;
     let versions = VersionScope::parse(ecosystem, &args.versions)
-        .map_err(anyhow::Error::msg)
-        .context("--versions")?;
+        .map_err(|e| FieldError::new("versions", e))?;
     Ok(OverrideEntry {
         kind,
         name,
@@ -191,11 +213,11 @@ pub fn entry_from_args(kind: OverrideKind, args: &OverrideArgs) -> anyhow::Resul
     })
 }
 
-fn expiry(text: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
+/// Parses an optional `expires` value: YYYY-MM-DD or RFC 3339.
+pub fn expiry(text: Option<&str>) -> Result<Option<DateTime<Utc>>, FieldError> {
     text.map(parse_expiry)
         .transpose()
-        .map_err(anyhow::Error::msg)
-        .context("--expires")
+        .map_err(|e| FieldError::new("expires", e))
 }
 
 fn author(by: Option<&str>) -> String {

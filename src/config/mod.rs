@@ -61,6 +61,16 @@ pub struct Config {
     /// Entries from `[[overrides.allow]]` and `[[overrides.deny]]`.
     pub overrides: Arc<Overrides>,
     pub agents: AgentsConfig,
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: where the admin endpoint's token comes from (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// A file whose first line is the token; wins over `token_env`.
+    pub token_file: Option<PathBuf>,
+    /// The environment variable read when `token_file` is unset.
+    pub token_env: String,
 }
 
 /// `[agents]`: per-agent presets and the circuit breaker.

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AdvisoriesConfig, AgentsConfig, Config, ConfigProblem, FeedSource, FeedsConfig, LicenseConfig,
-    PolicyConfig, Problems, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
+    AdminConfig, AdvisoriesConfig, AgentsConfig, Config, ConfigProblem, FeedSource, FeedsConfig,
+    LicenseConfig, PolicyConfig, Problems, ReputationConfig, ServerConfig, TyposquatConfig,
+    UpstreamConfig,
 };
 use crate::agents::{BreakerLimits, PolicyPreset};
 use crate::package::Ecosystem;
@@ -28,6 +29,7 @@ pub struct RawConfig {
     pub policy: RawPolicy,
     pub overrides: RawOverrides,
     pub agents: RawAgents,
+    pub admin: RawAdmin,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +235,24 @@ impl Default for RawAgents {
             strict_warn: "deny".to_owned(),
             max_new_packages_per_hour: limits.max_new_packages_per_hour,
             max_refusals_per_hour: limits.max_refusals_per_hour,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAdmin {
+    /// A file whose first line is the admin token.
+    pub token_file: Option<PathBuf>,
+    /// The environment variable holding the admin token when `token-file` is unset.
+    pub token_env: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            token_file: None,
+            token_env: "DEPFW_ADMIN_TOKEN".to_owned(),
         }
     }
 }
@@ -456,6 +476,22 @@ impl RawConfig {
             },
         };
 
+        let token_env = self.admin.token_env.clone();
+        if token_env.is_empty()
+            || !token_env
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            p.push(
+                "admin.token-env",
+                "an environment variable name is letters, digits and `_`",
+            );
+        }
+        let admin = AdminConfig {
+            token_file: self.admin.token_file.clone(),
+            token_env,
+        };
+
         if !p.0.is_empty() {
             return Err(p.0);
         }
@@ -471,6 +507,7 @@ impl RawConfig {
             },
             overrides: Arc::new(Overrides::new(entries)),
             agents,
+            admin,
         })
     }
 }

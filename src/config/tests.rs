@@ -13,6 +13,24 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(config.agents.limits, defaults.agents.limits);
     assert_eq!(config.agents.default_policy, defaults.agents.default_policy);
     assert_eq!(config.agents.strict_warn, defaults.agents.strict_warn);
+    assert_eq!(config.admin, defaults.admin);
+}
+
+#[test]
+fn admin_token_env_is_validated() {
+    let config = Config::from_toml(
+        "[admin]\ntoken-file = \"/run/secrets/admin\"\ntoken-env = \"MY_TOKEN\"\n",
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.admin.token_file.as_deref(),
+        Some(std::path::Path::new("/run/secrets/admin"))
+    );
+    assert_eq!(config.admin.token_env, "MY_TOKEN");
+    let err = Config::from_toml("[admin]\ntoken-env = \"A-B\"\n", "a.toml").unwrap_err();
+    assert_eq!(err.problems[0].key, "admin.token-env");
+    assert!(Config::from_toml("[admin]\ntoken = \"secret\"\n", "a.toml").is_err());
 }
 
 #[test]

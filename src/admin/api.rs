@@ -1,0 +1,339 @@
+//! The JSON API under `/admin/api/`; every route needs the admin token (see
+//! [`super::admin_router`]). The same operations as the web page and the CLI.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::{ApiJson, ApiPath, ApiQuery};
+use super::sources::{LogFilter, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT};
+use super::{AdminError, AdminState, NewToken, API_AUTHOR};
+use crate::agents::Agent;
+use crate::cli::overrides::OverrideArgs;
+use crate::config::parse_expiry;
+use crate::policy::overrides::OverrideKind;
+use crate::policy::Verdict;
+use crate::store::overrides::{OverrideId, StoredOverride};
+use crate::store::quarantine::{QuarantineId, QuarantineStatus};
+
+type ApiResult = Result<Response, AdminError>;
+
+fn ok(value: impl Serialize) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+/// An override with its status at the time of the answer.
+#[derive(Serialize)]
+pub(crate) struct OverrideView<'a> {
+    #[serde(flatten)]
+    record: &'a StoredOverride,
+    status: &'static str,
+}
+
+pub(crate) fn override_view(record: &StoredOverride, now: DateTime<Utc>) -> OverrideView<'_> {
+    OverrideView {
+        record,
+        status: record.status(now).as_str(),
+    }
+}
+
+/// An agent with its status.
+#[derive(Serialize)]
+struct AgentView<'a> {
+    #[serde(flatten)]
+    agent: &'a Agent,
+    status: &'static str,
+}
+
+fn agent_view(agent: &Agent) -> AgentView<'_> {
+    AgentView {
+        agent,
+        status: agent.status(),
+    }
+}
+
+/// `status` of a quarantine listing: `pending` (default), `approved`, `rejected` or `all`.
+pub(crate) fn parse_status(text: Option<&str>) -> Result<Option<QuarantineStatus>, AdminError> {
+    match text.unwrap_or("pending") {
+        "pending" => Ok(Some(QuarantineStatus::Pending)),
+        "approved" => Ok(Some(QuarantineStatus::Approved)),
+        "rejected" => Ok(Some(QuarantineStatus::Rejected)),
+        "all" => Ok(None),
+        other => Err(AdminError::BadRequest(format!(
+            "`{other}` is not a quarantine status (pending, approved, rejected or all)"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    status: Option<String>,
+}
+
+pub async fn list_quarantine(
+    State(state): State<AdminState>,
+    ApiQuery(query): ApiQuery<StatusQuery>,
+) -> ApiResult {
+    let status = parse_status(query.status.as_deref())?;
+    ok(json!({ "items": state.quarantine.list(status)? }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// `version` (default) or a range that includes the held version.
+    scope: Option<String>,
+    reason: String,
+    expires: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    reason: String,
+}
+
+fn resolution(state: &AdminState, item: QuarantineId, entry: OverrideId) -> ApiResult {
+    let item = state.quarantine.get(item)?;
+    let entry = state.overrides.get(entry)?;
+    ok(json!({ "item": item, "override": override_view(&entry, Utc::now()) }))
+}
+
+pub async fn approve(
+    State(state): State<AdminState>,
+    ApiPath(id): ApiPath<QuarantineId>,
+    ApiJson(body): ApiJson<ApproveBody>,
+) -> ApiResult {
+    let entry = state.approve(
+        id,
+        body.scope.as_deref(),
+        &body.reason,
+        body.expires.as_deref(),
+        API_AUTHOR,
+    )?;
+    resolution(&state, id, entry)
+}
+
+pub async fn reject(
+    State(state): State<AdminState>,
+    ApiPath(id): ApiPath<QuarantineId>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> ApiResult {
+    let entry = state.reject(id, &body.reason, API_AUTHOR)?;
+    resolution(&state, id, entry)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Also expired and removed entries.
+    all: Option<bool>,
+}
+
+pub async fn list_overrides(
+    State(state): State<AdminState>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> ApiResult {
+    let now = Utc::now();
+    let list = state.overrides.list(query.all.unwrap_or(false), now)?;
+    let views: Vec<_> = list.iter().map(|r| override_view(r, now)).collect();
+    ok(json!({ "items": views }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideBody {
+    kind: OverrideKind,
+    ecosystem: String,
+    name: String,
+    versions: Option<String>,
+    reason: String,
+    expires: Option<String>,
+}
+
+pub async fn add_override(
+    State(state): State<AdminState>,
+    ApiJson(body): ApiJson<OverrideBody>,
+) -> ApiResult {
+    let args = OverrideArgs {
+        ecosystem: body.ecosystem,
+        name: body.name,
+        versions: body.versions.unwrap_or_else(|| "*".to_owned()),
+        reason: body.reason,
+        expires: body.expires,
+        by: None,
+    };
+    let record = state.add_override(body.kind, args, API_AUTHOR)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(override_view(&record, Utc::now())),
+    )
+        .into_response())
+}
+
+pub async fn remove_override(
+    State(state): State<AdminState>,
+    ApiPath(id): ApiPath<OverrideId>,
+) -> ApiResult {
+    let record = state.remove_override(id, API_AUTHOR)?;
+    ok(override_view(&record, Utc::now()))
+}
+
+pub async fn list_agents(State(state): State<AdminState>) -> ApiResult {
+    let agents = state.agents.list()?;
+    let views: Vec<_> = agents.iter().map(agent_view).collect();
+    ok(json!({ "items": views }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBody {
+    name: String,
+    /// `default` or `strict`; default from `[agents] default-policy`.
+    policy: Option<String>,
+}
+
+pub async fn add_agent(
+    State(state): State<AdminState>,
+    ApiJson(body): ApiJson<AgentBody>,
+) -> ApiResult {
+    let (agent, token) = state.add_agent(&body.name, body.policy.as_deref())?;
+    let answer = NewToken {
+        mirror_urls: state.mirror_urls(&token),
+        token: token.expose_secret().to_owned(),
+        agent,
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+pub async fn rotate_agent(
+    State(state): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult {
+    let token = state.agents.rotate(&name)?;
+    tracing::info!(agent = %name, "admin rotated an agent token");
+    ok(NewToken {
+        agent: state.agents.get(&name)?,
+        mirror_urls: state.mirror_urls(&token),
+        token: token.expose_secret().to_owned(),
+    })
+}
+
+pub async fn revoke_agent(
+    State(state): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult {
+    let agent = state.agents.revoke(&name)?;
+    tracing::info!(agent = %name, "admin revoked an agent");
+    ok(agent_view(&agent))
+}
+
+pub async fn suspend_agent(
+    State(state): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> ApiResult {
+    let agent = state.agents.suspend(&name, &body.reason)?;
+    tracing::info!(agent = %name, "admin suspended an agent");
+    ok(agent_view(&agent))
+}
+
+pub async fn resume_agent(
+    State(state): State<AdminState>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult {
+    let agent = state.agents.resume(&name)?;
+    tracing::info!(agent = %name, "admin resumed an agent");
+    ok(agent_view(&agent))
+}
+
+/// Provenance log search parameters, as text (query string or page form).
+fn text(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|t| !t.is_empty())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    pub agent: Option<String>,
+    pub package: Option<String>,
+    pub verdict: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl LogQuery {
+    /// The validated filter; blank fields are unset.
+    pub fn filter(&self) -> Result<LogFilter, AdminError> {
+        let time = |field: &str, v: &Option<String>| {
+            text(v)
+                .map(parse_expiry)
+                .transpose()
+                .map_err(|e| AdminError::BadRequest(format!("{field}: {e}")))
+        };
+        let verdict = text(&self.verdict)
+            .map(str::parse::<Verdict>)
+            .transpose()
+            .map_err(|e| AdminError::BadRequest(format!("verdict: {e}")))?;
+        let limit = match text(&self.limit) {
+            None => DEFAULT_LOG_LIMIT,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=MAX_LOG_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(AdminError::BadRequest(format!(
+                        "limit: `{l}` is not a number from 1 to {MAX_LOG_LIMIT}"
+                    )))
+                }
+            },
+        };
+        let filter = LogFilter {
+            agent: text(&self.agent).map(str::to_owned),
+            package: text(&self.package).map(str::to_owned),
+            verdict,
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            limit,
+        };
+        if let (Some(since), Some(until)) = (filter.since, filter.until) {
+            if since > until {
+                return Err(AdminError::BadRequest(
+                    "since is after until: nothing can match".to_owned(),
+                ));
+            }
+        }
+        Ok(filter)
+    }
+}
+
+pub(crate) fn run_log_query(
+    state: &AdminState,
+    filter: &LogFilter,
+) -> Result<Vec<Value>, AdminError> {
+    state
+        .log
+        .query(filter)
+        .map_err(|e| AdminError::Internal(format!("the provenance log cannot be read: {e}")))
+}
+
+pub async fn query_log(
+    State(state): State<AdminState>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> ApiResult {
+    let filter = query.filter()?;
+    let entries = run_log_query(&state, &filter)?;
+    ok(json!({ "filter": filter, "entries": entries }))
+}
+
+pub async fn feeds(State(state): State<AdminState>) -> ApiResult {
+    ok(state.feeds.status())
+}
+
+pub async fn openapi() -> ApiResult {
+    ok(super::openapi::document())
+}

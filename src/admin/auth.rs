@@ -1,0 +1,342 @@
+//! Who may use the admin endpoint: the admin token, and browser sessions made from it.
+//!
+//! API clients send the token on every request (`Authorization: Bearer`). The web page asks
+//! for it once on a login form and then uses a session cookie (`HttpOnly; SameSite=Strict;
+//! Path=/admin`) plus a per-session CSRF token in every form, and refuses POSTs whose
+//! `Origin` or `Sec-Fetch-Site` says another site sent them. The token is compared by hash
+//! in constant time and never logged: [`AdminToken`] has no `Display` and a redacted `Debug`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderMap};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::AdminConfig;
+
+/// Shortest admin token accepted.
+pub const MIN_TOKEN_CHARS: usize = 16;
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "depfw_admin";
+/// How long a browser session lasts without use.
+const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
+/// Sessions kept at once; the least recently used goes first.
+const MAX_SESSIONS: usize = 64;
+
+/// The configured admin token, kept as its SHA-256 only.
+#[derive(Clone)]
+pub struct AdminToken {
+    sha256: [u8; 32],
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(****)")
+    }
+}
+
+/// Why the configured admin token cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error("cannot read the admin token file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the admin token from {from} is shorter than {MIN_TOKEN_CHARS} characters")]
+    TooShort { from: String },
+    #[error("the admin token from {from} contains whitespace or control characters")]
+    BadCharacters { from: String },
+}
+
+impl AdminToken {
+    /// A token from its text; at least [`MIN_TOKEN_CHARS`] printable characters.
+    pub fn new(secret: &str, from: &str) -> Result<AdminToken, AdminTokenError> {
+        if secret.chars().count() < MIN_TOKEN_CHARS {
+            return Err(AdminTokenError::TooShort {
+                from: from.to_owned(),
+            });
+        }
+        if secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AdminTokenError::BadCharacters {
+                from: from.to_owned(),
+            });
+        }
+        Ok(AdminToken {
+            sha256: Sha256::digest(secret.as_bytes()).into(),
+        })
+    }
+
+    /// The token `[admin]` points at: the first line of `token-file` if set, else the
+    /// `token-env` variable. `None` (the endpoint stays off) when neither gives one.
+    pub fn from_config(config: &AdminConfig) -> Result<Option<AdminToken>, AdminTokenError> {
+        if let Some(path) = &config.token_file {
+            let text = std::fs::read_to_string(path).map_err(|source| AdminTokenError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let line = text.lines().next().unwrap_or("").trim();
+            return AdminToken::new(line, &path.display().to_string()).map(Some);
+        }
+        match std::env::var(&config.token_env) {
+            Ok(value) if !value.trim().is_empty() => {
+                AdminToken::new(value.trim(), &format!("${}", config.token_env)).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Constant-time check of a presented token (hashing first hides its length too).
+    pub fn verify(&self, presented: &str) -> bool {
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.sha256.ct_eq(&hash).into()
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// A value of the named cookie.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether a state-changing browser request comes from this site: its `Origin` is the
+/// request's `Host` or depfw's public URL (behind a reverse proxy that rewrites `Host`).
+/// A browser sends `Origin` on every POST and `Sec-Fetch-Site` on most; a request with
+/// neither (curl, an old browser) still needs the session cookie and the CSRF token.
+pub fn same_origin(headers: &HeaderMap, public_url: &url::Url) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
+            return false;
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if origin.eq_ignore_ascii_case(&public_url.origin().ascii_serialization()) {
+        return true;
+    }
+    let Some(Ok(host)) = headers.get(header::HOST).map(|h| h.to_str()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+/// A random 32-byte value in hex (session ids, CSRF tokens).
+fn random_hex() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Recorded as the author of every change made in this session (`admin:<name>`).
+    pub author: String,
+    pub csrf: String,
+    /// A message for the next page view: the outcome of the last form (and a new agent
+    /// token, shown once). Kept server-side so that a token never goes in a URL.
+    pub flash: Option<Flash>,
+    last_used: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Flash {
+    pub ok: bool,
+    pub text: String,
+    /// A secret to show once (an agent token) with its mirror URLs.
+    pub secret: Option<(String, Vec<String>)>,
+}
+
+impl Session {
+    /// Constant-time check of a form's CSRF token.
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        self.csrf.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+/// Browser sessions, in memory: a restart signs everyone out.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    inner: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+impl Sessions {
+    /// Starts a session; returns its id (the cookie value).
+    pub fn create(&self, author: String) -> Result<String, getrandom::Error> {
+        let id = random_hex()?;
+        let session = Session {
+            author,
+            csrf: random_hex()?,
+            flash: None,
+            last_used: Instant::now(),
+        };
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
+        if map.len() >= MAX_SESSIONS {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(id.clone(), session);
+        Ok(id)
+    }
+
+    /// The session of a request's cookie, refreshed; `None` if absent or expired.
+    pub fn get(&self, headers: &HeaderMap) -> Option<(String, Session)> {
+        let id = cookie(headers, SESSION_COOKIE)?;
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let session = map.get_mut(id)?;
+        if session.last_used.elapsed() >= SESSION_IDLE {
+            map.remove(id);
+            return None;
+        }
+        session.last_used = Instant::now();
+        Some((id.to_owned(), session.clone()))
+    }
+
+    pub fn set_flash(&self, id: &str, flash: Flash) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(session) = map.get_mut(id) {
+            session.flash = Some(flash);
+        }
+    }
+
+    pub fn take_flash(&self, id: &str) -> Option<Flash> {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.get_mut(id).and_then(|s| s.flash.take())
+    }
+
+    pub fn remove(&self, id: &str) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn token_checks() {
+        assert!(AdminToken::new("short", "test").is_err());
+        assert!(AdminToken::new("has a space in it!!", "test").is_err());
+        let token = AdminToken::new("correct-horse-battery", "test").unwrap();
+        assert!(token.verify("correct-horse-battery"));
+        assert!(!token.verify("correct-horse-batterz"));
+        assert!(!token.verify(""));
+        assert_eq!(format!("{token:?}"), "AdminToken(****)");
+    }
+
+    #[test]
+    fn headers_parse() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x=1; depfw_admin=s1; y=2"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("s1"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn origin_check() {
+        let public: url::Url = "https://depfw.example/".parse().unwrap();
+        let same_origin = |h: &HeaderMap| same_origin(h, &public);
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7878"));
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7878"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7878"),
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://depfw.example"),
+        );
+        assert!(same_origin(&h), "the public URL's origin behind a proxy");
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7878"),
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&h));
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn token_from_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "file-token-0123456789\nignored\n").unwrap();
+        let mut config = AdminConfig {
+            token_file: Some(path.clone()),
+            token_env: "DEPFW_TEST_ADMIN_TOKEN_UNSET".to_owned(),
+        };
+        let token = AdminToken::from_config(&config).unwrap().unwrap();
+        assert!(token.verify("file-token-0123456789"));
+        std::fs::write(&path, "short\n").unwrap();
+        let err = AdminToken::from_config(&config).unwrap_err().to_string();
+        assert!(err.contains("shorter") && !err.contains("short\n"), "{err}");
+        config.token_file = Some(dir.path().join("missing"));
+        assert!(AdminToken::from_config(&config).is_err());
+
+        config.token_file = None;
+        assert!(AdminToken::from_config(&config).unwrap().is_none());
+        config.token_env = "DEPFW_TEST_ADMIN_TOKEN_SET".to_owned();
+        std::env::set_var(&config.token_env, "env-token-0123456789");
+        let token = AdminToken::from_config(&config).unwrap().unwrap();
+        assert!(token.verify("env-token-0123456789"));
+        std::env::remove_var(&config.token_env);
+    }
+}

@@ -1,0 +1,425 @@
+//! The admin endpoint, `<public-url>/admin/`: the quarantine queue, allow/deny lists,
+//! agents, the provenance log and feed status, as a JSON API (`/admin/api/`, described by
+//! `/admin/api/openapi.json`) and a server-rendered web page (`/admin/`).
+//!
+//! `depfw serve` nests [`admin_router`] at [`MOUNT`]. It exists so that a security engineer
+//! can act on what the proxy held while it runs (the CLI needs the store to itself) and so
+//! that those decisions apply at once: every override or quarantine change calls the
+//! state's `on_change`, and the proxy rebuilds its policy.
+//!
+//! Without an admin token (`[admin] token-file` or `$DEPFW_ADMIN_TOKEN`) every route
+//! answers 403 saying how to set one: the endpoint is never open.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod html;
+pub mod openapi;
+pub mod pages;
+pub mod sources;
+mod view;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{self, MethodRouter};
+use axum::Router;
+use chrono::Utc;
+use serde::Serialize;
+use url::Url;
+
+use crate::agents::{Agent, AgentStore, PolicyPreset, Token};
+use crate::cli::overrides::{entry_from_args, expiry, OverrideArgs};
+use crate::config::Config;
+use crate::policy::overrides::OverrideKind;
+use crate::store::overrides::{OverrideId, OverrideStore, StoredOverride};
+use crate::store::quarantine::{ApprovalScope, QuarantineId, QuarantineQueue};
+use crate::store::{Store, StoreError};
+
+pub use auth::{AdminToken, AdminTokenError};
+pub use error::AdminError;
+pub use sources::{DecisionLog, FeedStatusSource, LogFilter, MemoryLog, StaticFeeds};
+
+/// Where the proxy nests the admin router; page links, redirects and the cookie path use it.
+pub const MOUNT: &str = "/admin";
+/// Largest request body accepted (JSON or form).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Author of changes made through the API.
+pub const API_AUTHOR: &str = "admin";
+
+/// Everything the admin endpoint reads and changes. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    pub(crate) agents: AgentStore,
+    pub(crate) overrides: OverrideStore,
+    pub(crate) quarantine: QuarantineQueue,
+    pub(crate) admin_token: Option<AdminToken>,
+    pub(crate) log: Arc<dyn DecisionLog>,
+    pub(crate) feeds: Arc<dyn FeedStatusSource>,
+    pub(crate) on_change: Arc<dyn Fn() + Send + Sync>,
+    pub(crate) default_policy: PolicyPreset,
+    pub(crate) public_url: Url,
+    pub(crate) sessions: auth::Sessions,
+}
+
+impl AdminState {
+    /// State over `store`'s agents, overrides and quarantine queue. `admin_token: None`
+    /// turns the endpoint off. The log and feed status start as "not connected", the
+    /// public URL as `http://127.0.0.1:7878`; set them with the `with_*` methods.
+    pub fn new(store: &Store, admin_token: Option<AdminToken>) -> Result<AdminState, StoreError> {
+        let defaults = Config::default();
+        Ok(AdminState {
+            agents: AgentStore::new(store)?,
+            overrides: OverrideStore::new(store)?,
+            quarantine: QuarantineQueue::new(store)?,
+            admin_token,
+            log: Arc::new(NotConnected),
+            feeds: Arc::new(NotConnected),
+            on_change: Arc::new(|| {}),
+            default_policy: defaults.agents.default_policy,
+            public_url: defaults.server.public_url,
+            sessions: auth::Sessions::default(),
+        })
+    }
+
+    /// Takes the default agent preset and the public URL (for mirror URLs) from `config`.
+    pub fn with_config(mut self, config: &Config) -> Self {
+        self.default_policy = config.agents.default_policy;
+        self.public_url = config.server.public_url.clone();
+        self
+    }
+
+    pub fn with_log(mut self, log: Arc<dyn DecisionLog>) -> Self {
+        self.log = log;
+        self
+    }
+
+    pub fn with_feeds(mut self, feeds: Arc<dyn FeedStatusSource>) -> Self {
+        self.feeds = feeds;
+        self
+    }
+
+    /// Called after every successful override or quarantine change.
+    pub fn with_on_change(mut self, on_change: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_change = Arc::new(on_change);
+        self
+    }
+}
+
+/// The log and feed status before the integrator connects the real ones.
+struct NotConnected;
+
+impl DecisionLog for NotConnected {
+    fn query(&self, _: &LogFilter) -> Result<Vec<serde_json::Value>, String> {
+        Ok(Vec::new())
+    }
+}
+
+impl FeedStatusSource for NotConnected {
+    fn status(&self) -> serde_json::Value {
+        serde_json::json!({ "status": "feed status is not connected" })
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `Authorization: Bearer <admin token>`.
+    Token,
+    /// A browser session (cookie); POSTs also need the CSRF token and a same-site origin.
+    Session,
+    /// The login form: takes the admin token itself.
+    Login,
+}
+
+/// One route of the admin router, relative to [`MOUNT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+type Table = Vec<(RouteSpec, MethodRouter<AdminState>)>;
+
+fn spec(method: Method, path: &'static str, access: Access) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+    }
+}
+
+/// The one table the router is built from, so that [`routes`] (and the tests and the
+/// OpenAPI check that use it) cannot drift from what is served.
+fn table() -> Table {
+    use Access::{Login, Session, Token};
+    use Method as M;
+    vec![
+        (
+            spec(M::GET, "/api/quarantine", Token),
+            routing::get(api::list_quarantine),
+        ),
+        (
+            spec(M::POST, "/api/quarantine/{id}/approve", Token),
+            routing::post(api::approve),
+        ),
+        (
+            spec(M::POST, "/api/quarantine/{id}/reject", Token),
+            routing::post(api::reject),
+        ),
+        (
+            spec(M::GET, "/api/overrides", Token),
+            routing::get(api::list_overrides),
+        ),
+        (
+            spec(M::POST, "/api/overrides", Token),
+            routing::post(api::add_override),
+        ),
+        (
+            spec(M::DELETE, "/api/overrides/{id}", Token),
+            routing::delete(api::remove_override),
+        ),
+        (
+            spec(M::GET, "/api/agents", Token),
+            routing::get(api::list_agents),
+        ),
+        (
+            spec(M::POST, "/api/agents", Token),
+            routing::post(api::add_agent),
+        ),
+        (
+            spec(M::POST, "/api/agents/{name}/rotate", Token),
+            routing::post(api::rotate_agent),
+        ),
+        (
+            spec(M::POST, "/api/agents/{name}/revoke", Token),
+            routing::post(api::revoke_agent),
+        ),
+        (
+            spec(M::POST, "/api/agents/{name}/suspend", Token),
+            routing::post(api::suspend_agent),
+        ),
+        (
+            spec(M::POST, "/api/agents/{name}/resume", Token),
+            routing::post(api::resume_agent),
+        ),
+        (
+            spec(M::GET, "/api/log", Token),
+            routing::get(api::query_log),
+        ),
+        (spec(M::GET, "/api/feeds", Token), routing::get(api::feeds)),
+        (
+            spec(M::GET, "/api/openapi.json", Token),
+            routing::get(api::openapi),
+        ),
+        (spec(M::GET, "/", Session), routing::get(pages::index)),
+        (spec(M::POST, "/login", Login), routing::post(pages::login)),
+        (
+            spec(M::POST, "/logout", Session),
+            routing::post(pages::logout),
+        ),
+        (
+            spec(M::POST, "/quarantine/{id}/approve", Session),
+            routing::post(pages::approve),
+        ),
+        (
+            spec(M::POST, "/quarantine/{id}/reject", Session),
+            routing::post(pages::reject),
+        ),
+        (
+            spec(M::POST, "/overrides", Session),
+            routing::post(pages::add_override),
+        ),
+        (
+            spec(M::POST, "/overrides/{id}/remove", Session),
+            routing::post(pages::remove_override),
+        ),
+        (
+            spec(M::POST, "/agents", Session),
+            routing::post(pages::add_agent),
+        ),
+        (
+            spec(M::POST, "/agents/{name}/{action}", Session),
+            routing::post(pages::agent_action),
+        ),
+    ]
+}
+
+/// Every route the admin router serves.
+pub fn routes() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
+}
+
+/// The admin router, to nest at [`MOUNT`]. Routes are relative (`/api/...`, `/`); axum
+/// serves a nested `/` at `/admin` only, so prefer [`mounted`], which also redirects
+/// `/admin/` there.
+pub fn admin_router<S: Clone + Send + Sync + 'static>(state: AdminState) -> Router<S> {
+    if state.admin_token.is_none() {
+        return Router::new().fallback(disabled);
+    }
+    let mut api = Router::new();
+    let mut pages = Router::new();
+    for (spec, handler) in table() {
+        if spec.access == Access::Token {
+            api = api.route(spec.path, handler);
+        } else {
+            pages = pages.route(spec.path, handler);
+        }
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    api.merge(pages)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The admin router nested at [`MOUNT`], plus `/admin/` → `/admin`: merge it into the
+/// proxy's router (`app.merge(mounted(state))`).
+pub fn mounted<S: Clone + Send + Sync + 'static>(state: AdminState) -> Router<S> {
+    Router::new().nest(MOUNT, admin_router(state)).route(
+        &format!("{MOUNT}/"),
+        routing::any(|| async { axum::response::Redirect::permanent(MOUNT) }),
+    )
+}
+
+async fn disabled() -> AdminError {
+    AdminError::Forbidden(
+        "the admin endpoint is disabled: no admin token is configured. Put a token of at \
+         least 16 characters in the file named by `[admin] token-file`, or in the environment \
+         variable named by `[admin] token-env` (default DEPFW_ADMIN_TOKEN), and restart depfw"
+            .to_owned(),
+    )
+}
+
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let presented = auth::bearer(request.headers());
+    let ok = match (&state.admin_token, presented) {
+        (Some(token), Some(presented)) => token.verify(presented),
+        _ => false,
+    };
+    if !ok {
+        let why = if presented.is_none() {
+            "this route needs `Authorization: Bearer <admin token>`"
+        } else {
+            "wrong admin token"
+        };
+        tracing::warn!(path = %request.uri().path(), "admin API: {why}");
+        return AdminError::Unauthorized(why.to_owned()).into_response();
+    }
+    next.run(request).await
+}
+
+// The operations, shared by the API and the page so that both validate alike.
+
+/// What an approval form or body says about scope: `version` (or nothing) or a range.
+fn approval_scope(scope: Option<&str>) -> ApprovalScope {
+    match scope.map(str::trim) {
+        None | Some("" | "version") => ApprovalScope::ThisVersion,
+        Some(range) => ApprovalScope::Range(range.to_owned()),
+    }
+}
+
+fn blank_to_none(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
+}
+
+impl AdminState {
+    fn changed(&self) {
+        (self.on_change)();
+    }
+
+    pub(crate) fn approve(
+        &self,
+        id: QuarantineId,
+        scope: Option<&str>,
+        reason: &str,
+        expires: Option<&str>,
+        by: &str,
+    ) -> Result<OverrideId, AdminError> {
+        let expires = expiry(blank_to_none(expires))?;
+        let scope = approval_scope(scope);
+        let entry = self
+            .quarantine
+            .approve(id, &scope, reason, expires, by, Utc::now())?;
+        tracing::info!(
+            item = id,
+            allow_entry = entry,
+            by,
+            "admin approved a quarantined version"
+        );
+        self.changed();
+        Ok(entry)
+    }
+
+    pub(crate) fn reject(
+        &self,
+        id: QuarantineId,
+        reason: &str,
+        by: &str,
+    ) -> Result<OverrideId, AdminError> {
+        let entry = self.quarantine.reject(id, reason, by, Utc::now())?;
+        tracing::info!(
+            item = id,
+            deny_entry = entry,
+            by,
+            "admin rejected a quarantined version"
+        );
+        self.changed();
+        Ok(entry)
+    }
+
+    pub(crate) fn add_override(
+        &self,
+        kind: OverrideKind,
+        mut args: OverrideArgs,
+        by: &str,
+    ) -> Result<StoredOverride, AdminError> {
+        args.by = Some(by.to_owned());
+        args.expires = blank_to_none(args.expires.as_deref()).map(str::to_owned);
+        let entry = entry_from_args(kind, &args)?;
+        let id = self.overrides.add(&entry, Utc::now())?;
+        tracing::info!(entry = id, by, package = %entry.name, "admin added an override");
+        self.changed();
+        Ok(self.overrides.get(id)?)
+    }
+
+    pub(crate) fn remove_override(
+        &self,
+        id: OverrideId,
+        by: &str,
+    ) -> Result<StoredOverride, AdminError> {
+        let record = self.overrides.remove(id, by, Utc::now())?;
+        tracing::info!(entry = id, by, "admin removed an override");
+        self.changed();
+        Ok(record)
+    }
+
+    pub(crate) fn add_agent(
+        &self,
+        name: &str,
+        policy: Option<&str>,
+    ) -> Result<(Agent, Token), AdminError> {
+        let preset = match blank_to_none(policy) {
+            Some(p) => p.parse::<PolicyPreset>().map_err(AdminError::BadRequest)?,
+            None => self.default_policy,
+        };
+        let (agent, token) = self.agents.add(name, preset)?;
+        tracing::info!(agent = %agent.name, "admin created an agent");
+        Ok((agent, token))
+    }
+
+    pub(crate) fn mirror_urls(&self, token: &Token) -> Vec<String> {
+        crate::cli::agents::mirror_urls_at(&self.public_url, token).to_vec()
+    }
+}
+
+/// A new agent token with its mirror URLs: the one response that carries it.
+#[derive(Serialize)]
+pub(crate) struct NewToken {
+    pub agent: Agent,
+    pub token: String,
+    pub mirror_urls: Vec<String>,
+}

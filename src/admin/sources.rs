@@ -1,0 +1,178 @@
+//! What the admin endpoint shows but does not own: the provenance log and feed status.
+//!
+//! The proxy's decision log and the feed syncer live elsewhere; the admin endpoint only
+//! needs to query one and read the other, through these two small traits. The integrator
+//! adapts the real stores to them; [`MemoryLog`] and [`StaticFeeds`] serve tests and a
+//! proxy without those parts.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::policy::Verdict;
+
+/// Largest `limit` a log query may ask for.
+pub const MAX_LOG_LIMIT: usize = 1000;
+/// `limit` when the query gives none.
+pub const DEFAULT_LOG_LIMIT: usize = 100;
+
+/// A provenance log query. Every set field must match; `limit` is at most
+/// [`MAX_LOG_LIMIT`], newest entries first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogFilter {
+    /// Agent name (exact).
+    pub agent: Option<String>,
+    /// Package name (substring, case-insensitive).
+    pub package: Option<String>,
+    pub verdict: Option<Verdict>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+impl Default for LogFilter {
+    fn default() -> Self {
+        LogFilter {
+            agent: None,
+            package: None,
+            verdict: None,
+            since: None,
+            until: None,
+            limit: DEFAULT_LOG_LIMIT,
+        }
+    }
+}
+
+/// The provenance log: one JSON object per decision the proxy made.
+///
+/// Entries are shown as they come; the page gives `time`, `agent`, `ecosystem`, `package`,
+/// `version` and `verdict` their own columns when present, and shows other keys too.
+pub trait DecisionLog: Send + Sync {
+    /// Entries matching `filter`, newest first, at most `filter.limit`. An `Err` is logged
+    /// and shown as "the log cannot be read" (its text is not sent to the client).
+    fn query(&self, filter: &LogFilter) -> Result<Vec<Value>, String>;
+}
+
+/// Feed freshness: what was synced when, and whether it is stale.
+///
+/// The page shows an array of objects as a table (a `stale: true` row in amber, an
+/// `error` in red) and anything else as JSON.
+pub trait FeedStatusSource: Send + Sync {
+    fn status(&self) -> Value;
+}
+
+/// An in-memory log of JSON entries, matched on `agent`, `package`, `verdict` and `time`
+/// (RFC 3339). For tests and until the real log is connected.
+#[derive(Default)]
+pub struct MemoryLog {
+    entries: Mutex<Vec<Value>>,
+}
+
+impl MemoryLog {
+    pub fn new(entries: Vec<Value>) -> Self {
+        MemoryLog {
+            entries: Mutex::new(entries),
+        }
+    }
+
+    pub fn push(&self, entry: Value) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.push(entry);
+        }
+    }
+}
+
+fn matches(entry: &Value, filter: &LogFilter) -> bool {
+    let text = |key: &str| entry.get(key).and_then(Value::as_str);
+    if let Some(agent) = &filter.agent {
+        if text("agent") != Some(agent.as_str()) {
+            return false;
+        }
+    }
+    if let Some(package) = &filter.package {
+        let wanted = package.to_lowercase();
+        if !text("package").is_some_and(|p| p.to_lowercase().contains(&wanted)) {
+            return false;
+        }
+    }
+    if let Some(verdict) = filter.verdict {
+        if text("verdict") != Some(verdict.to_string().as_str()) {
+            return false;
+        }
+    }
+    if filter.since.is_some() || filter.until.is_some() {
+        let Some(time) = text("time")
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+        else {
+            return false;
+        };
+        if filter.since.is_some_and(|s| time < s) || filter.until.is_some_and(|u| time > u) {
+            return false;
+        }
+    }
+    true
+}
+
+impl DecisionLog for MemoryLog {
+    fn query(&self, filter: &LogFilter) -> Result<Vec<Value>, String> {
+        let entries = self
+            .entries
+            .lock()
+            .map_err(|_| "log lock poisoned".to_owned())?;
+        Ok(entries
+            .iter()
+            .rev()
+            .filter(|e| matches(e, filter))
+            .take(filter.limit)
+            .cloned()
+            .collect())
+    }
+}
+
+/// A fixed feed status.
+pub struct StaticFeeds(pub Value);
+
+impl FeedStatusSource for StaticFeeds {
+    fn status(&self) -> Value {
+        self.0.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn memory_log_filters_newest_first() {
+        let log = MemoryLog::new(vec![
+            json!({"time": "2026-01-01T00:00:00Z", "agent": "a", "package": "Left-Pad", "verdict": "deny"}),
+            json!({"time": "2026-01-02T00:00:00Z", "agent": "b", "package": "lodash", "verdict": "allow"}),
+            json!({"time": "2026-01-03T00:00:00Z", "agent": "a", "package": "left-pad", "verdict": "allow"}),
+        ]);
+        let all = log.query(&LogFilter::default()).unwrap();
+        assert_eq!(all[0]["time"], "2026-01-03T00:00:00Z");
+        let filter = LogFilter {
+            package: Some("LEFT".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(log.query(&filter).unwrap().len(), 2);
+        let filter = LogFilter {
+            agent: Some("a".into()),
+            verdict: Some(Verdict::Deny),
+            ..LogFilter::default()
+        };
+        assert_eq!(log.query(&filter).unwrap().len(), 1);
+        let filter = LogFilter {
+            since: Some("2026-01-02T00:00:00Z".parse().unwrap()),
+            limit: 1,
+            ..LogFilter::default()
+        };
+        let got = log.query(&filter).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["agent"], "a");
+    }
+}
