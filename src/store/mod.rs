@@ -36,7 +36,7 @@ impl Store {
     ///
     /// sled releases its directory lock from a background thread after the last handle is
     /// dropped (spacejam/sled#1234), so a reopen right after a close (a CLI command after
-    /// another, a test reopening its store) briefly sees the lock held: retry for up to 1 s.
+    /// another, a test reopening its store) briefly sees the lock held: retry for up to 5 s (machines under load are slow to release it).
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join("store");
         let mut attempts = 0;
@@ -44,7 +44,7 @@ impl Store {
             match sled::Config::new().path(&path).open() {
                 Ok(db) => return Ok(Store { db }),
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 20 =>
+                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
                 {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
