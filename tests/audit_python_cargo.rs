@@ -19,7 +19,11 @@ fn parse_file(rel: &str, kind: LockfileKind) -> Result<Vec<LockedPackage>, Parse
     parse_lockfile(&path, kind, &text).map(|l| l.packages)
 }
 
-fn parse_text(name: &str, kind: LockfileKind, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+fn parse_text(
+    name: &str,
+    kind: LockfileKind,
+    text: &str,
+) -> Result<Vec<LockedPackage>, ParseError> {
     parse_lockfile(Path::new(name), kind, text).map(|l| l.packages)
 }
 
@@ -144,7 +148,10 @@ fn cargo_rustsec_fixture_pins_vulnerable_crates() {
     assert_eq!(find("smallvec").version, "1.6.0");
     assert_eq!(find("time").version, "0.1.43");
     assert_eq!(find("rs").source, workspace(""));
-    assert!(pkgs.iter().filter(|p| p.name != "rs").all(|p| p.source == registry()));
+    assert!(pkgs
+        .iter()
+        .filter(|p| p.name != "rs")
+        .all(|p| p.source == registry()));
 }
 
 #[test]
@@ -214,7 +221,8 @@ fn uv_sources_forks_and_workspace_members() {
 fn uv_unsupported_version_and_unknown_source() {
     let err = parse_text("uv.lock", LockfileKind::UvLock, "version = 2\n").unwrap_err();
     assert_eq!(err.line, Some(1));
-    let text = "version = 1\n\n[[package]]\nname = \"x\"\nversion = \"1\"\nsource = { ftp = \"x\" }\n";
+    let text =
+        "version = 1\n\n[[package]]\nname = \"x\"\nversion = \"1\"\nsource = { ftp = \"x\" }\n";
     let err = parse_text("uv.lock", LockfileKind::UvLock, text).unwrap_err();
     assert_eq!(err.line, Some(6), "{err}");
 }
@@ -244,11 +252,18 @@ fn poetry_1_git_file_url_sources() {
             row(
                 "flask",
                 "2.0.0",
-                git("https://github.com/pallets/flask.git#b1abd2aa2ebe0ea6e6ba23c48e4d1b7e1bdd1d50"),
+                git(
+                    "https://github.com/pallets/flask.git#b1abd2aa2ebe0ea6e6ba23c48e4d1b7e1bdd1d50"
+                ),
                 2
             ),
             row("jinja2", "2.11.2", registry(), 16),
-            row("localpkg", "0.1.0", local("vendor/localpkg-0.1.0.tar.gz"), 27),
+            row(
+                "localpkg",
+                "0.1.0",
+                local("vendor/localpkg-0.1.0.tar.gz"),
+                27
+            ),
             row(
                 "remote-archive",
                 "1.2.0",
@@ -265,7 +280,12 @@ fn poetry_legacy_index_other_than_pypi_is_reported() {
     let pkgs = parse_text("poetry.lock", LockfileKind::PoetryLock, text).unwrap();
     assert_eq!(
         rows(&pkgs),
-        vec![row("a", "1.0", registry_at("https://mirror.example/simple"), 2)]
+        vec![row(
+            "a",
+            "1.0",
+            registry_at("https://mirror.example/simple"),
+            2
+        )]
     );
     let bad = text.replace("2.0", "3.0");
     let err = parse_text("poetry.lock", LockfileKind::PoetryLock, &bad).unwrap_err();
@@ -309,7 +329,12 @@ fn pipfile_git_file_and_named_index() {
                 git("https://github.com/psf/requests.git#0e322af87745eff34caffe4df68456ebc20d9068"),
                 4
             ),
-            row("archive", "", url("https://example.com/archive-1.0.tar.gz"), 5),
+            row(
+                "archive",
+                "",
+                url("https://example.com/archive-1.0.tar.gz"),
+                5
+            ),
             row(
                 "internal",
                 "2.0.0",
@@ -382,7 +407,12 @@ fn pylock_vcs_directory_archive_index() {
                 12
             ),
             row("local-tool", "", local("tools/local-tool"), 17),
-            row("tarball", "1.0", url("https://example.com/tarball-1.0.tar.gz"), 21),
+            row(
+                "tarball",
+                "1.0",
+                url("https://example.com/tarball-1.0.tar.gz"),
+                21
+            ),
             row("vendored", "", local("vendor/vendored-0.1.tar.gz"), 26),
         ]
     );
@@ -444,8 +474,11 @@ fn requirements_full_example() {
 
 #[test]
 fn requirements_include_cycle_is_an_error() {
-    let err = parse_file("python/requirements/cycle/a.txt", LockfileKind::Requirements)
-        .unwrap_err();
+    let err = parse_file(
+        "python/requirements/cycle/a.txt",
+        LockfileKind::Requirements,
+    )
+    .unwrap_err();
     assert!(err.message.contains("include cycle"), "{err}");
     assert!(err.file.ends_with("cycle/b.txt"), "{err}");
     assert_eq!(err.line, Some(2));
@@ -483,7 +516,11 @@ fn requirements_depth_limit() {
 #[test]
 fn requirements_line_level_errors() {
     let cases: &[(&str, u32, &str)] = &[
-        ("six==1.16.0\nnot a requirement!!\n", 2, "invalid requirement"),
+        (
+            "six==1.16.0\nnot a requirement!!\n",
+            2,
+            "invalid requirement",
+        ),
         ("six==1.16.0 --frobnicate\n", 1, "unknown option"),
         ("-r\n", 1, "needs a value"),
         ("six==1.0 --hash=deadbeef\n", 1, "algorithm:digest"),
@@ -592,11 +629,32 @@ fn real_fixtures_truncated_anywhere_never_panic() {
     for (rel, kind) in files {
         let text = std::fs::read_to_string(fixture(rel)).unwrap();
         let mut errors = 0;
-        for cut in (0..text.len()).step_by(7).filter(|&i| text.is_char_boundary(i)) {
+        for cut in (0..text.len())
+            .step_by(7)
+            .filter(|&i| text.is_char_boundary(i))
+        {
             if parse_text("x", kind, &text[..cut]).is_err() {
                 errors += 1;
             }
         }
         assert!(errors > 0, "{rel}: no truncation was refused");
     }
+}
+
+#[test]
+fn requirements_editable_dot_is_named_after_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("my-project");
+    std::fs::create_dir(&project).unwrap();
+    let file = project.join("requirements.txt");
+    let pkgs = parse_lockfile(&file, LockfileKind::Requirements, "-e .[dev]\n-e ../sibling\n")
+        .unwrap()
+        .packages;
+    assert_eq!(
+        rows(&pkgs),
+        vec![
+            row("my-project", "", local("."), 1),
+            row("sibling", "", local("../sibling"), 2),
+        ]
+    );
 }

@@ -65,7 +65,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
         let line = Some(line_at(text, pkg.name.span().start));
         let name = check_name(path, line, Ecosystem::PyPI, pkg.name.get_ref())?;
         let missing = |what: &str| {
-            ParseError::new(path, line, format!("package `{name}`: `{what}` names no location"))
+            ParseError::new(
+                path,
+                line,
+                format!("package `{name}`: `{what}` names no location"),
+            )
         };
         let source = if let Some(vcs) = pkg.vcs {
             let repo = vcs.url.or(vcs.path).ok_or_else(|| missing("vcs"))?;

@@ -363,14 +363,17 @@ fn unnamed(
         Some(egg) => (egg.to_owned(), String::new()),
         None => match artifact_name_version(location) {
             Some((name, version)) => (name, version),
-            None => (last_segment(location).to_owned(), String::new()),
+            None => (local_name(path, location), String::new()),
         },
     };
     let name = check_name(path, Some(number), Ecosystem::PyPI, &name).map_err(|e| {
         ParseError::new(
             path,
             Some(number),
-            format!("cannot tell the package name of `{location}`: {}", e.message),
+            format!(
+                "cannot tell the package name of `{location}`: {}",
+                e.message
+            ),
         )
     })?;
     Ok(pypi_package(name, version, location_source(location), at))
@@ -389,7 +392,10 @@ fn editable(
         _ => target,
     };
     let mut pkg = unnamed(path, number, location, at)?;
-    if !matches!(pkg.source, PackageSource::Git { .. } | PackageSource::Url { .. }) {
+    if !matches!(
+        pkg.source,
+        PackageSource::Git { .. } | PackageSource::Url { .. }
+    ) {
         pkg.source = PackageSource::Path {
             path: location.to_owned(),
         };
@@ -420,6 +426,20 @@ fn egg_name(location: &str) -> Option<&str> {
         .split('&')
         .find_map(|kv| kv.strip_prefix("egg="))
         .filter(|egg| !egg.is_empty())
+}
+
+/// The name of a local project: its directory's name (`-e .` names the directory holding
+/// the requirements file). The project's own metadata is not read.
+fn local_name(from: &Path, location: &str) -> String {
+    let segment = last_segment(location);
+    if !matches!(segment, "" | "." | "..") || location.contains("://") {
+        return segment.to_owned();
+    }
+    let dir = from.parent().unwrap_or(Path::new("")).join(location);
+    std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| segment.to_owned())
 }
 
 fn last_segment(location: &str) -> &str {

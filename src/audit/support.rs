@@ -10,14 +10,21 @@ use crate::package::{Ecosystem, PackageName};
 /// 1-based line of byte `offset` in `text` (offsets past the end count as the last line).
 pub(crate) fn line_at(text: &str, offset: usize) -> u32 {
     let end = offset.min(text.len());
-    let newlines = text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count();
+    let newlines = text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
     u32::try_from(newlines).unwrap_or(u32::MAX - 1) + 1
 }
 
 /// A TOML syntax or shape error, located at the line its span starts on.
 pub(crate) fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> ParseError {
     let line = err.span().map(|span| line_at(text, span.start));
-    ParseError::new(path, line, format!("invalid TOML: {}", err.message().trim_end()))
+    ParseError::new(
+        path,
+        line,
+        format!("invalid TOML: {}", err.message().trim_end()),
+    )
 }
 
 /// Parses `text` as TOML into `T`, with errors located by line.
@@ -106,10 +113,15 @@ mod tests {
 
     #[test]
     fn pypi_default_index_is_plain_registry() {
-        assert_eq!(pypi_index(Some("https://pypi.org/simple/")), PackageSource::Registry { url: None });
+        assert_eq!(
+            pypi_index(Some("https://pypi.org/simple/")),
+            PackageSource::Registry { url: None }
+        );
         assert_eq!(
             pypi_index(Some("https://mirror.example/simple")),
-            PackageSource::Registry { url: Some("https://mirror.example/simple".into()) }
+            PackageSource::Registry {
+                url: Some("https://mirror.example/simple".into())
+            }
         );
     }
 }
