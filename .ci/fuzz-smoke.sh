@@ -61,6 +61,6 @@ for target in "${targets[@]}"; do
     echo "fuzz-smoke: $target FAILED (input in fuzz/artifacts/$target/)" >&2
     exit 1
   fi
-  echo "fuzz-smoke: $target ok ($n seeds): $(grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1)"
+  echo "fuzz-smoke: $target ok ($n seeds): $(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1)"
 done
 echo "fuzz-smoke: ${#targets[@]} targets in $(( $(date +%s) - start )) s"

@@ -526,6 +526,12 @@ fn requirements_line_level_errors() {
         ("six==1.0 --hash=deadbeef\n", 1, "algorithm:digest"),
         ("-r https://example.com/r.txt\n", 1, "remote include"),
         ("\n\nname==${VERSION}\n", 3, "invalid requirement"),
+        // Found by fuzzing: pep508_rs panics on this unless the name is checked first.
+        (
+            "idna==3.6\nzope-=interface==6.0\n",
+            2,
+            "invalid requirement",
+        ),
     ];
     for (text, line, needle) in cases {
         let err = parse_text("requirements.txt", LockfileKind::Requirements, text).unwrap_err();
@@ -647,9 +653,13 @@ fn requirements_editable_dot_is_named_after_its_directory() {
     let project = dir.path().join("my-project");
     std::fs::create_dir(&project).unwrap();
     let file = project.join("requirements.txt");
-    let pkgs = parse_lockfile(&file, LockfileKind::Requirements, "-e .[dev]\n-e ../sibling\n")
-        .unwrap()
-        .packages;
+    let pkgs = parse_lockfile(
+        &file,
+        LockfileKind::Requirements,
+        "-e .[dev]\n-e ../sibling\n",
+    )
+    .unwrap()
+    .packages;
     assert_eq!(
         rows(&pkgs),
         vec![

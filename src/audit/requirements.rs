@@ -301,9 +301,12 @@ fn requirement(
     if is_artifact_or_location(text) {
         return unnamed(path, number, text, at);
     }
+    // Checked first: pep508_rs 0.9 panics on a name ending in `-`, `.` or `_` followed by
+    // an operator (`zope-=1`), found by the `requirements` fuzz target.
+    let name = check_name(path, Some(number), Ecosystem::PyPI, written_name(text))
+        .map_err(|e| err(format!("invalid requirement `{text}`: {}", e.message)))?;
     let req = Requirement::<RawUrl>::from_str(text)
         .map_err(|e| err(format!("invalid requirement `{text}`: {}", e.message)))?;
-    let name = check_name(path, Some(number), Ecosystem::PyPI, written_name(text))?;
     let (version, source) = match req.version_or_url {
         None => (String::new(), PackageSource::Registry { url: None }),
         Some(VersionOrUrl::VersionSpecifier(specifiers)) => {
