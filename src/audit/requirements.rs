@@ -305,8 +305,22 @@ fn requirement(
     // an operator (`zope-=1`), found by the `requirements` fuzz target.
     let name = check_name(path, Some(number), Ecosystem::PyPI, written_name(text))
         .map_err(|e| err(format!("invalid requirement `{text}`: {}", e.message)))?;
-    let req = Requirement::<RawUrl>::from_str(text)
-        .map_err(|e| err(format!("invalid requirement `{text}`: {}", e.message)))?;
+    // pep508_rs 0.9 also slices inside multi-byte characters of unterminated marker
+    // strings (fuzzing again); PEP 508 specifiers are ASCII in practice, so refuse others.
+    if !text.is_ascii() {
+        return Err(err(format!(
+            "invalid requirement `{text}`: non-ASCII characters are not supported"
+        )));
+    }
+    // Belt and braces for other panics in the third-party parser: a hostile lockfile must
+    // give an error, not abort the audit.
+    let parsed =
+        std::panic::catch_unwind(|| Requirement::<RawUrl>::from_str(text)).map_err(|_| {
+            err(format!(
+                "invalid requirement `{text}`: the PEP 508 parser failed"
+            ))
+        })?;
+    let req = parsed.map_err(|e| err(format!("invalid requirement `{text}`: {}", e.message)))?;
     let (version, source) = match req.version_or_url {
         None => (String::new(), PackageSource::Registry { url: None }),
         Some(VersionOrUrl::VersionSpecifier(specifiers)) => {
