@@ -30,7 +30,7 @@ use pep508_rs::{Pep508Url, Requirement, VersionOrUrl};
 
 use super::support::{check_name, dedup, pypi_package};
 use super::{LockedPackage, PackageSource, ParseError};
-use crate::package::{pep503_normalize, Ecosystem};
+use crate::package::{pep503_normalize, Ecosystem, PackageName};
 
 /// Deeper include chains than this are refused (pip has no limit; real files use 2–3).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -305,6 +305,8 @@ fn requirement(
     // an operator (`zope-=1`), found by the `requirements` fuzz target.
     let name = check_name(path, Some(number), Ecosystem::PyPI, written_name(text))
         .map_err(|e| err(format!("invalid requirement `{text}`: {}", e.message)))?;
+    check_extras(&text[written_name(text).len()..])
+        .map_err(|why| err(format!("invalid requirement `{text}`: {why}")))?;
     // pep508_rs 0.9 also slices inside multi-byte characters of unterminated marker
     // strings (fuzzing again); PEP 508 specifiers are ASCII in practice, so refuse others.
     if !text.is_ascii() {
@@ -342,6 +344,21 @@ fn requirement(
         }
     };
     Ok(pypi_package(name, version, source, at))
+}
+
+/// pep508_rs 0.9 panics on an extra ending in `.`, `-` or `_` at the end of the input
+/// (fuzzing again), so extras are validated before it sees them.
+fn check_extras(after_name: &str) -> Result<(), String> {
+    let Some(rest) = after_name.trim_start().strip_prefix('[') else {
+        return Ok(());
+    };
+    let Some((extras, _)) = rest.split_once(']') else {
+        return Err("missing `]` after the extras".into());
+    };
+    for extra in extras.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        PackageName::parse(Ecosystem::PyPI, extra).map_err(|e| format!("extra `{extra}`: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The name as the file spells it (`pep508_rs` normalises it).
