@@ -15,6 +15,7 @@ pub mod pnpm;
 pub mod poetry;
 pub mod pylock;
 pub mod requirements;
+mod support;
 pub mod uv;
 pub mod yarn;
 
@@ -84,7 +85,7 @@ impl LockfileKind {
 }
 
 /// Where a locked package comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum PackageSource {
     /// A package registry; `url` when the lockfile names one other than the default.

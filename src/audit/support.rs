@@ -1,0 +1,127 @@
+//! Helpers shared by the lockfile parsers: turning byte offsets and serde errors into
+//! line-numbered [`ParseError`]s, classifying Python sources, and de-duplicating entries.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::{LockedPackage, PackageSource, ParseError};
+use crate::package::{Ecosystem, PackageName};
+
+/// 1-based line of byte `offset` in `text` (offsets past the end count as the last line).
+pub(crate) fn line_at(text: &str, offset: usize) -> u32 {
+    let end = offset.min(text.len());
+    let newlines = text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
+    u32::try_from(newlines).unwrap_or(u32::MAX - 1) + 1
+}
+
+/// A TOML syntax or shape error, located at the line its span starts on.
+pub(crate) fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> ParseError {
+    let line = err.span().map(|span| line_at(text, span.start));
+    ParseError::new(
+        path,
+        line,
+        format!("invalid TOML: {}", err.message().trim_end()),
+    )
+}
+
+/// Parses `text` as TOML into `T`, with errors located by line.
+pub(crate) fn from_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ParseError> {
+    toml::from_str(text).map_err(|err| toml_error(path, text, &err))
+}
+
+/// Parses `text` as JSON into `T`, with errors located by line.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ParseError> {
+    serde_json::from_str(text).map_err(|err| {
+        let line = u32::try_from(err.line()).ok().filter(|&l| l > 0);
+        ParseError::new(path, line, format!("invalid JSON: {err}"))
+    })
+}
+
+/// Checks that `raw` is a valid name in `ecosystem`; the lockfile's spelling is kept.
+pub(crate) fn check_name(
+    path: &Path,
+    line: Option<u32>,
+    ecosystem: Ecosystem,
+    raw: &str,
+) -> Result<String, ParseError> {
+    PackageName::parse(ecosystem, raw)
+        .map(|name| name.as_str().to_owned())
+        .map_err(|err| ParseError::new(path, line, err.to_string()))
+}
+
+/// The index every Python installer uses unless told otherwise.
+fn is_default_pypi_index(url: &str) -> bool {
+    let url = url.trim_end_matches('/');
+    matches!(
+        url,
+        "https://pypi.org/simple" | "https://pypi.python.org/simple" | "https://pypi.org/pypi"
+    )
+}
+
+/// A package from a Python index: `None` or the PyPI URL mean the default registry.
+pub(crate) fn pypi_index(url: Option<&str>) -> PackageSource {
+    PackageSource::Registry {
+        url: url.filter(|u| !is_default_pypi_index(u)).map(str::to_owned),
+    }
+}
+
+/// Keeps the first of each identical (name, version, source) entry, preserving order.
+pub(crate) fn dedup(packages: Vec<LockedPackage>) -> Vec<LockedPackage> {
+    let mut seen = HashSet::new();
+    let mut packages = packages;
+    packages.retain(|p| seen.insert((p.name.clone(), p.version.clone(), p.source.clone())));
+    packages
+}
+
+/// A Python package entry: ecosystem filled in.
+pub(crate) fn pypi_package(
+    name: String,
+    version: String,
+    source: PackageSource,
+    line: Option<u32>,
+) -> LockedPackage {
+    LockedPackage {
+        ecosystem: Ecosystem::PyPI,
+        name,
+        version,
+        source,
+        line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_at_counts_newlines_before_offset() {
+        let text = "a\nbb\nccc";
+        assert_eq!(line_at(text, 0), 1);
+        assert_eq!(line_at(text, 2), 2);
+        assert_eq!(line_at(text, 5), 3);
+        assert_eq!(line_at(text, 999), 3);
+    }
+
+    #[test]
+    fn pypi_default_index_is_plain_registry() {
+        assert_eq!(
+            pypi_index(Some("https://pypi.org/simple/")),
+            PackageSource::Registry { url: None }
+        );
+        assert_eq!(
+            pypi_index(Some("https://mirror.example/simple")),
+            PackageSource::Registry {
+                url: Some("https://mirror.example/simple".into())
+            }
+        );
+    }
+}
