@@ -5,6 +5,8 @@
 //! handle per directory and process, so every subsystem takes its own named tree from the
 //! one [`Store`] rather than opening the database itself.
 
+pub mod decisions;
+
 use std::path::{Path, PathBuf};
 
 /// A store that could not be opened or written.
