@@ -92,6 +92,7 @@ async fn fetch_packument(
         .await?
         .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))?;
     let packument = proto::parse_packument(name, &fetched.body).map_err(|e| {
+        state.inner.upstream.forget(&url);
         ProxyError::upstream(super::error::UpstreamFault::Invalid, &url, e.to_string())
     })?;
     Ok((packument, fetched.fresh))

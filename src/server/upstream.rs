@@ -174,6 +174,12 @@ impl Upstream {
         }))
     }
 
+    /// Drops a cached body, e.g. one that failed to parse, so the next request refetches.
+    pub fn forget(&self, url: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(url);
+    }
+
     async fn read_bounded(
         &self,
         url: &str,
