@@ -229,3 +229,17 @@ fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
         .unwrap();
     assert_eq!(refused.client.command.as_deref(), Some("ci"));
 }
+
+#[test]
+fn scoped_package_installs_and_its_denied_version_is_skipped() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(deny(&["@isaacs/string-locale-compare@1.1.0"]));
+    let out = env.npm(&["install", "@isaacs/string-locale-compare"]);
+    assert!(out.status.success());
+    assert_eq!(
+        env.installed("@isaacs/string-locale-compare").as_deref(),
+        Some("1.0.1")
+    );
+}

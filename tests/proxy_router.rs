@@ -338,3 +338,35 @@ async fn npm_side_endpoints_are_stubbed() {
     assert_eq!(get(&s.state, "/npm/-/ping").await.status(), StatusCode::OK);
     assert_eq!(get(&s.state, "/healthz").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn scoped_packages_in_every_path_encoding() {
+    let s = setup(deny(&["@isaacs/string-locale-compare@1.1.0"]), "").await;
+    for path in [
+        "/npm/@isaacs%2fstring-locale-compare",
+        "/npm/@isaacs%2Fstring-locale-compare",
+        "/npm/@isaacs/string-locale-compare",
+    ] {
+        let resp = get(&s.state, path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let doc = json(resp).await;
+        assert_eq!(doc["dist-tags"]["latest"], "1.0.1", "{path}");
+        assert_eq!(
+            doc["versions"]["1.0.1"]["dist"]["tarball"],
+            format!("{PUBLIC}/npm/@isaacs/string-locale-compare/-/string-locale-compare-1.0.1.tgz")
+        );
+    }
+    // npm's conventional form and yarn berry's encoded form.
+    for path in [
+        "/npm/@isaacs/string-locale-compare/-/string-locale-compare-1.0.1.tgz",
+        "/npm/@isaacs%2fstring-locale-compare/-/string-locale-compare-1.0.1.tgz",
+    ] {
+        assert_eq!(get(&s.state, path).await.status(), StatusCode::OK, "{path}");
+    }
+    let resp = get(
+        &s.state,
+        "/npm/@isaacs%2fstring-locale-compare/-/string-locale-compare-1.1.0.tgz",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
