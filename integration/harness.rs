@@ -81,14 +81,18 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let fault = state.faults.lock().unwrap().get(&path).copied();
     match fault {
-        Some(Fault::Status500) => return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        Some(Fault::Status500) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+        }
         Some(Fault::Slow(secs)) => tokio::time::sleep(Duration::from_secs(secs)).await,
         Some(Fault::InvalidJson) => return (StatusCode::OK, "{\"versions\": [").into_response(),
         Some(Fault::Huge(n)) => return (StatusCode::OK, vec![b' '; n]).into_response(),
         Some(Fault::Reset) => {
             // Promise more than is sent, then fail the stream: hyper aborts the connection.
-            let chunks: Vec<Result<&'static [u8], std::io::Error>> =
-                vec![Ok(b"{\"name\": \"x\", "), Err(std::io::Error::other("reset"))];
+            let chunks: Vec<Result<&'static [u8], std::io::Error>> = vec![
+                Ok(b"{\"name\": \"x\", "),
+                Err(std::io::Error::other("reset")),
+            ];
             let mut resp = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("100000"));
@@ -114,15 +118,21 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         return (StatusCode::NOT_FOUND, "{\"error\":\"Not found\"}").into_response();
     };
     let etag = format!("\"{}\"", body.len() ^ 0x5a5a);
-    let inm = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let inm = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     if inm == Some(etag.as_str()) {
         state.not_modified.fetch_add(1, Ordering::Relaxed);
         return StatusCode::NOT_MODIFIED.into_response();
     }
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
     resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -165,28 +175,48 @@ impl Check for TestCheck {
         };
         let name = ctx.name.as_str();
         if self.deny_names.iter().any(|n| n == name) {
-            findings.push(finding("test-typosquat", Verdict::Deny, format!("{name} looks like a typosquat")));
+            findings.push(finding(
+                "test-typosquat",
+                Verdict::Deny,
+                format!("{name} looks like a typosquat"),
+            ));
         }
         let Some(v) = ctx.version else { return };
         let spec = format!("{name}@{v}");
         if self.deny.contains(&spec) {
-            findings.push(finding("test-deny", Verdict::Deny, format!("{spec} is on the test deny list")));
+            findings.push(finding(
+                "test-deny",
+                Verdict::Deny,
+                format!("{spec} is on the test deny list"),
+            ));
         }
         if self.quarantine.contains(&spec) {
-            findings.push(finding("test-hold", Verdict::Quarantine, format!("{spec} is held")));
+            findings.push(finding(
+                "test-hold",
+                Verdict::Quarantine,
+                format!("{spec} is held"),
+            ));
         }
         if let (Some(hours), Some(published)) =
             (self.cooldown_hours, ctx.metadata.and_then(|m| m.published))
         {
             if ctx.now - published < chrono::Duration::hours(hours) {
-                findings.push(finding("test-cooldown", Verdict::Quarantine, format!("{spec} is too new")));
+                findings.push(finding(
+                    "test-cooldown",
+                    Verdict::Quarantine,
+                    format!("{spec} is too new"),
+                ));
             }
         }
     }
 }
 
 pub fn policy(check: TestCheck) -> PolicyState {
-    let rev = format!("test-{}-{}", check.deny.join(","), check.quarantine.join(","));
+    let rev = format!(
+        "test-{}-{}",
+        check.deny.join(","),
+        check.quarantine.join(",")
+    );
     PolicyState::Ready(Policy::new(vec![Arc::new(check)], Arc::default(), rev))
 }
 

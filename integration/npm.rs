@@ -107,7 +107,11 @@ impl Env {
     }
 
     fn installed(&self, name: &str) -> Option<String> {
-        let manifest = self.project.join("node_modules").join(name).join("package.json");
+        let manifest = self
+            .project
+            .join("node_modules")
+            .join(name)
+            .join("package.json");
         let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).ok()?).ok()?;
         doc["version"].as_str().map(str::to_owned)
     }
@@ -138,7 +142,9 @@ fn allowed_package_installs_through_depfw() {
     assert!(out.status.success());
     assert_eq!(env.installed("is-number").as_deref(), Some("7.0.0"));
     let lock = lockfile(&env.project);
-    let resolved = lock["packages"]["node_modules/is-number"]["resolved"].as_str().unwrap();
+    let resolved = lock["packages"]["node_modules/is-number"]["resolved"]
+        .as_str()
+        .unwrap();
     assert_eq!(
         resolved,
         format!("{}/npm/is-number/-/is-number-7.0.0.tgz", env.depfw.base)
@@ -183,7 +189,10 @@ fn typosquat_name_is_refused_with_depfws_reason() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("E403"), "{err}");
-    assert!(err.contains("is-nunber is denied by policy: test-typosquat"), "{err}");
+    assert!(
+        err.contains("is-nunber is denied by policy: test-typosquat"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -192,13 +201,24 @@ fn tampered_artifact_is_refused() {
         return;
     }
     let env = start(TestCheck::default());
-    env.fixture.tamper.lock().unwrap().insert("ms-2.1.3.tgz".into());
+    env.fixture
+        .tamper
+        .lock()
+        .unwrap()
+        .insert("ms-2.1.3.tgz".into());
     let out = env.npm(&["install", "ms@2.1.3"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("integrity mismatch"), "{err}");
     assert_eq!(env.installed("ms"), None);
-    let last = env.depfw.state.decisions().list(0, 100).unwrap().pop().unwrap();
+    let last = env
+        .depfw
+        .state
+        .decisions()
+        .list(0, 100)
+        .unwrap()
+        .pop()
+        .unwrap();
     assert_eq!(last.outcome, "integrity-mismatch");
 }
 
@@ -211,12 +231,17 @@ fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
     assert!(env.npm(&["install", "is-odd@3.0.1"]).status.success());
     std::fs::remove_dir_all(env.project.join("node_modules")).unwrap();
     // The version turns bad after it was locked.
-    env.depfw.state.set_policy(harness::policy(deny(&["is-odd@3.0.1"])));
+    env.depfw
+        .state
+        .set_policy(harness::policy(deny(&["is-odd@3.0.1"])));
     let out = env.npm(&["ci"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("E403"), "{err}");
-    assert!(err.contains("is-odd@3.0.1 is denied by policy: test-deny"), "{err}");
+    assert!(
+        err.contains("is-odd@3.0.1 is denied by policy: test-deny"),
+        "{err}"
+    );
     assert_eq!(env.installed("is-odd"), None);
     let refused = env
         .depfw

@@ -46,7 +46,10 @@ async fn get(state: &AppState, path: &str) -> Response {
 }
 
 async fn body(resp: Response) -> Vec<u8> {
-    axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()
+    axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec()
 }
 
 async fn json(resp: Response) -> Value {
@@ -73,7 +76,10 @@ async fn packument_hides_denied_versions_and_rewrites_tarballs() {
     assert_eq!(versions, ["2.0.0", "3.0.0"]);
     assert_eq!(doc["dist-tags"]["latest"], "3.0.0");
     assert!(doc["time"].get("3.0.1").is_none());
-    assert!(doc["time"].get("3.0.0").is_some(), "full packuments keep `time`");
+    assert!(
+        doc["time"].get("3.0.0").is_some(),
+        "full packuments keep `time`"
+    );
     assert_eq!(
         doc["versions"]["3.0.0"]["dist"]["tarball"],
         format!("{PUBLIC}/npm/is-odd/-/is-odd-3.0.0.tgz")
@@ -94,7 +100,10 @@ async fn packument_hides_denied_versions_and_rewrites_tarballs() {
 async fn corgi_is_derived_from_the_full_document() {
     let s = setup(TestCheck::default(), "").await;
     let req = Request::get("/npm/is-number")
-        .header(header::ACCEPT, "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8")
+        .header(
+            header::ACCEPT,
+            "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8",
+        )
         .body(Body::empty())
         .unwrap();
     let resp = send(&s.state, req).await;
@@ -133,7 +142,12 @@ async fn upstream_is_revalidated_with_its_etag_after_the_ttl() {
     let resp = get(&s.state, "/npm/ms").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(s.fixture.hits("/ms"), 2);
-    assert_eq!(s.fixture.not_modified.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        s.fixture
+            .not_modified
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     assert_eq!(json(resp).await["dist-tags"]["latest"], "2.1.3");
 }
 
@@ -175,19 +189,38 @@ async fn allowed_tarball_is_verified_cached_and_recorded() {
     assert_eq!(body(resp).await, want);
     let again = get(&s.state, "/npm/is-number/-/is-number-7.0.0.tgz").await;
     assert_eq!(body(again).await, want);
-    assert_eq!(s.fixture.hits("/is-number/-/is-number-7.0.0.tgz"), 1, "second hit from cache");
+    assert_eq!(
+        s.fixture.hits("/is-number/-/is-number-7.0.0.tgz"),
+        1,
+        "second hit from cache"
+    );
 
     let records = s.state.decisions().list(0, 10).unwrap();
-    let artifacts: Vec<_> = records.iter().filter(|r| r.kind == RecordKind::Artifact).collect();
+    let artifacts: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Artifact)
+        .collect();
     assert_eq!(artifacts.len(), 2);
     assert_eq!(artifacts[0].outcome, "served");
     assert_eq!(artifacts[1].outcome, "served-from-cache");
     assert_eq!(artifacts[0].version.as_deref(), Some("7.0.0"));
     assert_eq!(artifacts[0].client.command.as_deref(), Some("install"));
-    assert!(artifacts[0].client.user_agent.as_deref().unwrap().starts_with("npm/"));
+    assert!(artifacts[0]
+        .client
+        .user_agent
+        .as_deref()
+        .unwrap()
+        .starts_with("npm/"));
     use sha2::Digest as _;
-    assert_eq!(artifacts[0].sha256.as_deref(), Some(hex::encode(sha2::Sha256::digest(&want)).as_str()));
-    assert!(artifacts[0].upstream_url.as_deref().unwrap().ends_with("/is-number/-/is-number-7.0.0.tgz"));
+    assert_eq!(
+        artifacts[0].sha256.as_deref(),
+        Some(hex::encode(sha2::Sha256::digest(&want)).as_str())
+    );
+    assert!(artifacts[0]
+        .upstream_url
+        .as_deref()
+        .unwrap()
+        .ends_with("/is-number/-/is-number-7.0.0.tgz"));
 }
 
 #[tokio::test]
@@ -215,12 +248,22 @@ async fn denied_and_quarantined_tarballs_are_refused_with_the_reason() {
     let resp = get(&s.state, "/npm/is-odd/-/is-odd-3.0.1.tgz").await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
-    assert!(err.starts_with("depfw: is-odd@3.0.1 is denied by policy: test-deny"), "{err}");
+    assert!(
+        err.starts_with("depfw: is-odd@3.0.1 is denied by policy: test-deny"),
+        "{err}"
+    );
     let resp = get(&s.state, "/npm/is-odd/-/is-odd-3.0.0.tgz").await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
-    assert!(err.contains("is-odd@3.0.0 is quarantined, awaiting approval"), "{err}");
-    assert_eq!(s.fixture.hits("/is-odd/-/is-odd-3.0.1.tgz"), 0, "never fetched");
+    assert!(
+        err.contains("is-odd@3.0.0 is quarantined, awaiting approval"),
+        "{err}"
+    );
+    assert_eq!(
+        s.fixture.hits("/is-odd/-/is-odd-3.0.1.tgz"),
+        0,
+        "never fetched"
+    );
     let refused = s
         .state
         .decisions()
@@ -237,7 +280,11 @@ async fn denied_and_quarantined_tarballs_are_refused_with_the_reason() {
 #[tokio::test]
 async fn tampered_tarball_is_refused_and_not_cached() {
     let s = setup(TestCheck::default(), "").await;
-    s.fixture.tamper.lock().unwrap().insert("ms-2.1.3.tgz".into());
+    s.fixture
+        .tamper
+        .lock()
+        .unwrap()
+        .insert("ms-2.1.3.tgz".into());
     let resp = get(&s.state, "/npm/ms/-/ms-2.1.3.tgz").await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
@@ -262,22 +309,53 @@ async fn typosquat_name_is_refused_before_any_fetch() {
     let resp = get(&s.state, "/npm/is-nunber").await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
-    assert!(err.contains("is-nunber is denied by policy: test-typosquat"), "{err}");
+    assert!(
+        err.contains("is-nunber is denied by policy: test-typosquat"),
+        "{err}"
+    );
     assert_eq!(s.fixture.hits("/is-nunber"), 0);
 }
 
 #[tokio::test]
 async fn upstream_faults_are_clear_gateway_errors() {
-    let s = setup(TestCheck::default(), "timeout-secs = 1\nmax-metadata-bytes = 100000").await;
+    let s = setup(
+        TestCheck::default(),
+        "timeout-secs = 1\nmax-metadata-bytes = 100000",
+    )
+    .await;
     let cases = [
-        ("/is-odd", Fault::Status500, StatusCode::BAD_GATEWAY, "HTTP 500"),
-        ("/is-number", Fault::Slow(3), StatusCode::GATEWAY_TIMEOUT, "timed out"),
-        ("/ms", Fault::InvalidJson, StatusCode::BAD_GATEWAY, "packument of ms"),
-        ("/left-pad", Fault::Huge(200_000), StatusCode::BAD_GATEWAY, "limit"),
+        (
+            "/is-odd",
+            Fault::Status500,
+            StatusCode::BAD_GATEWAY,
+            "HTTP 500",
+        ),
+        (
+            "/is-number",
+            Fault::Slow(3),
+            StatusCode::GATEWAY_TIMEOUT,
+            "timed out",
+        ),
+        (
+            "/ms",
+            Fault::InvalidJson,
+            StatusCode::BAD_GATEWAY,
+            "packument of ms",
+        ),
+        (
+            "/left-pad",
+            Fault::Huge(200_000),
+            StatusCode::BAD_GATEWAY,
+            "limit",
+        ),
         ("/is-even", Fault::Reset, StatusCode::BAD_GATEWAY, "failed"),
     ];
     for (path, fault, ..) in &cases {
-        s.fixture.faults.lock().unwrap().insert(path.to_string(), *fault);
+        s.fixture
+            .faults
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), *fault);
     }
     for (path, _, status, needle) in &cases {
         let resp = get(&s.state, &format!("/npm{path}")).await;
@@ -288,7 +366,10 @@ async fn upstream_faults_are_clear_gateway_errors() {
     // Others are still served.
     s.fixture.faults.lock().unwrap().clear();
     assert_eq!(get(&s.state, "/npm/ms").await.status(), StatusCode::OK);
-    assert_eq!(get(&s.state, "/npm/no-such-package").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&s.state, "/npm/no-such-package").await.status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -304,9 +385,15 @@ async fn hostile_paths_are_bad_requests() {
     ] {
         let resp = get(&s.state, path).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
-        assert!(json(resp).await["error"].as_str().unwrap().starts_with("depfw: bad request"));
+        assert!(json(resp).await["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("depfw: bad request"));
     }
-    assert!(s.fixture.hits.lock().unwrap().is_empty(), "nothing reached upstream");
+    assert!(
+        s.fixture.hits.lock().unwrap().is_empty(),
+        "nothing reached upstream"
+    );
 }
 
 #[tokio::test]

@@ -83,7 +83,8 @@ mod tests {
         assert!(yarn.contains("- \"10.0.0.5\""));
         assert!(snippet(Client::Cargo, &url)
             .contains("registry = \"sparse+http://10.0.0.5:7878/cargo/index/\""));
-        assert!(snippet(Client::Uv, &url).contains("UV_DEFAULT_INDEX=http://10.0.0.5:7878/pypi/simple/"));
+        assert!(snippet(Client::Uv, &url)
+            .contains("UV_DEFAULT_INDEX=http://10.0.0.5:7878/pypi/simple/"));
         for c in [Client::Pip, Client::Poetry, Client::Bun, Client::Pnpm] {
             assert!(snippet(c, &url).contains("http://10.0.0.5:7878/"), "{c:?}");
         }

@@ -86,7 +86,10 @@ pub fn run(args: &ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
-        format!("creating the data directory {}", config.server.data_dir.display())
+        format!(
+            "creating the data directory {}",
+            config.server.data_dir.display()
+        )
     })?;
     let store = Store::open(&config.server.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -140,7 +143,8 @@ mod tests {
         let mut c = Config::from_toml("", "t").unwrap();
         follow_listen(&mut c, "127.0.0.1:9999".parse().unwrap());
         assert_eq!(c.server.public_url.as_str(), "http://127.0.0.1:9999/");
-        let mut c = Config::from_toml("[server]\npublic-url = \"https://fw.example/\"", "t").unwrap();
+        let mut c =
+            Config::from_toml("[server]\npublic-url = \"https://fw.example/\"", "t").unwrap();
         follow_listen(&mut c, "127.0.0.1:9999".parse().unwrap());
         assert_eq!(c.server.public_url.as_str(), "https://fw.example/");
     }

@@ -307,7 +307,13 @@ impl Packument {
 
     /// Renders the packument keeping only `kept` versions, with tarball URLs under
     /// `public_base`; `corgi` selects the abbreviated form.
-    pub fn render(&self, name: &PackageName, kept: &Kept, public_base: &str, corgi: bool) -> Vec<u8> {
+    pub fn render(
+        &self,
+        name: &PackageName,
+        kept: &Kept,
+        public_base: &str,
+        corgi: bool,
+    ) -> Vec<u8> {
         let mut doc = self.doc.clone();
         if let Some(Value::Object(versions)) = doc.get_mut("versions") {
             versions.retain(|v, _| kept.contains(v));
@@ -321,7 +327,11 @@ impl Packument {
             }
         }
         if let Some(Value::Object(time)) = doc.get_mut("time") {
-            let known: Vec<&str> = self.records.iter().map(|r| r.version_text.as_str()).collect();
+            let known: Vec<&str> = self
+                .records
+                .iter()
+                .map(|r| r.version_text.as_str())
+                .collect();
             time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
         }
         let latest = self.newest_kept(kept).map(str::to_owned);
@@ -344,7 +354,11 @@ impl Packument {
                 }
             }
         }
-        let out = if corgi { abbreviate(doc) } else { Value::Object(doc) };
+        let out = if corgi {
+            abbreviate(doc)
+        } else {
+            Value::Object(doc)
+        };
         serde_json::to_vec(&out).unwrap_or_default()
     }
 }
@@ -396,7 +410,10 @@ mod tests {
     #[test]
     fn scoped_names_in_every_encoding() {
         for raw in ["/@types%2fnode", "/@types%2Fnode", "/@types/node"] {
-            assert_eq!(parse_path(raw).unwrap(), NpmPath::Packument(npm("@types/node")));
+            assert_eq!(
+                parse_path(raw).unwrap(),
+                NpmPath::Packument(npm("@types/node"))
+            );
         }
         for raw in [
             "/@isaacs/string-locale-compare/-/string-locale-compare-1.1.0.tgz",
@@ -476,7 +493,11 @@ mod tests {
         assert!(matches!(&v2.artifacts[0].digest, Some(Digest::Sha512(b)) if b.len() == 64));
         assert_eq!(v2.artifacts[0].filename, "demo-2.0.0.tgz");
         let rc = r("3.0.0-rc.1");
-        assert_eq!(rc.metadata.license.as_deref(), Some("ISC"), "falls back to the package license");
+        assert_eq!(
+            rc.metadata.license.as_deref(),
+            Some("ISC"),
+            "falls back to the package license"
+        );
         assert_eq!(rc.artifacts[0].digest, None);
     }
 
@@ -485,11 +506,15 @@ mod tests {
         let name = npm("demo");
         let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
         let kept: Kept = ["1.0.0".to_owned(), "3.0.0-rc.1".to_owned()].into();
-        let out: Value = serde_json::from_slice(&p.render(&name, &kept, "http://d:1/", false)).unwrap();
+        let out: Value =
+            serde_json::from_slice(&p.render(&name, &kept, "http://d:1/", false)).unwrap();
         assert!(out["versions"].get("2.0.0").is_none());
         assert!(out["time"].get("2.0.0").is_none());
         assert!(out["time"].get("created").is_some());
-        assert_eq!(out["dist-tags"]["latest"], "1.0.0", "newest remaining release");
+        assert_eq!(
+            out["dist-tags"]["latest"], "1.0.0",
+            "newest remaining release"
+        );
         assert_eq!(out["dist-tags"]["next"], "3.0.0-rc.1");
         assert_eq!(out["dist-tags"]["old"], "1.0.0");
         assert_eq!(
@@ -498,8 +523,12 @@ mod tests {
         );
 
         let only_old: Kept = ["1.0.0".to_owned()].into();
-        let out: Value = serde_json::from_slice(&p.render(&name, &only_old, "http://d:1", false)).unwrap();
-        assert!(out["dist-tags"].get("next").is_none(), "tag of a removed version dropped");
+        let out: Value =
+            serde_json::from_slice(&p.render(&name, &only_old, "http://d:1", false)).unwrap();
+        assert!(
+            out["dist-tags"].get("next").is_none(),
+            "tag of a removed version dropped"
+        );
     }
 
     #[test]
@@ -507,7 +536,8 @@ mod tests {
         let name = npm("demo");
         let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
         let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
-        let out: Value = serde_json::from_slice(&p.render(&name, &kept, "http://d:1", true)).unwrap();
+        let out: Value =
+            serde_json::from_slice(&p.render(&name, &kept, "http://d:1", true)).unwrap();
         assert!(out.get("time").is_none());
         assert_eq!(out["modified"], "2024-01-01T00:00:00Z");
         let v2 = &out["versions"]["2.0.0"];
@@ -522,7 +552,8 @@ mod tests {
         assert!(parse_packument(&npm("demo"), b"<html>").is_err());
         assert!(parse_packument(&npm("demo"), b"[1]").is_err());
         assert!(parse_packument(&npm("demo"), br#"{"versions": 3}"#).is_err());
-        let unpublished = parse_packument(&npm("demo"), br#"{"time": {"unpublished": {}}}"#).unwrap();
+        let unpublished =
+            parse_packument(&npm("demo"), br#"{"time": {"unpublished": {}}}"#).unwrap();
         assert!(unpublished.records.is_empty());
     }
 }

@@ -4,8 +4,8 @@
 //! re-hashing; the policy gate still runs before every hit.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::registry::Digest;
 

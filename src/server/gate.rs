@@ -163,7 +163,10 @@ pub fn metadata_response(
     let matches = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
     let mut resp = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -176,7 +179,10 @@ pub fn metadata_response(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }
-    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }
@@ -191,7 +197,8 @@ pub async fn artifact(
     record: Option<&VersionRecord>,
 ) -> Result<Response, ProxyError> {
     let spec = format!("{}@{}", req.name, req.version_text);
-    let record = record.ok_or_else(|| ProxyError::NotFound(format!("{spec} not found upstream")))?;
+    let record =
+        record.ok_or_else(|| ProxyError::NotFound(format!("{spec} not found upstream")))?;
     let Some(version) = &record.version else {
         return Err(ProxyError::Refused(format!(
             "{spec} is denied by policy: unparsable-version: depfw cannot evaluate this version"

@@ -79,8 +79,18 @@ impl AppState {
         })?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                public_base: config.server.public_url.as_str().trim_end_matches('/').to_owned(),
-                npm_upstream: config.upstream.npm.as_str().trim_end_matches('/').to_owned(),
+                public_base: config
+                    .server
+                    .public_url
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned(),
+                npm_upstream: config
+                    .upstream
+                    .npm
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned(),
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream)?,
                 artifacts,
@@ -125,7 +135,10 @@ pub struct RequestCtx {
 impl FromRequestParts<AppState> for RequestCtx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = |name: &str| {
             parts
                 .headers
@@ -146,7 +159,9 @@ impl FromRequestParts<AppState> for RequestCtx {
     }
 }
 
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     match state.policy() {
         Ok(_) => (axum::http::StatusCode::OK, "ok\n").into_response(),
@@ -157,14 +172,11 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 /// The proxy's router: `/healthz` and the npm registry under `/npm/`.
 pub fn app(state: AppState) -> Router {
     // Artifacts are already compressed (and their digests cover the raw bytes).
-    let compress_when = DefaultPredicate::new()
-        .and(NotForContentType::const_new("application/octet-stream"));
+    let compress_when =
+        DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"));
     Router::new()
         .route("/healthz", get(healthz))
-        .route(
-            "/npm/{*rest}",
-            get(npm::get).post(npm::post),
-        )
+        .route("/npm/{*rest}", get(npm::get).post(npm::post))
         .with_state(state)
         .layer(CompressionLayer::new().compress_when(compress_when))
         .layer(TraceLayer::new_for_http())

@@ -61,7 +61,9 @@ pub async fn get(
 /// already ran on every version the client could install.
 pub async fn post(uri: axum::http::Uri) -> Result<Response, ProxyError> {
     match npm_path(&uri)? {
-        NpmPath::Audit => Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response()),
+        NpmPath::Audit => {
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response())
+        }
         _ => Err(ProxyError::NotFound(format!(
             "POST {} is not served by depfw",
             uri.path()
@@ -112,11 +114,7 @@ async fn packument(
     if fresh {
         gate::record_filtered(state, ctx, name, &filtered, &upstream_url(state, name))?;
     }
-    let corgi = proto::wants_corgi(
-        headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let corgi = proto::wants_corgi(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let body = packument.render(name, &filtered.kept, state.public_base(), corgi);
     let content_type = if corgi { proto::CORGI } else { JSON };
     Ok(gate::metadata_response(policy, headers, content_type, body))
