@@ -106,6 +106,43 @@ impl Env {
         out
     }
 
+    /// Runs another client (pnpm, yarn, bun) in the project with `HOME` and caches under
+    /// the test's temp dir; the registry comes from the project config written by the test.
+    fn client(&self, tool: &str, args: &[&str], envs: &[(&str, String)]) -> Output {
+        let home = self.tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(tool);
+        cmd.args(args)
+            .current_dir(&self.project)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env_remove("CI");
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            let lower = k.to_ascii_lowercase();
+            if lower.starts_with("npm_config_") || lower.starts_with("yarn_") {
+                cmd.env_remove(&k);
+            }
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        eprintln!(
+            "$ {tool} {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn registry(&self) -> String {
+        format!("{}/npm/", self.depfw.base)
+    }
+
     fn installed(&self, name: &str) -> Option<String> {
         let manifest = self
             .project
@@ -266,5 +303,104 @@ fn scoped_package_installs_and_its_denied_version_is_skipped() {
     assert_eq!(
         env.installed("@isaacs/string-locale-compare").as_deref(),
         Some("1.0.1")
+    );
+}
+
+fn combined(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const SCOPED: &str = "@isaacs/string-locale-compare";
+
+fn client_check() -> TestCheck {
+    deny(&["is-odd@3.0.1", "@isaacs/string-locale-compare@1.1.0"])
+}
+
+#[test]
+fn pnpm_resolves_around_denied_versions() {
+    if !have("pnpm") {
+        return;
+    }
+    let env = start(client_check());
+    let store = env.tmp.path().join("pnpm-store");
+    std::fs::write(
+        env.project.join(".npmrc"),
+        format!(
+            "registry={}\nstore-dir={}\n",
+            env.registry(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    let out = env.client("pnpm", &["add", "is-odd@^3", SCOPED], &[]);
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
+    let out = env.client("pnpm", &["add", "is-odd@3.0.1"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        combined(&out).contains("NO_MATCHING_VERSION"),
+        "{}",
+        combined(&out)
+    );
+}
+
+#[test]
+fn yarn_berry_resolves_around_denied_versions() {
+    if !have("yarn") {
+        return;
+    }
+    let env = start(client_check());
+    std::fs::write(
+        env.project.join(".yarnrc.yml"),
+        format!(
+            "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\n\
+             enableGlobalCache: false\nenableMirror: false\nenableTelemetry: false\n\
+             nodeLinker: node-modules\n",
+            env.registry()
+        ),
+    )
+    .unwrap();
+    std::fs::write(env.project.join("yarn.lock"), "").unwrap();
+    let out = env.client("yarn", &["add", "is-odd@^3", SCOPED], &[]);
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
+    let out = env.client("yarn", &["add", "is-odd@3.0.1"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        combined(&out).contains("No candidates found"),
+        "{}",
+        combined(&out)
+    );
+}
+
+#[test]
+fn bun_resolves_around_denied_versions() {
+    if !have("bun") {
+        return;
+    }
+    let env = start(client_check());
+    let envs = [
+        ("NPM_CONFIG_REGISTRY", env.registry()),
+        (
+            "BUN_INSTALL_CACHE_DIR",
+            env.tmp.path().join("bun-cache").display().to_string(),
+        ),
+    ];
+    let out = env.client("bun", &["add", "is-odd@^3", SCOPED], &envs);
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
+    let out = env.client("bun", &["add", "is-odd@3.0.1"], &envs);
+    assert!(!out.status.success());
+    assert!(
+        combined(&out).contains("No version matching"),
+        "{}",
+        combined(&out)
     );
 }
