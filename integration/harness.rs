@@ -50,6 +50,8 @@ pub struct FixtureState {
     /// Requests per path.
     pub hits: Mutex<HashMap<String, usize>>,
     pub not_modified: AtomicUsize,
+    /// Points every `dist.tarball` at another host.
+    pub foreign_tarballs: std::sync::atomic::AtomicBool,
 }
 
 impl FixtureState {
@@ -61,7 +63,10 @@ impl FixtureState {
 fn packument(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
     let file = fixtures_dir().join(format!("{}.json", name.replace('/', "__")));
     let mut doc: Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
-    let base = state.base.lock().unwrap().clone();
+    let mut base = state.base.lock().unwrap().clone();
+    if state.foreign_tarballs.load(Ordering::Relaxed) {
+        base = "http://169.254.169.254".to_owned();
+    }
     if let Some(Value::Object(versions)) = doc.get_mut("versions") {
         for (v, vdoc) in versions.iter_mut() {
             let basename = name.rsplit('/').next().unwrap();

@@ -457,3 +457,15 @@ async fn scoped_packages_in_every_path_encoding() {
     .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn artifact_urls_off_the_upstream_are_not_fetched() {
+    let s = setup(TestCheck::default(), "").await;
+    s.fixture
+        .foreign_tarballs
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let resp = get(&s.state, "/npm/ms/-/ms-2.1.3.tgz").await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let err = json(resp).await["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("not on a configured upstream"), "{err}");
+}

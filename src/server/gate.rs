@@ -187,14 +187,22 @@ pub fn metadata_response(
     resp
 }
 
+/// Whether `url` is served by the same scheme, host and port as one of `origins`: metadata
+/// must not be able to send depfw fetching from arbitrary hosts.
+fn same_origin(url: &str, origins: &[&url::Url]) -> bool {
+    url::Url::parse(url).is_ok_and(|u| origins.iter().any(|o| o.origin() == u.origin()))
+}
+
 /// The artifact gate: evaluates the version, then serves verified bytes from the cache or
-/// from upstream. `record` is the version as the (cached) metadata lists it.
+/// from upstream. `record` is the version as the (cached) metadata lists it; its artifact
+/// URL must be on one of `origins` (the configured upstream hosts).
 pub async fn artifact(
     state: &AppState,
     ctx: &RequestCtx,
     policy: &Policy,
     req: &ArtifactRequest,
     record: Option<&VersionRecord>,
+    origins: &[&url::Url],
 ) -> Result<Response, ProxyError> {
     let spec = format!("{}@{}", req.name, req.version_text);
     let record =
@@ -226,6 +234,13 @@ pub async fn artifact(
         .artifact(&req.filename)
         .ok_or_else(|| ProxyError::NotFound(format!("{spec} has no file {}", req.filename)))?;
     rec.upstream_url = Some(artifact.upstream_url.clone());
+    if !same_origin(&artifact.upstream_url, origins) {
+        return Err(ProxyError::upstream(
+            UpstreamFault::Invalid,
+            &artifact.upstream_url,
+            format!("{spec}: the artifact URL is not on a configured upstream"),
+        ));
+    }
     let Some(digest) = &artifact.digest else {
         return Err(ProxyError::upstream(
             UpstreamFault::Invalid,

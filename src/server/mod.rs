@@ -55,6 +55,7 @@ struct Inner {
     /// `server.public_url` without a trailing `/`.
     public_base: String,
     npm_upstream: String,
+    npm_upstream_url: url::Url,
     policy: RwLock<Arc<PolicyState>>,
     upstream: Upstream,
     artifacts: ArtifactCache,
@@ -91,6 +92,7 @@ impl AppState {
                     .as_str()
                     .trim_end_matches('/')
                     .to_owned(),
+                npm_upstream_url: config.upstream.npm.clone(),
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream)?,
                 artifacts,

@@ -40,16 +40,20 @@ pub async fn get(
                 .records
                 .iter()
                 .find(|r| r.version_text == req.version_text);
-            gate::artifact(&state, &ctx, policy, &req, record).await
+            let origins = [&state.inner.npm_upstream_url];
+            gate::artifact(&state, &ctx, policy, &req, record, &origins).await
         }
         NpmPath::Ping => Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response()),
-        // TODO: pass through upstream signing keys; without them npm skips signature audit.
-        NpmPath::Keys => Ok((
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, JSON)],
-            r#"{"keys":[]}"#,
-        )
-            .into_response()),
+        // Passed through: `npm audit signatures` verifies `dist.signatures` (which tarball
+        // rewriting leaves valid) against the upstream registry's keys.
+        NpmPath::Keys => {
+            let url = format!("{}/-/npm/v1/keys", state.inner.npm_upstream);
+            let body = match state.inner.upstream.metadata(&url, JSON).await? {
+                Some(f) => f.body,
+                None => bytes::Bytes::from_static(br#"{"keys":[]}"#),
+            };
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response())
+        }
         NpmPath::Audit | NpmPath::Unsupported(_) => Err(ProxyError::NotFound(format!(
             "{} is not served by depfw",
             uri.path()
