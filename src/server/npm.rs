@@ -2,6 +2,9 @@
 //!
 //! Routing happens here on the raw (still percent-encoded) path, because scoped names arrive
 //! as `@scope%2fname` and axum's router would see that as one opaque segment anyway.
+//!
+//! TODO: HEAD is answered by running GET (axum's default), so a HEAD on a tarball
+//! downloads, verifies and records it; npm clients do not HEAD, uv (PyPI) does.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
