@@ -22,10 +22,18 @@ pub struct Engine {
 
 /// Loads feeds and builds the policy.
 ///
-/// TODO: wire the feed-backed checks (advisories, typosquat) and license/reputation.
+/// The advisory index and the typosquat index are independent and each takes a few hundred
+/// milliseconds to build, so they are built on two threads: startup time is user-visible.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
-    let advisories = Arc::new(crate::feeds::active_index(&config.feeds, store)?);
-    let popular = Arc::new(PopularIndex::bundled());
+    let (advisories, popular) = std::thread::scope(|scope| {
+        let popular = scope.spawn(PopularIndex::bundled);
+        let advisories = crate::feeds::active_index(&config.feeds, store);
+        (advisories, popular.join())
+    });
+    let advisories = Arc::new(advisories?);
+    let popular = Arc::new(
+        popular.map_err(|_| anyhow::anyhow!("building the popular-package index panicked"))?,
+    );
     let checks: Vec<Arc<dyn Check>> = vec![
         Arc::new(AdvisoriesCheck::new(
             Arc::clone(&advisories),

@@ -15,4 +15,5 @@ pub mod package;
 pub mod policy;
 pub mod registry;
 pub mod report;
+pub mod server;
 pub mod store;

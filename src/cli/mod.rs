@@ -9,7 +9,9 @@ pub mod agents;
 pub mod audit;
 pub mod check;
 pub mod feeds;
+pub mod init;
 pub mod overrides;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +49,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the registry proxy that agents' package managers use as their mirror.
+    Serve(serve::ServeArgs),
+    /// Print the configuration that points a package manager at this depfw.
+    Init(init::InitArgs),
     /// Print the verdict and findings for packages given on the command line or stdin.
     Check(check::CheckArgs),
     /// Scan lockfiles with the same policy as the proxy.
@@ -96,7 +102,12 @@ fn init_logging(default_level: &str) {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging("warn");
+    // The server logs its decisions; one-shot commands only warn.
+    init_logging(if matches!(cli.command, Command::Serve(_)) {
+        "info,tower_http=warn"
+    } else {
+        "warn"
+    });
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -112,6 +123,8 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli)?;
     match &cli.command {
+        Command::Serve(args) => serve::run(args, config),
+        Command::Init(args) => init::run(args, &config),
         Command::Check(args) => check::run(args, &cli, &config),
         Command::Audit(args) => audit::run(args, &cli, &config),
         Command::Agents(cmd) => agents::run(cmd, &config),

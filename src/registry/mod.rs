@@ -5,12 +5,24 @@
 //! write it back with some versions removed and URLs pointing at depfw, and how to map an
 //! artifact download path back to a package and version. The proxy (`crate::server`)
 //! decides which versions stay.
+//!
+//! How a protocol plugs into the proxy (see `crate::server` for the npm example):
+//! 1. a pure parser `fn parse_…(name, upstream_body) -> Result<(Doc, Vec<VersionRecord>), ProtocolError>`;
+//! 2. a pure renderer that takes the set of versions to keep ([`Kept`]) and the public
+//!    base URL and returns the client body;
+//! 3. a pure path parser that maps a client path to a package ([`PathError`] → HTTP 400)
+//!    and an artifact path to an [`ArtifactRequest`].
+//!
+//! The proxy core does fetching, caching, policy evaluation, the artifact gate (digest
+//! verification, cache, decision records) and HTTP semantics for every protocol alike.
 
 pub mod cargo;
 pub mod npm;
 pub mod pypi;
 
-use crate::package::Version;
+use std::collections::HashSet;
+
+use crate::package::{PackageName, Version};
 use crate::policy::VersionMetadata;
 
 /// An artifact's published digest, checked against the bytes depfw streams.
@@ -22,6 +34,51 @@ pub enum Digest {
     Sha256(Vec<u8>),
     /// npm `dist.shasum`, for the oldest packages that have no `integrity`.
     Sha1(Vec<u8>),
+}
+
+impl Digest {
+    /// The algorithm name as it appears in SRI strings and decision records.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Digest::Sha512(_) => "sha512",
+            Digest::Sha256(_) => "sha256",
+            Digest::Sha1(_) => "sha1",
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Digest::Sha512(b) | Digest::Sha256(b) | Digest::Sha1(b) => b,
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(self.bytes())
+    }
+
+    /// A stable file-name-safe key (`sha512-<hex>`), used to address the artifact cache.
+    pub fn cache_key(&self) -> String {
+        format!("{}-{}", self.algorithm(), self.hex())
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.algorithm(), self.hex())
+    }
+}
+
+/// The versions a rendered document keeps, by [`VersionRecord::version_text`].
+pub type Kept = HashSet<String>;
+
+/// A client's artifact download, mapped back to what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRequest {
+    pub name: PackageName,
+    /// The version as spelled in the path; looked up in [`VersionRecord::version_text`].
+    pub version_text: String,
+    /// The requested file name; must equal one of the version's [`ArtifactRecord::filename`]s.
+    pub filename: String,
 }
 
 /// One downloadable file of a version.
@@ -44,6 +101,13 @@ pub struct VersionRecord {
     pub version: Option<Version>,
     pub metadata: VersionMetadata,
     pub artifacts: Vec<ArtifactRecord>,
+}
+
+impl VersionRecord {
+    /// The version's artifact with this file name.
+    pub fn artifact(&self, filename: &str) -> Option<&ArtifactRecord> {
+        self.artifacts.iter().find(|a| a.filename == filename)
+    }
 }
 
 /// A protocol-level failure: the upstream sent something unusable, or the client asked

@@ -1,1 +1,559 @@
-//! TODO: the npm registry protocol (being written).
+//! The npm registry protocol, as `depfw serve` speaks it under `/npm/`.
+//!
+//! npm, pnpm, yarn and bun read packuments (`GET /{name}`) and download tarballs
+//! (`GET /{name}/-/{basename}-{version}.tgz`). This module maps those paths to packages,
+//! lists a packument's versions as [`VersionRecord`]s and renders a packument with some
+//! versions removed, tarball URLs pointing at depfw, and optionally in the abbreviated
+//! ("corgi") form. It holds no policy: the proxy decides what is kept.
+
+use chrono::{DateTime, Utc};
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+use super::{ArtifactRecord, ArtifactRequest, Digest, Kept, ProtocolError, VersionRecord};
+use crate::package::{Ecosystem, PackageName, Version};
+use crate::policy::VersionMetadata;
+
+/// The media type of the abbreviated packument.
+pub const CORGI: &str = "application/vnd.npm.install-v1+json";
+
+/// Longest request path accepted; npm names are at most 214 bytes, so anything longer is
+/// hostile or broken.
+const MAX_PATH_LEN: usize = 1024;
+
+/// What a client path under `/npm` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NpmPath {
+    Packument(PackageName),
+    Tarball(ArtifactRequest),
+    /// `/-/ping`
+    Ping,
+    /// `/-/npm/v1/keys` (registry signing keys)
+    Keys,
+    /// `POST /-/npm/v1/security/advisories/bulk` and `/-/npm/v1/security/audits/quick`
+    Audit,
+    /// Another `/-/…` endpoint (search, login, …) depfw does not serve.
+    Unsupported(String),
+}
+
+fn bad(why: impl Into<String>) -> ProtocolError {
+    ProtocolError::BadPath(why.into())
+}
+
+/// Parses the path after the `/npm` prefix (still percent-encoded, starting with `/`).
+///
+/// Scoped names arrive as `/@scope%2fname` (npm, bun, yarn), `/@scope%2Fname` (pnpm) or
+/// `/@scope/name`; an encoded slash anywhere else is refused, as are `.`/`..` segments
+/// and control characters.
+pub fn parse_path(raw: &str) -> Result<NpmPath, ProtocolError> {
+    if raw.len() > MAX_PATH_LEN {
+        return Err(bad(format!("path longer than {MAX_PATH_LEN} bytes")));
+    }
+    let rest = raw
+        .strip_prefix('/')
+        .ok_or_else(|| bad("path must start with `/`"))?;
+    let segments = rest
+        .split('/')
+        .map(|seg| {
+            let decoded = percent_decode_str(seg)
+                .decode_utf8()
+                .map_err(|_| bad("path is not valid UTF-8"))?;
+            if decoded.chars().any(char::is_control) {
+                return Err(bad("control character in path"));
+            }
+            if decoded.is_empty() || decoded == "." || decoded == ".." {
+                return Err(bad("empty, `.` or `..` path segment"));
+            }
+            Ok(decoded.into_owned())
+        })
+        .collect::<Result<Vec<String>, ProtocolError>>()?;
+
+    if segments.first().map(String::as_str) == Some("-") {
+        let tail = segments[1..].join("/");
+        return Ok(match tail.as_str() {
+            "ping" => NpmPath::Ping,
+            "npm/v1/keys" => NpmPath::Keys,
+            "npm/v1/security/advisories/bulk" | "npm/v1/security/audits/quick" => NpmPath::Audit,
+            _ => NpmPath::Unsupported(tail),
+        });
+    }
+
+    let (name_text, rest) = match segments.as_slice() {
+        [first, rest @ ..] if first.starts_with('@') && first.contains('/') => {
+            (first.clone(), rest)
+        }
+        [scope, name, rest @ ..] if scope.starts_with('@') => (format!("{scope}/{name}"), rest),
+        [first, rest @ ..] => (first.clone(), rest),
+        [] => return Err(bad("no package name")),
+    };
+    if rest.iter().any(|s| s.contains('/')) {
+        return Err(bad("encoded `/` outside an npm scope"));
+    }
+    let name = PackageName::parse(Ecosystem::Npm, &name_text).map_err(|e| bad(e.to_string()))?;
+    match rest {
+        [] => Ok(NpmPath::Packument(name)),
+        [dash, file] if dash == "-" => parse_tarball(name, file).map(NpmPath::Tarball),
+        _ => Err(bad(format!(
+            "`{}` is neither a packument nor a tarball path",
+            rest.join("/")
+        ))),
+    }
+}
+
+/// The unscoped part of a name: the tarball file name's prefix.
+fn basename(name: &PackageName) -> &str {
+    let s = name.as_str();
+    s.rsplit_once('/').map_or(s, |(_, base)| base)
+}
+
+fn parse_tarball(name: PackageName, file: &str) -> Result<ArtifactRequest, ProtocolError> {
+    let version_text = file
+        .strip_suffix(".tgz")
+        .and_then(|f| f.strip_prefix(basename(&name)))
+        .and_then(|f| f.strip_prefix('-'))
+        .ok_or_else(|| bad(format!("`{file}` is not a tarball of {name}")))?;
+    Version::parse(Ecosystem::Npm, version_text).map_err(|e| bad(e.to_string()))?;
+    Ok(ArtifactRequest {
+        version_text: version_text.to_owned(),
+        filename: file.to_owned(),
+        name,
+    })
+}
+
+/// The conventional tarball file name of a version.
+pub fn tarball_filename(name: &PackageName, version: &str) -> String {
+    format!("{}-{version}.tgz", basename(name))
+}
+
+/// Where depfw serves a version's tarball; `public_base` is `server.public_url`.
+pub fn tarball_url(public_base: &str, name: &PackageName, version: &str) -> String {
+    format!(
+        "{}/npm/{}/-/{}",
+        public_base.trim_end_matches('/'),
+        name.as_str(),
+        tarball_filename(name, version)
+    )
+}
+
+/// Whether the client's `Accept` header asks for the abbreviated packument.
+pub fn wants_corgi(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains(CORGI))
+}
+
+/// A full packument and the versions in it.
+#[derive(Debug, Clone)]
+pub struct Packument {
+    doc: Map<String, Value>,
+    pub records: Vec<VersionRecord>,
+}
+
+fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `license` as a string, the legacy `{type, url}` object, or `licenses: [..]`.
+fn license_of(doc: &Value) -> Option<String> {
+    let one = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("type").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        }
+    };
+    if let Some(l) = doc.get("license").and_then(one) {
+        return Some(l);
+    }
+    let list: Vec<String> = doc
+        .get("licenses")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(one)
+        .collect();
+    (!list.is_empty()).then(|| list.join(" OR "))
+}
+
+fn has_install_scripts(vdoc: &Value) -> bool {
+    let scripts = vdoc.get("scripts").and_then(Value::as_object);
+    let hook = scripts.is_some_and(|s| {
+        ["preinstall", "install", "postinstall"]
+            .iter()
+            .any(|k| s.contains_key(*k))
+    });
+    hook || vdoc.get("hasInstallScript").and_then(Value::as_bool) == Some(true)
+}
+
+/// `dist.integrity` (the sha512 entry of an SRI list), else `dist.shasum`.
+fn digest_of(dist: Option<&Value>) -> Option<Digest> {
+    let dist = dist?;
+    let sri = dist
+        .get("integrity")
+        .and_then(Value::as_str)
+        .into_iter()
+        .flat_map(str::split_whitespace)
+        .find_map(|entry| entry.strip_prefix("sha512-"))
+        .and_then(|b64| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b64).ok()
+        })
+        .filter(|b| b.len() == 64)
+        .map(Digest::Sha512);
+    sri.or_else(|| {
+        dist.get("shasum")
+            .and_then(Value::as_str)
+            .and_then(|h| hex::decode(h).ok())
+            .filter(|b| b.len() == 20)
+            .map(Digest::Sha1)
+    })
+}
+
+/// Parses a full packument as upstream sent it.
+pub fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ProtocolError::BadUpstream(format!("packument of {name}: {e}")))?;
+    let Value::Object(doc) = value else {
+        return Err(ProtocolError::BadUpstream(format!(
+            "packument of {name} is not a JSON object"
+        )));
+    };
+    let empty = Map::new();
+    let time = doc.get("time").and_then(Value::as_object).unwrap_or(&empty);
+    let versions = match doc.get("versions") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(v)) => v,
+        Some(_) => {
+            return Err(ProtocolError::BadUpstream(format!(
+                "packument of {name}: `versions` is not an object"
+            )))
+        }
+    };
+    let package_created = parse_time(time.get("created")).or_else(|| {
+        versions
+            .keys()
+            .filter_map(|v| parse_time(time.get(v)))
+            .min()
+    });
+    let top_license = license_of(&Value::Object(doc.clone()));
+    let records = versions
+        .iter()
+        .map(|(v, vdoc)| {
+            let dist = vdoc.get("dist");
+            let upstream_url = dist
+                .and_then(|d| d.get("tarball"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            VersionRecord {
+                version_text: v.clone(),
+                version: Version::parse(Ecosystem::Npm, v).ok(),
+                metadata: VersionMetadata {
+                    published: parse_time(time.get(v)),
+                    package_created,
+                    license: license_of(vdoc).or_else(|| top_license.clone()),
+                    has_install_scripts: Some(has_install_scripts(vdoc)),
+                    deprecated: vdoc
+                        .get("deprecated")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    yanked: None,
+                },
+                artifacts: vec![ArtifactRecord {
+                    filename: tarball_filename(name, v),
+                    upstream_url,
+                    digest: digest_of(dist),
+                }],
+            }
+        })
+        .collect();
+    Ok(Packument { doc, records })
+}
+
+/// The fields of a version that the abbreviated packument keeps.
+const CORGI_VERSION_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "bundleDependencies",
+    "bundledDependencies",
+    "acceptDependencies",
+    "bin",
+    "directories",
+    "engines",
+    "os",
+    "cpu",
+    "dist",
+    "deprecated",
+    "funding",
+    "libc",
+    "_hasShrinkwrap",
+];
+
+impl Packument {
+    /// The newest kept version, preferring releases over pre-releases.
+    fn newest_kept<'a>(&'a self, kept: &Kept) -> Option<&'a str> {
+        let candidates = self
+            .records
+            .iter()
+            .filter(|r| kept.contains(&r.version_text))
+            .filter_map(|r| r.version.as_ref().map(|v| (v, r.version_text.as_str())));
+        let (releases, pre): (Vec<_>, Vec<_>) = candidates.partition(|(v, _)| !v.is_prerelease());
+        newest(releases).or_else(|| newest(pre))
+    }
+
+    /// Renders the packument keeping only `kept` versions, with tarball URLs under
+    /// `public_base`; `corgi` selects the abbreviated form.
+    pub fn render(
+        &self,
+        name: &PackageName,
+        kept: &Kept,
+        public_base: &str,
+        corgi: bool,
+    ) -> Vec<u8> {
+        let mut doc = self.doc.clone();
+        if let Some(Value::Object(versions)) = doc.get_mut("versions") {
+            versions.retain(|v, _| kept.contains(v));
+            for (v, vdoc) in versions.iter_mut() {
+                if let Some(Value::Object(dist)) = vdoc.get_mut("dist") {
+                    dist.insert(
+                        "tarball".to_owned(),
+                        Value::String(tarball_url(public_base, name, v)),
+                    );
+                }
+            }
+        }
+        if let Some(Value::Object(time)) = doc.get_mut("time") {
+            let known: Vec<&str> = self
+                .records
+                .iter()
+                .map(|r| r.version_text.as_str())
+                .collect();
+            time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
+        }
+        let latest = self.newest_kept(kept).map(str::to_owned);
+        if let Some(Value::Object(tags)) = doc.get_mut("dist-tags") {
+            tags.retain(|tag, target| {
+                tag == "latest" || target.as_str().is_some_and(|t| kept.contains(t))
+            });
+            let latest_ok = tags
+                .get("latest")
+                .and_then(Value::as_str)
+                .is_some_and(|t| kept.contains(t));
+            if !latest_ok {
+                match &latest {
+                    Some(l) => {
+                        tags.insert("latest".to_owned(), Value::String(l.clone()));
+                    }
+                    None => {
+                        tags.remove("latest");
+                    }
+                }
+            }
+        }
+        let out = if corgi {
+            abbreviate(doc)
+        } else {
+            Value::Object(doc)
+        };
+        serde_json::to_vec(&out).unwrap_or_default()
+    }
+}
+
+fn newest<'a>(list: Vec<(&'a Version, &'a str)>) -> Option<&'a str> {
+    list.into_iter()
+        .max_by(|a, b| a.0.partial_cmp(b.0).unwrap_or(std::cmp::Ordering::Equal))
+        .map(|(_, t)| t)
+}
+
+/// The abbreviated ("corgi") form: install fields only, no `time`, `license` or `scripts`.
+fn abbreviate(doc: Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    for key in ["name", "dist-tags"] {
+        if let Some(v) = doc.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    if let Some(modified) = doc.get("time").and_then(|t| t.get("modified")) {
+        out.insert("modified".to_owned(), modified.clone());
+    }
+    let mut versions = Map::new();
+    if let Some(Value::Object(full)) = doc.get("versions") {
+        for (v, vdoc) in full {
+            let mut slim = Map::new();
+            for field in CORGI_VERSION_FIELDS {
+                if let Some(x) = vdoc.get(*field) {
+                    slim.insert((*field).to_owned(), x.clone());
+                }
+            }
+            if has_install_scripts(vdoc) {
+                slim.insert("hasInstallScript".to_owned(), Value::Bool(true));
+            }
+            versions.insert(v.clone(), Value::Object(slim));
+        }
+    }
+    out.insert("versions".to_owned(), Value::Object(versions));
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npm(n: &str) -> PackageName {
+        PackageName::parse(Ecosystem::Npm, n).unwrap()
+    }
+
+    #[test]
+    fn scoped_names_in_every_encoding() {
+        for raw in ["/@types%2fnode", "/@types%2Fnode", "/@types/node"] {
+            assert_eq!(
+                parse_path(raw).unwrap(),
+                NpmPath::Packument(npm("@types/node"))
+            );
+        }
+        for raw in [
+            "/@isaacs/string-locale-compare/-/string-locale-compare-1.1.0.tgz",
+            "/@isaacs%2fstring-locale-compare/-/string-locale-compare-1.1.0.tgz",
+        ] {
+            let NpmPath::Tarball(t) = parse_path(raw).unwrap() else {
+                panic!("{raw} is a tarball")
+            };
+            assert_eq!(t.name.as_str(), "@isaacs/string-locale-compare");
+            assert_eq!(t.version_text, "1.1.0");
+        }
+        assert_eq!(parse_path("/-/ping").unwrap(), NpmPath::Ping);
+        assert_eq!(
+            parse_path("/-/npm/v1/security/advisories/bulk").unwrap(),
+            NpmPath::Audit
+        );
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        let long = format!("/{}", "a".repeat(300));
+        for raw in [
+            "/..",
+            "/%2e%2e",
+            "/is-odd/%2e%2e/x",
+            "/a%2fb",
+            "/is-odd/-/..%2f..%2fetc-1.0.0.tgz",
+            "/is%00odd",
+            "/is-odd%0a",
+            long.as_str(),
+            "/is-odd/-/other-1.0.0.tgz",
+            "/is-odd/-/is-odd-notaversion.tgz",
+            "/is-odd/extra",
+            "/%ff",
+        ] {
+            assert!(parse_path(raw).is_err(), "{raw} should be refused");
+        }
+    }
+
+    const PACKUMENT: &str = r#"{
+      "name": "demo", "dist-tags": {"latest": "2.0.0", "next": "3.0.0-rc.1", "old": "1.0.0"},
+      "license": {"type": "ISC"},
+      "time": {"created": "2020-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00Z",
+               "1.0.0": "2020-01-01T00:00:00.000Z", "2.0.0": "2024-01-01T00:00:00+00:00",
+               "3.0.0-rc.1": "2024-02-01T00:00:00Z"},
+      "versions": {
+        "1.0.0": {"name": "demo", "version": "1.0.0", "licenses": [{"type": "MIT"}, "Apache-2.0"],
+                  "dist": {"shasum": "7535345b896734d5f80c4d06c50955527a14f12b",
+                           "tarball": "https://up/demo/-/demo-1.0.0.tgz"}},
+        "2.0.0": {"name": "demo", "version": "2.0.0", "license": "MIT",
+                  "scripts": {"postinstall": "node x.js", "test": "t"}, "deprecated": "use 3",
+                  "dist": {"integrity": "sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==",
+                           "tarball": "https://up/demo/-/demo-2.0.0.tgz"}},
+        "3.0.0-rc.1": {"name": "demo", "version": "3.0.0-rc.1", "dist": {"tarball": "https://up/x.tgz"}}
+      }}"#;
+
+    #[test]
+    fn packument_records_carry_what_checks_need() {
+        let p = parse_packument(&npm("demo"), PACKUMENT.as_bytes()).unwrap();
+        let r = |v: &str| p.records.iter().find(|r| r.version_text == v).unwrap();
+        let v1 = r("1.0.0");
+        assert_eq!(v1.metadata.license.as_deref(), Some("MIT OR Apache-2.0"));
+        assert_eq!(v1.metadata.has_install_scripts, Some(false));
+        assert!(matches!(v1.artifacts[0].digest, Some(Digest::Sha1(_))));
+        let v2 = r("2.0.0");
+        assert_eq!(v2.metadata.license.as_deref(), Some("MIT"));
+        assert_eq!(v2.metadata.has_install_scripts, Some(true));
+        assert_eq!(v2.metadata.deprecated.as_deref(), Some("use 3"));
+        assert_eq!(
+            v2.metadata.published.unwrap().to_rfc3339(),
+            "2024-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            v2.metadata.package_created.unwrap().to_rfc3339(),
+            "2020-01-01T00:00:00+00:00"
+        );
+        assert!(matches!(&v2.artifacts[0].digest, Some(Digest::Sha512(b)) if b.len() == 64));
+        assert_eq!(v2.artifacts[0].filename, "demo-2.0.0.tgz");
+        let rc = r("3.0.0-rc.1");
+        assert_eq!(
+            rc.metadata.license.as_deref(),
+            Some("ISC"),
+            "falls back to the package license"
+        );
+        assert_eq!(rc.artifacts[0].digest, None);
+    }
+
+    #[test]
+    fn render_removes_versions_and_repoints_tags() {
+        let name = npm("demo");
+        let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
+        let kept: Kept = ["1.0.0".to_owned(), "3.0.0-rc.1".to_owned()].into();
+        let out: Value =
+            serde_json::from_slice(&p.render(&name, &kept, "http://d:1/", false)).unwrap();
+        assert!(out["versions"].get("2.0.0").is_none());
+        assert!(out["time"].get("2.0.0").is_none());
+        assert!(out["time"].get("created").is_some());
+        assert_eq!(
+            out["dist-tags"]["latest"], "1.0.0",
+            "newest remaining release"
+        );
+        assert_eq!(out["dist-tags"]["next"], "3.0.0-rc.1");
+        assert_eq!(out["dist-tags"]["old"], "1.0.0");
+        assert_eq!(
+            out["versions"]["1.0.0"]["dist"]["tarball"],
+            "http://d:1/npm/demo/-/demo-1.0.0.tgz"
+        );
+
+        let only_old: Kept = ["1.0.0".to_owned()].into();
+        let out: Value =
+            serde_json::from_slice(&p.render(&name, &only_old, "http://d:1", false)).unwrap();
+        assert!(
+            out["dist-tags"].get("next").is_none(),
+            "tag of a removed version dropped"
+        );
+    }
+
+    #[test]
+    fn corgi_has_install_fields_only() {
+        let name = npm("demo");
+        let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
+        let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
+        let out: Value =
+            serde_json::from_slice(&p.render(&name, &kept, "http://d:1", true)).unwrap();
+        assert!(out.get("time").is_none());
+        assert_eq!(out["modified"], "2024-01-01T00:00:00Z");
+        let v2 = &out["versions"]["2.0.0"];
+        assert!(v2.get("scripts").is_none() && v2.get("license").is_none());
+        assert_eq!(v2["hasInstallScript"], true);
+        assert_eq!(v2["deprecated"], "use 3");
+        assert!(out["versions"]["1.0.0"].get("hasInstallScript").is_none());
+    }
+
+    #[test]
+    fn bad_upstream_json_is_an_error() {
+        assert!(parse_packument(&npm("demo"), b"<html>").is_err());
+        assert!(parse_packument(&npm("demo"), b"[1]").is_err());
+        assert!(parse_packument(&npm("demo"), br#"{"versions": 3}"#).is_err());
+        let unpublished =
+            parse_packument(&npm("demo"), br#"{"time": {"unpublished": {}}}"#).unwrap();
+        assert!(unpublished.records.is_empty());
+    }
+}

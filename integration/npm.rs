@@ -1,0 +1,406 @@
+//! The real npm client through depfw, against the hermetic fixture registry.
+//!
+//! Each test starts the fixture registry and depfw in-process on 127.0.0.1:0 and runs
+//! `npm` with isolated cache and config. Without an `npm` binary the tests are skipped
+//! with a notice, unless `CI` is set, where that is a failure.
+#![allow(clippy::unwrap_used)]
+
+#[path = "harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use harness::{Depfw, FixtureState, TestCheck};
+
+struct Env {
+    depfw: Depfw,
+    fixture: Arc<FixtureState>,
+    tmp: tempfile::TempDir,
+    project: PathBuf,
+    caches: std::cell::Cell<u32>,
+    // Last: dropped after the servers' handles, stopping them.
+    _rt: tokio::runtime::Runtime,
+}
+
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is required in CI for the client integration tests"
+        );
+        eprintln!("NOTICE: `{tool}` not found; skipping this client integration test");
+    }
+    found
+}
+
+fn start(check: TestCheck) -> Env {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fixture, depfw) = rt.block_on(async {
+        let (upstream, fixture) = harness::start_fixture().await;
+        let depfw = harness::start_depfw(&upstream, harness::policy(check), "").await;
+        (fixture, depfw)
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name": "depfw-it", "version": "1.0.0", "private": true}"#,
+    )
+    .unwrap();
+    Env {
+        depfw,
+        fixture,
+        tmp,
+        project,
+        caches: std::cell::Cell::new(0),
+        _rt: rt,
+    }
+}
+
+impl Env {
+    /// Runs npm in the project with a fresh cache (so every run goes through depfw).
+    fn npm(&self, args: &[&str]) -> Output {
+        let n = self.caches.get() + 1;
+        self.caches.set(n);
+        let cache = self.tmp.path().join(format!("cache-{n}"));
+        let global = self.tmp.path().join("globalnpmrc");
+        std::fs::write(&global, "").unwrap();
+        let mut cmd = Command::new("npm");
+        cmd.args(args)
+            .arg(format!("--registry={}/npm/", self.depfw.base))
+            .arg(format!("--cache={}", cache.display()))
+            .arg(format!("--globalconfig={}", global.display()))
+            .args([
+                "--userconfig=/dev/null",
+                "--no-audit",
+                "--no-fund",
+                "--no-update-notifier",
+                "--fetch-retries=0",
+            ])
+            .current_dir(&self.project);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().to_ascii_lowercase();
+            if k.starts_with("npm_config_") {
+                cmd.env_remove(&k);
+                cmd.env_remove(k.to_ascii_uppercase());
+            }
+        }
+        let out = cmd.output().unwrap();
+        eprintln!(
+            "$ npm {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs another client (pnpm, yarn, bun) in the project with `HOME` and caches under
+    /// the test's temp dir; the registry comes from the project config written by the test.
+    fn client(&self, tool: &str, args: &[&str], envs: &[(&str, String)]) -> Output {
+        let home = self.tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(tool);
+        cmd.args(args)
+            .current_dir(&self.project)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env_remove("CI");
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            let lower = k.to_ascii_lowercase();
+            if lower.starts_with("npm_config_") || lower.starts_with("yarn_") {
+                cmd.env_remove(&k);
+            }
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        eprintln!(
+            "$ {tool} {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn registry(&self) -> String {
+        format!("{}/npm/", self.depfw.base)
+    }
+
+    fn installed(&self, name: &str) -> Option<String> {
+        let manifest = self
+            .project
+            .join("node_modules")
+            .join(name)
+            .join("package.json");
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).ok()?).ok()?;
+        doc["version"].as_str().map(str::to_owned)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn lockfile(project: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(project.join("package-lock.json")).unwrap()).unwrap()
+}
+
+fn deny(specs: &[&str]) -> TestCheck {
+    TestCheck {
+        deny: specs.iter().map(|s| s.to_string()).collect(),
+        ..TestCheck::default()
+    }
+}
+
+#[test]
+fn allowed_package_installs_through_depfw() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(TestCheck::default());
+    let out = env.npm(&["install", "is-number@7"]);
+    assert!(out.status.success());
+    assert_eq!(env.installed("is-number").as_deref(), Some("7.0.0"));
+    let lock = lockfile(&env.project);
+    let resolved = lock["packages"]["node_modules/is-number"]["resolved"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        resolved,
+        format!("{}/npm/is-number/-/is-number-7.0.0.tgz", env.depfw.base)
+    );
+    assert_eq!(env.fixture.hits("/is-number/-/is-number-7.0.0.tgz"), 1);
+}
+
+#[test]
+fn range_resolves_to_the_newest_allowed_version() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(deny(&["is-odd@3.0.1"]));
+    let out = env.npm(&["install", "is-odd@^3"]);
+    assert!(out.status.success());
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed("is-number").as_deref(), Some("6.0.0"));
+}
+
+#[test]
+fn exact_pin_of_a_denied_version_is_etarget() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(deny(&["is-odd@3.0.1"]));
+    let out = env.npm(&["install", "is-odd@3.0.1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("ETARGET"), "{}", stderr(&out));
+    assert_eq!(env.installed("is-odd"), None);
+}
+
+#[test]
+fn typosquat_name_is_refused_with_depfws_reason() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(TestCheck {
+        deny_names: vec!["is-nunber".into()],
+        ..TestCheck::default()
+    });
+    let out = env.npm(&["install", "is-nunber"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("E403"), "{err}");
+    assert!(
+        err.contains("is-nunber is denied by policy: test-typosquat"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tampered_artifact_is_refused() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(TestCheck::default());
+    env.fixture
+        .tamper
+        .lock()
+        .unwrap()
+        .insert("ms-2.1.3.tgz".into());
+    let out = env.npm(&["install", "ms@2.1.3"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("integrity mismatch"), "{err}");
+    assert_eq!(env.installed("ms"), None);
+    let last = env
+        .depfw
+        .state
+        .decisions()
+        .list(0, 100)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(last.outcome, "integrity-mismatch");
+}
+
+#[test]
+fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(TestCheck::default());
+    assert!(env.npm(&["install", "is-odd@3.0.1"]).status.success());
+    std::fs::remove_dir_all(env.project.join("node_modules")).unwrap();
+    // The version turns bad after it was locked.
+    env.depfw
+        .state
+        .set_policy(harness::policy(deny(&["is-odd@3.0.1"])));
+    let out = env.npm(&["ci"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("E403"), "{err}");
+    assert!(
+        err.contains("is-odd@3.0.1 is denied by policy: test-deny"),
+        "{err}"
+    );
+    assert_eq!(env.installed("is-odd"), None);
+    let refused = env
+        .depfw
+        .state
+        .decisions()
+        .list(0, 100)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.outcome == "refused")
+        .unwrap();
+    assert_eq!(refused.client.command.as_deref(), Some("ci"));
+}
+
+#[test]
+fn scoped_package_installs_and_its_denied_version_is_skipped() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(deny(&["@isaacs/string-locale-compare@1.1.0"]));
+    let out = env.npm(&["install", "@isaacs/string-locale-compare"]);
+    assert!(out.status.success());
+    assert_eq!(
+        env.installed("@isaacs/string-locale-compare").as_deref(),
+        Some("1.0.1")
+    );
+}
+
+fn combined(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const SCOPED: &str = "@isaacs/string-locale-compare";
+
+fn client_check() -> TestCheck {
+    deny(&["is-odd@3.0.1", "@isaacs/string-locale-compare@1.1.0"])
+}
+
+#[test]
+fn pnpm_resolves_around_denied_versions() {
+    if !have("pnpm") {
+        return;
+    }
+    let env = start(client_check());
+    let store = env.tmp.path().join("pnpm-store");
+    std::fs::write(
+        env.project.join(".npmrc"),
+        format!(
+            "registry={}\nstore-dir={}\n",
+            env.registry(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    let out = env.client("pnpm", &["add", "is-odd@^3", SCOPED], &[]);
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
+    let out = env.client("pnpm", &["add", "is-odd@3.0.1"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        combined(&out).contains("NO_MATCHING_VERSION"),
+        "{}",
+        combined(&out)
+    );
+}
+
+#[test]
+fn yarn_berry_resolves_around_denied_versions() {
+    if !have("yarn") {
+        return;
+    }
+    let env = start(client_check());
+    std::fs::write(
+        env.project.join(".yarnrc.yml"),
+        format!(
+            "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\n\
+             enableGlobalCache: false\nenableMirror: false\nenableTelemetry: false\n\
+             nodeLinker: node-modules\n",
+            env.registry()
+        ),
+    )
+    .unwrap();
+    std::fs::write(env.project.join("yarn.lock"), "").unwrap();
+    let out = env.client("yarn", &["add", "is-odd@^3", SCOPED], &[]);
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
+    let out = env.client("yarn", &["add", "is-odd@3.0.1"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        combined(&out).contains("No candidates found"),
+        "{}",
+        combined(&out)
+    );
+}
+
+#[test]
+fn bun_resolves_around_denied_versions() {
+    if !have("bun") {
+        return;
+    }
+    let env = start(client_check());
+    let envs = [
+        ("NPM_CONFIG_REGISTRY", env.registry()),
+        (
+            "BUN_INSTALL_CACHE_DIR",
+            env.tmp.path().join("bun-cache").display().to_string(),
+        ),
+    ];
+    let out = env.client("bun", &["add", "is-odd@^3", SCOPED], &envs);
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
+    let out = env.client("bun", &["add", "is-odd@3.0.1"], &envs);
+    assert!(!out.status.success());
+    assert!(
+        combined(&out).contains("No version matching"),
+        "{}",
+        combined(&out)
+    );
+}

@@ -1,0 +1,92 @@
+//! `depfw init <client>`: prints the configuration that points a package manager at this
+//! depfw, so that setting up a project is one copy-paste (values from `server.public-url`).
+
+use std::process::ExitCode;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    Npm,
+    Pnpm,
+    Yarn,
+    Bun,
+    Pip,
+    Uv,
+    Poetry,
+    Cargo,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitArgs {
+    /// The package manager to configure.
+    #[arg(value_enum)]
+    pub client: Client,
+}
+
+/// The snippet for `client`, given depfw's public base URL.
+pub fn snippet(client: Client, public_url: &url::Url) -> String {
+    let base = public_url.as_str().trim_end_matches('/');
+    let host = public_url.host_str().unwrap_or("127.0.0.1");
+    let npm = format!("{base}/npm/");
+    let simple = format!("{base}/pypi/simple/");
+    match client {
+        Client::Npm | Client::Pnpm => format!(
+            "# .npmrc (project or ~/.npmrc); or set npm_config_registry={npm}\n\
+             registry={npm}\n\
+             # keep the default replace-registry-host=npmjs: `never` lets lockfile URLs bypass depfw\n"
+        ),
+        Client::Yarn => format!(
+            "# .yarnrc.yml (yarn berry); env: YARN_NPM_REGISTRY_SERVER, YARN_UNSAFE_HTTP_WHITELIST\n\
+             npmRegistryServer: \"{npm}\"\n\
+             unsafeHttpWhitelist:\n  - \"{host}\"\n"
+        ),
+        Client::Bun => format!(
+            "# bunfig.toml; or set NPM_CONFIG_REGISTRY={npm}\n\
+             [install]\nregistry = \"{npm}\"\n"
+        ),
+        Client::Pip => format!(
+            "# pip.conf (~/.config/pip/pip.conf); or export PIP_INDEX_URL={simple}\n\
+             [global]\nindex-url = {simple}\n"
+        ),
+        Client::Uv => format!(
+            "# environment; or in pyproject.toml: [[tool.uv.index]] url = \"{simple}\" default = true\n\
+             export UV_DEFAULT_INDEX={simple}\n"
+        ),
+        Client::Poetry => format!(
+            "# pyproject.toml (poetry has no environment variable that replaces PyPI)\n\
+             [[tool.poetry.source]]\nname = \"depfw\"\nurl = \"{simple}\"\npriority = \"primary\"\n"
+        ),
+        Client::Cargo => format!(
+            "# .cargo/config.toml\n\
+             [source.crates-io]\nreplace-with = \"depfw\"\n\n\
+             [source.depfw]\nregistry = \"sparse+{base}/cargo/index/\"\n"
+        ),
+    }
+}
+
+pub fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    print!("{}", snippet(args.client, &config.server.public_url));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_use_the_public_url() {
+        let url = url::Url::parse("http://10.0.0.5:7878/").unwrap();
+        assert!(snippet(Client::Npm, &url).contains("registry=http://10.0.0.5:7878/npm/\n"));
+        let yarn = snippet(Client::Yarn, &url);
+        assert!(yarn.contains("npmRegistryServer: \"http://10.0.0.5:7878/npm/\""));
+        assert!(yarn.contains("- \"10.0.0.5\""));
+        assert!(snippet(Client::Cargo, &url)
+            .contains("registry = \"sparse+http://10.0.0.5:7878/cargo/index/\""));
+        assert!(snippet(Client::Uv, &url)
+            .contains("UV_DEFAULT_INDEX=http://10.0.0.5:7878/pypi/simple/"));
+        for c in [Client::Pip, Client::Poetry, Client::Bun, Client::Pnpm] {
+            assert!(snippet(c, &url).contains("http://10.0.0.5:7878/"), "{c:?}");
+        }
+    }
+}

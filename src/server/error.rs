@@ -1,0 +1,108 @@
+//! The one error type of the proxy's handlers: it logs the real cause and tells the client
+//! what it needs in a `{"error": "depfw: …"}` body, which npm prints.
+//!
+//! Status choices: a policy refusal is 403 (never 5xx/429, which clients retry); bad client
+//! input is 400; upstream faults are 502 (504 for timeouts), so a flaky upstream is retried;
+//! an unevaluable policy is 503: the proxy is unable to decide, which is neither "this package
+//! is bad" (403 would be recorded by people and tools as a verdict) nor "not found" (cargo
+//! reads 404/451 as a missing crate). Clients retry a 503 a few times and then fail, which
+//! is the honest outcome while the policy is broken.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Why an upstream could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFault {
+    Timeout,
+    Connect,
+    Status(u16),
+    TooLarge,
+    Invalid,
+    Integrity,
+    Io,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("depfw: bad request: {0}")]
+    BadRequest(String),
+    #[error("depfw: {0}")]
+    NotFound(String),
+    /// A policy refusal; the message is complete (`<pkg> is denied by policy: …`).
+    #[error("depfw: {0}")]
+    Refused(String),
+    #[error("depfw: the policy cannot be evaluated, refusing every package: {0}")]
+    PolicyUnavailable(String),
+    #[error("depfw: upstream {url} failed: {detail}")]
+    Upstream {
+        fault: UpstreamFault,
+        url: String,
+        detail: String,
+    },
+    #[error("depfw: internal error (see the depfw log)")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ProxyError {
+    pub fn upstream(fault: UpstreamFault, url: &str, detail: impl Into<String>) -> ProxyError {
+        ProxyError::Upstream {
+            fault,
+            url: url.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::Refused(_) => StatusCode::FORBIDDEN,
+            ProxyError::PolicyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Upstream { fault, .. } => match fault {
+                UpstreamFault::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<crate::registry::ProtocolError> for ProxyError {
+    fn from(e: crate::registry::ProtocolError) -> Self {
+        match e {
+            crate::registry::ProtocolError::BadPath(why) => ProxyError::BadRequest(why),
+            crate::registry::ProtocolError::BadUpstream(why) => ProxyError::Upstream {
+                fault: UpstreamFault::Invalid,
+                url: String::new(),
+                detail: why,
+            },
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ProxyError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ProxyError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ProxyError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            ProxyError::Refused(_) | ProxyError::NotFound(_) | ProxyError::BadRequest(_) => {
+                tracing::info!(%status, "{self}")
+            }
+            _ => tracing::warn!(%status, "{self}"),
+        }
+        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}

@@ -1,0 +1,316 @@
+//! The ecosystem-independent part of serving: policy over a package's versions, the
+//! artifact gate, decision records, and conditional metadata responses. Protocol handlers
+//! (`server::npm`, later PyPI and cargo) parse and render; everything they decide goes
+//! through here so the ecosystems cannot drift apart.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use sha2::{Digest as _, Sha256};
+use tokio_util::io::ReaderStream;
+
+use super::error::{ProxyError, UpstreamFault};
+use super::{AppState, PolicyState, RequestCtx};
+use crate::package::PackageName;
+use crate::policy::{Decision, PackageCtx, Policy, Verdict};
+use crate::registry::{ArtifactRequest, Digest, Kept, VersionRecord};
+use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
+
+/// The policy from a state known to be ready.
+pub fn ready(state: &PolicyState) -> Result<&Policy, ProxyError> {
+    match state {
+        PolicyState::Ready(p) => Ok(p),
+        PolicyState::Unavailable(why) => Err(ProxyError::PolicyUnavailable(why.clone())),
+    }
+}
+
+/// The client-facing reason for a refusal.
+pub fn refusal(package: &str, decision: &Decision) -> String {
+    match decision.verdict {
+        Verdict::Quarantine => format!(
+            "{package} is quarantined, awaiting approval: {}",
+            decision.summary()
+        ),
+        _ => format!("{package} is denied by policy: {}", decision.summary()),
+    }
+}
+
+/// Name-level checks (typosquats, deny-listed names) before anything is fetched.
+pub fn check_name(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+) -> Result<(), ProxyError> {
+    let decision = policy.evaluate(&PackageCtx {
+        name,
+        version: None,
+        metadata: None,
+        now: Utc::now(),
+    });
+    if decision.verdict.is_servable() {
+        return Ok(());
+    }
+    let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "refused");
+    state.decisions().append(&mut rec)?;
+    Err(ProxyError::Refused(refusal(name.as_str(), &decision)))
+}
+
+/// Which versions a metadata response keeps.
+pub struct Filtered {
+    pub kept: Kept,
+    pub hidden: Vec<HiddenVersion>,
+}
+
+/// Evaluates every version; unparsable versions are hidden (fail closed).
+pub fn filter_versions(policy: &Policy, name: &PackageName, records: &[VersionRecord]) -> Filtered {
+    let now = Utc::now();
+    let mut kept = Kept::new();
+    let mut hidden = Vec::new();
+    for r in records {
+        let Some(version) = &r.version else {
+            hidden.push(HiddenVersion {
+                version: r.version_text.clone(),
+                verdict: Verdict::Deny,
+                reason: "unparsable-version: depfw cannot evaluate this version".to_owned(),
+            });
+            continue;
+        };
+        let decision = policy.evaluate(&PackageCtx {
+            name,
+            version: Some(version),
+            metadata: Some(&r.metadata),
+            now,
+        });
+        if decision.verdict.is_servable() {
+            kept.insert(r.version_text.clone());
+        } else {
+            hidden.push(HiddenVersion {
+                version: r.version_text.clone(),
+                verdict: decision.verdict,
+                reason: decision.summary(),
+            });
+        }
+    }
+    Filtered { kept, hidden }
+}
+
+/// Records a metadata summary: called once per upstream (re)download, not per cache hit.
+pub fn record_filtered(
+    state: &AppState,
+    ctx: &RequestCtx,
+    name: &PackageName,
+    filtered: &Filtered,
+    upstream_url: &str,
+) -> Result<(), ProxyError> {
+    let verdict = filtered
+        .hidden
+        .iter()
+        .map(|h| h.verdict)
+        .max()
+        .unwrap_or(Verdict::Allow);
+    let decision = Decision {
+        verdict,
+        findings: Vec::new(),
+    };
+    let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "filtered");
+    rec.hidden = filtered.hidden.clone();
+    rec.upstream_url = Some(upstream_url.to_owned());
+    state.decisions().append(&mut rec)?;
+    Ok(())
+}
+
+fn record(
+    ctx: &RequestCtx,
+    kind: RecordKind,
+    name: &PackageName,
+    version: Option<&str>,
+    decision: &Decision,
+    outcome: &str,
+) -> DecisionRecord {
+    DecisionRecord {
+        seq: 0,
+        time: Utc::now(),
+        request_id: ctx.request_id.clone(),
+        client: ctx.client.clone(),
+        kind,
+        ecosystem: name.ecosystem().osv_name().to_owned(),
+        package: name.as_str().to_owned(),
+        version: version.map(str::to_owned),
+        verdict: decision.verdict,
+        findings: decision.findings.clone(),
+        hidden: Vec::new(),
+        sha256: None,
+        sha512: None,
+        upstream_url: None,
+        outcome: outcome.to_owned(),
+    }
+}
+
+/// A metadata response with a policy-aware `ETag`, answering `If-None-Match` with 304.
+pub fn metadata_response(
+    policy: &Policy,
+    request: &HeaderMap,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response {
+    let mut h = Sha256::new();
+    h.update(policy.revision().as_bytes());
+    h.update([0]);
+    h.update(&body);
+    let etag = format!("\"{}\"", &hex::encode(h.finalize())[..32]);
+    let matches = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
+    let mut resp = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
+    };
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Whether `url` is served by the same scheme, host and port as one of `origins`: metadata
+/// must not be able to send depfw fetching from arbitrary hosts.
+fn same_origin(url: &str, origins: &[&url::Url]) -> bool {
+    url::Url::parse(url).is_ok_and(|u| origins.iter().any(|o| o.origin() == u.origin()))
+}
+
+/// The artifact gate: evaluates the version, then serves verified bytes from the cache or
+/// from upstream. `record` is the version as the (cached) metadata lists it; its artifact
+/// URL must be on one of `origins` (the configured upstream hosts).
+pub async fn artifact(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    req: &ArtifactRequest,
+    record: Option<&VersionRecord>,
+    origins: &[&url::Url],
+) -> Result<Response, ProxyError> {
+    let spec = format!("{}@{}", req.name, req.version_text);
+    let record =
+        record.ok_or_else(|| ProxyError::NotFound(format!("{spec} not found upstream")))?;
+    let Some(version) = &record.version else {
+        return Err(ProxyError::Refused(format!(
+            "{spec} is denied by policy: unparsable-version: depfw cannot evaluate this version"
+        )));
+    };
+    let decision = policy.evaluate(&PackageCtx {
+        name: &req.name,
+        version: Some(version),
+        metadata: Some(&record.metadata),
+        now: Utc::now(),
+    });
+    let mut rec = self::record(
+        ctx,
+        RecordKind::Artifact,
+        &req.name,
+        Some(&req.version_text),
+        &decision,
+        "refused",
+    );
+    if !decision.verdict.is_servable() {
+        state.decisions().append_durable(&mut rec)?;
+        return Err(ProxyError::Refused(refusal(&spec, &decision)));
+    }
+    let artifact = record
+        .artifact(&req.filename)
+        .ok_or_else(|| ProxyError::NotFound(format!("{spec} has no file {}", req.filename)))?;
+    rec.upstream_url = Some(artifact.upstream_url.clone());
+    if !same_origin(&artifact.upstream_url, origins) {
+        return Err(ProxyError::upstream(
+            UpstreamFault::Invalid,
+            &artifact.upstream_url,
+            format!("{spec}: the artifact URL is not on a configured upstream"),
+        ));
+    }
+    let Some(digest) = &artifact.digest else {
+        return Err(ProxyError::upstream(
+            UpstreamFault::Invalid,
+            &artifact.upstream_url,
+            format!("{spec} has no published checksum, so depfw cannot verify it"),
+        ));
+    };
+    if let Digest::Sha512(b) = digest {
+        rec.sha512 = Some(hex::encode(b));
+    }
+    let cache = &state.inner.artifacts;
+    if let Some(path) = cache.get(digest) {
+        rec.outcome = "served-from-cache".to_owned();
+        state.decisions().append_durable(&mut rec)?;
+        return serve_file(&path, None).await;
+    }
+    let spool = cache.spool_path();
+    let spooled = match state
+        .inner
+        .upstream
+        .artifact(&artifact.upstream_url, digest, &spool)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            if matches!(
+                e,
+                ProxyError::Upstream {
+                    fault: UpstreamFault::Integrity,
+                    ..
+                }
+            ) {
+                rec.outcome = "integrity-mismatch".to_owned();
+                state.decisions().append_durable(&mut rec)?;
+            }
+            return Err(e);
+        }
+    };
+    rec.sha256 = Some(spooled.sha256.clone());
+    rec.sha512 = Some(spooled.sha512.clone());
+    rec.outcome = "served".to_owned();
+    state.decisions().append_durable(&mut rec)?;
+    let path = cache.insert(digest, &spooled.path, spooled.size);
+    let discard = (path == spooled.path).then_some(path.clone());
+    let resp = serve_file(&path, Some(spooled.size)).await;
+    // The open handle keeps the bytes readable after the spool file is unlinked.
+    if let Some(p) = discard {
+        cache.discard_spool(&p);
+    }
+    resp
+}
+
+async fn serve_file(path: &std::path::Path, size: Option<u64>) -> Result<Response, ProxyError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| ProxyError::Internal(anyhow::anyhow!("opening {}: {e}", path.display())))?;
+    let size = match size {
+        Some(s) => s,
+        None => file
+            .metadata()
+            .await
+            .map_err(|e| ProxyError::Internal(e.into()))?
+            .len(),
+    };
+    let mut resp = Response::new(Body::from_stream(ReaderStream::new(file)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    Ok(resp)
+}

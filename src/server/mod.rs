@@ -1,0 +1,185 @@
+//! `depfw serve`: the registry proxy that package managers point at.
+//!
+//! Clients (npm, pnpm, yarn, bun; PyPI and cargo to come) fetch metadata and artifacts
+//! through depfw. Metadata is filtered so resolvers pick allowed versions; every artifact
+//! download passes the same policy again at the gate (lockfile installs skip metadata),
+//! is verified against its published digest before the first byte is released, and is
+//! recorded in the decision log.
+//!
+//! Layout: [`gate`] holds the ecosystem-independent policy and artifact machinery that
+//! every protocol handler calls; [`npm`] is the npm protocol's handlers; [`upstream`] and
+//! [`artifacts`] fetch and cache. Adding PyPI or cargo means a handler module like [`npm`]
+//! that uses the pure parser/renderer of `crate::registry::<eco>` plus [`gate`].
+
+pub mod artifacts;
+pub mod error;
+pub mod gate;
+pub mod npm;
+pub mod upstream;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::Router;
+use tower_http::compression::predicate::{NotForContentType, Predicate};
+use tower_http::compression::{CompressionLayer, DefaultPredicate};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::policy::Policy;
+use crate::store::decisions::{ClientInfo, DecisionLog};
+use crate::store::Store;
+use artifacts::ArtifactCache;
+use error::ProxyError;
+use upstream::Upstream;
+
+/// The policy the proxy enforces, or why there is none.
+#[derive(Clone)]
+pub enum PolicyState {
+    Ready(Policy),
+    /// The policy could not be built and `server.fail-open` is false: every package
+    /// request is refused with 503 and this reason.
+    Unavailable(String),
+}
+
+/// Shared state of the proxy; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `server.public_url` without a trailing `/`.
+    public_base: String,
+    npm_upstream: String,
+    npm_upstream_url: url::Url,
+    policy: RwLock<Arc<PolicyState>>,
+    upstream: Upstream,
+    artifacts: ArtifactCache,
+    decisions: DecisionLog,
+    request_seq: AtomicU64,
+    started: i64,
+}
+
+impl AppState {
+    /// Builds the state from the validated config; artifacts are cached under
+    /// `config.server.data_dir`, decisions go to `store`.
+    pub fn new(config: &Config, store: &Store, policy: PolicyState) -> anyhow::Result<AppState> {
+        let artifacts = ArtifactCache::open(
+            &config.server.data_dir,
+            config.upstream.artifact_cache_bytes,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot prepare the artifact cache in {}: {e}",
+                config.server.data_dir.display()
+            )
+        })?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                public_base: config
+                    .server
+                    .public_url
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned(),
+                npm_upstream: config
+                    .upstream
+                    .npm
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned(),
+                npm_upstream_url: config.upstream.npm.clone(),
+                policy: RwLock::new(Arc::new(policy)),
+                upstream: Upstream::new(&config.upstream)?,
+                artifacts,
+                decisions: DecisionLog::open(store)?,
+                request_seq: AtomicU64::new(0),
+                started: chrono::Utc::now().timestamp(),
+            }),
+        })
+    }
+
+    /// Replaces the enforced policy (reload); requests in flight keep the old one.
+    pub fn set_policy(&self, policy: PolicyState) {
+        let mut slot = self.inner.policy.write().unwrap_or_else(|e| e.into_inner());
+        *slot = Arc::new(policy);
+    }
+
+    /// The current policy, or the 503 that every package request gets without one.
+    pub fn policy(&self) -> Result<Arc<PolicyState>, ProxyError> {
+        let current = Arc::clone(&self.inner.policy.read().unwrap_or_else(|e| e.into_inner()));
+        match &*current {
+            PolicyState::Ready(_) => Ok(current),
+            PolicyState::Unavailable(why) => Err(ProxyError::PolicyUnavailable(why.clone())),
+        }
+    }
+
+    pub fn decisions(&self) -> &DecisionLog {
+        &self.inner.decisions
+    }
+
+    pub fn public_base(&self) -> &str {
+        &self.inner.public_base
+    }
+}
+
+/// Per-request facts for logs and decision records.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub request_id: String,
+    pub client: ClientInfo,
+}
+
+impl FromRequestParts<AppState> for RequestCtx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect::<String>())
+        };
+        let n = state.inner.request_seq.fetch_add(1, Ordering::Relaxed);
+        Ok(RequestCtx {
+            request_id: format!("{:x}-{n}", state.inner.started),
+            client: ClientInfo {
+                user_agent: header("user-agent"),
+                command: header("npm-command"),
+                // TODO: agent identity from a `/a/<token>/…` prefix (later issue).
+                agent: None,
+            },
+        })
+    }
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.policy() {
+        Ok(_) => (axum::http::StatusCode::OK, "ok\n").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The proxy's router: `/healthz` and the npm registry under `/npm/`.
+pub fn app(state: AppState) -> Router {
+    // Artifacts are already compressed (and their digests cover the raw bytes).
+    let compress_when =
+        DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/npm/{*rest}", get(npm::get).post(npm::post))
+        .with_state(state)
+        .layer(CompressionLayer::new().compress_when(compress_when))
+        .layer(TraceLayer::new_for_http())
+}
