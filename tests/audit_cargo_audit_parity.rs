@@ -104,11 +104,7 @@ fn cargo_audit_reports(fixture: &str) -> BTreeSet<Report> {
 
 fn depfw_reports(engine: &depfw::engine::Engine, fixture: &str) -> BTreeSet<Report> {
     let lockfile = fixtures().join(fixture).join("Cargo.lock");
-    let report = audit_lockfiles(
-        &engine.policy,
-        &[(lockfile, LockfileKind::CargoLock)],
-        &[],
-    );
+    let report = audit_lockfiles(&engine.policy, &[(lockfile, LockfileKind::CargoLock)], &[]);
     assert!(
         report.lockfiles.iter().all(|l| l.error.is_none()),
         "{fixture}: {:?}",
@@ -188,11 +184,7 @@ fn depfw_and_cargo_audit_report_the_same_rustsec_advisories() {
 fn informational_advisories_stay_warnings_and_vulnerabilities_deny_or_warn() {
     let engine = depfw::engine::load(&Config::default(), None).unwrap();
     let lockfile = fixtures().join("public/cargo/advent-of-code-2020/Cargo.lock");
-    let report = audit_lockfiles(
-        &engine.policy,
-        &[(lockfile, LockfileKind::CargoLock)],
-        &[],
-    );
+    let report = audit_lockfiles(&engine.policy, &[(lockfile, LockfileKind::CargoLock)], &[]);
     let gcc = report.results.iter().find(|r| r.name == "gcc").unwrap();
     assert_eq!(gcc.verdict, depfw::policy::Verdict::Warn);
     assert_eq!(gcc.findings[0].code, "informational-advisory");

@@ -242,7 +242,7 @@ fn audit_package(
             policy.evaluate(&PackageCtx {
                 name: &name,
                 version: version.as_ref(),
-                metadata: None,
+                metadata: package.metadata.as_ref(),
                 now,
             })
         }
