@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::feeds::popular::PopularIndex;
+use crate::package::Ecosystem;
 use crate::policy::advisories::AdvisoriesCheck;
 use crate::policy::license::LicenseCheck;
 use crate::policy::reputation::ReputationCheck;
@@ -21,10 +22,29 @@ pub struct Engine {
 }
 
 /// Loads feeds and builds the policy.
-///
-/// TODO: wire the feed-backed checks (advisories, typosquat) and license/reputation.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
-    let advisories = Arc::new(crate::feeds::active_index(&config.feeds, store)?);
+    let advisories = crate::feeds::active_index(&config.feeds, store)?;
+    build(config, store, advisories)
+}
+
+/// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
+/// only their advisories are read from the store. Evaluating any other package with this
+/// engine would miss its advisories.
+pub fn load_for<'a>(
+    config: &Config,
+    store: Option<&Store>,
+    packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
+) -> anyhow::Result<Engine> {
+    let advisories = crate::feeds::active_index_for(&config.feeds, store, packages)?;
+    build(config, store, advisories)
+}
+
+fn build(
+    config: &Config,
+    store: Option<&Store>,
+    advisories: crate::feeds::AdvisoryIndex,
+) -> anyhow::Result<Engine> {
+    let advisories = Arc::new(advisories);
     let popular = Arc::new(PopularIndex::bundled());
     let checks: Vec<Arc<dyn Check>> = vec![
         Arc::new(AdvisoriesCheck::new(
