@@ -24,7 +24,7 @@ pub struct Engine {
 /// Loads feeds and builds the policy.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
     let advisories = crate::feeds::active_index(&config.feeds, store)?;
-    build(config, store, advisories)
+    build(config, store, advisories, PopularIndex::bundled())
 }
 
 /// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
@@ -36,16 +36,18 @@ pub fn load_for<'a>(
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
 ) -> anyhow::Result<Engine> {
     let advisories = crate::feeds::active_index_for(&config.feeds, store, packages)?;
-    build(config, store, advisories)
+    // Popular lists are built on first use: an npm lockfile never pays for PyPI's.
+    build(config, store, advisories, PopularIndex::bundled_lazy())
 }
 
 fn build(
     config: &Config,
     store: Option<&Store>,
     advisories: crate::feeds::AdvisoryIndex,
+    popular: PopularIndex,
 ) -> anyhow::Result<Engine> {
     let advisories = Arc::new(advisories);
-    let popular = Arc::new(PopularIndex::bundled());
+    let popular = Arc::new(popular);
     let checks: Vec<Arc<dyn Check>> = vec![
         Arc::new(AdvisoriesCheck::new(
             Arc::clone(&advisories),

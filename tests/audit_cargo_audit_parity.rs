@@ -192,3 +192,29 @@ fn informational_advisories_stay_warnings_and_vulnerabilities_deny_or_warn() {
     assert_eq!(regex.verdict, depfw::policy::Verdict::Deny);
     assert_eq!(regex.upgrade_to(), Some("1.5.5"));
 }
+
+/// The human table names the version to move to, and spells RustSec's synthetic
+/// "next possible version" fixes (`0.2.37-0`) as a range a person can act on.
+#[test]
+fn the_human_table_shows_the_fix_to_move_to() {
+    let engine = depfw::engine::load(&Config::default(), None).unwrap();
+    let lockfile = fixtures().join("public/cargo/advent-of-code-2020/Cargo.lock");
+    let report = audit_lockfiles(&engine.policy, &[(lockfile, LockfileKind::CargoLock)], &[]);
+    let mut out = Vec::new();
+    depfw::report::render_human(&report, false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let fixes: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("fix: upgrade to "))
+        .collect();
+    assert!(fixes.contains(&"1.5.5"), "{text}");
+    assert!(fixes.contains(&"0.8.1"), "{text}");
+    assert!(fixes.contains(&">= 0.2.37"), "{text}");
+    assert!(fixes.iter().all(|f| !f.ends_with("-0")), "{text}");
+    // No fix is offered where no advisory names one (gcc is unmaintained, full stop).
+    let gcc = text.lines().position(|l| l.contains("gcc@0.3.55")).unwrap();
+    assert!(
+        !text.lines().nth(gcc + 1).unwrap().contains("fix:"),
+        "{text}"
+    );
+}

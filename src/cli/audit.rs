@@ -356,6 +356,11 @@ pub fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitC
         AuditFormat::Sarif => crate::report::render_sarif(&report, &mut sink)?,
     }
     sink.flush()?;
+    drop(sink);
+    // The process ends right after: freeing tens of thousands of advisories and the
+    // popular-name indexes one by one would only delay the exit (~15% of a bundled scan).
+    std::mem::forget(engine);
+    std::mem::forget(parsed);
 
     let tool_error = report.lockfiles.iter().any(|l| l.error.is_some());
     if lockfiles.is_empty() && discovery_errors.is_empty() {
