@@ -30,20 +30,23 @@ mean_ms() { # command -> mean wall time in ms over $runs runs
   if command -v hyperfine >/dev/null; then
     hyperfine --warmup 2 --runs "$runs" --export-json "$data/h.json" -N "sh -c '$1'" >/dev/null 2>&1 \
       || hyperfine --warmup 2 --runs "$runs" --export-json "$data/h.json" "$1" >/dev/null
-    python3 -c "import json;print(round(json.load(open('$data/h.json'))['results'][0]['mean']*1000,1))"
+    python3 -c "import json;r=json.load(open('$data/h.json'))['results'][0];print(round(r['mean']*1000,1), round((r['user']+r['system'])*1000,1))"
   else
     local start end
     sh -c "$1"
     start=$(date +%s%N)
     for _ in $(seq "$runs"); do sh -c "$1"; done
     end=$(date +%s%N)
-    echo $(( (end - start) / runs / 1000000 ))
+    echo $(( (end - start) / runs / 1000000 )) "?"
   fi
 }
 
 packages=$(grep -c '^\[\[package\]\]' "$lock")
 echo "lockfile: $lock ($packages packages), $runs runs each"
-s=$(mean_ms "$depfw_store");   echo "depfw (store, per-package lookup): ${s} ms"
-b=$(mean_ms "$depfw_bundled"); echo "depfw (bundled snapshot):          ${b} ms"
-c=$(mean_ms "$cargo_audit");   echo "cargo-audit $(cargo audit --version | awk '{print $2}'):                ${c} ms"
-python3 -c "print(f'cargo-audit / depfw: {$c/$s:.1f}x (store), {$c/$b:.1f}x (bundled)')"
+echo "mean wall time, and CPU time (user + system) in parentheses:"
+read -r s sc < <(mean_ms "$depfw_store");   echo "depfw (store, per-package lookup): ${s} ms (${sc} ms)"
+read -r b bc < <(mean_ms "$depfw_bundled"); echo "depfw (bundled snapshot):          ${b} ms (${bc} ms)"
+read -r c cc < <(mean_ms "$cargo_audit");   echo "cargo-audit $(cargo audit --version | awk '{print $2}'):                ${c} ms (${cc} ms)"
+python3 -c "print(f'cargo-audit / depfw, wall: {$c/$s:.1f}x (store), {$c/$b:.1f}x (bundled)')"
+[ "$cc" = "?" ] || python3 -c "print(f'cargo-audit / depfw, CPU:  {$cc/$sc:.1f}x (store), {$cc/$bc:.1f}x (bundled)')"
+
