@@ -380,3 +380,73 @@ pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> axum::http
     }
     req.body(Body::empty()).unwrap()
 }
+
+/// The fixture registry and depfw on their own runtime, for tests that run real clients.
+pub struct Served {
+    pub depfw: Depfw,
+    pub fixture: Arc<FixtureState>,
+    pub tmp: tempfile::TempDir,
+    // Last: dropped after the servers' handles, stopping them.
+    _rt: tokio::runtime::Runtime,
+}
+
+pub fn serve(check: TestCheck) -> Served {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fixture, depfw) = rt.block_on(async {
+        let (upstream, fixture) = start_fixture().await;
+        (fixture, start_depfw(&upstream, policy(check), "").await)
+    });
+    Served {
+        depfw,
+        fixture,
+        tmp: tempfile::tempdir().unwrap(),
+        _rt: rt,
+    }
+}
+
+/// Whether a client is installed; without it the test is skipped with a notice, except
+/// under `CI`, where that is a failure.
+pub fn have_client(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is required in CI for the client integration tests"
+        );
+        eprintln!("NOTICE: `{tool}` not found; skipping this client integration test");
+    }
+    found
+}
+
+/// A client command with every environment variable starting with one of `prefixes`
+/// (case-insensitive) removed, so the machine's settings cannot redirect it.
+pub fn client_command(tool: &str, prefixes: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(tool);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        let lower = k.to_ascii_lowercase();
+        if prefixes.iter().any(|p| lower.starts_with(p)) {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd
+}
+
+/// Runs a client, echoing its output into the test log; returns (success, stdout+stderr).
+pub fn run_client(cmd: &mut std::process::Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("$ {cmd:?}\n{text}");
+    (out.status.success(), text)
+}
