@@ -97,7 +97,10 @@ fn cargo_exact_pin_of_denied_version_fails() {
     let (ok, text) = cargo(&s, &app, &["generate-lockfile"]);
     assert!(!ok);
     assert!(text.contains("failed to select a version"), "{text}");
-    assert!(text.contains("1.0.10"), "cargo lists the allowed candidate: {text}");
+    assert!(
+        text.contains("1.0.10"),
+        "cargo lists the allowed candidate: {text}"
+    );
 }
 
 #[test]

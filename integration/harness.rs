@@ -140,7 +140,10 @@ fn artifact_file(state: &FixtureState, dir: &str, file: &str) -> Response {
 fn serve_pypi_cargo(state: &FixtureState, rel: &str) -> Option<(Option<Vec<u8>>, &'static str)> {
     if let Some(project) = rel.strip_prefix("pypi/simple/") {
         let project = project.trim_end_matches('/');
-        return Some((pypi_page(state, project), "application/vnd.pypi.simple.v1+json"));
+        return Some((
+            pypi_page(state, project),
+            "application/vnd.pypi.simple.v1+json",
+        ));
     }
     if rel == "cargo-index/config.json" {
         let base = state.base.lock().unwrap().clone();
@@ -183,7 +186,11 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .into_owned();
     let rel = decoded.trim_start_matches('/');
     if rel.starts_with("pypi-files/") || rel.starts_with("crates/") {
-        let dir = if rel.starts_with("crates/") { "cargo/crates" } else { "pypi/files" };
+        let dir = if rel.starts_with("crates/") {
+            "cargo/crates"
+        } else {
+            "pypi/files"
+        };
         return artifact_file(&state, dir, rel.rsplit('/').next().unwrap_or_default());
     }
     let (doc, content_type) = match serve_pypi_cargo(&state, rel) {
@@ -215,10 +222,8 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut()
         .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -362,7 +367,10 @@ pub async fn send(
     req: axum::http::Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     use tower::ServiceExt;
-    let resp = depfw::server::app(state.clone()).oneshot(req).await.unwrap();
+    let resp = depfw::server::app(state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = axum::body::to_bytes(resp.into_body(), usize::MAX)

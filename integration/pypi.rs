@@ -123,7 +123,13 @@ fn range_picks_newest_allowed(client: Client) {
     let (ok, _, target) = install(client, &s, &["idna>=3.9", "six==1.17.0"]);
     assert!(ok);
     assert_eq!(installed(&target), ["idna-3.9", "six-1.17.0"]);
-    assert_eq!(s.fixture.hits("/pypi-files/packages/76/c6/c88e154df9c4e1a2a66ccf0005a88dfb2650c1dffb6f5ce603dfbd452ce3/idna-3.10-py3-none-any.whl"), 0);
+    let (idna_310, _) = proxied_file_url(&s, "idna", IDNA_310);
+    let upstream =
+        |url: &str| url.replacen(&format!("{}/pypi/files/", s.depfw.base), "/pypi-files/", 1);
+    assert_eq!(s.fixture.hits(&upstream(&idna_310)), 0);
+    // six 1.17.0 advertises PEP 658 metadata: the client reads it through depfw's gate.
+    let (six, _) = proxied_file_url(&s, "six", "six-1.17.0-py2.py3-none-any.whl");
+    assert_eq!(s.fixture.hits(&upstream(&format!("{six}.metadata"))), 1);
 }
 
 fn exact_pin_of_denied_version_fails(client: Client) {
@@ -155,9 +161,9 @@ fn typosquat_is_refused(client: Client) {
     if client == Client::Uv {
         assert!(text.contains("403 Forbidden"), "{text}");
     }
-    assert!(records(&s).iter().any(|r| r.package == "idnaa"
-        && r.kind == RecordKind::Metadata
-        && r.outcome == "refused"));
+    assert!(records(&s)
+        .iter()
+        .any(|r| r.package == "idnaa" && r.kind == RecordKind::Metadata && r.outcome == "refused"));
 }
 
 fn tampered_wheel_is_refused(client: Client) {
@@ -292,7 +298,10 @@ fn poetry_range_picks_newest_allowed() {
     let (ok, _) = poetry(&s, &project, &["install", "--no-root"]);
     assert!(ok);
     let lock = std::fs::read_to_string(project.join("poetry.lock")).unwrap();
-    assert!(lock.contains("version = \"3.9\"") && !lock.contains("3.10"), "{lock}");
+    assert!(
+        lock.contains("version = \"3.9\"") && !lock.contains("3.10"),
+        "{lock}"
+    );
     assert_eq!(venv_installed(&project), ["idna-3.9"]);
 }
 

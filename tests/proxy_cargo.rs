@@ -24,7 +24,12 @@ fn versions(body: &[u8]) -> Vec<String> {
     std::str::from_utf8(body)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["vers"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["vers"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -43,7 +48,8 @@ async fn config_sends_downloads_through_depfw_with_the_checksum() {
 #[tokio::test]
 async fn index_drops_denied_lines_and_keeps_the_others_verbatim() {
     let (state, _fx, _dir) = router_setup(deny(&["itoa@1.0.11"]), PUBLIC).await;
-    let (status, headers, body) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
+    let (status, headers, body) =
+        send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/plain");
     assert_eq!(versions(&body), ["1.0.10"]);
@@ -64,11 +70,18 @@ async fn typosquat_index_is_refused_with_a_plain_text_reason() {
         ..TestCheck::default()
     };
     let (state, _fx, _dir) = router_setup(check, PUBLIC).await;
-    let (status, headers, body) = send(&state, request("GET", "/cargo/index/it/ao/itao", &[])).await;
+    let (status, headers, body) =
+        send(&state, request("GET", "/cargo/index/it/ao/itao", &[])).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = String::from_utf8(body).unwrap();
-    assert!(text.starts_with("depfw: itao is denied by policy"), "{text}");
+    assert!(
+        text.starts_with("depfw: itao is denied by policy"),
+        "{text}"
+    );
     assert!(text.contains("test-typosquat"), "{text}");
 }
 
@@ -100,7 +113,9 @@ async fn tampered_crate_is_refused() {
     let path = format!("/cargo/dl/itoa/1.0.11/{CKSUM_11}");
     let (status, _, body) = send(&state, request("GET", &path, &[])).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
-    assert!(String::from_utf8(body).unwrap().contains("integrity mismatch"));
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("integrity mismatch"));
 }
 
 #[tokio::test]
@@ -129,7 +144,11 @@ async fn pubtime_feeds_the_cooldown_and_etags_follow_the_policy() {
 #[tokio::test]
 async fn bad_index_paths_are_client_errors() {
     let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
-    for path in ["/cargo/index/xx/yy/itoa", "/cargo/index/it/oa/ITOA", "/cargo/dl/itoa/1.0.10/zz"] {
+    for path in [
+        "/cargo/index/xx/yy/itoa",
+        "/cargo/index/it/oa/ITOA",
+        "/cargo/dl/itoa/1.0.10/zz",
+    ] {
         let (status, _, _) = send(&state, request("GET", path, &[])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
     }

@@ -94,8 +94,15 @@ async fn typosquat_page_is_refused_with_a_reason() {
     let (status, _, body) = send(&state, request("GET", "/pypi/simple/idnaa/", &[])).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let text = String::from_utf8(body).unwrap();
-    assert!(text.contains("depfw") && text.contains("test-typosquat"), "{text}");
-    assert_eq!(fx.hits("/pypi/simple/idnaa/"), 0, "refused before any fetch");
+    assert!(
+        text.contains("depfw") && text.contains("test-typosquat"),
+        "{text}"
+    );
+    assert_eq!(
+        fx.hits("/pypi/simple/idnaa/"),
+        0,
+        "refused before any fetch"
+    );
 }
 
 #[tokio::test]
@@ -149,7 +156,9 @@ async fn tampered_wheel_is_refused_not_served() {
         .insert("six-1.16.0-py2.py3-none-any.whl".into());
     let (status, _, body) = send(&state, request("GET", &url, &[])).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
-    assert!(String::from_utf8(body).unwrap().contains("integrity mismatch"));
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("integrity mismatch"));
 }
 
 #[tokio::test]
@@ -179,4 +188,47 @@ async fn cooldown_uses_upload_time_and_etag_follows_the_policy() {
         send(&state, request("GET", "/pypi/simple/six/", &conditional)).await;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(headers[header::ETAG].to_str().unwrap(), etag);
+}
+
+#[tokio::test]
+async fn core_metadata_is_gated_and_verified_like_the_wheel() {
+    let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let whl = "six-1.17.0-py2.py3-none-any.whl";
+    let (_, _, body) = send(
+        &state,
+        request("GET", "/pypi/simple/six/", &[("accept", JSON_ACCEPT)]),
+    )
+    .await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let file = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == whl)
+        .unwrap()
+        .clone();
+    let sha = "562042078c2752549f6d8a7c86dbc5dd708088a7be6d80672ec7b07100b72468";
+    assert_eq!(file["core-metadata"]["sha256"], sha);
+    let url = format!("{}.metadata", file_url(&state, "six", whl).await);
+    let (status, _, body) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("Name: six"));
+
+    // The first depfw has it cached now; a second one meets the tampered upstream copy.
+    let (other, other_fx, _other_dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    other_fx
+        .tamper
+        .lock()
+        .unwrap()
+        .insert(format!("{whl}.metadata"));
+    let (status, _, _) = send(&other, request("GET", &url, &[])).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "tampered metadata is not served"
+    );
+
+    state.set_policy(harness::policy(deny(&["six@1.17.0"])));
+    let (status, _, _) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -56,9 +56,8 @@ async fn route(
     if let Some(index_path) = path.strip_prefix("index/") {
         return match proto::parse_index_path(index_path)? {
             IndexRequest::Config => {
-                let base = Url::parse(state.public_base()).map_err(|e| {
-                    ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}"))
-                })?;
+                let base = Url::parse(state.public_base())
+                    .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))?;
                 let body = proto::render_config(&base);
                 Ok((
                     StatusCode::OK,
@@ -162,9 +161,8 @@ async fn download(state: &AppState, ctx: &RequestCtx, path: &str) -> Result<Resp
         .and_then(|r| r.artifacts.first())
         .map(|a| a.filename.clone())
         .unwrap_or_default();
-    let dl_origin = Url::parse(&config.dl).map_err(|e| {
-        ProxyError::upstream(UpstreamFault::Invalid, &config.dl, e.to_string())
-    })?;
+    let dl_origin = Url::parse(&config.dl)
+        .map_err(|e| ProxyError::upstream(UpstreamFault::Invalid, &config.dl, e.to_string()))?;
     let req = ArtifactRequest {
         name: dl.name,
         version_text: dl.version_text,
