@@ -7,9 +7,9 @@
 //! recorded in the decision log.
 //!
 //! Layout: [`gate`] holds the ecosystem-independent policy and artifact machinery that
-//! every protocol handler calls; [`npm`] is the npm protocol's handlers; [`upstream`] and
-//! [`artifacts`] fetch and cache. Adding PyPI or cargo means a handler module like [`npm`]
-//! that uses the pure parser/renderer of `crate::registry::<eco>` plus [`gate`].
+//! every protocol handler calls; [`npm`], [`pypi`] and [`cargo`] are the protocols'
+//! handlers, each using the pure parser/renderer of `crate::registry::<eco>` plus [`gate`];
+//! [`upstream`] and [`artifacts`] fetch and cache.
 
 pub mod artifacts;
 pub mod cargo;
