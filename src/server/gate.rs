@@ -1,7 +1,7 @@
 //! The ecosystem-independent part of serving: policy over a package's versions, the
 //! artifact gate, decision records, and conditional metadata responses. Protocol handlers
-//! (`server::npm`, `server::pypi`, `server::cargo`) parse and render; everything they decide goes
-//! through here so the ecosystems cannot drift apart.
+//! (`server::npm`, `server::pypi`, `server::cargo`) parse and render; everything they
+//! decide goes through here so the ecosystems cannot drift apart.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
