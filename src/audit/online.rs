@@ -90,9 +90,13 @@ impl Default for OnlineOptions {
 pub enum Lookup {
     Found(VersionMetadata),
     /// The registry answered without this version; `reason` says how.
-    Missing { reason: String },
+    Missing {
+        reason: String,
+    },
     /// The package's metadata could not be fetched or read.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 impl Lookup {
@@ -171,7 +175,8 @@ impl OnlineResult {
         name: &str,
         version: &str,
     ) -> Option<&VersionMetadata> {
-        self.get(ecosystem, name, version).and_then(Lookup::metadata)
+        self.get(ecosystem, name, version)
+            .and_then(Lookup::metadata)
     }
 }
 
@@ -215,7 +220,13 @@ pub async fn fetch_metadata(
                     entry.versions.push(version.clone());
                 }
             }
-            Err(e) => fail(&mut result, *eco, raw, &[version.clone()], e.to_string()),
+            Err(e) => fail(
+                &mut result,
+                *eco,
+                raw,
+                std::slice::from_ref(version),
+                e.to_string(),
+            ),
         }
     }
     result.names = wanted.len();
@@ -223,7 +234,13 @@ pub async fn fetch_metadata(
         Ok(http) => http,
         Err(e) => {
             for w in wanted.values() {
-                fail(&mut result, w.name.ecosystem(), w.name.key(), &w.versions, e.clone());
+                fail(
+                    &mut result,
+                    w.name.ecosystem(),
+                    w.name.key(),
+                    &w.versions,
+                    e.clone(),
+                );
             }
             return result;
         }
@@ -314,14 +331,17 @@ fn find_version<'a>(
     eco: Ecosystem,
     wanted: &str,
 ) -> Option<&'a VersionRecord> {
-    records.iter().find(|r| r.version_text == wanted).or_else(|| {
-        let v = Version::parse(eco, wanted).ok()?;
-        records.iter().find(|r| {
-            r.version
-                .as_ref()
-                .is_some_and(|rv| rv.partial_cmp(&v) == Some(Ordering::Equal))
+    records
+        .iter()
+        .find(|r| r.version_text == wanted)
+        .or_else(|| {
+            let v = Version::parse(eco, wanted).ok()?;
+            records.iter().find(|r| {
+                r.version
+                    .as_ref()
+                    .is_some_and(|rv| rv.partial_cmp(&v) == Some(Ordering::Equal))
+            })
         })
-    })
 }
 
 async fn crates_api_base(

@@ -62,7 +62,10 @@ impl Http {
         };
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
-                fail(format!("timed out after {} s", self.timeout.as_secs()), true)
+                fail(
+                    format!("timed out after {} s", self.timeout.as_secs()),
+                    true,
+                )
             } else {
                 fail(error_chain(&e), e.is_connect())
             }
@@ -77,10 +80,14 @@ impl Http {
         let status = resp.status();
         match status {
             StatusCode::NOT_FOUND | StatusCode::GONE => {
-                return Ok(Got::Absent(format!("the registry has no such package (HTTP {status})")))
+                return Ok(Got::Absent(format!(
+                    "the registry has no such package (HTTP {status})"
+                )))
             }
             StatusCode::FORBIDDEN | StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS => {
-                return Ok(Got::Absent(format!("the registry refuses the package (HTTP {status})")))
+                return Ok(Got::Absent(format!(
+                    "the registry refuses the package (HTTP {status})"
+                )))
             }
             s if !s.is_success() => {
                 return Err(fail(format!("HTTP {status}"), s.is_server_error()))

@@ -43,12 +43,12 @@ impl CratesApi {
 
 /// Where the crates.io web API lives according to the index's `config.json`: `Ok(None)`
 /// when the index names none (a depfw index never does: it does not proxy the API).
-pub(super) async fn crates_api_from_index(
-    http: &Http,
-    index: &Url,
-) -> Result<Option<Url>, String> {
-    let url = Url::parse(&format!("{}/config.json", index.as_str().trim_end_matches('/')))
-        .map_err(|e| format!("index config URL: {e}"))?;
+pub(super) async fn crates_api_from_index(http: &Http, index: &Url) -> Result<Option<Url>, String> {
+    let url = Url::parse(&format!(
+        "{}/config.json",
+        index.as_str().trim_end_matches('/')
+    ))
+    .map_err(|e| format!("index config URL: {e}"))?;
     let body = match http.get(&url, "application/json").await {
         Ok(Got::Body { bytes, .. }) => bytes,
         Ok(Got::Absent(why)) => return Err(format!("GET {url}: {why}")),
