@@ -17,6 +17,10 @@
 //! policy: a descriptive User-Agent and at most one request per second, so large Rust
 //! lockfiles take a while). Without an API (a depfw index names none) licenses stay unknown
 //! and [`OnlineResult::notes`] says so.
+//!
+//! PyPI: the simple API gives upload times and yanks, not licenses or install hooks.
+// TODO: PyPI licenses from the JSON API (`/pypi/{name}/{version}/json`, one request per
+// version); there is no configured URL for it yet (`upstream.pypi` is the simple index).
 
 mod http;
 mod sources;
