@@ -9,6 +9,7 @@
 pub mod bun;
 pub mod cargo;
 pub mod npm;
+pub mod online;
 pub mod pdm;
 pub mod pipfile;
 pub mod pnpm;
