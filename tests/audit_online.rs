@@ -472,6 +472,7 @@ fn blocking_wrapper_for_the_cli() {
             version: "7.0.0".into(),
             source: PackageSource::Registry { url: None },
             line: None,
+            metadata: None,
         },
         LockedPackage {
             ecosystem: Ecosystem::Npm,
@@ -481,6 +482,7 @@ fn blocking_wrapper_for_the_cli() {
                 path: "../local".into(),
             },
             line: None,
+            metadata: None,
         },
     ];
     let packages = registry_queries(&locked);
