@@ -4,14 +4,14 @@
 #   benches/audit-vs-cargo-audit.sh [Cargo.lock]
 #
 # Needs a release build (`cargo build --release --bin depfw`), cargo-audit, and the shared
-# data set (DEPFW_SHARED_DATA, default /work/shared/data). depfw runs twice: with a data dir
+# data set (DEPFW_SHARED_DATA, default ../shared/data beside the repository). depfw runs twice: with a data dir
 # holding the RustSec feed (`feeds import`, per-package store lookup) and with no data dir
 # (bundled snapshot, decoded whole). Uses hyperfine when installed, else a timing loop.
 # Prints the mean times and the ratio cargo-audit / depfw.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-shared="${DEPFW_SHARED_DATA:-/work/shared/data}"
+shared="${DEPFW_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}"
 lock="${1:-$root/tests/fixtures/lockfiles/public/cargo/advent-of-code-2020/Cargo.lock}"
 depfw="$root/target/release/depfw"
 runs="${RUNS:-20}"

@@ -4,7 +4,7 @@
 //! store, parse, load the advisories and popular lists it needs, evaluate every package).
 //! The lockfile is generated: lockfile v3 with the first 5,000 names of
 //! `popular/npm/npm-high-impact-top.txt` from the shared data set (`DEPFW_SHARED_DATA`,
-//! default /work/shared/data); the list has no versions, so each is pinned at 1.0.0. The
+//! default ../shared/data beside the repository); the list has no versions, so each is pinned at 1.0.0. The
 //! store is seeded once with every source of the bundled snapshot (`feeds import`).
 //! Phase timings are printed first; `scan/*` compares the per-package store lookup with
 //! loading whole feeds.
@@ -25,8 +25,10 @@ use depfw::store::Store;
 const ENTRIES: usize = 5_000;
 
 fn shared() -> PathBuf {
-    std::env::var_os("DEPFW_SHARED_DATA")
-        .map_or_else(|| PathBuf::from("/work/shared/data"), PathBuf::from)
+    std::env::var_os("DEPFW_SHARED_DATA").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
+        PathBuf::from,
+    )
 }
 
 /// A package-lock.json v3 with `ENTRIES` registry packages.

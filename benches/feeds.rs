@@ -3,7 +3,7 @@
 //! `cargo bench --bench feeds -- --quick`. Targets: loading and indexing all of the shared
 //! data set ≤ 1 s with peak RSS ≤ 256 MB (printed from /proc/self/status VmHWM), and one
 //! package evaluation through `AdvisoriesCheck` ≤ 20 µs. Set `DEPFW_SHARED_DATA` to point
-//! at the data set (default /work/shared/data).
+//! at the data set (default ../shared/data beside the repository).
 //!
 //! TODO: Django 3.2.4 (dozens of affecting PYSEC advisories, each a formatted finding) takes
 //! ~48 µs, over the 20 µs target; typical packages take 0.05-4 µs. Building messages lazily
@@ -24,8 +24,10 @@ use depfw::policy::advisories::AdvisoriesCheck;
 use depfw::policy::{Check, PackageCtx, Severity, Verdict};
 
 fn data_dir() -> PathBuf {
-    std::env::var_os("DEPFW_SHARED_DATA")
-        .map_or_else(|| PathBuf::from("/work/shared/data"), PathBuf::from)
+    std::env::var_os("DEPFW_SHARED_DATA").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
+        PathBuf::from,
+    )
 }
 
 fn load_all() -> AdvisoryIndex {

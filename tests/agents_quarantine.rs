@@ -14,9 +14,10 @@ fn t0() -> DateTime<Utc> {
 
 /// A real typosquat from the OSSF malicious-packages data (`@acitons/artifact`).
 fn typosquat() -> (PackageName, Vec<Version>) {
-    let text = std::fs::read_to_string(
-        "/work/shared/data/malicious/ossf-npm-2025h2/malicious_npm_packages.json",
-    )
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/malicious/ossf-npm-2025h2/malicious_npm_packages.json"
+    ))
     .unwrap();
     let data: serde_json::Value = serde_json::from_str(&text).unwrap();
     let versions = data["@acitons/artifact"]["versions"]

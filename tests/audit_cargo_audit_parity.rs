@@ -1,7 +1,7 @@
 //! `depfw audit` agrees with cargo-audit, an independent reading of the same RustSec data.
 //!
 //! Each Cargo.lock fixture has `cargo-audit.json` next to it: the output of
-//! `cargo audit --db /work/shared/data/advisories/rustsec-db --no-fetch --stale --json -f
+//! `cargo audit --db ../shared/data/advisories/rustsec-db --no-fetch --stale --json -f
 //! Cargo.lock` with cargo-audit 0.22.2 on RustSec main `bf5c0d24` (the same data as the
 //! bundled snapshot's `rustsec` source, OSV branch `7fa931cb`), committed so that CI needs
 //! no cargo-audit. depfw runs on its bundled snapshot. Every (package, version, advisory)

@@ -10,7 +10,10 @@ use depfw::feeds::{load_path, FeedStore, LoadedFeed};
 use depfw::package::{Ecosystem, PackageName};
 use depfw::store::Store;
 
-const RUSTSEC: &str = "/work/shared/data/advisories/rustsec/crates";
+const RUSTSEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/advisories/rustsec/crates"
+);
 
 fn rustsec() -> LoadedFeed {
     load_path(Path::new(RUSTSEC)).unwrap()

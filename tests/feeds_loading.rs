@@ -64,7 +64,11 @@ fn a_directory_a_jsonl_file_and_a_zip_load_the_same_advisories() {
 
 #[test]
 fn the_ossf_sample_directory_tree_loads() {
-    let feed = load_path(Path::new("/work/shared/data/malicious/ossf-sample")).unwrap();
+    let feed = load_path(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/malicious/ossf-sample"
+    )))
+    .unwrap();
     assert_eq!(feed.records, 12);
     let counts = feed.counts_by_ecosystem();
     assert_eq!(counts.get(&Ecosystem::CratesIo), Some(&2));

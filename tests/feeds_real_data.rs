@@ -1,4 +1,4 @@
-//! The advisories check on the real shared data set (/work/shared/data): RustSec, PyPA,
+//! The advisories check on the real shared data set (../shared/data): RustSec, PyPA,
 //! ossf malicious packages and the ossf-npm-2025h2 list, plus the bundled snapshot.
 #![allow(clippy::unwrap_used)]
 
@@ -13,8 +13,10 @@ use depfw::policy::advisories::AdvisoriesCheck;
 use depfw::policy::{Check, Finding, PackageCtx, Severity, Verdict};
 
 fn data_dir() -> PathBuf {
-    std::env::var_os("DEPFW_SHARED_DATA")
-        .map_or_else(|| PathBuf::from("/work/shared/data"), PathBuf::from)
+    std::env::var_os("DEPFW_SHARED_DATA").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")),
+        PathBuf::from,
+    )
 }
 
 /// Every snapshot source plus the withdrawn ossf records, loaded once.

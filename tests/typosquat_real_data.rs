@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 //! The typosquat check measured on real data: popular lists (`feeds/popular/`, copied from
-//! `/work/shared/data/popular`) and known-malicious names (`/work/shared/data/malicious`).
+//! `../shared/data/popular`) and known-malicious names (`../shared/data/malicious`).
 //!
 //! False positives: index the top N of a ranked list and look up the real, legitimate names
 //! ranked below N, which the index does not contain. Catch rate: the malicious names that
@@ -27,7 +27,7 @@ const MIN_CATCH_LEN: usize = 5;
 fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("DEPFW_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/data"));
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")));
     if dir.is_dir() {
         Some(dir)
     } else {
