@@ -51,7 +51,10 @@ async fn wait_healthy(client: &reqwest::Client, base: &str, child: &mut Child) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "depfw serve did not become healthy");
+        assert!(
+            Instant::now() < deadline,
+            "depfw serve did not become healthy"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

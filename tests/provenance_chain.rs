@@ -136,7 +136,8 @@ fn rehashed_replacement_breaks_the_next_link() {
     // A forger who recomputes the record's own hash still breaks record 4's prev_hash.
     with_tree(&dir, |tree| {
         let key = 3u64.to_be_bytes();
-        let mut r: DecisionRecord = serde_json::from_slice(&tree.get(key).unwrap().unwrap()).unwrap();
+        let mut r: DecisionRecord =
+            serde_json::from_slice(&tree.get(key).unwrap().unwrap()).unwrap();
         r.verdict = Verdict::Deny;
         r.hash = r.compute_hash().unwrap();
         tree.insert(key, serde_json::to_vec(&r).unwrap()).unwrap();
@@ -201,14 +202,20 @@ fn log_cli_verifies_exports_and_shows() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let pkgs: Vec<_> = lines.iter().map(|v| v["package"].as_str().unwrap()).collect();
+    let pkgs: Vec<_> = lines
+        .iter()
+        .map(|v| v["package"].as_str().unwrap())
+        .collect();
     assert_eq!(pkgs, ["b", "d"], "oldest first, agent only");
     assert!(lines[0]["hash"].as_str().unwrap().len() == 64);
 
     let out = depfw(&dir, &["log", "show", "--verdict", "deny"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("d@1.0.0") && !text.contains("a@1.0.0"), "{text}");
+    assert!(
+        text.contains("d@1.0.0") && !text.contains("a@1.0.0"),
+        "{text}"
+    );
 
     rewrite(&dir, 2, |v| v["outcome"] = Value::String("refused".into()));
     let out = depfw(&dir, &["log", "verify"]);

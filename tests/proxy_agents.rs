@@ -58,11 +58,17 @@ async fn send(router: Router, req: Request<Body>) -> Response {
 }
 
 async fn get(state: &AppState, path: &str) -> Response {
-    send(app(state.clone()), Request::get(path).body(Body::empty()).unwrap()).await
+    send(
+        app(state.clone()),
+        Request::get(path).body(Body::empty()).unwrap(),
+    )
+    .await
 }
 
 async fn text(resp: Response) -> String {
-    let b = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
     String::from_utf8_lossy(&b).into_owned()
 }
 
@@ -105,7 +111,9 @@ async fn agent_prefix_keeps_tarballs_attributed_and_records_the_agent() {
     let resp = get(&s.state, &format!("/a/{secret}/npm/is-number")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let doc: Value = serde_json::from_str(&text(resp).await).unwrap();
-    let tarball = doc["versions"]["7.0.0"]["dist"]["tarball"].as_str().unwrap();
+    let tarball = doc["versions"]["7.0.0"]["dist"]["tarball"]
+        .as_str()
+        .unwrap();
     assert_eq!(
         tarball,
         format!("{PUBLIC}/a/{secret}/npm/is-number/-/is-number-7.0.0.tgz")
@@ -114,7 +122,10 @@ async fn agent_prefix_keeps_tarballs_attributed_and_records_the_agent() {
     let path = tarball.strip_prefix(PUBLIC).unwrap();
     let resp = get(&s.state, path).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let id = resp.headers()[REQUEST_ID_HEADER].to_str().unwrap().to_owned();
+    let id = resp.headers()[REQUEST_ID_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let records = s.state.decisions().list(0, 10).unwrap();
     let artifact = records
         .iter()
@@ -122,7 +133,9 @@ async fn agent_prefix_keeps_tarballs_attributed_and_records_the_agent() {
         .unwrap();
     assert_eq!(artifact.client.agent.as_deref(), Some("builder"));
     assert_eq!(artifact.request_id, id);
-    assert!(records.iter().all(|r| r.client.agent.as_deref() == Some("builder")));
+    assert!(records
+        .iter()
+        .all(|r| r.client.agent.as_deref() == Some("builder")));
 
     // Anonymous requests (loopback by default, and no peer here) are served unattributed.
     let resp = get(&s.state, "/npm/is-number").await;
@@ -140,22 +153,38 @@ async fn bad_revoked_and_suspended_tokens_are_refused() {
     let (_, revoked) = s.agents.add("gone", PolicyPreset::Default).unwrap();
     s.agents.revoke("gone").unwrap();
     let (_, paused) = s.agents.add("paused", PolicyPreset::Default).unwrap();
-    s.agents.suspend("paused", "caught fetching 900 packages").unwrap();
+    s.agents
+        .suspend("paused", "caught fetching 900 packages")
+        .unwrap();
 
     let resp = get(&s.state, "/a/not-a-token/npm/is-number").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers().contains_key(REQUEST_ID_HEADER));
     let fake = format!("/a/{}/npm/is-number", "A".repeat(43));
-    assert_eq!(get(&s.state, &fake).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&s.state, &fake).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
-    let resp = get(&s.state, &format!("/a/{}/npm/is-number", revoked.expose_secret())).await;
+    let resp = get(
+        &s.state,
+        &format!("/a/{}/npm/is-number", revoked.expose_secret()),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(text(resp).await.contains("revoked"));
 
-    let resp = get(&s.state, &format!("/a/{}/npm/is-number", paused.expose_secret())).await;
+    let resp = get(
+        &s.state,
+        &format!("/a/{}/npm/is-number", paused.expose_secret()),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = text(resp).await;
-    assert!(body.contains("suspended") && body.contains("900 packages"), "{body}");
+    assert!(
+        body.contains("suspended") && body.contains("900 packages"),
+        "{body}"
+    );
     assert!(s.state.decisions().list(0, 10).unwrap().is_empty());
 }
 
@@ -186,9 +215,17 @@ async fn anonymous_access_follows_the_config() {
         c.server.allow_anonymous = AnonymousAccess::Never
     })
     .await;
-    let resp = send(app(never.state.clone()), from_peer("/npm/is-number", "127.0.0.1:1")).await;
+    let resp = send(
+        app(never.state.clone()),
+        from_peer("/npm/is-number", "127.0.0.1:1"),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let health = send(app(never.state.clone()), from_peer("/healthz", "127.0.0.1:1")).await;
+    let health = send(
+        app(never.state.clone()),
+        from_peer("/healthz", "127.0.0.1:1"),
+    )
+    .await;
     assert_eq!(health.status(), StatusCode::OK);
     assert!(Config::from_toml("[server]\nallow-anonymous = \"sometimes\"", "t").is_err());
     let always = Config::from_toml("[server]\nallow-anonymous = \"always\"", "t").unwrap();
@@ -207,15 +244,30 @@ async fn strict_preset_refuses_warned_versions_for_that_agent_only() {
     let (_, relaxed) = s.agents.add("relaxed", PolicyPreset::Default).unwrap();
     let tarball = "npm/is-number/-/is-number-7.0.0.tgz";
 
-    let doc = text(get(&s.state, &format!("/a/{}/npm/is-number", strict.expose_secret())).await).await;
+    let doc = text(
+        get(
+            &s.state,
+            &format!("/a/{}/npm/is-number", strict.expose_secret()),
+        )
+        .await,
+    )
+    .await;
     let doc: Value = serde_json::from_str(&doc).unwrap();
     assert!(doc["versions"].get("7.0.0").is_none(), "hidden for strict");
     assert!(doc["versions"].get("6.0.0").is_some());
-    let resp = get(&s.state, &format!("/a/{}/{tarball}", strict.expose_secret())).await;
+    let resp = get(
+        &s.state,
+        &format!("/a/{}/{tarball}", strict.expose_secret()),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(text(resp).await.contains("strict"));
 
-    let resp = get(&s.state, &format!("/a/{}/{tarball}", relaxed.expose_secret())).await;
+    let resp = get(
+        &s.state,
+        &format!("/a/{}/{tarball}", relaxed.expose_secret()),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -232,7 +284,10 @@ async fn breaker_suspends_an_agent_that_keeps_getting_refused() {
     )
     .await;
     let (_, token) = s.agents.add("looper", PolicyPreset::Default).unwrap();
-    let path = format!("/a/{}/npm/is-number/-/is-number-7.0.0.tgz", token.expose_secret());
+    let path = format!(
+        "/a/{}/npm/is-number/-/is-number-7.0.0.tgz",
+        token.expose_secret()
+    );
     for _ in 0..2 {
         let resp = get(&s.state, &path).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
@@ -242,7 +297,11 @@ async fn breaker_suspends_an_agent_that_keeps_getting_refused() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(text(resp).await.contains("circuit breaker"));
     let agent = s.agents.get("looper").unwrap();
-    assert!(agent.suspended.unwrap().reason.contains("3 refused requests"));
+    assert!(agent
+        .suspended
+        .unwrap()
+        .reason
+        .contains("3 refused requests"));
     // Every later request is refused, even for an allowed package, until resumed.
     let ok_path = format!("/a/{}/npm/ms", token.expose_secret());
     let resp = get(&s.state, &ok_path).await;
@@ -256,7 +315,10 @@ async fn breaker_suspends_an_agent_that_keeps_getting_refused() {
 async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     let token_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token_file.path(), ADMIN_TOKEN).unwrap();
-    let extra = format!("[admin]\ntoken-file = \"{}\"\n", token_file.path().display());
+    let extra = format!(
+        "[admin]\ntoken-file = \"{}\"\n",
+        token_file.path().display()
+    );
     let check = quarantine(&["is-number@7.0.0"]);
     let s = setup(harness::policy(check.clone()), &extra, |_| {}).await;
     let (_, token) = s.agents.add("builder", PolicyPreset::Default).unwrap();
@@ -270,24 +332,37 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
         PolicyState::Ready(Policy::new(
             vec![Arc::new(check.clone())],
             Arc::new(overrides),
-            format!("rebuilt-{}", chrono::Utc::now().timestamp_nanos_opt().unwrap()),
+            format!(
+                "rebuilt-{}",
+                chrono::Utc::now().timestamp_nanos_opt().unwrap()
+            ),
         ))
     })
     .unwrap();
     let router = || app_with_admin(s.state.clone(), admin.clone());
-    let path = format!("/a/{}/npm/is-number/-/is-number-7.0.0.tgz", token.expose_secret());
+    let path = format!(
+        "/a/{}/npm/is-number/-/is-number-7.0.0.tgz",
+        token.expose_secret()
+    );
 
     let mut ids = Vec::new();
     for _ in 0..2 {
         let resp = send(router(), Request::get(&path).body(Body::empty()).unwrap()).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-        let id = resp.headers()[REQUEST_ID_HEADER].to_str().unwrap().to_owned();
+        let id = resp.headers()[REQUEST_ID_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let body = text(resp).await;
         assert!(body.contains("quarantined, awaiting approval"), "{body}");
         assert!(body.contains(&id), "the request id is in the body: {body}");
         ids.push(id);
     }
-    let held = s.state.quarantine().list(Some(QuarantineStatus::Pending)).unwrap();
+    let held = s
+        .state
+        .quarantine()
+        .list(Some(QuarantineStatus::Pending))
+        .unwrap();
     assert_eq!(held.len(), 1, "one item for one version");
     assert_eq!(held[0].name, "is-number");
     assert_eq!(held[0].version, "7.0.0");
@@ -320,7 +395,9 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     let resp = send(router(), Request::get(&path).body(Body::empty()).unwrap()).await;
     assert_eq!(resp.status(), StatusCode::OK, "approved version now served");
     let want = std::fs::read(harness::fixtures_dir().join("tarballs/is-number-7.0.0.tgz")).unwrap();
-    let b = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(b.to_vec(), want);
     drop(s.dir);
 }

@@ -87,12 +87,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         npm = %format!("{}/npm/", state.public_base()),
         "depfw serve is listening"
     );
-    let admin = {
+    // Admin changes (approvals, overrides) rebuild the policy so they apply at once.
+    let rebuild = {
         let (config, store) = (config.clone(), store.clone());
-        crate::server::admin::admin_state(&state, &config.clone(), &store.clone(), move || {
-            policy_state(&config, &store)
-        })?
+        move || policy_state(&config, &store)
     };
+    let admin = crate::server::admin::admin_state(&state, &config, &store, rebuild)?;
     // The peer address decides whether anonymous use is allowed (`server.allow-anonymous`).
     let service = app_with_admin(state, admin).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, AdvisoriesConfig, AnonymousAccess, AgentsConfig, Config, ConfigProblem, FeedSource, FeedsConfig,
-    LicenseConfig, PolicyConfig, Problems, ReputationConfig, ServerConfig, TyposquatConfig,
-    UpstreamConfig,
+    AdminConfig, AdvisoriesConfig, AgentsConfig, AnonymousAccess, Config, ConfigProblem,
+    FeedSource, FeedsConfig, LicenseConfig, PolicyConfig, Problems, ReputationConfig, ServerConfig,
+    TyposquatConfig, UpstreamConfig,
 };
 use crate::agents::{BreakerLimits, PolicyPreset};
 use crate::package::Ecosystem;

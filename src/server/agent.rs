@@ -84,7 +84,8 @@ fn anonymous_allowed(policy: AnonymousAccess, peer: Option<SocketAddr>) -> bool 
 
 fn refuse(status: StatusCode, message: String, request_id: &str) -> Response {
     tracing::info!(%status, request_id, "{message}");
-    let body = serde_json::json!({ "error": format!("depfw: {message}"), "request_id": request_id });
+    let body =
+        serde_json::json!({ "error": format!("depfw: {message}"), "request_id": request_id });
     let mut resp = (status, body.to_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -99,7 +100,7 @@ fn strip_prefix(uri: &Uri, tail: &str) -> Result<Uri, axum::http::Error> {
         Some(q) => format!("/{tail}?{q}"),
         None => format!("/{tail}"),
     };
-    Ok(Uri::builder().path_and_query(path_and_query).build()?)
+    Uri::builder().path_and_query(path_and_query).build()
 }
 
 async fn identify(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -195,7 +196,11 @@ pub fn decide(ctx: &RequestCtx, decision: Decision) -> Decision {
 
 /// Feeds the agent's circuit breaker; when it trips, the agent is suspended (until an
 /// admin resumes it) and this request is refused with the reason.
-pub fn observe(state: &AppState, ctx: &RequestCtx, event: BreakerEvent<'_>) -> Result<(), ProxyError> {
+pub fn observe(
+    state: &AppState,
+    ctx: &RequestCtx,
+    event: BreakerEvent<'_>,
+) -> Result<(), ProxyError> {
     let Some(agent) = &ctx.agent else {
         return Ok(());
     };

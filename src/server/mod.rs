@@ -11,12 +11,12 @@
 //! [`artifacts`] fetch and cache. Adding PyPI or cargo means a handler module like [`npm`]
 //! that uses the pure parser/renderer of `crate::registry::<eco>` plus [`gate`].
 
+pub mod admin;
 pub mod agent;
 pub mod artifacts;
 pub mod error;
 pub mod gate;
 pub mod npm;
-pub mod admin;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +33,8 @@ use tower_http::trace::TraceLayer;
 use crate::agents::{AgentStore, CircuitBreaker};
 use crate::config::{AnonymousAccess, Config};
 use crate::policy::{Policy, Verdict};
-use crate::store::quarantine::QuarantineQueue;
 use crate::store::decisions::{ClientInfo, DecisionLog};
+use crate::store::quarantine::QuarantineQueue;
 use crate::store::Store;
 use artifacts::ArtifactCache;
 use error::ProxyError;

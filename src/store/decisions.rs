@@ -411,7 +411,13 @@ mod tests {
         assert_eq!(log.list(3, 10).unwrap().len(), 1);
         assert_eq!(all[0].prev_hash, GENESIS);
         assert_eq!(all[1].prev_hash, all[0].hash);
-        assert_eq!(all[2].prev_hash, all[1].hash, "the chain continues across a reopen");
-        assert!(matches!(log.verify().unwrap(), ChainStatus::Intact { records: 3, .. }));
+        assert_eq!(
+            all[2].prev_hash, all[1].hash,
+            "the chain continues across a reopen"
+        );
+        assert!(matches!(
+            log.verify().unwrap(),
+            ChainStatus::Intact { records: 3, .. }
+        ));
     }
 }
