@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const ADMIN_TOKEN: &str = "browser-admin-token-0123456789";
-const ELEMENT: &str = "element-6066-11e4-a07e-4f8d3e2b5b8b";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn have(tool: &str) -> bool {
@@ -74,7 +74,13 @@ struct Browser {
 impl Browser {
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}{path}", self.session);
-        let resp = self.client.request(method, url).json(&body).send().await.unwrap();
+        let resp = self
+            .client
+            .request(method, url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status();
         let v: Value = resp.json().await.unwrap();
         assert!(status.is_success(), "webdriver {path}: {v}");
@@ -92,7 +98,10 @@ impl Browser {
                 json!({ "using": "css selector", "value": css }),
             )
             .await;
-        v[ELEMENT].as_str().unwrap().to_owned()
+        match v[ELEMENT].as_str() {
+            Some(id) => id.to_owned(),
+            None => panic!("no element {css}: {v}\npage: {}", self.source().await),
+        }
     }
     async fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css).await;
@@ -105,6 +114,18 @@ impl Browser {
         let path = format!("/element/{el}/click");
         self.call(reqwest::Method::POST, &path, json!({})).await;
     }
+    /// The page source once it contains `text` (navigation after a click takes a moment).
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self.source().await;
+            if page.contains(text) || Instant::now() > deadline {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn source(&self) -> String {
         let v = self
             .client
@@ -113,7 +134,7 @@ impl Browser {
             .await
             .unwrap();
         let v: Value = v.json().await.unwrap();
-        v["value"].as_str().unwrap().to_owned()
+        v["value"].as_str().unwrap_or_default().to_owned()
     }
 }
 
@@ -208,15 +229,22 @@ async fn admin_approves_a_held_package_in_a_real_browser() {
     browser.type_into("#token", ADMIN_TOKEN).await;
     browser.type_into("#name", "sec-eng").await;
     browser.click("form.login button").await;
-    let page = browser.source().await;
-    assert!(page.contains("<b>is-number</b>@7.0.0"), "the held version is listed");
+    let held = "<b>is-number</b>@7.0.0";
+    let page = browser.wait_for(held).await;
+    assert!(page.contains(held), "the held version is listed: {page}");
 
     browser
-        .type_into("form[action$='/approve'] input[name=reason]", "read the diff")
+        .type_into(
+            "form[action$='/approve'] input[name=reason]",
+            "read the diff",
+        )
         .await;
     browser.click("form[action$='/approve'] button").await;
-    let page = browser.source().await;
-    assert!(page.contains("approved item"), "flash after approving");
+    let page = browser.wait_for("approved item").await;
+    assert!(
+        page.contains("approved item"),
+        "flash after approving: {page}"
+    );
 
     let served = client.get(&tarball).send().await.unwrap();
     assert_eq!(served.status(), reqwest::StatusCode::OK);
