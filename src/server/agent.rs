@@ -264,3 +264,35 @@ impl Identity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_masked_in_logged_paths() {
+        assert_eq!(
+            redact("/a/dfw_secretsecret/npm/is-number"),
+            "/a/****/npm/is-number"
+        );
+        assert_eq!(redact("/a/dfw_secretsecret"), "/a/****");
+        assert_eq!(redact("/npm/a/b"), "/npm/a/b");
+    }
+
+    #[test]
+    fn loopback_policy_checks_the_peer() {
+        let peer = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        let lo = AnonymousAccess::Loopback;
+        assert!(anonymous_allowed(lo, peer("127.0.0.1:1")));
+        assert!(anonymous_allowed(lo, peer("[::ffff:127.0.0.1]:1")));
+        assert!(!anonymous_allowed(lo, peer("192.168.1.2:1")));
+        assert!(anonymous_allowed(
+            AnonymousAccess::Always,
+            peer("192.168.1.2:1")
+        ));
+        assert!(!anonymous_allowed(
+            AnonymousAccess::Never,
+            peer("127.0.0.1:1")
+        ));
+    }
+}
