@@ -40,6 +40,11 @@ seed_pattern() {
   esac
 }
 
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz-smoke: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
 start=$(date +%s)
 cargo fuzz build --sanitizer "$sanitizer"
 built=$(date +%s)

@@ -1,6 +1,8 @@
-//! Test harness shared by the proxy tests: a hermetic fixture npm registry on 127.0.0.1
+//! Test harness shared by the proxy tests: a hermetic fixture registry on 127.0.0.1
 //! serving the real packuments and tarballs committed under `integration/fixtures/npm/`,
-//! a small test policy, and depfw itself started in-process.
+//! PyPI project pages and wheels (`fixtures/pypi/`, under `/pypi/simple/` and
+//! `/pypi-files/`) and a crates.io sparse index with `.crate` files (`fixtures/cargo/`, under
+//! `/cargo-index/` and `/crates/`), a small test policy, and depfw itself started in-process.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -81,6 +83,80 @@ fn packument(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
     Some(serde_json::to_vec(&doc).unwrap())
 }
 
+fn fixture_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures")
+}
+
+/// A PyPI project page (PEP 691 JSON) with file URLs on this fixture and upload times
+/// from `times` where set.
+fn pypi_page(state: &FixtureState, project: &str) -> Option<Vec<u8>> {
+    let file = fixture_root().join(format!("pypi/{project}.json"));
+    let text = std::fs::read_to_string(file).ok()?;
+    let base = state.base.lock().unwrap().clone();
+    let mut doc: Value =
+        serde_json::from_str(&text.replace("FILES/", &format!("{base}/pypi-files/"))).ok()?;
+    let times = state.times.lock().unwrap();
+    for f in doc["files"].as_array_mut()? {
+        let name = f["filename"].as_str()?.to_owned();
+        let version = name.split('-').nth(1)?.to_owned();
+        if let Some(t) = times.get(&(project.to_owned(), version)) {
+            f["upload-time"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+    }
+    Some(serde_json::to_vec(&doc).unwrap())
+}
+
+/// A sparse index file with `pubtime` from `times` where set.
+fn cargo_index(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(fixture_root().join("cargo").join(name)).ok()?;
+    let times = state.times.lock().unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut entry: Value = serde_json::from_str(line).ok()?;
+        let version = entry["vers"].as_str()?.to_owned();
+        if let Some(t) = times.get(&(name.to_owned(), version)) {
+            entry["pubtime"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            out.push_str(&entry.to_string());
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    Some(out.into_bytes())
+}
+
+/// A committed artifact, with one byte flipped when its file name is in `tamper`.
+fn artifact_file(state: &FixtureState, dir: &str, file: &str) -> Response {
+    let Ok(mut bytes) = std::fs::read(fixture_root().join(dir).join(file)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if state.tamper.lock().unwrap().contains(file) {
+        bytes[100] ^= 0xff;
+    }
+    (StatusCode::OK, bytes).into_response()
+}
+
+/// The PyPI and cargo routes of the fixture; `None` for npm paths.
+fn serve_pypi_cargo(state: &FixtureState, rel: &str) -> Option<(Option<Vec<u8>>, &'static str)> {
+    if let Some(project) = rel.strip_prefix("pypi/simple/") {
+        let project = project.trim_end_matches('/');
+        return Some((
+            pypi_page(state, project),
+            "application/vnd.pypi.simple.v1+json",
+        ));
+    }
+    if rel == "cargo-index/config.json" {
+        let base = state.base.lock().unwrap().clone();
+        let config = serde_json::json!({ "dl": format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate") });
+        return Some((Some(config.to_string().into_bytes()), "application/json"));
+    }
+    if let Some(path) = rel.strip_prefix("cargo-index/") {
+        let name = path.rsplit('/').next().unwrap_or_default();
+        return Some((cargo_index(state, name), "text/plain"));
+    }
+    None
+}
+
 async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
@@ -109,6 +185,18 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .decode_utf8_lossy()
         .into_owned();
     let rel = decoded.trim_start_matches('/');
+    if rel.starts_with("pypi-files/") || rel.starts_with("crates/") {
+        let dir = if rel.starts_with("crates/") {
+            "cargo/crates"
+        } else {
+            "pypi/files"
+        };
+        return artifact_file(&state, dir, rel.rsplit('/').next().unwrap_or_default());
+    }
+    let (doc, content_type) = match serve_pypi_cargo(&state, rel) {
+        Some(found) => found,
+        None => (packument(&state, rel), "application/json"),
+    };
     if let Some((name, file)) = rel.split_once("/-/") {
         let _ = name;
         let Ok(mut bytes) = std::fs::read(fixtures_dir().join("tarballs").join(file)) else {
@@ -119,7 +207,7 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         }
         return (StatusCode::OK, bytes).into_response();
     }
-    let Some(body) = packument(&state, rel) else {
+    let Some(body) = doc else {
         return (StatusCode::NOT_FOUND, "{\"error\":\"Not found\"}").into_response();
     };
     let etag = format!("\"{}\"", body.len() ^ 0x5a5a);
@@ -134,10 +222,8 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut()
         .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -236,7 +322,7 @@ pub struct Depfw {
 /// depfw's config for a fixture upstream, public at `public`.
 pub fn config(upstream: &str, public: &str, data_dir: &std::path::Path, extra: &str) -> Config {
     let text = format!(
-        "[server]\npublic-url = \"{public}\"\ndata-dir = \"{}\"\n\n[upstream]\nnpm = \"{upstream}/\"\n{extra}\n",
+        "[server]\npublic-url = \"{public}\"\ndata-dir = \"{}\"\n\n[upstream]\nnpm = \"{upstream}/\"\npypi = \"{upstream}/pypi/simple/\"\npypi-files = \"{upstream}/pypi-files/\"\ncargo-index = \"{upstream}/cargo-index/\"\n{extra}\n",
         data_dir.display()
     );
     Config::from_toml(&text, "test").unwrap()
@@ -260,4 +346,115 @@ pub async fn start_depfw(upstream: &str, policy: PolicyState, extra: &str) -> De
         store,
         dir,
     }
+}
+
+/// depfw's state (no listener) over a fresh fixture registry, for `oneshot` router tests.
+pub async fn router_setup(
+    check: TestCheck,
+    public: &str,
+) -> (AppState, Arc<FixtureState>, tempfile::TempDir) {
+    let (upstream, fixture) = start_fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&upstream, public, dir.path(), "");
+    let store = Store::open(dir.path()).unwrap();
+    let state = AppState::new(&config, &store, policy(check)).unwrap();
+    (state, fixture, dir)
+}
+
+/// Sends one request through depfw's router; returns status, headers and body.
+pub async fn send(
+    state: &AppState,
+    req: axum::http::Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    use tower::ServiceExt;
+    let resp = depfw::server::app(state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    (status, headers, body)
+}
+
+/// A GET with optional extra headers.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> axum::http::Request<Body> {
+    let mut req = axum::http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(Body::empty()).unwrap()
+}
+
+/// The fixture registry and depfw on their own runtime, for tests that run real clients.
+pub struct Served {
+    pub depfw: Depfw,
+    pub fixture: Arc<FixtureState>,
+    pub tmp: tempfile::TempDir,
+    // Last: dropped after the servers' handles, stopping them.
+    _rt: tokio::runtime::Runtime,
+}
+
+pub fn serve(check: TestCheck) -> Served {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fixture, depfw) = rt.block_on(async {
+        let (upstream, fixture) = start_fixture().await;
+        (fixture, start_depfw(&upstream, policy(check), "").await)
+    });
+    Served {
+        depfw,
+        fixture,
+        tmp: tempfile::tempdir().unwrap(),
+        _rt: rt,
+    }
+}
+
+/// Whether a client is installed; without it the test is skipped with a notice, except
+/// under `CI`, where that is a failure.
+pub fn have_client(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool}` is required in CI for the client integration tests"
+        );
+        eprintln!("NOTICE: `{tool}` not found; skipping this client integration test");
+    }
+    found
+}
+
+/// A client command with every environment variable starting with one of `prefixes`
+/// (case-insensitive) removed, so the machine's settings cannot redirect it.
+pub fn client_command(tool: &str, prefixes: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(tool);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        let lower = k.to_ascii_lowercase();
+        if prefixes.iter().any(|p| lower.starts_with(p)) {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd
+}
+
+/// Runs a client, echoing its output into the test log; returns (success, stdout+stderr).
+pub fn run_client(cmd: &mut std::process::Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("$ {cmd:?}\n{text}");
+    (out.status.success(), text)
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::feeds::popular::PopularIndex;
+use crate::package::Ecosystem;
 use crate::policy::advisories::AdvisoriesCheck;
 use crate::policy::license::LicenseCheck;
 use crate::policy::reputation::ReputationCheck;
@@ -30,10 +31,32 @@ pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
         let advisories = crate::feeds::active_index(&config.feeds, store);
         (advisories, popular.join())
     });
-    let advisories = Arc::new(advisories?);
-    let popular = Arc::new(
-        popular.map_err(|_| anyhow::anyhow!("building the popular-package index panicked"))?,
-    );
+    let popular =
+        popular.map_err(|_| anyhow::anyhow!("building the popular-package index panicked"))?;
+    build(config, store, advisories?, popular)
+}
+
+/// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
+/// only their advisories are read from the store. Evaluating any other package with this
+/// engine would miss its advisories.
+pub fn load_for<'a>(
+    config: &Config,
+    store: Option<&Store>,
+    packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
+) -> anyhow::Result<Engine> {
+    let advisories = crate::feeds::active_index_for(&config.feeds, store, packages)?;
+    // Popular lists are built on first use: an npm lockfile never pays for PyPI's.
+    build(config, store, advisories, PopularIndex::bundled_lazy())
+}
+
+fn build(
+    config: &Config,
+    store: Option<&Store>,
+    advisories: crate::feeds::AdvisoryIndex,
+    popular: PopularIndex,
+) -> anyhow::Result<Engine> {
+    let advisories = Arc::new(advisories);
+    let popular = Arc::new(popular);
     let checks: Vec<Arc<dyn Check>> = vec![
         Arc::new(AdvisoriesCheck::new(
             Arc::clone(&advisories),

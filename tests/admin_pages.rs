@@ -450,11 +450,11 @@ async fn hostile_text_is_escaped_everywhere() {
     for raw in ["<script>", "<img", "<iframe", "<b>eve", "x'!(alert)*"] {
         assert!(!page.contains(raw), "unescaped {raw:?} in the page");
     }
-    assert!(page.contains("x&#39;!(alert)*"));
+    assert!(page.contains("x&#x27;!(alert)*"));
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img"));
     assert!(page.contains("&lt;b&gt;eve&lt;/b&gt;"));
     // The provenance log entry with a script for a package name, and the feed name.
-    assert!(page.contains("&lt;script&gt;alert(&#39;log&#39;)"));
+    assert!(page.contains("&lt;script&gt;alert(&#x27;log&#x27;)"));
     assert!(page.contains("osv-pypi&lt;b&gt;"));
     // Search terms echoed into the form.
     let echoed = get(&f, "?package=%22%3E%3Cscript%3E", Some(&browser.cookie))

@@ -401,3 +401,17 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     assert_eq!(b.to_vec(), want);
     drop(s.dir);
 }
+
+#[tokio::test]
+async fn cargo_download_template_keeps_the_agent_prefix() {
+    let s = setup(harness::policy(TestCheck::default()), "", |_| {}).await;
+    let (_, token) = s.agents.add("rusty", PolicyPreset::Default).unwrap();
+    let secret = token.expose_secret();
+    let resp = get(&s.state, &format!("/a/{secret}/cargo/index/config.json")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let config: Value = serde_json::from_str(&text(resp).await).unwrap();
+    assert_eq!(
+        config["dl"],
+        format!("{PUBLIC}/a/{secret}/cargo/dl/{{crate}}/{{version}}/{{sha256-checksum}}")
+    );
+}

@@ -11,18 +11,7 @@ use serde_json::Value;
 
 /// Escapes text for an HTML text node or a quoted attribute value.
 pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 const CSS: &str = r#"
@@ -165,7 +154,7 @@ mod tests {
     fn escapes_hostile_text() {
         assert_eq!(
             esc(r#"<script>alert("x")</script>&'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#x27;"
         );
         assert_eq!(esc("left-pad"), "left-pad");
         assert!(!badge("\"><img src=x onerror=alert(1)>").contains("<img"));

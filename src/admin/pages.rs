@@ -234,10 +234,7 @@ pub async fn login(
     } else {
         ""
     };
-    let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path={MOUNT}{secure}");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    set_session_cookie(&mut response, &id, secure);
     response
 }
 
@@ -252,11 +249,17 @@ pub async fn logout(
     };
     state.sessions.remove(&id);
     let mut response = redirect("");
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path={MOUNT}; Max-Age=0");
+    set_session_cookie(&mut response, "", "; Max-Age=0");
+    response
+}
+
+/// Sets the session cookie (an empty `id` plus `; Max-Age=0` clears it). The cookie is never
+/// readable by scripts nor sent cross-site.
+fn set_session_cookie(response: &mut Response, id: &str, extra: &str) {
+    let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path={MOUNT}{extra}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
-    response
 }
 
 pub async fn approve(

@@ -88,6 +88,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
                 version,
                 source,
                 line,
+                metadata: None,
             }
         })
         .collect();

@@ -9,6 +9,7 @@
 pub mod bun;
 pub mod cargo;
 pub mod npm;
+pub mod online;
 pub mod pdm;
 pub mod pipfile;
 pub mod pnpm;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::package::Ecosystem;
+use crate::policy::VersionMetadata;
 
 /// Every lockfile format depfw reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -124,6 +126,12 @@ pub struct LockedPackage {
     pub source: PackageSource,
     /// 1-based line of the entry in the lockfile, when the format allows finding it.
     pub line: Option<u32>,
+    /// What the lockfile records about the version that registry metadata would otherwise
+    /// tell (npm v2/v3: `license`, `hasInstallScript`, `deprecated`), so the license and
+    /// reputation checks judge it offline exactly as the proxy does. `None` when the format
+    /// records none of it: those checks then stay silent rather than guess.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<VersionMetadata>,
 }
 
 /// A lockfile that could not be read.

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::{LockedPackage, PackageSource, ParseError};
 use crate::package::Ecosystem;
+use crate::policy::VersionMetadata;
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let root: Value = serde_json::from_str(text)
@@ -52,6 +53,9 @@ fn parse_packages(
         ));
     };
     let workspaces = root_workspaces(packages);
+    let records_licenses = packages
+        .iter()
+        .any(|(key, entry)| !key.is_empty() && entry.get("license").is_some());
     for (key, entry) in packages {
         // The root project itself is not a dependency.
         if key.is_empty() {
@@ -97,9 +101,36 @@ fn parse_packages(
             Some(resolved) => source_from_resolved(name, version, resolved),
             None => classify_spec(version).unwrap_or(PackageSource::Registry { url: None }),
         };
-        out.push(locked(name, version, source, line));
+        let mut package = locked(name, version, source, line);
+        package.metadata = records_licenses.then(|| entry_metadata(entry));
+        out.push(package);
     }
     Ok(())
+}
+
+/// What a v2/v3 entry says about its version. npm copies `license` from each package's own
+/// manifest and writes `hasInstallScript` only when true and `deprecated` only when set, so
+/// in a lockfile that records licenses at all, an absent field is an answer ("none"). A
+/// lockfile recording no license anywhere (another writer) gets no metadata: an unknown
+/// license must not read as a missing one.
+fn entry_metadata(entry: &Map<String, Value>) -> VersionMetadata {
+    let license = match entry.get("license") {
+        Some(Value::String(s)) => Some(s.clone()),
+        // Legacy `{"type": "MIT", "url": ...}` objects, copied through by old manifests.
+        Some(Value::Object(o)) => o.get("type").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    VersionMetadata {
+        license,
+        has_install_scripts: Some(
+            entry.get("hasInstallScript").and_then(Value::as_bool) == Some(true),
+        ),
+        deprecated: entry
+            .get("deprecated")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        ..VersionMetadata::default()
+    }
 }
 
 /// v1: `dependencies: {name: {version, resolved, dependencies: {...}}}`, nested where npm
@@ -232,6 +263,7 @@ pub(super) fn locked(
         version: version.to_owned(),
         source,
         line,
+        metadata: None,
     }
 }
 

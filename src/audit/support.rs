@@ -95,6 +95,7 @@ pub(crate) fn pypi_package(
         version,
         source,
         line,
+        metadata: None,
     }
 }
 

@@ -77,3 +77,25 @@ pub fn active_index(
     }
     Ok(AdvisoryIndex::new(Vec::new(), "none".to_owned()))
 }
+
+/// [`active_index`] reduced to the advisories about `packages` (ecosystem and normalised
+/// key), for one-shot scans that know every package up front. From the store this reads
+/// only those packages ([`FeedStore::load_index_for`]); the bundled snapshot has no such
+/// shortcut and is decoded whole. Checks give the same findings either way for these
+/// packages, and the revision is the full index's.
+pub fn active_index_for<'a>(
+    config: &crate::config::FeedsConfig,
+    store: Option<&crate::store::Store>,
+    packages: impl IntoIterator<Item = (crate::package::Ecosystem, &'a str)>,
+) -> Result<AdvisoryIndex, FeedError> {
+    if let Some(store) = store {
+        let feeds = FeedStore::new(store)?;
+        if feeds.has_data()? {
+            return match feeds.load_index_for(packages)? {
+                Some(index) => Ok(index),
+                None => feeds.load_index(),
+            };
+        }
+    }
+    active_index(config, None)
+}

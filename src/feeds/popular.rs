@@ -7,6 +7,7 @@
 //! in; `policy.typosquat.extra-popular` adds names (internal packages, say).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use crate::package::{Ecosystem, NameError, PackageName};
 use crate::policy::typosquat::{detect, forms, Suspect};
@@ -18,7 +19,51 @@ const BUNDLED_CRATES: &str = include_str!("../../feeds/popular/crates-io.txt");
 /// Popular names of every ecosystem, indexed for near-miss lookups.
 #[derive(Debug, Clone, Default)]
 pub struct PopularIndex {
-    ecosystems: HashMap<Ecosystem, EcoIndex>,
+    ecosystems: HashMap<Ecosystem, Slot>,
+}
+
+/// One ecosystem's index, or the bundled list it is built from on first use.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    index: OnceLock<EcoIndex>,
+    /// The bundled list to build `index` from, and whether it is ranked.
+    bundled: Option<(Ecosystem, &'static str, bool)>,
+}
+
+impl Slot {
+    fn get(&self) -> &EcoIndex {
+        self.index.get_or_init(|| self.build())
+    }
+
+    fn get_mut(&mut self) -> &mut EcoIndex {
+        let index = std::mem::take(&mut self.index)
+            .into_inner()
+            .unwrap_or_else(|| self.build());
+        self.index = OnceLock::from(index);
+        match self.index.get_mut() {
+            Some(index) => index,
+            None => unreachable!("the cell was just filled"),
+        }
+    }
+
+    fn build(&self) -> EcoIndex {
+        let mut eco = EcoIndex::default();
+        if let Some((ecosystem, text, ranked)) = self.bundled {
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                // The bundled lists are checked by a test; a bad line must not take the
+                // proxy down.
+                match PackageName::parse(ecosystem, line) {
+                    Ok(name) => eco.insert(&name, ranked),
+                    Err(e) => tracing::warn!("bundled popular list: `{line}`: {e}"),
+                }
+            }
+            eco.finish();
+        }
+        eco
+    }
 }
 
 /// A popular name that a list could not take.
@@ -31,22 +76,32 @@ pub struct PopularError {
 }
 
 impl PopularIndex {
-    /// The lists shipped in `feeds/popular/` (npm and PyPI ranked, crates.io unranked).
+    /// The lists shipped in `feeds/popular/` (npm and PyPI ranked, crates.io unranked),
+    /// built now: for the proxy, whose first request must not pay for it.
     pub fn bundled() -> PopularIndex {
+        let index = PopularIndex::bundled_lazy();
+        for slot in index.ecosystems.values() {
+            slot.get();
+        }
+        index
+    }
+
+    /// The bundled lists, each built on the first lookup in its ecosystem (~0.1 s each):
+    /// for one-shot scans, which mostly touch one ecosystem.
+    pub fn bundled_lazy() -> PopularIndex {
         let mut index = PopularIndex::default();
         for (ecosystem, text, ranked) in [
             (Ecosystem::Npm, BUNDLED_NPM, true),
             (Ecosystem::PyPI, BUNDLED_PYPI, true),
             (Ecosystem::CratesIo, BUNDLED_CRATES, false),
         ] {
-            let names = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'));
-            // The bundled lists are checked by a test; a bad line must not take the proxy down.
-            if let Err(e) = index.insert_all(ecosystem, names, ranked) {
-                tracing::warn!("bundled popular list: {e}");
-            }
+            index.ecosystems.insert(
+                ecosystem,
+                Slot {
+                    index: OnceLock::new(),
+                    bundled: Some((ecosystem, text, ranked)),
+                },
+            );
         }
         index
     }
@@ -83,7 +138,7 @@ impl PopularIndex {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let eco = self.ecosystems.entry(ecosystem).or_default();
+        let eco = self.ecosystems.entry(ecosystem).or_default().get_mut();
         let mut first_error = None;
         for raw in names {
             let raw = raw.as_ref();
@@ -116,16 +171,16 @@ impl PopularIndex {
     pub fn len(&self, ecosystem: Ecosystem) -> usize {
         self.ecosystems
             .get(&ecosystem)
-            .map_or(0, |e| e.entries.len())
+            .map_or(0, |e| e.get().entries.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ecosystems.values().all(|e| e.entries.is_empty())
+        self.ecosystems.values().all(|e| e.get().entries.is_empty())
     }
 
     /// The popular package `name` most likely imitates, if it is not popular itself.
     pub fn suspect(&self, name: &PackageName) -> Option<Suspect> {
-        let eco = self.ecosystems.get(&name.ecosystem())?;
+        let eco = self.ecosystems.get(&name.ecosystem())?.get();
         if self.is_popular(name) {
             return None;
         }
@@ -133,7 +188,7 @@ impl PopularIndex {
     }
 
     fn entry(&self, name: &PackageName) -> Option<&Entry> {
-        let eco = self.ecosystems.get(&name.ecosystem())?;
+        let eco = self.ecosystems.get(&name.ecosystem())?.get();
         let form = forms::form(name.ecosystem(), name.key());
         let entry = &eco.entries[*eco.by_form.get(form.as_str())? as usize];
         // A case-only variant of an npm name is a different package (and a look-alike).

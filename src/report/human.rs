@@ -36,7 +36,7 @@ impl Row {
             .map(|f| format!("{}: {}", f.code, f.message))
             .collect();
         if let Some(version) = result.upgrade_to() {
-            reasons.push(format!("fix: upgrade to {version}"));
+            reasons.push(format!("fix: upgrade to {}", shown_fix(result, version)));
         }
         if reasons.is_empty() {
             reasons.push(String::new());
@@ -50,6 +50,18 @@ impl Row {
             ],
             reasons,
         }
+    }
+}
+
+/// RustSec's OSV export turns "unaffected: > 0.2.36" into `fixed: 0.2.37-0`, a version no
+/// one publishes; `>= 0.2.37` says the same to a person. (PyPI's `1.0-0` is a real
+/// post-release, so only semver ecosystems are rewritten.)
+fn shown_fix(result: &AuditResult, version: &str) -> String {
+    match version.strip_suffix("-0") {
+        Some(release) if result.ecosystem != crate::package::Ecosystem::PyPI => {
+            format!(">= {release}")
+        }
+        _ => version.to_owned(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The ecosystem-independent part of serving: policy over a package's versions, the
 //! artifact gate, decision records, and conditional metadata responses. Protocol handlers
-//! (`server::npm`, later PyPI and cargo) parse and render; everything they decide goes
-//! through here so the ecosystems cannot drift apart.
+//! (`server::npm`, `server::pypi`, `server::cargo`) parse and render; everything they
+//! decide goes through here so the ecosystems cannot drift apart.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,7 +14,7 @@ use super::error::{ProxyError, UpstreamFault};
 use super::{agent, AppState, PolicyState, RequestCtx};
 use crate::package::PackageName;
 use crate::policy::{Decision, PackageCtx, Policy, Verdict};
-use crate::registry::{ArtifactRequest, Digest, Kept, VersionRecord};
+use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, Kept, VersionRecord};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
 /// The policy from a state known to be ready.
@@ -222,6 +222,63 @@ pub async fn artifact(
     record: Option<&VersionRecord>,
     origins: &[&url::Url],
 ) -> Result<Response, ProxyError> {
+    let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, origins)?;
+    if let Digest::Sha512(b) = digest {
+        rec.sha512 = Some(hex::encode(b));
+    }
+    let cache = &state.inner.artifacts;
+    if let Some(path) = cache.get(digest) {
+        rec.outcome = "served-from-cache".to_owned();
+        state.decisions().append_durable(&mut rec)?;
+        return serve_file(&path, None).await;
+    }
+    let spool = cache.spool_path();
+    let spooled = match state
+        .inner
+        .upstream
+        .artifact(&artifact.upstream_url, digest, &spool)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            if matches!(
+                e,
+                ProxyError::Upstream {
+                    fault: UpstreamFault::Integrity,
+                    ..
+                }
+            ) {
+                rec.outcome = "integrity-mismatch".to_owned();
+                state.decisions().append_durable(&mut rec)?;
+            }
+            return Err(e);
+        }
+    };
+    rec.sha256 = Some(spooled.sha256.clone());
+    rec.sha512 = Some(spooled.sha512.clone());
+    rec.outcome = "served".to_owned();
+    state.decisions().append_durable(&mut rec)?;
+    let path = cache.insert(digest, &spooled.path, spooled.size);
+    let discard = (path == spooled.path).then_some(path.clone());
+    let resp = serve_file(&path, Some(spooled.size)).await;
+    // The open handle keeps the bytes readable after the spool file is unlinked.
+    if let Some(p) = discard {
+        cache.discard_spool(&p);
+    }
+    resp
+}
+
+/// The policy half of the artifact gate: evaluates the version (recording a refusal) and
+/// checks that the artifact is on a configured upstream with a published digest. Returns
+/// the decision record to complete, the artifact and the digest its bytes must match.
+fn admit<'r>(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    req: &ArtifactRequest,
+    record: Option<&'r VersionRecord>,
+    origins: &[&url::Url],
+) -> Result<(DecisionRecord, &'r ArtifactRecord, &'r Digest), ProxyError> {
     let spec = format!("{}@{}", req.name, req.version_text);
     let record =
         record.ok_or_else(|| ProxyError::NotFound(format!("{spec} not found upstream")))?;
@@ -290,49 +347,33 @@ pub async fn artifact(
             format!("{spec} has no published checksum, so depfw cannot verify it"),
         ));
     };
-    if let Digest::Sha512(b) = digest {
-        rec.sha512 = Some(hex::encode(b));
-    }
-    let cache = &state.inner.artifacts;
-    if let Some(path) = cache.get(digest) {
-        rec.outcome = "served-from-cache".to_owned();
-        state.decisions().append_durable(&mut rec)?;
-        return serve_file(&path, None).await;
-    }
-    let spool = cache.spool_path();
-    let spooled = match state
-        .inner
-        .upstream
-        .artifact(&artifact.upstream_url, digest, &spool)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            if matches!(
-                e,
-                ProxyError::Upstream {
-                    fault: UpstreamFault::Integrity,
-                    ..
-                }
-            ) {
-                rec.outcome = "integrity-mismatch".to_owned();
-                state.decisions().append_durable(&mut rec)?;
-            }
-            return Err(e);
+    Ok((rec, artifact, digest))
+}
+
+/// `HEAD` on an artifact (uv sends one per wheel): the same policy answer as a `GET`, but
+/// nothing is downloaded. The length is known only once the file is cached; no
+/// `Accept-Ranges`, so clients fall back to one full, verified download.
+pub async fn artifact_head(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    req: &ArtifactRequest,
+    record: Option<&VersionRecord>,
+    origins: &[&url::Url],
+) -> Result<Response, ProxyError> {
+    let (_, _, digest) = admit(state, ctx, policy, req, record, origins)?;
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(path) = state.inner.artifacts.get(digest) {
+        if let Ok(meta) = tokio::fs::metadata(&path).await {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
         }
-    };
-    rec.sha256 = Some(spooled.sha256.clone());
-    rec.sha512 = Some(spooled.sha512.clone());
-    rec.outcome = "served".to_owned();
-    state.decisions().append_durable(&mut rec)?;
-    let path = cache.insert(digest, &spooled.path, spooled.size);
-    let discard = (path == spooled.path).then_some(path.clone());
-    let resp = serve_file(&path, Some(spooled.size)).await;
-    // The open handle keeps the bytes readable after the spool file is unlinked.
-    if let Some(p) = discard {
-        cache.discard_spool(&p);
     }
-    resp
+    Ok(resp)
 }
 
 async fn serve_file(path: &std::path::Path, size: Option<u64>) -> Result<Response, ProxyError> {

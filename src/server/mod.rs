@@ -1,22 +1,24 @@
 //! `depfw serve`: the registry proxy that package managers point at.
 //!
-//! Clients (npm, pnpm, yarn, bun; PyPI and cargo to come) fetch metadata and artifacts
+//! Clients (npm, pnpm, yarn, bun; pip, uv, poetry; cargo) fetch metadata and artifacts
 //! through depfw. Metadata is filtered so resolvers pick allowed versions; every artifact
 //! download passes the same policy again at the gate (lockfile installs skip metadata),
 //! is verified against its published digest before the first byte is released, and is
 //! recorded in the decision log.
 //!
 //! Layout: [`gate`] holds the ecosystem-independent policy and artifact machinery that
-//! every protocol handler calls; [`npm`] is the npm protocol's handlers; [`upstream`] and
-//! [`artifacts`] fetch and cache. Adding PyPI or cargo means a handler module like [`npm`]
-//! that uses the pure parser/renderer of `crate::registry::<eco>` plus [`gate`].
+//! every protocol handler calls; [`npm`], [`pypi`] and [`cargo`] are the protocols'
+//! handlers, each using the pure parser/renderer of `crate::registry::<eco>` plus [`gate`];
+//! [`upstream`] and [`artifacts`] fetch and cache.
 
 pub mod admin;
 pub mod agent;
 pub mod artifacts;
+pub mod cargo;
 pub mod error;
 pub mod gate;
 pub mod npm;
+pub mod pypi;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +62,8 @@ struct Inner {
     public_base: String,
     npm_upstream: String,
     npm_upstream_url: url::Url,
+    /// The PyPI and crates.io upstreams (`upstream.pypi`, `pypi-files`, `cargo-index`).
+    upstreams: crate::config::UpstreamConfig,
     policy: RwLock<Arc<PolicyState>>,
     upstream: Upstream,
     artifacts: ArtifactCache,
@@ -102,6 +106,7 @@ impl AppState {
                     .trim_end_matches('/')
                     .to_owned(),
                 npm_upstream_url: config.upstream.npm.clone(),
+                upstreams: config.upstream.clone(),
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream)?,
                 artifacts,
@@ -224,8 +229,9 @@ async fn healthz(
     }
 }
 
-/// The proxy's router: `/healthz` and the npm registry under `/npm/`, each also under
-/// an agent's `/a/<token>/` prefix ([`agent`]).
+/// The proxy's router: `/healthz`, and the npm, PyPI and crates.io registries under
+/// `/npm/`, `/pypi/` and `/cargo/`, each also under an agent's `/a/<token>/` prefix
+/// ([`agent`]).
 pub fn app(state: AppState) -> Router {
     // Artifacts are already compressed (and their digests cover the raw bytes).
     let compress_when =
@@ -233,6 +239,8 @@ pub fn app(state: AppState) -> Router {
     let registry = Router::new()
         .route("/healthz", get(healthz))
         .route("/npm/{*rest}", get(npm::get).post(npm::post))
+        .route("/pypi/{*rest}", get(pypi::get).head(pypi::head))
+        .route("/cargo/{*rest}", get(cargo::get))
         .with_state(state.clone())
         .layer(CompressionLayer::new().compress_when(compress_when));
     agent::wrap(state, registry).layer(TraceLayer::new_for_http().make_span_with(

@@ -291,16 +291,5 @@ fn html_metadata_value(hashes: &Hashes) -> String {
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(raw).into_owned()
 }

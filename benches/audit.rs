@@ -1,0 +1,158 @@
+//! `depfw audit` on a 5,000-entry package-lock.json, feed loading included.
+//!
+//! `cargo bench --bench audit -- --quick`. Target: ≤ 50 ms for the whole scan (open the
+//! store, parse, load the advisories and popular lists it needs, evaluate every package).
+//! The lockfile is generated: lockfile v3 with the first 5,000 names of
+//! `popular/npm/npm-high-impact-top.txt` from the shared data set (`DEPFW_SHARED_DATA`,
+//! default /work/shared/data); the list has no versions, so each is pinned at 1.0.0. The
+//! store is seeded once with every source of the bundled snapshot (`feeds import`).
+//! Phase timings are printed first; `scan/*` compares the per-package store lookup with
+//! loading whole feeds.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, Criterion};
+use depfw::audit::LockfileKind;
+use depfw::cli::audit::{audit_parsed, package_keys, read_lockfiles};
+use depfw::config::Config;
+use depfw::feeds::{load_path, snapshot, FeedStore};
+use depfw::report::AuditReport;
+use depfw::store::Store;
+
+const ENTRIES: usize = 5_000;
+
+fn shared() -> PathBuf {
+    std::env::var_os("DEPFW_SHARED_DATA")
+        .map_or_else(|| PathBuf::from("/work/shared/data"), PathBuf::from)
+}
+
+/// A package-lock.json v3 with `ENTRIES` registry packages.
+fn lockfile(dir: &Path) -> PathBuf {
+    let list = std::fs::read_to_string(shared().join("popular/npm/npm-high-impact-top.txt"))
+        .unwrap_or_else(|e| panic!("popular npm list: {e}"));
+    let mut packages = String::from(r#""": {"name": "bench", "version": "1.0.0"}"#);
+    let mut count = 0;
+    for name in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let _ = write!(
+            packages,
+            r#",
+    "node_modules/{name}": {{"version": "1.0.0", "resolved": "https://registry.npmjs.org/{name}/-/{base}-1.0.0.tgz", "integrity": "sha512-AAAA", "license": "MIT"}}"#
+        );
+        count += 1;
+        if count == ENTRIES {
+            break;
+        }
+    }
+    assert_eq!(count, ENTRIES, "the popular list is too short");
+    let text = format!(
+        "{{\n  \"name\": \"bench\",\n  \"lockfileVersion\": 3,\n  \"packages\": {{\n    {packages}\n  }}\n}}\n"
+    );
+    let path = dir.join("package-lock.json");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+/// Imports every bundled-snapshot source from the shared data into a store at `data_dir`.
+fn seed(data_dir: &Path) {
+    let store = Store::open(data_dir).unwrap_or_else(|e| panic!("{e}"));
+    let feeds = FeedStore::new(&store).unwrap_or_else(|e| panic!("{e}"));
+    for (name, _, rel) in snapshot::SOURCES {
+        let feed = load_path(&shared().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        feeds
+            .save(name, &feed, Utc::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// The whole `depfw audit` minus rendering: what the 50 ms target covers.
+fn scan(data_dir: &Path, lockfile: &Path, per_package: bool) -> AuditReport {
+    let config = Config::default();
+    let store = Store::open(data_dir).unwrap_or_else(|e| panic!("{e}"));
+    let parsed = read_lockfiles(&[(lockfile.to_owned(), LockfileKind::PackageLock)]);
+    let engine = if per_package {
+        let keys = package_keys(&parsed);
+        depfw::engine::load_for(
+            &config,
+            Some(&store),
+            keys.iter().map(|(e, k)| (*e, k.as_str())),
+        )
+    } else {
+        depfw::engine::load(&config, Some(&store))
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    audit_parsed(&engine.policy, &parsed, &[])
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let lockfile = lockfile(dir.path());
+    let data_dir = dir.path().join("data");
+    let start = Instant::now();
+    seed(&data_dir);
+    eprintln!("seeding the store: {:?}", start.elapsed());
+
+    // Phases, once each (cold caches aside), to show where the time goes.
+    let config = Config::default();
+    let t = Instant::now();
+    let store = Store::open(&data_dir).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("open store: {:?}", t.elapsed());
+    let t = Instant::now();
+    let parsed = read_lockfiles(&[(lockfile.clone(), LockfileKind::PackageLock)]);
+    let keys = package_keys(&parsed);
+    eprintln!("parse {ENTRIES} entries: {:?}", t.elapsed());
+    let t = Instant::now();
+    let index = depfw::feeds::active_index_for(
+        &config.feeds,
+        Some(&store),
+        keys.iter().map(|(e, k)| (*e, k.as_str())),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "advisories for {} names from the store: {:?} ({} advisories)",
+        keys.len(),
+        t.elapsed(),
+        index.len()
+    );
+    let t = Instant::now();
+    let full =
+        depfw::feeds::active_index(&config.feeds, Some(&store)).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "every advisory from the store: {:?} ({} advisories)",
+        t.elapsed(),
+        full.len()
+    );
+    let t = Instant::now();
+    let _ = snapshot::bundled_index();
+    eprintln!("bundled snapshot: {:?}", t.elapsed());
+    let t = Instant::now();
+    let popular = depfw::feeds::popular::PopularIndex::bundled_lazy();
+    let _ = popular.len(depfw::package::Ecosystem::Npm);
+    eprintln!("npm popular index: {:?}", t.elapsed());
+    let t = Instant::now();
+    let _ = depfw::feeds::popular::PopularIndex::bundled();
+    eprintln!("all popular indexes: {:?}", t.elapsed());
+    drop(store);
+    let report = scan(&data_dir, &lockfile, true);
+    eprintln!(
+        "{} packages, {} results",
+        report.packages_scanned,
+        report.results.len()
+    );
+
+    let mut group = c.benchmark_group("scan");
+    group.sample_size(10);
+    group.bench_function("npm_5000_per_package_store_lookup", |b| {
+        b.iter(|| scan(&data_dir, &lockfile, true))
+    });
+    group.bench_function("npm_5000_full_feed_load", |b| {
+        b.iter(|| scan(&data_dir, &lockfile, false))
+    });
+    group.finish();
+}
+
+criterion_group!(audit, benches);
+criterion_main!(audit);

@@ -1,0 +1,169 @@
+//! cargo through depfw's sparse index, against the fixture registry's real index lines and
+//! `.crate` files (itoa 1.0.10/1.0.11).
+//!
+//! Each test makes a throwaway crate and runs cargo with a temporary `CARGO_HOME`, crates-io
+//! replaced by depfw, and no retries. Without cargo the tests are skipped with a notice,
+//! unless `CI` is set.
+#![allow(clippy::unwrap_used)]
+
+#[path = "harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+
+use harness::{client_command, have_client, run_client, Served, TestCheck};
+
+fn deny(specs: &[&str]) -> TestCheck {
+    TestCheck {
+        deny: specs.iter().map(|s| s.to_string()).collect(),
+        ..TestCheck::default()
+    }
+}
+
+/// A crate depending on `deps` (TOML lines).
+fn project(s: &Served, deps: &str) -> PathBuf {
+    let dir = s.tmp.path().join("app");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{deps}\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs cargo in `project` with a fresh `CARGO_HOME` each time (no local index or crate
+/// cache to hide behind).
+fn cargo(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
+    let home = tempfile::Builder::new()
+        .prefix("cargo-home")
+        .tempdir_in(s.tmp.path())
+        .unwrap()
+        .keep();
+    let registry = format!(
+        "source.depfw.registry=\"sparse+{}/cargo/index/\"",
+        s.depfw.base
+    );
+    let mut cmd = client_command("cargo", &["cargo_"]);
+    cmd.current_dir(project)
+        .env("CARGO_HOME", &home)
+        .env("CARGO_TARGET_DIR", project.join("target"))
+        .args(args)
+        .args(["--config", "source.crates-io.replace-with=\"depfw\""])
+        .args(["--config", &registry])
+        .args(["--config", "net.retry=0"]);
+    run_client(&mut cmd)
+}
+
+fn locked_version(project: &Path) -> Option<String> {
+    let lock = std::fs::read_to_string(project.join("Cargo.lock")).ok()?;
+    let doc: toml::Value = toml::from_str(&lock).unwrap();
+    doc["package"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"].as_str() == Some("itoa"))
+        .map(|p| p["version"].as_str().unwrap().to_owned())
+}
+
+fn crate_hits(s: &Served, version: &str) -> usize {
+    s.fixture
+        .hits(&format!("/crates/itoa/itoa-{version}.crate"))
+}
+
+#[test]
+fn cargo_range_picks_newest_allowed() {
+    if !have_client("cargo") {
+        return;
+    }
+    let s = harness::serve(deny(&["itoa@1.0.11"]));
+    let app = project(&s, "itoa = \"1\"");
+    let (ok, _) = cargo(&s, &app, &["fetch"]);
+    assert!(ok);
+    assert_eq!(locked_version(&app).as_deref(), Some("1.0.10"));
+    assert_eq!(crate_hits(&s, "1.0.10"), 1);
+    assert_eq!(crate_hits(&s, "1.0.11"), 0);
+}
+
+#[test]
+fn cargo_exact_pin_of_denied_version_fails() {
+    if !have_client("cargo") {
+        return;
+    }
+    let s = harness::serve(deny(&["itoa@1.0.11"]));
+    let app = project(&s, "itoa = \"=1.0.11\"");
+    let (ok, text) = cargo(&s, &app, &["generate-lockfile"]);
+    assert!(!ok);
+    assert!(text.contains("failed to select a version"), "{text}");
+    assert!(
+        text.contains("1.0.10"),
+        "cargo lists the allowed candidate: {text}"
+    );
+}
+
+#[test]
+fn cargo_typosquat_is_refused_with_depfws_reason() {
+    if !have_client("cargo") {
+        return;
+    }
+    let s = harness::serve(TestCheck {
+        deny_names: vec!["itao".into()],
+        ..TestCheck::default()
+    });
+    let app = project(&s, "itao = \"1\"");
+    let (ok, text) = cargo(&s, &app, &["generate-lockfile"]);
+    assert!(!ok);
+    assert!(text.contains("got 403"), "{text}");
+    assert!(
+        text.contains("depfw: itao is denied by policy") && text.contains("test-typosquat"),
+        "cargo prints depfw's reason: {text}"
+    );
+}
+
+#[test]
+fn cargo_tampered_crate_is_refused() {
+    if !have_client("cargo") {
+        return;
+    }
+    let s = harness::serve(TestCheck::default());
+    s.fixture
+        .tamper
+        .lock()
+        .unwrap()
+        .insert("itoa-1.0.11.crate".into());
+    let app = project(&s, "itoa = \"1\"");
+    let (ok, text) = cargo(&s, &app, &["fetch"]);
+    assert!(!ok);
+    assert!(text.contains("integrity mismatch"), "{text}");
+    assert!(s
+        .depfw
+        .state
+        .decisions()
+        .list(0, 100)
+        .unwrap()
+        .iter()
+        .any(|r| r.outcome == "integrity-mismatch"));
+}
+
+/// A `Cargo.lock` made while itoa 1.0.11 was allowed: `cargo fetch --locked` after the
+/// policy changed fails, and the denied crate is never downloaded.
+#[test]
+fn cargo_locked_fetch_of_denied_version_is_refused() {
+    if !have_client("cargo") {
+        return;
+    }
+    let s = harness::serve(TestCheck::default());
+    let app = project(&s, "itoa = \"1\"");
+    let (ok, _) = cargo(&s, &app, &["generate-lockfile"]);
+    assert!(ok);
+    assert_eq!(locked_version(&app).as_deref(), Some("1.0.11"));
+    s.depfw
+        .state
+        .set_policy(harness::policy(deny(&["itoa@1.0.11"])));
+    let (ok, text) = cargo(&s, &app, &["fetch", "--locked"]);
+    assert!(!ok);
+    assert!(text.contains("1.0.11"), "{text}");
+    assert_eq!(crate_hits(&s, "1.0.11"), 0);
+}

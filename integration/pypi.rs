@@ -1,0 +1,375 @@
+//! pip, uv and poetry through depfw, against the fixture registry's real wheels
+//! (idna 3.9/3.10, six 1.16.0/1.17.0).
+//!
+//! Each test starts the fixture registry and depfw in-process on 127.0.0.1:0 and runs the
+//! client with isolated caches and config (the machine's `PIP_*`/`UV_*` settings removed).
+//! A missing client skips its tests with a notice, unless `CI` is set.
+#![allow(clippy::unwrap_used)]
+
+#[path = "harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+
+use depfw::store::decisions::{DecisionRecord, RecordKind};
+use harness::{client_command, have_client, run_client, Served, TestCheck};
+
+const IDNA_310: &str = "idna-3.10-py3-none-any.whl";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Pip,
+    Uv,
+}
+
+impl Client {
+    fn tool(self) -> &'static str {
+        match self {
+            Client::Pip => "pip",
+            Client::Uv => "uv",
+        }
+    }
+}
+
+fn deny(specs: &[&str]) -> TestCheck {
+    TestCheck {
+        deny: specs.iter().map(|s| s.to_string()).collect(),
+        ..TestCheck::default()
+    }
+}
+
+fn index(s: &Served) -> String {
+    format!("{}/pypi/simple/", s.depfw.base)
+}
+
+fn fresh_dir(s: &Served, what: &str) -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix(what)
+        .tempdir_in(s.tmp.path())
+        .unwrap()
+        .keep();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `pip install` / `uv pip install` into a fresh `--target` directory with a fresh cache.
+fn install(client: Client, s: &Served, args: &[&str]) -> (bool, String, PathBuf) {
+    let target = fresh_dir(s, "target");
+    let mut cmd = client_command(client.tool(), &["pip_", "uv_", "virtual_env"]);
+    match client {
+        Client::Pip => {
+            cmd.env("PIP_CONFIG_FILE", "/dev/null")
+                .args(["install", "--no-cache-dir", "--disable-pip-version-check"])
+                .arg("--index-url");
+        }
+        Client::Uv => {
+            cmd.env("UV_NO_CONFIG", "1")
+                .env("UV_CACHE_DIR", fresh_dir(s, "uv-cache"))
+                .args(["pip", "install", "--python", "python3"])
+                .arg("--default-index");
+        }
+    }
+    cmd.arg(index(s)).arg("--target").arg(&target).args(args);
+    let (ok, text) = run_client(&mut cmd);
+    (ok, text, target)
+}
+
+/// The distributions installed in `dir` (`idna-3.9`), from their `.dist-info` directories.
+fn installed(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    let name = e.ok()?.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".dist-info").map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn records(s: &Served) -> Vec<DecisionRecord> {
+    s.depfw.state.decisions().list(0, 1000).unwrap()
+}
+
+/// The depfw URL of a fixture file (as a lockfile made earlier would hold it).
+fn proxied_file_url(s: &Served, project: &str, filename: &str) -> (String, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("integration/fixtures/pypi/{project}.json"));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let file = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == filename)
+        .unwrap();
+    let url = file["url"].as_str().unwrap().replacen(
+        "FILES/",
+        &format!("{}/pypi/files/", s.depfw.base),
+        1,
+    );
+    (url, file["hashes"]["sha256"].as_str().unwrap().to_owned())
+}
+
+// --- scenarios shared by pip and uv ---
+
+fn range_picks_newest_allowed(client: Client) {
+    if !have_client(client.tool()) {
+        return;
+    }
+    let s = harness::serve(deny(&["idna@3.10"]));
+    let (ok, _, target) = install(client, &s, &["idna>=3.9", "six==1.17.0"]);
+    assert!(ok);
+    assert_eq!(installed(&target), ["idna-3.9", "six-1.17.0"]);
+    let (idna_310, _) = proxied_file_url(&s, "idna", IDNA_310);
+    let upstream =
+        |url: &str| url.replacen(&format!("{}/pypi/files/", s.depfw.base), "/pypi-files/", 1);
+    assert_eq!(s.fixture.hits(&upstream(&idna_310)), 0);
+    // six 1.17.0 advertises PEP 658 metadata: the client reads it through depfw's gate.
+    let (six, _) = proxied_file_url(&s, "six", "six-1.17.0-py2.py3-none-any.whl");
+    assert_eq!(s.fixture.hits(&upstream(&format!("{six}.metadata"))), 1);
+}
+
+fn exact_pin_of_denied_version_fails(client: Client) {
+    if !have_client(client.tool()) {
+        return;
+    }
+    let s = harness::serve(deny(&["idna@3.10"]));
+    let (ok, text, target) = install(client, &s, &["idna==3.10"]);
+    assert!(!ok);
+    assert!(installed(&target).is_empty());
+    let expected = match client {
+        // pip lists what it did see: the allowed version only.
+        Client::Pip => "(from versions: 3.9)",
+        Client::Uv => "no version of idna==3.10",
+    };
+    assert!(text.contains(expected), "{text}");
+}
+
+fn typosquat_is_refused(client: Client) {
+    if !have_client(client.tool()) {
+        return;
+    }
+    let s = harness::serve(TestCheck {
+        deny_names: vec!["idnaa".into()],
+        ..TestCheck::default()
+    });
+    let (ok, text, _) = install(client, &s, &["idnaa"]);
+    assert!(!ok);
+    if client == Client::Uv {
+        assert!(text.contains("403 Forbidden"), "{text}");
+    }
+    assert!(records(&s)
+        .iter()
+        .any(|r| r.package == "idnaa" && r.kind == RecordKind::Metadata && r.outcome == "refused"));
+}
+
+fn tampered_wheel_is_refused(client: Client) {
+    if !have_client(client.tool()) {
+        return;
+    }
+    let s = harness::serve(TestCheck::default());
+    s.fixture
+        .tamper
+        .lock()
+        .unwrap()
+        .insert("six-1.17.0-py2.py3-none-any.whl".into());
+    let (ok, text, target) = install(client, &s, &["six==1.17.0"]);
+    assert!(!ok);
+    assert!(text.contains("502"), "{text}");
+    assert!(installed(&target).is_empty());
+    assert!(records(&s)
+        .iter()
+        .any(|r| r.package == "six" && r.outcome == "integrity-mismatch"));
+}
+
+/// A requirements file made while idna 3.10 was allowed, with its file URL and hash, skips
+/// the project page: the artifact gate refuses it.
+fn hash_pinned_lockfile_is_refused_at_the_gate(client: Client) {
+    if !have_client(client.tool()) {
+        return;
+    }
+    let s = harness::serve(deny(&["idna@3.10"]));
+    let (url, sha) = proxied_file_url(&s, "idna", IDNA_310);
+    let reqs = s.tmp.path().join("requirements.txt");
+    std::fs::write(&reqs, format!("idna @ {url} --hash=sha256:{sha}\n")).unwrap();
+    let (ok, text, target) = install(client, &s, &["-r", reqs.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(text.contains("403"), "{text}");
+    assert!(installed(&target).is_empty());
+    assert!(records(&s).iter().any(|r| r.kind == RecordKind::Artifact
+        && r.version.as_deref() == Some("3.10")
+        && r.outcome == "refused"));
+}
+
+#[test]
+fn pip_range_picks_newest_allowed() {
+    range_picks_newest_allowed(Client::Pip);
+}
+#[test]
+fn pip_exact_pin_of_denied_version_fails() {
+    exact_pin_of_denied_version_fails(Client::Pip);
+}
+#[test]
+fn pip_typosquat_is_refused() {
+    typosquat_is_refused(Client::Pip);
+}
+#[test]
+fn pip_tampered_wheel_is_refused() {
+    tampered_wheel_is_refused(Client::Pip);
+}
+#[test]
+fn pip_hash_pinned_lockfile_is_refused_at_the_gate() {
+    hash_pinned_lockfile_is_refused_at_the_gate(Client::Pip);
+}
+#[test]
+fn uv_range_picks_newest_allowed() {
+    range_picks_newest_allowed(Client::Uv);
+}
+#[test]
+fn uv_exact_pin_of_denied_version_fails() {
+    exact_pin_of_denied_version_fails(Client::Uv);
+}
+#[test]
+fn uv_typosquat_is_refused() {
+    typosquat_is_refused(Client::Uv);
+}
+#[test]
+fn uv_tampered_wheel_is_refused() {
+    tampered_wheel_is_refused(Client::Uv);
+}
+#[test]
+fn uv_hash_pinned_lockfile_is_refused_at_the_gate() {
+    hash_pinned_lockfile_is_refused_at_the_gate(Client::Uv);
+}
+
+// --- poetry: project-based ---
+
+/// A poetry project depending on `deps` (TOML lines), with depfw as its only source.
+fn poetry_project(s: &Served, deps: &str) -> PathBuf {
+    let dir = fresh_dir(s, "poetry-project");
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        format!(
+            "[tool.poetry]\npackage-mode = false\n\n[tool.poetry.dependencies]\npython = \">=3.8\"\n{deps}\n\n\
+             [[tool.poetry.source]]\nname = \"depfw\"\nurl = \"{}\"\npriority = \"primary\"\n",
+            index(s)
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs poetry in `project` with fresh cache/config/virtualenv directories.
+fn poetry(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
+    let mut cmd = client_command("poetry", &["poetry_", "pip_", "virtual_env"]);
+    cmd.current_dir(project)
+        .env("POETRY_CACHE_DIR", fresh_dir(s, "poetry-cache"))
+        .env("POETRY_CONFIG_DIR", fresh_dir(s, "poetry-config"))
+        .env("POETRY_DATA_DIR", fresh_dir(s, "poetry-data"))
+        .env("POETRY_VIRTUALENVS_IN_PROJECT", "true")
+        .env("POETRY_NO_INTERACTION", "1")
+        .env("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+        .args(args);
+    run_client(&mut cmd)
+}
+
+fn venv_installed(project: &Path) -> Vec<String> {
+    let lib = project.join(".venv/lib");
+    let Ok(mut pythons) = std::fs::read_dir(&lib) else {
+        return Vec::new();
+    };
+    let python = pythons.next().unwrap().unwrap().path();
+    installed(&python.join("site-packages"))
+        .into_iter()
+        .filter(|d| d.starts_with("idna") || d.starts_with("six"))
+        .collect()
+}
+
+#[test]
+fn poetry_range_picks_newest_allowed() {
+    if !have_client("poetry") {
+        return;
+    }
+    let s = harness::serve(deny(&["idna@3.10"]));
+    let project = poetry_project(&s, "idna = \">=3.9\"");
+    let (ok, _) = poetry(&s, &project, &["install", "--no-root"]);
+    assert!(ok);
+    let lock = std::fs::read_to_string(project.join("poetry.lock")).unwrap();
+    assert!(
+        lock.contains("version = \"3.9\"") && !lock.contains("3.10"),
+        "{lock}"
+    );
+    assert_eq!(venv_installed(&project), ["idna-3.9"]);
+}
+
+#[test]
+fn poetry_exact_pin_of_denied_version_fails() {
+    if !have_client("poetry") {
+        return;
+    }
+    let s = harness::serve(deny(&["idna@3.10"]));
+    let project = poetry_project(&s, "idna = \"3.10\"");
+    let (ok, text) = poetry(&s, &project, &["lock"]);
+    assert!(!ok);
+    assert!(text.contains("idna"), "{text}");
+    assert!(!project.join("poetry.lock").exists());
+}
+
+#[test]
+fn poetry_typosquat_is_refused() {
+    if !have_client("poetry") {
+        return;
+    }
+    let s = harness::serve(TestCheck {
+        deny_names: vec!["idnaa".into()],
+        ..TestCheck::default()
+    });
+    let project = poetry_project(&s, "idnaa = \"*\"");
+    let (ok, _) = poetry(&s, &project, &["lock"]);
+    assert!(!ok);
+    assert!(records(&s)
+        .iter()
+        .any(|r| r.package == "idnaa" && r.outcome == "refused"));
+}
+
+#[test]
+fn poetry_tampered_wheel_is_refused() {
+    if !have_client("poetry") {
+        return;
+    }
+    let s = harness::serve(TestCheck::default());
+    s.fixture
+        .tamper
+        .lock()
+        .unwrap()
+        .insert("six-1.17.0-py2.py3-none-any.whl".into());
+    let project = poetry_project(&s, "six = \"1.17.0\"");
+    let (ok, _) = poetry(&s, &project, &["install", "--no-root"]);
+    assert!(!ok);
+    assert!(venv_installed(&project).is_empty());
+    assert!(records(&s)
+        .iter()
+        .any(|r| r.package == "six" && r.outcome == "integrity-mismatch"));
+}
+
+/// `poetry.lock` made while idna 3.10 was allowed; installing it after the policy changed
+/// fails and installs nothing.
+#[test]
+fn poetry_lockfile_of_denied_version_is_refused() {
+    if !have_client("poetry") {
+        return;
+    }
+    let s = harness::serve(TestCheck::default());
+    let project = poetry_project(&s, "idna = \"3.10\"");
+    let (ok, _) = poetry(&s, &project, &["lock"]);
+    assert!(ok);
+    s.depfw
+        .state
+        .set_policy(harness::policy(deny(&["idna@3.10"])));
+    let (ok, _) = poetry(&s, &project, &["install", "--no-root"]);
+    assert!(!ok);
+    assert!(venv_installed(&project).is_empty());
+}

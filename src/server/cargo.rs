@@ -1,0 +1,173 @@
+//! crates.io under `/cargo/`: a filtered sparse index and gated `.crate` downloads.
+//!
+//! cargo uses `sparse+http://HOST/cargo/index/` as a replacement for crates-io. Index files
+//! lose the lines of refused versions (so `^1` resolves to the newest allowed one), and
+//! `config.json` sends downloads to `/cargo/dl/{crate}/{version}/{sha256}`, where the artifact
+//! gate refuses them again: a `Cargo.lock` made before a version was denied still fails. The
+//! 403 body is plain text that cargo prints under `body:`.
+//!
+//! TODO: publish times come from the index's `pubtime` only; the web-API fallback
+//! (`registry::cargo::api`) for versions without it is not fetched yet.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+use super::error::{ProxyError, UpstreamFault};
+use super::gate;
+use super::{AppState, RequestCtx};
+use crate::package::PackageName;
+use crate::registry::cargo::{self as proto, IndexFile, IndexRequest, UpstreamConfig};
+use crate::registry::{ArtifactRequest, Digest};
+
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: RequestCtx,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    match route(&state, &ctx, &uri, &headers).await {
+        Ok(resp) => resp,
+        // cargo prints an error body verbatim, so plain text reads better than JSON there.
+        Err(e) => {
+            let text = format!("{e}\n");
+            let mut resp = e.into_response();
+            *resp.body_mut() = axum::body::Body::from(text);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            resp
+        }
+    }
+}
+
+async fn route(
+    state: &AppState,
+    ctx: &RequestCtx,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response, ProxyError> {
+    let path = uri
+        .path()
+        .strip_prefix("/cargo/")
+        .ok_or_else(|| ProxyError::BadRequest("not a cargo path".to_owned()))?;
+    if let Some(index_path) = path.strip_prefix("index/") {
+        return match proto::parse_index_path(index_path)? {
+            IndexRequest::Config => {
+                // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed.
+                let base = Url::parse(&ctx.public_base)
+                    .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))?;
+                let body = proto::render_config(&base);
+                Ok((
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response())
+            }
+            IndexRequest::Crate(name) => index(state, ctx, &name, headers).await,
+        };
+    }
+    if path.starts_with("dl/") {
+        return download(state, ctx, path).await;
+    }
+    Err(ProxyError::NotFound(format!(
+        "{} is not served by depfw",
+        uri.path()
+    )))
+}
+
+/// The upstream index file of a crate, parsed, and whether it was just downloaded.
+async fn fetch_index(
+    state: &AppState,
+    name: &PackageName,
+) -> Result<(IndexFile, bool, Url), ProxyError> {
+    let url = proto::upstream_index_url(&state.inner.upstreams.cargo_index, name)?;
+    let fetched = state
+        .inner
+        .upstream
+        .metadata(url.as_str(), "text/plain")
+        .await?
+        .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))?;
+    let file = IndexFile::parse(&fetched.body, name).map_err(|e| {
+        state.inner.upstream.forget(url.as_str());
+        ProxyError::upstream(UpstreamFault::Invalid, url.as_str(), e.to_string())
+    })?;
+    Ok((file, fetched.fresh, url))
+}
+
+async fn index(
+    state: &AppState,
+    ctx: &RequestCtx,
+    name: &PackageName,
+    headers: &HeaderMap,
+) -> Result<Response, ProxyError> {
+    let policy_state = state.policy()?;
+    let policy = gate::ready(&policy_state)?;
+    gate::check_name(state, ctx, policy, name)?;
+    let (file, fresh, url) = fetch_index(state, name).await?;
+    let filtered = gate::filter_versions(ctx, policy, name, &file.records());
+    if fresh {
+        gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
+    }
+    let body = file.render(&|v| filtered.kept.contains(v));
+    Ok(gate::metadata_response(
+        policy,
+        headers,
+        "text/plain",
+        body.into_bytes(),
+    ))
+}
+
+/// Upstream's `config.json` (cached like any metadata); crates.io's layout if it has none.
+async fn upstream_config(state: &AppState) -> Result<UpstreamConfig, ProxyError> {
+    let base = &state.inner.upstreams.cargo_index;
+    let url = format!("{}/config.json", base.as_str().trim_end_matches('/'));
+    match state
+        .inner
+        .upstream
+        .metadata(&url, "application/json")
+        .await?
+    {
+        Some(fetched) => proto::parse_upstream_config(&fetched.body).map_err(|e| {
+            state.inner.upstream.forget(&url);
+            ProxyError::upstream(UpstreamFault::Invalid, &url, e.to_string())
+        }),
+        None => Ok(UpstreamConfig::default()),
+    }
+}
+
+async fn download(state: &AppState, ctx: &RequestCtx, path: &str) -> Result<Response, ProxyError> {
+    let policy_state = state.policy()?;
+    let policy = gate::ready(&policy_state)?;
+    let dl = proto::parse_download_path(path)?;
+    let config = upstream_config(state).await?;
+    let (file, _, _) = fetch_index(state, &dl.name).await?;
+    let records = file.records_with_urls(&config)?;
+    let record = records.iter().find(|r| r.version_text == dl.version_text);
+    let spec = format!("{}@{}", dl.name, dl.version_text);
+    if let Some(r) = record {
+        // The gate verifies against the index; a path naming other bytes is not ours to serve.
+        let listed: Option<&Digest> = r.artifacts.first().and_then(|a| a.digest.as_ref());
+        if listed != Some(&dl.checksum) {
+            return Err(ProxyError::NotFound(format!(
+                "{spec}: checksum {} is not the one in the index",
+                dl.checksum.hex()
+            )));
+        }
+    }
+    let filename = record
+        .and_then(|r| r.artifacts.first())
+        .map(|a| a.filename.clone())
+        .unwrap_or_default();
+    let dl_origin = Url::parse(&config.dl)
+        .map_err(|e| ProxyError::upstream(UpstreamFault::Invalid, &config.dl, e.to_string()))?;
+    let req = ArtifactRequest {
+        name: dl.name,
+        version_text: dl.version_text,
+        filename,
+    };
+    gate::artifact(state, ctx, policy, &req, record, &[&dl_origin]).await
+}

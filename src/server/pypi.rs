@@ -1,0 +1,197 @@
+//! PyPI under `/pypi/`: filtered project pages and gated files.
+//!
+//! pip, uv and poetry use `http://HOST/pypi/simple/` as their index. Project pages are
+//! answered in the format the client negotiated (PEP 691 JSON or PEP 503 HTML) with refused
+//! releases removed and file URLs pointing at `/pypi/files/<upstream path>`; those files
+//! (and their PEP 658 `.metadata`) pass the artifact gate, so a hash-pinned requirement or
+//! a direct file URL is refused too. uv `HEAD`s every wheel: that is answered by the policy
+//! alone, without downloading.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+use super::error::{ProxyError, UpstreamFault};
+use super::gate;
+use super::{AppState, RequestCtx};
+use crate::package::PackageName;
+use crate::registry::pypi::{self as proto, FileKind, ProjectPage, SimpleRequest};
+use crate::registry::{ArtifactRecord, ArtifactRequest, VersionRecord};
+
+/// What depfw asks upstream for: JSON carries `upload-time`, which the age checks need.
+const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
+     application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// The path after the `/pypi` mount, still percent-encoded.
+fn rest(uri: &Uri) -> Result<&str, ProxyError> {
+    uri.path()
+        .strip_prefix("/pypi")
+        .ok_or_else(|| ProxyError::BadRequest("not a PyPI path".to_owned()))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: RequestCtx,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ProxyError> {
+    let path = rest(&uri)?;
+    if let Some(file) = path.strip_prefix("/files/") {
+        return file_request(&state, &ctx, file, false).await;
+    }
+    match proto::parse_simple_path(path)? {
+        SimpleRequest::Project(name) => project(&state, &ctx, &name, &headers, uri.query()).await,
+        SimpleRequest::Redirect { location } => Ok((
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, format!("/pypi{location}"))],
+        )
+            .into_response()),
+        SimpleRequest::Index => Err(ProxyError::NotFound(
+            "depfw does not list every project; ask for /pypi/simple/<name>/".to_owned(),
+        )),
+    }
+}
+
+/// `HEAD`: files get a policy-only answer; pages run `GET` (axum drops the body).
+pub async fn head(
+    state: State<AppState>,
+    ctx: RequestCtx,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ProxyError> {
+    let path = rest(&uri)?;
+    if let Some(file) = path.strip_prefix("/files/") {
+        return file_request(&state.0, &ctx, file, true).await;
+    }
+    get(state, ctx, uri, headers).await
+}
+
+/// The project page, and whether it was just downloaded.
+async fn fetch_page(
+    state: &AppState,
+    name: &PackageName,
+) -> Result<Option<(ProjectPage, bool, Url)>, ProxyError> {
+    let url = proto::upstream_project_url(&state.inner.upstreams.pypi, name)?;
+    let Some(fetched) = state
+        .inner
+        .upstream
+        .metadata(url.as_str(), UPSTREAM_ACCEPT)
+        .await?
+    else {
+        return Ok(None);
+    };
+    // The metadata cache keeps bodies only; PEP 691 JSON is always an object.
+    let is_json = fetched.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let content_type = if is_json {
+        proto::JSON_CONTENT_TYPE
+    } else {
+        "text/html"
+    };
+    let page = proto::parse_project_page(&fetched.body, Some(content_type), &url, name)
+        .and_then(|page| page.records().map(|_| page))
+        .map_err(|e| {
+            state.inner.upstream.forget(url.as_str());
+            ProxyError::upstream(UpstreamFault::Invalid, url.as_str(), e.to_string())
+        })?;
+    Ok(Some((page, fetched.fresh, url)))
+}
+
+async fn project(
+    state: &AppState,
+    ctx: &RequestCtx,
+    name: &PackageName,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Response, ProxyError> {
+    let policy_state = state.policy()?;
+    let policy = gate::ready(&policy_state)?;
+    gate::check_name(state, ctx, policy, name)?;
+    let (page, fresh, url) = fetch_page(state, name)
+        .await?
+        .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))?;
+    let filtered = gate::filter_versions(ctx, policy, name, &page.records()?);
+    if fresh {
+        gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
+    }
+    let format = proto::negotiate(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+        query,
+    );
+    let public_base = public_url(ctx)?;
+    let rewrite = proto::Rewrite {
+        public_base: &public_base,
+        files_base: &state.inner.upstreams.pypi_files,
+    };
+    let rendered = page.render(&|v| filtered.kept.contains(v), format, &rewrite)?;
+    Ok(gate::metadata_response(
+        policy,
+        headers,
+        rendered.content_type,
+        rendered.body.into_bytes(),
+    ))
+}
+
+/// The base for rewritten file URLs: keeps an agent's `/a/<token>` prefix.
+fn public_url(ctx: &RequestCtx) -> Result<Url, ProxyError> {
+    Url::parse(&ctx.public_base)
+        .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))
+}
+
+/// `/files/<upstream path>` (or its `.metadata`): finds the release on the project page,
+/// then hands it to the artifact gate.
+async fn file_request(
+    state: &AppState,
+    ctx: &RequestCtx,
+    upstream_path: &str,
+    head: bool,
+) -> Result<Response, ProxyError> {
+    let policy_state = state.policy()?;
+    let policy = gate::ready(&policy_state)?;
+    let files = &state.inner.upstreams.pypi_files;
+    let request = proto::parse_file_path(upstream_path, files)?;
+    for name in request.projects() {
+        let Some((page, _, _)) = fetch_page(state, &name).await? else {
+            continue;
+        };
+        let Ok(resolved) = page.resolve_file(&request) else {
+            continue;
+        };
+        let mut record: Option<VersionRecord> = page
+            .records()?
+            .into_iter()
+            .find(|r| r.version_text == resolved.version_text);
+        let mut filename = request.filename.clone();
+        if request.kind == FileKind::CoreMetadata {
+            // The `.metadata` file is gated as its own artifact of the release, checked
+            // against the advertised core-metadata digest.
+            let upstream = page
+                .file(&request.filename)
+                .map(|f| format!("{}.metadata", f.url))
+                .unwrap_or_default();
+            filename.push_str(".metadata");
+            if let Some(r) = &mut record {
+                r.artifacts = vec![ArtifactRecord {
+                    filename: filename.clone(),
+                    upstream_url: upstream,
+                    digest: resolved.digest.clone(),
+                }];
+            }
+        }
+        let req = ArtifactRequest {
+            name,
+            version_text: resolved.version_text,
+            filename,
+        };
+        let origins = [files];
+        return if head {
+            gate::artifact_head(state, ctx, policy, &req, record.as_ref(), &origins).await
+        } else {
+            gate::artifact(state, ctx, policy, &req, record.as_ref(), &origins).await
+        };
+    }
+    Err(ProxyError::NotFound(format!(
+        "{} is not listed on its project's page upstream",
+        request.filename
+    )))
+}

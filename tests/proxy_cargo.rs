@@ -1,0 +1,155 @@
+//! Router tests: depfw's crates.io sparse index and downloads against the fixture registry's
+//! real index lines and `.crate` files (itoa 1.0.10/1.0.11).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../integration/harness.rs"]
+mod harness;
+
+use axum::http::{header, StatusCode};
+use harness::{request, router_setup, send, TestCheck};
+use serde_json::Value;
+
+const PUBLIC: &str = "http://depfw.test:7878";
+const CKSUM_10: &str = "b1a46d1a171d865aa5f83f92695765caa047a9b4cbae2cbf37dbd613a793fd4c";
+const CKSUM_11: &str = "49f1f14873335454500d59611f1cf4a4b0f786f9ac11f4312a78e4cf2566695b";
+
+fn deny(specs: &[&str]) -> TestCheck {
+    TestCheck {
+        deny: specs.iter().map(|s| s.to_string()).collect(),
+        ..TestCheck::default()
+    }
+}
+
+fn versions(body: &[u8]) -> Vec<String> {
+    std::str::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["vers"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn config_sends_downloads_through_depfw_with_the_checksum() {
+    let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let (status, _, body) = send(&state, request("GET", "/cargo/index/config.json", &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        doc["dl"],
+        format!("{PUBLIC}/cargo/dl/{{crate}}/{{version}}/{{sha256-checksum}}")
+    );
+}
+
+#[tokio::test]
+async fn index_drops_denied_lines_and_keeps_the_others_verbatim() {
+    let (state, _fx, _dir) = router_setup(deny(&["itoa@1.0.11"]), PUBLIC).await;
+    let (status, headers, body) =
+        send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/plain");
+    assert_eq!(versions(&body), ["1.0.10"]);
+    let upstream = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures/cargo/itoa"),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!("{}\n", upstream.lines().next().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn typosquat_index_is_refused_with_a_plain_text_reason() {
+    let check = TestCheck {
+        deny_names: vec!["itao".into()],
+        ..TestCheck::default()
+    };
+    let (state, _fx, _dir) = router_setup(check, PUBLIC).await;
+    let (status, headers, body) =
+        send(&state, request("GET", "/cargo/index/it/ao/itao", &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.starts_with("depfw: itao is denied by policy"),
+        "{text}"
+    );
+    assert!(text.contains("test-typosquat"), "{text}");
+}
+
+#[tokio::test]
+async fn download_is_gated_and_verified() {
+    let (state, fx, _dir) = router_setup(deny(&["itoa@1.0.11"]), PUBLIC).await;
+    let ok = format!("/cargo/dl/itoa/1.0.10/{CKSUM_10}");
+    let (status, _, body) = send(&state, request("GET", &ok, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    use sha2::Digest as _;
+    assert_eq!(hex::encode(sha2::Sha256::digest(&body)), CKSUM_10);
+
+    let denied = format!("/cargo/dl/itoa/1.0.11/{CKSUM_11}");
+    let (status, _, body) = send(&state, request("GET", &denied, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("itoa@1.0.11 is denied by policy") && text.contains("test-deny"));
+    assert_eq!(fx.hits("/crates/itoa/itoa-1.0.11.crate"), 0);
+
+    let wrong = format!("/cargo/dl/itoa/1.0.10/{CKSUM_11}");
+    let (status, _, _) = send(&state, request("GET", &wrong, &[])).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tampered_crate_is_refused() {
+    let (state, fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    fx.tamper.lock().unwrap().insert("itoa-1.0.11.crate".into());
+    let path = format!("/cargo/dl/itoa/1.0.11/{CKSUM_11}");
+    let (status, _, body) = send(&state, request("GET", &path, &[])).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("integrity mismatch"));
+}
+
+#[tokio::test]
+async fn pubtime_feeds_the_cooldown_and_etags_follow_the_policy() {
+    let check = TestCheck {
+        cooldown_hours: Some(48),
+        ..TestCheck::default()
+    };
+    let (state, fx, _dir) = router_setup(check, PUBLIC).await;
+    fx.times.lock().unwrap().insert(
+        ("itoa".into(), "1.0.11".into()),
+        chrono::Utc::now() - chrono::Duration::hours(2),
+    );
+    let (_, headers, body) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
+    assert_eq!(versions(&body), ["1.0.10"]);
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let inm = [("if-none-match", etag.as_str())];
+    let (status, _, _) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &inm)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    state.set_policy(harness::policy(TestCheck::default()));
+    let (status, _, body) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &inm)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(versions(&body), ["1.0.10", "1.0.11"]);
+}
+
+#[tokio::test]
+async fn bad_index_paths_are_client_errors() {
+    let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    for path in [
+        "/cargo/index/xx/yy/itoa",
+        "/cargo/index/it/oa/ITOA",
+        "/cargo/dl/itoa/1.0.10/zz",
+    ] {
+        let (status, _, _) = send(&state, request("GET", path, &[])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
+}

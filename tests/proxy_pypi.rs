@@ -1,0 +1,234 @@
+//! Router tests: depfw's PyPI endpoints against the fixture registry's real project pages
+//! and wheels (idna 3.9/3.10, six 1.16.0/1.17.0).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../integration/harness.rs"]
+mod harness;
+
+use axum::http::{header, StatusCode};
+use depfw::store::decisions::RecordKind;
+use harness::{request, router_setup, send, TestCheck};
+use serde_json::Value;
+
+const PUBLIC: &str = "http://depfw.test:7878";
+const JSON_ACCEPT: &str = "application/vnd.pypi.simple.v1+json";
+
+fn deny(specs: &[&str]) -> TestCheck {
+    TestCheck {
+        deny: specs.iter().map(|s| s.to_string()).collect(),
+        ..TestCheck::default()
+    }
+}
+
+/// The proxied URL of a file, read from depfw's own JSON page.
+async fn file_url(state: &depfw::server::AppState, project: &str, filename: &str) -> String {
+    let path = format!("/pypi/simple/{project}/");
+    let (_, _, body) = send(state, request("GET", &path, &[("accept", JSON_ACCEPT)])).await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let url = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == filename)
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    url.strip_prefix(PUBLIC).unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn json_page_hides_denied_release_and_points_files_at_depfw() {
+    let (state, _fx, _dir) = router_setup(deny(&["idna@3.10"]), PUBLIC).await;
+    let (status, headers, body) = send(
+        &state,
+        request("GET", "/pypi/simple/idna/", &[("accept", JSON_ACCEPT)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], JSON_ACCEPT);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["versions"], serde_json::json!(["3.9"]));
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["filename"], "idna-3.9-py3-none-any.whl");
+    assert!(files[0]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{PUBLIC}/pypi/files/packages/")));
+    assert_eq!(
+        files[0]["hashes"]["sha256"],
+        "69297d5da0cc9281c77efffb4e730254dd45943f45bbfb461de5991713989b1e"
+    );
+    let records = state.decisions().list(0, 10).unwrap();
+    assert_eq!(records[0].hidden[0].version, "3.10");
+}
+
+#[tokio::test]
+async fn html_by_default_and_by_format_query() {
+    let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let (_, headers, body) = send(&state, request("GET", "/pypi/simple/six/", &[])).await;
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html");
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains("six-1.17.0-py2.py3-none-any.whl#sha256=4721f391"));
+    let path = "/pypi/simple/six/?format=application/vnd.pypi.simple.v1%2Bjson";
+    let (_, headers, _) = send(&state, request("GET", path, &[])).await;
+    assert_eq!(headers[header::CONTENT_TYPE], JSON_ACCEPT);
+}
+
+#[tokio::test]
+async fn other_spellings_redirect_to_the_normalised_name() {
+    let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let (status, headers, _) = send(&state, request("GET", "/pypi/simple/IDNA", &[])).await;
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(headers[header::LOCATION], "/pypi/simple/idna/");
+}
+
+#[tokio::test]
+async fn typosquat_page_is_refused_with_a_reason() {
+    let check = TestCheck {
+        deny_names: vec!["idnaa".into()],
+        ..TestCheck::default()
+    };
+    let (state, fx, _dir) = router_setup(check, PUBLIC).await;
+    let (status, _, body) = send(&state, request("GET", "/pypi/simple/idnaa/", &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("depfw") && text.contains("test-typosquat"),
+        "{text}"
+    );
+    assert_eq!(
+        fx.hits("/pypi/simple/idnaa/"),
+        0,
+        "refused before any fetch"
+    );
+}
+
+#[tokio::test]
+async fn denied_file_is_refused_at_the_gate_even_when_asked_directly() {
+    let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let url = file_url(&state, "idna", "idna-3.10-py3-none-any.whl").await;
+    state.set_policy(harness::policy(deny(&["idna@3.10"])));
+    for method in ["GET", "HEAD"] {
+        let (status, _, body) = send(&state, request(method, &url, &[])).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method}");
+        if method == "GET" {
+            let text = String::from_utf8(body).unwrap();
+            assert!(text.contains("idna@3.10 is denied by policy"), "{text}");
+        }
+    }
+    let records = state.decisions().list(0, 10).unwrap();
+    assert!(records
+        .iter()
+        .any(|r| r.kind == RecordKind::Artifact && r.outcome == "refused"));
+}
+
+#[tokio::test]
+async fn allowed_file_is_served_verified_and_head_does_not_download() {
+    let (state, fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let url = file_url(&state, "six", "six-1.17.0-py2.py3-none-any.whl").await;
+    let upstream_path = url.replacen("/pypi/files/", "/pypi-files/", 1);
+    let (status, _, body) = send(&state, request("HEAD", &url, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(fx.hits(&upstream_path), 0, "HEAD fetched the wheel");
+    let (status, headers, body) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_LENGTH], "11050");
+    use sha2::Digest as _;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&body)),
+        "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274"
+    );
+    // Once cached, HEAD knows the length.
+    let (_, headers, _) = send(&state, request("HEAD", &url, &[])).await;
+    assert_eq!(headers[header::CONTENT_LENGTH], "11050");
+}
+
+#[tokio::test]
+async fn tampered_wheel_is_refused_not_served() {
+    let (state, fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let url = file_url(&state, "six", "six-1.16.0-py2.py3-none-any.whl").await;
+    fx.tamper
+        .lock()
+        .unwrap()
+        .insert("six-1.16.0-py2.py3-none-any.whl".into());
+    let (status, _, body) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("integrity mismatch"));
+}
+
+#[tokio::test]
+async fn cooldown_uses_upload_time_and_etag_follows_the_policy() {
+    let (state, fx, _dir) = router_setup(
+        TestCheck {
+            cooldown_hours: Some(48),
+            ..TestCheck::default()
+        },
+        PUBLIC,
+    )
+    .await;
+    fx.times.lock().unwrap().insert(
+        ("six".into(), "1.17.0".into()),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    );
+    let accept = [("accept", JSON_ACCEPT)];
+    let (_, headers, body) = send(&state, request("GET", "/pypi/simple/six/", &accept)).await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["versions"], serde_json::json!(["1.16.0"]));
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let conditional = [("accept", JSON_ACCEPT), ("if-none-match", etag.as_str())];
+    let (status, _, _) = send(&state, request("GET", "/pypi/simple/six/", &conditional)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    state.set_policy(harness::policy(deny(&["six@1.16.0"])));
+    let (status, headers, _) =
+        send(&state, request("GET", "/pypi/simple/six/", &conditional)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(headers[header::ETAG].to_str().unwrap(), etag);
+}
+
+#[tokio::test]
+async fn core_metadata_is_gated_and_verified_like_the_wheel() {
+    let (state, _fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    let whl = "six-1.17.0-py2.py3-none-any.whl";
+    let (_, _, body) = send(
+        &state,
+        request("GET", "/pypi/simple/six/", &[("accept", JSON_ACCEPT)]),
+    )
+    .await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let file = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == whl)
+        .unwrap()
+        .clone();
+    let sha = "562042078c2752549f6d8a7c86dbc5dd708088a7be6d80672ec7b07100b72468";
+    assert_eq!(file["core-metadata"]["sha256"], sha);
+    let url = format!("{}.metadata", file_url(&state, "six", whl).await);
+    let (status, _, body) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("Name: six"));
+
+    // The first depfw has it cached now; a second one meets the tampered upstream copy.
+    let (other, other_fx, _other_dir) = router_setup(TestCheck::default(), PUBLIC).await;
+    other_fx
+        .tamper
+        .lock()
+        .unwrap()
+        .insert(format!("{whl}.metadata"));
+    let (status, _, _) = send(&other, request("GET", &url, &[])).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "tampered metadata is not served"
+    );
+
+    state.set_policy(harness::policy(deny(&["six@1.17.0"])));
+    let (status, _, _) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
