@@ -36,7 +36,9 @@ fn html_response(status: StatusCode, body: String) -> Response {
     );
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    // Not `no-referrer`: with it, browsers send `Origin: null` on form posts, which the
+    // same-origin check must refuse (found by integration/admin_browser.rs).
+    set(headers, header::REFERRER_POLICY, "same-origin");
     response
 }
 

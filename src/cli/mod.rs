@@ -10,6 +10,7 @@ pub mod audit;
 pub mod check;
 pub mod feeds;
 pub mod init;
+pub mod log;
 pub mod overrides;
 pub mod serve;
 
@@ -69,6 +70,9 @@ pub enum Command {
     /// Advisory feeds: import, sync, status, snapshot.
     #[command(subcommand)]
     Feeds(feeds::FeedsCommand),
+    /// The decision log (provenance): verify its hash chain, export, show.
+    #[command(subcommand)]
+    Log(log::LogCommand),
 }
 
 /// Loads the config file (or the defaults) and applies `--data-dir`.
@@ -131,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Overrides(cmd) => overrides::run(cmd, &config),
         Command::Quarantine(cmd) => overrides::run_quarantine(cmd, &config),
         Command::Feeds(cmd) => feeds::run(cmd.clone(), &config),
+        Command::Log(cmd) => log::run(cmd, &config),
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::policy::Policy;
-use crate::server::{app, AppState, PolicyState};
+use crate::server::{app_with_admin, AppState, PolicyState};
 use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,7 +87,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         npm = %format!("{}/npm/", state.public_base()),
         "depfw serve is listening"
     );
-    axum::serve(listener, app(state))
+    // Admin changes (approvals, overrides) rebuild the policy so they apply at once.
+    let rebuild = {
+        let (config, store) = (config.clone(), store.clone());
+        move || policy_state(&config, &store)
+    };
+    let admin = crate::server::admin::admin_state(&state, &config, &store, rebuild)?;
+    // The peer address decides whether anonymous use is allowed (`server.allow-anonymous`).
+    let service = app_with_admin(state, admin).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;

@@ -92,6 +92,17 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Serve without policy when feeds cannot be loaded (default: refuse, fail closed).
     pub fail_open: bool,
+    /// Who may use the proxy without an agent token (`/npm/…` rather than `/a/<token>/npm/…`).
+    pub allow_anonymous: AnonymousAccess,
+}
+
+/// `server.allow-anonymous`: requests without an agent token are served from
+/// loopback peers only (the default), from anyone, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnonymousAccess {
+    Loopback,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone)]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, AdvisoriesConfig, AgentsConfig, Config, ConfigProblem, FeedSource, FeedsConfig,
-    LicenseConfig, PolicyConfig, Problems, ReputationConfig, ServerConfig, TyposquatConfig,
-    UpstreamConfig,
+    AdminConfig, AdvisoriesConfig, AgentsConfig, AnonymousAccess, Config, ConfigProblem,
+    FeedSource, FeedsConfig, LicenseConfig, PolicyConfig, Problems, ReputationConfig, ServerConfig,
+    TyposquatConfig, UpstreamConfig,
 };
 use crate::agents::{BreakerLimits, PolicyPreset};
 use crate::package::Ecosystem;
@@ -39,6 +39,7 @@ pub struct RawServer {
     pub public_url: Option<String>,
     pub data_dir: PathBuf,
     pub fail_open: bool,
+    pub allow_anonymous: String,
 }
 
 impl Default for RawServer {
@@ -48,6 +49,7 @@ impl Default for RawServer {
             public_url: None,
             data_dir: PathBuf::from(".depfw"),
             fail_open: false,
+            allow_anonymous: "loopback".to_owned(),
         }
     }
 }
@@ -301,11 +303,24 @@ impl RawConfig {
             .clone()
             .unwrap_or_else(|| format!("http://{listen}"));
         let public_url = p.url("server.public-url", &public_url_text);
+        let allow_anonymous = match self.server.allow_anonymous.as_str() {
+            "loopback" => AnonymousAccess::Loopback,
+            "always" => AnonymousAccess::Always,
+            "never" => AnonymousAccess::Never,
+            other => {
+                p.push(
+                    "server.allow-anonymous",
+                    format!("`{other}` is not one of `loopback`, `always`, `never`"),
+                );
+                AnonymousAccess::Loopback
+            }
+        };
         let server = ServerConfig {
             listen,
             public_url,
             data_dir: self.server.data_dir,
             fail_open: self.server.fail_open,
+            allow_anonymous,
         };
 
         let u = self.upstream;

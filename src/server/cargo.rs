@@ -56,7 +56,8 @@ async fn route(
     if let Some(index_path) = path.strip_prefix("index/") {
         return match proto::parse_index_path(index_path)? {
             IndexRequest::Config => {
-                let base = Url::parse(state.public_base())
+                // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed.
+                let base = Url::parse(&ctx.public_base)
                     .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))?;
                 let body = proto::render_config(&base);
                 Ok((
@@ -107,7 +108,7 @@ async fn index(
     let policy = gate::ready(&policy_state)?;
     gate::check_name(state, ctx, policy, name)?;
     let (file, fresh, url) = fetch_index(state, name).await?;
-    let filtered = gate::filter_versions(policy, name, &file.records());
+    let filtered = gate::filter_versions(ctx, policy, name, &file.records());
     if fresh {
         gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
     }

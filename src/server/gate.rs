@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use tokio_util::io::ReaderStream;
 
 use super::error::{ProxyError, UpstreamFault};
-use super::{AppState, PolicyState, RequestCtx};
+use super::{agent, AppState, PolicyState, RequestCtx};
 use crate::package::PackageName;
 use crate::policy::{Decision, PackageCtx, Policy, Verdict};
 use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, Kept, VersionRecord};
@@ -43,18 +43,23 @@ pub fn check_name(
     policy: &Policy,
     name: &PackageName,
 ) -> Result<(), ProxyError> {
-    let decision = policy.evaluate(&PackageCtx {
-        name,
-        version: None,
-        metadata: None,
-        now: Utc::now(),
-    });
+    agent::observe_package(state, ctx, name)?;
+    let decision = agent::decide(
+        ctx,
+        policy.evaluate(&PackageCtx {
+            name,
+            version: None,
+            metadata: None,
+            now: Utc::now(),
+        }),
+    );
     if decision.verdict.is_servable() {
         return Ok(());
     }
     let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "refused");
     state.decisions().append(&mut rec)?;
-    Err(ProxyError::Refused(refusal(name.as_str(), &decision)))
+    let refusal = ProxyError::Refused(refusal(name.as_str(), &decision));
+    Err(agent::refused(state, ctx, refusal))
 }
 
 /// Which versions a metadata response keeps.
@@ -63,8 +68,16 @@ pub struct Filtered {
     pub hidden: Vec<HiddenVersion>,
 }
 
-/// Evaluates every version; unparsable versions are hidden (fail closed).
-pub fn filter_versions(policy: &Policy, name: &PackageName, records: &[VersionRecord]) -> Filtered {
+/// Evaluates every version under the requesting agent's preset; unparsable versions are
+/// hidden (fail closed). Hidden quarantined versions are not put in the quarantine queue:
+/// the resolver picks another version, and only an artifact request (someone really
+/// wanting that version) holds it for review.
+pub fn filter_versions(
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+    records: &[VersionRecord],
+) -> Filtered {
     let now = Utc::now();
     let mut kept = Kept::new();
     let mut hidden = Vec::new();
@@ -77,12 +90,15 @@ pub fn filter_versions(policy: &Policy, name: &PackageName, records: &[VersionRe
             });
             continue;
         };
-        let decision = policy.evaluate(&PackageCtx {
-            name,
-            version: Some(version),
-            metadata: Some(&r.metadata),
-            now,
-        });
+        let decision = agent::decide(
+            ctx,
+            policy.evaluate(&PackageCtx {
+                name,
+                version: Some(version),
+                metadata: Some(&r.metadata),
+                now,
+            }),
+        );
         if decision.verdict.is_servable() {
             kept.insert(r.version_text.clone());
         } else {
@@ -145,6 +161,8 @@ fn record(
         sha512: None,
         upstream_url: None,
         outcome: outcome.to_owned(),
+        prev_hash: String::new(),
+        hash: String::new(),
     }
 }
 
@@ -269,12 +287,17 @@ fn admit<'r>(
             "{spec} is denied by policy: unparsable-version: depfw cannot evaluate this version"
         )));
     };
-    let decision = policy.evaluate(&PackageCtx {
-        name: &req.name,
-        version: Some(version),
-        metadata: Some(&record.metadata),
-        now: Utc::now(),
-    });
+    agent::observe_package(state, ctx, &req.name)?;
+    let now = Utc::now();
+    let decision = agent::decide(
+        ctx,
+        policy.evaluate(&PackageCtx {
+            name: &req.name,
+            version: Some(version),
+            metadata: Some(&record.metadata),
+            now,
+        }),
+    );
     let mut rec = self::record(
         ctx,
         RecordKind::Artifact,
@@ -285,7 +308,26 @@ fn admit<'r>(
     );
     if !decision.verdict.is_servable() {
         state.decisions().append_durable(&mut rec)?;
-        return Err(ProxyError::Refused(refusal(&spec, &decision)));
+        if decision.verdict == Verdict::Quarantine {
+            let who = agent::requester(ctx);
+            state
+                .quarantine()
+                .hold(
+                    &req.name,
+                    version,
+                    &who,
+                    decision.findings.clone(),
+                    &ctx.request_id,
+                    now,
+                )
+                .map_err(|e| ProxyError::Internal(e.into()))?;
+        }
+        let refusal = ProxyError::Refused(format!(
+            "{} (request id {})",
+            refusal(&spec, &decision),
+            ctx.request_id
+        ));
+        return Err(agent::refused(state, ctx, refusal));
     }
     let artifact = record
         .artifact(&req.filename)

@@ -11,6 +11,8 @@
 //! handlers, each using the pure parser/renderer of `crate::registry::<eco>` plus [`gate`];
 //! [`upstream`] and [`artifacts`] fetch and cache.
 
+pub mod admin;
+pub mod agent;
 pub mod artifacts;
 pub mod cargo;
 pub mod error;
@@ -20,7 +22,7 @@ pub mod pypi;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -30,9 +32,11 @@ use tower_http::compression::predicate::{NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Config;
-use crate::policy::Policy;
+use crate::agents::{AgentStore, CircuitBreaker};
+use crate::config::{AnonymousAccess, Config};
+use crate::policy::{Policy, Verdict};
 use crate::store::decisions::{ClientInfo, DecisionLog};
+use crate::store::quarantine::QuarantineQueue;
 use crate::store::Store;
 use artifacts::ArtifactCache;
 use error::ProxyError;
@@ -66,6 +70,11 @@ struct Inner {
     decisions: DecisionLog,
     request_seq: AtomicU64,
     started: i64,
+    agents: AgentStore,
+    quarantine: QuarantineQueue,
+    breaker: Mutex<CircuitBreaker>,
+    anonymous: AnonymousAccess,
+    strict_warn: Verdict,
 }
 
 impl AppState {
@@ -103,7 +112,13 @@ impl AppState {
                 artifacts,
                 decisions: DecisionLog::open(store)?,
                 request_seq: AtomicU64::new(0),
-                started: chrono::Utc::now().timestamp(),
+                // Milliseconds, so ids stay unique across a quick restart.
+                started: chrono::Utc::now().timestamp_millis(),
+                agents: AgentStore::new(store)?,
+                quarantine: QuarantineQueue::new(store)?,
+                breaker: Mutex::new(CircuitBreaker::new(config.agents.limits)),
+                anonymous: config.server.allow_anonymous,
+                strict_warn: config.agents.strict_warn,
             }),
         })
     }
@@ -130,6 +145,32 @@ impl AppState {
     pub fn public_base(&self) -> &str {
         &self.inner.public_base
     }
+
+    pub fn agents(&self) -> &AgentStore {
+        &self.inner.agents
+    }
+
+    pub fn quarantine(&self) -> &QuarantineQueue {
+        &self.inner.quarantine
+    }
+
+    pub fn breaker(&self) -> &Mutex<CircuitBreaker> {
+        &self.inner.breaker
+    }
+
+    pub fn anonymous_access(&self) -> AnonymousAccess {
+        self.inner.anonymous
+    }
+
+    pub fn strict_warn(&self) -> Verdict {
+        self.inner.strict_warn
+    }
+
+    /// A fresh request id (`<start ms hex>-<n>`).
+    pub fn next_request_id(&self) -> String {
+        let n = self.inner.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{:x}-{n}", self.inner.started)
+    }
 }
 
 /// Per-request facts for logs and decision records.
@@ -137,6 +178,12 @@ impl AppState {
 pub struct RequestCtx {
     pub request_id: String,
     pub client: ClientInfo,
+    /// The agent, from the `/a/<token>/` prefix ([`agent`]); `None` for anonymous use.
+    pub agent: Option<agent::AgentCtx>,
+    /// Base for URLs in rendered metadata: the public URL, plus `/a/<token>` for an agent,
+    /// so downloads are attributed too. Handlers use this, not `AppState::public_base`.
+    pub public_base: String,
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl FromRequestParts<AppState> for RequestCtx {
@@ -153,15 +200,21 @@ impl FromRequestParts<AppState> for RequestCtx {
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(512).collect::<String>())
         };
-        let n = state.inner.request_seq.fetch_add(1, Ordering::Relaxed);
+        let identity = match parts.extensions.get::<agent::Identity>() {
+            Some(i) => i.clone(),
+            None => agent::Identity::unwrapped(state),
+        };
+        let agent_name = identity.agent.as_ref().map(|a| a.name.clone());
         Ok(RequestCtx {
-            request_id: format!("{:x}-{n}", state.inner.started),
+            request_id: identity.request_id,
             client: ClientInfo {
                 user_agent: header("user-agent"),
                 command: header("npm-command"),
-                // TODO: agent identity from a `/a/<token>/…` prefix (later issue).
-                agent: None,
+                agent: agent_name,
             },
+            agent: identity.agent,
+            public_base: identity.public_base,
+            peer: identity.peer,
         })
     }
 }
@@ -177,17 +230,27 @@ async fn healthz(
 }
 
 /// The proxy's router: `/healthz`, and the npm, PyPI and crates.io registries under
-/// `/npm/`, `/pypi/` and `/cargo/`.
+/// `/npm/`, `/pypi/` and `/cargo/`, each also under an agent's `/a/<token>/` prefix
+/// ([`agent`]).
 pub fn app(state: AppState) -> Router {
     // Artifacts are already compressed (and their digests cover the raw bytes).
     let compress_when =
         DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"));
-    Router::new()
+    let registry = Router::new()
         .route("/healthz", get(healthz))
         .route("/npm/{*rest}", get(npm::get).post(npm::post))
         .route("/pypi/{*rest}", get(pypi::get).head(pypi::head))
         .route("/cargo/{*rest}", get(cargo::get))
-        .with_state(state)
-        .layer(CompressionLayer::new().compress_when(compress_when))
-        .layer(TraceLayer::new_for_http())
+        .with_state(state.clone())
+        .layer(CompressionLayer::new().compress_when(compress_when));
+    agent::wrap(state, registry).layer(TraceLayer::new_for_http().make_span_with(
+        |r: &axum::http::Request<axum::body::Body>| {
+            tracing::debug_span!("http", method = %r.method(), path = %agent::redact(r.uri().path()))
+        },
+    ))
+}
+
+/// [`app`] with the admin endpoint (`/admin`) merged in; see [`admin`] for the state.
+pub fn app_with_admin(state: AppState, admin: crate::admin::AdminState) -> Router {
+    app(state).merge(crate::admin::mounted(admin))
 }

@@ -117,12 +117,12 @@ async fn packument(
     let policy = gate::ready(&policy_state)?;
     gate::check_name(state, ctx, policy, name)?;
     let (packument, fresh) = fetch_packument(state, name).await?;
-    let filtered = gate::filter_versions(policy, name, &packument.records);
+    let filtered = gate::filter_versions(ctx, policy, name, &packument.records);
     if fresh {
         gate::record_filtered(state, ctx, name, &filtered, &upstream_url(state, name))?;
     }
     let corgi = proto::wants_corgi(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let body = packument.render(name, &filtered.kept, state.public_base(), corgi);
+    let body = packument.render(name, &filtered.kept, &ctx.public_base, corgi);
     let content_type = if corgi { proto::CORGI } else { JSON };
     Ok(gate::metadata_response(policy, headers, content_type, body))
 }

@@ -110,7 +110,7 @@ async fn project(
     let (page, fresh, url) = fetch_page(state, name)
         .await?
         .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))?;
-    let filtered = gate::filter_versions(policy, name, &page.records()?);
+    let filtered = gate::filter_versions(ctx, policy, name, &page.records()?);
     if fresh {
         gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
     }
@@ -118,7 +118,7 @@ async fn project(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
         query,
     );
-    let public_base = public_url(state)?;
+    let public_base = public_url(ctx)?;
     let rewrite = proto::Rewrite {
         public_base: &public_base,
         files_base: &state.inner.upstreams.pypi_files,
@@ -132,8 +132,9 @@ async fn project(
     ))
 }
 
-fn public_url(state: &AppState) -> Result<Url, ProxyError> {
-    Url::parse(state.public_base())
+/// The base for rewritten file URLs: keeps an agent's `/a/<token>` prefix.
+fn public_url(ctx: &RequestCtx) -> Result<Url, ProxyError> {
+    Url::parse(&ctx.public_base)
         .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))
 }
 

@@ -1,0 +1,137 @@
+//! The admin endpoint inside `depfw serve`: connects [`crate::admin`] to the proxy's
+//! decision log, the feed store, and the policy it enforces.
+//!
+//! An approval or override made on the admin page must apply to the very next request, so
+//! `on_change` rebuilds the policy (overrides included) before the admin response is sent.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+use super::{AppState, PolicyState};
+use crate::admin::{self, AdminState, AdminToken, FeedStatusSource, LogFilter};
+use crate::config::Config;
+use crate::feeds::store::FeedStore;
+use crate::store::decisions::RecordFilter;
+use crate::store::Store;
+
+/// The admin state for a running proxy. `rebuild` builds the policy from the store's
+/// current overrides (`depfw serve` passes `cli::serve::policy_state`); it runs on every
+/// admin change, serialised, and its result is installed with `AppState::set_policy`.
+pub fn admin_state(
+    state: &AppState,
+    config: &Config,
+    store: &Store,
+    rebuild: impl Fn() -> PolicyState + Send + Sync + 'static,
+) -> anyhow::Result<AdminState> {
+    let token = AdminToken::from_config(&config.admin)?;
+    let feeds = FeedSource {
+        feeds: FeedStore::new(store)?,
+        stale_after_days: config.feeds.stale_after_days,
+    };
+    let proxy = state.clone();
+    let serialise = Mutex::new(());
+    let on_change = move || {
+        let run = || {
+            // A later change must not be overwritten by an earlier, slower rebuild.
+            let _one_at_a_time = serialise.lock().unwrap_or_else(|e| e.into_inner());
+            proxy.set_policy(rebuild());
+        };
+        // Building the policy takes a few hundred ms of CPU: tell a multi-threaded runtime
+        // so it moves other tasks off this worker. A single-threaded runtime (tests) runs it
+        // inline.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => run(),
+        }
+    };
+    Ok(AdminState::new(store, token)?
+        .with_config(config)
+        .with_log(Arc::new(ProxyLog(state.clone())))
+        .with_feeds(Arc::new(feeds))
+        .with_on_change(on_change))
+}
+
+/// The decision log as the admin page queries it.
+struct ProxyLog(AppState);
+
+impl admin::DecisionLog for ProxyLog {
+    fn query(&self, filter: &LogFilter) -> Result<Vec<Value>, String> {
+        let records = self
+            .0
+            .decisions()
+            .query(
+                &RecordFilter {
+                    agent: filter.agent.clone(),
+                    package: filter.package.clone(),
+                    verdict: filter.verdict,
+                    since: filter.since,
+                    until: filter.until,
+                },
+                filter.limit,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let agent = r.client.agent.clone();
+                let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
+                // The page gives top-level `agent` its own column.
+                if let Value::Object(map) = &mut v {
+                    map.insert("agent".to_owned(), json!(agent));
+                }
+                v
+            })
+            .collect())
+    }
+}
+
+/// Feed freshness: one row per synced source, or the bundled snapshot when none is synced.
+struct FeedSource {
+    feeds: FeedStore,
+    stale_after_days: u64,
+}
+
+impl FeedStatusSource for FeedSource {
+    fn status(&self) -> Value {
+        let now = chrono::Utc::now();
+        let synced = match self.feeds.status() {
+            Ok(s) => s,
+            Err(e) => return json!([{ "source": "store", "error": e.to_string() }]),
+        };
+        if !synced.is_empty() {
+            return Value::Array(
+                synced
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "source": s.name,
+                            "fetched_at": s.fetched_at,
+                            "advisories": s.advisories(),
+                            "stale": s.is_stale(now, self.stale_after_days),
+                            "error": s.last_error,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        match crate::feeds::snapshot::bundled_meta() {
+            Ok(meta) => Value::Array(
+                meta.sources
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "source": format!("{} (bundled snapshot)", s.name),
+                            "built_at": meta.built_at,
+                            "data_as_of": s.data_as_of,
+                            "advisories": s.advisories,
+                            "stale": (now - meta.built_at).num_days()
+                                > i64::try_from(self.stale_after_days).unwrap_or(i64::MAX),
+                        })
+                    })
+                    .collect(),
+            ),
+            Err(e) => json!([{ "source": "bundled snapshot", "error": e.to_string() }]),
+        }
+    }
+}
