@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the package-manager clients the integration tests drive, where missing.
 # npm, pip and cargo are on the machine; pnpm, yarn (berry) and bun come from the npm
-# registry, uv and poetry from PyPI. Idempotent.
+# registry, uv and poetry from PyPI, chromium from Debian. Idempotent.
 set -euo pipefail
 have() { command -v "$1" >/dev/null 2>&1; }
 NPM_PREFIX="${NPM_PREFIX:-$HOME/.local/depfw-clients}"
@@ -20,6 +20,12 @@ have poetry || pymissing+=("poetry")
 if [ ${#pymissing[@]} -gt 0 ]; then
   pip install --quiet --user "${pymissing[@]}" || echo "warning: pip client install failed: ${pymissing[*]}"
 fi
+# Headless Chromium and its WebDriver for the admin page's browser test.
+if ! have chromium || ! have chromedriver; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+    || echo "warning: chromium install failed"
+fi
+for c in chromium chromedriver; do printf '%-12s %s\n' "$c" "$(command -v $c || echo missing)"; done
 for c in npm pnpm yarn bun pip uv poetry cargo; do
   printf '%-7s %s\n' "$c" "$(command -v $c >/dev/null 2>&1 && $c --version 2>/dev/null | head -1 || echo missing)"
 done
