@@ -26,6 +26,13 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
 }
 
+/// sled reports a held directory lock as `WouldBlock`, or wrapped in an `Other` error whose
+/// text names the lock.
+fn is_lock_busy(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock
+        || error.to_string().contains("could not acquire lock")
+}
+
 /// Handle to the data directory's sled database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -44,8 +51,7 @@ impl Store {
         loop {
             match sled::Config::new().path(&path).open() {
                 Ok(db) => return Ok(Store { db }),
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
+                Err(sled::Error::Io(e)) if is_lock_busy(&e) && attempts < 100 =>
                 {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
