@@ -15,6 +15,7 @@ pub mod artifacts;
 pub mod error;
 pub mod gate;
 pub mod npm;
+pub mod render_cache;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +59,8 @@ struct Inner {
     npm_upstream_url: url::Url,
     policy: RwLock<Arc<PolicyState>>,
     upstream: Upstream,
+    /// Parsed and rendered packuments (see [`render_cache`]).
+    npm_render: render_cache::RenderCache<crate::registry::npm::Packument>,
     artifacts: ArtifactCache,
     decisions: DecisionLog,
     request_seq: AtomicU64,
@@ -95,6 +98,10 @@ impl AppState {
                 npm_upstream_url: config.upstream.npm.clone(),
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream)?,
+                npm_render: render_cache::RenderCache::new(
+                    usize::try_from(config.upstream.metadata_cache_entries).unwrap_or(usize::MAX),
+                    std::time::Duration::from_secs(config.upstream.metadata_ttl_secs),
+                ),
                 artifacts,
                 decisions: DecisionLog::open(store)?,
                 request_seq: AtomicU64::new(0),
