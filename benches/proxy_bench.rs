@@ -25,6 +25,8 @@ const PROJECT: &str = r#"{"name":"depfw-bench","version":"1.0.0","private":true,
 "dependencies":{"express":"4.21.2","jest":"29.7.0"}}"#;
 const CONNECTIONS: usize = 8;
 
+type Headers = &'static [(&'static str, &'static str)];
+
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
         .ok()
@@ -105,7 +107,12 @@ fn npm_install(project: &Path, registry: &str, cache: &Path) -> Duration {
         .arg(format!("--cache={}", cache.display()))
         .arg("--userconfig=/dev/null")
         .arg(format!("--globalconfig={}", npmrc.display()))
-        .args(["--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
+        .args([
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--loglevel=error",
+        ])
         .current_dir(project)
         .output()
         .unwrap();
@@ -120,8 +127,7 @@ fn npm_install(project: &Path, registry: &str, cache: &Path) -> Duration {
 
 fn installed_packages(project: &Path) -> usize {
     let lock: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(project.join("package-lock.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(project.join("package-lock.json")).unwrap()).unwrap();
     lock["packages"]
         .as_object()
         .map(|p| p.keys().filter(|k| !k.is_empty()).count())
@@ -179,7 +185,10 @@ async fn start_depfw(bin: &Path, work: &Path, upstream: &str) -> (Depfw, String)
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("depfw did not become healthy; see {}", work.join("depfw.log").display());
+    panic!(
+        "depfw did not become healthy; see {}",
+        work.join("depfw.log").display()
+    );
 }
 
 fn ms(d: Duration) -> String {
@@ -210,29 +219,43 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        if !mirror_dir.join("complete").exists() {
-            eprintln!("recording the project's packages from registry.npmjs.org into {} (once)", mirror_dir.display());
-            let (base, _m) = mirror::start(&mirror_dir, true).await;
-            let project = project.clone();
-            let cache = work.join("npm-cache");
-            tokio::task::spawn_blocking(move || npm_install(&project, &base, &cache))
-                .await
-                .unwrap();
+        // Recording: a miss is fetched from registry.npmjs.org. Both a direct install and
+        // one through depfw run while recording, because depfw's policy may resolve other
+        // versions (e.g. older ones under a cooldown) than the direct install does.
+        let recording = !mirror_dir.join("complete").exists();
+        if recording {
+            eprintln!(
+                "recording the project's packages from registry.npmjs.org into {} (once)",
+                mirror_dir.display()
+            );
+        }
+        let (upstream, m) = mirror::start(&mirror_dir, recording).await;
+        let (_depfw, depfw) = start_depfw(&bin, &work, &upstream).await;
+        let cache = work.join("npm-cache");
+        let install = |registry: String| {
+            let (p, c) = (project.clone(), cache.clone());
+            tokio::task::spawn_blocking(move || npm_install(&p, &registry, &c))
+        };
+        let depfw_registry = format!("{depfw}/npm/");
+        if recording {
+            install(format!("{upstream}/")).await.unwrap();
+        }
+        // Priming fills depfw's metadata and artifact caches.
+        let prime = install(depfw_registry.clone()).await.unwrap();
+        if recording {
             std::fs::write(mirror_dir.join("complete"), "").unwrap();
         }
-        let (upstream, m) = mirror::start(&mirror_dir, false).await;
         let (packuments, tarballs) = m.counts();
-        let (_depfw, depfw) = start_depfw(&bin, &work, &upstream).await;
 
         // Cached metadata: (label, path through depfw, path on the upstream, headers).
         // Identical requests on both sides (full JSON, no compression) so the difference is
         // depfw's added latency; the "npm client" row adds npm's own headers (corgi, gzip).
-        const FULL: &[(&str, &str)] = &[("accept", "application/json"), ("accept-encoding", "identity")];
-        const NPM: &[(&str, &str)] = &[
+        const FULL: Headers = &[("accept", "application/json"), ("accept-encoding", "identity")];
+        const NPM: Headers = &[
             ("accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"),
             ("accept-encoding", "gzip,deflate"),
         ];
-        let cases: Vec<(&str, String, Option<String>, &[(&str, &str)])> = vec![
+        let cases: Vec<(&str, String, Option<String>, Headers)> = vec![
             ("npm packument express (full JSON)", format!("{depfw}/npm/express"), Some(format!("{upstream}/express")), FULL),
             ("npm packument express (npm client: corgi, gzip)", format!("{depfw}/npm/express"), None, NPM),
             ("npm packument ms (small)", format!("{depfw}/npm/ms"), Some(format!("{upstream}/ms")), FULL),
@@ -264,34 +287,25 @@ fn main() {
             }
         }
 
-        // Warm install: one priming install fills depfw's metadata and artifact caches; then
-        // alternate sides so machine noise hits both alike. npm's own cache starts empty
-        // every time, so every packument and tarball is requested.
-        let cache = work.join("npm-cache");
-        let depfw_registry = format!("{depfw}/npm/");
-        let prime = {
-            let (p, r, c) = (project.clone(), depfw_registry.clone(), cache.clone());
-            tokio::task::spawn_blocking(move || npm_install(&p, &r, &c)).await.unwrap()
-        };
+        // Warm installs, alternating sides so machine noise hits both alike. npm's own cache
+        // starts empty every time, so every packument and tarball is requested.
         let packages = installed_packages(&project);
         let (mut direct, mut through) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            for (side, registry) in [(&mut direct, format!("{upstream}/")), (&mut through, depfw_registry.clone())] {
-                let (p, c) = (project.clone(), cache.clone());
-                side.push(tokio::task::spawn_blocking(move || npm_install(&p, &registry, &c)).await.unwrap());
-            }
+            direct.push(install(format!("{upstream}/")).await.unwrap());
+            through.push(install(depfw_registry.clone()).await.unwrap());
         }
         let (d, t) = (median(direct.clone()), median(through.clone()));
         println!("\n| npm install, {packages} packages, empty npm cache | median of {runs} | runs |");
         println!("|---|---:|---|");
         println!("| straight from the mirror | {} | {:?} |", ms(d), direct.iter().map(|x| ms(*x)).collect::<Vec<_>>());
-        println!("| through depfw, cold (first install) | {} | |", ms(prime));
+        println!("| through depfw, cold (first install; recording too on the first run) | {} | |", ms(prime));
         println!("| through depfw, warm | {} ({:.3}x) | {:?} |", ms(t), t.as_secs_f64() / d.as_secs_f64(), through.iter().map(|x| ms(*x)).collect::<Vec<_>>());
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!(
             "\nconditions: {} CPUs, load average {}",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+            loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         );
     });
 }

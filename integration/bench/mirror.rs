@@ -34,7 +34,9 @@ fn flat(name: &str) -> String {
 
 impl Mirror {
     fn packument_file(&self, name: &str) -> PathBuf {
-        self.dir.join("packuments").join(format!("{}.json", flat(name)))
+        self.dir
+            .join("packuments")
+            .join(format!("{}.json", flat(name)))
     }
 
     fn tarball_file(&self, name: &str, file: &str) -> PathBuf {
@@ -100,7 +102,10 @@ impl Mirror {
         }
         let body = Bytes::from(serde_json::to_vec(&doc).ok()?);
         use sha2::Digest as _;
-        let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..16]));
+        let etag = format!(
+            "\"{}\"",
+            hex::encode(&sha2::Sha256::digest(body.as_ref())[..16])
+        );
         let entry = (body, etag);
         self.packuments
             .lock()
@@ -126,7 +131,7 @@ impl Mirror {
         let count = |p: PathBuf| {
             walk(&p)
                 .into_iter()
-                .filter(|f| !f.extension().is_some_and(|e| e == "part"))
+                .filter(|f| f.extension().is_none_or(|e| e != "part"))
                 .count()
         };
         (
@@ -156,11 +161,7 @@ async fn serve(State(m): State<Arc<Mirror>>, req: Request) -> Response {
     let rel = decoded.trim_start_matches('/');
     if let Some((name, file)) = rel.split_once("/-/") {
         return match m.tarball(name, file).await {
-            Some(b) => (
-                [(header::CONTENT_TYPE, "application/octet-stream")],
-                b,
-            )
-                .into_response(),
+            Some(b) => ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         };
     }
