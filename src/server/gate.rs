@@ -7,10 +7,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use sha2::{Digest as _, Sha256};
 use tokio_util::io::ReaderStream;
 
 use super::error::{ProxyError, UpstreamFault};
+use super::render_cache::Rendered;
 use super::{agent, AppState, PolicyState, RequestCtx};
 use crate::package::PackageName;
 use crate::policy::{Decision, PackageCtx, Policy, Verdict};
@@ -167,42 +167,15 @@ fn record(
 }
 
 /// A metadata response with a policy-aware `ETag`, answering `If-None-Match` with 304.
+/// Handlers that serve the same body repeatedly keep the [`Rendered`] in a
+/// [`super::render_cache::RenderCache`] instead.
 pub fn metadata_response(
     policy: &Policy,
     request: &HeaderMap,
     content_type: &'static str,
     body: Vec<u8>,
 ) -> Response {
-    let mut h = Sha256::new();
-    h.update(policy.revision().as_bytes());
-    h.update([0]);
-    h.update(&body);
-    let etag = format!("\"{}\"", &hex::encode(h.finalize())[..32]);
-    let matches = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
-        });
-    let mut resp = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut r = Response::new(Body::from(body));
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        r
-    };
-    let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
-    }
-    headers.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+    Rendered::new(policy.revision(), content_type, body).response(request)
 }
 
 /// Whether `url` is served by the same scheme, host and port as one of `origins`: metadata

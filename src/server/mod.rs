@@ -19,6 +19,7 @@ pub mod error;
 pub mod gate;
 pub mod npm;
 pub mod pypi;
+pub mod render_cache;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +67,8 @@ struct Inner {
     upstreams: crate::config::UpstreamConfig,
     policy: RwLock<Arc<PolicyState>>,
     upstream: Upstream,
+    /// Parsed and rendered packuments (see [`render_cache`]).
+    npm_render: render_cache::RenderCache<crate::registry::npm::Packument>,
     artifacts: ArtifactCache,
     decisions: DecisionLog,
     request_seq: AtomicU64,
@@ -109,6 +112,10 @@ impl AppState {
                 upstreams: config.upstream.clone(),
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream)?,
+                npm_render: render_cache::RenderCache::new(
+                    usize::try_from(config.upstream.metadata_cache_entries).unwrap_or(usize::MAX),
+                    std::time::Duration::from_secs(config.upstream.metadata_ttl_secs),
+                ),
                 artifacts,
                 decisions: DecisionLog::open(store)?,
                 request_seq: AtomicU64::new(0),

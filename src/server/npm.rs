@@ -10,8 +10,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::error::ProxyError;
 use super::gate;
+use super::render_cache::Rendered;
+use super::upstream::Fetched;
 use super::{AppState, RequestCtx};
 use crate::package::PackageName;
 use crate::registry::npm::{self as proto, NpmPath, Packument};
@@ -87,26 +91,54 @@ fn upstream_url(state: &AppState, name: &PackageName) -> String {
     )
 }
 
+/// The upstream packument as fetched (or cached), not yet parsed.
+async fn fetch(state: &AppState, url: &str, name: &PackageName) -> Result<Fetched, ProxyError> {
+    // Always the full document: the checks need `time`, `license` and `scripts`.
+    state
+        .inner
+        .upstream
+        .metadata(url, JSON)
+        .await?
+        .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
+}
+
+/// The parsed packument of `fetched`, parsed once per upstream body.
+fn parse(
+    state: &AppState,
+    url: &str,
+    name: &PackageName,
+    fetched: &Fetched,
+) -> Result<Arc<Packument>, ProxyError> {
+    let cache = &state.inner.npm_render;
+    if let Some(p) = cache.parsed(url, fetched.generation) {
+        return Ok(p);
+    }
+    let packument = proto::parse_packument(name, &fetched.body).map_err(|e| {
+        state.inner.upstream.forget(url);
+        ProxyError::upstream(super::error::UpstreamFault::Invalid, url, e.to_string())
+    })?;
+    let packument = Arc::new(packument);
+    cache.put_parsed(
+        url,
+        fetched.generation,
+        fetched.body.len(),
+        Arc::clone(&packument),
+    );
+    Ok(packument)
+}
+
 /// The full packument (parsed), and whether it was just downloaded.
 async fn fetch_packument(
     state: &AppState,
     name: &PackageName,
-) -> Result<(Packument, bool), ProxyError> {
+) -> Result<(Arc<Packument>, bool), ProxyError> {
     let url = upstream_url(state, name);
-    // Always the full document: the checks need `time`, `license` and `scripts`.
-    let fetched = state
-        .inner
-        .upstream
-        .metadata(&url, JSON)
-        .await?
-        .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))?;
-    let packument = proto::parse_packument(name, &fetched.body).map_err(|e| {
-        state.inner.upstream.forget(&url);
-        ProxyError::upstream(super::error::UpstreamFault::Invalid, &url, e.to_string())
-    })?;
-    Ok((packument, fetched.fresh))
+    let fetched = fetch(state, &url, name).await?;
+    Ok((parse(state, &url, name, &fetched)?, fetched.fresh))
 }
 
+/// A filtered packument. Warm, this is a lookup in the render cache: the rendering of one
+/// upstream body under one policy revision is computed once per metadata TTL.
 async fn packument(
     state: &AppState,
     ctx: &RequestCtx,
@@ -116,13 +148,38 @@ async fn packument(
     let policy_state = state.policy()?;
     let policy = gate::ready(&policy_state)?;
     gate::check_name(state, ctx, policy, name)?;
-    let (packument, fresh) = fetch_packument(state, name).await?;
-    let filtered = gate::filter_versions(ctx, policy, name, &packument.records);
-    if fresh {
-        gate::record_filtered(state, ctx, name, &filtered, &upstream_url(state, name))?;
-    }
+    let url = upstream_url(state, name);
+    let fetched = fetch(state, &url, name).await?;
     let corgi = proto::wants_corgi(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    // What the rendered body depends on besides the upstream body and the policy: the
+    // form, the agent's preset (a strict agent sees fewer versions) and the base URL
+    // (an agent's tarball URLs carry its `/a/<token>` prefix).
+    let preset = ctx.agent.as_ref().map(|a| a.preset);
+    let variant = format!(
+        "{}|{preset:?}|{}",
+        if corgi { "corgi" } else { "full" },
+        ctx.public_base
+    );
+    let cache = &state.inner.npm_render;
+    let revision = policy.revision();
+    // A fresh body has a new generation, so it always misses and is recorded below.
+    if let Some(hit) = cache.rendered(&url, &variant, fetched.generation, revision) {
+        return Ok(hit.response(headers));
+    }
+    let packument = parse(state, &url, name, &fetched)?;
+    let filtered = gate::filter_versions(ctx, policy, name, &packument.records);
+    if fetched.fresh {
+        gate::record_filtered(state, ctx, name, &filtered, &url)?;
+    }
     let body = packument.render(name, &filtered.kept, &ctx.public_base, corgi);
     let content_type = if corgi { proto::CORGI } else { JSON };
-    Ok(gate::metadata_response(policy, headers, content_type, body))
+    let rendered = Arc::new(Rendered::new(revision, content_type, body));
+    cache.put_rendered(
+        &url,
+        &variant,
+        fetched.generation,
+        revision,
+        Arc::clone(&rendered),
+    );
+    Ok(rendered.response(headers))
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,18 +26,30 @@ pub struct Fetched {
     pub validator: Option<String>,
     /// True when the body was (re)downloaded by this call rather than served from cache.
     pub fresh: bool,
+    /// Identifies this body: a new number per download, unchanged by `304` revalidation,
+    /// so what is derived from the body (parsed, rendered) can be cached against it.
+    pub generation: u64,
 }
 
 struct CacheEntry {
     body: Bytes,
     validator: Option<String>,
     checked: Instant,
+    generation: u64,
+}
+
+/// A stale entry, revalidated with its validator.
+struct Stale {
+    body: Bytes,
+    validator: Option<String>,
+    generation: u64,
 }
 
 pub struct Upstream {
     metadata: reqwest::Client,
     artifacts: reqwest::Client,
     cache: Mutex<HashMap<String, CacheEntry>>,
+    generations: AtomicU64,
     ttl: Duration,
     capacity: usize,
     max_metadata: u64,
@@ -66,15 +79,18 @@ impl Upstream {
     pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
         let timeout = Duration::from_secs(cfg.timeout_secs);
         let agent = concat!("depfw/", env!("CARGO_PKG_VERSION"));
+        // Metadata is asked for gzip-encoded (packuments compress ~10x) and decoded here.
         let metadata = reqwest::Client::builder()
             .user_agent(agent)
+            .gzip(true)
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()?;
-        // Artifacts can be large: bound each read, not the whole transfer. No
-        // decompression (the client has none enabled): digests cover the raw bytes.
+        // Artifacts can be large: bound each read, not the whole transfer. Never
+        // decompressed: digests cover the raw bytes.
         let artifacts = reqwest::Client::builder()
             .user_agent(agent)
+            .no_gzip()
             .connect_timeout(timeout)
             .read_timeout(timeout)
             .build()?;
@@ -82,6 +98,7 @@ impl Upstream {
             metadata,
             artifacts,
             cache: Mutex::new(HashMap::new()),
+            generations: AtomicU64::new(1),
             ttl: Duration::from_secs(cfg.metadata_ttl_secs),
             capacity: usize::try_from(cfg.metadata_cache_entries).unwrap_or(usize::MAX),
             max_metadata: cfg.max_metadata_bytes,
@@ -89,7 +106,7 @@ impl Upstream {
         })
     }
 
-    fn cached(&self, url: &str) -> (Option<Fetched>, Option<(Bytes, Option<String>)>) {
+    fn cached(&self, url: &str) -> (Option<Fetched>, Option<Stale>) {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         match cache.get(url) {
             Some(e) if e.checked.elapsed() < self.ttl => (
@@ -97,15 +114,23 @@ impl Upstream {
                     body: e.body.clone(),
                     validator: e.validator.clone(),
                     fresh: false,
+                    generation: e.generation,
                 }),
                 None,
             ),
-            Some(e) => (None, Some((e.body.clone(), e.validator.clone()))),
+            Some(e) => (
+                None,
+                Some(Stale {
+                    body: e.body.clone(),
+                    validator: e.validator.clone(),
+                    generation: e.generation,
+                }),
+            ),
             None => (None, None),
         }
     }
 
-    fn store(&self, url: &str, body: Bytes, validator: Option<String>) {
+    fn store(&self, url: &str, body: Bytes, validator: Option<String>, generation: u64) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if !cache.contains_key(url) && cache.len() >= self.capacity {
             // Evict the least recently checked entry; O(n) but only when full.
@@ -123,6 +148,7 @@ impl Upstream {
                 body,
                 validator,
                 checked: Instant::now(),
+                generation,
             },
         );
     }
@@ -135,18 +161,28 @@ impl Upstream {
             return Ok(Some(hit));
         }
         let mut req = self.metadata.get(url).header(ACCEPT, accept);
-        if let Some((_, Some(etag))) = &stale {
+        if let Some(Stale {
+            validator: Some(etag),
+            ..
+        }) = &stale
+        {
             req = req.header(IF_NONE_MATCH, etag);
         }
         let resp = req.send().await.map_err(|e| classify(url, &e))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
-            if let Some((body, validator)) = stale {
-                self.store(url, body.clone(), validator.clone());
+            if let Some(stale) = stale {
+                self.store(
+                    url,
+                    stale.body.clone(),
+                    stale.validator.clone(),
+                    stale.generation,
+                );
                 return Ok(Some(Fetched {
-                    body,
-                    validator,
+                    body: stale.body,
+                    validator: stale.validator,
                     fresh: false,
+                    generation: stale.generation,
                 }));
             }
         }
@@ -166,11 +202,13 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = self.read_bounded(url, resp, self.max_metadata).await?;
-        self.store(url, body.clone(), validator.clone());
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        self.store(url, body.clone(), validator.clone(), generation);
         Ok(Some(Fetched {
             body,
             validator,
             fresh: true,
+            generation,
         }))
     }
 

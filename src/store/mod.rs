@@ -51,8 +51,7 @@ impl Store {
         loop {
             match sled::Config::new().path(&path).open() {
                 Ok(db) => return Ok(Store { db }),
-                Err(sled::Error::Io(e)) if is_lock_busy(&e) && attempts < 100 =>
-                {
+                Err(sled::Error::Io(e)) if is_lock_busy(&e) && attempts < 100 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }

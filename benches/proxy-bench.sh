@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# End-to-end proxy benchmark (see benches/proxy_bench.rs): cached-metadata req/s and
+# p50/p99 (straight vs through depfw, with the added latency), and a warm ~300-package
+# npm install through depfw vs straight from the fixture mirror. Needs node/npm; the first
+# run needs registry.npmjs.org to record the mirror (target/proxy-bench/mirror), later
+# runs are offline. Usage: benches/proxy-bench.sh
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+cargo build --release --bin depfw
+DEPFW_BIN="$root/target/release/depfw" cargo bench --bench proxy_bench

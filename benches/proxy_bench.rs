@@ -1,0 +1,311 @@
+//! End-to-end proxy benchmark: `depfw serve` (release binary, its own process) in front of
+//! a recording npm mirror on 127.0.0.1, against the same requests straight to the mirror.
+//!
+//! Run: `benches/proxy-bench.sh` (builds the release binary, then runs this). Reports:
+//! - requests/s and p50/p99 for a cached packument, straight and through depfw, and the
+//!   latency depfw adds (through minus straight, per percentile, one connection);
+//! - wall time of a warm `npm install` of a ~300-package project (express + jest) through
+//!   depfw against the same install straight from the mirror.
+//!
+//! The first run records the project's packuments and tarballs from registry.npmjs.org into
+//! `$DEPFW_BENCH_DIR/mirror` (default `target/proxy-bench/mirror`); later runs are offline.
+//! Environment: `DEPFW_BIN` (default `target/release/depfw`), `DEPFW_BENCH_RUNS` (installs
+//! per side, default 3), `DEPFW_BENCH_REQUESTS` (per connection, default 2000).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../integration/bench/mirror.rs"]
+mod mirror;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// ~330 packages in total (jest alone pulls ~270).
+const PROJECT: &str = r#"{"name":"depfw-bench","version":"1.0.0","private":true,
+"dependencies":{"express":"4.21.2","jest":"29.7.0"}}"#;
+const CONNECTIONS: usize = 8;
+
+type Headers = &'static [(&'static str, &'static str)];
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Stats {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `conns` connections each sending `per_conn` GETs back to back.
+async fn load(url: &str, headers: &[(&str, &str)], conns: usize, per_conn: usize) -> Stats {
+    let mut h = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        h.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    // No automatic decompression: the client reads the bytes as sent.
+    let client = reqwest::Client::builder()
+        .default_headers(h)
+        .no_gzip()
+        .pool_max_idle_per_host(conns)
+        .build()
+        .unwrap();
+    // Warm: upstream fetch, render, gzip, connections.
+    for _ in 0..3 {
+        let r = client.get(url).send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        r.bytes().await.unwrap();
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_conn);
+                for _ in 0..per_conn {
+                    let t = Instant::now();
+                    let resp = client.get(&url).send().await.unwrap();
+                    assert!(resp.status().is_success());
+                    resp.bytes().await.unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Stats {
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+fn npm_install(project: &Path, registry: &str, cache: &Path) -> Duration {
+    let _ = std::fs::remove_dir_all(project.join("node_modules"));
+    let _ = std::fs::remove_file(project.join("package-lock.json"));
+    let _ = std::fs::remove_dir_all(cache);
+    let npmrc = project.join(".bench-globalnpmrc");
+    std::fs::write(&npmrc, "").unwrap();
+    let t = Instant::now();
+    let out = Command::new("npm")
+        .arg("install")
+        .arg(format!("--registry={registry}"))
+        .arg(format!("--cache={}", cache.display()))
+        .arg("--userconfig=/dev/null")
+        .arg(format!("--globalconfig={}", npmrc.display()))
+        .args([
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--loglevel=error",
+        ])
+        .current_dir(project)
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "npm install from {registry} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+fn installed_packages(project: &Path) -> usize {
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(project.join("package-lock.json")).unwrap()).unwrap();
+    lock["packages"]
+        .as_object()
+        .map(|p| p.keys().filter(|k| !k.is_empty()).count())
+        .unwrap_or(0)
+}
+
+struct Depfw(Child);
+
+impl Drop for Depfw {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_depfw(bin: &Path, work: &Path, upstream: &str) -> (Depfw, String) {
+    let port = free_port();
+    let data = work.join("depfw-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let config = work.join("depfw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata-dir = \"{}\"\n\n[upstream]\nnpm = \"{upstream}/\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(work.join("depfw.log")).unwrap();
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+    let guard = Depfw(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return (guard, base);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "depfw did not become healthy; see {}",
+        work.join("depfw.log").display()
+    );
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bin = std::env::var_os("DEPFW_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/depfw"));
+    let work = std::env::var_os("DEPFW_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/proxy-bench"));
+    let runs: usize = env_or("DEPFW_BENCH_RUNS", 3);
+    let per_conn: usize = env_or("DEPFW_BENCH_REQUESTS", 2000);
+    let mirror_dir = work.join("mirror");
+    let project = work.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("package.json"), PROJECT).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Recording: a miss is fetched from registry.npmjs.org. Both a direct install and
+        // one through depfw run while recording, because depfw's policy may resolve other
+        // versions (e.g. older ones under a cooldown) than the direct install does.
+        let recording = !mirror_dir.join("complete").exists();
+        if recording {
+            eprintln!(
+                "recording the project's packages from registry.npmjs.org into {} (once)",
+                mirror_dir.display()
+            );
+        }
+        let (upstream, m) = mirror::start(&mirror_dir, recording).await;
+        let (_depfw, depfw) = start_depfw(&bin, &work, &upstream).await;
+        let cache = work.join("npm-cache");
+        let install = |registry: String| {
+            let (p, c) = (project.clone(), cache.clone());
+            tokio::task::spawn_blocking(move || npm_install(&p, &registry, &c))
+        };
+        let depfw_registry = format!("{depfw}/npm/");
+        if recording {
+            install(format!("{upstream}/")).await.unwrap();
+        }
+        // Priming fills depfw's metadata and artifact caches.
+        let prime = install(depfw_registry.clone()).await.unwrap();
+        if recording {
+            std::fs::write(mirror_dir.join("complete"), "").unwrap();
+        }
+        let (packuments, tarballs) = m.counts();
+
+        // Cached metadata: (label, path through depfw, path on the upstream, headers).
+        // Identical requests on both sides (full JSON, no compression) so the difference is
+        // depfw's added latency; the "npm client" row adds npm's own headers (corgi, gzip).
+        const FULL: Headers = &[("accept", "application/json"), ("accept-encoding", "identity")];
+        const NPM: Headers = &[
+            ("accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"),
+            ("accept-encoding", "gzip,deflate"),
+        ];
+        let cases: Vec<(&str, String, Option<String>, Headers)> = vec![
+            ("npm packument express (full JSON)", format!("{depfw}/npm/express"), Some(format!("{upstream}/express")), FULL),
+            ("npm packument express (npm client: corgi, gzip)", format!("{depfw}/npm/express"), None, NPM),
+            ("npm packument ms (small)", format!("{depfw}/npm/ms"), Some(format!("{upstream}/ms")), FULL),
+            // HOOK(integrator): once the PyPI and cargo routes and a PyPI/crates fixture
+            // upstream exist, add e.g.
+            // ("PyPI simple page requests", format!("{depfw}/pypi/simple/requests/"), Some(format!("{pypi_upstream}/simple/requests/")), &[("accept", "text/html")]),
+            // ("crates index file serde", format!("{depfw}/cargo/index/se/rd/serde"), Some(format!("{crates_upstream}/se/rd/serde")), &[]),
+        ];
+        println!("\n## depfw proxy benchmark\n");
+        println!("mirror: {packuments} packuments, {tarballs} tarballs in {}", mirror_dir.display());
+        println!("load: {CONNECTIONS} connections x {per_conn} requests for req/s; 1 connection x {per_conn} for latency\n");
+        println!("| cached metadata | side | req/s ({CONNECTIONS} conns) | p50 (1 conn) | p99 (1 conn) | p50 added | p99 added |");
+        println!("|---|---|---:|---:|---:|---:|---:|");
+        for (label, through, direct, headers) in &cases {
+            let t_lat = load(through, headers, 1, per_conn).await;
+            let t_rps = load(through, headers, CONNECTIONS, per_conn).await;
+            if let Some(direct) = direct {
+                let d_lat = load(direct, headers, 1, per_conn).await;
+                let d_rps = load(direct, headers, CONNECTIONS, per_conn).await;
+                println!("| {label} | upstream | {:.0} | {} | {} | | |", d_rps.rps, ms(d_lat.p50), ms(d_lat.p99));
+                let added = |a: Duration, b: Duration| format!("{:+.2} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1e3);
+                println!(
+                    "| {label} | depfw | {:.0} ({:.2}x) | {} | {} | {} | {} |",
+                    t_rps.rps, t_rps.rps / d_rps.rps, ms(t_lat.p50), ms(t_lat.p99),
+                    added(t_lat.p50, d_lat.p50), added(t_lat.p99, d_lat.p99)
+                );
+            } else {
+                println!("| {label} | depfw | {:.0} | {} | {} | | |", t_rps.rps, ms(t_lat.p50), ms(t_lat.p99));
+            }
+        }
+
+        // Warm installs, alternating sides so machine noise hits both alike. npm's own cache
+        // starts empty every time, so every packument and tarball is requested.
+        let packages = installed_packages(&project);
+        let (mut direct, mut through) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            direct.push(install(format!("{upstream}/")).await.unwrap());
+            through.push(install(depfw_registry.clone()).await.unwrap());
+        }
+        let (d, t) = (median(direct.clone()), median(through.clone()));
+        println!("\n| npm install, {packages} packages, empty npm cache | median of {runs} | runs |");
+        println!("|---|---:|---|");
+        println!("| straight from the mirror | {} | {:?} |", ms(d), direct.iter().map(|x| ms(*x)).collect::<Vec<_>>());
+        println!("| through depfw, cold (first install; recording too on the first run) | {} | |", ms(prime));
+        println!("| through depfw, warm | {} ({:.3}x) | {:?} |", ms(t), t.as_secs_f64() / d.as_secs_f64(), through.iter().map(|x| ms(*x)).collect::<Vec<_>>());
+        let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "\nconditions: {} CPUs, load average {}",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        );
+    });
+}

@@ -1,0 +1,397 @@
+//! Caches of what `depfw serve` derives from upstream metadata, so that a warm metadata
+//! request is a hash lookup and a byte copy rather than parse + policy + render + hash.
+//!
+//! Two bounded maps, both keyed by the upstream URL and invalidated by the upstream body's
+//! *generation* (a number [`super::upstream::Upstream`] assigns to each downloaded body, kept
+//! across `304 Not Modified` revalidations):
+//! - parsed documents (policy-independent), reused by artifact requests, which need the
+//!   version records of the packument but not its rendering;
+//! - rendered responses per variant (e.g. full / corgi) and policy revision, with the ETag
+//!   precomputed and a gzip copy made once, on the first request that accepts gzip.
+//!
+//! Rendered entries also expire after the metadata TTL, because policy verdicts can depend
+//! on the clock (a cooldown lets a version through once it is old enough) even when neither
+//! the upstream body nor the policy changed.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+
+/// Bodies smaller than this are not worth a `Content-Encoding`.
+const GZIP_MIN_BYTES: usize = 1024;
+
+/// Byte budget of each map (rendered bodies, parsed documents weighted by their source size).
+/// TODO: a config key (`upstream.render-cache-bytes`) once the config settles.
+const BUDGET_BYTES: usize = 256 * 1024 * 1024;
+
+/// A rendered metadata response: body, its ETag and (lazily) its gzip encoding.
+pub struct Rendered {
+    body: Bytes,
+    etag: String,
+    content_type: &'static str,
+    gzip: OnceLock<Option<Bytes>>,
+}
+
+impl Rendered {
+    /// The ETag covers the policy revision too: a policy change must not be answered with
+    /// `304` for a body the new policy would render differently.
+    pub fn new(policy_revision: &str, content_type: &'static str, body: Vec<u8>) -> Rendered {
+        let mut h = Sha256::new();
+        h.update(policy_revision.as_bytes());
+        h.update([0]);
+        h.update(&body);
+        let etag = format!("\"{}\"", &hex::encode(h.finalize())[..32]);
+        Rendered {
+            body: Bytes::from(body),
+            etag,
+            content_type,
+            gzip: OnceLock::new(),
+        }
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    fn gzipped(&self) -> Option<&Bytes> {
+        self.gzip
+            .get_or_init(|| {
+                if self.body.len() < GZIP_MIN_BYTES {
+                    return None;
+                }
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.body.len() / 4),
+                    flate2::Compression::default(),
+                );
+                enc.write_all(&self.body).ok()?;
+                enc.finish().ok().map(Bytes::from)
+            })
+            .as_ref()
+    }
+
+    /// The response to `request`: `304` when its `If-None-Match` matches, else the body,
+    /// gzip-encoded when the client accepts it (the compression layer leaves responses that
+    /// already carry a `Content-Encoding` alone).
+    pub fn response(&self, request: &HeaderMap) -> Response {
+        let matches = request
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().trim_start_matches("W/") == self.etag)
+            });
+        let mut resp = if matches {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let gzip = accepts_gzip(request).then(|| self.gzipped()).flatten();
+            let mut r = Response::new(Body::from(gzip.unwrap_or(&self.body).clone()));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.content_type),
+            );
+            if gzip.is_some() {
+                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            r
+        };
+        let headers = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&self.etag) {
+            headers.insert(header::ETAG, v);
+        }
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Accept-Encoding"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        resp
+    }
+}
+
+/// Whether `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    let Some(value) = request
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    value.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let zero_q = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        !zero_q
+            && (coding.eq_ignore_ascii_case("gzip")
+                || coding.eq_ignore_ascii_case("x-gzip")
+                || coding == "*")
+    })
+}
+
+struct Slot<V> {
+    generation: u64,
+    revision: String,
+    created: Instant,
+    used: Instant,
+    weight: usize,
+    value: Arc<V>,
+}
+
+/// A map bounded by entries and bytes, evicting the least recently used entry.
+struct Bounded<V> {
+    map: HashMap<String, Slot<V>>,
+    weight: usize,
+    max_entries: usize,
+    max_weight: usize,
+    ttl: Option<Duration>,
+}
+
+impl<V> Bounded<V> {
+    fn new(max_entries: usize, max_weight: usize, ttl: Option<Duration>) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            weight: 0,
+            max_entries: max_entries.max(1),
+            max_weight,
+            ttl,
+        }
+    }
+
+    fn get(&mut self, key: &str, generation: u64, revision: &str) -> Option<Arc<V>> {
+        let ttl = self.ttl;
+        let slot = self.map.get_mut(key)?;
+        let live = slot.generation == generation
+            && slot.revision == revision
+            && ttl.is_none_or(|t| slot.created.elapsed() < t);
+        if !live {
+            return None;
+        }
+        slot.used = Instant::now();
+        Some(Arc::clone(&slot.value))
+    }
+
+    fn insert(
+        &mut self,
+        key: String,
+        generation: u64,
+        revision: &str,
+        weight: usize,
+        value: Arc<V>,
+    ) {
+        if weight > self.max_weight {
+            return;
+        }
+        if let Some(old) = self.map.remove(&key) {
+            self.weight -= old.weight;
+        }
+        while !self.map.is_empty()
+            && (self.map.len() >= self.max_entries || self.weight + weight > self.max_weight)
+        {
+            // O(n), but only on a miss with a full map.
+            let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, s)| s.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(old) = self.map.remove(&oldest) {
+                self.weight -= old.weight;
+            }
+        }
+        let now = Instant::now();
+        self.weight += weight;
+        self.map.insert(
+            key,
+            Slot {
+                generation,
+                revision: revision.to_owned(),
+                created: now,
+                used: now,
+                weight,
+                value,
+            },
+        );
+    }
+}
+
+/// Parsed documents of type `P` and rendered responses, keyed by upstream URL.
+pub struct RenderCache<P> {
+    parsed: Mutex<Bounded<P>>,
+    rendered: Mutex<Bounded<Rendered>>,
+}
+
+impl<P> RenderCache<P> {
+    /// `entries` bounds each map (as `upstream.metadata-cache-entries` bounds the upstream
+    /// cache); rendered responses expire after `ttl`.
+    pub fn new(entries: usize, ttl: Duration) -> Self {
+        RenderCache {
+            parsed: Mutex::new(Bounded::new(entries, BUDGET_BYTES, None)),
+            rendered: Mutex::new(Bounded::new(entries, BUDGET_BYTES, Some(ttl))),
+        }
+    }
+
+    /// The parsed document of `url` at `generation`.
+    pub fn parsed(&self, url: &str, generation: u64) -> Option<Arc<P>> {
+        let mut m = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(url, generation, "")
+    }
+
+    /// Stores a parsed document; `source_len` (the upstream body's size) is its weight.
+    pub fn put_parsed(&self, url: &str, generation: u64, source_len: usize, doc: Arc<P>) {
+        let mut m = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(url.to_owned(), generation, "", source_len, doc);
+    }
+
+    /// The rendered `variant` of `url` at `generation` under policy `revision`.
+    pub fn rendered(
+        &self,
+        url: &str,
+        variant: &str,
+        generation: u64,
+        revision: &str,
+    ) -> Option<Arc<Rendered>> {
+        let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&render_key(url, variant), generation, revision)
+    }
+
+    pub fn put_rendered(
+        &self,
+        url: &str,
+        variant: &str,
+        generation: u64,
+        revision: &str,
+        rendered: Arc<Rendered>,
+    ) {
+        let weight = rendered.body.len();
+        let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(
+            render_key(url, variant),
+            generation,
+            revision,
+            weight,
+            rendered,
+        );
+    }
+}
+
+fn render_key(url: &str, variant: &str) -> String {
+    format!("{url}\n{variant}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn accept_encoding_is_parsed_with_qualities() {
+        let ae = |v: &str| accepts_gzip(&headers(&[(header::ACCEPT_ENCODING, v)]));
+        assert!(ae("gzip, deflate"));
+        assert!(ae("br;q=1.0, GZIP;q=0.5"));
+        assert!(ae("*"));
+        assert!(!ae("gzip;q=0, br"));
+        assert!(!ae("identity"));
+        assert!(!ae("br, zstd"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn rendered_serves_gzip_once_computed_and_answers_304() {
+        let body: Vec<u8> = br#"{"name":"x","versions":{}}"#.repeat(100);
+        let r = Rendered::new("rev-1", "application/json", body.clone());
+        let gz = r.response(&headers(&[(header::ACCEPT_ENCODING, "gzip, deflate")]));
+        assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
+        let stored = r.gzipped().unwrap().clone();
+        assert!(stored.len() < body.len());
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&stored[..]), &mut out)
+            .unwrap();
+        assert_eq!(out, body);
+
+        let plain = r.response(&HeaderMap::new());
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        let etag = plain.headers()[header::ETAG].to_str().unwrap().to_owned();
+        let cond = r.response(&headers(&[(header::IF_NONE_MATCH, &format!("W/{etag}"))]));
+        assert_eq!(cond.status(), StatusCode::NOT_MODIFIED);
+
+        let other = Rendered::new("rev-2", "application/json", body);
+        assert_ne!(other.etag(), r.etag(), "the policy revision is in the ETag");
+    }
+
+    #[test]
+    fn small_bodies_are_not_encoded() {
+        let r = Rendered::new("rev", "application/json", b"{}".to_vec());
+        let resp = r.response(&headers(&[(header::ACCEPT_ENCODING, "gzip")]));
+        assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
+    }
+
+    #[test]
+    fn entries_are_keyed_by_generation_revision_and_variant() {
+        let cache: RenderCache<u32> = RenderCache::new(10, Duration::from_secs(60));
+        let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
+        cache.put_rendered("u", "full", 1, "a", Arc::clone(&r));
+        assert!(cache.rendered("u", "full", 1, "a").is_some());
+        assert!(cache.rendered("u", "corgi", 1, "a").is_none());
+        assert!(
+            cache.rendered("u", "full", 2, "a").is_none(),
+            "new upstream body"
+        );
+        assert!(cache.rendered("u", "full", 1, "b").is_none(), "new policy");
+        cache.put_parsed("u", 1, 10, Arc::new(7));
+        assert_eq!(cache.parsed("u", 1).as_deref(), Some(&7));
+        assert!(cache.parsed("u", 2).is_none());
+    }
+
+    #[test]
+    fn rendered_entries_expire_after_the_ttl() {
+        let cache: RenderCache<u32> = RenderCache::new(10, Duration::ZERO);
+        let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
+        cache.put_rendered("u", "full", 1, "a", r);
+        assert!(cache.rendered("u", "full", 1, "a").is_none());
+    }
+
+    #[test]
+    fn bounded_by_entries_and_bytes_evicting_least_recently_used() {
+        let mut m: Bounded<u32> = Bounded::new(2, 100, None);
+        m.insert("a".into(), 0, "", 10, Arc::new(1));
+        std::thread::sleep(Duration::from_millis(2));
+        m.insert("b".into(), 0, "", 10, Arc::new(2));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(m.get("a", 0, "").is_some(), "touch a: b is now the oldest");
+        m.insert("c".into(), 0, "", 10, Arc::new(3));
+        assert!(m.get("b", 0, "").is_none());
+        assert!(m.get("a", 0, "").is_some() && m.get("c", 0, "").is_some());
+        m.insert("big".into(), 0, "", 95, Arc::new(4));
+        assert_eq!(m.map.len(), 1, "byte bound evicts both others");
+        assert_eq!(m.weight, 95);
+        m.insert("huge".into(), 0, "", 101, Arc::new(5));
+        assert!(
+            m.get("huge", 0, "").is_none(),
+            "larger than the budget: not cached"
+        );
+    }
+}
