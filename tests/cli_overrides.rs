@@ -71,3 +71,43 @@ fn a_stored_deny_entry_applies_to_check_and_can_be_removed() {
     let out = depfw(data, &["check", "npm", "left-pad@1.3.0"]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn init_for_an_agent_prints_its_mirror_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = depfw(dir.path(), &["agents", "add", "bot"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("dfw_"))
+        .unwrap()
+        .to_owned();
+    let out = depfw(
+        dir.path(),
+        &["init", "yarn", "--agent", "bot", "--token", &token],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snippet = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        snippet.contains(&format!(
+            "npmRegistryServer: \"http://127.0.0.1:7878/a/{token}/npm/\""
+        )),
+        "{snippet}"
+    );
+    let out = depfw(
+        dir.path(),
+        &["init", "npm", "--agent", "bot", "--token", "not-a-token"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

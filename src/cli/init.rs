@@ -22,7 +22,23 @@ pub struct InitArgs {
     /// The package manager to configure.
     #[arg(value_enum)]
     pub client: Client,
+    /// Print the mirror URLs of this agent (`/a/<token>/…`), so its installs are attributed
+    /// to it and judged by its policy preset.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// The agent's token (shown once by `depfw agents add` / `rotate`). Without it the
+    /// snippet carries the placeholder `AGENT_TOKEN`.
+    #[arg(
+        long,
+        env = "DEPFW_AGENT_TOKEN",
+        hide_env_values = true,
+        requires = "agent"
+    )]
+    pub token: Option<String>,
 }
+
+/// The placeholder printed when `--agent` is given without `--token`.
+pub const TOKEN_PLACEHOLDER: &str = "AGENT_TOKEN";
 
 /// The snippet for `client`, given depfw's public base URL.
 pub fn snippet(client: Client, public_url: &url::Url) -> String {
@@ -66,13 +82,42 @@ pub fn snippet(client: Client, public_url: &url::Url) -> String {
 }
 
 pub fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    print!("{}", snippet(args.client, &config.server.public_url));
+    let Some(agent) = &args.agent else {
+        print!("{}", snippet(args.client, &config.server.public_url));
+        return Ok(ExitCode::SUCCESS);
+    };
+    crate::agents::validate_name(agent)?;
+    let token = match &args.token {
+        Some(token) => crate::agents::Token::parse(token)
+            .map_err(|e| anyhow::anyhow!("--token: {e}"))?
+            .expose_secret()
+            .to_owned(),
+        None => TOKEN_PLACEHOLDER.to_owned(),
+    };
+    let base = config.server.public_url.as_str().trim_end_matches('/');
+    let agent_url = url::Url::parse(&format!("{base}/a/{token}/"))?;
+    println!("# depfw mirror for agent `{agent}`");
+    if args.token.is_none() {
+        println!(
+            "# replace {TOKEN_PLACEHOLDER} with the agent's token (`depfw agents rotate {agent}` issues a new one)"
+        );
+    }
+    print!("{}", snippet(args.client, &agent_url));
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_snippets_carry_the_token_prefix() {
+        let url = url::Url::parse("http://127.0.0.1:7878/a/AGENT_TOKEN/").unwrap();
+        assert!(snippet(Client::Npm, &url)
+            .contains("registry=http://127.0.0.1:7878/a/AGENT_TOKEN/npm/\n"));
+        assert!(snippet(Client::Cargo, &url)
+            .contains("sparse+http://127.0.0.1:7878/a/AGENT_TOKEN/cargo/index/"));
+    }
 
     #[test]
     fn snippets_use_the_public_url() {
