@@ -13,7 +13,10 @@ fn public_dir() -> PathBuf {
 }
 
 /// (file under public/, exact package count, pins that must be present)
-const EXPECTED: &[(&str, usize, &[(&str, &str)])] = &[
+/// (path under `public/`, package count, pins checked by reading the file)
+type Expected = (&'static str, usize, &'static [(&'static str, &'static str)]);
+
+const EXPECTED: &[Expected] = &[
     (
         "cargo/advent-of-code-2020/Cargo.lock",
         49,
