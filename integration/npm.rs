@@ -320,89 +320,33 @@ fn client_check() -> TestCheck {
     deny(&["is-odd@3.0.1", "@isaacs/string-locale-compare@1.1.0"])
 }
 
-#[test]
-fn pnpm_resolves_around_denied_versions() {
-    if !have("pnpm") {
+fn client_resolves_around_denied_versions(client: Client, no_match: &str) {
+    if !have(client.tool()) {
         return;
     }
     let env = start(client_check());
-    let store = env.tmp.path().join("pnpm-store");
-    std::fs::write(
-        env.project.join(".npmrc"),
-        format!(
-            "registry={}\nstore-dir={}\n",
-            env.registry(),
-            store.display()
-        ),
-    )
-    .unwrap();
-    let out = env.client("pnpm", &["add", "is-odd@^3", SCOPED], &[]);
+    let out = client.run(&env, &["add", "is-odd@^3", SCOPED]);
     assert!(out.status.success(), "{}", combined(&out));
     assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
     assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
-    let out = env.client("pnpm", &["add", "is-odd@3.0.1"], &[]);
+    let out = client.run(&env, &["add", "is-odd@3.0.1"]);
     assert!(!out.status.success());
-    assert!(
-        combined(&out).contains("NO_MATCHING_VERSION"),
-        "{}",
-        combined(&out)
-    );
+    assert!(combined(&out).contains(no_match), "{}", combined(&out));
+}
+
+#[test]
+fn pnpm_resolves_around_denied_versions() {
+    client_resolves_around_denied_versions(Client::Pnpm, "NO_MATCHING_VERSION");
 }
 
 #[test]
 fn yarn_berry_resolves_around_denied_versions() {
-    if !have("yarn") {
-        return;
-    }
-    let env = start(client_check());
-    std::fs::write(
-        env.project.join(".yarnrc.yml"),
-        format!(
-            "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\n\
-             enableGlobalCache: false\nenableMirror: false\nenableTelemetry: false\n\
-             nodeLinker: node-modules\n",
-            env.registry()
-        ),
-    )
-    .unwrap();
-    std::fs::write(env.project.join("yarn.lock"), "").unwrap();
-    let out = env.client("yarn", &["add", "is-odd@^3", SCOPED], &[]);
-    assert!(out.status.success(), "{}", combined(&out));
-    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
-    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
-    let out = env.client("yarn", &["add", "is-odd@3.0.1"], &[]);
-    assert!(!out.status.success());
-    assert!(
-        combined(&out).contains("No candidates found"),
-        "{}",
-        combined(&out)
-    );
+    client_resolves_around_denied_versions(Client::Yarn, "No candidates found");
 }
 
 #[test]
 fn bun_resolves_around_denied_versions() {
-    if !have("bun") {
-        return;
-    }
-    let env = start(client_check());
-    let envs = [
-        ("NPM_CONFIG_REGISTRY", env.registry()),
-        (
-            "BUN_INSTALL_CACHE_DIR",
-            env.tmp.path().join("bun-cache").display().to_string(),
-        ),
-    ];
-    let out = env.client("bun", &["add", "is-odd@^3", SCOPED], &envs);
-    assert!(out.status.success(), "{}", combined(&out));
-    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
-    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
-    let out = env.client("bun", &["add", "is-odd@3.0.1"], &envs);
-    assert!(!out.status.success());
-    assert!(
-        combined(&out).contains("No version matching"),
-        "{}",
-        combined(&out)
-    );
+    client_resolves_around_denied_versions(Client::Bun, "No version matching");
 }
 
 /// The non-npm clients, each configured to reach depfw only and to keep its store/cache in
