@@ -668,3 +668,17 @@ fn requirements_editable_dot_is_named_after_its_directory() {
         ]
     );
 }
+
+/// Found by the `cargo_lock` fuzz target: `cargo-lock` panicked slicing a checksum inside
+/// a multi-byte character.
+#[test]
+fn cargo_lock_with_a_non_ascii_checksum_is_an_error_not_a_panic() {
+    let text = "version = 3\n\n[[package]]\nname = \"itoa\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"712e227841d05\u{11c}\u{39a}e1cd2fb22fa7e5a5461ae8e48fa2ca79ec42cfc1931183f\"\n";
+    let err = depfw::audit::parse_lockfile(
+        std::path::Path::new("Cargo.lock"),
+        depfw::audit::LockfileKind::CargoLock,
+        text,
+    )
+    .unwrap_err();
+    assert_eq!(err.line, Some(7), "{err}");
+}

@@ -38,6 +38,23 @@ struct RawPackage {
     source: Option<Spanned<String>>,
 }
 
+/// `cargo-lock` 11.1 slices checksums by byte offset and panics inside a multi-byte
+/// character (found by the `cargo_lock` fuzz target), so checksum lines (`checksum = …`,
+/// v1's `"checksum … " = …`) must be ASCII before it sees them.
+fn reject_non_ascii_checksums(path: &Path, text: &str) -> Result<(), ParseError> {
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start().trim_start_matches('"');
+        if trimmed.starts_with("checksum") && !line.is_ascii() {
+            return Err(ParseError::new(
+                path,
+                u32::try_from(index + 1).ok(),
+                "a checksum must be hexadecimal ASCII",
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let raw: RawLock = from_toml(path, text)?;
     let mut lines: HashMap<(String, String, PackageSource), u32> = HashMap::new();
@@ -69,7 +86,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
         lines.entry(key).or_insert(line);
     }
 
-    let lockfile = Lockfile::from_str(text)
+    reject_non_ascii_checksums(path, text)?;
+    // Belt and braces for other panics in the third-party parser: a hostile lockfile must
+    // give an error, not abort the audit.
+    let lockfile = std::panic::catch_unwind(|| Lockfile::from_str(text))
+        .map_err(|_| ParseError::new(path, None, "invalid Cargo.lock: the parser failed"))?
         .map_err(|err| ParseError::new(path, None, format!("invalid Cargo.lock: {err}")))?;
     let packages = lockfile
         .root
