@@ -17,7 +17,7 @@ export RUSTC_BOOTSTRAP=1
 seconds="${FUZZ_SECONDS:-5}"
 # A fixed seed and run count make the CI smoke reproducible: the same build explores the
 # same inputs, so a red run can be replayed. Longer hunts: FUZZ_RUNS=-1 FUZZ_SECONDS=600.
-seed="${FUZZ_SEED:-1}"
+fuzz_seed="${FUZZ_SEED:-1}"
 runs="${FUZZ_RUNS:-20000}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 fixtures="$PWD/tests/fixtures/lockfiles"
@@ -65,7 +65,7 @@ for target in "${targets[@]}"; do
     cp "$seed" "$corpus/seed-$n"
   done < <(find "$fixtures" -type f -name "$(seed_pattern "$target")" -size -64k -print0 2>/dev/null)
   if ! cargo fuzz run --sanitizer "$sanitizer" "$target" "$corpus" -- \
-      -seed="$seed" -runs="$runs" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1; then
+      -seed="$fuzz_seed" -runs="$runs" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "fuzz-smoke: $target FAILED (input in fuzz/artifacts/$target/)" >&2
     exit 1
