@@ -327,18 +327,13 @@ fn audit_package(
         }
         findings.push(f);
     }
-    if verdict == Verdict::Allow && findings.is_empty() {
-        return None;
-    }
-    let mut ids: Vec<String> = Vec::new();
-    for id in findings.iter().flat_map(|f| f.ids.iter()) {
-        if !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
+    // Plainly allowed: nothing to report. An allow that overrode findings is reported.
     if verdict == Verdict::Allow && !overridden {
         return None;
     }
+    let decision = Decision { verdict, findings };
+    let ids = decision.ids();
+    let Decision { verdict, findings } = decision;
     Some(AuditResult {
         ecosystem: package.ecosystem,
         name: package.name.clone(),
