@@ -12,7 +12,6 @@ fn public_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lockfiles/public")
 }
 
-/// (file under public/, exact package count, pins that must be present)
 /// (path under `public/`, package count, pins checked by reading the file)
 type Expected = (&'static str, usize, &'static [(&'static str, &'static str)]);
 
@@ -31,6 +30,60 @@ const EXPECTED: &[Expected] = &[
         "pipfile/contact-book-cli/Pipfile.lock",
         2,
         &[("click", "7.0"), ("nose", "1.3.7")],
+    ),
+    // v1: the nested `dependencies` tree, sha1 integrities.
+    (
+        "npm/alexa-sandwich-recipe/package-lock.json",
+        19,
+        &[("alexa-sdk", "1.0.12"), ("aws-sdk", "2.100.0"), ("lodash", "4.17.4")],
+    ),
+    // v2: `packages` is read, the duplicate v1 `dependencies` section is not counted twice.
+    (
+        "npm/curso-node-table/package-lock.json",
+        17,
+        &[("colors", "1.4.0"), ("yargs", "17.4.1"), ("yargs-parser", "21.0.1")],
+    ),
+    // v3: 41 registry packages plus the project's `"hello-world": "file:"` link to itself.
+    (
+        "npm/alexa-guitar-tuner/package-lock.json",
+        42,
+        &[
+            ("aws-sdk", "2.1692.0"),
+            ("hello-world", "1.2.0"),
+            ("querystring", "0.2.0"),
+            ("which-typed-array", "1.1.16"),
+        ],
+    ),
+    // Classic v1, with a quoted `a@^3 || ^4` key.
+    (
+        "yarn/use-worker-async/yarn.lock",
+        5,
+        &[("js-tokens", "4.0.0"), ("react", "18.3.1"), ("typescript", "5.6.3")],
+    ),
+    // v9: `packages` only (`snapshots` repeats them); two versions of ms, safe-buffer,
+    // encodeurl and on-finished.
+    (
+        "pnpm/express-railway/pnpm-lock.yaml",
+        76,
+        &[("express", "4.21.2"), ("ms", "2.0.0"), ("ms", "2.1.3"), ("ipaddr.js", "1.9.1")],
+    ),
+    // lock-version 1.1, `[metadata.files]` hashes; py 1.10.0 has PYSEC-2022-42969.
+    (
+        "poetry/tictactoe/poetry.lock",
+        24,
+        &[("py", "1.10.0"), ("pytest", "6.2.4"), ("typing-extensions", "3.10.0.0")],
+    ),
+    // 7 registry packages plus the project itself (`source = { virtual = "." }`).
+    (
+        "uv/test_pkg/uv.lock",
+        8,
+        &[("polars", "1.32.3"), ("pytest", "8.4.1"), ("test-pkg", "0.1.0")],
+    ),
+    // pip-compile --generate-hashes with `--find-links .` and an "unsafe" section.
+    (
+        "requirements/rhc-worker-playbook/requirements.txt",
+        11,
+        &[("ansible-runner", "2.4.0"), ("pyyaml", "6.0.1"), ("setuptools", "71.1.0")],
     ),
 ];
 
@@ -98,4 +151,38 @@ fn audit_over_the_public_directory_scans_every_package() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let total: usize = EXPECTED.iter().map(|(_, n, _)| n).sum();
     assert_eq!(report["packages_scanned"].as_u64().unwrap() as usize, total);
+}
+
+/// The bundled advisory snapshot flags the one pin of this real poetry.lock that PyPA lists:
+/// py 1.10.0 (PYSEC-2022-42969, every py release up to 1.11.0), at its `[[package]]` entry.
+/// The 23 others — typed-ast 1.4.3 among them, past PYSEC-2019-130's fix — stay clean.
+#[test]
+fn audit_flags_the_vulnerable_pin_of_a_real_poetry_lock() {
+    let out = Command::new(env!("CARGO_BIN_EXE_depfw"))
+        .arg("audit")
+        .arg(public_dir().join("poetry/tictactoe/poetry.lock"))
+        .args(["--format", "json"])
+        .env_remove("DEPFW_CONFIG")
+        .env_remove("DEPFW_DATA_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["packages_scanned"], 24);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{report}");
+    let py = &results[0];
+    assert_eq!((py["name"].as_str(), py["version"].as_str()), (Some("py"), Some("1.10.0")));
+    assert_eq!(py["line"], 156);
+    assert_eq!(py["verdict"], "deny");
+    assert!(py["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|id| id == "PYSEC-2022-42969"));
 }
