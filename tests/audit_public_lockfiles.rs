@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use depfw::audit::{parse_lockfile, LockfileKind};
+use depfw::audit::{parse_lockfile, LockfileKind, PackageSource};
 
 fn public_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lockfiles/public")
@@ -67,6 +67,31 @@ const EXPECTED: &[Expected] = &[
         76,
         &[("express", "4.21.2"), ("ms", "2.0.0"), ("ms", "2.1.3"), ("ipaddr.js", "1.9.1")],
     ),
+    // v5.3: `/name/version` keys, a scoped package with a peer suffix
+    // (`/@tepez/auth0-rules-types/0.3.1_@types+node@14.14.37`), two form-data versions.
+    (
+        "pnpm/eseuri-scripts/pnpm-lock.yaml",
+        57,
+        &[
+            ("@tepez/auth0-rules-types", "0.3.1"),
+            ("form-data", "2.3.3"),
+            ("form-data", "2.5.1"),
+            ("request", "2.88.2"),
+        ],
+    ),
+    // Text bun.lock (JSON with trailing commas); the root workspace has no `packages` entry.
+    (
+        "bun/s3lite/bun.lock",
+        5,
+        &[("@types/bun", "1.3.11"), ("bun-types", "1.3.11"), ("undici-types", "7.18.2")],
+    ),
+    // lock_version 4.4.1: 22 `[[package]]` tables, coverage 7.4.4 twice (plain and
+    // `extras = ["toml"]`), which is one package to audit.
+    (
+        "pdm/gilded-rose-python/pdm.lock",
+        21,
+        &[("coverage", "7.4.4"), ("pylint", "3.1.0"), ("watchdog", "4.0.0")],
+    ),
     // lock-version 1.1, `[metadata.files]` hashes; py 1.10.0 has PYSEC-2022-42969.
     (
         "poetry/tictactoe/poetry.lock",
@@ -105,6 +130,50 @@ fn each_public_lockfile_parses_to_the_pins_it_holds() {
             );
         }
     }
+}
+
+/// Every package of these files comes from the default registry except these, read off the
+/// files: the Cargo and uv projects themselves (Cargo.lock records no path for its root
+/// crate) and the npm project's `file:` link to itself.
+#[test]
+fn only_the_projects_themselves_are_reported_as_non_registry() {
+    let mut found = Vec::new();
+    for (rel, _, _) in EXPECTED {
+        let path = public_dir().join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kind = LockfileKind::detect(&path).unwrap();
+        for p in parse_lockfile(&path, kind, &text).unwrap().packages {
+            if p.source != (PackageSource::Registry { url: None }) {
+                found.push((rel.to_string(), p.name, p.source));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        vec![
+            (
+                "cargo/advent-of-code-2020/Cargo.lock".to_string(),
+                "advent-of-code-2020".to_string(),
+                PackageSource::Workspace { path: "".into() }
+            ),
+            (
+                "cargo/game-of-life-rust/Cargo.lock".to_string(),
+                "conway_rust".to_string(),
+                PackageSource::Workspace { path: "".into() }
+            ),
+            (
+                "npm/alexa-guitar-tuner/package-lock.json".to_string(),
+                "hello-world".to_string(),
+                PackageSource::Path { path: ".".into() }
+            ),
+            (
+                "uv/test_pkg/uv.lock".to_string(),
+                "test-pkg".to_string(),
+                PackageSource::Workspace { path: ".".into() }
+            ),
+        ]
+    );
 }
 
 #[test]

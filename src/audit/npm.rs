@@ -73,13 +73,15 @@ fn parse_packages(
             let target = str_field(path, line, entry, "resolved")?.unwrap_or_default();
             let target_entry = packages.get(target).and_then(Value::as_object);
             let field = |f: &str| target_entry.and_then(|t| t.get(f)).and_then(Value::as_str);
+            // `"resolved": ""` links the project to itself (`"name": "file:"` in package.json).
+            let shown = if target.is_empty() { "." } else { target };
             let source = if workspaces.iter().any(|w| glob_match(w, target)) {
                 PackageSource::Workspace {
-                    path: target.to_owned(),
+                    path: shown.to_owned(),
                 }
             } else {
                 PackageSource::Path {
-                    path: target.to_owned(),
+                    path: shown.to_owned(),
                 }
             };
             out.push(locked(
