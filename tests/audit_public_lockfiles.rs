@@ -35,13 +35,21 @@ const EXPECTED: &[Expected] = &[
     (
         "npm/alexa-sandwich-recipe/package-lock.json",
         19,
-        &[("alexa-sdk", "1.0.12"), ("aws-sdk", "2.100.0"), ("lodash", "4.17.4")],
+        &[
+            ("alexa-sdk", "1.0.12"),
+            ("aws-sdk", "2.100.0"),
+            ("lodash", "4.17.4"),
+        ],
     ),
     // v2: `packages` is read, the duplicate v1 `dependencies` section is not counted twice.
     (
         "npm/curso-node-table/package-lock.json",
         17,
-        &[("colors", "1.4.0"), ("yargs", "17.4.1"), ("yargs-parser", "21.0.1")],
+        &[
+            ("colors", "1.4.0"),
+            ("yargs", "17.4.1"),
+            ("yargs-parser", "21.0.1"),
+        ],
     ),
     // v3: 41 registry packages plus the project's `"hello-world": "file:"` link to itself.
     (
@@ -58,14 +66,30 @@ const EXPECTED: &[Expected] = &[
     (
         "yarn/use-worker-async/yarn.lock",
         5,
-        &[("js-tokens", "4.0.0"), ("react", "18.3.1"), ("typescript", "5.6.3")],
+        &[
+            ("js-tokens", "4.0.0"),
+            ("react", "18.3.1"),
+            ("typescript", "5.6.3"),
+        ],
+    ),
+    // Berry (`__metadata` version 8): three npm packages; the root `workspace:.` entry is
+    // the project itself and is skipped.
+    (
+        "yarn/toposort/yarn.lock",
+        3,
+        &[("diff", "1.0.8"), ("eyes", "0.1.8"), ("vows", "0.7.0")],
     ),
     // v9: `packages` only (`snapshots` repeats them); two versions of ms, safe-buffer,
     // encodeurl and on-finished.
     (
         "pnpm/express-railway/pnpm-lock.yaml",
         76,
-        &[("express", "4.21.2"), ("ms", "2.0.0"), ("ms", "2.1.3"), ("ipaddr.js", "1.9.1")],
+        &[
+            ("express", "4.21.2"),
+            ("ms", "2.0.0"),
+            ("ms", "2.1.3"),
+            ("ipaddr.js", "1.9.1"),
+        ],
     ),
     // v5.3: `/name/version` keys, a scoped package with a peer suffix
     // (`/@tepez/auth0-rules-types/0.3.1_@types+node@14.14.37`), two form-data versions.
@@ -83,32 +107,52 @@ const EXPECTED: &[Expected] = &[
     (
         "bun/s3lite/bun.lock",
         5,
-        &[("@types/bun", "1.3.11"), ("bun-types", "1.3.11"), ("undici-types", "7.18.2")],
+        &[
+            ("@types/bun", "1.3.11"),
+            ("bun-types", "1.3.11"),
+            ("undici-types", "7.18.2"),
+        ],
     ),
     // lock_version 4.4.1: 22 `[[package]]` tables, coverage 7.4.4 twice (plain and
     // `extras = ["toml"]`), which is one package to audit.
     (
         "pdm/gilded-rose-python/pdm.lock",
         21,
-        &[("coverage", "7.4.4"), ("pylint", "3.1.0"), ("watchdog", "4.0.0")],
+        &[
+            ("coverage", "7.4.4"),
+            ("pylint", "3.1.0"),
+            ("watchdog", "4.0.0"),
+        ],
     ),
     // lock-version 1.1, `[metadata.files]` hashes; py 1.10.0 has PYSEC-2022-42969.
     (
         "poetry/tictactoe/poetry.lock",
         24,
-        &[("py", "1.10.0"), ("pytest", "6.2.4"), ("typing-extensions", "3.10.0.0")],
+        &[
+            ("py", "1.10.0"),
+            ("pytest", "6.2.4"),
+            ("typing-extensions", "3.10.0.0"),
+        ],
     ),
     // 7 registry packages plus the project itself (`source = { virtual = "." }`).
     (
         "uv/test_pkg/uv.lock",
         8,
-        &[("polars", "1.32.3"), ("pytest", "8.4.1"), ("test-pkg", "0.1.0")],
+        &[
+            ("polars", "1.32.3"),
+            ("pytest", "8.4.1"),
+            ("test-pkg", "0.1.0"),
+        ],
     ),
     // pip-compile --generate-hashes with `--find-links .` and an "unsafe" section.
     (
         "requirements/rhc-worker-playbook/requirements.txt",
         11,
-        &[("ansible-runner", "2.4.0"), ("pyyaml", "6.0.1"), ("setuptools", "71.1.0")],
+        &[
+            ("ansible-runner", "2.4.0"),
+            ("pyyaml", "6.0.1"),
+            ("setuptools", "71.1.0"),
+        ],
     ),
 ];
 
@@ -246,7 +290,10 @@ fn audit_flags_the_vulnerable_pin_of_a_real_poetry_lock() {
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{report}");
     let py = &results[0];
-    assert_eq!((py["name"].as_str(), py["version"].as_str()), (Some("py"), Some("1.10.0")));
+    assert_eq!(
+        (py["name"].as_str(), py["version"].as_str()),
+        (Some("py"), Some("1.10.0"))
+    );
     assert_eq!(py["line"], 156);
     assert_eq!(py["verdict"], "deny");
     assert!(py["ids"]
