@@ -190,7 +190,7 @@ impl PopularIndex {
     fn entry(&self, name: &PackageName) -> Option<&Entry> {
         let eco = self.ecosystems.get(&name.ecosystem())?.get();
         let form = forms::form(name.ecosystem(), name.key());
-        let entry = &eco.entries[*eco.by_form.get(form.as_str())? as usize];
+        let entry = &eco.entries[eco.id_of_form(&form)? as usize];
         // A case-only variant of an npm name is a different package (and a look-alike).
         (*entry.key == *name.key()).then_some(entry)
     }
@@ -209,34 +209,45 @@ pub(crate) struct Entry {
 }
 
 /// The popular names of one ecosystem and the maps near-miss lookups probe.
+///
+/// Built on every start (~20k names each), so it holds hashes rather than strings wherever
+/// a hit is verified anyway: no per-name string maps to allocate and hash.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EcoIndex {
     pub entries: Vec<Entry>,
-    pub by_form: HashMap<Box<str>, u32>,
     /// Hash of each form.
     pub exact: HashMulti,
     /// Hashes of each form with one character deleted (symmetric-deletion index).
     pub deletions: HashMulti,
     pub separators: HashMulti,
     pub glyphs: HashMulti,
-    /// Every word of every popular name: a look-alike made only of known words
+    /// Hashes of every word of every popular name: a look-alike made only of known words
     /// (`django-filer`, `git-python`) is usually a real project, a typo makes a new word.
-    pub vocabulary: HashSet<Box<str>>,
+    /// A 64-bit collision would only make one coined word look known.
+    vocabulary: HashSet<u64>,
+    /// Form hash -> first entry with it, for de-duplication while inserting (the `exact`
+    /// map is only searchable after `finish`).
+    inserted: HashMap<u64, u32>,
     ranked_len: u32,
 }
 
 impl EcoIndex {
     fn insert(&mut self, name: &PackageName, ranked: bool) {
         let form = forms::form(name.ecosystem(), name.key());
-        if self.by_form.contains_key(form.as_str()) {
-            return;
-        }
+        let form_hash = forms::hash(form.as_bytes());
         let id = self.entries.len() as u32;
+        match self.inserted.get(&form_hash) {
+            Some(&first) if *self.entries[first as usize].form == *form => return,
+            Some(_) => {}
+            None => {
+                self.inserted.insert(form_hash, id);
+            }
+        }
         let rank = ranked.then(|| {
             self.ranked_len += 1;
             self.ranked_len
         });
-        self.exact.push(forms::hash(form.as_bytes()), id);
+        self.exact.push(form_hash, id);
         for h in forms::deletion_hashes(&form) {
             self.deletions.push(h, id);
         }
@@ -245,11 +256,8 @@ impl EcoIndex {
         self.glyphs
             .push(forms::hash(forms::glyph_skeleton(&form).as_bytes()), id);
         for token in forms::tokens(&form) {
-            if !self.vocabulary.contains(token) {
-                self.vocabulary.insert(token.into());
-            }
+            self.vocabulary.insert(forms::hash(token.as_bytes()));
         }
-        self.by_form.insert(form.clone().into(), id);
         self.entries.push(Entry {
             display: name.as_str().into(),
             key: name.key().into(),
@@ -268,11 +276,23 @@ impl EcoIndex {
             map.finish();
         }
     }
+
+    /// The entry whose form is exactly `form`.
+    pub fn id_of_form(&self, form: &str) -> Option<u32> {
+        self.exact
+            .get(forms::hash(form.as_bytes()))
+            .find(|&id| *self.entries[id as usize].form == *form)
+    }
+
+    /// Whether `word` is a word of some popular name.
+    pub fn knows_word(&self, word: &str) -> bool {
+        self.vocabulary.contains(&forms::hash(word.as_bytes()))
+    }
 }
 
-/// A multimap from a 64-bit hash to entry ids, as one sorted vector (12 bytes a pair for the
-/// ~300k deletion hashes of a list) plus a table of where each run of leading hash bits
-/// starts, so that a probe is two memory reads and a short scan rather than a binary search
+/// A multimap from a 64-bit hash to entry ids, as one vector grouped by leading hash bits
+/// (12 bytes a pair for the ~300k deletion hashes of a list) plus a table of where each
+/// group starts, so that a probe is two memory reads and a short scan rather than a binary search
 /// through megabytes of cache misses.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HashMulti {
@@ -287,20 +307,29 @@ impl HashMulti {
         self.pairs.push((hash, id));
     }
 
+    /// Groups the pairs by bucket with one counting pass and one scatter (no comparison
+    /// sort: this runs over ~250k pairs on every start). Order within a bucket is
+    /// insertion order; lookups scan the bucket anyway.
     fn finish(&mut self) {
-        self.pairs.sort_unstable();
-        self.pairs.dedup();
         // About one pair per bucket.
         self.bits = (usize::BITS - self.pairs.len().leading_zeros()).clamp(1, 24);
         let buckets = 1usize << self.bits;
-        self.starts = Vec::with_capacity(buckets + 1);
-        let mut i = 0;
-        for b in 0..=buckets {
-            while i < self.pairs.len() && self.bucket(self.pairs[i].0) < b {
-                i += 1;
-            }
-            self.starts.push(i as u32);
+        let mut starts = vec![0u32; buckets + 1];
+        for &(hash, _) in &self.pairs {
+            starts[self.bucket(hash) + 1] += 1;
         }
+        for b in 0..buckets {
+            starts[b + 1] += starts[b];
+        }
+        let mut next = starts.clone();
+        let mut grouped = vec![(0u64, 0u32); self.pairs.len()];
+        for &(hash, id) in &self.pairs {
+            let slot = &mut next[self.bucket(hash)];
+            grouped[*slot as usize] = (hash, id);
+            *slot += 1;
+        }
+        self.pairs = grouped;
+        self.starts = starts;
     }
 
     fn bucket(&self, hash: u64) -> usize {

@@ -66,7 +66,7 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
     };
 
     // Case only (npm keeps legacy upper-case names distinct).
-    if let Some(&id) = eco.by_form.get(form.as_str()) {
+    if let Some(id) = eco.id_of_form(&form) {
         consider(id, Technique::Case);
     }
 
@@ -95,7 +95,7 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
         } else {
             PREFIX_TARGET_RANK
         };
-        if let Some(&id) = eco.by_form.get(stripped) {
+        if let Some(id) = eco.id_of_form(stripped) {
             if ranks_within(&eco.entries[id as usize], rank) {
                 consider(id, Technique::Affix(affix));
             }
@@ -165,7 +165,7 @@ fn coins_a_word(eco: &EcoIndex, candidate: &str, target: &str) -> bool {
     if new_words.peek().is_none() {
         return true;
     }
-    new_words.any(|w| !eco.vocabulary.contains(w))
+    new_words.any(|w| !eco.knows_word(w))
 }
 
 /// Entries that may be one edit from `form`: those it is a deletion of, those that are a
