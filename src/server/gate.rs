@@ -3,6 +3,8 @@
 //! (`server::npm`, `server::pypi`, `server::cargo`) parse and render; everything they
 //! decide goes through here so the ecosystems cannot drift apart.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,9 +14,10 @@ use tokio_util::io::ReaderStream;
 use super::error::{ProxyError, UpstreamFault};
 use super::render_cache::Rendered;
 use super::{agent, AppState, PolicyState, RequestCtx};
+use crate::config::RefusedVersions;
 use crate::package::PackageName;
 use crate::policy::{Decision, PackageCtx, Policy, Verdict};
-use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, Kept, VersionRecord};
+use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, Disposition, Kept, VersionRecord};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
 /// The policy from a state known to be ready.
@@ -27,12 +30,13 @@ pub fn ready(state: &PolicyState) -> Result<&Policy, ProxyError> {
 
 /// The client-facing reason for a refusal.
 pub fn refusal(package: &str, decision: &Decision) -> String {
-    match decision.verdict {
-        Verdict::Quarantine => format!(
-            "{package} is quarantined, awaiting approval: {}",
-            decision.summary()
-        ),
-        _ => format!("{package} is denied by policy: {}", decision.summary()),
+    refusal_text(package, decision.verdict, &decision.summary())
+}
+
+fn refusal_text(package: &str, verdict: Verdict, summary: &str) -> String {
+    match verdict {
+        Verdict::Quarantine => format!("{package} is quarantined, awaiting approval: {summary}"),
+        _ => format!("{package} is denied by policy: {summary}"),
     }
 }
 
@@ -66,6 +70,39 @@ pub fn check_name(
 pub struct Filtered {
     pub kept: Kept,
     pub hidden: Vec<HiddenVersion>,
+}
+
+impl Filtered {
+    /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
+    /// kept, removed, or yanked with the reason the artifact gate would give
+    /// (`depfw: idna@3.10 is denied by policy: …`).
+    pub fn dispositions(
+        &self,
+        mode: RefusedVersions,
+        name: &PackageName,
+    ) -> impl Fn(&str) -> Disposition + '_ {
+        let yanked: HashMap<&str, String> = match mode {
+            RefusedVersions::Remove => HashMap::new(),
+            RefusedVersions::Yank => self
+                .hidden
+                .iter()
+                .map(|h| {
+                    let spec = format!("{name}@{}", h.version);
+                    let reason = refusal_text(&spec, h.verdict, &h.reason);
+                    (h.version.as_str(), format!("depfw: {reason}"))
+                })
+                .collect(),
+        };
+        move |version: &str| {
+            if self.kept.contains(version) {
+                Disposition::Keep
+            } else if let Some(reason) = yanked.get(version) {
+                Disposition::Yank(reason.clone())
+            } else {
+                Disposition::Remove
+            }
+        }
+    }
 }
 
 /// Evaluates every version under the requesting agent's preset; unparsable versions are

@@ -2,7 +2,9 @@
 //!
 //! pip, uv and poetry use `http://HOST/pypi/simple/` as their index. Project pages are
 //! answered in the format the client negotiated (PEP 691 JSON or PEP 503 HTML) with refused
-//! releases removed and file URLs pointing at `/pypi/files/<upstream path>`; those files
+//! releases removed (or, with `server.refused-versions = "yank"`, yanked with depfw's reason,
+//! which pip, uv and poetry print for an `==` pin or a lockfile) and file URLs pointing at
+//! `/pypi/files/<upstream path>`; those files
 //! (and their PEP 658 `.metadata`) pass the artifact gate, so a hash-pinned requirement or
 //! a direct file URL is refused too. uv `HEAD`s every wheel: that is answered by the policy
 //! alone, without downloading.
@@ -123,7 +125,8 @@ async fn project(
         public_base: &public_base,
         files_base: &state.inner.upstreams.pypi_files,
     };
-    let rendered = page.render(&|v| filtered.kept.contains(v), format, &rewrite)?;
+    let show = filtered.dispositions(state.refused_versions(), name);
+    let rendered = page.render_with(&show, format, &rewrite)?;
     Ok(gate::metadata_response(
         policy,
         headers,
