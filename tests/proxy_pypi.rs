@@ -362,7 +362,7 @@ async fn yank_mode_html_escapes_the_reason_and_it_round_trips() {
 }
 
 #[tokio::test]
-async fn yank_mode_yanks_quarantined_releases_and_holds_them_at_download() {
+async fn yank_mode_yanks_quarantined_releases_serves_their_metadata_and_holds_the_wheel() {
     let check = TestCheck {
         quarantine: vec!["six@1.17.0".into()],
         ..TestCheck::default()
@@ -392,12 +392,23 @@ async fn yank_mode_yanks_quarantined_releases_and_holds_them_at_download() {
         .all(|(_, y)| *y == Value::Bool(false)));
     let whl = "six-1.17.0-py2.py3-none-any.whl";
     let url = file_url(&state, "six", whl).await;
+    // Its PEP 658 metadata is served (verified), so a resolver gets far enough to show
+    // the yank reason; that is resolution, not a download, so nothing is held yet.
+    let (status, _, body) = send(&state, request("GET", &format!("{url}.metadata"), &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("Name: six"));
+    assert!(state.quarantine().list(None).unwrap().is_empty());
+    let records = state.decisions().list(0, 20).unwrap();
+    let served = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Artifact)
+        .unwrap();
+    assert_eq!(served.outcome, "served-yanked-metadata");
+    assert_eq!(served.verdict, depfw::policy::Verdict::Quarantine);
+    // The wheel is refused and held.
     let (status, _, body) = send(&state, request("GET", &url, &[])).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(String::from_utf8(body).unwrap().contains("quarantined"));
-    // PEP 658 metadata of a yanked release goes through the same gate.
-    let (status, _, _) = send(&state, request("GET", &format!("{url}.metadata"), &[])).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
     let held = state.quarantine().list(None).unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(

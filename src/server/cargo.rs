@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::error::{ProxyError, UpstreamFault};
-use super::gate;
+use super::gate::{self, OnRefusal};
 use super::{AppState, RequestCtx};
 use crate::package::PackageName;
 use crate::registry::cargo::{self as proto, IndexFile, IndexRequest, UpstreamConfig};
@@ -171,5 +171,15 @@ async fn download(state: &AppState, ctx: &RequestCtx, path: &str) -> Result<Resp
         version_text: dl.version_text,
         filename,
     };
-    gate::artifact(state, ctx, policy, &req, record, &[&dl_origin]).await
+    let origins = [&dl_origin];
+    gate::artifact(
+        state,
+        ctx,
+        policy,
+        &req,
+        record,
+        &origins,
+        OnRefusal::Refuse,
+    )
+    .await
 }

@@ -221,6 +221,18 @@ fn same_origin(url: &str, origins: &[&url::Url]) -> bool {
     url::Url::parse(url).is_ok_and(|u| origins.iter().any(|o| o.origin() == u.origin()))
 }
 
+/// What the artifact gate does with a version the policy refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRefusal {
+    /// 403 with the reason (and a quarantine hold): every installable artifact.
+    Refuse,
+    /// Served (verified, recorded as `served-yanked-metadata`), no hold: only the PEP 658
+    /// core metadata of a release that `server.refused-versions = "yank"` lists as yanked.
+    /// It is metadata, not code, and pip and uv need it to finish resolving an `==` pin,
+    /// which is when they print the yank reason; the wheel itself is then refused.
+    ServeYankedMetadata,
+}
+
 /// The artifact gate: evaluates the version, then serves verified bytes from the cache or
 /// from upstream. `record` is the version as the (cached) metadata lists it; its artifact
 /// URL must be on one of `origins` (the configured upstream hosts).
@@ -231,14 +243,25 @@ pub async fn artifact(
     req: &ArtifactRequest,
     record: Option<&VersionRecord>,
     origins: &[&url::Url],
+    on_refusal: OnRefusal,
 ) -> Result<Response, ProxyError> {
-    let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, origins)?;
+    let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, origins, on_refusal)?;
+    // Only [`OnRefusal::ServeYankedMetadata`] gets here with a refused verdict.
+    let served = if rec.verdict.is_servable() {
+        "served"
+    } else {
+        "served-yanked-metadata"
+    };
     if let Digest::Sha512(b) = digest {
         rec.sha512 = Some(hex::encode(b));
     }
     let cache = &state.inner.artifacts;
     if let Some(path) = cache.get(digest) {
-        rec.outcome = "served-from-cache".to_owned();
+        rec.outcome = if rec.verdict.is_servable() {
+            "served-from-cache".to_owned()
+        } else {
+            served.to_owned()
+        };
         state.decisions().append_durable(&mut rec)?;
         return serve_file(&path, None).await;
     }
@@ -266,7 +289,7 @@ pub async fn artifact(
     };
     rec.sha256 = Some(spooled.sha256.clone());
     rec.sha512 = Some(spooled.sha512.clone());
-    rec.outcome = "served".to_owned();
+    rec.outcome = served.to_owned();
     state.decisions().append_durable(&mut rec)?;
     let path = cache.insert(digest, &spooled.path, spooled.size);
     let discard = (path == spooled.path).then_some(path.clone());
@@ -288,6 +311,7 @@ fn admit<'r>(
     req: &ArtifactRequest,
     record: Option<&'r VersionRecord>,
     origins: &[&url::Url],
+    on_refusal: OnRefusal,
 ) -> Result<(DecisionRecord, &'r ArtifactRecord, &'r Digest), ProxyError> {
     let spec = format!("{}@{}", req.name, req.version_text);
     let record =
@@ -316,7 +340,7 @@ fn admit<'r>(
         &decision,
         "refused",
     );
-    if !decision.verdict.is_servable() {
+    if !decision.verdict.is_servable() && on_refusal == OnRefusal::Refuse {
         state.decisions().append_durable(&mut rec)?;
         if decision.verdict == Verdict::Quarantine {
             let who = agent::requester(ctx);
@@ -370,8 +394,9 @@ pub async fn artifact_head(
     req: &ArtifactRequest,
     record: Option<&VersionRecord>,
     origins: &[&url::Url],
+    on_refusal: OnRefusal,
 ) -> Result<Response, ProxyError> {
-    let (_, _, digest) = admit(state, ctx, policy, req, record, origins)?;
+    let (_, _, digest) = admit(state, ctx, policy, req, record, origins, on_refusal)?;
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     h.insert(
