@@ -11,6 +11,7 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 
+use depfw::store::decisions::RecordKind;
 use harness::{client_command, have_client, run_client, Served, TestCheck};
 
 fn deny(specs: &[&str]) -> TestCheck {
@@ -148,7 +149,9 @@ fn cargo_tampered_crate_is_refused() {
 }
 
 /// A `Cargo.lock` made while itoa 1.0.11 was allowed: `cargo fetch --locked` after the
-/// policy changed fails, and the denied crate is never downloaded.
+/// policy changed fails, and the denied crate is never downloaded. In the default
+/// `refused-versions = "remove"` mode it fails at resolution (the line is gone), without
+/// depfw's reason; the yank-mode test below reaches the gate.
 #[test]
 fn cargo_locked_fetch_of_denied_version_is_refused() {
     if !have_client("cargo") {
@@ -166,4 +169,47 @@ fn cargo_locked_fetch_of_denied_version_is_refused() {
     assert!(!ok);
     assert!(text.contains("1.0.11"), "{text}");
     assert_eq!(crate_hits(&s, "1.0.11"), 0);
+}
+
+const YANK: &str = "refused-versions = \"yank\"";
+
+/// With `server.refused-versions = "yank"`, the denied version stays in the index, yanked:
+/// cargo honours the lock, asks for the download, and prints the gate's 403 body; a new
+/// resolution skips the yanked version.
+#[test]
+fn yank_mode_locked_fetch_of_denied_version_is_refused_at_the_gate() {
+    if !have_client("cargo") {
+        return;
+    }
+    let s = harness::serve_with(TestCheck::default(), YANK);
+    let app = project(&s, "itoa = \"1\"");
+    let (ok, _) = cargo(&s, &app, &["generate-lockfile"]);
+    assert!(ok);
+    assert_eq!(locked_version(&app).as_deref(), Some("1.0.11"));
+    s.depfw
+        .state
+        .set_policy(harness::policy(deny(&["itoa@1.0.11"])));
+    let (ok, text) = cargo(&s, &app, &["fetch", "--locked"]);
+    assert!(!ok);
+    assert!(text.contains("failed to download"), "{text}");
+    assert!(text.contains("got 403"), "{text}");
+    assert!(
+        text.contains("depfw: itoa@1.0.11 is denied by policy: test-deny"),
+        "cargo prints depfw's reason: {text}"
+    );
+    assert_eq!(crate_hits(&s, "1.0.11"), 0);
+    let records = s.depfw.state.decisions().list(0, 1000).unwrap();
+    assert!(
+        records.iter().any(|r| r.kind == RecordKind::Artifact
+            && r.package == "itoa"
+            && r.version.as_deref() == Some("1.0.11")
+            && r.outcome == "refused"),
+        "{records:?}"
+    );
+
+    // A new resolution never picks the yanked version.
+    std::fs::remove_file(app.join("Cargo.lock")).unwrap();
+    let (ok, _) = cargo(&s, &app, &["generate-lockfile"]);
+    assert!(ok);
+    assert_eq!(locked_version(&app).as_deref(), Some("1.0.10"));
 }

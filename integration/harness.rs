@@ -319,10 +319,21 @@ pub struct Depfw {
     pub dir: tempfile::TempDir,
 }
 
-/// depfw's config for a fixture upstream, public at `public`.
+/// depfw's config for a fixture upstream, public at `public`; `extra` follows `[upstream]`.
 pub fn config(upstream: &str, public: &str, data_dir: &std::path::Path, extra: &str) -> Config {
+    config_with(upstream, public, data_dir, "", extra)
+}
+
+/// [`config`] with more `[server]` keys (`server` lines, e.g. `refused-versions = "yank"`).
+pub fn config_with(
+    upstream: &str,
+    public: &str,
+    data_dir: &std::path::Path,
+    server: &str,
+    extra: &str,
+) -> Config {
     let text = format!(
-        "[server]\npublic-url = \"{public}\"\ndata-dir = \"{}\"\n\n[upstream]\nnpm = \"{upstream}/\"\npypi = \"{upstream}/pypi/simple/\"\npypi-files = \"{upstream}/pypi-files/\"\ncargo-index = \"{upstream}/cargo-index/\"\n{extra}\n",
+        "[server]\npublic-url = \"{public}\"\ndata-dir = \"{}\"\n{server}\n\n[upstream]\nnpm = \"{upstream}/\"\npypi = \"{upstream}/pypi/simple/\"\npypi-files = \"{upstream}/pypi-files/\"\ncargo-index = \"{upstream}/cargo-index/\"\n{extra}\n",
         data_dir.display()
     );
     Config::from_toml(&text, "test").unwrap()
@@ -330,11 +341,21 @@ pub fn config(upstream: &str, public: &str, data_dir: &std::path::Path, extra: &
 
 /// Starts depfw on 127.0.0.1:0 on the current runtime.
 pub async fn start_depfw(upstream: &str, policy: PolicyState, extra: &str) -> Depfw {
+    start_depfw_with(upstream, policy, "", extra).await
+}
+
+/// [`start_depfw`] with more `[server]` keys (see [`config_with`]).
+pub async fn start_depfw_with(
+    upstream: &str,
+    policy: PolicyState,
+    server: &str,
+    extra: &str,
+) -> Depfw {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let config = config(upstream, &base, dir.path(), extra);
+    let config = config_with(upstream, &base, dir.path(), server, extra);
     let store = Store::open(dir.path()).unwrap();
     let state = AppState::new(&config, &store, policy).unwrap();
     let app = depfw::server::app(state.clone());
@@ -353,9 +374,18 @@ pub async fn router_setup(
     check: TestCheck,
     public: &str,
 ) -> (AppState, Arc<FixtureState>, tempfile::TempDir) {
+    router_setup_with(check, public, "").await
+}
+
+/// [`router_setup`] with more `[server]` keys (see [`config_with`]).
+pub async fn router_setup_with(
+    check: TestCheck,
+    public: &str,
+    server: &str,
+) -> (AppState, Arc<FixtureState>, tempfile::TempDir) {
     let (upstream, fixture) = start_fixture().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&upstream, public, dir.path(), "");
+    let config = config_with(&upstream, public, dir.path(), server, "");
     let store = Store::open(dir.path()).unwrap();
     let state = AppState::new(&config, &store, policy(check)).unwrap();
     (state, fixture, dir)
@@ -399,6 +429,11 @@ pub struct Served {
 }
 
 pub fn serve(check: TestCheck) -> Served {
+    serve_with(check, "")
+}
+
+/// [`serve`] with more `[server]` keys (see [`config_with`]).
+pub fn serve_with(check: TestCheck, server: &str) -> Served {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -406,7 +441,11 @@ pub fn serve(check: TestCheck) -> Served {
         .unwrap();
     let (fixture, depfw) = rt.block_on(async {
         let (upstream, fixture) = start_fixture().await;
-        (fixture, start_depfw(&upstream, policy(check), "").await)
+        let policy = policy(check);
+        (
+            fixture,
+            start_depfw_with(&upstream, policy, server, "").await,
+        )
     });
     Served {
         depfw,

@@ -204,6 +204,74 @@ fn hash_pinned_lockfile_is_refused_at_the_gate(client: Client) {
         && r.outcome == "refused"));
 }
 
+const YANK: &str = "refused-versions = \"yank\"";
+
+fn refused_at_gate(s: &Served, project: &str, version: &str) -> bool {
+    records(s).iter().any(|r| {
+        r.kind == RecordKind::Artifact
+            && r.package == project
+            && r.version.as_deref() == Some(version)
+            && r.outcome == "refused"
+    })
+}
+
+/// With `server.refused-versions = "yank"`, a range still skips the denied release, while an
+/// `==` pin selects the yanked file: the client resolves it (six 1.17.0's PEP 658 metadata
+/// is served), prints depfw's reason as the yank reason, and the wheel is refused at the gate.
+fn yank_mode_pin_shows_depfws_reason(client: Client) {
+    if !have_client(client.tool()) {
+        return;
+    }
+    let s = harness::serve_with(deny(&["six@1.17.0"]), YANK);
+    let (ok, _, target) = install(client, &s, &["six>=1.16"]);
+    assert!(ok);
+    assert_eq!(installed(&target), ["six-1.16.0"]);
+    assert!(!refused_at_gate(&s, "six", "1.17.0"));
+
+    let (ok, text, target) = install(client, &s, &["six==1.17.0"]);
+    assert!(!ok);
+    assert!(installed(&target).is_empty());
+    assert!(text.contains("403"), "{text}");
+    let reason =
+        "depfw: six@1.17.0 is denied by policy: test-deny: six@1.17.0 is on the test deny list";
+    match client {
+        // pip warns about the yanked candidate after resolving, before downloading.
+        Client::Pip => assert!(
+            text.contains(&format!("Reason for being yanked: {reason}")),
+            "{text}"
+        ),
+        // uv reports yanked versions only in its summary after a successful install, so the
+        // failed download hides it; resolving alone shows it.
+        Client::Uv => {
+            assert!(!text.contains(reason), "{text}");
+            let reqs = s.tmp.path().join("pin.in");
+            std::fs::write(&reqs, "six==1.17.0\n").unwrap();
+            let mut cmd = client_command("uv", &["pip_", "uv_", "virtual_env"]);
+            cmd.env("UV_NO_CONFIG", "1")
+                .env("UV_CACHE_DIR", fresh_dir(&s, "uv-cache"))
+                .args(["pip", "compile", "--python", "python3", "--default-index"])
+                .arg(index(&s))
+                .arg(&reqs);
+            let (ok, text) = run_client(&mut cmd);
+            assert!(ok, "{text}");
+            assert!(text.contains(reason), "{text}");
+        }
+    }
+    assert!(refused_at_gate(&s, "six", "1.17.0"), "{:?}", records(&s));
+    let (wheel, _) = proxied_file_url(&s, "six", "six-1.17.0-py2.py3-none-any.whl");
+    let upstream = wheel.replacen(&format!("{}/pypi/files/", s.depfw.base), "/pypi-files/", 1);
+    assert_eq!(s.fixture.hits(&upstream), 0);
+}
+
+#[test]
+fn pip_yank_mode_pin_shows_depfws_reason() {
+    yank_mode_pin_shows_depfws_reason(Client::Pip);
+}
+#[test]
+fn uv_yank_mode_pin_shows_depfws_reason() {
+    yank_mode_pin_shows_depfws_reason(Client::Uv);
+}
+
 #[test]
 fn pip_range_picks_newest_allowed() {
     range_picks_newest_allowed(Client::Pip);
@@ -356,7 +424,8 @@ fn poetry_tampered_wheel_is_refused() {
 }
 
 /// `poetry.lock` made while idna 3.10 was allowed; installing it after the policy changed
-/// fails and installs nothing.
+/// fails and installs nothing. In the default `refused-versions = "remove"` mode poetry fails
+/// on the page (the release is gone), before the gate; see the yank-mode test below.
 #[test]
 fn poetry_lockfile_of_denied_version_is_refused() {
     if !have_client("poetry") {
@@ -372,4 +441,33 @@ fn poetry_lockfile_of_denied_version_is_refused() {
     let (ok, _) = poetry(&s, &project, &["install", "--no-root"]);
     assert!(!ok);
     assert!(venv_installed(&project).is_empty());
+}
+
+/// The same lockfile with `server.refused-versions = "yank"`: poetry installs what the lock
+/// says, so it asks for the yanked file, the artifact gate refuses it, and poetry prints
+/// depfw's reason as the yank reason.
+#[test]
+fn poetry_yank_mode_lockfile_of_denied_version_is_refused_at_the_gate() {
+    if !have_client("poetry") {
+        return;
+    }
+    let s = harness::serve_with(TestCheck::default(), YANK);
+    let project = poetry_project(&s, "idna = \"3.10\"");
+    let (ok, _) = poetry(&s, &project, &["lock"]);
+    assert!(ok);
+    s.depfw
+        .state
+        .set_policy(harness::policy(deny(&["idna@3.10"])));
+    let (ok, text) = poetry(&s, &project, &["install", "--no-root"]);
+    assert!(!ok);
+    assert!(venv_installed(&project).is_empty());
+    assert!(refused_at_gate(&s, "idna", "3.10"), "{:?}", records(&s));
+    assert!(text.contains("403"), "{text}");
+    // poetry shows the yank reason alongside the failure.
+    assert!(
+        text.contains(
+            "is yanked. Reason for being yanked: depfw: idna@3.10 is denied by policy: test-deny"
+        ),
+        "{text}"
+    );
 }

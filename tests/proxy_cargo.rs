@@ -6,7 +6,7 @@
 mod harness;
 
 use axum::http::{header, StatusCode};
-use harness::{request, router_setup, send, TestCheck};
+use harness::{request, router_setup, router_setup_with, send, TestCheck};
 use serde_json::Value;
 
 const PUBLIC: &str = "http://depfw.test:7878";
@@ -152,4 +152,112 @@ async fn bad_index_paths_are_client_errors() {
         let (status, _, _) = send(&state, request("GET", path, &[])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
     }
+}
+
+const YANK: &str = "refused-versions = \"yank\"";
+
+/// The index lines depfw serves, parsed, with the raw text of each.
+fn lines(body: &[u8]) -> Vec<(Value, String)> {
+    std::str::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| (serde_json::from_str(l).unwrap(), l.to_owned()))
+        .collect()
+}
+
+fn upstream_lines() -> Vec<String> {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures/cargo/itoa"),
+    )
+    .unwrap()
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+#[tokio::test]
+async fn yank_mode_keeps_refused_lines_marked_yanked_and_still_refuses_the_download() {
+    let (state, fx, _dir) = router_setup_with(deny(&["itoa@1.0.11"]), PUBLIC, YANK).await;
+    let (status, headers, body) =
+        send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    let served = lines(&body);
+    let upstream = upstream_lines();
+    assert_eq!(served.len(), 2);
+    // The allowed version is untouched, byte for byte.
+    assert_eq!(served[0].1, upstream[0]);
+    assert_eq!(served[0].0["yanked"], false);
+    // The denied one is listed, yanked, with every other field as upstream had it.
+    let (denied, _) = &served[1];
+    assert_eq!(denied["yanked"], true);
+    let mut expected: Value = serde_json::from_str(&upstream[1]).unwrap();
+    expected["yanked"] = Value::Bool(true);
+    assert_eq!(denied, &expected);
+
+    let path = format!("/cargo/dl/itoa/1.0.11/{CKSUM_11}");
+    let (status, _, body) = send(&state, request("GET", &path, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.starts_with("depfw: itoa@1.0.11 is denied by policy") && text.contains("test-deny"),
+        "{text}"
+    );
+    assert_eq!(fx.hits("/crates/itoa/itoa-1.0.11.crate"), 0);
+    let ok = format!("/cargo/dl/itoa/1.0.10/{CKSUM_10}");
+    assert_eq!(
+        send(&state, request("GET", &ok, &[])).await.0,
+        StatusCode::OK
+    );
+
+    // The ETag follows the policy: allowing 1.0.11 again un-yanks it.
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    state.set_policy(harness::policy(TestCheck::default()));
+    let inm = [("if-none-match", etag.as_str())];
+    let (status, _, body) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &inm)).await;
+    assert_eq!(status, StatusCode::OK);
+    let served: Vec<String> = lines(&body).into_iter().map(|(_, raw)| raw).collect();
+    assert_eq!(served, upstream);
+}
+
+#[tokio::test]
+async fn yank_mode_yanks_quarantined_versions_and_holds_them_at_download() {
+    let check = TestCheck {
+        quarantine: vec!["itoa@1.0.11".into()],
+        ..TestCheck::default()
+    };
+    let (state, _fx, _dir) = router_setup_with(check, PUBLIC, YANK).await;
+    let (_, _, body) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
+    let yanked: Vec<(String, bool)> = lines(&body)
+        .iter()
+        .map(|(v, _)| (v["vers"].as_str().unwrap().to_owned(), v["yanked"] == true))
+        .collect();
+    assert_eq!(
+        yanked,
+        [("1.0.10".to_owned(), false), ("1.0.11".to_owned(), true)]
+    );
+    let path = format!("/cargo/dl/itoa/1.0.11/{CKSUM_11}");
+    let (status, _, body) = send(&state, request("GET", &path, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("itoa@1.0.11 is quarantined, awaiting approval"),
+        "{text}"
+    );
+    let held = state.quarantine().list(None).unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].name.as_str(), held[0].version.as_str()),
+        ("itoa", "1.0.11")
+    );
+}
+
+#[tokio::test]
+async fn remove_is_the_default_mode() {
+    let (state, _fx, _dir) = router_setup_with(deny(&["itoa@1.0.11"]), PUBLIC, "").await;
+    assert_eq!(
+        state.refused_versions(),
+        depfw::config::RefusedVersions::Remove
+    );
+    let (_, _, body) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
+    assert_eq!(versions(&body), ["1.0.10"]);
 }

@@ -7,7 +7,7 @@ mod harness;
 
 use axum::http::{header, StatusCode};
 use depfw::store::decisions::RecordKind;
-use harness::{request, router_setup, send, TestCheck};
+use harness::{request, router_setup, router_setup_with, send, TestCheck};
 use serde_json::Value;
 
 const PUBLIC: &str = "http://depfw.test:7878";
@@ -231,4 +231,188 @@ async fn core_metadata_is_gated_and_verified_like_the_wheel() {
     state.set_policy(harness::policy(deny(&["six@1.17.0"])));
     let (status, _, _) = send(&state, request("GET", &url, &[])).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+const YANK: &str = "refused-versions = \"yank\"";
+
+/// Denies idna 3.10 with a reason full of HTML metacharacters.
+struct NastyReason;
+
+impl depfw::policy::Check for NastyReason {
+    fn name(&self) -> &'static str {
+        "nasty"
+    }
+    fn evaluate(
+        &self,
+        ctx: &depfw::policy::PackageCtx<'_>,
+        findings: &mut Vec<depfw::policy::Finding>,
+    ) {
+        if ctx.name.as_str() == "idna"
+            && ctx.version.map(ToString::to_string).as_deref() == Some("3.10")
+        {
+            findings.push(depfw::policy::Finding {
+                check: "nasty".into(),
+                code: "test-nasty".into(),
+                severity: depfw::policy::Severity::High,
+                verdict: depfw::policy::Verdict::Deny,
+                message: "a \"quoted\" <b>tag</b> & 'more'".into(),
+                ids: vec![],
+                fixed_in: None,
+            });
+        }
+    }
+}
+
+/// A JSON page's files as (filename, yanked).
+fn yanked_files(doc: &Value) -> Vec<(String, Value)> {
+    doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["filename"].as_str().unwrap().to_owned(),
+                f["yanked"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn yank_mode_json_lists_refused_release_yanked_with_depfws_reason() {
+    let (state, fx, _dir) = router_setup_with(deny(&["idna@3.10"]), PUBLIC, YANK).await;
+    let (status, _, body) = send(
+        &state,
+        request("GET", "/pypi/simple/idna/", &[("accept", JSON_ACCEPT)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["versions"], serde_json::json!(["3.9", "3.10"]));
+    let reason =
+        "depfw: idna@3.10 is denied by policy: test-deny: idna@3.10 is on the test deny list";
+    let mut files = yanked_files(&doc);
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        files,
+        [
+            (IDNA_310.to_owned(), Value::String(reason.into())),
+            ("idna-3.9-py3-none-any.whl".to_owned(), Value::Bool(false)),
+        ]
+    );
+    // The yanked file still points at depfw, and the gate still refuses it.
+    let url = file_url(&state, "idna", IDNA_310).await;
+    let (status, _, body) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("idna@3.10 is denied by policy"), "{text}");
+    assert_eq!(fx.hits(&url.replacen("/pypi/files/", "/pypi-files/", 1)), 0);
+    assert!(state.decisions().list(0, 10).unwrap().iter().any(|r| {
+        r.kind == RecordKind::Artifact
+            && r.version.as_deref() == Some("3.10")
+            && r.outcome == "refused"
+    }));
+    // The allowed release is served.
+    let url = file_url(&state, "idna", "idna-3.9-py3-none-any.whl").await;
+    assert_eq!(
+        send(&state, request("GET", &url, &[])).await.0,
+        StatusCode::OK
+    );
+}
+
+const IDNA_310: &str = "idna-3.10-py3-none-any.whl";
+
+#[tokio::test]
+async fn yank_mode_html_escapes_the_reason_and_it_round_trips() {
+    let policy = depfw::server::PolicyState::Ready(depfw::policy::Policy::new(
+        vec![std::sync::Arc::new(NastyReason)],
+        std::sync::Arc::default(),
+        "nasty".into(),
+    ));
+    let (state, _fx, _dir) = router_setup_with(TestCheck::default(), PUBLIC, YANK).await;
+    state.set_policy(policy);
+    let (status, _, body) = send(&state, request("GET", "/pypi/simple/idna/", &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8(body).unwrap();
+    let reason =
+        "depfw: idna@3.10 is denied by policy: test-nasty: a \"quoted\" <b>tag</b> & 'more'";
+    let escaped = "depfw: idna@3.10 is denied by policy: test-nasty: \
+                   a &quot;quoted&quot; &lt;b&gt;tag&lt;/b&gt; &amp; &#x27;more&#x27;";
+    assert!(
+        html.contains(&format!("data-yanked=\"{escaped}\"")),
+        "{html}"
+    );
+    assert!(!html.contains("<b>"), "{html}");
+    let line = |name: &str| {
+        html.lines()
+            .find(|l| l.contains(&format!(">{name}<")))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        !line("idna-3.9-py3-none-any.whl").contains("data-yanked"),
+        "{html}"
+    );
+    // A PEP 503 parser reads back exactly depfw's reason.
+    let name = depfw::package::PackageName::parse(depfw::package::Ecosystem::PyPI, "idna").unwrap();
+    let page_url = url::Url::parse(&format!("{PUBLIC}/pypi/simple/idna/")).unwrap();
+    let page = depfw::registry::pypi::parse_html(html.as_bytes(), &page_url, &name).unwrap();
+    assert_eq!(page.file(IDNA_310).unwrap().yanked.as_deref(), Some(reason));
+    assert_eq!(page.file("idna-3.9-py3-none-any.whl").unwrap().yanked, None);
+}
+
+#[tokio::test]
+async fn yank_mode_yanks_quarantined_releases_serves_their_metadata_and_holds_the_wheel() {
+    let check = TestCheck {
+        quarantine: vec!["six@1.17.0".into()],
+        ..TestCheck::default()
+    };
+    let (state, _fx, _dir) = router_setup_with(check, PUBLIC, YANK).await;
+    let (_, _, body) = send(
+        &state,
+        request("GET", "/pypi/simple/six/", &[("accept", JSON_ACCEPT)]),
+    )
+    .await;
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let files = yanked_files(&doc);
+    let held = files
+        .iter()
+        .find(|(f, _)| f.starts_with("six-1.17.0"))
+        .unwrap();
+    assert!(
+        held.1
+            .as_str()
+            .unwrap()
+            .starts_with("depfw: six@1.17.0 is quarantined, awaiting approval: test-hold"),
+        "{files:?}"
+    );
+    assert!(files
+        .iter()
+        .filter(|(f, _)| f.starts_with("six-1.16.0"))
+        .all(|(_, y)| *y == Value::Bool(false)));
+    let whl = "six-1.17.0-py2.py3-none-any.whl";
+    let url = file_url(&state, "six", whl).await;
+    // Its PEP 658 metadata is served (verified), so a resolver gets far enough to show
+    // the yank reason; that is resolution, not a download, so nothing is held yet.
+    let (status, _, body) = send(&state, request("GET", &format!("{url}.metadata"), &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("Name: six"));
+    assert!(state.quarantine().list(None).unwrap().is_empty());
+    let records = state.decisions().list(0, 20).unwrap();
+    let served = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Artifact)
+        .unwrap();
+    assert_eq!(served.outcome, "served-yanked-metadata");
+    assert_eq!(served.verdict, depfw::policy::Verdict::Quarantine);
+    // The wheel is refused and held.
+    let (status, _, body) = send(&state, request("GET", &url, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8(body).unwrap().contains("quarantined"));
+    let held = state.quarantine().list(None).unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].name.as_str(), held[0].version.as_str()),
+        ("six", "1.17.0")
+    );
 }

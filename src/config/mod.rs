@@ -94,6 +94,22 @@ pub struct ServerConfig {
     pub fail_open: bool,
     /// Who may use the proxy without an agent token (`/npm/…` rather than `/a/<token>/npm/…`).
     pub allow_anonymous: AnonymousAccess,
+    /// What metadata says about refused (denied or quarantined) versions.
+    pub refused_versions: RefusedVersions,
+}
+
+/// `server.refused-versions`: what cargo index files and PyPI project pages do with a
+/// version the policy refuses. npm has no yank, so npm metadata always removes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefusedVersions {
+    /// Left out of the metadata: an exact pin or a lockfile fails at resolution with the
+    /// client's "no such version" error, never reaching the artifact gate.
+    #[default]
+    Remove,
+    /// Listed but yanked (with depfw's reason on PyPI): new resolutions skip it, while an
+    /// exact pin or a lockfile selects it, the client shows the yank reason, and the
+    /// artifact gate refuses the download with its 403 body.
+    Yank,
 }
 
 /// `server.allow-anonymous`: requests without an agent token are served from

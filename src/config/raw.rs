@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{
     AdminConfig, AdvisoriesConfig, AgentsConfig, AnonymousAccess, Config, ConfigProblem,
-    FeedSource, FeedsConfig, LicenseConfig, PolicyConfig, Problems, ReputationConfig, ServerConfig,
-    TyposquatConfig, UpstreamConfig,
+    FeedSource, FeedsConfig, LicenseConfig, PolicyConfig, Problems, RefusedVersions,
+    ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
 };
 use crate::agents::{BreakerLimits, PolicyPreset};
 use crate::package::Ecosystem;
@@ -40,6 +40,7 @@ pub struct RawServer {
     pub data_dir: PathBuf,
     pub fail_open: bool,
     pub allow_anonymous: String,
+    pub refused_versions: String,
 }
 
 impl Default for RawServer {
@@ -50,6 +51,7 @@ impl Default for RawServer {
             data_dir: PathBuf::from(".depfw"),
             fail_open: false,
             allow_anonymous: "loopback".to_owned(),
+            refused_versions: "remove".to_owned(),
         }
     }
 }
@@ -315,12 +317,24 @@ impl RawConfig {
                 AnonymousAccess::Loopback
             }
         };
+        let refused_versions = match self.server.refused_versions.as_str() {
+            "remove" => RefusedVersions::Remove,
+            "yank" => RefusedVersions::Yank,
+            other => {
+                p.push(
+                    "server.refused-versions",
+                    format!("`{other}` is not one of `remove`, `yank`"),
+                );
+                RefusedVersions::Remove
+            }
+        };
         let server = ServerConfig {
             listen,
             public_url,
             data_dir: self.server.data_dir,
             fail_open: self.server.fail_open,
             allow_anonymous,
+            refused_versions,
         };
 
         let u = self.upstream;

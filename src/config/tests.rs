@@ -8,6 +8,10 @@ fn example_config_parses_and_matches_the_defaults() {
     let defaults = Config::default();
     assert_eq!(config.policy_fingerprint(), defaults.policy_fingerprint());
     assert_eq!(config.server.listen, defaults.server.listen);
+    assert_eq!(
+        config.server.refused_versions,
+        defaults.server.refused_versions
+    );
     assert_eq!(config.upstream.npm, defaults.upstream.npm);
     assert_eq!(config.feeds.sources, defaults.feeds.sources);
     assert_eq!(config.agents.limits, defaults.agents.limits);
@@ -118,4 +122,17 @@ fn duplicate_overrides_are_rejected() {
     let entry = "[[overrides.allow]]\necosystem = \"npm\"\nname = \"a\"\nreason = \"r\"\n";
     let err = Config::from_toml(&format!("{entry}{entry}"), "d.toml").unwrap_err();
     assert_eq!(err.problems[0].key, "overrides.allow[1]");
+}
+
+#[test]
+fn refused_versions_is_validated() {
+    assert_eq!(
+        Config::default().server.refused_versions,
+        RefusedVersions::Remove
+    );
+    let config = Config::from_toml("[server]\nrefused-versions = \"yank\"\n", "a.toml").unwrap();
+    assert_eq!(config.server.refused_versions, RefusedVersions::Yank);
+    let err = Config::from_toml("[server]\nrefused-versions = \"hide\"\n", "a.toml").unwrap_err();
+    assert_eq!(err.problems[0].key, "server.refused-versions");
+    assert!(err.problems[0].message.contains("`hide`"), "{err}");
 }

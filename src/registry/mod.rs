@@ -9,7 +9,8 @@
 //! How a protocol plugs into the proxy (see `crate::server` for the npm example):
 //! 1. a pure parser `fn parse_…(name, upstream_body) -> Result<(Doc, Vec<VersionRecord>), ProtocolError>`;
 //! 2. a pure renderer that takes the set of versions to keep ([`Kept`]) and the public
-//!    base URL and returns the client body;
+//!    base URL and returns the client body; cargo and PyPI renderers also take a
+//!    [`Disposition`] per version, so a refused version can stay listed but yanked;
 //! 3. a pure path parser that maps a client path to a package ([`PathError`] → HTTP 400)
 //!    and an artifact path to an [`ArtifactRequest`].
 //!
@@ -70,6 +71,20 @@ impl std::fmt::Display for Digest {
 
 /// The versions a rendered document keeps, by [`VersionRecord::version_text`].
 pub type Kept = HashSet<String>;
+
+/// What a rendered document does with one version. npm has no yank, so its renderer
+/// only keeps or removes ([`Kept`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Served as upstream describes it.
+    Keep,
+    /// Left out: its index line, its files and its `versions` entry.
+    Remove,
+    /// Listed, but marked yanked with this reason (cargo `"yanked": true`, which has no
+    /// reason field; PyPI PEP 592 `yanked`), so resolvers skip it for new resolutions while
+    /// lockfiles still reach the artifact gate and its refusal.
+    Yank(String),
+}
 
 /// A client's artifact download, mapped back to what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]

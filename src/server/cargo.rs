@@ -1,10 +1,12 @@
 //! crates.io under `/cargo/`: a filtered sparse index and gated `.crate` downloads.
 //!
 //! cargo uses `sparse+http://HOST/cargo/index/` as a replacement for crates-io. Index files
-//! lose the lines of refused versions (so `^1` resolves to the newest allowed one), and
-//! `config.json` sends downloads to `/cargo/dl/{crate}/{version}/{sha256}`, where the artifact
-//! gate refuses them again: a `Cargo.lock` made before a version was denied still fails. The
-//! 403 body is plain text that cargo prints under `body:`.
+//! lose the lines of refused versions, or with `server.refused-versions = "yank"` mark them
+//! `"yanked": true` (either way `^1` resolves to the newest allowed one), and `config.json`
+//! sends downloads to `/cargo/dl/{crate}/{version}/{sha256}`, where the artifact gate refuses
+//! them again. A `Cargo.lock` made before a version was denied fails either way: with the line
+//! removed, at resolution (`locked to 1.0.11`, no depfw reason); yanked, cargo honours the
+//! lock and asks for the download, whose 403 body (plain text) cargo prints under `body:`.
 //!
 //! TODO: publish times come from the index's `pubtime` only; the web-API fallback
 //! (`registry::cargo::api`) for versions without it is not fetched yet.
@@ -15,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::error::{ProxyError, UpstreamFault};
-use super::gate;
+use super::gate::{self, OnRefusal};
 use super::{AppState, RequestCtx};
 use crate::package::PackageName;
 use crate::registry::cargo::{self as proto, IndexFile, IndexRequest, UpstreamConfig};
@@ -112,7 +114,7 @@ async fn index(
     if fresh {
         gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
     }
-    let body = file.render(&|v| filtered.kept.contains(v));
+    let body = file.render_with(&filtered.dispositions(state.refused_versions(), name));
     Ok(gate::metadata_response(
         policy,
         headers,
@@ -169,5 +171,15 @@ async fn download(state: &AppState, ctx: &RequestCtx, path: &str) -> Result<Resp
         version_text: dl.version_text,
         filename,
     };
-    gate::artifact(state, ctx, policy, &req, record, &[&dl_origin]).await
+    let origins = [&dl_origin];
+    gate::artifact(
+        state,
+        ctx,
+        policy,
+        &req,
+        record,
+        &origins,
+        OnRefusal::Refuse,
+    )
+    .await
 }

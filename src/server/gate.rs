@@ -3,6 +3,8 @@
 //! (`server::npm`, `server::pypi`, `server::cargo`) parse and render; everything they
 //! decide goes through here so the ecosystems cannot drift apart.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,9 +14,10 @@ use tokio_util::io::ReaderStream;
 use super::error::{ProxyError, UpstreamFault};
 use super::render_cache::Rendered;
 use super::{agent, AppState, PolicyState, RequestCtx};
+use crate::config::RefusedVersions;
 use crate::package::PackageName;
 use crate::policy::{Decision, PackageCtx, Policy, Verdict};
-use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, Kept, VersionRecord};
+use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, Disposition, Kept, VersionRecord};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
 /// The policy from a state known to be ready.
@@ -27,12 +30,13 @@ pub fn ready(state: &PolicyState) -> Result<&Policy, ProxyError> {
 
 /// The client-facing reason for a refusal.
 pub fn refusal(package: &str, decision: &Decision) -> String {
-    match decision.verdict {
-        Verdict::Quarantine => format!(
-            "{package} is quarantined, awaiting approval: {}",
-            decision.summary()
-        ),
-        _ => format!("{package} is denied by policy: {}", decision.summary()),
+    refusal_text(package, decision.verdict, &decision.summary())
+}
+
+fn refusal_text(package: &str, verdict: Verdict, summary: &str) -> String {
+    match verdict {
+        Verdict::Quarantine => format!("{package} is quarantined, awaiting approval: {summary}"),
+        _ => format!("{package} is denied by policy: {summary}"),
     }
 }
 
@@ -66,6 +70,39 @@ pub fn check_name(
 pub struct Filtered {
     pub kept: Kept,
     pub hidden: Vec<HiddenVersion>,
+}
+
+impl Filtered {
+    /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
+    /// kept, removed, or yanked with the reason the artifact gate would give
+    /// (`depfw: idna@3.10 is denied by policy: …`).
+    pub fn dispositions(
+        &self,
+        mode: RefusedVersions,
+        name: &PackageName,
+    ) -> impl Fn(&str) -> Disposition + '_ {
+        let yanked: HashMap<&str, String> = match mode {
+            RefusedVersions::Remove => HashMap::new(),
+            RefusedVersions::Yank => self
+                .hidden
+                .iter()
+                .map(|h| {
+                    let spec = format!("{name}@{}", h.version);
+                    let reason = refusal_text(&spec, h.verdict, &h.reason);
+                    (h.version.as_str(), format!("depfw: {reason}"))
+                })
+                .collect(),
+        };
+        move |version: &str| {
+            if self.kept.contains(version) {
+                Disposition::Keep
+            } else if let Some(reason) = yanked.get(version) {
+                Disposition::Yank(reason.clone())
+            } else {
+                Disposition::Remove
+            }
+        }
+    }
 }
 
 /// Evaluates every version under the requesting agent's preset; unparsable versions are
@@ -184,6 +221,18 @@ fn same_origin(url: &str, origins: &[&url::Url]) -> bool {
     url::Url::parse(url).is_ok_and(|u| origins.iter().any(|o| o.origin() == u.origin()))
 }
 
+/// What the artifact gate does with a version the policy refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRefusal {
+    /// 403 with the reason (and a quarantine hold): every installable artifact.
+    Refuse,
+    /// Served (verified, recorded as `served-yanked-metadata`), no hold: only the PEP 658
+    /// core metadata of a release that `server.refused-versions = "yank"` lists as yanked.
+    /// It is metadata, not code, and pip and uv need it to finish resolving an `==` pin,
+    /// which is when they print the yank reason; the wheel itself is then refused.
+    ServeYankedMetadata,
+}
+
 /// The artifact gate: evaluates the version, then serves verified bytes from the cache or
 /// from upstream. `record` is the version as the (cached) metadata lists it; its artifact
 /// URL must be on one of `origins` (the configured upstream hosts).
@@ -194,14 +243,25 @@ pub async fn artifact(
     req: &ArtifactRequest,
     record: Option<&VersionRecord>,
     origins: &[&url::Url],
+    on_refusal: OnRefusal,
 ) -> Result<Response, ProxyError> {
-    let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, origins)?;
+    let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, origins, on_refusal)?;
+    // Only [`OnRefusal::ServeYankedMetadata`] gets here with a refused verdict.
+    let served = if rec.verdict.is_servable() {
+        "served"
+    } else {
+        "served-yanked-metadata"
+    };
     if let Digest::Sha512(b) = digest {
         rec.sha512 = Some(hex::encode(b));
     }
     let cache = &state.inner.artifacts;
     if let Some(path) = cache.get(digest) {
-        rec.outcome = "served-from-cache".to_owned();
+        rec.outcome = if rec.verdict.is_servable() {
+            "served-from-cache".to_owned()
+        } else {
+            served.to_owned()
+        };
         state.decisions().append_durable(&mut rec)?;
         return serve_file(&path, None).await;
     }
@@ -229,7 +289,7 @@ pub async fn artifact(
     };
     rec.sha256 = Some(spooled.sha256.clone());
     rec.sha512 = Some(spooled.sha512.clone());
-    rec.outcome = "served".to_owned();
+    rec.outcome = served.to_owned();
     state.decisions().append_durable(&mut rec)?;
     let path = cache.insert(digest, &spooled.path, spooled.size);
     let discard = (path == spooled.path).then_some(path.clone());
@@ -251,6 +311,7 @@ fn admit<'r>(
     req: &ArtifactRequest,
     record: Option<&'r VersionRecord>,
     origins: &[&url::Url],
+    on_refusal: OnRefusal,
 ) -> Result<(DecisionRecord, &'r ArtifactRecord, &'r Digest), ProxyError> {
     let spec = format!("{}@{}", req.name, req.version_text);
     let record =
@@ -279,7 +340,7 @@ fn admit<'r>(
         &decision,
         "refused",
     );
-    if !decision.verdict.is_servable() {
+    if !decision.verdict.is_servable() && on_refusal == OnRefusal::Refuse {
         state.decisions().append_durable(&mut rec)?;
         if decision.verdict == Verdict::Quarantine {
             let who = agent::requester(ctx);
@@ -333,8 +394,9 @@ pub async fn artifact_head(
     req: &ArtifactRequest,
     record: Option<&VersionRecord>,
     origins: &[&url::Url],
+    on_refusal: OnRefusal,
 ) -> Result<Response, ProxyError> {
-    let (_, _, digest) = admit(state, ctx, policy, req, record, origins)?;
+    let (_, _, digest) = admit(state, ctx, policy, req, record, origins, on_refusal)?;
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -34,7 +34,7 @@ use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_http::trace::TraceLayer;
 
 use crate::agents::{AgentStore, CircuitBreaker};
-use crate::config::{AnonymousAccess, Config};
+use crate::config::{AnonymousAccess, Config, RefusedVersions};
 use crate::policy::{Policy, Verdict};
 use crate::store::decisions::{ClientInfo, DecisionLog};
 use crate::store::quarantine::QuarantineQueue;
@@ -78,6 +78,8 @@ struct Inner {
     breaker: Mutex<CircuitBreaker>,
     anonymous: AnonymousAccess,
     strict_warn: Verdict,
+    /// `server.refused-versions`, for cargo and PyPI metadata.
+    refused_versions: RefusedVersions,
 }
 
 impl AppState {
@@ -126,6 +128,7 @@ impl AppState {
                 breaker: Mutex::new(CircuitBreaker::new(config.agents.limits)),
                 anonymous: config.server.allow_anonymous,
                 strict_warn: config.agents.strict_warn,
+                refused_versions: config.server.refused_versions,
             }),
         })
     }
@@ -171,6 +174,11 @@ impl AppState {
 
     pub fn strict_warn(&self) -> Verdict {
         self.inner.strict_warn
+    }
+
+    /// What cargo and PyPI metadata do with refused versions (`server.refused-versions`).
+    pub fn refused_versions(&self) -> RefusedVersions {
+        self.inner.refused_versions
     }
 
     /// A fresh request id (`<start ms hex>-<n>`).

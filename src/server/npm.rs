@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 use super::error::ProxyError;
-use super::gate;
+use super::gate::{self, OnRefusal};
 use super::render_cache::Rendered;
 use super::upstream::Fetched;
 use super::{AppState, RequestCtx};
@@ -48,7 +48,16 @@ pub async fn get(
                 .iter()
                 .find(|r| r.version_text == req.version_text);
             let origins = [&state.inner.npm_upstream_url];
-            gate::artifact(&state, &ctx, policy, &req, record, &origins).await
+            gate::artifact(
+                &state,
+                &ctx,
+                policy,
+                &req,
+                record,
+                &origins,
+                OnRefusal::Refuse,
+            )
+            .await
         }
         NpmPath::Ping => Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response()),
         // Passed through: `npm audit signatures` verifies `dist.signatures` (which tarball

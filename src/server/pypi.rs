@@ -2,10 +2,13 @@
 //!
 //! pip, uv and poetry use `http://HOST/pypi/simple/` as their index. Project pages are
 //! answered in the format the client negotiated (PEP 691 JSON or PEP 503 HTML) with refused
-//! releases removed and file URLs pointing at `/pypi/files/<upstream path>`; those files
-//! (and their PEP 658 `.metadata`) pass the artifact gate, so a hash-pinned requirement or
-//! a direct file URL is refused too. uv `HEAD`s every wheel: that is answered by the policy
-//! alone, without downloading.
+//! releases removed (or, with `server.refused-versions = "yank"`, yanked with depfw's reason)
+//! and file URLs pointing at `/pypi/files/<upstream path>`; those files (and their PEP 658
+//! `.metadata`) pass the artifact gate, so a hash-pinned requirement, a lockfile or a direct
+//! file URL is refused too. In yank mode the `.metadata` of a yanked (refused) release is
+//! served ([`OnRefusal::ServeYankedMetadata`]), so pip and uv resolve an `==` pin far
+//! enough to print the yank reason before the gate refuses the wheel. uv `HEAD`s every
+//! wheel: that is answered by the policy alone, without downloading.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -13,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::error::{ProxyError, UpstreamFault};
-use super::gate;
+use super::gate::{self, OnRefusal};
 use super::{AppState, RequestCtx};
+use crate::config::RefusedVersions;
 use crate::package::PackageName;
 use crate::registry::pypi::{self as proto, FileKind, ProjectPage, SimpleRequest};
 use crate::registry::{ArtifactRecord, ArtifactRequest, VersionRecord};
@@ -123,7 +127,8 @@ async fn project(
         public_base: &public_base,
         files_base: &state.inner.upstreams.pypi_files,
     };
-    let rendered = page.render(&|v| filtered.kept.contains(v), format, &rewrite)?;
+    let show = filtered.dispositions(state.refused_versions(), name);
+    let rendered = page.render_with(&show, format, &rewrite)?;
     Ok(gate::metadata_response(
         policy,
         headers,
@@ -184,10 +189,15 @@ async fn file_request(
             filename,
         };
         let origins = [files];
+        let on_refusal = match (request.kind, state.refused_versions()) {
+            (FileKind::CoreMetadata, RefusedVersions::Yank) => OnRefusal::ServeYankedMetadata,
+            _ => OnRefusal::Refuse,
+        };
+        let record = record.as_ref();
         return if head {
-            gate::artifact_head(state, ctx, policy, &req, record.as_ref(), &origins).await
+            gate::artifact_head(state, ctx, policy, &req, record, &origins, on_refusal).await
         } else {
-            gate::artifact(state, ctx, policy, &req, record.as_ref(), &origins).await
+            gate::artifact(state, ctx, policy, &req, record, &origins, on_refusal).await
         };
     }
     Err(ProxyError::NotFound(format!(

@@ -81,7 +81,8 @@ pub struct DecisionRecord {
     pub sha512: Option<String>,
     pub upstream_url: Option<String>,
     /// What happened beyond the verdict: `served`, `served-from-cache`, `refused`,
-    /// `integrity-mismatch`, `filtered`.
+    /// `integrity-mismatch`, `filtered`, `served-yanked-metadata` (PEP 658 metadata of a
+    /// refused release, served under `server.refused-versions = "yank"`).
     pub outcome: String,
     /// Hex SHA-256 of the previous record's canonical bytes ([`GENESIS`] for seq 1).
     /// Assigned by [`DecisionLog::append`].

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{parse_sha256, UpstreamConfig};
 use crate::package::{normalize, Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
-use crate::registry::{ArtifactRecord, Digest, ProtocolError, VersionRecord};
+use crate::registry::{ArtifactRecord, Digest, Disposition, ProtocolError, VersionRecord};
 
 /// The fields of an index line depfw reads; everything else is kept only in `raw`.
 #[derive(Debug, Deserialize)]
@@ -136,11 +136,39 @@ impl IndexFile {
     /// The index file with only the versions `keep` accepts (called with each `vers`),
     /// their lines byte-for-byte, each ending in `\n`.
     pub fn render(&self, keep: &dyn Fn(&str) -> bool) -> String {
+        self.render_with(&|v| {
+            if keep(v) {
+                Disposition::Keep
+            } else {
+                Disposition::Remove
+            }
+        })
+    }
+
+    /// The index file with each line as `show` says (called with each `vers`): kept lines
+    /// byte-for-byte, removed lines left out, yanked lines re-serialised with
+    /// `"yanked": true` (the index has no field for the reason). Each line ends in `\n`.
+    pub fn render_with(&self, show: &dyn Fn(&str) -> Disposition) -> String {
         let mut out = String::new();
-        for line in self.lines.iter().filter(|l| keep(&l.record.version_text)) {
-            out.push_str(&line.raw);
+        for line in &self.lines {
+            match show(&line.record.version_text) {
+                Disposition::Keep => out.push_str(&line.raw),
+                Disposition::Remove => continue,
+                Disposition::Yank(_) => match yanked_line(&line.raw) {
+                    Some(yanked) => out.push_str(&yanked),
+                    None => continue,
+                },
+            }
             out.push('\n');
         }
         out
     }
+}
+
+/// `raw` with `yanked` set to true. `raw` parsed as an object in [`IndexFile::parse`]; if it
+/// somehow does not now, the line is dropped rather than served unmarked.
+fn yanked_line(raw: &str) -> Option<String> {
+    let mut entry: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    entry.insert("yanked".to_owned(), serde_json::Value::Bool(true));
+    Some(serde_json::Value::Object(entry).to_string())
 }

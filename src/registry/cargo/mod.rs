@@ -3,7 +3,8 @@
 //! Point cargo at depfw with `[source.depfw] registry = "sparse+http://HOST/cargo/index/"`
 //! and every index file it reads passes through here: each line becomes a
 //! [`crate::registry::VersionRecord`] for the policy, refused versions' lines are dropped
-//! (the others are kept byte-for-byte, so checksums and field order survive), and
+//! or marked yanked (the others are kept byte-for-byte, so checksums and field order
+//! survive), and
 //! `config.json` sends downloads to depfw's `/cargo/dl/`, where the path names the crate,
 //! version and expected checksum. Pure functions: no I/O, no policy.
 //!
@@ -11,7 +12,7 @@
 //! - `index/config.json`: [`render_config`] (and [`parse_upstream_config`] on upstream's).
 //! - `index/<path>`: [`parse_index_path`], [`upstream_index_url`], then [`IndexFile::parse`],
 //!   [`IndexFile::records`] (plus [`api::merge_api_metadata`] when `pubtime` is missing),
-//!   and [`IndexFile::render`].
+//!   and [`IndexFile::render`] (or [`IndexFile::render_with`] to yank rather than drop).
 //! - `dl/{crate}/{version}/{checksum}`: [`parse_download_path`] and
 //!   [`UpstreamConfig::download_url`].
 

@@ -1,5 +1,6 @@
 //! Writing a filtered project page in the format the client negotiated.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
@@ -9,7 +10,7 @@ use url::Url;
 use super::page::{Hashes, PageFile, ProjectPage, ReleaseKey};
 use super::parse::JSON_CONTENT_TYPE;
 use super::paths::path_below;
-use crate::registry::ProtocolError;
+use crate::registry::{Disposition, ProtocolError};
 
 const HTML_V1_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+html";
 const LEGACY_HTML_CONTENT_TYPE: &str = "text/html";
@@ -120,22 +121,54 @@ impl ProjectPage {
         format: PageFormat,
         rewrite: &Rewrite<'_>,
     ) -> Result<RenderedPage, ProtocolError> {
-        let decisions: HashMap<ReleaseKey, bool> = self
+        let show = |v: &str| {
+            if keep(v) {
+                Disposition::Keep
+            } else {
+                Disposition::Remove
+            }
+        };
+        self.render_with(&show, format, rewrite)
+    }
+
+    /// [`Self::render`] with a [`Disposition`] per release: a yanked release keeps its files
+    /// and `versions` entry, and every file of it carries the reason as its PEP 592 `yanked`
+    /// (replacing upstream's), which pip, uv and poetry show when a pin or lockfile selects it.
+    pub fn render_with(
+        &self,
+        show: &dyn Fn(&str) -> Disposition,
+        format: PageFormat,
+        rewrite: &Rewrite<'_>,
+    ) -> Result<RenderedPage, ProtocolError> {
+        let decisions: HashMap<ReleaseKey, Disposition> = self
             .records()?
             .iter()
-            .map(|r| (ReleaseKey::of(&r.version_text), keep(&r.version_text)))
+            .map(|r| (ReleaseKey::of(&r.version_text), show(&r.version_text)))
             .collect();
-        let kept = |text: &str| decisions.get(&ReleaseKey::of(text)) == Some(&true);
+        let shown = |text: &str| {
+            decisions
+                .get(&ReleaseKey::of(text))
+                .filter(|d| **d != Disposition::Remove)
+        };
+        let kept = |text: &str| shown(text).is_some();
         let public = format!(
             "{}/pypi/files/",
             rewrite.public_base.as_str().trim_end_matches('/')
         );
-        let files: Vec<(&PageFile, String)> = self
+        let files: Vec<(Cow<'_, PageFile>, String)> = self
             .files
             .iter()
-            .filter(|f| f.version_text.as_deref().is_some_and(kept))
             .filter_map(|f| {
-                path_below(rewrite.files_base, &f.url).map(|p| (f, format!("{public}{p}")))
+                let disposition = shown(f.version_text.as_deref()?)?;
+                let url = format!("{public}{}", path_below(rewrite.files_base, &f.url)?);
+                let file = match disposition {
+                    Disposition::Yank(reason) => Cow::Owned(PageFile {
+                        yanked: Some(reason.clone()),
+                        ..f.clone()
+                    }),
+                    _ => Cow::Borrowed(f),
+                };
+                Some((file, url))
             })
             .collect();
         let versions: Vec<&str> = self
@@ -154,7 +187,7 @@ impl ProjectPage {
         })
     }
 
-    fn render_json(&self, files: &[(&PageFile, String)], versions: &[&str]) -> String {
+    fn render_json(&self, files: &[(Cow<'_, PageFile>, String)], versions: &[&str]) -> String {
         let mut versions: Vec<String> = versions.iter().map(|v| (*v).to_owned()).collect();
         let mut seen: HashSet<ReleaseKey> = versions.iter().map(|v| ReleaseKey::of(v)).collect();
         // An HTML upstream has no `versions`; derive it so PEP 700 clients still get one.
@@ -185,7 +218,7 @@ impl ProjectPage {
         Value::Object(doc).to_string()
     }
 
-    fn render_html(&self, files: &[(&PageFile, String)]) -> String {
+    fn render_html(&self, files: &[(Cow<'_, PageFile>, String)]) -> String {
         let name = escape(self.name.key());
         let mut out = String::from("<!DOCTYPE html>\n<html>\n  <head>\n");
         out.push_str("    <meta name=\"pypi:repository-version\" content=\"1.1\">\n");
