@@ -239,13 +239,34 @@ fn bundled_snapshot_matches_a_rebuild_from_the_shared_data() {
         .iter()
         .any(|a| a.id == "MAL-2022-1"));
     // Facts only: no advisory prose in the committed file.
-    let raw = std::fs::read(Path::new("feeds").join(snapshot::DATA_FILE)).unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&raw[..]), &mut text).unwrap();
-    assert!(
-        !text.contains("\"summary\"")
-            && !text.contains("\"details\"")
-            && !text.contains("\"references\"")
+    let mut size = 0;
+    for ecosystem in Ecosystem::ALL {
+        let raw = std::fs::read(Path::new("feeds").join(snapshot::data_file(ecosystem))).unwrap();
+        size += raw.len();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&raw[..]), &mut text)
+            .unwrap();
+        assert!(
+            !text.contains("\"summary\"")
+                && !text.contains("\"details\"")
+                && !text.contains("\"references\"")
+        );
+    }
+    assert!(size < 4 * 1024 * 1024);
+    // Each ecosystem decodes alone, to exactly its share of the whole.
+    let crates_only = snapshot::bundled_index_for([Ecosystem::CratesIo]).unwrap();
+    assert_eq!(crates_only.revision(), bundled.revision());
+    assert!(crates_only
+        .for_package(&rustdecimal)
+        .iter()
+        .any(|a| a.id == "MAL-2022-1"));
+    let lodash = PackageName::parse(Ecosystem::Npm, "lodash").unwrap();
+    let npm_only = snapshot::bundled_index_for([Ecosystem::Npm]).unwrap();
+    assert!(crates_only.for_package(&lodash).is_empty());
+    let pypi_only = snapshot::bundled_index_for([Ecosystem::PyPI]).unwrap();
+    assert_eq!(
+        crates_only.len() + npm_only.len() + pypi_only.len(),
+        bundled.len()
     );
-    assert!(raw.len() < 4 * 1024 * 1024);
+    assert!(crates_only.len() > 1_000 && npm_only.len() > 30_000 && pypi_only.len() > 10_000);
 }

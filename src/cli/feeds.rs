@@ -43,7 +43,7 @@ pub enum FeedsCommand {
         /// The data set root (with malicious/ and advisories/).
         #[arg(long)]
         from: PathBuf,
-        /// Where to write advisories.json.gz and snapshot.json.
+        /// Where to write advisories-<ecosystem>.json.gz and snapshot.json.
         #[arg(long, default_value = "feeds")]
         out: PathBuf,
     },
@@ -63,7 +63,7 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             println!(
                 "wrote {} advisories to {}",
                 meta.advisories,
-                out.join(snapshot::DATA_FILE).display()
+                out.join("advisories-*.json.gz").display()
             );
             Ok(ExitCode::SUCCESS)
         }

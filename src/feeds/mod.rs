@@ -80,22 +80,26 @@ pub fn active_index(
 
 /// [`active_index`] reduced to the advisories about `packages` (ecosystem and normalised
 /// key), for one-shot scans that know every package up front. From the store this reads
-/// only those packages ([`FeedStore::load_index_for`]); the bundled snapshot has no such
-/// shortcut and is decoded whole. Checks give the same findings either way for these
-/// packages, and the revision is the full index's.
+/// only those packages ([`FeedStore::load_index_for`]); from the bundled snapshot, only
+/// their ecosystems. Checks give the same findings either way for these packages, and the
+/// revision is the full index's.
 pub fn active_index_for<'a>(
     config: &crate::config::FeedsConfig,
     store: Option<&crate::store::Store>,
     packages: impl IntoIterator<Item = (crate::package::Ecosystem, &'a str)>,
 ) -> Result<AdvisoryIndex, FeedError> {
+    let packages: Vec<_> = packages.into_iter().collect();
     if let Some(store) = store {
         let feeds = FeedStore::new(store)?;
         if feeds.has_data()? {
-            return match feeds.load_index_for(packages)? {
+            return match feeds.load_index_for(packages.iter().copied())? {
                 Some(index) => Ok(index),
                 None => feeds.load_index(),
             };
         }
+    }
+    if config.bundled {
+        return snapshot::bundled_index_for(packages.iter().map(|(ecosystem, _)| *ecosystem));
     }
     active_index(config, None)
 }

@@ -1,12 +1,13 @@
 //! The advisory snapshot compiled into depfw, so that a fresh install is protected offline.
 //!
-//! `feeds/advisories.json.gz` holds facts only (ids, aliases, packages, affected versions,
-//! kind, severity, dates: no summaries, details or references) from the sources listed in
-//! [`SOURCES`]; `feeds/snapshot.json` says when and from what it was built. Both are
-//! committed and embedded with `include_bytes!`. `depfw feeds snapshot --from <data> --out
+//! `feeds/advisories-<ecosystem>.json.gz` hold facts only (ids, aliases, packages, affected
+//! versions, kind, severity, dates: no summaries, details or references) from the sources
+//! listed in [`SOURCES`], one file per ecosystem so that `depfw audit` of a Cargo.lock decodes
+//! the ~1,200 crates.io advisories and not the ~33,000 npm ones; `feeds/snapshot.json` says
+//! when and from what it was built. All are committed and embedded with `include_bytes!`. `depfw feeds snapshot --from <data> --out
 //! feeds/` rebuilds them (see `feeds/README.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -17,13 +18,21 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::Advisory;
+use crate::package::Ecosystem;
 use super::{load_path, AdvisoryIndex, FeedError};
 
-const BUNDLED_DATA: &[u8] = include_bytes!("../../feeds/advisories.json.gz");
+/// Each ecosystem's advisories, in [`Ecosystem::ALL`] order.
+const BUNDLED_DATA: [&[u8]; 3] = [
+    include_bytes!("../../feeds/advisories-npm.json.gz"),
+    include_bytes!("../../feeds/advisories-pypi.json.gz"),
+    include_bytes!("../../feeds/advisories-crates-io.json.gz"),
+];
 const BUNDLED_META: &str = include_str!("../../feeds/snapshot.json");
 
-/// File names inside the snapshot directory.
-pub const DATA_FILE: &str = "advisories.json.gz";
+/// The data file of `ecosystem` inside the snapshot directory.
+pub fn data_file(ecosystem: Ecosystem) -> String {
+    format!("advisories-{}.json.gz", ecosystem.slug())
+}
 pub const META_FILE: &str = "snapshot.json";
 
 /// Largest decompressed snapshot accepted: bounds a corrupt or hostile file.
@@ -47,7 +56,8 @@ pub const SOURCES: [(&str, &str, &str); 6] = [
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub built_at: DateTime<Utc>,
-    /// sha256 of the compressed data file, hex; the bundled index's revision derives from it.
+    /// sha256 of the compressed data files concatenated in [`Ecosystem::ALL`] order, hex;
+    /// the bundled index's revision derives from it.
     pub data_sha256: String,
     pub advisories: usize,
     pub sources: Vec<SnapshotSource>,
@@ -77,8 +87,36 @@ pub fn bundled_meta() -> Result<SnapshotMeta, FeedError> {
 
 /// The bundled snapshot as an index; its revision is `bundled-<hash prefix>`.
 pub fn bundled_index() -> Result<AdvisoryIndex, FeedError> {
+    bundled_index_for(Ecosystem::ALL)
+}
+
+/// The bundled advisories of `ecosystems` only (decoded in parallel), with the same revision
+/// as [`bundled_index`]: for one-shot scans that know which ecosystems they touch.
+pub fn bundled_index_for(
+    ecosystems: impl IntoIterator<Item = Ecosystem>,
+) -> Result<AdvisoryIndex, FeedError> {
     let meta = bundled_meta()?;
-    let advisories = decode(BUNDLED_DATA)?;
+    let wanted: BTreeSet<Ecosystem> = ecosystems.into_iter().collect();
+    let decoded: Vec<Result<Vec<Advisory>, FeedError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = Ecosystem::ALL
+            .into_iter()
+            .zip(BUNDLED_DATA)
+            .filter(|(ecosystem, _)| wanted.contains(ecosystem))
+            .map(|(_, data)| scope.spawn(move || decode(data)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(FeedError::Snapshot("decoding the snapshot panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut advisories = Vec::new();
+    for part in decoded {
+        advisories.extend(part?);
+    }
     let revision = format!(
         "bundled-{}",
         meta.data_sha256.get(..16).unwrap_or("unknown")
@@ -141,10 +179,21 @@ pub fn build(from: &Path, out: &Path) -> Result<SnapshotMeta, FeedError> {
     // A stable order keeps rebuilds from the same data byte-identical.
     advisories
         .sort_by(|a, b| (a.ecosystem, &a.package, &a.id).cmp(&(b.ecosystem, &b.package, &b.id)));
-    let data = encode(&advisories)?;
+    let mut files = Vec::new();
+    let mut digest = Sha256::new();
+    for ecosystem in Ecosystem::ALL {
+        let part: Vec<Advisory> = advisories
+            .iter()
+            .filter(|a| a.ecosystem == ecosystem)
+            .cloned()
+            .collect();
+        let data = encode(&part)?;
+        digest.update(&data);
+        files.push((data_file(ecosystem), data));
+    }
     let meta = SnapshotMeta {
         built_at: Utc::now(),
-        data_sha256: hex::encode(Sha256::digest(&data)),
+        data_sha256: hex::encode(digest.finalize()),
         advisories: advisories.len(),
         sources,
     };
@@ -156,7 +205,9 @@ pub fn build(from: &Path, out: &Path) -> Result<SnapshotMeta, FeedError> {
         path: out.to_owned(),
         source,
     })?;
-    write(DATA_FILE, &data)?;
+    for (file, data) in &files {
+        write(file, data)?;
+    }
     let mut meta_json = serde_json::to_string_pretty(&meta)
         .map_err(|e| FeedError::Snapshot(format!("cannot encode metadata: {e}")))?;
     meta_json.push('\n');
