@@ -499,7 +499,10 @@ mod version_documents {
             doc["dist"]["tarball"],
             format!("{PUBLIC}/npm/is-odd/-/is-odd-3.0.0.tgz")
         );
-        assert!(doc.get("versions").is_none(), "one version, not a packument");
+        assert!(
+            doc.get("versions").is_none(),
+            "one version, not a packument"
+        );
         // Cut from the packument: upstream's own version endpoint is never asked.
         assert_eq!(s.fixture.hits("/is-odd"), 1);
         assert_eq!(s.fixture.hits.lock().unwrap().len(), 1);
@@ -597,7 +600,10 @@ mod version_documents {
         let resp = get(&s.state, "/npm/is-odd/latest").await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         let err = json(resp).await["error"].as_str().unwrap().to_owned();
-        assert!(err.contains("points at 3.0.1, which policy refuses"), "{err}");
+        assert!(
+            err.contains("points at 3.0.1, which policy refuses"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
