@@ -511,8 +511,8 @@ fn client_lockfile_install_is_refused_at_the_gate(client: Client) {
         // re-reading the metadata: depfw's filtered packument lacks 3.0.1, so the frozen
         // install would fail there (ERR_PNPM_MINIMUM_RELEASE_AGE_VIOLATION, "version not
         // present in registry manifest"), before the artifact gate. Off for this install.
-        // (Off for `pnpm add` too, pnpm 12 would resolve through `GET /<name>/latest`,
-        // which depfw does not serve.)
+        // (With it off, `pnpm add` resolves through `GET /<name>/latest`: see
+        // `pnpm_add_resolves_latest_through_the_version_document`.)
         std::fs::write(
             env.project.join("pnpm-workspace.yaml"),
             pnpm_workspace(&env, "minimumReleaseAge: 0\n"),
@@ -572,4 +572,43 @@ fn yarn_berry_immutable_install_of_a_denied_version_is_refused_at_the_gate() {
 #[test]
 fn bun_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
     client_lockfile_install_is_refused_at_the_gate(Client::Bun);
+}
+
+/// pnpm 12 with `minimumReleaseAge: 0` resolves a bare `pnpm add <name>` through
+/// `GET /<name>/latest` (ERR_PNPM_PACKAGE_MANAGER_ADD_RESOLVE_LATEST before depfw served
+/// it); depfw answers from the filtered packument, so latest is the newest allowed version.
+#[test]
+fn pnpm_add_resolves_latest_through_the_version_document() {
+    if !have("pnpm") {
+        return;
+    }
+    let env = start(deny(&["is-odd@3.0.1"]));
+    std::fs::write(
+        env.project.join("pnpm-workspace.yaml"),
+        pnpm_workspace(&env, "minimumReleaseAge: 0\n"),
+    )
+    .unwrap();
+    let out = Client::Pnpm.run(&env, &["add", "is-odd"]);
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    // Only a version document records a served metadata decision for one version.
+    let via_latest = records(&env).into_iter().any(|r| {
+        r.package == "is-odd"
+            && r.kind == depfw::store::decisions::RecordKind::Metadata
+            && r.version.as_deref() == Some("3.0.0")
+            && r.outcome == "served"
+    });
+    assert!(via_latest, "{:?}", records(&env));
+    assert_eq!(env.fixture.hits("/is-odd/-/is-odd-3.0.1.tgz"), 0);
+}
+
+#[test]
+fn npm_view_latest_is_the_newest_allowed_version() {
+    if !have("npm") {
+        return;
+    }
+    let env = start(deny(&["is-odd@3.0.1"]));
+    let out = env.npm(&["view", "is-odd@latest", "version"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.0.0");
 }

@@ -469,3 +469,206 @@ async fn artifact_urls_off_the_upstream_are_not_fetched() {
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
     assert!(err.contains("not on a configured upstream"), "{err}");
 }
+
+/// `GET /npm/{name}/{version-or-dist-tag}`: one version's manifest, cut from the filtered
+/// packument.
+mod version_documents {
+    use super::*;
+
+    fn records_for(s: &Setup, version: &str) -> Vec<depfw::store::decisions::DecisionRecord> {
+        s.state
+            .decisions()
+            .list(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.version.as_deref() == Some(version))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn latest_is_the_newest_allowed_version() {
+        let s = setup(deny(&["is-odd@3.0.1"]), "").await;
+        let resp = get(&s.state, "/npm/is-odd/latest").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        assert!(resp.headers().contains_key(header::ETAG));
+        let doc = json(resp).await;
+        assert_eq!(doc["name"], "is-odd");
+        assert_eq!(doc["version"], "3.0.0", "upstream latest 3.0.1 is denied");
+        assert_eq!(
+            doc["dist"]["tarball"],
+            format!("{PUBLIC}/npm/is-odd/-/is-odd-3.0.0.tgz")
+        );
+        assert!(
+            doc.get("versions").is_none(),
+            "one version, not a packument"
+        );
+        // Cut from the packument: upstream's own version endpoint is never asked.
+        assert_eq!(s.fixture.hits("/is-odd"), 1);
+        assert_eq!(s.fixture.hits.lock().unwrap().len(), 1);
+
+        let served = records_for(&s, "3.0.0");
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].kind, RecordKind::Metadata);
+        assert_eq!(served[0].outcome, "served");
+        // The download that fetched the packument also recorded what it hid.
+        let all = s.state.decisions().list(0, 100).unwrap();
+        let summary = all.iter().find(|r| r.outcome == "filtered").unwrap();
+        assert_eq!(summary.hidden[0].version, "3.0.1");
+
+        // With nothing denied, latest is upstream's.
+        let s = setup(TestCheck::default(), "").await;
+        let doc = json(get(&s.state, "/npm/is-odd/latest").await).await;
+        assert_eq!(doc["version"], "3.0.1");
+    }
+
+    #[tokio::test]
+    async fn exact_allowed_version_has_its_tarball_rewritten() {
+        let s = setup(deny(&["is-odd@3.0.1"]), "").await;
+        let resp = get(&s.state, "/npm/is-odd/2.0.0").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let doc = json(resp).await;
+        assert_eq!(doc["version"], "2.0.0");
+        assert_eq!(doc["dependencies"]["is-number"], "^4.0.0");
+        assert_eq!(
+            doc["dist"]["tarball"],
+            format!("{PUBLIC}/npm/is-odd/-/is-odd-2.0.0.tgz")
+        );
+        assert!(doc["dist"]["integrity"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha512-"));
+        // The rewritten URL is one depfw serves.
+        let tarball = get(&s.state, "/npm/is-odd/-/is-odd-2.0.0.tgz").await;
+        assert_eq!(tarball.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn exact_refused_version_gets_the_tarball_refusal() {
+        let s = setup(
+            TestCheck {
+                deny: vec!["is-odd@3.0.1".into()],
+                quarantine: vec!["is-odd@3.0.0".into()],
+                ..TestCheck::default()
+            },
+            "",
+        )
+        .await;
+        let resp = get(&s.state, "/npm/is-odd/3.0.1").await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let err = json(resp).await["error"].as_str().unwrap().to_owned();
+        assert!(
+            err.starts_with("depfw: is-odd@3.0.1 is denied by policy: test-deny"),
+            "{err}"
+        );
+        assert!(err.contains("(request id "), "{err}");
+        let refused = records_for(&s, "3.0.1");
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].kind, RecordKind::Metadata);
+        assert_eq!(refused[0].outcome, "refused");
+        assert!(refused[0].findings.iter().any(|f| f.code == "test-deny"));
+
+        let resp = get(&s.state, "/npm/is-odd/3.0.0").await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let err = json(resp).await["error"].as_str().unwrap().to_owned();
+        assert!(
+            err.contains("is-odd@3.0.0 is quarantined, awaiting approval"),
+            "{err}"
+        );
+        let held = s.state.quarantine().list(None).unwrap();
+        assert_eq!(held.len(), 1, "held for review like its tarball");
+        assert_eq!(s.fixture.hits("/is-odd/-/is-odd-3.0.1.tgz"), 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_versions_and_tags_are_404() {
+        let s = setup(TestCheck::default(), "").await;
+        let resp = get(&s.state, "/npm/is-odd/9.9.9").await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let err = json(resp).await["error"].as_str().unwrap().to_owned();
+        assert!(err.contains("version not found: 9.9.9"), "{err}");
+        let resp = get(&s.state, "/npm/is-odd/beta").await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let err = json(resp).await["error"].as_str().unwrap().to_owned();
+        assert!(err.contains("Not Found"), "{err}");
+        assert!(err.contains("no dist-tag `beta`"), "{err}");
+        let resp = get(&s.state, "/npm/no-such-package/latest").await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+        // Every version refused: latest is gone from the filtered tags.
+        let s = setup(deny(&["is-odd@2.0.0", "is-odd@3.0.0", "is-odd@3.0.1"]), "").await;
+        let resp = get(&s.state, "/npm/is-odd/latest").await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let err = json(resp).await["error"].as_str().unwrap().to_owned();
+        assert!(
+            err.contains("points at 3.0.1, which policy refuses"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn scoped_names_in_both_encodings() {
+        let s = setup(deny(&["@isaacs/string-locale-compare@1.1.0"]), "").await;
+        for path in [
+            "/npm/@isaacs%2fstring-locale-compare/latest",
+            "/npm/@isaacs%2Fstring-locale-compare/latest",
+            "/npm/@isaacs/string-locale-compare/latest",
+            "/npm/@isaacs%2fstring-locale-compare/1.0.1",
+            "/npm/@isaacs/string-locale-compare/1.0.1",
+        ] {
+            let resp = get(&s.state, path).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let doc = json(resp).await;
+            assert_eq!(doc["version"], "1.0.1", "{path}");
+            assert_eq!(
+                doc["dist"]["tarball"],
+                format!(
+                    "{PUBLIC}/npm/@isaacs/string-locale-compare/-/string-locale-compare-1.0.1.tgz"
+                ),
+                "{path}"
+            );
+        }
+        for path in [
+            "/npm/@isaacs%2fstring-locale-compare/1.1.0",
+            "/npm/@isaacs/string-locale-compare/1.1.0",
+        ] {
+            let resp = get(&s.state, path).await;
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_names_and_hostile_specs_never_reach_upstream() {
+        let s = setup(
+            TestCheck {
+                deny_names: vec!["is-nunber".into()],
+                ..TestCheck::default()
+            },
+            "",
+        )
+        .await;
+        let resp = get(&s.state, "/npm/is-nunber/latest").await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let long = format!("/npm/is-odd/{}", "a".repeat(200));
+        for path in [
+            "/npm/is-odd/%2e%2e",
+            "/npm/is-odd/latest/extra",
+            "/npm/is-odd/%5E3.0.0",
+            "/npm/is-odd/la%00test",
+            "/npm/is-odd/latest%0d%0a",
+            "/npm/is-odd/a%2fb",
+            long.as_str(),
+        ] {
+            let resp = get(&s.state, path).await;
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+            assert!(json(resp).await["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("depfw: bad request"));
+        }
+        assert!(
+            s.fixture.hits.lock().unwrap().is_empty(),
+            "nothing reached upstream"
+        );
+    }
+}

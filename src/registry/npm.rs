@@ -1,10 +1,12 @@
 //! The npm registry protocol, as `depfw serve` speaks it under `/npm/`.
 //!
 //! npm, pnpm, yarn and bun read packuments (`GET /{name}`) and download tarballs
-//! (`GET /{name}/-/{basename}-{version}.tgz`). This module maps those paths to packages,
-//! lists a packument's versions as [`VersionRecord`]s and renders a packument with some
-//! versions removed, tarball URLs pointing at depfw, and optionally in the abbreviated
-//! ("corgi") form. It holds no policy: the proxy decides what is kept.
+//! (`GET /{name}/-/{basename}-{version}.tgz`); pnpm 12 (`minimumReleaseAge: 0`) and
+//! `npm view` also read one version's manifest (`GET /{name}/{version-or-dist-tag}`).
+//! This module maps those paths to packages, lists a packument's versions as
+//! [`VersionRecord`]s and renders a packument with some versions removed, tarball URLs
+//! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
+//! of it. It holds no policy: the proxy decides what is kept.
 
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
@@ -21,11 +23,17 @@ pub const CORGI: &str = "application/vnd.npm.install-v1+json";
 /// hostile or broken.
 const MAX_PATH_LEN: usize = 1024;
 
+/// Longest dist-tag accepted in a version path. The registry sets no documented limit;
+/// real tags are short words (`latest`, `next`, `v3-lts`).
+const MAX_TAG_LEN: usize = 128;
+
 /// What a client path under `/npm` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NpmPath {
     Packument(PackageName),
     Tarball(ArtifactRequest),
+    /// `/{name}/{version-or-dist-tag}`: one version's manifest.
+    Version(PackageName, VersionSpec),
     /// `/-/ping`
     Ping,
     /// `/-/npm/v1/keys` (registry signing keys)
@@ -34,6 +42,15 @@ pub enum NpmPath {
     Audit,
     /// Another `/-/…` endpoint (search, login, …) depfw does not serve.
     Unsupported(String),
+}
+
+/// The second segment of a version path, told apart the way the registry does: a valid
+/// semver version is looked up as a version, anything else as a dist-tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSpec {
+    /// As spelled in the path; looked up in [`VersionRecord::version_text`].
+    Exact(String),
+    Tag(String),
 }
 
 fn bad(why: impl Into<String>) -> ProtocolError {
@@ -93,11 +110,27 @@ pub fn parse_path(raw: &str) -> Result<NpmPath, ProtocolError> {
     match rest {
         [] => Ok(NpmPath::Packument(name)),
         [dash, file] if dash == "-" => parse_tarball(name, file).map(NpmPath::Tarball),
+        [spec] => parse_version_spec(spec).map(|spec| NpmPath::Version(name, spec)),
         _ => Err(bad(format!(
-            "`{}` is neither a packument nor a tarball path",
+            "`{}` is neither a packument, a version nor a tarball path",
             rest.join("/")
         ))),
     }
+}
+
+fn parse_version_spec(spec: &str) -> Result<VersionSpec, ProtocolError> {
+    if Version::parse(Ecosystem::Npm, spec).is_ok() {
+        return Ok(VersionSpec::Exact(spec.to_owned()));
+    }
+    if spec.len() > MAX_TAG_LEN {
+        return Err(bad(format!("dist-tag longer than {MAX_TAG_LEN} bytes")));
+    }
+    // The registry only accepts tags that need no URL encoding.
+    let url_safe = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()".contains(c);
+    if !spec.chars().all(url_safe) {
+        return Err(bad(format!("`{spec}` is neither a version nor a dist-tag")));
+    }
+    Ok(VersionSpec::Tag(spec.to_owned()))
 }
 
 /// The unscoped part of a name: the tarball file name's prefix.
@@ -305,6 +338,52 @@ impl Packument {
         newest(releases).or_else(|| newest(pre))
     }
 
+    /// `dist-tags` with only `kept` versions: a tag of a removed version is dropped, except
+    /// `latest`, which moves to the newest kept version. `None` if upstream has none.
+    pub fn dist_tags(&self, kept: &Kept) -> Option<Map<String, Value>> {
+        let Some(Value::Object(upstream)) = self.doc.get("dist-tags") else {
+            return None;
+        };
+        let mut tags = upstream.clone();
+        tags.retain(|tag, target| {
+            tag == "latest" || target.as_str().is_some_and(|t| kept.contains(t))
+        });
+        let latest_ok = tags
+            .get("latest")
+            .and_then(Value::as_str)
+            .is_some_and(|t| kept.contains(t));
+        if !latest_ok {
+            match self.newest_kept(kept) {
+                Some(l) => {
+                    tags.insert("latest".to_owned(), Value::String(l.to_owned()));
+                }
+                None => {
+                    tags.remove("latest");
+                }
+            }
+        }
+        Some(tags)
+    }
+
+    /// The version an upstream (unfiltered) dist-tag points at.
+    pub fn upstream_tag(&self, tag: &str) -> Option<&str> {
+        self.doc.get("dist-tags")?.get(tag)?.as_str()
+    }
+
+    /// One version's manifest, as `GET /{name}/{version}` returns it: the packument's
+    /// `versions[version]` with the tarball URL under `public_base`, exactly as in
+    /// [`Packument::render`]. `None` if upstream lists no such version.
+    pub fn render_version(
+        &self,
+        name: &PackageName,
+        version: &str,
+        public_base: &str,
+    ) -> Option<Vec<u8>> {
+        let mut vdoc = self.doc.get("versions")?.get(version)?.clone();
+        rewrite_tarball(&mut vdoc, name, version, public_base);
+        serde_json::to_vec(&vdoc).ok()
+    }
+
     /// Renders the packument keeping only `kept` versions, with tarball URLs under
     /// `public_base`; `corgi` selects the abbreviated form.
     pub fn render(
@@ -318,12 +397,7 @@ impl Packument {
         if let Some(Value::Object(versions)) = doc.get_mut("versions") {
             versions.retain(|v, _| kept.contains(v));
             for (v, vdoc) in versions.iter_mut() {
-                if let Some(Value::Object(dist)) = vdoc.get_mut("dist") {
-                    dist.insert(
-                        "tarball".to_owned(),
-                        Value::String(tarball_url(public_base, name, v)),
-                    );
-                }
+                rewrite_tarball(vdoc, name, v, public_base);
             }
         }
         if let Some(Value::Object(time)) = doc.get_mut("time") {
@@ -334,25 +408,8 @@ impl Packument {
                 .collect();
             time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
         }
-        let latest = self.newest_kept(kept).map(str::to_owned);
-        if let Some(Value::Object(tags)) = doc.get_mut("dist-tags") {
-            tags.retain(|tag, target| {
-                tag == "latest" || target.as_str().is_some_and(|t| kept.contains(t))
-            });
-            let latest_ok = tags
-                .get("latest")
-                .and_then(Value::as_str)
-                .is_some_and(|t| kept.contains(t));
-            if !latest_ok {
-                match &latest {
-                    Some(l) => {
-                        tags.insert("latest".to_owned(), Value::String(l.clone()));
-                    }
-                    None => {
-                        tags.remove("latest");
-                    }
-                }
-            }
+        if let Some(tags) = self.dist_tags(kept) {
+            doc.insert("dist-tags".to_owned(), Value::Object(tags));
         }
         let out = if corgi {
             abbreviate(doc)
@@ -360,6 +417,16 @@ impl Packument {
             Value::Object(doc)
         };
         serde_json::to_vec(&out).unwrap_or_default()
+    }
+}
+
+/// Points a version's `dist.tarball` at depfw.
+fn rewrite_tarball(vdoc: &mut Value, name: &PackageName, version: &str, public_base: &str) {
+    if let Some(Value::Object(dist)) = vdoc.get_mut("dist") {
+        dist.insert(
+            "tarball".to_owned(),
+            Value::String(tarball_url(public_base, name, version)),
+        );
     }
 }
 
@@ -435,6 +502,7 @@ mod tests {
     #[test]
     fn hostile_paths_are_refused() {
         let long = format!("/{}", "a".repeat(300));
+        let long_tag = format!("/is-odd/{}", "a".repeat(MAX_TAG_LEN + 1));
         for raw in [
             "/..",
             "/%2e%2e",
@@ -446,11 +514,43 @@ mod tests {
             long.as_str(),
             "/is-odd/-/other-1.0.0.tgz",
             "/is-odd/-/is-odd-notaversion.tgz",
-            "/is-odd/extra",
+            "/is-odd/extra/more",
+            "/is-odd/%5E3",
+            "/is-odd/la%20test",
+            "/is-odd/latest%0a",
+            "/is-odd/..",
+            long_tag.as_str(),
             "/%ff",
         ] {
             assert!(parse_path(raw).is_err(), "{raw} should be refused");
         }
+    }
+
+    #[test]
+    fn version_paths_name_a_version_or_a_dist_tag() {
+        let exact = |v: &str| VersionSpec::Exact(v.to_owned());
+        let tag = |t: &str| VersionSpec::Tag(t.to_owned());
+        let cases = [
+            ("/is-odd/3.0.1", "is-odd", exact("3.0.1")),
+            ("/is-odd/latest", "is-odd", tag("latest")),
+            ("/is-odd/3.0.0-rc.1", "is-odd", exact("3.0.0-rc.1")),
+            ("/is-odd/v3-lts", "is-odd", tag("v3-lts")),
+            ("/@types%2fnode/latest", "@types/node", tag("latest")),
+            ("/@types%2Fnode/20.1.0", "@types/node", exact("20.1.0")),
+            ("/@types/node/next", "@types/node", tag("next")),
+        ];
+        for (raw, name, spec) in cases {
+            assert_eq!(
+                parse_path(raw).unwrap(),
+                NpmPath::Version(npm(name), spec),
+                "{raw}"
+            );
+        }
+        // Two segments after a scope are still the scoped packument, not a version.
+        assert_eq!(
+            parse_path("/@types/node").unwrap(),
+            NpmPath::Packument(npm("@types/node"))
+        );
     }
 
     const PACKUMENT: &str = r#"{
@@ -529,6 +629,30 @@ mod tests {
             out["dist-tags"].get("next").is_none(),
             "tag of a removed version dropped"
         );
+    }
+
+    #[test]
+    fn one_version_is_rendered_with_its_tarball_rewritten() {
+        let name = npm("demo");
+        let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
+        let out: Value =
+            serde_json::from_slice(&p.render_version(&name, "2.0.0", "http://d:1/").unwrap())
+                .unwrap();
+        assert_eq!(out["version"], "2.0.0");
+        assert_eq!(out["deprecated"], "use 3");
+        assert_eq!(
+            out["dist"]["tarball"],
+            "http://d:1/npm/demo/-/demo-2.0.0.tgz"
+        );
+        assert!(out["dist"]["integrity"].is_string());
+        assert!(p.render_version(&name, "9.9.9", "http://d:1").is_none());
+
+        let kept: Kept = ["1.0.0".to_owned()].into();
+        let tags = p.dist_tags(&kept).unwrap();
+        assert_eq!(tags["latest"], "1.0.0");
+        assert!(tags.get("next").is_none());
+        assert_eq!(p.upstream_tag("next"), Some("3.0.0-rc.1"));
+        assert_eq!(p.upstream_tag("beta"), None);
     }
 
     #[test]

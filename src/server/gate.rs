@@ -316,53 +316,15 @@ fn admit<'r>(
     let spec = format!("{}@{}", req.name, req.version_text);
     let record =
         record.ok_or_else(|| ProxyError::NotFound(format!("{spec} not found upstream")))?;
-    let Some(version) = &record.version else {
-        return Err(ProxyError::Refused(format!(
-            "{spec} is denied by policy: unparsable-version: depfw cannot evaluate this version"
-        )));
-    };
-    agent::observe_package(state, ctx, &req.name)?;
-    let now = Utc::now();
-    let decision = agent::decide(
+    let mut rec = decide_version(
+        state,
         ctx,
-        policy.evaluate(&PackageCtx {
-            name: &req.name,
-            version: Some(version),
-            metadata: Some(&record.metadata),
-            now,
-        }),
-    );
-    let mut rec = self::record(
-        ctx,
+        policy,
         RecordKind::Artifact,
         &req.name,
-        Some(&req.version_text),
-        &decision,
-        "refused",
-    );
-    if !decision.verdict.is_servable() && on_refusal == OnRefusal::Refuse {
-        state.decisions().append_durable(&mut rec)?;
-        if decision.verdict == Verdict::Quarantine {
-            let who = agent::requester(ctx);
-            state
-                .quarantine()
-                .hold(
-                    &req.name,
-                    version,
-                    &who,
-                    decision.findings.clone(),
-                    &ctx.request_id,
-                    now,
-                )
-                .map_err(|e| ProxyError::Internal(e.into()))?;
-        }
-        let refusal = ProxyError::Refused(format!(
-            "{} (request id {})",
-            refusal(&spec, &decision),
-            ctx.request_id
-        ));
-        return Err(agent::refused(state, ctx, refusal));
-    }
+        record,
+        on_refusal,
+    )?;
     let artifact = record
         .artifact(&req.filename)
         .ok_or_else(|| ProxyError::NotFound(format!("{spec} has no file {}", req.filename)))?;
@@ -382,6 +344,97 @@ fn admit<'r>(
         ));
     };
     Ok((rec, artifact, digest))
+}
+
+/// Evaluates one version a client asked for by name and version. A refusal (with
+/// [`OnRefusal::Refuse`]) is recorded durably, a quarantined version is held for review,
+/// and the client gets the 403 with the reason and request id. Otherwise returns the
+/// record (outcome still "refused") for the caller to complete once it has served.
+fn decide_version(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    kind: RecordKind,
+    name: &PackageName,
+    record: &VersionRecord,
+    on_refusal: OnRefusal,
+) -> Result<DecisionRecord, ProxyError> {
+    let spec = format!("{name}@{}", record.version_text);
+    let Some(version) = &record.version else {
+        return Err(ProxyError::Refused(format!(
+            "{spec} is denied by policy: unparsable-version: depfw cannot evaluate this version"
+        )));
+    };
+    agent::observe_package(state, ctx, name)?;
+    let now = Utc::now();
+    let decision = agent::decide(
+        ctx,
+        policy.evaluate(&PackageCtx {
+            name,
+            version: Some(version),
+            metadata: Some(&record.metadata),
+            now,
+        }),
+    );
+    let mut rec = self::record(
+        ctx,
+        kind,
+        name,
+        Some(&record.version_text),
+        &decision,
+        "refused",
+    );
+    if !decision.verdict.is_servable() && on_refusal == OnRefusal::Refuse {
+        state.decisions().append_durable(&mut rec)?;
+        if decision.verdict == Verdict::Quarantine {
+            let who = agent::requester(ctx);
+            state
+                .quarantine()
+                .hold(
+                    name,
+                    version,
+                    &who,
+                    decision.findings.clone(),
+                    &ctx.request_id,
+                    now,
+                )
+                .map_err(|e| ProxyError::Internal(e.into()))?;
+        }
+        let refusal = ProxyError::Refused(format!(
+            "{} (request id {})",
+            refusal(&spec, &decision),
+            ctx.request_id
+        ));
+        return Err(agent::refused(state, ctx, refusal));
+    }
+    Ok(rec)
+}
+
+/// The gate for one version's metadata (npm's `GET /{name}/{version}`): the same
+/// evaluation, record and refusal as that version's artifact, so asking for the manifest
+/// of a refused version fails exactly like downloading it. A served manifest is recorded
+/// as a metadata decision for that version.
+pub fn version_metadata(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+    record: &VersionRecord,
+    upstream_url: &str,
+) -> Result<(), ProxyError> {
+    let mut rec = decide_version(
+        state,
+        ctx,
+        policy,
+        RecordKind::Metadata,
+        name,
+        record,
+        OnRefusal::Refuse,
+    )?;
+    rec.outcome = "served".to_owned();
+    rec.upstream_url = Some(upstream_url.to_owned());
+    state.decisions().append(&mut rec)?;
+    Ok(())
 }
 
 /// `HEAD` on an artifact (uv sends one per wheel): the same policy answer as a `GET`, but

@@ -1,4 +1,5 @@
-//! The npm registry under `/npm/`: filtered packuments and gated tarballs.
+//! The npm registry under `/npm/`: filtered packuments, version manifests cut from them,
+//! and gated tarballs.
 //!
 //! Routing happens here on the raw (still percent-encoded) path, because scoped names arrive
 //! as `@scope%2fname` and axum's router would see that as one opaque segment anyway.
@@ -18,7 +19,7 @@ use super::render_cache::Rendered;
 use super::upstream::Fetched;
 use super::{AppState, RequestCtx};
 use crate::package::PackageName;
-use crate::registry::npm::{self as proto, NpmPath, Packument};
+use crate::registry::npm::{self as proto, NpmPath, Packument, VersionSpec};
 
 const JSON: &str = "application/json";
 
@@ -39,6 +40,7 @@ pub async fn get(
 ) -> Result<Response, ProxyError> {
     match npm_path(&uri)? {
         NpmPath::Packument(name) => packument(&state, &ctx, &name, &headers).await,
+        NpmPath::Version(name, spec) => version(&state, &ctx, &name, &spec, &headers).await,
         NpmPath::Tarball(req) => {
             let policy_state = state.policy()?;
             let policy = gate::ready(&policy_state)?;
@@ -191,4 +193,57 @@ async fn packument(
         Arc::clone(&rendered),
     );
     Ok(rendered.response(headers))
+}
+
+/// One version's manifest (`GET /{name}/{version-or-dist-tag}`, which pnpm 12 and
+/// `npm view` read), cut from the same filtered packument clients see, never fetched from
+/// upstream separately: a tag resolves through the filtered dist-tags, and an exact
+/// version goes through the same gate as its tarball.
+async fn version(
+    state: &AppState,
+    ctx: &RequestCtx,
+    name: &PackageName,
+    spec: &VersionSpec,
+    headers: &HeaderMap,
+) -> Result<Response, ProxyError> {
+    let policy_state = state.policy()?;
+    let policy = gate::ready(&policy_state)?;
+    gate::check_name(state, ctx, policy, name)?;
+    let url = upstream_url(state, name);
+    let fetched = fetch(state, &url, name).await?;
+    let packument = parse(state, &url, name, &fetched)?;
+    let filtered = gate::filter_versions(ctx, policy, name, &packument.records);
+    if fetched.fresh {
+        gate::record_filtered(state, ctx, name, &filtered, &url)?;
+    }
+    let version = match spec {
+        VersionSpec::Exact(v) => v.clone(),
+        VersionSpec::Tag(tag) => packument
+            .dist_tags(&filtered.kept)
+            .and_then(|tags| tags.get(tag)?.as_str().map(str::to_owned))
+            .ok_or_else(|| tag_not_found(&packument, name, tag))?,
+    };
+    // Upstream-listed versions only; the registry's own wording for the rest.
+    let record = packument
+        .records
+        .iter()
+        .find(|r| r.version_text == version)
+        .ok_or_else(|| ProxyError::NotFound(format!("version not found: {version}")))?;
+    gate::version_metadata(state, ctx, policy, name, record, &url)?;
+    let body = packument
+        .render_version(name, &version, &ctx.public_base)
+        .ok_or_else(|| ProxyError::NotFound(format!("version not found: {version}")))?;
+    Ok(gate::metadata_response(policy, headers, JSON, body))
+}
+
+/// The registry answers an unknown tag with a bare "Not Found"; depfw also says when the
+/// tag exists upstream but points at a version its policy hides.
+fn tag_not_found(packument: &Packument, name: &PackageName, tag: &str) -> ProxyError {
+    match packument.upstream_tag(tag) {
+        Some(target) => ProxyError::NotFound(format!(
+            "Not Found: dist-tag `{tag}` of {name} points at {target}, which policy refuses, \
+             and no allowed version replaces it"
+        )),
+        None => ProxyError::NotFound(format!("Not Found: {name} has no dist-tag `{tag}`")),
+    }
 }
