@@ -1,13 +1,16 @@
 //! End-to-end proxy benchmark: `depfw serve` (release binary, its own process) in front of
-//! a recording npm mirror on 127.0.0.1, against the same requests straight to the mirror.
+//! a recording registry mirror on 127.0.0.1 (npm, PyPI and crates.io in the fixture
+//! registry's layout), against the same requests straight to the mirror.
 //!
 //! Run: `benches/proxy-bench.sh` (builds the release binary, then runs this). Reports:
-//! - requests/s and p50/p99 for a cached packument, straight and through depfw, and the
-//!   latency depfw adds (through minus straight, per percentile, one connection);
+//! - requests/s and p50/p99 for cached metadata (npm packuments, PyPI project pages,
+//!   crates.io sparse-index files), straight and through depfw, and the latency depfw adds
+//!   (through minus straight, per percentile, one connection);
 //! - wall time of a warm `npm install` of a ~300-package project (express + jest) through
 //!   depfw against the same install straight from the mirror.
 //!
-//! The first run records the project's packuments and tarballs from registry.npmjs.org into
+//! The first run records the project's packuments and tarballs from registry.npmjs.org, and
+//! the measured PyPI pages and index files from pypi.org and index.crates.io, into
 //! `$DEPFW_BENCH_DIR/mirror` (default `target/proxy-bench/mirror`); later runs are offline.
 //! Environment: `DEPFW_BIN` (default `target/release/depfw`), `DEPFW_BENCH_RUNS` (installs
 //! per side, default 3), `DEPFW_BENCH_REQUESTS` (per connection, default 2000).
@@ -20,12 +23,71 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use depfw::package::{Ecosystem, PackageName};
+
 /// ~330 packages in total (jest alone pulls ~270).
 const PROJECT: &str = r#"{"name":"depfw-bench","version":"1.0.0","private":true,
 "dependencies":{"express":"4.21.2","jest":"29.7.0"}}"#;
 const CONNECTIONS: usize = 8;
 
 type Headers = &'static [(&'static str, &'static str)];
+
+/// PyPI pages measured: a typical page (requests, ~250 files) and a big one (numpy,
+/// ~4,400 files). Recorded from pypi.org on the first run.
+const PYPI_PROJECTS: &[&str] = &["requests", "numpy"];
+/// Sparse-index files measured: a crate with many versions and a small one.
+const CRATES: &[&str] = &["serde", "itoa"];
+
+/// One cached-metadata row: the URL through depfw, the same document on the mirror (for the
+/// added latency), the request headers and the requests per connection.
+struct Case {
+    label: String,
+    through: String,
+    direct: Option<String>,
+    headers: Vec<(&'static str, &'static str)>,
+    per_conn: usize,
+}
+
+/// A crate's path in the sparse index (`se/rd/serde`), as depfw computes it.
+fn index_path(krate: &str) -> String {
+    let name = PackageName::parse(Ecosystem::CratesIo, krate).unwrap();
+    let base = url::Url::parse("http://index.invalid/").unwrap();
+    let url = depfw::registry::cargo::upstream_index_url(&base, &name).unwrap();
+    url.path().trim_start_matches('/').to_owned()
+}
+
+/// The number of files on a recorded PyPI page and the format it was recorded in.
+async fn pypi_page_info(
+    m: &mirror::Mirror,
+    upstream: &str,
+    project: &str,
+) -> (usize, &'static str) {
+    let rel = format!("pypi/simple/{project}/");
+    let doc = m
+        .doc(&rel)
+        .await
+        .unwrap_or_else(|| panic!("{rel} is not recorded"));
+    let name = PackageName::parse(Ecosystem::PyPI, project).unwrap();
+    let url = url::Url::parse(&format!("{upstream}/{rel}")).unwrap();
+    let page =
+        depfw::registry::pypi::parse_project_page(&doc.body, Some(doc.content_type), &url, &name)
+            .unwrap();
+    (page.files.len(), doc.content_type)
+}
+
+/// The number of versions in a recorded index file.
+async fn index_versions(m: &mirror::Mirror, krate: &str, path: &str) -> usize {
+    let rel = format!("cargo-index/{path}");
+    let doc = m
+        .doc(&rel)
+        .await
+        .unwrap_or_else(|| panic!("{rel} is not recorded"));
+    let name = PackageName::parse(Ecosystem::CratesIo, krate).unwrap();
+    depfw::registry::cargo::IndexFile::parse(&doc.body, &name)
+        .unwrap()
+        .records()
+        .len()
+}
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -159,8 +221,9 @@ async fn start_depfw(bin: &Path, work: &Path, upstream: &str) -> (Depfw, String)
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata-dir = \"{}\"\n\n[upstream]\nnpm = \"{upstream}/\"\n",
-            data.display()
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata-dir = \"{}\"\n\n{}",
+            data.display(),
+            mirror::layout::upstream_toml(upstream)
         ),
     )
     .unwrap();
@@ -247,34 +310,61 @@ fn main() {
         }
         let (packuments, tarballs) = m.counts();
 
-        // Cached metadata: (label, path through depfw, path on the upstream, headers).
-        // Identical requests on both sides (full JSON, no compression) so the difference is
-        // depfw's added latency; the "npm client" row adds npm's own headers (corgi, gzip).
+        m.record_pages(PYPI_PROJECTS, CRATES).await.unwrap_or_else(|e| panic!("{e}"));
+
+        // Cached metadata. Identical requests on both sides (same format, no compression) so
+        // the difference is depfw's added latency; the "client" rows add the client's own
+        // headers (npm: corgi and gzip; pip: JSON preferred, gzip).
         const FULL: Headers = &[("accept", "application/json"), ("accept-encoding", "identity")];
         const NPM: Headers = &[
             ("accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"),
             ("accept-encoding", "gzip,deflate"),
         ];
-        let cases: Vec<(&str, String, Option<String>, Headers)> = vec![
-            ("npm packument express (full JSON)", format!("{depfw}/npm/express"), Some(format!("{upstream}/express")), FULL),
-            ("npm packument express (npm client: corgi, gzip)", format!("{depfw}/npm/express"), None, NPM),
-            ("npm packument ms (small)", format!("{depfw}/npm/ms"), Some(format!("{upstream}/ms")), FULL),
-            // HOOK(integrator): once the PyPI and cargo routes and a PyPI/crates fixture
-            // upstream exist, add e.g.
-            // ("PyPI simple page requests", format!("{depfw}/pypi/simple/requests/"), Some(format!("{pypi_upstream}/simple/requests/")), &[("accept", "text/html")]),
-            // ("crates index file serde", format!("{depfw}/cargo/index/se/rd/serde"), Some(format!("{crates_upstream}/se/rd/serde")), &[]),
+        const PIP: Headers = &[
+            ("accept", "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"),
+            ("accept-encoding", "gzip, deflate"),
         ];
+        const CARGO: Headers = &[("accept", "*/*"), ("accept-encoding", "identity")];
+        let case = |label: String, through: String, direct: Option<String>, headers: Vec<(&'static str, &'static str)>| Case {
+            label, through, direct, headers, per_conn,
+        };
+        let mut cases = vec![
+            case("npm packument express (full JSON)".into(), format!("{depfw}/npm/express"), Some(format!("{upstream}/express")), FULL.to_vec()),
+            case("npm packument express (npm client: corgi, gzip)".into(), format!("{depfw}/npm/express"), None, NPM.to_vec()),
+            case("npm packument ms (small)".into(), format!("{depfw}/npm/ms"), Some(format!("{upstream}/ms")), FULL.to_vec()),
+        ];
+        for (i, project) in PYPI_PROJECTS.iter().enumerate() {
+            let rel = format!("pypi/simple/{project}/");
+            let (files, content_type) = pypi_page_info(&m, &upstream, project).await;
+            let format = if content_type == mirror::layout::PYPI_JSON { "PEP 691 JSON" } else { "PEP 503 HTML" };
+            let same = vec![("accept", content_type), ("accept-encoding", "identity")];
+            let mut c = case(format!("PyPI page {project} ({files} files, {format})"), format!("{depfw}/{rel}"), Some(format!("{upstream}/{rel}")), same);
+            // The big page gets fewer requests, so that its rows take seconds, not minutes.
+            if i > 0 {
+                c.per_conn = (per_conn / 10).max(50);
+            }
+            cases.push(c);
+            if i == 0 {
+                cases.push(case(format!("PyPI page {project} (pip client: JSON preferred, gzip)"), format!("{depfw}/{rel}"), None, PIP.to_vec()));
+            }
+        }
+        for krate in CRATES {
+            let path = index_path(krate);
+            let versions = index_versions(&m, krate, &path).await;
+            cases.push(case(format!("crates index file {krate} ({versions} versions)"), format!("{depfw}/cargo/index/{path}"), Some(format!("{upstream}/cargo-index/{path}")), CARGO.to_vec()));
+        }
         println!("\n## depfw proxy benchmark\n");
-        println!("mirror: {packuments} packuments, {tarballs} tarballs in {}", mirror_dir.display());
-        println!("load: {CONNECTIONS} connections x {per_conn} requests for req/s; 1 connection x {per_conn} for latency\n");
+        println!("mirror: {packuments} packuments, {tarballs} tarballs in {}; PyPI pages {}; crates index files {}", mirror_dir.display(), PYPI_PROJECTS.join(", "), CRATES.join(", "));
+        println!("load: {CONNECTIONS} connections x {per_conn} requests for req/s; 1 connection x {per_conn} for latency (rows marked [n] use n requests per connection)\n");
         println!("| cached metadata | side | req/s ({CONNECTIONS} conns) | p50 (1 conn) | p99 (1 conn) | p50 added | p99 added |");
         println!("|---|---|---:|---:|---:|---:|---:|");
-        for (label, through, direct, headers) in &cases {
-            let t_lat = load(through, headers, 1, per_conn).await;
-            let t_rps = load(through, headers, CONNECTIONS, per_conn).await;
+        for Case { label, through, direct, headers, per_conn: n } in &cases {
+            let label = if *n == per_conn { label.clone() } else { format!("{label} [{n}]") };
+            let t_lat = load(through, headers, 1, *n).await;
+            let t_rps = load(through, headers, CONNECTIONS, *n).await;
             if let Some(direct) = direct {
-                let d_lat = load(direct, headers, 1, per_conn).await;
-                let d_rps = load(direct, headers, CONNECTIONS, per_conn).await;
+                let d_lat = load(direct, headers, 1, *n).await;
+                let d_rps = load(direct, headers, CONNECTIONS, *n).await;
                 println!("| {label} | upstream | {:.0} | {} | {} | | |", d_rps.rps, ms(d_lat.p50), ms(d_lat.p99));
                 let added = |a: Duration, b: Duration| format!("{:+.2} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1e3);
                 println!(

@@ -23,6 +23,11 @@ use depfw::server::{AppState, PolicyState};
 use depfw::store::Store;
 use serde_json::Value;
 
+#[path = "fixture_layout.rs"]
+pub mod layout;
+
+use layout::Route;
+
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures/npm")
 }
@@ -94,7 +99,7 @@ fn pypi_page(state: &FixtureState, project: &str) -> Option<Vec<u8>> {
     let text = std::fs::read_to_string(file).ok()?;
     let base = state.base.lock().unwrap().clone();
     let mut doc: Value =
-        serde_json::from_str(&text.replace("FILES/", &format!("{base}/pypi-files/"))).ok()?;
+        serde_json::from_str(&text.replace("FILES/", &layout::pypi_files_base(&base))).ok()?;
     let times = state.times.lock().unwrap();
     for f in doc["files"].as_array_mut()? {
         let name = f["filename"].as_str()?.to_owned();
@@ -136,27 +141,6 @@ fn artifact_file(state: &FixtureState, dir: &str, file: &str) -> Response {
     (StatusCode::OK, bytes).into_response()
 }
 
-/// The PyPI and cargo routes of the fixture; `None` for npm paths.
-fn serve_pypi_cargo(state: &FixtureState, rel: &str) -> Option<(Option<Vec<u8>>, &'static str)> {
-    if let Some(project) = rel.strip_prefix("pypi/simple/") {
-        let project = project.trim_end_matches('/');
-        return Some((
-            pypi_page(state, project),
-            "application/vnd.pypi.simple.v1+json",
-        ));
-    }
-    if rel == "cargo-index/config.json" {
-        let base = state.base.lock().unwrap().clone();
-        let config = serde_json::json!({ "dl": format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate") });
-        return Some((Some(config.to_string().into_bytes()), "application/json"));
-    }
-    if let Some(path) = rel.strip_prefix("cargo-index/") {
-        let name = path.rsplit('/').next().unwrap_or_default();
-        return Some((cargo_index(state, name), "text/plain"));
-    }
-    None
-}
-
 async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
@@ -185,28 +169,19 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .decode_utf8_lossy()
         .into_owned();
     let rel = decoded.trim_start_matches('/');
-    if rel.starts_with("pypi-files/") || rel.starts_with("crates/") {
-        let dir = if rel.starts_with("crates/") {
-            "cargo/crates"
-        } else {
-            "pypi/files"
-        };
-        return artifact_file(&state, dir, rel.rsplit('/').next().unwrap_or_default());
-    }
-    let (doc, content_type) = match serve_pypi_cargo(&state, rel) {
-        Some(found) => found,
-        None => (packument(&state, rel), "application/json"),
-    };
-    if let Some((name, file)) = rel.split_once("/-/") {
-        let _ = name;
-        let Ok(mut bytes) = std::fs::read(fixtures_dir().join("tarballs").join(file)) else {
-            return StatusCode::NOT_FOUND.into_response();
-        };
-        if state.tamper.lock().unwrap().contains(file) {
-            bytes[100] ^= 0xff;
+    let (doc, content_type) = match layout::route(rel) {
+        Route::PypiFile(file) => return artifact_file(&state, "pypi/files", file),
+        Route::Crate(file) => return artifact_file(&state, "cargo/crates", file),
+        Route::NpmTarball { file, .. } => return artifact_file(&state, "npm/tarballs", file),
+        Route::PypiPage(project) => (pypi_page(&state, project), layout::PYPI_JSON),
+        Route::CargoConfig => {
+            let base = state.base.lock().unwrap().clone();
+            let config = layout::cargo_config(&base).into_bytes();
+            (Some(config), "application/json")
         }
-        return (StatusCode::OK, bytes).into_response();
-    }
+        Route::CargoIndex(name) => (cargo_index(&state, name), "text/plain"),
+        Route::Packument(name) => (packument(&state, name), "application/json"),
+    };
     let Some(body) = doc else {
         return (StatusCode::NOT_FOUND, "{\"error\":\"Not found\"}").into_response();
     };
@@ -333,8 +308,9 @@ pub fn config_with(
     extra: &str,
 ) -> Config {
     let text = format!(
-        "[server]\npublic-url = \"{public}\"\ndata-dir = \"{}\"\n{server}\n\n[upstream]\nnpm = \"{upstream}/\"\npypi = \"{upstream}/pypi/simple/\"\npypi-files = \"{upstream}/pypi-files/\"\ncargo-index = \"{upstream}/cargo-index/\"\n{extra}\n",
-        data_dir.display()
+        "[server]\npublic-url = \"{public}\"\ndata-dir = \"{}\"\n{server}\n\n{}{extra}\n",
+        data_dir.display(),
+        layout::upstream_toml(upstream)
     );
     Config::from_toml(&text, "test").unwrap()
 }
