@@ -293,3 +293,57 @@ fn the_readme_examples_are_caught_with_the_right_target() {
         );
     }
 }
+
+/// `depfw audit` builds a popular index reduced to what its packages can reach
+/// (`PopularIndex::bundled_reaching`): for those packages it must answer exactly like the
+/// full index. Checked on every known-malicious name of the shared data (most of them
+/// near-misses of popular names) plus a slice of the popular names themselves, and a few
+/// hand-made near-misses of each kind of technique.
+#[test]
+fn reduced_index_answers_like_the_full_index_for_its_packages() {
+    let Some(dir) = data_dir() else { return };
+    let full = PopularIndex::bundled();
+    for eco in [Ecosystem::Npm, Ecosystem::PyPI, Ecosystem::CratesIo] {
+        let mut raw: Vec<String> = malicious_names(&dir, eco).into_iter().collect();
+        raw.extend(list(eco).into_iter().step_by(7));
+        raw.extend(
+            [
+                "lodahs",
+                "Lodash",
+                "reqeusts",
+                "python-requests",
+                "serde-json",
+                "serde_jsn",
+                "rnicromatch",
+                "expres",
+                "djangoo",
+                "tokio-rs",
+                "c0lors",
+                "@types/nodee",
+            ]
+            .map(str::to_owned),
+        );
+        let names: Vec<PackageName> = raw
+            .iter()
+            .filter_map(|n| PackageName::parse(eco, n).ok())
+            .collect();
+        let reduced =
+            PopularIndex::bundled_reaching(names.iter().map(|n| (n.ecosystem(), n.key())));
+        let mut flagged = 0;
+        for name in &names {
+            let expected = full.suspect(name);
+            flagged += usize::from(expected.is_some());
+            assert_eq!(reduced.suspect(name), expected, "{eco} {name}");
+            assert_eq!(
+                reduced.is_popular(name),
+                full.is_popular(name),
+                "{eco} {name}"
+            );
+            assert_eq!(reduced.rank(name), full.rank(name), "{eco} {name}");
+        }
+        // The comparison means something only if the full index flags many of them (the
+        // data has two malicious crates; the hand-made near-misses cover crates.io).
+        let enough = if eco == Ecosystem::CratesIo { 2 } else { 50 };
+        assert!(flagged >= enough, "{eco}: only {flagged} flagged");
+    }
+}

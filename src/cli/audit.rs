@@ -393,13 +393,18 @@ fn fetch_online(
 }
 
 pub fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = if super::data_dir_in_use(cli, config) {
-        Some(crate::store::Store::open(&config.server.data_dir)?)
-    } else {
-        None
-    };
     let (lockfiles, discovery_errors) = discover(&args.paths);
-    let parsed = read_lockfiles(&lockfiles);
+    // Opening sled (log recovery) and parsing are independent: side by side.
+    let (store, parsed) = std::thread::scope(|scope| {
+        let store = scope.spawn(|| {
+            super::data_dir_in_use(cli, config)
+                .then(|| crate::store::Store::open(&config.server.data_dir))
+                .transpose()
+        });
+        let parsed = read_lockfiles(&lockfiles);
+        (store.join(), parsed)
+    });
+    let store = store.map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
     let keys = package_keys(&parsed);
     let engine = crate::engine::load_for(
         config,

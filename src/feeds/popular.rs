@@ -6,7 +6,9 @@
 //! hash probes, see `crate::policy::typosquat`). The lists in `feeds/popular/` are compiled
 //! in; `policy.typosquat.extra-popular` adds names (internal packages, say).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::OnceLock;
 
 use crate::package::{Ecosystem, NameError, PackageName};
@@ -47,17 +49,26 @@ impl Slot {
     }
 
     fn build(&self) -> EcoIndex {
+        self.build_reaching(None)
+    }
+
+    /// The whole list, or with `reach` only the entries its queries can hit.
+    fn build_reaching(&self, reach: Option<&Reach>) -> EcoIndex {
         let mut eco = EcoIndex::default();
         if let Some((ecosystem, text, ranked)) = self.bundled {
+            if reach.is_none() {
+                eco.reserve(text.lines().count(), text.len());
+            }
             for line in text.lines().map(str::trim) {
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
                 // The bundled lists are checked by a test; a bad line must not take the
                 // proxy down.
-                match PackageName::parse(ecosystem, line) {
-                    Ok(name) => eco.insert(&name, ranked),
-                    Err(e) => tracing::warn!("bundled popular list: `{line}`: {e}"),
+                match (PackageName::parse(ecosystem, line), reach) {
+                    (Ok(name), None) => eco.insert(&name, ranked),
+                    (Ok(name), Some(reach)) => eco.insert_if_reachable(&name, ranked, reach),
+                    (Err(e), _) => tracing::warn!("bundled popular list: `{line}`: {e}"),
                 }
             }
             eco.finish();
@@ -102,6 +113,29 @@ impl PopularIndex {
                     bundled: Some((ecosystem, text, ranked)),
                 },
             );
+        }
+        index
+    }
+
+    /// The bundled lists reduced to the entries that a lookup of one of `packages`
+    /// (ecosystem and normalised key) can reach, built now: for a one-shot scan that knows
+    /// every package it evaluates (`depfw audit`). Building a whole list costs ~10 ms per
+    /// 20k names, mostly storing ~250k deletion hashes; reducing it only hashes them.
+    /// Lookups of `packages` answer exactly as with [`PopularIndex::bundled`]; other names
+    /// of the same ecosystems may be missed, and other ecosystems are built whole on use.
+    pub fn bundled_reaching<'a>(
+        packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
+    ) -> PopularIndex {
+        let mut keys: HashMap<Ecosystem, Vec<&str>> = HashMap::new();
+        for (ecosystem, key) in packages {
+            keys.entry(ecosystem).or_default().push(key);
+        }
+        let index = PopularIndex::bundled_lazy();
+        for (ecosystem, keys) in keys {
+            if let Some(slot) = index.ecosystems.get(&ecosystem) {
+                let reach = Reach::new(ecosystem, keys);
+                let _ = slot.index.set(slot.build_reaching(Some(&reach)));
+            }
         }
         index
     }
@@ -224,35 +258,108 @@ pub(crate) struct EcoIndex {
     /// Hashes of every word of every popular name: a look-alike made only of known words
     /// (`django-filer`, `git-python`) is usually a real project, a typo makes a new word.
     /// A 64-bit collision would only make one coined word look known.
-    vocabulary: HashSet<u64>,
+    vocabulary: FxHashSet<u64>,
     /// Form hash -> first entry with it, for de-duplication while inserting (the `exact`
     /// map is only searchable after `finish`).
-    inserted: HashMap<u64, u32>,
+    inserted: FxHashMap<u64, u32>,
+    /// Form hashes of every name read, stored or not (reduced indexes only).
+    seen: FxHashSet<u64>,
     ranked_len: u32,
+}
+
+/// What the lookups of a known set of names can touch: the hashes they probe the index
+/// with (their forms, one-deletion forms, skeletons and affix-stripped forms) and their
+/// words. A popular name none of whose own hashes is among them can never be a result.
+pub(crate) struct Reach {
+    hashes: FxHashSet<u64>,
+    words: FxHashSet<u64>,
+}
+
+impl Reach {
+    fn new<'a>(ecosystem: Ecosystem, keys: impl IntoIterator<Item = &'a str>) -> Reach {
+        let mut reach = Reach {
+            hashes: FxHashSet::default(),
+            words: FxHashSet::default(),
+        };
+        for key in keys {
+            let form = forms::form(ecosystem, key);
+            reach.hashes.insert(forms::hash(form.as_bytes()));
+            reach.hashes.extend(forms::deletion_hashes(&form));
+            reach.hashes.insert(forms::separator_skeleton_hash(&form));
+            reach
+                .hashes
+                .insert(forms::hash(forms::glyph_skeleton(&form).as_bytes()));
+            for (_, stripped) in forms::affix_stripped(ecosystem, &form) {
+                reach.hashes.insert(forms::hash(stripped.as_bytes()));
+            }
+            reach
+                .words
+                .extend(forms::tokens(&form).map(|t| forms::hash(t.as_bytes())));
+        }
+        reach
+    }
+
+    /// Whether a popular name with this form could be found by one of the lookups.
+    fn reaches(&self, form: &str, form_hash: u64) -> bool {
+        self.hashes.contains(&form_hash)
+            || forms::each_deletion_hash(form).any(|h| self.hashes.contains(&h))
+            || self.hashes.contains(&forms::separator_skeleton_hash(form))
+            || self
+                .hashes
+                .contains(&forms::hash(forms::glyph_skeleton(form).as_bytes()))
+    }
 }
 
 impl EcoIndex {
     fn insert(&mut self, name: &PackageName, ranked: bool) {
         let form = forms::form(name.ecosystem(), name.key());
         let form_hash = forms::hash(form.as_bytes());
-        let id = self.entries.len() as u32;
-        match self.inserted.get(&form_hash) {
-            Some(&first) if *self.entries[first as usize].form == *form => return,
-            Some(_) => {}
-            None => {
-                self.inserted.insert(form_hash, id);
+        if let Some(&first) = self.inserted.get(&form_hash) {
+            if *self.entries[first as usize].form == *form {
+                return;
             }
         }
-        let rank = ranked.then(|| {
+        let rank = self.next_rank(ranked);
+        self.push(name, form, form_hash, rank);
+    }
+
+    /// [`EcoIndex::insert`] for a reduced index: every name counts for ranks and for the
+    /// words `reach` asks about, only reachable ones are stored. Duplicates are recognised
+    /// by form hash alone here (a 64-bit collision would shift later ranks by one).
+    fn insert_if_reachable(&mut self, name: &PackageName, ranked: bool, reach: &Reach) {
+        let form = forms::form(name.ecosystem(), name.key());
+        let form_hash = forms::hash(form.as_bytes());
+        if !self.seen.insert(form_hash) {
+            return;
+        }
+        let rank = self.next_rank(ranked);
+        for token in forms::tokens(&form) {
+            let word = forms::hash(token.as_bytes());
+            if reach.words.contains(&word) {
+                self.vocabulary.insert(word);
+            }
+        }
+        if reach.reaches(&form, form_hash) {
+            self.push(name, form, form_hash, rank);
+        }
+    }
+
+    fn next_rank(&mut self, ranked: bool) -> Option<u32> {
+        ranked.then(|| {
             self.ranked_len += 1;
             self.ranked_len
-        });
+        })
+    }
+
+    fn push(&mut self, name: &PackageName, form: String, form_hash: u64, rank: Option<u32>) {
+        let id = self.entries.len() as u32;
+        self.inserted.entry(form_hash).or_insert(id);
         self.exact.push(form_hash, id);
         for h in forms::deletion_hashes(&form) {
             self.deletions.push(h, id);
         }
         self.separators
-            .push(forms::hash(forms::separator_skeleton(&form).as_bytes()), id);
+            .push(forms::separator_skeleton_hash(&form), id);
         self.glyphs
             .push(forms::hash(forms::glyph_skeleton(&form).as_bytes()), id);
         for token in forms::tokens(&form) {
@@ -275,6 +382,18 @@ impl EcoIndex {
         ] {
             map.finish();
         }
+    }
+
+    /// Room for `names` more names of `bytes` bytes in all: growing the ~250k-pair
+    /// deletion table by doubling would copy it and fault in its pages twice over.
+    fn reserve(&mut self, names: usize, bytes: usize) {
+        self.entries.reserve(names);
+        self.inserted.reserve(names);
+        self.vocabulary.reserve(names);
+        self.exact.pairs.reserve(names);
+        self.separators.pairs.reserve(names);
+        self.glyphs.pairs.reserve(names);
+        self.deletions.pairs.reserve(bytes);
     }
 
     /// The entry whose form is exactly `form`.

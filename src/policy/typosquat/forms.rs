@@ -127,33 +127,53 @@ fn mix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// The hashes of `form` with one byte deleted, for each position (duplicates removed:
-/// `ll` -> `l` twice), each equal to [`hash`] of that shorter string.
-pub fn deletion_hashes(form: &str) -> Vec<u64> {
+/// `BASE`'s inverse mod 2^64 (it is odd), by Newton's iteration: each step doubles the
+/// number of correct low bits, from 3.
+const BASE_INVERSE: u64 = {
+    let mut x = BASE;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(BASE.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+};
+
+/// The hash of `form` with each byte deleted in turn (last position first; `ll` gives the
+/// same hash twice), each equal to [`hash`] of that shorter string, in O(1) per position
+/// and without allocating: with `h` the whole string's unmixed hash, `p` the prefix before
+/// position `i` and `c` its byte, the deletion's unmixed hash is
+/// `h + (p * (1 - BASE) - c) * BASE^(n - 1 - i)`.
+pub fn each_deletion_hash(form: &str) -> impl Iterator<Item = u64> + '_ {
     let bytes = form.as_bytes();
-    let n = bytes.len();
-    // suffix[i] = the unmixed hash of bytes[i..] as the tail of a longer string: its bytes
-    // weighted by the powers they have at the end of the deleted string.
-    let mut suffix = vec![0u64; n + 1];
-    let mut powers = vec![1u64; n + 1];
-    for i in (0..n).rev() {
-        powers[n - i] = powers[n - 1 - i].wrapping_mul(BASE);
-        suffix[i] = step(0, bytes[i])
-            .wrapping_mul(powers[n - 1 - i])
-            .wrapping_add(suffix[i + 1]);
-    }
-    let mut prefix = 0u64;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        // bytes[..i] shifted past the n - 1 - i bytes that follow the deleted one.
-        out.push(mix(prefix
-            .wrapping_mul(powers[n - 1 - i])
-            .wrapping_add(suffix[i + 1])));
-        prefix = step(prefix, bytes[i]);
-    }
+    let whole = bytes.iter().fold(0, |h, &b| step(h, b));
+    let mut prefix = whole;
+    let mut power = 1u64;
+    bytes.iter().rev().map(move |&b| {
+        let c = u64::from(b) + 1;
+        prefix = prefix.wrapping_sub(c).wrapping_mul(BASE_INVERSE);
+        let deleted = whole.wrapping_add(
+            prefix
+                .wrapping_mul(1u64.wrapping_sub(BASE))
+                .wrapping_sub(c)
+                .wrapping_mul(power),
+        );
+        power = power.wrapping_mul(BASE);
+        mix(deleted)
+    })
+}
+
+/// [`each_deletion_hash`], sorted and without duplicates.
+pub fn deletion_hashes(form: &str) -> Vec<u64> {
+    let mut out: Vec<u64> = each_deletion_hash(form).collect();
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// [`hash`] of [`separator_skeleton`], without building it.
+pub fn separator_skeleton_hash(form: &str) -> u64 {
+    mix(form.bytes().filter(|b| !is_separator(*b)).fold(0, step))
 }
 
 #[cfg(test)]
@@ -178,6 +198,13 @@ mod tests {
             assert_eq!(deletion_hashes(form), expected, "{form}");
         }
         assert_eq!(deletion_hashes("ll").len(), 1);
+        assert_eq!(BASE.wrapping_mul(BASE_INVERSE), 1);
+        for form in ["@types/node", "a-b_c", "lodash"] {
+            assert_eq!(
+                separator_skeleton_hash(form),
+                hash(separator_skeleton(form).as_bytes())
+            );
+        }
         assert_ne!(hash(b"ab"), hash(b"ba"));
         assert_ne!(hash(b"\0a"), hash(b"a"));
     }
