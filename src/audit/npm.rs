@@ -350,7 +350,7 @@ pub(super) fn dedup(mut packages: Vec<LockedPackage>) -> Vec<LockedPackage> {
     let mut seen = HashSet::new();
     packages
         .into_iter()
-        .filter(|p| seen.insert((p.name.clone(), p.version.clone(), format!("{:?}", p.source))))
+        .filter(|p| seen.insert((p.name.clone(), p.version.clone(), p.source.clone())))
         .collect()
 }
 
@@ -363,8 +363,8 @@ impl JsonKeyLines {
     pub(super) fn scan(text: &str, containers: &[&str]) -> Self {
         let bytes = text.as_bytes();
         let mut map = HashMap::new();
-        let mut stack: Vec<String> = Vec::new();
-        let mut last_key: Option<String> = None;
+        let mut stack: Vec<&str> = Vec::new();
+        let mut last_key: Option<&str> = None;
         let mut line: u32 = 1;
         let mut i = 0;
         while i < bytes.len() {
@@ -389,14 +389,11 @@ impl JsonKeyLines {
                     }
                     if k < bytes.len() && bytes[k] == b':' {
                         let key = text.get(start..end).unwrap_or_default();
-                        if stack
-                            .last()
-                            .is_some_and(|c| containers.contains(&c.as_str()))
-                        {
+                        if stack.last().is_some_and(|c| containers.contains(c)) {
                             map.entry(format!("{}\0{key}", stack.join("\0")))
                                 .or_insert(line);
                         }
-                        last_key = Some(key.to_owned());
+                        last_key = Some(key);
                     }
                     line = line.saturating_add(newlines);
                     i = end + 1;

@@ -304,9 +304,11 @@ impl Reach {
         self.hashes.contains(&form_hash)
             || forms::each_deletion_hash(form).any(|h| self.hashes.contains(&h))
             || self.hashes.contains(&forms::separator_skeleton_hash(form))
-            || self
-                .hashes
-                .contains(&forms::hash(forms::glyph_skeleton(form).as_bytes()))
+            // Without look-alike sequences the glyph skeleton is the separator skeleton.
+            || (forms::has_homoglyph(form)
+                && self
+                    .hashes
+                    .contains(&forms::hash(forms::glyph_skeleton(form).as_bytes())))
     }
 }
 

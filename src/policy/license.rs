@@ -142,10 +142,15 @@ fn canonical_case(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
-        let canonical = LICENSES
-            .iter()
-            .find(|l| l.name.eq_ignore_ascii_case(word.trim_end_matches('+')))
-            .map(|l| l.name);
+        let bare = word.trim_end_matches('+');
+        // Nearly every license is already spelled canonically: a binary search, before
+        // the case-insensitive scan of ~700 identifiers.
+        let canonical = spdx::license_id(bare).map(|l| l.name).or_else(|| {
+            LICENSES
+                .iter()
+                .find(|l| l.name.eq_ignore_ascii_case(bare))
+                .map(|l| l.name)
+        });
         match canonical {
             Some(name) => {
                 out.push_str(name);

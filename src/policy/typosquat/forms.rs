@@ -45,6 +45,12 @@ pub fn separator_skeleton(form: &str) -> String {
 /// (`cliff`/`diff`).
 const HOMOGLYPHS: &[(&str, &str)] = &[("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l")];
 
+/// Whether `form` holds a look-alike sequence, i.e. whether its glyph skeleton can differ
+/// from its separator skeleton.
+pub fn has_homoglyph(form: &str) -> bool {
+    HOMOGLYPHS.iter().any(|(from, _)| form.contains(from))
+}
+
 /// The separator skeleton with look-alike sequences folded (`rnicrornatch` -> `micromatch`).
 pub fn glyph_skeleton(form: &str) -> String {
     let skeleton = separator_skeleton(form);
