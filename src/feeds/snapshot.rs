@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::Advisory;
-use crate::package::Ecosystem;
 use super::{load_path, AdvisoryIndex, FeedError};
+use crate::package::Ecosystem;
 
 /// Each ecosystem's advisories, in [`Ecosystem::ALL`] order.
 const BUNDLED_DATA: [&[u8]; 3] = [
