@@ -223,6 +223,15 @@ pub struct TestCheck {
     pub quarantine: Vec<String>,
     pub deny_names: Vec<String>,
     pub cooldown_hours: Option<i64>,
+    /// Counts version evaluations (shared by clones): a metadata request served from the
+    /// render cache evaluates no version.
+    pub version_evaluations: Arc<AtomicUsize>,
+}
+
+impl TestCheck {
+    pub fn version_evaluations(&self) -> usize {
+        self.version_evaluations.load(Ordering::Relaxed)
+    }
 }
 
 impl Check for TestCheck {
@@ -248,6 +257,7 @@ impl Check for TestCheck {
             ));
         }
         let Some(v) = ctx.version else { return };
+        self.version_evaluations.fetch_add(1, Ordering::Relaxed);
         let spec = format!("{name}@{v}");
         if self.deny.contains(&spec) {
             findings.push(finding(
@@ -278,10 +288,14 @@ impl Check for TestCheck {
 }
 
 pub fn policy(check: TestCheck) -> PolicyState {
+    // Every setting that changes a verdict is in the revision, as in the real policy: the
+    // render cache and ETags key on it.
     let rev = format!(
-        "test-{}-{}",
+        "test-{}-{}-{}-{:?}",
         check.deny.join(","),
-        check.quarantine.join(",")
+        check.quarantine.join(","),
+        check.deny_names.join(","),
+        check.cooldown_hours
     );
     PolicyState::Ready(Policy::new(vec![Arc::new(check)], Arc::default(), rev))
 }

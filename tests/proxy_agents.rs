@@ -415,3 +415,88 @@ async fn cargo_download_template_keeps_the_agent_prefix() {
         format!("{PUBLIC}/a/{secret}/cargo/dl/{{crate}}/{{version}}/{{sha256-checksum}}")
     );
 }
+
+/// The render cache keys agent-specific renderings apart: an agent's `/a/<token>/` file
+/// URLs are never served to another agent or to anonymous clients, however the requests
+/// interleave.
+#[tokio::test]
+async fn cached_pypi_pages_keep_each_agents_urls() {
+    let check = TestCheck::default();
+    let s = setup(harness::policy(check.clone()), "", |_| {}).await;
+    let (_, one) = s.agents.add("one", PolicyPreset::Default).unwrap();
+    let (_, two) = s.agents.add("two", PolicyPreset::Default).unwrap();
+    let (one, two) = (one.expose_secret(), two.expose_secret());
+    let page = "pypi/simple/six/";
+    let order = [
+        format!("/{page}"),
+        format!("/a/{one}/{page}"),
+        format!("/a/{two}/{page}"),
+        format!("/a/{one}/{page}"),
+        format!("/{page}"),
+        format!("/a/{two}/{page}"),
+    ];
+    for path in &order {
+        let html = text(get(&s.state, path).await).await;
+        let base = path.strip_suffix(page).unwrap();
+        let want = format!("{PUBLIC}{base}pypi/files/");
+        let urls: Vec<&str> = html
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|h| h.split('"').next())
+            .collect();
+        assert_eq!(urls.len(), 2, "{html}");
+        assert!(
+            urls.iter().all(|u| u.starts_with(&want)),
+            "{path}: {urls:?}"
+        );
+        for other in [one, two] {
+            if !base.contains(other) {
+                assert!(!html.contains(other), "another agent's token leaked");
+            }
+        }
+    }
+    assert_eq!(
+        check.version_evaluations(),
+        3 * 2,
+        "one cold render per base, the rest warm"
+    );
+}
+
+/// Index files carry no URLs, so agents share a rendering unless their presets differ.
+#[tokio::test]
+async fn cached_cargo_index_follows_the_agents_preset() {
+    let policy = PolicyState::Ready(Policy::new(
+        vec![Arc::new(WarnCheck(vec!["itoa@1.0.11".into()]))],
+        Arc::default(),
+        "warn".into(),
+    ));
+    let s = setup(policy, "", |_| {}).await;
+    let (_, strict) = s.agents.add("careful", PolicyPreset::Strict).unwrap();
+    let (_, relaxed) = s.agents.add("relaxed", PolicyPreset::Default).unwrap();
+    let index = "cargo/index/it/oa/itoa";
+    let versions = |body: String| -> Vec<String> {
+        body.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["vers"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    for (token, want) in [
+        (Some(relaxed.expose_secret()), vec!["1.0.10", "1.0.11"]),
+        (Some(strict.expose_secret()), vec!["1.0.10"]),
+        (None, vec!["1.0.10", "1.0.11"]),
+        (Some(relaxed.expose_secret()), vec!["1.0.10", "1.0.11"]),
+        (Some(strict.expose_secret()), vec!["1.0.10"]),
+    ] {
+        let path = match token {
+            Some(t) => format!("/a/{t}/{index}"),
+            None => format!("/{index}"),
+        };
+        let resp = get(&s.state, &path).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(versions(text(resp).await), want, "{path}");
+    }
+}

@@ -261,3 +261,79 @@ async fn remove_is_the_default_mode() {
     let (_, _, body) = send(&state, request("GET", "/cargo/index/it/oa/itoa", &[])).await;
     assert_eq!(versions(&body), ["1.0.10"]);
 }
+
+/// The render cache: a warm index request is a lookup, not parse + policy + render.
+mod render_cache {
+    use super::*;
+
+    const ITOA: &str = "/cargo/index/it/oa/itoa";
+    const UPSTREAM: &str = "/cargo-index/it/oa/itoa";
+
+    #[tokio::test]
+    async fn warm_index_is_served_from_the_cache_byte_identical() {
+        let check = deny(&["itoa@1.0.11"]);
+        let (state, fx, _dir) = router_setup(check.clone(), PUBLIC).await;
+        let (status, cold_headers, cold) = send(&state, request("GET", ITOA, &[])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(versions(&cold), ["1.0.10"]);
+        let evaluated = check.version_evaluations();
+        assert_eq!(evaluated, 2, "the cold render evaluates both versions");
+        assert_eq!(state.decisions().list(0, 10).unwrap().len(), 1);
+
+        let (status, warm_headers, warm) = send(&state, request("GET", ITOA, &[])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(warm, cold);
+        for h in [header::ETAG, header::CONTENT_TYPE, header::VARY] {
+            assert_eq!(warm_headers[&h], cold_headers[&h], "{h}");
+        }
+        assert_eq!(
+            check.version_evaluations(),
+            evaluated,
+            "a warm hit evaluates no version"
+        );
+        assert_eq!(fx.hits(UPSTREAM), 1);
+        assert_eq!(
+            state.decisions().list(0, 10).unwrap().len(),
+            1,
+            "a warm hit records nothing, like npm's"
+        );
+
+        let etag = cold_headers[header::ETAG].to_str().unwrap();
+        let (status, _, body) =
+            send(&state, request("GET", ITOA, &[("if-none-match", etag)])).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        assert!(body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_policy_change_invalidates_the_rendering() {
+        let (state, fx, _dir) = router_setup(TestCheck::default(), PUBLIC).await;
+        let (_, headers, body) = send(&state, request("GET", ITOA, &[])).await;
+        assert_eq!(versions(&body), ["1.0.10", "1.0.11"]);
+        let check = deny(&["itoa@1.0.11"]);
+        state.set_policy(harness::policy(check.clone()));
+        let (_, new_headers, body) = send(&state, request("GET", ITOA, &[])).await;
+        assert_eq!(versions(&body), ["1.0.10"]);
+        assert_ne!(new_headers[header::ETAG], headers[header::ETAG]);
+        assert_eq!(check.version_evaluations(), 2, "re-rendered");
+        assert_eq!(fx.hits(UPSTREAM), 1, "from the same upstream body");
+    }
+
+    /// `server.refused-versions` is process config, so each mode is its own state; both
+    /// cache their own rendering and neither matches the other's ETag.
+    #[tokio::test]
+    async fn yank_and_remove_renderings_differ_and_each_stays_warm() {
+        let mut etags = Vec::new();
+        for (server, expected) in [("", 1), (YANK, 2)] {
+            let check = deny(&["itoa@1.0.11"]);
+            let (state, _fx, _dir) = router_setup_with(check.clone(), PUBLIC, server).await;
+            let (_, headers, cold) = send(&state, request("GET", ITOA, &[])).await;
+            let (_, _, warm) = send(&state, request("GET", ITOA, &[])).await;
+            assert_eq!(lines(&cold).len(), expected);
+            assert_eq!(warm, cold);
+            assert_eq!(check.version_evaluations(), 2);
+            etags.push(headers[header::ETAG].clone());
+        }
+        assert_ne!(etags[0], etags[1]);
+    }
+}

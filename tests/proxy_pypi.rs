@@ -416,3 +416,113 @@ async fn yank_mode_yanks_quarantined_releases_serves_their_metadata_and_holds_th
         ("six", "1.17.0")
     );
 }
+
+/// The render cache: a warm page request is a lookup, not parse + policy + render.
+mod render_cache {
+    use super::*;
+
+    const IDNA: &str = "/pypi/simple/idna/";
+    const UPSTREAM: &str = "/pypi/simple/idna/";
+
+    #[tokio::test]
+    async fn warm_page_is_served_from_the_cache_byte_identical() {
+        let check = deny(&["idna@3.10"]);
+        let (state, fx, _dir) = router_setup(check.clone(), PUBLIC).await;
+        let json = [("accept", JSON_ACCEPT)];
+        let (status, cold_headers, cold) = send(&state, request("GET", IDNA, &json)).await;
+        assert_eq!(status, StatusCode::OK);
+        let evaluated = check.version_evaluations();
+        assert_eq!(evaluated, 2, "the cold render evaluates both releases");
+        assert_eq!(state.decisions().list(0, 10).unwrap().len(), 1);
+
+        let (status, warm_headers, warm) = send(&state, request("GET", IDNA, &json)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(warm, cold);
+        for h in [header::ETAG, header::CONTENT_TYPE, header::VARY] {
+            assert_eq!(warm_headers[&h], cold_headers[&h], "{h}");
+        }
+        let doc: Value = serde_json::from_slice(&warm).unwrap();
+        assert_eq!(doc["versions"], serde_json::json!(["3.9"]));
+        assert_eq!(
+            check.version_evaluations(),
+            evaluated,
+            "no version evaluated"
+        );
+        assert_eq!(fx.hits(UPSTREAM), 1);
+        assert_eq!(
+            state.decisions().list(0, 10).unwrap().len(),
+            1,
+            "a warm hit records nothing, like npm's"
+        );
+
+        let etag = cold_headers[header::ETAG].to_str().unwrap();
+        let conditional = [("accept", JSON_ACCEPT), ("if-none-match", etag)];
+        let (status, _, _) = send(&state, request("GET", IDNA, &conditional)).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+
+        // A wheel request reuses the parsed page: no second upstream fetch either.
+        let url = file_url(&state, "idna", "idna-3.9-py3-none-any.whl").await;
+        let (status, _, _) = send(&state, request("HEAD", &url, &[])).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(fx.hits(UPSTREAM), 1);
+    }
+
+    #[tokio::test]
+    async fn a_policy_change_invalidates_the_rendering() {
+        let (state, fx, _dir) = router_setup(deny(&["idna@3.10"]), PUBLIC).await;
+        let json = [("accept", JSON_ACCEPT)];
+        let (_, headers, _) = send(&state, request("GET", IDNA, &json)).await;
+        state.set_policy(harness::policy(deny(&["idna@3.9"])));
+        let (_, new_headers, body) = send(&state, request("GET", IDNA, &json)).await;
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["versions"], serde_json::json!(["3.10"]));
+        assert_ne!(new_headers[header::ETAG], headers[header::ETAG]);
+        assert_eq!(fx.hits(UPSTREAM), 1, "from the same upstream body");
+    }
+
+    #[tokio::test]
+    async fn html_and_json_are_cached_separately() {
+        let check = deny(&["idna@3.10"]);
+        let (state, _fx, _dir) = router_setup(check.clone(), PUBLIC).await;
+        let json = [("accept", JSON_ACCEPT)];
+        let (_, json_headers, json_body) = send(&state, request("GET", IDNA, &json)).await;
+        let (_, html_headers, html_body) = send(&state, request("GET", IDNA, &[])).await;
+        assert_eq!(html_headers[header::CONTENT_TYPE], "text/html");
+        let html = String::from_utf8(html_body.clone()).unwrap();
+        assert!(html.contains("idna-3.9-py3-none-any.whl") && !html.contains("idna-3.10"));
+        assert_ne!(html_headers[header::ETAG], json_headers[header::ETAG]);
+        assert_eq!(check.version_evaluations(), 4, "two cold renders");
+
+        let (_, headers, body) = send(&state, request("GET", IDNA, &json)).await;
+        assert_eq!(
+            (headers[header::ETAG].clone(), body),
+            (json_headers[header::ETAG].clone(), json_body)
+        );
+        let (_, headers, body) = send(&state, request("GET", IDNA, &[])).await;
+        assert_eq!(
+            (headers[header::ETAG].clone(), body),
+            (html_headers[header::ETAG].clone(), html_body)
+        );
+        assert_eq!(check.version_evaluations(), 4, "both warm");
+    }
+
+    /// `server.refused-versions` is process config, so each mode is its own state; both
+    /// cache their own rendering and neither matches the other's ETag.
+    #[tokio::test]
+    async fn yank_and_remove_renderings_differ_and_each_stays_warm() {
+        let mut etags = Vec::new();
+        for (server, files) in [("", 1), (YANK, 2)] {
+            let check = deny(&["idna@3.10"]);
+            let (state, _fx, _dir) = router_setup_with(check.clone(), PUBLIC, server).await;
+            let json = [("accept", JSON_ACCEPT)];
+            let (_, headers, cold) = send(&state, request("GET", IDNA, &json)).await;
+            let (_, _, warm) = send(&state, request("GET", IDNA, &json)).await;
+            let doc: Value = serde_json::from_slice(&cold).unwrap();
+            assert_eq!(yanked_files(&doc).len(), files);
+            assert_eq!(warm, cold);
+            assert_eq!(check.version_evaluations(), 2);
+            etags.push(headers[header::ETAG].clone());
+        }
+        assert_ne!(etags[0], etags[1]);
+    }
+}

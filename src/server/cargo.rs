@@ -14,10 +14,12 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use url::Url;
 
 use super::error::{ProxyError, UpstreamFault};
 use super::gate::{self, OnRefusal};
+use super::upstream::Fetched;
 use super::{AppState, RequestCtx};
 use crate::package::PackageName;
 use crate::registry::cargo::{self as proto, IndexFile, IndexRequest, UpstreamConfig};
@@ -81,11 +83,12 @@ async fn route(
     )))
 }
 
-/// The upstream index file of a crate, parsed, and whether it was just downloaded.
+/// The upstream index file of a crate (parsed once per upstream body), the body as fetched
+/// (or cached), and its URL.
 async fn fetch_index(
     state: &AppState,
     name: &PackageName,
-) -> Result<(IndexFile, bool, Url), ProxyError> {
+) -> Result<(Arc<IndexFile>, Fetched, Url), ProxyError> {
     let url = proto::upstream_index_url(&state.inner.upstreams.cargo_index, name)?;
     let fetched = state
         .inner
@@ -93,13 +96,15 @@ async fn fetch_index(
         .metadata(url.as_str(), "text/plain")
         .await?
         .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))?;
-    let file = IndexFile::parse(&fetched.body, name).map_err(|e| {
-        state.inner.upstream.forget(url.as_str());
-        ProxyError::upstream(UpstreamFault::Invalid, url.as_str(), e.to_string())
+    let file = gate::parsed(state, url.as_str(), &fetched, |body| {
+        IndexFile::parse(body, name)
     })?;
-    Ok((file, fetched.fresh, url))
+    Ok((file, fetched, url))
 }
 
+/// A filtered index file. Warm, this is a lookup in the render cache (see
+/// [`gate::cached_metadata`]); index lines carry no URLs, so agents with the same preset
+/// share one rendering.
 async fn index(
     state: &AppState,
     ctx: &RequestCtx,
@@ -109,18 +114,25 @@ async fn index(
     let policy_state = state.policy()?;
     let policy = gate::ready(&policy_state)?;
     gate::check_name(state, ctx, policy, name)?;
-    let (file, fresh, url) = fetch_index(state, name).await?;
-    let filtered = gate::filter_versions(ctx, policy, name, &file.records());
-    if fresh {
-        gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
-    }
-    let body = file.render_with(&filtered.dispositions(state.refused_versions(), name));
-    Ok(gate::metadata_response(
+    let (file, fetched, url) = fetch_index(state, name).await?;
+    let mode = state.refused_versions();
+    let variant = gate::render_variant(ctx, &format!("cargo|{mode:?}"), false);
+    gate::cached_metadata(
+        state,
         policy,
+        url.as_str(),
+        &variant,
+        &fetched,
         headers,
-        "text/plain",
-        body.into_bytes(),
-    ))
+        || {
+            let filtered = gate::filter_versions(ctx, policy, name, &file.records());
+            if fetched.fresh {
+                gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
+            }
+            let body = file.render_with(&filtered.dispositions(mode, name));
+            Ok(("text/plain", body.into_bytes()))
+        },
+    )
 }
 
 /// Upstream's `config.json` (cached like any metadata); crates.io's layout if it has none.

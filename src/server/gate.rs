@@ -3,7 +3,9 @@
 //! (`server::npm`, `server::pypi`, `server::cargo`) parse and render; everything they
 //! decide goes through here so the ecosystems cannot drift apart.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,11 +15,14 @@ use tokio_util::io::ReaderStream;
 
 use super::error::{ProxyError, UpstreamFault};
 use super::render_cache::Rendered;
+use super::upstream::Fetched;
 use super::{agent, AppState, PolicyState, RequestCtx};
 use crate::config::RefusedVersions;
 use crate::package::PackageName;
 use crate::policy::{Decision, PackageCtx, Policy, Verdict};
-use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, Disposition, Kept, VersionRecord};
+use crate::registry::{
+    ArtifactRecord, ArtifactRequest, Digest, Disposition, Kept, ProtocolError, VersionRecord,
+};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
 /// The policy from a state known to be ready.
@@ -213,6 +218,78 @@ pub fn metadata_response(
     body: Vec<u8>,
 ) -> Response {
     Rendered::new(policy.revision(), content_type, body).response(request)
+}
+
+/// The parsed form of the upstream body `fetched` (from `url`), parsed once per body: warm
+/// requests share it through the render cache. A body that does not parse is dropped from
+/// the upstream cache, so the next request fetches it again.
+pub fn parsed<P: Any + Send + Sync>(
+    state: &AppState,
+    url: &str,
+    fetched: &Fetched,
+    parse: impl FnOnce(&[u8]) -> Result<P, ProtocolError>,
+) -> Result<Arc<P>, ProxyError> {
+    let cache = &state.inner.render;
+    if let Some(doc) = cache.parsed::<P>(url, fetched.generation) {
+        return Ok(doc);
+    }
+    let doc = parse(&fetched.body).map_err(|e| {
+        state.inner.upstream.forget(url);
+        ProxyError::upstream(UpstreamFault::Invalid, url, e.to_string())
+    })?;
+    let doc = Arc::new(doc);
+    cache.put_parsed(
+        url,
+        fetched.generation,
+        fetched.body.len(),
+        Arc::clone(&doc),
+    );
+    Ok(doc)
+}
+
+/// The cache key's `variant`: what a rendered metadata body depends on besides the
+/// upstream body and the policy revision. `form` names the ecosystem and everything its
+/// renderer reads from the request or config (format, `server.refused-versions`); the
+/// agent's preset (a strict agent sees fewer versions) is always part of it, and with
+/// `urls` so is the public base: an agent's rewritten URLs carry its `/a/<token>` prefix,
+/// so they are never served to another agent or to anonymous clients. The key stays in
+/// memory; it is never logged.
+pub fn render_variant(ctx: &RequestCtx, form: &str, urls: bool) -> String {
+    let agent = ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
+    let base = if urls { ctx.public_base.as_str() } else { "" };
+    format!("{form}|{agent:?}|{base}")
+}
+
+/// A metadata response from the render cache, or rendered by `render` (which returns the
+/// content type and body, and writes any decision records of a cold render) and cached:
+/// one rendering per upstream body (`fetched.generation`), policy revision and `variant`
+/// (see [`render_variant`]) until the metadata TTL expires it. A warm hit writes no
+/// decision record: a fresh upstream body has a new generation, so it always misses and
+/// is recorded by `render`.
+pub fn cached_metadata(
+    state: &AppState,
+    policy: &Policy,
+    url: &str,
+    variant: &str,
+    fetched: &Fetched,
+    request: &HeaderMap,
+    render: impl FnOnce() -> Result<(&'static str, Vec<u8>), ProxyError>,
+) -> Result<Response, ProxyError> {
+    let cache = &state.inner.render;
+    let revision = policy.revision();
+    if let Some(hit) = cache.rendered(url, variant, fetched.generation, revision) {
+        return Ok(hit.response(request));
+    }
+    let (content_type, body) = render()?;
+    let rendered = Arc::new(Rendered::new(revision, content_type, body));
+    cache.put_rendered(
+        url,
+        variant,
+        fetched.generation,
+        revision,
+        Arc::clone(&rendered),
+    );
+    Ok(rendered.response(request))
 }
 
 /// Whether `url` is served by the same scheme, host and port as one of `origins`: metadata

@@ -67,8 +67,8 @@ struct Inner {
     upstreams: crate::config::UpstreamConfig,
     policy: RwLock<Arc<PolicyState>>,
     upstream: Upstream,
-    /// Parsed and rendered packuments (see [`render_cache`]).
-    npm_render: render_cache::RenderCache<crate::registry::npm::Packument>,
+    /// Parsed and rendered metadata of every ecosystem (see [`render_cache`]).
+    render: render_cache::RenderCache,
     artifacts: ArtifactCache,
     decisions: DecisionLog,
     request_seq: AtomicU64,
@@ -114,7 +114,7 @@ impl AppState {
                 upstreams: config.upstream.clone(),
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream)?,
-                npm_render: render_cache::RenderCache::new(
+                render: render_cache::RenderCache::new(
                     usize::try_from(config.upstream.metadata_cache_entries).unwrap_or(usize::MAX),
                     std::time::Duration::from_secs(config.upstream.metadata_ttl_secs),
                 ),

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use super::error::ProxyError;
 use super::gate::{self, OnRefusal};
-use super::render_cache::Rendered;
 use super::upstream::Fetched;
 use super::{AppState, RequestCtx};
 use crate::package::PackageName;
@@ -120,22 +119,9 @@ fn parse(
     name: &PackageName,
     fetched: &Fetched,
 ) -> Result<Arc<Packument>, ProxyError> {
-    let cache = &state.inner.npm_render;
-    if let Some(p) = cache.parsed(url, fetched.generation) {
-        return Ok(p);
-    }
-    let packument = proto::parse_packument(name, &fetched.body).map_err(|e| {
-        state.inner.upstream.forget(url);
-        ProxyError::upstream(super::error::UpstreamFault::Invalid, url, e.to_string())
-    })?;
-    let packument = Arc::new(packument);
-    cache.put_parsed(
-        url,
-        fetched.generation,
-        fetched.body.len(),
-        Arc::clone(&packument),
-    );
-    Ok(packument)
+    gate::parsed(state, url, fetched, |body| {
+        proto::parse_packument(name, body)
+    })
 }
 
 /// The full packument (parsed), and whether it was just downloaded.
@@ -162,37 +148,17 @@ async fn packument(
     let url = upstream_url(state, name);
     let fetched = fetch(state, &url, name).await?;
     let corgi = proto::wants_corgi(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    // What the rendered body depends on besides the upstream body and the policy: the
-    // form, the agent's preset (a strict agent sees fewer versions) and the base URL
-    // (an agent's tarball URLs carry its `/a/<token>` prefix).
-    let preset = ctx.agent.as_ref().map(|a| a.preset);
-    let variant = format!(
-        "{}|{preset:?}|{}",
-        if corgi { "corgi" } else { "full" },
-        ctx.public_base
-    );
-    let cache = &state.inner.npm_render;
-    let revision = policy.revision();
-    // A fresh body has a new generation, so it always misses and is recorded below.
-    if let Some(hit) = cache.rendered(&url, &variant, fetched.generation, revision) {
-        return Ok(hit.response(headers));
-    }
-    let packument = parse(state, &url, name, &fetched)?;
-    let filtered = gate::filter_versions(ctx, policy, name, &packument.records);
-    if fetched.fresh {
-        gate::record_filtered(state, ctx, name, &filtered, &url)?;
-    }
-    let body = packument.render(name, &filtered.kept, &ctx.public_base, corgi);
-    let content_type = if corgi { proto::CORGI } else { JSON };
-    let rendered = Arc::new(Rendered::new(revision, content_type, body));
-    cache.put_rendered(
-        &url,
-        &variant,
-        fetched.generation,
-        revision,
-        Arc::clone(&rendered),
-    );
-    Ok(rendered.response(headers))
+    let form = if corgi { "npm-corgi" } else { "npm-full" };
+    let variant = gate::render_variant(ctx, form, true);
+    gate::cached_metadata(state, policy, &url, &variant, &fetched, headers, || {
+        let packument = parse(state, &url, name, &fetched)?;
+        let filtered = gate::filter_versions(ctx, policy, name, &packument.records);
+        if fetched.fresh {
+            gate::record_filtered(state, ctx, name, &filtered, &url)?;
+        }
+        let body = packument.render(name, &filtered.kept, &ctx.public_base, corgi);
+        Ok((if corgi { proto::CORGI } else { JSON }, body))
+    })
 }
 
 /// One version's manifest (`GET /{name}/{version-or-dist-tag}`, which pnpm 12 and

@@ -13,10 +13,12 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use url::Url;
 
-use super::error::{ProxyError, UpstreamFault};
+use super::error::ProxyError;
 use super::gate::{self, OnRefusal};
+use super::upstream::Fetched;
 use super::{AppState, RequestCtx};
 use crate::config::RefusedVersions;
 use crate::package::PackageName;
@@ -71,11 +73,21 @@ pub async fn head(
     get(state, ctx, uri, headers).await
 }
 
-/// The project page, and whether it was just downloaded.
-async fn fetch_page(
-    state: &AppState,
-    name: &PackageName,
-) -> Result<Option<(ProjectPage, bool, Url)>, ProxyError> {
+/// A parsed project page with its releases, both derived once per upstream body.
+struct Project {
+    page: ProjectPage,
+    records: Vec<VersionRecord>,
+}
+
+/// The upstream project page: its URL, the body as fetched (or cached), and its parse.
+struct Fetch {
+    url: Url,
+    fetched: Fetched,
+    project: Arc<Project>,
+}
+
+/// The project page, parsed once per upstream body; `None` when upstream has no such project.
+async fn fetch_page(state: &AppState, name: &PackageName) -> Result<Option<Fetch>, ProxyError> {
     let url = proto::upstream_project_url(&state.inner.upstreams.pypi, name)?;
     let Some(fetched) = state
         .inner
@@ -85,22 +97,28 @@ async fn fetch_page(
     else {
         return Ok(None);
     };
-    // The metadata cache keeps bodies only; PEP 691 JSON is always an object.
-    let is_json = fetched.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let content_type = if is_json {
-        proto::JSON_CONTENT_TYPE
-    } else {
-        "text/html"
-    };
-    let page = proto::parse_project_page(&fetched.body, Some(content_type), &url, name)
-        .and_then(|page| page.records().map(|_| page))
-        .map_err(|e| {
-            state.inner.upstream.forget(url.as_str());
-            ProxyError::upstream(UpstreamFault::Invalid, url.as_str(), e.to_string())
-        })?;
-    Ok(Some((page, fetched.fresh, url)))
+    let project = gate::parsed(state, url.as_str(), &fetched, |body| {
+        // The metadata cache keeps bodies only; PEP 691 JSON is always an object.
+        let is_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let content_type = if is_json {
+            proto::JSON_CONTENT_TYPE
+        } else {
+            "text/html"
+        };
+        let page = proto::parse_project_page(body, Some(content_type), &url, name)?;
+        let records = page.records()?;
+        Ok(Project { page, records })
+    })?;
+    Ok(Some(Fetch {
+        url,
+        fetched,
+        project,
+    }))
 }
 
+/// A filtered project page. Warm, this is a lookup in the render cache (see
+/// [`gate::cached_metadata`]), one rendering per upstream body, policy revision, format,
+/// refused-versions mode and agent.
 async fn project(
     state: &AppState,
     ctx: &RequestCtx,
@@ -111,30 +129,43 @@ async fn project(
     let policy_state = state.policy()?;
     let policy = gate::ready(&policy_state)?;
     gate::check_name(state, ctx, policy, name)?;
-    let (page, fresh, url) = fetch_page(state, name)
+    let Fetch {
+        url,
+        fetched,
+        project,
+    } = fetch_page(state, name)
         .await?
         .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))?;
-    let filtered = gate::filter_versions(ctx, policy, name, &page.records()?);
-    if fresh {
-        gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
-    }
     let format = proto::negotiate(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
         query,
     );
-    let public_base = public_url(ctx)?;
-    let rewrite = proto::Rewrite {
-        public_base: &public_base,
-        files_base: &state.inner.upstreams.pypi_files,
-    };
-    let show = filtered.dispositions(state.refused_versions(), name);
-    let rendered = page.render_with(&show, format, &rewrite)?;
-    Ok(gate::metadata_response(
+    let mode = state.refused_versions();
+    let variant = gate::render_variant(ctx, &format!("pypi|{format:?}|{mode:?}"), true);
+    gate::cached_metadata(
+        state,
         policy,
+        url.as_str(),
+        &variant,
+        &fetched,
         headers,
-        rendered.content_type,
-        rendered.body.into_bytes(),
-    ))
+        || {
+            let filtered = gate::filter_versions(ctx, policy, name, &project.records);
+            if fetched.fresh {
+                gate::record_filtered(state, ctx, name, &filtered, url.as_str())?;
+            }
+            let public_base = public_url(ctx)?;
+            let rewrite = proto::Rewrite {
+                public_base: &public_base,
+                files_base: &state.inner.upstreams.pypi_files,
+            };
+            let show = filtered.dispositions(mode, name);
+            let rendered = project
+                .page
+                .render_records(&project.records, &show, format, &rewrite);
+            Ok((rendered.content_type, rendered.body.into_bytes()))
+        },
+    )
 }
 
 /// The base for rewritten file URLs: keeps an agent's `/a/<token>` prefix.
@@ -156,16 +187,17 @@ async fn file_request(
     let files = &state.inner.upstreams.pypi_files;
     let request = proto::parse_file_path(upstream_path, files)?;
     for name in request.projects() {
-        let Some((page, _, _)) = fetch_page(state, &name).await? else {
+        let Some(Fetch { project, .. }) = fetch_page(state, &name).await? else {
             continue;
         };
-        let Ok(resolved) = page.resolve_file(&request) else {
+        let Project { page, records } = &*project;
+        let Ok(resolved) = page.resolve_file_in(records, &request) else {
             continue;
         };
-        let mut record: Option<VersionRecord> = page
-            .records()?
-            .into_iter()
-            .find(|r| r.version_text == resolved.version_text);
+        let mut record: Option<VersionRecord> = records
+            .iter()
+            .find(|r| r.version_text == resolved.version_text)
+            .cloned();
         let mut filename = request.filename.clone();
         if request.kind == FileKind::CoreMetadata {
             // The `.metadata` file is gated as its own artifact of the release, checked

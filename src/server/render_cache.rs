@@ -1,18 +1,22 @@
 //! Caches of what `depfw serve` derives from upstream metadata, so that a warm metadata
 //! request is a hash lookup and a byte copy rather than parse + policy + render + hash.
 //!
-//! Two bounded maps, both keyed by the upstream URL and invalidated by the upstream body's
-//! *generation* (a number [`super::upstream::Upstream`] assigns to each downloaded body, kept
-//! across `304 Not Modified` revalidations):
-//! - parsed documents (policy-independent), reused by artifact requests, which need the
-//!   version records of the packument but not its rendering;
-//! - rendered responses per variant (e.g. full / corgi) and policy revision, with the ETag
-//!   precomputed and a gzip copy made once, on the first request that accepts gzip.
+//! One cache serves npm packuments, PyPI project pages and cargo index files (upstream URLs
+//! never collide across ecosystems), so one bound covers them all. Two bounded maps, both
+//! keyed by the upstream URL and invalidated by the upstream body's *generation* (a number
+//! [`super::upstream::Upstream`] assigns to each downloaded body, kept across
+//! `304 Not Modified` revalidations):
+//! - parsed documents (policy-independent, of each ecosystem's own type), reused by
+//!   artifact requests, which need the version records but not the rendering;
+//! - rendered responses per variant (see [`super::gate::render_variant`]) and policy
+//!   revision, with the ETag precomputed and a gzip copy made once, on the first request
+//!   that accepts gzip.
 //!
 //! Rendered entries also expire after the metadata TTL, because policy verdicts can depend
 //! on the clock (a cooldown lets a version through once it is old enough) even when neither
 //! the upstream body nor the policy changed.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -143,7 +147,10 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
     })
 }
 
-struct Slot<V> {
+/// A parsed document of any ecosystem.
+type AnyDoc = dyn Any + Send + Sync;
+
+struct Slot<V: ?Sized> {
     generation: u64,
     revision: String,
     created: Instant,
@@ -153,7 +160,7 @@ struct Slot<V> {
 }
 
 /// A map bounded by entries and bytes, evicting the least recently used entry.
-struct Bounded<V> {
+struct Bounded<V: ?Sized> {
     map: HashMap<String, Slot<V>>,
     weight: usize,
     max_entries: usize,
@@ -161,7 +168,7 @@ struct Bounded<V> {
     ttl: Option<Duration>,
 }
 
-impl<V> Bounded<V> {
+impl<V: ?Sized> Bounded<V> {
     fn new(max_entries: usize, max_weight: usize, ttl: Option<Duration>) -> Self {
         Bounded {
             map: HashMap::new(),
@@ -231,13 +238,13 @@ impl<V> Bounded<V> {
     }
 }
 
-/// Parsed documents of type `P` and rendered responses, keyed by upstream URL.
-pub struct RenderCache<P> {
-    parsed: Mutex<Bounded<P>>,
+/// Parsed documents and rendered responses, keyed by upstream URL.
+pub struct RenderCache {
+    parsed: Mutex<Bounded<AnyDoc>>,
     rendered: Mutex<Bounded<Rendered>>,
 }
 
-impl<P> RenderCache<P> {
+impl RenderCache {
     /// `entries` bounds each map (as `upstream.metadata-cache-entries` bounds the upstream
     /// cache); rendered responses expire after `ttl`.
     pub fn new(entries: usize, ttl: Duration) -> Self {
@@ -247,14 +254,20 @@ impl<P> RenderCache<P> {
         }
     }
 
-    /// The parsed document of `url` at `generation`.
-    pub fn parsed(&self, url: &str, generation: u64) -> Option<Arc<P>> {
+    /// The parsed document of `url` at `generation`, if it was stored as a `P`.
+    pub fn parsed<P: Any + Send + Sync>(&self, url: &str, generation: u64) -> Option<Arc<P>> {
         let mut m = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(url, generation, "")
+        m.get(url, generation, "")?.downcast::<P>().ok()
     }
 
     /// Stores a parsed document; `source_len` (the upstream body's size) is its weight.
-    pub fn put_parsed(&self, url: &str, generation: u64, source_len: usize, doc: Arc<P>) {
+    pub fn put_parsed<P: Any + Send + Sync>(
+        &self,
+        url: &str,
+        generation: u64,
+        source_len: usize,
+        doc: Arc<P>,
+    ) {
         let mut m = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
         m.insert(url.to_owned(), generation, "", source_len, doc);
     }
@@ -351,7 +364,7 @@ mod tests {
 
     #[test]
     fn entries_are_keyed_by_generation_revision_and_variant() {
-        let cache: RenderCache<u32> = RenderCache::new(10, Duration::from_secs(60));
+        let cache = RenderCache::new(10, Duration::from_secs(60));
         let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
         cache.put_rendered("u", "full", 1, "a", Arc::clone(&r));
         assert!(cache.rendered("u", "full", 1, "a").is_some());
@@ -361,14 +374,18 @@ mod tests {
             "new upstream body"
         );
         assert!(cache.rendered("u", "full", 1, "b").is_none(), "new policy");
-        cache.put_parsed("u", 1, 10, Arc::new(7));
-        assert_eq!(cache.parsed("u", 1).as_deref(), Some(&7));
-        assert!(cache.parsed("u", 2).is_none());
+        cache.put_parsed("u", 1, 10, Arc::new(7u32));
+        assert_eq!(cache.parsed::<u32>("u", 1).as_deref(), Some(&7));
+        assert!(cache.parsed::<u32>("u", 2).is_none());
+        assert!(
+            cache.parsed::<String>("u", 1).is_none(),
+            "another type under the same URL is a miss, not a panic"
+        );
     }
 
     #[test]
     fn rendered_entries_expire_after_the_ttl() {
-        let cache: RenderCache<u32> = RenderCache::new(10, Duration::ZERO);
+        let cache = RenderCache::new(10, Duration::ZERO);
         let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
         cache.put_rendered("u", "full", 1, "a", r);
         assert!(cache.rendered("u", "full", 1, "a").is_none());

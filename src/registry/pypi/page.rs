@@ -104,6 +104,15 @@ impl ProjectPage {
     /// `BadPath` when the page does not list the file or its release is unknown, so the
     /// proxy refuses files it could not check.
     pub fn resolve_file(&self, request: &FileRequest) -> Result<ResolvedFile, ProtocolError> {
+        self.resolve_file_in(&self.records()?, request)
+    }
+
+    /// [`Self::resolve_file`] with this page's [`Self::records`] computed once by the caller.
+    pub fn resolve_file_in(
+        &self,
+        records: &[VersionRecord],
+        request: &FileRequest,
+    ) -> Result<ResolvedFile, ProtocolError> {
         let not_checkable = |why: &str| {
             ProtocolError::BadPath(format!(
                 "`{}` {why} on the page of `{}`",
@@ -126,11 +135,10 @@ impl ProjectPage {
                 file.core_metadata_digest()?
             }
         };
-        let record_text = self
-            .records()?
-            .into_iter()
+        let record_text = records
+            .iter()
             .find(|r| ReleaseKey::of(&r.version_text) == ReleaseKey::of(&version_text))
-            .map_or(version_text, |r| r.version_text);
+            .map_or(version_text, |r| r.version_text.clone());
         Ok(ResolvedFile {
             version_text: record_text,
             digest,

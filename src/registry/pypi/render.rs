@@ -10,7 +10,7 @@ use url::Url;
 use super::page::{Hashes, PageFile, ProjectPage, ReleaseKey};
 use super::parse::JSON_CONTENT_TYPE;
 use super::paths::path_below;
-use crate::registry::{Disposition, ProtocolError};
+use crate::registry::{Disposition, ProtocolError, VersionRecord};
 
 const HTML_V1_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+html";
 const LEGACY_HTML_CONTENT_TYPE: &str = "text/html";
@@ -140,8 +140,19 @@ impl ProjectPage {
         format: PageFormat,
         rewrite: &Rewrite<'_>,
     ) -> Result<RenderedPage, ProtocolError> {
-        let decisions: HashMap<ReleaseKey, Disposition> = self
-            .records()?
+        Ok(self.render_records(&self.records()?, show, format, rewrite))
+    }
+
+    /// [`Self::render_with`] over this page's [`Self::records`], computed once by a caller
+    /// that also filtered them.
+    pub fn render_records(
+        &self,
+        records: &[VersionRecord],
+        show: &dyn Fn(&str) -> Disposition,
+        format: PageFormat,
+        rewrite: &Rewrite<'_>,
+    ) -> RenderedPage {
+        let decisions: HashMap<ReleaseKey, Disposition> = records
             .iter()
             .map(|r| (ReleaseKey::of(&r.version_text), show(&r.version_text)))
             .collect();
@@ -181,10 +192,10 @@ impl ProjectPage {
             PageFormat::Json => self.render_json(&files, &versions),
             PageFormat::HtmlV1 | PageFormat::LegacyHtml => self.render_html(&files),
         };
-        Ok(RenderedPage {
+        RenderedPage {
             content_type: format.content_type(),
             body,
-        })
+        }
     }
 
     fn render_json(&self, files: &[(Cow<'_, PageFile>, String)], versions: &[&str]) -> String {
