@@ -37,13 +37,8 @@ pub fn admin_state(
             let _one_at_a_time = serialise.lock().unwrap_or_else(|e| e.into_inner());
             proxy.set_policy(rebuild());
         };
-        // Building the policy takes a few hundred ms of CPU: tell a multi-threaded runtime
-        // so it moves other tasks off this worker. A single-threaded runtime (tests) runs it
-        // inline.
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
-            _ => run(),
-        }
+        // Building the policy takes a few hundred ms of CPU.
+        super::blocking(run)
     };
     Ok(AdminState::new(store, token)?
         .with_config(config)

@@ -339,7 +339,7 @@ pub async fn artifact(
         } else {
             served.to_owned()
         };
-        state.decisions().append_durable(&mut rec)?;
+        super::blocking(|| state.decisions().append_durable(&mut rec))?;
         return serve_file(&path, None).await;
     }
     let spool = cache.spool_path();
@@ -359,7 +359,7 @@ pub async fn artifact(
                 }
             ) {
                 rec.outcome = "integrity-mismatch".to_owned();
-                state.decisions().append_durable(&mut rec)?;
+                super::blocking(|| state.decisions().append_durable(&mut rec))?;
             }
             return Err(e);
         }
@@ -367,7 +367,7 @@ pub async fn artifact(
     rec.sha256 = Some(spooled.sha256.clone());
     rec.sha512 = Some(spooled.sha512.clone());
     rec.outcome = served.to_owned();
-    state.decisions().append_durable(&mut rec)?;
+    super::blocking(|| state.decisions().append_durable(&mut rec))?;
     let path = cache.insert(digest, &spooled.path, spooled.size);
     let discard = (path == spooled.path).then_some(path.clone());
     let resp = serve_file(&path, Some(spooled.size)).await;
@@ -462,7 +462,7 @@ fn decide_version(
         "refused",
     );
     if !decision.verdict.is_servable() && on_refusal == OnRefusal::Refuse {
-        state.decisions().append_durable(&mut rec)?;
+        super::blocking(|| state.decisions().append_durable(&mut rec))?;
         if decision.verdict == Verdict::Quarantine {
             let who = agent::requester(ctx);
             state

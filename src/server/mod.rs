@@ -247,6 +247,17 @@ async fn healthz(
 /// The proxy's router: `/healthz`, and the npm, PyPI and crates.io registries under
 /// `/npm/`, `/pypi/` and `/cargo/`, each also under an agent's `/a/<token>/` prefix
 /// ([`agent`]).
+/// Runs blocking work (an fsync of the decision log, a policy rebuild) on the current
+/// worker after telling a multi-threaded runtime to move its other tasks elsewhere, so
+/// one install's durable write does not stall every other request on that worker. A
+/// single-threaded runtime (router tests) just runs it inline.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 pub fn app(state: AppState) -> Router {
     // Artifacts are already compressed (and their digests cover the raw bytes).
     let compress_when =
