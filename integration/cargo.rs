@@ -148,6 +148,20 @@ fn cargo_tampered_crate_is_refused() {
         .any(|r| r.outcome == "integrity-mismatch"));
 }
 
+/// Locks itoa 1.0.11 while it is allowed, denies it, then runs `cargo fetch --locked`:
+/// the project and cargo's outcome.
+fn fetch_locked_after_deny(s: &Served) -> (PathBuf, bool, String) {
+    let app = project(s, "itoa = \"1\"");
+    let (ok, _) = cargo(s, &app, &["generate-lockfile"]);
+    assert!(ok);
+    assert_eq!(locked_version(&app).as_deref(), Some("1.0.11"));
+    s.depfw
+        .state
+        .set_policy(harness::policy(deny(&["itoa@1.0.11"])));
+    let (ok, text) = cargo(s, &app, &["fetch", "--locked"]);
+    (app, ok, text)
+}
+
 /// A `Cargo.lock` made while itoa 1.0.11 was allowed: `cargo fetch --locked` after the
 /// policy changed fails, and the denied crate is never downloaded. In the default
 /// `refused-versions = "remove"` mode it fails at resolution (the line is gone), without
@@ -158,14 +172,7 @@ fn cargo_locked_fetch_of_denied_version_is_refused() {
         return;
     }
     let s = harness::serve(TestCheck::default());
-    let app = project(&s, "itoa = \"1\"");
-    let (ok, _) = cargo(&s, &app, &["generate-lockfile"]);
-    assert!(ok);
-    assert_eq!(locked_version(&app).as_deref(), Some("1.0.11"));
-    s.depfw
-        .state
-        .set_policy(harness::policy(deny(&["itoa@1.0.11"])));
-    let (ok, text) = cargo(&s, &app, &["fetch", "--locked"]);
+    let (_, ok, text) = fetch_locked_after_deny(&s);
     assert!(!ok);
     assert!(text.contains("1.0.11"), "{text}");
     assert_eq!(crate_hits(&s, "1.0.11"), 0);
@@ -182,14 +189,7 @@ fn yank_mode_locked_fetch_of_denied_version_is_refused_at_the_gate() {
         return;
     }
     let s = harness::serve_with(TestCheck::default(), YANK);
-    let app = project(&s, "itoa = \"1\"");
-    let (ok, _) = cargo(&s, &app, &["generate-lockfile"]);
-    assert!(ok);
-    assert_eq!(locked_version(&app).as_deref(), Some("1.0.11"));
-    s.depfw
-        .state
-        .set_policy(harness::policy(deny(&["itoa@1.0.11"])));
-    let (ok, text) = cargo(&s, &app, &["fetch", "--locked"]);
+    let (app, ok, text) = fetch_locked_after_deny(&s);
     assert!(!ok);
     assert!(text.contains("failed to download"), "{text}");
     assert!(text.contains("got 403"), "{text}");

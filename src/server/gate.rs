@@ -324,21 +324,17 @@ pub async fn artifact(
 ) -> Result<Response, ProxyError> {
     let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, origins, on_refusal)?;
     // Only [`OnRefusal::ServeYankedMetadata`] gets here with a refused verdict.
-    let served = if rec.verdict.is_servable() {
-        "served"
+    let (served, served_from_cache) = if rec.verdict.is_servable() {
+        ("served", "served-from-cache")
     } else {
-        "served-yanked-metadata"
+        ("served-yanked-metadata", "served-yanked-metadata")
     };
     if let Digest::Sha512(b) = digest {
         rec.sha512 = Some(hex::encode(b));
     }
     let cache = &state.inner.artifacts;
     if let Some(path) = cache.get(digest) {
-        rec.outcome = if rec.verdict.is_servable() {
-            "served-from-cache".to_owned()
-        } else {
-            served.to_owned()
-        };
+        rec.outcome = served_from_cache.to_owned();
         super::blocking(|| state.decisions().append_durable(&mut rec))?;
         return serve_file(&path, None).await;
     }

@@ -244,9 +244,6 @@ async fn healthz(
     }
 }
 
-/// The proxy's router: `/healthz`, and the npm, PyPI and crates.io registries under
-/// `/npm/`, `/pypi/` and `/cargo/`, each also under an agent's `/a/<token>/` prefix
-/// ([`agent`]).
 /// Runs blocking work (an fsync of the decision log, a policy rebuild) on the current
 /// worker after telling a multi-threaded runtime to move its other tasks elsewhere, so
 /// one install's durable write does not stall every other request on that worker. A
@@ -258,6 +255,9 @@ pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The proxy's router: `/healthz`, and the npm, PyPI and crates.io registries under
+/// `/npm/`, `/pypi/` and `/cargo/`, each also under an agent's `/a/<token>/` prefix
+/// ([`agent`]).
 pub fn app(state: AppState) -> Router {
     // Artifacts are already compressed (and their digests cover the raw bytes).
     let compress_when =
