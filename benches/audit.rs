@@ -6,8 +6,8 @@
 //! `popular/npm/npm-high-impact-top.txt` from the shared data set (`DEPFW_SHARED_DATA`,
 //! default ../shared/data beside the repository); the list has no versions, so each is pinned at 1.0.0. The
 //! store is seeded once with every source of the bundled snapshot (`feeds import`).
-//! Phase timings are printed first; `scan/*` compares the per-package store lookup with
-//! loading whole feeds.
+//! Phase timings are printed first (each alone; `depfw audit` opens the store while it
+//! parses); `scan/*` compares the per-package store lookup with loading whole feeds.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::time::Instant;
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use depfw::audit::LockfileKind;
-use depfw::cli::audit::{audit_parsed, package_keys, read_lockfiles};
+use depfw::cli::audit::{audit_parsed, package_keys, prepare, read_lockfiles};
 use depfw::config::Config;
 use depfw::feeds::{load_path, snapshot, FeedStore};
 use depfw::report::AuditReport;
@@ -70,22 +70,19 @@ fn seed(data_dir: &Path) {
     }
 }
 
-/// The whole `depfw audit` minus rendering: what the 50 ms target covers.
+/// The whole `depfw audit` minus rendering: what the 50 ms target covers. `per_package`:
+/// as `depfw audit` does it ([`prepare`]); else every feed is loaded whole, for comparison.
 fn scan(data_dir: &Path, lockfile: &Path, per_package: bool) -> AuditReport {
     let config = Config::default();
-    let store = Store::open(data_dir).unwrap_or_else(|e| panic!("{e}"));
-    let parsed = read_lockfiles(&[(lockfile.to_owned(), LockfileKind::PackageLock)]);
-    let engine = if per_package {
-        let keys = package_keys(&parsed);
-        depfw::engine::load_for(
-            &config,
-            Some(&store),
-            keys.iter().map(|(e, k)| (*e, k.as_str())),
-        )
-    } else {
-        depfw::engine::load(&config, Some(&store))
+    let lockfiles = [(lockfile.to_owned(), LockfileKind::PackageLock)];
+    if per_package {
+        let (engine, parsed) =
+            prepare(&config, Some(data_dir), &lockfiles).unwrap_or_else(|e| panic!("{e}"));
+        return audit_parsed(&engine.policy, &parsed, &[]);
     }
-    .unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(data_dir).unwrap_or_else(|e| panic!("{e}"));
+    let parsed = read_lockfiles(&lockfiles);
+    let engine = depfw::engine::load(&config, Some(&store)).unwrap_or_else(|e| panic!("{e}"));
     audit_parsed(&engine.policy, &parsed, &[])
 }
 
@@ -131,21 +128,12 @@ fn benches(c: &mut Criterion) {
     let _ = snapshot::bundled_index();
     eprintln!("bundled snapshot: {:?}", t.elapsed());
     let t = Instant::now();
-    let _ = depfw::feeds::popular::PopularIndex::bundled_reaching(
-        keys.iter().map(|(e, k)| (*e, k.as_str())),
-    );
+    let popular = depfw::feeds::popular::PopularIndex::bundled();
+    let _ = popular.len(depfw::package::Ecosystem::Npm);
     eprintln!(
-        "npm popular index for the {} names, as the scan builds it (past 1,000 names, the whole list): {:?}",
-        keys.len(),
+        "npm popular index (prebuilt, read in place): {:?}",
         t.elapsed()
     );
-    let t = Instant::now();
-    let popular = depfw::feeds::popular::PopularIndex::bundled_lazy();
-    let _ = popular.len(depfw::package::Ecosystem::Npm);
-    eprintln!("whole npm popular index: {:?}", t.elapsed());
-    let t = Instant::now();
-    let _ = depfw::feeds::popular::PopularIndex::bundled();
-    eprintln!("all popular indexes: {:?}", t.elapsed());
     drop(store);
     let report = scan(&data_dir, &lockfile, true);
     eprintln!(

@@ -21,44 +21,23 @@ pub struct Engine {
     pub policy: Policy,
 }
 
-/// Loads feeds and builds the policy.
-///
-/// The advisory index and the typosquat index are independent and each takes a few hundred
-/// milliseconds to build, so they are built on two threads: startup time is user-visible.
+/// Loads feeds and builds the policy. The typosquat index of the bundled lists is
+/// prebuilt into the binary; only the advisories are read.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
-    let (advisories, popular) = std::thread::scope(|scope| {
-        let popular = scope.spawn(PopularIndex::bundled);
-        let advisories = crate::feeds::active_index(&config.feeds, store);
-        (advisories, popular.join())
-    });
-    let popular =
-        popular.map_err(|_| anyhow::anyhow!("building the popular-package index panicked"))?;
-    build(config, store, advisories?, popular)
+    let advisories = crate::feeds::active_index(&config.feeds, store)?;
+    build(config, store, advisories, PopularIndex::bundled())
 }
 
 /// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
 /// only their advisories are read from the store. Evaluating any other package with this
 /// engine would miss its advisories.
-///
-/// Likewise only the popular names their typosquat lookups can reach are indexed, on a
-/// second thread while the advisories are read: for a one-shot scan the two are most of
-/// the start-up time.
 pub fn load_for<'a>(
     config: &Config,
     store: Option<&Store>,
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
 ) -> anyhow::Result<Engine> {
-    let packages: Vec<(Ecosystem, &str)> = packages.into_iter().collect();
-    let (advisories, popular) = std::thread::scope(|scope| {
-        let packages = &packages;
-        let popular = scope.spawn(move || PopularIndex::bundled_reaching(packages.iter().copied()));
-        let advisories =
-            crate::feeds::active_index_for(&config.feeds, store, packages.iter().copied());
-        (advisories, popular.join())
-    });
-    let popular =
-        popular.map_err(|_| anyhow::anyhow!("building the popular-package index panicked"))?;
-    build(config, store, advisories?, popular)
+    let advisories = crate::feeds::active_index_for(&config.feeds, store, packages)?;
+    build(config, store, advisories, PopularIndex::bundled())
 }
 
 fn build(

@@ -294,16 +294,34 @@ fn the_readme_examples_are_caught_with_the_right_target() {
     }
 }
 
-/// `depfw audit` builds a popular index reduced to what its packages can reach
-/// (`PopularIndex::bundled_reaching`): for those packages it must answer exactly like the
-/// full index. Checked on every known-malicious name of the shared data (most of them
-/// near-misses of popular names) plus a slice of the popular names themselves, and a few
-/// hand-made near-misses of each kind of technique.
+/// The bundled index is read in place from `feeds/popular/*.idx`, laid out ahead of time;
+/// it must answer exactly like an index built at run time from the same lists. Checked on
+/// every known-malicious name of the shared data (most of them near-misses of popular
+/// names) plus a slice of the popular names themselves, and a few hand-made near-misses of
+/// each kind of technique.
 #[test]
-fn reduced_index_answers_like_the_full_index_for_its_packages() {
+fn prebuilt_index_answers_like_one_built_from_the_lists() {
     let Some(dir) = data_dir() else { return };
-    let full = PopularIndex::bundled();
-    for eco in [Ecosystem::Npm, Ecosystem::PyPI, Ecosystem::CratesIo] {
+    let prebuilt = PopularIndex::bundled();
+    for (eco, file) in [
+        (Ecosystem::Npm, "npm.txt"),
+        (Ecosystem::PyPI, "pypi.txt"),
+        (Ecosystem::CratesIo, "crates-io.txt"),
+    ] {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("feeds/popular")
+                .join(file),
+        )
+        .unwrap();
+        let names = text.lines().filter(|l| !l.starts_with('#'));
+        let built = if eco == Ecosystem::CratesIo {
+            let mut index = PopularIndex::default();
+            index.add_names(eco, names).unwrap();
+            index
+        } else {
+            PopularIndex::from_names(eco, names).unwrap()
+        };
         let mut raw: Vec<String> = malicious_names(&dir, eco).into_iter().collect();
         raw.extend(list(eco).into_iter().step_by(7));
         raw.extend(
@@ -328,23 +346,18 @@ fn reduced_index_answers_like_the_full_index_for_its_packages() {
             .filter_map(|n| PackageName::parse(eco, n).ok())
             .collect();
         let mut flagged = 0;
-        // In batches small enough to be reduced (larger scans build the whole list).
-        for batch in names.chunks(500) {
-            let reduced =
-                PopularIndex::bundled_reaching(batch.iter().map(|n| (n.ecosystem(), n.key())));
-            for name in batch {
-                let expected = full.suspect(name);
-                flagged += usize::from(expected.is_some());
-                assert_eq!(reduced.suspect(name), expected, "{eco} {name}");
-                assert_eq!(
-                    reduced.is_popular(name),
-                    full.is_popular(name),
-                    "{eco} {name}"
-                );
-                assert_eq!(reduced.rank(name), full.rank(name), "{eco} {name}");
-            }
+        for name in &names {
+            let expected = built.suspect(name);
+            flagged += usize::from(expected.is_some());
+            assert_eq!(prebuilt.suspect(name), expected, "{eco} {name}");
+            assert_eq!(
+                prebuilt.is_popular(name),
+                built.is_popular(name),
+                "{eco} {name}"
+            );
+            assert_eq!(prebuilt.rank(name), built.rank(name), "{eco} {name}");
         }
-        // The comparison means something only if the full index flags many of them (the
+        // The comparison means something only if the index flags many of them (the
         // data has two malicious crates; the hand-made near-misses cover crates.io).
         let enough = if eco == Ecosystem::CratesIo { 2 } else { 50 };
         assert!(flagged >= enough, "{eco}: only {flagged} flagged");

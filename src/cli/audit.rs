@@ -182,6 +182,30 @@ pub fn package_keys(parsed: &[ParsedLockfile]) -> Vec<(Ecosystem, String)> {
     keys
 }
 
+/// Everything `depfw audit` does before evaluating: parses `lockfiles` and builds the
+/// engine for exactly their packages, with the feeds and overrides of the store in
+/// `data_dir` (else the bundled snapshot). Opening sled (log recovery, tens of ms on a
+/// store holding every feed) and parsing are independent, so they run side by side.
+pub fn prepare(
+    config: &Config,
+    data_dir: Option<&Path>,
+    lockfiles: &[(PathBuf, LockfileKind)],
+) -> anyhow::Result<(crate::engine::Engine, Vec<ParsedLockfile>)> {
+    let (store, parsed) = std::thread::scope(|scope| {
+        let store = scope.spawn(|| data_dir.map(crate::store::Store::open).transpose());
+        let parsed = read_lockfiles(lockfiles);
+        (store.join(), parsed)
+    });
+    let store = store.map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
+    let keys = package_keys(&parsed);
+    let engine = crate::engine::load_for(
+        config,
+        store.as_ref(),
+        keys.iter().map(|(eco, key)| (*eco, key.as_str())),
+    )?;
+    Ok((engine, parsed))
+}
+
 /// Builds the report for `lockfiles` with `policy`.
 pub fn audit_lockfiles(
     policy: &Policy,
@@ -394,23 +418,8 @@ fn fetch_online(
 
 pub fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
     let (lockfiles, discovery_errors) = discover(&args.paths);
-    // Opening sled (log recovery) and parsing are independent: side by side.
-    let (store, parsed) = std::thread::scope(|scope| {
-        let store = scope.spawn(|| {
-            super::data_dir_in_use(cli, config)
-                .then(|| crate::store::Store::open(&config.server.data_dir))
-                .transpose()
-        });
-        let parsed = read_lockfiles(&lockfiles);
-        (store.join(), parsed)
-    });
-    let store = store.map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
-    let keys = package_keys(&parsed);
-    let engine = crate::engine::load_for(
-        config,
-        store.as_ref(),
-        keys.iter().map(|(eco, key)| (*eco, key.as_str())),
-    )?;
+    let store_dir = super::data_dir_in_use(cli, config).then_some(config.server.data_dir.as_path());
+    let (engine, parsed) = prepare(config, store_dir, &lockfiles)?;
     let online = if args.online {
         Some(fetch_online(args, config, &parsed)?)
     } else {

@@ -5,7 +5,9 @@
 //! - `sync`: download every `[[feeds.sources]]` URL, parse and store each; one failing source
 //!   does not stop the others and keeps its last good data (exit 2 if any failed);
 //! - `status`: sources, counts, age and last error (stale after `feeds.stale-after-days`);
-//! - `snapshot --from <shared data> --out feeds/`: rebuild the bundled snapshot.
+//! - `snapshot --from <shared data> --out feeds/`: rebuild the bundled snapshot;
+//! - `popular-index --out feeds/popular/`: rebuild the prebuilt typosquat indexes of the
+//!   bundled popular-name lists (after a list or the name forms change).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,12 @@ pub enum FeedsCommand {
         #[arg(long, default_value = "feeds")]
         out: PathBuf,
     },
+    /// Rebuild the prebuilt indexes (`*.idx`) of the popular-name lists compiled in.
+    PopularIndex {
+        /// Where to write npm.idx, pypi.idx and crates-io.idx.
+        #[arg(long, default_value = "feeds/popular")]
+        out: PathBuf,
+    },
 }
 
 pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
@@ -65,6 +73,15 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 meta.advisories,
                 out.join("advisories-*.json.gz").display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        FeedsCommand::PopularIndex { out } => {
+            for (file, bytes) in crate::feeds::popular::PopularIndex::rebuilt_bundled_files() {
+                let path = out.join(file);
+                std::fs::write(&path, &bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {} ({} bytes)", path.display(), bytes.len());
+            }
             Ok(ExitCode::SUCCESS)
         }
         FeedsCommand::Import { path, name } => {

@@ -81,7 +81,7 @@ pub fn active_index(
 /// [`active_index`] reduced to the advisories about `packages` (ecosystem and normalised
 /// key), for one-shot scans that know every package up front. From the store this reads
 /// only those packages ([`FeedStore::load_index_for`]); from the bundled snapshot, only
-/// their ecosystems. Checks give the same findings either way for these packages, and the
+/// their ecosystems' files, building only their advisories. Checks give the same findings either way for these packages, and the
 /// revision is the full index's.
 pub fn active_index_for<'a>(
     config: &crate::config::FeedsConfig,
@@ -99,7 +99,7 @@ pub fn active_index_for<'a>(
         }
     }
     if config.bundled {
-        return snapshot::bundled_index_for(packages.iter().map(|(ecosystem, _)| *ecosystem));
+        return snapshot::bundled_index_for(packages.iter().copied());
     }
     active_index(config, None)
 }

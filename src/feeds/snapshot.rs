@@ -7,7 +7,7 @@
 //! when and from what it was built. All are committed and embedded with `include_bytes!`. `depfw feeds snapshot --from <data> --out
 //! feeds/` rebuilds them (see `feeds/README.md`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -87,22 +87,36 @@ pub fn bundled_meta() -> Result<SnapshotMeta, FeedError> {
 
 /// The bundled snapshot as an index; its revision is `bundled-<hash prefix>`.
 pub fn bundled_index() -> Result<AdvisoryIndex, FeedError> {
-    bundled_index_for(Ecosystem::ALL)
+    bundled(&Ecosystem::ALL.into_iter().collect(), None)
 }
 
-/// The bundled advisories of `ecosystems` only (decoded in parallel), with the same revision
-/// as [`bundled_index`]: for one-shot scans that know which ecosystems they touch.
-pub fn bundled_index_for(
-    ecosystems: impl IntoIterator<Item = Ecosystem>,
+/// The bundled advisories about `packages` (ecosystem and normalised key) only, with the
+/// same revision as [`bundled_index`]: for one-shot scans that know every package they
+/// evaluate. Only their ecosystems' files are decompressed, and only their advisories are
+/// decoded in full (a Cargo.lock audit builds a dozen advisories, not 1,200).
+pub fn bundled_index_for<'a>(
+    packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
+) -> Result<AdvisoryIndex, FeedError> {
+    let wanted: HashSet<(Ecosystem, &str)> = packages.into_iter().collect();
+    bundled(&wanted.iter().map(|(e, _)| *e).collect(), Some(&wanted))
+}
+
+fn bundled(
+    ecosystems: &BTreeSet<Ecosystem>,
+    only: Option<&HashSet<(Ecosystem, &str)>>,
 ) -> Result<AdvisoryIndex, FeedError> {
     let meta = bundled_meta()?;
-    let wanted: BTreeSet<Ecosystem> = ecosystems.into_iter().collect();
     let decoded: Vec<Result<Vec<Advisory>, FeedError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = Ecosystem::ALL
             .into_iter()
             .zip(BUNDLED_DATA)
-            .filter(|(ecosystem, _)| wanted.contains(ecosystem))
-            .map(|(_, data)| scope.spawn(move || decode(data)))
+            .filter(|(ecosystem, _)| ecosystems.contains(ecosystem))
+            .map(|(_, data)| {
+                scope.spawn(move || match only {
+                    Some(wanted) => decode_about(data, wanted),
+                    None => decode(data),
+                })
+            })
             .collect();
         workers
             .into_iter()
@@ -136,7 +150,47 @@ pub fn encode(advisories: &[Advisory]) -> Result<Vec<u8>, FeedError> {
 
 /// The inverse of [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Vec<Advisory>, FeedError> {
-    let mut json = Vec::new();
+    serde_json::from_slice(&decompress(bytes)?)
+        .map_err(|e| FeedError::Snapshot(format!("corrupt advisories data: {e}")))
+}
+
+/// [`decode`] keeping only the advisories about `wanted` packages: the others are only
+/// scanned for their ecosystem and package, never built.
+fn decode_about(
+    bytes: &[u8],
+    wanted: &HashSet<(Ecosystem, &str)>,
+) -> Result<Vec<Advisory>, FeedError> {
+    /// The part of an [`Advisory`] that says whom it is about.
+    #[derive(Deserialize)]
+    struct About<'a> {
+        ecosystem: Ecosystem,
+        #[serde(borrow)]
+        package: std::borrow::Cow<'a, str>,
+    }
+    let corrupt =
+        |e: serde_json::Error| FeedError::Snapshot(format!("corrupt advisories data: {e}"));
+    let json = decompress(bytes)?;
+    let records: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(&json).map_err(corrupt)?;
+    let mut advisories = Vec::new();
+    for record in records {
+        let about: About<'_> = serde_json::from_str(record.get()).map_err(corrupt)?;
+        if wanted.contains(&(about.ecosystem, &*about.package)) {
+            advisories.push(serde_json::from_str(record.get()).map_err(corrupt)?);
+        }
+    }
+    Ok(advisories)
+}
+
+/// Inflates a gzip'd advisories file, at most [`MAX_SNAPSHOT_BYTES`].
+fn decompress(bytes: &[u8]) -> Result<Vec<u8>, FeedError> {
+    // The gzip trailer's last 4 bytes are the inflated size (mod 2^32): allocate once
+    // instead of doubling and copying through megabytes.
+    let size_hint = bytes
+        .last_chunk::<4>()
+        .map_or(0, |size| u32::from_le_bytes(*size))
+        .min(MAX_SNAPSHOT_BYTES as u32);
+    let mut json = Vec::with_capacity(size_hint as usize + 1);
     GzDecoder::new(bytes)
         .take(MAX_SNAPSHOT_BYTES + 1)
         .read_to_end(&mut json)
@@ -146,8 +200,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Advisory>, FeedError> {
             "advisories decompress to more than {MAX_SNAPSHOT_BYTES} bytes"
         )));
     }
-    serde_json::from_slice(&json)
-        .map_err(|e| FeedError::Snapshot(format!("corrupt advisories data: {e}")))
+    Ok(json)
 }
 
 /// Builds a snapshot from the shared data layout under `from` into `out`.

@@ -218,14 +218,9 @@ impl FeedStore {
     }
 
     /// Whether any source has good data (else callers fall back to the bundled snapshot).
+    /// Asks the small status records: reading a `data/` value would load a whole feed.
     pub fn has_data(&self) -> Result<bool, FeedError> {
-        Ok(self
-            .tree
-            .scan_prefix(DATA)
-            .next()
-            .transpose()
-            .map_err(StoreError::from)?
-            .is_some())
+        Ok(!self.sources_in_use()?.is_empty())
     }
 
     /// Every source's good data in one index. The revision hashes the source names, fetch

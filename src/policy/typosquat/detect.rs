@@ -57,7 +57,7 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
     let mut best: Option<(u32, Technique)> = None;
     let mut consider = |id: u32, technique: Technique| {
         let order = |(id, t): (u32, Technique)| {
-            let rank = eco.entries[id as usize].rank.unwrap_or(u32::MAX);
+            let rank = eco.entry(id).rank.unwrap_or(u32::MAX);
             (rank, t.priority())
         };
         if best.is_none_or(|b| order((id, technique)) < order(b)) {
@@ -75,11 +75,11 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
     }
 
     for id in one_edit_candidates(eco, &form) {
-        let target = &eco.entries[id as usize];
-        if let Some(edit) = Edit::between(&form, &target.form) {
+        let target = eco.entry(id);
+        if let Some(edit) = Edit::between(&form, target.form) {
             // A dropped plural `s` leaves a known word by nature.
-            if edit.is_suspect(len, target)
-                && (edit.plural || coins_a_word(eco, &form, &target.form))
+            if edit.is_suspect(len, &target)
+                && (edit.plural || coins_a_word(eco, &form, target.form))
             {
                 consider(id, edit.technique);
             }
@@ -96,14 +96,14 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
             PREFIX_TARGET_RANK
         };
         if let Some(id) = eco.id_of_form(stripped) {
-            if ranks_within(&eco.entries[id as usize], rank) {
+            if ranks_within(&eco.entry(id), rank) {
                 consider(id, Technique::Affix(affix));
             }
         }
     }
 
     best.map(|(id, technique)| {
-        let target = &eco.entries[id as usize];
+        let target = eco.entry(id);
         Suspect {
             target: target.display.to_string(),
             rank: target.rank,
@@ -122,8 +122,8 @@ fn skeleton_matches(
     let separators = forms::separator_skeleton(form);
     let scoped = form.starts_with('@');
     for id in eco.separators.get(forms::hash(separators.as_bytes())) {
-        let target = &eco.entries[id as usize];
-        if *target.form == *form || forms::separator_skeleton(&target.form) != separators {
+        let target = eco.entry(id);
+        if target.form == form || forms::separator_skeleton(target.form) != separators {
             continue;
         }
         let technique = match ecosystem {
@@ -133,17 +133,17 @@ fn skeleton_matches(
             Ecosystem::Npm => continue,
             Ecosystem::PyPI | Ecosystem::CratesIo => Technique::Separator,
         };
-        if skeleton_target_ok(target) && coins_a_word(eco, form, &target.form) {
+        if skeleton_target_ok(&target) && coins_a_word(eco, form, target.form) {
             consider(id, technique);
         }
     }
     let glyphs = forms::glyph_skeleton(form);
     for id in eco.glyphs.get(forms::hash(glyphs.as_bytes())) {
-        let target = &eco.entries[id as usize];
-        if forms::glyph_skeleton(&target.form) == glyphs
-            && forms::separator_skeleton(&target.form) != separators
-            && skeleton_target_ok(target)
-            && coins_a_word(eco, form, &target.form)
+        let target = eco.entry(id);
+        if forms::glyph_skeleton(target.form) == glyphs
+            && forms::separator_skeleton(target.form) != separators
+            && skeleton_target_ok(&target)
+            && coins_a_word(eco, form, target.form)
         {
             consider(id, Technique::Homoglyph);
         }
@@ -152,7 +152,7 @@ fn skeleton_matches(
 
 /// Ranked lists: the target must be near the top. Unranked lists (crates.io, configured
 /// names) have no rank to go by, and are the smaller risk.
-fn skeleton_target_ok(target: &Entry) -> bool {
+fn skeleton_target_ok(target: &Entry<'_>) -> bool {
     target.rank.is_none_or(|r| r <= SKELETON_TARGET_RANK)
 }
 

@@ -45,12 +45,6 @@ pub fn separator_skeleton(form: &str) -> String {
 /// (`cliff`/`diff`).
 const HOMOGLYPHS: &[(&str, &str)] = &[("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l")];
 
-/// Whether `form` holds a look-alike sequence, i.e. whether its glyph skeleton can differ
-/// from its separator skeleton.
-pub fn has_homoglyph(form: &str) -> bool {
-    HOMOGLYPHS.iter().any(|(from, _)| form.contains(from))
-}
-
 /// The separator skeleton with look-alike sequences folded (`rnicrornatch` -> `micromatch`).
 pub fn glyph_skeleton(form: &str) -> String {
     let skeleton = separator_skeleton(form);
@@ -111,8 +105,9 @@ pub fn affix_stripped(ecosystem: Ecosystem, form: &str) -> Vec<(&'static str, &s
 /// pick an index bucket, depend on every byte. Polynomial rather than SipHash because the
 /// hash of every one-byte deletion of a name then costs O(1) each ([`deletion_hashes`]):
 /// building the index of ~20k popular names hashes ~250k deletions on every start.
-/// Never persisted. Collisions only cost a verification: every hit is checked against the
-/// real name.
+/// Persisted in the prebuilt `feeds/popular/*.idx` files: a change here needs
+/// `depfw feeds popular-index` (a test fails until then). Collisions only cost a
+/// verification: every hit is checked against the real name.
 pub fn hash(bytes: &[u8]) -> u64 {
     mix(bytes.iter().fold(0, |h, &b| step(h, b)))
 }

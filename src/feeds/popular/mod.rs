@@ -1,0 +1,306 @@
+//! Popular-package lists per ecosystem, for the typosquat check.
+//!
+//! `depfw serve`, `audit` and `check` flag a name that looks like a popular package it is
+//! not; this module says which names are popular, how popular, and finds the popular names
+//! near a given one fast enough to run on every package the proxy serves (a handful of
+//! hash probes, see `crate::policy::typosquat`). The lists in `feeds/popular/` are compiled
+//! in; `policy.typosquat.extra-popular` adds names (internal packages, say).
+
+mod table;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::package::{Ecosystem, NameError, PackageName};
+use crate::policy::typosquat::{detect, forms, Suspect};
+
+use table::EcoBuilder;
+pub(crate) use table::{EcoIndex, Entry};
+
+/// A bundled list: the names, whether ranked, and its prebuilt index.
+#[derive(Debug, Clone, Copy)]
+struct Bundled {
+    ecosystem: Ecosystem,
+    list: &'static str,
+    ranked: bool,
+    prebuilt: &'static [u8],
+    /// The prebuilt index's file name in `feeds/popular/`.
+    file: &'static str,
+}
+
+const BUNDLED: [Bundled; 3] = [
+    Bundled {
+        ecosystem: Ecosystem::Npm,
+        list: include_str!("../../../feeds/popular/npm.txt"),
+        ranked: true,
+        prebuilt: include_bytes!("../../../feeds/popular/npm.idx"),
+        file: "npm.idx",
+    },
+    Bundled {
+        ecosystem: Ecosystem::PyPI,
+        list: include_str!("../../../feeds/popular/pypi.txt"),
+        ranked: true,
+        prebuilt: include_bytes!("../../../feeds/popular/pypi.idx"),
+        file: "pypi.idx",
+    },
+    Bundled {
+        ecosystem: Ecosystem::CratesIo,
+        list: include_str!("../../../feeds/popular/crates-io.txt"),
+        ranked: false,
+        prebuilt: include_bytes!("../../../feeds/popular/crates-io.idx"),
+        file: "crates-io.idx",
+    },
+];
+
+impl Bundled {
+    /// The index built from the list, as `depfw feeds popular-index` writes it.
+    fn build(&self) -> EcoIndex {
+        let mut builder = EcoBuilder::default();
+        builder.reserve(self.list.lines().count(), self.list.len());
+        for line in self.list.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            // The bundled lists are checked by a test; a bad line must not take the
+            // proxy down.
+            match PackageName::parse(self.ecosystem, line) {
+                Ok(name) => insert(&mut builder, &name, self.ranked),
+                Err(e) => tracing::warn!("bundled popular list: `{line}`: {e}"),
+            }
+        }
+        builder.finish()
+    }
+}
+
+fn insert(builder: &mut EcoBuilder, name: &PackageName, ranked: bool) {
+    let form = forms::form(name.ecosystem(), name.key());
+    builder.insert(name.as_str(), name.key(), &form, ranked);
+}
+
+/// Popular names of every ecosystem, indexed for near-miss lookups.
+#[derive(Debug, Clone, Default)]
+pub struct PopularIndex {
+    ecosystems: HashMap<Ecosystem, Slot>,
+}
+
+/// One ecosystem's index, or the bundled list it is read from on first use.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    index: OnceLock<EcoIndex>,
+    bundled: Option<Bundled>,
+}
+
+impl Slot {
+    fn get(&self) -> &EcoIndex {
+        self.index.get_or_init(|| match self.bundled {
+            Some(bundled) => EcoIndex::from_static(bundled.prebuilt).unwrap_or_else(|e| {
+                // Only a broken build gets here (a test compares the files with a rebuild).
+                tracing::warn!(
+                    "feeds/popular/{}: {e}; building from the list",
+                    bundled.file
+                );
+                bundled.build()
+            }),
+            None => EcoIndex::default(),
+        })
+    }
+}
+
+/// A popular name that a list could not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("popular {ecosystem} name `{name}`: {source}")]
+pub struct PopularError {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub source: NameError,
+}
+
+impl PopularIndex {
+    /// The lists shipped in `feeds/popular/` (npm and PyPI ranked, crates.io unranked),
+    /// each read on first use from its index prebuilt into the binary (microseconds).
+    pub fn bundled() -> PopularIndex {
+        let ecosystems = BUNDLED
+            .iter()
+            .map(|bundled| {
+                let slot = Slot {
+                    index: OnceLock::new(),
+                    bundled: Some(*bundled),
+                };
+                (bundled.ecosystem, slot)
+            })
+            .collect();
+        PopularIndex { ecosystems }
+    }
+
+    /// The `feeds/popular/*.idx` files built afresh from the bundled lists, by file name:
+    /// what `depfw feeds popular-index` writes after a list or the name forms change.
+    pub fn rebuilt_bundled_files() -> Vec<(&'static str, Vec<u8>)> {
+        BUNDLED
+            .iter()
+            .map(|bundled| (bundled.file, bundled.build().to_bytes()))
+            .collect()
+    }
+
+    /// An index of one ecosystem from `names`, most popular first (rank 1 is the first name).
+    pub fn from_names<I, S>(ecosystem: Ecosystem, names: I) -> Result<PopularIndex, PopularError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut index = PopularIndex::default();
+        index.insert_all(ecosystem, names, true)?;
+        Ok(index)
+    }
+
+    /// Adds unranked names (`policy.typosquat.extra-popular`): they count as popular and are
+    /// protected against look-alikes like any listed name. Names already present are kept.
+    pub fn add_names<I, S>(&mut self, ecosystem: Ecosystem, names: I) -> Result<(), PopularError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.insert_all(ecosystem, names, false)
+    }
+
+    /// Every valid name is inserted even when some are not; the first error is returned.
+    fn insert_all<I, S>(
+        &mut self,
+        ecosystem: Ecosystem,
+        names: I,
+        ranked: bool,
+    ) -> Result<(), PopularError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let slot = self.ecosystems.entry(ecosystem).or_default();
+        // Tables are laid out once: adding names rebuilds them (only with configured names).
+        let mut builder = EcoBuilder::from_index(slot.get());
+        let mut first_error = None;
+        for raw in names {
+            let raw = raw.as_ref();
+            match PackageName::parse(ecosystem, raw) {
+                Ok(name) => insert(&mut builder, &name, ranked),
+                Err(source) => {
+                    first_error.get_or_insert(PopularError {
+                        ecosystem,
+                        name: raw.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        slot.index = OnceLock::from(builder.finish());
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Whether `name` is itself a popular (or configured) package.
+    pub fn is_popular(&self, name: &PackageName) -> bool {
+        self.entry(name).is_some()
+    }
+
+    /// The rank of a popular name (1 = most popular); `None` for unranked or unknown names.
+    pub fn rank(&self, name: &PackageName) -> Option<u32> {
+        self.entry(name).and_then(|e| e.rank)
+    }
+
+    /// How many popular names `ecosystem` has.
+    pub fn len(&self, ecosystem: Ecosystem) -> usize {
+        self.ecosystems.get(&ecosystem).map_or(0, |e| e.get().len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ecosystems.values().all(|e| e.get().len() == 0)
+    }
+
+    /// The popular package `name` most likely imitates, if it is not popular itself.
+    pub fn suspect(&self, name: &PackageName) -> Option<Suspect> {
+        let eco = self.ecosystems.get(&name.ecosystem())?.get();
+        if self.is_popular(name) {
+            return None;
+        }
+        detect::suspect(eco, name)
+    }
+
+    fn entry(&self, name: &PackageName) -> Option<Entry<'_>> {
+        let eco = self.ecosystems.get(&name.ecosystem())?.get();
+        let form = forms::form(name.ecosystem(), name.key());
+        let entry = eco.entry(eco.id_of_form(&form)?);
+        // A case-only variant of an npm name is a different package (and a look-alike).
+        (entry.key == name.key()).then_some(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(e: Ecosystem, s: &str) -> PackageName {
+        PackageName::parse(e, s).unwrap()
+    }
+
+    #[test]
+    fn bundled_lists_parse_completely_and_rank_in_file_order() {
+        for bundled in BUNDLED {
+            let eco = bundled.ecosystem;
+            let mut index = PopularIndex::default();
+            index.insert_all(eco, bundled.list.lines(), true).unwrap();
+            assert!(index.len(eco) > 14_000, "{eco}: {}", index.len(eco));
+        }
+        let index = PopularIndex::bundled();
+        assert_eq!(index.rank(&name(Ecosystem::Npm, "semver")), Some(1));
+        assert_eq!(index.rank(&name(Ecosystem::PyPI, "Requests")), Some(7));
+        assert!(index.is_popular(&name(Ecosystem::CratesIo, "rust-decimal")));
+        assert_eq!(index.rank(&name(Ecosystem::CratesIo, "serde")), None);
+        assert!(!index.is_popular(&name(Ecosystem::Npm, "Lodash")));
+    }
+
+    /// The compiled-in indexes are what the compiled-in lists build to: a list or a name
+    /// form changed without `depfw feeds popular-index` fails here.
+    #[test]
+    fn prebuilt_indexes_equal_a_build_from_the_bundled_lists() {
+        for (file, rebuilt) in PopularIndex::rebuilt_bundled_files() {
+            let bundled = BUNDLED.iter().find(|b| b.file == file).unwrap();
+            assert!(
+                rebuilt == bundled.prebuilt,
+                "feeds/popular/{file} is out of date: run `cargo run --release -- feeds popular-index`"
+            );
+            assert_eq!(
+                EcoIndex::from_static(bundled.prebuilt).unwrap().len(),
+                PopularIndex::bundled().len(bundled.ecosystem)
+            );
+        }
+    }
+
+    #[test]
+    fn configured_names_join_the_bundled_list_after_its_ranks() {
+        let mut index = PopularIndex::bundled();
+        let before = index.len(Ecosystem::PyPI);
+        index
+            .add_names(Ecosystem::PyPI, ["acme-billing", "requests"])
+            .unwrap();
+        assert_eq!(index.len(Ecosystem::PyPI), before + 1);
+        assert!(index.is_popular(&name(Ecosystem::PyPI, "acme_billing")));
+        assert_eq!(index.rank(&name(Ecosystem::PyPI, "requests")), Some(7));
+        let squat = index
+            .suspect(&name(Ecosystem::PyPI, "acme-biling"))
+            .unwrap();
+        assert_eq!(squat.target, "acme-billing");
+    }
+
+    #[test]
+    fn extra_names_are_popular_and_bad_ones_are_reported() {
+        let mut index = PopularIndex::from_names(Ecosystem::Npm, ["lodash"]).unwrap();
+        let err = index
+            .add_names(Ecosystem::Npm, ["@acme/billing-core", "Bad Name"])
+            .unwrap_err();
+        assert_eq!(err.name, "Bad Name");
+        assert!(index.is_popular(&name(Ecosystem::Npm, "@acme/billing-core")));
+        assert_eq!(
+            index.rank(&name(Ecosystem::Npm, "@acme/billing-core")),
+            None
+        );
+        assert_eq!(index.rank(&name(Ecosystem::Npm, "lodash")), Some(1));
+        assert!(!index.is_popular(&name(Ecosystem::PyPI, "lodash")));
+    }
+}
