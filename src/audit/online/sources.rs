@@ -79,8 +79,11 @@ impl MetadataApi {
                 unreachable,
             }) => {
                 if unreachable {
-                    // One dead API would otherwise cost a timeout per package.
-                    self.down.store(true, Ordering::Relaxed);
+                    // One dead API would otherwise cost a timeout per package. Requests
+                    // already in flight fail too; only the first says so.
+                    if self.down.swap(true, Ordering::Relaxed) {
+                        return Err(None);
+                    }
                     Err(Some(format!(
                         "{} unreachable ({message}); {} are unknown for the rest of this run",
                         self.name, self.loses
@@ -258,10 +261,14 @@ async fn merge_pypi_json(
         let what = format!("the license of `{name}` {text}");
         let mut url = base.clone();
         let Ok(mut path) = url.path_segments_mut() else {
-            push_note(notes, format!("upstream.pypi-json {base} cannot take a path"));
+            push_note(
+                notes,
+                format!("upstream.pypi-json {base} cannot take a path"),
+            );
             return;
         };
-        path.pop_if_empty().extend([name.key(), text.as_str(), "json"]);
+        path.pop_if_empty()
+            .extend([name.key(), text.as_str(), "json"]);
         drop(path);
         let note = match api.get(http, &url, &what).await {
             Ok(bytes) => match pypi::parse_release_json(&bytes) {

@@ -92,19 +92,26 @@ fn present(s: Option<&str>) -> Option<&str> {
         .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("UNKNOWN"))
 }
 
-fn license_of(expression: Option<&str>, license: Option<&str>, classifiers: &[String]) -> Option<String> {
+fn license_of(
+    expression: Option<&str>,
+    license: Option<&str>,
+    classifiers: &[String],
+) -> Option<String> {
     if let Some(expression) = present(expression) {
         return Some(expression.to_owned());
     }
     let license = present(license);
-    if let Some(short) = license.filter(|l| {
-        l.len() <= SHORT_LICENSE_MAX && !l.contains('\n') && is_spdx_expression(l)
-    }) {
+    if let Some(short) = license
+        .filter(|l| l.len() <= SHORT_LICENSE_MAX && !l.contains('\n') && is_spdx_expression(l))
+    {
         return Some(short.to_owned());
     }
     let mut known: Vec<&str> = Vec::new();
     let mut unknown = None;
-    for name in classifiers.iter().filter_map(|c| c.strip_prefix("License :: ")) {
+    for name in classifiers
+        .iter()
+        .filter_map(|c| c.strip_prefix("License :: "))
+    {
         match classifier_spdx(name) {
             Some(id) if !known.contains(&id) => known.push(id),
             Some(_) => {}
@@ -184,13 +191,19 @@ mod tests {
             Some("GPL-3.0-only")
         );
         let text = "Copyright (c) 2020 Someone\n\nPermission is hereby granted, free of charge";
-        assert_eq!(license_of(None, Some(text), &gpl).as_deref(), Some("GPL-3.0-only"));
+        assert_eq!(
+            license_of(None, Some(text), &gpl).as_deref(),
+            Some("GPL-3.0-only")
+        );
         // Alone, a license text is still not "no license".
         assert_eq!(license_of(None, Some(text), &[]).as_deref(), Some(text));
         assert_eq!(license_of(None, None, &[]), None);
         // Parsable but long: a text that happens to start with a license name.
         let long = format!("MIT{}", " ".repeat(SHORT_LICENSE_MAX));
-        assert_eq!(license_of(None, Some(&long), &[]).as_deref(), Some(long.trim()));
+        assert_eq!(
+            license_of(None, Some(&long), &[]).as_deref(),
+            Some(long.trim())
+        );
     }
 
     #[test]
@@ -213,11 +226,23 @@ mod tests {
         // Every mapped id is one the license check parses.
         for (name, id) in [
             ("OSI Approved :: ISC License (ISCL)", "ISC"),
-            ("OSI Approved :: Python Software Foundation License", "PSF-2.0"),
-            ("OSI Approved :: GNU Library or Lesser General Public License (LGPL)", "LGPL-2.0-or-later"),
-            ("CC0 1.0 Universal (CC0 1.0) Public Domain Dedication", "CC0-1.0"),
+            (
+                "OSI Approved :: Python Software Foundation License",
+                "PSF-2.0",
+            ),
+            (
+                "OSI Approved :: GNU Library or Lesser General Public License (LGPL)",
+                "LGPL-2.0-or-later",
+            ),
+            (
+                "CC0 1.0 Universal (CC0 1.0) Public Domain Dedication",
+                "CC0-1.0",
+            ),
         ] {
-            assert_eq!(license_of(None, None, &classifiers(&[name])).as_deref(), Some(id));
+            assert_eq!(
+                license_of(None, None, &classifiers(&[name])).as_deref(),
+                Some(id)
+            );
             assert!(is_spdx_expression(id), "{id}");
         }
     }
@@ -236,7 +261,11 @@ mod tests {
             info.published.map(|t| t.to_rfc3339()),
             Some("2023-05-22T15:12:42.313790+00:00".to_owned())
         );
-        for bad in [&b"{\"info\": "[..], b"{\"urls\": []}", b"{\"info\": {\"classifiers\": \"MIT\"}}"] {
+        for bad in [
+            &b"{\"info\": "[..],
+            b"{\"urls\": []}",
+            b"{\"info\": {\"classifiers\": \"MIT\"}}",
+        ] {
             assert!(parse_release_json(bad).is_err());
         }
     }
