@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! `depfw audit --online` metadata fetching against a local registry on 127.0.0.1 serving
 //! real fixtures (npm is-number, crates.io itoa index, PyPI idna) and hand-made faults.
+//! PyPI JSON API documents are hand-made in the shape pypi.org serves at
+//! `/pypi/{project}/{version}/json` (every `info` and `urls[]` key it sends).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,9 +19,12 @@ use depfw::audit::online::{
     OnlineOptions, OnlineResult, MISSING_FROM_REGISTRY,
 };
 use depfw::audit::{LockedPackage, PackageSource};
-use depfw::config::UpstreamConfig;
-use depfw::package::Ecosystem;
-use depfw::policy::Verdict;
+use depfw::config::{Config, LicenseConfig, UpstreamConfig};
+use depfw::package::{Ecosystem, PackageName};
+use depfw::policy::license::LicenseCheck;
+use depfw::policy::{Check, PackageCtx, Verdict, VersionMetadata};
+use depfw::server::agent::REQUEST_ID_HEADER;
+use serde_json::{json, Value};
 use url::Url;
 
 const MAX_BYTES: u64 = 32 * 1024;
@@ -30,6 +35,7 @@ struct Seen {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     api_times: Mutex<Vec<Instant>>,
+    json_api: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -80,8 +86,19 @@ async fn serve(State(reg): State<Registry>, uri: Uri) -> Response {
         Some(rest) => (true, rest.to_owned()),
         None => (false, path),
     };
+    let mut response = route(&reg, depfw, &path).await;
+    if depfw {
+        // What tells `--online` the index is a depfw.
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, "0123".parse().unwrap());
+    }
+    response
+}
+
+async fn route(reg: &Registry, depfw: bool, path: &str) -> Response {
     let json = "application/json";
-    match path.as_str() {
+    match path {
         "/npm/is-number" => typed(json, fixture("integration/fixtures/npm/is-number.json")),
         "/npm/hooked" => typed(json, hooked_packument()),
         "/npm/broken" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -112,6 +129,25 @@ async fn serve(State(reg): State<Registry>, uri: Uri) -> Response {
             "text/html",
             fixture("tests/fixtures/pypi/idna-upload-time.html"),
         ),
+        // Plain PEP 503: no upload times.
+        "/plain/pypi/simple/idna/" => typed("text/html", fixture("tests/fixtures/pypi/idna.html")),
+        p if p.starts_with("/pypi/simple/") => {
+            let name = p["/pypi/simple/".len()..].trim_end_matches('/');
+            match PYPI_RELEASES.iter().find(|(n, _)| *n == name) {
+                Some((name, version)) => typed(
+                    "application/vnd.pypi.simple.v1+json",
+                    simple_page(name, version),
+                ),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+        p if p.starts_with("/pypi/json/") => {
+            reg.seen.json_api.fetch_add(1, Ordering::SeqCst);
+            match pypi_json(&p["/pypi/json/".len()..]) {
+                Some(body) => typed(json, body),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
         "/cargo/index/config.json" => {
             let mut config = serde_json::json!({"dl": format!("{}/dl", reg.base)});
             if !depfw {
@@ -139,6 +175,179 @@ async fn serve(State(reg): State<Registry>, uri: Uri) -> Response {
     }
 }
 
+/// Projects with one release each on the simple index, and their JSON API documents.
+const PYPI_RELEASES: &[(&str, &str)] = &[
+    ("gpl-tool", "1.0.0"),
+    ("classic-tool", "2.0"),
+    ("text-tool", "0.5"),
+    ("text-only", "1.1"),
+    ("no-json", "3.0"),
+    ("garbled-json", "1.0"),
+];
+
+const MIT_TEXT: &str = "MIT License\n\nCopyright (c) 2019 The text-tool authors\n\n\
+    Permission is hereby granted, free of charge, to any person obtaining a copy of this \
+    software and associated documentation files (the \"Software\"), to deal in the Software \
+    without restriction, including without limitation the rights to use, copy, modify, merge";
+
+const BSD_TEXT: &str = "BSD 3-Clause License\n\nCopyright (c) 2013-2024, Kim Davies and \
+    contributors.\nAll rights reserved.\n\nRedistribution and use in source and binary forms, \
+    with or without modification, are permitted provided that the following conditions are met:";
+
+/// A PEP 691 project page with one sdist per release.
+fn simple_page(name: &str, version: &str) -> String {
+    let file = format!("{}-{version}.tar.gz", name.replace('-', "_"));
+    json!({
+        "meta": {"api-version": "1.1", "_last-serial": 7},
+        "name": name,
+        "versions": [version],
+        "files": [{
+            "filename": file,
+            "url": format!("https://files.pythonhosted.org/packages/ab/cd/ef/{file}"),
+            "hashes": {"sha256": "ab".repeat(32)},
+            "requires-python": ">=3.8",
+            "yanked": false,
+            "size": 2048,
+            "upload-time": "2025-01-02T03:04:05.000000Z",
+        }],
+    })
+    .to_string()
+}
+
+/// `/pypi/{project}/{version}/json` as pypi.org shapes it.
+fn release_json(
+    name: &str,
+    version: &str,
+    license: Value,
+    license_expression: Value,
+    classifiers: &[&str],
+    uploaded: &[&str],
+) -> String {
+    let urls: Vec<Value> = uploaded
+        .iter()
+        .enumerate()
+        .map(|(i, at)| {
+            let (file, kind) = if i == 0 {
+                (
+                    format!("{}-{version}.tar.gz", name.replace('-', "_")),
+                    "sdist",
+                )
+            } else {
+                (
+                    format!("{}-{version}-py3-none-any.whl", name.replace('-', "_")),
+                    "bdist_wheel",
+                )
+            };
+            json!({
+                "comment_text": null,
+                "digests": {"blake2b_256": "cd".repeat(32), "md5": "ef".repeat(16),
+                            "sha256": "ab".repeat(32)},
+                "downloads": -1,
+                "filename": file,
+                "has_sig": false,
+                "md5_digest": "ef".repeat(16),
+                "packagetype": kind,
+                "python_version": if kind == "sdist" { "source" } else { "py3" },
+                "requires_python": ">=3.8",
+                "size": 2048,
+                "upload_time": &at[..19],
+                "upload_time_iso_8601": at,
+                "url": format!("https://files.pythonhosted.org/packages/ab/cd/ef/{file}"),
+                "yanked": false,
+                "yanked_reason": null,
+            })
+        })
+        .collect();
+    json!({
+        "info": {
+            "author": null,
+            "author_email": "Someone <someone@example.org>",
+            "bugtrack_url": null,
+            "classifiers": classifiers,
+            "description": "# A project\n\nLong description.",
+            "description_content_type": "text/markdown",
+            "docs_url": null,
+            "download_url": null,
+            "downloads": {"last_day": -1, "last_month": -1, "last_week": -1},
+            "dynamic": null,
+            "home_page": null,
+            "keywords": null,
+            "license": license,
+            "license_expression": license_expression,
+            "license_files": ["LICENSE"],
+            "maintainer": null,
+            "maintainer_email": null,
+            "name": name,
+            "package_url": format!("https://pypi.org/project/{name}/"),
+            "platform": null,
+            "project_url": format!("https://pypi.org/project/{name}/"),
+            "project_urls": {"Source": format!("https://example.org/{name}")},
+            "provides_extra": null,
+            "release_url": format!("https://pypi.org/project/{name}/{version}/"),
+            "requires_dist": null,
+            "requires_python": ">=3.8",
+            "summary": "A project",
+            "version": version,
+            "yanked": false,
+            "yanked_reason": null,
+        },
+        "last_serial": 24_000_000,
+        "urls": urls,
+        "vulnerabilities": [],
+    })
+    .to_string()
+}
+
+/// The JSON API below `/pypi/json/`: `None` is a 404.
+fn pypi_json(path: &str) -> Option<String> {
+    const MIT: &str = "License :: OSI Approved :: MIT License";
+    let at = ["2025-01-02T03:04:05.000000Z"];
+    let doc = match path {
+        // PEP 639 wins over a classifier that says otherwise.
+        "gpl-tool/1.0.0/json" => release_json(
+            "gpl-tool",
+            "1.0.0",
+            Value::Null,
+            "GPL-3.0-only".into(),
+            &[MIT, "Programming Language :: Python :: 3"],
+            &at,
+        ),
+        "classic-tool/2.0/json" => release_json(
+            "classic-tool",
+            "2.0",
+            "".into(),
+            Value::Null,
+            &[
+                "Development Status :: 5 - Production/Stable",
+                "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)",
+            ],
+            &at,
+        ),
+        "text-tool/0.5/json" => {
+            release_json("text-tool", "0.5", MIT_TEXT.into(), Value::Null, &[MIT], &at)
+        }
+        "text-only/1.1/json" => {
+            release_json("text-only", "1.1", BSD_TEXT.into(), Value::Null, &[], &at)
+        }
+        "garbled-json/1.0/json" => "{\"info\": {\"license\": ".to_owned(),
+        // idna's own metadata: the license file's text, and a classifier.
+        "idna/3.9/json" => release_json(
+            "idna",
+            "3.9",
+            BSD_TEXT.into(),
+            Value::Null,
+            &[
+                "Intended Audience :: Developers",
+                "License :: OSI Approved :: BSD License",
+                "Topic :: Internet :: Name Service (DNS)",
+            ],
+            &["2024-09-14T02:58:30.182415Z", "2024-09-14T02:58:28.463127Z"],
+        ),
+        _ => return None,
+    };
+    Some(doc)
+}
+
 async fn start() -> Registry {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let reg = Registry {
@@ -156,6 +365,7 @@ fn upstream(base: &str) -> UpstreamConfig {
         npm: url("/npm/"),
         pypi: url("/pypi/simple/"),
         pypi_files: url("/pypi/files/"),
+        pypi_json: url("/pypi/json/"),
         cargo_index: url("/cargo/index/"),
         timeout_secs: 1,
         max_metadata_bytes: MAX_BYTES,
@@ -496,4 +706,150 @@ fn blocking_wrapper_for_the_cli() {
         Some("MIT")
     );
     drop(server);
+}
+
+/// The license check's findings on fetched metadata, with `deny` denied.
+fn license_codes(deny: &[&str], metadata: &VersionMetadata) -> Vec<(String, Verdict)> {
+    let check = LicenseCheck::new(LicenseConfig {
+        deny: deny.iter().map(|d| d.to_string()).collect(),
+        ..Config::default().policy.license
+    });
+    let name = PackageName::parse(Ecosystem::PyPI, "any").unwrap();
+    let ctx = PackageCtx {
+        name: &name,
+        version: None,
+        metadata: Some(metadata),
+        now: Utc::now(),
+    };
+    let mut findings = Vec::new();
+    check.evaluate(&ctx, &mut findings);
+    findings.into_iter().map(|f| (f.code, f.verdict)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pypi_licenses_from_the_json_api() {
+    let reg = start().await;
+    let packages: Vec<_> = PYPI_RELEASES
+        .iter()
+        .map(|(name, version)| q(Ecosystem::PyPI, name, version))
+        .collect();
+    let r = fetch_metadata(&packages, &upstream(&reg.base), &opts()).await;
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let denied = |m: &VersionMetadata| license_codes(&["GPL-3.0", "AGPL-3.0"], m);
+
+    let gpl = found(&r, Ecosystem::PyPI, "gpl-tool", "1.0.0");
+    assert_eq!(gpl.license.as_deref(), Some("GPL-3.0-only"));
+    assert_eq!(denied(gpl), [("license-denied".to_owned(), Verdict::Deny)]);
+    // Not denied, not judged: the expression alone decides.
+    assert_eq!(license_codes(&["AGPL-3.0"], gpl), []);
+
+    let classic = found(&r, Ecosystem::PyPI, "classic-tool", "2.0");
+    assert_eq!(classic.license.as_deref(), Some("AGPL-3.0-or-later"));
+    assert_eq!(
+        denied(classic),
+        [("license-denied".to_owned(), Verdict::Deny)]
+    );
+
+    // The whole MIT text in `license` is not the license; the classifier is.
+    let text = found(&r, Ecosystem::PyPI, "text-tool", "0.5");
+    assert_eq!(text.license.as_deref(), Some("MIT"));
+    assert_eq!(denied(text), []);
+    // A text and nothing else: "not an SPDX expression", not "no license".
+    let only = found(&r, Ecosystem::PyPI, "text-only", "1.1");
+    let codes = denied(only);
+    assert_eq!(codes, [("license-unparsable".to_owned(), Verdict::Warn)]);
+
+    // No document, or an unreadable one: the index's data stands, and a note says why.
+    for (name, version, why) in [
+        ("no-json", "3.0", "404"),
+        ("garbled-json", "1.0", "PyPI JSON API response"),
+    ] {
+        let m = found(&r, Ecosystem::PyPI, name, version);
+        assert_eq!(m.license, None);
+        assert_eq!(m.published, time("2025-01-02T03:04:05Z"));
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains(&format!("`{name}` {version}")) && n.contains(why)),
+            "{name}: {:?}",
+            r.notes
+        );
+    }
+    assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+    // One document per locked release.
+    assert_eq!(
+        reg.seen.json_api.load(Ordering::SeqCst),
+        PYPI_RELEASES.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pypi_json_fills_what_a_plain_index_lacks() {
+    let reg = start().await;
+    let mut cfg = upstream(&reg.base);
+    cfg.pypi = Url::parse(&format!("{}/plain/pypi/simple/", reg.base)).unwrap();
+    let packages = [
+        q(Ecosystem::PyPI, "IDNA", "3.9"),
+        q(Ecosystem::PyPI, "idna", "3.9.0"),
+        q(Ecosystem::PyPI, "idna", "99.0"),
+    ];
+    let r = fetch_metadata(&packages, &cfg, &opts()).await;
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    for v in ["3.9", "3.9.0"] {
+        let idna = found(&r, Ecosystem::PyPI, "idna", v);
+        assert_eq!(idna.license.as_deref(), Some("BSD-3-Clause"));
+        // The earliest file, as the simple index would say.
+        assert_eq!(idna.published, time("2024-09-14T02:58:28.463127Z"));
+    }
+    missing(&r, Ecosystem::PyPI, "idna", "99.0");
+    // Both spellings are one release: one document; none for a version the index lacks.
+    assert_eq!(reg.seen.json_api.load(Ordering::SeqCst), 1);
+    let hits = reg.seen.hits.lock().unwrap();
+    assert_eq!(hits.get("/pypi/json/idna/3.9/json"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pypi_through_a_depfw_index_has_no_licenses_and_says_so() {
+    let reg = start().await;
+    let mut cfg = upstream(&reg.base);
+    cfg.pypi = Url::parse(&format!("{}/depfw/pypi/simple/", reg.base)).unwrap();
+    let packages = [
+        q(Ecosystem::PyPI, "gpl-tool", "1.0.0"),
+        q(Ecosystem::PyPI, "text-tool", "0.5"),
+    ];
+    let r = fetch_metadata(&packages, &cfg, &opts()).await;
+    let m = found(&r, Ecosystem::PyPI, "gpl-tool", "1.0.0");
+    assert_eq!(m.published, time("2025-01-02T03:04:05Z"));
+    assert_eq!(m.license, None);
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert!(
+        r.notes[0].contains("PyPI licenses were not fetched"),
+        "{:?}",
+        r.notes
+    );
+    assert_eq!(reg.seen.json_api.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_pypi_json_api_is_said_once() {
+    let reg = start().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = upstream(&reg.base);
+    cfg.pypi_json = Url::parse(&format!("http://{dead}/pypi/")).unwrap();
+    let packages = [
+        q(Ecosystem::PyPI, "gpl-tool", "1.0.0"),
+        q(Ecosystem::PyPI, "text-tool", "0.5"),
+    ];
+    let r = fetch_metadata(&packages, &cfg, &opts()).await;
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(found(&r, Ecosystem::PyPI, "text-tool", "0.5").license, None);
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert!(
+        r.notes[0].contains("PyPI JSON API unreachable"),
+        "{:?}",
+        r.notes
+    );
 }

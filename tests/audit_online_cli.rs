@@ -114,3 +114,93 @@ fn online_metadata_drives_the_cooldown_and_missing_versions_are_reported() {
         "{gone}"
     );
 }
+
+/// A PyPI index (PEP 691) and JSON API with one project, `agpl-tool` 2.0, whose only
+/// license information is an AGPLv3+ classifier.
+fn start_pypi() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let app = Router::new()
+                .route(
+                    "/simple/agpl-tool/",
+                    get(|| async {
+                        let page = serde_json::json!({
+                            "meta": {"api-version": "1.1"},
+                            "name": "agpl-tool",
+                            "versions": ["2.0"],
+                            "files": [{"filename": "agpl_tool-2.0.tar.gz",
+                                       "url": "https://files.example/agpl_tool-2.0.tar.gz",
+                                       "hashes": {"sha256": "ab".repeat(32)},
+                                       "upload-time": "2024-01-02T03:04:05Z"}]
+                        });
+                        (
+                            [("content-type", "application/vnd.pypi.simple.v1+json")],
+                            page.to_string(),
+                        )
+                    }),
+                )
+                .route(
+                    "/pypi/agpl-tool/2.0/json",
+                    get(|| async {
+                        Json(serde_json::json!({
+                            "info": {"name": "agpl-tool", "version": "2.0", "license": "",
+                                     "license_expression": null, "yanked": false,
+                                     "yanked_reason": null,
+                                     "classifiers": ["License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)"]},
+                            "urls": [{"filename": "agpl_tool-2.0.tar.gz", "packagetype": "sdist",
+                                      "upload_time_iso_8601": "2024-01-02T03:04:05.000000Z"}],
+                            "vulnerabilities": []
+                        }))
+                    }),
+                );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn pypi_licenses_from_the_configured_json_api_reach_the_license_check() {
+    let base = start_pypi();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("depfw.toml");
+    std::fs::write(
+        &config,
+        format!("[upstream]\npypi = \"{base}/simple/\"\npypi-json = \"{base}/pypi\"\n"),
+    )
+    .unwrap();
+    let lock = dir.path().join("requirements.txt");
+    std::fs::write(&lock, "agpl-tool==2.0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_depfw"))
+        .args(["--config", config.to_str().unwrap(), "audit"])
+        .arg(&lock)
+        .args(["--format", "json", "--online"])
+        .env_remove("DEPFW_DATA_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The default policy denies AGPL-3.0.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = &report["results"][0];
+    assert_eq!(result["name"], "agpl-tool");
+    assert_eq!(result["verdict"], "deny", "{result}");
+    let finding = result["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "license-denied")
+        .unwrap_or_else(|| panic!("{result}"));
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("AGPL-3.0-or-later"),
+        "{finding}"
+    );
+}

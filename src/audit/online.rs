@@ -18,9 +18,16 @@
 //! lockfiles take a while). Without an API (a depfw index names none) licenses stay unknown
 //! and [`OnlineResult::notes`] says so.
 //!
-//! PyPI: the simple API gives upload times and yanks, not licenses or install hooks.
-// TODO: PyPI licenses from the JSON API (`/pypi/{name}/{version}/json`, one request per
-// version); there is no configured URL for it yet (`upstream.pypi` is the simple index).
+//! PyPI: the simple API gives upload times and yanks, not licenses or install hooks, so
+//! each locked version the index lists is also read from the JSON API
+//! (`{upstream.pypi-json}/{project}/{version}/json`, in the same request slot as its name's
+//! index page): license (PEP 639 `license_expression`, else a short SPDX `license`, else the
+//! `License ::` classifiers; see `registry::pypi::parse_release_json`), and upload time or
+//! yank where the index had none. A version without a usable document keeps the index's
+//! data with a note. A depfw index (its responses carry `x-depfw-request-id`) does not proxy
+//! the JSON API, and going around it to pypi.org would bypass it: PyPI licenses stay
+//! unknown and [`OnlineResult::notes`] says so. PyPI install hooks (`setup.py`) are not
+//! knowable from metadata.
 
 mod http;
 mod sources;
@@ -41,7 +48,7 @@ use crate::package::{normalize, Ecosystem, PackageName, Version};
 use crate::policy::{Finding, Severity, Verdict, VersionMetadata};
 use crate::registry::VersionRecord;
 use http::{Http, RateGate};
-use sources::{CratesApi, Records};
+use sources::{Apis, MetadataApi, Records};
 
 /// Finding code: the registry does not list the locked version (or the package).
 pub const MISSING_FROM_REGISTRY: &str = "missing-from-registry";
@@ -159,7 +166,8 @@ pub struct OnlineResult {
     pub lookups: HashMap<VersionKey, Lookup>,
     /// One entry per package name that failed, for a summary line.
     pub failures: Vec<PackageFailure>,
-    /// Run-wide degradations (no crates.io API, so no crate licenses).
+    /// Degradations that fail no package: no crates.io API (no crate licenses), a depfw
+    /// PyPI index (no PyPI licenses), a release without a PyPI JSON document.
     pub notes: Vec<String>,
     /// Distinct names asked for (= metadata documents requested).
     pub names: usize,
@@ -255,12 +263,16 @@ pub async fn fetch_metadata(
     } else {
         None
     };
-    let api = CratesApi::new(api_base, RateGate::new(opts.crates_api_interval));
+    let apis = Apis {
+        crates: MetadataApi::crates(api_base, RateGate::new(opts.crates_api_interval)),
+        pypi: MetadataApi::pypi(upstream.pypi_json.clone()),
+    };
     let notes = Mutex::new(std::mem::take(&mut result.notes));
     let bar = progress_bar(opts.progress, wanted.len());
     let mut done = futures_util::stream::iter(wanted.into_values())
         .map(|w| async {
-            let fetched = sources::fetch(&http, upstream, &api, &w.name, &notes).await;
+            let fetched =
+                sources::fetch(&http, upstream, &apis, &w.name, &w.versions, &notes).await;
             (w, fetched)
         })
         .buffer_unordered(opts.concurrency.max(1));

@@ -126,6 +126,9 @@ pub struct UpstreamConfig {
     pub npm: Url,
     pub pypi: Url,
     pub pypi_files: Url,
+    /// PyPI's JSON API (`{pypi-json}/{project}/{version}/json`), read by `depfw audit
+    /// --online` for licenses, which the simple index does not carry.
+    pub pypi_json: Url,
     pub cargo_index: Url,
     pub timeout_secs: u64,
     pub max_metadata_bytes: u64,

@@ -13,6 +13,7 @@ fn example_config_parses_and_matches_the_defaults() {
         defaults.server.refused_versions
     );
     assert_eq!(config.upstream.npm, defaults.upstream.npm);
+    assert_eq!(config.upstream.pypi_json, defaults.upstream.pypi_json);
     assert_eq!(config.feeds.sources, defaults.feeds.sources);
     assert_eq!(config.agents.limits, defaults.agents.limits);
     assert_eq!(config.agents.default_policy, defaults.agents.default_policy);
@@ -78,6 +79,8 @@ listen = "nowhere"
 deny-at = "severe"
 [policy.reputation]
 yanked = "maybe"
+[upstream]
+pypi-json = "ftp://pypi.org/pypi/"
 [[overrides.allow]]
 ecosystem = "npm"
 name = "../evil"
@@ -90,6 +93,7 @@ expires = "soon"
         "server.listen",
         "policy.advisories.deny-at",
         "policy.reputation.yanked",
+        "upstream.pypi-json",
         "overrides.allow[0].reason",
         "overrides.allow[0].expires",
         "overrides.allow[0].name",

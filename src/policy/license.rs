@@ -195,6 +195,13 @@ fn classify(raw: Option<&str>) -> Declared {
     Declared::Unparsable(first_error.unwrap_or_default())
 }
 
+/// Whether the license check reads `raw` as an SPDX expression (legacy aliases and any
+/// case included), for sources that must tell an expression from free text, such as
+/// PyPI's `license` field, which often holds a whole license text.
+pub fn is_spdx_expression(raw: &str) -> bool {
+    matches!(classify(Some(raw)), Declared::Expression(_))
+}
+
 /// Parses config entries (validated at load time) into the keys they cover.
 fn keys_of(entries: &[String]) -> Vec<LicenseKey> {
     let mut keys = Vec::new();

@@ -14,12 +14,16 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::config::UpstreamConfig;
+use crate::server::agent::REQUEST_ID_HEADER;
 
 /// What a GET found.
 pub(super) enum Got {
     Body {
         bytes: Vec<u8>,
         content_type: Option<String>,
+        /// Served by a depfw (its `x-depfw-request-id` header), which proxies registry
+        /// protocols only, not web APIs such as PyPI's JSON API.
+        from_depfw: bool,
     },
     /// The registry answered that it does not serve this (404, 410) or refuses to (403,
     /// 451, e.g. a depfw that denies the whole package): reported as missing, not as fine.
@@ -99,6 +103,7 @@ impl Http {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let from_depfw = resp.headers().contains_key(REQUEST_ID_HEADER);
         let max = self.max_bytes;
         let too_large = || {
             fail(
@@ -121,6 +126,7 @@ impl Http {
         Ok(Got::Body {
             bytes,
             content_type,
+            from_depfw,
         })
     }
 }

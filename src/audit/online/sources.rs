@@ -24,21 +24,82 @@ pub(super) enum Records {
     Absent(String),
 }
 
-/// crates.io's web API, if the run uses it, and whether it has stopped answering.
-pub(super) struct CratesApi {
+/// A web API that adds what an index lacks (crates.io's for crate licenses, PyPI's JSON API
+/// for PyPI licenses), if the run uses it, and whether it has stopped answering.
+pub(super) struct MetadataApi {
     pub base: Option<Url>,
-    pub gate: RateGate,
+    gate: Option<RateGate>,
     down: AtomicBool,
+    /// How notes name the API and what is lost without it.
+    name: &'static str,
+    loses: &'static str,
 }
 
-impl CratesApi {
-    pub fn new(base: Option<Url>, gate: RateGate) -> CratesApi {
-        CratesApi {
+impl MetadataApi {
+    pub fn crates(base: Option<Url>, gate: RateGate) -> MetadataApi {
+        MetadataApi::new(base, Some(gate), "crates.io API", "crate licenses")
+    }
+
+    pub fn pypi(base: Url) -> MetadataApi {
+        MetadataApi::new(Some(base), None, "PyPI JSON API", "PyPI licenses")
+    }
+
+    fn new(
+        base: Option<Url>,
+        gate: Option<RateGate>,
+        name: &'static str,
+        loses: &'static str,
+    ) -> MetadataApi {
+        MetadataApi {
             base,
             gate,
             down: AtomicBool::new(false),
+            name,
+            loses,
         }
     }
+
+    /// The JSON document at `url`. `Err(Some(note))` says why `what` stays unknown;
+    /// `Err(None)` when the API is down and a note already said so.
+    async fn get(&self, http: &Http, url: &Url, what: &str) -> Result<Vec<u8>, Option<String>> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(None);
+        }
+        if let Some(gate) = &self.gate {
+            gate.wait().await;
+            if self.down.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+        }
+        match http.get(url, "application/json").await {
+            Ok(Got::Body { bytes, .. }) => Ok(bytes),
+            Ok(Got::Absent(why)) => Err(Some(format!("{url}: {why}; {what} unknown"))),
+            Err(Failure {
+                message,
+                unreachable,
+            }) => {
+                if unreachable {
+                    // One dead API would otherwise cost a timeout per package. Requests
+                    // already in flight fail too; only the first says so.
+                    if self.down.swap(true, Ordering::Relaxed) {
+                        return Err(None);
+                    }
+                    Err(Some(format!(
+                        "{} unreachable ({message}); {} are unknown for the rest of this run",
+                        self.name, self.loses
+                    )))
+                } else {
+                    Err(Some(format!("{message}; {what} unknown")))
+                }
+            }
+        }
+    }
+}
+
+/// The web APIs of a run.
+pub(super) struct Apis {
+    pub crates: MetadataApi,
+    pub pypi: MetadataApi,
 }
 
 /// Where the crates.io web API lives according to the index's `config.json`: `Ok(None)`
@@ -61,13 +122,15 @@ pub(super) async fn crates_api_from_index(http: &Http, index: &Url) -> Result<Op
         .transpose()
 }
 
-/// Fetches and parses the metadata of one package. `notes` collects degradations that do
-/// not fail the package (the crates.io API being unreachable).
+/// Fetches and parses the metadata of one package, `versions` being the ones the scan
+/// locks (PyPI's JSON API is read per version). `notes` collects degradations that do not
+/// fail the package (an API being unreachable, a release without a JSON document).
 pub(super) async fn fetch(
     http: &Http,
     upstream: &UpstreamConfig,
-    api: &CratesApi,
+    apis: &Apis,
     name: &PackageName,
+    versions: &[String],
     notes: &std::sync::Mutex<Vec<String>>,
 ) -> Result<Records, String> {
     let (url, accept) = match name.ecosystem() {
@@ -81,22 +144,41 @@ pub(super) async fn fetch(
             CARGO_INDEX_ACCEPT,
         ),
     };
-    let (body, content_type) = match http.get(&url, accept).await.map_err(|f| f.message)? {
-        Got::Absent(why) => return Ok(Records::Absent(why)),
-        Got::Body {
-            bytes,
-            content_type,
-        } => (bytes, content_type),
-    };
+    let (body, content_type, from_depfw) =
+        match http.get(&url, accept).await.map_err(|f| f.message)? {
+            Got::Absent(why) => return Ok(Records::Absent(why)),
+            Got::Body {
+                bytes,
+                content_type,
+                from_depfw,
+            } => (bytes, content_type, from_depfw),
+        };
     let invalid = |e: crate::registry::ProtocolError| format!("{url}: {e}");
     let records = match name.ecosystem() {
         Ecosystem::Npm => npm::parse_packument(name, &body).map_err(invalid)?.records,
-        Ecosystem::PyPI => pypi::parse_project_page(&body, content_type.as_deref(), &url, name)
-            .and_then(|page| page.records())
-            .map_err(invalid)?,
+        Ecosystem::PyPI => {
+            let mut records = pypi::parse_project_page(&body, content_type.as_deref(), &url, name)
+                .and_then(|page| page.records())
+                .map_err(invalid)?;
+            if from_depfw {
+                // Going around it to pypi.org would bypass the firewall the audit was
+                // pointed at; say so once instead.
+                push_note(
+                    notes,
+                    format!(
+                        "the PyPI index {} is a depfw, which does not proxy PyPI's JSON API: \
+                         PyPI licenses were not fetched",
+                        upstream.pypi
+                    ),
+                );
+            } else {
+                merge_pypi_json(http, &apis.pypi, name, versions, &mut records, notes).await;
+            }
+            records
+        }
         Ecosystem::CratesIo => {
             let mut records = IndexFile::parse(&body, name).map_err(invalid)?.records();
-            if let Some(note) = merge_crates_api(http, api, name, &mut records).await {
+            if let Some(note) = merge_crates_api(http, &apis.crates, name, &mut records).await {
                 push_note(notes, note);
             }
             records
@@ -126,14 +208,11 @@ fn npm_url(base: &Url, name: &PackageName) -> Result<Url, String> {
 /// when the API could not be used; the index's records stand either way.
 async fn merge_crates_api(
     http: &Http,
-    api: &CratesApi,
+    api: &MetadataApi,
     name: &PackageName,
     records: &mut [VersionRecord],
 ) -> Option<String> {
     let base = api.base.as_ref()?;
-    if api.down.load(Ordering::Relaxed) {
-        return None;
-    }
     let url = match Url::parse(&format!(
         "{}/api/v1/crates/{}",
         base.as_str().trim_end_matches('/'),
@@ -142,32 +221,69 @@ async fn merge_crates_api(
         Ok(url) => url,
         Err(e) => return Some(format!("crates.io API URL for `{name}`: {e}")),
     };
-    api.gate.wait().await;
-    if api.down.load(Ordering::Relaxed) {
-        return None;
+    let what = format!("licenses of `{name}`");
+    let bytes = match api.get(http, &url, &what).await {
+        Ok(bytes) => bytes,
+        Err(note) => return note,
+    };
+    match parse_crate_api(&bytes) {
+        Ok(info) => {
+            merge_api_metadata(records, &info);
+            None
+        }
+        Err(e) => Some(format!("{url}: {e}; {what} unknown")),
     }
-    match http.get(&url, "application/json").await {
-        Ok(Got::Body { bytes, .. }) => match parse_crate_api(&bytes) {
-            Ok(info) => {
-                merge_api_metadata(records, &info);
-                None
+}
+
+/// Adds each locked version's license (and upload time or yank the index lacks) from
+/// `{pypi-json}/{project}/{version}/json`, one request per version the index lists; a
+/// version without a usable document keeps the index's record, with a note.
+async fn merge_pypi_json(
+    http: &Http,
+    api: &MetadataApi,
+    name: &PackageName,
+    versions: &[String],
+    records: &mut [VersionRecord],
+    notes: &std::sync::Mutex<Vec<String>>,
+) {
+    let Some(base) = &api.base else {
+        return;
+    };
+    let mut texts: Vec<String> = Vec::new();
+    for v in versions {
+        if let Some(r) = super::find_version(records, Ecosystem::PyPI, v) {
+            if !texts.contains(&r.version_text) {
+                texts.push(r.version_text.clone());
             }
-            Err(e) => Some(format!("{url}: {e}; licenses of `{name}` unknown")),
-        },
-        Ok(Got::Absent(why)) => Some(format!("{url}: {why}; licenses of `{name}` unknown")),
-        Err(Failure {
-            message,
-            unreachable,
-        }) => {
-            if unreachable {
-                // One dead API would otherwise cost a timeout per crate.
-                api.down.store(true, Ordering::Relaxed);
-                Some(format!(
-                    "crates.io API unreachable ({message}); crate licenses are unknown for the rest of this run"
-                ))
-            } else {
-                Some(format!("{message}; licenses of `{name}` unknown"))
-            }
+        }
+    }
+    for text in texts {
+        let what = format!("the license of `{name}` {text}");
+        let mut url = base.clone();
+        let Ok(mut path) = url.path_segments_mut() else {
+            push_note(
+                notes,
+                format!("upstream.pypi-json {base} cannot take a path"),
+            );
+            return;
+        };
+        path.pop_if_empty()
+            .extend([name.key(), text.as_str(), "json"]);
+        drop(path);
+        let note = match api.get(http, &url, &what).await {
+            Ok(bytes) => match pypi::parse_release_json(&bytes) {
+                Ok(release) => {
+                    if let Some(record) = records.iter_mut().find(|r| r.version_text == text) {
+                        pypi::merge_release(record, &release);
+                    }
+                    None
+                }
+                Err(e) => Some(format!("{url}: {e}; {what} unknown")),
+            },
+            Err(note) => note,
+        };
+        if let Some(note) = note {
+            push_note(notes, note);
         }
     }
 }

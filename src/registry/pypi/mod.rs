@@ -16,14 +16,19 @@
 //! - `/files/<upstream path>`: [`parse_file_path`], then the project page of a
 //!   [`FileRequest::projects`] name, and [`ProjectPage::resolve_file`] for the release to
 //!   evaluate and the digest to check (refuse the file when it fails).
+//!
+//! The JSON API (`/pypi/{project}/{version}/json`, not proxied) is read by `depfw audit
+//! --online` for licenses: [`parse_release_json`], [`merge_release`].
 
 mod filename;
+mod json_api;
 mod page;
 mod parse;
 mod paths;
 mod render;
 
 pub use filename::{DistFilename, DistKind, NameVersion};
+pub use json_api::{merge_release, parse_release_json, ReleaseInfo};
 pub use page::{Hashes, PageFile, ProjectPage, ResolvedFile};
 pub use parse::{parse_html, parse_json, parse_project_page, JSON_CONTENT_TYPE};
 pub use paths::{
