@@ -4,38 +4,44 @@
 #   benches/audit-vs-cargo-audit.sh [Cargo.lock]
 #
 # Needs a release build (`cargo build --release --bin depfw`), cargo-audit, and the shared
-# data set (DEPFW_SHARED_DATA, default ../shared/data beside the repository). depfw runs twice: with a data dir
-# holding the RustSec feed (`feeds import`, per-package store lookup) and with no data dir
-# (bundled snapshot, decoded whole). Uses hyperfine when installed, else a timing loop.
+# data set (DEPFW_SHARED_DATA, default ../shared/data beside the repository). depfw runs
+# twice: with a data dir holding the RustSec feed (`feeds import`, per-package store
+# lookup; opening sled is most of it) and with no data dir (the default: the bundled
+# snapshot, only the scanned crates' advisories decoded). Uses hyperfine when installed,
+# else a timing loop.
 # Prints the mean times and the ratio cargo-audit / depfw.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 shared="${DEPFW_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}"
-lock="${1:-$root/tests/fixtures/lockfiles/public/cargo/advent-of-code-2020/Cargo.lock}"
+lock="$(realpath "${1:-$root/tests/fixtures/lockfiles/public/cargo/advent-of-code-2020/Cargo.lock}")"
 depfw="$root/target/release/depfw"
 runs="${RUNS:-20}"
 [ -x "$depfw" ] || { echo "build first: cargo build --release --bin depfw" >&2; exit 2; }
 
 data="$(mktemp -d)"
 trap 'rm -rf "$data"' EXIT
+# Bundled run: no DEPFW_DATA_DIR, and no default `.depfw` store in the working directory.
+unset DEPFW_DATA_DIR
+cd "$data"
 "$depfw" --data-dir "$data" feeds import "$shared/advisories/rustsec/crates" --name rustsec >/dev/null
 
-# Exit code 1 means findings: not a failure here.
-depfw_store="$depfw --data-dir $data audit --format json $lock >/dev/null || true"
-depfw_bundled="env -u DEPFW_DATA_DIR $depfw audit --format json $lock >/dev/null || true"
-cargo_audit="cargo audit --db $shared/advisories/rustsec-db --no-fetch --stale --json -f $lock >/dev/null 2>&1 || true"
+# Exit code 1 means findings: not a failure here (hyperfine -i). No shell in between
+# (hyperfine -N): a shell's start-up would add the same ~2 ms to both sides. cargo-audit
+# runs as its own binary, without `cargo`'s dispatch in front of it.
+depfw_store="$depfw --data-dir $data audit --format json $lock"
+depfw_bundled="$depfw audit --format json $lock"
+cargo_audit="cargo-audit audit --db $shared/advisories/rustsec-db --no-fetch --stale --json -f $lock"
 
-mean_ms() { # command -> mean wall time in ms over $runs runs
+mean_ms() { # command -> mean wall time and CPU time in ms over $runs runs
   if command -v hyperfine >/dev/null; then
-    hyperfine --warmup 2 --runs "$runs" --export-json "$data/h.json" -N "sh -c '$1'" >/dev/null 2>&1 \
-      || hyperfine --warmup 2 --runs "$runs" --export-json "$data/h.json" "$1" >/dev/null
+    hyperfine -N -i --output=null --warmup 3 --runs "$runs" --export-json "$data/h.json" "$1" >/dev/null 2>&1
     python3 -c "import json;r=json.load(open('$data/h.json'))['results'][0];print(round(r['mean']*1000,1), round((r['user']+r['system'])*1000,1))"
   else
     local start end
-    sh -c "$1"
+    $1 >/dev/null 2>&1 || true
     start=$(date +%s%N)
-    for _ in $(seq "$runs"); do sh -c "$1"; done
+    for _ in $(seq "$runs"); do $1 >/dev/null 2>&1 || true; done
     end=$(date +%s%N)
     echo $(( (end - start) / runs / 1000000 )) "?"
   fi

@@ -6,9 +6,13 @@
 //! nested `dependencies` tree. Also home to the helpers the other npm-family parsers share
 //! (spec splitting, source classification, de-duplication, JSON key lines).
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{LockedPackage, PackageSource, ParseError};
@@ -16,19 +20,34 @@ use crate::package::Ecosystem;
 use crate::policy::VersionMetadata;
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
-    let root: Value = serde_json::from_str(text)
-        .map_err(|e| ParseError::new(path, line_u32(e.line()), format!("invalid JSON: {e}")))?;
-    let Some(root) = root.as_object() else {
-        return Err(ParseError::new(path, Some(1), "expected a JSON object"));
+    /// The top level, with the two package trees left unparsed until one is chosen.
+    #[derive(Deserialize)]
+    struct Root<'a> {
+        #[serde(borrow, default)]
+        packages: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        dependencies: Option<&'a RawValue>,
+        #[serde(default, rename = "lockfileVersion")]
+        lockfile_version: Option<IgnoredAny>,
+    }
+    let invalid = |e: serde_json::Error| {
+        ParseError::new(path, line_u32(e.line()), format!("invalid JSON: {e}"))
     };
+    if !text.trim_start().starts_with('{') {
+        // Still a JSON syntax error first, if it is one.
+        serde_json::from_str::<IgnoredAny>(text).map_err(invalid)?;
+        return Err(ParseError::new(path, Some(1), "expected a JSON object"));
+    }
+    let root: Root<'_> = serde_json::from_str(text).map_err(invalid)?;
     let lines = JsonKeyLines::scan(text, &["packages", "dependencies"]);
     let mut out = Vec::new();
-    if let Some(packages) = root.get("packages") {
+    if let Some(packages) = root.packages {
         parse_packages(path, packages, &lines, &mut out)?;
-    } else if let Some(deps) = root.get("dependencies") {
+    } else if let Some(deps) = root.dependencies {
+        let deps: Value = serde_json::from_str(deps.get()).map_err(invalid)?;
         let mut key_path = vec!["dependencies".to_owned()];
-        parse_v1_deps(path, deps, &lines, &mut key_path, &mut out)?;
-    } else if root.get("lockfileVersion").is_none() {
+        parse_v1_deps(path, &deps, &lines, &mut key_path, &mut out)?;
+    } else if root.lockfile_version.is_none() {
         return Err(ParseError::new(
             path,
             Some(1),
@@ -38,41 +57,119 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
     Ok(dedup(out))
 }
 
+/// One v2/v3 `packages` entry: the fields the audit reads, left raw in the text (a big
+/// lockfile has thousands; building a `serde_json::Value` tree of each cost most of the
+/// parse). Flags and metadata: npm writes them in one shape, anything else reads as absent
+/// rather than failing the file.
+#[derive(Deserialize)]
+struct RawEntry<'a> {
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    resolved: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    link: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    license: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "hasInstallScript")]
+    has_install_script: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    deprecated: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    workspaces: Option<&'a RawValue>,
+}
+
+/// A [`RawEntry`] with its text fields checked.
+struct PackageEntry<'a> {
+    name: Option<Cow<'a, str>>,
+    version: Option<Cow<'a, str>>,
+    resolved: Option<Cow<'a, str>>,
+    raw: RawEntry<'a>,
+    line: Option<u32>,
+}
+
+impl<'a> PackageEntry<'a> {
+    fn read(path: &Path, key: &str, text: &'a str, line: Option<u32>) -> Result<Self, ParseError> {
+        if !text.starts_with('{') {
+            return Err(ParseError::new(
+                path,
+                line,
+                format!("entry \"{key}\" must be an object"),
+            ));
+        }
+        let raw: RawEntry<'a> = serde_json::from_str(text)
+            .map_err(|e| ParseError::new(path, line, format!("entry \"{key}\": {e}")))?;
+        let field = |value: Option<&'a RawValue>, field: &str| {
+            json_string(value)
+                .map_err(|()| ParseError::new(path, line, format!("\"{field}\" must be a string")))
+        };
+        Ok(PackageEntry {
+            name: field(raw.name, "name")?,
+            version: field(raw.version, "version")?,
+            resolved: field(raw.resolved, "resolved")?,
+            raw,
+            line,
+        })
+    }
+}
+
+/// A JSON string borrowed where it has no escapes; `null` or absent is `None`.
+fn json_string(value: Option<&RawValue>) -> Result<Option<Cow<'_, str>>, ()> {
+    let Some(text) = value.map(RawValue::get).filter(|t| *t != "null") else {
+        return Ok(None);
+    };
+    if let Ok(borrowed) = serde_json::from_str::<&str>(text) {
+        return Ok(Some(Cow::Borrowed(borrowed)));
+    }
+    serde_json::from_str::<String>(text)
+        .map(|owned| Some(Cow::Owned(owned)))
+        .map_err(|_| ())
+}
+
 /// v2/v3: `packages` keyed by install path (`node_modules/a/node_modules/@s/b`).
 fn parse_packages(
     path: &Path,
-    packages: &Value,
+    packages: &RawValue,
     lines: &JsonKeyLines,
     out: &mut Vec<LockedPackage>,
 ) -> Result<(), ParseError> {
-    let Some(packages) = packages.as_object() else {
-        return Err(ParseError::new(
-            path,
-            None,
-            "\"packages\" must be an object",
-        ));
-    };
-    let workspaces = root_workspaces(packages);
-    let records_licenses = packages
+    let not_object = || ParseError::new(path, None, "\"packages\" must be an object");
+    if !packages.get().starts_with('{') {
+        return Err(not_object());
+    }
+    let raw: BTreeMap<Cow<'_, str>, &RawValue> =
+        serde_json::from_str(packages.get()).map_err(|_| not_object())?;
+    let mut entries = BTreeMap::new();
+    for (key, value) in raw {
+        let line = lines.get(&["packages", &key]);
+        let entry = PackageEntry::read(path, &key, value.get(), line)?;
+        entries.insert(key, entry);
+    }
+    let workspaces = entries
+        .get("")
+        .and_then(|root| root.raw.workspaces)
+        .map(root_workspaces)
+        .unwrap_or_default();
+    let records_licenses = entries
         .iter()
-        .any(|(key, entry)| !key.is_empty() && entry.get("license").is_some());
-    for (key, entry) in packages {
+        .any(|(key, entry)| !key.is_empty() && entry.raw.license.is_some());
+    for (key, entry) in &entries {
+        let line = entry.line;
         // The root project itself is not a dependency.
         if key.is_empty() {
             continue;
         }
-        let line = lines.get(&["packages", key]);
-        let entry = as_object(path, line, key, entry)?;
         // Keys without `node_modules/` are link targets (workspace members, `file:` dirs);
         // they are reported once, through the `node_modules/...` link that points at them.
         let Some((_, install_name)) = key.rsplit_once("node_modules/") else {
             continue;
         };
-        let name = str_field(path, line, entry, "name")?.unwrap_or(install_name);
-        if entry.get("link").and_then(Value::as_bool) == Some(true) {
-            let target = str_field(path, line, entry, "resolved")?.unwrap_or_default();
-            let target_entry = packages.get(target).and_then(Value::as_object);
-            let field = |f: &str| target_entry.and_then(|t| t.get(f)).and_then(Value::as_str);
+        let name = entry.name.as_deref().unwrap_or(install_name);
+        if entry.raw.link.is_some_and(|l| l.get() == "true") {
+            let target = entry.resolved.as_deref().unwrap_or_default();
+            let target_entry = entries.get(target);
             // `"resolved": ""` links the project to itself (`"name": "file:"` in package.json).
             let shown = if target.is_empty() { "." } else { target };
             let source = if workspaces.iter().any(|w| glob_match(w, target)) {
@@ -85,21 +182,23 @@ fn parse_packages(
                 }
             };
             out.push(locked(
-                field("name").unwrap_or(name),
-                field("version").unwrap_or_default(),
+                target_entry.and_then(|t| t.name.as_deref()).unwrap_or(name),
+                target_entry
+                    .and_then(|t| t.version.as_deref())
+                    .unwrap_or_default(),
                 source,
                 line,
             ));
             continue;
         }
-        let Some(version) = str_field(path, line, entry, "version")? else {
+        let Some(version) = entry.version.as_deref() else {
             return Err(ParseError::new(
                 path,
                 line,
                 format!("package \"{key}\" has no \"version\""),
             ));
         };
-        let source = match str_field(path, line, entry, "resolved")? {
+        let source = match entry.resolved.as_deref() {
             Some(resolved) => source_from_resolved(name, version, resolved),
             None => classify_spec(version).unwrap_or(PackageSource::Registry { url: None }),
         };
@@ -115,22 +214,26 @@ fn parse_packages(
 /// in a lockfile that records licenses at all, an absent field is an answer ("none"). A
 /// lockfile recording no license anywhere (another writer) gets no metadata: an unknown
 /// license must not read as a missing one.
-fn entry_metadata(entry: &Map<String, Value>) -> VersionMetadata {
-    let license = match entry.get("license") {
-        Some(Value::String(s)) => Some(s.clone()),
-        // Legacy `{"type": "MIT", "url": ...}` objects, copied through by old manifests.
-        Some(Value::Object(o)) => o.get("type").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    };
+fn entry_metadata(entry: &PackageEntry<'_>) -> VersionMetadata {
+    /// Legacy `{"type": "MIT", "url": ...}` objects, copied through by old manifests.
+    #[derive(Deserialize)]
+    struct LicenseObject {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    let string = |raw: &RawValue| serde_json::from_str::<String>(raw.get()).ok();
+    let entry = &entry.raw;
+    let license = entry.license.and_then(|raw| {
+        string(raw).or_else(|| {
+            serde_json::from_str::<LicenseObject>(raw.get())
+                .ok()
+                .and_then(|o| o.kind)
+        })
+    });
     VersionMetadata {
         license,
-        has_install_scripts: Some(
-            entry.get("hasInstallScript").and_then(Value::as_bool) == Some(true),
-        ),
-        deprecated: entry
-            .get("deprecated")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        has_install_scripts: Some(entry.has_install_script.is_some_and(|r| r.get() == "true")),
+        deprecated: entry.deprecated.and_then(string),
         ..VersionMetadata::default()
     }
 }
@@ -184,11 +287,11 @@ fn parse_v1_deps(
 }
 
 /// The root entry's `workspaces` globs (array, or `{packages: [...]}` in older files).
-fn root_workspaces(packages: &Map<String, Value>) -> Vec<String> {
-    let Some(ws) = packages.get("").and_then(|r| r.get("workspaces")) else {
+fn root_workspaces(raw: &RawValue) -> Vec<String> {
+    let Ok(ws) = serde_json::from_str::<Value>(raw.get()) else {
         return Vec::new();
     };
-    let list = ws.get("packages").unwrap_or(ws);
+    let list = ws.get("packages").unwrap_or(&ws);
     list.as_array()
         .map(|a| {
             a.iter()
@@ -325,12 +428,22 @@ const DEFAULT_REGISTRIES: [&str; 4] = [
 pub(super) fn registry_of_tarball(url: &str, name: &str, version: &str) -> Option<PackageSource> {
     let bare = url.split(['#', '?']).next().unwrap_or(url);
     let unscoped = name.rsplit('/').next().unwrap_or(name);
-    let tail = format!("/-/{unscoped}-{version}.tgz");
-    let base_and_name = bare.strip_suffix(&tail)?;
-    let encoded = name.replacen('/', "%2f", 1);
-    let base = [name, encoded.as_str(), &name.replacen('/', "%2F", 1)]
-        .iter()
-        .find_map(|n| base_and_name.strip_suffix(n)?.strip_suffix('/'))?;
+    // `<base>/<name>/-/<unscoped>-<version>.tgz`, the scope's `/` maybe percent-encoded.
+    let base_and_name = bare
+        .strip_suffix(".tgz")
+        .and_then(|s| s.strip_suffix(version))
+        .and_then(|s| s.strip_suffix('-'))
+        .and_then(|s| s.strip_suffix(unscoped))
+        .and_then(|s| s.strip_suffix("/-/"))?;
+    let base = match name.split_once('/') {
+        None => base_and_name.strip_suffix(name),
+        Some((scope, _)) => base_and_name.strip_suffix(unscoped).and_then(|s| {
+            ["/", "%2f", "%2F"]
+                .iter()
+                .find_map(|sep| s.strip_suffix(sep)?.strip_suffix(scope))
+        }),
+    }
+    .and_then(|s| s.strip_suffix('/'))?;
     let url = (!DEFAULT_REGISTRIES.contains(&base)).then(|| base.to_owned());
     Some(PackageSource::Registry { url })
 }
@@ -347,17 +460,36 @@ pub(super) fn source_from_resolved(name: &str, version: &str, resolved: &str) ->
 /// keeping the first (and its line). Parsers walk maps whose order is not the file's.
 pub(super) fn dedup(mut packages: Vec<LockedPackage>) -> Vec<LockedPackage> {
     packages.sort_by_key(|p| p.line.unwrap_or(u32::MAX));
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_capacity(packages.len());
+    let first: Vec<bool> = packages
+        .iter()
+        .map(|p| seen.insert((p.name.as_str(), p.version.as_str(), &p.source)))
+        .collect();
+    drop(seen);
     packages
         .into_iter()
-        .filter(|p| seen.insert((p.name.clone(), p.version.clone(), p.source.clone())))
+        .zip(first)
+        .filter_map(|(p, first)| first.then_some(p))
         .collect()
 }
 
 /// 1-based line of every object key whose enclosing key is one of `containers`, by its
 /// path of enclosing keys. serde_json gives no spans; one lexical pass over the text
-/// (strings and brackets only) is enough to find entry keys.
-pub(super) struct JsonKeyLines(HashMap<String, u32>);
+/// (strings and brackets only) is enough to find entry keys. Paths are kept as 64-bit
+/// SipHash digests, not joined strings (thousands of entries): a collision could only
+/// give a finding the wrong line.
+pub(super) struct JsonKeyLines(HashMap<u64, u32>);
+
+fn path_digest<'p>(parts: impl IntoIterator<Item = &'p str>) -> u64 {
+    use std::hash::Hasher as _;
+    let mut hasher = std::hash::DefaultHasher::new();
+    for part in parts {
+        hasher.write(part.as_bytes());
+        // Not valid UTF-8: no key contains it, so ["ab", "c"] and ["a", "bc"] differ.
+        hasher.write_u8(0xff);
+    }
+    hasher.finish()
+}
 
 impl JsonKeyLines {
     pub(super) fn scan(text: &str, containers: &[&str]) -> Self {
@@ -390,7 +522,7 @@ impl JsonKeyLines {
                     if k < bytes.len() && bytes[k] == b':' {
                         let key = text.get(start..end).unwrap_or_default();
                         if stack.last().is_some_and(|c| containers.contains(c)) {
-                            map.entry(format!("{}\0{key}", stack.join("\0")))
+                            map.entry(path_digest(stack.iter().copied().chain([key])))
                                 .or_insert(line);
                         }
                         last_key = Some(key);
@@ -414,6 +546,9 @@ impl JsonKeyLines {
 
     /// Line of the key at `path` (enclosing keys from the top level, then the key).
     pub(super) fn get(&self, path: &[&str]) -> Option<u32> {
-        self.0.get(&format!("\0{}", path.join("\0"))).copied()
+        // The top-level object's own "key" is empty.
+        self.0
+            .get(&path_digest([""].into_iter().chain(path.iter().copied())))
+            .copied()
     }
 }

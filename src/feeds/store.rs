@@ -31,6 +31,8 @@ const META: &str = "meta/";
 const DATA: &str = "data/";
 const INDEXED: &str = "indexed/";
 const BY_PACKAGE_TREE: &str = "feeds-by-package";
+/// Below this many packages per thread, spawning costs more than it saves.
+const MIN_LOOKUPS_PER_THREAD: usize = 500;
 
 /// One source's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,12 +259,44 @@ impl FeedStore {
             }
         }
         let in_use: HashSet<&[u8]> = sources.iter().map(|s| s.name.as_bytes()).collect();
-        let mut seen = HashSet::new();
+        let mut packages: Vec<(Ecosystem, &str)> = packages.into_iter().collect();
+        packages.sort_unstable();
+        packages.dedup();
+        // Each lookup walks sled pages that a fresh process has to read and deserialize
+        // first: thousands of packages split over the cores (a parallel walk of one tree).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(4);
+        let chunk = packages.len().div_ceil(threads).max(MIN_LOOKUPS_PER_THREAD);
+        let parts: Vec<Result<Vec<Advisory>, FeedError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = packages
+                .chunks(chunk)
+                .map(|part| scope.spawn(|| self.advisories_about(part, &in_use)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(corrupt("feeds-by-package".into(), "a lookup panicked"))
+                    })
+                })
+                .collect()
+        });
         let mut advisories = Vec::new();
-        for (ecosystem, key) in packages {
-            if !seen.insert((ecosystem, key)) {
-                continue;
-            }
+        for part in parts {
+            advisories.extend(part?);
+        }
+        Ok(Some(AdvisoryIndex::new(advisories, revision(&sources))))
+    }
+
+    /// The per-package advisories of `packages` from the sources `in_use`.
+    fn advisories_about(
+        &self,
+        packages: &[(Ecosystem, &str)],
+        in_use: &HashSet<&[u8]>,
+    ) -> Result<Vec<Advisory>, FeedError> {
+        let mut advisories = Vec::new();
+        for &(ecosystem, key) in packages {
             let prefix = package_prefix(ecosystem, key);
             for item in self.by_package.scan_prefix(&prefix) {
                 let (entry_key, value) = item.map_err(StoreError::from)?;
@@ -275,7 +309,7 @@ impl FeedStore {
                 advisories.extend(list);
             }
         }
-        Ok(Some(AdvisoryIndex::new(advisories, revision(&sources))))
+        Ok(advisories)
     }
 
     /// The sources with good data, by name.
