@@ -230,6 +230,8 @@ fn entry_metadata(entry: &PackageEntry<'_>) -> VersionMetadata {
                 .and_then(|o| o.kind)
         })
     });
+    // This lockfile records licenses: none here means the package declares none.
+    let license = Some(license.unwrap_or_default());
     VersionMetadata {
         license,
         has_install_scripts: Some(entry.has_install_script.is_some_and(|r| r.get() == "true")),

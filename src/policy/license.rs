@@ -16,7 +16,8 @@
 //!   spellings; an `-or-later` requirement is denied only when every later version of the
 //!   family is denied too (`GPL-2.0-or-later` with only `GPL-2.0` denied may pick GPL-3.0).
 //! - `license-not-allowed`: `allow` is non-empty and no satisfaction uses allowed licenses only.
-//! - `license-missing`: the registry gave no license (or an empty one).
+//! - `license-missing`: the registry says no license is declared (or an empty one). Where
+//!   the source does not say at all (`VersionMetadata::license` is `None`), nothing is judged.
 //! - `license-unlicensed`: npm's `UNLICENSED`, which means "proprietary, no rights granted".
 //!   No allow list can cover that, so it carries the `not-allowed` verdict even when `allow`
 //!   is empty.
@@ -304,8 +305,10 @@ impl Check for LicenseCheck {
         let Some(metadata) = ctx.metadata else {
             return;
         };
-        let raw = metadata.license.as_deref();
-        let finding = match classify(raw) {
+        let Some(raw) = metadata.license.as_deref() else {
+            return;
+        };
+        let finding = match classify(Some(raw)) {
             Declared::Missing => Some(self.finding(
                 "license-missing",
                 self.config.missing,
@@ -321,10 +324,10 @@ impl Check for LicenseCheck {
                 self.config.unparsable,
                 format!(
                     "license `{}` is not an SPDX expression ({reason})",
-                    quote(raw.unwrap_or_default())
+                    quote(raw)
                 ),
             )),
-            Declared::Expression(expression) => self.judge(raw.unwrap_or_default(), &expression),
+            Declared::Expression(expression) => self.judge(raw, &expression),
         };
         findings.extend(finding);
     }

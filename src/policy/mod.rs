@@ -178,7 +178,10 @@ pub struct VersionMetadata {
     pub published: Option<DateTime<Utc>>,
     /// When the package (its first version) was published.
     pub package_created: Option<DateTime<Utc>>,
-    /// The declared license (an SPDX expression, or whatever the author wrote).
+    /// The declared license (an SPDX expression, or whatever the author wrote). `None`:
+    /// unknown, the source does not say (the cargo sparse index, PyPI's simple index);
+    /// `Some("")`: the source says none is declared (an npm packument without `license`).
+    /// Only a known license is judged: an unknown one must not read as a missing one.
     pub license: Option<String>,
     /// Whether installing runs scripts (npm pre/install/postinstall, crates `build.rs` unknown).
     pub has_install_scripts: Option<bool>,

@@ -283,7 +283,12 @@ pub fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packument, Pro
                 metadata: VersionMetadata {
                     published: parse_time(time.get(v)),
                     package_created,
-                    license: license_of(vdoc).or_else(|| top_license.clone()),
+                    // A packument is the whole manifest: no license there means none declared.
+                    license: Some(
+                        license_of(vdoc)
+                            .or_else(|| top_license.clone())
+                            .unwrap_or_default(),
+                    ),
                     has_install_scripts: Some(has_install_scripts(vdoc)),
                     deprecated: vdoc
                         .get("deprecated")
@@ -599,6 +604,12 @@ mod tests {
             "falls back to the package license"
         );
         assert_eq!(rc.artifacts[0].digest, None);
+        // A packument is the whole manifest: no license anywhere is "none declared" (""),
+        // which the license check reports, unlike an unknown one (None).
+        let bare =
+            r#"{"name": "bare", "versions": {"1.0.0": {"dist": {"tarball": "https://up/b.tgz"}}}}"#;
+        let p = parse_packument(&npm("bare"), bare.as_bytes()).unwrap();
+        assert_eq!(p.records[0].metadata.license.as_deref(), Some(""));
     }
 
     #[test]

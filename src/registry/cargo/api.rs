@@ -54,6 +54,8 @@ pub fn parse_crate_api(body: &[u8]) -> Result<CrateApiInfo, ProtocolError> {
             let metadata = VersionMetadata {
                 published: v.created_at,
                 package_created: created_at,
+                // null when the crate gives a `license-file` instead (and for some early
+                // crates): unknown, not "none declared".
                 license: v.license,
                 yanked: v.yanked.then(String::new),
                 ..VersionMetadata::default()

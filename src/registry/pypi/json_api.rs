@@ -67,10 +67,14 @@ pub fn parse_release_json(body: &[u8]) -> Result<ReleaseInfo, ProtocolError> {
         .filter_map(|f| f.upload_time_iso_8601)
         .min();
     Ok(ReleaseInfo {
-        license: license_of(
-            info.license_expression.as_deref(),
-            info.license.as_deref(),
-            info.classifiers.as_deref().unwrap_or_default(),
+        // The release's own metadata: nothing in it means no license declared.
+        license: Some(
+            license_of(
+                info.license_expression.as_deref(),
+                info.license.as_deref(),
+                info.classifiers.as_deref().unwrap_or_default(),
+            )
+            .unwrap_or_default(),
         ),
         published,
         yanked: info.yanked.then(|| info.yanked_reason.unwrap_or_default()),
