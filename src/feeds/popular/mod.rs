@@ -4,7 +4,9 @@
 //! not; this module says which names are popular, how popular, and finds the popular names
 //! near a given one fast enough to run on every package the proxy serves (a handful of
 //! hash probes, see `crate::policy::typosquat`). The lists in `feeds/popular/` are compiled
-//! in; `policy.typosquat.extra-popular` adds names (internal packages, say).
+//! in together with their indexes, prebuilt by `depfw feeds popular-index` (see `table`);
+//! `policy.typosquat.extra-popular` adds names (internal packages, say), which rebuilds
+//! that ecosystem's index once at start.
 
 mod table;
 
