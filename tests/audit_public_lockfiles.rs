@@ -62,6 +62,30 @@ const EXPECTED: &[Expected] = &[
             ("which-typed-array", "1.1.16"),
         ],
     ),
+    // npm-shrinkwrap.json, lockfileVersion 1: flat `dependencies`, chalk resolved over
+    // `http://registry.npmjs.org` (still the default registry).
+    (
+        "npm/codeblock/npm-shrinkwrap.json",
+        17,
+        &[
+            ("JSV", "4.0.2"),
+            ("chalk", "0.4.0"),
+            ("jsonlint", "1.6.3"),
+            ("underscore", "1.6.0"),
+        ],
+    ),
+    // npm 2 era npm-shrinkwrap.json: no `lockfileVersion`, nested `dependencies` three deep,
+    // `resolved` only on nyks.
+    (
+        "npm/json_index/npm-shrinkwrap.json",
+        10,
+        &[
+            ("glob", "4.0.5"),
+            ("lru-cache", "2.5.0"),
+            ("mootools-more", "1.5.1"),
+            ("nyks", "0.1.6"),
+        ],
+    ),
     // Classic v1, with a quoted `a@^3 || ^4` key.
     (
         "yarn/use-worker-async/yarn.lock",
@@ -101,6 +125,27 @@ const EXPECTED: &[Expected] = &[
             ("form-data", "2.3.3"),
             ("form-data", "2.5.1"),
             ("request", "2.88.2"),
+        ],
+    ),
+    // v6.0 (pnpm 8): `/name@version` keys, `settings`, devDependencies only: yargs 17.7.2's tree.
+    (
+        "pnpm/minigolf-friday-scripts/pnpm-lock.yaml",
+        16,
+        &[
+            ("cliui", "8.0.1"),
+            ("escalade", "3.1.2"),
+            ("yargs", "17.7.2"),
+            ("yargs-parser", "21.1.1"),
+        ],
+    ),
+    // v5.4 (pnpm 7): bare-float `lockfileVersion: 5.4`, `/name/version` keys, `specifiers`.
+    (
+        "pnpm/htn-backend-scripts/pnpm-lock.yaml",
+        7,
+        &[
+            ("dotenv", "16.0.3"),
+            ("formdata-polyfill", "4.0.10"),
+            ("node-fetch", "3.3.0"),
         ],
     ),
     // Text bun.lock (JSON with trailing commas); the root workspace has no `packages` entry.
@@ -144,6 +189,18 @@ const EXPECTED: &[Expected] = &[
             ("test-pkg", "0.1.0"),
         ],
     ),
+    // PEP 751 `pylock.toml` written by uv (lock-version 1.0): wheels only, no `index` keys,
+    // some wheels on the Pyodide CDN; one package is an `archive` from a GitHub release.
+    (
+        "pylock/ext-reg/pylock.toml",
+        18,
+        &[
+            ("fastapi", "0.141.1"),
+            ("inkcre-extension-toolkit", "0.2.0"),
+            ("pydantic-core", "2.27.2"),
+            ("sqlalchemy", "2.0.52"),
+        ],
+    ),
     // pip-compile --generate-hashes with `--find-links .` and an "unsafe" section.
     (
         "requirements/rhc-worker-playbook/requirements.txt",
@@ -178,7 +235,7 @@ fn each_public_lockfile_parses_to_the_pins_it_holds() {
 
 /// Every package of these files comes from the default registry except these, read off the
 /// files: the Cargo and uv projects themselves (Cargo.lock records no path for its root
-/// crate) and the npm project's `file:` link to itself.
+/// crate), the npm project's `file:` link to itself, and the pylock `archive` wheel.
 #[test]
 fn only_the_projects_themselves_are_reported_as_non_registry() {
     let mut found = Vec::new();
@@ -210,6 +267,13 @@ fn only_the_projects_themselves_are_reported_as_non_registry() {
                 "npm/alexa-guitar-tuner/package-lock.json".to_string(),
                 "hello-world".to_string(),
                 PackageSource::Path { path: ".".into() }
+            ),
+            (
+                "pylock/ext-reg/pylock.toml".to_string(),
+                "inkcre-extension-toolkit".to_string(),
+                PackageSource::Url {
+                    url: "https://github.com/InKCre/ext-reg/releases/download/toolkit-v0.2.0/inkcre_extension_toolkit-0.2.0-py3-none-any.whl".into()
+                }
             ),
             (
                 "uv/test_pkg/uv.lock".to_string(),
