@@ -75,6 +75,48 @@ async fn every_api_route_refuses_without_the_right_token() {
     assert_eq!(f.changes(), 0);
 }
 
+/// Wrong bearer tokens count per address, like the page's sign-in; a request without any
+/// token is a client that does not know the API yet, not a guess.
+#[tokio::test]
+async fn wrong_bearer_tokens_from_one_address_make_it_wait() {
+    let f = Fixture::new();
+    let call = |auth: Option<String>| {
+        let mut req = Request::builder().uri(format!("{MOUNT}/api/overrides"));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        let peer: std::net::SocketAddr = "[2001:db8:7:7::1]:443".parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    };
+    for _ in 0..10 {
+        assert_eq!(f.request(call(None)).await.status, StatusCode::UNAUTHORIZED);
+    }
+    for i in 0..6 {
+        let reply = f
+            .request(call(Some(format!("Bearer wrong-{i}-wrong-wrong"))))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let right = f.request(call(Some(format!("Bearer {TOKEN}")))).await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(right.headers["retry-after"], "1");
+    assert!(right.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many wrong admin tokens"));
+    // The address waited: the right token is taken and resets the count.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let after = f.request(call(Some(format!("Bearer {TOKEN}")))).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+    let again = f
+        .request(call(Some("Bearer wrong-again-wrong-again".into())))
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
 #[tokio::test]
 async fn without_an_admin_token_every_route_is_off() {
     let f = Fixture::with_token(None);

@@ -531,3 +531,49 @@ async fn behind_https_the_cookie_is_secure_and_mirror_urls_use_the_public_url() 
         .unwrap()
         .starts_with("https://depfw.example/a/dfw_"));
 }
+
+/// Sign-in attempts from one address: after five wrong tokens it must wait (429 and
+/// `Retry-After`), even with the right token, so that a guesser cannot tell it found it;
+/// other addresses are not affected.
+#[tokio::test]
+async fn wrong_tokens_from_one_address_make_it_wait() {
+    let f = Fixture::new();
+    let from = |addr: &str, form: String| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{MOUNT}/login"))
+            .header("host", HOST)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap();
+        let peer: std::net::SocketAddr = addr.parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    };
+    let guesser = "198.51.100.9:50000";
+    for i in 0..5 {
+        let reply = f
+            .request(from(guesser, format!("token=guess-{i:02}-guess-guess")))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let sixth = f
+        .request(from(guesser, "token=guess-05-guess-guess".into()))
+        .await;
+    assert_eq!(sixth.status, StatusCode::UNAUTHORIZED);
+    let right = f.request(from(guesser, format!("token={TOKEN}"))).await;
+    assert_eq!(
+        right.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        right.body
+    );
+    assert_eq!(right.headers[header::RETRY_AFTER], "1");
+    assert!(right.body.contains("try again in"), "{}", right.body);
+    assert!(!right.headers.contains_key(header::SET_COOKIE));
+    let elsewhere = f
+        .request(from("198.51.100.10:50000", format!("token={TOKEN}")))
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::SEE_OTHER);
+}

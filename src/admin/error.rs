@@ -37,6 +37,9 @@ pub enum AdminError {
     /// 413: the body is over the limit.
     #[error("{0}")]
     TooLarge(String),
+    /// 429: too many wrong tokens from this address (see `admin::throttle`).
+    #[error("too many wrong admin tokens from this address: try again in {} s", .0.as_secs().max(1))]
+    TooManyAttempts(std::time::Duration),
     /// 500: depfw failed; the cause is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -51,6 +54,7 @@ impl AdminError {
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,8 +78,20 @@ impl IntoResponse for AdminError {
             tracing::info!(status = status.as_u16(), error = ?self.to_string(), "admin request refused");
         }
         let body = serde_json::json!({ "error": self.public_message() });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let AdminError::TooManyAttempts(wait) = self {
+            retry_after(&mut response, wait);
+        }
+        response
     }
+}
+
+/// Sets `Retry-After` to `wait`, in whole seconds rounded up.
+pub fn retry_after(response: &mut Response, wait: std::time::Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
 }
 
 impl From<StoreError> for AdminError {

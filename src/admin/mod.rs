@@ -17,6 +17,7 @@ pub mod html;
 pub mod openapi;
 pub mod pages;
 pub mod sources;
+pub mod throttle;
 mod view;
 
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub struct AdminState {
     pub(crate) default_policy: PolicyPreset,
     pub(crate) public_url: Url,
     pub(crate) sessions: auth::Sessions,
+    /// Wrong tokens per client address, shared by the page's sign-in and the API.
+    pub(crate) throttle: Arc<throttle::Throttle>,
 }
 
 impl AdminState {
@@ -82,6 +85,7 @@ impl AdminState {
             default_policy: defaults.agents.default_policy,
             public_url: defaults.server.public_url,
             sessions: auth::Sessions::default(),
+            throttle: Arc::default(),
         })
     }
 
@@ -295,12 +299,28 @@ async fn disabled() -> AdminError {
 }
 
 async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let now = std::time::Instant::now();
+    if let Err(wait) = state.throttle.check(peer, now) {
+        return AdminError::TooManyAttempts(wait).into_response();
+    }
     let presented = auth::bearer(request.headers());
     let ok = match (&state.admin_token, presented) {
         (Some(token), Some(presented)) => token.verify(presented),
         _ => false,
     };
-    if !ok {
+    if ok {
+        state.throttle.succeeded(peer);
+    } else {
+        // A missing header is a client that does not know the API yet, not a guess.
+        if presented.is_some() {
+            if let Some(wait) = state.throttle.failed(peer, now) {
+                tracing::warn!(peer = ?peer, "admin API: wrong tokens, this address waits {wait:?}");
+            }
+        }
         let why = if presented.is_none() {
             "this route needs `Authorization: Bearer <admin token>`"
         } else {

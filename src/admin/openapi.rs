@@ -6,17 +6,20 @@ use serde_json::{json, Value};
 
 fn error_responses(codes: &[&str]) -> Value {
     let mut map = serde_json::Map::new();
-    for code in codes {
-        let description = match *code {
+    // Every route that checks the token also counts wrong ones (`admin::throttle`).
+    let throttled = codes.contains(&"401").then_some("429");
+    for code in codes.iter().copied().chain(throttled) {
+        let description = match code {
             "400" => "bad input (malformed JSON, unknown field, invalid value); nothing changed",
             "401" => "no or wrong admin token",
             "404" => "unknown id or name",
             "409" => "duplicate, or already resolved/removed/suspended; nothing changed",
             "413" => "request body over the limit",
+            "429" => "too many wrong admin tokens from this address; `Retry-After` says when to try again",
             _ => "error",
         };
         map.insert(
-            (*code).to_owned(),
+            code.to_owned(),
             json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
         );
     }

@@ -5,10 +5,13 @@
 //! (POST-redirect-GET), its outcome shown once from the session. Each POST needs the
 //! session cookie, the session's CSRF token and a same-site origin.
 
+use std::net::SocketAddr;
+
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 
 use super::auth::{self, Flash, Session, SESSION_COOKIE};
@@ -187,9 +190,11 @@ fn done(text: String) -> Result<Flash, AdminError> {
 
 pub async fn login(
     State(state): State<AdminState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     if !auth::same_origin(&headers, &state.public_url) {
         return error_page(&AdminError::Forbidden(
             "this form was sent from another site".to_owned(),
@@ -204,12 +209,19 @@ pub async fn login(
             "the admin endpoint is disabled".into(),
         ));
     };
-    // TODO: throttle failed sign-ins (and failed API tokens) per client address; a token of
-    // 16+ random characters makes guessing impractical, but a weak one is not refused.
+    let now = std::time::Instant::now();
+    if let Err(wait) = state.throttle.check(peer, now) {
+        let text = AdminError::TooManyAttempts(wait).to_string();
+        let mut page = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&text));
+        super::error::retry_after(&mut page, wait);
+        return page;
+    }
     if !token.verify(fields.text("token")) {
-        tracing::warn!("admin page: sign-in with a wrong token");
+        tracing::warn!(peer = ?peer, "admin page: sign-in with a wrong token");
+        state.throttle.failed(peer, now);
         return login_page(StatusCode::UNAUTHORIZED, Some("wrong admin token"));
     }
+    state.throttle.succeeded(peer);
     let name = fields.text("name").trim();
     if name.chars().count() > 64 || name.chars().any(char::is_control) {
         return login_page(

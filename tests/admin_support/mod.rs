@@ -2,10 +2,12 @@
 //! at /admin as the proxy nests it, and requests through `oneshot` (no sockets).
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use chrono::Utc;
@@ -18,6 +20,8 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+static NEXT_CLIENT: AtomicUsize = AtomicUsize::new(1);
 
 pub struct Fixture {
     pub app: Router,
@@ -76,7 +80,21 @@ impl Fixture {
         self.changes.load(Ordering::SeqCst)
     }
 
-    pub async fn request(&self, request: Request<Body>) -> Reply {
+    /// Sends `request` as the server would, with the client's address: each request from a
+    /// new one unless the request already names it (wrong-token throttling counts per
+    /// address, and most tests send many wrong tokens on purpose).
+    pub async fn request(&self, mut request: Request<Body>) -> Reply {
+        if request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none()
+        {
+            let n = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + n as u32);
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+        }
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();

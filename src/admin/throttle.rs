@@ -1,0 +1,166 @@
+//! Wrong admin tokens, counted per client address, so that the token cannot be guessed.
+//!
+//! The admin page's sign-in and the API's `Authorization: Bearer` both check the one admin
+//! token. A long random token makes guessing hopeless, but depfw cannot refuse a weak one it
+//! is given, so after a few wrong tokens from one address every further attempt from it is
+//! refused unseen (429 with `Retry-After`) for a delay that doubles with each failure, up to
+//! 15 minutes. A right token resets the count. IPv6 clients are counted per /64, the block a
+//! single host can pick addresses from. While blocked, even the right token is refused: a
+//! guesser must not learn that it found it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Wrong tokens allowed from an address before it waits.
+const FREE_FAILURES: u32 = 5;
+/// The first wait; each further failure doubles it.
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+/// Addresses remembered at most; quiet ones are forgotten first.
+const MAX_CLIENTS: usize = 10_000;
+
+/// Who is counted: an IPv4 address, an IPv6 /64, or every client whose address is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    Address(IpAddr),
+    Unknown,
+}
+
+impl Client {
+    fn of(peer: Option<SocketAddr>) -> Client {
+        match peer.map(|p| p.ip().to_canonical()) {
+            Some(IpAddr::V6(v6)) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                Client::Address(IpAddr::V6(prefix.into()))
+            }
+            Some(v4) => Client::Address(v4),
+            None => Client::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    blocked_until: Option<Instant>,
+}
+
+/// The failure counts of every client that recently presented a wrong token.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    clients: Mutex<HashMap<Client, Failures>>,
+}
+
+impl Throttle {
+    /// `Err(wait)` while `peer` must wait before its token is even looked at.
+    pub fn check(&self, peer: Option<SocketAddr>, now: Instant) -> Result<(), Duration> {
+        let Ok(clients) = self.clients.lock() else {
+            return Ok(());
+        };
+        match clients.get(&Client::of(peer)).and_then(|f| f.blocked_until) {
+            Some(until) if until > now => Err(until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong token from `peer`; returns how long it must now wait, if at all.
+    pub fn failed(&self, peer: Option<SocketAddr>, now: Instant) -> Option<Duration> {
+        let Ok(mut clients) = self.clients.lock() else {
+            return None;
+        };
+        if clients.len() >= MAX_CLIENTS {
+            clients.retain(|_, f| now.saturating_duration_since(f.last) < MAX_DELAY);
+        }
+        if clients.len() >= MAX_CLIENTS {
+            // Flooded from over 10k addresses in 15 minutes: count them all as one.
+            clients.clear();
+        }
+        let entry = clients.entry(Client::of(peer)).or_insert(Failures {
+            count: 0,
+            last: now,
+            blocked_until: None,
+        });
+        // A client quiet for longer than the longest wait starts afresh.
+        if now.saturating_duration_since(entry.last) >= MAX_DELAY {
+            entry.count = 0;
+        }
+        entry.count = entry.count.saturating_add(1);
+        entry.last = now;
+        let over = entry.count.checked_sub(FREE_FAILURES + 1)?;
+        let wait = FIRST_DELAY
+            .saturating_mul(1u32.checked_shl(over).unwrap_or(u32::MAX))
+            .min(MAX_DELAY);
+        entry.blocked_until = Some(now + wait);
+        Some(wait)
+    }
+
+    /// A right token: `peer` starts afresh.
+    pub fn succeeded(&self, peer: Option<SocketAddr>) {
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.remove(&Client::of(peer));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Option<SocketAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn waits_start_after_the_free_failures_and_double() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        let peer = addr("203.0.113.7:5000");
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(throttle.failed(peer, now), None);
+            assert!(throttle.check(peer, now).is_ok());
+        }
+        assert_eq!(throttle.failed(peer, now), Some(FIRST_DELAY));
+        assert_eq!(throttle.check(peer, now), Err(FIRST_DELAY));
+        assert!(throttle.check(peer, now + FIRST_DELAY).is_ok());
+        assert_eq!(throttle.failed(peer, now), Some(2 * FIRST_DELAY));
+        for _ in 0..40 {
+            throttle.failed(peer, now);
+        }
+        assert_eq!(throttle.check(peer, now), Err(MAX_DELAY));
+        // Another address is not affected; a right token resets.
+        assert!(throttle.check(addr("203.0.113.8:5000"), now).is_ok());
+        throttle.succeeded(peer);
+        assert!(throttle.check(peer, now).is_ok());
+    }
+
+    #[test]
+    fn ipv6_hosts_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        for i in 0..=FREE_FAILURES {
+            throttle.failed(addr(&format!("[2001:db8:1:2::{i:x}]:443")), now);
+        }
+        assert!(throttle
+            .check(addr("[2001:db8:1:2:ffff::1]:1"), now)
+            .is_err());
+        assert!(throttle.check(addr("[2001:db8:1:3::1]:1"), now).is_ok());
+        for _ in 0..=FREE_FAILURES {
+            throttle.failed(addr("[::ffff:198.51.100.4]:1"), now);
+        }
+        assert!(throttle.check(addr("198.51.100.4:2"), now).is_err());
+    }
+
+    #[test]
+    fn a_quiet_client_starts_afresh() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        let peer = addr("192.0.2.1:1");
+        for _ in 0..FREE_FAILURES {
+            throttle.failed(peer, now);
+        }
+        assert_eq!(throttle.failed(peer, now + MAX_DELAY), None);
+    }
+}
