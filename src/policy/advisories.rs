@@ -98,21 +98,20 @@ impl AdvisoriesCheck {
     }
 }
 
-/// `ID (ALIAS, ALIAS, …)`.
+/// `ID (ALIAS, ALIAS, …)`, written straight into one string: a package like Django has
+/// dozens of affecting advisories, and every finding pays for its message.
 fn cite(advisory: &Advisory) -> String {
-    let mut out = advisory.id.clone();
+    let mut out = String::with_capacity(96);
+    out.push_str(&advisory.id);
+    for (i, alias) in advisory.aliases.iter().take(MESSAGE_ALIASES).enumerate() {
+        out.push_str(if i == 0 { " (" } else { ", " });
+        out.push_str(alias);
+    }
+    let more = advisory.aliases.len().saturating_sub(MESSAGE_ALIASES);
+    if more > 0 {
+        let _ = write!(out, ", +{more}");
+    }
     if !advisory.aliases.is_empty() {
-        let shown: Vec<&str> = advisory
-            .aliases
-            .iter()
-            .take(MESSAGE_ALIASES)
-            .map(String::as_str)
-            .collect();
-        let more = advisory.aliases.len().saturating_sub(MESSAGE_ALIASES);
-        let _ = write!(out, " ({}", shown.join(", "));
-        if more > 0 {
-            let _ = write!(out, ", +{more}");
-        }
         out.push(')');
     }
     out
