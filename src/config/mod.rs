@@ -121,7 +121,7 @@ pub enum AnonymousAccess {
     Never,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     pub npm: Url,
     pub pypi: Url,
@@ -135,6 +135,8 @@ pub struct UpstreamConfig {
     pub max_artifact_bytes: u64,
     pub metadata_ttl_secs: u64,
     pub metadata_cache_entries: u64,
+    /// Byte budget of each render-cache map (parsed documents, rendered responses).
+    pub render_cache_bytes: u64,
     pub artifact_cache_bytes: u64,
 }
 

@@ -69,6 +69,7 @@ pub struct RawUpstream {
     pub max_artifact_bytes: u64,
     pub metadata_ttl_secs: u64,
     pub metadata_cache_entries: u64,
+    pub render_cache_bytes: u64,
     pub artifact_cache_bytes: u64,
 }
 
@@ -85,6 +86,7 @@ impl Default for RawUpstream {
             max_artifact_bytes: 512 * 1024 * 1024,
             metadata_ttl_secs: 300,
             metadata_cache_entries: 10_000,
+            render_cache_bytes: 256 * 1024 * 1024,
             artifact_cache_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
@@ -345,6 +347,7 @@ impl RawConfig {
             ("upstream.max-metadata-bytes", u.max_metadata_bytes),
             ("upstream.max-artifact-bytes", u.max_artifact_bytes),
             ("upstream.metadata-cache-entries", u.metadata_cache_entries),
+            ("upstream.render-cache-bytes", u.render_cache_bytes),
         ] {
             if value == 0 {
                 p.push(key, "must be greater than zero");
@@ -361,6 +364,7 @@ impl RawConfig {
             max_artifact_bytes: u.max_artifact_bytes,
             metadata_ttl_secs: u.metadata_ttl_secs,
             metadata_cache_entries: u.metadata_cache_entries,
+            render_cache_bytes: u.render_cache_bytes,
             artifact_cache_bytes: u.artifact_cache_bytes,
         };
 

@@ -12,8 +12,7 @@ fn example_config_parses_and_matches_the_defaults() {
         config.server.refused_versions,
         defaults.server.refused_versions
     );
-    assert_eq!(config.upstream.npm, defaults.upstream.npm);
-    assert_eq!(config.upstream.pypi_json, defaults.upstream.pypi_json);
+    assert_eq!(config.upstream, defaults.upstream);
     assert_eq!(config.feeds.sources, defaults.feeds.sources);
     assert_eq!(config.agents.limits, defaults.agents.limits);
     assert_eq!(config.agents.default_policy, defaults.agents.default_policy);
@@ -81,6 +80,7 @@ deny-at = "severe"
 yanked = "maybe"
 [upstream]
 pypi-json = "ftp://pypi.org/pypi/"
+render-cache-bytes = 0
 [[overrides.allow]]
 ecosystem = "npm"
 name = "../evil"
@@ -94,6 +94,7 @@ expires = "soon"
         "policy.advisories.deny-at",
         "policy.reputation.yanked",
         "upstream.pypi-json",
+        "upstream.render-cache-bytes",
         "overrides.allow[0].reason",
         "overrides.allow[0].expires",
         "overrides.allow[0].name",

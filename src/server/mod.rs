@@ -116,6 +116,7 @@ impl AppState {
                 upstream: Upstream::new(&config.upstream)?,
                 render: render_cache::RenderCache::new(
                     usize::try_from(config.upstream.metadata_cache_entries).unwrap_or(usize::MAX),
+                    usize::try_from(config.upstream.render_cache_bytes).unwrap_or(usize::MAX),
                     std::time::Duration::from_secs(config.upstream.metadata_ttl_secs),
                 ),
                 artifacts,

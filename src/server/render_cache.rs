@@ -31,10 +31,6 @@ use sha2::{Digest as _, Sha256};
 /// Bodies smaller than this are not worth a `Content-Encoding`.
 const GZIP_MIN_BYTES: usize = 1024;
 
-/// Byte budget of each map (rendered bodies, parsed documents weighted by their source size).
-/// TODO: a config key (`upstream.render-cache-bytes`) once the config settles.
-const BUDGET_BYTES: usize = 256 * 1024 * 1024;
-
 /// A rendered metadata response: body, its ETag and (lazily) its gzip encoding.
 pub struct Rendered {
     body: Bytes,
@@ -246,11 +242,12 @@ pub struct RenderCache {
 
 impl RenderCache {
     /// `entries` bounds each map (as `upstream.metadata-cache-entries` bounds the upstream
-    /// cache); rendered responses expire after `ttl`.
-    pub fn new(entries: usize, ttl: Duration) -> Self {
+    /// cache) and so does `bytes` (`upstream.render-cache-bytes`: rendered bodies, parsed
+    /// documents weighted by their source size); rendered responses expire after `ttl`.
+    pub fn new(entries: usize, bytes: usize, ttl: Duration) -> Self {
         RenderCache {
-            parsed: Mutex::new(Bounded::new(entries, BUDGET_BYTES, None)),
-            rendered: Mutex::new(Bounded::new(entries, BUDGET_BYTES, Some(ttl))),
+            parsed: Mutex::new(Bounded::new(entries, bytes, None)),
+            rendered: Mutex::new(Bounded::new(entries, bytes, Some(ttl))),
         }
     }
 
@@ -364,7 +361,7 @@ mod tests {
 
     #[test]
     fn entries_are_keyed_by_generation_revision_and_variant() {
-        let cache = RenderCache::new(10, Duration::from_secs(60));
+        let cache = RenderCache::new(10, 1 << 20, Duration::from_secs(60));
         let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
         cache.put_rendered("u", "full", 1, "a", Arc::clone(&r));
         assert!(cache.rendered("u", "full", 1, "a").is_some());
@@ -385,7 +382,7 @@ mod tests {
 
     #[test]
     fn rendered_entries_expire_after_the_ttl() {
-        let cache = RenderCache::new(10, Duration::ZERO);
+        let cache = RenderCache::new(10, 1 << 20, Duration::ZERO);
         let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
         cache.put_rendered("u", "full", 1, "a", r);
         assert!(cache.rendered("u", "full", 1, "a").is_none());
