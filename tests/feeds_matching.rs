@@ -113,6 +113,30 @@ fn explicit_versions_compare_as_versions() {
     assert!(!affected(&ix, Ecosystem::PyPI, "fx-versions", "1.1"));
 }
 
+/// Ranges and explicit versions are OR-ed. depfw keeps only the listed versions the ranges
+/// miss (PyPA lists hundreds inside them): those must still count.
+#[test]
+fn explicit_versions_outside_the_ranges_still_count() {
+    let ix = index();
+    for (version, expected) in [
+        ("0.9", false),
+        ("1.0", true),
+        ("1.5", true),
+        ("1.9.9", true),
+        ("2.0", false),
+        ("2.5", false),
+        ("3.0", true),
+        ("3.1rc1", true),
+        ("3.1", false),
+    ] {
+        assert_eq!(
+            affected(&ix, Ecosystem::PyPI, "fx-both", version),
+            expected,
+            "{version}"
+        );
+    }
+}
+
 #[test]
 fn several_introduced_fixed_pairs_in_any_order() {
     let ix = index();

@@ -110,8 +110,11 @@ impl Matcher {
                 }
             }
         }
-        // Sorted for binary search: PyPA lists hundreds of versions per advisory, and the
-        // proxy asks about every version of a package.
+        // PyPA lists hundreds of versions per advisory, nearly all inside its own ranges:
+        // keeping only the ones the ranges miss (the two are OR-ed) spares every lookup of
+        // an unaffected version a binary search. Sorted for that search: the proxy asks
+        // about every version of a package.
+        versions.retain(|v| !ranges.iter().any(|r| range_affects(r, v)));
         versions.sort_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal));
         let matcher = Matcher {
             all: advisory.all_versions,

@@ -83,8 +83,11 @@ impl AdvisoriesCheck {
             }
             kind => message.push_str(kind.as_str()),
         }
-        if let Some(fixed) = fixed_in {
-            let _ = write!(message, ", fixed in {fixed}");
+        // Formatted once: the message and the field carry the same text.
+        let fixed_in = fixed_in.map(Version::to_string);
+        if let Some(fixed) = &fixed_in {
+            message.push_str(", fixed in ");
+            message.push_str(fixed);
         }
         Finding {
             check: NAME.to_owned(),
@@ -93,7 +96,7 @@ impl AdvisoriesCheck {
             verdict,
             message,
             ids: advisory.ids().map(str::to_owned).collect(),
-            fixed_in: fixed_in.map(Version::to_string),
+            fixed_in,
         }
     }
 }
