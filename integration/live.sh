@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Opt-in, not run in CI: depfw against the PUBLIC npm registry, installing real packages
-# with the real npm client. Needs network access and the `depfw serve` command wired.
-# Usage: integration/live.sh [port]
+# Opt-in, not run in CI: depfw against the PUBLIC registries (npm, PyPI, crates.io),
+# installing real packages with the real npm, pip and cargo clients. Needs network access to
+# the registries. Usage: integration/live.sh [port]
 set -euo pipefail
 port="${1:-17878}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,3 +31,19 @@ npm install is-odd@3 @isaacs/string-locale-compare \
 node -e 'console.log(require("is-odd")(3) ? "is-odd works" : "FAIL")'
 grep -q "\"resolved\": \"http://127.0.0.1:$port/npm/is-odd/-/" package-lock.json
 echo "live npm install through depfw: OK"
+
+# PyPI: pip from depfw's simple index; files come through depfw, hash-checked.
+python3 -m pip install --no-cache-dir --disable-pip-version-check --quiet \
+  --index-url "http://127.0.0.1:$port/pypi/simple/" --target "$tmp/site" six==1.16.0
+PYTHONPATH="$tmp/site" python3 -c 'import six; assert six.__version__ == "1.16.0"'
+echo "live pip install through depfw: OK"
+
+# crates.io: cargo with crates-io replaced by depfw's sparse index, fresh CARGO_HOME.
+mkdir -p "$tmp/crate/src" && cd "$tmp/crate"
+printf '[package]\nname = "live"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\nitoa = "1"\n' > Cargo.toml
+echo 'fn main() { println!("{}", itoa::Buffer::new().format(42)); }' > src/main.rs
+CARGO_HOME="$tmp/cargo-home" cargo fetch --quiet \
+  --config 'source.crates-io.replace-with="depfw"' \
+  --config "source.depfw.registry=\"sparse+http://127.0.0.1:$port/cargo/index/\""
+grep -q 'name = "itoa"' Cargo.lock
+echo "live cargo fetch through depfw: OK"
