@@ -235,7 +235,9 @@ fn each_public_lockfile_parses_to_the_pins_it_holds() {
 
 /// Every package of these files comes from the default registry except these, read off the
 /// files: the Cargo and uv projects themselves (Cargo.lock records no path for its root
-/// crate), the npm project's `file:` link to itself, and the pylock `archive` wheel.
+/// crate), the npm project's `file:` link to itself, the pylock `archive` wheel and the two
+/// pylock packages whose only wheels are Pyodide builds on a CDN (pydantic, with a PyPI
+/// wheel beside its CDN one, stays a registry package).
 #[test]
 fn only_the_projects_themselves_are_reported_as_non_registry() {
     let mut found = Vec::new();
@@ -273,6 +275,20 @@ fn only_the_projects_themselves_are_reported_as_non_registry() {
                 "inkcre-extension-toolkit".to_string(),
                 PackageSource::Url {
                     url: "https://github.com/InKCre/ext-reg/releases/download/toolkit-v0.2.0/inkcre_extension_toolkit-0.2.0-py3-none-any.whl".into()
+                }
+            ),
+            (
+                "pylock/ext-reg/pylock.toml".to_string(),
+                "markupsafe".to_string(),
+                PackageSource::Url {
+                    url: "https://cdn.jsdelivr.net/pyodide/v0.28.3/full/markupsafe-3.0.2-cp313-cp313-pyodide_2025_0_wasm32.whl".into()
+                }
+            ),
+            (
+                "pylock/ext-reg/pylock.toml".to_string(),
+                "pydantic-core".to_string(),
+                PackageSource::Url {
+                    url: "https://cdn.jsdelivr.net/pyodide/v0.28.3/full/pydantic_core-2.27.2-cp313-cp313-pyodide_2025_0_wasm32.whl".into()
                 }
             ),
             (

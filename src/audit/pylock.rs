@@ -3,7 +3,8 @@
 //! The standard Python lockfile, written by `pip lock`, `uv export --format pylock.toml`
 //! and others. Each `[[packages]]` entry says where it comes from: `vcs`, `directory`,
 //! `archive`, or an `index` with `sdist`/`wheels`. `version` is optional for the first
-//! three and is reported as `""` when absent.
+//! three and is reported as `""` when absent. Without `index`, files listed only on hosts
+//! other than PyPI's make the package a URL source: not the registry's artifact.
 
 use std::path::Path;
 
@@ -31,6 +32,9 @@ struct Package {
     vcs: Option<Vcs>,
     directory: Option<Location>,
     archive: Option<Location>,
+    #[serde(default)]
+    wheels: Vec<Location>,
+    sdist: Option<Location>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +50,21 @@ struct Vcs {
 struct Location {
     url: Option<String>,
     path: Option<String>,
+}
+
+/// Where PyPI serves release files.
+const PYPI_FILES: &str = "https://files.pythonhosted.org/";
+
+/// The first file URL of an index-less package when none of its files is on PyPI.
+fn off_pypi_file(pkg: &Package) -> Option<String> {
+    let urls: Vec<&str> = pkg
+        .wheels
+        .iter()
+        .chain(&pkg.sdist)
+        .filter_map(|f| f.url.as_deref())
+        .collect();
+    let first = *urls.first()?;
+    (!urls.iter().any(|u| u.starts_with(PYPI_FILES))).then(|| first.to_owned())
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
@@ -89,6 +108,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
                 (None, Some(path)) => PackageSource::Path { path },
                 (None, None) => return Err(missing("archive")),
             }
+        } else if let Some(url) = pkg.index.is_none().then(|| off_pypi_file(&pkg)).flatten() {
+            // No index, and every file is hosted somewhere other than PyPI (a CDN of
+            // rebuilt wheels, say): what installs is not the registry's artifact.
+            PackageSource::Url { url }
         } else {
             pypi_index(pkg.index.as_deref())
         };
