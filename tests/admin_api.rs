@@ -117,6 +117,39 @@ async fn wrong_bearer_tokens_from_one_address_make_it_wait() {
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 }
 
+/// Behind a trusted reverse proxy, wrong tokens count against the client the proxy names
+/// in `X-Forwarded-For`: one guesser does not make every admin wait.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_counted_apart() {
+    let config =
+        depfw::config::Config::from_toml("[admin]\ntrusted-proxies = [\"10.1.1.1\"]\n", "t.toml")
+            .unwrap();
+    let f = Fixture::with_token_and_config(
+        Some(depfw::admin::AdminToken::new(TOKEN, "test").unwrap()),
+        &config,
+    );
+    let call = |client: &str, token: &str| {
+        let mut req = Request::builder()
+            .uri(format!("{MOUNT}/api/overrides"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-forwarded-for", client)
+            .body(Body::empty())
+            .unwrap();
+        let proxy: std::net::SocketAddr = "10.1.1.1:9000".parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(proxy));
+        req
+    };
+    for i in 0..7 {
+        f.request(call("203.0.113.66", &format!("wrong-{i}-wrong-wrong")))
+            .await;
+    }
+    let guesser = f.request(call("203.0.113.66", TOKEN)).await;
+    assert_eq!(guesser.status, StatusCode::TOO_MANY_REQUESTS);
+    let admin = f.request(call("198.51.100.20", TOKEN)).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+}
+
 #[tokio::test]
 async fn without_an_admin_token_every_route_is_off() {
     let f = Fixture::with_token(None);

@@ -322,6 +322,7 @@ mod config_tests {
         let mut config = AdminConfig {
             token_file: Some(path.clone()),
             token_env: "DEPFW_TEST_ADMIN_TOKEN_UNSET".to_owned(),
+            trusted_proxies: Vec::new(),
         };
         let token = AdminToken::from_config(&config).unwrap().unwrap();
         assert!(token.verify("file-token-0123456789"));

@@ -66,6 +66,7 @@ pub struct AdminState {
     pub(crate) sessions: auth::Sessions,
     /// Wrong tokens per client address, shared by the page's sign-in and the API.
     pub(crate) throttle: Arc<throttle::Throttle>,
+    pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 impl AdminState {
@@ -86,6 +87,7 @@ impl AdminState {
             public_url: defaults.server.public_url,
             sessions: auth::Sessions::default(),
             throttle: Arc::default(),
+            trusted_proxies: Arc::from([]),
         })
     }
 
@@ -93,7 +95,18 @@ impl AdminState {
     pub fn with_config(mut self, config: &Config) -> Self {
         self.default_policy = config.agents.default_policy;
         self.public_url = config.server.public_url.clone();
+        self.trusted_proxies = Arc::from(config.admin.trusted_proxies.as_slice());
         self
+    }
+
+    /// The address wrong tokens are counted against: the peer, or the client a trusted
+    /// reverse proxy names in `X-Forwarded-For`.
+    pub(crate) fn client_of(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<std::net::SocketAddr> {
+        throttle::client_address(peer, headers, &self.trusted_proxies)
     }
 
     pub fn with_log(mut self, log: Arc<dyn DecisionLog>) -> Self {
@@ -303,6 +316,7 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
+    let peer = state.client_of(peer, request.headers());
     let now = std::time::Instant::now();
     if let Err(wait) = state.throttle.check(peer, now) {
         return AdminError::TooManyAttempts(wait).into_response();

@@ -194,7 +194,7 @@ pub async fn login(
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
-    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    let peer = state.client_of(peer.map(|Extension(ConnectInfo(addr))| addr), &headers);
     if !auth::same_origin(&headers, &state.public_url) {
         return error_page(&AdminError::Forbidden(
             "this form was sent from another site".to_owned(),

@@ -6,12 +6,16 @@
 //! refused unseen (429 with `Retry-After`) for a delay that doubles with each failure, up to
 //! 15 minutes. A right token resets the count. IPv6 clients are counted per /64, the block a
 //! single host can pick addresses from. While blocked, even the right token is refused: a
-//! guesser must not learn that it found it.
+//! guesser must not learn that it found it. Behind a reverse proxy every client has the
+//! proxy's address, so one guesser would make every admin wait: `admin.trusted-proxies`
+//! names the proxies whose `X-Forwarded-For` says who the client is.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
 
 /// Wrong tokens allowed from an address before it waits.
 const FREE_FAILURES: u32 = 5;
@@ -105,6 +109,37 @@ impl Throttle {
     }
 }
 
+/// The client behind `peer`: when `peer` is a trusted proxy, the rightmost address in
+/// `X-Forwarded-For` that is not itself a trusted proxy (each proxy appends the address it
+/// saw, so addresses left of the first untrusted one may be forged by the client).
+pub fn client_address(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpAddr],
+) -> Option<SocketAddr> {
+    let is_trusted = |ip: IpAddr| trusted.contains(&ip.to_canonical());
+    let peer_ip = peer?.ip().to_canonical();
+    if !is_trusted(peer_ip) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return Some(SocketAddr::new(ip, 0)),
+            // An unreadable hop: nothing left of it can be trusted; count the proxy.
+            Err(_) => break,
+        }
+    }
+    peer
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +186,28 @@ mod tests {
             throttle.failed(addr("[::ffff:198.51.100.4]:1"), now);
         }
         assert!(throttle.check(addr("198.51.100.4:2"), now).is_err());
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_seen_through_and_anyone_else_is_not() {
+        let trusted: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "::1".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.5".parse().unwrap());
+        headers.append("x-forwarded-for", "10.0.0.2".parse().unwrap());
+        let client = |peer: &str| client_address(addr(peer), &headers, &trusted);
+        // Through the proxy (and a second trusted hop): the client it saw, not the forgeable
+        // leftmost entry.
+        assert_eq!(client("10.0.0.2:1"), addr("203.0.113.5:0"));
+        assert_eq!(client("[::1]:1"), addr("203.0.113.5:0"));
+        // Straight from an untrusted peer, the header is the client's own claim: ignored.
+        assert_eq!(client("198.51.100.1:7"), addr("198.51.100.1:7"));
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-for", "203.0.113.5, not-an-ip".parse().unwrap());
+        assert_eq!(
+            client_address(addr("10.0.0.2:1"), &bad, &trusted),
+            addr("10.0.0.2:1")
+        );
+        assert_eq!(client_address(None, &headers, &trusted), None);
     }
 
     #[test]

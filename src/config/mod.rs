@@ -71,6 +71,9 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
     /// The environment variable read when `token_file` is unset.
     pub token_env: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client, for counting wrong tokens
+    /// per client rather than per proxy (`admin::throttle`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[agents]`: per-agent presets and the circuit breaker.

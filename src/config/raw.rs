@@ -254,6 +254,8 @@ pub struct RawAdmin {
     pub token_file: Option<PathBuf>,
     /// The environment variable holding the admin token when `token-file` is unset.
     pub token_env: String,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawAdmin {
@@ -261,6 +263,7 @@ impl Default for RawAdmin {
         RawAdmin {
             token_file: None,
             token_env: "DEPFW_ADMIN_TOKEN".to_owned(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -523,9 +526,20 @@ impl RawConfig {
                 "an environment variable name is letters, digits and `_`",
             );
         }
+        let mut trusted_proxies = Vec::new();
+        for (i, raw) in self.admin.trusted_proxies.iter().enumerate() {
+            match raw.trim().parse() {
+                Ok(ip) => trusted_proxies.push(ip),
+                Err(_) => p.push(
+                    format!("admin.trusted-proxies[{i}]"),
+                    "an IP address (`127.0.0.1`, `::1`), not a name or a range",
+                ),
+            }
+        }
         let admin = AdminConfig {
             token_file: self.admin.token_file.clone(),
             token_env,
+            trusted_proxies,
         };
 
         if !p.0.is_empty() {

@@ -78,6 +78,8 @@ listen = "nowhere"
 deny-at = "severe"
 [policy.reputation]
 yanked = "maybe"
+[admin]
+trusted-proxies = ["127.0.0.1", "proxy.internal"]
 [upstream]
 pypi-json = "ftp://pypi.org/pypi/"
 render-cache-bytes = 0
@@ -95,6 +97,7 @@ expires = "soon"
         "policy.reputation.yanked",
         "upstream.pypi-json",
         "upstream.render-cache-bytes",
+        "admin.trusted-proxies[1]",
         "overrides.allow[0].reason",
         "overrides.allow[0].expires",
         "overrides.allow[0].name",

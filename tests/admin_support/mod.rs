@@ -48,6 +48,14 @@ impl Fixture {
     }
 
     pub fn with_token(token: Option<AdminToken>) -> Fixture {
+        Self::with_token_and_config(token, &depfw::config::Config::default())
+    }
+
+    /// A fixture whose admin state also takes `config` (public URL, trusted proxies, …).
+    pub fn with_token_and_config(
+        token: Option<AdminToken>,
+        config: &depfw::config::Config,
+    ) -> Fixture {
         let store = Store::temporary().unwrap();
         let changes = Arc::new(AtomicUsize::new(0));
         let counter = changes.clone();
@@ -62,6 +70,7 @@ impl Fixture {
         ])));
         let state = AdminState::new(&store, token)
             .unwrap()
+            .with_config(config)
             .with_log(log.clone())
             .with_feeds(feeds)
             .with_on_change(move || {
