@@ -22,6 +22,7 @@ const FIXTURES: &[&str] = &[
     "cargo/rustsec",
     "public/cargo/advent-of-code-2020",
     "public/cargo/game-of-life-rust",
+    "public/cargo/rust-maze",
 ];
 
 /// How each tool files a report.

@@ -26,6 +26,16 @@ const EXPECTED: &[Expected] = &[
         7,
         &[("libc", "0.2.140")],
     ),
+    // Cargo.lock `version = 4` (cargo 1.83+): macroquad 0.4.14 and its tree.
+    (
+        "cargo/rust-maze/Cargo.lock",
+        34,
+        &[
+            ("macroquad", "0.4.14"),
+            ("ttf-parser", "0.21.1"),
+            ("winapi", "0.3.9"),
+        ],
+    ),
     (
         "pipfile/contact-book-cli/Pipfile.lock",
         2,
@@ -263,6 +273,11 @@ fn only_the_projects_themselves_are_reported_as_non_registry() {
             (
                 "cargo/game-of-life-rust/Cargo.lock".to_string(),
                 "conway_rust".to_string(),
+                PackageSource::Workspace { path: "".into() }
+            ),
+            (
+                "cargo/rust-maze/Cargo.lock".to_string(),
+                "rust-maze".to_string(),
                 PackageSource::Workspace { path: "".into() }
             ),
             (
