@@ -9,40 +9,46 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
 
-/// An npm registry with one package, `fresh-pkg`, whose 1.0.0 was published an hour ago.
-fn start_registry() -> String {
+/// Serves `app` on 127.0.0.1 from a thread of its own (the depfw binary under test runs
+/// as a child process), for as long as the test lives.
+fn serve(app: Router) -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async move {
-            let app = Router::new().route(
-                "/{name}",
-                get(|Path(name): Path<String>| async move {
-                    if name != "fresh-pkg" {
-                        return Err(axum::http::StatusCode::NOT_FOUND);
-                    }
-                    let hour_ago = (Utc::now() - Duration::hours(1)).to_rfc3339();
-                    let month_ago = (Utc::now() - Duration::days(60)).to_rfc3339();
-                    Ok(Json(serde_json::json!({
-                        "name": "fresh-pkg",
-                        "dist-tags": {"latest": "1.0.0"},
-                        "time": {"created": month_ago, "0.9.0": month_ago, "1.0.0": hour_ago},
-                        "versions": {
-                            "0.9.0": {"name": "fresh-pkg", "version": "0.9.0", "license": "MIT",
-                                      "dist": {"tarball": "http://x/fresh-pkg-0.9.0.tgz"}},
-                            "1.0.0": {"name": "fresh-pkg", "version": "1.0.0", "license": "MIT",
-                                      "dist": {"tarball": "http://x/fresh-pkg-1.0.0.tgz"}}
-                        }
-                    })))
-                }),
-            );
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
         });
     });
-    format!("http://{addr}/")
+    addr
+}
+
+/// An npm registry with one package, `fresh-pkg`, whose 1.0.0 was published an hour ago.
+fn start_registry() -> String {
+    let app = Router::new().route(
+        "/{name}",
+        get(|Path(name): Path<String>| async move {
+            if name != "fresh-pkg" {
+                return Err(axum::http::StatusCode::NOT_FOUND);
+            }
+            let hour_ago = (Utc::now() - Duration::hours(1)).to_rfc3339();
+            let month_ago = (Utc::now() - Duration::days(60)).to_rfc3339();
+            Ok(Json(serde_json::json!({
+                "name": "fresh-pkg",
+                "dist-tags": {"latest": "1.0.0"},
+                "time": {"created": month_ago, "0.9.0": month_ago, "1.0.0": hour_ago},
+                "versions": {
+                    "0.9.0": {"name": "fresh-pkg", "version": "0.9.0", "license": "MIT",
+                              "dist": {"tarball": "http://x/fresh-pkg-0.9.0.tgz"}},
+                    "1.0.0": {"name": "fresh-pkg", "version": "1.0.0", "license": "MIT",
+                              "dist": {"tarball": "http://x/fresh-pkg-1.0.0.tgz"}}
+                }
+            })))
+        }),
+    );
+    format!("http://{}/", serve(app))
 }
 
 #[test]
@@ -118,50 +124,40 @@ fn online_metadata_drives_the_cooldown_and_missing_versions_are_reported() {
 /// A PyPI index (PEP 691) and JSON API with one project, `agpl-tool` 2.0, whose only
 /// license information is an AGPLv3+ classifier.
 fn start_pypi() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let app = Router::new()
-                .route(
-                    "/simple/agpl-tool/",
-                    get(|| async {
-                        let page = serde_json::json!({
-                            "meta": {"api-version": "1.1"},
-                            "name": "agpl-tool",
-                            "versions": ["2.0"],
-                            "files": [{"filename": "agpl_tool-2.0.tar.gz",
-                                       "url": "https://files.example/agpl_tool-2.0.tar.gz",
-                                       "hashes": {"sha256": "ab".repeat(32)},
-                                       "upload-time": "2024-01-02T03:04:05Z"}]
-                        });
-                        (
-                            [("content-type", "application/vnd.pypi.simple.v1+json")],
-                            page.to_string(),
-                        )
-                    }),
+    let app = Router::new()
+        .route(
+            "/simple/agpl-tool/",
+            get(|| async {
+                let page = serde_json::json!({
+                    "meta": {"api-version": "1.1"},
+                    "name": "agpl-tool",
+                    "versions": ["2.0"],
+                    "files": [{"filename": "agpl_tool-2.0.tar.gz",
+                               "url": "https://files.example/agpl_tool-2.0.tar.gz",
+                               "hashes": {"sha256": "ab".repeat(32)},
+                               "upload-time": "2024-01-02T03:04:05Z"}]
+                });
+                (
+                    [("content-type", "application/vnd.pypi.simple.v1+json")],
+                    page.to_string(),
                 )
-                .route(
-                    "/pypi/agpl-tool/2.0/json",
-                    get(|| async {
-                        Json(serde_json::json!({
-                            "info": {"name": "agpl-tool", "version": "2.0", "license": "",
-                                     "license_expression": null, "yanked": false,
-                                     "yanked_reason": null,
-                                     "classifiers": ["License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)"]},
-                            "urls": [{"filename": "agpl_tool-2.0.tar.gz", "packagetype": "sdist",
-                                      "upload_time_iso_8601": "2024-01-02T03:04:05.000000Z"}],
-                            "vulnerabilities": []
-                        }))
-                    }),
-                );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    format!("http://{addr}")
+            }),
+        )
+        .route(
+            "/pypi/agpl-tool/2.0/json",
+            get(|| async {
+                Json(serde_json::json!({
+                    "info": {"name": "agpl-tool", "version": "2.0", "license": "",
+                             "license_expression": null, "yanked": false,
+                             "yanked_reason": null,
+                             "classifiers": ["License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)"]},
+                    "urls": [{"filename": "agpl_tool-2.0.tar.gz", "packagetype": "sdist",
+                              "upload_time_iso_8601": "2024-01-02T03:04:05.000000Z"}],
+                    "vulnerabilities": []
+                }))
+            }),
+        );
+    format!("http://{}", serve(app))
 }
 
 #[test]

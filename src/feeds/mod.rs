@@ -60,6 +60,32 @@ pub enum FeedError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Advisories read by `read` from each of `parts`, one thread per part, concatenated in
+/// part order: decoding a whole feed file or walking thousands of store entries is CPU work
+/// that spreads over the cores. A part whose thread panicked fails as `panicked`.
+pub(crate) fn read_in_parallel<P: Send>(
+    parts: impl IntoIterator<Item = P>,
+    read: impl Fn(P) -> Result<Vec<Advisory>, FeedError> + Sync,
+    panicked: impl Fn() -> FeedError,
+) -> Result<Vec<Advisory>, FeedError> {
+    let read = &read;
+    let results: Vec<Result<Vec<Advisory>, FeedError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || read(part)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(panicked())))
+            .collect()
+    });
+    let mut advisories = Vec::new();
+    for part in results {
+        advisories.extend(part?);
+    }
+    Ok(advisories)
+}
+
 /// The advisory index depfw runs with: the store's feeds when any source has data, else the
 /// bundled snapshot when `feeds.bundled` is on, else an empty index (revision `none`).
 pub fn active_index(

@@ -106,31 +106,18 @@ fn bundled(
     only: Option<&HashSet<(Ecosystem, &str)>>,
 ) -> Result<AdvisoryIndex, FeedError> {
     let meta = bundled_meta()?;
-    let decoded: Vec<Result<Vec<Advisory>, FeedError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = Ecosystem::ALL
-            .into_iter()
-            .zip(BUNDLED_DATA)
-            .filter(|(ecosystem, _)| ecosystems.contains(ecosystem))
-            .map(|(_, data)| {
-                scope.spawn(move || match only {
-                    Some(wanted) => decode_about(data, wanted),
-                    None => decode(data),
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(FeedError::Snapshot("decoding the snapshot panicked".into()))
-                })
-            })
-            .collect()
-    });
-    let mut advisories = Vec::new();
-    for part in decoded {
-        advisories.extend(part?);
-    }
+    let files = Ecosystem::ALL
+        .into_iter()
+        .zip(BUNDLED_DATA)
+        .filter(|(ecosystem, _)| ecosystems.contains(ecosystem));
+    let advisories = super::read_in_parallel(
+        files,
+        |(_, data)| match only {
+            Some(wanted) => decode_about(data, wanted),
+            None => decode(data),
+        },
+        || FeedError::Snapshot("decoding the snapshot panicked".into()),
+    )?;
     let revision = format!(
         "bundled-{}",
         meta.data_sha256.get(..16).unwrap_or("unknown")

@@ -268,24 +268,11 @@ impl FeedStore {
             .map_or(1, usize::from)
             .min(4);
         let chunk = packages.len().div_ceil(threads).max(MIN_LOOKUPS_PER_THREAD);
-        let parts: Vec<Result<Vec<Advisory>, FeedError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = packages
-                .chunks(chunk)
-                .map(|part| scope.spawn(|| self.advisories_about(part, &in_use)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(corrupt("feeds-by-package".into(), "a lookup panicked"))
-                    })
-                })
-                .collect()
-        });
-        let mut advisories = Vec::new();
-        for part in parts {
-            advisories.extend(part?);
-        }
+        let advisories = super::read_in_parallel(
+            packages.chunks(chunk),
+            |part| self.advisories_about(part, &in_use),
+            || corrupt("feeds-by-package".into(), "a lookup panicked"),
+        )?;
         Ok(Some(AdvisoryIndex::new(advisories, revision(&sources))))
     }
 

@@ -60,21 +60,26 @@ impl EntryTable {
         self.records.len() / RECORD
     }
 
-    /// Entry `id`; an id out of range (only a damaged table has one) reads as empty.
     fn get(&self, id: u32) -> Entry<'_> {
-        let at = id as usize * RECORD;
-        if at + RECORD > self.records.len() {
-            return Entry::default();
-        }
-        let field = |i: usize| u32_at(&self.records, at + 4 * i) as usize;
-        let text = |from: usize, to: usize| self.strings.get(from..to).unwrap_or("");
-        let rank = u32_at(&self.records, at + 16);
-        Entry {
-            display: text(field(0), field(1)),
-            key: text(field(1), field(2)),
-            form: text(field(2), field(3)),
-            rank: (rank != 0).then_some(rank),
-        }
+        entry_at(&self.records, &self.strings, id)
+    }
+}
+
+/// Entry `id` of `records` over `strings`, for the table and the builder alike; an id out
+/// of range (only a damaged table has one) reads as empty.
+fn entry_at<'a>(records: &[u8], strings: &'a str, id: u32) -> Entry<'a> {
+    let at = id as usize * RECORD;
+    if at + RECORD > records.len() {
+        return Entry::default();
+    }
+    let field = |i: usize| u32_at(records, at + 4 * i) as usize;
+    let text = |from: usize, to: usize| strings.get(from..to).unwrap_or("");
+    let rank = u32_at(records, at + 16);
+    Entry {
+        display: text(field(0), field(1)),
+        key: text(field(1), field(2)),
+        form: text(field(2), field(3)),
+        rank: (rank != 0).then_some(rank),
     }
 }
 
@@ -327,7 +332,7 @@ impl EcoBuilder {
     pub fn insert(&mut self, display: &str, key: &str, form: &str, ranked: bool) {
         let form_hash = forms::hash(form.as_bytes());
         if let Some(&first) = self.inserted.get(&form_hash) {
-            if self.form_of(first) == form {
+            if entry_at(&self.records, &self.strings, first).form == form {
                 return;
             }
         }
@@ -342,13 +347,6 @@ impl EcoBuilder {
             rank,
         };
         self.push(entry, form_hash);
-    }
-
-    fn form_of(&self, id: u32) -> &str {
-        let at = id as usize * RECORD;
-        let from = u32_at(&self.records, at + 8) as usize;
-        let to = u32_at(&self.records, at + 12) as usize;
-        self.strings.get(from..to).unwrap_or("")
     }
 
     fn push(&mut self, entry: Entry<'_>, form_hash: u64) {
