@@ -16,7 +16,7 @@
 //! per side, default 3), `DEPFW_BENCH_REQUESTS` (per connection, default 2000).
 #![allow(clippy::unwrap_used)]
 
-#[path = "../integration/bench/mirror.rs"]
+#[path = "support/mirror.rs"]
 mod mirror;
 
 use std::path::{Path, PathBuf};

@@ -4,35 +4,19 @@
 //! gate; an admin signs in, sees it in the quarantine queue, approves it, and the same
 //! download now succeeds.
 //!
-//! Needs `chromium` and `chromedriver` (`apt-get install chromium chromium-driver`);
-//! without them the test is skipped with a notice, unless `CI` is set, where that fails.
-#![allow(clippy::unwrap_used)]
-
-mod harness;
+//! Needs Chromium (or Chrome) and chromedriver, found as `require::chromium` says (Debian:
+//! `apt-get install chromium chromium-driver`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::require::Need;
+use crate::support::registry;
+
 const ADMIN_TOKEN: &str = "browser-admin-token-0123456789";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`{tool}` is required in CI for the browser test"
-        );
-        eprintln!("NOTICE: `{tool}` not found; skipping the admin browser test");
-    }
-    found
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -138,12 +122,13 @@ impl Browser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_approves_a_held_package_in_a_real_browser() {
-    if !have("chromedriver") || !have(CHROMIUM) {
-        return;
-    }
-    let (upstream, fixture) = harness::start_fixture().await;
+fn admin_approves_a_held_package_in_a_real_browser() {
+    crate::support::runtime().block_on(approve_in_browser());
+}
+
+async fn approve_in_browser() {
+    let (chromium, chromedriver) = crate::require::chromium().unwrap();
+    let (upstream, fixture) = registry::start_fixture().await;
     // Published a minute ago: inside the default 48-hour cooldown, so quarantined.
     fixture.times.lock().unwrap().insert(
         ("is-number".into(), "7.0.0".into()),
@@ -192,7 +177,7 @@ async fn admin_approves_a_held_package_in_a_real_browser() {
 
     let driver_port = free_port();
     let _driver = Killed(
-        Command::new("chromedriver")
+        Command::new(&chromedriver)
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -204,7 +189,7 @@ async fn admin_approves_a_held_package_in_a_real_browser() {
     let caps = json!({ "capabilities": { "alwaysMatch": {
         "browserName": "chrome",
         "goog:chromeOptions": {
-            "binary": CHROMIUM,
+            "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
         }
     }}});
@@ -248,7 +233,12 @@ async fn admin_approves_a_held_package_in_a_real_browser() {
 
     let served = client.get(&tarball).send().await.unwrap();
     assert_eq!(served.status(), reqwest::StatusCode::OK);
-    let want = std::fs::read(harness::fixtures_dir().join("tarballs/is-number-7.0.0.tgz")).unwrap();
+    let want =
+        std::fs::read(registry::fixtures_dir().join("tarballs/is-number-7.0.0.tgz")).unwrap();
     assert_eq!(served.bytes().await.unwrap().to_vec(), want);
     let _ = client.delete(&browser.session).send().await;
+}
+
+crate::require::trials! {
+    [Need::Chromium] => admin_approves_a_held_package_in_a_real_browser;
 }

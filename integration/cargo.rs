@@ -4,15 +4,13 @@
 //! Each test makes a throwaway crate and runs cargo with a temporary `CARGO_HOME`, crates-io
 //! replaced by depfw, and no retries. Without cargo the tests are skipped with a notice,
 //! unless `CI` is set.
-#![allow(clippy::unwrap_used)]
-
-#[path = "harness.rs"]
-mod harness;
 
 use std::path::{Path, PathBuf};
 
+use crate::client;
+use crate::require::CARGO;
+use crate::support::registry::{self, Served, TestCheck};
 use depfw::store::decisions::RecordKind;
-use harness::{client_command, have_client, run_client, Served, TestCheck};
 
 fn deny(specs: &[&str]) -> TestCheck {
     TestCheck {
@@ -48,7 +46,7 @@ fn cargo(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
         "source.depfw.registry=\"sparse+{}/cargo/index/\"",
         s.depfw.base
     );
-    let mut cmd = client_command("cargo", &["cargo_"]);
+    let mut cmd = client::command("cargo", &["cargo_"]);
     cmd.current_dir(project)
         .env("CARGO_HOME", &home)
         .env("CARGO_TARGET_DIR", project.join("target"))
@@ -56,7 +54,7 @@ fn cargo(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
         .args(["--config", "source.crates-io.replace-with=\"depfw\""])
         .args(["--config", &registry])
         .args(["--config", "net.retry=0"]);
-    run_client(&mut cmd)
+    client::run(&mut cmd)
 }
 
 fn locked_version(project: &Path) -> Option<String> {
@@ -74,12 +72,8 @@ fn crate_hits(s: &Served, version: &str) -> usize {
         .hits(&format!("/crates/itoa/itoa-{version}.crate"))
 }
 
-#[test]
 fn cargo_range_picks_newest_allowed() {
-    if !have_client("cargo") {
-        return;
-    }
-    let s = harness::serve(deny(&["itoa@1.0.11"]));
+    let s = registry::serve(deny(&["itoa@1.0.11"]));
     let app = project(&s, "itoa = \"1\"");
     let (ok, _) = cargo(&s, &app, &["fetch"]);
     assert!(ok);
@@ -88,12 +82,8 @@ fn cargo_range_picks_newest_allowed() {
     assert_eq!(crate_hits(&s, "1.0.11"), 0);
 }
 
-#[test]
 fn cargo_exact_pin_of_denied_version_fails() {
-    if !have_client("cargo") {
-        return;
-    }
-    let s = harness::serve(deny(&["itoa@1.0.11"]));
+    let s = registry::serve(deny(&["itoa@1.0.11"]));
     let app = project(&s, "itoa = \"=1.0.11\"");
     let (ok, text) = cargo(&s, &app, &["generate-lockfile"]);
     assert!(!ok);
@@ -104,12 +94,8 @@ fn cargo_exact_pin_of_denied_version_fails() {
     );
 }
 
-#[test]
 fn cargo_typosquat_is_refused_with_depfws_reason() {
-    if !have_client("cargo") {
-        return;
-    }
-    let s = harness::serve(TestCheck {
+    let s = registry::serve(TestCheck {
         deny_names: vec!["itao".into()],
         ..TestCheck::default()
     });
@@ -123,12 +109,8 @@ fn cargo_typosquat_is_refused_with_depfws_reason() {
     );
 }
 
-#[test]
 fn cargo_tampered_crate_is_refused() {
-    if !have_client("cargo") {
-        return;
-    }
-    let s = harness::serve(TestCheck::default());
+    let s = registry::serve(TestCheck::default());
     s.fixture
         .tamper
         .lock()
@@ -157,7 +139,7 @@ fn fetch_locked_after_deny(s: &Served) -> (PathBuf, bool, String) {
     assert_eq!(locked_version(&app).as_deref(), Some("1.0.11"));
     s.depfw
         .state
-        .set_policy(harness::policy(deny(&["itoa@1.0.11"])));
+        .set_policy(registry::policy(deny(&["itoa@1.0.11"])));
     let (ok, text) = cargo(s, &app, &["fetch", "--locked"]);
     (app, ok, text)
 }
@@ -166,12 +148,8 @@ fn fetch_locked_after_deny(s: &Served) -> (PathBuf, bool, String) {
 /// policy changed fails, and the denied crate is never downloaded. In the default
 /// `refused-versions = "remove"` mode it fails at resolution (the line is gone), without
 /// depfw's reason; the yank-mode test below reaches the gate.
-#[test]
 fn cargo_locked_fetch_of_denied_version_is_refused() {
-    if !have_client("cargo") {
-        return;
-    }
-    let s = harness::serve(TestCheck::default());
+    let s = registry::serve(TestCheck::default());
     let (_, ok, text) = fetch_locked_after_deny(&s);
     assert!(!ok);
     assert!(text.contains("1.0.11"), "{text}");
@@ -183,12 +161,8 @@ const YANK: &str = "refused-versions = \"yank\"";
 /// With `server.refused-versions = "yank"`, the denied version stays in the index, yanked:
 /// cargo honours the lock, asks for the download, and prints the gate's 403 body; a new
 /// resolution skips the yanked version.
-#[test]
 fn yank_mode_locked_fetch_of_denied_version_is_refused_at_the_gate() {
-    if !have_client("cargo") {
-        return;
-    }
-    let s = harness::serve_with(TestCheck::default(), YANK);
+    let s = registry::serve_with(TestCheck::default(), YANK);
     let (app, ok, text) = fetch_locked_after_deny(&s);
     assert!(!ok);
     assert!(text.contains("failed to download"), "{text}");
@@ -212,4 +186,14 @@ fn yank_mode_locked_fetch_of_denied_version_is_refused_at_the_gate() {
     let (ok, _) = cargo(&s, &app, &["generate-lockfile"]);
     assert!(ok);
     assert_eq!(locked_version(&app).as_deref(), Some("1.0.10"));
+}
+
+crate::require::trials! {
+    [CARGO] =>
+        cargo_range_picks_newest_allowed,
+        cargo_exact_pin_of_denied_version_fails,
+        cargo_typosquat_is_refused_with_depfws_reason,
+        cargo_tampered_crate_is_refused,
+        cargo_locked_fetch_of_denied_version_is_refused,
+        yank_mode_locked_fetch_of_denied_version_is_refused_at_the_gate;
 }

@@ -2,17 +2,16 @@
 //! in the middle of a burst of artifact downloads, then the same data directory is opened
 //! again. The store must open, the hash chain must verify, and every download a client saw
 //! succeed must have its decision record (a decision is on disk before any byte is sent).
-#![allow(clippy::unwrap_used)]
-
-mod harness;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use depfw::store::decisions::{ChainStatus, DecisionLog, RecordKind};
 use depfw::store::Store;
+
+use crate::support::registry;
 
 const TARBALLS: &[&str] = &[
     "is-number/-/is-number-6.0.0.tgz",
@@ -31,7 +30,7 @@ fn free_port() -> u16 {
 }
 
 fn start(config: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_depfw"))
+    crate::support::depfw_command()
         .arg("--config")
         .arg(config)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -59,9 +58,12 @@ async fn wait_healthy(client: &reqwest::Client, base: &str, child: &mut Child) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_burst_keeps_every_served_decision_and_the_chain() {
-    let (upstream, _fixture) = harness::start_fixture().await;
+fn kill_9_mid_burst_keeps_every_served_decision_and_the_chain() {
+    crate::support::runtime().block_on(kill_9_mid_burst());
+}
+
+async fn kill_9_mid_burst() {
+    let (upstream, _fixture) = registry::start_fixture().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("depfw.toml");
     std::fs::write(
@@ -134,7 +136,7 @@ async fn kill_9_mid_burst_keeps_every_served_decision_and_the_chain() {
     again.kill().unwrap();
     again.wait().unwrap();
 
-    let verify = Command::new(env!("CARGO_BIN_EXE_depfw"))
+    let verify = crate::support::depfw_command()
         .arg("--config")
         .arg(&config)
         .args(["log", "verify"])
@@ -159,4 +161,8 @@ async fn kill_9_mid_burst_keeps_every_served_decision_and_the_chain() {
         .collect();
     let missing: Vec<_> = served.iter().filter(|id| !recorded.contains(*id)).collect();
     assert!(missing.is_empty(), "served without a record: {missing:?}");
+}
+
+crate::require::trials! {
+    [] => kill_9_mid_burst_keeps_every_served_decision_and_the_chain;
 }

@@ -1,18 +1,15 @@
 //! The real npm client through depfw, against the hermetic fixture registry.
 //!
 //! Each test starts the fixture registry and depfw in-process on 127.0.0.1:0 and runs
-//! `npm` with isolated cache and config. Without an `npm` binary the tests are skipped
-//! with a notice, unless `CI` is set, where that is a failure.
-#![allow(clippy::unwrap_used)]
-
-#[path = "harness.rs"]
-mod harness;
+//! `npm` (or pnpm, yarn berry, bun) with isolated cache and config.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
-use harness::{Depfw, FixtureState, TestCheck};
+use crate::client::{self, combined};
+use crate::require::{BUN, NPM, PNPM, YARN};
+use crate::support::registry::{self, Depfw, FixtureState, TestCheck};
 
 struct Env {
     depfw: Depfw,
@@ -24,21 +21,6 @@ struct Env {
     _rt: tokio::runtime::Runtime,
 }
 
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`{tool}` is required in CI for the client integration tests"
-        );
-        eprintln!("NOTICE: `{tool}` not found; skipping this client integration test");
-    }
-    found
-}
-
 fn start(check: TestCheck) -> Env {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -46,8 +28,8 @@ fn start(check: TestCheck) -> Env {
         .build()
         .unwrap();
     let (fixture, depfw) = rt.block_on(async {
-        let (upstream, fixture) = harness::start_fixture().await;
-        let depfw = harness::start_depfw(&upstream, harness::policy(check), "").await;
+        let (upstream, fixture) = registry::start_fixture().await;
+        let depfw = registry::start_depfw(&upstream, registry::policy(check), "").await;
         (fixture, depfw)
     });
     let tmp = tempfile::tempdir().unwrap();
@@ -76,7 +58,7 @@ impl Env {
         let cache = self.tmp.path().join(format!("cache-{n}"));
         let global = self.tmp.path().join("globalnpmrc");
         std::fs::write(&global, "").unwrap();
-        let mut cmd = Command::new("npm");
+        let mut cmd = client::command("npm", &["npm_config_"]);
         cmd.args(args)
             .arg(format!("--registry={}/npm/", self.depfw.base))
             .arg(format!("--cache={}", cache.display()))
@@ -89,21 +71,7 @@ impl Env {
                 "--fetch-retries=0",
             ])
             .current_dir(&self.project);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().to_ascii_lowercase();
-            if k.starts_with("npm_config_") {
-                cmd.env_remove(&k);
-                cmd.env_remove(k.to_ascii_uppercase());
-            }
-        }
-        let out = cmd.output().unwrap();
-        eprintln!(
-            "$ npm {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        client::output(&mut cmd)
     }
 
     /// Runs another client (pnpm, yarn, bun) in the project with `HOME` and caches under
@@ -111,7 +79,7 @@ impl Env {
     fn client(&self, tool: &str, args: &[&str], envs: &[(&str, String)]) -> Output {
         let home = self.tmp.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
-        let mut cmd = Command::new(tool);
+        let mut cmd = client::command(tool, &["npm_config_", "yarn_"]);
         cmd.args(args)
             .current_dir(&self.project)
             .env("HOME", &home)
@@ -119,24 +87,10 @@ impl Env {
             .env("XDG_CACHE_HOME", home.join(".cache"))
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env_remove("CI");
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            let lower = k.to_ascii_lowercase();
-            if lower.starts_with("npm_config_") || lower.starts_with("yarn_") {
-                cmd.env_remove(&k);
-            }
-        }
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
-        eprintln!(
-            "$ {tool} {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        client::output(&mut cmd)
     }
 
     fn registry(&self) -> String {
@@ -169,11 +123,7 @@ fn deny(specs: &[&str]) -> TestCheck {
     }
 }
 
-#[test]
 fn allowed_package_installs_through_depfw() {
-    if !have("npm") {
-        return;
-    }
     let env = start(TestCheck::default());
     let out = env.npm(&["install", "is-number@7"]);
     assert!(out.status.success());
@@ -189,11 +139,7 @@ fn allowed_package_installs_through_depfw() {
     assert_eq!(env.fixture.hits("/is-number/-/is-number-7.0.0.tgz"), 1);
 }
 
-#[test]
 fn range_resolves_to_the_newest_allowed_version() {
-    if !have("npm") {
-        return;
-    }
     let env = start(deny(&["is-odd@3.0.1"]));
     let out = env.npm(&["install", "is-odd@^3"]);
     assert!(out.status.success());
@@ -201,11 +147,7 @@ fn range_resolves_to_the_newest_allowed_version() {
     assert_eq!(env.installed("is-number").as_deref(), Some("6.0.0"));
 }
 
-#[test]
 fn exact_pin_of_a_denied_version_is_etarget() {
-    if !have("npm") {
-        return;
-    }
     let env = start(deny(&["is-odd@3.0.1"]));
     let out = env.npm(&["install", "is-odd@3.0.1"]);
     assert!(!out.status.success());
@@ -213,11 +155,7 @@ fn exact_pin_of_a_denied_version_is_etarget() {
     assert_eq!(env.installed("is-odd"), None);
 }
 
-#[test]
 fn typosquat_name_is_refused_with_depfws_reason() {
-    if !have("npm") {
-        return;
-    }
     let env = start(TestCheck {
         deny_names: vec!["is-nunber".into()],
         ..TestCheck::default()
@@ -232,11 +170,7 @@ fn typosquat_name_is_refused_with_depfws_reason() {
     );
 }
 
-#[test]
 fn tampered_artifact_is_refused() {
-    if !have("npm") {
-        return;
-    }
     let env = start(TestCheck::default());
     env.fixture
         .tamper
@@ -259,18 +193,14 @@ fn tampered_artifact_is_refused() {
     assert_eq!(last.outcome, "integrity-mismatch");
 }
 
-#[test]
 fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
-    if !have("npm") {
-        return;
-    }
     let env = start(TestCheck::default());
     assert!(env.npm(&["install", "is-odd@3.0.1"]).status.success());
     std::fs::remove_dir_all(env.project.join("node_modules")).unwrap();
     // The version turns bad after it was locked.
     env.depfw
         .state
-        .set_policy(harness::policy(deny(&["is-odd@3.0.1"])));
+        .set_policy(registry::policy(deny(&["is-odd@3.0.1"])));
     let out = env.npm(&["ci"]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -292,11 +222,7 @@ fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
     assert_eq!(refused.client.command.as_deref(), Some("ci"));
 }
 
-#[test]
 fn scoped_package_installs_and_its_denied_version_is_skipped() {
-    if !have("npm") {
-        return;
-    }
     let env = start(deny(&["@isaacs/string-locale-compare@1.1.0"]));
     let out = env.npm(&["install", "@isaacs/string-locale-compare"]);
     assert!(out.status.success());
@@ -306,14 +232,6 @@ fn scoped_package_installs_and_its_denied_version_is_skipped() {
     );
 }
 
-fn combined(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 const SCOPED: &str = "@isaacs/string-locale-compare";
 
 fn client_check() -> TestCheck {
@@ -321,9 +239,6 @@ fn client_check() -> TestCheck {
 }
 
 fn client_resolves_around_denied_versions(client: Client, no_match: &str) {
-    if !have(client.tool()) {
-        return;
-    }
     let env = start(client_check());
     let out = client.run(&env, &["add", "is-odd@^3", SCOPED]);
     assert!(out.status.success(), "{}", combined(&out));
@@ -334,17 +249,14 @@ fn client_resolves_around_denied_versions(client: Client, no_match: &str) {
     assert!(combined(&out).contains(no_match), "{}", combined(&out));
 }
 
-#[test]
 fn pnpm_resolves_around_denied_versions() {
     client_resolves_around_denied_versions(Client::Pnpm, "NO_MATCHING_VERSION");
 }
 
-#[test]
 fn yarn_berry_resolves_around_denied_versions() {
     client_resolves_around_denied_versions(Client::Yarn, "No candidates found");
 }
 
-#[test]
 fn bun_resolves_around_denied_versions() {
     client_resolves_around_denied_versions(Client::Bun, "No version matching");
 }
@@ -456,9 +368,6 @@ fn records(env: &Env) -> Vec<depfw::store::decisions::DecisionRecord> {
 }
 
 fn client_refuses_typosquat(client: Client) {
-    if !have(client.tool()) {
-        return;
-    }
     let env = start(TestCheck {
         deny_names: vec!["is-nunber".into()],
         ..TestCheck::default()
@@ -473,9 +382,6 @@ fn client_refuses_typosquat(client: Client) {
 }
 
 fn client_refuses_tampered_artifact(client: Client) {
-    if !have(client.tool()) {
-        return;
-    }
     let env = start(TestCheck::default());
     env.fixture
         .tamper
@@ -495,9 +401,6 @@ fn client_refuses_tampered_artifact(client: Client) {
 }
 
 fn client_lockfile_install_is_refused_at_the_gate(client: Client) {
-    if !have(client.tool()) {
-        return;
-    }
     let env = start(TestCheck::default());
     let out = client.run(&env, &["add", "is-odd@3.0.1"]);
     assert!(out.status.success(), "{}", combined(&out));
@@ -505,14 +408,14 @@ fn client_lockfile_install_is_refused_at_the_gate(client: Client) {
     // The version turns bad after it was locked.
     env.depfw
         .state
-        .set_policy(harness::policy(deny(&["is-odd@3.0.1"])));
+        .set_policy(registry::policy(deny(&["is-odd@3.0.1"])));
     if let Client::Pnpm = client {
         // pnpm (v12) checks every lockfile entry against its default minimumReleaseAge,
         // re-reading the metadata: depfw's filtered packument lacks 3.0.1, so the frozen
         // install would fail there (ERR_PNPM_MINIMUM_RELEASE_AGE_VIOLATION, "version not
         // present in registry manifest"), before the artifact gate. Off for this install.
-        // (With it off, `pnpm add` resolves through `GET /<name>/latest`: see
-        // `pnpm_add_resolves_latest_through_the_version_document`.)
+        // (With it off, a bare `pnpm add` still gets the newest allowed version: see
+        // `pnpm_add_without_a_range_installs_the_newest_allowed_version`.)
         std::fs::write(
             env.project.join("pnpm-workspace.yaml"),
             pnpm_workspace(&env, "minimumReleaseAge: 0\n"),
@@ -529,59 +432,48 @@ fn client_lockfile_install_is_refused_at_the_gate(client: Client) {
     assert!(refused.is_some(), "{:?}", records(&env));
 }
 
-#[test]
 fn pnpm_typosquat_name_is_refused() {
     client_refuses_typosquat(Client::Pnpm);
 }
 
-#[test]
 fn yarn_berry_typosquat_name_is_refused() {
     client_refuses_typosquat(Client::Yarn);
 }
 
-#[test]
 fn bun_typosquat_name_is_refused() {
     client_refuses_typosquat(Client::Bun);
 }
 
-#[test]
 fn pnpm_tampered_artifact_is_refused() {
     client_refuses_tampered_artifact(Client::Pnpm);
 }
 
-#[test]
 fn yarn_berry_tampered_artifact_is_refused() {
     client_refuses_tampered_artifact(Client::Yarn);
 }
 
-#[test]
 fn bun_tampered_artifact_is_refused() {
     client_refuses_tampered_artifact(Client::Bun);
 }
 
-#[test]
 fn pnpm_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
     client_lockfile_install_is_refused_at_the_gate(Client::Pnpm);
 }
 
-#[test]
 fn yarn_berry_immutable_install_of_a_denied_version_is_refused_at_the_gate() {
     client_lockfile_install_is_refused_at_the_gate(Client::Yarn);
 }
 
-#[test]
 fn bun_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
     client_lockfile_install_is_refused_at_the_gate(Client::Bun);
 }
 
-/// pnpm 12 with `minimumReleaseAge: 0` resolves a bare `pnpm add <name>` through
-/// `GET /<name>/latest` (ERR_PNPM_PACKAGE_MANAGER_ADD_RESOLVE_LATEST before depfw served
-/// it); depfw answers from the filtered packument, so latest is the newest allowed version.
-#[test]
-fn pnpm_add_resolves_latest_through_the_version_document() {
-    if !have("pnpm") {
-        return;
-    }
+/// A bare `pnpm add <name>` (no range) installs the newest version depfw allows, whichever
+/// request the pnpm release makes to find it: pnpm 12 asks for the `latest` version
+/// document (`GET /<name>/latest`, answered from the filtered packument; covered on the
+/// router in `tests/proxy/router.rs`), pnpm 10.34 reads `dist-tags` from the packument.
+/// `minimumReleaseAge: 0` keeps pnpm's own cooldown out of the way.
+fn pnpm_add_without_a_range_installs_the_newest_allowed_version() {
     let env = start(deny(&["is-odd@3.0.1"]));
     std::fs::write(
         env.project.join("pnpm-workspace.yaml"),
@@ -591,24 +483,43 @@ fn pnpm_add_resolves_latest_through_the_version_document() {
     let out = Client::Pnpm.run(&env, &["add", "is-odd"]);
     assert!(out.status.success(), "{}", combined(&out));
     assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
-    // Only a version document records a served metadata decision for one version.
-    let via_latest = records(&env).into_iter().any(|r| {
-        r.package == "is-odd"
-            && r.kind == depfw::store::decisions::RecordKind::Metadata
-            && r.version.as_deref() == Some("3.0.0")
-            && r.outcome == "served"
-    });
-    assert!(via_latest, "{:?}", records(&env));
+    let lock = std::fs::read_to_string(env.project.join("pnpm-lock.yaml")).unwrap();
+    assert!(lock.contains("is-odd@3.0.0"), "{lock}");
+    assert!(!lock.contains("3.0.1"), "{lock}");
     assert_eq!(env.fixture.hits("/is-odd/-/is-odd-3.0.1.tgz"), 0);
 }
 
-#[test]
 fn npm_view_latest_is_the_newest_allowed_version() {
-    if !have("npm") {
-        return;
-    }
     let env = start(deny(&["is-odd@3.0.1"]));
     let out = env.npm(&["view", "is-odd@latest", "version"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.0.0");
+}
+
+crate::require::trials! {
+    [NPM] =>
+        allowed_package_installs_through_depfw,
+        range_resolves_to_the_newest_allowed_version,
+        exact_pin_of_a_denied_version_is_etarget,
+        typosquat_name_is_refused_with_depfws_reason,
+        tampered_artifact_is_refused,
+        lockfile_install_of_a_denied_version_is_refused_at_the_gate,
+        scoped_package_installs_and_its_denied_version_is_skipped,
+        npm_view_latest_is_the_newest_allowed_version;
+    [PNPM] =>
+        pnpm_resolves_around_denied_versions,
+        pnpm_typosquat_name_is_refused,
+        pnpm_tampered_artifact_is_refused,
+        pnpm_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate,
+        pnpm_add_without_a_range_installs_the_newest_allowed_version;
+    [YARN] =>
+        yarn_berry_resolves_around_denied_versions,
+        yarn_berry_typosquat_name_is_refused,
+        yarn_berry_tampered_artifact_is_refused,
+        yarn_berry_immutable_install_of_a_denied_version_is_refused_at_the_gate;
+    [BUN] =>
+        bun_resolves_around_denied_versions,
+        bun_typosquat_name_is_refused,
+        bun_tampered_artifact_is_refused,
+        bun_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate;
 }

@@ -4,15 +4,13 @@
 //! Each test starts the fixture registry and depfw in-process on 127.0.0.1:0 and runs the
 //! client with isolated caches and config (the machine's `PIP_*`/`UV_*` settings removed).
 //! A missing client skips its tests with a notice, unless `CI` is set.
-#![allow(clippy::unwrap_used)]
-
-#[path = "harness.rs"]
-mod harness;
 
 use std::path::{Path, PathBuf};
 
+use crate::client;
+use crate::require::{PIP, POETRY, UV};
+use crate::support::registry::{self, Served, TestCheck};
 use depfw::store::decisions::{DecisionRecord, RecordKind};
-use harness::{client_command, have_client, run_client, Served, TestCheck};
 
 const IDNA_310: &str = "idna-3.10-py3-none-any.whl";
 
@@ -55,7 +53,7 @@ fn fresh_dir(s: &Served, what: &str) -> PathBuf {
 /// `pip install` / `uv pip install` into a fresh `--target` directory with a fresh cache.
 fn install(client: Client, s: &Served, args: &[&str]) -> (bool, String, PathBuf) {
     let target = fresh_dir(s, "target");
-    let mut cmd = client_command(client.tool(), &["pip_", "uv_", "virtual_env"]);
+    let mut cmd = client::command(client.tool(), &["pip_", "uv_", "virtual_env"]);
     match client {
         Client::Pip => {
             cmd.env("PIP_CONFIG_FILE", "/dev/null")
@@ -70,7 +68,7 @@ fn install(client: Client, s: &Served, args: &[&str]) -> (bool, String, PathBuf)
         }
     }
     cmd.arg(index(s)).arg("--target").arg(&target).args(args);
-    let (ok, text) = run_client(&mut cmd);
+    let (ok, text) = client::run(&mut cmd);
     (ok, text, target)
 }
 
@@ -116,10 +114,7 @@ fn proxied_file_url(s: &Served, project: &str, filename: &str) -> (String, Strin
 // --- scenarios shared by pip and uv ---
 
 fn range_picks_newest_allowed(client: Client) {
-    if !have_client(client.tool()) {
-        return;
-    }
-    let s = harness::serve(deny(&["idna@3.10"]));
+    let s = registry::serve(deny(&["idna@3.10"]));
     let (ok, _, target) = install(client, &s, &["idna>=3.9", "six==1.17.0"]);
     assert!(ok);
     assert_eq!(installed(&target), ["idna-3.9", "six-1.17.0"]);
@@ -133,10 +128,7 @@ fn range_picks_newest_allowed(client: Client) {
 }
 
 fn exact_pin_of_denied_version_fails(client: Client) {
-    if !have_client(client.tool()) {
-        return;
-    }
-    let s = harness::serve(deny(&["idna@3.10"]));
+    let s = registry::serve(deny(&["idna@3.10"]));
     let (ok, text, target) = install(client, &s, &["idna==3.10"]);
     assert!(!ok);
     assert!(installed(&target).is_empty());
@@ -149,10 +141,7 @@ fn exact_pin_of_denied_version_fails(client: Client) {
 }
 
 fn typosquat_is_refused(client: Client) {
-    if !have_client(client.tool()) {
-        return;
-    }
-    let s = harness::serve(TestCheck {
+    let s = registry::serve(TestCheck {
         deny_names: vec!["idnaa".into()],
         ..TestCheck::default()
     });
@@ -167,10 +156,7 @@ fn typosquat_is_refused(client: Client) {
 }
 
 fn tampered_wheel_is_refused(client: Client) {
-    if !have_client(client.tool()) {
-        return;
-    }
-    let s = harness::serve(TestCheck::default());
+    let s = registry::serve(TestCheck::default());
     s.fixture
         .tamper
         .lock()
@@ -188,10 +174,7 @@ fn tampered_wheel_is_refused(client: Client) {
 /// A requirements file made while idna 3.10 was allowed, with its file URL and hash, skips
 /// the project page: the artifact gate refuses it.
 fn hash_pinned_lockfile_is_refused_at_the_gate(client: Client) {
-    if !have_client(client.tool()) {
-        return;
-    }
-    let s = harness::serve(deny(&["idna@3.10"]));
+    let s = registry::serve(deny(&["idna@3.10"]));
     let (url, sha) = proxied_file_url(&s, "idna", IDNA_310);
     let reqs = s.tmp.path().join("requirements.txt");
     std::fs::write(&reqs, format!("idna @ {url} --hash=sha256:{sha}\n")).unwrap();
@@ -219,10 +202,7 @@ fn refused_at_gate(s: &Served, project: &str, version: &str) -> bool {
 /// `==` pin selects the yanked file: the client resolves it (six 1.17.0's PEP 658 metadata
 /// is served), prints depfw's reason as the yank reason, and the wheel is refused at the gate.
 fn yank_mode_pin_shows_depfws_reason(client: Client) {
-    if !have_client(client.tool()) {
-        return;
-    }
-    let s = harness::serve_with(deny(&["six@1.17.0"]), YANK);
+    let s = registry::serve_with(deny(&["six@1.17.0"]), YANK);
     let (ok, _, target) = install(client, &s, &["six>=1.16"]);
     assert!(ok);
     assert_eq!(installed(&target), ["six-1.16.0"]);
@@ -246,13 +226,13 @@ fn yank_mode_pin_shows_depfws_reason(client: Client) {
             assert!(!text.contains(reason), "{text}");
             let reqs = s.tmp.path().join("pin.in");
             std::fs::write(&reqs, "six==1.17.0\n").unwrap();
-            let mut cmd = client_command("uv", &["pip_", "uv_", "virtual_env"]);
+            let mut cmd = client::command("uv", &["pip_", "uv_", "virtual_env"]);
             cmd.env("UV_NO_CONFIG", "1")
                 .env("UV_CACHE_DIR", fresh_dir(&s, "uv-cache"))
                 .args(["pip", "compile", "--python", "python3", "--default-index"])
                 .arg(index(&s))
                 .arg(&reqs);
-            let (ok, text) = run_client(&mut cmd);
+            let (ok, text) = client::run(&mut cmd);
             assert!(ok, "{text}");
             assert!(text.contains(reason), "{text}");
         }
@@ -263,52 +243,40 @@ fn yank_mode_pin_shows_depfws_reason(client: Client) {
     assert_eq!(s.fixture.hits(&upstream), 0);
 }
 
-#[test]
 fn pip_yank_mode_pin_shows_depfws_reason() {
     yank_mode_pin_shows_depfws_reason(Client::Pip);
 }
-#[test]
 fn uv_yank_mode_pin_shows_depfws_reason() {
     yank_mode_pin_shows_depfws_reason(Client::Uv);
 }
 
-#[test]
 fn pip_range_picks_newest_allowed() {
     range_picks_newest_allowed(Client::Pip);
 }
-#[test]
 fn pip_exact_pin_of_denied_version_fails() {
     exact_pin_of_denied_version_fails(Client::Pip);
 }
-#[test]
 fn pip_typosquat_is_refused() {
     typosquat_is_refused(Client::Pip);
 }
-#[test]
 fn pip_tampered_wheel_is_refused() {
     tampered_wheel_is_refused(Client::Pip);
 }
-#[test]
 fn pip_hash_pinned_lockfile_is_refused_at_the_gate() {
     hash_pinned_lockfile_is_refused_at_the_gate(Client::Pip);
 }
-#[test]
 fn uv_range_picks_newest_allowed() {
     range_picks_newest_allowed(Client::Uv);
 }
-#[test]
 fn uv_exact_pin_of_denied_version_fails() {
     exact_pin_of_denied_version_fails(Client::Uv);
 }
-#[test]
 fn uv_typosquat_is_refused() {
     typosquat_is_refused(Client::Uv);
 }
-#[test]
 fn uv_tampered_wheel_is_refused() {
     tampered_wheel_is_refused(Client::Uv);
 }
-#[test]
 fn uv_hash_pinned_lockfile_is_refused_at_the_gate() {
     hash_pinned_lockfile_is_refused_at_the_gate(Client::Uv);
 }
@@ -332,7 +300,7 @@ fn poetry_project(s: &Served, deps: &str) -> PathBuf {
 
 /// Runs poetry in `project` with fresh cache/config/virtualenv directories.
 fn poetry(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
-    let mut cmd = client_command("poetry", &["poetry_", "pip_", "virtual_env"]);
+    let mut cmd = client::command("poetry", &["poetry_", "pip_", "virtual_env"]);
     cmd.current_dir(project)
         .env("POETRY_CACHE_DIR", fresh_dir(s, "poetry-cache"))
         .env("POETRY_CONFIG_DIR", fresh_dir(s, "poetry-config"))
@@ -341,7 +309,7 @@ fn poetry(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
         .env("POETRY_NO_INTERACTION", "1")
         .env("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
         .args(args);
-    run_client(&mut cmd)
+    client::run(&mut cmd)
 }
 
 fn venv_installed(project: &Path) -> Vec<String> {
@@ -356,12 +324,8 @@ fn venv_installed(project: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn poetry_range_picks_newest_allowed() {
-    if !have_client("poetry") {
-        return;
-    }
-    let s = harness::serve(deny(&["idna@3.10"]));
+    let s = registry::serve(deny(&["idna@3.10"]));
     let project = poetry_project(&s, "idna = \">=3.9\"");
     let (ok, _) = poetry(&s, &project, &["install", "--no-root"]);
     assert!(ok);
@@ -373,12 +337,8 @@ fn poetry_range_picks_newest_allowed() {
     assert_eq!(venv_installed(&project), ["idna-3.9"]);
 }
 
-#[test]
 fn poetry_exact_pin_of_denied_version_fails() {
-    if !have_client("poetry") {
-        return;
-    }
-    let s = harness::serve(deny(&["idna@3.10"]));
+    let s = registry::serve(deny(&["idna@3.10"]));
     let project = poetry_project(&s, "idna = \"3.10\"");
     let (ok, text) = poetry(&s, &project, &["lock"]);
     assert!(!ok);
@@ -386,12 +346,8 @@ fn poetry_exact_pin_of_denied_version_fails() {
     assert!(!project.join("poetry.lock").exists());
 }
 
-#[test]
 fn poetry_typosquat_is_refused() {
-    if !have_client("poetry") {
-        return;
-    }
-    let s = harness::serve(TestCheck {
+    let s = registry::serve(TestCheck {
         deny_names: vec!["idnaa".into()],
         ..TestCheck::default()
     });
@@ -403,12 +359,8 @@ fn poetry_typosquat_is_refused() {
         .any(|r| r.package == "idnaa" && r.outcome == "refused"));
 }
 
-#[test]
 fn poetry_tampered_wheel_is_refused() {
-    if !have_client("poetry") {
-        return;
-    }
-    let s = harness::serve(TestCheck::default());
+    let s = registry::serve(TestCheck::default());
     s.fixture
         .tamper
         .lock()
@@ -426,18 +378,14 @@ fn poetry_tampered_wheel_is_refused() {
 /// `poetry.lock` made while idna 3.10 was allowed; installing it after the policy changed
 /// fails and installs nothing. In the default `refused-versions = "remove"` mode poetry fails
 /// on the page (the release is gone), before the gate; see the yank-mode test below.
-#[test]
 fn poetry_lockfile_of_denied_version_is_refused() {
-    if !have_client("poetry") {
-        return;
-    }
-    let s = harness::serve(TestCheck::default());
+    let s = registry::serve(TestCheck::default());
     let project = poetry_project(&s, "idna = \"3.10\"");
     let (ok, _) = poetry(&s, &project, &["lock"]);
     assert!(ok);
     s.depfw
         .state
-        .set_policy(harness::policy(deny(&["idna@3.10"])));
+        .set_policy(registry::policy(deny(&["idna@3.10"])));
     let (ok, _) = poetry(&s, &project, &["install", "--no-root"]);
     assert!(!ok);
     assert!(venv_installed(&project).is_empty());
@@ -446,18 +394,14 @@ fn poetry_lockfile_of_denied_version_is_refused() {
 /// The same lockfile with `server.refused-versions = "yank"`: poetry installs what the lock
 /// says, so it asks for the yanked file, the artifact gate refuses it, and poetry prints
 /// depfw's reason as the yank reason.
-#[test]
 fn poetry_yank_mode_lockfile_of_denied_version_is_refused_at_the_gate() {
-    if !have_client("poetry") {
-        return;
-    }
-    let s = harness::serve_with(TestCheck::default(), YANK);
+    let s = registry::serve_with(TestCheck::default(), YANK);
     let project = poetry_project(&s, "idna = \"3.10\"");
     let (ok, _) = poetry(&s, &project, &["lock"]);
     assert!(ok);
     s.depfw
         .state
-        .set_policy(harness::policy(deny(&["idna@3.10"])));
+        .set_policy(registry::policy(deny(&["idna@3.10"])));
     let (ok, text) = poetry(&s, &project, &["install", "--no-root"]);
     assert!(!ok);
     assert!(venv_installed(&project).is_empty());
@@ -470,4 +414,28 @@ fn poetry_yank_mode_lockfile_of_denied_version_is_refused_at_the_gate() {
         ),
         "{text}"
     );
+}
+
+crate::require::trials! {
+    [PIP] =>
+        pip_yank_mode_pin_shows_depfws_reason,
+        pip_range_picks_newest_allowed,
+        pip_exact_pin_of_denied_version_fails,
+        pip_typosquat_is_refused,
+        pip_tampered_wheel_is_refused,
+        pip_hash_pinned_lockfile_is_refused_at_the_gate;
+    [UV] =>
+        uv_yank_mode_pin_shows_depfws_reason,
+        uv_range_picks_newest_allowed,
+        uv_exact_pin_of_denied_version_fails,
+        uv_typosquat_is_refused,
+        uv_tampered_wheel_is_refused,
+        uv_hash_pinned_lockfile_is_refused_at_the_gate;
+    [POETRY] =>
+        poetry_range_picks_newest_allowed,
+        poetry_exact_pin_of_denied_version_fails,
+        poetry_typosquat_is_refused,
+        poetry_tampered_wheel_is_refused,
+        poetry_lockfile_of_denied_version_is_refused,
+        poetry_yank_mode_lockfile_of_denied_version_is_refused_at_the_gate;
 }

@@ -1,0 +1,82 @@
+//! Running a real package-manager client: cut off from the machine's own settings, bounded
+//! in time, and written into the test's transcript (see `require::note`).
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::require::note;
+
+/// Longer than any client here takes against the local fixture registry (seconds), short
+/// enough that a client waiting on something that never comes fails the test instead of
+/// hanging the run.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `tool` with every environment variable starting with one of `prefixes`
+/// (case-insensitive) removed, so the machine's settings cannot redirect it.
+pub fn command(tool: &str, prefixes: &[&str]) -> Command {
+    let mut cmd = Command::new(tool);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        let lower = k.to_ascii_lowercase();
+        if prefixes.iter().any(|p| lower.starts_with(p)) {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd
+}
+
+/// Runs `cmd` to completion and notes the command and its output in the transcript.
+/// Panics (failing the test) if it runs longer than [`TIMEOUT`].
+pub fn output(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            note(format!("$ {cmd:?}\n(killed after {} s)", TIMEOUT.as_secs()));
+            panic!("{cmd:?} did not finish within {} s", TIMEOUT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    note(format!("$ {cmd:?}\n{}", combined(&out)));
+    out
+}
+
+/// Runs `cmd` (see [`output`]); returns whether it succeeded and stdout followed by stderr.
+pub fn run(cmd: &mut Command) -> (bool, String) {
+    let out = output(cmd);
+    (out.status.success(), combined(&out))
+}
+
+/// stdout followed by stderr.
+pub fn combined(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

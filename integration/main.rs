@@ -1,0 +1,43 @@
+//! The tests that need what is outside this repository: the real package-manager clients
+//! (npm, pnpm, yarn, bun, pip, uv, poetry, cargo) installing through depfw from the
+//! hermetic fixture registry, headless Chromium driving the admin page, the real binary
+//! killed mid-burst, and measurements on the shared public data set (`../shared/data`).
+//!
+//! `cargo test --test integration` (part of `cargo test`). A test whose client, browser or
+//! data is missing is reported as ignored, and under CI as failed (`require.rs`);
+//! `.ci/install-clients.sh` installs the pinned clients.
+#![allow(clippy::unwrap_used)]
+
+use std::process::ExitCode;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+mod client;
+mod require;
+
+mod admin_browser;
+mod cargo;
+mod crash;
+mod harness_self_test;
+mod npm;
+mod pypi;
+mod real_data;
+
+fn main() -> ExitCode {
+    require::install_panic_hook();
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = [
+        npm::trials(),
+        pypi::trials(),
+        cargo::trials(),
+        crash::trials(),
+        admin_browser::trials(),
+        real_data::trials(),
+        harness_self_test::trials(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}

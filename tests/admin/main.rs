@@ -1,0 +1,11 @@
+//! The admin endpoint, agents, breakers and the quarantine queue: `cargo test --test admin`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod agents;
+mod api;
+mod breaker;
+mod pages;
+mod quarantine;

@@ -1,0 +1,15 @@
+//! `depfw audit`: lockfile parsers, public lockfiles, --online, reports and the CLI: `cargo test --test audit`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cargo_audit_parity;
+mod cli;
+mod lockfile_metadata;
+mod npm_family;
+mod online;
+mod online_cli;
+mod public_lockfiles;
+mod python_cargo;
+mod report;

@@ -1,0 +1,104 @@
+//! The exit-code contract of the `depfw` binary: 0 clean, 1 findings, 2 tool error.
+
+use std::process::Output;
+
+use crate::support::{code, depfw_stdin, stderr};
+
+/// `depfw args…` in a fresh empty directory, which it must leave empty.
+fn depfw(args: &[&str]) -> Output {
+    depfw_stdin(args, "")
+}
+
+#[test]
+fn check_of_a_clean_package_exits_0() {
+    let out = depfw(&["check", "crates.io", "serde@1.0.200"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("allow"));
+}
+
+#[test]
+fn unknown_ecosystem_exits_2() {
+    let out = depfw(&["check", "maven", "junit"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("unknown ecosystem"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn invalid_name_or_version_exits_2_with_a_message() {
+    let out = depfw(&["check", "npm", "../../etc/passwd"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("not a valid npm package name"));
+    let out = depfw(&["check", "crates.io", "serde@not-a-version"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("not a valid crates.io version"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(code(&depfw(&["check"])), 2);
+    assert_eq!(code(&depfw(&["no-such-command"])), 2);
+}
+
+#[test]
+fn bad_config_exits_2_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[policy.reputation]\nyanked = \"sometimes\"\n").unwrap();
+    let out = depfw(&["--config", path.to_str().unwrap(), "check", "npm", "ms"]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("policy.reputation.yanked"), "{err}");
+}
+
+#[test]
+fn stdin_batch_writes_one_json_object_per_line() {
+    let out = depfw_stdin(
+        &["check", "pypi", "-", "--format", "json"],
+        "requests==2.31.0\n# comment\n\nflask\n",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["ecosystem"], "PyPI");
+    assert_eq!(lines[0]["name"], "requests");
+    assert_eq!(lines[0]["version"], "2.31.0");
+    assert_eq!(lines[0]["verdict"], "allow");
+    assert!(lines[1]["version"].is_null());
+}
+
+#[test]
+fn deny_listed_package_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("depfw.toml");
+    std::fs::write(
+        &path,
+        "[[overrides.deny]]\necosystem = \"npm\"\nname = \"left-pad\"\nreason = \"banned here\"\n",
+    )
+    .unwrap();
+    let out = depfw(&[
+        "--config",
+        path.to_str().unwrap(),
+        "check",
+        "npm",
+        "left-pad@1.3.0",
+    ]);
+    assert_eq!(code(&out), 1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("deny"), "{stdout}");
+    assert!(stdout.contains("banned here"), "{stdout}");
+}
+
+#[test]
+fn audit_of_a_missing_path_exits_2() {
+    let out = depfw(&["audit", "/nonexistent/Cargo.lock"]);
+    assert_eq!(code(&out), 2);
+}

@@ -1,0 +1,10 @@
+//! The `depfw` binary's commands and exit codes, and the README's own commands:
+//! `cargo test --test cli`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod agents;
+mod exit_codes;
+mod overrides;

@@ -1,0 +1,249 @@
+//! `depfw feeds sync` / `import` / `status` against a local HTTP server, and the feed store.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use chrono::{Duration, Utc};
+use depfw::cli::feeds::{print_status, run, FeedsCommand};
+use depfw::config::Config;
+use depfw::feeds::{load_path, FeedStore};
+use depfw::package::{Ecosystem, PackageName, Version};
+use depfw::store::Store;
+
+fn zip_of_fixtures(filter: impl Fn(&str) -> bool) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for entry in std::fs::read_dir("tests/fixtures/osv").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if filter(&name) {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+struct Server {
+    port: u16,
+    /// When set, `/flaky/all.zip` serves garbage.
+    break_flaky: Arc<AtomicBool>,
+}
+
+/// Serves `/npm/all.zip` (npm fixtures), `/flaky/all.zip` (crates fixtures, or garbage) and
+/// 404 elsewhere, on a thread with its own runtime.
+fn serve() -> Server {
+    let npm = zip_of_fixtures(|n| n.starts_with("malicious") || n.starts_with("last"));
+    let crates = zip_of_fixtures(|n| n.starts_with("multi") || n.starts_with("unmaintained"));
+    let break_flaky = Arc::new(AtomicBool::new(false));
+    let state = (Arc::clone(&break_flaky), crates);
+    let app = Router::new()
+        .route("/npm/all.zip", get(move || async move { npm }))
+        .route(
+            "/flaky/all.zip",
+            get(
+                |State((broken, crates)): State<(Arc<AtomicBool>, Vec<u8>)>| async move {
+                    if broken.load(Ordering::SeqCst) {
+                        b"PK\x03\x04 this is not a zip".to_vec()
+                    } else {
+                        crates
+                    }
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    Server { port, break_flaky }
+}
+
+fn config(data_dir: &Path, port: u16) -> Config {
+    let toml = format!(
+        r#"
+[server]
+data-dir = "{}"
+[[feeds.sources]]
+name = "npm"
+url = "http://127.0.0.1:{port}/npm/all.zip"
+[[feeds.sources]]
+name = "flaky"
+url = "http://127.0.0.1:{port}/flaky/all.zip"
+"#,
+        data_dir.display()
+    );
+    Config::from_toml(&toml, "test.toml").unwrap()
+}
+
+fn affected(feeds: &FeedStore, eco: Ecosystem, name: &str, version: &str) -> Vec<String> {
+    let index = feeds.load_index().unwrap();
+    let name = PackageName::parse(eco, name).unwrap();
+    let version = Version::parse(eco, version).unwrap();
+    index
+        .matching(&name, Some(&version))
+        .iter()
+        .map(|a| a.id.clone())
+        .collect()
+}
+
+#[test]
+fn sync_stores_every_source_and_a_broken_one_keeps_its_last_good_data() {
+    let server = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), server.port);
+
+    assert_eq!(run(FeedsCommand::Sync, &config).unwrap(), ExitCode::SUCCESS);
+    let revision_before = {
+        let store = Store::open(dir.path()).unwrap();
+        let feeds = FeedStore::new(&store).unwrap();
+        assert_eq!(
+            affected(&feeds, Ecosystem::Npm, "fx-evil", "1.0.0"),
+            vec!["MAL-2099-1"]
+        );
+        assert_eq!(
+            affected(&feeds, Ecosystem::CratesIo, "fx-multi", "0.5.1"),
+            vec!["TEST-MULTI-1"]
+        );
+        let status = feeds.status().unwrap();
+        assert_eq!(status.len(), 2);
+        assert!(status
+            .iter()
+            .all(|s| s.last_error.is_none() && s.fetched_at.is_some()));
+        feeds.load_index().unwrap().revision().to_owned()
+    };
+
+    // Now the flaky source serves garbage and a third source does not exist.
+    server.break_flaky.store(true, Ordering::SeqCst);
+    config.feeds.sources.push(depfw::config::FeedSource {
+        name: "missing".into(),
+        url: format!("http://127.0.0.1:{}/nope/all.zip", server.port)
+            .parse()
+            .unwrap(),
+    });
+    assert_eq!(run(FeedsCommand::Sync, &config).unwrap(), ExitCode::from(2));
+
+    let store = Store::open(dir.path()).unwrap();
+    let feeds = FeedStore::new(&store).unwrap();
+    // The flaky source's last good data is still in use.
+    assert_eq!(
+        affected(&feeds, Ecosystem::CratesIo, "fx-multi", "0.5.1"),
+        vec!["TEST-MULTI-1"]
+    );
+    let status = feeds.status().unwrap();
+    let flaky = status.iter().find(|s| s.name == "flaky").unwrap();
+    assert!(
+        flaky.last_error.as_deref().unwrap().contains("zip"),
+        "{flaky:?}"
+    );
+    assert_eq!(flaky.by_ecosystem.get(&Ecosystem::CratesIo), Some(&2));
+    let missing = status.iter().find(|s| s.name == "missing").unwrap();
+    assert!(missing.fetched_at.is_none() && missing.last_error.as_deref().unwrap().contains("404"));
+    // npm was re-fetched, so the revision moved.
+    assert_ne!(feeds.load_index().unwrap().revision(), revision_before);
+
+    let mut out = Vec::new();
+    print_status(&mut out, &status, 7).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("flaky") && text.contains("last error"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing") && text.contains("never fetched"),
+        "{text}"
+    );
+}
+
+#[test]
+fn import_saves_a_named_source_and_status_reports_staleness() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 9);
+    let cmd = FeedsCommand::Import {
+        path: "tests/fixtures/osv".into(),
+        name: Some("fixtures".into()),
+    };
+    assert_eq!(run(cmd, &config).unwrap(), ExitCode::SUCCESS);
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"id\": 1}\n{}\n").unwrap();
+    let cmd = FeedsCommand::Import {
+        path: broken,
+        name: Some("fixtures".into()),
+    };
+    assert!(run(cmd, &config).is_err());
+
+    let store = Store::open(dir.path()).unwrap();
+    let feeds = FeedStore::new(&store).unwrap();
+    assert!(feeds.has_data().unwrap());
+    let status = &feeds.status().unwrap()[0];
+    assert!(status
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("broken.jsonl"));
+    assert_eq!(status.records, 16);
+    assert!(!status.is_stale(Utc::now(), 7));
+    assert!(status.is_stale(Utc::now() + Duration::days(8), 7));
+    // The failed import did not replace the good data.
+    assert_eq!(
+        affected(&feeds, Ecosystem::Npm, "fx-evil", "1.0.0"),
+        vec!["MAL-2099-1"]
+    );
+}
+
+#[test]
+fn the_revision_changes_with_the_data_and_is_stable_otherwise() {
+    let store = Store::temporary().unwrap();
+    let feeds = FeedStore::new(&store).unwrap();
+    assert!(!feeds.has_data().unwrap());
+    assert!(feeds.load_index().unwrap().is_empty());
+    let feed = load_path(Path::new("tests/fixtures/osv")).unwrap();
+    let t = Utc::now();
+    feeds.save("a", &feed, t).unwrap();
+    let r1 = feeds.load_index().unwrap().revision().to_owned();
+    assert_eq!(feeds.load_index().unwrap().revision(), r1);
+    feeds.record_failure("a", "boom", t).unwrap();
+    assert_eq!(
+        feeds.load_index().unwrap().revision(),
+        r1,
+        "a failure changes no data"
+    );
+    feeds.save("a", &feed, t + Duration::seconds(1)).unwrap();
+    assert_ne!(feeds.load_index().unwrap().revision(), r1);
+    assert!(feeds.status().unwrap()[0].last_error.is_none());
+}
+
+#[test]
+fn the_active_index_prefers_the_store_then_the_bundled_snapshot() {
+    let mut config = Config::from_toml("", "test.toml").unwrap();
+    let store = Store::temporary().unwrap();
+    let bundled = depfw::feeds::active_index(&config.feeds, Some(&store)).unwrap();
+    assert!(bundled.revision().starts_with("bundled-") && bundled.len() > 40_000);
+    config.feeds.bundled = false;
+    assert!(depfw::feeds::active_index(&config.feeds, None)
+        .unwrap()
+        .is_empty());
+    let feed = load_path(Path::new("tests/fixtures/osv")).unwrap();
+    FeedStore::new(&store)
+        .unwrap()
+        .save("fixtures", &feed, Utc::now())
+        .unwrap();
+    let synced = depfw::feeds::active_index(&config.feeds, Some(&store)).unwrap();
+    assert!(synced.revision().starts_with("feeds-"));
+    assert_eq!(synced.len(), feed.advisories.len());
+}

@@ -1,0 +1,14 @@
+//! `depfw serve` as a router (`oneshot`, fixture registry on 127.0.0.1), its protocol parsers
+//! and the decision log: `cargo test --test proxy`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod agents;
+mod cargo;
+mod provenance;
+mod pypi;
+mod registry_cargo;
+mod registry_pypi;
+mod router;

@@ -1,0 +1,228 @@
+//! The decision log's hash chain: tampering, deletion and replacement are reported at the
+//! first affected record, through the library and through `depfw log`.
+
+use std::process::Command;
+
+use chrono::Utc;
+use depfw::policy::Verdict;
+use depfw::store::decisions::{
+    ChainProblem, ChainStatus, ClientInfo, DecisionLog, DecisionRecord, RecordFilter, RecordKind,
+    GENESIS,
+};
+use depfw::store::Store;
+use serde_json::Value;
+
+fn record(pkg: &str, agent: Option<&str>, verdict: Verdict) -> DecisionRecord {
+    DecisionRecord {
+        seq: 0,
+        time: Utc::now(),
+        request_id: format!("req-{pkg}"),
+        client: ClientInfo {
+            agent: agent.map(str::to_owned),
+            ..ClientInfo::default()
+        },
+        kind: RecordKind::Artifact,
+        ecosystem: "npm".into(),
+        package: pkg.into(),
+        version: Some("1.0.0".into()),
+        verdict,
+        findings: vec![],
+        hidden: vec![],
+        sha256: None,
+        sha512: None,
+        upstream_url: None,
+        outcome: "served".into(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+/// A data dir whose log holds a, b, c, d, e (b and d by agent `bot`, d denied).
+fn populated() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let log = DecisionLog::open(&store).unwrap();
+    for (p, agent, verdict) in [
+        ("a", None, Verdict::Allow),
+        ("b", Some("bot"), Verdict::Allow),
+        ("c", None, Verdict::Allow),
+        ("d", Some("bot"), Verdict::Deny),
+        ("e", None, Verdict::Allow),
+    ] {
+        log.append_durable(&mut record(p, agent, verdict)).unwrap();
+    }
+    dir
+}
+
+fn with_tree(dir: &tempfile::TempDir, f: impl FnOnce(&sled::Tree)) {
+    let store = Store::open(dir.path()).unwrap();
+    f(&store.tree("decisions").unwrap());
+    store.flush().unwrap();
+}
+
+fn verify(dir: &tempfile::TempDir) -> ChainStatus {
+    let store = Store::open(dir.path()).unwrap();
+    DecisionLog::open(&store).unwrap().verify().unwrap()
+}
+
+fn rewrite(dir: &tempfile::TempDir, seq: u64, change: impl FnOnce(&mut Value)) {
+    with_tree(dir, |tree| {
+        let key = seq.to_be_bytes();
+        let mut v: Value = serde_json::from_slice(&tree.get(key).unwrap().unwrap()).unwrap();
+        change(&mut v);
+        tree.insert(key, serde_json::to_vec(&v).unwrap()).unwrap();
+    });
+}
+
+#[test]
+fn intact_chain_links_every_record() {
+    let dir = populated();
+    let store = Store::open(dir.path()).unwrap();
+    let log = DecisionLog::open(&store).unwrap();
+    let all = log.list(0, 10).unwrap();
+    assert_eq!(all[0].prev_hash, GENESIS);
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+        assert_ne!(pair[1].hash, pair[0].hash);
+    }
+    match log.verify().unwrap() {
+        ChainStatus::Intact { records, head } => {
+            assert_eq!(records, 5);
+            assert_eq!(head, all[4].hash);
+        }
+        other => panic!("{other}"),
+    }
+    // Filters: agent exact, newest first, verdict.
+    let bot = log
+        .query(
+            &RecordFilter {
+                agent: Some("bot".into()),
+                ..RecordFilter::default()
+            },
+            10,
+        )
+        .unwrap();
+    let names: Vec<_> = bot.iter().map(|r| r.package.as_str()).collect();
+    assert_eq!(names, ["d", "b"]);
+    let denied = log
+        .query(
+            &RecordFilter {
+                verdict: Some(Verdict::Deny),
+                ..RecordFilter::default()
+            },
+            10,
+        )
+        .unwrap();
+    assert_eq!(denied.len(), 1);
+}
+
+#[test]
+fn altered_record_is_reported_as_tampered() {
+    let dir = populated();
+    rewrite(&dir, 3, |v| v["package"] = Value::String("evil".into()));
+    assert_eq!(
+        verify(&dir),
+        ChainStatus::Broken {
+            seq: 3,
+            problem: ChainProblem::Tampered
+        }
+    );
+}
+
+#[test]
+fn rehashed_replacement_breaks_the_next_link() {
+    let dir = populated();
+    // A forger who recomputes the record's own hash still breaks record 4's prev_hash.
+    with_tree(&dir, |tree| {
+        let key = 3u64.to_be_bytes();
+        let mut r: DecisionRecord =
+            serde_json::from_slice(&tree.get(key).unwrap().unwrap()).unwrap();
+        r.verdict = Verdict::Deny;
+        r.hash = r.compute_hash().unwrap();
+        tree.insert(key, serde_json::to_vec(&r).unwrap()).unwrap();
+    });
+    assert_eq!(
+        verify(&dir),
+        ChainStatus::Broken {
+            seq: 4,
+            problem: ChainProblem::Unlinked
+        }
+    );
+}
+
+#[test]
+fn deleted_records_are_reported_missing() {
+    let dir = populated();
+    with_tree(&dir, |tree| {
+        tree.remove(2u64.to_be_bytes()).unwrap();
+    });
+    assert_eq!(
+        verify(&dir),
+        ChainStatus::Broken {
+            seq: 2,
+            problem: ChainProblem::Missing
+        }
+    );
+
+    let dir = populated();
+    with_tree(&dir, |tree| {
+        tree.remove(5u64.to_be_bytes()).unwrap();
+    });
+    assert_eq!(
+        verify(&dir),
+        ChainStatus::Broken {
+            seq: 5,
+            problem: ChainProblem::Missing
+        },
+        "a deleted tail is caught by the stored head"
+    );
+}
+
+fn depfw(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_depfw"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn log_cli_verifies_exports_and_shows() {
+    let dir = populated();
+    let out = depfw(&dir, &["log", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 records"));
+
+    let out = depfw(&dir, &["log", "export", "--agent", "bot"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pkgs: Vec<_> = lines
+        .iter()
+        .map(|v| v["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(pkgs, ["b", "d"], "oldest first, agent only");
+    assert!(lines[0]["hash"].as_str().unwrap().len() == 64);
+
+    let out = depfw(&dir, &["log", "show", "--verdict", "deny"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("d@1.0.0") && !text.contains("a@1.0.0"),
+        "{text}"
+    );
+
+    rewrite(&dir, 2, |v| v["outcome"] = Value::String("refused".into()));
+    let out = depfw(&dir, &["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("record 2"));
+
+    let out = depfw(&dir, &["log", "show", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(depfw(&empty, &["log", "verify"]).status.code(), Some(2));
+}

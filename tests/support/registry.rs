@@ -1,0 +1,442 @@
+//! The fixture registry shared by the proxy and real-client tests: a hermetic registry on
+//! 127.0.0.1 serving the real packuments and tarballs committed under `integration/fixtures/npm/`,
+//! PyPI project pages and wheels (`fixtures/pypi/`, under `/pypi/simple/` and
+//! `/pypi-files/`) and a crates.io sparse index with `.crate` files (`fixtures/cargo/`, under
+//! `/cargo-index/` and `/crates/`), a small test policy, and depfw itself started in-process.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use depfw::config::Config;
+use depfw::policy::{Check, Finding, PackageCtx, Policy, Severity, Verdict};
+use depfw::server::{AppState, PolicyState};
+use depfw::store::Store;
+use serde_json::Value;
+
+use super::layout::{self, Route};
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures/npm")
+}
+
+/// How the fixture registry misbehaves for one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Status500,
+    /// Sleeps this long before answering.
+    Slow(u64),
+    /// Closes the connection mid-body.
+    Reset,
+    InvalidJson,
+    /// A body of this many bytes.
+    Huge(usize),
+}
+
+#[derive(Default)]
+pub struct FixtureState {
+    base: Mutex<String>,
+    /// Tarball file names served with one byte flipped.
+    pub tamper: Mutex<HashSet<String>>,
+    /// Request path → fault.
+    pub faults: Mutex<HashMap<String, Fault>>,
+    /// (package, version) → publish time rewritten at serve time.
+    pub times: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    /// Requests per path.
+    pub hits: Mutex<HashMap<String, usize>>,
+    pub not_modified: AtomicUsize,
+    /// Points every `dist.tarball` at another host.
+    pub foreign_tarballs: std::sync::atomic::AtomicBool,
+}
+
+impl FixtureState {
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+fn packument(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
+    let file = fixtures_dir().join(format!("{}.json", name.replace('/', "__")));
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    let mut base = state.base.lock().unwrap().clone();
+    if state.foreign_tarballs.load(Ordering::Relaxed) {
+        base = "http://169.254.169.254".to_owned();
+    }
+    if let Some(Value::Object(versions)) = doc.get_mut("versions") {
+        for (v, vdoc) in versions.iter_mut() {
+            let basename = name.rsplit('/').next().unwrap();
+            vdoc["dist"]["tarball"] = Value::String(format!("{base}/{name}/-/{basename}-{v}.tgz"));
+        }
+    }
+    for ((pkg, v), t) in state.times.lock().unwrap().iter() {
+        if pkg == name {
+            doc["time"][v] = Value::String(t.to_rfc3339());
+        }
+    }
+    Some(serde_json::to_vec(&doc).unwrap())
+}
+
+fn fixture_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures")
+}
+
+/// A PyPI project page (PEP 691 JSON) with file URLs on this fixture and upload times
+/// from `times` where set.
+fn pypi_page(state: &FixtureState, project: &str) -> Option<Vec<u8>> {
+    let file = fixture_root().join(format!("pypi/{project}.json"));
+    let text = std::fs::read_to_string(file).ok()?;
+    let base = state.base.lock().unwrap().clone();
+    let mut doc: Value =
+        serde_json::from_str(&text.replace("FILES/", &layout::pypi_files_base(&base))).ok()?;
+    let times = state.times.lock().unwrap();
+    for f in doc["files"].as_array_mut()? {
+        let name = f["filename"].as_str()?.to_owned();
+        let version = name.split('-').nth(1)?.to_owned();
+        if let Some(t) = times.get(&(project.to_owned(), version)) {
+            f["upload-time"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+    }
+    Some(serde_json::to_vec(&doc).unwrap())
+}
+
+/// A sparse index file with `pubtime` from `times` where set.
+fn cargo_index(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(fixture_root().join("cargo").join(name)).ok()?;
+    let times = state.times.lock().unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut entry: Value = serde_json::from_str(line).ok()?;
+        let version = entry["vers"].as_str()?.to_owned();
+        if let Some(t) = times.get(&(name.to_owned(), version)) {
+            entry["pubtime"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            out.push_str(&entry.to_string());
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    Some(out.into_bytes())
+}
+
+/// A committed artifact, with one byte flipped when its file name is in `tamper`.
+fn artifact_file(state: &FixtureState, dir: &str, file: &str) -> Response {
+    let Ok(mut bytes) = std::fs::read(fixture_root().join(dir).join(file)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if state.tamper.lock().unwrap().contains(file) {
+        bytes[100] ^= 0xff;
+    }
+    (StatusCode::OK, bytes).into_response()
+}
+
+async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let fault = state.faults.lock().unwrap().get(&path).copied();
+    match fault {
+        Some(Fault::Status500) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
+        }
+        Some(Fault::Slow(secs)) => tokio::time::sleep(Duration::from_secs(secs)).await,
+        Some(Fault::InvalidJson) => return (StatusCode::OK, "{\"versions\": [").into_response(),
+        Some(Fault::Huge(n)) => return (StatusCode::OK, vec![b' '; n]).into_response(),
+        Some(Fault::Reset) => {
+            // Promise more than is sent, then fail the stream: hyper aborts the connection.
+            let chunks: Vec<Result<&'static [u8], std::io::Error>> = vec![
+                Ok(b"{\"name\": \"x\", "),
+                Err(std::io::Error::other("reset")),
+            ];
+            let mut resp = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("100000"));
+            return resp;
+        }
+        None => {}
+    }
+    let decoded = percent_encoding::percent_decode_str(&path)
+        .decode_utf8_lossy()
+        .into_owned();
+    let rel = decoded.trim_start_matches('/');
+    let (doc, content_type) = match layout::route(rel) {
+        Route::PypiFile(file) => return artifact_file(&state, "pypi/files", file),
+        Route::Crate(file) => return artifact_file(&state, "cargo/crates", file),
+        Route::NpmTarball { file, .. } => return artifact_file(&state, "npm/tarballs", file),
+        Route::PypiPage(project) => (pypi_page(&state, project), layout::PYPI_JSON),
+        Route::CargoConfig => {
+            let base = state.base.lock().unwrap().clone();
+            let config = layout::cargo_config(&base).into_bytes();
+            (Some(config), "application/json")
+        }
+        Route::CargoIndex(name) => (cargo_index(&state, name), "text/plain"),
+        Route::Packument(name) => (packument(&state, name), "application/json"),
+    };
+    let Some(body) = doc else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"Not found\"}").into_response();
+    };
+    let etag = format!("\"{}\"", body.len() ^ 0x5a5a);
+    let inm = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if inm == Some(etag.as_str()) {
+        state.not_modified.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut()
+        .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// Starts the fixture registry on the current runtime; returns its base URL.
+pub async fn start_fixture() -> (String, Arc<FixtureState>) {
+    let state = Arc::new(FixtureState::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    *state.base.lock().unwrap() = base.clone();
+    let app = axum::Router::new()
+        .fallback(serve_fixture)
+        .with_state(Arc::clone(&state));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, state)
+}
+
+/// A policy check for tests: denies or quarantines listed `name@version`s and names, and
+/// enforces a cooldown on publish time.
+#[derive(Default, Clone)]
+pub struct TestCheck {
+    pub deny: Vec<String>,
+    pub quarantine: Vec<String>,
+    pub deny_names: Vec<String>,
+    pub cooldown_hours: Option<i64>,
+    /// Counts version evaluations (shared by clones): a metadata request served from the
+    /// render cache evaluates no version.
+    pub version_evaluations: Arc<AtomicUsize>,
+}
+
+impl TestCheck {
+    pub fn version_evaluations(&self) -> usize {
+        self.version_evaluations.load(Ordering::Relaxed)
+    }
+}
+
+impl Check for TestCheck {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+    fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
+        let finding = |code: &str, verdict, message: String| Finding {
+            check: "test".into(),
+            code: code.into(),
+            severity: Severity::High,
+            verdict,
+            message,
+            ids: vec![],
+            fixed_in: None,
+        };
+        let name = ctx.name.as_str();
+        if self.deny_names.iter().any(|n| n == name) {
+            findings.push(finding(
+                "test-typosquat",
+                Verdict::Deny,
+                format!("{name} looks like a typosquat"),
+            ));
+        }
+        let Some(v) = ctx.version else { return };
+        self.version_evaluations.fetch_add(1, Ordering::Relaxed);
+        let spec = format!("{name}@{v}");
+        if self.deny.contains(&spec) {
+            findings.push(finding(
+                "test-deny",
+                Verdict::Deny,
+                format!("{spec} is on the test deny list"),
+            ));
+        }
+        if self.quarantine.contains(&spec) {
+            findings.push(finding(
+                "test-hold",
+                Verdict::Quarantine,
+                format!("{spec} is held"),
+            ));
+        }
+        if let (Some(hours), Some(published)) =
+            (self.cooldown_hours, ctx.metadata.and_then(|m| m.published))
+        {
+            if ctx.now - published < chrono::Duration::hours(hours) {
+                findings.push(finding(
+                    "test-cooldown",
+                    Verdict::Quarantine,
+                    format!("{spec} is too new"),
+                ));
+            }
+        }
+    }
+}
+
+pub fn policy(check: TestCheck) -> PolicyState {
+    // Every setting that changes a verdict is in the revision, as in the real policy: the
+    // render cache and ETags key on it.
+    let rev = format!(
+        "test-{}-{}-{}-{:?}",
+        check.deny.join(","),
+        check.quarantine.join(","),
+        check.deny_names.join(","),
+        check.cooldown_hours
+    );
+    PolicyState::Ready(Policy::new(vec![Arc::new(check)], Arc::default(), rev))
+}
+
+pub struct Depfw {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+}
+
+/// depfw's config for a fixture upstream, public at `public`; `extra` follows `[upstream]`.
+pub fn config(upstream: &str, public: &str, data_dir: &std::path::Path, extra: &str) -> Config {
+    config_with(upstream, public, data_dir, "", extra)
+}
+
+/// [`config`] with more `[server]` keys (`server` lines, e.g. `refused-versions = "yank"`).
+pub fn config_with(
+    upstream: &str,
+    public: &str,
+    data_dir: &std::path::Path,
+    server: &str,
+    extra: &str,
+) -> Config {
+    let text = format!(
+        "[server]\npublic-url = \"{public}\"\ndata-dir = \"{}\"\n{server}\n\n{}{extra}\n",
+        data_dir.display(),
+        layout::upstream_toml(upstream)
+    );
+    Config::from_toml(&text, "test").unwrap()
+}
+
+/// Starts depfw on 127.0.0.1:0 on the current runtime.
+pub async fn start_depfw(upstream: &str, policy: PolicyState, extra: &str) -> Depfw {
+    start_depfw_with(upstream, policy, "", extra).await
+}
+
+/// [`start_depfw`] with more `[server]` keys (see [`config_with`]).
+pub async fn start_depfw_with(
+    upstream: &str,
+    policy: PolicyState,
+    server: &str,
+    extra: &str,
+) -> Depfw {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let config = config_with(upstream, &base, dir.path(), server, extra);
+    let store = Store::open(dir.path()).unwrap();
+    let state = AppState::new(&config, &store, policy).unwrap();
+    let app = depfw::server::app(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Depfw {
+        base,
+        addr,
+        state,
+        store,
+        dir,
+    }
+}
+
+/// depfw's state (no listener) over a fresh fixture registry, for `oneshot` router tests.
+pub async fn router_setup(
+    check: TestCheck,
+    public: &str,
+) -> (AppState, Arc<FixtureState>, tempfile::TempDir) {
+    router_setup_with(check, public, "").await
+}
+
+/// [`router_setup`] with more `[server]` keys (see [`config_with`]).
+pub async fn router_setup_with(
+    check: TestCheck,
+    public: &str,
+    server: &str,
+) -> (AppState, Arc<FixtureState>, tempfile::TempDir) {
+    let (upstream, fixture) = start_fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(&upstream, public, dir.path(), server, "");
+    let store = Store::open(dir.path()).unwrap();
+    let state = AppState::new(&config, &store, policy(check)).unwrap();
+    (state, fixture, dir)
+}
+
+/// Sends one request through depfw's router; returns status, headers and body.
+pub async fn send(
+    state: &AppState,
+    req: axum::http::Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    use tower::ServiceExt;
+    let resp = depfw::server::app(state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    (status, headers, body)
+}
+
+/// A GET with optional extra headers.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> axum::http::Request<Body> {
+    let mut req = axum::http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(Body::empty()).unwrap()
+}
+
+/// The fixture registry and depfw on their own runtime, for tests that run real clients.
+pub struct Served {
+    pub depfw: Depfw,
+    pub fixture: Arc<FixtureState>,
+    pub tmp: tempfile::TempDir,
+    // Last: dropped after the servers' handles, stopping them.
+    _rt: tokio::runtime::Runtime,
+}
+
+pub fn serve(check: TestCheck) -> Served {
+    serve_with(check, "")
+}
+
+/// [`serve`] with more `[server]` keys (see [`config_with`]).
+pub fn serve_with(check: TestCheck, server: &str) -> Served {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (fixture, depfw) = rt.block_on(async {
+        let (upstream, fixture) = start_fixture().await;
+        let policy = policy(check);
+        (
+            fixture,
+            start_depfw_with(&upstream, policy, server, "").await,
+        )
+    });
+    Served {
+        depfw,
+        fixture,
+        tmp: tempfile::tempdir().unwrap(),
+        _rt: rt,
+    }
+}
