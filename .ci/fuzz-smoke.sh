@@ -6,8 +6,8 @@
 #   .ci/fuzz-smoke.sh                 # every target, 5 s each
 #   FUZZ_SECONDS=60 .ci/fuzz-smoke.sh uv_lock requirements
 #
-# Needs `cargo install cargo-fuzz`. Only stable Rust is assumed: RUSTC_BOOTSTRAP=1 lets
-# cargo-fuzz use the nightly-only sanitizer flags. FUZZ_SANITIZER defaults to `none`:
+# Installs cargo-fuzz (pinned below) when it is missing. Only stable Rust is assumed:
+# RUSTC_BOOTSTRAP=1 lets cargo-fuzz use the nightly-only sanitizer flags. FUZZ_SANITIZER defaults to `none`:
 # depfw forbids unsafe code, so what is hunted is panics, hangs and runaway memory, and
 # skipping ASan roughly halves build time; set FUZZ_SANITIZER=address for a deeper run.
 set -euo pipefail
@@ -44,9 +44,11 @@ seed_pattern() {
   esac
 }
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "fuzz-smoke: installing cargo-fuzz"
-  cargo install cargo-fuzz --locked
+# Pinned like every tool CI installs; upgrade on purpose.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+')" != "$CARGO_FUZZ_VERSION" ]; then
+  echo "fuzz-smoke: installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install cargo-fuzz --version "=$CARGO_FUZZ_VERSION" --locked
 fi
 
 start=$(date +%s)

@@ -285,7 +285,7 @@ impl Client {
             Client::Pnpm => {
                 std::fs::write(
                     env.project.join(".npmrc"),
-                    format!("registry={}\n", env.registry()),
+                    format!("registry={}\nfetch-retries=0\n", env.registry()),
                 )
                 .unwrap();
                 // pnpm 12 reads its settings from pnpm-workspace.yaml and ignores a store
@@ -357,10 +357,14 @@ impl Client {
     }
 }
 
-/// pnpm-workspace.yaml with the test's store dir and `extra` settings.
+/// pnpm-workspace.yaml with the test's store dir, no retries (a refused download is final;
+/// pnpm would otherwise back off for a minute) and `extra` settings.
 fn pnpm_workspace(env: &Env, extra: &str) -> String {
     let store = env.tmp.path().join("pnpm-store");
-    format!("storeDir: \"{}\"\n{extra}", store.display())
+    format!(
+        "storeDir: \"{}\"\nfetchRetries: 0\n{extra}",
+        store.display()
+    )
 }
 
 fn records(env: &Env) -> Vec<depfw::store::decisions::DecisionRecord> {
