@@ -17,3 +17,4 @@ pub mod registry;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod when;

@@ -14,11 +14,11 @@ use super::sources::{LogFilter, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT};
 use super::{AdminError, AdminState, NewToken, API_AUTHOR};
 use crate::agents::Agent;
 use crate::cli::overrides::OverrideArgs;
-use crate::config::parse_expiry;
 use crate::policy::overrides::OverrideKind;
 use crate::policy::Verdict;
 use crate::store::overrides::{OverrideId, StoredOverride};
 use crate::store::quarantine::{QuarantineId, QuarantineStatus};
+use crate::when::{parse_since, parse_until};
 
 type ApiResult = Result<Response, AdminError>;
 
@@ -271,9 +271,9 @@ pub struct LogQuery {
 impl LogQuery {
     /// The validated filter; blank fields are unset.
     pub fn filter(&self) -> Result<LogFilter, AdminError> {
-        let time = |field: &str, v: &Option<String>| {
+        let time = |field: &str, v: &Option<String>, parse: fn(&str) -> Result<_, String>| {
             text(v)
-                .map(parse_expiry)
+                .map(parse)
                 .transpose()
                 .map_err(|e| AdminError::BadRequest(format!("{field}: {e}")))
         };
@@ -296,8 +296,8 @@ impl LogQuery {
             agent: text(&self.agent).map(str::to_owned),
             package: text(&self.package).map(str::to_owned),
             verdict,
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
+            since: time("since", &self.since, parse_since)?,
+            until: time("until", &self.until, parse_until)?,
             limit,
         };
         if let (Some(since), Some(until)) = (filter.since, filter.until) {

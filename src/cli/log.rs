@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::policy::Verdict;
 use crate::store::decisions::{ChainStatus, DecisionLog, DecisionRecord, RecordFilter};
 use crate::store::Store;
+use crate::when::{parse_since, parse_until};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum LogCommand {
@@ -23,8 +24,9 @@ pub enum LogCommand {
     Verify,
     /// Write records as JSON lines (oldest first) to stdout.
     Export {
-        /// Only records at or after this time (RFC 3339, e.g. 2026-01-31T00:00:00Z).
-        #[arg(long, value_parser = parse_time)]
+        /// Only records at or after this time: a date (2026-01-31, from its start, UTC) or
+        /// an RFC 3339 time (2026-01-31T09:30:00Z).
+        #[arg(long, value_parser = parse_since)]
         since: Option<DateTime<Utc>>,
         /// Only this agent's records.
         #[arg(long)]
@@ -40,19 +42,15 @@ pub enum LogCommand {
         /// allow, warn, quarantine or deny.
         #[arg(long, value_parser = parse_verdict)]
         verdict: Option<Verdict>,
-        #[arg(long, value_parser = parse_time)]
+        /// Only records at or after this time: a date (from its start, UTC) or RFC 3339.
+        #[arg(long, value_parser = parse_since)]
         since: Option<DateTime<Utc>>,
-        #[arg(long, value_parser = parse_time)]
+        /// Only records at or before this time: a date (to its end, UTC) or RFC 3339.
+        #[arg(long, value_parser = parse_until)]
         until: Option<DateTime<Utc>>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("`{s}` is not an RFC 3339 time like 2026-01-31T00:00:00Z: {e}"))
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::package::{Ecosystem, PackageName};
@@ -339,16 +339,9 @@ fn placeholder_url() -> Url {
     Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!("constant URL"))
 }
 
-/// Accepts RFC 3339 timestamps and plain dates (midnight UTC).
+/// An expiry: an RFC 3339 timestamp, or a plain date meaning its first instant (UTC).
 pub fn parse_expiry(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| format!("`{text}` is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"))
+    crate::when::parse_since(text)
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! The decision log's hash chain: tampering, deletion and replacement are reported at the
 //! first affected record, through the library and through `depfw log`.
 
-use std::process::Command;
-
 use chrono::Utc;
 use depfw::policy::Verdict;
 use depfw::store::decisions::{
@@ -179,12 +177,7 @@ fn deleted_records_are_reported_missing() {
 }
 
 fn depfw(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_depfw"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(args)
-        .output()
-        .unwrap()
+    crate::support::depfw_with_data(dir.path(), args)
 }
 
 #[test]
@@ -225,4 +218,38 @@ fn log_cli_verifies_exports_and_shows() {
     assert_eq!(out.status.code(), Some(2));
     let empty = tempfile::tempdir().unwrap();
     assert_eq!(depfw(&empty, &["log", "verify"]).status.code(), Some(2));
+}
+
+/// `--since` and `--until` take a plain date as the README and the admin page write them:
+/// since from the start of that day, until to its end (UTC).
+#[test]
+fn log_cli_takes_dates_as_well_as_timestamps() {
+    let dir = populated();
+    let today = Utc::now().date_naive().to_string();
+    let packages = |args: &[&str]| {
+        let out = depfw(&dir, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["package"].to_string())
+            .count()
+    };
+    assert_eq!(packages(&["log", "export", "--since", "2026-11-01"]), 5);
+    assert_eq!(packages(&["log", "export", "--since", &today]), 5);
+    assert_eq!(packages(&["log", "export", "--since", "2999-01-01"]), 0);
+    assert_eq!(
+        packages(&["log", "export", "--since", "2999-01-01T00:00:00Z"]),
+        0
+    );
+    let shown = depfw(&dir, &["log", "show", "--since", &today, "--until", &today]);
+    assert_eq!(shown.status.code(), Some(0), "{shown:?}");
+    let text = String::from_utf8(shown.stdout).unwrap();
+    assert!(
+        text.contains("a@1.0.0") && text.contains("e@1.0.0"),
+        "{text}"
+    );
+    let out = depfw(&dir, &["log", "export", "--since", "01/11/2026"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a date (2026-01-31)"));
 }
