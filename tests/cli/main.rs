@@ -8,3 +8,4 @@ mod support;
 mod agents;
 mod exit_codes;
 mod overrides;
+mod readme;

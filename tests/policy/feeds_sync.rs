@@ -16,20 +16,6 @@ use depfw::feeds::{load_path, FeedStore};
 use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::store::Store;
 
-fn zip_of_fixtures(filter: impl Fn(&str) -> bool) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default();
-    for entry in std::fs::read_dir("tests/fixtures/osv").unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if filter(&name) {
-            zip.start_file(name, options).unwrap();
-            zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
-        }
-    }
-    zip.finish().unwrap().into_inner()
-}
-
 struct Server {
     port: u16,
     /// When set, `/flaky/all.zip` serves garbage.
@@ -39,8 +25,8 @@ struct Server {
 /// Serves `/npm/all.zip` (npm fixtures), `/flaky/all.zip` (crates fixtures, or garbage) and
 /// 404 elsewhere, on a thread with its own runtime.
 fn serve() -> Server {
-    let npm = zip_of_fixtures(|n| n.starts_with("malicious") || n.starts_with("last"));
-    let crates = zip_of_fixtures(|n| n.starts_with("multi") || n.starts_with("unmaintained"));
+    let npm = crate::support::osv_zip(|n| n.starts_with("malicious") || n.starts_with("last"));
+    let crates = crate::support::osv_zip(|n| n.starts_with("multi") || n.starts_with("unmaintained"));
     let break_flaky = Arc::new(AtomicBool::new(false));
     let state = (Arc::clone(&break_flaky), crates);
     let app = Router::new()

@@ -111,3 +111,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// An OSV `all.zip` of the records in `tests/fixtures/osv/` whose file name passes `filter`.
+pub fn osv_zip(filter: impl Fn(&str) -> bool) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(fixture("osv"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if filter(&name) {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
+    zip.finish().unwrap().into_inner()
+}

@@ -28,6 +28,10 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures/npm")
 }
 
+/// An OSV `all.zip` of the malicious-package fixtures (`tests/fixtures/osv/malicious-*`), for
+/// `depfw feeds sync` against this registry.
+pub const OSV_ARCHIVE: &str = "osv/all.zip";
+
 /// How the fixture registry misbehaves for one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -165,6 +169,10 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         .decode_utf8_lossy()
         .into_owned();
     let rel = decoded.trim_start_matches('/');
+    if rel == OSV_ARCHIVE {
+        let zip = super::osv_zip(|name| name.starts_with("malicious"));
+        return (StatusCode::OK, zip).into_response();
+    }
     let (doc, content_type) = match layout::route(rel) {
         Route::PypiFile(file) => return artifact_file(&state, "pypi/files", file),
         Route::Crate(file) => return artifact_file(&state, "cargo/crates", file),
