@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # Opt-in, not run in CI: depfw against the PUBLIC registries (npm, PyPI, crates.io),
 # installing real packages with the real npm, pip and cargo clients. Needs network access to
-# the registries. Usage: integration/live.sh [port]
+# the registries and python3 (to read `cargo metadata`). Usage: integration/live.sh [port]
+#
+# On failure the scratch directory, with depfw's own log, is kept and its path printed.
 set -euo pipefail
 port="${1:-17878}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tmp="$(mktemp -d)"
-trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+pid=""
+
+finish() {
+  local status=$?
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  if [ "$status" -eq 0 ]; then
+    rm -rf "$tmp"
+  else
+    echo "live.sh: FAILED (exit $status); depfw's log, last lines:" >&2
+    tail -n 40 "$tmp/depfw.log" >&2 2>/dev/null || true
+    echo "live.sh: everything is kept in $tmp" >&2
+  fi
+}
+trap finish EXIT
 
 cat > "$tmp/depfw.toml" <<TOML
 [server]
@@ -14,13 +29,29 @@ listen = "127.0.0.1:$port"
 data-dir = "$tmp/data"
 TOML
 
+# Wherever cargo puts its build (CARGO_TARGET_DIR, build.target-dir or ./target).
 cargo build --quiet --manifest-path "$root/Cargo.toml" --bin depfw
-"$root/target/debug/depfw" serve --config "$tmp/depfw.toml" > "$tmp/depfw.log" 2>&1 &
+target_dir="$(cargo metadata --quiet --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+depfw="$target_dir/debug/depfw"
+[ -x "$depfw" ] || { echo "live.sh: no depfw binary at $depfw" >&2; exit 1; }
+
+"$depfw" serve --config "$tmp/depfw.toml" > "$tmp/depfw.log" 2>&1 &
 pid=$!
-for _ in $(seq 50); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+up=""
+for _ in $(seq 100); do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "live.sh: depfw serve exited before it came up" >&2
+    exit 1
+  fi
+  if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+    up=yes
+    break
+  fi
   sleep 0.2
 done
+[ -n "$up" ] || { echo "live.sh: depfw serve did not answer /healthz on port $port within 20 s" >&2; exit 1; }
+echo "live.sh: depfw serve is up on 127.0.0.1:$port (log: $tmp/depfw.log)"
 
 mkdir "$tmp/project" && cd "$tmp/project"
 echo '{"name":"live","version":"1.0.0","private":true}' > package.json
