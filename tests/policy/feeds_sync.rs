@@ -1,6 +1,5 @@
 //! `depfw feeds sync` / `import` / `status` against a local HTTP server, and the feed store.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
