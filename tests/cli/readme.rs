@@ -30,7 +30,10 @@ enum Step {
 const STEPS: &[(&str, Step)] = &[
     ("cargo run --release -- serve", Step::Serve),
     ("depfw check npm debug@4.4.2 debug@4.4.3", Step::Exit(1)),
-    ("depfw check pypi - --format json < names.txt", Step::Exit(1)),
+    (
+        "depfw check pypi - --format json < names.txt",
+        Step::Exit(1),
+    ),
     ("depfw audit .", Step::Exit(1)),
     ("depfw audit --format sarif -o depfw.sarif", Step::Exit(1)),
     ("depfw feeds sync", Step::Exit(0)),
@@ -42,11 +45,23 @@ const STEPS: &[(&str, Step)] = &[
         Step::Exit(0),
     ),
     ("depfw quarantine list", Step::Exit(0)),
-    (r#"depfw quarantine approve 1 --reason "reviewed""#, Step::Exit(0)),
+    (
+        r#"depfw quarantine approve 1 --reason "reviewed""#,
+        Step::Exit(0),
+    ),
     ("depfw log verify", Step::Exit(0)),
-    ("depfw log show --agent ci-bot --verdict deny", Step::Exit(0)),
-    ("depfw log export --since 2026-11-01 > decisions.jsonl", Step::Exit(0)),
-    ("cargo test", Step::NotRun("it is the command running this test")),
+    (
+        "depfw log show --agent ci-bot --verdict deny",
+        Step::Exit(0),
+    ),
+    (
+        "depfw log export --since 2026-11-01 > decisions.jsonl",
+        Step::Exit(0),
+    ),
+    (
+        "cargo test",
+        Step::NotRun("it is the command running this test"),
+    ),
     (
         "bash .ci/install-clients.sh",
         Step::NotRun("it installs software on the machine; .ci/run runs it"),
@@ -110,10 +125,9 @@ fn free_port() -> u16 {
 /// the `PATH`.
 fn shell(dir: &Path, command: &str) -> Command {
     let bin = Path::new(env!("CARGO_BIN_EXE_depfw")).parent().unwrap();
-    let path = std::env::join_paths(
-        std::iter::once(bin.to_path_buf())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
     .unwrap();
     let mut cmd = Command::new("sh");
     cmd.args(["-c", command])

@@ -25,7 +25,8 @@ struct Server {
 /// 404 elsewhere, on a thread with its own runtime.
 fn serve() -> Server {
     let npm = crate::support::osv_zip(|n| n.starts_with("malicious") || n.starts_with("last"));
-    let crates = crate::support::osv_zip(|n| n.starts_with("multi") || n.starts_with("unmaintained"));
+    let crates =
+        crate::support::osv_zip(|n| n.starts_with("multi") || n.starts_with("unmaintained"));
     let break_flaky = Arc::new(AtomicBool::new(false));
     let state = (Arc::clone(&break_flaky), crates);
     let app = Router::new()
