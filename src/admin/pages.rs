@@ -17,9 +17,8 @@ use serde::Deserialize;
 use super::auth::{self, Flash, Session, SESSION_COOKIE};
 use super::html::{esc, layout};
 use super::{AdminError, AdminState, MOUNT};
-use crate::cli::overrides::OverrideArgs;
 use crate::policy::overrides::OverrideKind;
-use crate::store::overrides::OverrideId;
+use crate::store::overrides::{EntryText, OverrideId};
 use crate::store::quarantine::QuarantineId;
 
 /// Headers on every page: no caching (tokens, CSRF values), no framing, no external loads.
@@ -340,15 +339,15 @@ pub async fn add_override(
                 )))
             }
         };
-        let args = OverrideArgs {
-            ecosystem: f.text("ecosystem").to_owned(),
-            name: f.text("name").trim().to_owned(),
-            versions: f.text("versions").to_owned(),
-            reason: f.text("reason").to_owned(),
-            expires: f.get("expires").map(str::to_owned),
-            by: None,
+        let text = EntryText {
+            ecosystem: f.text("ecosystem"),
+            name: f.text("name").trim(),
+            versions: f.text("versions"),
+            reason: f.text("reason"),
+            expires: f.get("expires"),
+            by: &session.author,
         };
-        let record = state.add_override(kind, args, &session.author)?;
+        let record = state.add_override(kind, text)?;
         done(format!(
             "added {} entry {}: {} {} {}",
             f.text("kind"),

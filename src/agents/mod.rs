@@ -133,6 +133,18 @@ pub fn validate_name(name: &str) -> Result<(), AgentError> {
 
 type TxResult<T> = tx::TxResult<T, AgentError>;
 
+/// The agent's mirror URLs for npm, PyPI and crates.io under `public_url` (the config's
+/// `server.public-url`): what `depfw agents add|rotate` prints and the admin endpoint shows.
+pub fn mirror_urls(public_url: &url::Url, token: &Token) -> [String; 3] {
+    let base = public_url.as_str().trim_end_matches('/');
+    let prefix = format!("{base}/a/{}", token.expose_secret());
+    [
+        format!("{prefix}/npm/"),
+        format!("{prefix}/pypi/simple/"),
+        format!("{prefix}/cargo/index/"),
+    ]
+}
+
 /// The agents of one data directory.
 #[derive(Clone)]
 pub struct AgentStore {

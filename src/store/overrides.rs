@@ -179,6 +179,69 @@ pub(crate) fn check_text(field: &'static str, text: &str) -> Result<(), Override
     Ok(())
 }
 
+/// A value of an [`EntryText`] that did not parse: which field (`versions`, `expires`, ...)
+/// and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, message: impl ToString) -> Self {
+        FieldError {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// An allow or deny entry as text: what `depfw overrides allow|deny` and the admin
+/// endpoint (its API and its form) receive, parsed alike so they accept the same entries.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryText<'a> {
+    /// npm, pypi or crates.io.
+    pub ecosystem: &'a str,
+    pub name: &'a str,
+    /// `*`, an exact version or a range (see [`VersionScope`]).
+    pub versions: &'a str,
+    pub reason: &'a str,
+    /// YYYY-MM-DD or RFC 3339.
+    pub expires: Option<&'a str>,
+    pub by: &'a str,
+}
+
+impl EntryText<'_> {
+    /// The entry, every value validated; [`OverrideStore::add`] then checks reason, author
+    /// and expiry.
+    pub fn parse(&self, kind: OverrideKind) -> Result<OverrideEntry, FieldError> {
+        let ecosystem: Ecosystem = self
+            .ecosystem
+            .parse()
+            .map_err(|e| FieldError::new("ecosystem", e))?;
+        let name =
+            PackageName::parse(ecosystem, self.name).map_err(|e| FieldError::new("name", e))?;
+        let versions = VersionScope::parse(ecosystem, self.versions)
+            .map_err(|e| FieldError::new("versions", e))?;
+        Ok(OverrideEntry {
+            kind,
+            name,
+            versions,
+            reason: self.reason.to_owned(),
+            expires: expiry(self.expires)?,
+            created_by: self.by.to_owned(),
+        })
+    }
+}
+
+/// Parses an optional `expires` value: YYYY-MM-DD (its first instant, UTC) or RFC 3339.
+pub fn expiry(text: Option<&str>) -> Result<Option<DateTime<Utc>>, FieldError> {
+    text.map(crate::when::parse_since)
+        .transpose()
+        .map_err(|e| FieldError::new("expires", e))
+}
+
 /// Checks an entry and turns it into the record to store (its id is assigned on insert).
 pub(crate) fn new_record(
     entry: &OverrideEntry,
