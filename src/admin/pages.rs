@@ -12,10 +12,10 @@ use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use serde::Deserialize;
 
 use super::auth::{self, Flash, Session, SESSION_COOKIE};
 use super::html::{esc, layout};
+use super::view::PageQuery;
 use super::{AdminError, AdminState, MOUNT};
 use crate::policy::overrides::OverrideKind;
 use crate::store::overrides::{EntryText, OverrideId};
@@ -445,22 +445,7 @@ pub async fn agent_action(
     finish(&state, &sid, "agents", outcome.map_err(AdminError::from))
 }
 
-/// Query parameters of the page: the log search and list toggles.
-#[derive(Debug, Default, Deserialize)]
-pub struct PageQuery {
-    pub(crate) agent: Option<String>,
-    pub(crate) package: Option<String>,
-    pub(crate) verdict: Option<String>,
-    pub(crate) since: Option<String>,
-    pub(crate) until: Option<String>,
-    pub(crate) limit: Option<String>,
-    /// Quarantine status shown: pending (default), approved, rejected, all.
-    pub(crate) queue: Option<String>,
-    /// Show removed and expired entries too.
-    pub(crate) history: Option<String>,
-}
-
-pub async fn index(
+pub(crate) async fn index(
     State(state): State<AdminState>,
     headers: HeaderMap,
     query: Result<Query<PageQuery>, QueryRejection>,
