@@ -13,10 +13,9 @@ use super::error::{ApiJson, ApiPath, ApiQuery};
 use super::sources::{LogFilter, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT};
 use super::{AdminError, AdminState, NewToken, API_AUTHOR};
 use crate::agents::Agent;
-use crate::cli::overrides::OverrideArgs;
 use crate::policy::overrides::OverrideKind;
 use crate::policy::Verdict;
-use crate::store::overrides::{OverrideId, StoredOverride};
+use crate::store::overrides::{EntryText, OverrideId, StoredOverride};
 use crate::store::quarantine::{QuarantineId, QuarantineStatus};
 use crate::when::{parse_since, parse_until};
 
@@ -160,15 +159,15 @@ pub async fn add_override(
     State(state): State<AdminState>,
     ApiJson(body): ApiJson<OverrideBody>,
 ) -> ApiResult {
-    let args = OverrideArgs {
-        ecosystem: body.ecosystem,
-        name: body.name,
-        versions: body.versions.unwrap_or_else(|| "*".to_owned()),
-        reason: body.reason,
-        expires: body.expires,
-        by: None,
+    let text = EntryText {
+        ecosystem: &body.ecosystem,
+        name: &body.name,
+        versions: body.versions.as_deref().unwrap_or("*"),
+        reason: &body.reason,
+        expires: body.expires.as_deref(),
+        by: API_AUTHOR,
     };
-    let record = state.add_override(body.kind, args, API_AUTHOR)?;
+    let record = state.add_override(body.kind, text)?;
     Ok((
         StatusCode::CREATED,
         Json(override_view(&record, Utc::now())),

@@ -13,7 +13,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 
 use crate::agents::AgentError;
-use crate::store::overrides::OverrideError;
+use crate::store::overrides::{FieldError, OverrideError};
 use crate::store::quarantine::QuarantineError;
 use crate::store::StoreError;
 
@@ -151,8 +151,8 @@ impl From<AgentError> for AdminError {
     }
 }
 
-impl From<crate::cli::overrides::FieldError> for AdminError {
-    fn from(e: crate::cli::overrides::FieldError) -> Self {
+impl From<FieldError> for AdminError {
+    fn from(e: FieldError) -> Self {
         AdminError::BadRequest(e.to_string())
     }
 }

@@ -33,10 +33,9 @@ use serde::Serialize;
 use url::Url;
 
 use crate::agents::{Agent, AgentStore, PolicyPreset, Token};
-use crate::cli::overrides::{entry_from_args, expiry, OverrideArgs};
 use crate::config::Config;
 use crate::policy::overrides::OverrideKind;
-use crate::store::overrides::{OverrideId, OverrideStore, StoredOverride};
+use crate::store::overrides::{expiry, EntryText, OverrideId, OverrideStore, StoredOverride};
 use crate::store::quarantine::{ApprovalScope, QuarantineId, QuarantineQueue};
 use crate::store::{Store, StoreError};
 
@@ -405,17 +404,16 @@ impl AdminState {
         Ok(entry)
     }
 
+    /// Adds the entry `text` describes; a blank expiry is none.
     pub(crate) fn add_override(
         &self,
         kind: OverrideKind,
-        mut args: OverrideArgs,
-        by: &str,
+        mut text: EntryText<'_>,
     ) -> Result<StoredOverride, AdminError> {
-        args.by = Some(by.to_owned());
-        args.expires = blank_to_none(args.expires.as_deref()).map(str::to_owned);
-        let entry = entry_from_args(kind, &args)?;
+        text.expires = blank_to_none(text.expires);
+        let entry = text.parse(kind)?;
         let id = self.overrides.add(&entry, Utc::now())?;
-        tracing::info!(entry = id, by, package = %entry.name, "admin added an override");
+        tracing::info!(entry = id, by = text.by, package = %entry.name, "admin added an override");
         self.changed();
         Ok(self.overrides.get(id)?)
     }
@@ -446,7 +444,7 @@ impl AdminState {
     }
 
     pub(crate) fn mirror_urls(&self, token: &Token) -> Vec<String> {
-        crate::cli::agents::mirror_urls_at(&self.public_url, token).to_vec()
+        crate::agents::mirror_urls(&self.public_url, token).to_vec()
     }
 }
 

@@ -2,24 +2,25 @@
 //! allow/deny lists, agents, the provenance log and feed status, and plain HTML forms.
 //!
 //! No JavaScript: every action is a form POST answered with a redirect back to the page
-//! (POST-redirect-GET), its outcome shown once from the session. Each POST needs the
-//! session cookie, the session's CSRF token and a same-site origin.
+//! (POST-redirect-GET), its outcome shown once from the session. Every route but sign-in
+//! takes [`SignedIn`], the one gate: the session cookie, and for each POST the session's
+//! CSRF token and a same-site origin.
 
 use std::net::SocketAddr;
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Form, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Form, FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use serde::Deserialize;
 
 use super::auth::{self, Flash, Session, SESSION_COOKIE};
 use super::html::{esc, layout};
+use super::view::PageQuery;
 use super::{AdminError, AdminState, MOUNT};
-use crate::cli::overrides::OverrideArgs;
+use crate::agents::Token;
 use crate::policy::overrides::OverrideKind;
-use crate::store::overrides::OverrideId;
+use crate::store::overrides::{EntryText, OverrideId};
 use crate::store::quarantine::QuarantineId;
 
 /// Headers on every page: no caching (tokens, CSRF values), no framing, no external loads.
@@ -85,7 +86,7 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
 }
 
 /// Form fields as sent; the first value of a repeated field wins.
-pub struct Fields(Vec<(String, String)>);
+struct Fields(Vec<(String, String)>);
 
 impl Fields {
     fn get(&self, name: &str) -> Option<&str> {
@@ -115,9 +116,33 @@ fn form_fields(form: FormResult) -> Result<Fields, AdminError> {
     }
 }
 
-/// Why a form post was refused before it could do anything.
-enum Refused {
-    /// Signed out (or the session expired): the sign-in form, 401.
+/// Refuses a form another site sent (the sign-in form's check too).
+fn same_site(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
+    if auth::same_origin(headers, &state.public_url) {
+        return Ok(());
+    }
+    tracing::warn!("admin page: cross-site form post refused");
+    Err(AdminError::Forbidden(
+        "this form was sent from another site".to_owned(),
+    ))
+}
+
+/// The gate of every page route after sign-in (axum's extractor shape): a page view needs
+/// a live session; a form post also needs a same-site origin and that session's CSRF token,
+/// checked in that order before the form's operation can run.
+pub(crate) struct SignedIn {
+    state: AdminState,
+    session_id: String,
+    session: Session,
+    /// The form's fields; none for a page view.
+    fields: Fields,
+}
+
+/// Why the gate refused a request.
+pub(crate) enum Refused {
+    /// A page view while signed out: the sign-in form.
+    SignIn,
+    /// A form post while signed out (or after the session expired): the sign-in form, 401.
     NoSession,
     /// Cross-site, a bad CSRF token or an unreadable form: an error page.
     Error(AdminError),
@@ -126,6 +151,7 @@ enum Refused {
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
+            Refused::SignIn => login_page(StatusCode::OK, None),
             Refused::NoSession => login_page(
                 StatusCode::UNAUTHORIZED,
                 Some("your session has ended: sign in again"),
@@ -135,70 +161,96 @@ impl IntoResponse for Refused {
     }
 }
 
-/// The checks every state-changing form passes before anything else: same-site origin,
-/// a live session, and that session's CSRF token.
-fn authorize(
-    state: &AdminState,
-    headers: &HeaderMap,
-    form: FormResult,
-) -> Result<(String, Session, Fields), Refused> {
-    if !auth::same_origin(headers, &state.public_url) {
-        tracing::warn!("admin page: cross-site form post refused");
-        return Err(Refused::Error(AdminError::Forbidden(
-            "this form was sent from another site".to_owned(),
-        )));
+impl FromRequest<AdminState> for SignedIn {
+    type Rejection = Refused;
+
+    async fn from_request(request: Request, state: &AdminState) -> Result<Self, Refused> {
+        let view = matches!(*request.method(), Method::GET | Method::HEAD);
+        if !view {
+            same_site(state, request.headers()).map_err(Refused::Error)?;
+        }
+        let Some((session_id, session)) = state.sessions.get(request.headers()) else {
+            return Err(if view {
+                Refused::SignIn
+            } else {
+                Refused::NoSession
+            });
+        };
+        let fields = if view {
+            Fields(Vec::new())
+        } else {
+            let fields =
+                form_fields(Form::from_request(request, state).await).map_err(Refused::Error)?;
+            if !fields.get("csrf").is_some_and(|t| session.csrf_matches(t)) {
+                tracing::warn!("admin page: form without a valid CSRF token refused");
+                return Err(Refused::Error(AdminError::Forbidden(
+                    "the form's CSRF token is missing or wrong: reload the page and try again"
+                        .to_owned(),
+                )));
+            }
+            fields
+        };
+        Ok(SignedIn {
+            state: state.clone(),
+            session_id,
+            session,
+            fields,
+        })
     }
-    let (id, session) = state.sessions.get(headers).ok_or(Refused::NoSession)?;
-    let fields = form_fields(form).map_err(Refused::Error)?;
-    if !fields.get("csrf").is_some_and(|t| session.csrf_matches(t)) {
-        tracing::warn!("admin page: form without a valid CSRF token refused");
-        return Err(Refused::Error(AdminError::Forbidden(
-            "the form's CSRF token is missing or wrong: reload the page and try again".to_owned(),
-        )));
-    }
-    Ok((id, session, fields))
 }
 
-/// Runs a form's operation and stores its outcome for the next page view.
-fn finish(
-    state: &AdminState,
-    session_id: &str,
-    anchor: &str,
-    outcome: Result<Flash, AdminError>,
-) -> Response {
-    let flash = outcome.unwrap_or_else(|e| {
-        if e.status().is_server_error() {
-            tracing::error!(error = ?e.to_string(), "admin page action failed");
-        }
-        Flash {
-            ok: false,
-            text: e.public_message(),
-            secret: None,
-        }
-    });
-    state.sessions.set_flash(session_id, flash);
-    redirect(anchor)
+impl SignedIn {
+    /// Recorded as the author of the changes made in this session.
+    fn author(&self) -> &str {
+        &self.session.author
+    }
+
+    /// Stores a form's outcome for the next page view and redirects there (POST-redirect-GET).
+    fn finish(self, anchor: &str, outcome: Result<Flash, AdminError>) -> Response {
+        let flash = outcome.unwrap_or_else(|e| {
+            if e.status().is_server_error() {
+                tracing::error!(error = ?e.to_string(), "admin page action failed");
+            }
+            Flash {
+                ok: false,
+                text: e.public_message(),
+                secret: None,
+            }
+        });
+        self.state.sessions.set_flash(&self.session_id, flash);
+        redirect(anchor)
+    }
 }
 
-fn done(text: String) -> Result<Flash, AdminError> {
-    Ok(Flash {
+fn success(text: String) -> Flash {
+    Flash {
         ok: true,
         text,
         secret: None,
-    })
+    }
 }
 
-pub async fn login(
+fn done(text: String) -> Result<Flash, AdminError> {
+    Ok(success(text))
+}
+
+/// The outcome of an operation that made a new agent token: shown once, with its URLs.
+fn new_token(state: &AdminState, text: String, token: &Token) -> Flash {
+    Flash {
+        secret: Some((token.expose_secret().to_owned(), state.mirror_urls(token))),
+        ..success(text)
+    }
+}
+
+pub(crate) async fn login(
     State(state): State<AdminState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     form: FormResult,
 ) -> Response {
     let peer = state.client_of(peer.map(|Extension(ConnectInfo(addr))| addr), &headers);
-    if !auth::same_origin(&headers, &state.public_url) {
-        return error_page(&AdminError::Forbidden(
-            "this form was sent from another site".to_owned(),
-        ));
+    if let Err(e) = same_site(&state, &headers) {
+        return error_page(&e);
     }
     let fields = match form_fields(form) {
         Ok(f) => f,
@@ -250,16 +302,8 @@ pub async fn login(
     response
 }
 
-pub async fn logout(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    form: FormResult,
-) -> Response {
-    let (id, _, _) = match authorize(&state, &headers, form) {
-        Ok(ok) => ok,
-        Err(refused) => return refused.into_response(),
-    };
-    state.sessions.remove(&id);
+pub(crate) async fn logout(signed_in: SignedIn) -> Response {
+    signed_in.state.sessions.remove(&signed_in.session_id);
     let mut response = redirect("");
     set_session_cookie(&mut response, "", "; Max-Age=0");
     response
@@ -274,46 +318,27 @@ fn set_session_cookie(response: &mut Response, id: &str, extra: &str) {
     }
 }
 
-pub async fn approve(
-    State(state): State<AdminState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    form: FormResult,
-) -> Response {
-    let (sid, session, f) = match authorize(&state, &headers, form) {
-        Ok(ok) => ok,
-        Err(refused) => return refused.into_response(),
-    };
+pub(crate) async fn approve(Path(id): Path<String>, post: SignedIn) -> Response {
     let outcome = parse_id::<QuarantineId>(&id).and_then(|id| {
+        let f = &post.fields;
         // A blank range approves the held version only.
         let scope = f.get("range").filter(|r| !r.trim().is_empty());
-        let entry = state.approve(
-            id,
-            scope,
-            f.text("reason"),
-            f.get("expires"),
-            &session.author,
-        )?;
+        let entry =
+            post.state
+                .approve(id, scope, f.text("reason"), f.get("expires"), post.author())?;
         done(format!("approved item {id}: allow entry {entry}"))
     });
-    finish(&state, &sid, "quarantine", outcome)
+    post.finish("quarantine", outcome)
 }
 
-pub async fn reject(
-    State(state): State<AdminState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    form: FormResult,
-) -> Response {
-    let (sid, session, f) = match authorize(&state, &headers, form) {
-        Ok(ok) => ok,
-        Err(refused) => return refused.into_response(),
-    };
+pub(crate) async fn reject(Path(id): Path<String>, post: SignedIn) -> Response {
     let outcome = parse_id::<QuarantineId>(&id).and_then(|id| {
-        let entry = state.reject(id, f.text("reason"), &session.author)?;
+        let entry = post
+            .state
+            .reject(id, post.fields.text("reason"), post.author())?;
         done(format!("rejected item {id}: deny entry {entry}"))
     });
-    finish(&state, &sid, "quarantine", outcome)
+    post.finish("quarantine", outcome)
 }
 
 fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, AdminError> {
@@ -321,15 +346,8 @@ fn parse_id<T: std::str::FromStr>(text: &str) -> Result<T, AdminError> {
         .map_err(|_| AdminError::BadRequest(format!("`{text}` is not an id")))
 }
 
-pub async fn add_override(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    form: FormResult,
-) -> Response {
-    let (sid, session, f) = match authorize(&state, &headers, form) {
-        Ok(ok) => ok,
-        Err(refused) => return refused.into_response(),
-    };
+pub(crate) async fn add_override(post: SignedIn) -> Response {
+    let f = &post.fields;
     let outcome = (|| {
         let kind = match f.text("kind") {
             "allow" => OverrideKind::Allow,
@@ -340,15 +358,15 @@ pub async fn add_override(
                 )))
             }
         };
-        let args = OverrideArgs {
-            ecosystem: f.text("ecosystem").to_owned(),
-            name: f.text("name").trim().to_owned(),
-            versions: f.text("versions").to_owned(),
-            reason: f.text("reason").to_owned(),
-            expires: f.get("expires").map(str::to_owned),
-            by: None,
+        let text = EntryText {
+            ecosystem: f.text("ecosystem"),
+            name: f.text("name").trim(),
+            versions: f.text("versions"),
+            reason: f.text("reason"),
+            expires: f.get("expires"),
+            by: post.author(),
         };
-        let record = state.add_override(kind, args, &session.author)?;
+        let record = post.state.add_override(kind, text)?;
         done(format!(
             "added {} entry {}: {} {} {}",
             f.text("kind"),
@@ -358,120 +376,74 @@ pub async fn add_override(
             record.versions
         ))
     })();
-    finish(&state, &sid, "lists", outcome)
+    post.finish("lists", outcome)
 }
 
-pub async fn remove_override(
-    State(state): State<AdminState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    form: FormResult,
-) -> Response {
-    let (sid, session, _) = match authorize(&state, &headers, form) {
-        Ok(ok) => ok,
-        Err(refused) => return refused.into_response(),
-    };
+pub(crate) async fn remove_override(Path(id): Path<String>, post: SignedIn) -> Response {
     let outcome = parse_id::<OverrideId>(&id).and_then(|id| {
-        let record = state.remove_override(id, &session.author)?;
+        let record = post.state.remove_override(id, post.author())?;
         done(format!(
             "removed entry {id}: {} {}",
             record.name, record.versions
         ))
     });
-    finish(&state, &sid, "lists", outcome)
+    post.finish("lists", outcome)
 }
 
-pub async fn add_agent(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    form: FormResult,
-) -> Response {
-    let (sid, _, f) = match authorize(&state, &headers, form) {
-        Ok(ok) => ok,
-        Err(refused) => return refused.into_response(),
-    };
-    let outcome = state
+pub(crate) async fn add_agent(post: SignedIn) -> Response {
+    let f = &post.fields;
+    let outcome = post
+        .state
         .add_agent(f.text("name").trim(), f.get("policy"))
-        .map(|(agent, token)| Flash {
-            ok: true,
-            text: format!(
+        .map(|(agent, token)| {
+            let text = format!(
                 "created agent {} (policy {}): copy its token now, it is shown once",
                 agent.name, agent.preset
-            ),
-            secret: Some((token.expose_secret().to_owned(), state.mirror_urls(&token))),
+            );
+            new_token(&post.state, text, &token)
         });
-    finish(&state, &sid, "agents", outcome)
+    post.finish("agents", outcome)
 }
 
-pub async fn agent_action(
-    State(state): State<AdminState>,
+pub(crate) async fn agent_action(
     Path((name, action)): Path<(String, String)>,
-    headers: HeaderMap,
-    form: FormResult,
+    post: SignedIn,
 ) -> Response {
-    let (sid, session, f) = match authorize(&state, &headers, form) {
-        Ok(ok) => ok,
-        Err(refused) => return refused.into_response(),
-    };
+    let state = &post.state;
     let agents = &state.agents;
     let outcome = match action.as_str() {
-        "rotate" => agents.rotate(&name).map(|token| Flash {
-            ok: true,
-            text: format!("rotated the token of {name}: the old one no longer works; copy the new one now, it is shown once"),
-            secret: Some((token.expose_secret().to_owned(), state.mirror_urls(&token))),
+        "rotate" => agents.rotate(&name).map(|token| {
+            let text = format!("rotated the token of {name}: the old one no longer works; copy the new one now, it is shown once");
+            new_token(state, text, &token)
         }),
-        "revoke" => agents.revoke(&name).map(|_| Flash {
-            ok: true,
-            text: format!("revoked agent {name}"),
-            secret: None,
-        }),
-        "suspend" => agents.suspend(&name, f.text("reason")).map(|_| Flash {
-            ok: true,
-            text: format!("suspended agent {name}"),
-            secret: None,
-        }),
-        "resume" => agents.resume(&name).map(|_| Flash {
-            ok: true,
-            text: format!("resumed agent {name}"),
-            secret: None,
-        }),
+        "revoke" => agents
+            .revoke(&name)
+            .map(|_| success(format!("revoked agent {name}"))),
+        "suspend" => agents
+            .suspend(&name, post.fields.text("reason"))
+            .map(|_| success(format!("suspended agent {name}"))),
+        "resume" => agents
+            .resume(&name)
+            .map(|_| success(format!("resumed agent {name}"))),
         other => {
             let e = AdminError::NotFound(format!("no agent action `{other}`"));
-            return finish(&state, &sid, "agents", Err(e));
+            return post.finish("agents", Err(e));
         }
     };
     if outcome.is_ok() {
-        tracing::info!(agent = %name, action = %action, by = %session.author, "admin changed an agent");
+        tracing::info!(agent = %name, action = %action, by = %post.author(), "admin changed an agent");
     }
-    finish(&state, &sid, "agents", outcome.map_err(AdminError::from))
+    post.finish("agents", outcome.map_err(AdminError::from))
 }
 
-/// Query parameters of the page: the log search and list toggles.
-#[derive(Debug, Default, Deserialize)]
-pub struct PageQuery {
-    pub(crate) agent: Option<String>,
-    pub(crate) package: Option<String>,
-    pub(crate) verdict: Option<String>,
-    pub(crate) since: Option<String>,
-    pub(crate) until: Option<String>,
-    pub(crate) limit: Option<String>,
-    /// Quarantine status shown: pending (default), approved, rejected, all.
-    pub(crate) queue: Option<String>,
-    /// Show removed and expired entries too.
-    pub(crate) history: Option<String>,
-}
-
-pub async fn index(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
+pub(crate) async fn index(
     query: Result<Query<PageQuery>, QueryRejection>,
+    signed_in: SignedIn,
 ) -> Response {
-    let Some((id, session)) = state.sessions.get(&headers) else {
-        return login_page(StatusCode::OK, None);
-    };
     let query = query.map(|q| q.0).unwrap_or_default();
-    let flash = state.sessions.take_flash(&id);
-    match super::view::render(&state, &session, flash, &query) {
+    let state = &signed_in.state;
+    let flash = state.sessions.take_flash(&signed_in.session_id);
+    match super::view::render(state, &signed_in.session, flash, &query) {
         Ok(body) => html_response(StatusCode::OK, body),
         Err(e) => error_page(&e),
     }

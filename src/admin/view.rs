@@ -5,11 +5,11 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
 use super::api::{parse_status, run_log_query, LogQuery};
 use super::auth::{Flash, Session};
 use super::html::{badge, esc, json_table, layout, table};
-use super::pages::PageQuery;
 use super::{AdminError, AdminState, MOUNT};
 use crate::policy::overrides::OverrideKind;
 use crate::store::quarantine::{QuarantineItem, QuarantineStatus};
@@ -30,6 +30,21 @@ fn form_open(action: &str, csrf: &str) -> String {
         esc(action),
         esc(csrf)
     )
+}
+
+/// Query parameters of the page: the log search and list toggles.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    pub(crate) agent: Option<String>,
+    pub(crate) package: Option<String>,
+    pub(crate) verdict: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) limit: Option<String>,
+    /// Quarantine status shown: pending (default), approved, rejected, all.
+    pub(crate) queue: Option<String>,
+    /// Show removed and expired entries too.
+    pub(crate) history: Option<String>,
 }
 
 pub(crate) fn render(

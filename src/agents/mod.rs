@@ -15,8 +15,9 @@ pub mod token;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::TransactionalTree;
 
+use crate::store::tx::{self, abort, put_json, Durability};
 use crate::store::{Store, StoreError};
 
 pub use breaker::{BreakerEvent, BreakerLimits, BreakerState, CircuitBreaker, Limit};
@@ -130,17 +131,18 @@ pub fn validate_name(name: &str) -> Result<(), AgentError> {
     }
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<AgentError>>;
+type TxResult<T> = tx::TxResult<T, AgentError>;
 
-fn abort<T>(error: AgentError) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(error))
-}
-
-fn corrupt(what: &str, detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        what: what.to_owned(),
-        detail: detail.to_string(),
-    }
+/// The agent's mirror URLs for npm, PyPI and crates.io under `public_url` (the config's
+/// `server.public-url`): what `depfw agents add|rotate` prints and the admin endpoint shows.
+pub fn mirror_urls(public_url: &url::Url, token: &Token) -> [String; 3] {
+    let base = public_url.as_str().trim_end_matches('/');
+    let prefix = format!("{base}/a/{}", token.expose_secret());
+    [
+        format!("{prefix}/npm/"),
+        format!("{prefix}/pypi/simple/"),
+        format!("{prefix}/cargo/index/"),
+    ]
 }
 
 /// The agents of one data directory.
@@ -296,7 +298,7 @@ impl AgentStore {
         };
         let record = decode(&value)?;
         let stored = TokenHash::from_hex(&record.token_sha256)
-            .ok_or_else(|| corrupt("agent token hash", &record.agent.name))?;
+            .ok_or_else(|| StoreError::corrupt("agent token hash", &record.agent.name))?;
         if !stored.matches(&hash) {
             return Err(AuthError::Unknown);
         }
@@ -325,14 +327,9 @@ impl AgentStore {
         })
     }
 
+    /// Suspensions and revocations must survive a crash right after they are reported.
     fn transact<T>(&self, f: impl Fn(&TransactionalTree) -> TxResult<T>) -> Result<T, AgentError> {
-        let result = self.tree.transaction(f).map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => AgentError::Store(e.into()),
-        })?;
-        // Suspensions and revocations must survive a crash right after they are reported.
-        self.tree.flush().map_err(StoreError::from)?;
-        Ok(result)
+        tx::transact(&self.tree, Durability::Flushed, f)
     }
 }
 
@@ -345,18 +342,21 @@ fn index_key(hash: &TokenHash) -> String {
 }
 
 fn decode(value: &[u8]) -> Result<AgentRecord, StoreError> {
-    serde_json::from_slice(value).map_err(|e| corrupt("agent", e))
+    serde_json::from_slice(value).map_err(|e| StoreError::corrupt("agent", e))
 }
 
 fn load(tx: &TransactionalTree, name: &str) -> TxResult<AgentRecord> {
     match tx.get(agent_key(name))? {
-        Some(value) => decode(&value).or_else(|e| abort(e.into())),
+        Some(value) => decode(&value).or_else(abort),
         None => abort(AgentError::Unknown(name.to_owned())),
     }
 }
 
 fn put(tx: &TransactionalTree, record: &AgentRecord) -> TxResult<()> {
-    let value = serde_json::to_vec(record).or_else(|e| abort(corrupt("agent", e).into()))?;
-    tx.insert(agent_key(&record.agent.name).as_bytes(), value)?;
-    Ok(())
+    put_json(
+        tx,
+        agent_key(&record.agent.name).as_bytes(),
+        record,
+        "agent",
+    )
 }

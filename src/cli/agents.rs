@@ -110,20 +110,9 @@ pub fn describe(agent: &Agent) -> String {
     line
 }
 
-/// The agent's mirror URLs for npm, PyPI and crates.io.
+/// The agent's mirror URLs for npm, PyPI and crates.io under the configured public URL.
 pub fn mirror_urls(config: &Config, token: &Token) -> [String; 3] {
-    mirror_urls_at(&config.server.public_url, token)
-}
-
-/// The agent's mirror URLs under `public_url` (the config's `server.public-url`).
-pub fn mirror_urls_at(public_url: &url::Url, token: &Token) -> [String; 3] {
-    let base = public_url.as_str().trim_end_matches('/');
-    let prefix = format!("{base}/a/{}", token.expose_secret());
-    [
-        format!("{prefix}/npm/"),
-        format!("{prefix}/pypi/simple/"),
-        format!("{prefix}/cargo/index/"),
-    ]
+    crate::agents::mirror_urls(&config.server.public_url, token)
 }
 
 fn print_token(out: &mut impl Write, config: &Config, token: &Token) -> std::io::Result<()> {

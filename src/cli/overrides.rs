@@ -11,10 +11,11 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 
 use super::exit;
-use crate::config::{parse_expiry, Config};
-use crate::package::{Ecosystem, PackageName};
-use crate::policy::overrides::{OverrideEntry, OverrideKind, VersionScope};
-use crate::store::overrides::{OverrideId, OverrideStore, StoredOverride};
+use crate::config::Config;
+use crate::policy::overrides::{OverrideEntry, OverrideKind};
+use crate::store::overrides::{
+    expiry, EntryText, FieldError, OverrideId, OverrideStore, StoredOverride,
+};
 use crate::store::quarantine::{
     ApprovalScope, QuarantineId, QuarantineItem, QuarantineQueue, QuarantineStatus,
 };
@@ -101,7 +102,7 @@ pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> 
                 OverridesCommand::Deny(_) => OverrideKind::Deny,
                 _ => OverrideKind::Allow,
             };
-            let entry = entry_from_args(kind, args)?;
+            let entry = args.entry(kind)?;
             let id = overrides.add(&entry, now)?;
             writeln!(
                 out,
@@ -173,51 +174,20 @@ pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Resul
     Ok(ExitCode::from(exit::CLEAN))
 }
 
-/// A value that did not parse: which field (`versions`, `expires`, ...) and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: &'static str, message: impl ToString) -> Self {
-        FieldError {
-            field,
-            message: message.to_string(),
+impl OverrideArgs {
+    /// The entry these arguments describe, by `--by` or `cli:$USER`.
+    fn entry(&self, kind: OverrideKind) -> Result<OverrideEntry, FieldError> {
+        let by = author(self.by.as_deref());
+        EntryText {
+            ecosystem: &self.ecosystem,
+            name: &self.name,
+            versions: &self.versions,
+            reason: &self.reason,
+            expires: self.expires.as_deref(),
+            by: &by,
         }
+        .parse(kind)
     }
-}
-
-/// Builds an entry from text, as typed on the command line or sent to the admin endpoint;
-/// every value is validated (the store then checks reason, author and expiry).
-pub fn entry_from_args(
-    kind: OverrideKind,
-    args: &OverrideArgs,
-) -> Result<OverrideEntry, FieldError> {
-    let ecosystem: Ecosystem = args
-        .ecosystem
-        .parse()
-        .map_err(|e| FieldError::new("ecosystem", e))?;
-    let name = PackageName::parse(ecosystem, &args.name).map_err(|e| FieldError::new("name", e))?;
-    let versions = VersionScope::parse(ecosystem, &args.versions)
-        .map_err(|e| FieldError::new("versions", e))?;
-    Ok(OverrideEntry {
-        kind,
-        name,
-        versions,
-        reason: args.reason.clone(),
-        expires: expiry(args.expires.as_deref())?,
-        created_by: author(args.by.as_deref()),
-    })
-}
-
-/// Parses an optional `expires` value: YYYY-MM-DD or RFC 3339.
-pub fn expiry(text: Option<&str>) -> Result<Option<DateTime<Utc>>, FieldError> {
-    text.map(parse_expiry)
-        .transpose()
-        .map_err(|e| FieldError::new("expires", e))
 }
 
 fn author(by: Option<&str>) -> String {

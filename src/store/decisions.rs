@@ -18,8 +18,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+use super::tx::{self, Durability, TxResult};
 use super::{Store, StoreError};
 use crate::policy::{Finding, Verdict};
 
@@ -194,10 +194,7 @@ pub struct DecisionLog {
 }
 
 fn corrupt(detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        what: "decision record".to_owned(),
-        detail: detail.to_string(),
-    }
+    StoreError::corrupt("decision record", detail)
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
@@ -248,16 +245,16 @@ impl DecisionLog {
             hash: record.hash.clone(),
         };
         let head_value = serde_json::to_vec(&next).map_err(corrupt)?;
-        (&self.tree, &self.head_tree)
-            .transaction(|(t, h)| {
+        let trees = (&self.tree, &self.head_tree);
+        tx::transact(
+            trees,
+            Durability::Buffered,
+            |(t, h)| -> TxResult<(), StoreError> {
                 t.insert(&seq.to_be_bytes(), value.as_slice())?;
                 h.insert(HEAD_KEY, head_value.as_slice())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
+                Ok(())
+            },
+        )?;
         *head = next;
         Ok(seq)
     }

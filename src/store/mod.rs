@@ -8,6 +8,7 @@
 pub mod decisions;
 pub mod overrides;
 pub mod quarantine;
+pub(crate) mod tx;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,16 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt record in the depfw store ({what}): {detail}")]
     Corrupt { what: String, detail: String },
+}
+
+impl StoreError {
+    /// A record (`what`: "override", "agent", ...) that does not decode or encode.
+    pub(crate) fn corrupt(what: &str, detail: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            what: what.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
 }
 
 /// sled reports a held directory lock as `WouldBlock`, or wrapped in an `Other` error whose

@@ -12,8 +12,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::TransactionalTree;
 
+use super::tx::{self, abort, put_json, read_u64, Durability, TxResult};
 use super::{Store, StoreError};
 use crate::package::{Ecosystem, PackageName};
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
@@ -140,13 +141,6 @@ fn kind_str(kind: OverrideKind) -> &'static str {
     }
 }
 
-fn corrupt(what: &str, detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        what: what.to_owned(),
-        detail: detail.to_string(),
-    }
-}
-
 fn entry_key(id: OverrideId) -> Vec<u8> {
     [ENTRY_PREFIX, &id.to_be_bytes()].concat()
 }
@@ -162,7 +156,7 @@ fn active_key(kind: OverrideKind, ecosystem: Ecosystem, name: &str, versions: &s
 }
 
 fn decode(value: &[u8]) -> Result<StoredOverride, StoreError> {
-    serde_json::from_slice(value).map_err(|e| corrupt("override", e))
+    serde_json::from_slice(value).map_err(|e| StoreError::corrupt("override", e))
 }
 
 /// Longest reason or author accepted: they are shown in one-line listings and logs.
@@ -183,6 +177,69 @@ pub(crate) fn check_text(field: &'static str, text: &str) -> Result<(), Override
         });
     }
     Ok(())
+}
+
+/// A value of an [`EntryText`] that did not parse: which field (`versions`, `expires`, ...)
+/// and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, message: impl ToString) -> Self {
+        FieldError {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// An allow or deny entry as text: what `depfw overrides allow|deny` and the admin
+/// endpoint (its API and its form) receive, parsed alike so they accept the same entries.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryText<'a> {
+    /// npm, pypi or crates.io.
+    pub ecosystem: &'a str,
+    pub name: &'a str,
+    /// `*`, an exact version or a range (see [`VersionScope`]).
+    pub versions: &'a str,
+    pub reason: &'a str,
+    /// YYYY-MM-DD or RFC 3339.
+    pub expires: Option<&'a str>,
+    pub by: &'a str,
+}
+
+impl EntryText<'_> {
+    /// The entry, every value validated; [`OverrideStore::add`] then checks reason, author
+    /// and expiry.
+    pub fn parse(&self, kind: OverrideKind) -> Result<OverrideEntry, FieldError> {
+        let ecosystem: Ecosystem = self
+            .ecosystem
+            .parse()
+            .map_err(|e| FieldError::new("ecosystem", e))?;
+        let name =
+            PackageName::parse(ecosystem, self.name).map_err(|e| FieldError::new("name", e))?;
+        let versions = VersionScope::parse(ecosystem, self.versions)
+            .map_err(|e| FieldError::new("versions", e))?;
+        Ok(OverrideEntry {
+            kind,
+            name,
+            versions,
+            reason: self.reason.to_owned(),
+            expires: expiry(self.expires)?,
+            created_by: self.by.to_owned(),
+        })
+    }
+}
+
+/// Parses an optional `expires` value: YYYY-MM-DD (its first instant, UTC) or RFC 3339.
+pub fn expiry(text: Option<&str>) -> Result<Option<DateTime<Utc>>, FieldError> {
+    text.map(crate::when::parse_since)
+        .transpose()
+        .map_err(|e| FieldError::new("expires", e))
 }
 
 /// Checks an entry and turns it into the record to store (its id is assigned on insert).
@@ -219,57 +276,43 @@ pub(crate) fn new_record(
     })
 }
 
-/// The next id from the counter at `key` (ids start at 1, one sequence per tree).
-pub(crate) fn next_id_tx<E>(
-    tx: &TransactionalTree,
-    key: &[u8],
-) -> Result<u64, ConflictableTransactionError<E>> {
-    let next = tx.get(key)?.map_or(0, |v| read_u64(&v)) + 1;
-    tx.insert(key, &next.to_be_bytes())?;
-    Ok(next)
-}
-
 /// Inserts `record` with a fresh id inside a transaction (also used by quarantine
 /// approvals, which must mark their item in the same transaction). Refuses a duplicate
 /// active entry. Returns the record as stored.
-pub(crate) fn insert_tx<E: From<OverrideError>>(
+pub(crate) fn insert_tx<E: From<OverrideError> + From<StoreError>>(
     tx: &TransactionalTree,
     record: &StoredOverride,
     now: DateTime<Utc>,
-) -> Result<StoredOverride, ConflictableTransactionError<E>> {
-    let abort = |e: OverrideError| ConflictableTransactionError::Abort(E::from(e));
+) -> TxResult<StoredOverride, E> {
     let guard = record.active_key();
     if let Some(existing) = tx.get(&guard)? {
         let existing = tx.get([ENTRY_PREFIX, existing.as_ref()].concat())?;
         if let Some(existing) = existing {
-            let existing = decode(&existing).map_err(|e| abort(e.into()))?;
+            let existing = decode(&existing)
+                .map_err(OverrideError::from)
+                .or_else(abort)?;
             if existing.status(now) == OverrideStatus::Active {
-                return Err(abort(OverrideError::Duplicate {
+                return abort(OverrideError::Duplicate {
                     id: existing.id,
                     kind: existing.kind,
                     name: existing.name,
                     versions: existing.versions,
-                }));
+                });
             }
         }
     }
     let mut record = record.clone();
-    record.id = next_id_tx(tx, LAST_ID_KEY)?;
-    let value = serde_json::to_vec(&record).map_err(|e| abort(corrupt("override", e).into()))?;
-    tx.insert(entry_key(record.id), value)?;
+    record.id = tx::next_id(tx, LAST_ID_KEY)?;
+    put_json(tx, &entry_key(record.id), &record, "override")?;
     tx.insert(guard, &record.id.to_be_bytes())?;
     bump_revision(tx)?;
     Ok(record)
 }
 
-fn bump_revision<E>(tx: &TransactionalTree) -> Result<(), ConflictableTransactionError<E>> {
+fn bump_revision<E>(tx: &TransactionalTree) -> TxResult<(), E> {
     let current = tx.get(REVISION_KEY)?.map_or(0, |v| read_u64(&v));
     tx.insert(REVISION_KEY, &(current + 1).to_be_bytes())?;
     Ok(())
-}
-
-fn read_u64(bytes: &[u8]) -> u64 {
-    bytes.try_into().map_or(0, u64::from_be_bytes)
 }
 
 /// Run-time allow and deny entries of one data directory.
@@ -297,7 +340,9 @@ impl OverrideStore {
         now: DateTime<Utc>,
     ) -> Result<OverrideId, OverrideError> {
         let record = new_record(entry, now)?;
-        let stored = self.transact(|tx| insert_tx::<OverrideError>(tx, &record, now))?;
+        let stored = tx::transact(&self.tree, Durability::Flushed, |tx| {
+            insert_tx::<OverrideError>(tx, &record, now)
+        })?;
         Ok(stored.id)
     }
 
@@ -319,20 +364,17 @@ impl OverrideStore {
             return Err(OverrideError::AuthorRequired);
         }
         check_text("author", by)?;
-        self.transact(|tx| {
-            let abort = |e: OverrideError| ConflictableTransactionError::Abort(e);
+        tx::transact(&self.tree, Durability::Flushed, |tx| {
             let mut record = match tx.get(entry_key(id))? {
-                Some(value) => decode(&value).map_err(|e| abort(e.into()))?,
-                None => return Err(abort(OverrideError::Unknown(id))),
+                Some(value) => decode(&value).or_else(abort)?,
+                None => return abort(OverrideError::Unknown(id)),
             };
             if record.removed_at.is_some() {
-                return Err(abort(OverrideError::AlreadyRemoved(id)));
+                return abort(OverrideError::AlreadyRemoved(id));
             }
             record.removed_at = Some(now);
             record.removed_by = Some(by.trim().to_owned());
-            let value =
-                serde_json::to_vec(&record).map_err(|e| abort(corrupt("override", e).into()))?;
-            tx.insert(entry_key(id), value)?;
+            put_json(tx, &entry_key(id), &record, "override")?;
             let guard = record.active_key();
             if tx.get(&guard)?.is_some_and(|v| read_u64(&v) == id) {
                 tx.remove(guard)?;
@@ -387,17 +429,5 @@ impl OverrideStore {
     /// Bumped by every change: part of the policy revision, so that clients revalidate.
     pub fn revision(&self) -> Result<u64, StoreError> {
         Ok(self.tree.get(REVISION_KEY)?.map_or(0, |v| read_u64(&v)))
-    }
-
-    fn transact<T>(
-        &self,
-        f: impl Fn(&TransactionalTree) -> Result<T, ConflictableTransactionError<OverrideError>>,
-    ) -> Result<T, OverrideError> {
-        let result = self.tree.transaction(f).map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => OverrideError::Store(e.into()),
-        })?;
-        self.tree.flush().map_err(StoreError::from)?;
-        Ok(result)
     }
 }

@@ -13,10 +13,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::Transactional;
+use sled::transaction::TransactionalTree;
 
 use super::overrides::{self, OverrideError, OverrideId, OverrideStore};
+use super::tx::{self, abort, put_json, read_u64, Durability};
 use super::{Store, StoreError};
 use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::overrides::{OverrideEntry, OverrideKind, VersionScope};
@@ -122,11 +122,7 @@ pub enum QuarantineError {
     Store(#[from] StoreError),
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<QuarantineError>>;
-
-fn abort<T>(error: impl Into<QuarantineError>) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(error.into()))
-}
+type TxResult<T> = tx::TxResult<T, QuarantineError>;
 
 fn item_key(id: QuarantineId) -> Vec<u8> {
     [ITEM_PREFIX, &id.to_be_bytes()].concat()
@@ -142,10 +138,7 @@ fn pending_key(name: &PackageName, version: &str) -> Vec<u8> {
 }
 
 fn decode(value: &[u8]) -> Result<QuarantineItem, StoreError> {
-    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
-        what: "quarantine item".to_owned(),
-        detail: e.to_string(),
-    })
+    serde_json::from_slice(value).map_err(|e| StoreError::corrupt("quarantine item", e))
 }
 
 fn load(tx: &TransactionalTree, id: QuarantineId) -> TxResult<QuarantineItem> {
@@ -156,14 +149,7 @@ fn load(tx: &TransactionalTree, id: QuarantineId) -> TxResult<QuarantineItem> {
 }
 
 fn put(tx: &TransactionalTree, item: &QuarantineItem) -> TxResult<()> {
-    let value = serde_json::to_vec(item).or_else(|e| {
-        abort(StoreError::Corrupt {
-            what: "quarantine item".to_owned(),
-            detail: e.to_string(),
-        })
-    })?;
-    tx.insert(item_key(item.id), value)?;
-    Ok(())
+    put_json(tx, &item_key(item.id), item, "quarantine item")
 }
 
 /// The quarantine queue of one data directory.
@@ -201,11 +187,11 @@ impl QuarantineQueue {
         overrides::check_text("request id", request_id)?;
         let version = version.to_string();
         let index = pending_key(name, &version);
-        let id = self.transact(|tx| {
+        let id = tx::transact(&self.tree, Durability::Flushed, |tx| {
             let mut item = match tx.get(&index)? {
-                Some(id) => load(tx, id.as_ref().try_into().map_or(0, u64::from_be_bytes))?,
+                Some(id) => load(tx, read_u64(&id))?,
                 None => {
-                    let fresh_id = overrides::next_id_tx(tx, LAST_ID_KEY)?;
+                    let fresh_id = tx::next_id(tx, LAST_ID_KEY)?;
                     tx.insert(index.as_slice(), &fresh_id.to_be_bytes())?;
                     QuarantineItem {
                         id: fresh_id,
@@ -322,7 +308,7 @@ impl QuarantineQueue {
             OverrideKind::Deny => QuarantineStatus::Rejected,
         };
         let trees = (&self.tree, self.overrides.tree());
-        let result = trees.transaction(|(q, o)| {
+        tx::transact(trees, Durability::Flushed, |(q, o)| {
             // Re-read inside the transaction: a concurrent resolution must not win twice.
             let mut item = load(q, id)?;
             if item.status != QuarantineStatus::Pending {
@@ -342,22 +328,11 @@ impl QuarantineQueue {
                 expires,
             });
             put(q, &item)?;
-            let name = PackageName::parse(item.ecosystem, &item.name).or_else(|e| {
-                abort(StoreError::Corrupt {
-                    what: format!("quarantine item {id}"),
-                    detail: e.to_string(),
-                })
-            })?;
+            let name = PackageName::parse(item.ecosystem, &item.name)
+                .or_else(|e| abort(StoreError::corrupt(&format!("quarantine item {id}"), e)))?;
             q.remove(pending_key(&name, &item.version))?;
             Ok(record.id)
-        });
-        let override_id = result.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => QuarantineError::Store(e.into()),
-        })?;
-        self.tree.flush().map_err(StoreError::from)?;
-        self.overrides.tree().flush().map_err(StoreError::from)?;
-        Ok(override_id)
+        })
     }
 
     fn entry_for(
@@ -369,10 +344,8 @@ impl QuarantineQueue {
         expires: Option<DateTime<Utc>>,
         by: &str,
     ) -> Result<OverrideEntry, QuarantineError> {
-        let corrupt = |detail: String| StoreError::Corrupt {
-            what: format!("quarantine item {}", item.id),
-            detail,
-        };
+        let corrupt =
+            |detail: String| StoreError::corrupt(&format!("quarantine item {}", item.id), detail);
         let name =
             PackageName::parse(item.ecosystem, &item.name).map_err(|e| corrupt(e.to_string()))?;
         let version =
@@ -399,17 +372,5 @@ impl QuarantineQueue {
             expires,
             created_by: by.to_owned(),
         })
-    }
-
-    fn transact<T>(
-        &self,
-        f: impl Fn(&TransactionalTree) -> TxResult<T>,
-    ) -> Result<T, QuarantineError> {
-        let result = self.tree.transaction(f).map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => QuarantineError::Store(e.into()),
-        })?;
-        self.tree.flush().map_err(StoreError::from)?;
-        Ok(result)
     }
 }

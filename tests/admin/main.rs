@@ -7,5 +7,6 @@ mod support;
 mod agents;
 mod api;
 mod breaker;
+mod layers;
 mod pages;
 mod quarantine;
