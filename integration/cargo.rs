@@ -104,7 +104,7 @@ fn cargo_typosquat_is_refused_with_depfws_reason() {
     assert!(!ok);
     assert!(text.contains("got 403"), "{text}");
     assert!(
-        text.contains("depfw: itao is denied by policy") && text.contains("test-typosquat"),
+        text.contains("depfw: itao is denied by policy") && text.contains("possible-typosquat"),
         "cargo prints depfw's reason: {text}"
     );
 }
@@ -168,7 +168,7 @@ fn yank_mode_locked_fetch_of_denied_version_is_refused_at_the_gate() {
     assert!(text.contains("failed to download"), "{text}");
     assert!(text.contains("got 403"), "{text}");
     assert!(
-        text.contains("depfw: itoa@1.0.11 is denied by policy: test-deny"),
+        text.contains("depfw: itoa@1.0.11 is denied by policy: deny-listed"),
         "cargo prints depfw's reason: {text}"
     );
     assert_eq!(crate_hits(&s, "1.0.11"), 0);

@@ -165,7 +165,7 @@ fn typosquat_name_is_refused_with_depfws_reason() {
     let err = stderr(&out);
     assert!(err.contains("E403"), "{err}");
     assert!(
-        err.contains("is-nunber is denied by policy: test-typosquat"),
+        err.contains("is-nunber is denied by policy: possible-typosquat"),
         "{err}"
     );
 }
@@ -206,7 +206,7 @@ fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
     let err = stderr(&out);
     assert!(err.contains("E403"), "{err}");
     assert!(
-        err.contains("is-odd@3.0.1 is denied by policy: test-deny"),
+        err.contains("is-odd@3.0.1 is denied by policy: deny-listed"),
         "{err}"
     );
     assert_eq!(env.installed("is-odd"), None);

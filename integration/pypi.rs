@@ -213,7 +213,7 @@ fn yank_mode_pin_shows_depfws_reason(client: Client) {
     assert!(installed(&target).is_empty());
     assert!(text.contains("403"), "{text}");
     let reason =
-        "depfw: six@1.17.0 is denied by policy: test-deny: six@1.17.0 is on the test deny list";
+        "depfw: six@1.17.0 is denied by policy: deny-listed: six@1.17.0 is on the test deny list";
     match client {
         // pip warns about the yanked candidate after resolving, before downloading.
         Client::Pip => assert!(
@@ -410,7 +410,7 @@ fn poetry_yank_mode_lockfile_of_denied_version_is_refused_at_the_gate() {
     // poetry shows the yank reason alongside the failure.
     assert!(
         text.contains(
-            "is yanked. Reason for being yanked: depfw: idna@3.10 is denied by policy: test-deny"
+            "is yanked. Reason for being yanked: depfw: idna@3.10 is denied by policy: deny-listed"
         ),
         "{text}"
     );

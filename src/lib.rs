@@ -9,6 +9,7 @@ pub mod agents;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod diag;
 pub mod engine;
 pub mod feeds;
 pub mod package;

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use depfw::config::AdvisoriesConfig;
+use depfw::diag::Code;
 use depfw::feeds::{load_path, snapshot, AdvisoryIndex};
 use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::policy::advisories::AdvisoriesCheck;
@@ -106,7 +107,7 @@ fn pysec_django_version_is_flagged() {
         .iter()
         .find(|f| f.ids[0] == "PYSEC-2021-109")
         .unwrap();
-    assert_eq!(f.code, "vulnerable");
+    assert_eq!(f.code, Code::Vulnerable);
     assert_eq!(f.fixed_in.as_deref(), Some("3.2.5"));
     assert!(!cites(&findings, "PYSEC-2021-98"));
     assert!(findings.iter().all(|f| f.verdict >= Verdict::Warn));
@@ -131,7 +132,7 @@ fn ossf_malicious_names_are_denied_at_every_version() {
             assert!(
                 findings
                     .iter()
-                    .any(|f| f.code == "known-malicious" && f.verdict == Verdict::Deny),
+                    .any(|f| f.code == Code::KnownMalicious && f.verdict == Verdict::Deny),
                 "{name} {version:?}: {findings:?}"
             );
         }
@@ -150,7 +151,7 @@ fn version_specific_malicious_records_match_only_their_versions() {
     // MAL-2024-1059 lists booto3 0.0.1 only.
     assert!(evaluate(Ecosystem::PyPI, "booto3", Some("0.0.1"))
         .iter()
-        .any(|f| f.code == "known-malicious"));
+        .any(|f| f.code == Code::KnownMalicious));
     assert!(evaluate(Ecosystem::PyPI, "booto3", Some("0.0.2")).is_empty());
     let name_only = evaluate(Ecosystem::PyPI, "booto3", None);
     assert_eq!(name_only.len(), 1);
@@ -162,17 +163,20 @@ fn version_specific_malicious_records_match_only_their_versions() {
 
 fn compromised_popular_packages_are_denied_only_at_their_versions() {
     let bad = evaluate(Ecosystem::Npm, "debug", Some("4.4.2"));
-    assert!(bad.iter().any(|f| f.code == "known-malicious"), "{bad:?}");
+    assert!(
+        bad.iter().any(|f| f.code == Code::KnownMalicious),
+        "{bad:?}"
+    );
     assert!(evaluate(Ecosystem::Npm, "debug", Some("4.4.1"))
         .iter()
-        .all(|f| f.code != "known-malicious"));
+        .all(|f| f.code != Code::KnownMalicious));
     let tiny = evaluate(Ecosystem::Npm, "@ctrl/tinycolor", Some("4.1.1"));
-    assert!(tiny.iter().any(|f| f.code == "known-malicious"));
+    assert!(tiny.iter().any(|f| f.code == Code::KnownMalicious));
     let name_only = evaluate(Ecosystem::Npm, "chalk", None);
     assert!(name_only
         .iter()
-        .any(|f| f.code == "has-malicious-versions" && f.verdict == Verdict::Warn));
-    assert!(name_only.iter().all(|f| f.code != "known-malicious"));
+        .any(|f| f.code == Code::HasMaliciousVersions && f.verdict == Verdict::Warn));
+    assert!(name_only.iter().all(|f| f.code != Code::KnownMalicious));
 }
 
 fn withdrawn_records_are_ignored() {
@@ -202,7 +206,7 @@ fn rustsec_informational_advisories_are_separate() {
     let net2 = evaluate(Ecosystem::CratesIo, "net2", Some("0.2.39"));
     assert!(
         net2.iter()
-            .any(|f| f.code == "informational-advisory" && f.verdict == Verdict::Warn),
+            .any(|f| f.code == Code::InformationalAdvisory && f.verdict == Verdict::Warn),
         "{net2:?}"
     );
 }

@@ -139,7 +139,7 @@ fn quarantine_row(item: &QuarantineItem, csrf: &str) -> Vec<String> {
             format!(
                 "<div>{} <code>{}</code> {}</div>",
                 badge(f.verdict.as_str()),
-                esc(&f.code),
+                esc(f.code.as_str()),
                 esc(&f.message)
             )
         })

@@ -12,10 +12,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::diag::Code;
 use crate::policy::{Decision, Finding, Severity, Verdict};
-
-/// The check name on findings a preset adds.
-pub const CHECK_NAME: &str = "agent-policy";
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
@@ -41,21 +39,18 @@ impl PolicyPreset {
     /// `warn` (config `[agents] strict-warn`: quarantine or deny).
     pub fn apply(self, mut decision: Decision, strict_warn: Verdict) -> Decision {
         if self == PolicyPreset::Strict && decision.verdict == Verdict::Warn {
-            decision.findings.push(Finding {
-                check: CHECK_NAME.to_owned(),
-                code: "strict-preset".to_owned(),
-                severity: Severity::Info,
-                verdict: strict_warn,
-                message: format!(
+            decision.findings.push(Finding::new(
+                Code::StrictPreset,
+                Severity::Info,
+                strict_warn,
+                format!(
                     "this agent's policy is `strict`: versions with warnings are {}",
                     match strict_warn {
                         Verdict::Quarantine => "held for review",
                         _ => "refused",
                     }
                 ),
-                ids: Vec::new(),
-                fixed_in: None,
-            });
+            ));
             decision.verdict = strict_warn;
         }
         decision
@@ -97,7 +92,7 @@ mod tests {
         let strict = PolicyPreset::Strict;
         let warned = strict.apply(decision(Verdict::Warn), Verdict::Deny);
         assert_eq!(warned.verdict, Verdict::Deny);
-        assert_eq!(warned.findings[0].code, "strict-preset");
+        assert_eq!(warned.findings[0].code, Code::StrictPreset);
         assert_eq!(
             strict
                 .apply(decision(Verdict::Warn), Verdict::Quarantine)

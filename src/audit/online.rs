@@ -44,18 +44,12 @@ use url::Url;
 
 use crate::audit::LockedPackage;
 use crate::config::UpstreamConfig;
+use crate::diag::Code;
 use crate::package::{normalize, Ecosystem, PackageName, Version};
 use crate::policy::{Finding, Severity, Verdict, VersionMetadata};
 use crate::registry::VersionRecord;
 use http::{Http, RateGate};
 use sources::{Apis, MetadataApi, Records};
-
-/// Finding code: the registry does not list the locked version (or the package).
-pub const MISSING_FROM_REGISTRY: &str = "missing-from-registry";
-/// Finding code: the package's metadata could not be fetched; offline checks only.
-pub const METADATA_UNAVAILABLE: &str = "registry-metadata-unavailable";
-/// The `check` name of the findings above.
-pub const CHECK_NAME: &str = "online";
 
 /// Where crate licenses come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,27 +120,19 @@ impl Lookup {
         let (code, severity, verdict, message) = match self {
             Lookup::Found(_) => return None,
             Lookup::Missing { reason } => (
-                MISSING_FROM_REGISTRY,
+                Code::MissingFromRegistry,
                 Severity::Medium,
                 Verdict::Warn,
                 format!("this version is not in the registry's metadata: {reason}"),
             ),
             Lookup::Failed { error } => (
-                METADATA_UNAVAILABLE,
+                Code::RegistryMetadataUnavailable,
                 Severity::Info,
                 Verdict::Allow,
                 format!("registry metadata unavailable, offline checks only: {error}"),
             ),
         };
-        Some(Finding {
-            check: CHECK_NAME.to_owned(),
-            code: code.to_owned(),
-            severity,
-            verdict,
-            message,
-            ids: Vec::new(),
-            fixed_in: None,
-        })
+        Some(Finding::new(code, severity, verdict, message))
     }
 }
 

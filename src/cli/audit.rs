@@ -17,6 +17,7 @@ use super::{exit, Cli};
 use crate::audit::online::{self, Lookup, OnlineResult};
 use crate::audit::{self, LockedPackage, LockfileKind, PackageSource};
 use crate::config::Config;
+use crate::diag::Code;
 use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::{Decision, Finding, PackageCtx, Policy, Severity, Verdict, VersionMetadata};
 use crate::report::{AuditReport, AuditResult, LockfileSummary};
@@ -272,16 +273,8 @@ pub fn audit_parsed_online(
     report
 }
 
-fn finding(code: &str, verdict: Verdict, message: String) -> Finding {
-    Finding {
-        check: "audit".to_owned(),
-        code: code.to_owned(),
-        severity: Severity::Info,
-        verdict,
-        message,
-        ids: Vec::new(),
-        fixed_in: None,
-    }
+fn finding(code: Code, verdict: Verdict, message: String) -> Finding {
+    Finding::new(code, Severity::Info, verdict, message)
 }
 
 /// Evaluates one locked package; `None` when it is plainly allowed or local code.
@@ -302,7 +295,7 @@ fn audit_package(
     match &package.source {
         PackageSource::Workspace { .. } | PackageSource::Path { .. } => return None,
         PackageSource::Git { url } | PackageSource::Url { url } => extra.push(finding(
-            "non-registry-source",
+            Code::NonRegistrySource,
             Verdict::Warn,
             format!("installed from {url}, not a registry: advisories match by name only"),
         )),
@@ -311,12 +304,12 @@ fn audit_package(
     let decision = match PackageName::parse(package.ecosystem, &package.name) {
         Err(e) => Decision {
             verdict: Verdict::Warn,
-            findings: vec![finding("invalid-name", Verdict::Warn, e.to_string())],
+            findings: vec![finding(Code::InvalidName, Verdict::Warn, e.to_string())],
         },
         Ok(name) => {
             let version = if package.version.is_empty() {
                 extra.push(finding(
-                    "unpinned",
+                    Code::Unpinned,
                     Verdict::Warn,
                     "no exact version is pinned; any version may be installed".to_owned(),
                 ));
@@ -325,7 +318,7 @@ fn audit_package(
                 match Version::parse(package.ecosystem, &package.version) {
                     Ok(v) => Some(v),
                     Err(e) if package.source.is_registry() => {
-                        extra.push(finding("invalid-version", Verdict::Warn, e.to_string()));
+                        extra.push(finding(Code::InvalidVersion, Verdict::Warn, e.to_string()));
                         None
                     }
                     Err(_) => None,

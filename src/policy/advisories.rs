@@ -15,11 +15,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::config::AdvisoriesConfig;
+use crate::diag::{checks, Code};
 use crate::feeds::{Advisory, AdvisoryIndex, AdvisoryKind};
 use crate::package::Version;
 use crate::policy::{Check, Finding, PackageCtx, Severity, Verdict};
 
-const NAME: &str = "advisories";
+const NAME: &str = checks::ADVISORIES;
 /// Aliases shown in a message; the finding's `ids` carry all of them.
 const MESSAGE_ALIASES: usize = 3;
 
@@ -56,14 +57,14 @@ impl AdvisoriesCheck {
     fn affecting(&self, advisory: &Advisory, version: Option<&Version>) -> Finding {
         let fixed_in = version.and_then(|v| advisory.fixed_above(v));
         let (code, verdict, severity) = match advisory.kind {
-            AdvisoryKind::Malicious => ("known-malicious", Verdict::Deny, Severity::Critical),
+            AdvisoryKind::Malicious => (Code::KnownMalicious, Verdict::Deny, Severity::Critical),
             AdvisoryKind::Vulnerability => (
-                "vulnerable",
+                Code::Vulnerable,
                 self.vulnerability_verdict(advisory.severity),
                 advisory.severity,
             ),
             AdvisoryKind::Unmaintained | AdvisoryKind::Unsound | AdvisoryKind::Notice => (
-                "informational-advisory",
+                Code::InformationalAdvisory,
                 self.config.informational,
                 match advisory.severity {
                     Severity::Unknown => Severity::Info,
@@ -90,13 +91,9 @@ impl AdvisoriesCheck {
             message.push_str(fixed);
         }
         Finding {
-            check: NAME.to_owned(),
-            code: code.to_owned(),
-            severity,
-            verdict,
-            message,
             ids: advisory.ids().map(str::to_owned).collect(),
             fixed_in,
+            ..Finding::new(code, severity, verdict, message)
         }
     }
 }
@@ -122,7 +119,7 @@ fn cite(advisory: &Advisory) -> String {
 
 /// One finding for the advisories that affect only some versions of a name-only lookup.
 fn partial(
-    code: &str,
+    code: Code,
     verdict: Verdict,
     severity: Severity,
     what: &str,
@@ -140,17 +137,12 @@ fn partial(
     }
     message.push_str("); evaluate a specific version");
     Finding {
-        check: NAME.to_owned(),
-        code: code.to_owned(),
-        severity,
-        verdict,
-        message,
         ids: advisories
             .iter()
             .flat_map(|a| a.ids())
             .map(str::to_owned)
             .collect(),
-        fixed_in: None,
+        ..Finding::new(code, severity, verdict, message)
     }
 }
 
@@ -184,7 +176,7 @@ impl Check for AdvisoriesCheck {
         }
         if !malicious_versions.is_empty() {
             findings.push(partial(
-                "has-malicious-versions",
+                Code::HasMaliciousVersions,
                 Verdict::Warn,
                 Severity::Critical,
                 "known malicious",
@@ -193,7 +185,7 @@ impl Check for AdvisoriesCheck {
         }
         if !vulnerable_versions.is_empty() {
             findings.push(partial(
-                "has-vulnerable-versions",
+                Code::HasVulnerableVersions,
                 Verdict::Allow,
                 Severity::Info,
                 "vulnerable",

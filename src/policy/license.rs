@@ -31,6 +31,7 @@ use spdx::{Expression, LicenseItem, LicenseReq, ParseMode};
 
 use super::{Check, Finding, PackageCtx, Severity, Verdict};
 use crate::config::LicenseConfig;
+use crate::diag::{checks, Code};
 
 /// The longest stretch of a declared license quoted in a message: PyPI's `license` field
 /// sometimes holds the whole license text.
@@ -236,21 +237,15 @@ impl LicenseCheck {
         }
     }
 
-    fn finding(&self, code: &str, verdict: Verdict, message: String) -> Finding {
+    fn finding(&self, code: Code, verdict: Verdict, message: String) -> Finding {
         // A legal problem, not a security one: known-bad licenses rank above unknown ones.
         let severity = match code {
-            "license-denied" | "license-not-allowed" | "license-unlicensed" => Severity::Medium,
+            Code::LicenseDenied | Code::LicenseNotAllowed | Code::LicenseUnlicensed => {
+                Severity::Medium
+            }
             _ => Severity::Low,
         };
-        Finding {
-            check: "license".to_owned(),
-            code: code.to_owned(),
-            severity,
-            verdict,
-            message,
-            ids: Vec::new(),
-            fixed_in: None,
-        }
+        Finding::new(code, severity, verdict, message)
     }
 
     fn judge(&self, raw: &str, expression: &Expression) -> Option<Finding> {
@@ -258,7 +253,7 @@ impl LicenseCheck {
         let satisfiable_undenied = expression.evaluate(|req| !choices(req).iter().all(denied));
         if !satisfiable_undenied {
             return Some(self.finding(
-                "license-denied",
+                Code::LicenseDenied,
                 self.config.denied,
                 format!("license `{}` is denied by policy", quote(raw)),
             ));
@@ -273,7 +268,7 @@ impl LicenseCheck {
         });
         (!satisfiable_allowed).then(|| {
             self.finding(
-                "license-not-allowed",
+                Code::LicenseNotAllowed,
                 self.config.not_allowed,
                 format!(
                     "license `{}` is not in the allowed list ({})",
@@ -298,7 +293,7 @@ fn quote(raw: &str) -> String {
 
 impl Check for LicenseCheck {
     fn name(&self) -> &'static str {
-        "license"
+        checks::LICENSE
     }
 
     fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
@@ -310,17 +305,17 @@ impl Check for LicenseCheck {
         };
         let finding = match classify(Some(raw)) {
             Declared::Missing => Some(self.finding(
-                "license-missing",
+                Code::LicenseMissing,
                 self.config.missing,
                 "no license declared".to_owned(),
             )),
             Declared::Unlicensed => Some(self.finding(
-                "license-unlicensed",
+                Code::LicenseUnlicensed,
                 self.config.not_allowed,
                 "declared `UNLICENSED`: proprietary, no rights granted".to_owned(),
             )),
             Declared::Unparsable(reason) => Some(self.finding(
-                "license-unparsable",
+                Code::LicenseUnparsable,
                 self.config.unparsable,
                 format!(
                     "license `{}` is not an SPDX expression ({reason})",

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Decision, Finding, PackageCtx, Severity, Verdict};
+use crate::diag::{checks, Code};
 use crate::package::{Ecosystem, PackageName, Version};
 
 /// Which versions an entry covers.
@@ -172,7 +173,7 @@ pub struct Overrides {
 }
 
 /// The check name reported on override findings.
-pub const CHECK_NAME: &str = "overrides";
+pub const CHECK_NAME: &str = checks::OVERRIDES;
 
 impl Overrides {
     pub fn new(entries: Vec<OverrideEntry>) -> Self {
@@ -208,21 +209,18 @@ impl Overrides {
             .map(|e| format!(", until {}", e.format("%Y-%m-%d %H:%M UTC")))
             .unwrap_or_default();
         let (code, verdict, verb) = match entry.kind {
-            OverrideKind::Allow => ("allow-listed", Verdict::Allow, "allowed"),
-            OverrideKind::Deny => ("deny-listed", Verdict::Deny, "denied"),
+            OverrideKind::Allow => (Code::AllowListed, Verdict::Allow, "allowed"),
+            OverrideKind::Deny => (Code::DenyListed, Verdict::Deny, "denied"),
         };
-        decision.findings.push(Finding {
-            check: CHECK_NAME.to_owned(),
-            code: code.to_owned(),
-            severity: Severity::Info,
+        decision.findings.push(Finding::new(
+            code,
+            Severity::Info,
             verdict,
-            message: format!(
+            format!(
                 "{verb} by {} ({}{expiry}): {}",
                 entry.created_by, entry.versions, entry.reason
             ),
-            ids: Vec::new(),
-            fixed_in: None,
-        });
+        ));
         decision.verdict = verdict;
     }
 }

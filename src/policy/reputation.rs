@@ -12,8 +12,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Check, Finding, PackageCtx, Severity, Verdict};
+use super::{Check, Finding, PackageCtx, Severity};
 use crate::config::ReputationConfig;
+use crate::diag::{checks, Code};
 
 /// `reputation` findings from registry metadata; see the module docs.
 pub struct ReputationCheck {
@@ -23,18 +24,6 @@ pub struct ReputationCheck {
 impl ReputationCheck {
     pub fn new(config: ReputationConfig) -> Self {
         ReputationCheck { config }
-    }
-}
-
-fn finding(code: &str, severity: Severity, verdict: Verdict, message: String) -> Finding {
-    Finding {
-        check: "reputation".to_owned(),
-        code: code.to_owned(),
-        severity,
-        verdict,
-        message,
-        ids: Vec::new(),
-        fixed_in: None,
     }
 }
 
@@ -69,7 +58,7 @@ fn window(hours: u64) -> Duration {
 
 impl Check for ReputationCheck {
     fn name(&self) -> &'static str {
-        "reputation"
+        checks::REPUTATION
     }
 
     fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
@@ -82,8 +71,8 @@ impl Check for ReputationCheck {
             let age = age(ctx.now, published);
             let cooldown = window(c.cooldown_hours);
             if age < cooldown {
-                findings.push(finding(
-                    "release-cooldown",
+                findings.push(Finding::new(
+                    Code::ReleaseCooldown,
                     Severity::Low,
                     c.cooldown,
                     format!(
@@ -100,8 +89,8 @@ impl Check for ReputationCheck {
             let age = age(ctx.now, created);
             let window = window(c.new_package_days.saturating_mul(24));
             if age < window {
-                findings.push(finding(
-                    "new-package",
+                findings.push(Finding::new(
+                    Code::NewPackage,
                     Severity::Medium,
                     c.new_package,
                     format!(
@@ -115,8 +104,8 @@ impl Check for ReputationCheck {
         }
 
         if meta.has_install_scripts == Some(true) {
-            findings.push(finding(
-                "install-scripts",
+            findings.push(Finding::new(
+                Code::InstallScripts,
                 Severity::Low,
                 c.install_scripts,
                 "runs scripts at install time".to_owned(),
@@ -125,8 +114,8 @@ impl Check for ReputationCheck {
 
         if let Some(reason) = meta.deprecated.as_deref().map(str::trim) {
             if !reason.is_empty() {
-                findings.push(finding(
-                    "deprecated",
+                findings.push(Finding::new(
+                    Code::Deprecated,
                     Severity::Info,
                     c.deprecated,
                     format!("deprecated: {reason}"),
@@ -140,7 +129,12 @@ impl Check for ReputationCheck {
             } else {
                 format!("yanked from the registry: {reason}")
             };
-            findings.push(finding("yanked", Severity::Medium, c.yanked, message));
+            findings.push(Finding::new(
+                Code::Yanked,
+                Severity::Medium,
+                c.yanked,
+                message,
+            ));
         }
     }
 }

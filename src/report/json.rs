@@ -96,7 +96,7 @@ pub fn render_json(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> 
                     .iter()
                     .map(|f| JsonFinding {
                         check: &f.check,
-                        code: &f.code,
+                        code: f.code.as_str(),
                         severity: f.severity,
                         verdict: f.verdict,
                         message: &f.message,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::json::portable_path;
 use super::{AuditReport, AuditResult};
-use crate::policy::{Finding, Severity, Verdict};
+use crate::diag::{checks, Code, Finding, Severity, Verdict};
 
 const SCHEMA: &str =
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
@@ -80,14 +80,10 @@ pub fn render_sarif_with_root(
     writeln!(out)
 }
 
-/// deny and quarantine fail the build, so they are errors; an override that allowed the
-/// package caps the level, since the package is then accepted.
+/// A result's level: its finding's verdict, capped by an override that allowed the package,
+/// since the package is then accepted.
 fn level(result: &AuditResult, finding: &Finding) -> &'static str {
-    match finding.verdict.min(result.verdict) {
-        Verdict::Deny | Verdict::Quarantine => "error",
-        Verdict::Warn => "warning",
-        Verdict::Allow => "note",
-    }
+    level_of(finding.verdict.min(result.verdict))
 }
 
 /// GitHub's bands: critical > 9.0, high 7.0–8.9, medium 4.0–6.9, low 0.1–3.9.
@@ -101,78 +97,16 @@ fn security_severity(severity: Severity) -> Option<&'static str> {
     }
 }
 
-/// (short, full, help) for the codes depfw's checks emit; unknown codes get a generic text.
-fn describe(code: &str, check: &str) -> (String, String, String) {
-    let known: Option<(&str, &str, &str)> = match code {
-        "known-malicious" => Some((
-            "Known malicious package",
-            "This package version is listed in a malicious-package feed (OSV MAL-* advisory).",
-            "Remove the dependency, rotate any credentials the install could have read, and check for persistence.",
-        )),
-        "vulnerable" => Some((
-            "Vulnerable package version",
-            "This package version is affected by a published vulnerability advisory.",
-            "Upgrade to the fixed version named in the result, or record an override with a reason.",
-        )),
-        "typosquat" => Some((
-            "Possible typosquat",
-            "The package name is very close to a popular package's name.",
-            "Check that this is the package you meant to depend on.",
-        )),
-        "license-denied" => Some((
-            "Denied license",
-            "The declared license can only be satisfied by licenses the policy denies.",
-            "Replace the dependency or obtain a different license; see policy.license.deny.",
-        )),
-        "license-not-allowed" => Some((
-            "License not allowed",
-            "The declared license cannot be satisfied by the licenses in policy.license.allow.",
-            "Replace the dependency or extend policy.license.allow after legal review.",
-        )),
-        "license-missing" => Some((
-            "No license declared",
-            "The registry metadata declares no license for this version.",
-            "Check the package's repository for a license before depending on it.",
-        )),
-        "license-unlicensed" => Some((
-            "Proprietary package (UNLICENSED)",
-            "The package declares npm's UNLICENSED: no rights are granted to use it.",
-            "Remove the dependency unless you hold a separate license for it.",
-        )),
-        "license-unparsable" => Some((
-            "Unparsable license",
-            "The declared license is not a valid SPDX expression.",
-            "Read the package's license text and record an override if it is acceptable.",
-        )),
-        "release-cooldown" => Some((
-            "Release too recent",
-            "This version was published within the configured cooldown; most malicious releases are caught within hours.",
-            "Wait until the cooldown clears, or pin the previous version.",
-        )),
-        "new-package" => Some((
-            "Package too new",
-            "The package's first release is recent; new names are a common vehicle for typosquatting and slopsquatting.",
-            "Check that the package is the one you intended and is maintained by who you expect.",
-        )),
-        "install-scripts" => Some((
-            "Runs install scripts",
-            "Installing this version runs scripts (preinstall/install/postinstall).",
-            "Review the scripts, or install with scripts disabled.",
-        )),
-        "deprecated" => Some((
-            "Deprecated version",
-            "The author deprecated this version.",
-            "Follow the deprecation message, usually by upgrading or switching packages.",
-        )),
-        "yanked" => Some((
-            "Yanked version",
-            "The version was yanked from its registry.",
-            "Move to a version that has not been yanked.",
-        )),
-        _ => None,
-    };
-    match known {
-        Some((short, full, help)) => (short.to_owned(), full.to_owned(), help.to_owned()),
+/// The rule's (short, full, help) texts, from the code registry. Codes without SARIF texts
+/// there get generic ones: giving one its own changes the SARIF output, so re-bless the
+/// report snapshots (`tests/audit/snapshots/`) when adding some.
+fn describe(code: &Code, check: &str) -> (String, String, String) {
+    match code.sarif() {
+        Some(text) => (
+            text.title.to_owned(),
+            code.description().to_owned(),
+            text.help.to_owned(),
+        ),
         None => (
             format!("depfw `{code}` finding"),
             format!("A `{code}` finding from depfw's `{check}` check."),
@@ -181,26 +115,37 @@ fn describe(code: &str, check: &str) -> (String, String, String) {
     }
 }
 
+/// A verdict's SARIF level: deny and quarantine fail the build, so they are errors.
+fn level_of(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Deny | Verdict::Quarantine => "error",
+        Verdict::Warn => "warning",
+        Verdict::Allow => "note",
+    }
+}
+
 /// One rule per distinct code, sorted by code so the output is stable.
 fn rules(report: &AuditReport) -> Vec<Value> {
-    let mut by_code: BTreeMap<&str, Vec<(&AuditResult, &Finding)>> = BTreeMap::new();
-    for r in &report.results {
-        for f in &r.findings {
-            by_code.entry(&f.code).or_default().push((r, f));
-        }
+    let mut by_code: BTreeMap<&str, (&Code, Vec<&Finding>)> = BTreeMap::new();
+    for f in report.results.iter().flat_map(|r| &r.findings) {
+        by_code
+            .entry(f.code.as_str())
+            .or_insert_with(|| (&f.code, Vec::new()))
+            .1
+            .push(f);
     }
     by_code
-        .into_iter()
+        .into_values()
         .map(|(code, uses)| {
-            let check = uses.first().map_or("", |(_, f)| f.check.as_str());
+            let check = uses.first().map_or("", |f| f.check.as_str());
             let (short, full, help) = describe(code, check);
             let mut tags = vec!["supply-chain".to_owned(), check.to_owned()];
             let mut properties = json!({});
             // A rule carries one severity; the worst seen stands for all its results.
             let worst = uses
                 .iter()
-                .filter(|(_, f)| f.check == "advisories")
-                .filter_map(|(_, f)| f.severity.rank().map(|rank| (rank, f.severity)))
+                .filter(|f| f.check == checks::ADVISORIES)
+                .filter_map(|f| f.severity.rank().map(|rank| (rank, f.severity)))
                 .max_by_key(|(rank, _)| *rank)
                 .and_then(|(_, severity)| security_severity(severity));
             if let Some(score) = worst {
@@ -208,22 +153,13 @@ fn rules(report: &AuditReport) -> Vec<Value> {
                 properties["security-severity"] = json!(score);
             }
             properties["tags"] = json!(tags);
-            let default_level = uses
-                .iter()
-                .map(|(r, f)| level(r, f))
-                .min_by_key(|l| match *l {
-                    "error" => 0,
-                    "warning" => 1,
-                    _ => 2,
-                })
-                .unwrap_or("warning");
             json!({
-                "id": code,
-                "name": code,
+                "id": code.as_str(),
+                "name": code.as_str(),
                 "shortDescription": { "text": short },
                 "fullDescription": { "text": full },
                 "help": { "text": help },
-                "defaultConfiguration": { "level": default_level },
+                "defaultConfiguration": { "level": level_of(code.default_verdict()) },
                 "properties": properties,
             })
         })
@@ -239,7 +175,7 @@ fn result(r: &AuditResult, f: &Finding, root: Option<&Path>) -> Value {
         text.push_str(&format!(" Upgrade to {fixed}."));
     }
     json!({
-        "ruleId": f.code,
+        "ruleId": f.code.as_str(),
         "level": level(r, f),
         "message": { "text": text },
         "locations": [location(&r.lockfile, r.line, root)],

@@ -18,6 +18,7 @@ use super::render_cache::Rendered;
 use super::upstream::Fetched;
 use super::{agent, AppState, PolicyState, RequestCtx};
 use crate::config::RefusedVersions;
+use crate::diag::{Code, Finding, Severity};
 use crate::package::PackageName;
 use crate::policy::{Decision, PackageCtx, Policy, Verdict};
 use crate::registry::{
@@ -110,6 +111,21 @@ impl Filtered {
     }
 }
 
+/// A version the registry lists but depfw cannot parse: no check can evaluate it, so it is
+/// refused (fail closed).
+fn unparsable_version() -> Decision {
+    let finding = Finding::new(
+        Code::UnparsableVersion,
+        Severity::Info,
+        Verdict::Deny,
+        "depfw cannot evaluate this version".to_owned(),
+    );
+    Decision {
+        verdict: finding.verdict,
+        findings: vec![finding],
+    }
+}
+
 /// Evaluates every version under the requesting agent's preset; unparsable versions are
 /// hidden (fail closed). Hidden quarantined versions are not put in the quarantine queue:
 /// the resolver picks another version, and only an artifact request (someone really
@@ -125,10 +141,11 @@ pub fn filter_versions(
     let mut hidden = Vec::new();
     for r in records {
         let Some(version) = &r.version else {
+            let decision = unparsable_version();
             hidden.push(HiddenVersion {
                 version: r.version_text.clone(),
-                verdict: Verdict::Deny,
-                reason: "unparsable-version: depfw cannot evaluate this version".to_owned(),
+                verdict: decision.verdict,
+                reason: decision.summary(),
             });
             continue;
         };
@@ -434,9 +451,7 @@ fn decide_version(
 ) -> Result<DecisionRecord, ProxyError> {
     let spec = format!("{name}@{}", record.version_text);
     let Some(version) = &record.version else {
-        return Err(ProxyError::Refused(format!(
-            "{spec} is denied by policy: unparsable-version: depfw cannot evaluate this version"
-        )));
+        return Err(ProxyError::Refused(refusal(&spec, &unparsable_version())));
     };
     agent::observe_package(state, ctx, name)?;
     let now = Utc::now();

@@ -1,6 +1,7 @@
 //! The quarantine queue: one item per held version, approvals and rejections as overrides.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use depfw::diag::Code;
 use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::policy::{Decision, Finding, PackageCtx, Severity, Verdict};
 use depfw::store::overrides::{OverrideError, OverrideStore};
@@ -30,16 +31,13 @@ fn typosquat() -> (PackageName, Vec<Version>) {
     )
 }
 
-fn finding(code: &str) -> Finding {
-    Finding {
-        check: "typosquat".into(),
-        code: code.into(),
-        severity: Severity::High,
-        verdict: Verdict::Quarantine,
-        message: "one letter away from @actions/artifact".into(),
-        ids: Vec::new(),
-        fixed_in: None,
-    }
+fn finding(code: Code) -> Finding {
+    Finding::new(
+        code,
+        Severity::High,
+        Verdict::Quarantine,
+        "one letter away from @actions/artifact".into(),
+    )
 }
 
 fn verdict(store: &Store, name: &PackageName, version: &Version, now: DateTime<Utc>) -> Verdict {
@@ -71,7 +69,7 @@ fn holds_are_idempotent_per_version_and_track_requesters() {
             &name,
             &versions[0],
             "agent:claude-1",
-            vec![finding("typosquat")],
+            vec![finding(Code::PossibleTyposquat)],
             "req-1",
             t0(),
         )
@@ -82,7 +80,7 @@ fn holds_are_idempotent_per_version_and_track_requesters() {
             &name,
             &versions[0],
             "agent:claude-1",
-            vec![finding("typosquat")],
+            vec![finding(Code::PossibleTyposquat)],
             "req-2",
             later,
         )
@@ -104,7 +102,7 @@ fn holds_are_idempotent_per_version_and_track_requesters() {
             &name,
             &versions[1],
             "agent:claude-1",
-            vec![finding("typosquat")],
+            vec![finding(Code::PossibleTyposquat)],
             "req-4",
             t0(),
         )
@@ -117,7 +115,7 @@ fn holds_are_idempotent_per_version_and_track_requesters() {
     assert_eq!(item.request_count, 3);
     assert_eq!(item.first_seen, t0());
     assert_eq!(item.last_seen, later);
-    assert_eq!(item.reasons, vec![finding("typosquat")]);
+    assert_eq!(item.reasons, vec![finding(Code::PossibleTyposquat)]);
     assert_eq!(item.requesters.len(), 2);
     assert_eq!(item.requesters[0].who, "agent:claude-1");
     assert_eq!(item.requesters[0].count, 2);
@@ -165,7 +163,7 @@ fn approval_creates_an_allow_entry_that_applies() {
             &name,
             &versions[0],
             "agent:a",
-            vec![finding("typosquat")],
+            vec![finding(Code::PossibleTyposquat)],
             "r1",
             t0(),
         )
@@ -373,7 +371,7 @@ fn the_queue_persists_across_reopening() {
                 &name,
                 &versions[0],
                 "agent:a",
-                vec![finding("typosquat")],
+                vec![finding(Code::PossibleTyposquat)],
                 "r1",
                 t0(),
             )
@@ -387,5 +385,8 @@ fn the_queue_persists_across_reopening() {
             .unwrap(),
         id
     );
-    assert_eq!(queue.get(id).unwrap().reasons, vec![finding("typosquat")]);
+    assert_eq!(
+        queue.get(id).unwrap().reasons,
+        vec![finding(Code::PossibleTyposquat)]
+    );
 }

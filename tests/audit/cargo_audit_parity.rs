@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use depfw::audit::LockfileKind;
 use depfw::cli::audit::audit_lockfiles;
 use depfw::config::Config;
+use depfw::diag::Code;
 
 /// The Cargo.lock fixtures compared (directories under `tests/fixtures/lockfiles`).
 const FIXTURES: &[&str] = &[
@@ -184,7 +185,7 @@ fn informational_advisories_stay_warnings_and_vulnerabilities_deny_or_warn() {
     let report = audit_lockfiles(&engine.policy, &[(lockfile, LockfileKind::CargoLock)], &[]);
     let gcc = report.results.iter().find(|r| r.name == "gcc").unwrap();
     assert_eq!(gcc.verdict, depfw::policy::Verdict::Warn);
-    assert_eq!(gcc.findings[0].code, "informational-advisory");
+    assert_eq!(gcc.findings[0].code, Code::InformationalAdvisory);
     let regex = report.results.iter().find(|r| r.name == "regex").unwrap();
     assert_eq!(regex.verdict, depfw::policy::Verdict::Deny);
     assert_eq!(regex.upgrade_to(), Some("1.5.5"));

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use depfw::audit::{parse_lockfile, LockfileKind};
 use depfw::cli::audit::audit_lockfiles;
 use depfw::config::Config;
+use depfw::diag::Code;
 use depfw::policy::{PackageCtx, Verdict};
 use depfw::report::AuditReport;
 
@@ -68,7 +69,7 @@ fn codes(report: &AuditReport, name: &str) -> (Verdict, Vec<String>) {
         .unwrap_or_else(|| panic!("no result for {name}: {:#?}", report.results));
     (
         result.verdict,
-        result.findings.iter().map(|f| f.code.clone()).collect(),
+        result.findings.iter().map(|f| f.code.to_string()).collect(),
     )
 }
 
@@ -142,11 +143,11 @@ fn lockfiles_without_license_fields_raise_no_license_findings() {
         );
     let report = audit(&stripped);
     assert!(
-        report
-            .results
-            .iter()
-            .flat_map(|r| &r.findings)
-            .all(|f| !f.code.starts_with("license-") && f.code != "install-scripts"),
+        report.results.iter().flat_map(|r| &r.findings).all(|f| !f
+            .code
+            .as_str()
+            .starts_with("license-")
+            && f.code != Code::InstallScripts),
         "{:#?}",
         report.results
     );

@@ -13,3 +13,4 @@ mod online_cli;
 mod public_lockfiles;
 mod python_cargo;
 mod report;
+mod report_snapshots;

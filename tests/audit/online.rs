@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use depfw::audit::online::{
     fetch_metadata, fetch_metadata_blocking, registry_queries, CratesApiSource, Lookup,
-    OnlineOptions, OnlineResult, MISSING_FROM_REGISTRY,
+    OnlineOptions, OnlineResult,
 };
 use depfw::audit::{LockedPackage, PackageSource};
 use depfw::config::{Config, LicenseConfig, UpstreamConfig};
+use depfw::diag::Code;
 use depfw::package::{Ecosystem, PackageName};
 use depfw::policy::license::LicenseCheck;
 use depfw::policy::{Check, PackageCtx, Verdict, VersionMetadata};
@@ -458,7 +459,7 @@ async fn npm_metadata_per_version_one_request_per_name() {
         .unwrap()
         .finding()
         .unwrap();
-    assert_eq!(finding.code, MISSING_FROM_REGISTRY);
+    assert_eq!(finding.code, Code::MissingFromRegistry);
     assert_eq!(finding.verdict, Verdict::Warn);
     assert!(r
         .get(Ecosystem::Npm, "is-number", "7.0.0")
@@ -723,7 +724,10 @@ fn license_codes(deny: &[&str], metadata: &VersionMetadata) -> Vec<(String, Verd
     };
     let mut findings = Vec::new();
     check.evaluate(&ctx, &mut findings);
-    findings.into_iter().map(|f| (f.code, f.verdict)).collect()
+    findings
+        .into_iter()
+        .map(|f| (f.code.to_string(), f.verdict))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

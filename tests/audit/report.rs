@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use depfw::audit::LockfileKind;
+use depfw::diag::Code;
 use depfw::package::Ecosystem;
 use depfw::policy::{Finding, Severity, Verdict};
 use depfw::report::{
@@ -10,22 +11,8 @@ use depfw::report::{
 };
 use serde_json::Value;
 
-fn finding(
-    check: &str,
-    code: &str,
-    severity: Severity,
-    verdict: Verdict,
-    message: &str,
-) -> Finding {
-    Finding {
-        check: check.to_owned(),
-        code: code.to_owned(),
-        severity,
-        verdict,
-        message: message.to_owned(),
-        ids: Vec::new(),
-        fixed_in: None,
-    }
+fn finding(code: Code, severity: Severity, verdict: Verdict, message: &str) -> Finding {
+    Finding::new(code, severity, verdict, message.to_owned())
 }
 
 fn lockfile(
@@ -46,8 +33,7 @@ fn lockfile(
 /// did not parse.
 fn report() -> AuditReport {
     let mut prototype = finding(
-        "advisories",
-        "vulnerable",
+        Code::Vulnerable,
         Severity::High,
         Verdict::Deny,
         "Prototype pollution in lodash",
@@ -55,8 +41,7 @@ fn report() -> AuditReport {
     prototype.ids = vec!["GHSA-p6mc-m468-83gw".to_owned(), "CVE-2020-8203".to_owned()];
     prototype.fixed_in = Some("4.17.21".to_owned());
     let mut redos = finding(
-        "advisories",
-        "vulnerable",
+        Code::Vulnerable,
         Severity::Medium,
         Verdict::Warn,
         "ReDoS in lodash",
@@ -101,8 +86,7 @@ fn report() -> AuditReport {
                 verdict: Verdict::Quarantine,
                 ids: Vec::new(),
                 findings: vec![finding(
-                    "reputation",
-                    "release-cooldown",
+                    Code::ReleaseCooldown,
                     Severity::Low,
                     Verdict::Quarantine,
                     "published 3h 0m ago, within the 48h cooldown",
@@ -117,8 +101,7 @@ fn report() -> AuditReport {
                 verdict: Verdict::Warn,
                 ids: Vec::new(),
                 findings: vec![finding(
-                    "license",
-                    "license-missing",
+                    Code::LicenseMissing,
                     Severity::Low,
                     Verdict::Warn,
                     "no license declared",
@@ -404,6 +387,53 @@ fn sarif_rules_one_per_code_with_descriptions_and_severity() {
     // Only advisory findings carry a security severity.
     assert!(rules[0]["properties"].get("security-severity").is_none());
     assert!(rules[1]["properties"].get("security-severity").is_none());
+}
+
+/// Rule texts and default levels come from the code registry: a code's default verdict sets
+/// the rule's level whatever this run's results were (they carry their own), and a code
+/// without SARIF texts there gets generic ones.
+#[test]
+fn sarif_rules_come_from_the_code_registry() {
+    let mut report = report();
+    report.results[0].findings.remove(0);
+    report.results[0].verdict = Verdict::Warn;
+    report.results[1].findings = vec![finding(
+        Code::PossibleTyposquat,
+        Severity::High,
+        Verdict::Quarantine,
+        "`reqests` looks like a typosquat of `requests`",
+    )];
+    report.results[2].findings = vec![finding(
+        Code::InformationalAdvisory,
+        Severity::Info,
+        Verdict::Warn,
+        "RUSTSEC-2020-0071: unmaintained",
+    )];
+    let doc = sarif(&report, None);
+    let rules = doc["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap();
+    let rule = |id: &str| rules.iter().find(|r| r["id"] == id).unwrap().clone();
+
+    let vulnerable = rule("vulnerable");
+    assert_eq!(vulnerable["defaultConfiguration"]["level"], "error");
+    assert_eq!(doc["runs"][0]["results"][0]["level"], "warning");
+
+    let typosquat = rule("possible-typosquat");
+    assert_eq!(typosquat["name"], "possible-typosquat");
+    assert_eq!(typosquat["shortDescription"]["text"], "Possible typosquat");
+    assert_eq!(
+        typosquat["fullDescription"]["text"],
+        Code::PossibleTyposquat.description()
+    );
+    assert_eq!(typosquat["defaultConfiguration"]["level"], "error");
+
+    let informational = rule("informational-advisory");
+    assert_eq!(
+        informational["shortDescription"]["text"],
+        "depfw `informational-advisory` finding"
+    );
+    assert_eq!(informational["defaultConfiguration"]["level"], "warning");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use depfw::config::AdvisoriesConfig;
+use depfw::diag::Code;
 use depfw::feeds::{load_path, AdvisoryIndex, AdvisoryKind};
 use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::policy::advisories::AdvisoriesCheck;
@@ -224,7 +225,7 @@ fn check_denies_malicious_with_ids_and_aliases() {
     );
     // Name only: every version is malicious, so the name itself is denied.
     let findings = evaluate(&check, Ecosystem::Npm, "fx-evil", None);
-    assert_eq!(findings[0].code, "known-malicious");
+    assert_eq!(findings[0].code, Code::KnownMalicious);
 }
 
 #[test]
@@ -232,12 +233,12 @@ fn check_flags_version_specific_malicious_records() {
     let check = AdvisoriesCheck::new(index(), config());
     assert_eq!(
         evaluate(&check, Ecosystem::Npm, "fx-hijacked", Some("2.0.2"))[0].code,
-        "known-malicious"
+        Code::KnownMalicious
     );
     assert!(evaluate(&check, Ecosystem::Npm, "fx-hijacked", Some("2.0.0")).is_empty());
     let name_only = evaluate(&check, Ecosystem::Npm, "fx-hijacked", None);
     assert_eq!(name_only.len(), 1);
-    assert_eq!(name_only[0].code, "has-malicious-versions");
+    assert_eq!(name_only[0].code, Code::HasMaliciousVersions);
     assert_eq!(name_only[0].verdict, Verdict::Warn);
     assert_eq!(name_only[0].ids, vec!["MAL-2099-2"]);
 }

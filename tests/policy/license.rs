@@ -2,6 +2,7 @@
 
 use chrono::{TimeZone, Utc};
 use depfw::config::{Config, LicenseConfig};
+use depfw::diag::Code;
 use depfw::package::{Ecosystem, PackageName};
 use depfw::policy::license::LicenseCheck;
 use depfw::policy::{Check, Finding, PackageCtx, Verdict, VersionMetadata};
@@ -34,7 +35,7 @@ fn run(check: &LicenseCheck, license: Option<&str>) -> Vec<Finding> {
 fn codes(check: &LicenseCheck, license: &str) -> Vec<String> {
     run(check, Some(license))
         .into_iter()
-        .map(|f| f.code)
+        .map(|f| f.code.to_string())
         .collect()
 }
 
@@ -95,7 +96,7 @@ fn denied_only_when_every_choice_is_denied() {
     ] {
         let findings = run(&check, Some(license));
         assert_eq!(findings.len(), 1, "{license}: {findings:?}");
-        assert_eq!(findings[0].code, "license-denied");
+        assert_eq!(findings[0].code, Code::LicenseDenied);
         assert_eq!(findings[0].verdict, Verdict::Deny);
         assert_eq!(findings[0].check, "license");
         assert!(findings[0].message.contains(license), "{license}");
@@ -133,7 +134,7 @@ fn allow_list_requires_an_allowed_choice() {
 
     let findings = run(&check, Some("ISC"));
     assert_eq!(findings.len(), 1);
-    assert_eq!(findings[0].code, "license-not-allowed");
+    assert_eq!(findings[0].code, Code::LicenseNotAllowed);
     assert_eq!(findings[0].verdict, Verdict::Quarantine);
     assert!(findings[0].message.contains("ISC"));
     assert_eq!(codes(&check, "MIT AND ISC"), ["license-not-allowed"]);
@@ -157,7 +158,7 @@ fn missing_license() {
     for license in [Some(""), Some("   ")] {
         let findings = run(&check, license);
         assert_eq!(findings.len(), 1, "{license:?}");
-        assert_eq!(findings[0].code, "license-missing");
+        assert_eq!(findings[0].code, Code::LicenseMissing);
         assert_eq!(findings[0].verdict, Verdict::Warn);
     }
 }
@@ -183,7 +184,7 @@ fn unlicensed_is_proprietary_and_takes_the_not_allowed_verdict() {
     for license in ["UNLICENSED", "unlicensed"] {
         let findings = run(&check, Some(license));
         assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].code, "license-unlicensed");
+        assert_eq!(findings[0].code, Code::LicenseUnlicensed);
         assert_eq!(findings[0].verdict, Verdict::Deny);
     }
     // The Unlicense is a public-domain dedication, not npm's UNLICENSED.
@@ -204,7 +205,7 @@ fn unparsable_licenses() {
     ] {
         let findings = run(&check, Some(license));
         assert_eq!(findings.len(), 1, "{license}");
-        assert_eq!(findings[0].code, "license-unparsable");
+        assert_eq!(findings[0].code, Code::LicenseUnparsable);
         assert_eq!(findings[0].verdict, Verdict::Quarantine);
     }
 }
@@ -217,7 +218,7 @@ fn full_license_text_is_quoted_short_on_one_line() {
                 person obtaining a copy of this software and associated documentation files";
     let findings = run(&check, Some(text));
     assert_eq!(findings.len(), 1);
-    assert_eq!(findings[0].code, "license-unparsable");
+    assert_eq!(findings[0].code, Code::LicenseUnparsable);
     assert!(!findings[0].message.contains('\n'));
     assert!(findings[0].message.len() < 160, "{}", findings[0].message);
 }

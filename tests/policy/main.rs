@@ -1,9 +1,10 @@
-//! Policy checks and the feeds they read: `cargo test --test policy`.
+//! Policy checks, the feeds they read and the finding codes they report: `cargo test --test policy`.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod codes;
 mod feeds_loading;
 mod feeds_matching;
 mod feeds_sync;

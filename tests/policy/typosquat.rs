@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use depfw::config::TyposquatConfig;
+use depfw::diag::Code;
 use depfw::feeds::popular::PopularIndex;
 use depfw::package::{Ecosystem, PackageName};
 use depfw::policy::typosquat::{Technique, TyposquatCheck};
@@ -51,7 +52,7 @@ fn a_typosquat_is_quarantined_with_a_readable_reason() {
     assert_eq!(findings.len(), 1);
     let f = &findings[0];
     assert_eq!(f.check, "typosquat");
-    assert_eq!(f.code, "possible-typosquat");
+    assert_eq!(f.code, Code::PossibleTyposquat);
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.verdict, Verdict::Quarantine);
     assert_eq!(

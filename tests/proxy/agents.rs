@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::Router;
 use depfw::agents::{AgentStore, PolicyPreset};
 use depfw::config::{AnonymousAccess, Config};
+use depfw::diag::Code;
 use depfw::policy::{Check, Finding, PackageCtx, Policy, Severity, Verdict};
 use depfw::server::agent::REQUEST_ID_HEADER;
 use depfw::server::{app, app_with_admin, AppState, PolicyState};
@@ -86,15 +87,12 @@ impl Check for WarnCheck {
     fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
         let Some(v) = ctx.version else { return };
         if self.0.contains(&format!("{}@{v}", ctx.name)) {
-            findings.push(Finding {
-                check: "test-warn".into(),
-                code: "test-warn".into(),
-                severity: Severity::Low,
-                verdict: Verdict::Warn,
-                message: "warned".into(),
-                ids: vec![],
-                fixed_in: None,
-            });
+            findings.push(Finding::new(
+                Code::Deprecated,
+                Severity::Low,
+                Verdict::Warn,
+                "warned".into(),
+            ));
         }
     }
 }
@@ -365,7 +363,7 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     assert_eq!(held[0].request_count, 2);
     assert_eq!(held[0].requesters[0].who, "builder");
     assert_eq!(held[0].requesters[0].last_request_id, ids[1]);
-    assert_eq!(held[0].reasons[0].code, "test-hold");
+    assert_eq!(held[0].reasons[0].code, Code::NewPackage);
 
     // The admin log shows the agent's refusals.
     let log = send(

@@ -78,7 +78,7 @@ async fn typosquat_index_is_refused_with_a_plain_text_reason() {
         text.starts_with("depfw: itao is denied by policy"),
         "{text}"
     );
-    assert!(text.contains("test-typosquat"), "{text}");
+    assert!(text.contains("possible-typosquat"), "{text}");
 }
 
 #[tokio::test]
@@ -94,7 +94,7 @@ async fn download_is_gated_and_verified() {
     let (status, _, body) = send(&state, request("GET", &denied, &[])).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let text = String::from_utf8(body).unwrap();
-    assert!(text.contains("itoa@1.0.11 is denied by policy") && text.contains("test-deny"));
+    assert!(text.contains("itoa@1.0.11 is denied by policy") && text.contains("deny-listed"));
     assert_eq!(fx.hits("/crates/itoa/itoa-1.0.11.crate"), 0);
 
     let wrong = format!("/cargo/dl/itoa/1.0.10/{CKSUM_11}");
@@ -195,7 +195,7 @@ async fn yank_mode_keeps_refused_lines_marked_yanked_and_still_refuses_the_downl
     assert_eq!(status, StatusCode::FORBIDDEN);
     let text = String::from_utf8(body).unwrap();
     assert!(
-        text.starts_with("depfw: itoa@1.0.11 is denied by policy") && text.contains("test-deny"),
+        text.starts_with("depfw: itoa@1.0.11 is denied by policy") && text.contains("deny-listed"),
         "{text}"
     );
     assert_eq!(fx.hits("/crates/itoa/itoa-1.0.11.crate"), 0);

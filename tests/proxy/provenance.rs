@@ -2,7 +2,8 @@
 //! first affected record, through the library and through `depfw log`.
 
 use chrono::Utc;
-use depfw::policy::Verdict;
+use depfw::diag::Code;
+use depfw::policy::{Finding, Verdict};
 use depfw::store::decisions::{
     ChainProblem, ChainStatus, ClientInfo, DecisionLog, DecisionRecord, RecordFilter, RecordKind,
     GENESIS,
@@ -253,4 +254,49 @@ fn log_cli_takes_dates_as_well_as_timestamps() {
     let out = depfw(&dir, &["log", "export", "--since", "01/11/2026"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a date (2026-01-31)"));
+}
+
+/// A record whose finding carries a code this build does not define (renamed or removed
+/// since, or written by a newer depfw) stays readable: it reads back with the code
+/// verbatim, so it re-hashes to the hash it was written with and the chain verifies, and
+/// `depfw log` shows it as written.
+#[test]
+fn records_with_a_code_this_build_does_not_define_stay_readable_and_verified() {
+    let retired: Finding = serde_json::from_value(serde_json::json!({
+        "check": "reputation",
+        "code": "too-new",
+        "severity": "medium",
+        "verdict": "quarantine",
+        "message": "published 2 hours ago",
+    }))
+    .unwrap();
+    assert!(matches!(retired.code, Code::Unknown(_)), "{retired:?}");
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let log = DecisionLog::open(&store).unwrap();
+        let mut old = record("old", None, Verdict::Quarantine);
+        old.findings = vec![retired.clone()];
+        log.append_durable(&mut old).unwrap();
+        log.append_durable(&mut record("new", None, Verdict::Allow))
+            .unwrap();
+        let read = log.list(0, 10).unwrap();
+        assert_eq!(read[0].findings, [retired]);
+        assert_eq!(read[0].findings[0].code.as_str(), "too-new");
+        assert!(matches!(
+            log.verify().unwrap(),
+            ChainStatus::Intact { records: 2, .. }
+        ));
+    }
+    let out = depfw(&dir, &["log", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = depfw(&dir, &["log", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("too-new: published 2 hours ago"), "{text}");
+    let out = depfw(&dir, &["log", "export"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains(r#""code":"too-new""#));
 }

@@ -91,7 +91,7 @@ async fn typosquat_page_is_refused_with_a_reason() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let text = String::from_utf8(body).unwrap();
     assert!(
-        text.contains("depfw") && text.contains("test-typosquat"),
+        text.contains("depfw") && text.contains("possible-typosquat"),
         "{text}"
     );
     assert_eq!(
@@ -246,15 +246,12 @@ impl depfw::policy::Check for NastyReason {
         if ctx.name.as_str() == "idna"
             && ctx.version.map(ToString::to_string).as_deref() == Some("3.10")
         {
-            findings.push(depfw::policy::Finding {
-                check: "nasty".into(),
-                code: "test-nasty".into(),
-                severity: depfw::policy::Severity::High,
-                verdict: depfw::policy::Verdict::Deny,
-                message: "a \"quoted\" <b>tag</b> & 'more'".into(),
-                ids: vec![],
-                fixed_in: None,
-            });
+            findings.push(depfw::policy::Finding::new(
+                depfw::diag::Code::DenyListed,
+                depfw::policy::Severity::High,
+                depfw::policy::Verdict::Deny,
+                "a \"quoted\" <b>tag</b> & 'more'".into(),
+            ));
         }
     }
 }
@@ -286,7 +283,7 @@ async fn yank_mode_json_lists_refused_release_yanked_with_depfws_reason() {
     let doc: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(doc["versions"], serde_json::json!(["3.9", "3.10"]));
     let reason =
-        "depfw: idna@3.10 is denied by policy: test-deny: idna@3.10 is on the test deny list";
+        "depfw: idna@3.10 is denied by policy: deny-listed: idna@3.10 is on the test deny list";
     let mut files = yanked_files(&doc);
     files.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
@@ -331,8 +328,8 @@ async fn yank_mode_html_escapes_the_reason_and_it_round_trips() {
     assert_eq!(status, StatusCode::OK);
     let html = String::from_utf8(body).unwrap();
     let reason =
-        "depfw: idna@3.10 is denied by policy: test-nasty: a \"quoted\" <b>tag</b> & 'more'";
-    let escaped = "depfw: idna@3.10 is denied by policy: test-nasty: \
+        "depfw: idna@3.10 is denied by policy: deny-listed: a \"quoted\" <b>tag</b> & 'more'";
+    let escaped = "depfw: idna@3.10 is denied by policy: deny-listed: \
                    a &quot;quoted&quot; &lt;b&gt;tag&lt;/b&gt; &amp; &#x27;more&#x27;";
     assert!(
         html.contains(&format!("data-yanked=\"{escaped}\"")),
@@ -379,7 +376,7 @@ async fn yank_mode_yanks_quarantined_releases_serves_their_metadata_and_holds_th
         held.1
             .as_str()
             .unwrap()
-            .starts_with("depfw: six@1.17.0 is quarantined, awaiting approval: test-hold"),
+            .starts_with("depfw: six@1.17.0 is quarantined, awaiting approval: new-package"),
         "{files:?}"
     );
     assert!(files

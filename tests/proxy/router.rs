@@ -6,8 +6,10 @@ use crate::support::registry::{self, Fault, FixtureState, TestCheck};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
+use depfw::diag::Code;
+use depfw::policy::Verdict;
 use depfw::server::{app, AppState, PolicyState};
-use depfw::store::decisions::RecordKind;
+use depfw::store::decisions::{HiddenVersion, RecordKind};
 use depfw::store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -85,11 +87,42 @@ async fn packument_hides_denied_versions_and_rewrites_tarballs() {
     assert_eq!(records.len(), 1, "one summary record per upstream fetch");
     assert_eq!(records[0].kind, RecordKind::Metadata);
     assert_eq!(records[0].hidden[0].version, "3.0.1");
-    assert!(records[0].hidden[0].reason.contains("test-deny"));
+    assert!(records[0].hidden[0].reason.contains("deny-listed"));
     // A cache hit does not record again.
     get(&s.state, "/npm/is-odd").await;
     assert_eq!(s.state.decisions().list(0, 10).unwrap().len(), 1);
     assert_eq!(s.fixture.hits("/is-odd"), 1);
+}
+
+/// A version depfw cannot parse cannot be evaluated: it is hidden (fail closed) and the
+/// metadata record says why, with the `unparsable-version` code.
+#[tokio::test]
+async fn unparsable_versions_are_hidden_with_their_code() {
+    let s = setup(TestCheck::default(), "").await;
+    s.fixture
+        .extra_versions
+        .lock()
+        .unwrap()
+        .push(("is-odd".into(), "3.0.x".into()));
+    let doc = json(get(&s.state, "/npm/is-odd").await).await;
+    let versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
+    assert_eq!(versions, ["2.0.0", "3.0.0", "3.0.1"]);
+
+    let records = s.state.decisions().list(0, 10).unwrap();
+    assert_eq!(records[0].kind, RecordKind::Metadata);
+    assert_eq!(records[0].verdict, Verdict::Deny);
+    assert_eq!(
+        records[0].hidden,
+        [HiddenVersion {
+            version: "3.0.x".into(),
+            verdict: Verdict::Deny,
+            reason: format!(
+                "{}: depfw cannot evaluate this version",
+                Code::UnparsableVersion
+            ),
+        }]
+    );
+    assert_eq!(Code::UnparsableVersion.as_str(), "unparsable-version");
 }
 
 #[tokio::test]
@@ -247,7 +280,7 @@ async fn denied_and_quarantined_tarballs_are_refused_with_the_reason() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
     assert!(
-        err.starts_with("depfw: is-odd@3.0.1 is denied by policy: test-deny"),
+        err.starts_with("depfw: is-odd@3.0.1 is denied by policy: deny-listed"),
         "{err}"
     );
     let resp = get(&s.state, "/npm/is-odd/-/is-odd-3.0.0.tgz").await;
@@ -308,7 +341,7 @@ async fn typosquat_name_is_refused_before_any_fetch() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
     assert!(
-        err.contains("is-nunber is denied by policy: test-typosquat"),
+        err.contains("is-nunber is denied by policy: possible-typosquat"),
         "{err}"
     );
     assert_eq!(s.fixture.hits("/is-nunber"), 0);
@@ -556,7 +589,7 @@ mod version_documents {
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         let err = json(resp).await["error"].as_str().unwrap().to_owned();
         assert!(
-            err.starts_with("depfw: is-odd@3.0.1 is denied by policy: test-deny"),
+            err.starts_with("depfw: is-odd@3.0.1 is denied by policy: deny-listed"),
             "{err}"
         );
         assert!(err.contains("(request id "), "{err}");
@@ -564,7 +597,10 @@ mod version_documents {
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].kind, RecordKind::Metadata);
         assert_eq!(refused[0].outcome, "refused");
-        assert!(refused[0].findings.iter().any(|f| f.code == "test-deny"));
+        assert!(refused[0]
+            .findings
+            .iter()
+            .any(|f| f.code == Code::DenyListed));
 
         let resp = get(&s.state, "/npm/is-odd/3.0.0").await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use chrono::Utc;
 use depfw::admin::{mounted, AdminState, AdminToken, MemoryLog, StaticFeeds, MOUNT};
+use depfw::diag::Code;
 use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::policy::{Finding, Severity, Verdict};
 use depfw::store::quarantine::QuarantineQueue;
@@ -135,15 +136,12 @@ impl Fixture {
     /// Holds `name@version` (npm) as if the proxy had quarantined it; returns the item id.
     pub fn hold(&self, name: &str, version: &str, message: &str) -> u64 {
         let queue = QuarantineQueue::new(&self.store).unwrap();
-        let finding = Finding {
-            check: "reputation".into(),
-            code: "too-new".into(),
-            severity: Severity::Medium,
-            verdict: Verdict::Quarantine,
-            message: message.into(),
-            ids: Vec::new(),
-            fixed_in: None,
-        };
+        let finding = Finding::new(
+            Code::ReleaseCooldown,
+            Severity::Medium,
+            Verdict::Quarantine,
+            message.into(),
+        );
         queue
             .hold(
                 &PackageName::parse(Ecosystem::Npm, name).unwrap(),

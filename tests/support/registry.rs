@@ -17,6 +17,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use depfw::config::Config;
+use depfw::diag::Code;
 use depfw::policy::{Check, Finding, PackageCtx, Policy, Severity, Verdict};
 use depfw::server::{AppState, PolicyState};
 use depfw::store::Store;
@@ -54,6 +55,9 @@ pub struct FixtureState {
     pub faults: Mutex<HashMap<String, Fault>>,
     /// (package, version) → publish time rewritten at serve time.
     pub times: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    /// (package, version text) added to a packument as a copy of its `latest` version: a
+    /// version no real registry would list, such as one depfw cannot parse.
+    pub extra_versions: Mutex<Vec<(String, String)>>,
     /// Requests per path.
     pub hits: Mutex<HashMap<String, usize>>,
     pub not_modified: AtomicUsize,
@@ -73,6 +77,16 @@ fn packument(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
     let mut base = state.base.lock().unwrap().clone();
     if state.foreign_tarballs.load(Ordering::Relaxed) {
         base = "http://169.254.169.254".to_owned();
+    }
+    let latest = doc["dist-tags"]["latest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for (pkg, v) in state.extra_versions.lock().unwrap().iter() {
+        if pkg == name {
+            doc["versions"][v] = doc["versions"][&latest].clone();
+            doc["versions"][v]["version"] = Value::String(v.clone());
+        }
     }
     if let Some(Value::Object(versions)) = doc.get_mut("versions") {
         for (v, vdoc) in versions.iter_mut() {
@@ -220,7 +234,9 @@ pub async fn start_fixture() -> (String, Arc<FixtureState>) {
 }
 
 /// A policy check for tests: denies or quarantines listed `name@version`s and names, and
-/// enforces a cooldown on publish time.
+/// enforces a cooldown on publish time. Its findings carry real codes, each list its own,
+/// so that assertions read what users see: `possible-typosquat` (denied names),
+/// `deny-listed` (denied versions), `new-package` (held versions), `release-cooldown`.
 #[derive(Default, Clone)]
 pub struct TestCheck {
     pub deny: Vec<String>,
@@ -243,19 +259,13 @@ impl Check for TestCheck {
         "test"
     }
     fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
-        let finding = |code: &str, verdict, message: String| Finding {
-            check: "test".into(),
-            code: code.into(),
-            severity: Severity::High,
-            verdict,
-            message,
-            ids: vec![],
-            fixed_in: None,
+        let finding = |code: Code, verdict, message: String| {
+            Finding::new(code, Severity::High, verdict, message)
         };
         let name = ctx.name.as_str();
         if self.deny_names.iter().any(|n| n == name) {
             findings.push(finding(
-                "test-typosquat",
+                Code::PossibleTyposquat,
                 Verdict::Deny,
                 format!("{name} looks like a typosquat"),
             ));
@@ -265,14 +275,14 @@ impl Check for TestCheck {
         let spec = format!("{name}@{v}");
         if self.deny.contains(&spec) {
             findings.push(finding(
-                "test-deny",
+                Code::DenyListed,
                 Verdict::Deny,
                 format!("{spec} is on the test deny list"),
             ));
         }
         if self.quarantine.contains(&spec) {
             findings.push(finding(
-                "test-hold",
+                Code::NewPackage,
                 Verdict::Quarantine,
                 format!("{spec} is held"),
             ));
@@ -282,7 +292,7 @@ impl Check for TestCheck {
         {
             if ctx.now - published < chrono::Duration::hours(hours) {
                 findings.push(finding(
-                    "test-cooldown",
+                    Code::ReleaseCooldown,
                     Verdict::Quarantine,
                     format!("{spec} is too new"),
                 ));

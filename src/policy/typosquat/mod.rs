@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::config::TyposquatConfig;
+use crate::diag::{checks, Code};
 use crate::feeds::popular::PopularIndex;
 use crate::package::Ecosystem;
 
@@ -106,7 +107,7 @@ impl TyposquatCheck {
 
 impl Check for TyposquatCheck {
     fn name(&self) -> &'static str {
-        "typosquat"
+        checks::TYPOSQUAT
     }
 
     fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
@@ -117,21 +118,18 @@ impl Check for TyposquatCheck {
             return;
         };
         let ecosystem = ctx.name.ecosystem();
-        findings.push(Finding {
-            check: self.name().to_owned(),
-            code: "possible-typosquat".to_owned(),
-            severity: Severity::High,
-            verdict: self.config.verdict,
-            message: format!(
+        findings.push(Finding::new(
+            Code::PossibleTyposquat,
+            Severity::High,
+            self.config.verdict,
+            format!(
                 "`{}` looks like a typosquat of `{}` ({}): {}",
                 ctx.name,
                 suspect.target,
                 popularity(ecosystem, suspect.rank),
                 suspect.technique
             ),
-            ids: Vec::new(),
-            fixed_in: None,
-        });
+        ));
     }
 }
 
