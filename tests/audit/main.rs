@@ -10,6 +10,7 @@ mod lockfile_metadata;
 mod npm_family;
 mod online;
 mod online_cli;
+mod own_lockfile;
 mod public_lockfiles;
 mod python_cargo;
 mod report;
