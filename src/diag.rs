@@ -559,6 +559,14 @@ impl Code {
         self.spec().map_or("", |s| s.verdict_set_by)
     }
 
+    /// Whether the code states a fact about other versions of the package than the one
+    /// evaluated (a name-only lookup's `has-malicious-versions`): such a finding informs,
+    /// and nothing may turn it into a refusal of a clean version (the `strict` preset
+    /// escalates only the other warnings).
+    pub fn is_about_other_versions(&self) -> bool {
+        matches!(self, Code::HasMaliciousVersions | Code::HasVulnerableVersions)
+    }
+
     /// The SARIF rule's title and help, for the codes that have them.
     pub fn sarif(&self) -> Option<SarifText> {
         self.spec().ok().and_then(|s| s.sarif)
