@@ -76,6 +76,7 @@ fn every_invalid_value_is_reported_with_its_key() {
 listen = "nowhere"
 [policy.advisories]
 deny-at = "severe"
+unfixed = "shrug"
 [policy.reputation]
 yanked = "maybe"
 [admin]
@@ -94,6 +95,7 @@ expires = "soon"
     for key in [
         "server.listen",
         "policy.advisories.deny-at",
+        "policy.advisories.unfixed",
         "policy.reputation.yanked",
         "upstream.pypi-json",
         "upstream.render-cache-bytes",
