@@ -37,16 +37,21 @@ const MIN_CATCH_LEN: usize = 5;
 
 use crate::support::shared_data as data_dir;
 
-fn bundled(file: &str) -> Vec<String> {
+/// The names in a list file of the repository (`#` lines are comments).
+fn names_in(dir: &str, file: &str) -> Vec<String> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("feeds/popular")
+        .join(dir)
         .join(file);
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
         .collect()
+}
+
+fn bundled(file: &str) -> Vec<String> {
+    names_in("feeds/popular", file)
 }
 
 fn list(eco: Ecosystem) -> Vec<String> {
@@ -422,15 +427,7 @@ fn held_out_malicious(dir: &Path, eco: Ecosystem) -> Vec<String> {
 }
 
 fn fixture_names(file: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("integration/fixtures/typosquat")
-        .join(file);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
+    names_in("integration/fixtures/typosquat", file)
 }
 
 /// Malicious names that are a popular name (of the top [`WORD_TARGET_TOP`]) plus one word

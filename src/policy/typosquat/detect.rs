@@ -1,13 +1,18 @@
-//! The rules that turn "close to a popular name" into "suspect".
+//! The rules that turn "close to a popular name" into a strong or a weak resemblance.
 //!
-//! Legitimate projects crowd around popular names (`grequests`, `django-filer`,
-//! `types-boto3-sts`), so being one edit away is not enough: the rules below were tuned on
-//! the real lists and malicious records (see `tests/typosquat_real_data.rs`) to keep false
-//! positives at or under 0.1%. What separates a typo from a neighbour:
-//! - the kind of edit: swapped, doubled and dropped inner letters are slips of the hand;
-//!   a new first letter, a changed last letter or a trailing digit is how families are named;
+//! `depfw serve`, `audit` and `check` ask them about every name (see the parent module for
+//! what each strength means). Legitimate projects crowd around popular names (`grequests`,
+//! `django-filer`, `types-boto3-sts`), so being one edit away is not enough to hold a name
+//! on its own: the strong rules were tuned on malicious records published before
+//! 2024-10-01 to keep false positives on legitimate names at or under 0.1%, and measured on
+//! the later ones (`integration/real_data/typosquat.rs`). What separates a typo from a
+//! neighbour:
+//! - the kind of edit: swapped, doubled and dropped inner letters are slips of the hand
+//!   (strong); a new first letter of a word, a changed last letter, a substitution, an
+//!   appended digit or an added generic word is how families are named as often (weak);
 //! - the words: a typo makes a word no popular name uses (`dateitil`), a neighbour is built
-//!   from known words (`django-filer`, `git-python`);
+//!   from known words (`django-filer`, `git-python`); words of three letters or fewer are
+//!   acronyms, not words to misspell (`client-drs`);
 //! - the target: squatters aim at the top of the list, and short names are one edit from
 //!   almost everything, so short names and weaker edits need a higher-ranked target.
 //!

@@ -77,8 +77,8 @@ pub fn markers(ecosystem: Ecosystem) -> &'static [&'static str] {
     }
 }
 
-/// Words that name no project of their own: each is added to at least
-/// [`GENERIC_WORD_STEMS`] different popular npm or PyPI names to make another popular
+/// Words that name no project of their own: each is added to at least 8
+/// (`GENERIC_WORD_STEMS`) different popular npm or PyPI names to make another popular
 /// name (`-core`, `-cli`, `-utils`, `-sdk`, `types-`, `django-`), so a popular name plus
 /// one of them reads as that package. Derived from the bundled lists, sorted; a test
 /// re-derives it (`generic_words_are_derived_from_the_bundled_lists`).
@@ -184,8 +184,10 @@ pub const GENERIC_WORDS: &[&str] = &[
     "webpack",
 ];
 
-/// How many popular stems a word must extend to be in [`GENERIC_WORDS`].
-pub const GENERIC_WORD_STEMS: usize = 8;
+/// How many popular stems a word must extend to be in [`GENERIC_WORDS`] (checked by the
+/// test that re-derives the list).
+#[cfg(test)]
+pub(crate) const GENERIC_WORD_STEMS: usize = 8;
 
 /// `word` as a `'static` generic or marker word of `ecosystem`, if it is one.
 fn generic(ecosystem: Ecosystem, word: &str) -> Option<&'static str> {
