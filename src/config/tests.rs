@@ -77,6 +77,8 @@ listen = "nowhere"
 [policy.advisories]
 deny-at = "severe"
 unfixed = "shrug"
+[policy.typosquat]
+look-alike = "maybe"
 [policy.reputation]
 yanked = "maybe"
 [admin]
@@ -96,6 +98,7 @@ expires = "soon"
         "server.listen",
         "policy.advisories.deny-at",
         "policy.advisories.unfixed",
+        "policy.typosquat.look-alike",
         "policy.reputation.yanked",
         "upstream.pypi-json",
         "upstream.render-cache-bytes",
