@@ -74,6 +74,7 @@ fn benches(c: &mut Criterion) {
         AdvisoriesConfig {
             deny_at: Severity::High,
             unknown_severity: Verdict::Deny,
+            unfixed: Verdict::Warn,
             informational: Verdict::Warn,
             ignore: vec!["CVE-2021-33203".into()],
         },

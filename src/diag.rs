@@ -297,6 +297,17 @@ codes! {
         ),
         verdict_set_by: "`deny` at or above `policy.advisories.deny-at` (default `high`), `warn` below; `policy.advisories.unknown-severity` (default `deny`) for advisories with no severity data; `policy.advisories.ignore` drops one advisory by id.",
     }
+    UnfixedAdvisory {
+        text: "unfixed-advisory",
+        check: ADVISORIES,
+        verdict: Warn,
+        description: "A vulnerability advisory with no severity data names no fixed version at or above this one: it covers the latest release too, so there is nothing to upgrade to.",
+        sarif: sarif(
+            "Unscored advisory without a fix",
+            "Read the advisory and decide whether the affected feature is used; record an override with a reason, or replace the package.",
+        ),
+        verdict_set_by: "`policy.advisories.unfixed` (default `warn`); a scored advisory is `vulnerable` whether fixed or not, and `policy.advisories.ignore` drops one advisory by id.",
+    }
     InformationalAdvisory {
         text: "informational-advisory",
         check: ADVISORIES,
@@ -325,12 +336,23 @@ codes! {
         text: "possible-typosquat",
         check: TYPOSQUAT,
         verdict: Quarantine,
-        description: "The package name is very close to a popular package's name.",
+        description: "The package name imitates a popular package's name: a strong resemblance in a package that is young or of unknown age, or a weak one in a young package.",
         sarif: sarif(
             "Possible typosquat",
             "Check that this is the package you meant to depend on.",
         ),
-        verdict_set_by: "`policy.typosquat.verdict`; `policy.typosquat.enabled = false` turns the check off, `policy.typosquat.extra-popular` protects more names.",
+        verdict_set_by: "`policy.typosquat.verdict`; `policy.typosquat.established-days` decides when a package is established, `policy.typosquat.enabled = false` turns the check off, `policy.typosquat.extra-popular` protects more names.",
+    }
+    LookAlikeName {
+        text: "look-alike-name",
+        check: TYPOSQUAT,
+        verdict: Warn,
+        description: "The package name is a strong look-alike of a popular package's name, but the package is established: its first release is older than policy.typosquat.established-days.",
+        sarif: sarif(
+            "Name resembles a popular package",
+            "Check that this is the package you meant to depend on.",
+        ),
+        verdict_set_by: "`policy.typosquat.look-alike`; `policy.typosquat.established-days` decides when a package is established.",
     }
     LicenseDenied {
         text: "license-denied",
@@ -557,6 +579,17 @@ impl Code {
     /// How a user changes the verdict of this code's findings (Markdown, for the docs).
     pub fn verdict_set_by(&self) -> &'static str {
         self.spec().map_or("", |s| s.verdict_set_by)
+    }
+
+    /// Whether the code states a fact about other versions of the package than the one
+    /// evaluated (a name-only lookup's `has-malicious-versions`): such a finding informs,
+    /// and nothing may turn it into a refusal of a clean version (the `strict` preset
+    /// escalates only the other warnings).
+    pub fn is_about_other_versions(&self) -> bool {
+        matches!(
+            self,
+            Code::HasMaliciousVersions | Code::HasVulnerableVersions
+        )
     }
 
     /// The SARIF rule's title and help, for the codes that have them.

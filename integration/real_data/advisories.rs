@@ -44,6 +44,7 @@ fn check() -> AdvisoriesCheck {
         AdvisoriesConfig {
             deny_at: Severity::High,
             unknown_severity: Verdict::Deny,
+            unfixed: Verdict::Warn,
             informational: Verdict::Warn,
             ignore: vec![],
         },

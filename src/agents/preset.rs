@@ -5,7 +5,10 @@
 //! `warn` into the configured `[agents] strict-warn` verdict (`deny` by default, or
 //! `quarantine`), so an unattended agent never installs a version anything complained
 //! about; `quarantine` and `deny` stay as they are, and a version a human allow-listed stays
-//! allowed (the override already made the final verdict `allow`).
+//! allowed (the override already made the final verdict `allow`). A warning about other
+//! versions (`has-malicious-versions`: `debug` once had a malicious release) is not a
+//! complaint about this one, so it is never escalated: strict must not refuse every
+//! version of `debug`, and with it `npm install express`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,7 +41,11 @@ impl PolicyPreset {
     /// The agent's decision from the engine's. `strict_warn` is what `strict` makes of
     /// `warn` (config `[agents] strict-warn`: quarantine or deny).
     pub fn apply(self, mut decision: Decision, strict_warn: Verdict) -> Decision {
-        if self == PolicyPreset::Strict && decision.verdict == Verdict::Warn {
+        let complained = decision
+            .findings
+            .iter()
+            .any(|f| f.verdict == Verdict::Warn && !f.code.is_about_other_versions());
+        if self == PolicyPreset::Strict && decision.verdict == Verdict::Warn && complained {
             decision.findings.push(Finding::new(
                 Code::StrictPreset,
                 Severity::Info,
@@ -81,10 +88,36 @@ mod tests {
     use super::*;
 
     fn decision(verdict: Verdict) -> Decision {
-        Decision {
-            verdict,
-            findings: Vec::new(),
-        }
+        let findings = match verdict {
+            Verdict::Warn => vec![Finding::new(
+                Code::Deprecated,
+                Severity::Low,
+                Verdict::Warn,
+                "deprecated".to_owned(),
+            )],
+            _ => Vec::new(),
+        };
+        Decision { verdict, findings }
+    }
+
+    #[test]
+    fn strict_never_escalates_a_warning_about_other_versions() {
+        let name_only = Decision {
+            verdict: Verdict::Warn,
+            findings: vec![Finding::new(
+                Code::HasMaliciousVersions,
+                Severity::Critical,
+                Verdict::Warn,
+                "some versions are known malicious".to_owned(),
+            )],
+        };
+        let d = PolicyPreset::Strict.apply(name_only.clone(), Verdict::Deny);
+        assert_eq!(d, name_only);
+        // With a warning about this version too, strict applies as usual.
+        let mut both = name_only;
+        both.findings.extend(decision(Verdict::Warn).findings);
+        let d = PolicyPreset::Strict.apply(both, Verdict::Deny);
+        assert_eq!(d.verdict, Verdict::Deny);
     }
 
     #[test]
@@ -92,7 +125,7 @@ mod tests {
         let strict = PolicyPreset::Strict;
         let warned = strict.apply(decision(Verdict::Warn), Verdict::Deny);
         assert_eq!(warned.verdict, Verdict::Deny);
-        assert_eq!(warned.findings[0].code, Code::StrictPreset);
+        assert_eq!(warned.findings[1].code, Code::StrictPreset);
         assert_eq!(
             strict
                 .apply(decision(Verdict::Warn), Verdict::Quarantine)

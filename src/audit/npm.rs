@@ -209,11 +209,12 @@ fn parse_packages(
     Ok(())
 }
 
-/// What a v2/v3 entry says about its version. npm copies `license` from each package's own
-/// manifest and writes `hasInstallScript` only when true and `deprecated` only when set, so
-/// in a lockfile that records licenses at all, an absent field is an answer ("none"). A
-/// lockfile recording no license anywhere (another writer) gets no metadata: an unknown
-/// license must not read as a missing one.
+/// What a v2/v3 entry says about its version. npm writes `hasInstallScript` only when true
+/// and `deprecated` only when set, so in a lockfile npm wrote (one that records a license
+/// somewhere) their absence is an answer. Not so `license`: real lockfiles leave it out
+/// of many entries whose packages do declare one, so an entry without it has an unknown
+/// license, never a missing one. A lockfile recording no license
+/// anywhere (another writer) gets no metadata at all.
 fn entry_metadata(entry: &PackageEntry<'_>) -> VersionMetadata {
     /// Legacy `{"type": "MIT", "url": ...}` objects, copied through by old manifests.
     #[derive(Deserialize)]
@@ -230,8 +231,6 @@ fn entry_metadata(entry: &PackageEntry<'_>) -> VersionMetadata {
                 .and_then(|o| o.kind)
         })
     });
-    // This lockfile records licenses: none here means the package declares none.
-    let license = Some(license.unwrap_or_default());
     VersionMetadata {
         license,
         has_install_scripts: Some(entry.has_install_script.is_some_and(|r| r.get() == "true")),

@@ -301,7 +301,8 @@ fn audit_package(
         )),
         PackageSource::Registry { .. } => {}
     }
-    let decision = match PackageName::parse(package.ecosystem, &package.name) {
+    let name = PackageName::parse(package.ecosystem, &package.name);
+    let decision = match &name {
         Err(e) => Decision {
             verdict: Verdict::Warn,
             findings: vec![finding(Code::InvalidName, Verdict::Warn, e.to_string())],
@@ -325,7 +326,7 @@ fn audit_package(
                 }
             };
             policy.evaluate(&PackageCtx {
-                name: &name,
+                name,
                 version: version.as_ref(),
                 metadata,
                 now,
@@ -351,6 +352,10 @@ fn audit_package(
     let decision = Decision { verdict, findings };
     let ids = decision.ids();
     let Decision { verdict, findings } = decision;
+    let upgrade_to = name
+        .ok()
+        .and_then(|name| policy.allowed_fix(&name, &findings, now))
+        .map(|v| v.to_string());
     Some(AuditResult {
         ecosystem: package.ecosystem,
         name: package.name.clone(),
@@ -360,6 +365,7 @@ fn audit_package(
         verdict,
         ids,
         findings,
+        upgrade_to,
     })
 }
 

@@ -169,8 +169,11 @@ pub struct PolicyConfig {
 pub struct AdvisoriesConfig {
     /// Vulnerabilities at or above this severity are denied; below it they warn.
     pub deny_at: Severity,
-    /// The verdict for a vulnerability whose severity is unknown.
+    /// The verdict for a vulnerability whose severity is unknown and that names a fix.
     pub unknown_severity: Verdict,
+    /// The verdict for a vulnerability whose severity is unknown and that names no fixed
+    /// version above the evaluated one (`unfixed-advisory`).
+    pub unfixed: Verdict,
     /// The verdict for informational advisories (unmaintained, unsound, notice).
     pub informational: Verdict,
     /// Advisory ids (or aliases) that are ignored.
@@ -180,7 +183,13 @@ pub struct AdvisoriesConfig {
 #[derive(Debug, Clone)]
 pub struct TyposquatConfig {
     pub enabled: bool,
+    /// For a name suspected of imitating a popular one (`possible-typosquat`).
     pub verdict: Verdict,
+    /// For a name that resembles a popular one on an established package, or only weakly
+    /// with the package's age unknown (`look-alike-name`).
+    pub look_alike: Verdict,
+    /// A package whose first release is at least this many days old is established.
+    pub established_days: u64,
     /// Extra names treated as popular (internal packages, say).
     pub extra_popular: BTreeMap<Ecosystem, Vec<String>>,
 }

@@ -135,6 +135,7 @@ pub struct RawPolicy {
 pub struct RawAdvisories {
     pub deny_at: String,
     pub unknown_severity: String,
+    pub unfixed: String,
     pub informational: String,
     pub ignore: Vec<String>,
 }
@@ -144,6 +145,7 @@ impl Default for RawAdvisories {
         RawAdvisories {
             deny_at: "high".to_owned(),
             unknown_severity: "deny".to_owned(),
+            unfixed: "warn".to_owned(),
             informational: "warn".to_owned(),
             ignore: Vec::new(),
         }
@@ -155,6 +157,8 @@ impl Default for RawAdvisories {
 pub struct RawTyposquat {
     pub enabled: bool,
     pub verdict: String,
+    pub look_alike: String,
+    pub established_days: u64,
     pub extra_popular: BTreeMap<String, Vec<String>>,
 }
 
@@ -163,6 +167,8 @@ impl Default for RawTyposquat {
         RawTyposquat {
             enabled: true,
             verdict: "quarantine".to_owned(),
+            look_alike: "warn".to_owned(),
+            established_days: 90,
             extra_popular: BTreeMap::new(),
         }
     }
@@ -416,6 +422,7 @@ impl RawConfig {
         let advisories = AdvisoriesConfig {
             deny_at,
             unknown_severity: p.verdict("policy.advisories.unknown-severity", &a.unknown_severity),
+            unfixed: p.verdict("policy.advisories.unfixed", &a.unfixed),
             informational: p.verdict("policy.advisories.informational", &a.informational),
             ignore: a.ignore.clone(),
         };
@@ -436,6 +443,8 @@ impl RawConfig {
         let typosquat = TyposquatConfig {
             enabled: t.enabled,
             verdict: p.verdict("policy.typosquat.verdict", &t.verdict),
+            look_alike: p.verdict("policy.typosquat.look-alike", &t.look_alike),
+            established_days: t.established_days,
             extra_popular,
         };
 

@@ -76,6 +76,9 @@ fn every_invalid_value_is_reported_with_its_key() {
 listen = "nowhere"
 [policy.advisories]
 deny-at = "severe"
+unfixed = "shrug"
+[policy.typosquat]
+look-alike = "maybe"
 [policy.reputation]
 yanked = "maybe"
 [admin]
@@ -94,6 +97,8 @@ expires = "soon"
     for key in [
         "server.listen",
         "policy.advisories.deny-at",
+        "policy.advisories.unfixed",
+        "policy.typosquat.look-alike",
         "policy.reputation.yanked",
         "upstream.pypi-json",
         "upstream.render-cache-bytes",

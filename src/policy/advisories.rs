@@ -6,6 +6,9 @@
 //!
 //! - `known-malicious`: a malicious record covers this version (always deny);
 //! - `vulnerable`: deny at or above `deny-at`, warn below, `unknown-severity` when unscored;
+//! - `unfixed-advisory`: unscored and no fixed version above this one (`unfixed`, warn by
+//!   default): an advisory that covers every release, the latest included, would otherwise
+//!   refuse a package outright on no evidence of severity;
 //! - `informational-advisory`: RustSec unmaintained / unsound / notice (`informational`);
 //! - name-only evaluations (no version) where only some versions are affected:
 //!   `has-malicious-versions` (warn) and `has-vulnerable-versions` (allow, for the record):
@@ -58,6 +61,15 @@ impl AdvisoriesCheck {
         let fixed_in = version.and_then(|v| advisory.fixed_above(v));
         let (code, verdict, severity) = match advisory.kind {
             AdvisoryKind::Malicious => (Code::KnownMalicious, Verdict::Deny, Severity::Critical),
+            AdvisoryKind::Vulnerability
+                if advisory.severity == Severity::Unknown && fixed_in.is_none() =>
+            {
+                (
+                    Code::UnfixedAdvisory,
+                    self.config.unfixed,
+                    Severity::Unknown,
+                )
+            }
             AdvisoryKind::Vulnerability => (
                 Code::Vulnerable,
                 self.vulnerability_verdict(advisory.severity),
@@ -81,6 +93,9 @@ impl AdvisoriesCheck {
             AdvisoryKind::Malicious => message.push_str("known malicious version"),
             AdvisoryKind::Vulnerability => {
                 let _ = write!(message, "vulnerable, severity {severity}");
+                if code == Code::UnfixedAdvisory {
+                    message.push_str(", no fixed version");
+                }
             }
             kind => message.push_str(kind.as_str()),
         }

@@ -15,6 +15,7 @@ pub mod overrides;
 pub mod reputation;
 pub mod typosquat;
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -128,6 +129,47 @@ impl Policy {
 
     pub fn overrides(&self) -> &overrides::Overrides {
         &self.overrides
+    }
+
+    /// The version to suggest instead of one with `findings`: the lowest version that the
+    /// advisories behind them name as fixed and that this policy itself allows, or `None`.
+    /// One advisory's fix is often caught by another (Django 3.0's fixes include 3.1.12,
+    /// which later advisories cover), so each refused candidate's own fixes are tried in
+    /// turn; a suggestion depfw would then refuse is worse than none. Registry metadata is
+    /// not known for a candidate: it is judged on advisories, names and overrides.
+    pub fn allowed_fix(
+        &self,
+        name: &PackageName,
+        findings: &[Finding],
+        now: DateTime<Utc>,
+    ) -> Option<Version> {
+        /// Each step moves to a strictly higher fix, so this only bounds the work.
+        const MAX_STEPS: usize = 16;
+        let highest_fix = |findings: &[Finding]| {
+            findings
+                .iter()
+                .filter_map(|f| f.fixed_in.as_deref())
+                .filter_map(|v| Version::parse(name.ecosystem(), v).ok())
+                .max_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal))
+        };
+        let mut candidate = highest_fix(findings)?;
+        for _ in 0..MAX_STEPS {
+            let decision = self.evaluate(&PackageCtx {
+                name,
+                version: Some(&candidate),
+                metadata: None,
+                now,
+            });
+            if decision.verdict.is_servable() {
+                return Some(candidate);
+            }
+            let next = highest_fix(&decision.findings)?;
+            if next.partial_cmp(&candidate) != Some(Ordering::Greater) {
+                return None;
+            }
+            candidate = next;
+        }
+        None
     }
 
     /// Runs every check, then the overrides, and combines the findings into one verdict.

@@ -35,8 +35,10 @@ impl Row {
             .filter(|f| f.verdict >= Verdict::Warn)
             .map(|f| format!("{}: {}", f.code, f.message))
             .collect();
-        if let Some(version) = result.upgrade_to() {
+        if let Some(version) = &result.upgrade_to {
             reasons.push(format!("fix: upgrade to {}", shown_fix(result, version)));
+        } else if result.fixes_all_refused() {
+            reasons.push("fix: none known that the policy allows".to_owned());
         }
         if reasons.is_empty() {
             reasons.push(String::new());

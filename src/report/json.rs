@@ -2,7 +2,9 @@
 //!
 //! The shape is a contract, so it is spelled out here rather than left to the model's serde
 //! attributes: every result and finding always carries `ids` (possibly empty), and
-//! `line` / `fixed_in` / `error` appear only when known.
+//! `line` / `fixed_in` / `upgrade_to` / `error` appear only when known. A finding's
+//! `fixed_in` is what its advisory says; a result's `upgrade_to` is the version depfw
+//! suggests, one its own policy allows.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -42,6 +44,9 @@ struct JsonResult<'a> {
     verdict: Verdict,
     ids: &'a [String],
     findings: Vec<JsonFinding<'a>>,
+    /// The lowest fixed version the policy allows, when one is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upgrade_to: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -104,6 +109,7 @@ pub fn render_json(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> 
                         fixed_in: f.fixed_in.as_deref(),
                     })
                     .collect(),
+                upgrade_to: r.upgrade_to.as_deref(),
             })
             .collect(),
     };

@@ -7,13 +7,12 @@ mod human;
 mod json;
 mod sarif;
 
-use std::cmp::Ordering;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::audit::LockfileKind;
-use crate::package::{Ecosystem, Version};
+use crate::package::Ecosystem;
 use crate::policy::{Finding, Verdict};
 
 pub use human::render_human;
@@ -46,6 +45,11 @@ pub struct AuditResult {
     /// OSV ids matched.
     pub ids: Vec<String>,
     pub findings: Vec<Finding>,
+    /// The version to move to: the lowest fixed version that clears the findings and that
+    /// the policy allows ([`crate::policy::Policy::allowed_fix`]); `None` when no advisory
+    /// names a fix, or every fix named is refused too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_to: Option<String>,
 }
 
 /// Everything `depfw audit` found.
@@ -57,20 +61,10 @@ pub struct AuditReport {
 }
 
 impl AuditResult {
-    /// The version to move to: the highest `fixed_in` across findings, compared the way the
-    /// ecosystem orders versions (one fixed version may not clear every advisory).
-    pub fn upgrade_to(&self) -> Option<&str> {
-        let parse = |v: &str| Version::parse(self.ecosystem, v).ok();
-        self.findings
-            .iter()
-            .filter_map(|f| f.fixed_in.as_deref())
-            .max_by(|a, b| match (parse(a), parse(b)) {
-                (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
-                // An unparsable fixed version never outranks a parsable one.
-                (Some(_), None) => Ordering::Greater,
-                (None, Some(_)) => Ordering::Less,
-                (None, None) => a.cmp(b),
-            })
+    /// Whether some advisory names a fix although none is suggested: every fixed version
+    /// they name is refused by the policy too.
+    pub fn fixes_all_refused(&self) -> bool {
+        self.upgrade_to.is_none() && self.findings.iter().any(|f| f.fixed_in.is_some())
     }
 }
 

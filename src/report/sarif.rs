@@ -171,8 +171,11 @@ fn result(r: &AuditResult, f: &Finding, root: Option<&Path>) -> Value {
     if !f.ids.is_empty() {
         text.push_str(&format!(" [{}]", f.ids.join(", ")));
     }
-    if let Some(fixed) = &f.fixed_in {
-        text.push_str(&format!(" Upgrade to {fixed}."));
+    if f.fixed_in.is_some() {
+        match &r.upgrade_to {
+            Some(version) => text.push_str(&format!(" Upgrade to {version}.")),
+            None => text.push_str(" No fixed version that the policy allows is known."),
+        }
     }
     json!({
         "ruleId": f.code.as_str(),

@@ -112,7 +112,8 @@ fn depfw_reports(engine: &depfw::engine::Engine, fixture: &str) -> BTreeSet<Repo
     for result in &report.results {
         for finding in &result.findings {
             let category = match finding.code.as_str() {
-                "vulnerable" => Category::Vulnerability,
+                // An unscored advisory with no fix is a vulnerability under its own code.
+                "vulnerable" | "unfixed-advisory" => Category::Vulnerability,
                 "informational-advisory" => Category::Informational,
                 // Typosquat, license and other depfw-only checks have no cargo-audit twin.
                 _ => continue,
@@ -188,7 +189,7 @@ fn informational_advisories_stay_warnings_and_vulnerabilities_deny_or_warn() {
     assert_eq!(gcc.findings[0].code, Code::InformationalAdvisory);
     let regex = report.results.iter().find(|r| r.name == "regex").unwrap();
     assert_eq!(regex.verdict, depfw::policy::Verdict::Deny);
-    assert_eq!(regex.upgrade_to(), Some("1.5.5"));
+    assert_eq!(regex.upgrade_to.as_deref(), Some("1.5.5"));
 }
 
 /// The human table names the version to move to, and spells RustSec's synthetic

@@ -88,11 +88,12 @@ fn npm_v3_license_install_script_and_deprecation_are_judged_offline() {
         codes(&report, "left-pad"),
         (Verdict::Warn, vec!["deprecated".to_owned()])
     );
-    // npm copies every package's own `license`: absent in a lockfile that records them
-    // means the package declares none.
-    assert_eq!(
-        codes(&report, "no-license-here"),
-        (Verdict::Warn, vec!["license-missing".to_owned()])
+    // npm leaves `license` out of many entries whatever the package declares: absent means
+    // unknown, and an unknown license is never reported as a missing one.
+    assert!(
+        report.results.iter().all(|r| r.name != "no-license-here"),
+        "{:#?}",
+        report.results
     );
     assert!(report.results.iter().all(|r| r.name != "is-number"));
 }

@@ -76,6 +76,7 @@ fn report() -> AuditReport {
                     "GHSA-29mw-wpgm-hmr9".to_owned(),
                 ],
                 findings: vec![prototype, redos],
+                upgrade_to: Some("4.17.21".to_owned()),
             },
             AuditResult {
                 ecosystem: Ecosystem::PyPI,
@@ -91,6 +92,7 @@ fn report() -> AuditReport {
                     Verdict::Quarantine,
                     "published 3h 0m ago, within the 48h cooldown",
                 )],
+                upgrade_to: None,
             },
             AuditResult {
                 ecosystem: Ecosystem::CratesIo,
@@ -106,6 +108,7 @@ fn report() -> AuditReport {
                     Verdict::Warn,
                     "no license declared",
                 )],
+                upgrade_to: None,
             },
         ],
     }
@@ -139,9 +142,8 @@ fn counts_and_upgrade_target() {
         (counts.denied, counts.quarantined, counts.warnings),
         (1, 1, 1)
     );
-    // 4.17.21 > 4.17.9 by semver, though not as strings.
-    assert_eq!(report.results[0].upgrade_to(), Some("4.17.21"));
-    assert_eq!(report.results[1].upgrade_to(), None);
+    assert!(!report.results[0].fixes_all_refused());
+    assert!(!report.results[1].fixes_all_refused());
     let errors: Vec<_> = report.lockfile_errors().collect();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].1, "line 3: unexpected indentation");
@@ -313,6 +315,7 @@ fn json_results_and_findings() {
             "line",
             "lockfile",
             "name",
+            "upgrade_to",
             "verdict",
             "version"
         ]
@@ -541,4 +544,52 @@ fn sarif_override_allowed_package_is_only_a_note() {
     let doc = sarif(&report, None);
     assert_eq!(doc["runs"][0]["results"][0]["level"], "note");
     assert_eq!(doc["runs"][0]["results"][2]["level"], "error");
+}
+
+/// The fix `depfw audit` suggests is one its own policy allows: the bundled advisories name
+/// 3.1.12 as a fix for Django 3.0, and later advisories cover 3.1.12 itself.
+#[test]
+fn the_suggested_fix_is_a_version_the_policy_allows() {
+    use depfw::package::{PackageName, Version};
+    use depfw::policy::PackageCtx;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("requirements.txt");
+    std::fs::write(&path, "django==3.0\n").unwrap();
+    let engine = depfw::engine::load(&depfw::config::Config::default(), None).unwrap();
+    let report = depfw::cli::audit::audit_lockfiles(
+        &engine.policy,
+        &[(path, LockfileKind::Requirements)],
+        &[],
+    );
+    let django = &report.results[0];
+    assert_eq!(django.verdict, Verdict::Deny);
+    let named: Vec<&str> = django
+        .findings
+        .iter()
+        .filter_map(|f| f.fixed_in.as_deref())
+        .collect();
+    assert!(named.contains(&"3.1.12"), "{named:?}");
+    let suggested = django.upgrade_to.as_deref().expect("a fix is suggested");
+    let name = PackageName::parse(Ecosystem::PyPI, "django").unwrap();
+    let version = Version::parse(Ecosystem::PyPI, suggested).unwrap();
+    let decision = engine.policy.evaluate(&PackageCtx {
+        name: &name,
+        version: Some(&version),
+        metadata: None,
+        now: chrono::Utc::now(),
+    });
+    assert!(
+        decision.verdict.is_servable(),
+        "suggested {suggested}: {}",
+        decision.summary()
+    );
+    let mut out = Vec::new();
+    render_human(&report, false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(&format!("fix: upgrade to {suggested}")),
+        "{text}"
+    );
+    assert!(!text.contains("fix: upgrade to 3.1.12"), "{text}");
 }

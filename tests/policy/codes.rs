@@ -213,8 +213,10 @@ fn default_verdicts_are_the_default_configs() {
     assert_eq!(policy.advisories.deny_at, Severity::High);
     for (code, configured) in [
         (Code::Vulnerable, policy.advisories.unknown_severity),
+        (Code::UnfixedAdvisory, policy.advisories.unfixed),
         (Code::InformationalAdvisory, policy.advisories.informational),
         (Code::PossibleTyposquat, policy.typosquat.verdict),
+        (Code::LookAlikeName, policy.typosquat.look_alike),
         (Code::LicenseDenied, policy.license.denied),
         (Code::LicenseNotAllowed, policy.license.not_allowed),
         (Code::LicenseUnlicensed, policy.license.not_allowed),

@@ -21,6 +21,7 @@ fn config() -> AdvisoriesConfig {
     AdvisoriesConfig {
         deny_at: Severity::High,
         unknown_severity: Verdict::Deny,
+        unfixed: Verdict::Warn,
         informational: Verdict::Warn,
         ignore: vec![],
     }
@@ -287,6 +288,51 @@ fn vulnerability_verdict_follows_the_severity_threshold() {
     assert_eq!(
         evaluate(&lenient, Ecosystem::CratesIo, "fx-multi", Some("0.5.1"))[0].verdict,
         Verdict::Warn
+    );
+}
+
+/// An unscored advisory that covers the latest release (nothing to upgrade to) warns under
+/// its own code instead of refusing the package outright; where it names a fix, the
+/// unscored verdict (deny) stands, and scored or malicious records are unchanged.
+#[test]
+fn unscored_advisories_without_a_fix_warn_under_their_own_code() {
+    let check = AdvisoriesCheck::new(index(), config());
+    let latest = &evaluate(&check, Ecosystem::PyPI, "fx-unfixed", Some("2.3"))[0];
+    assert_eq!(
+        (&latest.code, latest.verdict, latest.severity),
+        (&Code::UnfixedAdvisory, Verdict::Warn, Severity::Unknown)
+    );
+    assert_eq!(latest.fixed_in, None);
+    assert!(
+        latest
+            .message
+            .ends_with("severity unknown, no fixed version"),
+        "{}",
+        latest.message
+    );
+    let fixable = &evaluate(&check, Ecosystem::PyPI, "fx-unfixed", Some("1.0"))[0];
+    assert_eq!(
+        (&fixable.code, fixable.verdict, fixable.fixed_in.as_deref()),
+        (&Code::Vulnerable, Verdict::Deny, Some("1.5"))
+    );
+    assert!(evaluate(&check, Ecosystem::PyPI, "fx-unfixed", Some("1.7")).is_empty());
+    let strict = AdvisoriesCheck::new(
+        index(),
+        AdvisoriesConfig {
+            unfixed: Verdict::Deny,
+            ..config()
+        },
+    );
+    let latest = &evaluate(&strict, Ecosystem::PyPI, "fx-unfixed", Some("2.3"))[0];
+    assert_eq!(
+        (&latest.code, latest.verdict),
+        (&Code::UnfixedAdvisory, Verdict::Deny)
+    );
+    // Malicious records are denied whether or not they name a fix.
+    let evil = &evaluate(&check, Ecosystem::Npm, "fx-evil", Some("1.2.3"))[0];
+    assert_eq!(
+        (&evil.code, evil.verdict),
+        (&Code::KnownMalicious, Verdict::Deny)
     );
 }
 

@@ -182,7 +182,7 @@ fn import_saves_a_named_source_and_status_reports_staleness() {
         .as_deref()
         .unwrap()
         .contains("broken.jsonl"));
-    assert_eq!(status.records, 16);
+    assert_eq!(status.records, 17);
     assert!(!status.is_stale(Utc::now(), 7));
     assert!(status.is_stale(Utc::now() + Duration::days(8), 7));
     // The failed import did not replace the good data.

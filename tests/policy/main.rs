@@ -10,5 +10,6 @@ mod feeds_matching;
 mod feeds_sync;
 mod license;
 mod overrides;
+mod refusals;
 mod reputation;
 mod typosquat;

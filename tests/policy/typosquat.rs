@@ -8,8 +8,8 @@ use depfw::config::TyposquatConfig;
 use depfw::diag::Code;
 use depfw::feeds::popular::PopularIndex;
 use depfw::package::{Ecosystem, PackageName};
-use depfw::policy::typosquat::{Technique, TyposquatCheck};
-use depfw::policy::{Check, Finding, PackageCtx, Severity, Verdict};
+use depfw::policy::typosquat::{Strength, Technique, TyposquatCheck};
+use depfw::policy::{Check, Finding, PackageCtx, Severity, Verdict, VersionMetadata};
 
 fn bundled() -> Arc<PopularIndex> {
     static INDEX: OnceLock<Arc<PopularIndex>> = OnceLock::new();
@@ -22,21 +22,46 @@ fn config() -> TyposquatConfig {
     TyposquatConfig {
         enabled: true,
         verdict: Verdict::Quarantine,
+        look_alike: Verdict::Warn,
+        established_days: 90,
         extra_popular: BTreeMap::new(),
     }
 }
 
 fn run(check: &TyposquatCheck, eco: Ecosystem, name: &str) -> Vec<Finding> {
+    run_aged(check, eco, name, None)
+}
+
+/// `age_days`: how long ago the package was first published; `None`: unknown.
+fn run_aged(
+    check: &TyposquatCheck,
+    eco: Ecosystem,
+    name: &str,
+    age_days: Option<i64>,
+) -> Vec<Finding> {
     let name = PackageName::parse(eco, name).unwrap();
+    let now = Utc::now();
+    let metadata = VersionMetadata {
+        package_created: age_days.map(|d| now - chrono::Duration::days(d)),
+        ..VersionMetadata::default()
+    };
     let ctx = PackageCtx {
         name: &name,
         version: None,
-        metadata: None,
-        now: Utc::now(),
+        metadata: age_days.map(|_| &metadata),
+        now,
     };
     let mut findings = Vec::new();
     check.evaluate(&ctx, &mut findings);
     findings
+}
+
+/// The code and verdict of the one finding for `name` at `age_days`, if any.
+fn outcome(eco: Ecosystem, name: &str, age_days: Option<i64>) -> Option<(Code, Verdict)> {
+    let check = TyposquatCheck::new(bundled(), config());
+    let findings = run_aged(&check, eco, name, age_days);
+    assert!(findings.len() <= 1, "{findings:?}");
+    findings.first().map(|f| (f.code.clone(), f.verdict))
 }
 
 fn technique(eco: Ecosystem, name: &str) -> Option<(String, Technique)> {
@@ -138,7 +163,7 @@ fn each_technique_is_recognised() {
     );
     assert_eq!(
         t(npm, "lodash-js"),
-        Some(("lodash".into(), Technique::Affix("-js")))
+        Some(("lodash".into(), Technique::Affix("js")))
     );
     assert_eq!(t(npm, "Semver"), Some(("semver".into(), Technique::Case)));
     assert_eq!(
@@ -165,5 +190,113 @@ fn real_neighbours_and_short_names_are_left_alone() {
         (Ecosystem::Npm, "object.assign"),
     ] {
         assert_eq!(technique(eco, name), None, "{name}");
+    }
+}
+
+/// What a resemblance means depends on the package's age: young look-alikes are held,
+/// established ones warn, and without an age only strong resemblances are held.
+#[test]
+fn the_packages_age_decides_what_a_resemblance_means() {
+    let (npm, pypi) = (Ecosystem::Npm, Ecosystem::PyPI);
+    let held = Some((Code::PossibleTyposquat, Verdict::Quarantine));
+    let warned = Some((Code::LookAlikeName, Verdict::Warn));
+    // Strong: a slip of the hand.
+    assert_eq!(outcome(pypi, "reqeusts", None), held);
+    assert_eq!(outcome(pypi, "reqeusts", Some(3)), held);
+    assert_eq!(outcome(pypi, "reqeusts", Some(2_000)), warned);
+    // Weak: how real neighbours are named too; `lodash-node` is a real package of 2013.
+    // Reported only in a young package.
+    assert_eq!(outcome(npm, "lodash-node", Some(4_000)), None);
+    assert_eq!(outcome(npm, "lodash-node", None), None);
+    assert_eq!(outcome(npm, "chalk-node", Some(2)), held);
+    let check = TyposquatCheck::new(bundled(), config());
+    let young = &run_aged(&check, npm, "chalk-node", Some(2))[0];
+    assert!(
+        young.message.ends_with("first published 2 days ago"),
+        "{}",
+        young.message
+    );
+    let old = &run_aged(&check, pypi, "reqeusts", Some(4_000))[0];
+    assert!(
+        old.message.contains("resembles `requests`")
+            && old.message.ends_with("first published 4000 days ago"),
+        "{}",
+        old.message
+    );
+    // The boundary is `established-days`.
+    assert_eq!(outcome(npm, "chalk-node", Some(89)), held);
+    assert_eq!(outcome(npm, "chalk-node", Some(90)), None);
+    assert_eq!(outcome(pypi, "reqeusts", Some(90)), warned);
+    let mut cfg = config();
+    cfg.look_alike = Verdict::Allow;
+    let check = TyposquatCheck::new(bundled(), cfg);
+    let old = &run_aged(&check, pypi, "reqeusts", Some(4_000))[0];
+    assert_eq!(old.verdict, Verdict::Allow);
+}
+
+/// The classic typosquats of the issue tracker, each caught (held when young), and each
+/// with the target it imitates; the rules that catch them are general (a word added to a
+/// popular name, a weak edit of a top-1,000 name, a separator dropped, a capital I for l).
+#[test]
+fn classic_typosquats_are_held_when_young() {
+    let (npm, pypi) = (Ecosystem::Npm, Ecosystem::PyPI);
+    for (eco, squat, target) in [
+        (npm, "loadash", "lodash"),
+        (npm, "crossenv", "cross-env"),
+        (npm, "babelcli", "@babel/cli"),
+        (npm, "nodesass", "node-sass"),
+        (npm, "d3.js", "d3"),
+        (npm, "jquery.js", "jquery"),
+        (npm, "expres", "express"),
+        (npm, "chai-sdk", "chai"),
+        (npm, "vitest-cli", "vitest"),
+        (npm, "node-fetch-utils", "node-fetch"),
+        (npm, "cookie-parser-js", "cookie-parser"),
+        (npm, "node-pino", "pino"),
+        (npm, "ethers-lib", "ethers"),
+        (pypi, "colourama", "colorama"),
+        (pypi, "python3-dateutil", "python-dateutil"),
+        (pypi, "jeIlyfish", "jellyfish"),
+        (pypi, "djanga", "django"),
+        (pypi, "aiihttp", "aiohttp"),
+        (pypi, "marshmellow", "marshmallow"),
+        (pypi, "requests-util", "requests"),
+        (pypi, "httpx-utils", "httpx"),
+        (pypi, "python-uvicorn", "uvicorn"),
+        (pypi, "faker-python", "faker"),
+    ] {
+        let found = technique(eco, squat).map(|(t, _)| t);
+        assert_eq!(found.as_deref(), Some(target), "{squat}");
+        assert_eq!(
+            outcome(eco, squat, Some(1)),
+            Some((Code::PossibleTyposquat, Verdict::Quarantine)),
+            "{squat}"
+        );
+    }
+    // A capital I for an l is strong: held on the name alone.
+    let name = PackageName::parse(pypi, "jeIlyfish").unwrap();
+    assert_eq!(bundled().suspect(&name).unwrap().strength, Strength::Strong);
+}
+
+/// Real packages the old rules held by name alone: an AWS service acronym, a new letter in
+/// front of a word (`uint32` / `int32`), a separator convention inside one npm scope, a
+/// popular name plus `-node` or `-js`, an inserted vowel. None is held or warned about any
+/// more, with their age (established) or without it.
+#[test]
+fn named_false_positives_are_not_held() {
+    let npm = Ecosystem::Npm;
+    for name in [
+        "@aws-sdk/client-drs",
+        "@stdlib/array-int32",
+        "@stdlib/assert-is-int8array",
+        "@stdlib/constants-int16-max",
+        "@types/babel-core",
+        "@types/babel-generator",
+        "lodash-node",
+        "uuid-js",
+        "semiver",
+    ] {
+        assert_eq!(outcome(npm, name, None), None, "{name}");
+        assert_eq!(outcome(npm, name, Some(3_000)), None, "{name}");
     }
 }

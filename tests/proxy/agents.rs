@@ -97,6 +97,52 @@ impl Check for WarnCheck {
     }
 }
 
+/// What the advisories check says of a package with one malicious release: the name alone
+/// gets `has-malicious-versions` (a warning), that release `known-malicious`.
+#[derive(Clone)]
+struct OneMaliciousRelease(&'static str);
+
+impl Check for OneMaliciousRelease {
+    fn name(&self) -> &'static str {
+        "test-malicious"
+    }
+    fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
+        let (code, verdict) = match ctx.version {
+            None => (Code::HasMaliciousVersions, Verdict::Warn),
+            Some(v) if v.to_string() == self.0 => (Code::KnownMalicious, Verdict::Deny),
+            Some(_) => return,
+        };
+        findings.push(Finding::new(
+            code,
+            Severity::Critical,
+            verdict,
+            "malicious".into(),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn strict_serves_the_clean_versions_of_a_package_that_once_had_a_malicious_one() {
+    // `debug` and `chalk` had malicious releases in 2025: a strict agent must still get
+    // their clean versions, or `npm install express` fails.
+    let policy = PolicyState::Ready(Policy::new(
+        vec![Arc::new(OneMaliciousRelease("7.0.0"))],
+        Arc::default(),
+        "malicious".into(),
+    ));
+    let s = setup(policy, "", |_| {}).await;
+    let (_, strict) = s.agents.add("careful", PolicyPreset::Strict).unwrap();
+    let resp = get(
+        &s.state,
+        &format!("/a/{}/npm/is-number", strict.expose_secret()),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let doc: Value = serde_json::from_str(&text(resp).await).unwrap();
+    assert!(doc["versions"].get("7.0.0").is_none(), "the malicious one");
+    assert!(doc["versions"].get("6.0.0").is_some(), "a clean one");
+}
+
 #[tokio::test]
 async fn agent_prefix_keeps_tarballs_attributed_and_records_the_agent() {
     let s = setup(registry::policy(TestCheck::default()), "", |_| {}).await;

@@ -274,6 +274,57 @@ mod tests {
         }
     }
 
+    /// `forms::GENERIC_WORDS` is what its rule gives on the bundled ranked lists: the words
+    /// that, added at either end of at least `GENERIC_WORD_STEMS` popular names, make
+    /// another popular name of the same list (all-digit and one-letter words left out).
+    #[test]
+    fn generic_words_are_derived_from_the_bundled_lists() {
+        use std::collections::{BTreeMap, BTreeSet, HashSet};
+        let mut generic = BTreeSet::new();
+        for bundled in BUNDLED.iter().filter(|b| b.ranked) {
+            let eco = bundled.ecosystem;
+            let all: HashSet<String> = bundled
+                .list
+                .lines()
+                .filter_map(|l| PackageName::parse(eco, l.trim()).ok())
+                .map(|n| forms::form(eco, n.key()))
+                .collect();
+            let mut stems: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for form in all.iter().filter(|f| !f.contains('/')) {
+                let words: Vec<&str> = form.split(['-', '_', '.']).collect();
+                let (Some(first), Some(last)) = (words.first(), words.last()) else {
+                    continue;
+                };
+                if words.len() < 2 {
+                    continue;
+                }
+                for (word, stem) in [
+                    (*last, &form[..form.len() - last.len() - 1]),
+                    (*first, &form[first.len() + 1..]),
+                ] {
+                    if all.contains(stem) {
+                        stems.entry(word).or_default().insert(stem);
+                    }
+                }
+            }
+            generic.extend(
+                stems
+                    .into_iter()
+                    .filter(|(word, stems)| {
+                        stems.len() >= forms::GENERIC_WORD_STEMS
+                            && word.len() >= 2
+                            && !word.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .map(|(word, _)| word.to_owned()),
+            );
+        }
+        let listed: BTreeSet<String> = forms::GENERIC_WORDS.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            listed, generic,
+            "forms::GENERIC_WORDS is out of date with the bundled lists"
+        );
+    }
+
     #[test]
     fn configured_names_join_the_bundled_list_after_its_ranks() {
         let mut index = PopularIndex::bundled();

@@ -1,13 +1,18 @@
-//! The rules that turn "close to a popular name" into "suspect".
+//! The rules that turn "close to a popular name" into a strong or a weak resemblance.
 //!
-//! Legitimate projects crowd around popular names (`grequests`, `django-filer`,
-//! `types-boto3-sts`), so being one edit away is not enough: the rules below were tuned on
-//! the real lists and malicious records (see `tests/typosquat_real_data.rs`) to keep false
-//! positives at or under 0.1%. What separates a typo from a neighbour:
-//! - the kind of edit: swapped, doubled and dropped inner letters are slips of the hand;
-//!   a new first letter, a changed last letter or a trailing digit is how families are named;
+//! `depfw serve`, `audit` and `check` ask them about every name (see the parent module for
+//! what each strength means). Legitimate projects crowd around popular names (`grequests`,
+//! `django-filer`, `types-boto3-sts`), so being one edit away is not enough to hold a name
+//! on its own: the strong rules were tuned on malicious records published before
+//! 2024-10-01 to keep false positives on legitimate names at or under 0.1%, and measured on
+//! the later ones (`integration/real_data/typosquat.rs`). What separates a typo from a
+//! neighbour:
+//! - the kind of edit: swapped, doubled and dropped inner letters are slips of the hand
+//!   (strong); a new first letter of a word, a changed last letter, a substitution, an
+//!   appended digit or an added generic word is how families are named as often (weak);
 //! - the words: a typo makes a word no popular name uses (`dateitil`), a neighbour is built
-//!   from known words (`django-filer`, `git-python`);
+//!   from known words (`django-filer`, `git-python`); words of three letters or fewer are
+//!   acronyms, not words to misspell (`client-drs`);
 //! - the target: squatters aim at the top of the list, and short names are one edit from
 //!   almost everything, so short names and weaker edits need a higher-ranked target.
 //!
@@ -24,50 +29,67 @@ use crate::feeds::popular::{EcoIndex, Entry};
 use crate::package::{Ecosystem, PackageName};
 
 use super::forms;
-use super::{Suspect, Technique};
+use super::{Strength, Suspect, Technique};
 
 /// Below this length (separators not counted) almost every name is one edit from a popular one.
 const MIN_EDIT_LEN: usize = 4;
 /// 4-character names: only a dropped or swapped letter of a top package.
 const SHORT_TARGET_RANK: u32 = 50;
-/// From this length on, a strong edit of any popular name is suspect.
+/// From this length on, a slip of the hand on any popular name is suspect.
 const LONG_LEN: usize = 7;
-/// Strong edits of 5- and 6-character names need a target this popular.
+/// Slips in 5- and 6-character names need a target this popular.
 const MEDIUM_TARGET_RANK: u32 = 1_000;
-/// Weak edits (a new first or last letter, a substitution) only for the very top, the
-/// packages with dozens of known squats each (`requests`, `urllib3`).
-const WEAK_TARGET_RANK: u32 = 15;
+/// Weak edits (a new last letter or digit, a substitution, an inserted vowel) are how real
+/// neighbours are named as often as squats (`semiver`, `hyper`/`typer`): weak evidence,
+/// for targets up to this rank and names of at least `WEAK_MIN_LEN` letters (5 letters
+/// for targets up to `MEDIUM_TARGET_RANK`). Slips of the hand too short or on too
+/// obscure a target to be strong are weak evidence whatever the rank.
+const WEAK_TARGET_RANK: u32 = 5_000;
 const WEAK_MIN_LEN: usize = 6;
 /// A dropped plural `s` (`typing-extension`) only for long names of top packages.
 const PLURAL_TARGET_RANK: u32 = 100;
 const PLURAL_MIN_LEN: usize = 8;
 /// Skeletons (separators or look-alikes folded) shorter than this are too generic.
 const MIN_SKELETON_LEN: usize = 5;
-/// Separator-only variants (PyPI) and look-alikes of ranked lists need a target this popular.
+/// Separator-only variants (PyPI) and look-alikes of ranked lists need a target this
+/// popular to be strong evidence, and this one to be weak evidence.
 const SKELETON_TARGET_RANK: u32 = 1_000;
-/// Squatters append (`chalk-node`, `eslint-js`, `colorama-py`); prefixed names are mostly
-/// real ports and bindings (`node-uuid`, `py-redis`), so prefixes need the very top.
-const SUFFIX_TARGET_RANK: u32 = 200;
-const PREFIX_TARGET_RANK: u32 = 20;
+const WEAK_SKELETON_TARGET_RANK: u32 = 10_000;
+/// A popular name plus a word (`lodash-node`, `chai-sdk`, `python-uvicorn`) is how
+/// squatters name things and how real ports and plugins are named: weak evidence, for
+/// targets up to this rank, whose stem has at least `MIN_AFFIX_STEM_LEN` letters (`d3.js`).
+const AFFIX_TARGET_RANK: u32 = 5_000;
+const MIN_AFFIX_STEM_LEN: usize = 2;
+/// A word glued on without a separator (`requestssdk`) only to stems this long: shorter
+/// ones glue into ordinary words.
+const MIN_GLUED_STEM_LEN: usize = 6;
+/// A generic word that is itself a popular name of this rank or better names a project:
+/// `awkward-pandas`, `prefect-redis` are bindings to it, the way real families are named.
+const BINDING_RANK: u32 = 5_000;
 
 pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
     let ecosystem = name.ecosystem();
     let form = forms::form(ecosystem, name.key());
     let len = forms::separator_skeleton(&form).len();
-    let mut best: Option<(u32, Technique)> = None;
-    let mut consider = |id: u32, technique: Technique| {
-        let order = |(id, t): (u32, Technique)| {
+    let mut best: Option<(u32, Technique, Strength)> = None;
+    let mut consider = |id: u32, technique: Technique, strength: Strength| {
+        let order = |(id, t, s): (u32, Technique, Strength)| {
             let rank = eco.entry(id).rank.unwrap_or(u32::MAX);
-            (rank, t.priority())
+            (s, rank, t.priority())
         };
-        if best.is_none_or(|b| order((id, technique)) < order(b)) {
-            best = Some((id, technique));
+        if best.is_none_or(|b| order((id, technique, strength)) < order(b)) {
+            best = Some((id, technique, strength));
         }
     };
 
     // Case only (npm keeps legacy upper-case names distinct).
     if let Some(id) = eco.id_of_form(&form) {
-        consider(id, Technique::Case);
+        consider(id, Technique::Case, Strength::Strong);
+    }
+    // A capital I for an l (`jeIlyfish`): PyPI and crates.io fold case, so the lower-cased
+    // form alone no longer shows it.
+    if let Some(id) = capital_i_for_l(eco, name, &form) {
+        consider(id, Technique::Homoglyph, Strength::Strong);
     }
 
     if len >= MIN_SKELETON_LEN {
@@ -78,38 +100,69 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
         let target = eco.entry(id);
         if let Some(edit) = Edit::between(&form, target.form) {
             // A dropped plural `s` leaves a known word by nature.
-            if edit.is_suspect(len, &target)
-                && (edit.plural || coins_a_word(eco, &form, target.form))
-            {
-                consider(id, edit.technique);
+            if let Some(strength) = edit.suspicion(len, &target) {
+                // Weak evidence needs a young package anyway: known words do not clear it.
+                if strength == Strength::Weak
+                    || edit.plural
+                    || coins_a_word(eco, &form, target.form)
+                {
+                    consider(id, edit.technique, strength);
+                }
             }
         }
     }
 
-    for (affix, stripped) in forms::affix_stripped(ecosystem, &form) {
-        if stripped.len() < MIN_EDIT_LEN {
+    for split in forms::affix_splits(ecosystem, &form) {
+        let glued = split.separator.is_none();
+        let min_len = if glued {
+            MIN_GLUED_STEM_LEN
+        } else {
+            MIN_AFFIX_STEM_LEN
+        };
+        if forms::separator_skeleton(split.stem).len() < min_len {
             continue;
         }
-        let rank = if form.ends_with(affix) {
-            SUFFIX_TARGET_RANK
-        } else {
-            PREFIX_TARGET_RANK
-        };
-        if let Some(id) = eco.id_of_form(stripped) {
-            if ranks_within(&eco.entry(id), rank) {
-                consider(id, Technique::Affix(affix));
+        let names_a_project = eco
+            .id_of_form(split.word)
+            .is_some_and(|id| ranks_within(&eco.entry(id), BINDING_RANK));
+        if names_a_project && !forms::markers(ecosystem).contains(&split.word) {
+            continue;
+        }
+        // The popular name itself with the word added, or with another of the
+        // ecosystem's markers swapped for it (`python3-dateutil`, `python-dateutil`).
+        let swapped = split.swaps(ecosystem);
+        for stem in std::iter::once(split.stem.to_owned()).chain(swapped) {
+            if let Some(id) = eco.id_of_form(&stem) {
+                if eco.entry(id).rank.is_none_or(|r| r <= AFFIX_TARGET_RANK) {
+                    consider(id, Technique::Affix(split.word), Strength::Weak);
+                }
             }
         }
     }
 
-    best.map(|(id, technique)| {
+    best.map(|(id, technique, strength)| {
         let target = eco.entry(id);
         Suspect {
             target: target.display.to_string(),
             rank: target.rank,
             technique,
+            strength,
         }
     })
+}
+
+/// The popular entry `name` spells with a capital `I` in place of an `l`, if any.
+fn capital_i_for_l(eco: &EcoIndex, name: &PackageName, form: &str) -> Option<u32> {
+    let raw = name.as_str();
+    if !raw.contains('I') {
+        return None;
+    }
+    let with_l = PackageName::parse(name.ecosystem(), &raw.replace('I', "l")).ok()?;
+    let folded = forms::form(name.ecosystem(), with_l.key());
+    if folded == form {
+        return None;
+    }
+    eco.id_of_form(&folded)
 }
 
 /// Same letters up to separators or look-alike characters.
@@ -117,24 +170,29 @@ fn skeleton_matches(
     eco: &EcoIndex,
     ecosystem: Ecosystem,
     form: &str,
-    consider: &mut impl FnMut(u32, Technique),
+    consider: &mut impl FnMut(u32, Technique, Strength),
 ) {
     let separators = forms::separator_skeleton(form);
-    let scoped = form.starts_with('@');
     for id in eco.separators.get(forms::hash(separators.as_bytes())) {
         let target = eco.entry(id);
         if target.form == form || forms::separator_skeleton(target.form) != separators {
             continue;
         }
-        let technique = match ecosystem {
+        let (technique, strength) = match ecosystem {
             // The npm registry refuses new names that differ from existing ones only in
-            // punctuation; what it lets through is a scope boundary moved between scopes.
-            Ecosystem::Npm if scoped && target.form.starts_with('@') => Technique::Scope,
-            Ecosystem::Npm => continue,
-            Ecosystem::PyPI | Ecosystem::CratesIo => Technique::Separator,
+            // punctuation, so such a name (`crossenv`, `@types/babel-core`) predates the
+            // rule: a warning at most. What it lets through is a scope boundary moved
+            // between two scopes.
+            Ecosystem::Npm if moves_the_scope(form, target.form) => {
+                (Technique::Scope, Strength::Strong)
+            }
+            Ecosystem::Npm => (Technique::Separator, Strength::Weak),
+            Ecosystem::PyPI | Ecosystem::CratesIo => (Technique::Separator, Strength::Strong),
         };
-        if skeleton_target_ok(&target) && coins_a_word(eco, form, target.form) {
-            consider(id, technique);
+        if let Some(strength) = skeleton_strength(&target, strength) {
+            if coins_a_word(eco, form, target.form) {
+                consider(id, technique, strength);
+            }
         }
     }
     let glyphs = forms::glyph_skeleton(form);
@@ -142,18 +200,35 @@ fn skeleton_matches(
         let target = eco.entry(id);
         if forms::glyph_skeleton(target.form) == glyphs
             && forms::separator_skeleton(target.form) != separators
-            && skeleton_target_ok(&target)
             && coins_a_word(eco, form, target.form)
         {
-            consider(id, Technique::Homoglyph);
+            if let Some(strength) = skeleton_strength(&target, Strength::Strong) {
+                consider(id, Technique::Homoglyph, strength);
+            }
         }
     }
 }
 
-/// Ranked lists: the target must be near the top. Unranked lists (crates.io, configured
-/// names) have no rank to go by, and are the smaller risk.
-fn skeleton_target_ok(target: &Entry<'_>) -> bool {
-    target.rank.is_none_or(|r| r <= SKELETON_TARGET_RANK)
+/// Whether two npm names with the same letters put them under different scopes
+/// (`@typescript/eslint-parser` vs `@typescript-eslint/parser`); `@types/babel-core` and
+/// `@types/babel__core` share theirs.
+fn moves_the_scope(form: &str, target: &str) -> bool {
+    fn scope(form: &str) -> Option<&str> {
+        form.strip_prefix('@')?.split('/').next()
+    }
+    matches!((scope(form), scope(target)), (Some(a), Some(b)) if a != b)
+}
+
+/// Ranked lists: the target must be near the top for `strength`, and within the wider
+/// weak range otherwise. Unranked lists (crates.io, configured names) have no rank to go
+/// by, and are the smaller risk.
+fn skeleton_strength(target: &Entry<'_>, strength: Strength) -> Option<Strength> {
+    match target.rank {
+        None => Some(strength),
+        Some(r) if r <= SKELETON_TARGET_RANK => Some(strength),
+        Some(r) if r <= WEAK_SKELETON_TARGET_RANK => Some(Strength::Weak),
+        Some(_) => None,
+    }
 }
 
 /// Whether `candidate` has a word that is neither in `target` nor in any popular name.
@@ -188,6 +263,9 @@ struct Edit {
     /// The edit touches the first or the last character.
     first: bool,
     last: bool,
+    /// A letter added or dropped in front of a word inside the name (`int32` for
+    /// `uint32`): how families are named, like a new first letter.
+    word_start: bool,
     /// The added or dropped letter doubles or undoubles its neighbour (`debuug`).
     doubled: bool,
     /// The added letter sits next to its neighbour on the keyboard (`aiopbotocore`).
@@ -196,6 +274,9 @@ struct Edit {
     digit_for_letter: bool,
     /// A dropped trailing `s` (`typing-extension`).
     plural: bool,
+    /// A digit appended to a name that ends in a letter (`fdir1`): a version number for a
+    /// family (`vue2`/`vue3`), so weak evidence only.
+    appended_digit: bool,
     /// The edit falls in a word of one or two letters (`django-q` vs `django-rq`): another
     /// word, not a typo.
     in_short_word: bool,
@@ -210,11 +291,15 @@ impl Edit {
         let (c, t) = (candidate.as_bytes(), target.as_bytes());
         let at = c.iter().zip(t).take_while(|(a, b)| a == b).count();
         let differing = diff_bytes(c, t);
-        // Version digits (`vue2`/`vue3`, `boto`/`boto3`) are how real families are named;
-        // separator changes are judged by the skeleton rules.
-        if differing.iter().all(u8::is_ascii_digit)
-            || differing.iter().any(|b| !b.is_ascii_alphanumeric())
-        {
+        // Version digits (`vue2`/`vue3`, `boto`/`boto3`) are how real families are named,
+        // except a digit appended to a name without one; separator changes are judged by
+        // the skeleton rules.
+        let digits = differing.iter().all(u8::is_ascii_digit);
+        let appended_digit = digits
+            && c.len() == t.len() + 1
+            && c.starts_with(t)
+            && t.last().is_some_and(u8::is_ascii_alphabetic);
+        if (digits && !appended_digit) || differing.iter().any(|b| !b.is_ascii_alphanumeric()) {
             return None;
         }
         let (technique, last) = match c.len().cmp(&t.len()) {
@@ -249,6 +334,9 @@ impl Edit {
             // malicious data has far more of them than the legitimate lists.
             first: at == 0,
             last,
+            word_start: length_changed
+                && at > 0
+                && forms::WORD_BREAKS.contains(&char::from(longer[at - 1])),
             doubled: length_changed && neighbours().any(|n| n == changed),
             adjacent_key: extra && neighbours().any(|n| keyboard_adjacent(n, changed)),
             digit_for_letter: technique == Technique::Substitution
@@ -256,6 +344,7 @@ impl Edit {
                 && c[at].is_ascii_alphanumeric()
                 && t[at].is_ascii_alphanumeric(),
             plural: !extra && length_changed && last && changed == b's',
+            appended_digit,
             in_short_word: in_short_word(target, at),
         })
     }
@@ -265,45 +354,63 @@ impl Edit {
         match self.technique {
             Technique::Transposition => true,
             Technique::ExtraLetter => {
-                !self.first && (self.doubled || (self.adjacent_key && !self.last))
+                !self.first
+                    && !self.word_start
+                    && (self.doubled || (self.adjacent_key && !self.last))
             }
-            Technique::MissingLetter => self.doubled || (!self.first && !self.last),
+            Technique::MissingLetter => {
+                self.doubled || (!self.first && !self.last && !self.word_start)
+            }
             Technique::Substitution => self.digit_for_letter && !self.last,
             _ => false,
         }
     }
 
-    /// `len`: the candidate's length without separators.
-    fn is_suspect(&self, len: usize, target: &Entry) -> bool {
+    /// How suspect the edit makes a name; `len`: the candidate's length without separators.
+    fn suspicion(&self, len: usize, target: &Entry) -> Option<Strength> {
         if self.in_short_word {
-            return false;
+            return None;
         }
-        if self.plural {
-            return len >= PLURAL_MIN_LEN && ranks_within(target, PLURAL_TARGET_RANK);
+        if self.appended_digit {
+            let weak = len >= WEAK_MIN_LEN && ranks_within(target, MEDIUM_TARGET_RANK);
+            return weak.then_some(Strength::Weak);
+        }
+        if self.plural && len >= PLURAL_MIN_LEN && ranks_within(target, PLURAL_TARGET_RANK) {
+            return Some(Strength::Strong);
         }
         if len < MIN_EDIT_LEN {
-            return false;
+            return None;
         }
         if len == MIN_EDIT_LEN {
             let slip = self.technique == Technique::Transposition
                 || (self.technique == Technique::MissingLetter && !self.first);
-            return slip && ranks_within(target, SHORT_TARGET_RANK);
+            return (slip && ranks_within(target, SHORT_TARGET_RANK)).then_some(Strength::Strong);
         }
         if self.is_strong() {
-            return len >= LONG_LEN || ranks_within(target, MEDIUM_TARGET_RANK);
+            let strong = len >= LONG_LEN || ranks_within(target, MEDIUM_TARGET_RANK);
+            return Some(if strong {
+                Strength::Strong
+            } else {
+                Strength::Weak
+            });
         }
-        let new_first_letter = self.technique == Technique::ExtraLetter && self.first;
-        len >= WEAK_MIN_LEN && !new_first_letter && ranks_within(target, WEAK_TARGET_RANK)
+        let new_first_letter =
+            self.technique == Technique::ExtraLetter && (self.first || self.word_start);
+        let long_enough = len >= WEAK_MIN_LEN
+            || (len + 1 == WEAK_MIN_LEN && ranks_within(target, MEDIUM_TARGET_RANK));
+        let weak = long_enough && !new_first_letter && ranks_within(target, WEAK_TARGET_RANK);
+        weak.then_some(Strength::Weak)
     }
 }
 
-/// Whether byte `at` of `name` lies in a word of at most two characters.
+/// Whether byte `at` of `name` lies in a word of at most three characters: an acronym or a
+/// code (`client-drs` and `client-rds` are two AWS services), not a word to misspell.
 fn in_short_word(name: &str, at: usize) -> bool {
     let mut start = 0;
     for word in name.split(forms::WORD_BREAKS) {
         let end = start + word.len();
         if (start..=end).contains(&at) && !word.is_empty() {
-            return word.len() <= 2;
+            return word.len() <= 3;
         }
         start = end + 1;
     }

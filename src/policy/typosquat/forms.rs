@@ -67,35 +67,216 @@ pub fn glyph_skeleton(form: &str) -> String {
     out
 }
 
-/// Prefixes and suffixes squatters add to a popular name (`lodash-js`, `python-requests`),
-/// in comparison form. Bare `py`/`js` (no separator) are left out: too many real names
-/// (`pyyaml`, `pytest`) start that way.
-pub fn affixes(ecosystem: Ecosystem) -> (&'static [&'static str], &'static [&'static str]) {
+/// Each ecosystem's own marker words: a popular name with one of them added or swapped
+/// (`lodash-js`, `node-pino`, `python3-dateutil` for `python-dateutil`) says nothing new.
+pub fn markers(ecosystem: Ecosystem) -> &'static [&'static str] {
     match ecosystem {
-        Ecosystem::Npm => (
-            &["node-", "nodejs-", "js-", "npm-"],
-            &["-js", "-node", "-nodejs", "-lib", "-npm"],
-        ),
-        Ecosystem::PyPI => (
-            &["python-", "python3-", "py-", "py3-"],
-            &["-python", "-python3", "-py", "-py3", "-lib"],
-        ),
-        Ecosystem::CratesIo => (&["rust_", "rs_"], &["_rs", "_rust", "_lib"]),
+        Ecosystem::Npm => &["js", "lib", "node", "nodejs", "npm"],
+        Ecosystem::PyPI => &["lib", "py", "py3", "python", "python3"],
+        Ecosystem::CratesIo => &["lib", "rs", "rust"],
     }
 }
 
-/// `form` with one known affix removed, for each affix it carries.
-pub fn affix_stripped(ecosystem: Ecosystem, form: &str) -> Vec<(&'static str, &str)> {
-    let (prefixes, suffixes) = affixes(ecosystem);
+/// Words that name no project of their own: each is added to at least 8
+/// (`GENERIC_WORD_STEMS`) different popular npm or PyPI names to make another popular
+/// name (`-core`, `-cli`, `-utils`, `-sdk`, `types-`, `django-`), so a popular name plus
+/// one of them reads as that package. Derived from the bundled lists, sorted; a test
+/// re-derives it (`generic_words_are_derived_from_the_bundled_lists`).
+pub const GENERIC_WORDS: &[&str] = &[
+    "api",
+    "array",
+    "async",
+    "aws",
+    "azure",
+    "babel",
+    "browserify",
+    "cache",
+    "cli",
+    "click",
+    "client",
+    "color",
+    "common",
+    "config",
+    "core",
+    "cu11",
+    "cu12",
+    "dagster",
+    "data",
+    "databricks",
+    "dbt",
+    "django",
+    "dom",
+    "es",
+    "eslint",
+    "express",
+    "extensions",
+    "fast",
+    "fastapi",
+    "fetch",
+    "file",
+    "flake8",
+    "flask",
+    "format",
+    "fs",
+    "grunt",
+    "gulp",
+    "has",
+    "html",
+    "http",
+    "is",
+    "jest",
+    "js",
+    "json",
+    "karma",
+    "langchain",
+    "lite",
+    "loader",
+    "lodash",
+    "mcp",
+    "mocha",
+    "native",
+    "nightly",
+    "node",
+    "object",
+    "pandas",
+    "parse",
+    "parser",
+    "path",
+    "polyfill",
+    "postcss",
+    "postgres",
+    "prefect",
+    "promise",
+    "pulumi",
+    "py",
+    "pydantic",
+    "pylint",
+    "pytest",
+    "python",
+    "react",
+    "redis",
+    "regex",
+    "request",
+    "requests",
+    "resolve",
+    "rs",
+    "runtime",
+    "sdk",
+    "server",
+    "simple",
+    "snowflake",
+    "spark",
+    "sphinx",
+    "sqlalchemy",
+    "stream",
+    "string",
+    "stubs",
+    "sync",
+    "to",
+    "tools",
+    "ts",
+    "types",
+    "typescript",
+    "url",
+    "util",
+    "utils",
+    "vue",
+    "webpack",
+];
+
+/// How many popular stems a word must extend to be in [`GENERIC_WORDS`] (checked by the
+/// test that re-derives the list).
+#[cfg(test)]
+pub(crate) const GENERIC_WORD_STEMS: usize = 8;
+
+/// `word` as a `'static` generic or marker word of `ecosystem`, if it is one.
+fn generic(ecosystem: Ecosystem, word: &str) -> Option<&'static str> {
+    let marker = markers(ecosystem).iter().find(|m| **m == word);
+    marker
+        .or_else(|| {
+            GENERIC_WORDS
+                .binary_search(&word)
+                .ok()
+                .and_then(|i| GENERIC_WORDS.get(i))
+        })
+        .copied()
+}
+
+/// A name read as a stem plus one generic word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffixSplit<'a> {
+    pub word: &'static str,
+    pub stem: &'a str,
+    /// The separator between them; `None`: glued on (suffixes only).
+    pub separator: Option<char>,
+    pub prefix: bool,
+}
+
+impl AffixSplit<'_> {
+    /// The stem with the ecosystem's other markers in place of this split's word, when
+    /// the word is a marker (`python3-dateutil` -> `python-dateutil`, `py-dateutil`, ...).
+    pub fn swaps(&self, ecosystem: Ecosystem) -> Vec<String> {
+        let (Some(sep), true) = (self.separator, markers(ecosystem).contains(&self.word)) else {
+            return Vec::new();
+        };
+        markers(ecosystem)
+            .iter()
+            .filter(|m| **m != self.word)
+            .map(|m| {
+                if self.prefix {
+                    format!("{m}{sep}{}", self.stem)
+                } else {
+                    format!("{}{sep}{m}", self.stem)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Every way to read `form` as a stem plus one generic word: a last word split off at a
+/// separator (`chai-sdk`, `d3.js`), a first word that is one of the ecosystem's markers
+/// (`python-uvicorn`, `node-pino`: other prefixes are how real plugins and ports are named,
+/// `pytest-isort`, `django-channels`), or a generic word glued to the end
+/// (`requestsutils`). An npm scope is never split off.
+pub fn affix_splits(ecosystem: Ecosystem, form: &str) -> Vec<AffixSplit<'_>> {
+    let is_break = |c: char| matches!(c, '-' | '_' | '.');
     let mut out = Vec::new();
-    for p in prefixes {
-        if let Some(rest) = form.strip_prefix(p) {
-            out.push((*p, rest));
+    let name_start = form.find('/').map_or(0, |i| i + 1);
+    let name = &form[name_start..];
+    if let Some(at) = name.rfind(is_break) {
+        let word = &name[at + 1..];
+        if let Some(word) = generic(ecosystem, word) {
+            out.push(AffixSplit {
+                word,
+                stem: &form[..name_start + at],
+                separator: name[at..].chars().next(),
+                prefix: false,
+            });
         }
     }
-    for s in suffixes {
-        if let Some(rest) = form.strip_suffix(s) {
-            out.push((*s, rest));
+    if name_start == 0 {
+        if let Some(at) = form.find(is_break) {
+            let word = markers(ecosystem).iter().find(|m| **m == &form[..at]);
+            if let Some(&word) = word {
+                out.push(AffixSplit {
+                    word,
+                    stem: &form[at + 1..],
+                    separator: form[at..].chars().next(),
+                    prefix: true,
+                });
+            }
+        }
+    }
+    for &word in GENERIC_WORDS.iter().chain(markers(ecosystem)) {
+        if let Some(stem) = name.strip_suffix(word) {
+            if !stem.is_empty() && !stem.ends_with(is_break) {
+                out.push(AffixSplit {
+                    word,
+                    stem: &form[..name_start + stem.len()],
+                    separator: None,
+                    prefix: false,
+                });
+            }
         }
     }
     out
@@ -234,15 +415,43 @@ mod tests {
     }
 
     #[test]
-    fn affixes_strip_per_ecosystem() {
+    fn names_split_into_a_stem_and_a_generic_word() {
+        let split = |eco, form| {
+            affix_splits(eco, form)
+                .into_iter()
+                .map(|s| (s.word, s.stem.to_owned(), s.separator, s.prefix))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            affix_stripped(Ecosystem::Npm, "lodash-js"),
-            vec![("-js", "lodash")]
+            split(Ecosystem::Npm, "chai-sdk"),
+            [("sdk", "chai".to_owned(), Some('-'), false)]
         );
         assert_eq!(
-            affix_stripped(Ecosystem::PyPI, "python-requests"),
-            vec![("python-", "requests")]
+            split(Ecosystem::Npm, "d3.js"),
+            [("js", "d3".to_owned(), Some('.'), false)]
         );
-        assert!(affix_stripped(Ecosystem::PyPI, "pytest").is_empty());
+        assert_eq!(
+            split(Ecosystem::PyPI, "python-uvicorn"),
+            [("python", "uvicorn".to_owned(), Some('-'), true)]
+        );
+        assert_eq!(
+            split(Ecosystem::PyPI, "requestsutils"),
+            [("utils", "requests".to_owned(), None, false)]
+        );
+        // A scope is not a prefix; the name after it may carry a suffix.
+        assert_eq!(
+            split(Ecosystem::Npm, "@acme/lodash-js"),
+            [("js", "@acme/lodash".to_owned(), Some('-'), false)]
+        );
+        assert!(split(Ecosystem::PyPI, "pytest").is_empty());
+        let swapped = affix_splits(Ecosystem::PyPI, "python3-dateutil")[0].swaps(Ecosystem::PyPI);
+        assert!(
+            swapped.contains(&"python-dateutil".to_owned()),
+            "{swapped:?}"
+        );
+        assert!(
+            GENERIC_WORDS.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
     }
 }

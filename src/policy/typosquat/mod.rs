@@ -2,8 +2,27 @@
 //!
 //! Typosquats (`reqeusts`, `python-dateitil`, `@typescript/eslint-parser`) are published to
 //! be installed by mistake, often before any advisory exists. The proxy, `depfw audit` and
-//! `depfw check` run this check on the name alone, against the popular lists of
-//! [`crate::feeds::popular`]; a hit is quarantined by default (`policy.typosquat.verdict`).
+//! `depfw check` compare every name with the popular lists of [`crate::feeds::popular`].
+//!
+//! A name alone rarely proves intent: `lodash-node`, `semiver` and `djanga` are as close
+//! to popular names as `chalk-node`, `expres` and `loadash`, and only the first three are
+//! real projects. So a resemblance is [`Strength::Strong`] (a slip of the hand few real
+//! names make) or [`Strength::Weak`] (how real neighbours are named too), and the
+//! package's age decides what it means:
+//!
+//! | resemblance | young package | established (`established-days`) | age unknown |
+//! |---|---|---|---|
+//! | strong | `possible-typosquat` | `look-alike-name` | `possible-typosquat` |
+//! | weak | `possible-typosquat` | nothing | nothing |
+//!
+//! `possible-typosquat` is quarantined by default (`policy.typosquat.verdict`),
+//! `look-alike-name` warns (`policy.typosquat.look-alike`). The age comes from registry
+//! metadata (npm packuments, PyPI upload times); `depfw check` and `depfw audit` without
+//! `--online` have none, so there only strong resemblances are reported. Squatters publish
+//! and get caught within days, so a young package is where a look-alike is dangerous; a
+//! weak resemblance outside one is not reported at all, because 1-2.5% of legitimate names
+//! have one (`integration/real_data/typosquat.rs`), which would be noise in every audit
+//! and a refusal for every `strict` agent.
 
 pub(crate) mod detect;
 pub(crate) mod forms;
@@ -33,7 +52,8 @@ pub enum Technique {
     MissingLetter,
     ExtraLetter,
     Substitution,
-    /// A popular name with a prefix or suffix (`lodash-js`); the affix.
+    /// A popular name with a generic word added, or one of the ecosystem's marker words
+    /// swapped for another (`lodash-js`, `python3-dateutil`); the word.
     Affix(&'static str),
 }
 
@@ -65,9 +85,21 @@ impl fmt::Display for Technique {
             Technique::MissingLetter => f.write_str("a missing letter"),
             Technique::ExtraLetter => f.write_str("an extra letter"),
             Technique::Substitution => f.write_str("a substituted letter"),
-            Technique::Affix(affix) => write!(f, "`{affix}` added"),
+            Technique::Affix(word) => write!(f, "the word `{word}` added"),
         }
     }
+}
+
+/// How much a resemblance says by itself. Ordered: the stronger explanation wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Strength {
+    /// A slip of the hand on a popular name (`reqeusts`, `debuug`), a look-alike character
+    /// or a moved scope: rare among real project names, suspect by name alone.
+    Strong,
+    /// A popular name plus a generic word (`lodash-node`, `chai-sdk`), a new first or last
+    /// letter or a substituted one (`djanga`, `semiver`): how real neighbours are named
+    /// too, suspect only in a young package.
+    Weak,
 }
 
 /// The popular package a name most likely imitates.
@@ -78,6 +110,7 @@ pub struct Suspect {
     /// Its rank in the popular list (1 = most popular); `None` for unranked lists.
     pub rank: Option<u32>,
     pub technique: Technique,
+    pub strength: Strength,
 }
 
 /// The `typosquat` policy check.
@@ -118,18 +151,52 @@ impl Check for TyposquatCheck {
             return;
         };
         let ecosystem = ctx.name.ecosystem();
-        findings.push(Finding::new(
-            Code::PossibleTyposquat,
-            Severity::High,
-            self.config.verdict,
-            format!(
-                "`{}` looks like a typosquat of `{}` ({}): {}",
-                ctx.name,
-                suspect.target,
-                popularity(ecosystem, suspect.rank),
-                suspect.technique
+        let age_days = ctx
+            .metadata
+            .and_then(|m| m.package_created)
+            .map(|created| (ctx.now - created).num_days());
+        let established =
+            age_days.map(|days| u64::try_from(days).unwrap_or(0) >= self.config.established_days);
+        let suspect_name = match (suspect.strength, established) {
+            (_, Some(false)) | (Strength::Strong, None) => true,
+            (Strength::Strong, Some(true)) => false,
+            (Strength::Weak, Some(true) | None) => return,
+        };
+        let resemblance = format!(
+            "`{}` {} `{}` ({}): {}",
+            ctx.name,
+            if suspect_name {
+                "looks like a typosquat of"
+            } else {
+                "resembles"
+            },
+            suspect.target,
+            popularity(ecosystem, suspect.rank),
+            suspect.technique
+        );
+        let finding = match (suspect_name, age_days) {
+            (true, Some(days)) => Finding::new(
+                Code::PossibleTyposquat,
+                Severity::High,
+                self.config.verdict,
+                format!("{resemblance}, in a package first published {days} days ago"),
             ),
-        ));
+            (true, None) => Finding::new(
+                Code::PossibleTyposquat,
+                Severity::High,
+                self.config.verdict,
+                resemblance,
+            ),
+            (false, Some(days)) => Finding::new(
+                Code::LookAlikeName,
+                Severity::Low,
+                self.config.look_alike,
+                format!("{resemblance}; established, first published {days} days ago"),
+            ),
+            // Only strong resemblances get here without an age, and those are suspect.
+            (false, None) => return,
+        };
+        findings.push(finding);
     }
 }
 
