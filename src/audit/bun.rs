@@ -14,6 +14,7 @@ use jsonc_parser::common::Ranged;
 use jsonc_parser::{CollectOptions, ParseOptions};
 
 use super::npm::{classify_spec, dedup, line_u32, locked, registry_of_tarball, split_spec};
+use super::support::LineIndex;
 use super::{LockedPackage, PackageSource, ParseError};
 
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
@@ -57,7 +58,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
         Some(other) => {
             return Err(ParseError::new(
                 path,
-                lines.line_of(other.range().start),
+                Some(lines.line_of(other.range().start)),
                 "\"packages\" must be an object",
             ))
         }
@@ -65,7 +66,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
     let mut out = Vec::new();
     for prop in &packages.properties {
         let key = prop.name.as_str();
-        let line = lines.line_of(prop.range.start);
+        let line = Some(lines.line_of(prop.range.start));
         let err = |msg: String| ParseError::new(path, line, msg);
         let Value::Array(arr) = &prop.value else {
             return Err(err(format!("package \"{key}\" must be an array")));
@@ -119,25 +120,5 @@ fn member_version(workspaces: &Object, dir: &str) -> Option<String> {
     match &member.get("version")?.value {
         Value::StringLit(s) => Some(s.value.to_string()),
         _ => None,
-    }
-}
-
-/// Byte offset → 1-based line, by binary search over line starts.
-struct LineIndex(Vec<usize>);
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineIndex(starts)
-    }
-
-    fn line_of(&self, offset: usize) -> Option<u32> {
-        let line = match self.0.binary_search(&offset) {
-            Ok(i) => i + 1,
-            Err(i) => i,
-        };
-        line_u32(line)
     }
 }

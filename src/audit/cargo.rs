@@ -19,7 +19,7 @@ use cargo_lock::{Lockfile, SourceId};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::support::{from_toml, line_at};
+use super::support::{from_toml, LineIndex};
 use super::{LockedPackage, PackageSource, ParseError};
 use crate::package::Ecosystem;
 
@@ -58,9 +58,10 @@ fn reject_non_ascii_checksums(path: &Path, text: &str) -> Result<(), ParseError>
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let raw: RawLock = from_toml(path, text)?;
     let mut lines: HashMap<(String, String, PackageSource), u32> = HashMap::new();
+    let text_lines = LineIndex::new(text);
     for pkg in raw.root.iter().chain(&raw.package) {
-        let line = line_at(text, pkg.name.span().start);
-        let version_line = line_at(text, pkg.version.span().start);
+        let line = text_lines.line_of(pkg.name.span().start);
+        let version_line = text_lines.line_of(pkg.version.span().start);
         semver::Version::parse(pkg.version.get_ref()).map_err(|err| {
             ParseError::new(
                 path,
@@ -73,7 +74,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> 
             Some(raw_source) => Some(SourceId::from_url(raw_source.get_ref()).map_err(|err| {
                 ParseError::new(
                     path,
-                    Some(line_at(text, raw_source.span().start)),
+                    Some(text_lines.line_of(raw_source.span().start)),
                     format!("invalid source `{}`: {err}", raw_source.get_ref()),
                 )
             })?),

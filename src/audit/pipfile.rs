@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::support::{check_name, dedup, from_json, line_at, pypi_index, pypi_package};
+use super::support::{check_name, dedup, from_json, pypi_index, pypi_package, LineIndex};
 use super::{LockedPackage, PackageSource, ParseError};
 use crate::package::Ecosystem;
 
@@ -50,12 +50,13 @@ struct Entry {
 pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let lock: PipfileLock = from_json(path, text)?;
     let mut packages = Vec::new();
+    let lines = LineIndex::new(text);
     for (group, entries) in [("default", &lock.default), ("develop", &lock.develop)] {
         let group_start = text.find(&format!("\"{group}\"")).unwrap_or(0);
         for (raw_name, entry) in entries {
             let line = text[group_start..]
                 .find(&format!("\"{raw_name}\""))
-                .map(|offset| line_at(text, group_start + offset));
+                .map(|offset| lines.line_of(group_start + offset));
             let name = check_name(path, line, Ecosystem::PyPI, raw_name)?;
             let source = if let Some(repo) = &entry.git {
                 PackageSource::Git {

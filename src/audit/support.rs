@@ -8,13 +8,29 @@ use super::{LockedPackage, PackageSource, ParseError};
 use crate::package::{Ecosystem, PackageName};
 
 /// 1-based line of byte `offset` in `text` (offsets past the end count as the last line).
+/// For one-off error locations; a parser that asks for many lines builds a [`LineIndex`]
+/// once, so a scan stays linear in the lockfile's size.
 pub(crate) fn line_at(text: &str, offset: usize) -> u32 {
-    let end = offset.min(text.len());
-    let newlines = text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count();
-    u32::try_from(newlines).unwrap_or(u32::MAX - 1) + 1
+    LineIndex::new(text).line_of(offset)
+}
+
+/// Byte offset → 1-based line, by binary search over the line starts found in one pass.
+pub(crate) struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex(starts)
+    }
+
+    /// The line holding byte `offset`; offsets past the end count as the last line.
+    pub(crate) fn line_of(&self, offset: usize) -> u32 {
+        // Lines before `offset` start at or before it: the count of such starts is the line.
+        let line = self.0.partition_point(|&start| start <= offset);
+        u32::try_from(line).unwrap_or(u32::MAX)
+    }
 }
 
 /// A TOML syntax or shape error, located at the line its span starts on.
