@@ -59,6 +59,22 @@ const STEPS: &[(&str, Step)] = &[
         Step::Exit(0),
     ),
     (
+        "sudo useradd --system --home-dir /var/lib/depfw --create-home depfw",
+        Step::NotRun("it creates an OS user (root)"),
+    ),
+    (
+        "sudo install -d -o depfw -g depfw -m 700 /etc/depfw /run/depfw",
+        Step::NotRun("it writes to /etc and /run (root)"),
+    ),
+    (
+        "openssl rand -hex 32 | sudo install -o depfw -g depfw -m 600 /dev/stdin /etc/depfw/admin-token",
+        Step::NotRun("it writes to /etc (root); tests/cli/serve.rs checks the mode rule"),
+    ),
+    (
+        "sudo -u depfw depfw --config /etc/depfw/depfw.toml serve",
+        Step::NotRun("it needs the depfw user; the Serve step runs `depfw serve`"),
+    ),
+    (
         "cargo test",
         Step::NotRun("it is the command running this test"),
     ),

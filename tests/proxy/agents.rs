@@ -15,7 +15,7 @@ use depfw::config::{AnonymousAccess, Config};
 use depfw::diag::Code;
 use depfw::policy::{Check, Finding, PackageCtx, Policy, Severity, Verdict};
 use depfw::server::agent::REQUEST_ID_HEADER;
-use depfw::server::{app, app_with_admin, AppState, PolicyState};
+use depfw::server::{app, AppState, PolicyState};
 use depfw::store::decisions::RecordKind;
 use depfw::store::overrides::OverrideStore;
 use depfw::store::quarantine::QuarantineStatus;
@@ -379,7 +379,9 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
         ))
     })
     .unwrap();
-    let router = || app_with_admin(s.state.clone(), admin.clone());
+    // The mirror and the admin endpoint are apart (`admin.listen`).
+    let router = || app(s.state.clone());
+    let admin_router = || depfw::admin::standalone(admin.clone());
     let path = format!(
         "/a/{}/npm/is-number/-/is-number-7.0.0.tgz",
         token.expose_secret()
@@ -411,9 +413,25 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     assert_eq!(held[0].requesters[0].last_request_id, ids[1]);
     assert_eq!(held[0].reasons[0].code, Code::NewPackage);
 
+    // The mirror's port serves no admin route, even with the admin token.
+    let on_mirror = send(
+        router(),
+        Request::get("/admin/api/log?agent=builder")
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(on_mirror.status(), StatusCode::NOT_FOUND);
+    let body = text(on_mirror).await;
+    assert!(
+        body.contains("`[admin] listen`") && !body.contains(ADMIN_TOKEN),
+        "{body}"
+    );
+
     // The admin log shows the agent's refusals.
     let log = send(
-        router(),
+        admin_router(),
         Request::get("/admin/api/log?agent=builder")
             .header(header::AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
             .body(Body::empty())
@@ -429,7 +447,7 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(r#"{"reason":"reviewed the diff"}"#))
         .unwrap();
-    let resp = send(router(), approve).await;
+    let resp = send(admin_router(), approve).await;
     assert_eq!(resp.status(), StatusCode::OK, "{}", text(resp).await);
 
     let resp = send(router(), Request::get(&path).body(Body::empty()).unwrap()).await;
