@@ -7,34 +7,16 @@
 //! Needs Chromium (or Chrome) and chromedriver, found as `require::chromium` says (Debian:
 //! `apt-get install chromium chromium-driver`).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::require::Need;
-use crate::support::registry;
+use crate::support::{free_port, registry, Killed};
 
 const ADMIN_TOKEN: &str = "browser-admin-token-0123456789";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child when the test ends, pass or fail.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn wait_until_up(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -4,20 +4,12 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, layout, registry};
+use crate::support::{self, free_port, layout, registry, Killed};
 
 const ADMIN_TOKEN: &str = "serve-admin-token-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A config for the fixture registry with the mirror and admin listeners and a token file
 /// of `mode`; returns its path.
@@ -38,16 +30,6 @@ fn config(dir: &Path, upstream: &str, mirror: u16, admin_listen: &str, mode: u32
     )
     .unwrap();
     path.display().to_string()
-}
-
-/// Stops the server even when an assertion fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -82,7 +64,7 @@ fn the_admin_endpoint_has_its_own_listener_and_the_mirror_serves_none_of_it() {
         &format!("127.0.0.1:{admin}"),
         0o600,
     );
-    let mut server = Running(
+    let mut server = Killed(
         support::depfw_command()
             .args(["--config", &config, "serve"])
             .stdout(Stdio::null())
@@ -151,7 +133,7 @@ fn the_admin_endpoint_can_be_a_private_unix_socket() {
         &format!("unix:{}", socket.display()),
         0o600,
     );
-    let _server = Running(
+    let _server = Killed(
         support::depfw_command()
             .args(["--config", &config, "serve"])
             .stdout(Stdio::null())

@@ -413,15 +413,14 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     assert_eq!(held[0].requesters[0].last_request_id, ids[1]);
     assert_eq!(held[0].reasons[0].code, Code::NewPackage);
 
-    // The mirror's port serves no admin route, even with the admin token.
-    let on_mirror = send(
-        router(),
+    let log_request = || {
         Request::get("/admin/api/log?agent=builder")
             .header(header::AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
             .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+            .unwrap()
+    };
+    // The mirror's port serves no admin route, even with the admin token.
+    let on_mirror = send(router(), log_request()).await;
     assert_eq!(on_mirror.status(), StatusCode::NOT_FOUND);
     let body = text(on_mirror).await;
     assert!(
@@ -430,14 +429,7 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     );
 
     // The admin log shows the agent's refusals.
-    let log = send(
-        admin_router(),
-        Request::get("/admin/api/log?agent=builder")
-            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let log = send(admin_router(), log_request()).await;
     assert_eq!(log.status(), StatusCode::OK);
     let log = text(log).await;
     assert!(log.contains("is-number") && log.contains(&ids[1]), "{log}");
