@@ -288,7 +288,8 @@ async fn readyz(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!(
             "the store does not take writes: {e}. sled keeps an I/O error (a full disk) \
-             until the store is reopened: free space, then restart depfw"
+             until the store is reopened, which `depfw serve` does by itself once writes \
+             succeed again: free disk space"
         )),
         Err(e) => Err(format!("the store probe did not finish: {e}")),
     };
