@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use axum::Router;
 use tower::ServiceExt as _;
 
+use crate::admin::AdminToken;
 use crate::config::{AdminListen, Config};
 use crate::policy::Policy;
 use crate::server::{app, AppState, PolicyState};
@@ -82,7 +83,8 @@ pub fn run(args: &ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
     // Before anything is opened: a token file other users can read is refused at once.
-    let admin_token = crate::admin::AdminToken::from_config(&config.admin)?;
+    // Read once: a reopen of the store (see `keep_store_writable`) reuses it.
+    let admin_token = AdminToken::from_config(&config.admin)?;
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
@@ -95,12 +97,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     follow_listen(&mut config, bound);
     // The admin endpoint only exists with a token; without one nothing is bound for it.
-    let admin_listener = match admin_token {
+    let admin_listener = match &admin_token {
         Some(_) => Some(AdminListener::bind(&config.admin.listen).await?),
         None => None,
     };
-    let with_admin = admin_listener.is_some();
-    let generation = Generation::open(&config, with_admin)?;
+    let generation = Generation::open(&config, admin_token.as_ref())?;
     let live = Live::new(&generation);
     let store = generation.into_store();
     let admin_at = match &admin_listener {
@@ -125,7 +126,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     };
     let watchdog = tokio::spawn(keep_store_writable(
         config.clone(),
-        with_admin,
+        admin_token,
         live.clone(),
         store,
         STORE_PROBE_EVERY,
@@ -169,19 +170,27 @@ struct Generation {
 }
 
 impl Generation {
-    fn open(config: &Config, with_admin: bool) -> anyhow::Result<Generation> {
+    /// Opens the store and builds the proxy over it, and the admin endpoint with `admin_token`.
+    fn open(config: &Config, admin_token: Option<&AdminToken>) -> anyhow::Result<Generation> {
         let store = Store::open(&config.server.data_dir)?;
         let state = AppState::new(config, &store, policy_state(config, &store))?;
-        let admin = if with_admin {
-            // Admin changes (approvals, overrides) rebuild the policy so they apply at once.
-            let rebuild = {
-                let (config, store) = (config.clone(), store.clone());
-                move || policy_state(&config, &store)
-            };
-            let admin = crate::server::admin::admin_state(&state, config, &store, rebuild)?;
-            Some(crate::admin::standalone(admin))
-        } else {
-            None
+        let admin = match admin_token {
+            Some(token) => {
+                // Admin changes (approvals, overrides) rebuild the policy so they apply at once.
+                let rebuild = {
+                    let (config, store) = (config.clone(), store.clone());
+                    move || policy_state(&config, &store)
+                };
+                let admin = crate::server::admin::admin_state(
+                    &state,
+                    config,
+                    &store,
+                    token.clone(),
+                    rebuild,
+                )?;
+                Some(crate::admin::standalone(admin))
+            }
+            None => None,
         };
         Ok(Generation {
             mirror: app(state),
@@ -268,7 +277,7 @@ fn unavailable(why: &str) -> Router {
 /// Returns the store open at shutdown, if any.
 async fn keep_store_writable(
     config: Config,
-    with_admin: bool,
+    admin_token: Option<AdminToken>,
     live: Live,
     mut store: Store,
     every: Duration,
@@ -296,9 +305,9 @@ async fn keep_store_writable(
                 () = tokio::time::sleep(every) => {}
                 _ = stopped.changed() => return None,
             }
-            let config = config.clone();
+            let (config, admin_token) = (config.clone(), admin_token.clone());
             let reopened = tokio::task::spawn_blocking(move || {
-                let generation = Generation::open(&config, with_admin)?;
+                let generation = Generation::open(&config, admin_token.as_ref())?;
                 generation.store.probe_write()?;
                 Ok::<_, anyhow::Error>(generation)
             })
@@ -431,7 +440,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_owned();
-        let generation = Generation::open(&config, false).unwrap();
+        let generation = Generation::open(&config, None).unwrap();
         let live = Live::new(&generation);
         let store = generation.into_store();
         store.inject_write_fault(true);
@@ -451,7 +460,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::watch::channel(());
         let watchdog = tokio::spawn(keep_store_writable(
             config,
-            false,
+            None,
             live.clone(),
             store,
             Duration::from_millis(50),

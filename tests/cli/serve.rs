@@ -161,3 +161,41 @@ fn the_admin_endpoint_can_be_a_private_unix_socket() {
     stream.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
+
+/// A token from the environment is accepted with a warning: another process of the same OS
+/// user can read it from /proc/<pid>/environ.
+#[test]
+fn a_token_from_the_environment_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Killed(
+        support::depfw_command()
+            .args(["--data-dir"])
+            .arg(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DEPFW_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("DEPFW_CONFIG", write_admin_on_any_port(dir.path()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = server.0.stderr.take().unwrap();
+    let before_listening: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("depfw serve is listening"))
+        .collect();
+    let text = before_listening.join("\n");
+    assert!(
+        text.contains("$DEPFW_ADMIN_TOKEN") && text.contains("token-file"),
+        "{text}"
+    );
+    assert!(!text.contains(ADMIN_TOKEN), "{text}");
+}
+
+/// A config whose admin listener takes any free port.
+fn write_admin_on_any_port(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("admin-any-port.toml");
+    std::fs::write(&path, "[admin]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    path
+}
