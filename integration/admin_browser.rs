@@ -7,34 +7,16 @@
 //! Needs Chromium (or Chrome) and chromedriver, found as `require::chromium` says (Debian:
 //! `apt-get install chromium chromium-driver`).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::require::Need;
-use crate::support::registry;
+use crate::support::{free_port, registry, Killed};
 
 const ADMIN_TOKEN: &str = "browser-admin-token-0123456789";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child when the test ends, pass or fail.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn wait_until_up(client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -137,14 +119,24 @@ async fn approve_in_browser() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    // `depfw serve` refuses a token file that other OS users can read.
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    // The admin endpoint has its own listener, apart from the mirror.
+    let admin_port = free_port();
+    let admin_base = format!("http://127.0.0.1:{admin_port}");
     let config = dir.path().join("depfw.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\ndata-dir = \"{}\"\n\n\
-             [upstream]\nnpm = \"{upstream}/\"\n\n[admin]\ntoken-file = \"{}\"\n",
+             [upstream]\nnpm = \"{upstream}/\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken-file = \"{}\"\n",
             dir.path().join("data").display(),
             token_file.display()
         ),
@@ -210,7 +202,7 @@ async fn approve_in_browser() {
         session: format!("{driver}/session/{id}"),
     };
 
-    browser.goto(&format!("{base}/admin")).await;
+    browser.goto(&format!("{admin_base}/admin")).await;
     browser.type_into("#token", ADMIN_TOKEN).await;
     browser.type_into("#name", "sec-eng").await;
     browser.click("form.login button").await;

@@ -496,6 +496,14 @@ codes! {
         sarif: None,
         verdict_set_by: "Not configurable: always `deny`.",
     }
+    WeakIntegrity {
+        text: "weak-integrity",
+        check: PROXY,
+        verdict: Warn,
+        description: "The registry publishes only a SHA-1 checksum for this artifact (npm `dist.shasum`, no sha512 `dist.integrity`): depfw verifies the bytes against it, but SHA-1 collisions can be made, so the check is weaker than for other artifacts.",
+        sarif: None,
+        verdict_set_by: "Not configurable: always `warn`, recorded in the decision log with the served download; an allow-list entry does not remove it.",
+    }
     NonRegistrySource {
         text: "non-registry-source",
         check: AUDIT,

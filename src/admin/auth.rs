@@ -51,6 +51,11 @@ pub enum AdminTokenError {
     TooShort { from: String },
     #[error("the admin token from {from} contains whitespace or control characters")]
     BadCharacters { from: String },
+    #[error(
+        "the admin token file {path} can be read or written by other OS users (mode {mode:o}): \
+         run `chmod 600 {path}` (owned by the user depfw runs as) and start depfw again"
+    )]
+    Exposed { path: String, mode: u32 },
 }
 
 impl AdminToken {
@@ -75,15 +80,24 @@ impl AdminToken {
     /// `token-env` variable. `None` (the endpoint stays off) when neither gives one.
     pub fn from_config(config: &AdminConfig) -> Result<Option<AdminToken>, AdminTokenError> {
         if let Some(path) = &config.token_file {
-            let text = std::fs::read_to_string(path).map_err(|source| AdminTokenError::Read {
+            let read_error = |source| AdminTokenError::Read {
                 path: path.display().to_string(),
                 source,
-            })?;
+            };
+            refuse_exposed(path, &std::fs::metadata(path).map_err(read_error)?)?;
+            let text = std::fs::read_to_string(path).map_err(read_error)?;
             let line = text.lines().next().unwrap_or("").trim();
             return AdminToken::new(line, &path.display().to_string()).map(Some);
         }
         match std::env::var(&config.token_env) {
             Ok(value) if !value.trim().is_empty() => {
+                // Allowed (tests, containers whose only process is depfw), but another process
+                // of this OS user reads it from /proc/<pid>/environ.
+                tracing::warn!(
+                    "the admin token comes from ${}: every process of this OS user can read \
+                     it; put it in `[admin] token-file` (mode 600) instead",
+                    config.token_env
+                );
                 AdminToken::new(value.trim(), &format!("${}", config.token_env)).map(Some)
             }
             _ => Ok(None),
@@ -95,6 +109,27 @@ impl AdminToken {
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         self.sha256.ct_eq(&hash).into()
     }
+}
+
+/// Refuses a token file that a group or other OS user can read (an agent would learn the
+/// token) or write (an agent would set its own).
+#[cfg(unix)]
+fn refuse_exposed(path: &std::path::Path, meta: &std::fs::Metadata) -> Result<(), AdminTokenError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(AdminTokenError::Exposed {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Windows has no mode bits; its ACLs are the operator's to set.
+#[cfg(not(unix))]
+fn refuse_exposed(_: &std::path::Path, _: &std::fs::Metadata) -> Result<(), AdminTokenError> {
+    Ok(())
 }
 
 /// The bearer token of a request, if it has one.
@@ -313,13 +348,28 @@ mod tests {
 #[cfg(test)]
 mod config_tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn token_from_file_or_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "file-token-0123456789\nignored\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = AdminToken::from_config(&AdminConfig {
+                token_file: Some(path.clone()),
+                ..Config::default().admin
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("chmod 600") && err.contains("644"), "{err}");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let mut config = AdminConfig {
+            listen: Config::default().admin.listen,
             token_file: Some(path.clone()),
             token_env: "DEPFW_TEST_ADMIN_TOKEN_UNSET".to_owned(),
             trusted_proxies: Vec::new(),

@@ -1,14 +1,18 @@
-//! The admin endpoint, `<public-url>/admin/`: the quarantine queue, allow/deny lists,
+//! The admin endpoint, `http://127.0.0.1:7879/admin/`: the quarantine queue, allow/deny lists,
 //! agents, the provenance log and feed status, as a JSON API (`/admin/api/`, described by
 //! `/admin/api/openapi.json`) and a server-rendered web page (`/admin/`).
 //!
-//! `depfw serve` nests [`admin_router`] at [`MOUNT`]. It exists so that a security engineer
-//! can act on what the proxy held while it runs (the CLI needs the store to itself) and so
-//! that those decisions apply at once: every override or quarantine change calls the
-//! state's `on_change`, and the proxy rebuilds its policy.
+//! `depfw serve` serves it on its own listener (`[admin] listen`, default `127.0.0.1:7879`,
+//! or a Unix socket), never on the mirror's port, so that agents that can reach the mirror
+//! need not reach the admin endpoint: [`standalone`] nests [`admin_router`] at [`MOUNT`]
+//! there. It exists so that a security engineer can act on what the proxy held while it
+//! runs (the CLI needs the store to itself) and so that those decisions apply at once:
+//! every override or quarantine change calls the state's `on_change`, and the proxy
+//! rebuilds its policy.
 //!
-//! Without an admin token (`[admin] token-file` or `$DEPFW_ADMIN_TOKEN`) every route
-//! answers 403 saying how to set one: the endpoint is never open.
+//! Without an admin token (`[admin] token-file` or `$DEPFW_ADMIN_TOKEN`) `depfw serve` opens
+//! no admin listener, and the router itself answers 403 on every route saying how to set
+//! one: the endpoint is never open.
 
 pub mod api;
 pub mod auth;
@@ -288,17 +292,39 @@ pub fn admin_router<S: Clone + Send + Sync + 'static>(state: AdminState) -> Rout
     }
     let api = api.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     api.merge(pages)
+        .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// The admin router nested at [`MOUNT`], plus `/admin/` → `/admin`: merge it into the
-/// proxy's router (`app.merge(mounted(state))`).
+/// The admin router nested at [`MOUNT`], plus `/admin/` → `/admin`; [`standalone`] adds
+/// what the admin listener serves around it.
 pub fn mounted<S: Clone + Send + Sync + 'static>(state: AdminState) -> Router<S> {
     Router::new().nest(MOUNT, admin_router(state)).route(
         &format!("{MOUNT}/"),
         routing::any(|| async { axum::response::Redirect::permanent(MOUNT) }),
     )
+}
+
+/// The router of the admin listener (`admin.listen`): [`mounted`], `/` redirecting to the
+/// page, and a 404 naming what is served for any other path. The mirror's port serves none
+/// of it.
+pub fn standalone(state: AdminState) -> Router {
+    mounted(state)
+        .route(
+            "/",
+            routing::any(|| async { axum::response::Redirect::temporary(MOUNT) }),
+        )
+        .fallback(unknown_route)
+}
+
+/// Any path the admin listener does not serve; names nothing secret.
+async fn unknown_route() -> AdminError {
+    AdminError::NotFound(format!(
+        "no such admin route. This listener serves the admin page at {MOUNT} and the JSON \
+         API under {MOUNT}/api/ (described by {MOUNT}/api/openapi.json); package registries \
+         are on the mirror's address (`server.listen`)"
+    ))
 }
 
 async fn disabled() -> AdminError {
@@ -316,33 +342,28 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
     let peer = state.client_of(peer, request.headers());
-    let now = std::time::Instant::now();
-    if let Err(wait) = state.throttle.check(peer, now) {
-        return AdminError::TooManyAttempts(wait).into_response();
-    }
-    let presented = auth::bearer(request.headers());
-    let ok = match (&state.admin_token, presented) {
-        (Some(token), Some(presented)) => token.verify(presented),
-        _ => false,
+    // A missing header is a client that does not know the API yet, not a guess.
+    let Some(presented) = auth::bearer(request.headers()) else {
+        return AdminError::Unauthorized(
+            "this route needs `Authorization: Bearer <admin token>`".to_owned(),
+        )
+        .into_response();
     };
-    if ok {
-        state.throttle.succeeded(peer);
-    } else {
-        // A missing header is a client that does not know the API yet, not a guess.
-        if presented.is_some() {
-            if let Some(wait) = state.throttle.failed(peer, now) {
-                tracing::warn!(peer = ?peer, "admin API: wrong tokens, this address waits {wait:?}");
-            }
+    let correct = state
+        .admin_token
+        .as_ref()
+        .is_some_and(|token| token.verify(presented));
+    match state
+        .throttle
+        .attempt(peer, correct, std::time::Instant::now())
+    {
+        throttle::Attempt::Pass => next.run(request).await,
+        throttle::Attempt::Refused(wait) => AdminError::TooManyAttempts(wait).into_response(),
+        throttle::Attempt::Wrong => {
+            tracing::warn!(path = %request.uri().path(), "admin API: wrong admin token");
+            AdminError::Unauthorized("wrong admin token".to_owned()).into_response()
         }
-        let why = if presented.is_none() {
-            "this route needs `Authorization: Bearer <admin token>`"
-        } else {
-            "wrong admin token"
-        };
-        tracing::warn!(path = %request.uri().path(), "admin API: {why}");
-        return AdminError::Unauthorized(why.to_owned()).into_response();
     }
-    next.run(request).await
 }
 
 // The operations, shared by the API and the page so that both validate alike.

@@ -16,6 +16,7 @@ use axum::Extension;
 
 use super::auth::{self, Flash, Session, SESSION_COOKIE};
 use super::html::{esc, layout};
+use super::throttle::Attempt;
 use super::view::PageQuery;
 use super::{AdminError, AdminState, MOUNT};
 use crate::agents::Token;
@@ -261,19 +262,23 @@ pub(crate) async fn login(
             "the admin endpoint is disabled".into(),
         ));
     };
-    let now = std::time::Instant::now();
-    if let Err(wait) = state.throttle.check(peer, now) {
-        let text = AdminError::TooManyAttempts(wait).to_string();
-        let mut page = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&text));
-        super::error::retry_after(&mut page, wait);
-        return page;
+    let correct = token.verify(fields.text("token"));
+    match state
+        .throttle
+        .attempt(peer, correct, std::time::Instant::now())
+    {
+        Attempt::Pass => {}
+        Attempt::Refused(wait) => {
+            let text = AdminError::TooManyAttempts(wait).to_string();
+            let mut page = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&text));
+            super::error::retry_after(&mut page, wait);
+            return page;
+        }
+        Attempt::Wrong => {
+            tracing::warn!(peer = ?peer, "admin page: sign-in with a wrong token");
+            return login_page(StatusCode::UNAUTHORIZED, Some("wrong admin token"));
+        }
     }
-    if !token.verify(fields.text("token")) {
-        tracing::warn!(peer = ?peer, "admin page: sign-in with a wrong token");
-        state.throttle.failed(peer, now);
-        return login_page(StatusCode::UNAUTHORIZED, Some("wrong admin token"));
-    }
-    state.throttle.succeeded(peer);
     let name = fields.text("name").trim();
     if name.chars().count() > 64 || name.chars().any(char::is_control) {
         return login_page(

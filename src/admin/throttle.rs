@@ -1,14 +1,22 @@
-//! Wrong admin tokens, counted per client address, so that the token cannot be guessed.
+//! Wrong admin tokens, counted per client address, so that a weak token is slow to guess.
 //!
 //! The admin page's sign-in and the API's `Authorization: Bearer` both check the one admin
-//! token. A long random token makes guessing hopeless, but depfw cannot refuse a weak one it
-//! is given, so after a few wrong tokens from one address every further attempt from it is
-//! refused unseen (429 with `Retry-After`) for a delay that doubles with each failure, up to
-//! 15 minutes. A right token resets the count. IPv6 clients are counted per /64, the block a
-//! single host can pick addresses from. While blocked, even the right token is refused: a
-//! guesser must not learn that it found it. Behind a reverse proxy every client has the
-//! proxy's address, so one guesser would make every admin wait: `admin.trusted-proxies`
-//! names the proxies whose `X-Forwarded-For` says who the client is.
+//! token through [`Throttle::attempt`]. After a few wrong tokens from one address, every
+//! further wrong token from it is refused with 429 and `Retry-After` for a delay that doubles
+//! with each failure, up to 15 minutes. IPv6 clients are counted per /64, the block a single
+//! host can pick addresses from. Behind a reverse proxy every client has the proxy's address:
+//! `admin.trusted-proxies` names the proxies whose `X-Forwarded-For` says who the client is.
+//!
+//! The right token always passes, even from a blocked address. The old rule (while blocked,
+//! even the right token is refused, so that a guesser cannot tell it found it) let any agent
+//! on the admin's host lock the admin out for as long as it liked by sending wrong tokens
+//! from the same address. Letting the right token through means a blocked guesser who hits
+//! it does learn so. That is safe because of what is left to guess with: the admin listener
+//! is apart from the mirror (`admin.listen`, loopback or a Unix socket by default), so only
+//! local processes reach it; the token is at least 16 characters and the README makes it
+//! with `openssl rand -hex 32` (256 bits), far beyond what any request rate can search; the
+//! compare stays constant-time on hashes; and a right token arriving from an address that
+//! also sent wrong ones is logged as a warning, so that a successful guess is not silent.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -58,7 +66,41 @@ pub struct Throttle {
     clients: Mutex<HashMap<Client, Failures>>,
 }
 
+/// What the admin endpoint does with a presented token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The right token: served, and the address starts afresh.
+    Pass,
+    /// A wrong token, counted: 401.
+    Wrong,
+    /// A wrong token from an address that must wait this long: 429.
+    Refused(Duration),
+}
+
 impl Throttle {
+    /// Decides on a token `peer` presented; `correct` is the constant-time comparison's result.
+    pub fn attempt(&self, peer: Option<SocketAddr>, correct: bool, now: Instant) -> Attempt {
+        let blocked = self.check(peer, now);
+        if correct {
+            if blocked.is_err() {
+                tracing::warn!(
+                    peer = ?peer,
+                    "the right admin token came from an address that is waiting after wrong \
+                     tokens: if that was not an admin, rotate the token"
+                );
+            }
+            self.succeeded(peer);
+            return Attempt::Pass;
+        }
+        if let Err(wait) = blocked {
+            return Attempt::Refused(wait);
+        }
+        if let Some(wait) = self.failed(peer, now) {
+            tracing::warn!(peer = ?peer, "admin: wrong tokens, this address waits {wait:?}");
+        }
+        Attempt::Wrong
+    }
+
     /// `Err(wait)` while `peer` must wait before its token is even looked at.
     pub fn check(&self, peer: Option<SocketAddr>, now: Instant) -> Result<(), Duration> {
         let Ok(clients) = self.clients.lock() else {
@@ -169,6 +211,23 @@ mod tests {
         assert!(throttle.check(addr("203.0.113.8:5000"), now).is_ok());
         throttle.succeeded(peer);
         assert!(throttle.check(peer, now).is_ok());
+    }
+
+    #[test]
+    fn the_right_token_passes_from_a_blocked_address_and_wrong_ones_do_not() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        let peer = addr("127.0.0.1:40000");
+        for _ in 0..=FREE_FAILURES {
+            assert_eq!(throttle.attempt(peer, false, now), Attempt::Wrong);
+        }
+        assert_eq!(
+            throttle.attempt(peer, false, now),
+            Attempt::Refused(FIRST_DELAY)
+        );
+        // Another agent on the admin's host cannot lock the admin out.
+        assert_eq!(throttle.attempt(peer, true, now), Attempt::Pass);
+        assert_eq!(throttle.attempt(peer, false, now), Attempt::Wrong);
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn lists_section(
          <select name=\"ecosystem\"><option value=\"npm\">npm</option><option value=\"PyPI\">PyPI</option>\
          <option value=\"crates.io\">crates.io</option></select>\
          <input type=\"text\" name=\"name\" placeholder=\"package\" required>\
-         <input type=\"text\" name=\"versions\" placeholder=\"versions (* or range)\" size=\"12\">\
+         <input type=\"text\" name=\"versions\" value=\"*\" placeholder=\"versions (* or range)\" size=\"12\">\
          <input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
          <input type=\"date\" name=\"expires\" title=\"expires (optional)\">\
          <button type=\"submit\">Add entry</button></form>",

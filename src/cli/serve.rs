@@ -1,17 +1,30 @@
 //! `depfw serve`: runs the registry proxy until SIGINT/SIGTERM.
 //!
-//! Opens the store in the data directory, builds the policy, binds, logs where clients
-//! should point (`depfw init` prints the per-client snippet) and serves until a signal,
-//! letting requests in flight finish.
+//! Opens the store in the data directory, builds the policy, binds the mirror
+//! (`server.listen`) and, when an admin token is configured, the admin endpoint on its own
+//! listener (`admin.listen`), logs both addresses (`depfw init` prints the per-client
+//! snippet) and serves until a signal, letting requests in flight finish.
+//!
+//! A watchdog probes the store every few seconds. sled keeps the first write error it
+//! meets (a full disk) and fails every later write with it until the store is reopened, so
+//! without it every package request got 500 until a restart. When the probe fails, both
+//! listeners answer 503 (with `Retry-After`) while the old state drains, then the store is
+//! reopened and the proxy built again over it as soon as a write succeeds: the listeners
+//! stay open and no restart is needed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::Router;
+use tower::ServiceExt as _;
 
-use crate::config::Config;
+use crate::admin::AdminToken;
+use crate::config::{AdminListen, Config};
 use crate::policy::Policy;
-use crate::server::{app_with_admin, AppState, PolicyState};
+use crate::server::{app, AppState, PolicyState};
 use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -69,39 +82,328 @@ pub fn run(args: &ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
+    // Before anything is opened: a token file other users can read is refused at once.
+    // Read once: a reopen of the store (see `keep_store_writable`) reuses it.
+    let admin_token = AdminToken::from_config(&config.admin)?;
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
             config.server.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.server.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let bound = listener.local_addr()?;
     follow_listen(&mut config, bound);
-    let state = AppState::new(&config, &store, policy_state(&config, &store))?;
+    // The admin endpoint only exists with a token; without one nothing is bound for it.
+    let admin_listener = match &admin_token {
+        Some(_) => Some(AdminListener::bind(&config.admin.listen).await?),
+        None => None,
+    };
+    let generation = Generation::open(&config, admin_token.as_ref())?;
+    let live = Live::new(&generation);
+    let store = generation.into_store();
+    let admin_at = match &admin_listener {
+        Some(l) => format!("{}{}", l.address(), crate::admin::MOUNT),
+        None => "off (no admin token: set `[admin] token-file`)".to_owned(),
+    };
     tracing::info!(
         listen = %bound,
-        npm = %format!("{}/npm/", state.public_base()),
+        npm = %format!("{}/npm/", config.server.public_url.as_str().trim_end_matches('/')),
+        admin = %admin_at,
         "depfw serve is listening"
     );
-    // Admin changes (approvals, overrides) rebuild the policy so they apply at once.
-    let rebuild = {
-        let (config, store) = (config.clone(), store.clone());
-        move || policy_state(&config, &store)
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = {
+        let stopped = stopped.clone();
+        move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.changed().await;
+            }
+        }
     };
-    let admin = crate::server::admin::admin_state(&state, &config, &store, rebuild)?;
+    let watchdog = tokio::spawn(keep_store_writable(
+        config.clone(),
+        admin_token,
+        live.clone(),
+        store,
+        STORE_PROBE_EVERY,
+        stopped,
+    ));
+    let admin_serve =
+        admin_listener.map(|l| l.serve(serving(Arc::clone(&live.admin)), until_stopped()));
     // The peer address decides whether anonymous use is allowed (`server.allow-anonymous`).
-    let service = app_with_admin(state, admin).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
-    store.flush()?;
+    let service =
+        serving(Arc::clone(&live.mirror)).into_make_service_with_connect_info::<SocketAddr>();
+    let mirror = axum::serve(listener, service).with_graceful_shutdown(until_stopped());
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop.send(());
+        Ok(())
+    };
+    let admin = async move {
+        match admin_serve {
+            Some(serving) => serving.await,
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(async { mirror.await.context("serving") }, admin, signal)?;
+    if let Some(store) = watchdog.await.context("the store watchdog")? {
+        store.flush()?;
+    }
     tracing::info!("depfw serve stopped");
     Ok(())
+}
+
+/// How often the store is probed for writes, and how often a failed one is reopened.
+const STORE_PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Everything served over one open store: a full disk makes sled keep its I/O error and
+/// fail every later write with it (it is cleared only when the store is opened again), so
+/// recovering means building a new generation over a reopened store.
+struct Generation {
+    store: Store,
+    mirror: Router,
+    admin: Option<Router>,
+}
+
+impl Generation {
+    /// Opens the store and builds the proxy over it, and the admin endpoint with `admin_token`.
+    fn open(config: &Config, admin_token: Option<&AdminToken>) -> anyhow::Result<Generation> {
+        let store = Store::open(&config.server.data_dir)?;
+        let state = AppState::new(config, &store, policy_state(config, &store))?;
+        let admin = match admin_token {
+            Some(token) => {
+                // Admin changes (approvals, overrides) rebuild the policy so they apply at once.
+                let rebuild = {
+                    let (config, store) = (config.clone(), store.clone());
+                    move || policy_state(&config, &store)
+                };
+                let admin = crate::server::admin::admin_state(
+                    &state,
+                    config,
+                    &store,
+                    token.clone(),
+                    rebuild,
+                )?;
+                Some(crate::admin::standalone(admin))
+            }
+            None => None,
+        };
+        Ok(Generation {
+            mirror: app(state),
+            admin,
+            store,
+        })
+    }
+
+    /// The store, dropping this generation's own routers at once (the live ones are
+    /// clones): a handle kept would stop a later reopen.
+    fn into_store(self) -> Store {
+        self.store
+    }
+}
+
+/// The routers the listeners serve now; swapped without closing the listeners.
+#[derive(Clone)]
+struct Live {
+    mirror: Arc<RwLock<Router>>,
+    admin: Arc<RwLock<Router>>,
+}
+
+impl Live {
+    fn new(generation: &Generation) -> Live {
+        let live = Live {
+            mirror: Arc::new(RwLock::new(Router::new())),
+            admin: Arc::new(RwLock::new(Router::new())),
+        };
+        live.install(generation);
+        live
+    }
+
+    fn install(&self, generation: &Generation) {
+        set(&self.mirror, generation.mirror.clone());
+        if let Some(admin) = &generation.admin {
+            set(&self.admin, admin.clone());
+        }
+    }
+
+    /// Serves 503 everywhere: the old generation is dropped as its last requests finish,
+    /// which releases the store for reopening.
+    fn unavailable(&self, why: &str) {
+        let router = unavailable(why);
+        set(&self.mirror, router.clone());
+        set(&self.admin, router);
+    }
+}
+
+fn set(slot: &RwLock<Router>, router: Router) {
+    *slot.write().unwrap_or_else(|e| e.into_inner()) = router;
+}
+
+/// A router that hands each request to whatever router `slot` holds at that moment.
+fn serving(slot: Arc<RwLock<Router>>) -> Router {
+    Router::new().fallback_service(tower::service_fn(move |request: axum::extract::Request| {
+        let router = slot.read().unwrap_or_else(|e| e.into_inner()).clone();
+        router.oneshot(request)
+    }))
+}
+
+/// While the store is being reopened: `/healthz` (the process answers) is ok, everything
+/// else a 503 that says why and that a client may retry.
+fn unavailable(why: &str) -> Router {
+    let text = format!(
+        "depfw: the store does not take writes ({why}); depfw reopens it as soon as it \
+         does and answers 503 until then\n"
+    );
+    Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .fallback(move || {
+            let text = text.clone();
+            async move {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "5")],
+                    text,
+                )
+            }
+        })
+}
+
+/// Probes the store every `every`; when it stops taking writes (a full disk), serves 503
+/// and reopens it, building a new [`Generation`], as soon as a write succeeds again.
+/// Returns the store open at shutdown, if any.
+async fn keep_store_writable(
+    config: Config,
+    admin_token: Option<AdminToken>,
+    live: Live,
+    mut store: Store,
+    every: Duration,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) -> Option<Store> {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return Some(store),
+        }
+        let probe = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.probe_write()).await
+        };
+        let why = match probe {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(error = %why, "the store stopped taking writes (a full disk?): answering 503 and reopening it once it takes writes again");
+        live.unavailable(&why);
+        drop(store);
+        store = loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stopped.changed() => return None,
+            }
+            let (config, admin_token) = (config.clone(), admin_token.clone());
+            let reopened = tokio::task::spawn_blocking(move || {
+                let generation = Generation::open(&config, admin_token.as_ref())?;
+                generation.store.probe_write()?;
+                Ok::<_, anyhow::Error>(generation)
+            })
+            .await;
+            match reopened {
+                Ok(Ok(generation)) => {
+                    live.install(&generation);
+                    tracing::info!("the store takes writes again: serving");
+                    break generation.into_store();
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the store cannot be reopened yet")
+                }
+                Err(e) => tracing::warn!(error = %e, "reopening the store failed"),
+            }
+        };
+    }
+}
+
+/// The admin endpoint's own listener (`admin.listen`).
+enum AdminListener {
+    Tcp(tokio::net::TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+impl AdminListener {
+    async fn bind(at: &AdminListen) -> anyhow::Result<AdminListener> {
+        match at {
+            AdminListen::Tcp(addr) => Ok(AdminListener::Tcp(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the admin listener {addr} (admin.listen)"))?,
+            )),
+            #[cfg(unix)]
+            AdminListen::Unix(path) => {
+                use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+                // A socket left by an earlier run; any other file there is not ours to remove.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                    std::fs::remove_file(path)
+                        .with_context(|| format!("removing the old socket {}", path.display()))?;
+                }
+                let listener = tokio::net::UnixListener::bind(path).with_context(|| {
+                    format!("binding the admin socket {} (admin.listen)", path.display())
+                })?;
+                // Only depfw's own OS user may connect. The socket exists with the umask's mode
+                // for a moment first: keep it in a directory only that user can enter.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", path.display()))?;
+                Ok(AdminListener::Unix(listener, path.clone()))
+            }
+            #[cfg(not(unix))]
+            AdminListen::Unix(path) => anyhow::bail!(
+                "admin.listen: Unix sockets ({}) need a Unix system; use a loopback address",
+                path.display()
+            ),
+        }
+    }
+
+    /// Where an admin points the browser or `curl`.
+    fn address(&self) -> String {
+        match self {
+            AdminListener::Tcp(l) => l
+                .local_addr()
+                .map(|a| format!("http://{a}"))
+                .unwrap_or_else(|_| "http://?".to_owned()),
+            #[cfg(unix)]
+            AdminListener::Unix(_, path) => format!("unix:{} (curl --unix-socket)", path.display()),
+        }
+    }
+
+    async fn serve(
+        self,
+        router: axum::Router,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        match self {
+            // The peer address counts wrong tokens (`admin::throttle`).
+            AdminListener::Tcp(l) => axum::serve(
+                l,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+            .context("serving the admin endpoint"),
+            #[cfg(unix)]
+            AdminListener::Unix(l, path) => {
+                let served = axum::serve(l, router.into_make_service())
+                    .with_graceful_shutdown(stop)
+                    .await
+                    .context("serving the admin endpoint");
+                let _ = std::fs::remove_file(path);
+                served
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -129,6 +431,50 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sled keeps a write error until the store is reopened: the watchdog notices the
+    /// failure (injected here, as a full disk cannot be made portably), and the proxy
+    /// serves again over a reopened store without a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_stops_taking_writes_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_owned();
+        let generation = Generation::open(&config, None).unwrap();
+        let live = Live::new(&generation);
+        let store = generation.into_store();
+        store.inject_write_fault(true);
+        let readyz = || {
+            let mut request = axum::extract::Request::get("/readyz")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                    [127, 0, 0, 1],
+                    40000,
+                ))));
+            serving(Arc::clone(&live.mirror)).oneshot(request)
+        };
+        assert_eq!(readyz().await.unwrap().status(), 503);
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let watchdog = tokio::spawn(keep_store_writable(
+            config,
+            None,
+            live.clone(),
+            store,
+            Duration::from_millis(50),
+            stopped,
+        ));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while readyz().await.unwrap().status() != 200 {
+            assert!(std::time::Instant::now() < deadline, "never reopened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(()).unwrap();
+        let store = watchdog.await.unwrap().expect("a reopened store");
+        store.probe_write().unwrap();
+    }
 
     #[test]
     fn listen_override_moves_a_derived_public_url_only() {

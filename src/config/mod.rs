@@ -67,6 +67,8 @@ pub struct Config {
 /// `[admin]`: where the admin endpoint's token comes from (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
+    /// The admin endpoint's own listener, apart from the mirror's (`server.listen`).
+    pub listen: AdminListen,
     /// A file whose first line is the token; wins over `token_env`.
     pub token_file: Option<PathBuf>,
     /// The environment variable read when `token_file` is unset.
@@ -74,6 +76,40 @@ pub struct AdminConfig {
     /// Reverse proxies whose `X-Forwarded-For` names the client, for counting wrong tokens
     /// per client rather than per proxy (`admin::throttle`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// Where the admin endpoint listens (`admin.listen`): a TCP address, or a Unix socket
+/// (`unix:/path`) that only the OS users the socket file's mode admits can connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminListen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl AdminListen {
+    /// Parses `127.0.0.1:7879`, `[::1]:7879` or `unix:/run/depfw/admin.sock`.
+    pub fn parse(text: &str) -> Result<AdminListen, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(
+                    "`unix:` needs a socket path, like `unix:/run/depfw/admin.sock`".into(),
+                );
+            }
+            return Ok(AdminListen::Unix(PathBuf::from(path)));
+        }
+        text.parse().map(AdminListen::Tcp).map_err(|e| {
+            format!("`{text}` is not an address like 127.0.0.1:7879 or `unix:/path`: {e}")
+        })
+    }
+}
+
+impl std::fmt::Display for AdminListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminListen::Tcp(addr) => write!(f, "http://{addr}"),
+            AdminListen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 /// `[agents]`: per-agent presets and the circuit breaker.
@@ -97,6 +133,10 @@ pub struct ServerConfig {
     pub fail_open: bool,
     /// Who may use the proxy without an agent token (`/npm/…` rather than `/a/<token>/npm/…`).
     pub allow_anonymous: AnonymousAccess,
+    /// Origins (scheme, host, port) cargo downloads may come from besides the index's own
+    /// (`server.cargo-download-origins`); a `dl` in the index's `config.json` elsewhere is
+    /// refused.
+    pub cargo_download_origins: Vec<Url>,
     /// What metadata says about refused (denied or quarantined) versions.
     pub refused_versions: RefusedVersions,
 }

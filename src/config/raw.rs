@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, AdvisoriesConfig, AgentsConfig, AnonymousAccess, Config, ConfigProblem,
-    FeedSource, FeedsConfig, LicenseConfig, PolicyConfig, Problems, RefusedVersions,
+    AdminConfig, AdminListen, AdvisoriesConfig, AgentsConfig, AnonymousAccess, Config,
+    ConfigProblem, FeedSource, FeedsConfig, LicenseConfig, PolicyConfig, Problems, RefusedVersions,
     ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
 };
 use crate::agents::{BreakerLimits, PolicyPreset};
@@ -19,6 +19,10 @@ use crate::policy::{Severity, Verdict};
 
 /// The default listen address and port (documented in the README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// Where crates.io's index (`index.crates.io`) sends downloads.
+pub const DEFAULT_CARGO_DOWNLOADS: &str = "https://static.crates.io";
+/// The admin endpoint's own listener: loopback, the port after the mirror's.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:7879";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -41,6 +45,8 @@ pub struct RawServer {
     pub fail_open: bool,
     pub allow_anonymous: String,
     pub refused_versions: String,
+    /// Hosts cargo downloads may come from besides the index's own.
+    pub cargo_download_origins: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -52,6 +58,7 @@ impl Default for RawServer {
             fail_open: false,
             allow_anonymous: "loopback".to_owned(),
             refused_versions: "remove".to_owned(),
+            cargo_download_origins: vec![DEFAULT_CARGO_DOWNLOADS.to_owned()],
         }
     }
 }
@@ -256,6 +263,8 @@ impl Default for RawAgents {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawAdmin {
+    /// The admin endpoint's own address (`host:port` or `unix:/path`).
+    pub listen: String,
     /// A file whose first line is the admin token.
     pub token_file: Option<PathBuf>,
     /// The environment variable holding the admin token when `token-file` is unset.
@@ -267,6 +276,7 @@ pub struct RawAdmin {
 impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
+            listen: DEFAULT_ADMIN_LISTEN.to_owned(),
             token_file: None,
             token_env: "DEPFW_ADMIN_TOKEN".to_owned(),
             trusted_proxies: Vec::new(),
@@ -341,7 +351,29 @@ impl RawConfig {
                 RefusedVersions::Remove
             }
         };
+        let mut cargo_download_origins = Vec::new();
+        for (i, raw) in self.server.cargo_download_origins.iter().enumerate() {
+            let key = format!("server.cargo-download-origins[{i}]");
+            match url::Url::parse(raw) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && matches!(u.path(), "" | "/")
+                        && u.query().is_none() =>
+                {
+                    cargo_download_origins.push(u);
+                }
+                _ => p.push(
+                    key,
+                    format!(
+                        "`{raw}` is not an origin like https://static.crates.io (scheme, host, \
+                         optional port, no path)"
+                    ),
+                ),
+            }
+        }
         let server = ServerConfig {
+            cargo_download_origins,
             listen,
             public_url,
             data_dir: self.server.data_dir,
@@ -545,7 +577,25 @@ impl RawConfig {
                 ),
             }
         }
+        let admin_listen = match AdminListen::parse(&self.admin.listen) {
+            Ok(AdminListen::Tcp(addr)) if addr == server.listen && addr.port() != 0 => {
+                p.push(
+                    "admin.listen",
+                    format!(
+                        "`{addr}` is also `server.listen`: the admin endpoint needs its own \
+                         address, so that clients of the mirror need not reach it"
+                    ),
+                );
+                AdminListen::Tcp(addr)
+            }
+            Ok(listen) => listen,
+            Err(why) => {
+                p.push("admin.listen", why);
+                AdminListen::Tcp(SocketAddr::from(([127, 0, 0, 1], 7879)))
+            }
+        };
         let admin = AdminConfig {
+            listen: admin_listen,
             token_file: self.admin.token_file.clone(),
             token_env,
             trusted_proxies,

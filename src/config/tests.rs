@@ -149,3 +149,61 @@ fn refused_versions_is_validated() {
     assert_eq!(err.problems[0].key, "server.refused-versions");
     assert!(err.problems[0].message.contains("`hide`"), "{err}");
 }
+
+#[test]
+fn an_empty_versions_is_refused_with_its_key() {
+    let toml = "[[overrides.allow]]\necosystem = \"npm\"\nname = \"a\"\nversions = \" \"\nreason = \"r\"\n";
+    let err = Config::from_toml(toml, "e.toml").unwrap_err();
+    assert_eq!(err.problems[0].key, "overrides.allow[0].versions");
+    assert!(err.problems[0].message.contains("`*`"), "{err}");
+    assert!(err.to_string().contains("e.toml"), "{err}");
+}
+
+#[test]
+fn cargo_download_origins_are_origins() {
+    let config = Config::from_toml(
+        "[server]\ncargo-download-origins = [\"https://dl.example:8443\"]\n",
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.server.cargo_download_origins[0].as_str(),
+        "https://dl.example:8443/"
+    );
+    let err = Config::from_toml(
+        "[server]\ncargo-download-origins = [\"https://static.crates.io\", \"static.crates.io\", \"https://x.example/crates\"]\n",
+        "a.toml",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.cargo-download-origins[1]",
+            "server.cargo-download-origins[2]"
+        ]
+    );
+}
+
+#[test]
+fn admin_listen_is_its_own_address() {
+    let config = Config::default();
+    assert_eq!(
+        config.admin.listen,
+        AdminListen::Tcp("127.0.0.1:7879".parse().unwrap())
+    );
+    let config = Config::from_toml(
+        "[admin]\nlisten = \"unix:/run/depfw/admin.sock\"\n",
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.admin.listen,
+        AdminListen::Unix("/run/depfw/admin.sock".into())
+    );
+    for bad in ["127.0.0.1:7878", "unix:", "localhost"] {
+        let err =
+            Config::from_toml(&format!("[admin]\nlisten = \"{bad}\"\n"), "a.toml").unwrap_err();
+        assert_eq!(err.problems[0].key, "admin.listen", "{bad}");
+    }
+}

@@ -127,6 +127,11 @@ impl Policy {
         &self.revision
     }
 
+    /// No check runs, only the overrides: the fail-open policy when feeds could not load.
+    pub fn runs_no_check(&self) -> bool {
+        self.checks.is_empty()
+    }
+
     pub fn overrides(&self) -> &overrides::Overrides {
         &self.overrides
     }

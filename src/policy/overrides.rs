@@ -101,10 +101,19 @@ impl fmt::Display for VersionScope {
 }
 
 impl VersionScope {
-    /// Parses `*` (or empty), an exact version, or a range.
+    /// Parses `*`, an exact version, or a range. An empty text is refused: it reads as "no
+    /// version" but would mean every version, and an allow entry for every version of a
+    /// package must say so with `*`.
     pub fn parse(ecosystem: Ecosystem, text: &str) -> Result<Self, String> {
         let text = text.trim();
-        if text.is_empty() || text == "*" {
+        if text.is_empty() {
+            return Err(
+                "`versions` is empty: name a version or a range, or write `*` for \
+                        every version"
+                    .to_owned(),
+            );
+        }
+        if text == "*" {
             return Ok(VersionScope::Any);
         }
         let exact = text.strip_prefix("==").or_else(|| text.strip_prefix('='));

@@ -15,16 +15,17 @@ use crate::feeds::store::FeedStore;
 use crate::store::decisions::RecordFilter;
 use crate::store::Store;
 
-/// The admin state for a running proxy. `rebuild` builds the policy from the store's
-/// current overrides (`depfw serve` passes `cli::serve::policy_state`); it runs on every
-/// admin change, serialised, and its result is installed with `AppState::set_policy`.
+/// The admin state for a running proxy, with the admin token `depfw serve` read once at
+/// start (`AdminToken::from_config`). `rebuild` builds the policy from the store's current
+/// overrides (`depfw serve` passes `cli::serve::policy_state`); it runs on every admin
+/// change, serialised, and its result is installed with `AppState::set_policy`.
 pub fn admin_state(
     state: &AppState,
     config: &Config,
     store: &Store,
+    token: AdminToken,
     rebuild: impl Fn() -> PolicyState + Send + Sync + 'static,
 ) -> anyhow::Result<AdminState> {
-    let token = AdminToken::from_config(&config.admin)?;
     let feeds = FeedSource {
         feeds: FeedStore::new(store)?,
         stale_after_days: config.feeds.stale_after_days,
@@ -40,7 +41,7 @@ pub fn admin_state(
         // Building the policy takes a few hundred ms of CPU.
         super::blocking(run)
     };
-    Ok(AdminState::new(store, token)?
+    Ok(AdminState::new(store, Some(token))?
         .with_config(config)
         .with_log(Arc::new(ProxyLog(state.clone())))
         .with_feeds(Arc::new(feeds))

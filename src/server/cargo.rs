@@ -186,7 +186,7 @@ async fn download(state: &AppState, ctx: &RequestCtx, path: &str) -> Result<Resp
         version_text: dl.version_text,
         filename,
     };
-    let origins = [&dl_origin];
+    let origins = state.cargo_download_origins(&dl_origin)?;
     gate::artifact(
         state,
         ctx,

@@ -433,6 +433,7 @@ fn admit<'r>(
             format!("{spec} has no published checksum, so depfw cannot verify it"),
         ));
     };
+    super::integrity::note_weak_digest(&mut rec, digest);
     Ok((rec, artifact, digest))
 }
 

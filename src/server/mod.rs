@@ -17,6 +17,7 @@ pub mod artifacts;
 pub mod cargo;
 pub mod error;
 pub mod gate;
+pub mod integrity;
 pub mod npm;
 pub mod pypi;
 pub mod render_cache;
@@ -80,6 +81,10 @@ struct Inner {
     strict_warn: Verdict,
     /// `server.refused-versions`, for cargo and PyPI metadata.
     refused_versions: RefusedVersions,
+    /// For `/readyz`'s write probe.
+    store: Store,
+    /// `server.cargo-download-origins`.
+    cargo_download_origins: Vec<url::Url>,
 }
 
 impl AppState {
@@ -130,6 +135,8 @@ impl AppState {
                 anonymous: config.server.allow_anonymous,
                 strict_warn: config.agents.strict_warn,
                 refused_versions: config.server.refused_versions,
+                store: store.clone(),
+                cargo_download_origins: config.server.cargo_download_origins.clone(),
             }),
         })
     }
@@ -180,6 +187,28 @@ impl AppState {
     /// What cargo and PyPI metadata do with refused versions (`server.refused-versions`).
     pub fn refused_versions(&self) -> RefusedVersions {
         self.inner.refused_versions
+    }
+
+    /// The origins a cargo download may come from: the index's own and
+    /// `server.cargo-download-origins`. `dl` is where the index's `config.json` sends
+    /// downloads; anywhere else is refused, however the upstream names it.
+    pub fn cargo_download_origins(&self, dl: &url::Url) -> Result<Vec<&url::Url>, ProxyError> {
+        let inner = &self.inner;
+        let origins: Vec<&url::Url> = std::iter::once(&inner.upstreams.cargo_index)
+            .chain(&inner.cargo_download_origins)
+            .collect();
+        if origins.iter().any(|o| o.origin() == dl.origin()) {
+            return Ok(origins);
+        }
+        Err(ProxyError::upstream(
+            error::UpstreamFault::Invalid,
+            dl.as_str(),
+            format!(
+                "the cargo index's config.json sends downloads to {}, which is neither the \
+                 index's host nor listed in `server.cargo-download-origins`: refused",
+                dl.origin().ascii_serialization()
+            ),
+        ))
     }
 
     /// A fresh request id (`<start ms hex>-<n>`).
@@ -245,6 +274,79 @@ async fn healthz(
     }
 }
 
+/// `/readyz`: whether depfw can do its job now, for a supervisor or load balancer to act
+/// on (`/healthz` only says the process answers). 200 when the store takes a write (a
+/// flushed probe record), the advisory feeds are loaded and the policy is ready; else 503.
+/// Either way the JSON body names each part and, for a part that is not ready, why.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let store = state.inner.store.clone();
+    // A flush waits for the disk: keep it off the runtime workers.
+    let store = match tokio::task::spawn_blocking(move || store.probe_write()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "the store does not take writes: {e}. sled keeps an I/O error (a full disk) \
+             until the store is reopened, which `depfw serve` does by itself once writes \
+             succeed again: free disk space"
+        )),
+        Err(e) => Err(format!("the store probe did not finish: {e}")),
+    };
+    let current = Arc::clone(&state.inner.policy.read().unwrap_or_else(|e| e.into_inner()));
+    let (feeds, policy) = match &*current {
+        PolicyState::Ready(p) if p.runs_no_check() => (
+            Err(
+                "no advisory data is loaded; serving with overrides only (server.fail-open)"
+                    .to_owned(),
+            ),
+            Ok(()),
+        ),
+        PolicyState::Ready(_) => (Ok(()), Ok(())),
+        PolicyState::Unavailable(why) => (
+            Err("not loaded (see policy)".to_owned()),
+            Err(format!(
+                "cannot be evaluated, every package is refused: {why}"
+            )),
+        ),
+    };
+    let part = |r: &Result<(), String>| match r {
+        Ok(()) => serde_json::json!({ "ready": true }),
+        Err(why) => serde_json::json!({ "ready": false, "why": why }),
+    };
+    let ready = store.is_ok() && feeds.is_ok() && policy.is_ok();
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": ready,
+        "store": part(&store),
+        "feeds": part(&feeds),
+        "policy": part(&policy),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Any path the mirror does not serve: a 404 saying what depfw serves and where. It names
+/// no token (not even an agent's own, which may be in the path) and no admin address.
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, String) {
+    let base = state.public_base();
+    let text = format!(
+        "depfw: not found. This address serves package registries:\n\
+         \x20 npm       {base}/npm/\n\
+         \x20 PyPI      {base}/pypi/simple/\n\
+         \x20 crates.io sparse+{base}/cargo/index/\n\
+         An agent uses the same paths under /a/<its token>/. Health: /healthz (alive), \
+         /readyz (able to serve). The admin endpoint is not on this address: it has its \
+         own listener (`[admin] listen`).\n"
+    );
+    (axum::http::StatusCode::NOT_FOUND, text)
+}
+
 /// Runs blocking work (an fsync of the decision log, a policy rebuild) on the current
 /// worker after telling a multi-threaded runtime to move its other tasks elsewhere, so
 /// one install's durable write does not stall every other request on that worker. A
@@ -256,7 +358,7 @@ pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The proxy's router: `/healthz`, and the npm, PyPI and crates.io registries under
+/// The proxy's router: `/healthz`, `/readyz`, and the npm, PyPI and crates.io registries under
 /// `/npm/`, `/pypi/` and `/cargo/`, each also under an agent's `/a/<token>/` prefix
 /// ([`agent`]).
 pub fn app(state: AppState) -> Router {
@@ -265,9 +367,11 @@ pub fn app(state: AppState) -> Router {
         DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"));
     let registry = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/npm/{*rest}", get(npm::get).post(npm::post))
         .route("/pypi/{*rest}", get(pypi::get).head(pypi::head))
         .route("/cargo/{*rest}", get(cargo::get))
+        .fallback(not_found)
         .with_state(state.clone())
         .layer(CompressionLayer::new().compress_when(compress_when));
     agent::wrap(state, registry).layer(TraceLayer::new_for_http().make_span_with(
@@ -275,9 +379,4 @@ pub fn app(state: AppState) -> Router {
             tracing::debug_span!("http", method = %r.method(), path = %agent::redact(r.uri().path()))
         },
     ))
-}
-
-/// [`app`] with the admin endpoint (`/admin`) merged in; see [`admin`] for the state.
-pub fn app_with_admin(state: AppState, admin: crate::admin::AdminState) -> Router {
-    app(state).merge(crate::admin::mounted(admin))
 }

@@ -48,6 +48,8 @@ fn is_lock_busy(error: &std::io::Error) -> bool {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Set by [`Store::inject_write_fault`]; shared by every clone.
+    fault: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -61,7 +63,12 @@ impl Store {
         let mut attempts = 0;
         loop {
             match sled::Config::new().path(&path).open() {
-                Ok(db) => return Ok(Store { db }),
+                Ok(db) => {
+                    return Ok(Store {
+                        db,
+                        fault: std::sync::Arc::default(),
+                    })
+                }
                 Err(sled::Error::Io(e)) if is_lock_busy(&e) && attempts < 100 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -75,6 +82,7 @@ impl Store {
     pub fn temporary() -> Result<Store, StoreError> {
         Ok(Store {
             db: sled::Config::new().temporary(true).open()?,
+            fault: std::sync::Arc::default(),
         })
     }
 
@@ -85,6 +93,27 @@ impl Store {
 
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// Whether the store takes a write now: a tiny record in the `health` tree, flushed.
+    /// sled keeps the first I/O error it meets (a full disk) and fails every later write
+    /// with it until the store is reopened, so this is what `/readyz` asks.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        if self.fault.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
+                "injected write failure",
+            ))));
+        }
+        let stamp = chrono::Utc::now().timestamp_millis().to_be_bytes();
+        self.db.open_tree("health")?.insert("probe", &stamp)?;
+        self.flush()
+    }
+
+    /// Makes [`Store::probe_write`] fail until turned off again: for tests of the readiness
+    /// report, since a full disk cannot be made portably.
+    #[doc(hidden)]
+    pub fn inject_write_fault(&self, on: bool) {
+        self.fault.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Flushes to disk; call before reporting a write as done.

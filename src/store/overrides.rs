@@ -86,7 +86,13 @@ impl StoredOverride {
         };
         let name =
             PackageName::parse(self.ecosystem, &self.name).map_err(|e| bad(e.to_string()))?;
-        let versions = VersionScope::parse(self.ecosystem, &self.versions).map_err(bad)?;
+        // Entries stored before an empty `versions` was refused meant every version: a deny
+        // entry keeps that meaning (it only refuses more).
+        let text = match (self.kind, self.versions.trim()) {
+            (OverrideKind::Deny, "") => "*",
+            _ => &self.versions,
+        };
+        let versions = VersionScope::parse(self.ecosystem, text).map_err(bad)?;
         Ok(OverrideEntry {
             kind: self.kind,
             name,
@@ -406,6 +412,20 @@ impl OverrideStore {
     pub fn active_entries(&self, now: DateTime<Utc>) -> Result<Vec<OverrideEntry>, OverrideError> {
         self.list(false, now)?
             .iter()
+            .filter(|r| {
+                // An allow entry stored with an empty `versions` (before it was refused) would
+                // allow every version: it allows none, and says so.
+                let blank = r.kind == OverrideKind::Allow && r.versions.trim().is_empty();
+                if blank {
+                    tracing::warn!(
+                        entry = r.id,
+                        package = %r.name,
+                        "allow entry with an empty `versions` is ignored: remove it and add it \
+                         again with `*` or the versions it allows"
+                    );
+                }
+                !blank
+            })
             .map(|r| r.to_entry().map_err(OverrideError::from))
             .collect()
     }

@@ -10,3 +10,5 @@ mod config_errors;
 mod exit_codes;
 mod overrides;
 mod readme;
+#[cfg(unix)]
+mod serve;

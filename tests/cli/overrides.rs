@@ -100,3 +100,24 @@ fn init_for_an_agent_prints_its_mirror_urls() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn an_allow_entry_with_empty_versions_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = depfw(
+        dir.path(),
+        &[
+            "overrides",
+            "allow",
+            "npm",
+            "left-pad",
+            "--versions",
+            "",
+            "--reason",
+            "ok",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`versions` is empty"), "{err}");
+}

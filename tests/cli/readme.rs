@@ -8,10 +8,10 @@
 //! the test (say what it should do), and so does a step the README no longer has.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, registry};
+use crate::support::{self, free_port, registry, Killed};
 
 /// What running a README command must do.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +57,22 @@ const STEPS: &[(&str, Step)] = &[
     (
         "depfw log export --since 2026-11-01 > decisions.jsonl",
         Step::Exit(0),
+    ),
+    (
+        "sudo useradd --system --home-dir /var/lib/depfw --create-home depfw",
+        Step::NotRun("it creates an OS user (root)"),
+    ),
+    (
+        "sudo install -d -o depfw -g depfw -m 700 /etc/depfw /run/depfw",
+        Step::NotRun("it writes to /etc and /run (root)"),
+    ),
+    (
+        "openssl rand -hex 32 | sudo install -o depfw -g depfw -m 600 /dev/stdin /etc/depfw/admin-token",
+        Step::NotRun("it writes to /etc (root); tests/cli/serve.rs checks the mode rule"),
+    ),
+    (
+        "sudo -u depfw depfw --config /etc/depfw/depfw.toml serve",
+        Step::NotRun("it needs the depfw user; the Serve step runs `depfw serve`"),
     ),
     (
         "cargo test",
@@ -113,14 +129,6 @@ fn workspace(dir: &Path, upstream: &str, port: u16) {
     std::fs::write(dir.join("depfw.toml"), config).unwrap();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `command` as a shell would run it in the workspace, with the test's `depfw` first on
 /// the `PATH`.
 fn shell(dir: &Path, command: &str) -> Command {
@@ -141,23 +149,13 @@ fn shell(dir: &Path, command: &str) -> Command {
     cmd
 }
 
-/// Stops a child that a failed assertion leaves running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `cargo run --release -- serve` is `depfw serve` once built: run the test's build.
 fn serve(rt: &tokio::runtime::Runtime, dir: &Path, command: &str, port: u16) {
     let depfw_command = command
         .strip_prefix("cargo run --release -- ")
         .map(|rest| format!("exec depfw {rest}"))
         .unwrap_or_else(|| panic!("`{command}`: a Serve step is `cargo run --release -- …`"));
-    let mut server = Running(
+    let mut server = Killed(
         shell(dir, &depfw_command)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -15,7 +15,7 @@ use depfw::config::{AnonymousAccess, Config};
 use depfw::diag::Code;
 use depfw::policy::{Check, Finding, PackageCtx, Policy, Severity, Verdict};
 use depfw::server::agent::REQUEST_ID_HEADER;
-use depfw::server::{app, app_with_admin, AppState, PolicyState};
+use depfw::server::{app, AppState, PolicyState};
 use depfw::store::decisions::RecordKind;
 use depfw::store::overrides::OverrideStore;
 use depfw::store::quarantine::QuarantineStatus;
@@ -364,22 +364,28 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     let (_, token) = s.agents.add("builder", PolicyPreset::Default).unwrap();
     let store = s.store.clone();
     let config = s.config.clone();
-    let admin = depfw::server::admin::admin_state(&s.state, &s.config, &s.store, move || {
-        let overrides = OverrideStore::new(&store)
-            .unwrap()
-            .merged_with(&config.overrides, chrono::Utc::now())
-            .unwrap();
-        PolicyState::Ready(Policy::new(
-            vec![Arc::new(check.clone())],
-            Arc::new(overrides),
-            format!(
-                "rebuilt-{}",
-                chrono::Utc::now().timestamp_nanos_opt().unwrap()
-            ),
-        ))
-    })
-    .unwrap();
-    let router = || app_with_admin(s.state.clone(), admin.clone());
+    let admin_token = depfw::admin::AdminToken::from_config(&s.config.admin)
+        .unwrap()
+        .unwrap();
+    let admin =
+        depfw::server::admin::admin_state(&s.state, &s.config, &s.store, admin_token, move || {
+            let overrides = OverrideStore::new(&store)
+                .unwrap()
+                .merged_with(&config.overrides, chrono::Utc::now())
+                .unwrap();
+            PolicyState::Ready(Policy::new(
+                vec![Arc::new(check.clone())],
+                Arc::new(overrides),
+                format!(
+                    "rebuilt-{}",
+                    chrono::Utc::now().timestamp_nanos_opt().unwrap()
+                ),
+            ))
+        })
+        .unwrap();
+    // The mirror and the admin endpoint are apart (`admin.listen`).
+    let router = || app(s.state.clone());
+    let admin_router = || depfw::admin::standalone(admin.clone());
     let path = format!(
         "/a/{}/npm/is-number/-/is-number-7.0.0.tgz",
         token.expose_secret()
@@ -411,15 +417,23 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     assert_eq!(held[0].requesters[0].last_request_id, ids[1]);
     assert_eq!(held[0].reasons[0].code, Code::NewPackage);
 
-    // The admin log shows the agent's refusals.
-    let log = send(
-        router(),
+    let log_request = || {
         Request::get("/admin/api/log?agent=builder")
             .header(header::AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
             .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+            .unwrap()
+    };
+    // The mirror's port serves no admin route, even with the admin token.
+    let on_mirror = send(router(), log_request()).await;
+    assert_eq!(on_mirror.status(), StatusCode::NOT_FOUND);
+    let body = text(on_mirror).await;
+    assert!(
+        body.contains("`[admin] listen`") && !body.contains(ADMIN_TOKEN),
+        "{body}"
+    );
+
+    // The admin log shows the agent's refusals.
+    let log = send(admin_router(), log_request()).await;
     assert_eq!(log.status(), StatusCode::OK);
     let log = text(log).await;
     assert!(log.contains("is-number") && log.contains(&ids[1]), "{log}");
@@ -429,7 +443,7 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(r#"{"reason":"reviewed the diff"}"#))
         .unwrap();
-    let resp = send(router(), approve).await;
+    let resp = send(admin_router(), approve).await;
     assert_eq!(resp.status(), StatusCode::OK, "{}", text(resp).await);
 
     let resp = send(router(), Request::get(&path).body(Body::empty()).unwrap()).await;

@@ -7,6 +7,7 @@ mod support;
 
 mod agents;
 mod cargo;
+mod hardening;
 mod provenance;
 mod pypi;
 mod registry_cargo;

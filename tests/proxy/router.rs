@@ -16,13 +16,14 @@ use tower::ServiceExt;
 
 const PUBLIC: &str = "http://depfw.test:7878";
 
-struct Setup {
-    state: AppState,
-    fixture: Arc<FixtureState>,
+pub(crate) struct Setup {
+    pub(crate) state: AppState,
+    pub(crate) fixture: Arc<FixtureState>,
+    pub(crate) store: Store,
     _dir: tempfile::TempDir,
 }
 
-async fn setup(check: TestCheck, extra: &str) -> Setup {
+pub(crate) async fn setup(check: TestCheck, extra: &str) -> Setup {
     let (upstream, fixture) = registry::start_fixture().await;
     let dir = tempfile::tempdir().unwrap();
     let config = registry::config(&upstream, PUBLIC, dir.path(), extra);
@@ -31,6 +32,7 @@ async fn setup(check: TestCheck, extra: &str) -> Setup {
     Setup {
         state,
         fixture,
+        store,
         _dir: dir,
     }
 }
@@ -39,18 +41,18 @@ async fn send(state: &AppState, req: Request<Body>) -> Response {
     app(state.clone()).oneshot(req).await.unwrap()
 }
 
-async fn get(state: &AppState, path: &str) -> Response {
+pub(crate) async fn get(state: &AppState, path: &str) -> Response {
     send(state, Request::get(path).body(Body::empty()).unwrap()).await
 }
 
-async fn body(resp: Response) -> Vec<u8> {
+pub(crate) async fn body(resp: Response) -> Vec<u8> {
     axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .unwrap()
         .to_vec()
 }
 
-async fn json(resp: Response) -> Value {
+pub(crate) async fn json(resp: Response) -> Value {
     serde_json::from_slice(&body(resp).await).unwrap()
 }
 

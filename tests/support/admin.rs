@@ -1,5 +1,5 @@
-//! Shared fixture for the admin endpoint tests: a temporary store, the admin router nested
-//! at /admin as the proxy nests it, and requests through `oneshot` (no sockets).
+//! Shared fixture for the admin endpoint tests: a temporary store, the admin listener's
+//! router (the admin router nested at /admin), and requests through `oneshot` (no sockets).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use chrono::Utc;
-use depfw::admin::{mounted, AdminState, AdminToken, MemoryLog, StaticFeeds, MOUNT};
+use depfw::admin::{standalone, AdminState, AdminToken, MemoryLog, StaticFeeds, MOUNT};
 use depfw::diag::Code;
 use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::policy::{Finding, Severity, Verdict};
@@ -77,7 +77,8 @@ impl Fixture {
             .with_on_change(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
             });
-        let app = mounted(state);
+        // What `depfw serve` serves on the admin listener.
+        let app = standalone(state);
         Fixture {
             app,
             store,

@@ -104,6 +104,25 @@ pub fn code(output: &Output) -> i32 {
     output.status.code().unwrap()
 }
 
+/// A port nothing listens on right now, for a `depfw serve` (or a helper) a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when the test ends, pass or fail.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A multi-threaded runtime for a test that is not `#[tokio::test]` (the `integration`
 /// binary's tests are plain functions).
 pub fn runtime() -> tokio::runtime::Runtime {

@@ -61,8 +61,11 @@ pub struct FixtureState {
     /// Requests per path.
     pub hits: Mutex<HashMap<String, usize>>,
     pub not_modified: AtomicUsize,
-    /// Points every `dist.tarball` at another host.
+    /// Points every `dist.tarball`, and the cargo `config.json`'s `dl`, at another host.
     pub foreign_tarballs: std::sync::atomic::AtomicBool,
+    /// Drops every `dist.integrity`, leaving only the SHA-1 `dist.shasum` (the oldest npm
+    /// packages).
+    pub sha1_only: std::sync::atomic::AtomicBool,
 }
 
 impl FixtureState {
@@ -92,6 +95,11 @@ fn packument(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
         for (v, vdoc) in versions.iter_mut() {
             let basename = name.rsplit('/').next().unwrap();
             vdoc["dist"]["tarball"] = Value::String(format!("{base}/{name}/-/{basename}-{v}.tgz"));
+            if state.sha1_only.load(Ordering::Relaxed) {
+                if let Some(dist) = vdoc["dist"].as_object_mut() {
+                    dist.remove("integrity");
+                }
+            }
         }
     }
     for ((pkg, v), t) in state.times.lock().unwrap().iter() {
@@ -193,7 +201,10 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
         Route::NpmTarball { file, .. } => return artifact_file(&state, "npm/tarballs", file),
         Route::PypiPage(project) => (pypi_page(&state, project), layout::PYPI_JSON),
         Route::CargoConfig => {
-            let base = state.base.lock().unwrap().clone();
+            let mut base = state.base.lock().unwrap().clone();
+            if state.foreign_tarballs.load(Ordering::Relaxed) {
+                base = "http://169.254.169.254".to_owned();
+            }
             let config = layout::cargo_config(&base).into_bytes();
             (Some(config), "application/json")
         }
