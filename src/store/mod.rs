@@ -8,6 +8,7 @@
 pub mod decisions;
 pub mod overrides;
 pub mod quarantine;
+pub mod signing;
 pub(crate) mod tx;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt record in the depfw store ({what}): {detail}")]
     Corrupt { what: String, detail: String },
+    #[error(transparent)]
+    Key(#[from] signing::KeyError),
 }
 
 impl StoreError {
@@ -48,6 +51,9 @@ fn is_lock_busy(error: &std::io::Error) -> bool {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// The data directory; `None` for [`Store::temporary`]. The decision log keeps its
+    /// signing key here, beside (not inside) the database.
+    data_dir: Option<PathBuf>,
 }
 
 impl Store {
@@ -61,7 +67,12 @@ impl Store {
         let mut attempts = 0;
         loop {
             match sled::Config::new().path(&path).open() {
-                Ok(db) => return Ok(Store { db }),
+                Ok(db) => {
+                    return Ok(Store {
+                        db,
+                        data_dir: Some(data_dir.to_owned()),
+                    })
+                }
                 Err(sled::Error::Io(e)) if is_lock_busy(&e) && attempts < 100 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -75,12 +86,18 @@ impl Store {
     pub fn temporary() -> Result<Store, StoreError> {
         Ok(Store {
             db: sled::Config::new().temporary(true).open()?,
+            data_dir: None,
         })
     }
 
     /// The named tree (e.g. `feeds`, `decisions`, `metadata-cache`).
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(name)?)
+    }
+
+    /// The data directory this store was opened in; `None` for a temporary store.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     pub fn db(&self) -> &sled::Db {

@@ -12,3 +12,4 @@ mod pypi;
 mod registry_cargo;
 mod registry_pypi;
 mod router;
+mod signed_log;
