@@ -49,22 +49,29 @@ fn bench(c: &mut Criterion) {
     c.bench_function("sign", |b| b.iter(|| key.sign(&message)));
 
     for (name, signed) in [("signed", true), ("unsigned", false)] {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        let log = if signed {
-            DecisionLog::open(&store)
-        } else {
-            DecisionLog::open_read_only(&store)
-        }
-        .unwrap_or_else(|e| panic!("{e}"));
-        c.bench_function(&format!("append/{name}"), |b| {
-            b.iter(|| log.append(&mut record()).unwrap_or_else(|e| panic!("{e}")))
-        });
+        // A fresh store for each: buffered appends left unflushed by one benchmark would
+        // land on the next one's first flush.
+        let open = || {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            let log = if signed {
+                DecisionLog::open(&store)
+            } else {
+                DecisionLog::open_read_only(&store)
+            }
+            .unwrap_or_else(|e| panic!("{e}"));
+            (dir, store, log)
+        };
+        let (_dir, _store, log) = open();
         c.bench_function(&format!("append_durable/{name}"), |b| {
             b.iter(|| {
                 log.append_durable(&mut record())
                     .unwrap_or_else(|e| panic!("{e}"))
             })
+        });
+        let (_dir, _store, log) = open();
+        c.bench_function(&format!("append/{name}"), |b| {
+            b.iter(|| log.append(&mut record()).unwrap_or_else(|e| panic!("{e}")))
         });
     }
 }
