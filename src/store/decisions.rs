@@ -25,10 +25,10 @@
 //! Why per record rather than per checkpoint: a checkpoint-only signature leaves every
 //! record written since the last checkpoint forgeable, and signing is cheap next to what an
 //! append already costs. Measured with `cargo bench --bench decisions` (release build, 2
-//! loaded cores; figures in the README's "Provenance" section): one signature 37 µs, a
-//! buffered append 66 µs signed against 26-32 µs unsigned, the durable append that guards
-//! every artifact 440 µs against 332 µs. A checkpoint adds a flush and an fsync of the sink
-//! every `checkpoint-every-records` records, not per record.
+//! loaded cores, three runs; figures in the README's "Provenance" section): one signature
+//! 23-37 µs, a buffered append 33-66 µs signed against 16-39 µs unsigned, the durable append
+//! that guards every artifact 0.18-0.36 ms against 0.14-0.20 ms. A checkpoint adds a flush
+//! and an fsync of the sink every `checkpoint-every-records` records, not per record.
 //!
 //! A signature cannot show that records are *missing at the end*: a truncated log with a
 //! consistent head is a valid, shorter signed log. Hence checkpoints: every

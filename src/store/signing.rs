@@ -149,22 +149,31 @@ impl LogKey {
     }
 }
 
-#[cfg(unix)]
 fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyError::Exposed {
+    match exposed_mode(meta) {
+        Some(mode) => Err(KeyError::Exposed {
             path: path.to_owned(),
             mode,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-#[cfg(not(unix))]
-fn check_private(_: &Path, _: &std::fs::Metadata) -> Result<(), KeyError> {
-    Ok(())
+/// The file's permission bits when a group or other OS user may access it (read a secret,
+/// or write their own); `None` when only the owner may. Windows has no mode bits; its ACLs
+/// are the operator's to set.
+pub fn exposed_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
 }
 
 /// The log's public key, as `depfw log public-key` prints it.
