@@ -621,31 +621,29 @@ impl DecisionLog {
         })
     }
 
-    /// Checks the checkpoints in `lines` (a checkpoint file's text, or depfw log lines that
-    /// end in one; lines without a JSON object are skipped) against the log:
-    /// each must be signed by `key` (when given) and name a record the log still holds,
-    /// with the same hash. Returns the first problem, or how many checkpoints matched.
+    /// Checks the checkpoints in `lines` against the log: each must be signed by `key`
+    /// (when given) and name a record the log still holds, with the same hash. `lines` is a
+    /// checkpoint file (every line a checkpoint) or depfw's own log (only its
+    /// `depfw::checkpoint` lines count). Returns the first problem, or how many checkpoints
+    /// matched; a line that should be a checkpoint and is not is an error (bad input).
     pub fn verify_checkpoints(
         &self,
         lines: &str,
         key: Option<&PublicKey>,
-    ) -> Result<Result<usize, ChainStatus>, StoreError> {
-        let records = self.tree.last()?.map(|(k, _)| seq_of(&k)).transpose()?;
-        let records = records.unwrap_or(0);
+    ) -> anyhow::Result<Result<usize, ChainStatus>> {
+        let records = self.tree.last().map_err(StoreError::from)?;
+        let records = records.map(|(k, _)| seq_of(&k)).transpose()?.unwrap_or(0);
         let mut matched = 0;
         for (i, text) in lines.lines().enumerate() {
             let line = i + 1;
-            // A line of depfw's own log carries the checkpoint after its prefix.
-            let Some(start) = text.find('{') else {
-                continue;
+            let json = match text.find('{') {
+                Some(0) => text,
+                // A line of depfw's own log carries the checkpoint after its prefix.
+                Some(start) if text.contains("depfw::checkpoint") => &text[start..],
+                _ => continue,
             };
-            let checkpoint: Checkpoint = match serde_json::from_str(&text[start..]) {
-                Ok(c) => c,
-                Err(e) => {
-                    let why = format!("is not a checkpoint: {e}");
-                    return Ok(Err(broken(0, bad_checkpoint(line, why))));
-                }
-            };
+            let checkpoint: Checkpoint = serde_json::from_str(json)
+                .map_err(|e| anyhow::anyhow!("checkpoint line {line} is not a checkpoint: {e}"))?;
             let seq = checkpoint.seq;
             if key.is_some_and(|k| !k.verifies(&checkpoint.message(), &checkpoint.signature)) {
                 let why = "is not signed by the given public key".to_owned();
@@ -657,7 +655,7 @@ impl DecisionLog {
                 };
                 return Ok(Err(broken(records + 1, problem)));
             }
-            let hash = match self.tree.get(seq.to_be_bytes())? {
+            let hash = match self.tree.get(seq.to_be_bytes()).map_err(StoreError::from)? {
                 Some(v) => decode(&v)?.hash,
                 None => return Ok(Err(broken(seq, ChainProblem::Missing))),
             };

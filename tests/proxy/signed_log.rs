@@ -272,6 +272,15 @@ fn forged_or_foreign_checkpoints_are_reported() {
     );
     std::fs::write(&file, line).unwrap();
     assert_broken(&dir, &[&key, &file], &["record 5", "checkpoint line 1"]);
+
+    // Not a checkpoint at all: bad input (exit 2), not a verdict on the log.
+    std::fs::write(&file, "{\"seq\": 5}\n").unwrap();
+    let (code, text) = verify_cli(&dir, &[&key, &file]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("checkpoint line 1 is not a checkpoint"),
+        "{text}"
+    );
 }
 
 #[test]
