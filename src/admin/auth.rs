@@ -111,25 +111,16 @@ impl AdminToken {
     }
 }
 
-/// Refuses a token file that a group or other OS user can read (an agent would learn the
-/// token) or write (an agent would set its own).
-#[cfg(unix)]
+/// A token file that group or others can read or write is refused (Windows has no mode
+/// bits: its ACLs are the operator's to set).
 fn refuse_exposed(path: &std::path::Path, meta: &std::fs::Metadata) -> Result<(), AdminTokenError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(AdminTokenError::Exposed {
+    match crate::store::signing::exposed_mode(meta) {
+        Some(mode) => Err(AdminTokenError::Exposed {
             path: path.display().to_string(),
             mode,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// Windows has no mode bits; its ACLs are the operator's to set.
-#[cfg(not(unix))]
-fn refuse_exposed(_: &std::path::Path, _: &std::fs::Metadata) -> Result<(), AdminTokenError> {
-    Ok(())
 }
 
 /// The bearer token of a request, if it has one.

@@ -1,11 +1,15 @@
-//! `depfw log verify|export|show`: read the proxy's decision log (provenance).
+//! `depfw log verify|export|show|public-key`: read the proxy's decision log (provenance).
 //!
-//! `verify` walks the hash chain and reports the first missing or altered record (exit 0
-//! intact, 1 broken, 2 error); `export` writes records as JSON lines for another system;
-//! `show` prints them for a person, newest first. All three open the store, so run them
-//! while `depfw serve` is stopped (sled allows one process per data directory).
+//! `verify` walks the hash chain and reports the first missing, altered, unsigned or
+//! foreign-signed record (exit 0 intact, 1 broken, 2 error); with `--public-key` every
+//! signature must be that key's, with `--checkpoints` the log must still hold every
+//! checkpointed record. `export` writes records as JSON lines for another system; `show`
+//! prints them for a person, newest first; `public-key` prints the signing key's public
+//! half (`ed25519:<base64>`) to keep outside the host. They open the store, so run them while
+//! `depfw serve` is stopped (sled allows one process per data directory).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -14,14 +18,29 @@ use chrono::{DateTime, Utc};
 use super::exit;
 use crate::config::Config;
 use crate::policy::Verdict;
-use crate::store::decisions::{ChainStatus, DecisionLog, DecisionRecord, RecordFilter};
+use crate::store::decisions::{self, ChainStatus, DecisionLog, DecisionRecord, RecordFilter};
+use crate::store::signing::{LogKey, PublicKey};
 use crate::store::Store;
 use crate::when::{parse_since, parse_until};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum LogCommand {
-    /// Check the hash chain from the first record to the last.
-    Verify,
+    /// Check the hash chain from the first record to the last, and its signatures.
+    Verify {
+        /// The log's public key as `depfw log public-key` printed it, kept off this host:
+        /// every signed record must be signed by it. Without it, signatures are only
+        /// checked against the data directory's own key, which whoever can write the
+        /// store can replace.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// The checkpoint file (`log.checkpoint-file`, or the `depfw::checkpoint` lines of
+        /// depfw's log): the log must still hold every checkpointed record, unchanged.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+    },
+    /// Print the public key of the log's signing key (`ed25519:<base64>`), making the key
+    /// if this data directory has none yet.
+    PublicKey,
     /// Write records as JSON lines (oldest first) to stdout.
     Export {
         /// Only records at or after this time: a date (2026-01-31, from its start, UTC) or
@@ -64,20 +83,48 @@ pub fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode> {
         "no depfw store in {} (use --data-dir)",
         dir.display()
     );
-    let store = Store::open(dir)?;
-    let log = DecisionLog::open(&store)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match cmd {
-        LogCommand::Verify => {
-            let status = log.verify()?;
-            writeln!(out, "{status}")?;
-            out.flush()?;
-            return Ok(ExitCode::from(match status {
-                ChainStatus::Intact { .. } => exit::CLEAN,
-                ChainStatus::Broken { .. } => exit::FINDINGS,
-            }));
+    let (public_key, checkpoints) = match cmd {
+        LogCommand::Verify {
+            public_key,
+            checkpoints,
+        } => (public_key.as_ref(), checkpoints.as_ref()),
+        LogCommand::PublicKey => {
+            writeln!(out, "{}", LogKey::load_or_create(dir)?.public().encode())?;
+            out.flush().context("writing to stdout")?;
+            return Ok(ExitCode::from(exit::CLEAN));
         }
+        LogCommand::Export { .. } | LogCommand::Show { .. } => {
+            let log = DecisionLog::open_read_only(&Store::open(dir)?)?;
+            read(cmd, &log, &mut out)?;
+            out.flush().context("writing to stdout")?;
+            return Ok(ExitCode::from(exit::CLEAN));
+        }
+    };
+    // Before sled opens the store: its recovery overwrites what it takes for a torn write.
+    let damaged = decisions::damaged_records(dir)?;
+    let checked = Store::open(dir)
+        .and_then(|store| DecisionLog::open_read_only(&store))
+        .map_err(anyhow::Error::from)
+        .and_then(|log| verify(&log, dir, public_key, checkpoints, &damaged));
+    let (status, summary) = match checked {
+        Ok(checked) => checked,
+        // sled refuses to read a page whose bytes fail its checksums, naming a file offset.
+        Err(e) => (damage(e, &damaged)?, String::new()),
+    };
+    writeln!(out, "{status}{summary}")?;
+    out.flush().context("writing to stdout")?;
+    Ok(ExitCode::from(match status {
+        ChainStatus::Intact { .. } => exit::CLEAN,
+        ChainStatus::Broken { .. } => exit::FINDINGS,
+    }))
+}
+
+/// `export` and `show`.
+fn read(cmd: &LogCommand, log: &DecisionLog, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        LogCommand::Verify { .. } | LogCommand::PublicKey => {}
         LogCommand::Export { since, agent } => {
             let filter = RecordFilter {
                 agent: agent.clone(),
@@ -85,7 +132,7 @@ pub fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 ..RecordFilter::default()
             };
             log.for_each(&filter, |r| {
-                serde_json::to_writer(&mut out, r)?;
+                serde_json::to_writer(&mut *out, r)?;
                 out.write_all(b"\n")?;
                 Ok(())
             })?;
@@ -110,8 +157,78 @@ pub fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    out.flush().context("writing to stdout")?;
-    Ok(ExitCode::from(exit::CLEAN))
+    Ok(())
+}
+
+/// A store sled refuses to read because its bytes fail their checksums: names the first
+/// damaged record rather than sled's file offset, or passes the error on.
+fn damage(error: anyhow::Error, damaged: &[u64]) -> anyhow::Result<ChainStatus> {
+    if !error
+        .downcast_ref::<crate::store::StoreError>()
+        .is_some_and(decisions::is_damage)
+    {
+        return Err(error);
+    }
+    match damaged.first() {
+        Some(&seq) => Ok(ChainStatus::Broken {
+            seq,
+            problem: decisions::ChainProblem::Damaged,
+        }),
+        None => Err(error.context("the store is damaged outside the decision records")),
+    }
+}
+
+/// Runs `depfw log verify`: the status, and what was checked beyond the chain.
+fn verify(
+    log: &DecisionLog,
+    dir: &std::path::Path,
+    public_key: Option<&PathBuf>,
+    checkpoints: Option<&PathBuf>,
+    damaged: &[u64],
+) -> anyhow::Result<(ChainStatus, String)> {
+    let key_file = dir.join(crate::store::signing::KEY_FILE);
+    let (key, whose) = match public_key {
+        Some(path) => (Some(PublicKey::read(path)?), "the given key"),
+        // The data dir's own key still catches a chain re-signed with another key by
+        // someone who could not replace the key file as well.
+        None if key_file.exists() => (
+            Some(LogKey::load(&key_file)?.public()),
+            "this data directory's key (pass --public-key for a key kept elsewhere)",
+        ),
+        None => (None, ""),
+    };
+    let status = log.verify_signed(key.as_ref())?;
+    let ChainStatus::Intact {
+        records, unsigned, ..
+    } = status
+    else {
+        return Ok((status, String::new()));
+    };
+    // sled recovers a page whose bytes fail its checksums as a torn write: the log silently
+    // ends before it. A damaged copy of a later record in the files gives that away.
+    if let Some(&seq) = damaged.iter().find(|&&seq| seq > records) {
+        let problem = decisions::ChainProblem::Damaged;
+        return Ok((ChainStatus::Broken { seq, problem }, String::new()));
+    }
+    let mut summary = String::new();
+    if let Some(key) = &key {
+        if records > unsigned {
+            summary.push_str(&format!(
+                "\nrecords {}..{records} signed by {} ({whose})",
+                unsigned + 1,
+                key.encode()
+            ));
+        }
+    }
+    if let Some(path) = checkpoints {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading checkpoints from {}", path.display()))?;
+        match log.verify_checkpoints(&text, key.as_ref())? {
+            Ok(n) => summary.push_str(&format!("\n{n} checkpoints match the log")),
+            Err(broken) => return Ok((broken, String::new())),
+        }
+    }
+    Ok((status, summary))
 }
 
 /// One record as a line: seq, time, agent, package@version, verdict, outcome, request id.

@@ -62,6 +62,21 @@ pub struct Config {
     pub overrides: Arc<Overrides>,
     pub agents: AgentsConfig,
     pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+/// `[log]`: where and how often the decision log's signed checkpoints (head seq, hash,
+/// time) are written outside the store (`store::decisions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// An append-only JSON-lines file, one checkpoint a line.
+    pub checkpoint_file: Option<PathBuf>,
+    /// Also write each checkpoint as a line in depfw's own log (stderr).
+    pub checkpoint_log: bool,
+    /// A checkpoint after this many records since the last one (at least 1).
+    pub checkpoint_every_records: u64,
+    /// ...or after this many seconds, if records came since (at least 1).
+    pub checkpoint_every_secs: u64,
 }
 
 /// `[admin]`: where the admin endpoint's token comes from (never the token itself).

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{
     AdminConfig, AdminListen, AdvisoriesConfig, AgentsConfig, AnonymousAccess, Config,
-    ConfigProblem, FeedSource, FeedsConfig, LicenseConfig, PolicyConfig, Problems, RefusedVersions,
-    ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
+    ConfigProblem, FeedSource, FeedsConfig, LicenseConfig, LogConfig, PolicyConfig, Problems,
+    RefusedVersions, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
 };
 use crate::agents::{BreakerLimits, PolicyPreset};
 use crate::package::Ecosystem;
@@ -34,6 +34,7 @@ pub struct RawConfig {
     pub overrides: RawOverrides,
     pub agents: RawAgents,
     pub admin: RawAdmin,
+    pub log: RawLog,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,6 +281,26 @@ impl Default for RawAdmin {
             token_file: None,
             token_env: "DEPFW_ADMIN_TOKEN".to_owned(),
             trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLog {
+    pub checkpoint_file: Option<PathBuf>,
+    pub checkpoint_log: bool,
+    pub checkpoint_every_records: u64,
+    pub checkpoint_every_secs: u64,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            checkpoint_file: None,
+            checkpoint_log: true,
+            checkpoint_every_records: 1000,
+            checkpoint_every_secs: 60,
         }
     }
 }
@@ -601,6 +622,31 @@ impl RawConfig {
             trusted_proxies,
         };
 
+        let l = &self.log;
+        for (key, value) in [
+            ("log.checkpoint-every-records", l.checkpoint_every_records),
+            ("log.checkpoint-every-secs", l.checkpoint_every_secs),
+        ] {
+            if value == 0 {
+                p.push(key, "must be greater than zero");
+            }
+        }
+        if l.checkpoint_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            p.push(
+                "log.checkpoint-file",
+                "an empty path; leave the key out for none",
+            );
+        }
+        let log = LogConfig {
+            checkpoint_file: l.checkpoint_file.clone(),
+            checkpoint_log: l.checkpoint_log,
+            checkpoint_every_records: l.checkpoint_every_records,
+            checkpoint_every_secs: l.checkpoint_every_secs,
+        };
+
         if !p.0.is_empty() {
             return Err(p.0);
         }
@@ -617,6 +663,7 @@ impl RawConfig {
             overrides: Arc::new(Overrides::new(entries)),
             agents,
             admin,
+            log,
         })
     }
 }

@@ -18,6 +18,24 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(config.agents.default_policy, defaults.agents.default_policy);
     assert_eq!(config.agents.strict_warn, defaults.agents.strict_warn);
     assert_eq!(config.admin, defaults.admin);
+    assert_eq!(config.log, defaults.log);
+}
+
+#[test]
+fn log_checkpoint_intervals_are_validated() {
+    let err = Config::from_toml(
+        "[log]\ncheckpoint-every-records = 0\ncheckpoint-every-secs = 0\n",
+        "a.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("log.checkpoint-every-records"), "{err}");
+    assert!(err.contains("log.checkpoint-every-secs"), "{err}");
+    let config = Config::from_toml("[log]\ncheckpoint-file = \"cp.jsonl\"\n", "a.toml").unwrap();
+    assert_eq!(
+        config.log.checkpoint_file.as_deref(),
+        Some(std::path::Path::new("cp.jsonl"))
+    );
 }
 
 #[test]

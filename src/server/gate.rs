@@ -221,6 +221,7 @@ fn record(
         upstream_url: None,
         outcome: outcome.to_owned(),
         prev_hash: String::new(),
+        signature: String::new(),
         hash: String::new(),
     }
 }

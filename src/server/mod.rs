@@ -125,7 +125,7 @@ impl AppState {
                     std::time::Duration::from_secs(config.upstream.metadata_ttl_secs),
                 ),
                 artifacts,
-                decisions: DecisionLog::open(store)?,
+                decisions: DecisionLog::open(store)?.with_checkpoints(&config.log),
                 request_seq: AtomicU64::new(0),
                 // Milliseconds, so ids stay unique across a quick restart.
                 started: chrono::Utc::now().timestamp_millis(),

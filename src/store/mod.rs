@@ -8,6 +8,7 @@
 pub mod decisions;
 pub mod overrides;
 pub mod quarantine;
+pub mod signing;
 pub(crate) mod tx;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt record in the depfw store ({what}): {detail}")]
     Corrupt { what: String, detail: String },
+    #[error(transparent)]
+    Key(#[from] signing::KeyError),
 }
 
 impl StoreError {
@@ -50,6 +53,9 @@ pub struct Store {
     db: sled::Db,
     /// Set by [`Store::inject_write_fault`]; shared by every clone.
     fault: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The data directory; `None` for [`Store::temporary`]. The decision log keeps its
+    /// signing key here, beside (not inside) the database.
+    data_dir: Option<PathBuf>,
 }
 
 impl Store {
@@ -67,6 +73,7 @@ impl Store {
                     return Ok(Store {
                         db,
                         fault: std::sync::Arc::default(),
+                        data_dir: Some(data_dir.to_owned()),
                     })
                 }
                 Err(sled::Error::Io(e)) if is_lock_busy(&e) && attempts < 100 => {
@@ -83,12 +90,18 @@ impl Store {
         Ok(Store {
             db: sled::Config::new().temporary(true).open()?,
             fault: std::sync::Arc::default(),
+            data_dir: None,
         })
     }
 
     /// The named tree (e.g. `feeds`, `decisions`, `metadata-cache`).
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(name)?)
+    }
+
+    /// The data directory this store was opened in; `None` for a temporary store.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     pub fn db(&self) -> &sled::Db {

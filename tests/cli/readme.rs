@@ -58,6 +58,11 @@ const STEPS: &[(&str, Step)] = &[
         "depfw log export --since 2026-11-01 > decisions.jsonl",
         Step::Exit(0),
     ),
+    ("depfw log public-key > depfw.pub", Step::Exit(0)),
+    (
+        "depfw log verify --public-key depfw.pub --checkpoints checkpoints.jsonl",
+        Step::Exit(0),
+    ),
     (
         "sudo useradd --system --home-dir /var/lib/depfw --create-home depfw",
         Step::NotRun("it creates an OS user (root)"),
@@ -120,8 +125,10 @@ fn workspace(dir: &Path, upstream: &str, port: u16) {
         support::osv_zip(|n| n.starts_with("malicious")),
     )
     .unwrap();
+    // Checkpoints after every record, so the served requests leave some to verify.
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}\n\
+         [log]\ncheckpoint-file = \"checkpoints.jsonl\"\ncheckpoint-every-records = 1\n\n\
          [[feeds.sources]]\nname = \"fixture-osv\"\nurl = \"{upstream}/{}\"\n",
         support::layout::upstream_toml(upstream),
         registry::OSV_ARCHIVE

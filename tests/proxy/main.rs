@@ -13,3 +13,4 @@ mod pypi;
 mod registry_cargo;
 mod registry_pypi;
 mod router;
+mod signed_log;

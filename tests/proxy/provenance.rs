@@ -11,7 +11,7 @@ use depfw::store::decisions::{
 use depfw::store::Store;
 use serde_json::Value;
 
-fn record(pkg: &str, agent: Option<&str>, verdict: Verdict) -> DecisionRecord {
+pub(super) fn record(pkg: &str, agent: Option<&str>, verdict: Verdict) -> DecisionRecord {
     DecisionRecord {
         seq: 0,
         time: Utc::now(),
@@ -33,11 +33,12 @@ fn record(pkg: &str, agent: Option<&str>, verdict: Verdict) -> DecisionRecord {
         outcome: "served".into(),
         prev_hash: String::new(),
         hash: String::new(),
+        signature: String::new(),
     }
 }
 
 /// A data dir whose log holds a, b, c, d, e (b and d by agent `bot`, d denied).
-fn populated() -> tempfile::TempDir {
+pub(super) fn populated() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let log = DecisionLog::open(&store).unwrap();
@@ -53,7 +54,7 @@ fn populated() -> tempfile::TempDir {
     dir
 }
 
-fn with_tree(dir: &tempfile::TempDir, f: impl FnOnce(&sled::Tree)) {
+pub(super) fn with_tree(dir: &tempfile::TempDir, f: impl FnOnce(&sled::Tree)) {
     let store = Store::open(dir.path()).unwrap();
     f(&store.tree("decisions").unwrap());
     store.flush().unwrap();
@@ -85,7 +86,7 @@ fn intact_chain_links_every_record() {
         assert_ne!(pair[1].hash, pair[0].hash);
     }
     match log.verify().unwrap() {
-        ChainStatus::Intact { records, head } => {
+        ChainStatus::Intact { records, head, .. } => {
             assert_eq!(records, 5);
             assert_eq!(head, all[4].hash);
         }
@@ -177,7 +178,7 @@ fn deleted_records_are_reported_missing() {
     );
 }
 
-fn depfw(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+pub(super) fn depfw(dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
     crate::support::depfw_with_data(dir.path(), args)
 }
 
