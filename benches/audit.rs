@@ -166,7 +166,7 @@ fn benches(c: &mut Criterion) {
     let _ = snapshot::bundled_index();
     eprintln!("bundled snapshot: {:?}", t.elapsed());
     let t = Instant::now();
-    let popular = depfw::feeds::popular::PopularIndex::bundled();
+    let popular = depfw::policy::typosquat::PopularIndex::bundled();
     let _ = popular.len(depfw::package::Ecosystem::Npm);
     eprintln!(
         "npm popular index (prebuilt, read in place): {:?}",

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::feeds::popular::PopularIndex;
 use crate::package::Ecosystem;
 use crate::policy::advisories::AdvisoriesCheck;
 use crate::policy::license::LicenseCheck;
 use crate::policy::reputation::ReputationCheck;
+use crate::policy::typosquat::PopularIndex;
 use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::{Check, Policy};
 use crate::store::overrides::OverrideStore;

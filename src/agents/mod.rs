@@ -10,6 +10,7 @@
 //! `token/<lookup id>` → name. Only the token's SHA-256 is stored (see [`token`]).
 
 pub mod breaker;
+pub mod cfg;
 pub mod preset;
 pub mod token;
 
@@ -21,6 +22,7 @@ use crate::store::tx::{self, abort, put_json, Durability};
 use crate::store::{Store, StoreError};
 
 pub use breaker::{BreakerEvent, BreakerLimits, BreakerState, CircuitBreaker, Limit};
+pub use cfg::AgentsConfig;
 pub use preset::PolicyPreset;
 pub use token::{MalformedToken, Token, TokenHash};
 

@@ -76,7 +76,7 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         FeedsCommand::PopularIndex { out } => {
-            for (file, bytes) in crate::feeds::popular::PopularIndex::rebuilt_bundled_files() {
+            for (file, bytes) in crate::policy::typosquat::PopularIndex::rebuilt_bundled_files() {
                 let path = out.join(file);
                 std::fs::write(&path, &bytes)
                     .with_context(|| format!("writing {}", path.display()))?;

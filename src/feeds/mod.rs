@@ -5,6 +5,7 @@
 //! a fresh clone is protected offline; `depfw feeds import` and `depfw feeds sync` put newer
 //! data in the store ([`store::FeedStore`]). Everything ends up in one [`AdvisoryIndex`].
 
+pub mod cfg;
 pub mod index;
 mod matcher;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use cfg::{FeedSource, FeedsConfig};
 pub use index::AdvisoryIndex;
 pub use model::{Advisory, AdvisoryKind, AffectedRange, RangeEvent, RangeKind};
 pub use osv::{load_bytes, load_path, LoadedFeed};
@@ -89,7 +91,7 @@ pub(crate) fn read_in_parallel<P: Send>(
 /// The advisory index depfw runs with: the store's feeds when any source has data, else the
 /// bundled snapshot when `feeds.bundled` is on, else an empty index (revision `none`).
 pub fn active_index(
-    config: &crate::config::FeedsConfig,
+    config: &FeedsConfig,
     store: Option<&crate::store::Store>,
 ) -> Result<AdvisoryIndex, FeedError> {
     if let Some(store) = store {
@@ -110,7 +112,7 @@ pub fn active_index(
 /// their ecosystems' files, building only their advisories. Checks give the same findings either way for these packages, and the
 /// revision is the full index's.
 pub fn active_index_for<'a>(
-    config: &crate::config::FeedsConfig,
+    config: &FeedsConfig,
     store: Option<&crate::store::Store>,
     packages: impl IntoIterator<Item = (crate::package::Ecosystem, &'a str)>,
 ) -> Result<AdvisoryIndex, FeedError> {

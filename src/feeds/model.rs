@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::diag::Severity;
 use crate::package::Ecosystem;
-use crate::policy::Severity;
 
 use super::matcher::Matcher;
 
