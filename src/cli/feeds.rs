@@ -20,7 +20,8 @@ use futures_util::StreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::{Config, FeedSource};
-use crate::feeds::{load_bytes, load_path, snapshot, FeedStore, SourceStatus};
+use crate::feeds::{load_bytes, load_path, snapshot};
+use crate::store::feeds::{FeedStore, SourceStatus};
 use crate::store::Store;
 
 /// Largest feed download accepted (the OSV npm archive is a few hundred MB).

@@ -32,8 +32,7 @@ use crate::config::AnonymousAccess;
 use crate::package::PackageName;
 use crate::policy::{Decision, Verdict};
 
-/// The response header naming the request's decision records.
-pub const REQUEST_ID_HEADER: &str = "x-depfw-request-id";
+pub use crate::registry::REQUEST_ID_HEADER;
 
 /// The authenticated agent of a request.
 #[derive(Debug, Clone)]

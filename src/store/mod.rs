@@ -6,6 +6,7 @@
 //! one [`Store`] rather than opening the database itself.
 
 pub mod decisions;
+pub mod feeds;
 pub mod overrides;
 pub mod quarantine;
 pub(crate) mod tx;
