@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use depfw::audit::run::{audit_parsed, package_keys, prepare, read_lockfiles};
 use depfw::audit::{parse_lockfile, LockfileKind};
-use depfw::cli::audit::{audit_parsed, package_keys, prepare, read_lockfiles};
 use depfw::config::Config;
 use depfw::feeds::{load_path, snapshot};
 use depfw::report::AuditReport;

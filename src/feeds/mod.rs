@@ -17,7 +17,8 @@ use std::path::PathBuf;
 
 pub use cfg::{FeedSource, FeedsConfig};
 pub use index::AdvisoryIndex;
-pub use model::{Advisory, AdvisoryKind, AffectedRange, RangeEvent, RangeKind};
+pub use matcher::{AffectedRange, RangeEvent, RangeKind};
+pub use model::{Advisory, AdvisoryKind};
 pub use osv::{load_bytes, load_path, LoadedFeed};
 
 /// A feed that could not be read, parsed or stored. Always names the file (and line or

@@ -23,7 +23,8 @@ use ::osv::schema::{Event as OsvEvent, RangeType, Vulnerability};
 use crate::diag::Severity;
 use crate::package::{normalize, Ecosystem};
 
-use super::model::{Advisory, AdvisoryKind, AffectedRange, RangeEvent, RangeKind};
+use super::matcher::{AffectedRange, RangeEvent, RangeKind};
+use super::model::{Advisory, AdvisoryKind};
 use super::FeedError;
 
 /// What a load produced.
