@@ -168,7 +168,9 @@ async fn respond(
                 format!("{e}; an admin must resume it (`depfw agents resume` or the admin page)"),
                 &request_id,
             ),
-            Err(AuthError::Store(e)) => ProxyError::Internal(e.into()).into_response(),
+            Err(AuthError::Store(e)) => {
+                ProxyError::Internal(anyhow::Error::from_boxed(e)).into_response()
+            }
         }
     } else if path == "/healthz" || anonymous_allowed(state.anonymous_access(), peer) {
         request.extensions_mut().insert(identity);

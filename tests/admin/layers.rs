@@ -1,6 +1,11 @@
-//! The admin endpoint's place in the module graph: it is a server layer, and `cli` (the
-//! command line's arguments and printing) sits above it, so nothing in `src/admin/` may
-//! name `crate::cli`. Operations both need live below both (`store`, `agents`).
+//! The crate's module graph: `cargo test --test admin layers`.
+//!
+//! depfw's top-level modules sit in layers ([`LAYERS`]), each importing only its own and
+//! those below, with no cycle inside a layer, so a check never depends on the proxy and the
+//! proxy can be rewritten without touching a check. The admin endpoint in particular is a
+//! server layer, and `cli` (the command line's arguments and printing) sits beside it, so
+//! nothing in `src/admin/` may name `crate::cli`; operations both need live below both
+//! (`store`, `agents`).
 
 use crate::support::imports::{crate_imports, modules_named};
 use crate::support::repo;
@@ -69,14 +74,6 @@ const LAYERS: &[&[&str]] = &[
     &["server", "admin", "report", "cli"],
 ];
 
-/// Imports that still climb a layer, each with why it is not fixed yet. Empty is the goal;
-/// an entry here that no longer occurs fails the test, so the list only shrinks.
-const KNOWN_UPWARD: &[(&str, &str, &str)] = &[(
-    "agents",
-    "store",
-    "TODO(layers): AgentStore still lives in agents/mod.rs; it moves to store/agents.rs",
-)];
-
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))
 }
@@ -118,11 +115,10 @@ fn module_edges() -> Vec<Edge> {
         .collect()
 }
 
-/// What is wrong with a module graph: imports of a higher layer (unless known) and cycles
+/// What is wrong with a module graph: imports of a higher layer and cycles
 /// within a layer, one message each naming the file and line of every offending import.
-fn layer_violations(edges: &[Edge], known: &[(&str, &str, &str)]) -> Vec<String> {
+fn layer_violations(edges: &[Edge]) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut seen_known = vec![false; known.len()];
     for (from, to, at) in edges {
         let (Some(lower), Some(upper)) = (layer_of(from), layer_of(to)) else {
             continue;
@@ -130,19 +126,9 @@ fn layer_violations(edges: &[Edge], known: &[(&str, &str, &str)]) -> Vec<String>
         if lower >= upper {
             continue;
         }
-        match known.iter().position(|(f, t, _)| f == from && t == to) {
-            Some(k) => seen_known[k] = true,
-            None => problems.push(format!(
-                "{at}: `{from}` (layer {lower}) imports `{to}` (layer {upper}), a layer above it"
-            )),
-        }
-    }
-    for ((from, to, _), seen) in known.iter().zip(seen_known) {
-        if !seen {
-            problems.push(format!(
-                "`{from}` no longer imports `{to}`: remove it from KNOWN_UPWARD"
-            ));
-        }
+        problems.push(format!(
+            "{at}: `{from}` (layer {lower}) imports `{to}` (layer {upper}), a layer above it"
+        ));
     }
     // Within a layer: a module that reaches itself again through same-layer imports.
     for layer in LAYERS {
@@ -187,7 +173,7 @@ fn no_module_imports_a_layer_above_it_and_layers_have_no_cycle() {
             .any(|(f, t, _)| f == "server" && t == "registry"),
         "{edges:#?}"
     );
-    let problems = layer_violations(&edges, KNOWN_UPWARD);
+    let problems = layer_violations(&edges);
     assert!(
         problems.is_empty(),
         "the module graph breaks its layers (see LAYERS in tests/admin/layers.rs):\n{}",
@@ -205,17 +191,14 @@ fn an_upward_import_and_a_same_layer_cycle_are_named_with_their_place() {
         edge("cli", "engine", "src/cli/check.rs:5"),
     ];
     assert_eq!(
-        layer_violations(&edges, &[]),
+        layer_violations(&edges),
         [
             "src/feeds/osv.rs:24: `feeds` (layer 1) imports `policy` (layer 2), a layer above it",
             "src/server/admin.rs:3: `server` imports `admin`, which imports `server` back (a cycle within one layer)",
             "src/admin/mod.rs:9: `admin` imports `server`, which imports `admin` back (a cycle within one layer)",
         ]
     );
-    assert_eq!(
-        layer_violations(&edges[3..], &[("agents", "store", "why")]),
-        ["`agents` no longer imports `store`: remove it from KNOWN_UPWARD"]
-    );
+    assert!(layer_violations(&edges[3..]).is_empty());
 }
 
 #[test]
