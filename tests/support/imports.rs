@@ -58,24 +58,13 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// do not count.
 pub fn modules_named(source: &str) -> Vec<(usize, String)> {
     let code = code_only(source);
-    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
     let mut out = Vec::new();
     for (at, _) in code.match_indices("crate::") {
         let before = code[..at].chars().next_back();
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
             continue;
         }
-        let rest = &code[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let mut offset = at + "crate::{".len();
-            for item in top_level_items(group) {
-                let lead = item.len() - item.trim_start().len();
-                out.push((line_of(offset + lead), ident(item.trim_start()).to_owned()));
-                offset += item.len() + 1;
-            }
-        } else {
-            out.push((line_of(at), ident(rest).to_owned()));
-        }
+        first_segments(&code, at, at + "crate::".len(), &mut out);
     }
     out.retain(|(_, m)| !m.is_empty());
     out
@@ -96,7 +85,6 @@ pub fn module_depth(rel: &Path) -> usize {
 /// `depth` levels deep, with the top-level module it then names.
 pub fn super_escapes(source: &str, depth: usize) -> Vec<(usize, String)> {
     let code = code_only(source);
-    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
     let mut out = Vec::new();
     let mut search = 0;
     while let Some(found) = code[search..].find("super::") {
@@ -112,20 +100,27 @@ pub fn super_escapes(source: &str, depth: usize) -> Vec<(usize, String)> {
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') || climbs < depth {
             continue;
         }
-        let mut offset = code.len() - rest.len();
-        if let Some(group) = rest.strip_prefix('{') {
-            offset += 1;
-            for item in top_level_items(group) {
-                let lead = item.len() - item.trim_start().len();
-                out.push((line_of(offset + lead), ident(item.trim_start()).to_owned()));
-                offset += item.len() + 1;
-            }
-        } else {
-            out.push((line_of(at), ident(rest).to_owned()));
-        }
+        first_segments(&code, at, search, &mut out);
     }
     out.retain(|(_, m)| !m.is_empty() && m != "self");
     out
+}
+
+/// The first segment of the path starting at `code[path_at..]` (each item's, for a
+/// `{…}` group), with its line; a plain path counts on the line of its prefix at `prefix_at`.
+fn first_segments(code: &str, prefix_at: usize, path_at: usize, out: &mut Vec<(usize, String)>) {
+    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
+    let rest = &code[path_at..];
+    if let Some(group) = rest.strip_prefix('{') {
+        let mut offset = path_at + 1;
+        for item in top_level_items(group) {
+            let lead = item.len() - item.trim_start().len();
+            out.push((line_of(offset + lead), ident(item.trim_start()).to_owned()));
+            offset += item.len() + 1;
+        }
+    } else {
+        out.push((line_of(prefix_at), ident(rest).to_owned()));
+    }
 }
 
 fn ident(text: &str) -> &str {
