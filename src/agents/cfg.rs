@@ -41,7 +41,7 @@ pub struct AgentsConfig {
 
 impl RawAgents {
     /// Checks every value, pushing each problem under its `agents.*` key.
-    pub fn validate(&self, p: &mut Problems) -> AgentsConfig {
+    pub(crate) fn validate(&self, p: &mut Problems) -> AgentsConfig {
         let default_policy = self
             .default_policy
             .parse::<PolicyPreset>()

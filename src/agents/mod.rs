@@ -8,7 +8,7 @@
 //! Only the token's SHA-256 is stored (see [`token`]).
 
 pub mod breaker;
-pub mod cfg;
+pub(crate) mod cfg;
 pub mod preset;
 pub mod token;
 

@@ -20,10 +20,10 @@ pub struct ConfigProblem {
 
 /// Collects problems during validation.
 #[derive(Default)]
-pub struct Problems(pub Vec<ConfigProblem>);
+pub(crate) struct Problems(pub(crate) Vec<ConfigProblem>);
 
 impl Problems {
-    pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigProblem {
             key: key.into(),
             message: message.into(),
@@ -31,7 +31,7 @@ impl Problems {
     }
 
     /// A verdict (`allow`, `warn`, …); an unknown word is reported and read as `deny`.
-    pub fn verdict(&mut self, key: &str, value: &str) -> Verdict {
+    pub(crate) fn verdict(&mut self, key: &str, value: &str) -> Verdict {
         value.parse().unwrap_or_else(|e: String| {
             self.push(key, e);
             Verdict::Deny
@@ -39,7 +39,7 @@ impl Problems {
     }
 
     /// An http(s) URL; anything else is reported and replaced by a placeholder.
-    pub fn url(&mut self, key: &str, value: &str) -> Url {
+    pub(crate) fn url(&mut self, key: &str, value: &str) -> Url {
         match Url::parse(value) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
             Ok(_) => {

@@ -51,7 +51,7 @@ pub struct FeedSource {
 
 impl RawFeeds {
     /// Checks every source, pushing each problem under its `feeds.*` key.
-    pub fn validate(&self, p: &mut Problems) -> FeedsConfig {
+    pub(crate) fn validate(&self, p: &mut Problems) -> FeedsConfig {
         let mut sources = Vec::new();
         for (i, s) in self.sources.iter().enumerate() {
             if s.name.is_empty()

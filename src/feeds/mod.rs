@@ -5,7 +5,7 @@
 //! a fresh clone is protected offline; `depfw feeds import` and `depfw feeds sync` put newer
 //! data in the store (`crate::store::feeds::FeedStore`). Everything ends up in one [`AdvisoryIndex`].
 
-pub mod cfg;
+pub(crate) mod cfg;
 pub mod index;
 mod matcher;
 pub mod model;

@@ -45,7 +45,7 @@ pub struct AdvisoriesConfig {
 
 impl RawAdvisories {
     /// Checks every value, pushing each problem under its `policy.advisories.*` key.
-    pub fn validate(&self, p: &mut Problems) -> AdvisoriesConfig {
+    pub(crate) fn validate(&self, p: &mut Problems) -> AdvisoriesConfig {
         let deny_at = self.deny_at.parse::<Severity>().unwrap_or_else(|e| {
             p.push("policy.advisories.deny-at", e);
             Severity::High

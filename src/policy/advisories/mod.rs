@@ -14,7 +14,7 @@
 //!   `has-malicious-versions` (warn) and `has-vulnerable-versions` (allow, for the record):
 //!   the name itself is not the problem, the caller must pick a version.
 
-pub mod cfg;
+pub(crate) mod cfg;
 
 pub use cfg::AdvisoriesConfig;
 

@@ -51,7 +51,7 @@ pub struct LicenseConfig {
 
 impl RawLicense {
     /// Checks every value, pushing each problem under its `policy.license.*` key.
-    pub fn validate(&self, p: &mut Problems) -> LicenseConfig {
+    pub(crate) fn validate(&self, p: &mut Problems) -> LicenseConfig {
         for (key, list) in [("allow", &self.allow), ("deny", &self.deny)] {
             for (i, id) in list.iter().enumerate() {
                 if spdx::Expression::parse_mode(id, spdx::ParseMode::LAX).is_err() {

@@ -26,7 +26,7 @@
 //! Exceptions (`WITH LLVM-exception`) do not change the outcome: they only relax a license.
 //! Without metadata (offline) the check cannot judge and reports nothing.
 
-pub mod cfg;
+pub(crate) mod cfg;
 
 pub use cfg::LicenseConfig;
 

@@ -45,7 +45,7 @@ pub struct ReputationConfig {
 
 impl RawReputation {
     /// Checks every value, pushing each problem under its `policy.reputation.*` key.
-    pub fn validate(&self, p: &mut Problems) -> ReputationConfig {
+    pub(crate) fn validate(&self, p: &mut Problems) -> ReputationConfig {
         ReputationConfig {
             cooldown_hours: self.cooldown_hours,
             cooldown: p.verdict("policy.reputation.cooldown", &self.cooldown),

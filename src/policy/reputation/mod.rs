@@ -10,7 +10,7 @@
 //! zero, never as negative. A zero `cooldown-hours` or `new-package-days` disables that rule.
 //! Without metadata (offline) the check reports nothing.
 
-pub mod cfg;
+pub(crate) mod cfg;
 
 pub use cfg::ReputationConfig;
 

@@ -47,7 +47,7 @@ pub struct TyposquatConfig {
 
 impl RawTyposquat {
     /// Checks every value, pushing each problem under its `policy.typosquat.*` key.
-    pub fn validate(&self, p: &mut Problems) -> TyposquatConfig {
+    pub(crate) fn validate(&self, p: &mut Problems) -> TyposquatConfig {
         let mut extra_popular = BTreeMap::new();
         for (eco, names) in &self.extra_popular {
             match eco.parse::<Ecosystem>() {

@@ -24,7 +24,7 @@
 //! have one (`integration/real_data/typosquat.rs`), which would be noise in every audit
 //! and a refusal for every `strict` agent.
 
-pub mod cfg;
+pub(crate) mod cfg;
 
 pub use cfg::TyposquatConfig;
 
