@@ -19,11 +19,12 @@ use std::time::Instant;
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use depfw::audit::run::{audit_parsed, package_keys, prepare, read_lockfiles};
 use depfw::audit::{parse_lockfile, LockfileKind};
-use depfw::cli::audit::{audit_parsed, package_keys, prepare, read_lockfiles};
 use depfw::config::Config;
-use depfw::feeds::{load_path, snapshot, FeedStore};
+use depfw::feeds::{load_path, snapshot};
 use depfw::report::AuditReport;
+use depfw::store::feeds::FeedStore;
 use depfw::store::Store;
 
 const ENTRIES: usize = 5_000;
@@ -142,7 +143,7 @@ fn benches(c: &mut Criterion) {
     let keys = package_keys(&parsed);
     eprintln!("parse {ENTRIES} entries: {:?}", t.elapsed());
     let t = Instant::now();
-    let index = depfw::feeds::active_index_for(
+    let index = depfw::store::feeds::active_index_for(
         &config.feeds,
         Some(&store),
         keys.iter().map(|(e, k)| (*e, k.as_str())),
@@ -155,8 +156,8 @@ fn benches(c: &mut Criterion) {
         index.len()
     );
     let t = Instant::now();
-    let full =
-        depfw::feeds::active_index(&config.feeds, Some(&store)).unwrap_or_else(|e| panic!("{e}"));
+    let full = depfw::store::feeds::active_index(&config.feeds, Some(&store))
+        .unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "every advisory from the store: {:?} ({} advisories)",
         t.elapsed(),
@@ -166,7 +167,7 @@ fn benches(c: &mut Criterion) {
     let _ = snapshot::bundled_index();
     eprintln!("bundled snapshot: {:?}", t.elapsed());
     let t = Instant::now();
-    let popular = depfw::feeds::popular::PopularIndex::bundled();
+    let popular = depfw::policy::typosquat::PopularIndex::bundled();
     let _ = popular.len(depfw::package::Ecosystem::Npm);
     eprintln!(
         "npm popular index (prebuilt, read in place): {:?}",

@@ -2,8 +2,8 @@
 //! names per ecosystem; target at most 10 µs), and the time to build the bundled index.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use depfw::feeds::popular::PopularIndex;
 use depfw::package::{Ecosystem, PackageName};
+use depfw::policy::typosquat::PopularIndex;
 
 fn lookups(c: &mut Criterion) {
     let index = PopularIndex::bundled();

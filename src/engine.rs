@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::feeds::popular::PopularIndex;
 use crate::package::Ecosystem;
 use crate::policy::advisories::AdvisoriesCheck;
 use crate::policy::license::LicenseCheck;
 use crate::policy::reputation::ReputationCheck;
+use crate::policy::typosquat::PopularIndex;
 use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::{Check, Policy};
 use crate::store::overrides::OverrideStore;
@@ -24,7 +24,7 @@ pub struct Engine {
 /// Loads feeds and builds the policy. The typosquat index of the bundled lists is
 /// prebuilt into the binary; only the advisories are read.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
-    let advisories = crate::feeds::active_index(&config.feeds, store)?;
+    let advisories = crate::store::feeds::active_index(&config.feeds, store)?;
     build(config, store, advisories, PopularIndex::bundled())
 }
 
@@ -36,7 +36,7 @@ pub fn load_for<'a>(
     store: Option<&Store>,
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
 ) -> anyhow::Result<Engine> {
-    let advisories = crate::feeds::active_index_for(&config.feeds, store, packages)?;
+    let advisories = crate::store::feeds::active_index_for(&config.feeds, store, packages)?;
     build(config, store, advisories, PopularIndex::bundled())
 }
 

@@ -4,8 +4,9 @@
 use crate::require::Need;
 
 use chrono::{Duration, Utc};
-use depfw::feeds::{load_path, FeedStore, LoadedFeed};
+use depfw::feeds::{load_path, LoadedFeed};
 use depfw::package::{Ecosystem, PackageName};
+use depfw::store::feeds::FeedStore;
 use depfw::store::Store;
 
 fn rustsec_dir() -> std::path::PathBuf {

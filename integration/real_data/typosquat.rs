@@ -20,8 +20,8 @@ use crate::require::Need;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use depfw::feeds::popular::PopularIndex;
 use depfw::package::{Ecosystem, PackageName};
+use depfw::policy::typosquat::PopularIndex;
 use depfw::policy::typosquat::Strength;
 
 const MAX_FP_RATE: f64 = 0.001;

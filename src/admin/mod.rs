@@ -36,9 +36,10 @@ use chrono::Utc;
 use serde::Serialize;
 use url::Url;
 
-use crate::agents::{Agent, AgentStore, PolicyPreset, Token};
+use crate::agents::{Agent, PolicyPreset, Token};
 use crate::config::Config;
 use crate::policy::overrides::OverrideKind;
+use crate::store::agents::AgentStore;
 use crate::store::overrides::{expiry, EntryText, OverrideId, OverrideStore, StoredOverride};
 use crate::store::quarantine::{ApprovalScope, QuarantineId, QuarantineQueue};
 use crate::store::{Store, StoreError};

@@ -10,8 +10,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::exit;
-use crate::agents::{Agent, AgentStore, PolicyPreset, Token};
+use crate::agents::{Agent, PolicyPreset, Token};
 use crate::config::Config;
+use crate::store::agents::AgentStore;
 use crate::store::Store;
 
 #[derive(Debug, clap::Subcommand)]

@@ -20,7 +20,8 @@ use futures_util::StreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::{Config, FeedSource};
-use crate::feeds::{load_bytes, load_path, snapshot, FeedStore, SourceStatus};
+use crate::feeds::{load_bytes, load_path, snapshot};
+use crate::store::feeds::{FeedStore, SourceStatus};
 use crate::store::Store;
 
 /// Largest feed download accepted (the OSV npm archive is a few hundred MB).
@@ -76,7 +77,7 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         FeedsCommand::PopularIndex { out } => {
-            for (file, bytes) in crate::feeds::popular::PopularIndex::rebuilt_bundled_files() {
+            for (file, bytes) in crate::policy::typosquat::PopularIndex::rebuilt_bundled_files() {
                 let path = out.join(file);
                 std::fs::write(&path, &bytes)
                     .with_context(|| format!("writing {}", path.display()))?;

@@ -7,7 +7,6 @@
 
 mod raw;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,17 +17,19 @@ use url::Url;
 
 use crate::package::{Ecosystem, PackageName};
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
-use crate::policy::{Severity, Verdict};
 
 pub use raw::RawConfig;
 
-/// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Dotted key path, e.g. `policy.advisories.deny-at` or `overrides.allow[1].versions`.
-    pub key: String,
-    pub message: String,
-}
+// Each section's settings live with the module that uses them (a check's with the check);
+// they are re-exported here because `Config` is where callers meet them.
+pub use crate::agents::AgentsConfig;
+pub use crate::diag::problems::ConfigProblem;
+pub(crate) use crate::diag::problems::Problems;
+pub use crate::feeds::{FeedSource, FeedsConfig};
+pub use crate::policy::advisories::AdvisoriesConfig;
+pub use crate::policy::license::LicenseConfig;
+pub use crate::policy::reputation::ReputationConfig;
+pub use crate::policy::typosquat::TyposquatConfig;
 
 /// A config file that could not be used; lists every problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,17 +128,6 @@ impl std::fmt::Display for AdminListen {
     }
 }
 
-/// `[agents]`: per-agent presets and the circuit breaker.
-#[derive(Debug, Clone)]
-pub struct AgentsConfig {
-    /// The preset `depfw agents add` gives without `--policy`.
-    pub default_policy: crate::agents::PolicyPreset,
-    /// What the `strict` preset makes of a `warn` verdict: quarantine or deny.
-    pub strict_warn: Verdict,
-    /// Circuit-breaker limits per agent and hour (0 turns one off).
-    pub limits: crate::agents::BreakerLimits,
-}
-
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -199,76 +189,11 @@ pub struct UpstreamConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct FeedsConfig {
-    /// Load the snapshot compiled into the binary when the store has no feeds.
-    pub bundled: bool,
-    pub sources: Vec<FeedSource>,
-    pub stale_after_days: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedSource {
-    pub name: String,
-    pub url: Url,
-}
-
-#[derive(Debug, Clone)]
 pub struct PolicyConfig {
     pub advisories: AdvisoriesConfig,
     pub typosquat: TyposquatConfig,
     pub license: LicenseConfig,
     pub reputation: ReputationConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct AdvisoriesConfig {
-    /// Vulnerabilities at or above this severity are denied; below it they warn.
-    pub deny_at: Severity,
-    /// The verdict for a vulnerability whose severity is unknown and that names a fix.
-    pub unknown_severity: Verdict,
-    /// The verdict for a vulnerability whose severity is unknown and that names no fixed
-    /// version above the evaluated one (`unfixed-advisory`).
-    pub unfixed: Verdict,
-    /// The verdict for informational advisories (unmaintained, unsound, notice).
-    pub informational: Verdict,
-    /// Advisory ids (or aliases) that are ignored.
-    pub ignore: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TyposquatConfig {
-    pub enabled: bool,
-    /// For a name suspected of imitating a popular one (`possible-typosquat`).
-    pub verdict: Verdict,
-    /// For a name that resembles a popular one on an established package, or only weakly
-    /// with the package's age unknown (`look-alike-name`).
-    pub look_alike: Verdict,
-    /// A package whose first release is at least this many days old is established.
-    pub established_days: u64,
-    /// Extra names treated as popular (internal packages, say).
-    pub extra_popular: BTreeMap<Ecosystem, Vec<String>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct LicenseConfig {
-    /// If non-empty, only these licenses are allowed.
-    pub allow: Vec<String>,
-    pub deny: Vec<String>,
-    pub denied: Verdict,
-    pub not_allowed: Verdict,
-    pub missing: Verdict,
-    pub unparsable: Verdict,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReputationConfig {
-    pub cooldown_hours: u64,
-    pub cooldown: Verdict,
-    pub new_package_days: u64,
-    pub new_package: Verdict,
-    pub install_scripts: Verdict,
-    pub deprecated: Verdict,
-    pub yanked: Verdict,
 }
 
 impl Default for Config {
@@ -317,90 +242,54 @@ impl Config {
     }
 }
 
-/// Collects problems during validation.
-#[derive(Default)]
-pub(crate) struct Problems(pub Vec<ConfigProblem>);
-
-impl Problems {
-    pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigProblem {
-            key: key.into(),
-            message: message.into(),
-        });
+/// An `[[overrides.allow]]` or `[[overrides.deny]]` entry, checked; `None` when it has
+/// problems (each pushed under `key`).
+fn override_entry(
+    p: &mut Problems,
+    key: &str,
+    kind: OverrideKind,
+    entry: &raw::RawOverride,
+) -> Option<OverrideEntry> {
+    let before = p.0.len();
+    let ecosystem = entry
+        .ecosystem
+        .parse::<Ecosystem>()
+        .map_err(|e| p.push(format!("{key}.ecosystem"), e.to_string()))
+        .ok();
+    if entry.reason.trim().is_empty() {
+        p.push(
+            format!("{key}.reason"),
+            "every override needs a reason: it is shown to whoever hits it",
+        );
     }
-
-    pub fn verdict(&mut self, key: &str, value: &str) -> Verdict {
-        value.parse().unwrap_or_else(|e: String| {
-            self.push(key, e);
-            Verdict::Deny
-        })
-    }
-
-    pub fn url(&mut self, key: &str, value: &str) -> Url {
-        match Url::parse(value) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => url,
-            Ok(_) => {
-                self.push(key, format!("`{value}` is not an http(s) URL"));
-                placeholder_url()
-            }
+    let expires = entry
+        .expires
+        .as_deref()
+        .and_then(|text| match parse_expiry(text) {
+            Ok(t) => Some(t),
             Err(e) => {
-                self.push(key, format!("`{value}` is not a URL: {e}"));
-                placeholder_url()
+                p.push(format!("{key}.expires"), e);
+                None
             }
-        }
+        });
+    let ecosystem = ecosystem?;
+    let name = PackageName::parse(ecosystem, &entry.name)
+        .map_err(|e| p.push(format!("{key}.name"), e.to_string()))
+        .ok();
+    let versions = VersionScope::parse(ecosystem, entry.versions.as_deref().unwrap_or("*"))
+        .map_err(|e| p.push(format!("{key}.versions"), e))
+        .ok();
+    if p.0.len() != before {
+        return None;
     }
-
-    pub fn override_entry(
-        &mut self,
-        key: &str,
-        kind: OverrideKind,
-        entry: &raw::RawOverride,
-    ) -> Option<OverrideEntry> {
-        let before = self.0.len();
-        let ecosystem = entry
-            .ecosystem
-            .parse::<Ecosystem>()
-            .map_err(|e| self.push(format!("{key}.ecosystem"), e.to_string()))
-            .ok();
-        if entry.reason.trim().is_empty() {
-            self.push(
-                format!("{key}.reason"),
-                "every override needs a reason: it is shown to whoever hits it",
-            );
-        }
-        let expires = entry
-            .expires
-            .as_deref()
-            .and_then(|text| match parse_expiry(text) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.push(format!("{key}.expires"), e);
-                    None
-                }
-            });
-        let ecosystem = ecosystem?;
-        let name = PackageName::parse(ecosystem, &entry.name)
-            .map_err(|e| self.push(format!("{key}.name"), e.to_string()))
-            .ok();
-        let versions = VersionScope::parse(ecosystem, entry.versions.as_deref().unwrap_or("*"))
-            .map_err(|e| self.push(format!("{key}.versions"), e))
-            .ok();
-        if self.0.len() != before {
-            return None;
-        }
-        Some(OverrideEntry {
-            kind,
-            name: name?,
-            versions: versions?,
-            reason: entry.reason.clone(),
-            expires,
-            created_by: "config".to_owned(),
-        })
-    }
-}
-
-fn placeholder_url() -> Url {
-    Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!("constant URL"))
+    Some(OverrideEntry {
+        kind,
+        name: name?,
+        versions: versions?,
+        reason: entry.reason.clone(),
+        expires,
+        created_by: "config".to_owned(),
+    })
 }
 
 /// An expiry: an RFC 3339 timestamp, or a plain date meaning its first instant (UTC).

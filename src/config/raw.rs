@@ -1,6 +1,5 @@
 //! The config file as written: serde structs with defaults, unknown keys rejected.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,14 +7,16 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, AdminListen, AdvisoriesConfig, AgentsConfig, AnonymousAccess, Config,
-    ConfigProblem, FeedSource, FeedsConfig, LicenseConfig, LogConfig, PolicyConfig, Problems,
-    RefusedVersions, ReputationConfig, ServerConfig, TyposquatConfig, UpstreamConfig,
+    override_entry, AdminConfig, AdminListen, AnonymousAccess, Config, ConfigProblem, LogConfig,
+    PolicyConfig, Problems, RefusedVersions, ServerConfig, UpstreamConfig,
 };
-use crate::agents::{BreakerLimits, PolicyPreset};
-use crate::package::Ecosystem;
-use crate::policy::overrides::{OverrideKind, Overrides};
-use crate::policy::{Severity, Verdict};
+use crate::agents::cfg::RawAgents;
+use crate::feeds::cfg::RawFeeds;
+use crate::policy::advisories::cfg::RawAdvisories;
+use crate::policy::license::cfg::RawLicense;
+use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides};
+use crate::policy::reputation::cfg::RawReputation;
+use crate::policy::typosquat::cfg::RawTyposquat;
 
 /// The default listen address and port (documented in the README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -100,35 +101,6 @@ impl Default for RawUpstream {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawFeeds {
-    pub bundled: bool,
-    pub sources: Vec<RawFeedSource>,
-    pub stale_after_days: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawFeedSource {
-    pub name: String,
-    pub url: String,
-}
-
-impl Default for RawFeeds {
-    fn default() -> Self {
-        let osv = |eco: &str| RawFeedSource {
-            name: format!("osv-{}", eco.to_ascii_lowercase().replace('.', "-")),
-            url: format!("https://osv-vulnerabilities.storage.googleapis.com/{eco}/all.zip"),
-        };
-        RawFeeds {
-            bundled: true,
-            sources: vec![osv("npm"), osv("PyPI"), osv("crates.io")],
-            stale_after_days: 7,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawPolicy {
@@ -136,129 +108,6 @@ pub struct RawPolicy {
     pub typosquat: RawTyposquat,
     pub license: RawLicense,
     pub reputation: RawReputation,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawAdvisories {
-    pub deny_at: String,
-    pub unknown_severity: String,
-    pub unfixed: String,
-    pub informational: String,
-    pub ignore: Vec<String>,
-}
-
-impl Default for RawAdvisories {
-    fn default() -> Self {
-        RawAdvisories {
-            deny_at: "high".to_owned(),
-            unknown_severity: "deny".to_owned(),
-            unfixed: "warn".to_owned(),
-            informational: "warn".to_owned(),
-            ignore: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawTyposquat {
-    pub enabled: bool,
-    pub verdict: String,
-    pub look_alike: String,
-    pub established_days: u64,
-    pub extra_popular: BTreeMap<String, Vec<String>>,
-}
-
-impl Default for RawTyposquat {
-    fn default() -> Self {
-        RawTyposquat {
-            enabled: true,
-            verdict: "quarantine".to_owned(),
-            look_alike: "warn".to_owned(),
-            established_days: 90,
-            extra_popular: BTreeMap::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawLicense {
-    pub allow: Vec<String>,
-    pub deny: Vec<String>,
-    pub denied: String,
-    pub not_allowed: String,
-    pub missing: String,
-    pub unparsable: String,
-}
-
-impl Default for RawLicense {
-    fn default() -> Self {
-        RawLicense {
-            allow: Vec::new(),
-            deny: [
-                "AGPL-1.0",
-                "AGPL-3.0",
-                "SSPL-1.0",
-                "BUSL-1.1",
-                "CC-BY-NC-4.0",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            denied: "deny".to_owned(),
-            not_allowed: "quarantine".to_owned(),
-            missing: "warn".to_owned(),
-            unparsable: "warn".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawReputation {
-    pub cooldown_hours: u64,
-    pub cooldown: String,
-    pub new_package_days: u64,
-    pub new_package: String,
-    pub install_scripts: String,
-    pub deprecated: String,
-    pub yanked: String,
-}
-
-impl Default for RawReputation {
-    fn default() -> Self {
-        RawReputation {
-            cooldown_hours: 48,
-            cooldown: "quarantine".to_owned(),
-            new_package_days: 14,
-            new_package: "quarantine".to_owned(),
-            install_scripts: "warn".to_owned(),
-            deprecated: "warn".to_owned(),
-            yanked: "deny".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawAgents {
-    pub default_policy: String,
-    pub strict_warn: String,
-    pub max_new_packages_per_hour: u32,
-    pub max_refusals_per_hour: u32,
-}
-
-impl Default for RawAgents {
-    fn default() -> Self {
-        let limits = BreakerLimits::default();
-        RawAgents {
-            default_policy: "default".to_owned(),
-            strict_warn: "deny".to_owned(),
-            max_new_packages_per_hour: limits.max_new_packages_per_hour,
-            max_refusals_per_hour: limits.max_refusals_per_hour,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -430,108 +279,12 @@ impl RawConfig {
             artifact_cache_bytes: u.artifact_cache_bytes,
         };
 
-        let mut sources = Vec::new();
-        for (i, s) in self.feeds.sources.iter().enumerate() {
-            if s.name.is_empty()
-                || !s
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                p.push(
-                    format!("feeds.sources[{i}].name"),
-                    "a source name is letters, digits, `-` and `_`",
-                );
-            }
-            if sources.iter().any(|o: &FeedSource| o.name == s.name) {
-                p.push(
-                    format!("feeds.sources[{i}].name"),
-                    format!("duplicate source name `{}`", s.name),
-                );
-            }
-            let url = p.url(&format!("feeds.sources[{i}].url"), &s.url);
-            sources.push(FeedSource {
-                name: s.name.clone(),
-                url,
-            });
-        }
-        let feeds = FeedsConfig {
-            bundled: self.feeds.bundled,
-            sources,
-            stale_after_days: self.feeds.stale_after_days,
-        };
-
-        let a = &self.policy.advisories;
-        let deny_at = a.deny_at.parse::<Severity>().unwrap_or_else(|e| {
-            p.push("policy.advisories.deny-at", e);
-            Severity::High
-        });
-        if deny_at == Severity::Unknown {
-            p.push(
-                "policy.advisories.deny-at",
-                "use `unknown-severity` for advisories without a severity",
-            );
-        }
-        let advisories = AdvisoriesConfig {
-            deny_at,
-            unknown_severity: p.verdict("policy.advisories.unknown-severity", &a.unknown_severity),
-            unfixed: p.verdict("policy.advisories.unfixed", &a.unfixed),
-            informational: p.verdict("policy.advisories.informational", &a.informational),
-            ignore: a.ignore.clone(),
-        };
-
-        let t = &self.policy.typosquat;
-        let mut extra_popular = BTreeMap::new();
-        for (eco, names) in &t.extra_popular {
-            match eco.parse::<Ecosystem>() {
-                Ok(e) => {
-                    extra_popular.insert(e, names.clone());
-                }
-                Err(e) => p.push(
-                    format!("policy.typosquat.extra-popular.{eco}"),
-                    e.to_string(),
-                ),
-            }
-        }
-        let typosquat = TyposquatConfig {
-            enabled: t.enabled,
-            verdict: p.verdict("policy.typosquat.verdict", &t.verdict),
-            look_alike: p.verdict("policy.typosquat.look-alike", &t.look_alike),
-            established_days: t.established_days,
-            extra_popular,
-        };
-
-        let l = &self.policy.license;
-        for (key, list) in [("allow", &l.allow), ("deny", &l.deny)] {
-            for (i, id) in list.iter().enumerate() {
-                if spdx::Expression::parse_mode(id, spdx::ParseMode::LAX).is_err() {
-                    p.push(
-                        format!("policy.license.{key}[{i}]"),
-                        format!("`{id}` is not an SPDX license identifier"),
-                    );
-                }
-            }
-        }
-        let license = LicenseConfig {
-            allow: l.allow.clone(),
-            deny: l.deny.clone(),
-            denied: p.verdict("policy.license.denied", &l.denied),
-            not_allowed: p.verdict("policy.license.not-allowed", &l.not_allowed),
-            missing: p.verdict("policy.license.missing", &l.missing),
-            unparsable: p.verdict("policy.license.unparsable", &l.unparsable),
-        };
-
-        let r = &self.policy.reputation;
-        let reputation = ReputationConfig {
-            cooldown_hours: r.cooldown_hours,
-            cooldown: p.verdict("policy.reputation.cooldown", &r.cooldown),
-            new_package_days: r.new_package_days,
-            new_package: p.verdict("policy.reputation.new-package", &r.new_package),
-            install_scripts: p.verdict("policy.reputation.install-scripts", &r.install_scripts),
-            deprecated: p.verdict("policy.reputation.deprecated", &r.deprecated),
-            yanked: p.verdict("policy.reputation.yanked", &r.yanked),
-        };
-
+        // Each section validates itself, in the file's order, so problems keep their order.
+        let feeds = self.feeds.validate(&mut p);
+        let advisories = self.policy.advisories.validate(&mut p);
+        let typosquat = self.policy.typosquat.validate(&mut p);
+        let license = self.policy.license.validate(&mut p);
+        let reputation = self.policy.reputation.validate(&mut p);
         let mut entries = Vec::new();
         for (list, kind, raw_entries) in [
             ("allow", OverrideKind::Allow, &self.overrides.allow),
@@ -539,15 +292,10 @@ impl RawConfig {
         ] {
             for (i, raw) in raw_entries.iter().enumerate() {
                 let key = format!("overrides.{list}[{i}]");
-                if let Some(entry) = p.override_entry(&key, kind, raw) {
-                    if entries
-                        .iter()
-                        .any(|e: &crate::policy::overrides::OverrideEntry| {
-                            e.kind == entry.kind
-                                && e.name == entry.name
-                                && e.versions == entry.versions
-                        })
-                    {
+                if let Some(entry) = override_entry(&mut p, &key, kind, raw) {
+                    if entries.iter().any(|e: &OverrideEntry| {
+                        e.kind == entry.kind && e.name == entry.name && e.versions == entry.versions
+                    }) {
                         p.push(key, format!("duplicate entry for {}", entry.name));
                     } else {
                         entries.push(entry);
@@ -556,26 +304,7 @@ impl RawConfig {
             }
         }
 
-        let a = &self.agents;
-        let default_policy = a
-            .default_policy
-            .parse::<PolicyPreset>()
-            .unwrap_or_else(|e| {
-                p.push("agents.default-policy", e);
-                PolicyPreset::Default
-            });
-        let strict_warn = p.verdict("agents.strict-warn", &a.strict_warn);
-        if !matches!(strict_warn, Verdict::Quarantine | Verdict::Deny) {
-            p.push("agents.strict-warn", "must be `quarantine` or `deny`");
-        }
-        let agents = AgentsConfig {
-            default_policy,
-            strict_warn,
-            limits: BreakerLimits {
-                max_new_packages_per_hour: a.max_new_packages_per_hour,
-                max_refusals_per_hour: a.max_refusals_per_hour,
-            },
-        };
+        let agents = self.agents.validate(&mut p);
 
         let token_env = self.admin.token_env.clone();
         if token_env.is_empty()

@@ -1,4 +1,5 @@
 use super::*;
+use crate::diag::Verdict;
 
 #[test]
 fn example_config_parses_and_matches_the_defaults() {

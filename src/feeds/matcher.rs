@@ -13,9 +13,48 @@
 
 use std::cmp::Ordering;
 
+use serde::{Deserialize, Serialize};
+
 use crate::package::{Ecosystem, Version};
 
-use super::model::{Advisory, RangeEvent};
+// The ranges as an advisory spells them live here, with what they mean, so that the
+// advisory model (`super::model`) uses the matcher and the matcher knows no advisory.
+/// How the versions of a range compare (OSV `SEMVER` or `ECOSYSTEM`; `GIT` ranges are
+/// dropped at load because they name commits, not releases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RangeKind {
+    Semver,
+    Ecosystem,
+}
+
+/// One OSV range event, version kept as the advisory spelled it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeEvent {
+    Introduced(String),
+    Fixed(String),
+    LastAffected(String),
+    Limit(String),
+}
+
+impl RangeEvent {
+    pub fn version(&self) -> &str {
+        match self {
+            RangeEvent::Introduced(v)
+            | RangeEvent::Fixed(v)
+            | RangeEvent::LastAffected(v)
+            | RangeEvent::Limit(v) => v,
+        }
+    }
+}
+
+/// One OSV `affected[].ranges[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedRange {
+    pub kind: RangeKind,
+    pub events: Vec<RangeEvent>,
+}
 
 #[derive(Debug, Clone)]
 enum Event {
@@ -68,10 +107,14 @@ fn lt(v: &Version, bound: &Version) -> bool {
 }
 
 impl Matcher {
-    /// Parses an advisory's ranges and versions; returns the matcher and the number of
-    /// versions that did not parse.
-    pub(crate) fn compile(advisory: &Advisory) -> (Matcher, usize) {
-        let eco = advisory.ecosystem;
+    /// Parses an advisory's ranges and versions (`all`: every version is affected);
+    /// returns the matcher and the number of versions that did not parse.
+    pub(crate) fn compile(
+        eco: Ecosystem,
+        advisory_ranges: &[AffectedRange],
+        advisory_versions: &[String],
+        all: bool,
+    ) -> (Matcher, usize) {
         let mut warnings = 0;
         let mut parse = |raw: &str| -> Option<Version> {
             let parsed = parse_version(eco, raw);
@@ -80,8 +123,8 @@ impl Matcher {
             }
             parsed
         };
-        let mut ranges = Vec::with_capacity(advisory.ranges.len());
-        for range in &advisory.ranges {
+        let mut ranges = Vec::with_capacity(advisory_ranges.len());
+        for range in advisory_ranges {
             let mut events: Vec<Event> = Vec::with_capacity(range.events.len());
             for event in &range.events {
                 let compiled = match event {
@@ -101,7 +144,7 @@ impl Matcher {
         }
         let mut versions = Vec::new();
         let mut raw_versions = Vec::new();
-        for raw in &advisory.versions {
+        for raw in advisory_versions {
             match parse_version(eco, raw) {
                 Some(v) => versions.push(v),
                 None => {
@@ -117,7 +160,7 @@ impl Matcher {
         versions.retain(|v| !ranges.iter().any(|r| range_affects(r, v)));
         versions.sort_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal));
         let matcher = Matcher {
-            all: advisory.all_versions,
+            all,
             ranges,
             versions,
             raw_versions,

@@ -3,22 +3,23 @@
 //! OSV advisories (known vulnerabilities and known-malicious packages) and popular-package
 //! lists. A snapshot ships in `feeds/` and is compiled in ([`snapshot::bundled_index`]), so
 //! a fresh clone is protected offline; `depfw feeds import` and `depfw feeds sync` put newer
-//! data in the store ([`store::FeedStore`]). Everything ends up in one [`AdvisoryIndex`].
+//! data in the store (`crate::store::feeds::FeedStore`). Everything ends up in one [`AdvisoryIndex`].
 
+pub(crate) mod cfg;
 pub mod index;
 mod matcher;
 pub mod model;
 pub mod osv;
 pub mod popular;
 pub mod snapshot;
-pub mod store;
 
 use std::path::PathBuf;
 
+pub use cfg::{FeedSource, FeedsConfig};
 pub use index::AdvisoryIndex;
-pub use model::{Advisory, AdvisoryKind, AffectedRange, RangeEvent, RangeKind};
+pub use matcher::{AffectedRange, RangeEvent, RangeKind};
+pub use model::{Advisory, AdvisoryKind};
 pub use osv::{load_bytes, load_path, LoadedFeed};
-pub use store::{FeedStore, SourceStatus};
 
 /// A feed that could not be read, parsed or stored. Always names the file (and line or
 /// archive entry) at fault.
@@ -56,8 +57,10 @@ pub enum FeedError {
     Format { path: PathBuf, detail: String },
     #[error("feed snapshot: {0}")]
     Snapshot(String),
+    /// The store holding synced feeds failed (`crate::store::StoreError`, which converts
+    /// into this); boxed because the store sits above the feeds it keeps.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Advisories read by `read` from each of `parts`, one thread per part, concatenated in
@@ -84,48 +87,4 @@ pub(crate) fn read_in_parallel<P: Send>(
         advisories.extend(part?);
     }
     Ok(advisories)
-}
-
-/// The advisory index depfw runs with: the store's feeds when any source has data, else the
-/// bundled snapshot when `feeds.bundled` is on, else an empty index (revision `none`).
-pub fn active_index(
-    config: &crate::config::FeedsConfig,
-    store: Option<&crate::store::Store>,
-) -> Result<AdvisoryIndex, FeedError> {
-    if let Some(store) = store {
-        let feeds = FeedStore::new(store)?;
-        if feeds.has_data()? {
-            return feeds.load_index();
-        }
-    }
-    if config.bundled {
-        return snapshot::bundled_index();
-    }
-    Ok(AdvisoryIndex::new(Vec::new(), "none".to_owned()))
-}
-
-/// [`active_index`] reduced to the advisories about `packages` (ecosystem and normalised
-/// key), for one-shot scans that know every package up front. From the store this reads
-/// only those packages ([`FeedStore::load_index_for`]); from the bundled snapshot, only
-/// their ecosystems' files, building only their advisories. Checks give the same findings either way for these packages, and the
-/// revision is the full index's.
-pub fn active_index_for<'a>(
-    config: &crate::config::FeedsConfig,
-    store: Option<&crate::store::Store>,
-    packages: impl IntoIterator<Item = (crate::package::Ecosystem, &'a str)>,
-) -> Result<AdvisoryIndex, FeedError> {
-    let packages: Vec<_> = packages.into_iter().collect();
-    if let Some(store) = store {
-        let feeds = FeedStore::new(store)?;
-        if feeds.has_data()? {
-            return match feeds.load_index_for(packages.iter().copied())? {
-                Some(index) => Ok(index),
-                None => feeds.load_index(),
-            };
-        }
-    }
-    if config.bundled {
-        return snapshot::bundled_index_for(packages.iter().copied());
-    }
-    active_index(config, None)
 }

@@ -8,10 +8,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::diag::Severity;
 use crate::package::Ecosystem;
-use crate::policy::Severity;
 
-use super::matcher::Matcher;
+use super::matcher::{AffectedRange, Matcher};
 
 /// What an advisory says about a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,43 +47,6 @@ impl AdvisoryKind {
             AdvisoryKind::Notice => "notice",
         }
     }
-}
-
-/// How the versions of a range compare (OSV `SEMVER` or `ECOSYSTEM`; `GIT` ranges are
-/// dropped at load because they name commits, not releases).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RangeKind {
-    Semver,
-    Ecosystem,
-}
-
-/// One OSV range event, version kept as the advisory spelled it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RangeEvent {
-    Introduced(String),
-    Fixed(String),
-    LastAffected(String),
-    Limit(String),
-}
-
-impl RangeEvent {
-    pub fn version(&self) -> &str {
-        match self {
-            RangeEvent::Introduced(v)
-            | RangeEvent::Fixed(v)
-            | RangeEvent::LastAffected(v)
-            | RangeEvent::Limit(v) => v,
-        }
-    }
-}
-
-/// One OSV `affected[].ranges[]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AffectedRange {
-    pub kind: RangeKind,
-    pub events: Vec<RangeEvent>,
 }
 
 /// One advisory about one package: facts only.
@@ -124,7 +87,12 @@ impl Advisory {
 
     /// Parses the versions once, so that matching does not. Idempotent.
     pub fn compile(&mut self) -> usize {
-        let (matcher, warnings) = Matcher::compile(self);
+        let (matcher, warnings) = Matcher::compile(
+            self.ecosystem,
+            &self.ranges,
+            &self.versions,
+            self.all_versions,
+        );
         self.matcher = matcher;
         warnings
     }

@@ -20,10 +20,11 @@ use std::str::FromStr;
 
 use ::osv::schema::{Event as OsvEvent, RangeType, Vulnerability};
 
+use crate::diag::Severity;
 use crate::package::{normalize, Ecosystem};
-use crate::policy::Severity;
 
-use super::model::{Advisory, AdvisoryKind, AffectedRange, RangeEvent, RangeKind};
+use super::matcher::{AffectedRange, RangeEvent, RangeKind};
+use super::model::{Advisory, AdvisoryKind};
 use super::FeedError;
 
 /// What a load produced.

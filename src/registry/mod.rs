@@ -26,6 +26,10 @@ use std::collections::HashSet;
 use crate::package::{PackageName, Version};
 use crate::policy::VersionMetadata;
 
+/// The response header naming the request's decision records: set by the proxy on every
+/// answer, and how `depfw audit --online` tells depfw from the registry it fronts.
+pub const REQUEST_ID_HEADER: &str = "x-depfw-request-id";
+
 /// An artifact's published digest, checked against the bytes depfw streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Digest {

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use super::{AppState, PolicyState};
 use crate::admin::{self, AdminState, AdminToken, FeedStatusSource, LogFilter};
 use crate::config::Config;
-use crate::feeds::store::FeedStore;
 use crate::store::decisions::RecordFilter;
+use crate::store::feeds::FeedStore;
 use crate::store::Store;
 
 /// The admin state for a running proxy, with the admin token `depfw serve` read once at

@@ -32,8 +32,7 @@ use crate::config::AnonymousAccess;
 use crate::package::PackageName;
 use crate::policy::{Decision, Verdict};
 
-/// The response header naming the request's decision records.
-pub const REQUEST_ID_HEADER: &str = "x-depfw-request-id";
+pub use crate::registry::REQUEST_ID_HEADER;
 
 /// The authenticated agent of a request.
 #[derive(Debug, Clone)]
@@ -169,7 +168,9 @@ async fn respond(
                 format!("{e}; an admin must resume it (`depfw agents resume` or the admin page)"),
                 &request_id,
             ),
-            Err(AuthError::Store(e)) => ProxyError::Internal(e.into()).into_response(),
+            Err(AuthError::Store(e)) => {
+                ProxyError::Internal(anyhow::Error::from_boxed(e)).into_response()
+            }
         }
     } else if path == "/healthz" || anonymous_allowed(state.anonymous_access(), peer) {
         request.extensions_mut().insert(identity);

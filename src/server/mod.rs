@@ -34,9 +34,10 @@ use tower_http::compression::predicate::{NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_http::trace::TraceLayer;
 
-use crate::agents::{AgentStore, CircuitBreaker};
+use crate::agents::CircuitBreaker;
 use crate::config::{AnonymousAccess, Config, RefusedVersions};
 use crate::policy::{Policy, Verdict};
+use crate::store::agents::AgentStore;
 use crate::store::decisions::{ClientInfo, DecisionLog};
 use crate::store::quarantine::QuarantineQueue;
 use crate::store::Store;

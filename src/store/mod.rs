@@ -5,7 +5,9 @@
 //! handle per directory and process, so every subsystem takes its own named tree from the
 //! one [`Store`] rather than opening the database itself.
 
+pub mod agents;
 pub mod decisions;
+pub mod feeds;
 pub mod overrides;
 pub mod quarantine;
 pub mod signing;

@@ -1,6 +1,7 @@
 //! Agent identities: tokens, rotation, revocation, suspension, persistence.
 
-use depfw::agents::{AgentError, AgentStore, AuthError, PolicyPreset, Token};
+use depfw::agents::{AgentError, AuthError, PolicyPreset, Token};
+use depfw::store::agents::AgentStore;
 use depfw::store::Store;
 
 fn store() -> (Store, AgentStore) {

@@ -10,7 +10,7 @@ use crate::support::admin::{concrete, Fixture, TOKEN};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use depfw::admin::{routes, Access, MOUNT};
-use depfw::agents::AgentStore;
+use depfw::store::agents::AgentStore;
 use depfw::store::overrides::OverrideStore;
 use depfw::store::quarantine::{QuarantineQueue, QuarantineStatus};
 

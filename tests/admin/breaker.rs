@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use depfw::agents::{
-    AgentStore, AuthError, BreakerEvent, BreakerLimits, BreakerState, CircuitBreaker, Limit,
-    PolicyPreset,
+    AuthError, BreakerEvent, BreakerLimits, BreakerState, CircuitBreaker, Limit, PolicyPreset,
 };
 use depfw::package::{Ecosystem, PackageName};
+use depfw::store::agents::AgentStore;
 use depfw::store::Store;
 
 fn t0() -> DateTime<Utc> {

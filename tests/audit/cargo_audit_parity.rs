@@ -11,8 +11,8 @@
 
 use std::collections::BTreeSet;
 
+use depfw::audit::run::audit_lockfiles;
 use depfw::audit::LockfileKind;
-use depfw::cli::audit::audit_lockfiles;
 use depfw::config::Config;
 use depfw::diag::Code;
 

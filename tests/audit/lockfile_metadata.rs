@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use depfw::audit::run::audit_lockfiles;
 use depfw::audit::{parse_lockfile, LockfileKind};
-use depfw::cli::audit::audit_lockfiles;
 use depfw::config::Config;
 use depfw::diag::Code;
 use depfw::policy::{PackageCtx, Verdict};

@@ -557,7 +557,7 @@ fn the_suggested_fix_is_a_version_the_policy_allows() {
     let path = dir.path().join("requirements.txt");
     std::fs::write(&path, "django==3.0\n").unwrap();
     let engine = depfw::engine::load(&depfw::config::Config::default(), None).unwrap();
-    let report = depfw::cli::audit::audit_lockfiles(
+    let report = depfw::audit::run::audit_lockfiles(
         &engine.policy,
         &[(path, LockfileKind::Requirements)],
         &[],

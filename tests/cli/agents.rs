@@ -1,10 +1,11 @@
 //! The `agents`, `overrides` and `quarantine` subcommands, run on a temporary data directory.
 
 use clap::Parser;
-use depfw::agents::{AgentStore, PolicyPreset};
+use depfw::agents::PolicyPreset;
 use depfw::cli::agents::{self, AgentsCommand};
 use depfw::cli::overrides::{self, OverridesCommand, QuarantineCommand};
 use depfw::config::Config;
+use depfw::store::agents::AgentStore;
 use depfw::store::overrides::OverrideStore;
 use depfw::store::quarantine::QuarantineQueue;
 use depfw::store::Store;

@@ -11,8 +11,9 @@ use axum::Router;
 use chrono::{Duration, Utc};
 use depfw::cli::feeds::{print_status, run, FeedsCommand};
 use depfw::config::Config;
-use depfw::feeds::{load_path, FeedStore};
+use depfw::feeds::load_path;
 use depfw::package::{Ecosystem, PackageName, Version};
+use depfw::store::feeds::{active_index, FeedStore};
 use depfw::store::Store;
 
 struct Server {
@@ -218,18 +219,16 @@ fn the_revision_changes_with_the_data_and_is_stable_otherwise() {
 fn the_active_index_prefers_the_store_then_the_bundled_snapshot() {
     let mut config = Config::from_toml("", "test.toml").unwrap();
     let store = Store::temporary().unwrap();
-    let bundled = depfw::feeds::active_index(&config.feeds, Some(&store)).unwrap();
+    let bundled = active_index(&config.feeds, Some(&store)).unwrap();
     assert!(bundled.revision().starts_with("bundled-") && bundled.len() > 40_000);
     config.feeds.bundled = false;
-    assert!(depfw::feeds::active_index(&config.feeds, None)
-        .unwrap()
-        .is_empty());
+    assert!(active_index(&config.feeds, None).unwrap().is_empty());
     let feed = load_path(Path::new("tests/fixtures/osv")).unwrap();
     FeedStore::new(&store)
         .unwrap()
         .save("fixtures", &feed, Utc::now())
         .unwrap();
-    let synced = depfw::feeds::active_index(&config.feeds, Some(&store)).unwrap();
+    let synced = active_index(&config.feeds, Some(&store)).unwrap();
     assert!(synced.revision().starts_with("feeds-"));
     assert_eq!(synced.len(), feed.advisories.len());
 }

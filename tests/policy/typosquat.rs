@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use chrono::Utc;
 use depfw::config::TyposquatConfig;
 use depfw::diag::Code;
-use depfw::feeds::popular::PopularIndex;
 use depfw::package::{Ecosystem, PackageName};
+use depfw::policy::typosquat::PopularIndex;
 use depfw::policy::typosquat::{Strength, Technique, TyposquatCheck};
 use depfw::policy::{Check, Finding, PackageCtx, Severity, Verdict, VersionMetadata};
 

@@ -67,7 +67,7 @@ async fn readyz_names_the_part_that_is_not_ready_and_recovers_with_it() {
 #[tokio::test]
 async fn unknown_routes_say_what_is_served_and_where() {
     let s = setup(TestCheck::default(), "").await;
-    let (_, token) = depfw::agents::AgentStore::new(&s.store)
+    let (_, token) = depfw::store::agents::AgentStore::new(&s.store)
         .unwrap()
         .add("bot", depfw::agents::PolicyPreset::Default)
         .unwrap();

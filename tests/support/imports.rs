@@ -1,7 +1,8 @@
 //! Which of the crate's top-level modules a module tree names: every `crate::<module>` in
 //! its `.rs` files, as `use crate::x::…`, `use crate::{x, y::z}` or an inline
-//! `crate::x::f()`. The layer tests check the module graph with it (`admin` never imports
-//! `cli`, say). Paths through `super::` are not followed: within a tree they stay in it.
+//! `crate::x::f()`, and every `super::` chain that climbs out of its top-level module to
+//! the crate root (`super::super::x` from `policy/typosquat/mod.rs`). The layer tests check
+//! the module graph with it (`admin` never imports `cli`, no layer imports one above it).
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,8 @@ pub struct CrateImport {
     pub module: String,
 }
 
-/// Every `crate::<module>` named in the `.rs` files below `dir`, file by file.
+/// Every `crate::<module>` named in the `.rs` files below `dir`, file by file; `dir` is a
+/// top-level module's directory or `src/` itself (then `super::` escapes count too).
 pub fn crate_imports(dir: &Path) -> Vec<CrateImport> {
     let mut files: Vec<PathBuf> = walk(dir);
     files.sort();
@@ -23,7 +25,12 @@ pub fn crate_imports(dir: &Path) -> Vec<CrateImport> {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let rel = file.strip_prefix(dir).unwrap().to_path_buf();
-        for (line, module) in modules_named(&text) {
+        let mut named = modules_named(&text);
+        if dir.ends_with("src") {
+            named.extend(super_escapes(&text, module_depth(&rel)));
+            named.sort();
+        }
+        for (line, module) in named {
             out.push(CrateImport {
                 file: rel.clone(),
                 line,
@@ -51,27 +58,69 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// do not count.
 pub fn modules_named(source: &str) -> Vec<(usize, String)> {
     let code = code_only(source);
-    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
     let mut out = Vec::new();
     for (at, _) in code.match_indices("crate::") {
         let before = code[..at].chars().next_back();
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
             continue;
         }
-        let rest = &code[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let mut offset = at + "crate::{".len();
-            for item in top_level_items(group) {
-                let lead = item.len() - item.trim_start().len();
-                out.push((line_of(offset + lead), ident(item.trim_start()).to_owned()));
-                offset += item.len() + 1;
-            }
-        } else {
-            out.push((line_of(at), ident(rest).to_owned()));
-        }
+        first_segments(&code, at, at + "crate::".len(), &mut out);
     }
     out.retain(|(_, m)| !m.is_empty());
     out
+}
+
+/// How deep the module of a file under `src/` sits: `engine.rs` and `policy/mod.rs` are 1,
+/// `policy/typosquat/mod.rs` and `policy/license.rs` 2.
+pub fn module_depth(rel: &Path) -> usize {
+    let parts = rel.components().count();
+    if rel.file_name().is_some_and(|f| f == "mod.rs") {
+        parts - 1
+    } else {
+        parts
+    }
+}
+
+/// (line, module) for each `super::` chain that reaches the crate root from a module
+/// `depth` levels deep, with the top-level module it then names.
+pub fn super_escapes(source: &str, depth: usize) -> Vec<(usize, String)> {
+    let code = code_only(source);
+    let mut out = Vec::new();
+    let mut search = 0;
+    while let Some(found) = code[search..].find("super::") {
+        let at = search + found;
+        let before = code[..at].chars().next_back();
+        let mut rest = &code[at..];
+        let mut climbs = 0;
+        while let Some(next) = rest.strip_prefix("super::") {
+            climbs += 1;
+            rest = next.trim_start();
+        }
+        search = code.len() - rest.len();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') || climbs < depth {
+            continue;
+        }
+        first_segments(&code, at, search, &mut out);
+    }
+    out.retain(|(_, m)| !m.is_empty() && m != "self");
+    out
+}
+
+/// The first segment of the path starting at `code[path_at..]` (each item's, for a
+/// `{…}` group), with its line; a plain path counts on the line of its prefix at `prefix_at`.
+fn first_segments(code: &str, prefix_at: usize, path_at: usize, out: &mut Vec<(usize, String)>) {
+    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
+    let rest = &code[path_at..];
+    if let Some(group) = rest.strip_prefix('{') {
+        let mut offset = path_at + 1;
+        for item in top_level_items(group) {
+            let lead = item.len() - item.trim_start().len();
+            out.push((line_of(offset + lead), ident(item.trim_start()).to_owned()));
+            offset += item.len() + 1;
+        }
+    } else {
+        out.push((line_of(prefix_at), ident(rest).to_owned()));
+    }
 }
 
 fn ident(text: &str) -> &str {

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::config::UpstreamConfig;
-use crate::server::agent::REQUEST_ID_HEADER;
+use crate::registry::REQUEST_ID_HEADER;
 
 /// What a GET found.
 pub(super) enum Got {

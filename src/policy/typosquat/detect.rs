@@ -25,7 +25,7 @@
 //! Every lookup is a handful of probes into the precomputed `EcoIndex` maps; each hit is then
 //! verified on the real strings, so hash collisions cost time, never correctness.
 
-use crate::feeds::popular::{EcoIndex, Entry};
+use super::table::{EcoIndex, Entry};
 use crate::package::{Ecosystem, PackageName};
 
 use super::forms;

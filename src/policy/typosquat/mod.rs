@@ -24,15 +24,21 @@
 //! have one (`integration/real_data/typosquat.rs`), which would be noise in every audit
 //! and a refusal for every `strict` agent.
 
+pub(crate) mod cfg;
+
+pub use cfg::TyposquatConfig;
+
 pub(crate) mod detect;
 pub(crate) mod forms;
+pub mod index;
+mod table;
+
+pub use index::{PopularError, PopularIndex};
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::TyposquatConfig;
 use crate::diag::{checks, Code};
-use crate::feeds::popular::PopularIndex;
 use crate::package::Ecosystem;
 
 use super::{Check, Finding, PackageCtx, Severity};

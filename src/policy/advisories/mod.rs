@@ -14,10 +14,13 @@
 //!   `has-malicious-versions` (warn) and `has-vulnerable-versions` (allow, for the record):
 //!   the name itself is not the problem, the caller must pick a version.
 
+pub(crate) mod cfg;
+
+pub use cfg::AdvisoriesConfig;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::config::AdvisoriesConfig;
 use crate::diag::{checks, Code};
 use crate::feeds::{Advisory, AdvisoryIndex, AdvisoryKind};
 use crate::package::Version;

@@ -26,11 +26,14 @@
 //! Exceptions (`WITH LLVM-exception`) do not change the outcome: they only relax a license.
 //! Without metadata (offline) the check cannot judge and reports nothing.
 
+pub(crate) mod cfg;
+
+pub use cfg::LicenseConfig;
+
 use spdx::identifiers::LICENSES;
 use spdx::{Expression, LicenseItem, LicenseReq, ParseMode};
 
 use super::{Check, Finding, PackageCtx, Severity, Verdict};
-use crate::config::LicenseConfig;
 use crate::diag::{checks, Code};
 
 /// The longest stretch of a declared license quoted in a message: PyPI's `license` field

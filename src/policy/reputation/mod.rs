@@ -10,10 +10,13 @@
 //! zero, never as negative. A zero `cooldown-hours` or `new-package-days` disables that rule.
 //! Without metadata (offline) the check reports nothing.
 
+pub(crate) mod cfg;
+
+pub use cfg::ReputationConfig;
+
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Check, Finding, PackageCtx, Severity};
-use crate::config::ReputationConfig;
 use crate::diag::{checks, Code};
 
 /// `reputation` findings from registry metadata; see the module docs.

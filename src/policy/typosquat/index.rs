@@ -1,77 +1,39 @@
-//! Popular-package lists per ecosystem, for the typosquat check.
+//! The typosquat check's index of popular names, per ecosystem.
 //!
 //! `depfw serve`, `audit` and `check` flag a name that looks like a popular package it is
 //! not; this module says which names are popular, how popular, and finds the popular names
 //! near a given one fast enough to run on every package the proxy serves (a handful of
-//! hash probes, see `crate::policy::typosquat`). The lists in `feeds/popular/` are compiled
-//! in together with their indexes, prebuilt by `depfw feeds popular-index` (see `table`);
+//! hash probes, see [`detect`]). The lists themselves are data, in `crate::feeds::popular`;
+//! their indexes are prebuilt by `depfw feeds popular-index` (see `table`), because how a
+//! list is indexed is the check's business (its name forms and hashes) and changes with it.
 //! `policy.typosquat.extra-popular` adds names (internal packages, say), which rebuilds
 //! that ecosystem's index once at start.
-
-mod table;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::feeds::popular::{BundledList, BUNDLED};
 use crate::package::{Ecosystem, NameError, PackageName};
-use crate::policy::typosquat::{detect, forms, Suspect};
 
-use table::EcoBuilder;
-pub(crate) use table::{EcoIndex, Entry};
+use super::table::{EcoBuilder, EcoIndex, Entry};
+use super::{detect, forms, Suspect};
 
-/// A bundled list: the names, whether ranked, and its prebuilt index.
-#[derive(Debug, Clone, Copy)]
-struct Bundled {
-    ecosystem: Ecosystem,
-    list: &'static str,
-    ranked: bool,
-    prebuilt: &'static [u8],
-    /// The prebuilt index's file name in `feeds/popular/`.
-    file: &'static str,
-}
-
-const BUNDLED: [Bundled; 3] = [
-    Bundled {
-        ecosystem: Ecosystem::Npm,
-        list: include_str!("../../../feeds/popular/npm.txt"),
-        ranked: true,
-        prebuilt: include_bytes!("../../../feeds/popular/npm.idx"),
-        file: "npm.idx",
-    },
-    Bundled {
-        ecosystem: Ecosystem::PyPI,
-        list: include_str!("../../../feeds/popular/pypi.txt"),
-        ranked: true,
-        prebuilt: include_bytes!("../../../feeds/popular/pypi.idx"),
-        file: "pypi.idx",
-    },
-    Bundled {
-        ecosystem: Ecosystem::CratesIo,
-        list: include_str!("../../../feeds/popular/crates-io.txt"),
-        ranked: false,
-        prebuilt: include_bytes!("../../../feeds/popular/crates-io.idx"),
-        file: "crates-io.idx",
-    },
-];
-
-impl Bundled {
-    /// The index built from the list, as `depfw feeds popular-index` writes it.
-    fn build(&self) -> EcoIndex {
-        let mut builder = EcoBuilder::default();
-        builder.reserve(self.list.lines().count(), self.list.len());
-        for line in self.list.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            // The bundled lists are checked by a test; a bad line must not take the
-            // proxy down.
-            match PackageName::parse(self.ecosystem, line) {
-                Ok(name) => insert(&mut builder, &name, self.ranked),
-                Err(e) => tracing::warn!("bundled popular list: `{line}`: {e}"),
-            }
+/// The index built from a bundled list, as `depfw feeds popular-index` writes it.
+fn build(bundled: &BundledList) -> EcoIndex {
+    let mut builder = EcoBuilder::default();
+    builder.reserve(bundled.list.lines().count(), bundled.list.len());
+    for line in bundled.list.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
         }
-        builder.finish()
+        // The bundled lists are checked by a test; a bad line must not take the
+        // proxy down.
+        match PackageName::parse(bundled.ecosystem, line) {
+            Ok(name) => insert(&mut builder, &name, bundled.ranked),
+            Err(e) => tracing::warn!("bundled popular list: `{line}`: {e}"),
+        }
     }
+    builder.finish()
 }
 
 fn insert(builder: &mut EcoBuilder, name: &PackageName, ranked: bool) {
@@ -89,7 +51,7 @@ pub struct PopularIndex {
 #[derive(Debug, Clone, Default)]
 struct Slot {
     index: OnceLock<EcoIndex>,
-    bundled: Option<Bundled>,
+    bundled: Option<BundledList>,
 }
 
 impl Slot {
@@ -101,7 +63,7 @@ impl Slot {
                     "feeds/popular/{}: {e}; building from the list",
                     bundled.file
                 );
-                bundled.build()
+                build(&bundled)
             }),
             None => EcoIndex::default(),
         })
@@ -139,7 +101,7 @@ impl PopularIndex {
     pub fn rebuilt_bundled_files() -> Vec<(&'static str, Vec<u8>)> {
         BUNDLED
             .iter()
-            .map(|bundled| (bundled.file, bundled.build().to_bytes()))
+            .map(|bundled| (bundled.file, build(bundled).to_bytes()))
             .collect()
     }
 

@@ -6,7 +6,7 @@
 //! broken upstream must not switch protection off.
 //!
 //! Layout of the `feeds` tree: `meta/<name>` (JSON [`SourceStatus`]) and `data/<name>`
-//! (gzip'd JSON advisories, see [`super::snapshot::encode`]), written together in one batch,
+//! (gzip'd JSON advisories, see [`crate::feeds::snapshot::encode`]), written together in one batch,
 //! plus `indexed/<name>`: the data hash whose per-package copy is complete.
 //!
 //! The `feeds-by-package` tree holds the same advisories split by package
@@ -20,11 +20,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::{Store, StoreError};
+use crate::feeds::snapshot::{self, decode, encode};
+use crate::feeds::{read_in_parallel, Advisory, AdvisoryIndex, FeedError, FeedsConfig, LoadedFeed};
 use crate::package::Ecosystem;
-use crate::store::{Store, StoreError};
-
-use super::snapshot::{decode, encode};
-use super::{Advisory, AdvisoryIndex, FeedError, LoadedFeed};
 
 const TREE: &str = "feeds";
 const META: &str = "meta/";
@@ -100,7 +99,7 @@ fn package_prefix(ecosystem: Ecosystem, key: &str) -> Vec<u8> {
 }
 
 fn corrupt(what: String, detail: impl ToString) -> FeedError {
-    FeedError::Store(StoreError::Corrupt {
+    FeedError::from(StoreError::Corrupt {
         what,
         detail: detail.to_string(),
     })
@@ -268,7 +267,7 @@ impl FeedStore {
             .map_or(1, usize::from)
             .min(4);
         let chunk = packages.len().div_ceil(threads).max(MIN_LOOKUPS_PER_THREAD);
-        let advisories = super::read_in_parallel(
+        let advisories = read_in_parallel(
             packages.chunks(chunk),
             |part| self.advisories_about(part, &in_use),
             || corrupt("feeds-by-package".into(), "a lookup panicked"),
@@ -307,6 +306,56 @@ impl FeedStore {
             .filter(|s| s.fetched_at.is_some() && s.data_sha256.is_some())
             .collect())
     }
+}
+
+impl From<StoreError> for FeedError {
+    fn from(e: StoreError) -> Self {
+        FeedError::Store(Box::new(e))
+    }
+}
+
+/// The advisory index depfw runs with: the store's feeds when any source has data, else the
+/// bundled snapshot when `feeds.bundled` is on, else an empty index (revision `none`).
+pub fn active_index(
+    config: &FeedsConfig,
+    store: Option<&Store>,
+) -> Result<AdvisoryIndex, FeedError> {
+    if let Some(store) = store {
+        let feeds = FeedStore::new(store)?;
+        if feeds.has_data()? {
+            return feeds.load_index();
+        }
+    }
+    if config.bundled {
+        return snapshot::bundled_index();
+    }
+    Ok(AdvisoryIndex::new(Vec::new(), "none".to_owned()))
+}
+
+/// [`active_index`] reduced to the advisories about `packages` (ecosystem and normalised
+/// key), for one-shot scans that know every package up front. From the store this reads
+/// only those packages ([`FeedStore::load_index_for`]); from the bundled snapshot, only
+/// their ecosystems' files, building only their advisories. Checks give the same findings either way for these packages, and the
+/// revision is the full index's.
+pub fn active_index_for<'a>(
+    config: &FeedsConfig,
+    store: Option<&Store>,
+    packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
+) -> Result<AdvisoryIndex, FeedError> {
+    let packages: Vec<_> = packages.into_iter().collect();
+    if let Some(store) = store {
+        let feeds = FeedStore::new(store)?;
+        if feeds.has_data()? {
+            return match feeds.load_index_for(packages.iter().copied())? {
+                Some(index) => Ok(index),
+                None => feeds.load_index(),
+            };
+        }
+    }
+    if config.bundled {
+        return snapshot::bundled_index_for(packages.iter().copied());
+    }
+    active_index(config, None)
 }
 
 /// Hashes the source names, fetch times and data hashes of `sources`.

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::policy::typosquat::forms;
+use super::forms;
 
 type Bytes = Cow<'static, [u8]>;
 

@@ -1,0 +1,333 @@
+//! The audit run of `depfw audit [PATH ...]`: find the lockfiles, parse them, build the
+//! engine for exactly their packages and evaluate every locked package with the checks and
+//! overrides the proxy uses, into one [`AuditReport`]. `crate::cli::audit` keeps the
+//! arguments, the `--online` progress and the printing.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use super::online::{Lookup, OnlineResult};
+use super::report::{AuditReport, AuditResult, LockfileSummary};
+use super::{LockedPackage, LockfileKind, PackageSource};
+use crate::config::Config;
+use crate::diag::Code;
+use crate::package::{Ecosystem, PackageName, Version};
+use crate::policy::{Decision, Finding, PackageCtx, Policy, Severity, Verdict, VersionMetadata};
+
+/// Directories never searched: installed packages and build output, not lockfiles.
+const SKIPPED_DIRS: &[&str] = &[
+    "node_modules",
+    "target",
+    ".venv",
+    "venv",
+    ".git",
+    "__pycache__",
+    ".tox",
+];
+
+/// Finds the lockfiles under `paths`. Unknown files named explicitly are an error.
+pub fn discover(paths: &[PathBuf]) -> (Vec<(PathBuf, LockfileKind)>, Vec<LockfileSummaryError>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for path in paths {
+        if path.is_dir() {
+            let walker = walkdir::WalkDir::new(path)
+                .follow_links(false)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| {
+                    !(e.file_type().is_dir()
+                        && e.depth() > 0
+                        && e.file_name()
+                            .to_str()
+                            .is_some_and(|n| SKIPPED_DIRS.contains(&n)))
+                });
+            for entry in walker {
+                match entry {
+                    Ok(entry) if entry.file_type().is_file() => {
+                        if let Some(kind) = LockfileKind::detect(entry.path()) {
+                            if seen.insert(entry.path().to_owned()) {
+                                found.push((entry.path().to_owned(), kind));
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.push(LockfileSummaryError {
+                        path: e.path().map_or_else(|| path.clone(), Path::to_owned),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+        } else if !path.exists() {
+            errors.push(LockfileSummaryError {
+                path: path.clone(),
+                message: "no such file or directory".to_owned(),
+            });
+        } else {
+            match LockfileKind::detect(path) {
+                Some(kind) => {
+                    if seen.insert(path.clone()) {
+                        found.push((path.clone(), kind));
+                    }
+                }
+                None => errors.push(LockfileSummaryError {
+                    path: path.clone(),
+                    message: "not a lockfile depfw recognises (expected Cargo.lock, package-lock.json, npm-shrinkwrap.json, yarn.lock, pnpm-lock.yaml, bun.lock, requirements*.txt, poetry.lock, uv.lock, Pipfile.lock, pdm.lock or pylock.toml)".to_owned(),
+                }),
+            }
+        }
+    }
+    (found, errors)
+}
+
+/// A path that could not be scanned at all.
+#[derive(Debug, Clone)]
+pub struct LockfileSummaryError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// One lockfile read and parsed, or why it could not be.
+#[derive(Debug)]
+pub struct ParsedLockfile {
+    pub path: PathBuf,
+    pub kind: LockfileKind,
+    pub result: Result<super::Lockfile, super::ParseError>,
+}
+
+/// Reads and parses `lockfiles`; a failure stays with its file.
+pub fn read_lockfiles(lockfiles: &[(PathBuf, LockfileKind)]) -> Vec<ParsedLockfile> {
+    lockfiles
+        .iter()
+        .map(|(path, kind)| ParsedLockfile {
+            path: path.clone(),
+            kind: *kind,
+            result: std::fs::read(path)
+                .map_err(|e| super::ParseError::new(path, None, format!("cannot read: {e}")))
+                .and_then(|bytes| {
+                    String::from_utf8(bytes)
+                        .map_err(|_| super::ParseError::new(path, None, "not UTF-8 text"))
+                })
+                .and_then(|text| super::parse_lockfile(path, *kind, &text)),
+        })
+        .collect()
+}
+
+/// Every package name the audit of `parsed` evaluates, as (ecosystem, normalised key):
+/// what [`crate::engine::load_for`] needs to read only their advisories.
+pub fn package_keys(parsed: &[ParsedLockfile]) -> Vec<(Ecosystem, String)> {
+    let mut keys: Vec<(Ecosystem, String)> = parsed
+        .iter()
+        .filter_map(|p| p.result.as_ref().ok())
+        .flat_map(|l| &l.packages)
+        .filter_map(|p| PackageName::parse(p.ecosystem, &p.name).ok())
+        .map(|n| (n.ecosystem(), n.key().to_owned()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Everything `depfw audit` does before evaluating: parses `lockfiles` and builds the
+/// engine for exactly their packages, with the feeds and overrides of the store in
+/// `data_dir` (else the bundled snapshot). Opening sled (log recovery, tens of ms on a
+/// store holding every feed) and parsing are independent, so they run side by side.
+pub fn prepare(
+    config: &Config,
+    data_dir: Option<&Path>,
+    lockfiles: &[(PathBuf, LockfileKind)],
+) -> anyhow::Result<(crate::engine::Engine, Vec<ParsedLockfile>)> {
+    let (store, parsed) = std::thread::scope(|scope| {
+        let store = scope.spawn(|| data_dir.map(crate::store::Store::open).transpose());
+        let parsed = read_lockfiles(lockfiles);
+        (store.join(), parsed)
+    });
+    let store = store.map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
+    let keys = package_keys(&parsed);
+    let engine = crate::engine::load_for(
+        config,
+        store.as_ref(),
+        keys.iter().map(|(eco, key)| (*eco, key.as_str())),
+    )?;
+    Ok((engine, parsed))
+}
+
+/// Builds the report for `lockfiles` with `policy`.
+pub fn audit_lockfiles(
+    policy: &Policy,
+    lockfiles: &[(PathBuf, LockfileKind)],
+    discovery_errors: &[LockfileSummaryError],
+) -> AuditReport {
+    audit_parsed(policy, &read_lockfiles(lockfiles), discovery_errors)
+}
+
+/// Builds the report for lockfiles already parsed.
+pub fn audit_parsed(
+    policy: &Policy,
+    parsed: &[ParsedLockfile],
+    discovery_errors: &[LockfileSummaryError],
+) -> AuditReport {
+    audit_parsed_online(policy, parsed, discovery_errors, None)
+}
+
+/// Like [`audit_parsed`], with registry metadata fetched by `--online`.
+pub fn audit_parsed_online(
+    policy: &Policy,
+    parsed: &[ParsedLockfile],
+    discovery_errors: &[LockfileSummaryError],
+    online: Option<&OnlineResult>,
+) -> AuditReport {
+    let now = Utc::now();
+    let mut report = AuditReport {
+        packages_scanned: 0,
+        lockfiles: Vec::new(),
+        results: Vec::new(),
+    };
+    for e in discovery_errors {
+        report.lockfiles.push(LockfileSummary {
+            path: e.path.clone(),
+            kind: None,
+            packages: 0,
+            error: Some(e.message.clone()),
+        });
+    }
+    for ParsedLockfile { path, kind, result } in parsed {
+        match result {
+            Ok(lockfile) => {
+                report.packages_scanned += lockfile.packages.len();
+                report.lockfiles.push(LockfileSummary {
+                    path: path.clone(),
+                    kind: Some(*kind),
+                    packages: lockfile.packages.len(),
+                    error: None,
+                });
+                for package in &lockfile.packages {
+                    if let Some(result) = audit_package(policy, path, package, online, now) {
+                        report.results.push(result);
+                    }
+                }
+            }
+            Err(e) => report.lockfiles.push(LockfileSummary {
+                path: path.clone(),
+                kind: Some(*kind),
+                packages: 0,
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    report
+}
+
+fn finding(code: Code, verdict: Verdict, message: String) -> Finding {
+    Finding::new(code, Severity::Info, verdict, message)
+}
+
+/// Evaluates one locked package; `None` when it is plainly allowed or local code.
+fn audit_package(
+    policy: &Policy,
+    lockfile: &Path,
+    package: &LockedPackage,
+    online: Option<&OnlineResult>,
+    now: chrono::DateTime<Utc>,
+) -> Option<AuditResult> {
+    let mut extra = Vec::new();
+    let lookup = online.and_then(|o| o.get(package.ecosystem, &package.name, &package.version));
+    let fetched = lookup
+        .and_then(Lookup::metadata)
+        .map(|m| fill_from_lockfile(m, package.metadata.as_ref()));
+    let metadata = fetched.as_ref().or(package.metadata.as_ref());
+    extra.extend(lookup.and_then(Lookup::finding));
+    match &package.source {
+        PackageSource::Workspace { .. } | PackageSource::Path { .. } => return None,
+        PackageSource::Git { url } | PackageSource::Url { url } => extra.push(finding(
+            Code::NonRegistrySource,
+            Verdict::Warn,
+            format!("installed from {url}, not a registry: advisories match by name only"),
+        )),
+        PackageSource::Registry { .. } => {}
+    }
+    let name = PackageName::parse(package.ecosystem, &package.name);
+    let decision = match &name {
+        Err(e) => Decision {
+            verdict: Verdict::Warn,
+            findings: vec![finding(Code::InvalidName, Verdict::Warn, e.to_string())],
+        },
+        Ok(name) => {
+            let version = if package.version.is_empty() {
+                extra.push(finding(
+                    Code::Unpinned,
+                    Verdict::Warn,
+                    "no exact version is pinned; any version may be installed".to_owned(),
+                ));
+                None
+            } else {
+                match Version::parse(package.ecosystem, &package.version) {
+                    Ok(v) => Some(v),
+                    Err(e) if package.source.is_registry() => {
+                        extra.push(finding(Code::InvalidVersion, Verdict::Warn, e.to_string()));
+                        None
+                    }
+                    Err(_) => None,
+                }
+            };
+            policy.evaluate(&PackageCtx {
+                name,
+                version: version.as_ref(),
+                metadata,
+                now,
+            })
+        }
+    };
+    let mut findings = decision.findings;
+    let mut verdict = decision.verdict;
+    // Overrides have the last word; the audit's own notes only add to a non-overridden verdict.
+    let overridden = findings
+        .iter()
+        .any(|f| f.check == crate::policy::overrides::CHECK_NAME);
+    for f in extra {
+        if !overridden {
+            verdict = verdict.max(f.verdict);
+        }
+        findings.push(f);
+    }
+    // Plainly allowed: nothing to report. An allow that overrode findings is reported.
+    if verdict == Verdict::Allow && !overridden {
+        return None;
+    }
+    let decision = Decision { verdict, findings };
+    let ids = decision.ids();
+    let Decision { verdict, findings } = decision;
+    let upgrade_to = name
+        .ok()
+        .and_then(|name| policy.allowed_fix(&name, &findings, now))
+        .map(|v| v.to_string());
+    Some(AuditResult {
+        ecosystem: package.ecosystem,
+        name: package.name.clone(),
+        version: package.version.clone(),
+        lockfile: lockfile.to_owned(),
+        line: package.line,
+        verdict,
+        ids,
+        findings,
+        upgrade_to,
+    })
+}
+
+/// Registry metadata wins; what only the lockfile records (npm `license`,
+/// `hasInstallScript`) fills the gaps.
+fn fill_from_lockfile(
+    fetched: &VersionMetadata,
+    locked: Option<&VersionMetadata>,
+) -> VersionMetadata {
+    let mut merged = fetched.clone();
+    if let Some(locked) = locked {
+        merged.license = merged.license.or_else(|| locked.license.clone());
+        merged.has_install_scripts = merged.has_install_scripts.or(locked.has_install_scripts);
+        merged.deprecated = merged.deprecated.or_else(|| locked.deprecated.clone());
+    }
+    merged
+}
