@@ -12,7 +12,12 @@ use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
-use super::{ArtifactRecord, ArtifactRequest, Digest, Kept, ProtocolError, VersionRecord};
+use url::Url;
+
+use super::{
+    ArtifactRecord, ArtifactRequest, Digest, Document, Kept, Protocol, ProtocolError, RenderCx,
+    VersionRecord,
+};
 use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
 
@@ -469,6 +474,83 @@ fn abbreviate(doc: Map<String, Value>) -> Value {
     }
     out.insert("versions".to_owned(), Value::Object(versions));
     Value::Object(out)
+}
+
+/// The media type of full packuments and of everything else the registry answers.
+pub const JSON: &str = "application/json";
+
+/// npm's registry protocol in front of one upstream registry.
+#[derive(Debug, Clone)]
+pub struct Npm {
+    /// `upstream.npm.registry`: every tarball URL must be on its origin.
+    url: Url,
+    /// The same without a trailing `/`, the base of packument URLs.
+    registry: String,
+}
+
+impl Npm {
+    pub fn new(registry: &Url) -> Npm {
+        Npm {
+            url: registry.clone(),
+            registry: registry.as_str().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The configured registry, whose origin every tarball URL must be on.
+    pub fn registry(&self) -> &Url {
+        &self.url
+    }
+
+    /// The registry's signing keys, passed through for `npm audit signatures`.
+    pub fn keys_url(&self) -> String {
+        format!("{}/-/npm/v1/keys", self.registry)
+    }
+}
+
+impl Protocol for Npm {
+    const ECOSYSTEM: Ecosystem = Ecosystem::Npm;
+    type Doc = Packument;
+    type Route = NpmPath;
+    /// Whether the client asked for the abbreviated ("corgi") packument.
+    type Form = bool;
+    // Always the full document: the checks need `time`, `license` and `scripts`.
+    const UPSTREAM_ACCEPT: &'static str = JSON;
+    const URLS: bool = true;
+
+    fn route(&self, path: &str) -> Result<NpmPath, ProtocolError> {
+        parse_path(path)
+    }
+
+    /// Scoped names keep their `/` encoded, as the registry expects.
+    fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
+        let url = format!("{}/{}", self.registry, name.as_str().replace('/', "%2f"));
+        Url::parse(&url).map_err(|e| ProtocolError::BadUpstream(format!("{url}: {e}")))
+    }
+
+    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
+        parse_packument(name, body)
+    }
+
+    fn versions<'d>(&self, doc: &'d Packument) -> &'d [VersionRecord] {
+        &doc.records
+    }
+
+    fn form(&self, accept: Option<&str>, _query: Option<&str>) -> bool {
+        wants_corgi(accept)
+    }
+
+    fn render(
+        &self,
+        name: &PackageName,
+        doc: &Packument,
+        corgi: &bool,
+        cx: &RenderCx<'_>,
+    ) -> Result<Document, ProtocolError> {
+        Ok(Document {
+            content_type: if *corgi { CORGI } else { JSON },
+            body: doc.render(name, cx.kept, cx.public_base, *corgi),
+        })
+    }
 }
 
 #[cfg(test)]
