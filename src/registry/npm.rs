@@ -8,6 +8,8 @@
 //! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
 //! of it. It holds no policy: the proxy decides what is kept.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
@@ -411,12 +413,14 @@ impl Packument {
             }
         }
         if let Some(Value::Object(time)) = doc.get_mut("time") {
-            let known: Vec<&str> = self
+            // A set, not a list: `time` has an entry per version, so a list lookup made
+            // rendering quadratic in the number of versions.
+            let known: HashSet<&str> = self
                 .records
                 .iter()
                 .map(|r| r.version_text.as_str())
                 .collect();
-            time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
+            time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
         }
         if let Some(tags) = self.dist_tags(kept) {
             doc.insert("dist-tags".to_owned(), Value::Object(tags));
@@ -772,5 +776,72 @@ mod tests {
         let unpublished =
             parse_packument(&npm("demo"), br#"{"time": {"unpublished": {}}}"#).unwrap();
         assert!(unpublished.records.is_empty());
+    }
+
+    /// A packument with `n` versions `1.0.i` and a `time` entry for each.
+    fn many_versions(n: usize) -> String {
+        let versions: Map<String, Value> = (0..n)
+            .map(|i| {
+                let v = format!("1.0.{i}");
+                let doc = serde_json::json!({"name": "many", "version": v,
+                    "dist": {"tarball": format!("https://up/many-{v}.tgz")}});
+                (v, doc)
+            })
+            .collect();
+        let mut time: Map<String, Value> = (0..n)
+            .map(|i| (format!("1.0.{i}"), Value::from("2020-01-01T00:00:00.000Z")))
+            .collect();
+        time.insert(
+            "created".to_owned(),
+            Value::from("2019-01-01T00:00:00.000Z"),
+        );
+        time.insert(
+            "modified".to_owned(),
+            Value::from("2021-01-01T00:00:00.000Z"),
+        );
+        serde_json::json!({"name": "many", "dist-tags": {"latest": format!("1.0.{}", n - 1)},
+            "versions": versions, "time": time})
+        .to_string()
+    }
+
+    /// `time` filtered the way `render` did before it used a set (a list lookup per entry).
+    fn time_filtered_by_list(p: &Packument, kept: &Kept) -> Map<String, Value> {
+        let mut time = p.doc["time"].as_object().unwrap().clone();
+        let known: Vec<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
+        time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
+        time
+    }
+
+    #[test]
+    fn render_keeps_the_time_of_kept_versions_only_for_many_versions() {
+        let name = npm("many");
+        // Same output as the list-based filter, on a small packument.
+        let small = parse_packument(&name, many_versions(5).as_bytes()).unwrap();
+        let kept: Kept = ["1.0.1".to_owned(), "1.0.3".to_owned()].into();
+        let out: Value =
+            serde_json::from_slice(&small.render(&name, &kept, "http://d:1", false)).unwrap();
+        assert_eq!(
+            out["time"].as_object().unwrap(),
+            &time_filtered_by_list(&small, &kept)
+        );
+        assert_eq!(
+            out["time"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["1.0.1", "1.0.3", "created", "modified"]
+        );
+
+        // Many versions (as some real packuments have): every other one kept.
+        let n = 20_000;
+        let big = parse_packument(&name, many_versions(n).as_bytes()).unwrap();
+        let kept: Kept = (0..n).step_by(2).map(|i| format!("1.0.{i}")).collect();
+        let out: Value =
+            serde_json::from_slice(&big.render(&name, &kept, "http://d:1", false)).unwrap();
+        let time = out["time"].as_object().unwrap();
+        assert_eq!(
+            time.len(),
+            n / 2 + 2,
+            "kept versions plus created and modified"
+        );
+        assert!(time.contains_key("1.0.0") && !time.contains_key("1.0.1"));
+        assert_eq!(out["versions"].as_object().unwrap().len(), n / 2);
     }
 }
