@@ -180,8 +180,7 @@ impl<'a> Gate<'a> {
         up: &Upstream,
         doc: &P::Doc,
     ) -> Result<Arc<Filtered>, ProxyError> {
-        let key = render_key(up.url.as_str(), &self.agent_variant());
-        let (generation, revision) = (up.fetched.generation, self.policy().revision());
+        let (key, generation, revision) = self.evaluation_slot(up);
         if let Some(hit) = self.state.inner.evaluated.get(&key, generation, revision) {
             return Ok(hit);
         }
@@ -211,8 +210,7 @@ impl<'a> Gate<'a> {
             )?;
         }
         let filtered = Arc::new(filtered);
-        let key = render_key(up.url.as_str(), &self.agent_variant());
-        let (generation, revision) = (up.fetched.generation, self.policy().revision());
+        let (key, generation, revision) = self.evaluation_slot(up);
         // About what a kept or hidden version costs in memory; only the bound needs it.
         let weight = records.len() * 96;
         let cache = &self.state.inner.evaluated;
@@ -220,11 +218,13 @@ impl<'a> Gate<'a> {
         Ok(filtered)
     }
 
-    /// What besides the upstream body and policy revision an evaluation depends on: the
-    /// agent's preset (a strict agent sees fewer versions).
-    fn agent_variant(&self) -> String {
+    /// Where an evaluation of `up` is kept: its URL and what besides the upstream body
+    /// and policy revision it depends on, the agent's preset (a strict agent sees fewer
+    /// versions); then the body's generation and the policy revision.
+    fn evaluation_slot(&self, up: &Upstream) -> (String, u64, &str) {
         let agent = self.ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
-        format!("{agent:?}")
+        let key = render_key(up.url.as_str(), &format!("{agent:?}"));
+        (key, up.fetched.generation, self.policy().revision())
     }
 
     /// A filtered metadata document: warm, a lookup in the render cache; cold, parsed,
