@@ -57,6 +57,9 @@ impl fmt::Display for ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub upstream: UpstreamConfig,
+    /// Deprecated keys the file used (each with the key that replaces it); logged as
+    /// warnings when the file is loaded, never an error on their own.
+    pub warnings: Vec<ConfigProblem>,
     pub feeds: FeedsConfig,
     pub policy: PolicyConfig,
     /// Entries from `[[overrides.allow]]` and `[[overrides.deny]]`.
@@ -171,12 +174,16 @@ pub enum AnonymousAccess {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
+    /// `upstream.npm.registry`.
     pub npm: Url,
+    /// `upstream.pypi.index`: the simple index.
     pub pypi: Url,
+    /// `upstream.pypi.files`: where the index's file URLs point.
     pub pypi_files: Url,
-    /// PyPI's JSON API (`{pypi-json}/{project}/{version}/json`), read by `depfw audit
+    /// `upstream.pypi.json-api` (`{json-api}/{project}/{version}/json`), read by `depfw audit
     /// --online` for licenses, which the simple index does not carry.
     pub pypi_json: Url,
+    /// `upstream.cargo.index`: the sparse index.
     pub cargo_index: Url,
     pub timeout_secs: u64,
     pub max_metadata_bytes: u64,
@@ -228,10 +235,14 @@ impl Config {
                 message: e.to_string().trim_end().to_owned(),
             }],
         })?;
-        raw.validate().map_err(|problems| ConfigError {
+        let config = raw.validate().map_err(|problems| ConfigError {
             file: file.to_owned(),
             problems,
-        })
+        })?;
+        for w in &config.warnings {
+            tracing::warn!("{file}: key `{}`: {}", w.key, w.message);
+        }
+        Ok(config)
     }
 
     /// A stable digest of the policy-relevant settings, part of the policy revision.

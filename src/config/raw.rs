@@ -17,6 +17,7 @@ use crate::policy::license::cfg::RawLicense;
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides};
 use crate::policy::reputation::cfg::RawReputation;
 use crate::policy::typosquat::cfg::RawTyposquat;
+use url::Url;
 
 /// The default listen address and port (documented in the README).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -65,14 +66,22 @@ impl Default for RawServer {
     }
 }
 
+/// `[upstream]`: settings shared by every ecosystem, and one table per ecosystem for its
+/// registry URLs (`[upstream.npm]`, `[upstream.pypi]`, `[upstream.cargo]`). The flat keys of
+/// earlier versions (`npm = "…"`, `pypi = "…"`, `pypi-files`, `pypi-json`, `cargo-index`) are
+/// still read, with a deprecation warning naming the new key; giving both is an error.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawUpstream {
-    pub npm: String,
-    pub pypi: String,
-    pub pypi_files: String,
-    pub pypi_json: String,
-    pub cargo_index: String,
+    pub npm: Option<Section<RawNpmUpstream>>,
+    pub pypi: Option<Section<RawPypiUpstream>>,
+    pub cargo: Option<RawCargoUpstream>,
+    /// Deprecated: `upstream.pypi.files`.
+    pub pypi_files: Option<String>,
+    /// Deprecated: `upstream.pypi.json-api`.
+    pub pypi_json: Option<String>,
+    /// Deprecated: `upstream.cargo.index`.
+    pub cargo_index: Option<String>,
     pub timeout_secs: u64,
     pub max_metadata_bytes: u64,
     pub max_artifact_bytes: u64,
@@ -85,11 +94,12 @@ pub struct RawUpstream {
 impl Default for RawUpstream {
     fn default() -> Self {
         RawUpstream {
-            npm: "https://registry.npmjs.org/".to_owned(),
-            pypi: "https://pypi.org/simple/".to_owned(),
-            pypi_files: "https://files.pythonhosted.org/".to_owned(),
-            pypi_json: "https://pypi.org/pypi/".to_owned(),
-            cargo_index: "https://index.crates.io/".to_owned(),
+            npm: None,
+            pypi: None,
+            cargo: None,
+            pypi_files: None,
+            pypi_json: None,
+            cargo_index: None,
             timeout_secs: 30,
             max_metadata_bytes: 64 * 1024 * 1024,
             max_artifact_bytes: 512 * 1024 * 1024,
@@ -98,6 +108,110 @@ impl Default for RawUpstream {
             render_cache_bytes: 256 * 1024 * 1024,
             artifact_cache_bytes: 2 * 1024 * 1024 * 1024,
         }
+    }
+}
+
+/// `[upstream.npm]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawNpmUpstream {
+    pub registry: Option<String>,
+}
+
+/// `[upstream.pypi]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPypiUpstream {
+    pub index: Option<String>,
+    pub files: Option<String>,
+    pub json_api: Option<String>,
+}
+
+/// `[upstream.cargo]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCargoUpstream {
+    pub index: Option<String>,
+}
+
+/// An ecosystem's upstream key: the table of today, or the single URL string that the
+/// flat key of the same name (`upstream.npm = "…"`) held before the tables existed.
+#[derive(Debug, Clone)]
+pub enum Section<T> {
+    Legacy(String),
+    Table(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Section<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Section<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table (or, deprecated, a URL string)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Section::Legacy(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                // Keeps the table's own errors (unknown keys, wrong types) intact.
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Section::Table)
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<T: Default> Section<T> {
+    /// The table, and the URL of the deprecated string form if that was used.
+    fn split(self) -> (T, Option<String>) {
+        match self {
+            Section::Legacy(url) => (T::default(), Some(url)),
+            Section::Table(t) => (t, None),
+        }
+    }
+}
+
+/// The default upstreams, documented in `config/depfw.example.toml`.
+const NPM_REGISTRY: &str = "https://registry.npmjs.org/";
+const PYPI_INDEX: &str = "https://pypi.org/simple/";
+const PYPI_FILES: &str = "https://files.pythonhosted.org/";
+const PYPI_JSON_API: &str = "https://pypi.org/pypi/";
+const CARGO_INDEX: &str = "https://index.crates.io/";
+
+/// One upstream URL from its table key, or from its deprecated flat key (a warning), or the
+/// default; both given is a problem reported at the deprecated key.
+fn upstream_url(
+    p: &mut Problems,
+    warnings: &mut Vec<ConfigProblem>,
+    new: (&str, Option<String>),
+    old: (&str, Option<String>),
+    default: &str,
+) -> Url {
+    match (new.1, old.1) {
+        (Some(_), Some(_)) => {
+            p.push(
+                old.0,
+                format!(
+                    "deprecated key given together with its replacement `{}`: keep only `{}`",
+                    new.0, new.0
+                ),
+            );
+            p.url(new.0, default)
+        }
+        (None, Some(value)) => {
+            warnings.push(ConfigProblem {
+                key: old.0.to_owned(),
+                message: format!("deprecated: use `{}` instead", new.0),
+            });
+            p.url(old.0, &value)
+        }
+        (Some(value), None) => p.url(new.0, &value),
+        (None, None) => p.url(new.0, default),
     }
 }
 
@@ -264,12 +378,46 @@ impl RawConfig {
                 p.push(key, "must be greater than zero");
             }
         }
+        let mut warnings = Vec::new();
+        let (npm, npm_flat) = u.npm.map(Section::split).unwrap_or_default();
+        let (pypi, pypi_flat) = u.pypi.map(Section::split).unwrap_or_default();
+        let cargo = u.cargo.unwrap_or_default();
         let upstream = UpstreamConfig {
-            npm: p.url("upstream.npm", &u.npm),
-            pypi: p.url("upstream.pypi", &u.pypi),
-            pypi_files: p.url("upstream.pypi-files", &u.pypi_files),
-            pypi_json: p.url("upstream.pypi-json", &u.pypi_json),
-            cargo_index: p.url("upstream.cargo-index", &u.cargo_index),
+            npm: upstream_url(
+                &mut p,
+                &mut warnings,
+                ("upstream.npm.registry", npm.registry),
+                ("upstream.npm", npm_flat),
+                NPM_REGISTRY,
+            ),
+            pypi: upstream_url(
+                &mut p,
+                &mut warnings,
+                ("upstream.pypi.index", pypi.index),
+                ("upstream.pypi", pypi_flat),
+                PYPI_INDEX,
+            ),
+            pypi_files: upstream_url(
+                &mut p,
+                &mut warnings,
+                ("upstream.pypi.files", pypi.files),
+                ("upstream.pypi-files", u.pypi_files),
+                PYPI_FILES,
+            ),
+            pypi_json: upstream_url(
+                &mut p,
+                &mut warnings,
+                ("upstream.pypi.json-api", pypi.json_api),
+                ("upstream.pypi-json", u.pypi_json),
+                PYPI_JSON_API,
+            ),
+            cargo_index: upstream_url(
+                &mut p,
+                &mut warnings,
+                ("upstream.cargo.index", cargo.index),
+                ("upstream.cargo-index", u.cargo_index),
+                CARGO_INDEX,
+            ),
             timeout_secs: u.timeout_secs,
             max_metadata_bytes: u.max_metadata_bytes,
             max_artifact_bytes: u.max_artifact_bytes,
@@ -382,6 +530,7 @@ impl RawConfig {
         Ok(Config {
             server,
             upstream,
+            warnings,
             feeds,
             policy: PolicyConfig {
                 advisories,

@@ -226,3 +226,126 @@ fn admin_listen_is_its_own_address() {
         assert_eq!(err.problems[0].key, "admin.listen", "{bad}");
     }
 }
+
+/// The five upstream URLs the upstream tests configure, in `UpstreamConfig` order.
+const MIRROR_URLS: [&str; 5] = [
+    "http://mirror.internal/npm/",
+    "http://mirror.internal/simple/",
+    "http://mirror.internal/files/",
+    "http://mirror.internal/pypi/",
+    "http://mirror.internal/index/",
+];
+
+fn upstream_urls(config: &Config) -> [&str; 5] {
+    let u = &config.upstream;
+    [
+        u.npm.as_str(),
+        u.pypi.as_str(),
+        u.pypi_files.as_str(),
+        u.pypi_json.as_str(),
+        u.cargo_index.as_str(),
+    ]
+}
+
+#[test]
+fn upstream_tables_set_each_registry() {
+    let text = r#"
+[upstream.npm]
+registry = "http://mirror.internal/npm/"
+[upstream.pypi]
+index = "http://mirror.internal/simple/"
+files = "http://mirror.internal/files/"
+json-api = "http://mirror.internal/pypi/"
+[upstream.cargo]
+index = "http://mirror.internal/index/"
+"#;
+    let config = Config::from_toml(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(upstream_urls(&config), MIRROR_URLS);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert!(
+        Config::default().warnings.is_empty(),
+        "the defaults use no deprecated key"
+    );
+    let err = Config::from_toml("[upstream.npm]\nurl = \"http://x/\"\n", "t.toml").unwrap_err();
+    assert!(err.to_string().contains("unknown field `url`"), "{err}");
+}
+
+#[test]
+fn flat_upstream_keys_still_work_with_a_warning_naming_the_new_key() {
+    let text = r#"
+[upstream]
+npm = "http://mirror.internal/npm/"
+pypi = "http://mirror.internal/simple/"
+pypi-files = "http://mirror.internal/files/"
+pypi-json = "http://mirror.internal/pypi/"
+cargo-index = "http://mirror.internal/index/"
+"#;
+    let config = Config::from_toml(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(upstream_urls(&config), MIRROR_URLS);
+    let warned: Vec<(&str, &str)> = config
+        .warnings
+        .iter()
+        .map(|w| (w.key.as_str(), w.message.as_str()))
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            (
+                "upstream.npm",
+                "deprecated: use `upstream.npm.registry` instead"
+            ),
+            (
+                "upstream.pypi",
+                "deprecated: use `upstream.pypi.index` instead"
+            ),
+            (
+                "upstream.pypi-files",
+                "deprecated: use `upstream.pypi.files` instead"
+            ),
+            (
+                "upstream.pypi-json",
+                "deprecated: use `upstream.pypi.json-api` instead"
+            ),
+            (
+                "upstream.cargo-index",
+                "deprecated: use `upstream.cargo.index` instead"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_flat_upstream_key_and_its_table_key_together_are_an_error() {
+    let text = r#"
+[upstream]
+pypi-files = "http://a/files/"
+cargo-index = "http://a/index/"
+[upstream.pypi]
+files = "http://b/files/"
+[upstream.cargo]
+index = "http://b/index/"
+"#;
+    let err = Config::from_toml(text, "both.toml").unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["upstream.pypi-files", "upstream.cargo-index"]);
+    let shown = err.to_string();
+    assert!(
+        shown.contains(
+            "both.toml: key `upstream.pypi-files`: deprecated key given together with its \
+             replacement `upstream.pypi.files`"
+        ),
+        "{shown}"
+    );
+    // `npm = "…"` and `[upstream.npm]` are the same TOML key: the parser refuses that, with
+    // the line.
+    let err = Config::from_toml(
+        "[upstream]\nnpm = \"http://a/\"\n[upstream.npm]\nregistry = \"http://b/\"\n",
+        "dup.toml",
+    )
+    .unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("dup.toml") && shown.contains("line 3"),
+        "{shown}"
+    );
+}

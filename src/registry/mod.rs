@@ -1,34 +1,92 @@
-//! Registry protocols spoken by `depfw serve`: one module per ecosystem.
+//! Registry protocols spoken by `depfw serve`: one module per ecosystem, each behind the
+//! [`Protocol`] trait.
 //!
-//! Protocol code holds no policy. Each module knows how its registry's metadata looks,
-//! how to list the versions in it (with what the checks need, [`VersionRecord`]), how to
-//! write it back with some versions removed and URLs pointing at depfw, and how to map an
-//! artifact download path back to a package and version. The proxy (`crate::server`)
-//! decides which versions stay.
+//! Protocol code holds no policy and does no I/O. Each module knows how its registry's
+//! metadata looks, how to list the versions in it (with what the checks need,
+//! [`VersionRecord`]), how to write it back with some versions removed and URLs pointing at
+//! depfw, and how to map a client path back to a package and version. The proxy
+//! (`crate::server::pipeline`) fetches, caches, evaluates and records, once for every
+//! protocol; it decides which versions stay.
 //!
-//! How a protocol plugs into the proxy (see `crate::server` for the npm example):
-//! 1. a pure parser `fn parse_…(name, upstream_body) -> Result<(Doc, Vec<VersionRecord>), ProtocolError>`;
-//! 2. a pure renderer that takes the set of versions to keep ([`Kept`]) and the public
-//!    base URL and returns the client body; cargo and PyPI renderers also take a
-//!    [`Disposition`] per version, so a refused version can stay listed but yanked;
-//! 3. a pure path parser that maps a client path to a package ([`PathError`] → HTTP 400)
-//!    and an artifact path to an [`ArtifactRequest`].
-//!
-//! The proxy core does fetching, caching, policy evaluation, the artifact gate (digest
-//! verification, cache, decision records) and HTTP semantics for every protocol alike.
+//! A new ecosystem is one module here with a [`Protocol`] impl (and its in-module tests),
+//! plus one line in the server's protocol list (`crate::server::Protocols`); see
+//! ARCHITECTURE.md for the recipe.
 
 pub mod cargo;
 pub mod npm;
 pub mod pypi;
 
 use std::collections::HashSet;
+use std::fmt::Debug;
 
-use crate::package::{PackageName, Version};
+use url::Url;
+
+use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
 
 /// The response header naming the request's decision records: set by the proxy on every
 /// answer, and how `depfw audit --online` tells depfw from the registry it fronts.
 pub const REQUEST_ID_HEADER: &str = "x-depfw-request-id";
+
+/// One registry protocol, pure: no I/O, no policy. The server's pipeline drives it:
+/// [`Protocol::route`] a client path, fetch [`Protocol::metadata_url`], [`Protocol::parse`]
+/// the body once per upstream body (cached as [`Protocol::Doc`]), evaluate each of
+/// [`Protocol::versions`], and [`Protocol::render`] the document with what policy kept.
+pub trait Protocol: Send + Sync + 'static {
+    const ECOSYSTEM: Ecosystem;
+    /// The parsed upstream metadata (packument, project page, index file), shared by every
+    /// request for the same upstream body.
+    type Doc: Send + Sync + 'static;
+    /// What a client path asks for (metadata of a name, an artifact, a protocol quirk).
+    type Route;
+    /// What the rendered document depends on in the request besides the versions kept
+    /// (npm: full or abbreviated; PyPI: JSON or HTML); part of the render cache key.
+    type Form: Debug;
+    /// The `Accept` header sent upstream for metadata.
+    const UPSTREAM_ACCEPT: &'static str;
+    /// Whether rendered documents carry URLs under the public base, which differs per
+    /// agent (`/a/<token>`): then each agent gets its own rendering.
+    const URLS: bool;
+
+    /// Maps a client path (after the ecosystem's mount, still percent-encoded).
+    fn route(&self, path: &str) -> Result<Self::Route, ProtocolError>;
+    /// Where upstream serves `name`'s metadata.
+    fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError>;
+    /// Parses an upstream metadata body.
+    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Self::Doc, ProtocolError>;
+    /// Every version the document lists, in document order.
+    fn versions<'d>(&self, doc: &'d Self::Doc) -> &'d [VersionRecord];
+    /// The form a client asked for, from its `Accept` header and query string.
+    fn form(&self, accept: Option<&str>, query: Option<&str>) -> Self::Form;
+    /// The document as the client gets it: versions as [`RenderCx`] says, URLs under its
+    /// public base.
+    fn render(
+        &self,
+        name: &PackageName,
+        doc: &Self::Doc,
+        form: &Self::Form,
+        cx: &RenderCx<'_>,
+    ) -> Result<Document, ProtocolError>;
+}
+
+/// What a rendering reads besides the document: the policy's choice per version and the
+/// base for URLs.
+pub struct RenderCx<'a> {
+    /// `server.public-url`, plus `/a/<token>` for an agent, without a trailing `/`.
+    pub public_base: &'a str,
+    /// The versions served as upstream describes them.
+    pub kept: &'a Kept,
+    /// Every version's [`Disposition`] (`server.refused-versions`); npm, which has no yank,
+    /// reads only [`RenderCx::kept`].
+    pub show: &'a dyn Fn(&str) -> Disposition,
+}
+
+/// A rendered metadata document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
 
 /// An artifact's published digest, checked against the bytes depfw streams.
 #[derive(Debug, Clone, PartialEq, Eq)]

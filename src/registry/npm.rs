@@ -8,11 +8,18 @@
 //! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
 //! of it. It holds no policy: the proxy decides what is kept.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
-use super::{ArtifactRecord, ArtifactRequest, Digest, Kept, ProtocolError, VersionRecord};
+use url::Url;
+
+use super::{
+    ArtifactRecord, ArtifactRequest, Digest, Document, Kept, Protocol, ProtocolError, RenderCx,
+    VersionRecord,
+};
 use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
 
@@ -406,12 +413,14 @@ impl Packument {
             }
         }
         if let Some(Value::Object(time)) = doc.get_mut("time") {
-            let known: Vec<&str> = self
+            // A set, not a list: `time` has an entry per version, so a list lookup made
+            // rendering quadratic in the number of versions.
+            let known: HashSet<&str> = self
                 .records
                 .iter()
                 .map(|r| r.version_text.as_str())
                 .collect();
-            time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
+            time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
         }
         if let Some(tags) = self.dist_tags(kept) {
             doc.insert("dist-tags".to_owned(), Value::Object(tags));
@@ -469,6 +478,83 @@ fn abbreviate(doc: Map<String, Value>) -> Value {
     }
     out.insert("versions".to_owned(), Value::Object(versions));
     Value::Object(out)
+}
+
+/// The media type of full packuments and of everything else the registry answers.
+pub const JSON: &str = "application/json";
+
+/// npm's registry protocol in front of one upstream registry.
+#[derive(Debug, Clone)]
+pub struct Npm {
+    /// `upstream.npm.registry`: every tarball URL must be on its origin.
+    url: Url,
+    /// The same without a trailing `/`, the base of packument URLs.
+    registry: String,
+}
+
+impl Npm {
+    pub fn new(registry: &Url) -> Npm {
+        Npm {
+            url: registry.clone(),
+            registry: registry.as_str().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The configured registry, whose origin every tarball URL must be on.
+    pub fn registry(&self) -> &Url {
+        &self.url
+    }
+
+    /// The registry's signing keys, passed through for `npm audit signatures`.
+    pub fn keys_url(&self) -> String {
+        format!("{}/-/npm/v1/keys", self.registry)
+    }
+}
+
+impl Protocol for Npm {
+    const ECOSYSTEM: Ecosystem = Ecosystem::Npm;
+    type Doc = Packument;
+    type Route = NpmPath;
+    /// Whether the client asked for the abbreviated ("corgi") packument.
+    type Form = bool;
+    // Always the full document: the checks need `time`, `license` and `scripts`.
+    const UPSTREAM_ACCEPT: &'static str = JSON;
+    const URLS: bool = true;
+
+    fn route(&self, path: &str) -> Result<NpmPath, ProtocolError> {
+        parse_path(path)
+    }
+
+    /// Scoped names keep their `/` encoded, as the registry expects.
+    fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
+        let url = format!("{}/{}", self.registry, name.as_str().replace('/', "%2f"));
+        Url::parse(&url).map_err(|e| ProtocolError::BadUpstream(format!("{url}: {e}")))
+    }
+
+    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
+        parse_packument(name, body)
+    }
+
+    fn versions<'d>(&self, doc: &'d Packument) -> &'d [VersionRecord] {
+        &doc.records
+    }
+
+    fn form(&self, accept: Option<&str>, _query: Option<&str>) -> bool {
+        wants_corgi(accept)
+    }
+
+    fn render(
+        &self,
+        name: &PackageName,
+        doc: &Packument,
+        corgi: &bool,
+        cx: &RenderCx<'_>,
+    ) -> Result<Document, ProtocolError> {
+        Ok(Document {
+            content_type: if *corgi { CORGI } else { JSON },
+            body: doc.render(name, cx.kept, cx.public_base, *corgi),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -690,5 +776,72 @@ mod tests {
         let unpublished =
             parse_packument(&npm("demo"), br#"{"time": {"unpublished": {}}}"#).unwrap();
         assert!(unpublished.records.is_empty());
+    }
+
+    /// A packument with `n` versions `1.0.i` and a `time` entry for each.
+    fn many_versions(n: usize) -> String {
+        let versions: Map<String, Value> = (0..n)
+            .map(|i| {
+                let v = format!("1.0.{i}");
+                let doc = serde_json::json!({"name": "many", "version": v,
+                    "dist": {"tarball": format!("https://up/many-{v}.tgz")}});
+                (v, doc)
+            })
+            .collect();
+        let mut time: Map<String, Value> = (0..n)
+            .map(|i| (format!("1.0.{i}"), Value::from("2020-01-01T00:00:00.000Z")))
+            .collect();
+        time.insert(
+            "created".to_owned(),
+            Value::from("2019-01-01T00:00:00.000Z"),
+        );
+        time.insert(
+            "modified".to_owned(),
+            Value::from("2021-01-01T00:00:00.000Z"),
+        );
+        serde_json::json!({"name": "many", "dist-tags": {"latest": format!("1.0.{}", n - 1)},
+            "versions": versions, "time": time})
+        .to_string()
+    }
+
+    /// `time` filtered the way `render` did before it used a set (a list lookup per entry).
+    fn time_filtered_by_list(p: &Packument, kept: &Kept) -> Map<String, Value> {
+        let mut time = p.doc["time"].as_object().unwrap().clone();
+        let known: Vec<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
+        time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
+        time
+    }
+
+    #[test]
+    fn render_keeps_the_time_of_kept_versions_only_for_many_versions() {
+        let name = npm("many");
+        // Same output as the list-based filter, on a small packument.
+        let small = parse_packument(&name, many_versions(5).as_bytes()).unwrap();
+        let kept: Kept = ["1.0.1".to_owned(), "1.0.3".to_owned()].into();
+        let out: Value =
+            serde_json::from_slice(&small.render(&name, &kept, "http://d:1", false)).unwrap();
+        assert_eq!(
+            out["time"].as_object().unwrap(),
+            &time_filtered_by_list(&small, &kept)
+        );
+        assert_eq!(
+            out["time"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["1.0.1", "1.0.3", "created", "modified"]
+        );
+
+        // Many versions (as some real packuments have): every other one kept.
+        let n = 20_000;
+        let big = parse_packument(&name, many_versions(n).as_bytes()).unwrap();
+        let kept: Kept = (0..n).step_by(2).map(|i| format!("1.0.{i}")).collect();
+        let out: Value =
+            serde_json::from_slice(&big.render(&name, &kept, "http://d:1", false)).unwrap();
+        let time = out["time"].as_object().unwrap();
+        assert_eq!(
+            time.len(),
+            n / 2 + 2,
+            "kept versions plus created and modified"
+        );
+        assert!(time.contains_key("1.0.0") && !time.contains_key("1.0.1"));
+        assert_eq!(out["versions"].as_object().unwrap().len(), n / 2);
     }
 }

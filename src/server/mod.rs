@@ -6,22 +6,27 @@
 //! is verified against its published digest before the first byte is released, and is
 //! recorded in the decision log.
 //!
-//! Layout: [`gate`] holds the ecosystem-independent policy and artifact machinery that
-//! every protocol handler calls; [`npm`], [`pypi`] and [`cargo`] are the protocols'
-//! handlers, each using the pure parser/renderer of `crate::registry::<eco>` plus [`gate`];
-//! [`upstream`] and [`artifacts`] fetch and cache.
+//! Layout: [`pipeline`] is the one metadata flow and the one artifact flow, generic over
+//! the pure protocols of `crate::registry` ([`Protocols`] lists them); it asks [`verdicts`]
+//! what the policy says, [`records`] writes the decision log, [`delivery`] hands out
+//! verified artifact bytes. [`npm`], [`pypi`] and [`cargo`] are the protocols' handlers:
+//! their routing and their real quirks. [`upstream`], [`render_cache`] and [`artifacts`]
+//! fetch and cache.
 
 pub mod admin;
 pub mod agent;
 pub mod artifacts;
 pub mod cargo;
+pub mod delivery;
 pub mod error;
-pub mod gate;
 pub mod integrity;
 pub mod npm;
+pub mod pipeline;
 pub mod pypi;
+pub mod records;
 pub mod render_cache;
 pub mod upstream;
+pub mod verdicts;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,13 +42,36 @@ use tower_http::trace::TraceLayer;
 use crate::agents::CircuitBreaker;
 use crate::config::{AnonymousAccess, Config, RefusedVersions};
 use crate::policy::{Policy, Verdict};
+use crate::registry::{cargo::Cargo, npm::Npm, pypi::Pypi};
 use crate::store::agents::AgentStore;
 use crate::store::decisions::{ClientInfo, DecisionLog};
 use crate::store::quarantine::QuarantineQueue;
 use crate::store::Store;
 use artifacts::ArtifactCache;
 use error::ProxyError;
+use pipeline::Served;
 use upstream::Upstream;
+
+/// Every protocol `depfw serve` speaks, each with its typed cache of parsed documents. A
+/// new ecosystem is a field here (its router line in [`app`], its handler module beside
+/// [`npm`]).
+pub struct Protocols {
+    pub npm: Served<Npm>,
+    pub pypi: Served<Pypi>,
+    pub cargo: Served<Cargo>,
+}
+
+impl Protocols {
+    fn new(u: &crate::config::UpstreamConfig) -> Protocols {
+        let entries = usize::try_from(u.metadata_cache_entries).unwrap_or(usize::MAX);
+        let bytes = usize::try_from(u.render_cache_bytes).unwrap_or(usize::MAX);
+        Protocols {
+            npm: Served::new(Npm::new(&u.npm), entries, bytes),
+            pypi: Served::new(Pypi::new(&u.pypi, &u.pypi_files), entries, bytes),
+            cargo: Served::new(Cargo::new(&u.cargo_index), entries, bytes),
+        }
+    }
+}
 
 /// The policy the proxy enforces, or why there is none.
 #[derive(Clone)]
@@ -63,13 +91,13 @@ pub struct AppState {
 struct Inner {
     /// `server.public_url` without a trailing `/`.
     public_base: String,
-    npm_upstream: String,
-    npm_upstream_url: url::Url,
-    /// The PyPI and crates.io upstreams (`upstream.pypi`, `pypi-files`, `cargo-index`).
-    upstreams: crate::config::UpstreamConfig,
+    /// The protocols, with their configured upstreams and parsed documents.
+    protocols: Protocols,
     policy: RwLock<Arc<PolicyState>>,
     upstream: Upstream,
-    /// Parsed and rendered metadata of every ecosystem (see [`render_cache`]).
+    /// The verdicts on every version of a document, per agent preset (see [`pipeline`]).
+    evaluated: render_cache::Keyed<verdicts::Filtered>,
+    /// Rendered metadata of every ecosystem (see [`render_cache`]).
     render: render_cache::RenderCache,
     artifacts: ArtifactCache,
     decisions: DecisionLog,
@@ -102,6 +130,9 @@ impl AppState {
                 config.server.data_dir.display()
             )
         })?;
+        let entries = usize::try_from(config.upstream.metadata_cache_entries).unwrap_or(usize::MAX);
+        let bytes = usize::try_from(config.upstream.render_cache_bytes).unwrap_or(usize::MAX);
+        let ttl = std::time::Duration::from_secs(config.upstream.metadata_ttl_secs);
         Ok(AppState {
             inner: Arc::new(Inner {
                 public_base: config
@@ -110,21 +141,11 @@ impl AppState {
                     .as_str()
                     .trim_end_matches('/')
                     .to_owned(),
-                npm_upstream: config
-                    .upstream
-                    .npm
-                    .as_str()
-                    .trim_end_matches('/')
-                    .to_owned(),
-                npm_upstream_url: config.upstream.npm.clone(),
-                upstreams: config.upstream.clone(),
+                protocols: Protocols::new(&config.upstream),
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream)?,
-                render: render_cache::RenderCache::new(
-                    usize::try_from(config.upstream.metadata_cache_entries).unwrap_or(usize::MAX),
-                    usize::try_from(config.upstream.render_cache_bytes).unwrap_or(usize::MAX),
-                    std::time::Duration::from_secs(config.upstream.metadata_ttl_secs),
-                ),
+                evaluated: render_cache::Keyed::new(entries, bytes, Some(ttl)),
+                render: render_cache::RenderCache::new(entries, bytes, ttl),
                 artifacts,
                 decisions: DecisionLog::open(store)?.with_checkpoints(&config.log),
                 request_seq: AtomicU64::new(0),
@@ -195,7 +216,7 @@ impl AppState {
     /// downloads; anywhere else is refused, however the upstream names it.
     pub fn cargo_download_origins(&self, dl: &url::Url) -> Result<Vec<&url::Url>, ProxyError> {
         let inner = &self.inner;
-        let origins: Vec<&url::Url> = std::iter::once(&inner.upstreams.cargo_index)
+        let origins: Vec<&url::Url> = std::iter::once(inner.protocols.cargo.protocol.index())
             .chain(&inner.cargo_download_origins)
             .collect();
         if origins.iter().any(|o| o.origin() == dl.origin()) {

@@ -1,22 +1,24 @@
 //! Caches of what `depfw serve` derives from upstream metadata, so that a warm metadata
 //! request is a hash lookup and a byte copy rather than parse + policy + render + hash.
 //!
-//! One cache serves npm packuments, PyPI project pages and cargo index files (upstream URLs
-//! never collide across ecosystems), so one bound covers them all. Two bounded maps, both
-//! keyed by the upstream URL and invalidated by the upstream body's *generation* (a number
+//! Every cache is a [`Keyed`] map: bounded by entries and bytes, keyed by the upstream URL
+//! (plus a variant), and invalidated by the upstream body's *generation* (a number
 //! [`super::upstream::Upstream`] assigns to each downloaded body, kept across
-//! `304 Not Modified` revalidations):
-//! - parsed documents (policy-independent, of each ecosystem's own type), reused by
-//!   artifact requests, which need the version records but not the rendering;
-//! - rendered responses per variant (see [`super::gate::render_variant`]) and policy
+//! `304 Not Modified` revalidations) and, where it depends on the policy, its revision:
+//! - parsed documents, one typed map per protocol (`Keyed<P::Doc>` in
+//!   [`super::pipeline::Served`]), reused by artifact requests, which need the version
+//!   records but not the rendering;
+//! - the policy's verdict on every version of a document, per agent preset, as the last
+//!   rendering evaluated it ([`super::pipeline`]), read by npm's one-version manifests;
+//! - rendered responses per variant (see [`super::pipeline::render_variant`]) and policy
 //!   revision, with the ETag precomputed and a gzip copy made once, on the first request
-//!   that accepts gzip.
+//!   that accepts gzip ([`RenderCache`], one for every ecosystem: upstream URLs never
+//!   collide across them).
 //!
-//! Rendered entries also expire after the metadata TTL, because policy verdicts can depend
-//! on the clock (a cooldown lets a version through once it is old enough) even when neither
-//! the upstream body nor the policy changed.
+//! Verdicts and rendered entries also expire after the metadata TTL, because policy verdicts
+//! can depend on the clock (a cooldown lets a version through once it is old enough) even
+//! when neither the upstream body nor the policy changed.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -143,9 +145,6 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
     })
 }
 
-/// A parsed document of any ecosystem.
-type AnyDoc = dyn Any + Send + Sync;
-
 struct Slot<V: ?Sized> {
     generation: u64,
     revision: String,
@@ -234,39 +233,41 @@ impl<V: ?Sized> Bounded<V> {
     }
 }
 
-/// Parsed documents and rendered responses, keyed by upstream URL.
+/// A [`Bounded`] map shared between requests.
+pub struct Keyed<V>(Mutex<Bounded<V>>);
+
+impl<V> Keyed<V> {
+    /// At most `entries` entries and `bytes` of weight; with a `ttl`, entries expire.
+    pub fn new(entries: usize, bytes: usize, ttl: Option<Duration>) -> Self {
+        Keyed(Mutex::new(Bounded::new(entries, bytes, ttl)))
+    }
+
+    /// The value of `key` if it was stored for this `generation` and `revision`.
+    pub fn get(&self, key: &str, generation: u64, revision: &str) -> Option<Arc<V>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(key, generation, revision)
+    }
+
+    /// Stores a value weighing `weight` bytes (not stored if larger than the budget).
+    pub fn put(&self, key: &str, generation: u64, revision: &str, weight: usize, value: Arc<V>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(key.to_owned(), generation, revision, weight, value);
+    }
+}
+
+/// Rendered responses, keyed by upstream URL and variant.
 pub struct RenderCache {
-    parsed: Mutex<Bounded<AnyDoc>>,
     rendered: Mutex<Bounded<Rendered>>,
 }
 
 impl RenderCache {
-    /// `entries` bounds each map (as `upstream.metadata-cache-entries` bounds the upstream
-    /// cache) and so does `bytes` (`upstream.render-cache-bytes`: rendered bodies, parsed
-    /// documents weighted by their source size); rendered responses expire after `ttl`.
+    /// `entries` bounds the map (as `upstream.metadata-cache-entries` bounds the upstream
+    /// cache) and so does `bytes` (`upstream.render-cache-bytes`); responses expire after
+    /// `ttl`.
     pub fn new(entries: usize, bytes: usize, ttl: Duration) -> Self {
         RenderCache {
-            parsed: Mutex::new(Bounded::new(entries, bytes, None)),
             rendered: Mutex::new(Bounded::new(entries, bytes, Some(ttl))),
         }
-    }
-
-    /// The parsed document of `url` at `generation`, if it was stored as a `P`.
-    pub fn parsed<P: Any + Send + Sync>(&self, url: &str, generation: u64) -> Option<Arc<P>> {
-        let mut m = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(url, generation, "")?.downcast::<P>().ok()
-    }
-
-    /// Stores a parsed document; `source_len` (the upstream body's size) is its weight.
-    pub fn put_parsed<P: Any + Send + Sync>(
-        &self,
-        url: &str,
-        generation: u64,
-        source_len: usize,
-        doc: Arc<P>,
-    ) {
-        let mut m = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(url.to_owned(), generation, "", source_len, doc);
     }
 
     /// The rendered `variant` of `url` at `generation` under policy `revision`.
@@ -301,7 +302,8 @@ impl RenderCache {
     }
 }
 
-fn render_key(url: &str, variant: &str) -> String {
+/// The key of a variant of what was derived from `url`.
+pub fn render_key(url: &str, variant: &str) -> String {
     format!("{url}\n{variant}")
 }
 
@@ -371,13 +373,10 @@ mod tests {
             "new upstream body"
         );
         assert!(cache.rendered("u", "full", 1, "b").is_none(), "new policy");
-        cache.put_parsed("u", 1, 10, Arc::new(7u32));
-        assert_eq!(cache.parsed::<u32>("u", 1).as_deref(), Some(&7));
-        assert!(cache.parsed::<u32>("u", 2).is_none());
-        assert!(
-            cache.parsed::<String>("u", 1).is_none(),
-            "another type under the same URL is a miss, not a panic"
-        );
+        let parsed: Keyed<u32> = Keyed::new(10, 1 << 20, None);
+        parsed.put("u", 1, "", 10, Arc::new(7u32));
+        assert_eq!(parsed.get("u", 1, "").as_deref(), Some(&7));
+        assert!(parsed.get("u", 2, "").is_none(), "new upstream body");
     }
 
     #[test]

@@ -65,10 +65,13 @@ pub fn cargo_config(base: &str) -> String {
         .to_string()
 }
 
-/// depfw's `[upstream]` section for the host at `base`.
+/// depfw's `[upstream.*]` tables for the host at `base`, ending in `[upstream]` so that
+/// callers can append shared upstream keys.
 pub fn upstream_toml(base: &str) -> String {
     format!(
-        "[upstream]\nnpm = \"{base}/\"\npypi = \"{base}/pypi/simple/\"\npypi-files = \"{}\"\ncargo-index = \"{base}/cargo-index/\"\n",
+        "[upstream.npm]\nregistry = \"{base}/\"\n\
+         [upstream.pypi]\nindex = \"{base}/pypi/simple/\"\nfiles = \"{}\"\n\
+         [upstream.cargo]\nindex = \"{base}/cargo-index/\"\n[upstream]\n",
         pypi_files_base(base)
     )
 }

@@ -18,8 +18,10 @@
 
 pub mod api;
 mod index;
+mod protocol;
 
 pub use index::{IndexFile, IndexLine};
+pub use protocol::{Cargo, CargoPath, Index};
 
 use serde::Deserialize;
 use url::Url;

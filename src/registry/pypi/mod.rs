@@ -25,6 +25,7 @@ mod json_api;
 mod page;
 mod parse;
 mod paths;
+mod protocol;
 mod render;
 
 pub use filename::{DistFilename, DistKind, NameVersion};
@@ -34,4 +35,5 @@ pub use parse::{parse_html, parse_json, parse_project_page, JSON_CONTENT_TYPE};
 pub use paths::{
     parse_file_path, parse_simple_path, upstream_project_url, FileKind, FileRequest, SimpleRequest,
 };
+pub use protocol::{Project, Pypi, PypiPath, UPSTREAM_ACCEPT};
 pub use render::{negotiate, PageFormat, RenderedPage, Rewrite};

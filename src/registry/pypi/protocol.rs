@@ -1,0 +1,116 @@
+//! PyPI's simple API behind [`Protocol`]: what `depfw serve` runs at `/pypi/simple/`.
+
+use url::Url;
+
+use super::{
+    negotiate, parse_project_page, parse_simple_path, upstream_project_url, PageFormat,
+    ProjectPage, Rewrite, SimpleRequest, JSON_CONTENT_TYPE,
+};
+use crate::package::{Ecosystem, PackageName};
+use crate::registry::{Document, Protocol, ProtocolError, RenderCx, VersionRecord};
+
+/// What depfw asks upstream for: JSON carries `upload-time`, which the age checks need.
+pub const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
+     application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// The simple API in front of one upstream index and its files host.
+#[derive(Debug, Clone)]
+pub struct Pypi {
+    /// `upstream.pypi.index`.
+    index: Url,
+    /// `upstream.pypi.files`: file URLs on pages must be under it.
+    files: Url,
+}
+
+impl Pypi {
+    pub fn new(index: &Url, files: &Url) -> Pypi {
+        Pypi {
+            index: index.clone(),
+            files: files.clone(),
+        }
+    }
+
+    /// Where the index's file URLs point, and where depfw fetches files from.
+    pub fn files(&self) -> &Url {
+        &self.files
+    }
+}
+
+/// A parsed project page with its releases, both derived once per upstream body.
+#[derive(Debug)]
+pub struct Project {
+    pub page: ProjectPage,
+    pub records: Vec<VersionRecord>,
+}
+
+/// What a path under `/pypi` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PypiPath {
+    Simple(SimpleRequest),
+    /// `/files/<upstream path>` (or its `.metadata`), still percent-encoded.
+    File(String),
+}
+
+impl Protocol for Pypi {
+    const ECOSYSTEM: Ecosystem = Ecosystem::PyPI;
+    type Doc = Project;
+    type Route = PypiPath;
+    type Form = PageFormat;
+    const UPSTREAM_ACCEPT: &'static str = UPSTREAM_ACCEPT;
+    const URLS: bool = true;
+
+    fn route(&self, path: &str) -> Result<PypiPath, ProtocolError> {
+        if let Some(file) = path.strip_prefix("/files/") {
+            return Ok(PypiPath::File(file.to_owned()));
+        }
+        parse_simple_path(path).map(PypiPath::Simple)
+    }
+
+    fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
+        upstream_project_url(&self.index, name)
+    }
+
+    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Project, ProtocolError> {
+        // The metadata cache keeps bodies only; PEP 691 JSON is always an object.
+        let is_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let content_type = if is_json {
+            JSON_CONTENT_TYPE
+        } else {
+            "text/html"
+        };
+        let url = self.metadata_url(name)?;
+        let page = parse_project_page(body, Some(content_type), &url, name)?;
+        let records = page.records()?;
+        Ok(Project { page, records })
+    }
+
+    fn versions<'d>(&self, doc: &'d Project) -> &'d [VersionRecord] {
+        &doc.records
+    }
+
+    fn form(&self, accept: Option<&str>, query: Option<&str>) -> PageFormat {
+        negotiate(accept, query)
+    }
+
+    fn render(
+        &self,
+        _name: &PackageName,
+        doc: &Project,
+        format: &PageFormat,
+        cx: &RenderCx<'_>,
+    ) -> Result<Document, ProtocolError> {
+        let public_base = Url::parse(cx.public_base)
+            .map_err(|e| ProtocolError::BadUpstream(format!("server.public-url: {e}")))?;
+        let rewrite = Rewrite {
+            public_base: &public_base,
+            files_base: &self.files,
+        };
+        let page = doc
+            .page
+            .render_records(&doc.records, cx.show, *format, &rewrite);
+        Ok(Document {
+            content_type: page.content_type,
+            body: page.body.into_bytes(),
+        })
+    }
+}

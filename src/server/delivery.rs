@@ -1,0 +1,185 @@
+//! Handing out artifact bytes: the gate's last step, after the policy admitted the version.
+//!
+//! A tarball, wheel, `.metadata` file or `.crate` is served only from a configured upstream
+//! host, only with a published digest, and only once the bytes matched it: from the on-disk
+//! cache ([`super::artifacts`]) or spooled from upstream while hashed. The decision record
+//! is made durable before the first byte goes out.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio_util::io::ReaderStream;
+
+use super::error::{ProxyError, UpstreamFault};
+use super::verdicts::{decide_version, OnRefusal};
+use super::{AppState, RequestCtx};
+use crate::policy::Policy;
+use crate::registry::{ArtifactRecord, ArtifactRequest, Digest, VersionRecord};
+use crate::store::decisions::{DecisionRecord, RecordKind};
+
+/// How one artifact request is delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The configured upstream hosts the artifact URL must be on.
+    pub origins: &'a [&'a url::Url],
+    pub on_refusal: OnRefusal,
+    /// `HEAD` (uv sends one per wheel): the policy answer without a download.
+    pub head: bool,
+}
+
+/// Whether `url` is served by the same scheme, host and port as one of `origins`: metadata
+/// must not be able to send depfw fetching from arbitrary hosts.
+fn same_origin(url: &str, origins: &[&url::Url]) -> bool {
+    url::Url::parse(url).is_ok_and(|u| origins.iter().any(|o| o.origin() == u.origin()))
+}
+
+/// The artifact gate: evaluates the version, then serves verified bytes from the cache or
+/// from upstream (or, for a `HEAD`, only says whether it would). `record` is the version
+/// as the (cached) metadata lists it.
+pub async fn deliver(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    req: &ArtifactRequest,
+    record: Option<&VersionRecord>,
+    how: Delivery<'_>,
+) -> Result<Response, ProxyError> {
+    let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, how)?;
+    if how.head {
+        return head(state, digest).await;
+    }
+    // Only [`OnRefusal::ServeYankedMetadata`] gets here with a refused verdict.
+    let (served, served_from_cache) = if rec.verdict.is_servable() {
+        ("served", "served-from-cache")
+    } else {
+        ("served-yanked-metadata", "served-yanked-metadata")
+    };
+    if let Digest::Sha512(b) = digest {
+        rec.sha512 = Some(hex::encode(b));
+    }
+    let cache = &state.inner.artifacts;
+    if let Some(path) = cache.get(digest) {
+        rec.outcome = served_from_cache.to_owned();
+        super::blocking(|| state.decisions().append_durable(&mut rec))?;
+        return serve_file(&path, None).await;
+    }
+    let spool = cache.spool_path();
+    let spooled = match state
+        .inner
+        .upstream
+        .artifact(&artifact.upstream_url, digest, &spool)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            if matches!(
+                e,
+                ProxyError::Upstream {
+                    fault: UpstreamFault::Integrity,
+                    ..
+                }
+            ) {
+                rec.outcome = "integrity-mismatch".to_owned();
+                super::blocking(|| state.decisions().append_durable(&mut rec))?;
+            }
+            return Err(e);
+        }
+    };
+    rec.sha256 = Some(spooled.sha256.clone());
+    rec.sha512 = Some(spooled.sha512.clone());
+    rec.outcome = served.to_owned();
+    super::blocking(|| state.decisions().append_durable(&mut rec))?;
+    let path = cache.insert(digest, &spooled.path, spooled.size);
+    let discard = (path == spooled.path).then_some(path.clone());
+    let resp = serve_file(&path, Some(spooled.size)).await;
+    // The open handle keeps the bytes readable after the spool file is unlinked.
+    if let Some(p) = discard {
+        cache.discard_spool(&p);
+    }
+    resp
+}
+
+/// The policy half of the artifact gate: evaluates the version (recording a refusal) and
+/// checks that the artifact is on a configured upstream with a published digest. Returns
+/// the decision record to complete, the artifact and the digest its bytes must match.
+fn admit<'r>(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    req: &ArtifactRequest,
+    record: Option<&'r VersionRecord>,
+    how: Delivery<'_>,
+) -> Result<(DecisionRecord, &'r ArtifactRecord, &'r Digest), ProxyError> {
+    let spec = format!("{}@{}", req.name, req.version_text);
+    let record =
+        record.ok_or_else(|| ProxyError::NotFound(format!("{spec} not found upstream")))?;
+    let mut rec = decide_version(
+        state,
+        ctx,
+        policy,
+        RecordKind::Artifact,
+        &req.name,
+        record,
+        how.on_refusal,
+    )?;
+    let artifact = record
+        .artifact(&req.filename)
+        .ok_or_else(|| ProxyError::NotFound(format!("{spec} has no file {}", req.filename)))?;
+    rec.upstream_url = Some(artifact.upstream_url.clone());
+    if !same_origin(&artifact.upstream_url, how.origins) {
+        return Err(ProxyError::upstream(
+            UpstreamFault::Invalid,
+            &artifact.upstream_url,
+            format!("{spec}: the artifact URL is not on a configured upstream"),
+        ));
+    }
+    let Some(digest) = &artifact.digest else {
+        return Err(ProxyError::upstream(
+            UpstreamFault::Invalid,
+            &artifact.upstream_url,
+            format!("{spec} has no published checksum, so depfw cannot verify it"),
+        ));
+    };
+    super::integrity::note_weak_digest(&mut rec, digest);
+    Ok((rec, artifact, digest))
+}
+
+/// `HEAD` on an admitted artifact: nothing is downloaded. The length is known only once
+/// the file is cached; no `Accept-Ranges`, so clients fall back to one full, verified
+/// download.
+async fn head(state: &AppState, digest: &Digest) -> Result<Response, ProxyError> {
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(path) = state.inner.artifacts.get(digest) {
+        if let Ok(meta) = tokio::fs::metadata(&path).await {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
+        }
+    }
+    Ok(resp)
+}
+
+async fn serve_file(path: &std::path::Path, size: Option<u64>) -> Result<Response, ProxyError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| ProxyError::Internal(anyhow::anyhow!("opening {}: {e}", path.display())))?;
+    let size = match size {
+        Some(s) => s,
+        None => file
+            .metadata()
+            .await
+            .map_err(|e| ProxyError::Internal(e.into()))?
+            .len(),
+    };
+    let mut resp = Response::new(Body::from_stream(ReaderStream::new(file)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    Ok(resp)
+}

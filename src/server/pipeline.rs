@@ -1,0 +1,376 @@
+//! The one serving pipeline of `depfw serve`, for every registry protocol.
+//!
+//! A metadata request (`GET /npm/express`, `/pypi/simple/idna/`, `/cargo/index/it/oa/itoa`)
+//! runs [`Gate::metadata`]: the ready policy → the name check → the upstream body (revalidating
+//! cache, [`super::upstream`]) → a rendering from the render cache, or on a miss: the body
+//! parsed once ([`Served`]'s typed cache) → every version evaluated once for this rendering
+//! (recorded when the body was just downloaded, and kept for npm's version manifests) →
+//! rendered by the protocol → cached. An artifact request runs [`Gate::artifact`]: the version's record from
+//! the same parsed metadata, then the gate in [`super::delivery`]. npm's one-version
+//! manifests use [`Gate::evaluated`], the same evaluation the packument was rendered from.
+//!
+//! The protocols ([`crate::registry::Protocol`]) are pure; everything here is generic over
+//! them, so an ecosystem's handler (`server::npm`, `server::pypi`, `server::cargo`) is its
+//! routing plus its real quirks.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use url::Url;
+
+use super::delivery::{self, Delivery};
+use super::error::{ProxyError, UpstreamFault};
+use super::records::{record, record_filtered};
+use super::render_cache::{render_key, Keyed, Rendered};
+use super::upstream::Fetched;
+use super::verdicts::{self, Filtered};
+use super::{agent, AppState, PolicyState, RequestCtx};
+use crate::package::PackageName;
+use crate::policy::Policy;
+use crate::registry::{ArtifactRequest, Protocol, RenderCx, VersionRecord};
+use crate::store::decisions::RecordKind;
+
+/// A protocol as the server runs it: the pure protocol and its typed cache of parsed
+/// documents (one per upstream body).
+pub struct Served<P: Protocol> {
+    pub protocol: P,
+    parsed: Keyed<P::Doc>,
+}
+
+impl<P: Protocol> Served<P> {
+    /// `entries` and `bytes` bound the parsed documents (`upstream.metadata-cache-entries`,
+    /// `upstream.render-cache-bytes`, a document weighing its upstream body's size).
+    pub fn new(protocol: P, entries: usize, bytes: usize) -> Self {
+        Served {
+            protocol,
+            parsed: Keyed::new(entries, bytes, None),
+        }
+    }
+}
+
+/// An upstream metadata body as fetched (or cached), with its URL.
+pub struct Upstream {
+    pub url: Url,
+    pub fetched: Fetched,
+}
+
+/// What an artifact request names, found in its package's metadata: the request (file name
+/// included) and the version's record as the metadata lists it (`None`: not listed).
+pub struct Wanted {
+    pub req: ArtifactRequest,
+    pub record: Option<VersionRecord>,
+}
+
+/// One request's way through the proxy, under the policy that was current when it
+/// arrived (a reload does not change it midway).
+pub struct Gate<'a> {
+    state: &'a AppState,
+    ctx: &'a RequestCtx,
+    policy: Arc<PolicyState>,
+}
+
+impl<'a> Gate<'a> {
+    /// The ready policy, or the 503 every package request gets without one.
+    pub fn new(state: &'a AppState, ctx: &'a RequestCtx) -> Result<Gate<'a>, ProxyError> {
+        Ok(Gate {
+            state,
+            ctx,
+            policy: state.policy()?,
+        })
+    }
+
+    fn policy(&self) -> &Policy {
+        match &*self.policy {
+            PolicyState::Ready(p) => p,
+            // `AppState::policy` hands out ready policies only.
+            PolicyState::Unavailable(_) => unreachable!("Gate::new checked the policy"),
+        }
+    }
+
+    /// Name-level checks (typosquats, deny-listed names) before anything is fetched.
+    pub fn check_name(&self, name: &PackageName) -> Result<(), ProxyError> {
+        let (state, ctx) = (self.state, self.ctx);
+        agent::observe_package(state, ctx, name)?;
+        let decision = verdicts::decide_name(ctx, self.policy(), name);
+        if decision.verdict.is_servable() {
+            return Ok(());
+        }
+        let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "refused");
+        state.decisions().append(&mut rec)?;
+        let refusal = ProxyError::Refused(verdicts::refusal(name.as_str(), &decision));
+        Err(agent::refused(state, ctx, refusal))
+    }
+
+    /// `name`'s upstream metadata body; `None` when upstream has no such package.
+    pub async fn fetch<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+    ) -> Result<Option<Upstream>, ProxyError> {
+        let url = s.protocol.metadata_url(name)?;
+        let fetched = self
+            .state
+            .inner
+            .upstream
+            .metadata(url.as_str(), P::UPSTREAM_ACCEPT)
+            .await?;
+        Ok(fetched.map(|fetched| Upstream { url, fetched }))
+    }
+
+    /// [`Gate::fetch`], with upstream's 404 as the client's.
+    pub async fn fetch_listed<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+    ) -> Result<Upstream, ProxyError> {
+        self.fetch(s, name)
+            .await?
+            .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
+    }
+
+    /// The parsed form of an upstream body, parsed once per body. A body that does not
+    /// parse is dropped from the upstream cache, so the next request fetches it again.
+    pub fn parse<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+        up: &Upstream,
+    ) -> Result<Arc<P::Doc>, ProxyError> {
+        let (url, fetched) = (up.url.as_str(), &up.fetched);
+        if let Some(doc) = s.parsed.get(url, fetched.generation, "") {
+            return Ok(doc);
+        }
+        let doc = s.protocol.parse(name, &fetched.body).map_err(|e| {
+            self.state.inner.upstream.forget(url);
+            ProxyError::upstream(UpstreamFault::Invalid, url, e.to_string())
+        })?;
+        let doc = Arc::new(doc);
+        s.parsed.put(
+            url,
+            fetched.generation,
+            "",
+            fetched.body.len(),
+            Arc::clone(&doc),
+        );
+        Ok(doc)
+    }
+
+    /// `name`'s parsed metadata; `None` when upstream has no such package.
+    pub async fn document<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+    ) -> Result<Option<Arc<P::Doc>>, ProxyError> {
+        match self.fetch(s, name).await? {
+            Some(up) => self.parse(s, name, &up).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The policy's verdict on every version of the document, as the last evaluation of
+    /// this upstream body under this policy revision and agent preset left it (until the
+    /// metadata TTL: verdicts can depend on the clock), else evaluated now. npm's
+    /// one-version manifests read it, so a manifest request does not evaluate every version
+    /// again.
+    pub fn evaluated<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+        up: &Upstream,
+        doc: &P::Doc,
+    ) -> Result<Arc<Filtered>, ProxyError> {
+        let (key, generation, revision) = self.evaluation_slot(up);
+        if let Some(hit) = self.state.inner.evaluated.get(&key, generation, revision) {
+            return Ok(hit);
+        }
+        self.evaluate(s, name, up, doc)
+    }
+
+    /// Evaluates every version of the document and keeps the result for
+    /// [`Gate::evaluated`]; the evaluation of a just-downloaded body is recorded, once. A
+    /// cold rendering always evaluates afresh: it is rare (the render cache answers the
+    /// rest), and then sees the clock as it is.
+    fn evaluate<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+        up: &Upstream,
+        doc: &P::Doc,
+    ) -> Result<Arc<Filtered>, ProxyError> {
+        let records = s.protocol.versions(doc);
+        let filtered = verdicts::filter_versions(self.ctx, self.policy(), name, records);
+        if up.fetched.fresh {
+            record_filtered(
+                self.state,
+                self.ctx,
+                name,
+                &filtered.hidden,
+                up.url.as_str(),
+            )?;
+        }
+        let filtered = Arc::new(filtered);
+        let (key, generation, revision) = self.evaluation_slot(up);
+        // About what a kept or hidden version costs in memory; only the bound needs it.
+        let weight = records.len() * 96;
+        let cache = &self.state.inner.evaluated;
+        cache.put(&key, generation, revision, weight, Arc::clone(&filtered));
+        Ok(filtered)
+    }
+
+    /// Where an evaluation of `up` is kept: its URL and what besides the upstream body
+    /// and policy revision it depends on, the agent's preset (a strict agent sees fewer
+    /// versions); then the body's generation and the policy revision.
+    fn evaluation_slot(&self, up: &Upstream) -> (String, u64, &str) {
+        let agent = self.ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
+        let key = render_key(up.url.as_str(), &format!("{agent:?}"));
+        (key, up.fetched.generation, self.policy().revision())
+    }
+
+    /// A filtered metadata document: warm, a lookup in the render cache; cold, parsed,
+    /// evaluated, rendered and cached (see the module docs).
+    pub async fn metadata<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Response, ProxyError> {
+        self.check_name(name)?;
+        let up = self.fetch_listed(s, name).await?;
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let form = s.protocol.form(accept, query);
+        let mode = self.state.refused_versions();
+        let variant = render_variant(
+            self.ctx,
+            &format!("{:?}|{form:?}|{mode:?}", P::ECOSYSTEM),
+            P::URLS,
+        );
+        let cache = &self.state.inner.render;
+        let (url, generation) = (up.url.as_str(), up.fetched.generation);
+        let revision = self.policy().revision();
+        if let Some(hit) = cache.rendered(url, &variant, generation, revision) {
+            return Ok(hit.response(headers));
+        }
+        let doc = self.parse(s, name, &up)?;
+        let filtered = self.evaluate(s, name, &up, &doc)?;
+        let show = filtered.dispositions(mode, name);
+        let cx = RenderCx {
+            public_base: &self.ctx.public_base,
+            kept: &filtered.kept,
+            show: &show,
+        };
+        let document = s
+            .protocol
+            .render(name, &doc, &form, &cx)
+            .map_err(|e| ProxyError::Internal(e.into()))?;
+        let rendered = Arc::new(Rendered::new(
+            revision,
+            document.content_type,
+            document.body,
+        ));
+        cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
+        Ok(rendered.response(headers))
+    }
+
+    /// A metadata response that is not cached (npm's one-version manifests), with the same
+    /// policy-aware `ETag` and `304` as [`Gate::metadata`].
+    pub fn uncached(
+        &self,
+        headers: &HeaderMap,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Response {
+        Rendered::new(self.policy().revision(), content_type, body).response(headers)
+    }
+
+    /// One version's metadata (npm's `GET /{name}/{version}`): the same evaluation, record
+    /// and refusal as that version's artifact, so asking for the manifest of a refused
+    /// version fails exactly like downloading it. A served manifest is recorded as a
+    /// metadata decision for that version.
+    pub fn version_metadata(
+        &self,
+        name: &PackageName,
+        version_record: &VersionRecord,
+        upstream_url: &str,
+    ) -> Result<(), ProxyError> {
+        let mut rec = verdicts::decide_version(
+            self.state,
+            self.ctx,
+            self.policy(),
+            RecordKind::Metadata,
+            name,
+            version_record,
+            verdicts::OnRefusal::Refuse,
+        )?;
+        rec.outcome = "served".to_owned();
+        rec.upstream_url = Some(upstream_url.to_owned());
+        self.state.decisions().append(&mut rec)?;
+        Ok(())
+    }
+
+    /// The one artifact flow: `name`'s parsed metadata, the version and file `pick` finds in
+    /// it, then the gate ([`delivery::deliver`]). `Ok(None)` when upstream does not list
+    /// `name` or `pick` finds nothing there (PyPI then tries the file's next candidate
+    /// project).
+    pub async fn artifact<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+        how: Delivery<'_>,
+        pick: impl FnOnce(&P, &P::Doc) -> Result<Option<Wanted>, ProxyError>,
+    ) -> Result<Option<Response>, ProxyError> {
+        let Some(doc) = self.document(s, name).await? else {
+            return Ok(None);
+        };
+        let Some(wanted) = pick(&s.protocol, doc.as_ref())? else {
+            return Ok(None);
+        };
+        let record = wanted.record.as_ref();
+        delivery::deliver(
+            self.state,
+            self.ctx,
+            self.policy(),
+            &wanted.req,
+            record,
+            how,
+        )
+        .await
+        .map(Some)
+    }
+
+    /// [`Gate::artifact`] for protocols whose artifact paths name the version: its record
+    /// as the metadata lists it; upstream's 404 for an unknown package.
+    pub async fn listed_artifact<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        req: ArtifactRequest,
+        how: Delivery<'_>,
+    ) -> Result<Response, ProxyError> {
+        let name = req.name.clone();
+        let found = self
+            .artifact(s, &name, how, |p, doc| {
+                let record = p
+                    .versions(doc)
+                    .iter()
+                    .find(|r| r.version_text == req.version_text)
+                    .cloned();
+                Ok(Some(Wanted { req, record }))
+            })
+            .await?;
+        found.ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
+    }
+}
+
+/// The render cache key's `variant`: what a rendered metadata body depends on besides the
+/// upstream body and the policy revision. `form` names the ecosystem and everything its
+/// renderer reads from the request or config (format, `server.refused-versions`); the
+/// agent's preset (a strict agent sees fewer versions) is always part of it, and with
+/// `urls` so is the public base: an agent's rewritten URLs carry its `/a/<token>` prefix,
+/// so they are never served to another agent or to anonymous clients. The key stays in
+/// memory; it is never logged.
+pub fn render_variant(ctx: &RequestCtx, form: &str, urls: bool) -> String {
+    let agent = ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
+    let base = if urls { ctx.public_base.as_str() } else { "" };
+    format!("{form}|{agent:?}|{base}")
+}

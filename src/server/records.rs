@@ -1,0 +1,67 @@
+//! The decision records `depfw serve` writes (`depfw log show` reads them back): one per
+//! refusal, per served artifact or version manifest, and one summary per upstream
+//! (re)download of a metadata document, never per cache hit.
+
+use chrono::Utc;
+
+use super::error::ProxyError;
+use super::{AppState, RequestCtx};
+use crate::package::PackageName;
+use crate::policy::{Decision, Verdict};
+use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
+
+/// Records a metadata summary, the versions it hides: called once per upstream
+/// (re)download, not per cache hit.
+pub fn record_filtered(
+    state: &AppState,
+    ctx: &RequestCtx,
+    name: &PackageName,
+    hidden: &[HiddenVersion],
+    upstream_url: &str,
+) -> Result<(), ProxyError> {
+    let verdict = hidden
+        .iter()
+        .map(|h| h.verdict)
+        .max()
+        .unwrap_or(Verdict::Allow);
+    let decision = Decision {
+        verdict,
+        findings: Vec::new(),
+    };
+    let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "filtered");
+    rec.hidden = hidden.to_vec();
+    rec.upstream_url = Some(upstream_url.to_owned());
+    state.decisions().append(&mut rec)?;
+    Ok(())
+}
+
+/// A record of `decision` for this request, its chain fields left for the log to fill.
+pub fn record(
+    ctx: &RequestCtx,
+    kind: RecordKind,
+    name: &PackageName,
+    version: Option<&str>,
+    decision: &Decision,
+    outcome: &str,
+) -> DecisionRecord {
+    DecisionRecord {
+        seq: 0,
+        time: Utc::now(),
+        request_id: ctx.request_id.clone(),
+        client: ctx.client.clone(),
+        kind,
+        ecosystem: name.ecosystem().osv_name().to_owned(),
+        package: name.as_str().to_owned(),
+        version: version.map(str::to_owned),
+        verdict: decision.verdict,
+        findings: decision.findings.clone(),
+        hidden: Vec::new(),
+        sha256: None,
+        sha512: None,
+        upstream_url: None,
+        outcome: outcome.to_owned(),
+        prev_hash: String::new(),
+        signature: String::new(),
+        hash: String::new(),
+    }
+}

@@ -1,0 +1,216 @@
+//! What the policy says about the versions a request touches, and how a refusal reads.
+//!
+//! Every metadata response and every artifact download of `depfw serve` is decided here:
+//! [`filter_versions`] over a whole document (once per cold rendering; [`super::pipeline`]
+//! keeps the result for npm's version manifests), [`decide_version`] for the one
+//! version a client asks for by name (tarball, file, `.crate`, npm version manifest). The
+//! ecosystems cannot drift apart because none of them decides anything itself.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::error::ProxyError;
+use super::records::record;
+use super::{agent, AppState, RequestCtx};
+use crate::config::RefusedVersions;
+use crate::diag::{Code, Finding, Severity};
+use crate::package::{PackageName, Version};
+use crate::policy::{Decision, PackageCtx, Policy, Verdict, VersionMetadata};
+use crate::registry::{Disposition, Kept, VersionRecord};
+use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
+
+/// The client-facing reason for a refusal.
+pub fn refusal(package: &str, decision: &Decision) -> String {
+    refusal_text(package, decision.verdict, &decision.summary())
+}
+
+fn refusal_text(package: &str, verdict: Verdict, summary: &str) -> String {
+    match verdict {
+        Verdict::Quarantine => format!("{package} is quarantined, awaiting approval: {summary}"),
+        _ => format!("{package} is denied by policy: {summary}"),
+    }
+}
+
+/// Which versions a metadata response keeps.
+pub struct Filtered {
+    pub kept: Kept,
+    pub hidden: Vec<HiddenVersion>,
+}
+
+impl Filtered {
+    /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
+    /// kept, removed, or yanked with the reason the artifact gate would give
+    /// (`depfw: idna@3.10 is denied by policy: …`).
+    pub fn dispositions(
+        &self,
+        mode: RefusedVersions,
+        name: &PackageName,
+    ) -> impl Fn(&str) -> Disposition + '_ {
+        let yanked: HashMap<&str, String> = match mode {
+            RefusedVersions::Remove => HashMap::new(),
+            RefusedVersions::Yank => self
+                .hidden
+                .iter()
+                .map(|h| {
+                    let spec = format!("{name}@{}", h.version);
+                    let reason = refusal_text(&spec, h.verdict, &h.reason);
+                    (h.version.as_str(), format!("depfw: {reason}"))
+                })
+                .collect(),
+        };
+        move |version: &str| {
+            if self.kept.contains(version) {
+                Disposition::Keep
+            } else if let Some(reason) = yanked.get(version) {
+                Disposition::Yank(reason.clone())
+            } else {
+                Disposition::Remove
+            }
+        }
+    }
+}
+
+/// A version the registry lists but depfw cannot parse: no check can evaluate it, so it is
+/// refused (fail closed).
+fn unparsable_version() -> Decision {
+    let finding = Finding::new(
+        Code::UnparsableVersion,
+        Severity::Info,
+        Verdict::Deny,
+        "depfw cannot evaluate this version".to_owned(),
+    );
+    Decision {
+        verdict: finding.verdict,
+        findings: vec![finding],
+    }
+}
+
+/// The policy's decision under the requesting agent's preset.
+fn evaluate(
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+    version: Option<(&Version, &VersionMetadata)>,
+    now: DateTime<Utc>,
+) -> Decision {
+    agent::decide(
+        ctx,
+        policy.evaluate(&PackageCtx {
+            name,
+            version: version.map(|v| v.0),
+            metadata: version.map(|v| v.1),
+            now,
+        }),
+    )
+}
+
+/// Name-level checks (typosquats, deny-listed names) before anything is fetched: the
+/// decision, to be recorded and refused by the caller when it is not servable.
+pub fn decide_name(ctx: &RequestCtx, policy: &Policy, name: &PackageName) -> Decision {
+    evaluate(ctx, policy, name, None, Utc::now())
+}
+
+/// Evaluates every version under the requesting agent's preset; unparsable versions are
+/// hidden (fail closed). Hidden quarantined versions are not put in the quarantine queue:
+/// the resolver picks another version, and only an artifact request (someone really
+/// wanting that version) holds it for review.
+pub fn filter_versions(
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+    records: &[VersionRecord],
+) -> Filtered {
+    let now = Utc::now();
+    let mut kept = Kept::new();
+    let mut hidden = Vec::new();
+    for r in records {
+        let Some(version) = &r.version else {
+            let decision = unparsable_version();
+            hidden.push(HiddenVersion {
+                version: r.version_text.clone(),
+                verdict: decision.verdict,
+                reason: decision.summary(),
+            });
+            continue;
+        };
+        let decision = evaluate(ctx, policy, name, Some((version, &r.metadata)), now);
+        if decision.verdict.is_servable() {
+            kept.insert(r.version_text.clone());
+        } else {
+            hidden.push(HiddenVersion {
+                version: r.version_text.clone(),
+                verdict: decision.verdict,
+                reason: decision.summary(),
+            });
+        }
+    }
+    Filtered { kept, hidden }
+}
+
+/// What the gate does with a version the policy refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRefusal {
+    /// 403 with the reason (and a quarantine hold): every installable artifact.
+    Refuse,
+    /// Served (verified, recorded as `served-yanked-metadata`), no hold: only the PEP 658
+    /// core metadata of a release that `server.refused-versions = "yank"` lists as yanked.
+    /// It is metadata, not code, and pip and uv need it to finish resolving an `==` pin,
+    /// which is when they print the yank reason; the wheel itself is then refused.
+    ServeYankedMetadata,
+}
+
+/// Evaluates one version a client asked for by name and version. A refusal (with
+/// [`OnRefusal::Refuse`]) is recorded durably, a quarantined version is held for review,
+/// and the client gets the 403 with the reason and request id. Otherwise returns the
+/// record (outcome still "refused") for the caller to complete once it has served.
+pub fn decide_version(
+    state: &AppState,
+    ctx: &RequestCtx,
+    policy: &Policy,
+    kind: RecordKind,
+    name: &PackageName,
+    version_record: &VersionRecord,
+    on_refusal: OnRefusal,
+) -> Result<DecisionRecord, ProxyError> {
+    let spec = format!("{name}@{}", version_record.version_text);
+    let Some(version) = &version_record.version else {
+        return Err(ProxyError::Refused(refusal(&spec, &unparsable_version())));
+    };
+    agent::observe_package(state, ctx, name)?;
+    let now = Utc::now();
+    let metadata = &version_record.metadata;
+    let decision = evaluate(ctx, policy, name, Some((version, metadata)), now);
+    let mut rec = record(
+        ctx,
+        kind,
+        name,
+        Some(&version_record.version_text),
+        &decision,
+        "refused",
+    );
+    if !decision.verdict.is_servable() && on_refusal == OnRefusal::Refuse {
+        super::blocking(|| state.decisions().append_durable(&mut rec))?;
+        if decision.verdict == Verdict::Quarantine {
+            let who = agent::requester(ctx);
+            state
+                .quarantine()
+                .hold(
+                    name,
+                    version,
+                    &who,
+                    decision.findings.clone(),
+                    &ctx.request_id,
+                    now,
+                )
+                .map_err(|e| ProxyError::Internal(e.into()))?;
+        }
+        let refusal = ProxyError::Refused(format!(
+            "{} (request id {})",
+            refusal(&spec, &decision),
+            ctx.request_id
+        ));
+        return Err(agent::refused(state, ctx, refusal));
+    }
+    Ok(rec)
+}
