@@ -27,4 +27,8 @@ git -C "$db" init -q
 git -C "$db" add -A
 git -C "$db" -c user.name=depfw -c user.email=ci@depfw.invalid commit -q -m "RustSec advisory-db from $source_db"
 
+# cargo-deny reads `cargo metadata` for every platform, which needs the manifests of crates
+# that are built only elsewhere (fiat-crypto, for instance): fetch them all first, so that
+# the check itself runs offline.
+cargo fetch --locked
 cargo deny --offline --locked check
