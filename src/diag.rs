@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub mod problems;
+pub(crate) mod problems;
 
 /// What depfw does with a package version, from most to least permissive.
 #[derive(
@@ -111,7 +111,7 @@ impl Severity {
     }
 
     /// The CVSS qualitative rating of a base score.
-    pub fn from_cvss_score(score: f64) -> Severity {
+    pub(crate) fn from_cvss_score(score: f64) -> Severity {
         match score {
             s if s <= 0.0 => Severity::Info,
             s if s < 4.0 => Severity::Low,
@@ -183,20 +183,20 @@ impl Finding {
 
 /// The check names findings are reported under ([`Finding::check`], SARIF rule tags).
 pub mod checks {
-    pub const ADVISORIES: &str = "advisories";
-    pub const TYPOSQUAT: &str = "typosquat";
+    pub(crate) const ADVISORIES: &str = "advisories";
+    pub(crate) const TYPOSQUAT: &str = "typosquat";
     pub const LICENSE: &str = "license";
-    pub const REPUTATION: &str = "reputation";
+    pub(crate) const REPUTATION: &str = "reputation";
     /// Allow- and deny-list entries (`depfw overrides`, `[[overrides.allow]]`).
-    pub const OVERRIDES: &str = "overrides";
+    pub(crate) const OVERRIDES: &str = "overrides";
     /// An agent's policy preset (`depfw agents add NAME --policy strict`).
-    pub const AGENT_POLICY: &str = "agent-policy";
+    pub(crate) const AGENT_POLICY: &str = "agent-policy";
     /// What the proxy decides before any check can run.
-    pub const PROXY: &str = "proxy";
+    pub(crate) const PROXY: &str = "proxy";
     /// `depfw audit`'s notes on lockfile entries.
-    pub const AUDIT: &str = "audit";
+    pub(crate) const AUDIT: &str = "audit";
     /// `depfw audit --online`'s notes on registry metadata.
-    pub const ONLINE: &str = "online";
+    pub(crate) const ONLINE: &str = "online";
 }
 
 /// What the registry knows about one code.
@@ -595,7 +595,7 @@ impl Code {
     /// evaluated (a name-only lookup's `has-malicious-versions`): such a finding informs,
     /// and nothing may turn it into a refusal of a clean version (the `strict` preset
     /// escalates only the other warnings).
-    pub fn is_about_other_versions(&self) -> bool {
+    pub(crate) fn is_about_other_versions(&self) -> bool {
         matches!(
             self,
             Code::HasMaliciousVersions | Code::HasVulnerableVersions

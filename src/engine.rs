@@ -31,7 +31,7 @@ pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
 /// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
 /// only their advisories are read from the store. Evaluating any other package with this
 /// engine would miss its advisories.
-pub fn load_for<'a>(
+pub(crate) fn load_for<'a>(
     config: &Config,
     store: Option<&Store>,
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,

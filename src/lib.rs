@@ -3,6 +3,7 @@
 //! The library behind the `depfw` binary: package identity ([`package`]), feeds
 //! ([`feeds`]), the policy engine ([`policy`]), configuration ([`config`]) and the commands.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod admin;
 pub mod agents;
@@ -18,4 +19,4 @@ pub mod registry;
 pub mod report;
 pub mod server;
 pub mod store;
-pub mod when;
+pub(crate) mod when;

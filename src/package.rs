@@ -27,7 +27,7 @@ impl Ecosystem {
     pub const ALL: [Ecosystem; 3] = [Ecosystem::Npm, Ecosystem::PyPI, Ecosystem::CratesIo];
 
     /// The OSV ecosystem name (`npm`, `PyPI`, `crates.io`).
-    pub fn osv_name(self) -> &'static str {
+    pub(crate) fn osv_name(self) -> &'static str {
         match self {
             Ecosystem::Npm => "npm",
             Ecosystem::PyPI => "PyPI",
@@ -161,17 +161,6 @@ impl PackageName {
     pub fn key(&self) -> &str {
         &self.key
     }
-
-    /// For npm: the scope without `@` (`types` for `@types/node`).
-    pub fn npm_scope(&self) -> Option<&str> {
-        if self.ecosystem != Ecosystem::Npm {
-            return None;
-        }
-        self.display
-            .strip_prefix('@')
-            .and_then(|rest| rest.split_once('/'))
-            .map(|(scope, _)| scope)
-    }
 }
 
 impl fmt::Display for PackageName {
@@ -181,7 +170,7 @@ impl fmt::Display for PackageName {
 }
 
 /// The normalised comparison key of a name, without validating it.
-pub fn normalize(ecosystem: Ecosystem, raw: &str) -> String {
+pub(crate) fn normalize(ecosystem: Ecosystem, raw: &str) -> String {
     match ecosystem {
         Ecosystem::Npm => raw.to_owned(),
         Ecosystem::PyPI => pep503_normalize(raw),
@@ -190,7 +179,7 @@ pub fn normalize(ecosystem: Ecosystem, raw: &str) -> String {
 }
 
 /// PEP 503: runs of `-`, `_`, `.` become one `-`, lower case.
-pub fn pep503_normalize(raw: &str) -> String {
+pub(crate) fn pep503_normalize(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut in_separator_run = false;
     for c in raw.chars() {
@@ -327,7 +316,7 @@ impl Version {
     }
 
     /// Whether this is a pre-release (semver pre tag, PEP 440 a/b/rc/dev).
-    pub fn is_prerelease(&self) -> bool {
+    pub(crate) fn is_prerelease(&self) -> bool {
         match self {
             Version::Semver(v) => !v.pre.is_empty(),
             Version::Pep440(v) => v.any_prerelease(),
@@ -445,8 +434,7 @@ mod tests {
 
     #[test]
     fn npm_names_keep_case_and_scope() {
-        let n = name(Ecosystem::Npm, "@types/node");
-        assert_eq!(n.npm_scope(), Some("types"));
+        assert_eq!(name(Ecosystem::Npm, "@types/node").key(), "@types/node");
         assert_eq!(name(Ecosystem::Npm, "JSONStream").key(), "JSONStream");
     }
 

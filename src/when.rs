@@ -8,13 +8,13 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 /// What a plain date stands for: its first instant (`--since`, an expiry) or its last
 /// (`--until 2026-11-30` includes that whole day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DateMeans {
+pub(crate) enum DateMeans {
     StartOfDay,
     EndOfDay,
 }
 
 /// Parses `text` as an RFC 3339 timestamp or a `YYYY-MM-DD` date (UTC).
-pub fn parse_instant(text: &str, date: DateMeans) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_instant(text: &str, date: DateMeans) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
@@ -35,12 +35,12 @@ pub fn parse_instant(text: &str, date: DateMeans) -> Result<DateTime<Utc>, Strin
 }
 
 /// The start of a time range (`--since`), or an expiry: a date is its first instant.
-pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
     parse_instant(text, DateMeans::StartOfDay)
 }
 
 /// The end of a time range (`--until`): a date is its last instant.
-pub fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
     parse_instant(text, DateMeans::EndOfDay)
 }
 

@@ -70,11 +70,11 @@ pub(crate) fn parse_status(text: Option<&str>) -> Result<Option<QuarantineStatus
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StatusQuery {
+pub(crate) struct StatusQuery {
     status: Option<String>,
 }
 
-pub async fn list_quarantine(
+pub(crate) async fn list_quarantine(
     State(state): State<AdminState>,
     ApiQuery(query): ApiQuery<StatusQuery>,
 ) -> ApiResult {
@@ -84,7 +84,7 @@ pub async fn list_quarantine(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApproveBody {
+pub(crate) struct ApproveBody {
     /// `version` (default) or a range that includes the held version.
     scope: Option<String>,
     reason: String,
@@ -93,7 +93,7 @@ pub struct ApproveBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReasonBody {
+pub(crate) struct ReasonBody {
     reason: String,
 }
 
@@ -103,7 +103,7 @@ fn resolution(state: &AdminState, item: QuarantineId, entry: OverrideId) -> ApiR
     ok(json!({ "item": item, "override": override_view(&entry, Utc::now()) }))
 }
 
-pub async fn approve(
+pub(crate) async fn approve(
     State(state): State<AdminState>,
     ApiPath(id): ApiPath<QuarantineId>,
     ApiJson(body): ApiJson<ApproveBody>,
@@ -118,7 +118,7 @@ pub async fn approve(
     resolution(&state, id, entry)
 }
 
-pub async fn reject(
+pub(crate) async fn reject(
     State(state): State<AdminState>,
     ApiPath(id): ApiPath<QuarantineId>,
     ApiJson(body): ApiJson<ReasonBody>,
@@ -129,12 +129,12 @@ pub async fn reject(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
+pub(crate) struct HistoryQuery {
     /// Also expired and removed entries.
     all: Option<bool>,
 }
 
-pub async fn list_overrides(
+pub(crate) async fn list_overrides(
     State(state): State<AdminState>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult {
@@ -146,7 +146,7 @@ pub async fn list_overrides(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OverrideBody {
+pub(crate) struct OverrideBody {
     kind: OverrideKind,
     ecosystem: String,
     name: String,
@@ -155,7 +155,7 @@ pub struct OverrideBody {
     expires: Option<String>,
 }
 
-pub async fn add_override(
+pub(crate) async fn add_override(
     State(state): State<AdminState>,
     ApiJson(body): ApiJson<OverrideBody>,
 ) -> ApiResult {
@@ -175,7 +175,7 @@ pub async fn add_override(
         .into_response())
 }
 
-pub async fn remove_override(
+pub(crate) async fn remove_override(
     State(state): State<AdminState>,
     ApiPath(id): ApiPath<OverrideId>,
 ) -> ApiResult {
@@ -183,7 +183,7 @@ pub async fn remove_override(
     ok(override_view(&record, Utc::now()))
 }
 
-pub async fn list_agents(State(state): State<AdminState>) -> ApiResult {
+pub(crate) async fn list_agents(State(state): State<AdminState>) -> ApiResult {
     let agents = state.agents.list()?;
     let views: Vec<_> = agents.iter().map(agent_view).collect();
     ok(json!({ "items": views }))
@@ -191,13 +191,13 @@ pub async fn list_agents(State(state): State<AdminState>) -> ApiResult {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentBody {
+pub(crate) struct AgentBody {
     name: String,
     /// `default` or `strict`; default from `[agents] default-policy`.
     policy: Option<String>,
 }
 
-pub async fn add_agent(
+pub(crate) async fn add_agent(
     State(state): State<AdminState>,
     ApiJson(body): ApiJson<AgentBody>,
 ) -> ApiResult {
@@ -210,7 +210,7 @@ pub async fn add_agent(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-pub async fn rotate_agent(
+pub(crate) async fn rotate_agent(
     State(state): State<AdminState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
@@ -223,7 +223,7 @@ pub async fn rotate_agent(
     })
 }
 
-pub async fn revoke_agent(
+pub(crate) async fn revoke_agent(
     State(state): State<AdminState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
@@ -232,7 +232,7 @@ pub async fn revoke_agent(
     ok(agent_view(&agent))
 }
 
-pub async fn suspend_agent(
+pub(crate) async fn suspend_agent(
     State(state): State<AdminState>,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ReasonBody>,
@@ -242,7 +242,7 @@ pub async fn suspend_agent(
     ok(agent_view(&agent))
 }
 
-pub async fn resume_agent(
+pub(crate) async fn resume_agent(
     State(state): State<AdminState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
@@ -258,7 +258,7 @@ fn text(v: &Option<String>) -> Option<&str> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogQuery {
+pub(crate) struct LogQuery {
     pub agent: Option<String>,
     pub package: Option<String>,
     pub verdict: Option<String>,
@@ -269,7 +269,7 @@ pub struct LogQuery {
 
 impl LogQuery {
     /// The validated filter; blank fields are unset.
-    pub fn filter(&self) -> Result<LogFilter, AdminError> {
+    pub(crate) fn filter(&self) -> Result<LogFilter, AdminError> {
         let time = |field: &str, v: &Option<String>, parse: fn(&str) -> Result<_, String>| {
             text(v)
                 .map(parse)
@@ -320,7 +320,7 @@ pub(crate) fn run_log_query(
         .map_err(|e| AdminError::Internal(format!("the provenance log cannot be read: {e}")))
 }
 
-pub async fn query_log(
+pub(crate) async fn query_log(
     State(state): State<AdminState>,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> ApiResult {
@@ -329,10 +329,10 @@ pub async fn query_log(
     ok(json!({ "filter": filter, "entries": entries }))
 }
 
-pub async fn feeds(State(state): State<AdminState>) -> ApiResult {
+pub(crate) async fn feeds(State(state): State<AdminState>) -> ApiResult {
     ok(state.feeds.status())
 }
 
-pub async fn openapi() -> ApiResult {
+pub(crate) async fn openapi() -> ApiResult {
     ok(super::openapi::document())
 }

@@ -18,9 +18,9 @@ use subtle::ConstantTimeEq;
 use crate::config::AdminConfig;
 
 /// Shortest admin token accepted.
-pub const MIN_TOKEN_CHARS: usize = 16;
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
 /// The session cookie's name.
-pub const SESSION_COOKIE: &str = "depfw_admin";
+pub(crate) const SESSION_COOKIE: &str = "depfw_admin";
 /// How long a browser session lasts without use.
 const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
 /// Sessions kept at once; the least recently used goes first.
@@ -124,14 +124,14 @@ fn refuse_exposed(path: &std::path::Path, meta: &std::fs::Metadata) -> Result<()
 }
 
 /// The bearer token of a request, if it has one.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// A value of the named cookie.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -146,7 +146,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// request's `Host` or depfw's public URL (behind a reverse proxy that rewrites `Host`).
 /// A browser sends `Origin` on every POST and `Sec-Fetch-Site` on most; a request with
 /// neither (curl, an old browser) still needs the session cookie and the CSRF token.
-pub fn same_origin(headers: &HeaderMap, public_url: &url::Url) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap, public_url: &url::Url) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         if !matches!(site.to_str(), Ok("same-origin" | "none")) {
             return false;
@@ -179,7 +179,7 @@ fn random_hex() -> Result<String, getrandom::Error> {
 
 /// A signed-in browser.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// Recorded as the author of every change made in this session (`admin:<name>`).
     pub author: String,
     pub csrf: String,
@@ -190,7 +190,7 @@ pub struct Session {
 }
 
 #[derive(Debug, Clone)]
-pub struct Flash {
+pub(crate) struct Flash {
     pub ok: bool,
     pub text: String,
     /// A secret to show once (an agent token) with its mirror URLs.
@@ -199,20 +199,20 @@ pub struct Flash {
 
 impl Session {
     /// Constant-time check of a form's CSRF token.
-    pub fn csrf_matches(&self, presented: &str) -> bool {
+    pub(crate) fn csrf_matches(&self, presented: &str) -> bool {
         self.csrf.as_bytes().ct_eq(presented.as_bytes()).into()
     }
 }
 
 /// Browser sessions, in memory: a restart signs everyone out.
 #[derive(Clone, Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     inner: Arc<Mutex<HashMap<String, Session>>>,
 }
 
 impl Sessions {
     /// Starts a session; returns its id (the cookie value).
-    pub fn create(&self, author: String) -> Result<String, getrandom::Error> {
+    pub(crate) fn create(&self, author: String) -> Result<String, getrandom::Error> {
         let id = random_hex()?;
         let session = Session {
             author,
@@ -236,7 +236,7 @@ impl Sessions {
     }
 
     /// The session of a request's cookie, refreshed; `None` if absent or expired.
-    pub fn get(&self, headers: &HeaderMap) -> Option<(String, Session)> {
+    pub(crate) fn get(&self, headers: &HeaderMap) -> Option<(String, Session)> {
         let id = cookie(headers, SESSION_COOKIE)?;
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let session = map.get_mut(id)?;
@@ -248,19 +248,19 @@ impl Sessions {
         Some((id.to_owned(), session.clone()))
     }
 
-    pub fn set_flash(&self, id: &str, flash: Flash) {
+    pub(crate) fn set_flash(&self, id: &str, flash: Flash) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(session) = map.get_mut(id) {
             session.flash = Some(flash);
         }
     }
 
-    pub fn take_flash(&self, id: &str) -> Option<Flash> {
+    pub(crate) fn take_flash(&self, id: &str) -> Option<Flash> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.get_mut(id).and_then(|s| s.flash.take())
     }
 
-    pub fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(id);
     }

@@ -60,7 +60,7 @@ impl AdminError {
     }
 
     /// What the client is told.
-    pub fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             AdminError::Internal(_) => "internal error; see the depfw log".to_owned(),
             other => other.to_string(),
@@ -87,7 +87,7 @@ impl IntoResponse for AdminError {
 }
 
 /// Sets `Retry-After` to `wait`, in whole seconds rounded up.
-pub fn retry_after(response: &mut Response, wait: std::time::Duration) {
+pub(crate) fn retry_after(response: &mut Response, wait: std::time::Duration) {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     response
         .headers_mut()
@@ -159,7 +159,7 @@ impl From<FieldError> for AdminError {
 
 /// `Json<T>` whose rejections are [`AdminError`]s: 413 over the body limit, else 400 with
 /// serde's message (which names an unknown field or a wrong type and its position).
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AdminError;
@@ -188,7 +188,7 @@ fn json_rejection(rejection: JsonRejection) -> AdminError {
 }
 
 /// `Query<T>` with 400 [`AdminError`] rejections.
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = AdminError;
@@ -204,7 +204,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// `Path<T>` with 400 [`AdminError`] rejections (a non-numeric id, say).
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = AdminError;

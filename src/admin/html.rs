@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 /// Escapes text for an HTML text node or a quoted attribute value.
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     html_escape::encode_quoted_attribute(text).into_owned()
 }
 
@@ -55,7 +55,7 @@ pre{background:var(--head);padding:.6rem;overflow:auto}
 "#;
 
 /// A whole page. `title` and `header_extra` must already be escaped HTML.
-pub fn layout(title: &str, header_extra: &str, body: &str) -> String {
+pub(crate) fn layout(title: &str, header_extra: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -65,7 +65,7 @@ pub fn layout(title: &str, header_extra: &str, body: &str) -> String {
 }
 
 /// A coloured status pill; `status` picks the colour (allow, pending, revoked, ...).
-pub fn badge(status: &str) -> String {
+pub(crate) fn badge(status: &str) -> String {
     let class: String = status
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
@@ -74,7 +74,7 @@ pub fn badge(status: &str) -> String {
 }
 
 /// A table with escaped headers; cells are HTML the caller built (with [`esc`]).
-pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) -> String {
     if rows.is_empty() {
         return format!("<p class=\"empty\">{}</p>", esc(empty));
     }
@@ -96,7 +96,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) -> String {
 
 /// One JSON value as a cell: strings as text, verdicts and statuses as badges, nested
 /// values as compact JSON. Always escaped.
-pub fn json_cell(key: &str, value: &Value) -> String {
+pub(crate) fn json_cell(key: &str, value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) if matches!(key, "verdict" | "status") => badge(s),
@@ -115,7 +115,7 @@ pub fn json_cell(key: &str, value: &Value) -> String {
 
 /// An array of objects as a table (columns: `preferred` keys first, then any others in
 /// order of appearance); anything else as pretty-printed JSON.
-pub fn json_table(value: &Value, preferred: &[&str], empty: &str) -> String {
+pub(crate) fn json_table(value: &Value, preferred: &[&str], empty: &str) -> String {
     let Value::Array(items) = value else {
         let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
         return format!("<pre>{}</pre>", esc(&pretty));

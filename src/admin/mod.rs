@@ -14,14 +14,14 @@
 //! no admin listener, and the router itself answers 403 on every route saying how to set
 //! one: the endpoint is never open.
 
-pub mod api;
-pub mod auth;
-pub mod error;
-pub mod html;
-pub mod openapi;
-pub mod pages;
-pub mod sources;
-pub mod throttle;
+pub(crate) mod api;
+pub(crate) mod auth;
+pub(crate) mod error;
+pub(crate) mod html;
+pub(crate) mod openapi;
+pub(crate) mod pages;
+pub(crate) mod sources;
+pub(crate) mod throttle;
 mod view;
 
 use std::sync::Arc;
@@ -51,9 +51,9 @@ pub use sources::{DecisionLog, FeedStatusSource, LogFilter, MemoryLog, StaticFee
 /// Where the proxy nests the admin router; page links, redirects and the cookie path use it.
 pub const MOUNT: &str = "/admin";
 /// Largest request body accepted (JSON or form).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Author of changes made through the API.
-pub const API_AUTHOR: &str = "admin";
+pub(crate) const API_AUTHOR: &str = "admin";
 
 /// Everything the admin endpoint reads and changes. Cheap to clone.
 #[derive(Clone)]

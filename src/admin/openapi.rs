@@ -54,7 +54,7 @@ fn query_param(name: &str, description: &str) -> Value {
 }
 
 /// The document.
-pub fn document() -> Value {
+pub(crate) fn document() -> Value {
     let id = path_param("id", "integer");
     let name = path_param("name", "string");
     let agent_op = |summary: &str, with_body: bool| {

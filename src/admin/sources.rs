@@ -14,9 +14,9 @@ use serde_json::Value;
 use crate::policy::Verdict;
 
 /// Largest `limit` a log query may ask for.
-pub const MAX_LOG_LIMIT: usize = 1000;
+pub(crate) const MAX_LOG_LIMIT: usize = 1000;
 /// `limit` when the query gives none.
-pub const DEFAULT_LOG_LIMIT: usize = 100;
+pub(crate) const DEFAULT_LOG_LIMIT: usize = 100;
 
 /// A provenance log query. Every set field must match; `limit` is at most
 /// [`MAX_LOG_LIMIT`], newest entries first.

@@ -62,13 +62,13 @@ struct Failures {
 
 /// The failure counts of every client that recently presented a wrong token.
 #[derive(Debug, Default)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     clients: Mutex<HashMap<Client, Failures>>,
 }
 
 /// What the admin endpoint does with a presented token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// The right token: served, and the address starts afresh.
     Pass,
     /// A wrong token, counted: 401.
@@ -79,7 +79,7 @@ pub enum Attempt {
 
 impl Throttle {
     /// Decides on a token `peer` presented; `correct` is the constant-time comparison's result.
-    pub fn attempt(&self, peer: Option<SocketAddr>, correct: bool, now: Instant) -> Attempt {
+    pub(crate) fn attempt(&self, peer: Option<SocketAddr>, correct: bool, now: Instant) -> Attempt {
         let blocked = self.check(peer, now);
         if correct {
             if blocked.is_err() {
@@ -102,7 +102,7 @@ impl Throttle {
     }
 
     /// `Err(wait)` while `peer` must wait before its token is even looked at.
-    pub fn check(&self, peer: Option<SocketAddr>, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check(&self, peer: Option<SocketAddr>, now: Instant) -> Result<(), Duration> {
         let Ok(clients) = self.clients.lock() else {
             return Ok(());
         };
@@ -113,7 +113,7 @@ impl Throttle {
     }
 
     /// Counts a wrong token from `peer`; returns how long it must now wait, if at all.
-    pub fn failed(&self, peer: Option<SocketAddr>, now: Instant) -> Option<Duration> {
+    pub(crate) fn failed(&self, peer: Option<SocketAddr>, now: Instant) -> Option<Duration> {
         let Ok(mut clients) = self.clients.lock() else {
             return None;
         };
@@ -144,7 +144,7 @@ impl Throttle {
     }
 
     /// A right token: `peer` starts afresh.
-    pub fn succeeded(&self, peer: Option<SocketAddr>) {
+    pub(crate) fn succeeded(&self, peer: Option<SocketAddr>) {
         if let Ok(mut clients) = self.clients.lock() {
             clients.remove(&Client::of(peer));
         }
@@ -154,7 +154,7 @@ impl Throttle {
 /// The client behind `peer`: when `peer` is a trusted proxy, the rightmost address in
 /// `X-Forwarded-For` that is not itself a trusted proxy (each proxy appends the address it
 /// saw, so addresses left of the first untrusted one may be forged by the client).
-pub fn client_address(
+pub(crate) fn client_address(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trusted: &[IpAddr],

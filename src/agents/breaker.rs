@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::package::{Ecosystem, PackageName};
 
 /// The length of both windows.
-pub const WINDOW: Duration = Duration::hours(1);
+pub(crate) const WINDOW: Duration = Duration::hours(1);
 
 /// Limits per agent per hour; `0` turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,10 +7,10 @@
 //! `authenticate` and answers 401 for a malformed, unknown, rotated-away or revoked token.
 //! Only the token's SHA-256 is stored (see [`token`]).
 
-pub mod breaker;
+pub(crate) mod breaker;
 pub(crate) mod cfg;
-pub mod preset;
-pub mod token;
+pub(crate) mod preset;
+pub(crate) mod token;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,7 @@ pub enum AuthError {
 }
 
 /// Checks `[a-z0-9][a-z0-9-_]{0,62}`.
-pub fn validate_name(name: &str) -> Result<(), AgentError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), AgentError> {
     let ok_first = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let bytes = name.as_bytes();
     let valid = !bytes.is_empty()

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// What every depfw token starts with, so that secret scanners can recognise one.
-pub const TOKEN_PREFIX: &str = "dfw_";
+pub(crate) const TOKEN_PREFIX: &str = "dfw_";
 /// Random bytes per token.
 const SECRET_BYTES: usize = 32;
 /// Length of the base64 part (32 bytes, unpadded).
@@ -43,15 +43,15 @@ impl fmt::Debug for TokenHash {
 
 impl TokenHash {
     /// The non-secret index key (16 hex chars).
-    pub fn lookup_id(&self) -> String {
+    pub(crate) fn lookup_id(&self) -> String {
         hex::encode(&self.0[..8])
     }
 
-    pub fn to_hex(&self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         hex::encode(self.0)
     }
 
-    pub fn from_hex(text: &str) -> Option<TokenHash> {
+    pub(crate) fn from_hex(text: &str) -> Option<TokenHash> {
         let bytes = hex::decode(text).ok()?;
         Some(TokenHash(bytes.try_into().ok()?))
     }

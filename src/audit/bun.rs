@@ -17,7 +17,7 @@ use super::npm::{classify_spec, dedup, line_u32, locked, registry_of_tarball, sp
 use super::support::LineIndex;
 use super::{LockedPackage, PackageSource, ParseError};
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let lines = LineIndex::new(text);
     // bun writes trailing commas; nothing else of JSON5 is accepted.
     let options = ParseOptions {

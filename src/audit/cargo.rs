@@ -41,7 +41,7 @@ struct RawPackage {
     checksum: Option<Spanned<String>>,
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let raw: RawLock = from_toml(path, text)?;
     let lines = LineIndex::new(text);
     if let Some(format) = &raw.version {

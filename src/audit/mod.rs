@@ -6,21 +6,21 @@
 //! One submodule per format; each reports non-registry sources (git, path, url) as such
 //! rather than dropping them.
 
-pub mod bun;
-pub mod cargo;
-pub mod npm;
+pub(crate) mod bun;
+pub(crate) mod cargo;
+pub(crate) mod npm;
 pub mod online;
-pub mod pdm;
-pub mod pipfile;
-pub mod pnpm;
-pub mod poetry;
-pub mod pylock;
-pub mod report;
-pub mod requirements;
+pub(crate) mod pdm;
+pub(crate) mod pipfile;
+pub(crate) mod pnpm;
+pub(crate) mod poetry;
+pub(crate) mod pylock;
+pub(crate) mod report;
+pub(crate) mod requirements;
 pub mod run;
 mod support;
-pub mod uv;
-pub mod yarn;
+pub(crate) mod uv;
+pub(crate) mod yarn;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ pub enum PackageSource {
 }
 
 impl PackageSource {
-    pub fn is_registry(&self) -> bool {
+    pub(crate) fn is_registry(&self) -> bool {
         matches!(self, PackageSource::Registry { .. })
     }
 }

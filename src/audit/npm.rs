@@ -19,7 +19,7 @@ use super::{LockedPackage, PackageSource, ParseError};
 use crate::package::Ecosystem;
 use crate::policy::VersionMetadata;
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     /// The top level, with the two package trees left unparsed until one is chosen.
     #[derive(Deserialize)]
     struct Root<'a> {

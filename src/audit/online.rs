@@ -145,7 +145,7 @@ pub struct PackageFailure {
 }
 
 /// `(ecosystem, normalised name, version as requested)`.
-pub type VersionKey = (Ecosystem, String, String);
+pub(crate) type VersionKey = (Ecosystem, String, String);
 
 #[derive(Debug, Clone, Default)]
 pub struct OnlineResult {

@@ -36,7 +36,7 @@ struct Package {
     url: Option<String>,
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let lock: PdmLock = from_toml(path, text)?;
     if let Some(version) = lock.metadata.and_then(|m| m.lock_version) {
         if !version.get_ref().starts_with("4.") {

@@ -47,7 +47,7 @@ struct Entry {
     file: Option<String>,
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let lock: PipfileLock = from_json(path, text)?;
     let mut packages = Vec::new();
     let lines = LineIndex::new(text);

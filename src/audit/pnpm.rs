@@ -16,7 +16,7 @@ use super::{LockedPackage, PackageSource, ParseError};
 
 const DEP_SECTIONS: [&str; 3] = ["dependencies", "devDependencies", "optionalDependencies"];
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let doc_value = yaml_from_str(path, text)?;
     let Some(doc) = doc_value.as_mapping() else {
         return Err(ParseError::new(path, None, "expected a YAML mapping"));

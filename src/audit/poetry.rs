@@ -43,7 +43,7 @@ struct Source {
     resolved_reference: Option<String>,
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let lock: PoetryLock = from_toml(path, text)?;
     if let Some(version) = lock.metadata.and_then(|m| m.lock_version) {
         if !(version.get_ref().starts_with("1.") || version.get_ref().starts_with("2.")) {

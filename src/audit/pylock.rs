@@ -67,7 +67,7 @@ fn off_pypi_file(pkg: &Package) -> Option<String> {
     (!urls.iter().any(|u| u.starts_with(PYPI_FILES))).then(|| first.to_owned())
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let lock: Pylock = from_toml(path, text)?;
     if !lock.lock_version.get_ref().starts_with("1.") {
         return Err(ParseError::new(

@@ -66,7 +66,7 @@ enum Mode {
     Constraints,
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let mut reader = Reader::default();
     reader.read(path, text, Mode::Requirements, None)?;
     let Reader {

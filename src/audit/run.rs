@@ -28,7 +28,9 @@ const SKIPPED_DIRS: &[&str] = &[
 ];
 
 /// Finds the lockfiles under `paths`. Unknown files named explicitly are an error.
-pub fn discover(paths: &[PathBuf]) -> (Vec<(PathBuf, LockfileKind)>, Vec<LockfileSummaryError>) {
+pub(crate) fn discover(
+    paths: &[PathBuf],
+) -> (Vec<(PathBuf, LockfileKind)>, Vec<LockfileSummaryError>) {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -174,7 +176,7 @@ pub fn audit_parsed(
 }
 
 /// Like [`audit_parsed`], with registry metadata fetched by `--online`.
-pub fn audit_parsed_online(
+pub(crate) fn audit_parsed_online(
     policy: &Policy,
     parsed: &[ParsedLockfile],
     discovery_errors: &[LockfileSummaryError],

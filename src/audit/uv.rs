@@ -42,7 +42,7 @@ enum Source {
     Url(String),
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let lock: UvLock = from_toml(path, text)?;
     if *lock.version.get_ref() != 1 {
         return Err(ParseError::new(

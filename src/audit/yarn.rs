@@ -18,7 +18,7 @@ use super::npm::{classify_spec, dedup, line_u32, locked, source_from_resolved, s
 use super::pnpm::{yaml_from_str, YamlKeyLines};
 use super::{LockedPackage, PackageSource, ParseError};
 
-pub fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     if text.lines().any(|l| l.starts_with("__metadata:")) {
         parse_berry(path, text)
     } else {

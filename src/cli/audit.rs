@@ -93,7 +93,7 @@ fn fetch_online(
     Ok(result)
 }
 
-pub fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
     let (lockfiles, discovery_errors) = discover(&args.paths);
     let store_dir = super::data_dir_in_use(cli, config).then_some(config.server.data_dir.as_path());
     let (engine, parsed) = prepare(config, store_dir, &lockfiles)?;

@@ -35,7 +35,7 @@ pub struct CheckArgs {
 
 /// One line of `--format json` output.
 #[derive(Debug, Serialize)]
-pub struct CheckResult<'a> {
+pub(crate) struct CheckResult<'a> {
     pub ecosystem: crate::package::Ecosystem,
     pub name: &'a str,
     pub version: Option<String>,
@@ -43,7 +43,7 @@ pub struct CheckResult<'a> {
     pub findings: &'a [Finding],
 }
 
-pub fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
     let ecosystem: Ecosystem = args.ecosystem.parse()?;
     let store = if super::data_dir_in_use(cli, config) {
         Some(crate::store::Store::open(&config.server.data_dir)?)
@@ -108,7 +108,7 @@ pub fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitC
 }
 
 /// Evaluates one package offline (no registry metadata).
-pub fn evaluate(policy: &Policy, package: &PackageRef) -> Decision {
+pub(crate) fn evaluate(policy: &Policy, package: &PackageRef) -> Decision {
     policy.evaluate(&PackageCtx {
         name: &package.name,
         version: package.version.as_ref(),

@@ -25,7 +25,7 @@ use crate::store::feeds::{FeedStore, SourceStatus};
 use crate::store::Store;
 
 /// Largest feed download accepted (the OSV npm archive is a few hundred MB).
-pub const MAX_FEED_BYTES: u64 = 1024 * 1024 * 1024;
+pub(crate) const MAX_FEED_BYTES: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum FeedsCommand {

@@ -38,10 +38,10 @@ pub struct InitArgs {
 }
 
 /// The placeholder printed when `--agent` is given without `--token`.
-pub const TOKEN_PLACEHOLDER: &str = "AGENT_TOKEN";
+pub(crate) const TOKEN_PLACEHOLDER: &str = "AGENT_TOKEN";
 
 /// The snippet for `client`, given depfw's public base URL.
-pub fn snippet(client: Client, public_url: &url::Url) -> String {
+pub(crate) fn snippet(client: Client, public_url: &url::Url) -> String {
     let base = public_url.as_str().trim_end_matches('/');
     let host = public_url.host_str().unwrap_or("127.0.0.1");
     let npm = format!("{base}/npm/");
@@ -81,7 +81,7 @@ pub fn snippet(client: Client, public_url: &url::Url) -> String {
     }
 }
 
-pub fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let Some(agent) = &args.agent else {
         print!("{}", snippet(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);

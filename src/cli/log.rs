@@ -76,7 +76,7 @@ fn parse_verdict(s: &str) -> Result<Verdict, String> {
     s.parse()
 }
 
-pub fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let dir = &config.server.data_dir;
     anyhow::ensure!(
         dir.join("store").exists(),

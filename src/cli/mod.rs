@@ -6,13 +6,13 @@
 //! exit 2.
 
 pub mod agents;
-pub mod audit;
-pub mod check;
+pub(crate) mod audit;
+pub(crate) mod check;
 pub mod feeds;
-pub mod init;
-pub mod log;
+pub(crate) mod init;
+pub(crate) mod log;
 pub mod overrides;
-pub mod serve;
+pub(crate) mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,11 +24,11 @@ use crate::config::Config;
 /// Process exit codes.
 pub mod exit {
     /// Nothing at or above the failure level.
-    pub const CLEAN: u8 = 0;
+    pub(crate) const CLEAN: u8 = 0;
     /// Policy findings at or above the failure level.
-    pub const FINDINGS: u8 = 1;
+    pub(crate) const FINDINGS: u8 = 1;
     /// depfw itself could not do its job.
-    pub const ERROR: u8 = 2;
+    pub(crate) const ERROR: u8 = 2;
 }
 
 #[derive(Debug, Parser)]
@@ -37,7 +37,7 @@ pub mod exit {
     version,
     about = "Supply-chain dependency firewall: a policy-enforcing registry proxy and lockfile auditor for npm, PyPI and crates.io"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file (TOML); defaults apply without one. See config/depfw.example.toml.
     #[arg(long, global = true, env = "DEPFW_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -76,7 +76,7 @@ pub enum Command {
 }
 
 /// Loads the config file (or the defaults) and applies `--data-dir`.
-pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -89,7 +89,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 /// Whether the user pointed us at a data directory (flag, env, or an existing default).
 /// One-shot commands must not create `.depfw/` in the working directory as a side effect.
-pub fn data_dir_in_use(cli: &Cli, config: &Config) -> bool {
+pub(crate) fn data_dir_in_use(cli: &Cli, config: &Config) -> bool {
     cli.data_dir.is_some() || config.server.data_dir.join("store").exists()
 }
 

@@ -212,7 +212,7 @@ fn date(t: DateTime<Utc>) -> String {
 }
 
 /// One line per entry: id, status, kind, package, scope, reason, provenance.
-pub fn describe_override(record: &StoredOverride, now: DateTime<Utc>) -> String {
+pub(crate) fn describe_override(record: &StoredOverride, now: DateTime<Utc>) -> String {
     let mut line = format!(
         "{:>5} {:<7} {:<5} {} {} {} ({}) by {} at {}",
         record.id,
@@ -235,7 +235,7 @@ pub fn describe_override(record: &StoredOverride, now: DateTime<Utc>) -> String 
 }
 
 /// One line per held version: id, status, package, requests, reasons.
-pub fn describe_item(item: &QuarantineItem) -> String {
+pub(crate) fn describe_item(item: &QuarantineItem) -> String {
     let who: Vec<&str> = item.requesters.iter().map(|r| r.who.as_str()).collect();
     let reasons: Vec<&str> = item.reasons.iter().map(|f| f.code.as_str()).collect();
     let mut line = format!(

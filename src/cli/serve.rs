@@ -53,7 +53,7 @@ fn follow_listen(config: &mut Config, listen: SocketAddr) {
 }
 
 /// The policy to enforce, failing closed unless `server.fail-open` is set.
-pub fn policy_state(config: &Config, store: &Store) -> PolicyState {
+pub(crate) fn policy_state(config: &Config, store: &Store) -> PolicyState {
     match crate::engine::load(config, Some(store)) {
         Ok(engine) => PolicyState::Ready(engine.policy),
         Err(e) if config.server.fail_open => {
@@ -71,7 +71,7 @@ pub fn policy_state(config: &Config, store: &Store) -> PolicyState {
     }
 }
 
-pub fn run(args: &ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
     apply_args(args, &mut config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -246,7 +246,7 @@ impl Config {
     }
 
     /// A stable digest of the policy-relevant settings, part of the policy revision.
-    pub fn policy_fingerprint(&self) -> String {
+    pub(crate) fn policy_fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let text = format!("{:?}|{:?}", self.policy, self.overrides.entries());
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
@@ -304,7 +304,7 @@ fn override_entry(
 }
 
 /// An expiry: an RFC 3339 timestamp, or a plain date meaning its first instant (UTC).
-pub fn parse_expiry(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_expiry(text: &str) -> Result<DateTime<Utc>, String> {
     crate::when::parse_since(text)
 }
 

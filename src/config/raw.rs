@@ -20,11 +20,11 @@ use crate::policy::typosquat::cfg::RawTyposquat;
 use url::Url;
 
 /// The default listen address and port (documented in the README).
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// Where crates.io's index (`index.crates.io`) sends downloads.
-pub const DEFAULT_CARGO_DOWNLOADS: &str = "https://static.crates.io";
+pub(super) const DEFAULT_CARGO_DOWNLOADS: &str = "https://static.crates.io";
 /// The admin endpoint's own listener: loopback, the port after the mirror's.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:7879";
+pub(super) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:7879";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -289,7 +289,7 @@ pub struct RawOverride {
 
 impl RawConfig {
     /// Checks every value; returns all problems, not just the first.
-    pub fn validate(self) -> Result<Config, Vec<ConfigProblem>> {
+    pub(crate) fn validate(self) -> Result<Config, Vec<ConfigProblem>> {
         let mut p = Problems::default();
 
         let listen = self

@@ -4,7 +4,7 @@
 //! `serde-json` / `serde_json`) find the same advisories. Built once per feed load and shared
 //! behind an `Arc`; lookups allocate nothing beyond the result vector.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::package::{Ecosystem, PackageName, Version};
 
@@ -104,28 +104,15 @@ impl AdvisoryIndex {
         counts
     }
 
-    /// Distinct package names with advisories, per ecosystem.
-    pub fn package_count(&self, eco: Ecosystem) -> usize {
-        self.by_package[slot(eco)].len()
-    }
-
     /// Every advisory, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Advisory> {
         self.by_package.iter().flat_map(|m| m.values().flatten())
-    }
-
-    /// Distinct advisory ids (a record naming two packages counts once).
-    pub fn distinct_ids(&self) -> usize {
-        self.iter()
-            .map(|a| a.id.as_str())
-            .collect::<HashSet<_>>()
-            .len()
     }
 }
 
 impl Advisory {
     /// Whether `version` is affected.
-    pub fn affects(&self, version: &Version) -> bool {
+    pub(crate) fn affects(&self, version: &Version) -> bool {
         self.matcher.affects(version)
     }
 
@@ -135,7 +122,7 @@ impl Advisory {
     }
 
     /// The lowest fixed version above `version`, when the advisory names one.
-    pub fn fixed_above(&self, version: &Version) -> Option<&Version> {
+    pub(crate) fn fixed_above(&self, version: &Version) -> Option<&Version> {
         self.matcher.fixed_above(version)
     }
 }

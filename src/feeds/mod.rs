@@ -6,11 +6,11 @@
 //! data in the store (`crate::store::feeds::FeedStore`). Everything ends up in one [`AdvisoryIndex`].
 
 pub(crate) mod cfg;
-pub mod index;
+pub(crate) mod index;
 mod matcher;
-pub mod model;
-pub mod osv;
-pub mod popular;
+pub(crate) mod model;
+pub(crate) mod osv;
+pub(crate) mod popular;
 pub mod snapshot;
 
 use std::path::PathBuf;

@@ -30,14 +30,6 @@ pub enum AdvisoryKind {
 }
 
 impl AdvisoryKind {
-    /// RustSec's `informational` advisories: worth knowing, not a vulnerability.
-    pub fn is_informational(self) -> bool {
-        matches!(
-            self,
-            AdvisoryKind::Unmaintained | AdvisoryKind::Unsound | AdvisoryKind::Notice
-        )
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             AdvisoryKind::Malicious => "malicious",

@@ -335,7 +335,7 @@ fn our_ecosystem(eco: &::osv::schema::Ecosystem) -> Option<Ecosystem> {
 
 /// The compact advisories of one OSV record: one per npm/PyPI/crates.io package it names
 /// (several `affected` entries for the same package are merged; their ranges OR anyway).
-pub fn advisories_from_osv(vuln: &Vulnerability) -> Vec<Advisory> {
+pub(crate) fn advisories_from_osv(vuln: &Vulnerability) -> Vec<Advisory> {
     let kind = kind_of(vuln);
     let severity = severity_of(vuln, kind);
     let mut out: Vec<Advisory> = Vec::new();
@@ -426,7 +426,7 @@ fn kind_of(vuln: &Vulnerability) -> AdvisoryKind {
 /// CVSS vectors (v3, v4; the highest score across record and packages), else the GHSA-style
 /// `database_specific.severity` word, else RustSec's `database_specific.cvss`, else
 /// `Unknown`. Malicious records are `Critical` whatever they say.
-pub fn severity_of(vuln: &Vulnerability, kind: AdvisoryKind) -> Severity {
+pub(crate) fn severity_of(vuln: &Vulnerability, kind: AdvisoryKind) -> Severity {
     if kind == AdvisoryKind::Malicious {
         return Severity::Critical;
     }

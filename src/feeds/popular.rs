@@ -9,7 +9,7 @@ use crate::package::Ecosystem;
 
 /// A bundled list: the names, whether ranked, and its prebuilt index.
 #[derive(Debug, Clone, Copy)]
-pub struct BundledList {
+pub(crate) struct BundledList {
     pub ecosystem: Ecosystem,
     /// One name a line; `#` starts a comment line.
     pub list: &'static str,
@@ -20,7 +20,7 @@ pub struct BundledList {
     pub file: &'static str,
 }
 
-pub const BUNDLED: [BundledList; 3] = [
+pub(crate) const BUNDLED: [BundledList; 3] = [
     BundledList {
         ecosystem: Ecosystem::Npm,
         list: include_str!("../../feeds/popular/npm.txt"),

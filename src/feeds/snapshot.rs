@@ -33,7 +33,7 @@ const BUNDLED_META: &str = include_str!("../../feeds/snapshot.json");
 pub fn data_file(ecosystem: Ecosystem) -> String {
     format!("advisories-{}.json.gz", ecosystem.slug())
 }
-pub const META_FILE: &str = "snapshot.json";
+pub(crate) const META_FILE: &str = "snapshot.json";
 
 /// Largest decompressed snapshot accepted: bounds a corrupt or hostile file.
 const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;

@@ -128,7 +128,7 @@ impl Policy {
     }
 
     /// No check runs, only the overrides: the fail-open policy when feeds could not load.
-    pub fn runs_no_check(&self) -> bool {
+    pub(crate) fn runs_no_check(&self) -> bool {
         self.checks.is_empty()
     }
 
@@ -142,7 +142,7 @@ impl Policy {
     /// which later advisories cover), so each refused candidate's own fixes are tried in
     /// turn; a suggestion depfw would then refuse is worse than none. Registry metadata is
     /// not known for a candidate: it is judged on advisories, names and overrides.
-    pub fn allowed_fix(
+    pub(crate) fn allowed_fix(
         &self,
         name: &PackageName,
         findings: &[Finding],

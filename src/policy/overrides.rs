@@ -182,7 +182,7 @@ pub struct Overrides {
 }
 
 /// The check name reported on override findings.
-pub const CHECK_NAME: &str = checks::OVERRIDES;
+pub(crate) const CHECK_NAME: &str = checks::OVERRIDES;
 
 impl Overrides {
     pub fn new(entries: Vec<OverrideEntry>) -> Self {
@@ -194,7 +194,7 @@ impl Overrides {
     }
 
     /// The entry that decides `ctx`, if any.
-    pub fn decisive(&self, ctx: &PackageCtx<'_>) -> Option<&OverrideEntry> {
+    pub(crate) fn decisive(&self, ctx: &PackageCtx<'_>) -> Option<&OverrideEntry> {
         let mut matching = self.entries.iter().filter(|e| e.matches(ctx));
         let first = matching.next()?;
         if first.kind == OverrideKind::Deny {

@@ -13,7 +13,7 @@
 //! ARCHITECTURE.md for the recipe.
 
 pub mod cargo;
-pub mod npm;
+pub(crate) mod npm;
 pub mod pypi;
 
 use std::collections::HashSet;
@@ -32,7 +32,7 @@ pub const REQUEST_ID_HEADER: &str = "x-depfw-request-id";
 /// [`Protocol::route`] a client path, fetch [`Protocol::metadata_url`], [`Protocol::parse`]
 /// the body once per upstream body (cached as [`Protocol::Doc`]), evaluate each of
 /// [`Protocol::versions`], and [`Protocol::render`] the document with what policy kept.
-pub trait Protocol: Send + Sync + 'static {
+pub(crate) trait Protocol: Send + Sync + 'static {
     const ECOSYSTEM: Ecosystem;
     /// The parsed upstream metadata (packument, project page, index file), shared by every
     /// request for the same upstream body.
@@ -71,7 +71,7 @@ pub trait Protocol: Send + Sync + 'static {
 
 /// What a rendering reads besides the document: the policy's choice per version and the
 /// base for URLs.
-pub struct RenderCx<'a> {
+pub(crate) struct RenderCx<'a> {
     /// `server.public-url`, plus `/a/<token>` for an agent, without a trailing `/`.
     pub public_base: &'a str,
     /// The versions served as upstream describes them.
@@ -83,7 +83,7 @@ pub struct RenderCx<'a> {
 
 /// A rendered metadata document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Document {
+pub(crate) struct Document {
     pub content_type: &'static str,
     pub body: Vec<u8>,
 }
@@ -120,7 +120,7 @@ impl Digest {
     }
 
     /// A stable file-name-safe key (`sha512-<hex>`), used to address the artifact cache.
-    pub fn cache_key(&self) -> String {
+    pub(crate) fn cache_key(&self) -> String {
         format!("{}-{}", self.algorithm(), self.hex())
     }
 }
@@ -132,12 +132,12 @@ impl std::fmt::Display for Digest {
 }
 
 /// The versions a rendered document keeps, by [`VersionRecord::version_text`].
-pub type Kept = HashSet<String>;
+pub(crate) type Kept = HashSet<String>;
 
 /// What a rendered document does with one version. npm has no yank, so its renderer
 /// only keeps or removes ([`Kept`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// Served as upstream describes it.
     Keep,
     /// Left out: its index line, its files and its `versions` entry.
@@ -150,7 +150,7 @@ pub enum Disposition {
 
 /// A client's artifact download, mapped back to what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArtifactRequest {
+pub(crate) struct ArtifactRequest {
     pub name: PackageName,
     /// The version as spelled in the path; looked up in [`VersionRecord::version_text`].
     pub version_text: String,

@@ -24,7 +24,7 @@ use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
 
 /// The media type of the abbreviated packument.
-pub const CORGI: &str = "application/vnd.npm.install-v1+json";
+pub(crate) const CORGI: &str = "application/vnd.npm.install-v1+json";
 
 /// Longest request path accepted; npm names are at most 214 bytes, so anything longer is
 /// hostile or broken.
@@ -36,7 +36,7 @@ const MAX_TAG_LEN: usize = 128;
 
 /// What a client path under `/npm` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NpmPath {
+pub(crate) enum NpmPath {
     Packument(PackageName),
     Tarball(ArtifactRequest),
     /// `/{name}/{version-or-dist-tag}`: one version's manifest.
@@ -54,7 +54,7 @@ pub enum NpmPath {
 /// The second segment of a version path, told apart the way the registry does: a valid
 /// semver version is looked up as a version, anything else as a dist-tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VersionSpec {
+pub(crate) enum VersionSpec {
     /// As spelled in the path; looked up in [`VersionRecord::version_text`].
     Exact(String),
     Tag(String),
@@ -69,7 +69,7 @@ fn bad(why: impl Into<String>) -> ProtocolError {
 /// Scoped names arrive as `/@scope%2fname` (npm, bun, yarn), `/@scope%2Fname` (pnpm) or
 /// `/@scope/name`; an encoded slash anywhere else is refused, as are `.`/`..` segments
 /// and control characters.
-pub fn parse_path(raw: &str) -> Result<NpmPath, ProtocolError> {
+pub(crate) fn parse_path(raw: &str) -> Result<NpmPath, ProtocolError> {
     if raw.len() > MAX_PATH_LEN {
         return Err(bad(format!("path longer than {MAX_PATH_LEN} bytes")));
     }
@@ -161,12 +161,12 @@ fn parse_tarball(name: PackageName, file: &str) -> Result<ArtifactRequest, Proto
 }
 
 /// The conventional tarball file name of a version.
-pub fn tarball_filename(name: &PackageName, version: &str) -> String {
+pub(crate) fn tarball_filename(name: &PackageName, version: &str) -> String {
     format!("{}-{version}.tgz", basename(name))
 }
 
 /// Where depfw serves a version's tarball; `public_base` is `server.public_url`.
-pub fn tarball_url(public_base: &str, name: &PackageName, version: &str) -> String {
+pub(crate) fn tarball_url(public_base: &str, name: &PackageName, version: &str) -> String {
     format!(
         "{}/npm/{}/-/{}",
         public_base.trim_end_matches('/'),
@@ -176,13 +176,13 @@ pub fn tarball_url(public_base: &str, name: &PackageName, version: &str) -> Stri
 }
 
 /// Whether the client's `Accept` header asks for the abbreviated packument.
-pub fn wants_corgi(accept: Option<&str>) -> bool {
+pub(crate) fn wants_corgi(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains(CORGI))
 }
 
 /// A full packument and the versions in it.
 #[derive(Debug, Clone)]
-pub struct Packument {
+pub(crate) struct Packument {
     doc: Map<String, Value>,
     pub records: Vec<VersionRecord>,
 }
@@ -249,7 +249,7 @@ fn digest_of(dist: Option<&Value>) -> Option<Digest> {
 }
 
 /// Parses a full packument as upstream sent it.
-pub fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
+pub(crate) fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ProtocolError::BadUpstream(format!("packument of {name}: {e}")))?;
     let Value::Object(doc) = value else {
@@ -352,7 +352,7 @@ impl Packument {
 
     /// `dist-tags` with only `kept` versions: a tag of a removed version is dropped, except
     /// `latest`, which moves to the newest kept version. `None` if upstream has none.
-    pub fn dist_tags(&self, kept: &Kept) -> Option<Map<String, Value>> {
+    pub(crate) fn dist_tags(&self, kept: &Kept) -> Option<Map<String, Value>> {
         let Some(Value::Object(upstream)) = self.doc.get("dist-tags") else {
             return None;
         };
@@ -378,14 +378,14 @@ impl Packument {
     }
 
     /// The version an upstream (unfiltered) dist-tag points at.
-    pub fn upstream_tag(&self, tag: &str) -> Option<&str> {
+    pub(crate) fn upstream_tag(&self, tag: &str) -> Option<&str> {
         self.doc.get("dist-tags")?.get(tag)?.as_str()
     }
 
     /// One version's manifest, as `GET /{name}/{version}` returns it: the packument's
     /// `versions[version]` with the tarball URL under `public_base`, exactly as in
     /// [`Packument::render`]. `None` if upstream lists no such version.
-    pub fn render_version(
+    pub(crate) fn render_version(
         &self,
         name: &PackageName,
         version: &str,
@@ -398,7 +398,7 @@ impl Packument {
 
     /// Renders the packument keeping only `kept` versions, with tarball URLs under
     /// `public_base`; `corgi` selects the abbreviated form.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         name: &PackageName,
         kept: &Kept,
@@ -481,11 +481,11 @@ fn abbreviate(doc: Map<String, Value>) -> Value {
 }
 
 /// The media type of full packuments and of everything else the registry answers.
-pub const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 
 /// npm's registry protocol in front of one upstream registry.
 #[derive(Debug, Clone)]
-pub struct Npm {
+pub(crate) struct Npm {
     /// `upstream.npm.registry`: every tarball URL must be on its origin.
     url: Url,
     /// The same without a trailing `/`, the base of packument URLs.
@@ -493,7 +493,7 @@ pub struct Npm {
 }
 
 impl Npm {
-    pub fn new(registry: &Url) -> Npm {
+    pub(crate) fn new(registry: &Url) -> Npm {
         Npm {
             url: registry.clone(),
             registry: registry.as_str().trim_end_matches('/').to_owned(),
@@ -501,12 +501,12 @@ impl Npm {
     }
 
     /// The configured registry, whose origin every tarball URL must be on.
-    pub fn registry(&self) -> &Url {
+    pub(crate) fn registry(&self) -> &Url {
         &self.url
     }
 
     /// The registry's signing keys, passed through for `npm audit signatures`.
-    pub fn keys_url(&self) -> String {
+    pub(crate) fn keys_url(&self) -> String {
         format!("{}/-/npm/v1/keys", self.registry)
     }
 }

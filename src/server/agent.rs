@@ -45,7 +45,7 @@ pub struct AgentCtx {
 
 /// What [`identify`] learned about a request, read by the [`RequestCtx`] extractor.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub request_id: String,
     pub agent: Option<AgentCtx>,
     /// `server.public-url` without a trailing `/`, plus `/a/<token>` for an agent.
@@ -54,14 +54,14 @@ pub struct Identity {
 }
 
 /// Wraps the registry router: identity first, then routing on the path without the prefix.
-pub fn wrap(state: AppState, registry: Router) -> Router {
+pub(crate) fn wrap(state: AppState, registry: Router) -> Router {
     Router::new()
         .fallback_service(registry)
         .layer(middleware::from_fn_with_state(state, identify))
 }
 
 /// A request path with any agent token masked, for logs.
-pub fn redact(path: &str) -> String {
+pub(crate) fn redact(path: &str) -> String {
     match path.strip_prefix("/a/") {
         Some(rest) => match rest.split_once('/') {
             Some((_, tail)) => format!("/a/****/{tail}"),
@@ -188,7 +188,7 @@ async fn respond(
 }
 
 /// Applies the agent's preset to a policy decision (no agent: unchanged).
-pub fn decide(ctx: &RequestCtx, decision: Decision) -> Decision {
+pub(crate) fn decide(ctx: &RequestCtx, decision: Decision) -> Decision {
     match &ctx.agent {
         Some(agent) => agent.preset.apply(decision, agent.strict_warn),
         None => decision,
@@ -197,7 +197,7 @@ pub fn decide(ctx: &RequestCtx, decision: Decision) -> Decision {
 
 /// Feeds the agent's circuit breaker; when it trips, the agent is suspended (until an
 /// admin resumes it) and this request is refused with the reason.
-pub fn observe(
+pub(crate) fn observe(
     state: &AppState,
     ctx: &RequestCtx,
     event: BreakerEvent<'_>,
@@ -229,7 +229,7 @@ pub fn observe(
 }
 
 /// Who asked, for the quarantine queue: the agent, else the anonymous peer.
-pub fn requester(ctx: &RequestCtx) -> String {
+pub(crate) fn requester(ctx: &RequestCtx) -> String {
     match (&ctx.agent, ctx.peer) {
         (Some(a), _) => a.name.clone(),
         (None, Some(peer)) => format!("anonymous ({})", peer.ip()),
@@ -238,7 +238,7 @@ pub fn requester(ctx: &RequestCtx) -> String {
 }
 
 /// Notes a package request for the breaker.
-pub fn observe_package(
+pub(crate) fn observe_package(
     state: &AppState,
     ctx: &RequestCtx,
     name: &PackageName,
@@ -256,7 +256,7 @@ pub fn refused(state: &AppState, ctx: &RequestCtx, refusal: ProxyError) -> Proxy
 
 impl Identity {
     /// The identity of a request that bypassed [`wrap`] (a handler called directly).
-    pub fn unwrapped(state: &AppState) -> Identity {
+    pub(crate) fn unwrapped(state: &AppState) -> Identity {
         Identity {
             request_id: state.next_request_id(),
             agent: None,

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use crate::registry::Digest;
 
-pub struct ArtifactCache {
+pub(crate) struct ArtifactCache {
     dir: PathBuf,
     spool: PathBuf,
     capacity: u64,
@@ -18,7 +18,7 @@ pub struct ArtifactCache {
 }
 
 impl ArtifactCache {
-    pub fn open(data_dir: &Path, capacity: u64) -> std::io::Result<ArtifactCache> {
+    pub(crate) fn open(data_dir: &Path, capacity: u64) -> std::io::Result<ArtifactCache> {
         let dir = data_dir.join("artifacts");
         let spool = dir.join("spool");
         std::fs::create_dir_all(&spool)?;
@@ -46,20 +46,20 @@ impl ArtifactCache {
     }
 
     /// The cached file for `digest`, if present.
-    pub fn get(&self, digest: &Digest) -> Option<PathBuf> {
+    pub(crate) fn get(&self, digest: &Digest) -> Option<PathBuf> {
         let p = self.path_of(digest);
         p.is_file().then_some(p)
     }
 
     /// A fresh spool path for one download.
-    pub fn spool_path(&self) -> PathBuf {
+    pub(crate) fn spool_path(&self) -> PathBuf {
         let n = self.spool_seq.fetch_add(1, Ordering::Relaxed);
         self.spool.join(format!("{}-{n}.part", std::process::id()))
     }
 
     /// Moves a verified spool file into the cache and evicts the oldest entries beyond the
     /// capacity. Returns the path to serve from (the spool file if it is not cached).
-    pub fn insert(&self, digest: &Digest, spooled: &Path, size: u64) -> PathBuf {
+    pub(crate) fn insert(&self, digest: &Digest, spooled: &Path, size: u64) -> PathBuf {
         if size > self.capacity {
             return spooled.to_owned();
         }
@@ -104,7 +104,7 @@ impl ArtifactCache {
     }
 
     /// Removes a spool file that was served without being cached.
-    pub fn discard_spool(&self, path: &Path) {
+    pub(crate) fn discard_spool(&self, path: &Path) {
         if path.starts_with(&self.spool) {
             let _ = std::fs::remove_file(path);
         }

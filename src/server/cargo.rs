@@ -31,7 +31,7 @@ use super::{AppState, RequestCtx};
 use crate::registry::cargo::{self as proto, CargoPath, IndexRequest, UpstreamConfig};
 use crate::registry::{ArtifactRequest, Digest, Protocol};
 
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     ctx: RequestCtx,
     uri: Uri,

@@ -19,7 +19,7 @@ use crate::store::decisions::{DecisionRecord, RecordKind};
 
 /// How one artifact request is delivered.
 #[derive(Debug, Clone, Copy)]
-pub struct Delivery<'a> {
+pub(crate) struct Delivery<'a> {
     /// The configured upstream hosts the artifact URL must be on.
     pub origins: &'a [&'a url::Url],
     pub on_refusal: OnRefusal,
@@ -36,7 +36,7 @@ fn same_origin(url: &str, origins: &[&url::Url]) -> bool {
 /// The artifact gate: evaluates the version, then serves verified bytes from the cache or
 /// from upstream (or, for a `HEAD`, only says whether it would). `record` is the version
 /// as the (cached) metadata lists it.
-pub async fn deliver(
+pub(crate) async fn deliver(
     state: &AppState,
     ctx: &RequestCtx,
     policy: &Policy,

@@ -15,18 +15,18 @@
 
 pub mod admin;
 pub mod agent;
-pub mod artifacts;
-pub mod cargo;
-pub mod delivery;
-pub mod error;
-pub mod integrity;
-pub mod npm;
-pub mod pipeline;
-pub mod pypi;
-pub mod records;
-pub mod render_cache;
-pub mod upstream;
-pub mod verdicts;
+pub(crate) mod artifacts;
+pub(crate) mod cargo;
+pub(crate) mod delivery;
+pub(crate) mod error;
+pub(crate) mod integrity;
+pub(crate) mod npm;
+pub(crate) mod pipeline;
+pub(crate) mod pypi;
+pub(crate) mod records;
+pub(crate) mod render_cache;
+pub(crate) mod upstream;
+pub(crate) mod verdicts;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -55,7 +55,7 @@ use upstream::Upstream;
 /// Every protocol `depfw serve` speaks, each with its typed cache of parsed documents. A
 /// new ecosystem is a field here (its router line in [`app`], its handler module beside
 /// [`npm`]).
-pub struct Protocols {
+pub(crate) struct Protocols {
     pub npm: Served<Npm>,
     pub pypi: Served<Pypi>,
     pub cargo: Served<Cargo>,
@@ -198,7 +198,7 @@ impl AppState {
         &self.inner.breaker
     }
 
-    pub fn anonymous_access(&self) -> AnonymousAccess {
+    pub(crate) fn anonymous_access(&self) -> AnonymousAccess {
         self.inner.anonymous
     }
 
@@ -214,7 +214,10 @@ impl AppState {
     /// The origins a cargo download may come from: the index's own and
     /// `server.cargo-download-origins`. `dl` is where the index's `config.json` sends
     /// downloads; anywhere else is refused, however the upstream names it.
-    pub fn cargo_download_origins(&self, dl: &url::Url) -> Result<Vec<&url::Url>, ProxyError> {
+    pub(crate) fn cargo_download_origins(
+        &self,
+        dl: &url::Url,
+    ) -> Result<Vec<&url::Url>, ProxyError> {
         let inner = &self.inner;
         let origins: Vec<&url::Url> = std::iter::once(inner.protocols.cargo.protocol.index())
             .chain(&inner.cargo_download_origins)
@@ -234,7 +237,7 @@ impl AppState {
     }
 
     /// A fresh request id (`<start ms hex>-<n>`).
-    pub fn next_request_id(&self) -> String {
+    pub(crate) fn next_request_id(&self) -> String {
         let n = self.inner.request_seq.fetch_add(1, Ordering::Relaxed);
         format!("{:x}-{n}", self.inner.started)
     }

@@ -31,7 +31,7 @@ fn npm_path(s: &Served<Npm>, uri: &axum::http::Uri) -> Result<NpmPath, ProxyErro
     Ok(s.protocol.route(rest)?)
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     ctx: RequestCtx,
     uri: axum::http::Uri,
@@ -74,7 +74,7 @@ pub async fn get(
 
 /// `POST`: only npm's audit endpoints, answered with "no advisories" — depfw's own policy
 /// already ran on every version the client could install.
-pub async fn post(
+pub(crate) async fn post(
     State(state): State<AppState>,
     uri: axum::http::Uri,
 ) -> Result<Response, ProxyError> {

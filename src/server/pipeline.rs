@@ -33,7 +33,7 @@ use crate::store::decisions::RecordKind;
 
 /// A protocol as the server runs it: the pure protocol and its typed cache of parsed
 /// documents (one per upstream body).
-pub struct Served<P: Protocol> {
+pub(crate) struct Served<P: Protocol> {
     pub protocol: P,
     parsed: Keyed<P::Doc>,
 }
@@ -41,7 +41,7 @@ pub struct Served<P: Protocol> {
 impl<P: Protocol> Served<P> {
     /// `entries` and `bytes` bound the parsed documents (`upstream.metadata-cache-entries`,
     /// `upstream.render-cache-bytes`, a document weighing its upstream body's size).
-    pub fn new(protocol: P, entries: usize, bytes: usize) -> Self {
+    pub(crate) fn new(protocol: P, entries: usize, bytes: usize) -> Self {
         Served {
             protocol,
             parsed: Keyed::new(entries, bytes, None),
@@ -50,21 +50,21 @@ impl<P: Protocol> Served<P> {
 }
 
 /// An upstream metadata body as fetched (or cached), with its URL.
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub url: Url,
     pub fetched: Fetched,
 }
 
 /// What an artifact request names, found in its package's metadata: the request (file name
 /// included) and the version's record as the metadata lists it (`None`: not listed).
-pub struct Wanted {
+pub(crate) struct Wanted {
     pub req: ArtifactRequest,
     pub record: Option<VersionRecord>,
 }
 
 /// One request's way through the proxy, under the policy that was current when it
 /// arrived (a reload does not change it midway).
-pub struct Gate<'a> {
+pub(crate) struct Gate<'a> {
     state: &'a AppState,
     ctx: &'a RequestCtx,
     policy: Arc<PolicyState>,
@@ -72,7 +72,7 @@ pub struct Gate<'a> {
 
 impl<'a> Gate<'a> {
     /// The ready policy, or the 503 every package request gets without one.
-    pub fn new(state: &'a AppState, ctx: &'a RequestCtx) -> Result<Gate<'a>, ProxyError> {
+    pub(crate) fn new(state: &'a AppState, ctx: &'a RequestCtx) -> Result<Gate<'a>, ProxyError> {
         Ok(Gate {
             state,
             ctx,
@@ -89,7 +89,7 @@ impl<'a> Gate<'a> {
     }
 
     /// Name-level checks (typosquats, deny-listed names) before anything is fetched.
-    pub fn check_name(&self, name: &PackageName) -> Result<(), ProxyError> {
+    pub(crate) fn check_name(&self, name: &PackageName) -> Result<(), ProxyError> {
         let (state, ctx) = (self.state, self.ctx);
         agent::observe_package(state, ctx, name)?;
         let decision = verdicts::decide_name(ctx, self.policy(), name);
@@ -103,7 +103,7 @@ impl<'a> Gate<'a> {
     }
 
     /// `name`'s upstream metadata body; `None` when upstream has no such package.
-    pub async fn fetch<P: Protocol>(
+    pub(crate) async fn fetch<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -119,7 +119,7 @@ impl<'a> Gate<'a> {
     }
 
     /// [`Gate::fetch`], with upstream's 404 as the client's.
-    pub async fn fetch_listed<P: Protocol>(
+    pub(crate) async fn fetch_listed<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -131,7 +131,7 @@ impl<'a> Gate<'a> {
 
     /// The parsed form of an upstream body, parsed once per body. A body that does not
     /// parse is dropped from the upstream cache, so the next request fetches it again.
-    pub fn parse<P: Protocol>(
+    pub(crate) fn parse<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -157,7 +157,7 @@ impl<'a> Gate<'a> {
     }
 
     /// `name`'s parsed metadata; `None` when upstream has no such package.
-    pub async fn document<P: Protocol>(
+    pub(crate) async fn document<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -173,7 +173,7 @@ impl<'a> Gate<'a> {
     /// metadata TTL: verdicts can depend on the clock), else evaluated now. npm's
     /// one-version manifests read it, so a manifest request does not evaluate every version
     /// again.
-    pub fn evaluated<P: Protocol>(
+    pub(crate) fn evaluated<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -229,7 +229,7 @@ impl<'a> Gate<'a> {
 
     /// A filtered metadata document: warm, a lookup in the render cache; cold, parsed,
     /// evaluated, rendered and cached (see the module docs).
-    pub async fn metadata<P: Protocol>(
+    pub(crate) async fn metadata<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -275,7 +275,7 @@ impl<'a> Gate<'a> {
 
     /// A metadata response that is not cached (npm's one-version manifests), with the same
     /// policy-aware `ETag` and `304` as [`Gate::metadata`].
-    pub fn uncached(
+    pub(crate) fn uncached(
         &self,
         headers: &HeaderMap,
         content_type: &'static str,
@@ -288,7 +288,7 @@ impl<'a> Gate<'a> {
     /// and refusal as that version's artifact, so asking for the manifest of a refused
     /// version fails exactly like downloading it. A served manifest is recorded as a
     /// metadata decision for that version.
-    pub fn version_metadata(
+    pub(crate) fn version_metadata(
         &self,
         name: &PackageName,
         version_record: &VersionRecord,
@@ -313,7 +313,7 @@ impl<'a> Gate<'a> {
     /// it, then the gate ([`delivery::deliver`]). `Ok(None)` when upstream does not list
     /// `name` or `pick` finds nothing there (PyPI then tries the file's next candidate
     /// project).
-    pub async fn artifact<P: Protocol>(
+    pub(crate) async fn artifact<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -341,7 +341,7 @@ impl<'a> Gate<'a> {
 
     /// [`Gate::artifact`] for protocols whose artifact paths name the version: its record
     /// as the metadata lists it; upstream's 404 for an unknown package.
-    pub async fn listed_artifact<P: Protocol>(
+    pub(crate) async fn listed_artifact<P: Protocol>(
         &self,
         s: &Served<P>,
         req: ArtifactRequest,
@@ -369,7 +369,7 @@ impl<'a> Gate<'a> {
 /// `urls` so is the public base: an agent's rewritten URLs carry its `/a/<token>` prefix,
 /// so they are never served to another agent or to anonymous clients. The key stays in
 /// memory; it is never logged.
-pub fn render_variant(ctx: &RequestCtx, form: &str, urls: bool) -> String {
+pub(crate) fn render_variant(ctx: &RequestCtx, form: &str, urls: bool) -> String {
     let agent = ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
     let base = if urls { ctx.public_base.as_str() } else { "" };
     format!("{form}|{agent:?}|{base}")

@@ -33,7 +33,7 @@ fn rest(uri: &Uri) -> Result<&str, ProxyError> {
         .ok_or_else(|| ProxyError::BadRequest("not a PyPI path".to_owned()))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     ctx: RequestCtx,
     uri: Uri,
@@ -43,7 +43,7 @@ pub async fn get(
 }
 
 /// `HEAD`: files get a policy-only answer; pages run `GET` (axum drops the body).
-pub async fn head(
+pub(crate) async fn head(
     State(state): State<AppState>,
     ctx: RequestCtx,
     uri: Uri,

@@ -12,7 +12,7 @@ use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
 /// Records a metadata summary, the versions it hides: called once per upstream
 /// (re)download, not per cache hit.
-pub fn record_filtered(
+pub(crate) fn record_filtered(
     state: &AppState,
     ctx: &RequestCtx,
     name: &PackageName,
@@ -36,7 +36,7 @@ pub fn record_filtered(
 }
 
 /// A record of `decision` for this request, its chain fields left for the log to fill.
-pub fn record(
+pub(crate) fn record(
     ctx: &RequestCtx,
     kind: RecordKind,
     name: &PackageName,

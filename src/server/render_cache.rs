@@ -34,7 +34,7 @@ use sha2::{Digest as _, Sha256};
 const GZIP_MIN_BYTES: usize = 1024;
 
 /// A rendered metadata response: body, its ETag and (lazily) its gzip encoding.
-pub struct Rendered {
+pub(crate) struct Rendered {
     body: Bytes,
     etag: String,
     content_type: &'static str,
@@ -44,7 +44,11 @@ pub struct Rendered {
 impl Rendered {
     /// The ETag covers the policy revision too: a policy change must not be answered with
     /// `304` for a body the new policy would render differently.
-    pub fn new(policy_revision: &str, content_type: &'static str, body: Vec<u8>) -> Rendered {
+    pub(crate) fn new(
+        policy_revision: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Rendered {
         let mut h = Sha256::new();
         h.update(policy_revision.as_bytes());
         h.update([0]);
@@ -58,11 +62,8 @@ impl Rendered {
         }
     }
 
-    pub fn body(&self) -> &Bytes {
-        &self.body
-    }
-
-    pub fn etag(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn etag(&self) -> &str {
         &self.etag
     }
 
@@ -85,7 +86,7 @@ impl Rendered {
     /// The response to `request`: `304` when its `If-None-Match` matches, else the body,
     /// gzip-encoded when the client accepts it (the compression layer leaves responses that
     /// already carry a `Content-Encoding` alone).
-    pub fn response(&self, request: &HeaderMap) -> Response {
+    pub(crate) fn response(&self, request: &HeaderMap) -> Response {
         let matches = request
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
@@ -234,29 +235,36 @@ impl<V: ?Sized> Bounded<V> {
 }
 
 /// A [`Bounded`] map shared between requests.
-pub struct Keyed<V>(Mutex<Bounded<V>>);
+pub(crate) struct Keyed<V>(Mutex<Bounded<V>>);
 
 impl<V> Keyed<V> {
     /// At most `entries` entries and `bytes` of weight; with a `ttl`, entries expire.
-    pub fn new(entries: usize, bytes: usize, ttl: Option<Duration>) -> Self {
+    pub(crate) fn new(entries: usize, bytes: usize, ttl: Option<Duration>) -> Self {
         Keyed(Mutex::new(Bounded::new(entries, bytes, ttl)))
     }
 
     /// The value of `key` if it was stored for this `generation` and `revision`.
-    pub fn get(&self, key: &str, generation: u64, revision: &str) -> Option<Arc<V>> {
+    pub(crate) fn get(&self, key: &str, generation: u64, revision: &str) -> Option<Arc<V>> {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         m.get(key, generation, revision)
     }
 
     /// Stores a value weighing `weight` bytes (not stored if larger than the budget).
-    pub fn put(&self, key: &str, generation: u64, revision: &str, weight: usize, value: Arc<V>) {
+    pub(crate) fn put(
+        &self,
+        key: &str,
+        generation: u64,
+        revision: &str,
+        weight: usize,
+        value: Arc<V>,
+    ) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         m.insert(key.to_owned(), generation, revision, weight, value);
     }
 }
 
 /// Rendered responses, keyed by upstream URL and variant.
-pub struct RenderCache {
+pub(crate) struct RenderCache {
     rendered: Mutex<Bounded<Rendered>>,
 }
 
@@ -264,14 +272,14 @@ impl RenderCache {
     /// `entries` bounds the map (as `upstream.metadata-cache-entries` bounds the upstream
     /// cache) and so does `bytes` (`upstream.render-cache-bytes`); responses expire after
     /// `ttl`.
-    pub fn new(entries: usize, bytes: usize, ttl: Duration) -> Self {
+    pub(crate) fn new(entries: usize, bytes: usize, ttl: Duration) -> Self {
         RenderCache {
             rendered: Mutex::new(Bounded::new(entries, bytes, Some(ttl))),
         }
     }
 
     /// The rendered `variant` of `url` at `generation` under policy `revision`.
-    pub fn rendered(
+    pub(crate) fn rendered(
         &self,
         url: &str,
         variant: &str,
@@ -282,7 +290,7 @@ impl RenderCache {
         m.get(&render_key(url, variant), generation, revision)
     }
 
-    pub fn put_rendered(
+    pub(crate) fn put_rendered(
         &self,
         url: &str,
         variant: &str,
@@ -303,7 +311,7 @@ impl RenderCache {
 }
 
 /// The key of a variant of what was derived from `url`.
-pub fn render_key(url: &str, variant: &str) -> String {
+pub(crate) fn render_key(url: &str, variant: &str) -> String {
     format!("{url}\n{variant}")
 }
 

@@ -20,10 +20,8 @@ use crate::registry::Digest;
 
 /// Metadata as fetched (or revalidated) from upstream.
 #[derive(Clone)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub body: Bytes,
-    /// Upstream's `ETag`, if any.
-    pub validator: Option<String>,
     /// True when the body was (re)downloaded by this call rather than served from cache.
     pub fresh: bool,
     /// Identifies this body: a new number per download, unchanged by `304` revalidation,
@@ -45,7 +43,7 @@ struct Stale {
     generation: u64,
 }
 
-pub struct Upstream {
+pub(crate) struct Upstream {
     metadata: reqwest::Client,
     artifacts: reqwest::Client,
     cache: Mutex<HashMap<String, CacheEntry>>,
@@ -76,7 +74,7 @@ fn classify(url: &str, e: &reqwest::Error) -> ProxyError {
 }
 
 impl Upstream {
-    pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
+    pub(crate) fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
         let timeout = Duration::from_secs(cfg.timeout_secs);
         let agent = concat!("depfw/", env!("CARGO_PKG_VERSION"));
         // Metadata is asked for gzip-encoded (packuments compress ~10x) and decoded here.
@@ -112,7 +110,6 @@ impl Upstream {
             Some(e) if e.checked.elapsed() < self.ttl => (
                 Some(Fetched {
                     body: e.body.clone(),
-                    validator: e.validator.clone(),
                     fresh: false,
                     generation: e.generation,
                 }),
@@ -155,7 +152,11 @@ impl Upstream {
 
     /// GETs metadata at `url`, from cache within the TTL, revalidating with the upstream
     /// `ETag` after it. `Ok(None)` means upstream said 404.
-    pub async fn metadata(&self, url: &str, accept: &str) -> Result<Option<Fetched>, ProxyError> {
+    pub(crate) async fn metadata(
+        &self,
+        url: &str,
+        accept: &str,
+    ) -> Result<Option<Fetched>, ProxyError> {
         let (hit, stale) = self.cached(url);
         if let Some(hit) = hit {
             return Ok(Some(hit));
@@ -180,7 +181,6 @@ impl Upstream {
                 );
                 return Ok(Some(Fetched {
                     body: stale.body,
-                    validator: stale.validator,
                     fresh: false,
                     generation: stale.generation,
                 }));
@@ -203,17 +203,16 @@ impl Upstream {
             .map(str::to_owned);
         let body = self.read_bounded(url, resp, self.max_metadata).await?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        self.store(url, body.clone(), validator.clone(), generation);
+        self.store(url, body.clone(), validator, generation);
         Ok(Some(Fetched {
             body,
-            validator,
             fresh: true,
             generation,
         }))
     }
 
     /// Drops a cached body, e.g. one that failed to parse, so the next request refetches.
-    pub fn forget(&self, url: &str) {
+    pub(crate) fn forget(&self, url: &str) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.remove(url);
     }
@@ -248,7 +247,7 @@ impl Upstream {
 
     /// Downloads an artifact into `spool`, hashing as it streams, and checks `expected`.
     /// On any failure the spool file is removed.
-    pub async fn artifact(
+    pub(crate) async fn artifact(
         &self,
         url: &str,
         expected: &Digest,
@@ -323,7 +322,7 @@ impl Upstream {
 }
 
 /// A verified artifact in the spool directory.
-pub struct Spooled {
+pub(crate) struct Spooled {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,

@@ -21,7 +21,7 @@ use crate::registry::{Disposition, Kept, VersionRecord};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
 /// The client-facing reason for a refusal.
-pub fn refusal(package: &str, decision: &Decision) -> String {
+pub(crate) fn refusal(package: &str, decision: &Decision) -> String {
     refusal_text(package, decision.verdict, &decision.summary())
 }
 
@@ -33,7 +33,7 @@ fn refusal_text(package: &str, verdict: Verdict, summary: &str) -> String {
 }
 
 /// Which versions a metadata response keeps.
-pub struct Filtered {
+pub(crate) struct Filtered {
     pub kept: Kept,
     pub hidden: Vec<HiddenVersion>,
 }
@@ -42,7 +42,7 @@ impl Filtered {
     /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
     /// kept, removed, or yanked with the reason the artifact gate would give
     /// (`depfw: idna@3.10 is denied by policy: …`).
-    pub fn dispositions(
+    pub(crate) fn dispositions(
         &self,
         mode: RefusedVersions,
         name: &PackageName,
@@ -107,7 +107,7 @@ fn evaluate(
 
 /// Name-level checks (typosquats, deny-listed names) before anything is fetched: the
 /// decision, to be recorded and refused by the caller when it is not servable.
-pub fn decide_name(ctx: &RequestCtx, policy: &Policy, name: &PackageName) -> Decision {
+pub(crate) fn decide_name(ctx: &RequestCtx, policy: &Policy, name: &PackageName) -> Decision {
     evaluate(ctx, policy, name, None, Utc::now())
 }
 
@@ -115,7 +115,7 @@ pub fn decide_name(ctx: &RequestCtx, policy: &Policy, name: &PackageName) -> Dec
 /// hidden (fail closed). Hidden quarantined versions are not put in the quarantine queue:
 /// the resolver picks another version, and only an artifact request (someone really
 /// wanting that version) holds it for review.
-pub fn filter_versions(
+pub(crate) fn filter_versions(
     ctx: &RequestCtx,
     policy: &Policy,
     name: &PackageName,
@@ -150,7 +150,7 @@ pub fn filter_versions(
 
 /// What the gate does with a version the policy refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnRefusal {
+pub(crate) enum OnRefusal {
     /// 403 with the reason (and a quarantine hold): every installable artifact.
     Refuse,
     /// Served (verified, recorded as `served-yanked-metadata`), no hold: only the PEP 658
@@ -164,7 +164,7 @@ pub enum OnRefusal {
 /// [`OnRefusal::Refuse`]) is recorded durably, a quarantined version is held for review,
 /// and the client gets the 403 with the reason and request id. Otherwise returns the
 /// record (outcome still "refused") for the caller to complete once it has served.
-pub fn decide_version(
+pub(crate) fn decide_version(
     state: &AppState,
     ctx: &RequestCtx,
     policy: &Policy,

@@ -626,7 +626,7 @@ impl DecisionLog {
     /// checkpoint file (every line a checkpoint) or depfw's own log (only its
     /// `depfw::checkpoint` lines count). Returns the first problem, or how many checkpoints
     /// matched; a line that should be a checkpoint and is not is an error (bad input).
-    pub fn verify_checkpoints(
+    pub(crate) fn verify_checkpoints(
         &self,
         lines: &str,
         key: Option<&PublicKey>,
@@ -713,7 +713,7 @@ fn bad_checkpoint(checkpoint_line: usize, why: String) -> ChainProblem {
 
 /// Whether `error` is sled finding bytes that fail its checksums (a flipped bit on disk),
 /// which it reports as a file offset rather than a record.
-pub fn is_damage(error: &StoreError) -> bool {
+pub(crate) fn is_damage(error: &StoreError) -> bool {
     matches!(
         error,
         StoreError::Sled(sled::Error::Corruption { .. })
@@ -733,7 +733,7 @@ pub fn is_damage(error: &StoreError) -> bool {
 /// Either way this names the record. The files also hold stale copies sled no longer reads,
 /// which its segment reuse may have half overwritten; so a damaged copy says something only
 /// about a record sled cannot read or no longer has (the caller's job).
-pub fn damaged_records(data_dir: &std::path::Path) -> std::io::Result<Vec<u64>> {
+pub(crate) fn damaged_records(data_dir: &std::path::Path) -> std::io::Result<Vec<u64>> {
     const START: &[u8] = b"{\"seq\":";
     let mut damaged = std::collections::BTreeSet::new();
     let mut dirs = vec![data_dir.join("store")];

@@ -113,7 +113,7 @@ impl Store {
     /// Whether the store takes a write now: a tiny record in the `health` tree, flushed.
     /// sled keeps the first I/O error it meets (a full disk) and fails every later write
     /// with it until the store is reopened, so this is what `/readyz` asks.
-    pub fn probe_write(&self) -> Result<(), StoreError> {
+    pub(crate) fn probe_write(&self) -> Result<(), StoreError> {
         if self.fault.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
                 "injected write failure",

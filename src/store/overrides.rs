@@ -25,7 +25,7 @@ const REVISION_KEY: &[u8] = b"meta/revision";
 const LAST_ID_KEY: &[u8] = b"meta/last-id";
 
 /// Store-assigned, increasing entry id.
-pub type OverrideId = u64;
+pub(crate) type OverrideId = u64;
 
 /// One entry as stored. Package and scope are kept as text and re-parsed on load, so the
 /// record stays readable and independent of in-memory types.
@@ -79,7 +79,7 @@ impl StoredOverride {
     }
 
     /// The entry the policy engine applies.
-    pub fn to_entry(&self) -> Result<OverrideEntry, StoreError> {
+    pub(crate) fn to_entry(&self) -> Result<OverrideEntry, StoreError> {
         let bad = |detail: String| StoreError::Corrupt {
             what: format!("override {}", self.id),
             detail,
@@ -166,7 +166,7 @@ fn decode(value: &[u8]) -> Result<StoredOverride, StoreError> {
 }
 
 /// Longest reason or author accepted: they are shown in one-line listings and logs.
-pub const MAX_TEXT_CHARS: usize = 1000;
+pub(crate) const MAX_TEXT_CHARS: usize = 1000;
 
 /// Refuses text that would break a one-line listing or a log line.
 pub(crate) fn check_text(field: &'static str, text: &str) -> Result<(), OverrideError> {
@@ -206,7 +206,7 @@ impl FieldError {
 /// An allow or deny entry as text: what `depfw overrides allow|deny` and the admin
 /// endpoint (its API and its form) receive, parsed alike so they accept the same entries.
 #[derive(Debug, Clone, Copy)]
-pub struct EntryText<'a> {
+pub(crate) struct EntryText<'a> {
     /// npm, pypi or crates.io.
     pub ecosystem: &'a str,
     pub name: &'a str,
@@ -221,7 +221,7 @@ pub struct EntryText<'a> {
 impl EntryText<'_> {
     /// The entry, every value validated; [`OverrideStore::add`] then checks reason, author
     /// and expiry.
-    pub fn parse(&self, kind: OverrideKind) -> Result<OverrideEntry, FieldError> {
+    pub(crate) fn parse(&self, kind: OverrideKind) -> Result<OverrideEntry, FieldError> {
         let ecosystem: Ecosystem = self
             .ecosystem
             .parse()

@@ -28,7 +28,7 @@ const LAST_ID_KEY: &[u8] = b"meta/last-id";
 /// Distinct requesters remembered per item; later ones still count in `request_count`.
 const MAX_REQUESTERS: usize = 100;
 
-pub type QuarantineId = u64;
+pub(crate) type QuarantineId = u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

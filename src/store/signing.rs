@@ -79,7 +79,7 @@ impl LogKey {
 
     /// Loads `<data_dir>/signing-key`, making it (mode 0600) if there is none. Refuses a
     /// key file that group or others can access: that key proves nothing.
-    pub fn load_or_create(data_dir: &Path) -> Result<LogKey, KeyError> {
+    pub(crate) fn load_or_create(data_dir: &Path) -> Result<LogKey, KeyError> {
         let path = data_dir.join(KEY_FILE);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => LogKey::load(&path),
@@ -162,7 +162,7 @@ fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyError> 
 /// The file's permission bits when a group or other OS user may access it (read a secret,
 /// or write their own); `None` when only the owner may. Windows has no mode bits; its ACLs
 /// are the operator's to set.
-pub fn exposed_mode(meta: &std::fs::Metadata) -> Option<u32> {
+pub(crate) fn exposed_mode(meta: &std::fs::Metadata) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

@@ -44,7 +44,7 @@ pub(super) struct Http {
 }
 
 impl Http {
-    pub fn new(cfg: &UpstreamConfig, user_agent: &str) -> Result<Http, String> {
+    pub(super) fn new(cfg: &UpstreamConfig, user_agent: &str) -> Result<Http, String> {
         let timeout = Duration::from_secs(cfg.timeout_secs);
         let client = reqwest::Client::builder()
             .user_agent(user_agent)
@@ -59,7 +59,7 @@ impl Http {
         })
     }
 
-    pub async fn get(&self, url: &Url, accept: &str) -> Result<Got, Failure> {
+    pub(super) async fn get(&self, url: &Url, accept: &str) -> Result<Got, Failure> {
         let fail = |message: String, unreachable: bool| Failure {
             message: format!("GET {url}: {message}"),
             unreachable,
@@ -151,14 +151,14 @@ pub(super) struct RateGate {
 }
 
 impl RateGate {
-    pub fn new(interval: Duration) -> RateGate {
+    pub(super) fn new(interval: Duration) -> RateGate {
         RateGate {
             interval,
             next: tokio::sync::Mutex::new(None),
         }
     }
 
-    pub async fn wait(&self) {
+    pub(super) async fn wait(&self) {
         let mut next = self.next.lock().await;
         if let Some(at) = *next {
             tokio::time::sleep_until(at.into()).await;

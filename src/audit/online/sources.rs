@@ -36,11 +36,11 @@ pub(super) struct MetadataApi {
 }
 
 impl MetadataApi {
-    pub fn crates(base: Option<Url>, gate: RateGate) -> MetadataApi {
+    pub(super) fn crates(base: Option<Url>, gate: RateGate) -> MetadataApi {
         MetadataApi::new(base, Some(gate), "crates.io API", "crate licenses")
     }
 
-    pub fn pypi(base: Url) -> MetadataApi {
+    pub(super) fn pypi(base: Url) -> MetadataApi {
         MetadataApi::new(Some(base), None, "PyPI JSON API", "PyPI licenses")
     }
 

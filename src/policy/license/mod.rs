@@ -203,7 +203,7 @@ fn classify(raw: Option<&str>) -> Declared {
 /// Whether the license check reads `raw` as an SPDX expression (legacy aliases and any
 /// case included), for sources that must tell an expression from free text, such as
 /// PyPI's `license` field, which often holds a whole license text.
-pub fn is_spdx_expression(raw: &str) -> bool {
+pub(crate) fn is_spdx_expression(raw: &str) -> bool {
     matches!(classify(Some(raw)), Declared::Expression(_))
 }
 

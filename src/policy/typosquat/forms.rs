@@ -7,7 +7,7 @@ use crate::package::Ecosystem;
 
 /// The registry key, lower-cased: npm compares case-sensitively for legacy names, but a
 /// case-only variant of a popular name is exactly what a squatter registers.
-pub fn form(ecosystem: Ecosystem, key: &str) -> String {
+pub(crate) fn form(ecosystem: Ecosystem, key: &str) -> String {
     match ecosystem {
         Ecosystem::Npm => key.to_ascii_lowercase(),
         // PEP 503 and crates.io keys are already lower case.
@@ -25,15 +25,15 @@ fn is_separator(b: u8) -> bool {
 }
 
 /// What separates the words of a name.
-pub const WORD_BREAKS: [char; 5] = ['-', '_', '.', '@', '/'];
+pub(crate) const WORD_BREAKS: [char; 5] = ['-', '_', '.', '@', '/'];
 
 /// The words of a name, as split by its separators (`@types/node` -> `types`, `node`).
-pub fn tokens(form: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn tokens(form: &str) -> impl Iterator<Item = &str> {
     form.split(WORD_BREAKS).filter(|t| !t.is_empty())
 }
 
 /// `form` without separators: equal skeletons mean "same letters, different punctuation".
-pub fn separator_skeleton(form: &str) -> String {
+pub(crate) fn separator_skeleton(form: &str) -> String {
     form.bytes()
         .filter(|b| !is_separator(*b))
         .map(char::from)
@@ -46,7 +46,7 @@ pub fn separator_skeleton(form: &str) -> String {
 const HOMOGLYPHS: &[(&str, &str)] = &[("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l")];
 
 /// The separator skeleton with look-alike sequences folded (`rnicrornatch` -> `micromatch`).
-pub fn glyph_skeleton(form: &str) -> String {
+pub(crate) fn glyph_skeleton(form: &str) -> String {
     let skeleton = separator_skeleton(form);
     let mut out = String::with_capacity(skeleton.len());
     let mut rest = skeleton.as_str();
@@ -69,7 +69,7 @@ pub fn glyph_skeleton(form: &str) -> String {
 
 /// Each ecosystem's own marker words: a popular name with one of them added or swapped
 /// (`lodash-js`, `node-pino`, `python3-dateutil` for `python-dateutil`) says nothing new.
-pub fn markers(ecosystem: Ecosystem) -> &'static [&'static str] {
+pub(crate) fn markers(ecosystem: Ecosystem) -> &'static [&'static str] {
     match ecosystem {
         Ecosystem::Npm => &["js", "lib", "node", "nodejs", "npm"],
         Ecosystem::PyPI => &["lib", "py", "py3", "python", "python3"],
@@ -82,7 +82,7 @@ pub fn markers(ecosystem: Ecosystem) -> &'static [&'static str] {
 /// name (`-core`, `-cli`, `-utils`, `-sdk`, `types-`, `django-`), so a popular name plus
 /// one of them reads as that package. Derived from the bundled lists, sorted; a test
 /// re-derives it (`generic_words_are_derived_from_the_bundled_lists`).
-pub const GENERIC_WORDS: &[&str] = &[
+pub(crate) const GENERIC_WORDS: &[&str] = &[
     "api",
     "array",
     "async",
@@ -204,7 +204,7 @@ fn generic(ecosystem: Ecosystem, word: &str) -> Option<&'static str> {
 
 /// A name read as a stem plus one generic word.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AffixSplit<'a> {
+pub(crate) struct AffixSplit<'a> {
     pub word: &'static str,
     pub stem: &'a str,
     /// The separator between them; `None`: glued on (suffixes only).
@@ -215,7 +215,7 @@ pub struct AffixSplit<'a> {
 impl AffixSplit<'_> {
     /// The stem with the ecosystem's other markers in place of this split's word, when
     /// the word is a marker (`python3-dateutil` -> `python-dateutil`, `py-dateutil`, ...).
-    pub fn swaps(&self, ecosystem: Ecosystem) -> Vec<String> {
+    pub(crate) fn swaps(&self, ecosystem: Ecosystem) -> Vec<String> {
         let (Some(sep), true) = (self.separator, markers(ecosystem).contains(&self.word)) else {
             return Vec::new();
         };
@@ -238,7 +238,7 @@ impl AffixSplit<'_> {
 /// (`python-uvicorn`, `node-pino`: other prefixes are how real plugins and ports are named,
 /// `pytest-isort`, `django-channels`), or a generic word glued to the end
 /// (`requestsutils`). An npm scope is never split off.
-pub fn affix_splits(ecosystem: Ecosystem, form: &str) -> Vec<AffixSplit<'_>> {
+pub(crate) fn affix_splits(ecosystem: Ecosystem, form: &str) -> Vec<AffixSplit<'_>> {
     let is_break = |c: char| matches!(c, '-' | '_' | '.');
     let mut out = Vec::new();
     let name_start = form.find('/').map_or(0, |i| i + 1);
@@ -289,7 +289,7 @@ pub fn affix_splits(ecosystem: Ecosystem, form: &str) -> Vec<AffixSplit<'_>> {
 /// Persisted in the prebuilt `feeds/popular/*.idx` files: a change here needs
 /// `depfw feeds popular-index` (a test fails until then). Collisions only cost a
 /// verification: every hit is checked against the real name.
-pub fn hash(bytes: &[u8]) -> u64 {
+pub(crate) fn hash(bytes: &[u8]) -> u64 {
     mix(bytes.iter().fold(0, |h, &b| step(h, b)))
 }
 
@@ -326,7 +326,7 @@ const BASE_INVERSE: u64 = {
 /// and without allocating: with `h` the whole string's unmixed hash, `p` the prefix before
 /// position `i` and `c` its byte, the deletion's unmixed hash is
 /// `h + (p * (1 - BASE) - c) * BASE^(n - 1 - i)`.
-pub fn each_deletion_hash(form: &str) -> impl Iterator<Item = u64> + '_ {
+pub(crate) fn each_deletion_hash(form: &str) -> impl Iterator<Item = u64> + '_ {
     let bytes = form.as_bytes();
     let whole = bytes.iter().fold(0, |h, &b| step(h, b));
     let mut prefix = whole;
@@ -346,7 +346,7 @@ pub fn each_deletion_hash(form: &str) -> impl Iterator<Item = u64> + '_ {
 }
 
 /// [`each_deletion_hash`], sorted and without duplicates.
-pub fn deletion_hashes(form: &str) -> Vec<u64> {
+pub(crate) fn deletion_hashes(form: &str) -> Vec<u64> {
     let mut out: Vec<u64> = each_deletion_hash(form).collect();
     out.sort_unstable();
     out.dedup();
@@ -354,7 +354,7 @@ pub fn deletion_hashes(form: &str) -> Vec<u64> {
 }
 
 /// [`hash`] of [`separator_skeleton`], without building it.
-pub fn separator_skeleton_hash(form: &str) -> u64 {
+pub(crate) fn separator_skeleton_hash(form: &str) -> u64 {
     mix(form.bytes().filter(|b| !is_separator(*b)).fold(0, step))
 }
 

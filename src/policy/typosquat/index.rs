@@ -98,7 +98,7 @@ impl PopularIndex {
 
     /// The `feeds/popular/*.idx` files built afresh from the bundled lists, by file name:
     /// what `depfw feeds popular-index` writes after a list or the name forms change.
-    pub fn rebuilt_bundled_files() -> Vec<(&'static str, Vec<u8>)> {
+    pub(crate) fn rebuilt_bundled_files() -> Vec<(&'static str, Vec<u8>)> {
         BUNDLED
             .iter()
             .map(|bundled| (bundled.file, build(bundled).to_bytes()))

@@ -30,7 +30,7 @@ pub use cfg::TyposquatConfig;
 
 pub(crate) mod detect;
 pub(crate) mod forms;
-pub mod index;
+pub(crate) mod index;
 mod table;
 
 pub use index::{PopularError, PopularIndex};

@@ -129,7 +129,7 @@ impl HashMulti {
         }
     }
 
-    pub fn get(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn get(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
         let b = (hash >> (64 - self.bits)) as usize;
         let (start, end) = (u32_at(&self.starts, 4 * b), u32_at(&self.starts, 4 * b + 4));
         let low = hash as u32;
@@ -171,28 +171,28 @@ impl Default for EcoIndex {
 }
 
 impl EcoIndex {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn entry(&self, id: u32) -> Entry<'_> {
+    pub(crate) fn entry(&self, id: u32) -> Entry<'_> {
         self.entries.get(id)
     }
 
     /// The entry whose form is exactly `form`.
-    pub fn id_of_form(&self, form: &str) -> Option<u32> {
+    pub(crate) fn id_of_form(&self, form: &str) -> Option<u32> {
         self.exact
             .get(forms::hash(form.as_bytes()))
             .find(|&id| self.entry(id).form == form)
     }
 
     /// Whether `word` is a word of some popular name.
-    pub fn knows_word(&self, word: &str) -> bool {
+    pub(crate) fn knows_word(&self, word: &str) -> bool {
         self.vocabulary.contains(forms::hash(word.as_bytes()))
     }
 
     /// The index as a `feeds/popular/*.idx` file.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&self.ranked_len.to_le_bytes());
         let mut section = |bytes: &[u8]| {
@@ -210,7 +210,7 @@ impl EcoIndex {
     }
 
     /// An index read in place from a `feeds/popular/*.idx` file compiled into the binary.
-    pub fn from_static(bytes: &'static [u8]) -> Result<EcoIndex, String> {
+    pub(crate) fn from_static(bytes: &'static [u8]) -> Result<EcoIndex, String> {
         let mut reader = Reader {
             rest: bytes
                 .strip_prefix(MAGIC.as_slice())
@@ -304,7 +304,7 @@ pub(crate) struct EcoBuilder {
 
 impl EcoBuilder {
     /// A builder holding every entry of `index`, to add names to it.
-    pub fn from_index(index: &EcoIndex) -> EcoBuilder {
+    pub(super) fn from_index(index: &EcoIndex) -> EcoBuilder {
         let mut builder = EcoBuilder::default();
         for id in 0..index.len() as u32 {
             let entry = index.entry(id);
@@ -316,7 +316,7 @@ impl EcoBuilder {
 
     /// Room for `names` more names of `bytes` bytes in all: growing the ~250k-pair
     /// deletion table by doubling would copy it and fault in its pages twice over.
-    pub fn reserve(&mut self, names: usize, bytes: usize) {
+    pub(super) fn reserve(&mut self, names: usize, bytes: usize) {
         self.records.reserve(names * RECORD);
         self.strings.reserve(3 * bytes);
         self.inserted.reserve(names);
@@ -329,7 +329,7 @@ impl EcoBuilder {
 
     /// Adds a name unless one with the same form is in already; ranked names take the
     /// next rank.
-    pub fn insert(&mut self, display: &str, key: &str, form: &str, ranked: bool) {
+    pub(super) fn insert(&mut self, display: &str, key: &str, form: &str, ranked: bool) {
         let form_hash = forms::hash(form.as_bytes());
         if let Some(&first) = self.inserted.get(&form_hash) {
             if entry_at(&self.records, &self.strings, first).form == form {
@@ -383,7 +383,7 @@ impl EcoBuilder {
             .extend(starts.iter().flat_map(|v| v.to_le_bytes()));
     }
 
-    pub fn finish(self) -> EcoIndex {
+    pub(super) fn finish(self) -> EcoIndex {
         // Sorted so that the same names give the same bytes whatever the set's order.
         let mut words: Vec<u64> = self.vocabulary.into_iter().collect();
         words.sort_unstable();

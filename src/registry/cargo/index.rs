@@ -148,7 +148,7 @@ impl IndexFile {
     /// The index file with each line as `show` says (called with each `vers`): kept lines
     /// byte-for-byte, removed lines left out, yanked lines re-serialised with
     /// `"yanked": true` (the index has no field for the reason). Each line ends in `\n`.
-    pub fn render_with(&self, show: &dyn Fn(&str) -> Disposition) -> String {
+    pub(crate) fn render_with(&self, show: &dyn Fn(&str) -> Disposition) -> String {
         let mut out = String::new();
         for line in &self.lines {
             match show(&line.record.version_text) {

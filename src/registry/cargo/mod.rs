@@ -30,7 +30,8 @@ use crate::package::{Ecosystem, PackageName, Version};
 use crate::registry::{Digest, ProtocolError};
 
 /// crates.io's download location when upstream's `config.json` is not known.
-pub const DEFAULT_DL: &str = "https://static.crates.io/crates/{crate}/{crate}-{version}.crate";
+pub(crate) const DEFAULT_DL: &str =
+    "https://static.crates.io/crates/{crate}/{crate}-{version}.crate";
 
 /// `config.json` for clients: downloads come back through depfw with the checksum in the
 /// path, so the proxy knows what to verify. No `api`: depfw does not proxy publishing.
@@ -92,7 +93,7 @@ impl UpstreamConfig {
     }
 
     /// [`Self::download_url`] from the parts of an index line.
-    pub fn crate_url(
+    pub(crate) fn crate_url(
         &self,
         name: &str,
         version: &str,

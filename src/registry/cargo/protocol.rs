@@ -26,7 +26,7 @@ impl Cargo {
     }
 
     /// Upstream's `config.json`, which says where downloads live.
-    pub fn config_url(&self) -> String {
+    pub(crate) fn config_url(&self) -> String {
         format!("{}/config.json", self.index.as_str().trim_end_matches('/'))
     }
 }

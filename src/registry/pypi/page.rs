@@ -108,7 +108,7 @@ impl ProjectPage {
     }
 
     /// [`Self::resolve_file`] with this page's [`Self::records`] computed once by the caller.
-    pub fn resolve_file_in(
+    pub(crate) fn resolve_file_in(
         &self,
         records: &[VersionRecord],
         request: &FileRequest,
@@ -143,18 +143,6 @@ impl ProjectPage {
             version_text: record_text,
             digest,
         })
-    }
-
-    /// The version texts the page knows: PEP 700 `versions` plus those parsed from file
-    /// names. Feed these to [`DistFilename::resolve`].
-    pub fn known_versions(&self) -> Vec<&str> {
-        let mut known: Vec<&str> = self.versions.iter().map(String::as_str).collect();
-        for v in self.files.iter().filter_map(|f| f.version_text.as_deref()) {
-            if !known.contains(&v) {
-                known.push(v);
-            }
-        }
-        known
     }
 
     /// One record per release, files grouped by PEP 440-equal versions (`1.0` and `1.0.0`

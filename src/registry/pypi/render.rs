@@ -134,7 +134,7 @@ impl ProjectPage {
     /// [`Self::render`] with a [`Disposition`] per release: a yanked release keeps its files
     /// and `versions` entry, and every file of it carries the reason as its PEP 592 `yanked`
     /// (replacing upstream's), which pip, uv and poetry show when a pin or lockfile selects it.
-    pub fn render_with(
+    pub(crate) fn render_with(
         &self,
         show: &dyn Fn(&str) -> Disposition,
         format: PageFormat,
@@ -145,7 +145,7 @@ impl ProjectPage {
 
     /// [`Self::render_with`] over this page's [`Self::records`], computed once by a caller
     /// that also filtered them.
-    pub fn render_records(
+    pub(crate) fn render_records(
         &self,
         records: &[VersionRecord],
         show: &dyn Fn(&str) -> Disposition,
