@@ -1,13 +1,31 @@
 //! The on-disk artifact cache: verified artifacts named by their published digest under
 //! `<data_dir>/artifacts/`, bounded by `upstream.artifact-cache-bytes` (oldest evicted).
-//! Only bytes that matched their digest are ever stored, so a hit is served without
-//! re-hashing; the policy gate still runs before every hit.
+//! Only bytes that matched their digest are stored, and a hit is hashed again before it is
+//! served ([`ArtifactCache::lookup`]): the files sit on a disk that other processes (or a
+//! bad sector) can change, and depfw promises that every byte it serves matches the
+//! registry's published digest. A file that no longer matches is removed, so the caller
+//! fetches it again. Hashing a hit costs about a millisecond per MB (SHA-512).
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
+
 use crate::registry::Digest;
+
+/// What the cache holds for a digest.
+pub(crate) enum Lookup {
+    /// A file whose bytes hash to the digest (checked just now).
+    Verified(PathBuf),
+    /// Nothing cached.
+    Miss,
+    /// A cached file that no longer matched its digest; it has been removed. The text says
+    /// what was found, for the decision log.
+    Corrupt(String),
+}
 
 pub(crate) struct ArtifactCache {
     dir: PathBuf,
@@ -45,10 +63,39 @@ impl ArtifactCache {
         self.dir.join(digest.cache_key())
     }
 
-    /// The cached file for `digest`, if present.
-    pub(crate) fn get(&self, digest: &Digest) -> Option<PathBuf> {
-        let p = self.path_of(digest);
-        p.is_file().then_some(p)
+    /// The size of the cached file for `digest`, if any: for `HEAD`, which sends no bytes.
+    pub(crate) fn cached_size(&self, digest: &Digest) -> Option<u64> {
+        std::fs::metadata(self.path_of(digest))
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| m.len())
+    }
+
+    /// The cached file for `digest`, hashed again; a file that no longer matches (or can no
+    /// longer be read) is removed. Blocking: it reads the whole file.
+    pub(crate) fn lookup(&self, digest: &Digest) -> Lookup {
+        let path = self.path_of(digest);
+        if !path.is_file() {
+            return Lookup::Miss;
+        }
+        let found = match hash_file(&path, digest) {
+            Ok(found) if found == digest.bytes() => return Lookup::Verified(path),
+            Ok(found) => format!(
+                "cached file {} hashes to {} {}, not the published {}",
+                path.display(),
+                digest.algorithm(),
+                hex::encode(found),
+                digest.hex()
+            ),
+            Err(e) => format!("cached file {} unreadable: {e}", path.display()),
+        };
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if std::fs::remove_file(&path).is_ok() {
+                let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+                *used = used.saturating_sub(meta.len());
+            }
+        }
+        Lookup::Corrupt(found)
     }
 
     /// A fresh spool path for one download.
@@ -111,8 +158,31 @@ impl ArtifactCache {
     }
 }
 
+/// The digest of a file's bytes with `digest`'s algorithm.
+fn hash_file(path: &Path, digest: &Digest) -> std::io::Result<Vec<u8>> {
+    fn run<H: sha2::Digest>(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
+        let mut hasher = H::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                return Ok(hasher.finalize().to_vec());
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    let file = std::fs::File::open(path)?;
+    match digest {
+        Digest::Sha512(_) => run::<Sha512>(file),
+        Digest::Sha256(_) => run::<Sha256>(file),
+        Digest::Sha1(_) => run::<Sha1>(file),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use sha2::Digest as _;
+
     use super::*;
 
     #[test]
@@ -128,15 +198,35 @@ mod tests {
             (d, served)
         };
         let (d1, _) = put(1);
-        assert!(cache.get(&d1).is_some());
+        assert!(cache.cached_size(&d1).is_some());
         let (d2, _) = put(2);
-        assert!(cache.get(&d1).is_none(), "oldest evicted");
-        assert!(cache.get(&d2).is_some());
+        assert!(cache.cached_size(&d1).is_none(), "oldest evicted");
+        assert!(cache.cached_size(&d2).is_some());
         // Larger than the whole cache: served from the spool, not cached.
         let d3 = Digest::Sha1(vec![3; 20]);
         let p = cache.spool_path();
         std::fs::write(&p, [3; 20]).unwrap();
         assert_eq!(cache.insert(&d3, &p, 20), p);
-        assert!(cache.get(&d3).is_none());
+        assert!(cache.cached_size(&d3).is_none());
+    }
+
+    #[test]
+    fn a_hit_that_no_longer_matches_its_digest_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path(), 1 << 20).unwrap();
+        let bytes = b"the published bytes";
+        let digest = Digest::Sha256(Sha256::digest(bytes).to_vec());
+        let spool = cache.spool_path();
+        std::fs::write(&spool, bytes).unwrap();
+        let path = cache.insert(&digest, &spool, bytes.len() as u64);
+        assert!(matches!(cache.lookup(&digest), Lookup::Verified(p) if p == path));
+
+        std::fs::write(&path, b"the published bytez").unwrap();
+        match cache.lookup(&digest) {
+            Lookup::Corrupt(found) => assert!(found.contains(&digest.hex()), "{found}"),
+            _ => panic!("a changed file must not verify"),
+        }
+        assert!(!path.exists(), "the corrupt file is evicted");
+        assert!(matches!(cache.lookup(&digest), Lookup::Miss));
     }
 }

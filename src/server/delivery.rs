@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 
+use super::artifacts::Lookup;
 use super::error::{ProxyError, UpstreamFault};
 use super::verdicts::{decide_version, OnRefusal};
 use super::{AppState, RequestCtx};
@@ -58,10 +59,20 @@ pub(crate) async fn deliver(
         rec.sha512 = Some(hex::encode(b));
     }
     let cache = &state.inner.artifacts;
-    if let Some(path) = cache.get(digest) {
-        rec.outcome = served_from_cache.to_owned();
-        super::blocking(|| state.decisions().append_durable(&mut rec))?;
-        return serve_file(&path, None).await;
+    match super::blocking(|| cache.lookup(digest)) {
+        Lookup::Verified(path) => {
+            rec.outcome = served_from_cache.to_owned();
+            super::blocking(|| state.decisions().append_durable(&mut rec))?;
+            return serve_file(&path, None).await;
+        }
+        Lookup::Corrupt(found) => {
+            // Evicted; recorded on its own, then fetched again below like any miss.
+            tracing::warn!(package = %rec.package, "{found}; fetching it again");
+            let mut evicted = rec.clone();
+            evicted.outcome = "cache-integrity-mismatch".to_owned();
+            super::blocking(|| state.decisions().append_durable(&mut evicted))?;
+        }
+        Lookup::Miss => {}
     }
     let spool = cache.spool_path();
     let spooled = match state
@@ -154,10 +165,8 @@ async fn head(state: &AppState, digest: &Digest) -> Result<Response, ProxyError>
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    if let Some(path) = state.inner.artifacts.get(digest) {
-        if let Ok(meta) = tokio::fs::metadata(&path).await {
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
-        }
+    if let Some(len) = state.inner.artifacts.cached_size(digest) {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     Ok(resp)
 }

@@ -20,7 +20,7 @@ pub(crate) struct Setup {
     pub(crate) state: AppState,
     pub(crate) fixture: Arc<FixtureState>,
     pub(crate) store: Store,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 pub(crate) async fn setup(check: TestCheck, extra: &str) -> Setup {
@@ -33,7 +33,7 @@ pub(crate) async fn setup(check: TestCheck, extra: &str) -> Setup {
         state,
         fixture,
         store,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -200,6 +200,45 @@ async fn cooldown_sees_publish_times_and_repoints_latest() {
     let doc = json(get(&s.state, "/npm/is-number").await).await;
     assert_eq!(doc["dist-tags"]["latest"], "6.0.0");
     assert!(doc["versions"].get("7.0.0").is_none());
+}
+
+/// Issue #11: 16 bytes overwritten in a cached file were served with 200. A hit is hashed
+/// again; a mismatch evicts, is recorded, and the bytes come from upstream again.
+#[tokio::test]
+async fn a_tampered_cache_file_is_evicted_recorded_and_fetched_again() {
+    let s = setup(TestCheck::default(), "").await;
+    let want =
+        std::fs::read(registry::fixtures_dir().join("tarballs/is-number-7.0.0.tgz")).unwrap();
+    let path = "/npm/is-number/-/is-number-7.0.0.tgz";
+    assert_eq!(body(get(&s.state, path).await).await, want);
+
+    let cached: Vec<_> = std::fs::read_dir(s.dir.path().join("artifacts"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .collect();
+    assert_eq!(cached.len(), 1, "one cached artifact");
+    let mut tampered = std::fs::read(cached[0].path()).unwrap();
+    tampered[100..116].copy_from_slice(&[0x41; 16]);
+    std::fs::write(cached[0].path(), &tampered).unwrap();
+
+    let again = get(&s.state, path).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(body(again).await, want, "the published bytes, not the tampered ones");
+    assert_eq!(s.fixture.hits("/is-number/-/is-number-7.0.0.tgz"), 2);
+    let outcomes: Vec<String> = s
+        .state
+        .decisions()
+        .list(0, 10)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == RecordKind::Artifact)
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(outcomes, ["served", "cache-integrity-mismatch", "served"]);
+    // Cached again, verified: the third download is a hit.
+    assert_eq!(body(get(&s.state, path).await).await, want);
+    assert_eq!(s.fixture.hits("/is-number/-/is-number-7.0.0.tgz"), 2);
 }
 
 #[tokio::test]
