@@ -89,6 +89,10 @@ pub struct AppState {
 }
 
 struct Inner {
+    /// When a `/readyz` store probe last succeeded: `/readyz` is unauthenticated and its
+    /// probe flushes to disk, so a caller hammering it gets the last second's "ready"
+    /// instead of one fsync per request. A failure is never reused: recovery shows at once.
+    last_store_probe: Mutex<Option<std::time::Instant>>,
     /// `server.public_url` without a trailing `/`.
     public_base: String,
     /// The protocols, with their configured upstreams and parsed documents.
@@ -149,6 +153,7 @@ impl AppState {
                 artifacts,
                 decisions: DecisionLog::open(store)?.with_checkpoints(&config.log),
                 request_seq: AtomicU64::new(0),
+                last_store_probe: Mutex::new(None),
                 // Milliseconds, so ids stay unique across a quick restart.
                 started: chrono::Utc::now().timestamp_millis(),
                 agents: AgentStore::new(store)?,
@@ -299,17 +304,20 @@ async fn healthz(
     }
 }
 
-/// `/readyz`: whether depfw can do its job now, for a supervisor or load balancer to act
-/// on (`/healthz` only says the process answers). 200 when the store takes a write (a
-/// flushed probe record), the advisory feeds are loaded and the policy is ready; else 503.
-/// Either way the JSON body names each part and, for a part that is not ready, why.
-async fn readyz(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
+/// Whether the store takes writes, probed at most once a second (see `last_store_probe`).
+async fn store_probe(state: &AppState) -> Result<(), String> {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+    let last_ok = *state
+        .inner
+        .last_store_probe
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if last_ok.is_some_and(|at| at.elapsed() < FRESH) {
+        return Ok(());
+    }
     let store = state.inner.store.clone();
     // A flush waits for the disk: keep it off the runtime workers.
-    let store = match tokio::task::spawn_blocking(move || store.probe_write()).await {
+    let result = match tokio::task::spawn_blocking(move || store.probe_write()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!(
             "the store does not take writes: {e}. sled keeps an I/O error (a full disk) \
@@ -318,6 +326,23 @@ async fn readyz(
         )),
         Err(e) => Err(format!("the store probe did not finish: {e}")),
     };
+    *state
+        .inner
+        .last_store_probe
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = result.is_ok().then(std::time::Instant::now);
+    result
+}
+
+/// `/readyz`: whether depfw can do its job now, for a supervisor or load balancer to act
+/// on (`/healthz` only says the process answers). 200 when the store takes a write (a
+/// flushed probe record), the advisory feeds are loaded and the policy is ready; else 503.
+/// Either way the JSON body names each part and, for a part that is not ready, why.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let store = store_probe(&state).await;
     let current = Arc::clone(&state.inner.policy.read().unwrap_or_else(|e| e.into_inner()));
     let (feeds, policy) = match &*current {
         PolicyState::Ready(p) if p.runs_no_check() => (

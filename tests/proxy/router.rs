@@ -224,7 +224,11 @@ async fn a_tampered_cache_file_is_evicted_recorded_and_fetched_again() {
 
     let again = get(&s.state, path).await;
     assert_eq!(again.status(), StatusCode::OK);
-    assert_eq!(body(again).await, want, "the published bytes, not the tampered ones");
+    assert_eq!(
+        body(again).await,
+        want,
+        "the published bytes, not the tampered ones"
+    );
     assert_eq!(s.fixture.hits("/is-number/-/is-number-7.0.0.tgz"), 2);
     let outcomes: Vec<String> = s
         .state
