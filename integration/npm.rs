@@ -500,8 +500,21 @@ fn npm_view_latest_is_the_newest_allowed_version() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.0.0");
 }
 
+/// Issue #11: depfw answered npm's audit request with `{}`, so `npm audit` printed "found 0
+/// vulnerabilities" for every project. Now it fails, and says what to run instead.
+fn npm_audit_through_depfw_is_an_error_not_an_all_clear() {
+    let env = start(TestCheck::default());
+    assert!(env.npm(&["install", "is-number@7"]).status.success());
+    let out = env.npm(&["audit", "--audit=true"]);
+    let text = combined(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains("found 0 vulnerabilities"), "{text}");
+    assert!(text.contains("audit endpoint returned an error"), "{text}");
+}
+
 crate::require::trials! {
     [NPM] =>
+        npm_audit_through_depfw_is_an_error_not_an_all_clear,
         allowed_package_installs_through_depfw,
         range_resolves_to_the_newest_allowed_version,
         exact_pin_of_a_denied_version_is_etarget,

@@ -34,6 +34,10 @@ pub enum ProxyError {
     Refused(String),
     #[error("depfw: the policy cannot be evaluated, refusing every package: {0}")]
     PolicyUnavailable(String),
+    /// A registry endpoint depfw deliberately does not answer; the message says why and
+    /// what to use instead.
+    #[error("depfw: {0}")]
+    NotImplemented(String),
     #[error("depfw: upstream {url} failed: {detail}")]
     Upstream {
         fault: UpstreamFault,
@@ -59,6 +63,7 @@ impl ProxyError {
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::Refused(_) => StatusCode::FORBIDDEN,
             ProxyError::PolicyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ProxyError::Upstream { fault, .. } => match fault {
                 UpstreamFault::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::BAD_GATEWAY,

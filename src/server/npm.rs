@@ -72,22 +72,29 @@ pub(crate) async fn get(
     }
 }
 
-/// `POST`: only npm's audit endpoints, answered with "no advisories" — depfw's own policy
-/// already ran on every version the client could install.
+/// `POST`: npm's audit endpoints get an error that `npm audit` shows, never an empty
+/// answer: `{}` made `npm audit` print "found 0 vulnerabilities" for every project, a false
+/// all-clear from a firewall (and depfw's bundled npm data is known-malicious packages, not
+/// vulnerability advisories). The error says what to run instead.
 pub(crate) async fn post(
     State(state): State<AppState>,
     uri: axum::http::Uri,
 ) -> Result<Response, ProxyError> {
     match npm_path(&state.inner.protocols.npm, &uri)? {
-        NpmPath::Audit => {
-            Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response())
-        }
+        NpmPath::Audit => Err(ProxyError::NotImplemented(NPM_AUDIT_UNANSWERED.to_owned())),
         _ => Err(ProxyError::NotFound(format!(
             "POST {} is not served by depfw",
             uri.path()
         ))),
     }
 }
+
+/// Why `npm audit` through depfw fails, and what to run instead.
+pub(crate) const NPM_AUDIT_UNANSWERED: &str =
+    "depfw does not answer npm audit, so that it never reports a false \"0 vulnerabilities\": \
+     depfw already refused what its policy denies at install; for known vulnerabilities in \
+     the lockfile run `depfw audit package-lock.json`, or `npm audit --registry \
+     https://registry.npmjs.org/`";
 
 /// One version's manifest (`GET /{name}/{version-or-dist-tag}`, which pnpm 12 and
 /// `npm view` read), cut from the same filtered packument clients see, never fetched from

@@ -487,7 +487,7 @@ async fn without_a_policy_every_package_is_503() {
 }
 
 #[tokio::test]
-async fn npm_side_endpoints_are_stubbed() {
+async fn npm_audit_is_an_error_npm_shows_and_ping_answers() {
     let s = setup(TestCheck::default(), "").await;
     let resp = send(
         &s.state,
@@ -496,8 +496,10 @@ async fn npm_side_endpoints_are_stubbed() {
             .unwrap(),
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(json(resp).await, serde_json::json!({}));
+    // Never an empty all-clear (`{}` made `npm audit` print "found 0 vulnerabilities").
+    assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
+    let err = json(resp).await["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("depfw audit package-lock.json"), "{err}");
     assert_eq!(get(&s.state, "/npm/-/ping").await.status(), StatusCode::OK);
     assert_eq!(get(&s.state, "/healthz").await.status(), StatusCode::OK);
 }
