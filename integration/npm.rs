@@ -504,7 +504,18 @@ fn npm_view_latest_is_the_newest_allowed_version() {
 /// vulnerabilities" for every project. Now it fails, and says what to run instead.
 fn npm_audit_through_depfw_is_an_error_not_an_all_clear() {
     let env = start(TestCheck::default());
-    assert!(env.npm(&["install", "is-number@7"]).status.success());
+    // `npm install` audits too (unless --no-audit): the failed audit must not fail it.
+    let cache = env.tmp.path().join("cache-audit");
+    let mut install = client::command("npm", &["npm_config_"]);
+    install
+        .args(["install", "is-number@7", "--audit=true", "--no-fund"])
+        .arg(format!("--registry={}", env.registry()))
+        .arg(format!("--cache={}", cache.display()))
+        .args(["--userconfig=/dev/null", "--fetch-retries=0"])
+        .current_dir(&env.project);
+    let installed = client::output(&mut install);
+    assert!(installed.status.success(), "{}", combined(&installed));
+    assert_eq!(env.installed("is-number").as_deref(), Some("7.0.0"));
     let out = env.npm(&["audit", "--audit=true"]);
     let text = combined(&out);
     assert!(!out.status.success(), "{text}");
