@@ -8,6 +8,7 @@
 pub mod agents;
 pub(crate) mod audit;
 pub(crate) mod check;
+pub(crate) mod completions;
 pub mod feeds;
 pub(crate) mod init;
 pub(crate) mod log;
@@ -73,6 +74,10 @@ pub enum Command {
     /// The decision log (provenance): verify its hash chain, export, show.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff).
+    Manpage,
 }
 
 /// Loads the config file (or the defaults) and applies `--data-dir`.
@@ -136,6 +141,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine(cmd) => overrides::run_quarantine(cmd, &config),
         Command::Feeds(cmd) => feeds::run(cmd.clone(), &config),
         Command::Log(cmd) => log::run(cmd, &config),
+        Command::Completions(args) => completions::completions(args),
+        Command::Manpage => completions::manpage(),
     }
 }
 

@@ -6,6 +6,7 @@
 mod support;
 
 mod agents;
+mod completions;
 mod config_errors;
 mod exit_codes;
 mod overrides;
