@@ -20,8 +20,10 @@ use futures_util::StreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::{Config, FeedSource};
+use crate::feeds::AdvisoryIndex;
 use crate::feeds::{load_bytes, load_path, snapshot};
-use crate::store::feeds::{FeedStore, SourceStatus};
+use crate::package::Ecosystem;
+use crate::store::feeds::{active_index, FeedStore, SourceStatus};
 use crate::store::Store;
 
 /// Largest feed download accepted (the OSV npm archive is a few hundred MB).
@@ -119,9 +121,20 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             })
         }
         FeedsCommand::Status => {
-            let feeds = open(config)?;
+            // A status query must not create a store where there is none.
+            let store = if config.server.data_dir.join("store").exists() {
+                Some(Store::open(&config.server.data_dir)?)
+            } else {
+                None
+            };
+            let sources = match &store {
+                Some(store) => FeedStore::new(store)?.status()?,
+                None => Vec::new(),
+            };
             let mut out = std::io::stdout().lock();
-            print_status(&mut out, &feeds.status()?, config.feeds.stale_after_days)?;
+            print_status(&mut out, &sources, config.feeds.stale_after_days)?;
+            let index = active_index(&config.feeds, store.as_ref())?;
+            print_coverage(&mut out, &index)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -211,6 +224,39 @@ async fn download(client: &reqwest::Client, source: &FeedSource) -> anyhow::Resu
     }
     bar.finish_and_clear();
     Ok(body)
+}
+
+/// What the data in use can catch, per ecosystem: an ecosystem with known-malicious
+/// package records but no vulnerability advisories (npm in the bundled snapshot) is said to
+/// be so, because a clean verdict there means "not known malicious", not "no known CVE".
+pub fn print_coverage(out: &mut impl std::io::Write, index: &AdvisoryIndex) -> std::io::Result<()> {
+    let counts = index.counts();
+    let count = |eco: Ecosystem, kinds: &[&str]| -> usize {
+        kinds
+            .iter()
+            .map(|k| counts.get(&(eco, *k)).copied().unwrap_or(0))
+            .sum()
+    };
+    writeln!(out, "advisory data in use, per ecosystem:")?;
+    for eco in Ecosystem::ALL {
+        let malicious = count(eco, &["malicious"]);
+        let vulnerabilities = count(eco, &["vulnerability"]);
+        let informational = count(eco, &["unmaintained", "unsound", "notice"]);
+        let scope = match (malicious > 0, vulnerabilities > 0) {
+            (_, true) => "vulnerabilities and known-malicious packages",
+            (true, false) => "known-malicious packages only, no vulnerability advisories",
+            (false, false) => "nothing: every version passes the advisory check",
+        };
+        let mut line = format!(
+            "  {:<10} {malicious} malicious-package records, {vulnerabilities} vulnerability advisories",
+            eco.to_string()
+        );
+        if informational > 0 {
+            line.push_str(&format!(", {informational} informational"));
+        }
+        writeln!(out, "{line}: {scope}")?;
+    }
+    Ok(())
 }
 
 /// The status table `depfw feeds status` prints.

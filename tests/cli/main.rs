@@ -9,6 +9,7 @@ mod agents;
 mod completions;
 mod config_errors;
 mod exit_codes;
+mod feeds;
 mod overrides;
 mod readme;
 #[cfg(unix)]
