@@ -24,6 +24,7 @@ pub struct Engine {
 /// Loads feeds and builds the policy. The typosquat index of the bundled lists is
 /// prebuilt into the binary; only the advisories are read.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
+    require_advisory_data(config, store)?;
     let advisories = crate::store::feeds::active_index(&config.feeds, store)?;
     build(config, store, advisories, PopularIndex::bundled())
 }
@@ -36,8 +37,29 @@ pub(crate) fn load_for<'a>(
     store: Option<&Store>,
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
 ) -> anyhow::Result<Engine> {
+    require_advisory_data(config, store)?;
     let advisories = crate::store::feeds::active_index_for(&config.feeds, store, packages)?;
     build(config, store, advisories, PopularIndex::bundled())
+}
+
+/// Advisory data is there when the store holds synced or imported feeds, or the bundled
+/// snapshot is on. Without either, no advisory check can decide: an empty index would pass
+/// a known-malicious package, so loading fails and every door fails closed (`depfw serve`
+/// answers 503 with this reason unless `server.fail-open` is set; `check` and `audit` exit 2).
+fn require_advisory_data(config: &Config, store: Option<&Store>) -> anyhow::Result<()> {
+    if config.feeds.bundled {
+        return Ok(());
+    }
+    if let Some(store) = store {
+        if crate::store::feeds::FeedStore::new(store)?.has_data()? {
+            return Ok(());
+        }
+    }
+    anyhow::bail!(
+        "no advisory data: `feeds.bundled = false` and no feed has been synced or imported \
+         into the store; run `depfw feeds sync` (or `depfw feeds import`), or set \
+         `feeds.bundled = true`"
+    )
 }
 
 fn build(

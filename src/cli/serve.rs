@@ -432,6 +432,26 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    /// Issue #11: `feeds.bundled = false` and nothing synced served a known-malicious
+    /// tarball with 200. Without advisory data the policy is unavailable (every request
+    /// 503, with the reason) unless `server.fail-open` says otherwise.
+    #[test]
+    fn no_advisory_data_fails_closed_unless_fail_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::from_toml("[feeds]\nbundled = false\n", "t.toml").unwrap();
+        config.server.data_dir = dir.path().to_owned();
+        let store = Store::open(dir.path()).unwrap();
+        match policy_state(&config, &store) {
+            PolicyState::Unavailable(why) => assert!(why.contains("no advisory data"), "{why}"),
+            PolicyState::Ready(_) => panic!("no advisory data must not be a ready policy"),
+        }
+        config.server.fail_open = true;
+        assert!(matches!(
+            policy_state(&config, &store),
+            PolicyState::Ready(p) if p.runs_no_check()
+        ));
+    }
+
     /// sled keeps a write error until the store is reopened: the watchdog notices the
     /// failure (injected here, as a full disk cannot be made portably), and the proxy
     /// serves again over a reopened store without a restart.

@@ -55,6 +55,29 @@ fn bad_config_exits_2_naming_file_and_key() {
     assert!(err.contains("policy.reputation.yanked"), "{err}");
 }
 
+/// Issue #11: with `feeds.bundled = false` and nothing synced, the advisory check had no
+/// data and every package passed it. Now no door decides without data.
+#[test]
+fn no_advisory_data_at_all_is_an_error_not_an_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("depfw.toml");
+    std::fs::write(&path, "[feeds]\nbundled = false\n").unwrap();
+    let config = path.to_str().unwrap();
+    let lock = crate::support::lockfile("cargo/rustsec/Cargo.lock");
+    for args in [
+        vec!["--config", config, "check", "npm", "ms@2.1.3"],
+        vec!["--config", config, "audit", lock.to_str().unwrap()],
+    ] {
+        let out = depfw(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no advisory data"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
 #[test]
 fn stdin_batch_writes_one_json_object_per_line() {
     let out = depfw_stdin(
