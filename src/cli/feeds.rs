@@ -3,7 +3,8 @@
 //! - `import <path> [--name N]`: load OSV data from a file, directory or `all.zip` into the
 //!   store under source name N;
 //! - `sync`: download every `[[feeds.sources]]` URL, parse and store each; one failing source
-//!   does not stop the others and keeps its last good data (exit 2 if any failed);
+//!   does not stop the others and keeps its last good data, or, with none, its ecosystems
+//!   keep the bundled snapshot (exit 2 if any failed);
 //! - `status`: sources, counts, age and last error (stale after `feeds.stale-after-days`);
 //! - `snapshot --from <shared data> --out feeds/`: rebuild the bundled snapshot;
 //! - `popular-index --out feeds/popular/`: rebuild the prebuilt typosquat indexes of the
@@ -178,10 +179,21 @@ async fn sync(
                 failed += 1;
                 let message = format!("{e:#}");
                 feeds.record_failure(&source.name, &message, Utc::now())?;
-                eprintln!(
-                    "{}: FAILED (keeping the last good data): {message}",
-                    source.name
-                );
+                let kept = feeds
+                    .status()?
+                    .into_iter()
+                    .find(|s| s.name == source.name)
+                    .and_then(|s| Some((s.fetched_at?, s.advisories())));
+                let kept = match kept {
+                    Some((at, n)) => format!(
+                        "keeping its data from {} ({n} advisories)",
+                        at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                    None => "no earlier data for this source: ecosystems no synced source \
+                             covers use the bundled snapshot (unless feeds.bundled = false)"
+                        .to_owned(),
+                };
+                eprintln!("{}: FAILED ({kept}): {message}", source.name);
             }
         }
     }

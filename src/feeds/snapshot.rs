@@ -101,6 +101,15 @@ pub fn bundled_index_for<'a>(
     bundled(&wanted.iter().map(|(e, _)| *e).collect(), Some(&wanted))
 }
 
+/// The bundled advisories of `ecosystems` only (about `only`'s packages, when given): what
+/// fills the ecosystems that synced feeds do not cover.
+pub fn bundled_index_of(
+    ecosystems: &BTreeSet<Ecosystem>,
+    only: Option<&HashSet<(Ecosystem, &str)>>,
+) -> Result<AdvisoryIndex, FeedError> {
+    bundled(ecosystems, only)
+}
+
 fn bundled(
     ecosystems: &BTreeSet<Ecosystem>,
     only: Option<&HashSet<(Ecosystem, &str)>>,

@@ -3,7 +3,8 @@
 //! `depfw feeds import` / `depfw feeds sync` save each named source here; `depfw serve`,
 //! `audit` and `check` load every source into one [`AdvisoryIndex`]. A source that fails to
 //! download or parse only records the error: its last good data stays in use, because a
-//! broken upstream must not switch protection off.
+//! broken upstream must not switch protection off. For the same reason synced feeds replace
+//! the bundled snapshot per ecosystem, not wholesale ([`active_index`]).
 //!
 //! Layout of the `feeds` tree: `meta/<name>` (JSON [`SourceStatus`]) and `data/<name>`
 //! (gzip'd JSON advisories, see [`crate::feeds::snapshot::encode`]), written together in one batch,
@@ -14,7 +15,7 @@
 //! reads only the packages it evaluates ([`FeedStore::load_index_for`]) instead of decoding
 //! every feed: milliseconds instead of most of a second. The proxy keeps loading everything.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -323,7 +324,8 @@ pub fn active_index(
     if let Some(store) = store {
         let feeds = FeedStore::new(store)?;
         if feeds.has_data()? {
-            return feeds.load_index();
+            let synced = feeds.load_index()?;
+            return with_bundled_gaps(config, &feeds, synced, None);
         }
     }
     if config.bundled {
@@ -335,8 +337,8 @@ pub fn active_index(
 /// [`active_index`] reduced to the advisories about `packages` (ecosystem and normalised
 /// key), for one-shot scans that know every package up front. From the store this reads
 /// only those packages ([`FeedStore::load_index_for`]); from the bundled snapshot, only
-/// their ecosystems' files, building only their advisories. Checks give the same findings either way for these packages, and the
-/// revision is the full index's.
+/// their ecosystems' files, building only their advisories. Checks give the same findings
+/// either way for these packages, and the revision is the full index's.
 pub fn active_index_for<'a>(
     config: &FeedsConfig,
     store: Option<&Store>,
@@ -346,16 +348,59 @@ pub fn active_index_for<'a>(
     if let Some(store) = store {
         let feeds = FeedStore::new(store)?;
         if feeds.has_data()? {
-            return match feeds.load_index_for(packages.iter().copied())? {
-                Some(index) => Ok(index),
-                None => feeds.load_index(),
+            let synced = match feeds.load_index_for(packages.iter().copied())? {
+                Some(index) => index,
+                None => feeds.load_index()?,
             };
+            let wanted: HashSet<(Ecosystem, &str)> = packages.iter().copied().collect();
+            return with_bundled_gaps(config, &feeds, synced, Some(&wanted));
         }
     }
     if config.bundled {
         return snapshot::bundled_index_for(packages.iter().copied());
     }
     active_index(config, None)
+}
+
+/// Synced feeds replace the bundled snapshot ecosystem by ecosystem, never wholesale: an
+/// ecosystem that no synced source covers (its sync failed, or no source is configured for
+/// it) keeps the bundled advisories, so a failed PyPI download cannot leave django 3.2.4
+/// unchecked because the npm one succeeded.
+fn with_bundled_gaps(
+    config: &FeedsConfig,
+    feeds: &FeedStore,
+    synced: AdvisoryIndex,
+    only: Option<&HashSet<(Ecosystem, &str)>>,
+) -> Result<AdvisoryIndex, FeedError> {
+    if !config.bundled {
+        return Ok(synced);
+    }
+    let covered: BTreeSet<Ecosystem> = feeds
+        .sources_in_use()?
+        .iter()
+        .flat_map(|s| s.by_ecosystem.iter())
+        .filter(|(_, n)| **n > 0)
+        .map(|(eco, _)| *eco)
+        .collect();
+    let gaps: BTreeSet<Ecosystem> = Ecosystem::ALL
+        .into_iter()
+        .filter(|eco| !covered.contains(eco))
+        .collect();
+    if gaps.is_empty() {
+        return Ok(synced);
+    }
+    let bundled = snapshot::bundled_index_of(&gaps, only)?;
+    let filled: Vec<String> = gaps.iter().map(ToString::to_string).collect();
+    let revision = format!(
+        "{}+{}({})",
+        synced.revision(),
+        bundled.revision(),
+        filled.join(",")
+    );
+    Ok(AdvisoryIndex::new(
+        synced.iter().cloned().chain(bundled.iter().cloned()),
+        revision,
+    ))
 }
 
 /// Hashes the source names, fetch times and data hashes of `sources`.

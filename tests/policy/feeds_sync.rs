@@ -13,7 +13,7 @@ use depfw::cli::feeds::{print_status, run, FeedsCommand};
 use depfw::config::Config;
 use depfw::feeds::load_path;
 use depfw::package::{Ecosystem, PackageName, Version};
-use depfw::store::feeds::{active_index, FeedStore};
+use depfw::store::feeds::{active_index, active_index_for, FeedStore};
 use depfw::store::Store;
 
 struct Server {
@@ -230,5 +230,75 @@ fn the_active_index_prefers_the_store_then_the_bundled_snapshot() {
         .unwrap();
     let synced = active_index(&config.feeds, Some(&store)).unwrap();
     assert!(synced.revision().starts_with("feeds-"));
+    assert_eq!(synced.len(), feed.advisories.len());
+}
+
+/// Issue #11: a first sync that succeeded for npm and failed for PyPI and crates.io dropped
+/// the bundled snapshot for all three, so django 3.2.4 and smallvec 0.6.7 passed. Synced
+/// feeds now replace the snapshot only for the ecosystems they cover.
+#[test]
+fn a_synced_feed_replaces_the_bundled_snapshot_only_for_its_own_ecosystems() {
+    let mut config = Config::from_toml("", "test.toml").unwrap();
+    let store = Store::temporary().unwrap();
+    let npm_only = tempfile::tempdir().unwrap();
+    for file in ["malicious-all.json", "malicious-some.json"] {
+        std::fs::copy(
+            Path::new("tests/fixtures/osv").join(file),
+            npm_only.path().join(file),
+        )
+        .unwrap();
+    }
+    let feed = load_path(npm_only.path()).unwrap();
+    assert!(feed
+        .advisories
+        .iter()
+        .all(|a| a.ecosystem == Ecosystem::Npm));
+    FeedStore::new(&store)
+        .unwrap()
+        .save("npm-only", &feed, Utc::now())
+        .unwrap();
+
+    let index = active_index(&config.feeds, Some(&store)).unwrap();
+    let counts = index.counts();
+    let of = |eco: Ecosystem| -> usize {
+        counts
+            .iter()
+            .filter(|((e, _), _)| *e == eco)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_eq!(
+        of(Ecosystem::Npm),
+        feed.advisories.len(),
+        "npm from the sync alone"
+    );
+    assert!(of(Ecosystem::PyPI) > 1_000, "PyPI keeps the bundled data");
+    assert!(
+        of(Ecosystem::CratesIo) > 500,
+        "crates.io keeps the bundled data"
+    );
+    assert!(
+        index.revision().contains("bundled-"),
+        "{}",
+        index.revision()
+    );
+
+    // The per-package path (`depfw audit`) fills the same gaps.
+    let scanned = active_index_for(
+        &config.feeds,
+        Some(&store),
+        [
+            (Ecosystem::PyPI, "django"),
+            (Ecosystem::CratesIo, "smallvec"),
+        ],
+    )
+    .unwrap();
+    let ids: Vec<&str> = scanned.iter().map(|a| a.id.as_str()).collect();
+    assert!(scanned.iter().any(|a| a.package == "django"), "{ids:?}");
+    assert!(scanned.iter().any(|a| a.package == "smallvec"), "{ids:?}");
+
+    // Without the bundled snapshot, only what was synced.
+    config.feeds.bundled = false;
+    let synced = active_index(&config.feeds, Some(&store)).unwrap();
     assert_eq!(synced.len(), feed.advisories.len());
 }
