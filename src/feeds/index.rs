@@ -56,6 +56,26 @@ impl AdvisoryIndex {
         index
     }
 
+    /// This index with `other`'s advisories for the ecosystems this one has none of (the
+    /// bundled snapshot filling what synced feeds do not cover): moved, not copied and
+    /// compiled again. `other` is meant to hold only such ecosystems; its advisories for an
+    /// ecosystem this index already has are dropped.
+    pub(crate) fn fill_empty_ecosystems(
+        mut self,
+        mut other: AdvisoryIndex,
+        revision: String,
+    ) -> Self {
+        for (mine, theirs) in self.by_package.iter_mut().zip(&mut other.by_package) {
+            if mine.is_empty() && !theirs.is_empty() {
+                self.len += theirs.values().map(Vec::len).sum::<usize>();
+                *mine = std::mem::take(theirs);
+            }
+        }
+        self.version_warnings += other.version_warnings;
+        self.revision = revision;
+        self
+    }
+
     /// Identifies the data this index was built from; goes into the proxy's ETags.
     pub fn revision(&self) -> &str {
         &self.revision

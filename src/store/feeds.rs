@@ -397,10 +397,7 @@ fn with_bundled_gaps(
         bundled.revision(),
         filled.join(",")
     );
-    Ok(AdvisoryIndex::new(
-        synced.iter().cloned().chain(bundled.iter().cloned()),
-        revision,
-    ))
+    Ok(synced.fill_empty_ecosystems(bundled, revision))
 }
 
 /// Hashes the source names, fetch times and data hashes of `sources`.
