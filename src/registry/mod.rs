@@ -9,7 +9,7 @@
 //! protocol; it decides which versions stay.
 //!
 //! A new ecosystem is one module here with a [`Protocol`] impl (and its in-module tests),
-//! plus one line in the server's protocol list (`crate::server::Protocols`); see
+//! plus one line in the server's protocol list (`protocols!` in `crate::server`); see
 //! ARCHITECTURE.md for the recipe.
 
 pub mod cargo;
@@ -21,6 +21,7 @@ use std::fmt::Debug;
 
 use url::Url;
 
+use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
 
@@ -32,13 +33,21 @@ pub const REQUEST_ID_HEADER: &str = "x-depfw-request-id";
 /// [`Protocol::route`] a client path, fetch [`Protocol::metadata_url`], [`Protocol::parse`]
 /// the body once per upstream body (cached as [`Protocol::Doc`]), evaluate each of
 /// [`Protocol::versions`], and [`Protocol::render`] the document with what policy kept.
-pub(crate) trait Protocol: Send + Sync + 'static {
+///
+/// Metadata and artifact requests ([`Route::Metadata`], [`Route::Artifact`]) need nothing
+/// else from the server; what only this registry has is a [`Route::Quirk`], answered by
+/// the server's handler for [`Protocol::Quirk`] (none, for a protocol whose quirk type is
+/// [`std::convert::Infallible`]).
+pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     const ECOSYSTEM: Ecosystem;
+    /// Where `depfw serve` mounts the protocol: `/{MOUNT}/…`, and `/a/<token>/{MOUNT}/…`.
+    const MOUNT: &'static str;
     /// The parsed upstream metadata (packument, project page, index file), shared by every
     /// request for the same upstream body.
     type Doc: Send + Sync + 'static;
-    /// What a client path asks for (metadata of a name, an artifact, a protocol quirk).
-    type Route;
+    /// What only this protocol serves (npm version manifests, PyPI files, cargo's
+    /// `config.json`): handed to the server's handler for it.
+    type Quirk: Send;
     /// What the rendered document depends on in the request besides the versions kept
     /// (npm: full or abbreviated; PyPI: JSON or HTML); part of the render cache key.
     type Form: Debug;
@@ -47,11 +56,21 @@ pub(crate) trait Protocol: Send + Sync + 'static {
     /// Whether rendered documents carry URLs under the public base, which differs per
     /// agent (`/a/<token>`): then each agent gets its own rendering.
     const URLS: bool;
+    /// Whether error bodies are plain text (cargo prints them verbatim) rather than JSON.
+    const PLAIN_TEXT_ERRORS: bool = false;
 
-    /// Maps a client path (after the ecosystem's mount, still percent-encoded).
-    fn route(&self, path: &str) -> Result<Self::Route, ProtocolError>;
+    /// The protocol in front of the upstream its `[upstream.<ecosystem>]` table names.
+    fn from_config(upstream: &UpstreamConfig) -> Self;
+    /// The URL a client is configured with, under `public_base` (npm `…/npm/`, cargo
+    /// `sparse+…/cargo/index/`); the not-found page lists them.
+    fn client_url(&self, public_base: &str) -> String;
+    /// Maps a client path: what follows `/{MOUNT}`, starting with `/`, still
+    /// percent-encoded.
+    fn route(&self, path: &str) -> Result<Route<Self::Quirk>, ProtocolError>;
     /// Where upstream serves `name`'s metadata.
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError>;
+    /// The upstream hosts a [`Route::Artifact`]'s URL must be on.
+    fn artifact_origins(&self) -> Vec<&Url>;
     /// Parses an upstream metadata body.
     fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Self::Doc, ProtocolError>;
     /// Every version the document lists, in document order.
@@ -67,6 +86,19 @@ pub(crate) trait Protocol: Send + Sync + 'static {
         form: &Self::Form,
         cx: &RenderCx<'_>,
     ) -> Result<Document, ProtocolError>;
+}
+
+/// What a client path asks for, in terms every protocol shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route<Q> {
+    /// A package's metadata document, filtered by policy.
+    Metadata(PackageName),
+    /// A file of a version that the package's metadata lists, named by version and file name.
+    Artifact(ArtifactRequest),
+    /// Something only this protocol has ([`Protocol::Quirk`]).
+    Quirk(Q),
+    /// A path depfw does not serve (404, naming it).
+    NotServed,
 }
 
 /// What a rendering reads besides the document: the policy's choice per version and the

@@ -18,8 +18,9 @@ use url::Url;
 
 use super::{
     ArtifactRecord, ArtifactRequest, Digest, Document, Kept, Protocol, ProtocolError, RenderCx,
-    VersionRecord,
+    Route, VersionRecord,
 };
+use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName, Version};
 use crate::policy::VersionMetadata;
 
@@ -34,11 +35,13 @@ const MAX_PATH_LEN: usize = 1024;
 /// real tags are short words (`latest`, `next`, `v3-lts`).
 const MAX_TAG_LEN: usize = 128;
 
-/// What a client path under `/npm` asks for.
+/// What a client path under `/npm` asks for: packuments are [`Route::Metadata`], tarballs
+/// [`Route::Artifact`]; the rest is npm's own ([`NpmQuirk`]).
+pub(crate) type NpmPath = Route<NpmQuirk>;
+
+/// What only the npm registry serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NpmPath {
-    Packument(PackageName),
-    Tarball(ArtifactRequest),
+pub(crate) enum NpmQuirk {
     /// `/{name}/{version-or-dist-tag}`: one version's manifest.
     Version(PackageName, VersionSpec),
     /// `/-/ping`
@@ -47,8 +50,6 @@ pub(crate) enum NpmPath {
     Keys,
     /// `POST /-/npm/v1/security/advisories/bulk` and `/-/npm/v1/security/audits/quick`
     Audit,
-    /// Another `/-/…` endpoint (search, login, …) depfw does not serve.
-    Unsupported(String),
 }
 
 /// The second segment of a version path, told apart the way the registry does: a valid
@@ -95,10 +96,12 @@ pub(crate) fn parse_path(raw: &str) -> Result<NpmPath, ProtocolError> {
     if segments.first().map(String::as_str) == Some("-") {
         let tail = segments[1..].join("/");
         return Ok(match tail.as_str() {
-            "ping" => NpmPath::Ping,
-            "npm/v1/keys" => NpmPath::Keys,
-            "npm/v1/security/advisories/bulk" | "npm/v1/security/audits/quick" => NpmPath::Audit,
-            _ => NpmPath::Unsupported(tail),
+            "ping" => Route::Quirk(NpmQuirk::Ping),
+            "npm/v1/keys" => Route::Quirk(NpmQuirk::Keys),
+            "npm/v1/security/advisories/bulk" | "npm/v1/security/audits/quick" => {
+                Route::Quirk(NpmQuirk::Audit)
+            }
+            _ => Route::NotServed,
         });
     }
 
@@ -115,9 +118,9 @@ pub(crate) fn parse_path(raw: &str) -> Result<NpmPath, ProtocolError> {
     }
     let name = PackageName::parse(Ecosystem::Npm, &name_text).map_err(|e| bad(e.to_string()))?;
     match rest {
-        [] => Ok(NpmPath::Packument(name)),
-        [dash, file] if dash == "-" => parse_tarball(name, file).map(NpmPath::Tarball),
-        [spec] => parse_version_spec(spec).map(|spec| NpmPath::Version(name, spec)),
+        [] => Ok(Route::Metadata(name)),
+        [dash, file] if dash == "-" => parse_tarball(name, file).map(Route::Artifact),
+        [spec] => parse_version_spec(spec).map(|spec| Route::Quirk(NpmQuirk::Version(name, spec))),
         _ => Err(bad(format!(
             "`{}` is neither a packument, a version nor a tarball path",
             rest.join("/")
@@ -500,11 +503,6 @@ impl Npm {
         }
     }
 
-    /// The configured registry, whose origin every tarball URL must be on.
-    pub(crate) fn registry(&self) -> &Url {
-        &self.url
-    }
-
     /// The registry's signing keys, passed through for `npm audit signatures`.
     pub(crate) fn keys_url(&self) -> String {
         format!("{}/-/npm/v1/keys", self.registry)
@@ -513,16 +511,29 @@ impl Npm {
 
 impl Protocol for Npm {
     const ECOSYSTEM: Ecosystem = Ecosystem::Npm;
+    const MOUNT: &'static str = "npm";
     type Doc = Packument;
-    type Route = NpmPath;
+    type Quirk = NpmQuirk;
     /// Whether the client asked for the abbreviated ("corgi") packument.
     type Form = bool;
     // Always the full document: the checks need `time`, `license` and `scripts`.
     const UPSTREAM_ACCEPT: &'static str = JSON;
     const URLS: bool = true;
 
+    fn from_config(upstream: &UpstreamConfig) -> Npm {
+        Npm::new(&upstream.npm)
+    }
+
+    fn client_url(&self, public_base: &str) -> String {
+        format!("{public_base}/npm/")
+    }
+
     fn route(&self, path: &str) -> Result<NpmPath, ProtocolError> {
         parse_path(path)
+    }
+
+    fn artifact_origins(&self) -> Vec<&Url> {
+        vec![&self.url]
     }
 
     /// Scoped names keep their `/` encoded, as the registry expects.
@@ -570,23 +581,23 @@ mod tests {
         for raw in ["/@types%2fnode", "/@types%2Fnode", "/@types/node"] {
             assert_eq!(
                 parse_path(raw).unwrap(),
-                NpmPath::Packument(npm("@types/node"))
+                Route::Metadata(npm("@types/node"))
             );
         }
         for raw in [
             "/@isaacs/string-locale-compare/-/string-locale-compare-1.1.0.tgz",
             "/@isaacs%2fstring-locale-compare/-/string-locale-compare-1.1.0.tgz",
         ] {
-            let NpmPath::Tarball(t) = parse_path(raw).unwrap() else {
+            let Route::Artifact(t) = parse_path(raw).unwrap() else {
                 panic!("{raw} is a tarball")
             };
             assert_eq!(t.name.as_str(), "@isaacs/string-locale-compare");
             assert_eq!(t.version_text, "1.1.0");
         }
-        assert_eq!(parse_path("/-/ping").unwrap(), NpmPath::Ping);
+        assert_eq!(parse_path("/-/ping").unwrap(), Route::Quirk(NpmQuirk::Ping));
         assert_eq!(
             parse_path("/-/npm/v1/security/advisories/bulk").unwrap(),
-            NpmPath::Audit
+            Route::Quirk(NpmQuirk::Audit)
         );
     }
 
@@ -633,14 +644,14 @@ mod tests {
         for (raw, name, spec) in cases {
             assert_eq!(
                 parse_path(raw).unwrap(),
-                NpmPath::Version(npm(name), spec),
+                Route::Quirk(NpmQuirk::Version(npm(name), spec)),
                 "{raw}"
             );
         }
         // Two segments after a scope are still the scoped packument, not a version.
         assert_eq!(
             parse_path("/@types/node").unwrap(),
-            NpmPath::Packument(npm("@types/node"))
+            Route::Metadata(npm("@types/node"))
         );
     }
 

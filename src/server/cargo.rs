@@ -9,8 +9,9 @@
 //! lock and asks for the download, whose 403 body (plain text) cargo prints under `body:`.
 //!
 //! Index files and downloads run the generic [`super::pipeline`]; cargo's own quirks live
-//! here: `config.json` (depfw's, and upstream's, which says where downloads live), the
-//! checksum in the download path, and plain-text error bodies.
+//! here ([`CargoQuirk`]): `config.json` (depfw's, and upstream's, which says where downloads
+//! live) and the checksum in the download path. Error bodies are plain text
+//! (`Protocol::PLAIN_TEXT_ERRORS`).
 //!
 //! Publish times come from the index's `pubtime`, which crates.io carries for every version
 //! (checked on 2026-11-21 against cargo's cached index files: serde, syn, cc, … each line has
@@ -18,80 +19,48 @@
 //! (`registry::cargo::api`, as `depfw audit --online` does); until then those versions get no
 //! cooldown or new-package finding.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::delivery::Delivery;
 use super::error::{ProxyError, UpstreamFault};
-use super::pipeline::{Gate, Wanted};
+use super::mount::{Call, Quirks};
+use super::pipeline::{Gate, Served, Wanted};
 use super::verdicts::OnRefusal;
 use super::{AppState, RequestCtx};
-use crate::registry::cargo::{self as proto, CargoPath, IndexRequest, UpstreamConfig};
-use crate::registry::{ArtifactRequest, Digest, Protocol};
+use crate::registry::cargo::{self as proto, Cargo, CargoQuirk, UpstreamConfig};
+use crate::registry::{ArtifactRequest, Digest};
 
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    ctx: RequestCtx,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    match route(&state, &ctx, &uri, &headers).await {
-        Ok(resp) => resp,
-        // cargo prints an error body verbatim, so plain text reads better than JSON there.
-        Err(e) => {
-            let text = format!("{e}\n");
-            let mut resp = e.into_response();
-            *resp.body_mut() = axum::body::Body::from(text);
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            resp
+impl Quirks<Cargo> for CargoQuirk {
+    async fn serve(self, cargo: &Served<Cargo>, call: &Call<'_>) -> Result<Response, ProxyError> {
+        if call.method != Method::GET && !call.is_head() {
+            return Err(call.not_served());
         }
-    }
-}
-
-async fn route(
-    state: &AppState,
-    ctx: &RequestCtx,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<Response, ProxyError> {
-    let path = uri
-        .path()
-        .strip_prefix("/cargo/")
-        .ok_or_else(|| ProxyError::BadRequest("not a cargo path".to_owned()))?;
-    let cargo = &state.inner.protocols.cargo;
-    match cargo.protocol.route(path)? {
-        CargoPath::Index(IndexRequest::Config) => {
-            // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed.
-            let base = Url::parse(&ctx.public_base)
-                .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))?;
-            let body = proto::render_config(&base);
-            Ok((
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response())
+        match self {
+            CargoQuirk::Config => {
+                // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed.
+                let base = Url::parse(&call.ctx.public_base)
+                    .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))?;
+                let body = proto::render_config(&base);
+                Ok((
+                    StatusCode::OK,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response())
+            }
+            CargoQuirk::Download(path) => download(call.state, call.ctx, cargo, &path).await,
         }
-        CargoPath::Index(IndexRequest::Crate(name)) => {
-            let gate = Gate::new(state, ctx)?;
-            gate.metadata(cargo, &name, headers, None).await
-        }
-        CargoPath::Download(path) => download(state, ctx, &path).await,
-        CargoPath::Unknown => Err(ProxyError::NotFound(format!(
-            "{} is not served by depfw",
-            uri.path()
-        ))),
     }
 }
 
 /// Upstream's `config.json` (cached like any metadata); crates.io's layout if it has none.
-async fn upstream_config(state: &AppState) -> Result<UpstreamConfig, ProxyError> {
-    let url = state.inner.protocols.cargo.protocol.config_url();
+async fn upstream_config(
+    state: &AppState,
+    cargo: &Served<Cargo>,
+) -> Result<UpstreamConfig, ProxyError> {
+    let url = cargo.protocol.config_url();
     match state
         .inner
         .upstream
@@ -109,22 +78,26 @@ async fn upstream_config(state: &AppState) -> Result<UpstreamConfig, ProxyError>
 /// `dl/{crate}/{version}/{checksum}`: the version's line in the (cached) index file, with
 /// its download URL from upstream's `config.json`, must carry the checksum of the path;
 /// then the artifact gate.
-async fn download(state: &AppState, ctx: &RequestCtx, path: &str) -> Result<Response, ProxyError> {
-    let cargo = &state.inner.protocols.cargo;
+async fn download(
+    state: &AppState,
+    ctx: &RequestCtx,
+    cargo: &Served<Cargo>,
+    path: &str,
+) -> Result<Response, ProxyError> {
     let gate = Gate::new(state, ctx)?;
     let dl = proto::parse_download_path(path)?;
-    let config = upstream_config(state).await?;
+    let config = upstream_config(state, cargo).await?;
     let dl_origin = Url::parse(&config.dl)
         .map_err(|e| ProxyError::upstream(UpstreamFault::Invalid, &config.dl, e.to_string()))?;
     let name = dl.name.clone();
     let spec = format!("{}@{}", dl.name, dl.version_text);
-    let origins = state.cargo_download_origins(&dl_origin)?;
+    let origins = download_origins(state, cargo, &dl_origin)?;
     let how = Delivery {
         origins: &origins,
         on_refusal: OnRefusal::Refuse,
         head: false,
     };
-    let pick = |_: &proto::Cargo, index: &proto::Index| {
+    let pick = |_: &Cargo, index: &proto::Index| {
         let records = index.file.records_with_urls(&config)?;
         let record = records
             .into_iter()
@@ -155,4 +128,29 @@ async fn download(state: &AppState, ctx: &RequestCtx, path: &str) -> Result<Resp
     gate.artifact(cargo, &name, how, pick)
         .await?
         .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
+}
+
+/// The origins a cargo download may come from: the index's own and
+/// `server.cargo-download-origins`. `dl` is where the index's `config.json` sends
+/// downloads; anywhere else is refused, however the upstream names it.
+fn download_origins<'a>(
+    state: &'a AppState,
+    cargo: &'a Served<Cargo>,
+    dl: &Url,
+) -> Result<Vec<&'a Url>, ProxyError> {
+    let origins: Vec<&Url> = std::iter::once(cargo.protocol.index())
+        .chain(&state.inner.cargo_download_origins)
+        .collect();
+    if origins.iter().any(|o| o.origin() == dl.origin()) {
+        return Ok(origins);
+    }
+    Err(ProxyError::upstream(
+        UpstreamFault::Invalid,
+        dl.as_str(),
+        format!(
+            "the cargo index's config.json sends downloads to {}, which is neither the \
+             index's host nor listed in `server.cargo-download-origins`: refused",
+            dl.origin().ascii_serialization()
+        ),
+    ))
 }

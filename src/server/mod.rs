@@ -6,11 +6,11 @@
 //! is verified against its published digest before the first byte is released, and is
 //! recorded in the decision log.
 //!
-//! Layout: [`pipeline`] is the one metadata flow and the one artifact flow, generic over
-//! the pure protocols of `crate::registry` ([`Protocols`] lists them); it asks [`verdicts`]
-//! what the policy says, [`records`] writes the decision log, [`delivery`] hands out
-//! verified artifact bytes. [`npm`], [`pypi`] and [`cargo`] are the protocols' handlers:
-//! their routing and their real quirks. [`upstream`], [`render_cache`] and [`artifacts`]
+//! Layout: `protocols!` (below) lists the pure protocols of `crate::registry`; [`mount`] is
+//! the one handler of all of them, and [`pipeline`] the one metadata flow and the one
+//! artifact flow, generic over them; it asks [`verdicts`] what the policy says, [`records`]
+//! writes the decision log, [`delivery`] hands out verified artifact bytes. [`npm`],
+//! [`pypi`] and [`cargo`] hold only what their registry alone serves (its `Quirks`). [`upstream`], [`render_cache`] and [`artifacts`]
 //! fetch and cache.
 
 pub mod admin;
@@ -20,6 +20,7 @@ pub(crate) mod cargo;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod integrity;
+pub(crate) mod mount;
 pub(crate) mod npm;
 pub(crate) mod pipeline;
 pub(crate) mod pypi;
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use tower_http::compression::predicate::{NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
@@ -42,7 +43,7 @@ use tower_http::trace::TraceLayer;
 use crate::agents::CircuitBreaker;
 use crate::config::{AnonymousAccess, Config, RefusedVersions};
 use crate::policy::{Policy, Verdict};
-use crate::registry::{cargo::Cargo, npm::Npm, pypi::Pypi};
+use crate::registry::Protocol;
 use crate::store::agents::AgentStore;
 use crate::store::decisions::{ClientInfo, DecisionLog};
 use crate::store::quarantine::QuarantineQueue;
@@ -52,25 +53,49 @@ use error::ProxyError;
 use pipeline::Served;
 use upstream::Upstream;
 
-/// Every protocol `depfw serve` speaks, each with its typed cache of parsed documents. A
-/// new ecosystem is a field here (its router line in [`app`], its handler module beside
-/// [`npm`]).
-pub(crate) struct Protocols {
-    pub npm: Served<Npm>,
-    pub pypi: Served<Pypi>,
-    pub cargo: Served<Cargo>,
+/// Writes [`Protocols`] (every protocol `depfw serve` speaks, each with its typed cache of
+/// parsed documents), its construction from `[upstream]`, the router's mounts and the
+/// not-found page's list, from one line per protocol.
+macro_rules! protocols {
+    ($($field:ident: $protocol:ty),+ $(,)?) => {
+        pub(crate) struct Protocols {
+            $(pub $field: Served<$protocol>,)+
+        }
+
+        impl Protocols {
+            fn new(u: &crate::config::UpstreamConfig) -> Protocols {
+                let entries = usize::try_from(u.metadata_cache_entries).unwrap_or(usize::MAX);
+                let bytes = usize::try_from(u.render_cache_bytes).unwrap_or(usize::MAX);
+                Protocols {
+                    $($field: Served::new(<$protocol as Protocol>::from_config(u), entries, bytes),)+
+                }
+            }
+
+            /// Each protocol's handler at `/{MOUNT}/…` ([`mount::serve`]).
+            fn mount(router: Router<AppState>) -> Router<AppState> {
+                router
+                    $(.route(&mount::route_path::<$protocol>(), any(mount::serve::<$protocol>)))+
+            }
+
+            /// What a client is configured with, per ecosystem, under `base`.
+            fn client_urls(&self, base: &str) -> Vec<(crate::package::Ecosystem, String)> {
+                vec![$((<$protocol as Protocol>::ECOSYSTEM, self.$field.protocol.client_url(base)),)+]
+            }
+        }
+
+        $(impl mount::Mounted for $protocol {
+            fn served(protocols: &Protocols) -> &Served<Self> {
+                &protocols.$field
+            }
+        })+
+    };
 }
 
-impl Protocols {
-    fn new(u: &crate::config::UpstreamConfig) -> Protocols {
-        let entries = usize::try_from(u.metadata_cache_entries).unwrap_or(usize::MAX);
-        let bytes = usize::try_from(u.render_cache_bytes).unwrap_or(usize::MAX);
-        Protocols {
-            npm: Served::new(Npm::new(&u.npm), entries, bytes),
-            pypi: Served::new(Pypi::new(&u.pypi, &u.pypi_files), entries, bytes),
-            cargo: Served::new(Cargo::new(&u.cargo_index), entries, bytes),
-        }
-    }
+// Every registry depfw serves: a new ecosystem is its protocol module and one line here.
+protocols! {
+    npm: crate::registry::npm::Npm,
+    pypi: crate::registry::pypi::Pypi,
+    cargo: crate::registry::cargo::Cargo,
 }
 
 /// The policy the proxy enforces, or why there is none.
@@ -214,31 +239,6 @@ impl AppState {
     /// What cargo and PyPI metadata do with refused versions (`server.refused-versions`).
     pub fn refused_versions(&self) -> RefusedVersions {
         self.inner.refused_versions
-    }
-
-    /// The origins a cargo download may come from: the index's own and
-    /// `server.cargo-download-origins`. `dl` is where the index's `config.json` sends
-    /// downloads; anywhere else is refused, however the upstream names it.
-    pub(crate) fn cargo_download_origins(
-        &self,
-        dl: &url::Url,
-    ) -> Result<Vec<&url::Url>, ProxyError> {
-        let inner = &self.inner;
-        let origins: Vec<&url::Url> = std::iter::once(inner.protocols.cargo.protocol.index())
-            .chain(&inner.cargo_download_origins)
-            .collect();
-        if origins.iter().any(|o| o.origin() == dl.origin()) {
-            return Ok(origins);
-        }
-        Err(ProxyError::upstream(
-            error::UpstreamFault::Invalid,
-            dl.as_str(),
-            format!(
-                "the cargo index's config.json sends downloads to {}, which is neither the \
-                 index's host nor listed in `server.cargo-download-origins`: refused",
-                dl.origin().ascii_serialization()
-            ),
-        ))
     }
 
     /// A fresh request id (`<start ms hex>-<n>`).
@@ -385,14 +385,14 @@ async fn not_found(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (axum::http::StatusCode, String) {
     let base = state.public_base();
-    let text = format!(
-        "depfw: not found. This address serves package registries:\n\
-         \x20 npm       {base}/npm/\n\
-         \x20 PyPI      {base}/pypi/simple/\n\
-         \x20 crates.io sparse+{base}/cargo/index/\n\
-         An agent uses the same paths under /a/<its token>/. Health: /healthz (alive), \
+    let mut text = "depfw: not found. This address serves package registries:\n".to_owned();
+    for (ecosystem, url) in state.inner.protocols.client_urls(base) {
+        text.push_str(&format!("  {:<9} {url}\n", ecosystem.to_string()));
+    }
+    text.push_str(
+        "An agent uses the same paths under /a/<its token>/. Health: /healthz (alive), \
          /readyz (able to serve). The admin endpoint is not on this address: it has its \
-         own listener (`[admin] listen`).\n"
+         own listener (`[admin] listen`).\n",
     );
     (axum::http::StatusCode::NOT_FOUND, text)
 }
@@ -418,10 +418,8 @@ pub fn app(state: AppState) -> Router {
     let registry = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/npm/{*rest}", get(npm::get).post(npm::post))
-        .route("/pypi/{*rest}", get(pypi::get).head(pypi::head))
-        .route("/cargo/{*rest}", get(cargo::get))
-        .fallback(not_found)
+        .fallback(not_found);
+    let registry = Protocols::mount(registry)
         .with_state(state.clone())
         .layer(CompressionLayer::new().compress_when(compress_when));
     agent::wrap(state, registry).layer(TraceLayer::new_for_http().make_span_with(

@@ -1,91 +1,51 @@
 //! The npm registry under `/npm/`: filtered packuments, version manifests cut from them,
-//! and gated tarballs. Packuments and tarballs run the generic [`super::pipeline`]; what is
-//! npm's own lives here: version manifests and dist-tags, the signing keys passed through,
-//! `ping`, and the audit `POST`.
+//! and gated tarballs. Packuments and tarballs run the generic [`super::pipeline`] (through
+//! [`super::mount`]); what is npm's own lives here ([`NpmQuirk`]): version manifests and
+//! dist-tags, the signing keys passed through, `ping`, and the audit `POST`.
 //!
 //! Routing happens on the raw (still percent-encoded) path, because scoped names arrive
 //! as `@scope%2fname` and axum's router would see that as one opaque segment anyway.
-//!
-//! TODO: HEAD is answered by running GET (axum's default), so a HEAD on a tarball
-//! downloads, verifies and records it; npm clients do not HEAD, uv (PyPI) does.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::delivery::Delivery;
 use super::error::ProxyError;
+use super::mount::{Call, Quirks};
 use super::pipeline::{Gate, Served};
-use super::verdicts::OnRefusal;
 use super::{AppState, RequestCtx};
 use crate::package::PackageName;
-use crate::registry::npm::{Npm, NpmPath, Packument, VersionSpec, JSON};
-use crate::registry::Protocol;
+use crate::registry::npm::{Npm, NpmQuirk, Packument, VersionSpec, JSON};
 
-/// Strips the `/npm` mount point from the raw path.
-fn npm_path(s: &Served<Npm>, uri: &axum::http::Uri) -> Result<NpmPath, ProxyError> {
-    let raw = uri.path();
-    let rest = raw
-        .strip_prefix("/npm")
-        .ok_or_else(|| ProxyError::BadRequest("not an npm path".to_owned()))?;
-    Ok(s.protocol.route(rest)?)
-}
-
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    ctx: RequestCtx,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Result<Response, ProxyError> {
-    let npm = &state.inner.protocols.npm;
-    match npm_path(npm, &uri)? {
-        NpmPath::Packument(name) => {
-            let gate = Gate::new(&state, &ctx)?;
-            gate.metadata(npm, &name, &headers, None).await
+impl Quirks<Npm> for NpmQuirk {
+    async fn serve(self, npm: &Served<Npm>, call: &Call<'_>) -> Result<Response, ProxyError> {
+        match self {
+            // `POST`: npm's audit endpoints get an error that `npm audit` shows, never an
+            // empty answer: `{}` made `npm audit` print "found 0 vulnerabilities" for every
+            // project, a false all-clear from a firewall (and depfw's bundled npm data is
+            // known-malicious packages, not vulnerability advisories). The error says what
+            // to run instead.
+            NpmQuirk::Audit if call.method == Method::POST => {
+                Err(ProxyError::NotImplemented(NPM_AUDIT_UNANSWERED.to_owned()))
+            }
+            _ if call.method != Method::GET && !call.is_head() => Err(call.not_served()),
+            NpmQuirk::Audit => Err(call.not_served()),
+            NpmQuirk::Version(name, spec) => {
+                version(call.state, call.ctx, npm, &name, &spec, call.headers).await
+            }
+            NpmQuirk::Ping => {
+                Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response())
+            }
+            // Passed through: `npm audit signatures` verifies `dist.signatures` (which
+            // tarball rewriting leaves valid) against the upstream registry's keys.
+            NpmQuirk::Keys => {
+                let url = npm.protocol.keys_url();
+                let body = match call.state.inner.upstream.metadata(&url, JSON).await? {
+                    Some(f) => f.body,
+                    None => bytes::Bytes::from_static(br#"{"keys":[]}"#),
+                };
+                Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response())
+            }
         }
-        NpmPath::Version(name, spec) => version(&state, &ctx, &name, &spec, &headers).await,
-        NpmPath::Tarball(req) => {
-            let gate = Gate::new(&state, &ctx)?;
-            let origins = [npm.protocol.registry()];
-            let how = Delivery {
-                origins: &origins,
-                on_refusal: OnRefusal::Refuse,
-                head: false,
-            };
-            gate.listed_artifact(npm, req, how).await
-        }
-        NpmPath::Ping => Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response()),
-        // Passed through: `npm audit signatures` verifies `dist.signatures` (which tarball
-        // rewriting leaves valid) against the upstream registry's keys.
-        NpmPath::Keys => {
-            let url = npm.protocol.keys_url();
-            let body = match state.inner.upstream.metadata(&url, JSON).await? {
-                Some(f) => f.body,
-                None => bytes::Bytes::from_static(br#"{"keys":[]}"#),
-            };
-            Ok((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response())
-        }
-        NpmPath::Audit | NpmPath::Unsupported(_) => Err(ProxyError::NotFound(format!(
-            "{} is not served by depfw",
-            uri.path()
-        ))),
-    }
-}
-
-/// `POST`: npm's audit endpoints get an error that `npm audit` shows, never an empty
-/// answer: `{}` made `npm audit` print "found 0 vulnerabilities" for every project, a false
-/// all-clear from a firewall (and depfw's bundled npm data is known-malicious packages, not
-/// vulnerability advisories). The error says what to run instead.
-pub(crate) async fn post(
-    State(state): State<AppState>,
-    uri: axum::http::Uri,
-) -> Result<Response, ProxyError> {
-    match npm_path(&state.inner.protocols.npm, &uri)? {
-        NpmPath::Audit => Err(ProxyError::NotImplemented(NPM_AUDIT_UNANSWERED.to_owned())),
-        _ => Err(ProxyError::NotFound(format!(
-            "POST {} is not served by depfw",
-            uri.path()
-        ))),
     }
 }
 
@@ -104,11 +64,11 @@ pub(crate) const NPM_AUDIT_UNANSWERED: &str =
 async fn version(
     state: &AppState,
     ctx: &RequestCtx,
+    npm: &Served<Npm>,
     name: &PackageName,
     spec: &VersionSpec,
     headers: &HeaderMap,
 ) -> Result<Response, ProxyError> {
-    let npm = &state.inner.protocols.npm;
     let gate = Gate::new(state, ctx)?;
     gate.check_name(name)?;
     let up = gate.fetch_listed(npm, name).await?;

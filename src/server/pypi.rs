@@ -6,87 +6,54 @@
 //! and file URLs pointing at `/pypi/files/<upstream path>`; those files (and their PEP 658
 //! `.metadata`) pass the artifact gate, so a hash-pinned requirement, a lockfile or a direct
 //! file URL is refused too. Pages and files run the generic [`super::pipeline`]; PyPI's own
-//! quirks live here: a file names its project only ambiguously (each candidate project is
+//! quirks live here ([`PypiQuirk`]): a file names its project only ambiguously (each candidate project is
 //! tried), the `.metadata` file is its own artifact, in yank mode the `.metadata` of a
 //! yanked (refused) release is served ([`OnRefusal::ServeYankedMetadata`]), so pip and uv
 //! resolve an `==` pin far enough to print the yank reason before the gate refuses the
 //! wheel, and uv `HEAD`s every wheel, which is answered by the policy alone, without
 //! downloading.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::delivery::Delivery;
 use super::error::ProxyError;
-use super::pipeline::{Gate, Wanted};
+use super::mount::{Call, Quirks};
+use super::pipeline::{Gate, Served, Wanted};
 use super::verdicts::OnRefusal;
-use super::{AppState, RequestCtx};
 use crate::config::RefusedVersions;
-use crate::registry::pypi::{self as proto, FileKind, Project, PypiPath, SimpleRequest};
-use crate::registry::{ArtifactRecord, ArtifactRequest, Protocol, VersionRecord};
+use crate::registry::pypi::{self as proto, FileKind, Project, Pypi, PypiQuirk};
+use crate::registry::{ArtifactRecord, ArtifactRequest, VersionRecord};
 
-/// The path after the `/pypi` mount, still percent-encoded.
-fn rest(uri: &Uri) -> Result<&str, ProxyError> {
-    uri.path()
-        .strip_prefix("/pypi")
-        .ok_or_else(|| ProxyError::BadRequest("not a PyPI path".to_owned()))
-}
-
-pub(crate) async fn get(
-    State(state): State<AppState>,
-    ctx: RequestCtx,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ProxyError> {
-    respond(&state, &ctx, &uri, &headers, false).await
-}
-
-/// `HEAD`: files get a policy-only answer; pages run `GET` (axum drops the body).
-pub(crate) async fn head(
-    State(state): State<AppState>,
-    ctx: RequestCtx,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ProxyError> {
-    respond(&state, &ctx, &uri, &headers, true).await
-}
-
-async fn respond(
-    state: &AppState,
-    ctx: &RequestCtx,
-    uri: &Uri,
-    headers: &HeaderMap,
-    head: bool,
-) -> Result<Response, ProxyError> {
-    let pypi = &state.inner.protocols.pypi;
-    match pypi.protocol.route(rest(uri)?)? {
-        PypiPath::File(file) => file_request(state, ctx, &file, head).await,
-        PypiPath::Simple(SimpleRequest::Project(name)) => {
-            let gate = Gate::new(state, ctx)?;
-            gate.metadata(pypi, &name, headers, uri.query()).await
+impl Quirks<Pypi> for PypiQuirk {
+    async fn serve(self, pypi: &Served<Pypi>, call: &Call<'_>) -> Result<Response, ProxyError> {
+        if call.method != axum::http::Method::GET && !call.is_head() {
+            return Err(call.not_served());
         }
-        PypiPath::Simple(SimpleRequest::Redirect { location }) => Ok((
-            StatusCode::MOVED_PERMANENTLY,
-            [(header::LOCATION, format!("/pypi{location}"))],
-        )
-            .into_response()),
-        PypiPath::Simple(SimpleRequest::Index) => Err(ProxyError::NotFound(
-            "depfw does not list every project; ask for /pypi/simple/<name>/".to_owned(),
-        )),
+        match self {
+            PypiQuirk::File(file) => file_request(pypi, call, &file).await,
+            PypiQuirk::Redirect { location } => Ok((
+                StatusCode::MOVED_PERMANENTLY,
+                [(header::LOCATION, format!("/pypi{location}"))],
+            )
+                .into_response()),
+            PypiQuirk::ProjectList => Err(ProxyError::NotFound(
+                "depfw does not list every project; ask for /pypi/simple/<name>/".to_owned(),
+            )),
+        }
     }
 }
 
 /// `/files/<upstream path>` (or its `.metadata`): finds the release on the page of one of
 /// the projects the file name can belong to, then hands it to the artifact gate.
 async fn file_request(
-    state: &AppState,
-    ctx: &RequestCtx,
+    pypi: &Served<Pypi>,
+    call: &Call<'_>,
     upstream_path: &str,
-    head: bool,
 ) -> Result<Response, ProxyError> {
-    let pypi = &state.inner.protocols.pypi;
-    let gate = Gate::new(state, ctx)?;
+    let state = call.state;
+    let head = call.is_head();
+    let gate = Gate::new(state, call.ctx)?;
     let files = pypi.protocol.files();
     let request = proto::parse_file_path(upstream_path, files)?;
     let on_refusal = match (request.kind, state.refused_versions()) {
@@ -100,7 +67,7 @@ async fn file_request(
         head,
     };
     for name in request.projects() {
-        let pick = |_: &proto::Pypi, project: &Project| {
+        let pick = |_: &Pypi, project: &Project| {
             let Project { page, records } = project;
             let Ok(resolved) = page.resolve_file_in(records, &request) else {
                 return Ok(None);

@@ -10,3 +10,4 @@ mod breaker;
 mod layers;
 mod pages;
 mod quarantine;
+mod recipe;

@@ -753,3 +753,34 @@ mod version_documents {
         );
     }
 }
+
+#[tokio::test]
+async fn head_on_a_tarball_is_answered_by_the_policy_without_a_download() {
+    let s = setup(deny(&["ms@2.1.3"]), "").await;
+    let head = |path: &'static str| {
+        let state = s.state.clone();
+        async move { send(&state, Request::head(path).body(Body::empty()).unwrap()).await }
+    };
+    let allowed = head("/npm/ms/-/ms-2.1.2.tgz").await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let denied = head("/npm/ms/-/ms-2.1.3.tgz").await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    // The packument was fetched to find the version; no tarball was.
+    assert_eq!(s.fixture.hits("/ms/-/ms-2.1.2.tgz"), 0);
+    assert_eq!(s.fixture.hits("/ms/-/ms-2.1.3.tgz"), 0);
+}
+
+#[tokio::test]
+async fn other_methods_on_registry_paths_are_404s_that_name_them() {
+    let s = setup(TestCheck::default(), "").await;
+    for path in ["/npm/ms", "/pypi/simple/idna/", "/cargo/index/config.json"] {
+        let resp = send(&s.state, Request::post(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        let text = String::from_utf8(body(resp).await).unwrap();
+        assert!(
+            text.contains(&format!("POST {path} is not served")),
+            "{text}"
+        );
+    }
+    assert_eq!(s.fixture.hits("/ms"), 0);
+}

@@ -21,7 +21,7 @@ mod index;
 mod protocol;
 
 pub use index::{IndexFile, IndexLine};
-pub use protocol::{Cargo, CargoPath, Index};
+pub use protocol::{Cargo, CargoQuirk, Index};
 
 use serde::Deserialize;
 use url::Url;

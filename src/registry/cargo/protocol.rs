@@ -3,8 +3,9 @@
 use url::Url;
 
 use super::{parse_index_path, upstream_index_url, IndexFile, IndexRequest};
+use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName};
-use crate::registry::{Document, Protocol, ProtocolError, RenderCx, VersionRecord};
+use crate::registry::{Document, Protocol, ProtocolError, RenderCx, Route, VersionRecord};
 
 /// The sparse-index protocol in front of one upstream index.
 #[derive(Debug, Clone)]
@@ -38,35 +39,55 @@ pub struct Index {
     records: Vec<VersionRecord>,
 }
 
-/// What a path under `/cargo/` asks for.
+/// What only a cargo registry serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CargoPath {
-    Index(IndexRequest),
-    /// `dl/{crate}/{version}/{checksum}`, parsed by the download handler.
+pub enum CargoQuirk {
+    /// `index/config.json`: where cargo downloads from (depfw's own, pointing at depfw).
+    Config,
+    /// `dl/{crate}/{version}/{checksum}`, parsed by the download handler: the URL comes from
+    /// upstream's `config.json` and the checksum must be the index's.
     Download(String),
-    /// Anything else: not served.
-    Unknown,
 }
 
 impl Protocol for Cargo {
     const ECOSYSTEM: Ecosystem = Ecosystem::CratesIo;
+    const MOUNT: &'static str = "cargo";
     type Doc = Index;
-    type Route = CargoPath;
+    type Quirk = CargoQuirk;
     /// Index files have one form.
     type Form = ();
     const UPSTREAM_ACCEPT: &'static str = "text/plain";
     /// Index lines carry no URLs, so agents with the same preset share one rendering.
     const URLS: bool = false;
+    /// cargo prints an error body verbatim, so plain text reads better than JSON there.
+    const PLAIN_TEXT_ERRORS: bool = true;
 
-    /// `path` is after `/cargo/`.
-    fn route(&self, path: &str) -> Result<CargoPath, ProtocolError> {
+    fn from_config(upstream: &UpstreamConfig) -> Cargo {
+        Cargo::new(&upstream.cargo_index)
+    }
+
+    fn client_url(&self, public_base: &str) -> String {
+        format!("sparse+{public_base}/cargo/index/")
+    }
+
+    fn route(&self, path: &str) -> Result<Route<CargoQuirk>, ProtocolError> {
+        let path = path.strip_prefix('/').unwrap_or(path);
         if let Some(index_path) = path.strip_prefix("index/") {
-            return parse_index_path(index_path).map(CargoPath::Index);
+            return Ok(match parse_index_path(index_path)? {
+                IndexRequest::Config => Route::Quirk(CargoQuirk::Config),
+                IndexRequest::Crate(name) => Route::Metadata(name),
+            });
         }
         if path.starts_with("dl/") {
-            return Ok(CargoPath::Download(path.to_owned()));
+            return Ok(Route::Quirk(CargoQuirk::Download(path.to_owned())));
         }
-        Ok(CargoPath::Unknown)
+        Ok(Route::NotServed)
+    }
+
+    /// Downloads go through [`CargoQuirk::Download`], whose origins are upstream's
+    /// `config.json` host as `server.cargo-download-origins` allows it.
+    fn artifact_origins(&self) -> Vec<&Url> {
+        vec![&self.index]
     }
 
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {

@@ -35,5 +35,5 @@ pub use parse::{parse_html, parse_json, parse_project_page, JSON_CONTENT_TYPE};
 pub use paths::{
     parse_file_path, parse_simple_path, upstream_project_url, FileKind, FileRequest, SimpleRequest,
 };
-pub use protocol::{Project, Pypi, PypiPath, UPSTREAM_ACCEPT};
+pub use protocol::{Project, Pypi, PypiQuirk, UPSTREAM_ACCEPT};
 pub use render::{negotiate, PageFormat, RenderedPage, Rewrite};

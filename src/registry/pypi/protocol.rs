@@ -6,8 +6,9 @@ use super::{
     negotiate, parse_project_page, parse_simple_path, upstream_project_url, PageFormat,
     ProjectPage, Rewrite, SimpleRequest, JSON_CONTENT_TYPE,
 };
+use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName};
-use crate::registry::{Document, Protocol, ProtocolError, RenderCx, VersionRecord};
+use crate::registry::{Document, Protocol, ProtocolError, RenderCx, Route, VersionRecord};
 
 /// What depfw asks upstream for: JSON carries `upload-time`, which the age checks need.
 pub const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, \
@@ -45,25 +46,47 @@ pub struct Project {
 
 /// What a path under `/pypi` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PypiPath {
-    Simple(SimpleRequest),
-    /// `/files/<upstream path>` (or its `.metadata`), still percent-encoded.
+pub enum PypiQuirk {
+    /// `/files/<upstream path>` (or its `.metadata`), still percent-encoded: the file names
+    /// its project only ambiguously.
     File(String),
+    /// Another spelling of a project: answer 301 with `Location: /pypi<location>`.
+    Redirect { location: String },
+    /// `/simple/`, the list of every project, which depfw does not serve.
+    ProjectList,
 }
 
 impl Protocol for Pypi {
     const ECOSYSTEM: Ecosystem = Ecosystem::PyPI;
+    const MOUNT: &'static str = "pypi";
     type Doc = Project;
-    type Route = PypiPath;
+    type Quirk = PypiQuirk;
     type Form = PageFormat;
     const UPSTREAM_ACCEPT: &'static str = UPSTREAM_ACCEPT;
     const URLS: bool = true;
 
-    fn route(&self, path: &str) -> Result<PypiPath, ProtocolError> {
+    fn from_config(upstream: &UpstreamConfig) -> Pypi {
+        Pypi::new(&upstream.pypi, &upstream.pypi_files)
+    }
+
+    fn client_url(&self, public_base: &str) -> String {
+        format!("{public_base}/pypi/simple/")
+    }
+
+    fn route(&self, path: &str) -> Result<Route<PypiQuirk>, ProtocolError> {
         if let Some(file) = path.strip_prefix("/files/") {
-            return Ok(PypiPath::File(file.to_owned()));
+            return Ok(Route::Quirk(PypiQuirk::File(file.to_owned())));
         }
-        parse_simple_path(path).map(PypiPath::Simple)
+        Ok(match parse_simple_path(path)? {
+            SimpleRequest::Project(name) => Route::Metadata(name),
+            SimpleRequest::Redirect { location } => Route::Quirk(PypiQuirk::Redirect { location }),
+            SimpleRequest::Index => Route::Quirk(PypiQuirk::ProjectList),
+        })
+    }
+
+    /// Files go through [`PypiQuirk::File`], which checks them against `upstream.pypi.files`.
+    fn artifact_origins(&self) -> Vec<&Url> {
+        vec![&self.files]
     }
 
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
