@@ -422,6 +422,17 @@ codes! {
         ),
         verdict_set_by: "`policy.reputation.cooldown`; the window is `policy.reputation.cooldown-hours` (default 48, 0 turns it off).",
     }
+    PublishTimeUnknown {
+        text: "publish-time-unknown",
+        check: REPUTATION,
+        verdict: Quarantine,
+        description: "The registry metadata gives no publish time for this version (npm without `time`, a PyPI HTML page, a cargo index line without `pubtime`), so the release cooldown cannot be checked; depfw does not assume the version is old.",
+        sarif: sarif(
+            "Publish time unknown",
+            "Review the version and approve it, or use a registry whose metadata carries publish times.",
+        ),
+        verdict_set_by: "`policy.reputation.publish-time-unknown`; reported only while the cooldown is on (`policy.reputation.cooldown-hours` above 0).",
+    }
     NewPackage {
         text: "new-package",
         check: REPUTATION,

@@ -30,6 +30,12 @@ use crate::package::{PackageName, Version};
 pub struct VersionMetadata {
     /// When this version was published.
     pub published: Option<DateTime<Utc>>,
+    /// Whether this metadata is a registry's description of the version, which should say
+    /// when it was published: then a missing [`VersionMetadata::published`] is the
+    /// `publish-time-unknown` finding, never a silent pass. False for what a lockfile
+    /// records, which never carries publish times.
+    #[serde(default)]
+    pub publish_time_expected: bool,
     /// When the package (its first version) was published.
     pub package_created: Option<DateTime<Utc>>,
     /// The declared license (an SPDX expression, or whatever the author wrote). `None`:

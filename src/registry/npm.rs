@@ -291,6 +291,7 @@ pub(crate) fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packume
                 version_text: v.clone(),
                 version: Version::parse(Ecosystem::Npm, v).ok(),
                 metadata: VersionMetadata {
+                    publish_time_expected: true,
                     published: parse_time(time.get(v)),
                     package_created,
                     // A packument is the whole manifest: no license there means none declared.

@@ -15,9 +15,9 @@
 //!
 //! Publish times come from the index's `pubtime`, which crates.io carries for every version
 //! (checked on 2026-11-21 against cargo's cached index files: serde, syn, cc, … each line has
-//! one). TODO: for third-party registries without `pubtime`, fall back to the web API
-//! (`registry::cargo::api`, as `depfw audit --online` does); until then those versions get no
-//! cooldown or new-package finding.
+//! one). A line without one (third-party registries) gets `publish-time-unknown` (default
+//! quarantine), never a silent pass. TODO: fall back to the web API for those
+//! (`registry::cargo::api`, as `depfw audit --online` does).
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -38,10 +38,18 @@ fn published(ago: Duration) -> VersionMetadata {
     }
 }
 
+/// A version published long ago, so that only the rule under test fires.
+fn aged() -> VersionMetadata {
+    VersionMetadata {
+        published: Some(now() - Duration::days(365)),
+        ..VersionMetadata::default()
+    }
+}
+
 fn created(ago: Duration) -> VersionMetadata {
     VersionMetadata {
         package_created: Some(now() - ago),
-        ..VersionMetadata::default()
+        ..aged()
     }
 }
 
@@ -55,8 +63,48 @@ fn name_is_reputation() {
 }
 
 #[test]
-fn no_metadata_and_empty_metadata_mean_no_findings() {
+fn no_metadata_means_no_findings_and_an_old_version_none() {
     assert!(run_with(defaults(), None).is_empty());
+    assert!(run(aged()).is_empty());
+}
+
+/// A registry's description of a version that gives no publish time.
+fn timeless() -> VersionMetadata {
+    VersionMetadata {
+        publish_time_expected: true,
+        ..VersionMetadata::default()
+    }
+}
+
+#[test]
+fn unknown_publish_time_is_a_finding_never_a_silent_pass() {
+    let findings = run(timeless());
+    assert_eq!(codes(&findings), ["publish-time-unknown"]);
+    assert_eq!(findings[0].verdict, Verdict::Quarantine);
+    assert!(
+        findings[0].message.contains("48h cooldown cannot be checked"),
+        "{}",
+        findings[0].message
+    );
+    // The same for a package whose first release is known but this version's is not.
+    let findings = run(VersionMetadata {
+        package_created: Some(now() - Duration::days(400)),
+        ..timeless()
+    });
+    assert_eq!(codes(&findings), ["publish-time-unknown"]);
+    let warn = ReputationConfig {
+        publish_time_unknown: Verdict::Warn,
+        ..defaults()
+    };
+    let findings = run_with(warn, Some(&timeless()));
+    assert_eq!(findings[0].verdict, Verdict::Warn);
+    // Without a cooldown there is nothing the time would decide.
+    let off = ReputationConfig {
+        cooldown_hours: 0,
+        ..defaults()
+    };
+    assert!(run_with(off, Some(&timeless())).is_empty());
+    // What a lockfile records never carries times: offline audits are not held for it.
     assert!(run(VersionMetadata::default()).is_empty());
 }
 
@@ -149,7 +197,7 @@ fn new_package_boundary_and_verdict() {
 fn install_scripts_only_when_known_true() {
     let with = |scripts| VersionMetadata {
         has_install_scripts: scripts,
-        ..VersionMetadata::default()
+        ..aged()
     };
     let findings = run(with(Some(true)));
     assert_eq!(codes(&findings), ["install-scripts"]);
@@ -162,7 +210,7 @@ fn install_scripts_only_when_known_true() {
 fn deprecated_unless_the_message_is_empty() {
     let with = |message: &str| VersionMetadata {
         deprecated: Some(message.to_owned()),
-        ..VersionMetadata::default()
+        ..aged()
     };
     let findings = run(with("use other-package instead"));
     assert_eq!(codes(&findings), ["deprecated"]);
@@ -176,7 +224,7 @@ fn deprecated_unless_the_message_is_empty() {
 fn yanked_with_and_without_reason() {
     let with = |reason: &str| VersionMetadata {
         yanked: Some(reason.to_owned()),
-        ..VersionMetadata::default()
+        ..aged()
     };
     let findings = run(with("broken build"));
     assert_eq!(codes(&findings), ["yanked"]);
@@ -199,6 +247,7 @@ fn every_rule_fires_together_with_its_configured_verdict() {
     };
     let metadata = VersionMetadata {
         published: Some(now() - Duration::hours(1)),
+        publish_time_expected: true,
         package_created: Some(now() - Duration::days(2)),
         license: None,
         has_install_scripts: Some(true),

@@ -784,3 +784,34 @@ async fn other_methods_on_registry_paths_are_404s_that_name_them() {
     }
     assert_eq!(s.fixture.hits("/ms"), 0);
 }
+
+/// Issue #11: a version published a minute ago was quarantined when the packument carried
+/// `time`, and served with no finding when it did not.
+#[tokio::test]
+async fn versions_without_a_publish_time_are_held_not_served_silently() {
+    use depfw::config::Config;
+    use depfw::policy::reputation::ReputationCheck;
+    use depfw::policy::Policy;
+    let (upstream, fixture) = registry::start_fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = registry::config(&upstream, PUBLIC, dir.path(), "");
+    let store = Store::open(dir.path()).unwrap();
+    let reputation = ReputationCheck::new(Config::default().policy.reputation);
+    let policy = Policy::new(vec![Arc::new(reputation)], Arc::default(), "rep".into());
+    let state = AppState::new(&config, &store, PolicyState::Ready(policy)).unwrap();
+
+    // With times: old releases are served.
+    let doc = json(get(&state, "/npm/is-number").await).await;
+    assert!(doc["versions"].get("7.0.0").is_some(), "{doc}");
+
+    fixture.timeless.lock().unwrap().insert("ms".into());
+    let doc = json(get(&state, "/npm/ms").await).await;
+    let versions = doc["versions"].as_object().unwrap();
+    assert!(versions.is_empty(), "served without a publish time: {versions:?}");
+    let resp = get(&state, "/npm/ms/-/ms-2.1.3.tgz").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let err = json(resp).await["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("publish-time-unknown"), "{err}");
+    assert!(err.contains("cooldown cannot be checked"), "{err}");
+    assert_eq!(fixture.hits("/ms/-/ms-2.1.3.tgz"), 0);
+}

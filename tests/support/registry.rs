@@ -55,6 +55,8 @@ pub struct FixtureState {
     pub faults: Mutex<HashMap<String, Fault>>,
     /// (package, version) → publish time rewritten at serve time.
     pub times: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    /// Packages whose packument is served without `time` (some registries and mirrors).
+    pub timeless: Mutex<HashSet<String>>,
     /// (package, version text) added to a packument as a copy of its `latest` version: a
     /// version no real registry would list, such as one depfw cannot parse.
     pub extra_versions: Mutex<Vec<(String, String)>>,
@@ -105,6 +107,11 @@ fn packument(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
     for ((pkg, v), t) in state.times.lock().unwrap().iter() {
         if pkg == name {
             doc["time"][v] = Value::String(t.to_rfc3339());
+        }
+    }
+    if state.timeless.lock().unwrap().contains(name) {
+        if let Some(doc) = doc.as_object_mut() {
+            doc.remove("time");
         }
     }
     Some(serde_json::to_vec(&doc).unwrap())

@@ -11,6 +11,7 @@ use crate::diag::Verdict;
 pub struct RawReputation {
     pub cooldown_hours: u64,
     pub cooldown: String,
+    pub publish_time_unknown: String,
     pub new_package_days: u64,
     pub new_package: String,
     pub install_scripts: String,
@@ -23,6 +24,7 @@ impl Default for RawReputation {
         RawReputation {
             cooldown_hours: 48,
             cooldown: "quarantine".to_owned(),
+            publish_time_unknown: "quarantine".to_owned(),
             new_package_days: 14,
             new_package: "quarantine".to_owned(),
             install_scripts: "warn".to_owned(),
@@ -36,6 +38,8 @@ impl Default for RawReputation {
 pub struct ReputationConfig {
     pub cooldown_hours: u64,
     pub cooldown: Verdict,
+    /// The verdict when the cooldown is on and a version has no publish time.
+    pub publish_time_unknown: Verdict,
     pub new_package_days: u64,
     pub new_package: Verdict,
     pub install_scripts: Verdict,
@@ -49,6 +53,10 @@ impl RawReputation {
         ReputationConfig {
             cooldown_hours: self.cooldown_hours,
             cooldown: p.verdict("policy.reputation.cooldown", &self.cooldown),
+            publish_time_unknown: p.verdict(
+                "policy.reputation.publish-time-unknown",
+                &self.publish_time_unknown,
+            ),
             new_package_days: self.new_package_days,
             new_package: p.verdict("policy.reputation.new-package", &self.new_package),
             install_scripts: p.verdict("policy.reputation.install-scripts", &self.install_scripts),

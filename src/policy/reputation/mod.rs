@@ -5,10 +5,13 @@
 //! lets the advisory feeds catch up before anyone installs them. Names registered days ago are
 //! the raw material of typosquatting and "slopsquatting" (names an AI assistant invented).
 //!
-//! Codes: `release-cooldown`, `new-package`, `install-scripts`, `deprecated`, `yanked`.
+//! Codes: `release-cooldown`, `publish-time-unknown`, `new-package`, `install-scripts`,
+//! `deprecated`, `yanked`.
 //! A publish time in the future (clock skew between depfw and the registry) counts as age
-//! zero, never as negative. A zero `cooldown-hours` or `new-package-days` disables that rule.
-//! Without metadata (offline) the check reports nothing.
+//! zero, never as negative; a version with no publish time at all gets `publish-time-unknown`
+//! (default quarantine) while the cooldown is on, never a silent pass. A zero `cooldown-hours`
+//! or `new-package-days` disables that rule. Without metadata (offline) the check reports
+//! nothing.
 
 pub(crate) mod cfg;
 
@@ -70,22 +73,38 @@ impl Check for ReputationCheck {
         };
         let c = &self.config;
 
-        if let Some(published) = meta.published.filter(|_| c.cooldown_hours > 0) {
-            let age = age(ctx.now, published);
-            let cooldown = window(c.cooldown_hours);
-            if age < cooldown {
-                findings.push(Finding::new(
-                    Code::ReleaseCooldown,
-                    Severity::Low,
-                    c.cooldown,
-                    format!(
-                        "published {} ago, within the {}h cooldown; clears at {}",
-                        human_duration(age),
-                        c.cooldown_hours,
-                        clears_at(published, cooldown),
-                    ),
-                ));
+        match meta.published {
+            _ if c.cooldown_hours == 0 => {}
+            Some(published) => {
+                let age = age(ctx.now, published);
+                let cooldown = window(c.cooldown_hours);
+                if age < cooldown {
+                    findings.push(Finding::new(
+                        Code::ReleaseCooldown,
+                        Severity::Low,
+                        c.cooldown,
+                        format!(
+                            "published {} ago, within the {}h cooldown; clears at {}",
+                            human_duration(age),
+                            c.cooldown_hours,
+                            clears_at(published, cooldown),
+                        ),
+                    ));
+                }
             }
+            // Never a silent pass: a version of unknown age may be one minute old.
+            None if meta.publish_time_expected => findings.push(Finding::new(
+                Code::PublishTimeUnknown,
+                Severity::Low,
+                c.publish_time_unknown,
+                format!(
+                    "the registry metadata gives no publish time for this version, so the {}h \
+                     cooldown cannot be checked",
+                    c.cooldown_hours
+                ),
+            )),
+            // A lockfile's record, which never carries times (offline audit).
+            None => {}
         }
 
         if let Some(created) = meta.package_created.filter(|_| c.new_package_days > 0) {

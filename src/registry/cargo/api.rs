@@ -52,6 +52,7 @@ pub fn parse_crate_api(body: &[u8]) -> Result<CrateApiInfo, ProtocolError> {
         .into_iter()
         .map(|v| {
             let metadata = VersionMetadata {
+                publish_time_expected: true,
                 published: v.created_at,
                 package_created: created_at,
                 // null when the crate gives a `license-file` instead (and for some early

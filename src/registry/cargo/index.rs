@@ -75,6 +75,7 @@ impl IndexFile {
             let record = VersionRecord {
                 version: Version::parse(Ecosystem::CratesIo, &entry.vers).ok(),
                 metadata: VersionMetadata {
+                    publish_time_expected: true,
                     published,
                     yanked: entry.yanked.then(String::new),
                     ..VersionMetadata::default()

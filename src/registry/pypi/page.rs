@@ -163,6 +163,7 @@ impl ProjectPage {
                         version_text: text.to_owned(),
                         version: Version::parse(Ecosystem::PyPI, text).ok(),
                         metadata: VersionMetadata {
+                            publish_time_expected: true,
                             package_created,
                             ..VersionMetadata::default()
                         },
