@@ -1,6 +1,7 @@
 //! Builds the one [`Policy`] that `depfw serve`, `depfw audit` and `depfw check` share,
 //! from the validated config and the feeds (store, else the bundled snapshot).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -24,9 +25,9 @@ pub struct Engine {
 /// Loads feeds and builds the policy. The typosquat index of the bundled lists is
 /// prebuilt into the binary; only the advisories are read.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
-    require_advisory_data(config, store)?;
+    let gaps = advisory_gaps(config, store)?;
     let advisories = crate::store::feeds::active_index(&config.feeds, store)?;
-    build(config, store, advisories, PopularIndex::bundled())
+    build(config, store, advisories, PopularIndex::bundled(), gaps)
 }
 
 /// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
@@ -37,29 +38,48 @@ pub(crate) fn load_for<'a>(
     store: Option<&Store>,
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
 ) -> anyhow::Result<Engine> {
-    require_advisory_data(config, store)?;
+    let gaps = advisory_gaps(config, store)?;
     let advisories = crate::store::feeds::active_index_for(&config.feeds, store, packages)?;
-    build(config, store, advisories, PopularIndex::bundled())
+    build(config, store, advisories, PopularIndex::bundled(), gaps)
 }
 
-/// Advisory data is there when the store holds synced or imported feeds, or the bundled
-/// snapshot is on. Without either, no advisory check can decide: an empty index would pass
-/// a known-malicious package, so loading fails and every door fails closed (`depfw serve`
-/// answers 503 with this reason unless `server.fail-open` is set; `check` and `audit` exit 2).
-fn require_advisory_data(config: &Config, store: Option<&Store>) -> anyhow::Result<()> {
+/// The ecosystems without advisory data, each with the reason. An ecosystem's data is there
+/// when the bundled snapshot is on, or a synced or imported feed holds advisories about it.
+/// Without any, no advisory check can decide: an empty index would pass a known-malicious
+/// package. None at all fails loading, so every door fails closed (`depfw serve` answers 503
+/// with this reason unless `server.fail-open` is set; `check` and `audit` exit 2); some
+/// missing makes the policy [`Policy::undecidable_for`] those ecosystems only, so a failed
+/// PyPI sync never takes npm down with it.
+fn advisory_gaps(
+    config: &Config,
+    store: Option<&Store>,
+) -> anyhow::Result<BTreeMap<Ecosystem, String>> {
     if config.feeds.bundled {
-        return Ok(());
+        return Ok(BTreeMap::new());
     }
-    if let Some(store) = store {
-        if crate::store::feeds::FeedStore::new(store)?.has_data()? {
-            return Ok(());
-        }
+    let covered: BTreeSet<Ecosystem> = match store {
+        Some(store) => crate::store::feeds::FeedStore::new(store)?.ecosystems_with_data()?,
+        None => BTreeSet::new(),
+    };
+    if covered.is_empty() {
+        anyhow::bail!(
+            "no advisory data: `feeds.bundled = false` and no feed has been synced or \
+             imported into the store; run `depfw feeds sync` (or `depfw feeds import`), or \
+             set `feeds.bundled = true`"
+        )
     }
-    anyhow::bail!(
-        "no advisory data: `feeds.bundled = false` and no feed has been synced or imported \
-         into the store; run `depfw feeds sync` (or `depfw feeds import`), or set \
-         `feeds.bundled = true`"
-    )
+    Ok(Ecosystem::ALL
+        .into_iter()
+        .filter(|e| !covered.contains(e))
+        .map(|e| {
+            let why = format!(
+                "no advisory data for {e}: `feeds.bundled = false` and no synced or imported \
+                 feed holds {e} advisories (`depfw feeds status` shows each source); run \
+                 `depfw feeds sync`, or set `feeds.bundled = true`"
+            );
+            (e, why)
+        })
+        .collect())
 }
 
 fn build(
@@ -67,6 +87,7 @@ fn build(
     store: Option<&Store>,
     advisories: crate::feeds::AdvisoryIndex,
     popular: PopularIndex,
+    gaps: BTreeMap<Ecosystem, String>,
 ) -> anyhow::Result<Engine> {
     let advisories = Arc::new(advisories);
     let popular = Arc::new(popular);
@@ -91,6 +112,6 @@ fn build(
         }
         None => Arc::clone(&config.overrides),
     };
-    let policy = Policy::new(checks, overrides, revision);
+    let policy = Policy::new(checks, overrides, revision).undecidable_for(gaps);
     Ok(Engine { policy })
 }

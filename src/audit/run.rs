@@ -154,6 +154,16 @@ pub fn prepare(
         store.as_ref(),
         keys.iter().map(|(eco, key)| (*eco, key.as_str())),
     )?;
+    // A lockfile of an ecosystem without advisory data cannot be audited: fail closed.
+    let mut ecosystems: Vec<_> = keys.iter().map(|(eco, _)| *eco).collect();
+    ecosystems.sort_unstable();
+    ecosystems.dedup();
+    if let Some(why) = ecosystems
+        .into_iter()
+        .find_map(|eco| engine.policy.undecidable(eco))
+    {
+        anyhow::bail!("{why}");
+    }
     Ok((engine, parsed))
 }
 

@@ -51,6 +51,9 @@ pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Resul
         None
     };
     let engine = crate::engine::load(config, store.as_ref())?;
+    if let Some(why) = engine.policy.undecidable(ecosystem) {
+        anyhow::bail!("{why}");
+    }
 
     let mut specs: Vec<String> = Vec::new();
     for spec in &args.packages {

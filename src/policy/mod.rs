@@ -112,6 +112,8 @@ pub struct Policy {
     checks: Vec<Arc<dyn Check>>,
     overrides: Arc<overrides::Overrides>,
     revision: String,
+    /// Ecosystems the policy cannot decide for (no advisory data), with the reason.
+    undecidable: Arc<std::collections::BTreeMap<crate::package::Ecosystem, String>>,
 }
 
 impl Policy {
@@ -126,7 +128,23 @@ impl Policy {
             checks,
             overrides,
             revision,
+            undecidable: Arc::default(),
         }
+    }
+
+    /// The same policy, unable to decide for these ecosystems: every door refuses their
+    /// packages with the reason (fail closed) instead of evaluating them without the data.
+    pub fn undecidable_for(
+        mut self,
+        ecosystems: std::collections::BTreeMap<crate::package::Ecosystem, String>,
+    ) -> Self {
+        self.undecidable = Arc::new(ecosystems);
+        self
+    }
+
+    /// Why this policy cannot decide for `ecosystem`'s packages, if it cannot.
+    pub fn undecidable(&self, ecosystem: crate::package::Ecosystem) -> Option<&str> {
+        self.undecidable.get(&ecosystem).map(String::as_str)
     }
 
     pub fn revision(&self) -> &str {

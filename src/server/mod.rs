@@ -137,6 +137,8 @@ struct Inner {
     breaker: Mutex<CircuitBreaker>,
     anonymous: AnonymousAccess,
     strict_warn: Verdict,
+    /// `server.fail-open`: serve an ecosystem the policy cannot decide for, unfiltered.
+    fail_open: bool,
     /// `server.refused-versions`, for cargo and PyPI metadata.
     refused_versions: RefusedVersions,
     /// For `/readyz`'s write probe.
@@ -186,6 +188,7 @@ impl AppState {
                 breaker: Mutex::new(CircuitBreaker::new(config.agents.limits)),
                 anonymous: config.server.allow_anonymous,
                 strict_warn: config.agents.strict_warn,
+                fail_open: config.server.fail_open,
                 refused_versions: config.server.refused_versions,
                 store: store.clone(),
                 cargo_download_origins: config.server.cargo_download_origins.clone(),
@@ -205,6 +208,28 @@ impl AppState {
         match &*current {
             PolicyState::Ready(_) => Ok(current),
             PolicyState::Unavailable(why) => Err(ProxyError::PolicyUnavailable(why.clone())),
+        }
+    }
+
+    /// The 503 every request for `ecosystem` gets while the policy cannot decide for it (no
+    /// advisory data for it), unless `server.fail-open` is set.
+    pub(crate) fn require_decidable(
+        &self,
+        ecosystem: crate::package::Ecosystem,
+    ) -> Result<(), ProxyError> {
+        let current = self.policy()?;
+        let PolicyState::Ready(policy) = &*current else {
+            return Ok(());
+        };
+        match policy.undecidable(ecosystem) {
+            Some(why) if !self.inner.fail_open => {
+                Err(ProxyError::PolicyUnavailable(why.to_owned()))
+            }
+            Some(why) => {
+                tracing::warn!(%ecosystem, reason = why, "server.fail-open: serving without advisory data");
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 
@@ -352,7 +377,17 @@ async fn readyz(
             ),
             Ok(()),
         ),
-        PolicyState::Ready(_) => (Ok(()), Ok(())),
+        PolicyState::Ready(p) => {
+            let missing: Vec<&str> = crate::package::Ecosystem::ALL
+                .into_iter()
+                .filter_map(|e| p.undecidable(e))
+                .collect();
+            if missing.is_empty() {
+                (Ok(()), Ok(()))
+            } else {
+                (Err(missing.join("; ")), Ok(()))
+            }
+        }
         PolicyState::Unavailable(why) => (
             Err("not loaded (see policy)".to_owned()),
             Err(format!(

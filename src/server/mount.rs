@@ -118,6 +118,7 @@ where
         .and_then(|p| p.strip_prefix(P::MOUNT))
         .ok_or_else(|| ProxyError::BadRequest(format!("not a {} path", P::ECOSYSTEM)))?;
     let route = s.protocol.route(rest)?;
+    call.state.require_decidable(P::ECOSYSTEM)?;
     if let Route::Quirk(quirk) = route {
         return quirk.serve(s, call).await;
     }

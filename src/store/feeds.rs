@@ -225,6 +225,17 @@ impl FeedStore {
         Ok(!self.sources_in_use()?.is_empty())
     }
 
+    /// The ecosystems that some source's good data holds advisories about.
+    pub fn ecosystems_with_data(&self) -> Result<std::collections::BTreeSet<Ecosystem>, FeedError> {
+        Ok(self
+            .sources_in_use()?
+            .iter()
+            .flat_map(|s| s.by_ecosystem.iter())
+            .filter(|(_, &count)| count > 0)
+            .map(|(&e, _)| e)
+            .collect())
+    }
+
     /// Every source's good data in one index. The revision hashes the source names, fetch
     /// times and data hashes, so it changes exactly when the data in use changes.
     pub fn load_index(&self) -> Result<AdvisoryIndex, FeedError> {

@@ -125,3 +125,39 @@ fn audit_of_a_missing_path_exits_2() {
     let out = depfw(&["audit", "/nonexistent/Cargo.lock"]);
     assert_eq!(code(&out), 2);
 }
+
+/// Issue #11: with only npm data synced and the snapshot off, a PyPI question cannot be
+/// answered (exit 2 saying why) while npm's still is.
+#[test]
+fn an_ecosystem_without_advisory_data_is_an_error_for_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("depfw.toml");
+    std::fs::write(&config, "[feeds]\nbundled = false\n").unwrap();
+    let data = dir.path().join("data");
+    let feed = crate::support::repo().join("tests/fixtures/osv/malicious-all.json");
+    let with = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        crate::support::depfw_with_data(&data, &all)
+    };
+    let out = with(&["feeds", "import", feed.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let out = with(&["check", "npm", "ms@2.1.3"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = with(&["check", "pypi", "requests==2.31.0"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no advisory data for PyPI"),
+        "{}",
+        stderr(&out)
+    );
+    let lock = crate::support::lockfile("cargo/rustsec/Cargo.lock");
+    let out = with(&["audit", lock.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no advisory data for crates.io"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -223,7 +223,10 @@ fn default_verdicts_are_the_default_configs() {
         (Code::LicenseMissing, policy.license.missing),
         (Code::LicenseUnparsable, policy.license.unparsable),
         (Code::ReleaseCooldown, policy.reputation.cooldown),
-        (Code::PublishTimeUnknown, policy.reputation.publish_time_unknown),
+        (
+            Code::PublishTimeUnknown,
+            policy.reputation.publish_time_unknown,
+        ),
         (Code::NewPackage, policy.reputation.new_package),
         (Code::InstallScripts, policy.reputation.install_scripts),
         (Code::Deprecated, policy.reputation.deprecated),

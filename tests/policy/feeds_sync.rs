@@ -302,3 +302,43 @@ fn a_synced_feed_replaces_the_bundled_snapshot_only_for_its_own_ecosystems() {
     let synced = active_index(&config.feeds, Some(&store)).unwrap();
     assert_eq!(synced.len(), feed.advisories.len());
 }
+
+/// Issue #11: each ecosystem's advisory data is present (synced, else bundled) or that
+/// ecosystem fails closed; a source that never synced takes no other ecosystem down.
+#[test]
+fn without_the_bundled_snapshot_an_ecosystem_nobody_synced_is_undecidable() {
+    let mut config = Config::from_toml("", "test.toml").unwrap();
+    config.feeds.bundled = false;
+    let store = Store::temporary().unwrap();
+    let npm_only = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new("tests/fixtures/osv/malicious-all.json"),
+        npm_only.path().join("malicious-all.json"),
+    )
+    .unwrap();
+    let feed = load_path(npm_only.path()).unwrap();
+    FeedStore::new(&store)
+        .unwrap()
+        .save("npm-only", &feed, Utc::now())
+        .unwrap();
+
+    let engine = depfw::engine::load(&config, Some(&store)).unwrap();
+    assert_eq!(engine.policy.undecidable(Ecosystem::Npm), None);
+    for eco in [Ecosystem::PyPI, Ecosystem::CratesIo] {
+        let why = engine
+            .policy
+            .undecidable(eco)
+            .expect("no data, no decision");
+        assert!(
+            why.contains(&format!("no advisory data for {eco}")),
+            "{why}"
+        );
+        assert!(why.contains("depfw feeds sync"), "{why}");
+    }
+    // With the snapshot on, every ecosystem has data.
+    config.feeds.bundled = true;
+    let engine = depfw::engine::load(&config, Some(&store)).unwrap();
+    assert!(Ecosystem::ALL
+        .iter()
+        .all(|e| engine.policy.undecidable(*e).is_none()));
+}

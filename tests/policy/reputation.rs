@@ -82,7 +82,9 @@ fn unknown_publish_time_is_a_finding_never_a_silent_pass() {
     assert_eq!(codes(&findings), ["publish-time-unknown"]);
     assert_eq!(findings[0].verdict, Verdict::Quarantine);
     assert!(
-        findings[0].message.contains("48h cooldown cannot be checked"),
+        findings[0]
+            .message
+            .contains("48h cooldown cannot be checked"),
         "{}",
         findings[0].message
     );

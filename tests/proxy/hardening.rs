@@ -159,3 +159,39 @@ async fn cargo_downloads_only_come_from_configured_hosts() {
     );
     assert_eq!(s.state.decisions().list(0, 10).unwrap().len(), 0);
 }
+
+/// Issue #11: an ecosystem without advisory data fails closed on its own (503 saying why),
+/// while the others keep serving; `/readyz` names it.
+#[tokio::test]
+async fn an_ecosystem_without_advisory_data_is_refused_alone() {
+    let s = setup(TestCheck::default(), "").await;
+    let why = "no advisory data for PyPI: run `depfw feeds sync`";
+    let checks: Vec<std::sync::Arc<dyn depfw::policy::Check>> =
+        vec![std::sync::Arc::new(TestCheck::default())];
+    let policy = Policy::new(checks, std::sync::Arc::default(), "gaps".into())
+        .undecidable_for([(depfw::package::Ecosystem::PyPI, why.to_owned())].into());
+    s.state.set_policy(PolicyState::Ready(policy));
+
+    for path in [
+        "/pypi/simple/idna/",
+        "/pypi/files/packages/py3/i/idna/idna-3.10-py3-none-any.whl",
+    ] {
+        let resp = get(&s.state, path).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let err = json(resp).await["error"].as_str().unwrap().to_owned();
+        assert!(err.contains(why), "{err}");
+    }
+    assert_eq!(s.fixture.hits("/simple/idna/"), 0, "nothing fetched");
+    assert_eq!(get(&s.state, "/npm/ms").await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&s.state, "/cargo/index/it/oa/itoa").await.status(),
+        StatusCode::OK
+    );
+    let resp = get(&s.state, "/readyz").await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let report = json(resp).await;
+    assert!(
+        report["feeds"]["why"].as_str().unwrap().contains(why),
+        "{report}"
+    );
+}

@@ -807,7 +807,10 @@ async fn versions_without_a_publish_time_are_held_not_served_silently() {
     fixture.timeless.lock().unwrap().insert("ms".into());
     let doc = json(get(&state, "/npm/ms").await).await;
     let versions = doc["versions"].as_object().unwrap();
-    assert!(versions.is_empty(), "served without a publish time: {versions:?}");
+    assert!(
+        versions.is_empty(),
+        "served without a publish time: {versions:?}"
+    );
     let resp = get(&state, "/npm/ms/-/ms-2.1.3.tgz").await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
