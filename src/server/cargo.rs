@@ -66,10 +66,12 @@ async fn route(
     let cargo = &state.inner.protocols.cargo;
     match cargo.protocol.route(path)? {
         CargoPath::Index(IndexRequest::Config) => {
-            // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed.
+            // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed; a
+            // token sent in the header must keep coming, on index files and downloads.
             let base = Url::parse(&ctx.public_base)
                 .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))?;
-            let body = proto::render_config(&base);
+            let auth_required = ctx.token_from == super::agent::TokenFrom::Header;
+            let body = proto::render_config(&base, auth_required);
             Ok((
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
