@@ -375,6 +375,37 @@ fn uv_lock_holds_no_token_and_is_the_same_for_two_agents() {
     assert_all_by(&s, &["one", "two"]);
 }
 
+/// uv strips credentials from the URLs it writes into uv.lock: with the token in the index
+/// URL's user info (`UV_DEFAULT_INDEX=http://agent:<token>@…`), uv.lock still holds none.
+fn uv_lock_strips_credentials_given_in_the_index_url() {
+    let s = registry::serve(TestCheck::default());
+    let token = agent(&s, "urly");
+    let project = dir(&s, "p");
+    std::fs::write(
+        project.join("pyproject.toml"),
+        "[project]\nname = \"depfw-it\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\n\
+         dependencies = [\"idna==3.9\"]\n",
+    )
+    .unwrap();
+    let index = auth_base(&s).replacen("http://", &format!("http://agent:{token}@"), 1);
+    let mut cmd = client::command("uv", &["uv_", "pip_", "virtual_env"]);
+    cmd.current_dir(&project)
+        .env("UV_CACHE_DIR", dir(&s, "uv-cache"))
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_DEFAULT_INDEX", format!("{index}/pypi/simple/"))
+        .env("HOME", dir(&s, "home"))
+        .args(["sync", "--python", "python3"]);
+    let (ok, text) = client::run(&mut cmd);
+    assert!(ok, "{text}");
+    let lock = read(&project.join("uv.lock"));
+    assert!(
+        lock.contains(&format!("registry = \"{}/pypi/simple/\"", auth_base(&s))),
+        "{lock}"
+    );
+    assert_no_token(s.tmp.path(), &token, None);
+    assert_all_by(&s, &["urly"]);
+}
+
 fn poetry_lockfile_holds_no_token() {
     let s = registry::serve(TestCheck::default());
     let token = agent(&s, "verse");
@@ -471,7 +502,9 @@ crate::require::trials! {
     [YARN] => yarn_berry_lockfile_holds_no_token;
     [BUN] => bun_lockfile_holds_no_token;
     [PIP] => pip_install_sends_the_token_from_netrc;
-    [UV] => uv_lock_holds_no_token_and_is_the_same_for_two_agents;
+    [UV] =>
+        uv_lock_holds_no_token_and_is_the_same_for_two_agents,
+        uv_lock_strips_credentials_given_in_the_index_url;
     [POETRY] => poetry_lockfile_holds_no_token;
     [CARGO] => cargo_lockfile_holds_no_token_and_is_the_same_for_two_agents;
 }
