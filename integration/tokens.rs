@@ -4,6 +4,11 @@
 //! environment or a credential file outside the project); then no file under the test's
 //! directories except that credential file holds the token, the decision records name the
 //! agent, and (npm, uv, cargo) the lockfiles two agents write are identical.
+//!
+//! The clients use depfw's `/auth/` mount, where a request without a token is challenged.
+//! (Checked by hand on the plain mounts, where loopback clients may be anonymous: every
+//! client here but cargo sends its credentials unasked; cargo only after a 401, which is why
+//! `/auth/` exists.)
 
 use std::path::{Path, PathBuf};
 
