@@ -23,6 +23,7 @@ mod harness_self_test;
 mod npm;
 mod pypi;
 mod real_data;
+mod tokens;
 
 fn main() -> ExitCode {
     require::install_panic_hook();
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         crash::trials(),
         admin_browser::trials(),
         real_data::trials(),
+        tokens::trials(),
         harness_self_test::trials(),
     ]
     .into_iter()

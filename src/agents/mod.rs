@@ -2,8 +2,8 @@
 //!
 //! Each coding agent gets its own name and token, so that the proxy can say which agent
 //! asked for what, apply a stricter [`PolicyPreset`] to one agent, and stop one agent (the
-//! [`CircuitBreaker`]) without stopping the others. An agent puts its token in its mirror
-//! URL (`<public-url>/a/<token>/npm/`); the proxy calls `crate::store::agents::AgentStore`'s
+//! [`CircuitBreaker`]) without stopping the others. An agent sends its token in the
+//! `Authorization` header (or puts it in its mirror URL, `<public-url>/a/<token>/npm/`); the proxy calls `crate::store::agents::AgentStore`'s
 //! `authenticate` and answers 401 for a malformed, unknown, rotated-away or revoked token.
 //! Only the token's SHA-256 is stored (see [`token`]).
 

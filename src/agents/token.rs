@@ -1,4 +1,5 @@
-//! Agent tokens: the secret an agent puts in its mirror URL (`/a/<token>/npm/`).
+//! Agent tokens: the secret an agent sends in the `Authorization` header (or puts in its
+//! mirror URL, `/a/<token>/npm/`).
 //!
 //! A token is `dfw_` followed by 32 CSPRNG bytes in unpadded URL-safe base64 (43 chars), so
 //! it fits a URL path segment as is. depfw keeps only its SHA-256: a leaked store does not

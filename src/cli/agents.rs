@@ -1,7 +1,9 @@
 //! `depfw agents add|list|rotate|revoke|suspend|resume`: manage agent identities in the
 //! data directory.
 //!
-//! `add` and `rotate` print the new token once, with the mirror URLs the agent should use;
+//! `add` and `rotate` print the new token once, with how the agent's clients send it (in the
+//! `Authorization` header, read from `$DEPFW_TOKEN`; `depfw init <client> --agent NAME` has
+//! the full configuration) and the `/a/<token>/` mirror URLs for clients that cannot;
 //! depfw keeps only its hash, so a lost token is replaced with `rotate`, never recovered.
 //! The store allows one process at a time: run these while `depfw serve` is stopped, or
 //! use the admin endpoint.
@@ -53,7 +55,7 @@ pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 "created agent {} (policy {})",
                 agent.name, agent.preset
             )?;
-            print_token(&mut out, config, &token)?;
+            print_token(&mut out, config, &agent.name, &token)?;
         }
         AgentsCommand::List => {
             let list = agents.list()?;
@@ -70,7 +72,7 @@ pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 out,
                 "rotated the token of agent {name}; the old one no longer works"
             )?;
-            print_token(&mut out, config, &token)?;
+            print_token(&mut out, config, name, &token)?;
         }
         AgentsCommand::Revoke { name } => {
             agents.revoke(name)?;
@@ -116,17 +118,43 @@ pub fn mirror_urls(config: &Config, token: &Token) -> [String; 3] {
     crate::agents::mirror_urls(&config.server.public_url, token)
 }
 
-fn print_token(out: &mut impl Write, config: &Config, token: &Token) -> std::io::Result<()> {
+fn print_token(
+    out: &mut impl Write,
+    config: &Config,
+    name: &str,
+    token: &Token,
+) -> std::io::Result<()> {
+    use super::init::{agent_setup_hint, TOKEN_ENV};
     let [npm, pypi, cargo] = mirror_urls(config, token);
+    let base = format!(
+        "{}/auth",
+        config.server.public_url.as_str().trim_end_matches('/')
+    );
+    let nerf = base
+        .split_once("//")
+        .map_or(base.as_str(), |(_, rest)| rest);
     writeln!(
         out,
         "token (shown once, store it now): {}",
         token.expose_secret()
     )?;
-    writeln!(out, "npm:       npm config set registry {npm}")?;
-    writeln!(out, "pip:       pip config set global.index-url {pypi}")?;
+    writeln!(out, "{}", agent_setup_hint(name))?;
     writeln!(
         out,
-        "cargo:     --config 'source.crates-io.replace-with=\"depfw\"' --config 'source.depfw.registry=\"sparse+{cargo}\"'"
-    )
+        "npm:       .npmrc: registry={base}/npm/ and //{nerf}/npm/:_authToken=${{{TOKEN_ENV}}}"
+    )?;
+    writeln!(
+        out,
+        "pip:       index-url {base}/pypi/simple/ and the token as HTTP Basic password (~/.netrc)"
+    )?;
+    writeln!(
+        out,
+        "cargo:     [registries.depfw] index = \"sparse+{base}/cargo/index/\", credential-provider = \"cargo:token\"; \
+         [source.crates-io] replace-with = \"depfw\"; CARGO_REGISTRIES_DEPFW_TOKEN=${TOKEN_ENV}"
+    )?;
+    writeln!(
+        out,
+        "token in the URL, for clients that cannot send a header (the token is then written into lockfiles):"
+    )?;
+    writeln!(out, "           {npm} {pypi} sparse+{cargo}")
 }

@@ -1,5 +1,10 @@
 //! `depfw init <client>`: prints the configuration that points a package manager at this
 //! depfw, so that setting up a project is one copy-paste (values from `server.public-url`).
+//!
+//! With `--agent NAME` the client authenticates the way it does to any private registry
+//! (bearer token, HTTP Basic, cargo registry token), reading the token from `$DEPFW_TOKEN`:
+//! depfw then renders token-free URLs, so lockfiles carry no secret. `--token-in-path`
+//! prints the `/a/<token>/` mirror URLs instead, for clients that cannot send a header.
 
 use std::process::ExitCode;
 
@@ -22,12 +27,18 @@ pub struct InitArgs {
     /// The package manager to configure.
     #[arg(value_enum)]
     pub client: Client,
-    /// Print the mirror URLs of this agent (`/a/<token>/…`), so its installs are attributed
-    /// to it and judged by its policy preset.
+    /// Configure this agent: the client sends the agent's token in its `Authorization`
+    /// header (read from the environment variable `DEPFW_TOKEN`), so its installs are
+    /// attributed to it and judged by its policy preset, and lockfiles carry no token.
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
-    /// The agent's token (shown once by `depfw agents add` / `rotate`). Without it the
-    /// snippet carries the placeholder `AGENT_TOKEN`.
+    /// Put the token in the mirror URL (`/a/<token>/…`) instead, for clients that cannot
+    /// send a header. The token then ends up in lockfiles (package-lock.json's `resolved`,
+    /// uv.lock's URLs): do not commit them.
+    #[arg(long, requires = "agent")]
+    pub token_in_path: bool,
+    /// The agent's token (shown once by `depfw agents add` / `rotate`), for
+    /// `--token-in-path`. Without it the URL carries the placeholder `AGENT_TOKEN`.
     #[arg(
         long,
         env = "DEPFW_AGENT_TOKEN",
@@ -37,8 +48,11 @@ pub struct InitArgs {
     pub token: Option<String>,
 }
 
-/// The placeholder printed when `--agent` is given without `--token`.
+/// The placeholder printed when `--token-in-path` is given without `--token`.
 pub(crate) const TOKEN_PLACEHOLDER: &str = "AGENT_TOKEN";
+
+/// The environment variable the agent snippets read the token from.
+pub(crate) const TOKEN_ENV: &str = "DEPFW_TOKEN";
 
 /// The snippet for `client`, given depfw's public base URL.
 pub(crate) fn snippet(client: Client, public_url: &url::Url) -> String {
@@ -81,12 +95,101 @@ pub(crate) fn snippet(client: Client, public_url: &url::Url) -> String {
     }
 }
 
+/// The snippet for an agent that sends its token in the `Authorization` header, under
+/// depfw's `/auth/` mount (a missing token is a 401 there, never an anonymous install).
+/// Every snippet reads the token from `$DEPFW_TOKEN` (or says where to write it), so the
+/// files it goes into can be committed, and the URLs the client records carry no token.
+pub(crate) fn agent_snippet(client: Client, public_url: &url::Url) -> String {
+    let base = format!("{}/auth", public_url.as_str().trim_end_matches('/'));
+    let host = public_url.host_str().unwrap_or("127.0.0.1");
+    let npm = format!("{base}/npm/");
+    // npm's "nerf dart": the registry URL without its scheme.
+    let nerf = npm.split_once("//").map_or(npm.as_str(), |(_, rest)| rest);
+    let simple = format!("{base}/pypi/simple/");
+    let t = TOKEN_ENV;
+    match client {
+        Client::Npm => format!(
+            "# .npmrc (project or ~/.npmrc); npm reads ${{{t}}} from the environment\n\
+             registry={npm}\n\
+             //{nerf}:_authToken=${{{t}}}\n"
+        ),
+        Client::Pnpm => format!(
+            "# .npmrc (project or ~/.npmrc)\n\
+             registry={npm}\n\
+             # ~/.npmrc: pnpm reads ${{{t}}} from the environment there, never in a project's .npmrc\n\
+             //{nerf}:_authToken=${{{t}}}\n"
+        ),
+        Client::Yarn => format!(
+            "# .yarnrc.yml (yarn berry); yarn reads ${{{t}}} from the environment\n\
+             npmRegistryServer: \"{npm}\"\n\
+             npmAuthToken: \"${{{t}}}\"\n\
+             npmAlwaysAuth: true\n\
+             unsafeHttpWhitelist:\n  - \"{host}\"\n"
+        ),
+        Client::Bun => format!(
+            "# bunfig.toml; bun reads ${t} from the environment (it also reads an .npmrc as above)\n\
+             [install]\nregistry = {{ url = \"{npm}\", token = \"${t}\" }}\n"
+        ),
+        Client::Pip => format!(
+            "# pip.conf (~/.config/pip/pip.conf); or export PIP_INDEX_URL={simple}\n\
+             [global]\nindex-url = {simple}\n\
+             # and the token as the password in ~/.netrc, which pip sends as HTTP Basic:\n\
+             #   printf 'machine {host} login agent password %s\\n' \"${t}\" >> ~/.netrc && chmod 600 ~/.netrc\n"
+        ),
+        Client::Uv => format!(
+            "# pyproject.toml\n\
+             [[tool.uv.index]]\nname = \"depfw\"\nurl = \"{simple}\"\ndefault = true\n\
+             # environment: uv sends them as HTTP Basic and writes no credentials into uv.lock\n\
+             #   export UV_INDEX_DEPFW_USERNAME=agent UV_INDEX_DEPFW_PASSWORD=\"${t}\"\n\
+             # (`uv pip` without a pyproject: UV_DEFAULT_INDEX={simple} and a ~/.netrc line\n\
+             #  `machine {host} login agent password <token>`)\n"
+        ),
+        Client::Poetry => format!(
+            "# pyproject.toml\n\
+             [[tool.poetry.source]]\nname = \"depfw\"\nurl = \"{simple}\"\npriority = \"primary\"\n\
+             # environment: poetry sends them as HTTP Basic (poetry.lock holds no URLs)\n\
+             #   export POETRY_HTTP_BASIC_DEPFW_USERNAME=agent POETRY_HTTP_BASIC_DEPFW_PASSWORD=\"${t}\"\n"
+        ),
+        Client::Cargo => format!(
+            "# .cargo/config.toml\n\
+             [registries.depfw]\nindex = \"sparse+{base}/cargo/index/\"\ncredential-provider = \"cargo:token\"\n\n\
+             [source.crates-io]\nreplace-with = \"depfw\"\n\
+             # environment: cargo sends it as the registry's token (Cargo.lock keeps naming crates.io)\n\
+             #   export CARGO_REGISTRIES_DEPFW_TOKEN=\"${t}\"\n"
+        ),
+    }
+}
+
+/// What `depfw agents add` and `rotate` print after the token: how to keep it and where
+/// `depfw init` takes over.
+pub(crate) fn agent_setup_hint(agent: &str) -> String {
+    format!(
+        "keep the token in the agent's environment as {TOKEN_ENV} (a secret store, not a file in \
+         the project); `depfw init <client> --agent {agent}` prints each client's configuration, \
+         which reads it from there and writes no token into lockfiles"
+    )
+}
+
 pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let Some(agent) = &args.agent else {
         print!("{}", snippet(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);
     };
     crate::agents::validate_name(agent)?;
+    if !args.token_in_path {
+        println!("# depfw for agent `{agent}`: the token goes in the Authorization header");
+        println!(
+            "# export {TOKEN_ENV}=<the token `depfw agents add {agent}` printed> (shown once; \
+             `depfw agents rotate {agent}` issues a new one)"
+        );
+        if args.token.is_some() {
+            println!(
+                "# (--token is for --token-in-path only: this configuration reads ${TOKEN_ENV})"
+            );
+        }
+        print!("{}", agent_snippet(args.client, &config.server.public_url));
+        return Ok(ExitCode::SUCCESS);
+    }
     let token = match &args.token {
         Some(token) => crate::agents::Token::parse(token)
             .map_err(|e| anyhow::anyhow!("--token: {e}"))?
@@ -96,7 +199,11 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
     };
     let base = config.server.public_url.as_str().trim_end_matches('/');
     let agent_url = url::Url::parse(&format!("{base}/a/{token}/"))?;
-    println!("# depfw mirror for agent `{agent}`");
+    println!("# depfw mirror for agent `{agent}`, token in the URL");
+    println!(
+        "# for clients that cannot send an Authorization header: the token is written into \
+         lockfiles (package-lock.json `resolved`, uv.lock, pnpm/yarn/bun locks); do not commit them"
+    );
     if args.token.is_none() {
         println!(
             "# replace {TOKEN_PLACEHOLDER} with the agent's token (`depfw agents rotate {agent}` issues a new one)"
@@ -117,6 +224,42 @@ mod tests {
             .contains("registry=http://127.0.0.1:7878/a/AGENT_TOKEN/npm/\n"));
         assert!(snippet(Client::Cargo, &url)
             .contains("sparse+http://127.0.0.1:7878/a/AGENT_TOKEN/cargo/index/"));
+    }
+
+    #[test]
+    fn agent_snippets_authenticate_in_headers_with_token_free_urls() {
+        let url = url::Url::parse("http://127.0.0.1:7878/").unwrap();
+        let npm = agent_snippet(Client::Npm, &url);
+        assert!(
+            npm.contains("registry=http://127.0.0.1:7878/auth/npm/\n"),
+            "{npm}"
+        );
+        assert!(
+            npm.contains("//127.0.0.1:7878/auth/npm/:_authToken=${DEPFW_TOKEN}\n"),
+            "{npm}"
+        );
+        let yarn = agent_snippet(Client::Yarn, &url);
+        assert!(yarn.contains("npmAuthToken: \"${DEPFW_TOKEN}\""), "{yarn}");
+        assert!(yarn.contains("npmAlwaysAuth: true"), "{yarn}");
+        let cargo = agent_snippet(Client::Cargo, &url);
+        assert!(cargo.contains("index = \"sparse+http://127.0.0.1:7878/auth/cargo/index/\""));
+        assert!(cargo.contains("CARGO_REGISTRIES_DEPFW_TOKEN"), "{cargo}");
+        assert!(agent_snippet(Client::Uv, &url).contains("UV_INDEX_DEPFW_PASSWORD"));
+        assert!(agent_snippet(Client::Poetry, &url).contains("POETRY_HTTP_BASIC_DEPFW_PASSWORD"));
+        assert!(agent_snippet(Client::Pip, &url).contains("machine 127.0.0.1 login agent"));
+        assert!(agent_snippet(Client::Bun, &url).contains("token = \"$DEPFW_TOKEN\""));
+        for c in [
+            Client::Npm,
+            Client::Pnpm,
+            Client::Yarn,
+            Client::Bun,
+            Client::Pip,
+            Client::Uv,
+            Client::Poetry,
+            Client::Cargo,
+        ] {
+            assert!(!agent_snippet(c, &url).contains("/a/"), "{c:?}");
+        }
     }
 
     #[test]

@@ -139,7 +139,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Serve without policy when feeds cannot be loaded (default: refuse, fail closed).
     pub fail_open: bool,
-    /// Who may use the proxy without an agent token (`/npm/…` rather than `/a/<token>/npm/…`).
+    /// Who may use the proxy without an agent token (in the `Authorization` header or the
+    /// `/a/<token>/` prefix); `/auth/…` always needs one.
     pub allow_anonymous: AnonymousAccess,
     /// Origins (scheme, host, port) cargo downloads may come from besides the index's own
     /// (`server.cargo-download-origins`); a `dl` in the index's `config.json` elsewhere is

@@ -54,7 +54,7 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     /// The `Accept` header sent upstream for metadata.
     const UPSTREAM_ACCEPT: &'static str;
     /// Whether rendered documents carry URLs under the public base, which differs per
-    /// agent (`/a/<token>`): then each agent gets its own rendering.
+    /// agent named in the path (`/a/<token>`) and per mount: then each gets its own rendering.
     const URLS: bool;
     /// Whether error bodies are plain text (cargo prints them verbatim) rather than JSON.
     const PLAIN_TEXT_ERRORS: bool = false;
@@ -104,7 +104,8 @@ pub(crate) enum Route<Q> {
 /// What a rendering reads besides the document: the policy's choice per version and the
 /// base for URLs.
 pub(crate) struct RenderCx<'a> {
-    /// `server.public-url`, plus `/a/<token>` for an agent, without a trailing `/`.
+    /// `server.public-url`, plus `/a/<token>` for an agent named in the path or `/auth`
+    /// under that mount, without a trailing `/`.
     pub public_base: &'a str,
     /// The versions served as upstream describes them.
     pub kept: &'a Kept,

@@ -1,17 +1,29 @@
-//! Agent identity on the proxy: `/a/<token>/npm/`, `/a/<token>/pypi/simple/`,
-//! `/a/<token>/cargo/index/`.
+//! Agent identity on the proxy: who is asking, from the agent's token.
 //!
-//! An agent (`depfw agents add`) gets a token and uses it in its mirror URL, which every
-//! package manager accepts without extra configuration. This layer runs before routing:
-//! it authenticates the token, strips the prefix so the protocol handlers see the plain
-//! `/npm/…` path, and hands them the agent (for decision records, its policy preset and
-//! the circuit breaker) plus the base URL that rewritten metadata must use, so that
-//! tarball and file downloads keep the prefix and are attributed too.
+//! An agent (`depfw agents add`) gets a token. It presents it the way its package manager
+//! authenticates to any private registry, in the `Authorization` header: a bearer token
+//! (npm, pnpm, yarn, bun: `_authToken` / `npmAuthToken`), HTTP Basic with the token as the
+//! password (pip, uv, poetry: netrc, `UV_INDEX_<NAME>_PASSWORD`,
+//! `POETRY_HTTP_BASIC_<NAME>_PASSWORD`) or a cargo registry token (`cargo:token`). URLs in
+//! the metadata rendered for such a request carry no token, so lockfiles hold no secret and
+//! are the same whichever agent wrote them. Under [`AUTH_MOUNT`] (`/auth/npm/`, …) the
+//! token is required: a request without one gets 401 and a challenge, which is what makes
+//! cargo send its token (and cargo's `config.json` then says `auth-required`).
+//!
+//! Clients that cannot send a header can put the token in the path instead,
+//! `/a/<token>/npm/`: that prefix stays in every rendered URL so downloads are attributed
+//! too, and so it ends up in lockfiles (`resolved` in package-lock.json, uv.lock's URLs).
+//!
+//! This layer runs before routing: it authenticates the token (the store's constant-time
+//! lookup), strips the prefix so the protocol handlers see the plain `/npm/…` path, and
+//! hands them the agent (for decision records, its policy preset and the circuit breaker)
+//! plus the base URL that rewritten metadata must use.
 //!
 //! Requests without a token are anonymous; `server.allow-anonymous` decides whether they
-//! are served (default: loopback peers only). Unknown, malformed or revoked tokens get 401,
-//! a suspended agent 403 with the suspension reason. Tokens never reach the logs: the
-//! request span shows `/a/****/…`.
+//! are served (default: loopback peers only). Unknown, malformed or revoked tokens get 401
+//! (with `WWW-Authenticate` when the token came in a header), a suspended agent 403 with
+//! the suspension reason. Tokens never reach the logs: the request span shows `/a/****/…`
+//! and headers are not logged.
 //!
 //! Every response carries `x-depfw-request-id`, the id its decision record is filed under.
 
@@ -48,8 +60,10 @@ pub struct AgentCtx {
 pub(crate) struct Identity {
     pub request_id: String,
     pub agent: Option<AgentCtx>,
-    /// `server.public-url` without a trailing `/`, plus `/a/<token>` for an agent.
+    /// `server.public-url` without a trailing `/`, plus `/a/<token>` for an agent named
+    /// in the path, or [`AUTH_MOUNT`] under that mount.
     pub public_base: String,
+    pub token_from: TokenFrom,
     pub peer: Option<SocketAddr>,
 }
 
@@ -113,6 +127,7 @@ async fn identify(State(state): State<AppState>, request: Request, next: Next) -
         request_id: request_id.clone(),
         agent: None,
         public_base: state.public_base().to_owned(),
+        token_from: TokenFrom::Nothing,
         peer,
     };
     let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path = %redact(&path));
@@ -134,57 +149,218 @@ async fn respond(
 ) -> Response {
     let request_id = identity.request_id.clone();
     let peer = identity.peer;
-    let response = if let Some(rest) = path.strip_prefix("/a/") {
+    if let Some(rest) = path.strip_prefix("/a/") {
         let (token, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        match state.agents().authenticate(token) {
-            Ok(agent) => match strip_prefix(request.uri(), tail) {
-                Ok(uri) => {
-                    identity.public_base = format!("{}/a/{token}", state.public_base());
-                    identity.agent = Some(AgentCtx {
-                        name: agent.name,
-                        preset: agent.preset,
-                        strict_warn: state.strict_warn(),
-                    });
-                    *request.uri_mut() = uri;
-                    request.extensions_mut().insert(identity);
-                    next.run(request).await
-                }
-                Err(_) => refuse(
+        let agent = match authenticate(state, token, TokenFrom::Path, &request_id) {
+            Ok(agent) => agent,
+            Err(refusal) => return *refusal,
+        };
+        let Ok(uri) = strip_prefix(request.uri(), tail) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad request path".to_owned(),
+                &request_id,
+            );
+        };
+        // The token is in every URL the client is given, so that downloads carry it too.
+        identity.public_base = format!("{}/a/{token}", state.public_base());
+        identity.agent = Some(agent);
+        identity.token_from = TokenFrom::Path;
+        *request.uri_mut() = uri;
+        request.extensions_mut().insert(identity);
+        return next.run(request).await;
+    }
+    // `/auth/…`: the same registries, credentials required.
+    let required = match path.strip_prefix(AUTH_MOUNT) {
+        Some(tail) if tail.is_empty() || tail.starts_with('/') => {
+            let Ok(uri) = strip_prefix(request.uri(), tail.trim_start_matches('/')) else {
+                return refuse(
                     StatusCode::BAD_REQUEST,
                     "bad request path".to_owned(),
                     &request_id,
-                ),
-            },
-            Err(e @ (AuthError::Malformed(_) | AuthError::Unknown | AuthError::Revoked(_))) => {
-                let why = match e {
-                    AuthError::Revoked(_) => "this agent token is revoked".to_owned(),
-                    _ => "unknown agent token (check the mirror URL from `depfw agents add`)"
-                        .to_owned(),
-                };
-                refuse(StatusCode::UNAUTHORIZED, why, &request_id)
-            }
-            Err(e @ AuthError::Suspended(_)) => refuse(
-                StatusCode::FORBIDDEN,
-                format!("{e}; an admin must resume it (`depfw agents resume` or the admin page)"),
-                &request_id,
-            ),
-            Err(AuthError::Store(e)) => {
-                ProxyError::Internal(anyhow::Error::from_boxed(e)).into_response()
+                );
+            };
+            *request.uri_mut() = uri;
+            identity.public_base = format!("{}{AUTH_MOUNT}", state.public_base());
+            true
+        }
+        _ => false,
+    };
+    // The header is read where a registry uses it (health probes and unknown paths carry
+    // whatever they carry), and everywhere under `/auth/`.
+    let offered = if required || is_registry_path(request.uri().path()) {
+        presented(request.headers())
+    } else {
+        Presented::Nothing
+    };
+    match offered {
+        Presented::Token(token) => {
+            match authenticate(state, &token, TokenFrom::Header, &request_id) {
+                Ok(agent) => {
+                    identity.agent = Some(agent);
+                    identity.token_from = TokenFrom::Header;
+                }
+                Err(refusal) => return *refusal,
             }
         }
-    } else if path == "/healthz" || anonymous_allowed(state.anonymous_access(), peer) {
-        request.extensions_mut().insert(identity);
-        next.run(request).await
-    } else {
-        refuse(
-            StatusCode::UNAUTHORIZED,
-            "anonymous use is not allowed here (server.allow-anonymous): use your agent's \
-             mirror URL, <depfw>/a/<token>/npm/ (or pypi/simple/, cargo/index/)"
-                .to_owned(),
-            &request_id,
-        )
+        Presented::Unusable(why) => {
+            return challenge(
+                format!("{why}; send the agent token as `Authorization: Bearer <token>` or as the password of HTTP Basic"),
+                &request_id,
+            )
+        }
+        Presented::Nothing if required => {
+            return challenge(
+                "this address needs an agent token: send it as `Authorization: Bearer <token>` \
+                 (npm, pnpm, yarn, bun), as the password of HTTP Basic (pip, uv, poetry) or as \
+                 a cargo registry token (`depfw init <client> --agent NAME` prints the setup)"
+                    .to_owned(),
+                &request_id,
+            )
+        }
+        Presented::Nothing if path == "/healthz" || anonymous_allowed(state.anonymous_access(), peer) => {}
+        Presented::Nothing => {
+            return challenge(
+                "anonymous use is not allowed here (server.allow-anonymous): send your agent's \
+                 token in the Authorization header (`depfw init <client> --agent NAME` prints \
+                 the setup), or use its mirror URL, <depfw>/a/<token>/npm/ (or pypi/simple/, \
+                 cargo/index/), which puts the token into lockfiles"
+                    .to_owned(),
+                &request_id,
+            )
+        }
+    }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+/// The path prefix under which the registries require an agent token in the
+/// `Authorization` header: a request without one gets 401 and a challenge, which is what
+/// makes cargo (and pip or uv without credentials of their own in the URL or netrc) send
+/// the token. Anonymous use never happens there, so a client whose token went missing fails
+/// loudly instead of installing unattributed. The prefix names no agent: URLs rewritten
+/// under it are the same for every agent, so lockfiles are too.
+pub(crate) const AUTH_MOUNT: &str = "/auth";
+
+/// Whether `path` (after any mount prefix) is one of the registries'.
+fn is_registry_path(path: &str) -> bool {
+    super::MOUNTS.iter().any(|mount| {
+        path.strip_prefix('/')
+            .and_then(|p| p.strip_prefix(mount))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Where a request's agent token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFrom {
+    /// No token: anonymous use.
+    Nothing,
+    /// The `/a/<token>/` path prefix (and so every URL rendered for the request).
+    Path,
+    /// The `Authorization` header; rendered URLs carry no token.
+    Header,
+}
+
+/// What a request's `Authorization` header offers.
+enum Presented {
+    Nothing,
+    Token(String),
+    /// A header depfw cannot read a token from, and why.
+    Unusable(&'static str),
+}
+
+/// Reads the agent token from `Authorization`: `Bearer <token>` (npm, pnpm, yarn, bun),
+/// `Basic base64(<any user>:<token>)` (pip, uv, poetry; a token as the user name with an
+/// empty password is taken too) or the bare token (cargo sends its registry token as is).
+fn presented(headers: &axum::http::HeaderMap) -> Presented {
+    use base64::Engine as _;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Presented::Nothing;
     };
-    response
+    let Ok(value) = value.to_str() else {
+        return Presented::Unusable("the Authorization header is not ASCII");
+    };
+    let value = value.trim();
+    let (scheme, rest) = match value.split_once(' ') {
+        Some((scheme, rest)) => (scheme, rest.trim()),
+        None => (value, ""),
+    };
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Presented::Token(rest.to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        return match decoded.as_deref().and_then(|d| d.split_once(':')) {
+            Some((user, "")) => Presented::Token(user.to_owned()),
+            Some((_, password)) => Presented::Token(password.to_owned()),
+            None => Presented::Unusable("the Basic credentials are not base64 of `user:password`"),
+        };
+    }
+    if rest.is_empty() {
+        return Presented::Token(value.to_owned());
+    }
+    Presented::Unusable("the Authorization scheme is neither Bearer nor Basic")
+}
+
+/// A 401 that tells HTTP clients to send credentials (pip and uv send HTTP Basic only
+/// after one, unless the URL or netrc carries them; cargo retries `config.json` with its
+/// token after any 401).
+fn challenge(message: String, request_id: &str) -> Response {
+    let mut resp = refuse(StatusCode::UNAUTHORIZED, message, request_id);
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"depfw\", charset=\"UTF-8\""),
+    );
+    resp
+}
+
+/// The agent of a presented token (the store's constant-time lookup), or the refusal.
+fn authenticate(
+    state: &AppState,
+    token: &str,
+    from: TokenFrom,
+    request_id: &str,
+) -> Result<AgentCtx, Box<Response>> {
+    match state.agents().authenticate(token) {
+        Ok(agent) => Ok(AgentCtx {
+            name: agent.name,
+            preset: agent.preset,
+            strict_warn: state.strict_warn(),
+        }),
+        Err(e @ (AuthError::Malformed(_) | AuthError::Unknown | AuthError::Revoked(_))) => {
+            let why = match (e, from) {
+                (AuthError::Revoked(_), _) => "this agent token is revoked".to_owned(),
+                (AuthError::Malformed(_), TokenFrom::Header) => {
+                    "the Authorization header holds no agent token (those start with `dfw_`; \
+                     the admin token is for the admin endpoint, which has its own listener: \
+                     `[admin] listen`)"
+                        .to_owned()
+                }
+                (_, TokenFrom::Path) => {
+                    "unknown agent token (check the mirror URL from `depfw agents add`)".to_owned()
+                }
+                _ => "unknown agent token in the Authorization header (check the token from \
+                      `depfw agents add` or `rotate`)"
+                    .to_owned(),
+            };
+            Err(Box::new(match from {
+                TokenFrom::Path => refuse(StatusCode::UNAUTHORIZED, why, request_id),
+                _ => challenge(why, request_id),
+            }))
+        }
+        Err(e @ AuthError::Suspended(_)) => Err(Box::new(refuse(
+            StatusCode::FORBIDDEN,
+            format!("{e}; an admin must resume it (`depfw agents resume` or the admin page)"),
+            request_id,
+        ))),
+        Err(AuthError::Store(e)) => Err(Box::new(
+            ProxyError::Internal(anyhow::Error::from_boxed(e)).into_response(),
+        )),
+    }
 }
 
 /// Applies the agent's preset to a policy decision (no agent: unchanged).
@@ -261,6 +437,7 @@ impl Identity {
             request_id: state.next_request_id(),
             agent: None,
             public_base: state.public_base().to_owned(),
+            token_from: TokenFrom::Nothing,
             peer: None,
         }
     }

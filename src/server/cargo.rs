@@ -39,10 +39,12 @@ impl Quirks<Cargo> for CargoQuirk {
         }
         match self {
             CargoQuirk::Config => {
-                // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed.
+                // The agent's `/a/<token>` prefix stays in `dl`, so downloads are attributed;
+                // a token sent in the header must keep coming, on index files and downloads.
                 let base = Url::parse(&call.ctx.public_base)
                     .map_err(|e| ProxyError::Internal(anyhow::anyhow!("server.public-url: {e}")))?;
-                let body = proto::render_config(&base);
+                let auth_required = call.ctx.token_from == super::agent::TokenFrom::Header;
+                let body = proto::render_config(&base, auth_required);
                 Ok((
                     StatusCode::OK,
                     [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -62,6 +62,9 @@ macro_rules! protocols {
             $(pub $field: Served<$protocol>,)+
         }
 
+        /// Every protocol's mount, the path segment its registry is served under.
+        pub(crate) const MOUNTS: &[&str] = &[$(<$protocol as Protocol>::MOUNT,)+];
+
         impl Protocols {
             fn new(u: &crate::config::UpstreamConfig) -> Protocols {
                 let entries = usize::try_from(u.metadata_cache_entries).unwrap_or(usize::MAX);
@@ -280,9 +283,13 @@ pub struct RequestCtx {
     pub client: ClientInfo,
     /// The agent, from the `/a/<token>/` prefix ([`agent`]); `None` for anonymous use.
     pub agent: Option<agent::AgentCtx>,
-    /// Base for URLs in rendered metadata: the public URL, plus `/a/<token>` for an agent,
-    /// so downloads are attributed too. Handlers use this, not `AppState::public_base`.
+    /// Base for URLs in rendered metadata: the public URL, plus `/a/<token>` for an agent
+    /// named in the path (so downloads are attributed too) or `/auth` under that mount.
+    /// Handlers use this, not `AppState::public_base`.
     pub public_base: String,
+    /// Where the agent's token came from: with [`agent::TokenFrom::Header`] the client
+    /// must keep sending it (cargo's `config.json` says `auth-required`).
+    pub token_from: agent::TokenFrom,
     pub peer: Option<std::net::SocketAddr>,
 }
 
@@ -314,6 +321,7 @@ impl FromRequestParts<AppState> for RequestCtx {
             },
             agent: identity.agent,
             public_base: identity.public_base,
+            token_from: identity.token_from,
             peer: identity.peer,
         })
     }
@@ -425,7 +433,8 @@ async fn not_found(
         text.push_str(&format!("  {:<9} {url}\n", ecosystem.to_string()));
     }
     text.push_str(
-        "An agent uses the same paths under /a/<its token>/. Health: /healthz (alive), \
+        "An agent sends its token in the Authorization header (required under /auth/) \
+         or uses the same paths under /a/<its token>/. Health: /healthz (alive), \
          /readyz (able to serve). The admin endpoint is not on this address: it has its \
          own listener (`[admin] listen`).\n",
     );

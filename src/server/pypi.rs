@@ -32,11 +32,18 @@ impl Quirks<Pypi> for PypiQuirk {
         }
         match self {
             PypiQuirk::File(file) => file_request(pypi, call, &file).await,
-            PypiQuirk::Redirect { location } => Ok((
-                StatusCode::MOVED_PERMANENTLY,
-                [(header::LOCATION, format!("/pypi{location}"))],
-            )
-                .into_response()),
+            // Under the public base's own path, an agent's `/a/<token>` included: a client
+            // that follows the redirect stays on the mount it was configured with.
+            PypiQuirk::Redirect { location } => {
+                let prefix = url::Url::parse(&call.ctx.public_base)
+                    .map(|u| u.path().trim_end_matches('/').to_owned())
+                    .unwrap_or_default();
+                Ok((
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(header::LOCATION, format!("{prefix}/pypi{location}"))],
+                )
+                    .into_response())
+            }
             PypiQuirk::ProjectList => Err(ProxyError::NotFound(
                 "depfw does not list every project; ask for /pypi/simple/<name>/".to_owned(),
             )),

@@ -78,7 +78,8 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
     /// npm's `npm-command` header (`install`, `ci`, …).
     pub command: Option<String>,
-    /// The agent's name, from the `/a/<token>/…` URL prefix; `None` for anonymous use.
+    /// The agent's name, from its token (`Authorization` header or `/a/<token>/…` prefix);
+    /// `None` for anonymous use.
     pub agent: Option<String>,
 }
 

@@ -61,6 +61,69 @@ fn a_stored_deny_entry_applies_to_check_and_can_be_removed() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Issue #12: `depfw agents add` says how clients send the token (in a header, read from
+/// `$DEPFW_TOKEN`), and `depfw init <client> --agent` prints configuration that reads it
+/// from there, with URLs that carry no token (so lockfiles do not either).
+#[test]
+fn agents_add_and_init_for_an_agent_configure_the_token_in_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = depfw(dir.path(), &["agents", "add", "bot"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("dfw_"))
+        .unwrap()
+        .to_owned();
+    assert!(stdout.contains("DEPFW_TOKEN"), "{stdout}");
+    assert!(
+        stdout.contains("//127.0.0.1:7878/auth/npm/:_authToken=${DEPFW_TOKEN}"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("depfw init <client> --agent bot"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("written into lockfiles"), "{stdout}");
+
+    for (client, want) in [
+        (
+            "npm",
+            "//127.0.0.1:7878/auth/npm/:_authToken=${DEPFW_TOKEN}",
+        ),
+        ("pnpm", "registry=http://127.0.0.1:7878/auth/npm/"),
+        ("yarn", "npmAuthToken: \"${DEPFW_TOKEN}\""),
+        ("bun", "token = \"$DEPFW_TOKEN\""),
+        ("pip", "index-url = http://127.0.0.1:7878/auth/pypi/simple/"),
+        ("uv", "UV_INDEX_DEPFW_PASSWORD=\"$DEPFW_TOKEN\""),
+        (
+            "poetry",
+            "POETRY_HTTP_BASIC_DEPFW_PASSWORD=\"$DEPFW_TOKEN\"",
+        ),
+        ("cargo", "CARGO_REGISTRIES_DEPFW_TOKEN=\"$DEPFW_TOKEN\""),
+    ] {
+        let out = depfw(dir.path(), &["init", client, "--agent", "bot"]);
+        assert_eq!(out.status.code(), Some(0), "{client}");
+        let snippet = String::from_utf8(out.stdout).unwrap();
+        assert!(snippet.contains(want), "{client}: {snippet}");
+        assert!(
+            snippet.contains("depfw agents add bot"),
+            "{client}: {snippet}"
+        );
+        assert!(
+            !snippet.contains(&token) && !snippet.contains("/a/"),
+            "{snippet}"
+        );
+    }
+    // The token belongs to the environment, not to `depfw init`'s header configuration.
+    let out = depfw(
+        dir.path(),
+        &["init", "npm", "--agent", "bot", "--token", &token],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8(out.stdout).unwrap().contains(&token));
+}
+
 #[test]
 fn init_for_an_agent_prints_its_mirror_urls() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +142,15 @@ fn init_for_an_agent_prints_its_mirror_urls() {
         .to_owned();
     let out = depfw(
         dir.path(),
-        &["init", "yarn", "--agent", "bot", "--token", &token],
+        &[
+            "init",
+            "yarn",
+            "--agent",
+            "bot",
+            "--token-in-path",
+            "--token",
+            &token,
+        ],
     );
     assert_eq!(
         out.status.code(),
@@ -94,9 +165,18 @@ fn init_for_an_agent_prints_its_mirror_urls() {
         )),
         "{snippet}"
     );
+    assert!(snippet.contains("written into lockfiles"), "{snippet}");
     let out = depfw(
         dir.path(),
-        &["init", "npm", "--agent", "bot", "--token", "not-a-token"],
+        &[
+            "init",
+            "npm",
+            "--agent",
+            "bot",
+            "--token-in-path",
+            "--token",
+            "not-a-token",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
 }

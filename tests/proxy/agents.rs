@@ -556,3 +556,173 @@ async fn cached_cargo_index_follows_the_agents_preset() {
         assert_eq!(versions(text(resp).await), want, "{path}");
     }
 }
+
+fn with_auth(path: &str, authorization: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, authorization)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// Issue #12: an agent named in the `Authorization` header (Bearer, Basic with the token as
+/// password, or cargo's bare token) gets URLs without its token, the same for every agent,
+/// and its decisions are still recorded under its name.
+#[tokio::test]
+async fn header_tokens_identify_the_agent_with_token_free_urls() {
+    let s = setup(registry::policy(TestCheck::default()), "", |_| {}).await;
+    let (_, one) = s.agents.add("one", PolicyPreset::Default).unwrap();
+    let (_, two) = s.agents.add("two", PolicyPreset::Default).unwrap();
+    let (one, two) = (one.expose_secret(), two.expose_secret());
+    let router = || app(s.state.clone());
+
+    let resp = send(
+        router(),
+        with_auth("/npm/is-number", &format!("Bearer {one}")),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body_one = text(resp).await;
+    assert!(!body_one.contains(one), "the token is in the metadata");
+    let doc: Value = serde_json::from_str(&body_one).unwrap();
+    let tarball = doc["versions"]["7.0.0"]["dist"]["tarball"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        tarball,
+        format!("{PUBLIC}/npm/is-number/-/is-number-7.0.0.tgz")
+    );
+    let resp = send(router(), with_auth("/npm/is-number", &basic("ci", two))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(text(resp).await, body_one, "two agents, two documents");
+
+    let tarball = tarball.strip_prefix(PUBLIC).unwrap();
+    let resp = send(router(), with_auth(tarball, &basic(one, ""))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let records = s.state.decisions().list(0, 10).unwrap();
+    let artifact = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Artifact)
+        .unwrap();
+    assert_eq!(artifact.client.agent.as_deref(), Some("one"));
+    assert!(records
+        .iter()
+        .all(|r| matches!(r.client.agent.as_deref(), Some("one" | "two"))));
+
+    // cargo sends its registry token bare; once it did, config.json asks for it on every
+    // index file and download.
+    let resp = send(router(), with_auth("/cargo/index/config.json", one)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let config: Value = serde_json::from_str(&text(resp).await).unwrap();
+    assert_eq!(config["auth-required"], true);
+    assert_eq!(
+        config["dl"],
+        format!("{PUBLIC}/cargo/dl/{{crate}}/{{version}}/{{sha256-checksum}}")
+    );
+    let resp = get(&s.state, "/cargo/index/config.json").await;
+    let config: Value = serde_json::from_str(&text(resp).await).unwrap();
+    assert_eq!(
+        config["auth-required"], false,
+        "anonymous cargo needs no token"
+    );
+}
+
+/// A wrong token in the header is a 401 with a challenge, also where anonymous use is
+/// allowed (never a silent anonymous install); so is a missing one under `/auth/`, which is
+/// what makes cargo (and pip or uv without netrc) send their credentials.
+#[tokio::test]
+async fn auth_mount_challenges_and_wrong_header_tokens_are_refused() {
+    let s = setup(registry::policy(TestCheck::default()), "", |_| {}).await;
+    let (_, token) = s.agents.add("rusty", PolicyPreset::Default).unwrap();
+    let token = token.expose_secret();
+    let router = || app(s.state.clone());
+    let fake = format!("dfw_{}", "A".repeat(43));
+    for auth in [
+        format!("Bearer {fake}"),
+        basic("x", &fake),
+        "Bearer not-a-token".to_owned(),
+        "Digest x".to_owned(),
+        format!("Basic {}", "%%%"),
+    ] {
+        let resp = send(router(), with_auth("/npm/is-number", &auth)).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth}");
+        assert!(
+            resp.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic realm=\"depfw\""),
+            "{auth}"
+        );
+    }
+    // Health probes carry whatever they carry.
+    let resp = send(router(), with_auth("/healthz", "Bearer whatever")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let resp = get(&s.state, "/auth/cargo/index/config.json").await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
+    assert!(text(resp).await.contains("needs an agent token"));
+    let resp = send(router(), with_auth("/auth/cargo/index/config.json", token)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let config: Value = serde_json::from_str(&text(resp).await).unwrap();
+    assert_eq!(config["auth-required"], true);
+    assert_eq!(
+        config["dl"],
+        format!("{PUBLIC}/auth/cargo/dl/{{crate}}/{{version}}/{{sha256-checksum}}")
+    );
+    let resp = send(
+        router(),
+        with_auth("/auth/pypi/simple/idna/", &basic("agent", token)),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = text(resp).await;
+    assert!(
+        page.contains(&format!("{PUBLIC}/auth/pypi/files/")),
+        "{page}"
+    );
+    assert!(!page.contains(token));
+    assert!(s
+        .state
+        .decisions()
+        .list(0, 10)
+        .unwrap()
+        .iter()
+        .all(|r| r.client.agent.as_deref() == Some("rusty")));
+
+    // Where anonymous use is refused, the refusal challenges too.
+    let never = setup(registry::policy(TestCheck::default()), "", |c| {
+        c.server.allow_anonymous = AnonymousAccess::Never
+    })
+    .await;
+    let resp = send(
+        app(never.state.clone()),
+        from_peer("/cargo/index/config.json", "127.0.0.1:1"),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
+}
+
+/// A PyPI name redirect keeps the agent's prefix: following it must not drop the client
+/// onto the anonymous mount.
+#[tokio::test]
+async fn pypi_name_redirects_stay_under_the_agent_prefix() {
+    let s = setup(registry::policy(TestCheck::default()), "", |_| {}).await;
+    let (_, token) = s.agents.add("builder", PolicyPreset::Default).unwrap();
+    let secret = token.expose_secret().to_owned();
+    let resp = get(&s.state, &format!("/a/{secret}/pypi/simple/IDNA/")).await;
+    assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        resp.headers()[axum::http::header::LOCATION],
+        format!("/a/{secret}/pypi/simple/idna/").as_str()
+    );
+}

@@ -23,7 +23,7 @@ fn itoa() -> IndexFile {
 
 #[test]
 fn config_points_downloads_at_the_proxy() {
-    let body = render_config(&Url::parse("http://127.0.0.1:8080/").unwrap());
+    let body = render_config(&Url::parse("http://127.0.0.1:8080/").unwrap(), false);
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         doc["dl"],

@@ -35,12 +35,12 @@ pub(crate) const DEFAULT_DL: &str =
 
 /// `config.json` for clients: downloads come back through depfw with the checksum in the
 /// path, so the proxy knows what to verify. No `api`: depfw does not proxy publishing.
-pub fn render_config(public_base: &Url) -> String {
+pub fn render_config(public_base: &Url, auth_required: bool) -> String {
     let dl = format!(
         "{}/cargo/dl/{{crate}}/{{version}}/{{sha256-checksum}}",
         public_base.as_str().trim_end_matches('/')
     );
-    serde_json::json!({ "dl": dl, "auth-required": false }).to_string()
+    serde_json::json!({ "dl": dl, "auth-required": auth_required }).to_string()
 }
 
 /// The parts of upstream's `config.json` the proxy uses.
