@@ -89,6 +89,10 @@ pub struct RawUpstream {
     pub metadata_cache_entries: u64,
     pub render_cache_bytes: u64,
     pub artifact_cache_bytes: u64,
+    pub transfer_deadline_secs: u64,
+    pub min_transfer_rate: u64,
+    pub min_transfer_rate_grace_secs: u64,
+    pub stale_if_error_secs: u64,
 }
 
 impl Default for RawUpstream {
@@ -107,6 +111,10 @@ impl Default for RawUpstream {
             metadata_cache_entries: 10_000,
             render_cache_bytes: 256 * 1024 * 1024,
             artifact_cache_bytes: 2 * 1024 * 1024 * 1024,
+            transfer_deadline_secs: 600,
+            min_transfer_rate: 16 * 1024,
+            min_transfer_rate_grace_secs: 10,
+            stale_if_error_secs: 86_400,
         }
     }
 }
@@ -373,6 +381,7 @@ impl RawConfig {
             ("upstream.max-artifact-bytes", u.max_artifact_bytes),
             ("upstream.metadata-cache-entries", u.metadata_cache_entries),
             ("upstream.render-cache-bytes", u.render_cache_bytes),
+            ("upstream.transfer-deadline-secs", u.transfer_deadline_secs),
         ] {
             if value == 0 {
                 p.push(key, "must be greater than zero");
@@ -425,6 +434,10 @@ impl RawConfig {
             metadata_cache_entries: u.metadata_cache_entries,
             render_cache_bytes: u.render_cache_bytes,
             artifact_cache_bytes: u.artifact_cache_bytes,
+            transfer_deadline_secs: u.transfer_deadline_secs,
+            min_transfer_rate: u.min_transfer_rate,
+            min_transfer_rate_grace_secs: u.min_transfer_rate_grace_secs,
+            stale_if_error_secs: u.stale_if_error_secs,
         };
 
         // Each section validates itself, in the file's order, so problems keep their order.

@@ -19,12 +19,14 @@ pub(crate) mod artifacts;
 pub(crate) mod cargo;
 pub(crate) mod delivery;
 pub(crate) mod error;
+pub(crate) mod inflight;
 pub(crate) mod integrity;
 pub(crate) mod npm;
 pub(crate) mod pipeline;
 pub(crate) mod pypi;
 pub(crate) mod records;
 pub(crate) mod render_cache;
+pub(crate) mod transfer;
 pub(crate) mod upstream;
 pub(crate) mod verdicts;
 
@@ -104,6 +106,8 @@ struct Inner {
     /// Rendered metadata of every ecosystem (see [`render_cache`]).
     render: render_cache::RenderCache,
     artifacts: ArtifactCache,
+    /// Artifact downloads in flight, by digest ([`delivery`]).
+    downloads: inflight::InFlight<Arc<delivery::Verified>>,
     decisions: DecisionLog,
     request_seq: AtomicU64,
     started: i64,
@@ -147,10 +151,11 @@ impl AppState {
                     .to_owned(),
                 protocols: Protocols::new(&config.upstream),
                 policy: RwLock::new(Arc::new(policy)),
-                upstream: Upstream::new(&config.upstream)?,
+                upstream: Upstream::new(&config.upstream, &config.server.cargo_download_origins)?,
                 evaluated: render_cache::Keyed::new(entries, bytes, Some(ttl)),
                 render: render_cache::RenderCache::new(entries, bytes, ttl),
                 artifacts,
+                downloads: inflight::InFlight::default(),
                 decisions: DecisionLog::open(store)?.with_checkpoints(&config.log),
                 request_seq: AtomicU64::new(0),
                 last_store_probe: Mutex::new(None),
