@@ -405,6 +405,12 @@ fn a_redirect_to_another_host_is_not_followed() {
     let answer = r.get("/npm/is-odd-moved");
     assert!(!answer.error().contains("redirected"), "{}", answer.error());
     assert_eq!(r.fixture.hits(PACKUMENT), before + 1);
+    // And to a host listed in `upstream.redirect-origins`.
+    let r = rig(&format!("redirect-origins = [\"{other}\"]\n"));
+    r.fault(TARBALL, away(TARBALL));
+    let answer = r.get(&format!("/npm{TARBALL}"));
+    assert_eq!(answer.status, 200, "{}", answer.error());
+    assert_eq!(other_fixture.hits(TARBALL), 1);
 }
 
 fn concurrent_metadata_misses_make_one_upstream_fetch() {

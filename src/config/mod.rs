@@ -204,6 +204,9 @@ pub struct UpstreamConfig {
     /// `upstream.stale-if-error-secs`: how long after the metadata TTL the last good
     /// metadata is still served when upstream fails; 0 disables it.
     pub stale_if_error_secs: u64,
+    /// `upstream.redirect-origins`: where an upstream may redirect besides the configured
+    /// upstreams (and `server.cargo-download-origins`); a redirect anywhere else is refused.
+    pub redirect_origins: Vec<Url>,
 }
 
 #[derive(Debug, Clone)]

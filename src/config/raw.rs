@@ -93,6 +93,8 @@ pub struct RawUpstream {
     pub min_transfer_rate: u64,
     pub min_transfer_rate_grace_secs: u64,
     pub stale_if_error_secs: u64,
+    /// Hosts besides the configured upstreams that an upstream may redirect to.
+    pub redirect_origins: Vec<String>,
 }
 
 impl Default for RawUpstream {
@@ -115,6 +117,7 @@ impl Default for RawUpstream {
             min_transfer_rate: 16 * 1024,
             min_transfer_rate_grace_secs: 10,
             stale_if_error_secs: 86_400,
+            redirect_origins: Vec::new(),
         }
     }
 }
@@ -190,6 +193,32 @@ const PYPI_INDEX: &str = "https://pypi.org/simple/";
 const PYPI_FILES: &str = "https://files.pythonhosted.org/";
 const PYPI_JSON_API: &str = "https://pypi.org/pypi/";
 const CARGO_INDEX: &str = "https://index.crates.io/";
+
+/// The origins (scheme, host, optional port) listed under `key`; each entry that is not one
+/// is a problem at `key[i]`.
+fn origins(p: &mut Problems, key: &str, list: &[String]) -> Vec<url::Url> {
+    let mut found = Vec::new();
+    for (i, raw) in list.iter().enumerate() {
+        match url::Url::parse(raw) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && matches!(u.path(), "" | "/")
+                    && u.query().is_none() =>
+            {
+                found.push(u);
+            }
+            _ => p.push(
+                format!("{key}[{i}]"),
+                format!(
+                    "`{raw}` is not an origin like https://static.crates.io (scheme, host, \
+                     optional port, no path)"
+                ),
+            ),
+        }
+    }
+    found
+}
 
 /// One upstream URL from its table key, or from its deprecated flat key (a warning), or the
 /// default; both given is a problem reported at the deprecated key.
@@ -343,27 +372,11 @@ impl RawConfig {
                 RefusedVersions::Remove
             }
         };
-        let mut cargo_download_origins = Vec::new();
-        for (i, raw) in self.server.cargo_download_origins.iter().enumerate() {
-            let key = format!("server.cargo-download-origins[{i}]");
-            match url::Url::parse(raw) {
-                Ok(u)
-                    if matches!(u.scheme(), "http" | "https")
-                        && u.host().is_some()
-                        && matches!(u.path(), "" | "/")
-                        && u.query().is_none() =>
-                {
-                    cargo_download_origins.push(u);
-                }
-                _ => p.push(
-                    key,
-                    format!(
-                        "`{raw}` is not an origin like https://static.crates.io (scheme, host, \
-                         optional port, no path)"
-                    ),
-                ),
-            }
-        }
+        let cargo_download_origins = origins(
+            &mut p,
+            "server.cargo-download-origins",
+            &self.server.cargo_download_origins,
+        );
         let server = ServerConfig {
             cargo_download_origins,
             listen,
@@ -438,6 +451,7 @@ impl RawConfig {
             min_transfer_rate: u.min_transfer_rate,
             min_transfer_rate_grace_secs: u.min_transfer_rate_grace_secs,
             stale_if_error_secs: u.stale_if_error_secs,
+            redirect_origins: origins(&mut p, "upstream.redirect-origins", &u.redirect_origins),
         };
 
         // Each section validates itself, in the file's order, so problems keep their order.

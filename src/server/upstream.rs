@@ -116,13 +116,14 @@ pub(crate) fn classify(url: &str, e: &reqwest::Error) -> ProxyError {
 }
 
 impl Upstream {
-    /// `also_from`: origins besides the configured upstreams' that a redirect may lead to
-    /// (`server.cargo-download-origins`).
+    /// Redirects are followed to the configured upstreams, `upstream.redirect-origins` and
+    /// `also_from` (`server.cargo-download-origins`) only.
     pub(crate) fn new(cfg: &UpstreamConfig, also_from: &[url::Url]) -> anyhow::Result<Upstream> {
         let timeout = Duration::from_secs(cfg.timeout_secs);
         let agent = concat!("depfw/", env!("CARGO_PKG_VERSION"));
         let allowed: Vec<url::Origin> = [&cfg.npm, &cfg.pypi, &cfg.pypi_files, &cfg.cargo_index]
             .into_iter()
+            .chain(&cfg.redirect_origins)
             .chain(also_from)
             .map(url::Url::origin)
             .collect();

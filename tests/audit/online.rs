@@ -378,6 +378,7 @@ fn upstream(base: &str) -> UpstreamConfig {
         min_transfer_rate: 0,
         min_transfer_rate_grace_secs: 0,
         stale_if_error_secs: 0,
+        redirect_origins: Vec::new(),
     }
 }
 
