@@ -140,18 +140,18 @@ impl<'a> Transfer<'a> {
         let secs = self.started.elapsed().as_secs_f64();
         let detail = match limit {
             Limit::Idle => format!(
-                "no answer for {} s (upstream.timeout-secs) after {} bytes",
+                "timed out: no answer for {} s (upstream.timeout-secs) after {} bytes",
                 self.limits.idle.as_secs(),
                 self.bytes
             ),
             Limit::Deadline => format!(
-                "transfer not finished after {} s (upstream.transfer-deadline-secs), {} bytes \
-                 received",
+                "timed out: transfer not finished after {} s (upstream.transfer-deadline-secs), \
+                 {} bytes received",
                 self.limits.deadline.as_secs(),
                 self.bytes
             ),
             Limit::Rate => format!(
-                "upstream sent {} bytes in {secs:.1} s, slower than upstream.min-transfer-rate \
+                "timed out: {} bytes in {secs:.1} s, slower than upstream.min-transfer-rate \
                  ({} bytes/s)",
                 self.bytes, self.limits.min_rate
             ),
