@@ -416,7 +416,7 @@ fn a_redirect_to_another_host_is_not_followed() {
 fn concurrent_metadata_misses_make_one_upstream_fetch() {
     let r = rig("");
     r.delay(PACKUMENT, Duration::from_millis(500));
-    let answers = r.burst("/npm/is-odd", 50);
+    let answers = r.burst("/npm/is-odd", 200);
     for a in &answers {
         assert_eq!(a.status, 200, "{}", a.error());
         assert_eq!(a.body, answers[0].body);
@@ -428,7 +428,7 @@ fn concurrent_artifact_misses_make_one_download() {
     let r = rig("");
     let path = format!("/npm{TARBALL}");
     r.delay(TARBALL, Duration::from_millis(500));
-    let answers = r.burst(&path, 20);
+    let answers = r.burst(&path, 200);
     let want = std::fs::read(registry::fixtures_dir().join("tarballs/is-odd-3.0.1.tgz")).unwrap();
     for a in &answers {
         assert_eq!(a.status, 200, "{}", a.error());
@@ -438,7 +438,7 @@ fn concurrent_artifact_misses_make_one_download() {
     assert_eq!(r.fixture.hits(PACKUMENT), 1);
     // Every request has its own decision record.
     let outcomes = r.artifact_outcomes("is-odd");
-    assert_eq!(outcomes.len(), 20, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 200, "{outcomes:?}");
     assert!(
         outcomes.iter().all(|o| o.starts_with("served")),
         "{outcomes:?}"
