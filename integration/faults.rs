@@ -318,7 +318,7 @@ fn a_trickled_body_is_cut_off_below_the_minimum_rate() {
 fn a_steady_trickle_ends_at_the_transfer_deadline() {
     // No minimum rate: each piece comes within the idle timeout, and only the deadline
     // ends the transfer (1000 pieces would take 250 s).
-    let r = rig("min-transfer-rate = 0\n");
+    let r = rig("min-transfer-rate = 0\ntransfer-deadline-secs = 2\n");
     let trickle = Fault::SlowBody {
         chunk: 10,
         every_ms: 250,
