@@ -514,8 +514,16 @@ fn failing_upstream_gets_stale_metadata_within_the_grace() {
     assert!(doc["versions"].get("3.0.1").is_none(), "denied now: {doc}");
     assert!(doc["versions"].get("3.0.0").is_some());
     assert_eq!(r.fixture.hits(PACKUMENT), 2);
-    // Upstream back: fresh again, no warning.
+    // Within a TTL of the failure, served stale at once: upstream is not asked again.
+    let again = r.get("/npm/is-odd");
+    assert_eq!(again.status, 200);
+    let warning = again.headers["warning"].to_str().unwrap().to_owned();
+    assert!(warning.contains("HTTP 500"), "{warning}");
+    assert!(warning.contains("s ago; retried after"), "{warning}");
+    assert_eq!(r.fixture.hits(PACKUMENT), 2);
+    // Upstream back: fresh again once the TTL has passed, no warning.
     r.clear();
+    std::thread::sleep(Duration::from_millis(1200));
     let back = r.get("/npm/is-odd");
     assert_eq!(back.status, 200);
     assert!(back.headers.get("warning").is_none());

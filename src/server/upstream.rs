@@ -76,6 +76,10 @@ pub(crate) struct Upstream {
     flights: InFlight<Option<Fetched>>,
     /// `upstream.stale-if-error-secs`.
     stale_if_error: Duration,
+    /// URLs answered stale after an upstream failure: when and why. Within a TTL of the
+    /// failure the stale body is served at once instead of every request waiting for a
+    /// failing upstream again; removed by the next successful fetch.
+    failed: Mutex<HashMap<String, (Instant, String)>>,
 }
 
 /// Follows a redirect only to one of `allowed` (the configured upstreams): a registry must
@@ -156,6 +160,7 @@ impl Upstream {
             limits: Limits::new(cfg),
             flights: InFlight::default(),
             stale_if_error: Duration::from_secs(cfg.stale_if_error_secs),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -242,25 +247,47 @@ impl Upstream {
         if let Some(hit) = hit {
             return Ok(Some(hit));
         }
+        if let Some(stale) = &stale {
+            if let Some(cause) = self.recently_failed(url, stale) {
+                return Ok(Some(served_stale(stale, cause)));
+            }
+        }
         match self.revalidate(url, accept, stale.as_ref()).await {
             Err(e) => match stale {
                 Some(stale) if self.serves_stale(&e, &stale) => {
-                    let cause = e.to_string();
-                    tracing::warn!(%url, "{cause}; serving the last good metadata");
-                    Ok(Some(Fetched {
-                        body: stale.body,
-                        fresh: false,
-                        generation: stale.generation,
-                        stale: Some(std::sync::Arc::new(StaleServed {
-                            age: stale.checked.elapsed(),
-                            cause,
-                        })),
-                    }))
+                    tracing::warn!(%url, "{e}; serving the last good metadata");
+                    let cause = match &e {
+                        ProxyError::Upstream { detail, .. } => detail.clone(),
+                        other => other.to_string(),
+                    };
+                    let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    if failed.len() >= self.capacity {
+                        failed.clear();
+                    }
+                    failed.insert(url.to_owned(), (Instant::now(), cause.clone()));
+                    drop(failed);
+                    Ok(Some(served_stale(&stale, cause)))
                 }
                 _ => Err(e),
             },
-            ok => ok,
+            Ok(fetched) => {
+                let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                failed.remove(url);
+                Ok(fetched)
+            }
         }
+    }
+
+    /// The cause of a failure of `url` less than a TTL ago that `stale` (still within the
+    /// grace) answered.
+    fn recently_failed(&self, url: &str, stale: &Stale) -> Option<String> {
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        let (when, cause) = failed.get(url)?;
+        let in_grace = stale.checked.elapsed() < self.ttl + self.stale_if_error;
+        (when.elapsed() < self.ttl && in_grace).then(|| {
+            let ago = when.elapsed().as_secs();
+            format!("{cause}, {ago} s ago; retried after upstream.metadata-ttl-secs")
+        })
     }
 
     /// Whether `e` is an upstream failure that `stale`, still within the grace, answers.
@@ -445,6 +472,19 @@ impl Upstream {
             sha256: hex::encode(sha256),
             sha512: hex::encode(sha512),
         })
+    }
+}
+
+/// `stale`'s body, marked as served because upstream failed with `cause`.
+fn served_stale(stale: &Stale, cause: String) -> Fetched {
+    Fetched {
+        body: stale.body.clone(),
+        fresh: false,
+        generation: stale.generation,
+        stale: Some(std::sync::Arc::new(StaleServed {
+            age: stale.checked.elapsed(),
+            cause,
+        })),
     }
 }
 
