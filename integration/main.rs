@@ -1,7 +1,8 @@
 //! The tests that need what is outside this repository: the real package-manager clients
 //! (npm, pnpm, yarn, bun, pip, uv, poetry, cargo) installing through depfw from the
 //! hermetic fixture registry, headless Chromium driving the admin page, the real binary
-//! killed mid-burst, and measurements on the shared public data set (`../shared/data`).
+//! killed mid-burst, depfw over TCP in front of hostile upstreams (`faults.rs`), and
+//! measurements on the shared public data set (`../shared/data`).
 //!
 //! `cargo test --test integration` (part of `cargo test`). A test whose client, browser or
 //! data is missing is reported as ignored, and under CI as failed (`require.rs`);
@@ -19,6 +20,7 @@ mod require;
 mod admin_browser;
 mod cargo;
 mod crash;
+mod faults;
 mod harness_self_test;
 mod npm;
 mod pypi;
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         pypi::trials(),
         cargo::trials(),
         crash::trials(),
+        faults::trials(),
         admin_browser::trials(),
         real_data::trials(),
         tokens::trials(),

@@ -194,6 +194,20 @@ pub struct UpstreamConfig {
     /// Byte budget of each render-cache map (parsed documents, rendered responses).
     pub render_cache_bytes: u64,
     pub artifact_cache_bytes: u64,
+    /// `upstream.transfer-deadline-secs`: the longest one upstream request may take,
+    /// headers and body, however steadily bytes arrive.
+    pub transfer_deadline_secs: u64,
+    /// `upstream.min-transfer-rate`: bytes per second an upstream body must average once
+    /// `min_transfer_rate_grace_secs` have passed; 0 disables the check.
+    pub min_transfer_rate: u64,
+    /// `upstream.min-transfer-rate-grace-secs`.
+    pub min_transfer_rate_grace_secs: u64,
+    /// `upstream.stale-if-error-secs`: how long after the metadata TTL the last good
+    /// metadata is still served when upstream fails; 0 disables it.
+    pub stale_if_error_secs: u64,
+    /// `upstream.redirect-origins`: where an upstream may redirect besides the configured
+    /// upstreams (and `server.cargo-download-origins`); a redirect anywhere else is refused.
+    pub redirect_origins: Vec<Url>,
 }
 
 #[derive(Debug, Clone)]

@@ -89,6 +89,12 @@ pub struct RawUpstream {
     pub metadata_cache_entries: u64,
     pub render_cache_bytes: u64,
     pub artifact_cache_bytes: u64,
+    pub transfer_deadline_secs: u64,
+    pub min_transfer_rate: u64,
+    pub min_transfer_rate_grace_secs: u64,
+    pub stale_if_error_secs: u64,
+    /// Hosts besides the configured upstreams that an upstream may redirect to.
+    pub redirect_origins: Vec<String>,
 }
 
 impl Default for RawUpstream {
@@ -107,6 +113,11 @@ impl Default for RawUpstream {
             metadata_cache_entries: 10_000,
             render_cache_bytes: 256 * 1024 * 1024,
             artifact_cache_bytes: 2 * 1024 * 1024 * 1024,
+            transfer_deadline_secs: 600,
+            min_transfer_rate: 16 * 1024,
+            min_transfer_rate_grace_secs: 10,
+            stale_if_error_secs: 86_400,
+            redirect_origins: Vec::new(),
         }
     }
 }
@@ -182,6 +193,32 @@ const PYPI_INDEX: &str = "https://pypi.org/simple/";
 const PYPI_FILES: &str = "https://files.pythonhosted.org/";
 const PYPI_JSON_API: &str = "https://pypi.org/pypi/";
 const CARGO_INDEX: &str = "https://index.crates.io/";
+
+/// The origins (scheme, host, optional port) listed under `key`; each entry that is not one
+/// is a problem at `key[i]`.
+fn origins(p: &mut Problems, key: &str, list: &[String]) -> Vec<url::Url> {
+    let mut found = Vec::new();
+    for (i, raw) in list.iter().enumerate() {
+        match url::Url::parse(raw) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && matches!(u.path(), "" | "/")
+                    && u.query().is_none() =>
+            {
+                found.push(u);
+            }
+            _ => p.push(
+                format!("{key}[{i}]"),
+                format!(
+                    "`{raw}` is not an origin like https://static.crates.io (scheme, host, \
+                     optional port, no path)"
+                ),
+            ),
+        }
+    }
+    found
+}
 
 /// One upstream URL from its table key, or from its deprecated flat key (a warning), or the
 /// default; both given is a problem reported at the deprecated key.
@@ -335,27 +372,11 @@ impl RawConfig {
                 RefusedVersions::Remove
             }
         };
-        let mut cargo_download_origins = Vec::new();
-        for (i, raw) in self.server.cargo_download_origins.iter().enumerate() {
-            let key = format!("server.cargo-download-origins[{i}]");
-            match url::Url::parse(raw) {
-                Ok(u)
-                    if matches!(u.scheme(), "http" | "https")
-                        && u.host().is_some()
-                        && matches!(u.path(), "" | "/")
-                        && u.query().is_none() =>
-                {
-                    cargo_download_origins.push(u);
-                }
-                _ => p.push(
-                    key,
-                    format!(
-                        "`{raw}` is not an origin like https://static.crates.io (scheme, host, \
-                         optional port, no path)"
-                    ),
-                ),
-            }
-        }
+        let cargo_download_origins = origins(
+            &mut p,
+            "server.cargo-download-origins",
+            &self.server.cargo_download_origins,
+        );
         let server = ServerConfig {
             cargo_download_origins,
             listen,
@@ -373,6 +394,7 @@ impl RawConfig {
             ("upstream.max-artifact-bytes", u.max_artifact_bytes),
             ("upstream.metadata-cache-entries", u.metadata_cache_entries),
             ("upstream.render-cache-bytes", u.render_cache_bytes),
+            ("upstream.transfer-deadline-secs", u.transfer_deadline_secs),
         ] {
             if value == 0 {
                 p.push(key, "must be greater than zero");
@@ -425,6 +447,11 @@ impl RawConfig {
             metadata_cache_entries: u.metadata_cache_entries,
             render_cache_bytes: u.render_cache_bytes,
             artifact_cache_bytes: u.artifact_cache_bytes,
+            transfer_deadline_secs: u.transfer_deadline_secs,
+            min_transfer_rate: u.min_transfer_rate,
+            min_transfer_rate_grace_secs: u.min_transfer_rate_grace_secs,
+            stale_if_error_secs: u.stale_if_error_secs,
+            redirect_origins: origins(&mut p, "upstream.redirect-origins", &u.redirect_origins),
         };
 
         // Each section validates itself, in the file's order, so problems keep their order.

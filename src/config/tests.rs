@@ -105,6 +105,8 @@ trusted-proxies = ["127.0.0.1", "proxy.internal"]
 [upstream]
 pypi-json = "ftp://pypi.org/pypi/"
 render-cache-bytes = 0
+transfer-deadline-secs = 0
+redirect-origins = ["https://cdn.example/path"]
 [[overrides.allow]]
 ecosystem = "npm"
 name = "../evil"
@@ -121,6 +123,8 @@ expires = "soon"
         "policy.reputation.yanked",
         "upstream.pypi-json",
         "upstream.render-cache-bytes",
+        "upstream.transfer-deadline-secs",
+        "upstream.redirect-origins[0]",
         "admin.trusted-proxies[1]",
         "overrides.allow[0].reason",
         "overrides.allow[0].expires",

@@ -149,13 +149,6 @@ impl ArtifactCache {
         }
         used
     }
-
-    /// Removes a spool file that was served without being cached.
-    pub(crate) fn discard_spool(&self, path: &Path) {
-        if path.starts_with(&self.spool) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }
 
 /// The digest of a file's bytes with `digest`'s algorithm.

@@ -3,7 +3,12 @@
 //! A tarball, wheel, `.metadata` file or `.crate` is served only from a configured upstream
 //! host, only with a published digest, and only once the bytes matched it: from the on-disk
 //! cache ([`super::artifacts`]) or spooled from upstream while hashed. The decision record
-//! is made durable before the first byte goes out.
+//! is made durable before the first byte goes out. Concurrent requests for one artifact
+//! that is not cached share one download ([`super::inflight`], keyed by digest): each gets
+//! its own decision record, and the verified bytes of the one download.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -12,6 +17,7 @@ use tokio_util::io::ReaderStream;
 
 use super::artifacts::Lookup;
 use super::error::{ProxyError, UpstreamFault};
+use super::inflight::Role;
 use super::verdicts::{decide_version, OnRefusal};
 use super::{AppState, RequestCtx};
 use crate::policy::Policy;
@@ -58,30 +64,8 @@ pub(crate) async fn deliver(
     if let Digest::Sha512(b) = digest {
         rec.sha512 = Some(hex::encode(b));
     }
-    let cache = &state.inner.artifacts;
-    match super::blocking(|| cache.lookup(digest)) {
-        Lookup::Verified(path) => {
-            rec.outcome = served_from_cache.to_owned();
-            super::blocking(|| state.decisions().append_durable(&mut rec))?;
-            return serve_file(&path, None).await;
-        }
-        Lookup::Corrupt(found) => {
-            // Evicted; recorded on its own, then fetched again below like any miss.
-            tracing::warn!(package = %rec.package, "{found}; fetching it again");
-            let mut evicted = rec.clone();
-            evicted.outcome = "cache-integrity-mismatch".to_owned();
-            super::blocking(|| state.decisions().append_durable(&mut evicted))?;
-        }
-        Lookup::Miss => {}
-    }
-    let spool = cache.spool_path();
-    let spooled = match state
-        .inner
-        .upstream
-        .artifact(&artifact.upstream_url, digest, &spool)
-        .await
-    {
-        Ok(s) => s,
+    let got = match obtain(state, &rec, &artifact.upstream_url, digest).await {
+        Ok(got) => got,
         Err(e) => {
             if matches!(
                 e,
@@ -96,18 +80,118 @@ pub(crate) async fn deliver(
             return Err(e);
         }
     };
-    rec.sha256 = Some(spooled.sha256.clone());
-    rec.sha512 = Some(spooled.sha512.clone());
-    rec.outcome = served.to_owned();
-    super::blocking(|| state.decisions().append_durable(&mut rec))?;
-    let path = cache.insert(digest, &spooled.path, spooled.size);
-    let discard = (path == spooled.path).then_some(path.clone());
-    let resp = serve_file(&path, Some(spooled.size)).await;
-    // The open handle keeps the bytes readable after the spool file is unlinked.
-    if let Some(p) = discard {
-        cache.discard_spool(&p);
+    match got {
+        Got::Cached(path) => {
+            rec.outcome = served_from_cache.to_owned();
+            super::blocking(|| state.decisions().append_durable(&mut rec))?;
+            serve_file(&path, None).await
+        }
+        Got::Downloaded(verified) => {
+            rec.sha256 = Some(verified.sha256.clone());
+            rec.sha512 = Some(verified.sha512.clone());
+            rec.outcome = served.to_owned();
+            super::blocking(|| state.decisions().append_durable(&mut rec))?;
+            // The open handle keeps the bytes readable once `verified` (the last holder
+            // removes an uncached spool file) is dropped.
+            serve_file(&verified.path, Some(verified.size)).await
+        }
     }
-    resp
+}
+
+/// Verified bytes for an admitted artifact.
+enum Got {
+    /// From the cache, hashed again just now.
+    Cached(PathBuf),
+    /// Downloaded and verified by this request or by the one it waited for.
+    Downloaded(Arc<Verified>),
+}
+
+/// A verified download, shared by the requests that waited for it.
+pub(crate) struct Verified {
+    path: PathBuf,
+    size: u64,
+    sha256: String,
+    sha512: String,
+    /// A spool file served without being cached (larger than the cache): removed when the
+    /// last request holding it has opened it.
+    discard: Option<PathBuf>,
+}
+
+impl Drop for Verified {
+    fn drop(&mut self) {
+        if let Some(p) = self.discard.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The artifact's verified bytes: from the cache, else from the one download in flight for
+/// its digest (this request's, or one it waits for).
+async fn obtain(
+    state: &AppState,
+    rec: &DecisionRecord,
+    url: &str,
+    digest: &Digest,
+) -> Result<Got, ProxyError> {
+    let key = digest.cache_key();
+    loop {
+        if let Some(path) = cached(state, rec, digest)? {
+            return Ok(Got::Cached(path));
+        }
+        match state.inner.downloads.join(&key) {
+            Role::Leader(leader) => {
+                // A download may have finished between the lookup and taking the lead.
+                if let Some(path) = cached(state, rec, digest)? {
+                    return Ok(Got::Cached(path));
+                }
+                let outcome = download(state, url, digest).await.map(Arc::new);
+                return leader.publish(outcome).map(Got::Downloaded);
+            }
+            Role::Follower(follower) => {
+                if let Some(outcome) = follower.outcome().await {
+                    return outcome.map(Got::Downloaded);
+                }
+                // The leader's client went away mid-download: try again.
+            }
+        }
+    }
+}
+
+/// The cached file for `digest`, hashed again. A cached file that no longer matches is
+/// evicted and recorded on its own; the caller then fetches it again like any miss.
+fn cached(
+    state: &AppState,
+    rec: &DecisionRecord,
+    digest: &Digest,
+) -> Result<Option<PathBuf>, ProxyError> {
+    let cache = &state.inner.artifacts;
+    match super::blocking(|| cache.lookup(digest)) {
+        Lookup::Verified(path) => Ok(Some(path)),
+        Lookup::Corrupt(found) => {
+            tracing::warn!(package = %rec.package, "{found}; fetching it again");
+            let mut evicted = rec.clone();
+            evicted.outcome = "cache-integrity-mismatch".to_owned();
+            super::blocking(|| state.decisions().append_durable(&mut evicted))?;
+            Ok(None)
+        }
+        Lookup::Miss => Ok(None),
+    }
+}
+
+/// Downloads the artifact, verifies it against `digest` and moves it into the cache.
+async fn download(state: &AppState, url: &str, digest: &Digest) -> Result<Verified, ProxyError> {
+    let cache = &state.inner.artifacts;
+    let spool = cache.spool_path();
+    let spooled = state.inner.upstream.artifact(url, digest, &spool).await?;
+    let path = super::blocking(|| cache.insert(digest, &spooled.path, spooled.size));
+    let discard = (path == spooled.path).then(|| path.clone());
+    Ok(Verified {
+        path,
+        size: spooled.size,
+        sha256: spooled.sha256,
+        sha512: spooled.sha512,
+        discard,
+    })
 }
 
 /// The policy half of the artifact gate: evaluates the version (recording a refusal) and

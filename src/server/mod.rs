@@ -19,6 +19,7 @@ pub(crate) mod artifacts;
 pub(crate) mod cargo;
 pub(crate) mod delivery;
 pub(crate) mod error;
+pub(crate) mod inflight;
 pub(crate) mod integrity;
 pub(crate) mod mount;
 pub(crate) mod npm;
@@ -26,6 +27,7 @@ pub(crate) mod pipeline;
 pub(crate) mod pypi;
 pub(crate) mod records;
 pub(crate) mod render_cache;
+pub(crate) mod transfer;
 pub(crate) mod upstream;
 pub(crate) mod verdicts;
 
@@ -132,6 +134,8 @@ struct Inner {
     /// Rendered metadata of every ecosystem (see [`render_cache`]).
     render: render_cache::RenderCache,
     artifacts: ArtifactCache,
+    /// Artifact downloads in flight, by digest ([`delivery`]).
+    downloads: inflight::InFlight<Arc<delivery::Verified>>,
     decisions: DecisionLog,
     request_seq: AtomicU64,
     started: i64,
@@ -177,10 +181,11 @@ impl AppState {
                     .to_owned(),
                 protocols: Protocols::new(&config.upstream),
                 policy: RwLock::new(Arc::new(policy)),
-                upstream: Upstream::new(&config.upstream)?,
+                upstream: Upstream::new(&config.upstream, &config.server.cargo_download_origins)?,
                 evaluated: render_cache::Keyed::new(entries, bytes, Some(ttl)),
                 render: render_cache::RenderCache::new(entries, bytes, ttl),
                 artifacts,
+                downloads: inflight::InFlight::default(),
                 decisions: DecisionLog::open(store)?.with_checkpoints(&config.log),
                 request_seq: AtomicU64::new(0),
                 last_store_probe: Mutex::new(None),

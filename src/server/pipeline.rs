@@ -250,7 +250,7 @@ impl<'a> Gate<'a> {
         let (url, generation) = (up.url.as_str(), up.fetched.generation);
         let revision = self.policy().revision();
         if let Some(hit) = cache.rendered(url, &variant, generation, revision) {
-            return Ok(hit.response(headers));
+            return Ok(mark_stale(hit.response(headers), &up.fetched));
         }
         let doc = self.parse(s, name, &up)?;
         let filtered = self.evaluate(s, name, &up, &doc)?;
@@ -270,7 +270,7 @@ impl<'a> Gate<'a> {
             document.body,
         ));
         cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
-        Ok(rendered.response(headers))
+        Ok(mark_stale(rendered.response(headers), &up.fetched))
     }
 
     /// A metadata response that is not cached (npm's one-version manifests), with the same
@@ -360,6 +360,39 @@ impl<'a> Gate<'a> {
             .await?;
         found.ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
     }
+}
+
+/// Says so on a response rendered from metadata served stale because upstream failed
+/// (`upstream.stale-if-error-secs`): `Warning: 110` (RFC 7234's "response is stale") with
+/// the cause and age, and `x-depfw-stale: <age in seconds>` for scripts. The verdicts in it
+/// are the current policy's: only the upstream body is old.
+fn mark_stale(mut resp: Response, fetched: &Fetched) -> Response {
+    let Some(stale) = &fetched.stale else {
+        return resp;
+    };
+    let age = stale.age.as_secs();
+    // Header values are visible ASCII: quotes and control characters out of the cause.
+    let cause: String = stale
+        .cause
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+        .collect();
+    let warning = format!(
+        "110 - \"depfw: upstream failed ({cause}); serving metadata last fetched {age} s ago\""
+    );
+    let h = resp.headers_mut();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&warning) {
+        h.insert(header::WARNING, v);
+    }
+    h.insert("x-depfw-stale", axum::http::HeaderValue::from(age));
+    resp
 }
 
 /// The render cache key's `variant`: what a rendered metadata body depends on besides the

@@ -1,5 +1,10 @@
 //! Talking to upstream registries: metadata with a bounded, revalidating cache, and
 //! artifacts spooled to disk while hashed, so that no unverified byte reaches a client.
+//!
+//! Every transfer is bounded in time ([`super::transfer`]) and size; concurrent misses for
+//! one metadata URL share one fetch ([`super::inflight`]); redirects are followed only to a
+//! configured upstream; and when upstream fails after the TTL, the last good metadata is
+//! served for `upstream.stale-if-error-secs`, marked stale ([`Fetched::stale`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,13 +13,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, ETAG, IF_NONE_MATCH};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::AsyncWriteExt;
 
 use super::error::{ProxyError, UpstreamFault};
+use super::inflight::{InFlight, Role};
+use super::transfer::{Limits, Transfer};
 use crate::config::UpstreamConfig;
 use crate::registry::Digest;
 
@@ -27,6 +33,18 @@ pub(crate) struct Fetched {
     /// Identifies this body: a new number per download, unchanged by `304` revalidation,
     /// so what is derived from the body (parsed, rendered) can be cached against it.
     pub generation: u64,
+    /// Set when upstream failed and this is the last good body, served under
+    /// `upstream.stale-if-error-secs`.
+    pub stale: Option<std::sync::Arc<StaleServed>>,
+}
+
+/// Why a metadata body was served stale: for the client's `Warning` header.
+#[derive(Debug)]
+pub(crate) struct StaleServed {
+    /// Since the body was last fetched or revalidated.
+    pub age: Duration,
+    /// What upstream did (the error's text).
+    pub cause: String,
 }
 
 struct CacheEntry {
@@ -41,6 +59,7 @@ struct Stale {
     body: Bytes,
     validator: Option<String>,
     generation: u64,
+    checked: Instant,
 }
 
 pub(crate) struct Upstream {
@@ -52,9 +71,36 @@ pub(crate) struct Upstream {
     capacity: usize,
     max_metadata: u64,
     max_artifact: u64,
+    limits: Limits,
+    /// Metadata fetches in flight, by URL.
+    flights: InFlight<Option<Fetched>>,
+    /// `upstream.stale-if-error-secs`.
+    stale_if_error: Duration,
+    /// URLs answered stale after an upstream failure: when and why. Within a TTL of the
+    /// failure the stale body is served at once instead of every request waiting for a
+    /// failing upstream again; removed by the next successful fetch.
+    failed: Mutex<HashMap<String, (Instant, String)>>,
 }
 
-fn classify(url: &str, e: &reqwest::Error) -> ProxyError {
+/// Follows a redirect only to one of `allowed` (the configured upstreams): a registry must
+/// not be able to send depfw fetching from another host (an internal address, say).
+fn redirects(allowed: Vec<url::Origin>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let origin = attempt.url().origin();
+        if attempt.previous().len() >= 10 {
+            attempt.error("more than 10 redirects")
+        } else if allowed.contains(&origin) {
+            attempt.follow()
+        } else {
+            let to = origin.ascii_serialization();
+            attempt.error(format!(
+                "redirected to {to}, which is not a configured upstream: not followed"
+            ))
+        }
+    })
+}
+
+pub(crate) fn classify(url: &str, e: &reqwest::Error) -> ProxyError {
     let fault = if e.is_timeout() {
         UpstreamFault::Timeout
     } else if e.is_connect() {
@@ -74,23 +120,33 @@ fn classify(url: &str, e: &reqwest::Error) -> ProxyError {
 }
 
 impl Upstream {
-    pub(crate) fn new(cfg: &UpstreamConfig) -> anyhow::Result<Upstream> {
+    /// Redirects are followed to the configured upstreams, `upstream.redirect-origins` and
+    /// `also_from` (`server.cargo-download-origins`) only.
+    pub(crate) fn new(cfg: &UpstreamConfig, also_from: &[url::Url]) -> anyhow::Result<Upstream> {
         let timeout = Duration::from_secs(cfg.timeout_secs);
         let agent = concat!("depfw/", env!("CARGO_PKG_VERSION"));
-        // Metadata is asked for gzip-encoded (packuments compress ~10x) and decoded here.
+        let allowed: Vec<url::Origin> = [&cfg.npm, &cfg.pypi, &cfg.pypi_files, &cfg.cargo_index]
+            .into_iter()
+            .chain(&cfg.redirect_origins)
+            .chain(also_from)
+            .map(url::Url::origin)
+            .collect();
+        // Metadata is asked for gzip-encoded (packuments compress ~10x) and decoded here;
+        // the decoded size is what `max-metadata-bytes` bounds, so a gzip bomb stops there.
+        // Time bounds: [`Transfer`] (reqwest's total timeout only as a backstop, later).
         let metadata = reqwest::Client::builder()
             .user_agent(agent)
             .gzip(true)
-            .timeout(timeout)
+            .redirect(redirects(allowed.clone()))
+            .timeout(Duration::from_secs(cfg.transfer_deadline_secs) + timeout)
             .connect_timeout(timeout)
             .build()?;
-        // Artifacts can be large: bound each read, not the whole transfer. Never
-        // decompressed: digests cover the raw bytes.
+        // Never decompressed: digests cover the raw bytes.
         let artifacts = reqwest::Client::builder()
             .user_agent(agent)
             .no_gzip()
+            .redirect(redirects(allowed))
             .connect_timeout(timeout)
-            .read_timeout(timeout)
             .build()?;
         Ok(Upstream {
             metadata,
@@ -101,6 +157,10 @@ impl Upstream {
             capacity: usize::try_from(cfg.metadata_cache_entries).unwrap_or(usize::MAX),
             max_metadata: cfg.max_metadata_bytes,
             max_artifact: cfg.max_artifact_bytes,
+            limits: Limits::new(cfg),
+            flights: InFlight::default(),
+            stale_if_error: Duration::from_secs(cfg.stale_if_error_secs),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -112,6 +172,7 @@ impl Upstream {
                     body: e.body.clone(),
                     fresh: false,
                     generation: e.generation,
+                    stale: None,
                 }),
                 None,
             ),
@@ -121,6 +182,7 @@ impl Upstream {
                     body: e.body.clone(),
                     validator: e.validator.clone(),
                     generation: e.generation,
+                    checked: e.checked,
                 }),
             ),
             None => (None, None),
@@ -151,25 +213,118 @@ impl Upstream {
     }
 
     /// GETs metadata at `url`, from cache within the TTL, revalidating with the upstream
-    /// `ETag` after it. `Ok(None)` means upstream said 404.
+    /// `ETag` after it. `Ok(None)` means upstream said 404. Concurrent misses for one URL
+    /// share one fetch: the first fetches, the others wait for its outcome.
     pub(crate) async fn metadata(
         &self,
         url: &str,
         accept: &str,
     ) -> Result<Option<Fetched>, ProxyError> {
+        loop {
+            if let (Some(hit), _) = self.cached(url) {
+                return Ok(Some(hit));
+            }
+            match self.flights.join(url) {
+                Role::Leader(leader) => {
+                    let outcome = self.fetch_metadata(url, accept).await;
+                    return leader.publish(outcome);
+                }
+                Role::Follower(follower) => {
+                    if let Some(outcome) = follower.outcome().await {
+                        // The leader's download; recorded by the leader, once.
+                        return outcome.map(|f| f.map(|f| Fetched { fresh: false, ..f }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Upstream::metadata`] for the one caller fetching `url`. Checks the cache again
+    /// (a fetch may have finished since the caller looked). When upstream fails (5xx,
+    /// connection, timeout) the last good body is served for `stale-if-error` after the TTL.
+    async fn fetch_metadata(&self, url: &str, accept: &str) -> Result<Option<Fetched>, ProxyError> {
         let (hit, stale) = self.cached(url);
         if let Some(hit) = hit {
             return Ok(Some(hit));
         }
+        if let Some(stale) = &stale {
+            if let Some(cause) = self.recently_failed(url, stale) {
+                return Ok(Some(served_stale(stale, cause)));
+            }
+        }
+        match self.revalidate(url, accept, stale.as_ref()).await {
+            Err(e) => match stale {
+                Some(stale) if self.serves_stale(&e, &stale) => {
+                    tracing::warn!(%url, "{e}; serving the last good metadata");
+                    let cause = match &e {
+                        ProxyError::Upstream { detail, .. } => detail.clone(),
+                        other => other.to_string(),
+                    };
+                    let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    if failed.len() >= self.capacity {
+                        failed.clear();
+                    }
+                    failed.insert(url.to_owned(), (Instant::now(), cause.clone()));
+                    drop(failed);
+                    Ok(Some(served_stale(&stale, cause)))
+                }
+                _ => Err(e),
+            },
+            Ok(fetched) => {
+                let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                failed.remove(url);
+                Ok(fetched)
+            }
+        }
+    }
+
+    /// The cause of a failure of `url` less than a TTL ago that `stale` (still within the
+    /// grace) answered.
+    fn recently_failed(&self, url: &str, stale: &Stale) -> Option<String> {
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        let (when, cause) = failed.get(url)?;
+        let in_grace = stale.checked.elapsed() < self.ttl + self.stale_if_error;
+        (when.elapsed() < self.ttl && in_grace).then(|| {
+            let ago = when.elapsed().as_secs();
+            format!("{cause}, {ago} s ago; retried after upstream.metadata-ttl-secs")
+        })
+    }
+
+    /// Whether `e` is an upstream failure that `stale`, still within the grace, answers.
+    fn serves_stale(&self, e: &ProxyError, stale: &Stale) -> bool {
+        let failed = matches!(
+            e,
+            ProxyError::Upstream {
+                fault: UpstreamFault::Timeout | UpstreamFault::Connect | UpstreamFault::Io,
+                ..
+            }
+        ) || matches!(
+            e,
+            ProxyError::Upstream { fault: UpstreamFault::Status(s), .. } if *s >= 500
+        );
+        failed
+            && !self.stale_if_error.is_zero()
+            && stale.checked.elapsed() < self.ttl + self.stale_if_error
+    }
+
+    /// The request to upstream for [`Upstream::fetch_metadata`], conditional on `stale`'s
+    /// validator.
+    async fn revalidate(
+        &self,
+        url: &str,
+        accept: &str,
+        stale: Option<&Stale>,
+    ) -> Result<Option<Fetched>, ProxyError> {
+        let transfer = Transfer::start(self.limits, url);
         let mut req = self.metadata.get(url).header(ACCEPT, accept);
         if let Some(Stale {
             validator: Some(etag),
             ..
-        }) = &stale
+        }) = stale
         {
             req = req.header(IF_NONE_MATCH, etag);
         }
-        let resp = req.send().await.map_err(|e| classify(url, &e))?;
+        let resp = transfer.send(req).await?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             if let Some(stale) = stale {
@@ -180,9 +335,10 @@ impl Upstream {
                     stale.generation,
                 );
                 return Ok(Some(Fetched {
-                    body: stale.body,
+                    body: stale.body.clone(),
                     fresh: false,
                     generation: stale.generation,
+                    stale: None,
                 }));
             }
         }
@@ -201,13 +357,16 @@ impl Upstream {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = self.read_bounded(url, resp, self.max_metadata).await?;
+        let body = self
+            .read_bounded(url, resp, self.max_metadata, transfer)
+            .await?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         self.store(url, body.clone(), validator, generation);
         Ok(Some(Fetched {
             body,
             fresh: true,
             generation,
+            stale: None,
         }))
     }
 
@@ -222,6 +381,7 @@ impl Upstream {
         url: &str,
         resp: reqwest::Response,
         max: u64,
+        mut transfer: Transfer<'_>,
     ) -> Result<Bytes, ProxyError> {
         let too_large = || {
             ProxyError::upstream(
@@ -235,8 +395,7 @@ impl Upstream {
         }
         let mut buf = BytesMut::new();
         let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| classify(url, &e))?;
+        while let Some(chunk) = transfer.next(&mut stream).await? {
             if (buf.len() + chunk.len()) as u64 > max {
                 return Err(too_large());
             }
@@ -254,13 +413,9 @@ impl Upstream {
         spool: &Path,
     ) -> Result<Spooled, ProxyError> {
         let guard = SpoolGuard(Some(spool.to_owned()));
-        let resp = self
-            .artifacts
-            .get(url)
-            .header(ACCEPT_ENCODING, "identity")
-            .send()
-            .await
-            .map_err(|e| classify(url, &e))?;
+        let mut transfer = Transfer::start(self.limits, url);
+        let req = self.artifacts.get(url).header(ACCEPT_ENCODING, "identity");
+        let resp = transfer.send(req).await?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ProxyError::upstream(
@@ -285,8 +440,7 @@ impl Upstream {
         let (mut s1, mut s256, mut s512) = (Sha1::new(), Sha256::new(), Sha512::new());
         let mut size = 0u64;
         let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| classify(url, &e))?;
+        while let Some(chunk) = transfer.next(&mut stream).await? {
             size += chunk.len() as u64;
             if size > max {
                 return Err(too_large());
@@ -318,6 +472,19 @@ impl Upstream {
             sha256: hex::encode(sha256),
             sha512: hex::encode(sha512),
         })
+    }
+}
+
+/// `stale`'s body, marked as served because upstream failed with `cause`.
+fn served_stale(stale: &Stale, cause: String) -> Fetched {
+    Fetched {
+        body: stale.body.clone(),
+        fresh: false,
+        generation: stale.generation,
+        stale: Some(std::sync::Arc::new(StaleServed {
+            age: stale.checked.elapsed(),
+            cause,
+        })),
     }
 }
 

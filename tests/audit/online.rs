@@ -374,6 +374,11 @@ fn upstream(base: &str) -> UpstreamConfig {
         metadata_cache_entries: 10,
         render_cache_bytes: 1 << 20,
         artifact_cache_bytes: 1 << 20,
+        transfer_deadline_secs: 10,
+        min_transfer_rate: 0,
+        min_transfer_rate_grace_secs: 0,
+        stale_if_error_secs: 0,
+        redirect_origins: Vec::new(),
     }
 }
 

@@ -15,12 +15,14 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use depfw::config::Config;
 use depfw::diag::Code;
 use depfw::policy::{Check, Finding, PackageCtx, Policy, Severity, Verdict};
 use depfw::server::{AppState, PolicyState};
 use depfw::store::Store;
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::layout::{self, Route};
@@ -33,7 +35,8 @@ pub fn fixtures_dir() -> PathBuf {
 /// `depfw feeds sync` against this registry.
 pub const OSV_ARCHIVE: &str = "osv/all.zip";
 
-/// How the fixture registry misbehaves for one path.
+/// How the fixture registry misbehaves for one path (the hostile upstreams of
+/// `integration/faults.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     Status500,
@@ -44,6 +47,28 @@ pub enum Fault {
     InvalidJson,
     /// A body of this many bytes.
     Huge(usize),
+    /// Accepts the request and never answers.
+    Hang,
+    /// Promises `Content-Length: 100000`, sends 10 bytes and ends the body.
+    Truncated,
+    /// `Content-Encoding: gzip`, a few kilobytes per gigabyte: inflates to this many GiB
+    /// (streamed as it is read, so the fixture holds none of it).
+    GzipBomb(u64),
+    /// A body of this many bytes, sent in 64 KiB chunks without a `Content-Length`
+    /// (streamed, so the fixture holds none of it).
+    Endless(u64),
+    /// One `chunk`-byte piece every `every_ms` ms, 1000 pieces (`Content-Length` set).
+    SlowBody {
+        chunk: usize,
+        every_ms: u64,
+    },
+    /// An npm packument with this many versions, generated.
+    ManyVersions(usize),
+    /// A `302` to `http://127.0.0.1:<port><to>`.
+    Redirect {
+        port: u16,
+        to: &'static str,
+    },
 }
 
 #[derive(Default)]
@@ -62,6 +87,9 @@ pub struct FixtureState {
     pub extra_versions: Mutex<Vec<(String, String)>>,
     /// Requests per path.
     pub hits: Mutex<HashMap<String, usize>>,
+    /// Request path → a delay before answering (and before any fault): keeps requests in
+    /// flight together, to see them share one upstream fetch.
+    pub delays: Mutex<HashMap<String, Duration>>,
     pub not_modified: AtomicUsize,
     /// Points every `dist.tarball`, and the cargo `config.json`'s `dl`, at another host.
     pub foreign_tarballs: std::sync::atomic::AtomicBool,
@@ -173,7 +201,17 @@ fn artifact_file(state: &FixtureState, dir: &str, file: &str) -> Response {
 async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let delay = state.delays.lock().unwrap().get(&path).copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let fault = state.faults.lock().unwrap().get(&path).copied();
+    if fault == Some(Fault::Hang) {
+        futures_util::future::pending::<()>().await;
+    }
+    if let Some(resp) = fault.and_then(|f| hostile(f, &path)) {
+        return resp;
+    }
     match fault {
         Some(Fault::Status500) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
@@ -192,7 +230,7 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("100000"));
             return resp;
         }
-        None => {}
+        _ => {}
     }
     let decoded = percent_encoding::percent_decode_str(&path)
         .decode_utf8_lossy()
@@ -236,6 +274,103 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
+}
+
+/// The answer of the faults added for `integration/faults.rs`; `None` for the others.
+fn hostile(fault: Fault, path: &str) -> Option<Response> {
+    let with_length = |body: Body, length: u64| {
+        let mut resp = Response::new(body);
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        resp
+    };
+    Some(match fault {
+        Fault::Truncated => {
+            let chunks: Vec<Result<&'static [u8], std::io::Error>> = vec![Ok(b"0123456789")];
+            with_length(
+                Body::from_stream(futures_util::stream::iter(chunks)),
+                100_000,
+            )
+        }
+        Fault::GzipBomb(gib) => {
+            let mut resp = Response::new(Body::from_stream(gzip_bomb(gib)));
+            resp.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Fault::Endless(total) => {
+            const CHUNK: u64 = 64 * 1024;
+            let chunks = (0..total.div_ceil(CHUNK)).map(move |i| {
+                let n = CHUNK.min(total - i * CHUNK) as usize;
+                Ok::<_, std::io::Error>(Bytes::from(vec![b' '; n]))
+            });
+            Response::new(Body::from_stream(futures_util::stream::iter(chunks)))
+        }
+        Fault::SlowBody { chunk, every_ms } => {
+            let pieces = 1000u64;
+            let stream = futures_util::stream::iter(0..pieces).then(move |_| async move {
+                tokio::time::sleep(Duration::from_millis(every_ms)).await;
+                Ok::<_, std::io::Error>(Bytes::from(vec![b' '; chunk]))
+            });
+            with_length(Body::from_stream(stream), pieces * chunk as u64)
+        }
+        Fault::ManyVersions(n) => {
+            let name = path.trim_start_matches('/');
+            let mut body = format!(
+                "{{\"name\":\"{name}\",\"dist-tags\":{{\"latest\":\"1.0.{}\"}},\"versions\":{{",
+                n - 1
+            );
+            for i in 0..n {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(&format!(
+                    "\"1.0.{i}\":{{\"name\":\"{name}\",\"version\":\"1.0.{i}\",\"dist\":{{\"tarball\":\"http://127.0.0.1:9/{name}/-/{name}-1.0.{i}.tgz\",\"shasum\":\"{:040x}\"}}}}",
+                    i
+                ));
+            }
+            body.push_str("}}");
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Fault::Redirect { port, to } => {
+            let mut resp = StatusCode::FOUND.into_response();
+            let to = format!("http://127.0.0.1:{port}{to}");
+            resp.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_str(&to).unwrap());
+            resp
+        }
+        _ => return None,
+    })
+}
+
+/// A gzip stream that inflates to `gib` GiB of spaces, produced as it is read: one
+/// deflate block sequence of 1 MiB of spaces, full-flushed so that it stands alone, repeated;
+/// the trailer's CRC is never reached by a reader that stops at its limit.
+fn gzip_bomb(gib: u64) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    let mut deflate = flate2::Compress::new(flate2::Compression::best(), false);
+    let input = vec![b' '; 1 << 20];
+    let mut block = Vec::with_capacity(8 << 10);
+    deflate
+        .compress_vec(&input, &mut block, flate2::FlushCompress::Full)
+        .unwrap();
+    assert_eq!(
+        deflate.total_in(),
+        1 << 20,
+        "one call deflates the whole MiB"
+    );
+    let block = Bytes::from(block);
+    let header = Bytes::from_static(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    let blocks = (0..gib * 1024).map(move |_| Ok(block.clone()));
+    futures_util::stream::iter(std::iter::once(Ok(header)).chain(blocks))
 }
 
 /// Starts the fixture registry on the current runtime; returns its base URL.
