@@ -9,6 +9,7 @@ pub(crate) mod cfg;
 pub(crate) mod index;
 mod matcher;
 pub(crate) mod model;
+pub(crate) mod nswg;
 pub(crate) mod osv;
 pub(crate) mod popular;
 pub mod snapshot;

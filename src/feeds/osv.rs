@@ -38,6 +38,9 @@ pub struct LoadedFeed {
     pub withdrawn: usize,
     /// Records naming no npm, PyPI or crates.io package, ignored.
     pub other_ecosystems: usize,
+    /// Records whose affected versions do not read (an NSWG range that is not node-semver),
+    /// skipped rather than guessed.
+    pub unreadable: usize,
 }
 
 impl LoadedFeed {
@@ -46,6 +49,44 @@ impl LoadedFeed {
         self.records += other.records;
         self.withdrawn += other.withdrawn;
         self.other_ecosystems += other.other_ecosystems;
+        self.unreadable += other.unreadable;
+    }
+
+    /// Adds NSWG records (one file, or NSWG's `index.json`).
+    fn add_nswg<'a>(
+        &mut self,
+        origin: &Path,
+        records: impl IntoIterator<Item = &'a serde_json::Value>,
+    ) -> Result<(), FeedError> {
+        for value in records {
+            let record: super::nswg::NswgRecord =
+                serde_json::from_value(value.clone()).map_err(|source| FeedError::Json {
+                    path: origin.to_owned(),
+                    source,
+                })?;
+            self.records += 1;
+            match super::nswg::advisory(&record) {
+                Ok(advisory) => self.advisories.push(advisory),
+                Err(why) => {
+                    tracing::warn!(path = %origin.display(), "skipped: {why}");
+                    self.unreadable += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops NSWG advisories read twice (NSWG's `index.json` repeats its per-record files),
+    /// so a directory with both counts each record once. OSV records are left alone: one
+    /// record may name a package in two `affected` entries, each with its own ranges.
+    fn dedup_nswg(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        let before = self.advisories.len();
+        self.advisories.retain(|a| {
+            !a.id.starts_with(super::nswg::ID_PREFIX)
+                || seen.insert((a.package.clone(), a.id.clone()))
+        });
+        self.records -= (before - self.advisories.len()).min(self.records);
     }
 
     fn add_record(&mut self, vuln: &Vulnerability) {
@@ -126,6 +167,14 @@ pub fn load_bytes(origin: &Path, bytes: &[u8]) -> Result<LoadedFeed, FeedError> 
             path: origin.to_owned(),
             source,
         })?;
+    if super::nswg::is_record(&value) || super::nswg::is_index(&value) {
+        let mut feed = LoadedFeed::default();
+        match value.as_object() {
+            Some(map) if !super::nswg::is_record(&value) => feed.add_nswg(origin, map.values())?,
+            _ => feed.add_nswg(origin, [&value])?,
+        }
+        return Ok(feed);
+    }
     if value.get("id").is_some() {
         let record: Vulnerability =
             serde_json::from_value(value).map_err(|source| FeedError::Json {
@@ -207,14 +256,16 @@ fn load_dir(root: &Path) -> Result<LoadedFeed, FeedError> {
     let mut files = Vec::new();
     collect_files(root, &mut files)?;
     files.sort();
-    parallel(&files, |chunk| {
+    let mut feed = parallel(&files, |chunk| {
         let mut feed = LoadedFeed::default();
         for path in chunk {
             let bytes = read_file(path)?;
             feed.merge(load_bytes(path, &bytes)?);
         }
         Ok(feed)
-    })
+    })?;
+    feed.dedup_nswg();
+    Ok(feed)
 }
 
 /// `.json`, `.jsonl` and `.zip` files under `dir`, skipping hidden entries (`.git`).

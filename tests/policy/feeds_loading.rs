@@ -156,3 +156,49 @@ fn non_feed_input_is_refused_cleanly() {
         .to_string();
     assert!(missing.contains("/nonexistent/feed.jsonl"), "{missing}");
 }
+
+/// Issue #11: npm had no vulnerability data at all offline; the old Node.js Security WG
+/// records (the only npm advisories in the data set) load beside OSV, each once even when
+/// NSWG's `index.json` repeats them, and an unreadable range is skipped and counted.
+#[test]
+fn nswg_records_and_their_index_load_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let flatmap = r#"{"id": 477, "module_name": "flatmap-stream", "title": "Embedded Malicious Code",
+        "vulnerable_versions": "*", "patched_versions": null, "cves": [], "cvss_score": 10,
+        "publish_date": "2018-11-26", "updated_at": "2018-11-26"}"#;
+    let lodash = r#"{"id": 493, "module_name": "lodash", "title": "Prototype Pollution",
+        "vulnerable_versions": "<4.17.11", "patched_versions": ">=4.17.11",
+        "cves": ["CVE-2018-16487"], "cvss_score": 8.1, "publish_date": "2019-02-01"}"#;
+    let odd = r#"{"id": 9, "module_name": "odd", "title": "x", "vulnerable_versions": "latest",
+        "cves": [], "cvss_score": null}"#;
+    std::fs::write(dir.path().join("477.json"), flatmap).unwrap();
+    std::fs::write(dir.path().join("493.json"), lodash).unwrap();
+    std::fs::write(dir.path().join("9.json"), odd).unwrap();
+    std::fs::write(
+        dir.path().join("index.json"),
+        format!(r#"{{"477": {flatmap}, "493": {lodash}}}"#),
+    )
+    .unwrap();
+    let feed = load_path(dir.path()).unwrap();
+    let mut got: Vec<(&str, &str, &str)> = feed
+        .advisories
+        .iter()
+        .map(|a| (a.id.as_str(), a.package.as_str(), a.kind.as_str()))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            ("NSWG-ECO-477", "flatmap-stream", "malicious"),
+            ("NSWG-ECO-493", "lodash", "vulnerability")
+        ]
+    );
+    assert_eq!(feed.unreadable, 1);
+    let lodash = feed
+        .advisories
+        .iter()
+        .find(|a| a.package == "lodash")
+        .unwrap();
+    assert_eq!(lodash.aliases, ["CVE-2018-16487"]);
+    assert_eq!(lodash.severity, depfw::diag::Severity::High);
+}
