@@ -11,7 +11,7 @@
 //! what the policy says, [`records`] writes the decision log, [`delivery`] hands out
 //! verified artifact bytes. [`npm`], [`pypi`] and [`cargo`] are the protocols' handlers:
 //! their routing and their real quirks. [`upstream`], [`render_cache`] and [`artifacts`]
-//! fetch and cache.
+//! fetch and cache. [`listener`] takes client connections under deadlines and caps.
 
 pub mod admin;
 pub mod agent;
@@ -20,6 +20,7 @@ pub(crate) mod cargo;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod integrity;
+pub(crate) mod listener;
 pub(crate) mod npm;
 pub(crate) mod pipeline;
 pub(crate) mod pypi;

@@ -250,27 +250,35 @@ impl<'a> Gate<'a> {
         let (url, generation) = (up.url.as_str(), up.fetched.generation);
         let revision = self.policy().revision();
         if let Some(hit) = cache.rendered(url, &variant, generation, revision) {
+            if hit.gzip_is_costly(headers) {
+                return Ok(super::blocking(|| hit.response(headers)));
+            }
             return Ok(hit.response(headers));
         }
-        let doc = self.parse(s, name, &up)?;
-        let filtered = self.evaluate(s, name, &up, &doc)?;
-        let show = filtered.dispositions(mode, name);
-        let cx = RenderCx {
-            public_base: &self.ctx.public_base,
-            kept: &filtered.kept,
-            show: &show,
-        };
-        let document = s
-            .protocol
-            .render(name, &doc, &form, &cx)
-            .map_err(|e| ProxyError::Internal(e.into()))?;
-        let rendered = Arc::new(Rendered::new(
-            revision,
-            document.content_type,
-            document.body,
-        ));
-        cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
-        Ok(rendered.response(headers))
+        // Parsing, evaluating, rendering, hashing and gzipping a big document takes
+        // seconds of CPU (a 62 MB packument): off the runtime's workers, so `/healthz` and
+        // every other request keep being answered meanwhile (issue #11).
+        super::blocking(|| {
+            let doc = self.parse(s, name, &up)?;
+            let filtered = self.evaluate(s, name, &up, &doc)?;
+            let show = filtered.dispositions(mode, name);
+            let cx = RenderCx {
+                public_base: &self.ctx.public_base,
+                kept: &filtered.kept,
+                show: &show,
+            };
+            let document = s
+                .protocol
+                .render(name, &doc, &form, &cx)
+                .map_err(|e| ProxyError::Internal(e.into()))?;
+            let rendered = Arc::new(Rendered::new(
+                revision,
+                document.content_type,
+                document.body,
+            ));
+            cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
+            Ok(rendered.response(headers))
+        })
     }
 
     /// A metadata response that is not cached (npm's one-version manifests), with the same
