@@ -15,7 +15,6 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "../tests/support/layout.rs"]
-#[allow(dead_code)]
 mod layout;
 
 use std::net::{IpAddr, SocketAddr};
@@ -411,22 +410,22 @@ async fn slow_clients(port: u16, admin: u16, n: usize) {
     );
     let mut rows = Vec::new();
     for _ in 0..5 {
-        rows.push((
+        rows.push([
             timed([127, 0, 0, 7], port, "/npm/small-pkg", false).await,
             timed([127, 0, 0, 7], port, "/healthz", false).await,
             timed([127, 0, 0, 7], admin, "/admin/api/quarantine", true).await,
-        ));
+        ]);
     }
-    let worst = |f: fn(&((Duration, u16), (Duration, u16), (Duration, u16))) -> (Duration, u16)| {
-        let all: Vec<_> = rows.iter().map(f).collect();
+    let worst = |i: usize| {
+        let all: Vec<(Duration, u16)> = rows.iter().map(|r| r[i]).collect();
         let max = all.iter().map(|r| r.0).max().unwrap_or_default();
         let statuses: Vec<u16> = all.iter().map(|r| r.1).collect();
         format!("max {} (statuses {statuses:?})", ms(max))
     };
     println!("  meanwhile, 5 tries each from another peer:");
-    println!("    cached packument /npm/small-pkg: {}", worst(|r| r.0));
-    println!("    /healthz:                        {}", worst(|r| r.1));
-    println!("    admin /admin/api/quarantine:     {}", worst(|r| r.2));
+    println!("    cached packument /npm/small-pkg: {}", worst(0));
+    println!("    /healthz:                        {}", worst(1));
+    println!("    admin /admin/api/quarantine:     {}", worst(2));
     let mut ends = Vec::new();
     for h in held {
         if let Ok(Ok(t)) = tokio::time::timeout(Duration::from_secs(120), h).await {

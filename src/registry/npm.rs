@@ -186,6 +186,10 @@ pub(crate) fn wants_corgi(accept: Option<&str>) -> bool {
 pub(crate) struct Packument {
     doc: Map<String, Value>,
     pub records: Vec<VersionRecord>,
+    /// The upstream body's length: what a rendering reserves, so a big one is written
+    /// into one allocation rather than grown by doubling (which left up to twice its size
+    /// allocated, kept by the render cache).
+    size: usize,
 }
 
 fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
@@ -318,7 +322,11 @@ pub(crate) fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packume
             }
         })
         .collect();
-    Ok(Packument { doc, records })
+    Ok(Packument {
+        doc,
+        records,
+        size: body.len(),
+    })
 }
 
 /// The fields of a version that the abbreviated packument keeps.
@@ -431,12 +439,19 @@ impl Packument {
             known: &known,
             tags: tags.as_ref(),
         };
-        let out = if corgi {
-            serde_json::to_vec(&CorgiView(view))
+        // Reserved, not touched: pages never written are never resident, and the unused
+        // tail is handed back below (a resize in place for an allocation this big).
+        let mut out = Vec::with_capacity(self.size + self.size / 8 + 1024);
+        let written = if corgi {
+            serde_json::to_writer(&mut out, &CorgiView(view))
         } else {
-            serde_json::to_vec(&view)
+            serde_json::to_writer(&mut out, &view)
         };
-        out.unwrap_or_default()
+        if written.is_err() {
+            return Vec::new();
+        }
+        out.shrink_to_fit();
+        out
     }
 }
 

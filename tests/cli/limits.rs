@@ -178,3 +178,36 @@ fn connections_over_the_caps_are_shed_and_other_peers_and_the_admin_still_served
         until_served([127, 0, 0, 4], mirror).await;
     });
 }
+
+/// A request body that stops arriving is given up after `server.body-timeout-secs`: the
+/// admin endpoint (the listener whose handlers read bodies) answers and closes instead of
+/// waiting for the rest.
+#[test]
+fn a_request_body_that_stops_arriving_is_given_up() {
+    let rt = support::runtime();
+    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, mirror, admin) = start(dir.path(), &upstream, "body-timeout-secs = 1");
+    rt.block_on(async {
+        until_served([127, 0, 0, 1], mirror).await;
+        let mut s = connect([127, 0, 0, 1], admin).await;
+        s.write_all(
+            format!(
+                "POST /admin/api/overrides HTTP/1.1\r\nHost: localhost\r\n\
+                 Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{{\"ecosystem\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut reply = Vec::new();
+        let answered = tokio::time::timeout(PATIENCE, s.read_to_end(&mut reply)).await;
+        assert!(
+            answered.is_ok(),
+            "still waiting for the body after {PATIENCE:?}"
+        );
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 4"), "{reply}");
+    });
+}
