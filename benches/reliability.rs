@@ -11,7 +11,8 @@
 //!
 //! Environment: `DEPFW_BIN` (default `target/release/depfw`), `RELIABILITY_SLOW` (slow
 //! clients, default 1000), `RELIABILITY_VERSIONS` (default 190000), `RELIABILITY_SECS`
-//! (length of each load run, default 5).
+//! (length of each load run, default 5), `RELIABILITY_BYTES` (the packument's size, default
+//! 62,000,000), `RELIABILITY_ONLY` (`huge`, `load` or `slow`: one part only).
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "../tests/support/layout.rs"]
@@ -41,32 +42,29 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// A packument of `versions` versions, padded to about `target` bytes, with tarball URLs
-/// on `base`.
+/// A packument of `versions` versions with tarball URLs on `base`, each version padded
+/// (its `description`) so the whole is about `target` bytes.
 fn packument(name: &str, versions: usize, target: usize, base: &str) -> Vec<u8> {
     use std::fmt::Write as _;
-    let per = target / versions.max(1);
-    // What one version costs without padding, measured on the first.
     let entry = |i: usize, pad: &str| {
         let v = format!("{}.{}.{}", i / 10_000, (i / 100) % 100, i % 100);
         let mut e = String::new();
         write!(
             e,
             "\"{v}\":{{\"name\":\"{name}\",\"version\":\"{v}\",\"description\":\"{pad}\",\
-             \"license\":\"MIT\",\"dependencies\":{{\"left-pad\":\"^1.0.0\"}},\
              \"dist\":{{\"tarball\":\"{base}/{name}/-/{name}-{v}.tgz\",\
-             \"shasum\":\"{:040x}\",\"integrity\":\"sha512-{}==\"}}}}",
-            i,
+             \"integrity\":\"sha512-{}==\"}}}}",
             "A".repeat(86)
         )
         .unwrap();
         (v, e)
     };
-    let time_entry = 40;
-    let bare = entry(0, "").1.len() + time_entry;
-    let pad = "x".repeat(per.saturating_sub(bare));
+    let time_entry = |v: &str| format!("\"{v}\":\"2020-01-01T00:00:00.000Z\"");
+    let (v, bare) = entry(versions / 2, "");
+    let per = bare.len() + time_entry(&v).len() + 2;
+    let pad = "x".repeat((target / versions.max(1)).saturating_sub(per));
     let mut out = String::with_capacity(target + 1024);
-    let mut time = String::with_capacity(versions * time_entry);
+    let mut time = String::with_capacity(versions * 40);
     write!(out, "{{\"name\":\"{name}\",\"versions\":{{").unwrap();
     let mut last = String::new();
     for i in 0..versions {
@@ -76,7 +74,7 @@ fn packument(name: &str, versions: usize, target: usize, base: &str) -> Vec<u8> 
             time.push(',');
         }
         out.push_str(&e);
-        write!(time, "\"{v}\":\"2020-01-01T00:00:00.000Z\"").unwrap();
+        time.push_str(&time_entry(&v));
         last = v;
     }
     write!(
@@ -109,7 +107,12 @@ async fn serve_doc(
 async fn start_upstream(versions: usize) -> (String, usize) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let huge = packument("huge-pkg", versions, versions * 326, &base);
+    let huge = packument(
+        "huge-pkg",
+        versions,
+        env_or("RELIABILITY_BYTES", 62_000_000),
+        &base,
+    );
     let size = huge.len();
     let small = packument("small-pkg", 60, 60 * 326, &base);
     let up = Arc::new(Upstream {
@@ -297,7 +300,7 @@ async fn load(port: u16, path: &str, conns: usize, peers: u8, secs: u64) {
                 'outer: while Instant::now() < end {
                     let Ok(stream) = connect(from, port).await else {
                         failed.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     };
                     let mut conn = BufReader::new(stream);
@@ -319,6 +322,7 @@ async fn load(port: u16, path: &str, conns: usize, peers: u8, secs: u64) {
                             }
                             _ => {
                                 failed.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(500)).await;
                                 continue 'outer;
                             }
                         }
@@ -546,19 +550,23 @@ fn main() {
         let pid = depfw.0.id();
         println!("depfw reliability ({}), default limits", bin.display());
 
-        println!("huge packument:");
-        huge(port, pid, size).await;
-
-        println!("load (cached packument /npm/small-pkg, 60 versions):");
-        // Warm it first.
-        request([127, 0, 0, 1], port, "/npm/small-pkg", &[])
-            .await
-            .unwrap();
-        load(port, "/npm/small-pkg", 500, 1, secs).await;
-        load(port, "/npm/small-pkg", 500, 5, secs).await;
-
-        println!("slow clients:");
-        slow_clients(port, admin, slow).await;
+        let only = std::env::var("RELIABILITY_ONLY").unwrap_or_default();
+        let run = |part: &str| only.is_empty() || only == part;
+        if run("huge") {
+            println!("huge packument:");
+            huge(port, pid, size).await;
+        }
+        if run("load") {
+            println!("load (cached packument /npm/small-pkg, 60 versions; clients retry 0.5 s after a 503 or a reset):");
+            // Warm it first.
+            request([127, 0, 0, 1], port, "/npm/small-pkg", &[]).await.unwrap();
+            load(port, "/npm/small-pkg", 500, 1, secs).await;
+            load(port, "/npm/small-pkg", 500, 5, secs).await;
+        }
+        if run("slow") {
+            println!("slow clients:");
+            slow_clients(port, admin, slow).await;
+        }
         drop(depfw);
     });
 }
