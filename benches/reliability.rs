@@ -316,12 +316,20 @@ async fn load(port: u16, path: &str, conns: usize, peers: u8, secs: u64) {
                             }
                             Ok(r) if r.status == 503 => {
                                 shed.fetch_add(1, Ordering::Relaxed);
+                                drop(conn);
                                 // As told by Retry-After, shortened so the run sees retries.
                                 tokio::time::sleep(Duration::from_millis(500)).await;
                                 continue 'outer;
                             }
-                            _ => {
+                            other => {
+                                if std::env::var_os("RELIABILITY_DEBUG").is_some() {
+                                    match &other {
+                                        Ok(r) => eprintln!("status {}", r.status),
+                                        Err(e) => eprintln!("error {e}"),
+                                    }
+                                }
                                 failed.fetch_add(1, Ordering::Relaxed);
+                                drop(conn);
                                 tokio::time::sleep(Duration::from_millis(500)).await;
                                 continue 'outer;
                             }
