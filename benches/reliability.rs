@@ -412,12 +412,13 @@ async fn slow_clients(port: u16, admin: u16, n: usize) {
             Err(_) => refused += 1,
         }
     }
+    let connected = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "  {n} slow clients (from {} addresses, 100 each) connected in {}, {refused} refused at connect; \
-         {} already answered and closed (shed)",
+         2 s later {} already answered and closed (shed)",
         n.div_ceil(100),
-        ms(started.elapsed()),
+        ms(connected),
         closed.load(Ordering::Relaxed),
     );
     let mut rows = Vec::new();
