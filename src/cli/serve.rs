@@ -3,7 +3,10 @@
 //! Opens the store in the data directory, builds the policy, binds the mirror
 //! (`server.listen`) and, when an admin token is configured, the admin endpoint on its own
 //! listener (`admin.listen`), logs both addresses (`depfw init` prints the per-client
-//! snippet) and serves until a signal, letting requests in flight finish.
+//! snippet) and serves until a signal, letting requests in flight finish. Both listeners
+//! take connections through `server::listener`: header and body deadlines, a minimum read
+//! rate, connection caps (per listener and per peer) with 503 shedding; the open-file
+//! limit is raised first and the default cap sized below it.
 //!
 //! A watchdog probes the store every few seconds. sled keeps the first write error it
 //! meets (a full disk) and fails every later write with it until the store is reopened, so
