@@ -3,7 +3,10 @@
 //! Opens the store in the data directory, builds the policy, binds the mirror
 //! (`server.listen`) and, when an admin token is configured, the admin endpoint on its own
 //! listener (`admin.listen`), logs both addresses (`depfw init` prints the per-client
-//! snippet) and serves until a signal, letting requests in flight finish.
+//! snippet) and serves until a signal, letting requests in flight finish. Both listeners
+//! take connections through `server::listener`: header and body deadlines, a minimum read
+//! rate, connection caps (per listener and per peer) with 503 shedding; the open-file
+//! limit is raised first and the default cap sized below it.
 //!
 //! A watchdog probes the store every few seconds. sled keeps the first write error it
 //! meets (a full disk) and fails every later write with it until the store is reopened, so
@@ -24,6 +27,7 @@ use tower::ServiceExt as _;
 use crate::admin::AdminToken;
 use crate::config::{AdminListen, Config};
 use crate::policy::Policy;
+use crate::server::listener::{self, Limits};
 use crate::server::{app, AppState, PolicyState};
 use crate::store::Store;
 
@@ -96,6 +100,25 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.server.listen))?;
     let bound = listener.local_addr()?;
     follow_listen(&mut config, bound);
+    let open_files = listener::raise_open_file_limit();
+    let limits = Limits::mirror(&config.server.connections, open_files);
+    tracing::debug!(
+        open_files = ?open_files,
+        max_connections = limits.max_connections,
+        max_per_peer = limits.max_per_peer,
+        "client connection limits"
+    );
+    if let (Some(n), Some(_)) = (open_files, config.server.connections.max_connections) {
+        let fits = listener::default_max_connections(Some(n));
+        if limits.max_connections as u64 > fits {
+            tracing::warn!(
+                "server.max-connections = {} is above what the open-file limit ({n}) leaves \
+                 room for (about {fits}): past that, connections fail at accept instead of \
+                 getting a 503",
+                limits.max_connections
+            );
+        }
+    }
     // The admin endpoint only exists with a token; without one nothing is bound for it.
     let admin_listener = match &admin_token {
         Some(_) => Some(AdminListener::bind(&config.admin.listen).await?),
@@ -132,12 +155,20 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         STORE_PROBE_EVERY,
         stopped,
     ));
-    let admin_serve =
-        admin_listener.map(|l| l.serve(serving(Arc::clone(&live.admin)), until_stopped()));
+    let admin_serve = admin_listener.map(|l| {
+        l.serve(
+            serving(Arc::clone(&live.admin)),
+            Limits::admin(&limits),
+            until_stopped(),
+        )
+    });
     // The peer address decides whether anonymous use is allowed (`server.allow-anonymous`).
-    let service =
-        serving(Arc::clone(&live.mirror)).into_make_service_with_connect_info::<SocketAddr>();
-    let mirror = axum::serve(listener, service).with_graceful_shutdown(until_stopped());
+    let mirror = listener::serve(
+        listener,
+        serving(Arc::clone(&live.mirror)),
+        limits,
+        until_stopped(),
+    );
     let signal = async move {
         shutdown_signal().await;
         let _ = stop.send(());
@@ -149,7 +180,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             None => Ok(()),
         }
     };
-    tokio::try_join!(async { mirror.await.context("serving") }, admin, signal)?;
+    tokio::try_join!(
+        async {
+            mirror.await;
+            Ok(())
+        },
+        admin,
+        signal
+    )?;
     if let Some(store) = watchdog.await.context("the store watchdog")? {
         store.flush()?;
     }
@@ -379,30 +417,23 @@ impl AdminListener {
         }
     }
 
+    /// Serves under `limits` (its own connection cap: a saturated mirror leaves it
+    /// reachable). Over TCP the peer address counts wrong tokens (`admin::throttle`).
     async fn serve(
         self,
         router: axum::Router,
+        limits: Limits,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         match self {
-            // The peer address counts wrong tokens (`admin::throttle`).
-            AdminListener::Tcp(l) => axum::serve(
-                l,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await
-            .context("serving the admin endpoint"),
+            AdminListener::Tcp(l) => listener::serve(l, router, limits, stop).await,
             #[cfg(unix)]
             AdminListener::Unix(l, path) => {
-                let served = axum::serve(l, router.into_make_service())
-                    .with_graceful_shutdown(stop)
-                    .await
-                    .context("serving the admin endpoint");
+                listener::serve(l, router, limits, stop).await;
                 let _ = std::fs::remove_file(path);
-                served
             }
         }
+        Ok(())
     }
 }
 

@@ -148,6 +148,43 @@ pub struct ServerConfig {
     pub cargo_download_origins: Vec<Url>,
     /// What metadata says about refused (denied or quarantined) versions.
     pub refused_versions: RefusedVersions,
+    /// Deadlines and caps on client connections (`server.header-timeout-secs`, …).
+    pub connections: ConnectionLimits,
+}
+
+/// How much of depfw one client, or all of them, may hold (issue #11): without these, 300
+/// clients sending their headers slowly used up every file descriptor and no one, the admin
+/// included, could connect. `server::listener` enforces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `server.header-timeout-secs`: a request's headers must arrive within this, counted
+    /// from when depfw starts waiting for them; an idle keep-alive connection is closed after
+    /// it too.
+    pub header_timeout_secs: u64,
+    /// `server.body-timeout-secs`: a request body a handler reads must arrive within this.
+    pub body_timeout_secs: u64,
+    /// `server.max-connections`: client connections served at once; `None` derives it from
+    /// the open-file limit at start (`server::listener::default_max_connections`).
+    pub max_connections: Option<u64>,
+    /// `server.max-connections-per-peer`: connections from one IP address at once.
+    pub max_connections_per_peer: u64,
+    /// `server.client-min-rate`: bytes per second a client that has fallen behind must
+    /// read at, measured over `client_rate_window_secs`; 0 turns the check off.
+    pub client_min_rate: u64,
+    /// `server.client-rate-window-secs`.
+    pub client_rate_window_secs: u64,
+}
+
+impl ConnectionLimits {
+    /// The defaults, documented in `config/depfw.example.toml`.
+    pub const DEFAULT: ConnectionLimits = ConnectionLimits {
+        header_timeout_secs: 15,
+        body_timeout_secs: 60,
+        max_connections: None,
+        max_connections_per_peer: 256,
+        client_min_rate: 1024,
+        client_rate_window_secs: 30,
+    };
 }
 
 /// `server.refused-versions`: what cargo index files and PyPI project pages do with a

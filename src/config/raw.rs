@@ -7,8 +7,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    override_entry, AdminConfig, AdminListen, AnonymousAccess, Config, ConfigProblem, LogConfig,
-    PolicyConfig, Problems, RefusedVersions, ServerConfig, UpstreamConfig,
+    override_entry, AdminConfig, AdminListen, AnonymousAccess, Config, ConfigProblem,
+    ConnectionLimits, LogConfig, PolicyConfig, Problems, RefusedVersions, ServerConfig,
+    UpstreamConfig,
 };
 use crate::agents::cfg::RawAgents;
 use crate::feeds::cfg::RawFeeds;
@@ -50,6 +51,13 @@ pub struct RawServer {
     pub refused_versions: String,
     /// Hosts cargo downloads may come from besides the index's own.
     pub cargo_download_origins: Vec<String>,
+    pub header_timeout_secs: u64,
+    pub body_timeout_secs: u64,
+    /// Absent: derived from the open-file limit at start.
+    pub max_connections: Option<u64>,
+    pub max_connections_per_peer: u64,
+    pub client_min_rate: u64,
+    pub client_rate_window_secs: u64,
 }
 
 impl Default for RawServer {
@@ -62,6 +70,44 @@ impl Default for RawServer {
             allow_anonymous: "loopback".to_owned(),
             refused_versions: "remove".to_owned(),
             cargo_download_origins: vec![DEFAULT_CARGO_DOWNLOADS.to_owned()],
+            header_timeout_secs: ConnectionLimits::DEFAULT.header_timeout_secs,
+            body_timeout_secs: ConnectionLimits::DEFAULT.body_timeout_secs,
+            max_connections: None,
+            max_connections_per_peer: ConnectionLimits::DEFAULT.max_connections_per_peer,
+            client_min_rate: ConnectionLimits::DEFAULT.client_min_rate,
+            client_rate_window_secs: ConnectionLimits::DEFAULT.client_rate_window_secs,
+        }
+    }
+}
+
+impl RawServer {
+    /// The client-connection limits; zero is refused where it would switch a protection
+    /// off by accident (`client-min-rate = 0` is the documented way to turn that check off).
+    fn connection_limits(&self, p: &mut Problems) -> ConnectionLimits {
+        for (key, value) in [
+            ("server.header-timeout-secs", self.header_timeout_secs),
+            ("server.body-timeout-secs", self.body_timeout_secs),
+            ("server.max-connections", self.max_connections.unwrap_or(1)),
+            (
+                "server.max-connections-per-peer",
+                self.max_connections_per_peer,
+            ),
+            (
+                "server.client-rate-window-secs",
+                self.client_rate_window_secs,
+            ),
+        ] {
+            if value == 0 {
+                p.push(key, "must be greater than zero");
+            }
+        }
+        ConnectionLimits {
+            header_timeout_secs: self.header_timeout_secs,
+            body_timeout_secs: self.body_timeout_secs,
+            max_connections: self.max_connections,
+            max_connections_per_peer: self.max_connections_per_peer,
+            client_min_rate: self.client_min_rate,
+            client_rate_window_secs: self.client_rate_window_secs,
         }
     }
 }
@@ -377,7 +423,9 @@ impl RawConfig {
             "server.cargo-download-origins",
             &self.server.cargo_download_origins,
         );
+        let connections = self.server.connection_limits(&mut p);
         let server = ServerConfig {
+            connections,
             cargo_download_origins,
             listen,
             public_url,

@@ -14,6 +14,8 @@ fn example_config_parses_and_matches_the_defaults() {
         defaults.server.refused_versions
     );
     assert_eq!(config.upstream, defaults.upstream);
+    assert_eq!(config.server.connections, defaults.server.connections);
+    assert_eq!(defaults.server.connections, ConnectionLimits::DEFAULT);
     assert_eq!(config.feeds.sources, defaults.feeds.sources);
     assert_eq!(config.agents.limits, defaults.agents.limits);
     assert_eq!(config.agents.default_policy, defaults.agents.default_policy);
@@ -351,5 +353,40 @@ index = "http://b/index/"
     assert!(
         shown.contains("dup.toml") && shown.contains("line 3"),
         "{shown}"
+    );
+}
+
+#[test]
+fn connection_limits_are_read_and_validated() {
+    let config = Config::from_toml(
+        "[server]\nheader-timeout-secs = 3\nmax-connections = 100\nmax-connections-per-peer = 10\nclient-min-rate = 0\n",
+        "a.toml",
+    )
+    .unwrap();
+    let c = config.server.connections;
+    assert_eq!(
+        (
+            c.header_timeout_secs,
+            c.max_connections,
+            c.max_connections_per_peer,
+            c.client_min_rate
+        ),
+        (3, Some(100), 10, 0)
+    );
+    let err = Config::from_toml(
+        "[server]\nheader-timeout-secs = 0\nbody-timeout-secs = 0\nmax-connections = 0\nmax-connections-per-peer = 0\nclient-rate-window-secs = 0\n",
+        "a.toml",
+    )
+    .unwrap_err();
+    let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.header-timeout-secs",
+            "server.body-timeout-secs",
+            "server.max-connections",
+            "server.max-connections-per-peer",
+            "server.client-rate-window-secs"
+        ]
     );
 }

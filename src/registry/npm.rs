@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
+use serde::ser::{Serialize, SerializeMap as _};
 use serde_json::{Map, Value};
 
 use url::Url;
@@ -188,6 +189,10 @@ pub(crate) fn wants_corgi(accept: Option<&str>) -> bool {
 pub(crate) struct Packument {
     doc: Map<String, Value>,
     pub records: Vec<VersionRecord>,
+    /// The upstream body's length: what a rendering reserves, so a big one is written
+    /// into one allocation rather than grown by doubling (which left up to twice its size
+    /// allocated, kept by the render cache).
+    size: usize,
 }
 
 fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
@@ -198,6 +203,12 @@ fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
 
 /// `license` as a string, the legacy `{type, url}` object, or `licenses: [..]`.
 fn license_of(doc: &Value) -> Option<String> {
+    doc.as_object().and_then(license_in)
+}
+
+/// [`license_of`] for an object already taken apart (the packument's top level, which is
+/// not cloned into a `Value` for this: that copied the whole document, every version).
+fn license_in(doc: &Map<String, Value>) -> Option<String> {
     let one = |v: &Value| -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
@@ -277,7 +288,7 @@ pub(crate) fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packume
             .filter_map(|v| parse_time(time.get(v)))
             .min()
     });
-    let top_license = license_of(&Value::Object(doc.clone()));
+    let top_license = license_in(&doc);
     let records = versions
         .iter()
         .map(|(v, vdoc)| {
@@ -315,7 +326,11 @@ pub(crate) fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packume
             }
         })
         .collect();
-    Ok(Packument { doc, records })
+    Ok(Packument {
+        doc,
+        records,
+        size: body.len(),
+    })
 }
 
 /// The fields of a version that the abbreviated packument keeps.
@@ -401,7 +416,10 @@ impl Packument {
     }
 
     /// Renders the packument keeping only `kept` versions, with tarball URLs under
-    /// `public_base`; `corgi` selects the abbreviated form.
+    /// `public_base`; `corgi` selects the abbreviated form. Written straight from the
+    /// parsed document through borrowing views ([`FullView`], [`CorgiView`]): copying the
+    /// document to edit it first doubled the memory a huge packument takes (issue #11:
+    /// 190,000 versions, 62 MB). The bytes are those of the edited copy.
     pub(crate) fn render(
         &self,
         name: &PackageName,
@@ -409,32 +427,260 @@ impl Packument {
         public_base: &str,
         corgi: bool,
     ) -> Vec<u8> {
-        let mut doc = self.doc.clone();
-        if let Some(Value::Object(versions)) = doc.get_mut("versions") {
-            versions.retain(|v, _| kept.contains(v));
-            for (v, vdoc) in versions.iter_mut() {
-                rewrite_tarball(vdoc, name, v, public_base);
+        // A set, not a list: `time` has an entry per version, so a list lookup made
+        // rendering quadratic in the number of versions.
+        let known: HashSet<&str> = self
+            .records
+            .iter()
+            .map(|r| r.version_text.as_str())
+            .collect();
+        let tags = self.dist_tags(kept);
+        let view = FullView {
+            doc: &self.doc,
+            name,
+            kept,
+            public_base,
+            known: &known,
+            tags: tags.as_ref(),
+        };
+        // Reserved, not touched: pages never written are never resident, and the unused
+        // tail is handed back below (a resize in place for an allocation this big).
+        let mut out = Vec::with_capacity(self.size + self.size / 8 + 1024);
+        let written = if corgi {
+            serde_json::to_writer(&mut out, &CorgiView(view))
+        } else {
+            serde_json::to_writer(&mut out, &view)
+        };
+        if written.is_err() {
+            return Vec::new();
+        }
+        out.shrink_to_fit();
+        out
+    }
+}
+
+/// A map serialized with `key` replaced by `value`, or inserted where serde_json's sorted
+/// `Map` would put it: the bytes of the edited copy, without copying.
+struct With<'a, V> {
+    map: &'a Map<String, Value>,
+    key: &'a str,
+    value: V,
+}
+
+impl<V: Serialize> Serialize for With<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        let mut placed = false;
+        for (k, v) in self.map {
+            if !placed && k.as_str() >= self.key {
+                placed = true;
+                m.serialize_entry(self.key, &self.value)?;
+                if k == self.key {
+                    continue;
+                }
+            }
+            m.serialize_entry(k, v)?;
+        }
+        if !placed {
+            m.serialize_entry(self.key, &self.value)?;
+        }
+        m.end()
+    }
+}
+
+/// One version's manifest with `dist.tarball` under depfw (as [`rewrite_tarball`] edits it).
+struct VersionView<'a> {
+    vdoc: &'a Value,
+    url: String,
+}
+
+impl Serialize for VersionView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.vdoc {
+            Value::Object(vdoc) => match vdoc.get("dist") {
+                Some(Value::Object(dist)) => With {
+                    map: vdoc,
+                    key: "dist",
+                    value: With {
+                        map: dist,
+                        key: "tarball",
+                        value: &self.url,
+                    },
+                }
+                .serialize(s),
+                _ => vdoc.serialize(s),
+            },
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// The full packument as [`Packument::render`] serves it.
+struct FullView<'a> {
+    doc: &'a Map<String, Value>,
+    name: &'a PackageName,
+    kept: &'a Kept,
+    public_base: &'a str,
+    /// Every version upstream lists: `time` entries of removed ones are dropped.
+    known: &'a HashSet<&'a str>,
+    /// The filtered `dist-tags` (present exactly when upstream has the object).
+    tags: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> FullView<'a> {
+    fn versions(&self) -> impl Iterator<Item = (&'a String, VersionView<'a>)> + '_ {
+        let versions = match self.doc.get("versions") {
+            Some(Value::Object(v)) => Some(v),
+            _ => None,
+        };
+        versions
+            .into_iter()
+            .flatten()
+            .filter(|(v, _)| self.kept.contains(*v))
+            .map(|(v, vdoc)| {
+                let url = tarball_url(self.public_base, self.name, v);
+                (v, VersionView { vdoc, url })
+            })
+    }
+}
+
+/// Serializes the pairs of an iterator as a map.
+struct Entries<I>(std::cell::RefCell<Option<I>>);
+
+impl<I> Entries<I> {
+    fn new(iter: I) -> Entries<I> {
+        Entries(std::cell::RefCell::new(Some(iter)))
+    }
+}
+
+impl<K: Serialize, V: Serialize, I: Iterator<Item = (K, V)>> Serialize for Entries<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.borrow_mut().take().into_iter().flatten() {
+            m.serialize_entry(&k, &v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for FullView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.doc {
+            match (k.as_str(), v) {
+                ("versions", Value::Object(_)) => {
+                    m.serialize_entry(k, &Entries::new(self.versions()))?;
+                }
+                ("time", Value::Object(time)) => {
+                    let kept = time.iter().filter(|(k, _)| {
+                        !self.known.contains(k.as_str()) || self.kept.contains(*k)
+                    });
+                    m.serialize_entry(k, &Entries::new(kept))?;
+                }
+                ("dist-tags", _) if self.tags.is_some() => {
+                    m.serialize_entry(k, &self.tags)?;
+                }
+                _ => m.serialize_entry(k, v)?,
             }
         }
-        if let Some(Value::Object(time)) = doc.get_mut("time") {
-            // A set, not a list: `time` has an entry per version, so a list lookup made
-            // rendering quadratic in the number of versions.
-            let known: HashSet<&str> = self
-                .records
-                .iter()
-                .map(|r| r.version_text.as_str())
-                .collect();
-            time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
+        m.end()
+    }
+}
+
+/// The abbreviated ("corgi") form: install fields only, no `time`, `license` or `scripts`.
+struct CorgiView<'a>(FullView<'a>);
+
+/// A field of an abbreviated version.
+enum Slim<'a> {
+    Field(&'a Value),
+    Dist(With<'a, &'a String>),
+    Flag,
+}
+
+impl Serialize for Slim<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Slim::Field(v) => v.serialize(s),
+            Slim::Dist(d) => d.serialize(s),
+            Slim::Flag => s.serialize_bool(true),
         }
-        if let Some(tags) = self.dist_tags(kept) {
-            doc.insert("dist-tags".to_owned(), Value::Object(tags));
+    }
+}
+
+impl Serialize for CorgiView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let full = &self.0;
+        let doc = full.doc;
+        // serde_json's sorted order: dist-tags, modified, name, versions.
+        let mut m = s.serialize_map(None)?;
+        if let Some(tags) = doc.get("dist-tags") {
+            match full.tags {
+                Some(t) => m.serialize_entry("dist-tags", t)?,
+                None => m.serialize_entry("dist-tags", tags)?,
+            }
         }
-        let out = if corgi {
-            abbreviate(doc)
-        } else {
-            Value::Object(doc)
-        };
-        serde_json::to_vec(&out).unwrap_or_default()
+        let modified_kept = !full.known.contains("modified") || full.kept.contains("modified");
+        if let Some(modified) = doc.get("time").and_then(|t| t.get("modified")) {
+            if modified_kept {
+                m.serialize_entry("modified", modified)?;
+            }
+        }
+        if let Some(name) = doc.get("name") {
+            m.serialize_entry("name", name)?;
+        }
+        let versions = full.versions().map(|(v, view)| {
+            let mut slim: Vec<(&str, Slim<'_>)> = Vec::new();
+            if let Value::Object(vdoc) = view.vdoc {
+                for field in CORGI_VERSION_FIELDS {
+                    let Some(x) = vdoc.get(*field) else { continue };
+                    match (*field, x) {
+                        ("dist", Value::Object(dist)) => slim.push((
+                            "dist",
+                            Slim::Dist(With {
+                                map: dist,
+                                key: "tarball",
+                                value: &view.url,
+                            }),
+                        )),
+                        _ => slim.push((field, Slim::Field(x))),
+                    }
+                }
+            }
+            if has_install_scripts(view.vdoc) {
+                slim.push(("hasInstallScript", Slim::Flag));
+            }
+            slim.sort_by(|a, b| a.0.cmp(b.0));
+            // The URL lives in `view`: serialize now, while it is alive.
+            let bytes = serde_json::value::to_raw_value(&Entries::new(slim.into_iter()));
+            (v, bytes)
+        });
+        m.serialize_entry(
+            "versions",
+            &CorgiVersions(std::cell::RefCell::new(Some(versions))),
+        )?;
+        m.end()
+    }
+}
+
+/// The abbreviated versions, each already rendered to raw JSON.
+struct CorgiVersions<I>(std::cell::RefCell<Option<I>>);
+
+impl<'a, I> Serialize for CorgiVersions<I>
+where
+    I: Iterator<
+        Item = (
+            &'a String,
+            Result<Box<serde_json::value::RawValue>, serde_json::Error>,
+        ),
+    >,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.borrow_mut().take().into_iter().flatten() {
+            let v = v.map_err(serde::ser::Error::custom)?;
+            m.serialize_entry(k, &v)?;
+        }
+        m.end()
     }
 }
 
@@ -452,36 +698,6 @@ fn newest<'a>(list: Vec<(&'a Version, &'a str)>) -> Option<&'a str> {
     list.into_iter()
         .max_by(|a, b| a.0.partial_cmp(b.0).unwrap_or(std::cmp::Ordering::Equal))
         .map(|(_, t)| t)
-}
-
-/// The abbreviated ("corgi") form: install fields only, no `time`, `license` or `scripts`.
-fn abbreviate(doc: Map<String, Value>) -> Value {
-    let mut out = Map::new();
-    for key in ["name", "dist-tags"] {
-        if let Some(v) = doc.get(key) {
-            out.insert(key.to_owned(), v.clone());
-        }
-    }
-    if let Some(modified) = doc.get("time").and_then(|t| t.get("modified")) {
-        out.insert("modified".to_owned(), modified.clone());
-    }
-    let mut versions = Map::new();
-    if let Some(Value::Object(full)) = doc.get("versions") {
-        for (v, vdoc) in full {
-            let mut slim = Map::new();
-            for field in CORGI_VERSION_FIELDS {
-                if let Some(x) = vdoc.get(*field) {
-                    slim.insert((*field).to_owned(), x.clone());
-                }
-            }
-            if has_install_scripts(vdoc) {
-                slim.insert("hasInstallScript".to_owned(), Value::Bool(true));
-            }
-            versions.insert(v.clone(), Value::Object(slim));
-        }
-    }
-    out.insert("versions".to_owned(), Value::Object(versions));
-    Value::Object(out)
 }
 
 /// The media type of full packuments and of everything else the registry answers.
@@ -778,6 +994,97 @@ mod tests {
         assert_eq!(v2["hasInstallScript"], true);
         assert_eq!(v2["deprecated"], "use 3");
         assert!(out["versions"]["1.0.0"].get("hasInstallScript").is_none());
+    }
+
+    /// The render before it wrote through views: the document copied, edited and
+    /// serialized. Kept as the reference the views must match byte for byte.
+    fn render_by_copy(
+        p: &Packument,
+        name: &PackageName,
+        kept: &Kept,
+        base: &str,
+        corgi: bool,
+    ) -> Vec<u8> {
+        let mut doc = p.doc.clone();
+        if let Some(Value::Object(versions)) = doc.get_mut("versions") {
+            versions.retain(|v, _| kept.contains(v));
+            for (v, vdoc) in versions.iter_mut() {
+                rewrite_tarball(vdoc, name, v, base);
+            }
+        }
+        if let Some(Value::Object(time)) = doc.get_mut("time") {
+            let known: HashSet<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
+            time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
+        }
+        if let Some(tags) = p.dist_tags(kept) {
+            doc.insert("dist-tags".to_owned(), Value::Object(tags));
+        }
+        if !corgi {
+            return serde_json::to_vec(&Value::Object(doc)).unwrap();
+        }
+        let mut out = Map::new();
+        for key in ["name", "dist-tags"] {
+            if let Some(v) = doc.get(key) {
+                out.insert(key.to_owned(), v.clone());
+            }
+        }
+        if let Some(modified) = doc.get("time").and_then(|t| t.get("modified")) {
+            out.insert("modified".to_owned(), modified.clone());
+        }
+        let mut versions = Map::new();
+        if let Some(Value::Object(full)) = doc.get("versions") {
+            for (v, vdoc) in full {
+                let mut slim = Map::new();
+                for field in CORGI_VERSION_FIELDS {
+                    if let Some(x) = vdoc.get(*field) {
+                        slim.insert((*field).to_owned(), x.clone());
+                    }
+                }
+                if has_install_scripts(vdoc) {
+                    slim.insert("hasInstallScript".to_owned(), Value::Bool(true));
+                }
+                versions.insert(v.clone(), Value::Object(slim));
+            }
+        }
+        out.insert("versions".to_owned(), Value::Object(versions));
+        serde_json::to_vec(&Value::Object(out)).unwrap()
+    }
+
+    #[test]
+    fn rendering_through_views_gives_the_bytes_of_the_edited_copy() {
+        // Odd shapes too: a dist without a tarball, a dist that is not an object, a version
+        // that is not an object, no dist-tags, a `modified` and `created` in `time`.
+        let odd = r#"{"name": "odd", "versions": {
+            "1.0.0": {"name": "odd", "dist": {"shasum": "00", "zzz": 1}, "scripts": {"install": "x"}},
+            "1.0.1": {"name": "odd", "dist": "nope", "engines": {"node": ">=8"}},
+            "1.0.2": 7,
+            "1.0.3": {"a": 1, "dist": {"integrity": "sha512-x", "tarball": "https://up/o.tgz"}, "zzz": [1]}
+          }, "time": {"created": "2020-01-01T00:00:00Z", "modified": "2021-01-01T00:00:00Z",
+            "1.0.0": "2020-01-01T00:00:00Z", "1.0.2": "2020-02-01T00:00:00Z"}}"#;
+        for (name, text) in [
+            ("demo", PACKUMENT),
+            ("odd", odd),
+            ("many", &many_versions(50)),
+        ] {
+            let name = npm(name);
+            let p = parse_packument(&name, text.as_bytes()).unwrap();
+            let all: Vec<String> = p.records.iter().map(|r| r.version_text.clone()).collect();
+            let kept_sets: [Kept; 3] = [
+                all.iter().cloned().collect(),
+                all.iter().step_by(2).cloned().collect(),
+                Kept::new(),
+            ];
+            for kept in &kept_sets {
+                for corgi in [false, true] {
+                    let base = "http://d:1/";
+                    assert_eq!(
+                        String::from_utf8(p.render(&name, kept, base, corgi)).unwrap(),
+                        String::from_utf8(render_by_copy(&p, &name, kept, base, corgi)).unwrap(),
+                        "{name} corgi={corgi} kept={kept:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

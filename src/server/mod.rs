@@ -10,8 +10,9 @@
 //! the one handler of all of them, and [`pipeline`] the one metadata flow and the one
 //! artifact flow, generic over them; it asks [`verdicts`] what the policy says, [`records`]
 //! writes the decision log, [`delivery`] hands out verified artifact bytes. [`npm`],
-//! [`pypi`] and [`cargo`] hold only what their registry alone serves (its `Quirks`). [`upstream`], [`render_cache`] and [`artifacts`]
-//! fetch and cache.
+//! [`pypi`] and [`cargo`] hold only what their registry alone serves (its `Quirks`).
+//! [`upstream`], [`render_cache`] and [`artifacts`] fetch and cache. [`listener`] takes
+//! client connections under deadlines and caps.
 
 pub mod admin;
 pub mod agent;
@@ -21,6 +22,7 @@ pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod inflight;
 pub(crate) mod integrity;
+pub(crate) mod listener;
 pub(crate) mod mount;
 pub(crate) mod npm;
 pub(crate) mod pipeline;

@@ -250,27 +250,38 @@ impl<'a> Gate<'a> {
         let (url, generation) = (up.url.as_str(), up.fetched.generation);
         let revision = self.policy().revision();
         if let Some(hit) = cache.rendered(url, &variant, generation, revision) {
+            if hit.gzip_is_costly(headers) {
+                return Ok(mark_stale(
+                    super::blocking(|| hit.response(headers)),
+                    &up.fetched,
+                ));
+            }
             return Ok(mark_stale(hit.response(headers), &up.fetched));
         }
-        let doc = self.parse(s, name, &up)?;
-        let filtered = self.evaluate(s, name, &up, &doc)?;
-        let show = filtered.dispositions(mode, name);
-        let cx = RenderCx {
-            public_base: &self.ctx.public_base,
-            kept: &filtered.kept,
-            show: &show,
-        };
-        let document = s
-            .protocol
-            .render(name, &doc, &form, &cx)
-            .map_err(|e| ProxyError::Internal(e.into()))?;
-        let rendered = Arc::new(Rendered::new(
-            revision,
-            document.content_type,
-            document.body,
-        ));
-        cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
-        Ok(mark_stale(rendered.response(headers), &up.fetched))
+        // Parsing, evaluating, rendering, hashing and gzipping a big document takes
+        // seconds of CPU (a 62 MB packument): off the runtime's workers, so `/healthz` and
+        // every other request keep being answered meanwhile (issue #11).
+        super::blocking(|| {
+            let doc = self.parse(s, name, &up)?;
+            let filtered = self.evaluate(s, name, &up, &doc)?;
+            let show = filtered.dispositions(mode, name);
+            let cx = RenderCx {
+                public_base: &self.ctx.public_base,
+                kept: &filtered.kept,
+                show: &show,
+            };
+            let document = s
+                .protocol
+                .render(name, &doc, &form, &cx)
+                .map_err(|e| ProxyError::Internal(e.into()))?;
+            let rendered = Arc::new(Rendered::new(
+                revision,
+                document.content_type,
+                document.body,
+            ));
+            cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
+            Ok(mark_stale(rendered.response(headers), &up.fetched))
+        })
     }
 
     /// A metadata response that is not cached (npm's one-version manifests), with the same

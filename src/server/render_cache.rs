@@ -83,6 +83,12 @@ impl Rendered {
             .as_ref()
     }
 
+    /// Whether answering `request` would gzip a large body first (seconds of CPU for tens
+    /// of megabytes): the caller then runs [`Rendered::response`] off the runtime workers.
+    pub(crate) fn gzip_is_costly(&self, request: &HeaderMap) -> bool {
+        self.body.len() >= 1 << 20 && self.gzip.get().is_none() && accepts_gzip(request)
+    }
+
     /// The response to `request`: `304` when its `If-None-Match` matches, else the body,
     /// gzip-encoded when the client accepts it (the compression layer leaves responses that
     /// already carry a `Content-Encoding` alone).

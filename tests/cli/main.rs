@@ -10,6 +10,8 @@ mod completions;
 mod config_errors;
 mod exit_codes;
 mod feeds;
+#[cfg(target_os = "linux")]
+mod limits;
 mod overrides;
 mod readme;
 #[cfg(unix)]
