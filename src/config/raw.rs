@@ -87,6 +87,8 @@ pub struct RawUpstream {
     pub max_artifact_bytes: u64,
     pub metadata_ttl_secs: u64,
     pub metadata_cache_entries: u64,
+    pub metadata_cache_bytes: u64,
+    pub parse_cache_bytes: u64,
     pub render_cache_bytes: u64,
     pub artifact_cache_bytes: u64,
 }
@@ -105,6 +107,8 @@ impl Default for RawUpstream {
             max_artifact_bytes: 512 * 1024 * 1024,
             metadata_ttl_secs: 300,
             metadata_cache_entries: 10_000,
+            metadata_cache_bytes: 256 * 1024 * 1024,
+            parse_cache_bytes: 256 * 1024 * 1024,
             render_cache_bytes: 256 * 1024 * 1024,
             artifact_cache_bytes: 2 * 1024 * 1024 * 1024,
         }
@@ -372,6 +376,8 @@ impl RawConfig {
             ("upstream.max-metadata-bytes", u.max_metadata_bytes),
             ("upstream.max-artifact-bytes", u.max_artifact_bytes),
             ("upstream.metadata-cache-entries", u.metadata_cache_entries),
+            ("upstream.metadata-cache-bytes", u.metadata_cache_bytes),
+            ("upstream.parse-cache-bytes", u.parse_cache_bytes),
             ("upstream.render-cache-bytes", u.render_cache_bytes),
         ] {
             if value == 0 {
@@ -423,6 +429,8 @@ impl RawConfig {
             max_artifact_bytes: u.max_artifact_bytes,
             metadata_ttl_secs: u.metadata_ttl_secs,
             metadata_cache_entries: u.metadata_cache_entries,
+            metadata_cache_bytes: u.metadata_cache_bytes,
+            parse_cache_bytes: u.parse_cache_bytes,
             render_cache_bytes: u.render_cache_bytes,
             artifact_cache_bytes: u.artifact_cache_bytes,
         };

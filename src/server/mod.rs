@@ -10,8 +10,8 @@
 //! the pure protocols of `crate::registry` ([`Protocols`] lists them); it asks [`verdicts`]
 //! what the policy says, [`records`] writes the decision log, [`delivery`] hands out
 //! verified artifact bytes. [`npm`], [`pypi`] and [`cargo`] are the protocols' handlers:
-//! their routing and their real quirks. [`upstream`], [`render_cache`] and [`artifacts`]
-//! fetch and cache.
+//! their routing and their real quirks. [`upstream`] (with [`metadata_cache`]),
+//! [`render_cache`] and [`artifacts`] fetch and cache.
 
 pub mod admin;
 pub mod agent;
@@ -20,6 +20,7 @@ pub(crate) mod cargo;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod integrity;
+pub(crate) mod metadata_cache;
 pub(crate) mod npm;
 pub(crate) mod pipeline;
 pub(crate) mod pypi;
@@ -64,7 +65,8 @@ pub(crate) struct Protocols {
 impl Protocols {
     fn new(u: &crate::config::UpstreamConfig) -> Protocols {
         let entries = usize::try_from(u.metadata_cache_entries).unwrap_or(usize::MAX);
-        let bytes = usize::try_from(u.render_cache_bytes).unwrap_or(usize::MAX);
+        // Each protocol's parsed documents have the budget to themselves.
+        let bytes = usize::try_from(u.parse_cache_bytes).unwrap_or(usize::MAX);
         Protocols {
             npm: Served::new(Npm::new(&u.npm), entries, bytes),
             pypi: Served::new(Pypi::new(&u.pypi, &u.pypi_files), entries, bytes),

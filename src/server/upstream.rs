@@ -1,11 +1,9 @@
 //! Talking to upstream registries: metadata with a bounded, revalidating cache, and
 //! artifacts spooled to disk while hashed, so that no unverified byte reaches a client.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -15,6 +13,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::AsyncWriteExt;
 
 use super::error::{ProxyError, UpstreamFault};
+use super::metadata_cache::{Hit, MetadataCache, Stale};
 use crate::config::UpstreamConfig;
 use crate::registry::Digest;
 
@@ -29,27 +28,11 @@ pub(crate) struct Fetched {
     pub generation: u64,
 }
 
-struct CacheEntry {
-    body: Bytes,
-    validator: Option<String>,
-    checked: Instant,
-    generation: u64,
-}
-
-/// A stale entry, revalidated with its validator.
-struct Stale {
-    body: Bytes,
-    validator: Option<String>,
-    generation: u64,
-}
-
 pub(crate) struct Upstream {
     metadata: reqwest::Client,
     artifacts: reqwest::Client,
-    cache: Mutex<HashMap<String, CacheEntry>>,
+    cache: MetadataCache,
     generations: AtomicU64,
-    ttl: Duration,
-    capacity: usize,
     max_metadata: u64,
     max_artifact: u64,
 }
@@ -95,59 +78,15 @@ impl Upstream {
         Ok(Upstream {
             metadata,
             artifacts,
-            cache: Mutex::new(HashMap::new()),
+            cache: MetadataCache::new(
+                cfg.metadata_cache_bytes,
+                cfg.metadata_cache_entries,
+                Duration::from_secs(cfg.metadata_ttl_secs),
+            ),
             generations: AtomicU64::new(1),
-            ttl: Duration::from_secs(cfg.metadata_ttl_secs),
-            capacity: usize::try_from(cfg.metadata_cache_entries).unwrap_or(usize::MAX),
             max_metadata: cfg.max_metadata_bytes,
             max_artifact: cfg.max_artifact_bytes,
         })
-    }
-
-    fn cached(&self, url: &str) -> (Option<Fetched>, Option<Stale>) {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        match cache.get(url) {
-            Some(e) if e.checked.elapsed() < self.ttl => (
-                Some(Fetched {
-                    body: e.body.clone(),
-                    fresh: false,
-                    generation: e.generation,
-                }),
-                None,
-            ),
-            Some(e) => (
-                None,
-                Some(Stale {
-                    body: e.body.clone(),
-                    validator: e.validator.clone(),
-                    generation: e.generation,
-                }),
-            ),
-            None => (None, None),
-        }
-    }
-
-    fn store(&self, url: &str, body: Bytes, validator: Option<String>, generation: u64) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if !cache.contains_key(url) && cache.len() >= self.capacity {
-            // Evict the least recently checked entry; O(n) but only when full.
-            if let Some(oldest) = cache
-                .iter()
-                .min_by_key(|(_, e)| e.checked)
-                .map(|(k, _)| k.clone())
-            {
-                cache.remove(&oldest);
-            }
-        }
-        cache.insert(
-            url.to_owned(),
-            CacheEntry {
-                body,
-                validator,
-                checked: Instant::now(),
-                generation,
-            },
-        );
     }
 
     /// GETs metadata at `url`, from cache within the TTL, revalidating with the upstream
@@ -157,9 +96,13 @@ impl Upstream {
         url: &str,
         accept: &str,
     ) -> Result<Option<Fetched>, ProxyError> {
-        let (hit, stale) = self.cached(url);
-        if let Some(hit) = hit {
-            return Ok(Some(hit));
+        let (hit, stale) = self.cache.lookup(url);
+        if let Some(Hit { body, generation }) = hit {
+            return Ok(Some(Fetched {
+                body,
+                fresh: false,
+                generation,
+            }));
         }
         let mut req = self.metadata.get(url).header(ACCEPT, accept);
         if let Some(Stale {
@@ -173,7 +116,7 @@ impl Upstream {
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             if let Some(stale) = stale {
-                self.store(
+                self.cache.store(
                     url,
                     stale.body.clone(),
                     stale.validator.clone(),
@@ -203,7 +146,7 @@ impl Upstream {
             .map(str::to_owned);
         let body = self.read_bounded(url, resp, self.max_metadata).await?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        self.store(url, body.clone(), validator, generation);
+        self.cache.store(url, body.clone(), validator, generation);
         Ok(Some(Fetched {
             body,
             fresh: true,
@@ -213,8 +156,7 @@ impl Upstream {
 
     /// Drops a cached body, e.g. one that failed to parse, so the next request refetches.
     pub(crate) fn forget(&self, url: &str) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.remove(url);
+        self.cache.forget(url);
     }
 
     async fn read_bounded(
@@ -233,7 +175,11 @@ impl Upstream {
         if resp.content_length().is_some_and(|n| n > max) {
             return Err(too_large());
         }
-        let mut buf = BytesMut::new();
+        let mut buf = BytesMut::with_capacity(
+            resp.content_length()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0),
+        );
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| classify(url, &e))?;
@@ -241,6 +187,11 @@ impl Upstream {
                 return Err(too_large());
             }
             buf.extend_from_slice(&chunk);
+        }
+        // The body is cached for the TTL and parsed documents share it: a buffer that grew
+        // by doubling (no length, or gzip-decoded) would keep up to twice its size.
+        if buf.capacity() - buf.len() > buf.len() / 16 {
+            return Ok(Bytes::copy_from_slice(&buf));
         }
         Ok(buf.freeze())
     }
