@@ -8,14 +8,18 @@
 //! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
 //! of it. It holds no policy: the proxy decides what is kept.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use url::Url;
 
+use super::heap::HeapSize as _;
 use super::{
     ArtifactRecord, ArtifactRequest, Digest, Document, Kept, Protocol, ProtocolError, RenderCx,
     VersionRecord,
@@ -180,12 +184,28 @@ pub(crate) fn wants_corgi(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains(CORGI))
 }
 
-/// A full packument and the versions in it.
+/// A full packument, kept compactly: the upstream body itself (the same allocation the
+/// metadata cache holds, not a copy), where each top-level member and each version's
+/// manifest lies in it, the dist-tags and the versions' records. A rendering reads back
+/// only what it needs, one version at a time, so no JSON tree of the whole document (5–10
+/// times its size) is kept for the cache's lifetime, nor built per rendering.
 #[derive(Debug, Clone)]
 pub(crate) struct Packument {
-    doc: Map<String, Value>,
+    body: Bytes,
+    /// Top-level members in key order (how `serde_json::Map` orders and so writes them;
+    /// of duplicate keys the last wins), with the byte range of each value in `body`.
+    members: Vec<(String, Range<usize>)>,
+    /// `versions`, when it is an object: each manifest's range, in key order, one per
+    /// record.
+    versions: Option<Vec<(String, Range<usize>)>>,
+    dist_tags: Option<Value>,
     pub records: Vec<VersionRecord>,
+    /// The heap bytes held, `body` included (see [`super::heap`]).
+    footprint: usize,
 }
+
+/// Members of a JSON object with their values as they are in the input.
+type RawMembers<'b> = BTreeMap<String, &'b RawValue>;
 
 fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.and_then(Value::as_str)
@@ -248,70 +268,117 @@ fn digest_of(dist: Option<&Value>) -> Option<Digest> {
     })
 }
 
-/// Parses a full packument as upstream sent it.
+/// Where `raw` (a slice of `body`) lies in `body`.
+fn range_in(body: &[u8], raw: &RawValue) -> Range<usize> {
+    let start = (raw.get().as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    start..start + raw.get().len()
+}
+
+/// Parses a full packument as upstream sent it (copied; the server shares the body
+/// instead, [`parse_packument_bytes`]).
 pub(crate) fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ProtocolError::BadUpstream(format!("packument of {name}: {e}")))?;
-    let Value::Object(doc) = value else {
-        return Err(ProtocolError::BadUpstream(format!(
-            "packument of {name} is not a JSON object"
-        )));
-    };
-    let empty = Map::new();
-    let time = doc.get("time").and_then(Value::as_object).unwrap_or(&empty);
-    let versions = match doc.get("versions") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(v)) => v,
-        Some(_) => {
-            return Err(ProtocolError::BadUpstream(format!(
-                "packument of {name}: `versions` is not an object"
-            )))
-        }
-    };
-    let package_created = parse_time(time.get("created")).or_else(|| {
-        versions
-            .keys()
-            .filter_map(|v| parse_time(time.get(v)))
-            .min()
-    });
-    let top_license = license_of(&Value::Object(doc.clone()));
-    let records = versions
-        .iter()
-        .map(|(v, vdoc)| {
-            let dist = vdoc.get("dist");
-            let upstream_url = dist
-                .and_then(|d| d.get("tarball"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            VersionRecord {
-                version_text: v.clone(),
-                version: Version::parse(Ecosystem::Npm, v).ok(),
-                metadata: VersionMetadata {
-                    published: parse_time(time.get(v)),
-                    package_created,
-                    // A packument is the whole manifest: no license there means none declared.
-                    license: Some(
-                        license_of(vdoc)
-                            .or_else(|| top_license.clone())
-                            .unwrap_or_default(),
-                    ),
-                    has_install_scripts: Some(has_install_scripts(vdoc)),
-                    deprecated: vdoc
-                        .get("deprecated")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    yanked: None,
-                },
-                artifacts: vec![ArtifactRecord {
-                    filename: tarball_filename(name, v),
-                    upstream_url,
-                    digest: digest_of(dist),
-                }],
+    parse_packument_bytes(name, Bytes::copy_from_slice(body))
+}
+
+/// Parses a full packument, keeping `body` (see [`Packument`]).
+pub(crate) fn parse_packument_bytes(
+    name: &PackageName,
+    body: Bytes,
+) -> Result<Packument, ProtocolError> {
+    let top: RawMembers<'_> = serde_json::from_slice(&body).map_err(|e| {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+            Ok(_) => {
+                ProtocolError::BadUpstream(format!("packument of {name} is not a JSON object"))
             }
-        })
-        .collect();
-    Ok(Packument { doc, records })
+            Err(_) => ProtocolError::BadUpstream(format!("packument of {name}: {e}")),
+        }
+    })?;
+    let value = |key: &str| -> Option<Value> {
+        top.get(key)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    };
+    let time = value("time");
+    let empty = Map::new();
+    let time = time.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let versions: Option<RawMembers<'_>> = match top.get("versions") {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| {
+            ProtocolError::BadUpstream(format!("packument of {name}: `versions` is not an object"))
+        })?),
+    };
+    let no_versions = RawMembers::new();
+    let listed = versions.as_ref().unwrap_or(&no_versions);
+    let package_created = parse_time(time.get("created"))
+        .or_else(|| listed.keys().filter_map(|v| parse_time(time.get(v))).min());
+    let mut licenses = Map::new();
+    for key in ["license", "licenses"] {
+        if let Some(v) = value(key) {
+            licenses.insert(key.to_owned(), v);
+        }
+    }
+    let top_license = license_of(&Value::Object(licenses));
+    let mut records = Vec::with_capacity(listed.len());
+    for (v, raw) in listed {
+        // One manifest's tree at a time; dropped once its record is taken.
+        let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        let dist = vdoc.get("dist");
+        let upstream_url = dist
+            .and_then(|d| d.get("tarball"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        records.push(VersionRecord {
+            version_text: v.clone(),
+            version: Version::parse(Ecosystem::Npm, v).ok(),
+            metadata: VersionMetadata {
+                published: parse_time(time.get(v)),
+                package_created,
+                // A packument is the whole manifest: no license there means none declared.
+                license: Some(
+                    license_of(&vdoc)
+                        .or_else(|| top_license.clone())
+                        .unwrap_or_default(),
+                ),
+                has_install_scripts: Some(has_install_scripts(&vdoc)),
+                deprecated: vdoc
+                    .get("deprecated")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                yanked: None,
+            },
+            artifacts: vec![ArtifactRecord {
+                filename: tarball_filename(name, v),
+                upstream_url,
+                digest: digest_of(dist),
+            }],
+        });
+    }
+    let ranges = |m: &RawMembers<'_>| -> Vec<(String, Range<usize>)> {
+        m.iter()
+            .map(|(k, raw)| (k.clone(), range_in(&body, raw)))
+            .collect()
+    };
+    let members = ranges(&top);
+    let versions = versions.as_ref().map(ranges);
+    let dist_tags = value("dist-tags");
+    let spans = |v: &Vec<(String, Range<usize>)>| {
+        v.capacity() * std::mem::size_of::<(String, Range<usize>)>()
+            + v.iter().map(|(k, _)| k.capacity()).sum::<usize>()
+    };
+    let footprint = body.len()
+        + spans(&members)
+        + versions.as_ref().map_or(0, spans)
+        + dist_tags.heap_size()
+        + records.heap_size();
+    Ok(Packument {
+        body,
+        members,
+        versions,
+        dist_tags,
+        records,
+        footprint,
+    })
 }
 
 /// The fields of a version that the abbreviated packument keeps.
@@ -338,7 +405,49 @@ const CORGI_VERSION_FIELDS: &[&str] = &[
     "_hasShrinkwrap",
 ];
 
+/// Writes `"key":` after a `,` unless it is the object's first member.
+fn write_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    write_json(out, key);
+    out.push(b':');
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing JSON values and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, value);
+}
+
 impl Packument {
+    /// The heap bytes this document holds, its upstream body included.
+    pub(crate) fn footprint(&self) -> usize {
+        self.footprint
+    }
+
+    /// The bytes of a range found while parsing.
+    fn slice(&self, range: &Range<usize>) -> &[u8] {
+        self.body.get(range.clone()).unwrap_or(b"null")
+    }
+
+    /// A top-level member's value, parsed.
+    fn member(&self, key: &str) -> Option<Value> {
+        let i = self
+            .members
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()?;
+        serde_json::from_slice(self.slice(&self.members[i].1)).ok()
+    }
+
+    /// One version's manifest, parsed; `None` if upstream lists no such version.
+    fn manifest(&self, version: &str) -> Option<Value> {
+        let versions = self.versions.as_ref()?;
+        let i = versions
+            .binary_search_by(|(k, _)| k.as_str().cmp(version))
+            .ok()?;
+        serde_json::from_slice(self.slice(&versions[i].1)).ok()
+    }
+
     /// The newest kept version, preferring releases over pre-releases.
     fn newest_kept<'a>(&'a self, kept: &Kept) -> Option<&'a str> {
         let candidates = self
@@ -353,7 +462,7 @@ impl Packument {
     /// `dist-tags` with only `kept` versions: a tag of a removed version is dropped, except
     /// `latest`, which moves to the newest kept version. `None` if upstream has none.
     pub(crate) fn dist_tags(&self, kept: &Kept) -> Option<Map<String, Value>> {
-        let Some(Value::Object(upstream)) = self.doc.get("dist-tags") else {
+        let Some(Value::Object(upstream)) = &self.dist_tags else {
             return None;
         };
         let mut tags = upstream.clone();
@@ -379,7 +488,7 @@ impl Packument {
 
     /// The version an upstream (unfiltered) dist-tag points at.
     pub(crate) fn upstream_tag(&self, tag: &str) -> Option<&str> {
-        self.doc.get("dist-tags")?.get(tag)?.as_str()
+        self.dist_tags.as_ref()?.get(tag)?.as_str()
     }
 
     /// One version's manifest, as `GET /{name}/{version}` returns it: the packument's
@@ -391,28 +500,15 @@ impl Packument {
         version: &str,
         public_base: &str,
     ) -> Option<Vec<u8>> {
-        let mut vdoc = self.doc.get("versions")?.get(version)?.clone();
+        let mut vdoc = self.manifest(version)?;
         rewrite_tarball(&mut vdoc, name, version, public_base);
         serde_json::to_vec(&vdoc).ok()
     }
 
-    /// Renders the packument keeping only `kept` versions, with tarball URLs under
-    /// `public_base`; `corgi` selects the abbreviated form.
-    pub(crate) fn render(
-        &self,
-        name: &PackageName,
-        kept: &Kept,
-        public_base: &str,
-        corgi: bool,
-    ) -> Vec<u8> {
-        let mut doc = self.doc.clone();
-        if let Some(Value::Object(versions)) = doc.get_mut("versions") {
-            versions.retain(|v, _| kept.contains(v));
-            for (v, vdoc) in versions.iter_mut() {
-                rewrite_tarball(vdoc, name, v, public_base);
-            }
-        }
-        if let Some(Value::Object(time)) = doc.get_mut("time") {
+    /// `time` without the entries of versions that are not kept (it has one per version).
+    fn filtered_time(&self, kept: &Kept) -> Option<Value> {
+        let mut time = self.member("time")?;
+        if let Value::Object(entries) = &mut time {
             // A set, not a list: `time` has an entry per version, so a list lookup made
             // rendering quadratic in the number of versions.
             let known: HashSet<&str> = self
@@ -420,17 +516,112 @@ impl Packument {
                 .iter()
                 .map(|r| r.version_text.as_str())
                 .collect();
-            time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
+            entries.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
         }
-        if let Some(tags) = self.dist_tags(kept) {
-            doc.insert("dist-tags".to_owned(), Value::Object(tags));
+        Some(time)
+    }
+
+    /// Writes the `versions` object with the kept versions only, each through `shape`
+    /// (after its tarball URL is pointed at depfw).
+    fn write_versions(
+        &self,
+        out: &mut Vec<u8>,
+        versions: &[(String, Range<usize>)],
+        name: &PackageName,
+        kept: &Kept,
+        public_base: &str,
+        shape: impl Fn(Value) -> Value,
+    ) {
+        out.push(b'{');
+        let mut first = true;
+        for (v, range) in versions.iter().filter(|(v, _)| kept.contains(v)) {
+            let mut vdoc: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
+            rewrite_tarball(&mut vdoc, name, v, public_base);
+            write_key(out, &mut first, v);
+            write_json(out, &shape(vdoc));
         }
-        let out = if corgi {
-            abbreviate(doc)
-        } else {
-            Value::Object(doc)
+        out.push(b'}');
+    }
+
+    /// Renders the packument keeping only `kept` versions, with tarball URLs under
+    /// `public_base`; `corgi` selects the abbreviated form. Written member by member and
+    /// version by version from the upstream body, byte for byte what serialising the
+    /// edited document would give (members in key order, compact).
+    pub(crate) fn render(
+        &self,
+        name: &PackageName,
+        kept: &Kept,
+        public_base: &str,
+        corgi: bool,
+    ) -> Vec<u8> {
+        if corgi {
+            return self.render_corgi(name, kept, public_base);
+        }
+        let mut out = Vec::with_capacity(self.body.len());
+        out.push(b'{');
+        let mut first = true;
+        for (key, range) in &self.members {
+            write_key(&mut out, &mut first, key);
+            match (key.as_str(), &self.versions) {
+                ("versions", Some(versions)) => {
+                    self.write_versions(&mut out, versions, name, kept, public_base, |v| v);
+                    continue;
+                }
+                ("time", _) => {
+                    if let Some(time) = self.filtered_time(kept) {
+                        write_json(&mut out, &time);
+                        continue;
+                    }
+                }
+                ("dist-tags", _) => {
+                    if let Some(tags) = self.dist_tags(kept) {
+                        write_json(&mut out, &tags);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            let value: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
+            write_json(&mut out, &value);
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The abbreviated ("corgi") form: install fields only, no `time`, `license` or
+    /// `scripts`; members in key order (`dist-tags`, `modified`, `name`, `versions`).
+    fn render_corgi(&self, name: &PackageName, kept: &Kept, public_base: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(b'{');
+        let mut first = true;
+        let tags = match self.dist_tags(kept) {
+            Some(tags) => Some(Value::Object(tags)),
+            None => self.member("dist-tags"),
         };
-        serde_json::to_vec(&out).unwrap_or_default()
+        if let Some(tags) = tags {
+            write_key(&mut out, &mut first, "dist-tags");
+            write_json(&mut out, &tags);
+        }
+        let modified = self
+            .filtered_time(kept)
+            .and_then(|t| t.get("modified").cloned());
+        if let Some(modified) = modified {
+            write_key(&mut out, &mut first, "modified");
+            write_json(&mut out, &modified);
+        }
+        if let Some(n) = self.member("name") {
+            write_key(&mut out, &mut first, "name");
+            write_json(&mut out, &n);
+        }
+        write_key(&mut out, &mut first, "versions");
+        match &self.versions {
+            Some(versions) => {
+                self.write_versions(&mut out, versions, name, kept, public_base, abbreviate)
+            }
+            None => out.extend_from_slice(b"{}"),
+        }
+        out.push(b'}');
+        out
     }
 }
 
@@ -450,34 +641,18 @@ fn newest<'a>(list: Vec<(&'a Version, &'a str)>) -> Option<&'a str> {
         .map(|(_, t)| t)
 }
 
-/// The abbreviated ("corgi") form: install fields only, no `time`, `license` or `scripts`.
-fn abbreviate(doc: Map<String, Value>) -> Value {
-    let mut out = Map::new();
-    for key in ["name", "dist-tags"] {
-        if let Some(v) = doc.get(key) {
-            out.insert(key.to_owned(), v.clone());
+/// One version's manifest in the abbreviated form: its install fields only.
+fn abbreviate(vdoc: Value) -> Value {
+    let mut slim = Map::new();
+    for field in CORGI_VERSION_FIELDS {
+        if let Some(x) = vdoc.get(*field) {
+            slim.insert((*field).to_owned(), x.clone());
         }
     }
-    if let Some(modified) = doc.get("time").and_then(|t| t.get("modified")) {
-        out.insert("modified".to_owned(), modified.clone());
+    if has_install_scripts(&vdoc) {
+        slim.insert("hasInstallScript".to_owned(), Value::Bool(true));
     }
-    let mut versions = Map::new();
-    if let Some(Value::Object(full)) = doc.get("versions") {
-        for (v, vdoc) in full {
-            let mut slim = Map::new();
-            for field in CORGI_VERSION_FIELDS {
-                if let Some(x) = vdoc.get(*field) {
-                    slim.insert((*field).to_owned(), x.clone());
-                }
-            }
-            if has_install_scripts(vdoc) {
-                slim.insert("hasInstallScript".to_owned(), Value::Bool(true));
-            }
-            versions.insert(v.clone(), Value::Object(slim));
-        }
-    }
-    out.insert("versions".to_owned(), Value::Object(versions));
-    Value::Object(out)
+    Value::Object(slim)
 }
 
 /// The media type of full packuments and of everything else the registry answers.
@@ -531,8 +706,12 @@ impl Protocol for Npm {
         Url::parse(&url).map_err(|e| ProtocolError::BadUpstream(format!("{url}: {e}")))
     }
 
-    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
-        parse_packument(name, body)
+    fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Packument, ProtocolError> {
+        parse_packument_bytes(name, body.clone())
+    }
+
+    fn footprint(&self, doc: &Packument) -> usize {
+        doc.footprint()
     }
 
     fn versions<'d>(&self, doc: &'d Packument) -> &'d [VersionRecord] {
@@ -560,6 +739,7 @@ impl Protocol for Npm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::heap::HeapSize as _;
 
     fn npm(n: &str) -> PackageName {
         PackageName::parse(Ecosystem::Npm, n).unwrap()
@@ -768,6 +948,117 @@ mod tests {
         assert!(out["versions"]["1.0.0"].get("hasInstallScript").is_none());
     }
 
+    /// How `render` worked when a packument was kept as a JSON tree: edit a clone of the
+    /// whole document, then serialise it.
+    fn tree_render(p: &Packument, name: &PackageName, kept: &Kept, corgi: bool) -> Vec<u8> {
+        let base = "http://d:1";
+        let Value::Object(mut doc) = serde_json::from_slice(&p.body).unwrap() else {
+            panic!("not an object")
+        };
+        if let Some(Value::Object(versions)) = doc.get_mut("versions") {
+            versions.retain(|v, _| kept.contains(v));
+            for (v, vdoc) in versions.iter_mut() {
+                rewrite_tarball(vdoc, name, v, base);
+            }
+        }
+        if let Some(Value::Object(time)) = doc.get_mut("time") {
+            let known: HashSet<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
+            time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
+        }
+        if let Some(tags) = p.dist_tags(kept) {
+            doc.insert("dist-tags".to_owned(), Value::Object(tags));
+        }
+        if !corgi {
+            return serde_json::to_vec(&Value::Object(doc)).unwrap();
+        }
+        let mut out = Map::new();
+        for key in ["name", "dist-tags"] {
+            if let Some(v) = doc.get(key) {
+                out.insert(key.to_owned(), v.clone());
+            }
+        }
+        if let Some(modified) = doc.get("time").and_then(|t| t.get("modified")) {
+            out.insert("modified".to_owned(), modified.clone());
+        }
+        let mut versions = Map::new();
+        if let Some(Value::Object(full)) = doc.get("versions") {
+            for (v, vdoc) in full {
+                versions.insert(v.clone(), abbreviate(vdoc.clone()));
+            }
+        }
+        out.insert("versions".to_owned(), Value::Object(versions));
+        serde_json::to_vec(&Value::Object(out)).unwrap()
+    }
+
+    #[test]
+    fn renderings_from_the_body_match_the_tree_renderings_byte_for_byte() {
+        let name = npm("demo");
+        let odd = r#"{"versions": {"1.0.0": {"dist": {"tarball": "https://up/a.tgz"}, "x": "\u00e9\/"},
+            "1.0.0": {"dist": {"tarball": "https://up/b.tgz"}, "z": 1.50},
+            "2.0.0": "not an object"}, "name": "demo", "name": "demo2", "readme": "\ud83d\ude00",
+            "time": {"modified": "2024-01-01T00:00:00Z", "1.0.0": "2020-01-01T00:00:00Z"},
+            "dist-tags": {"latest": "2.0.0"}, "extra": [1, {"b": null, "a": true}]}"#;
+        let bodies = [
+            PACKUMENT.to_owned(),
+            many_versions(50),
+            odd.to_owned(),
+            r#"{"name": "demo", "versions": null, "dist-tags": 3, "time": []}"#.to_owned(),
+            r#"{"time": {"unpublished": {}}}"#.to_owned(),
+        ];
+        for body in &bodies {
+            let p = parse_packument(&name, body.as_bytes()).unwrap();
+            let all: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
+            let some: Kept = p
+                .records
+                .iter()
+                .step_by(2)
+                .map(|r| r.version_text.clone())
+                .collect();
+            for kept in [&all, &some, &Kept::new()] {
+                for corgi in [false, true] {
+                    let new = p.render(&name, kept, "http://d:1", corgi);
+                    let old = tree_render(&p, &name, kept, corgi);
+                    assert_eq!(
+                        String::from_utf8_lossy(&new),
+                        String::from_utf8_lossy(&old),
+                        "corgi {corgi}, {} kept, of {body}",
+                        kept.len()
+                    );
+                }
+            }
+            for r in &p.records {
+                let mut vdoc = serde_json::from_slice::<Value>(&p.body).unwrap()["versions"]
+                    [&r.version_text]
+                    .clone();
+                rewrite_tarball(&mut vdoc, &name, &r.version_text, "http://d:1");
+                assert_eq!(
+                    p.render_version(&name, &r.version_text, "http://d:1"),
+                    Some(serde_json::to_vec(&vdoc).unwrap())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_packument_keeps_its_body_not_a_tree() {
+        let name = npm("many");
+        let body = Bytes::from(many_versions(2_000));
+        let p = parse_packument_bytes(&name, body.clone()).unwrap();
+        assert_eq!(p.body.as_ptr(), body.as_ptr(), "shared, not copied");
+        let tree: Value = serde_json::from_slice(&body).unwrap();
+        assert!(p.footprint() >= body.len() + p.records.heap_size());
+        assert!(
+            p.footprint() < body.len() * 3,
+            "{} bytes held for a {}-byte body",
+            p.footprint(),
+            body.len()
+        );
+        assert!(
+            tree.heap_size() > body.len(),
+            "a tree is larger than its JSON"
+        );
+    }
+
     #[test]
     fn bad_upstream_json_is_an_error() {
         assert!(parse_packument(&npm("demo"), b"<html>").is_err());
@@ -806,7 +1097,7 @@ mod tests {
 
     /// `time` filtered the way `render` did before it used a set (a list lookup per entry).
     fn time_filtered_by_list(p: &Packument, kept: &Kept) -> Map<String, Value> {
-        let mut time = p.doc["time"].as_object().unwrap().clone();
+        let mut time = p.member("time").unwrap().as_object().unwrap().clone();
         let known: Vec<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
         time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
         time
