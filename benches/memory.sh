@@ -16,7 +16,8 @@
 #   MEMBENCH_N=12 MEMBENCH_MB=60 benches/memory.sh   # twelve 60 MB packuments
 # MEMBENCH_N: how many packuments (default 40); MEMBENCH_MB: size of each in MB (default: a
 # mix from 0.5 to 16 MB, ~4 MB on average); MEMBENCH_EXTRA_TOML: appended to the [upstream]
-# table of depfw's config (e.g. "render-cache-bytes = 1048576").
+# table of depfw's config (e.g. "render-cache-bytes = 1048576"); MEMBENCH_CORGI_FIRST=1:
+# warm the abbreviated form first (what an install alone leaves behind).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -147,12 +148,17 @@ warm() { # accept, accept-encoding
         [[ "$code" == 200 ]] || { echo "GET $(basename "$f"): HTTP $code; see $work/depfw.log"; exit 1; }
     done
 }
-warm "application/json" "identity"
-sleep 1
-full=$(rss_kib)
-warm "application/vnd.npm.install-v1+json" "gzip"
-sleep 1
-both=$(rss_kib)
+full_form() { warm "application/json" "identity"; }
+corgi_form() { warm "application/vnd.npm.install-v1+json" "gzip"; }
+if [[ -n "${MEMBENCH_CORGI_FIRST:-}" ]]; then
+    first_label="abbreviated/gz" second_label="+ full form"
+    corgi_form; sleep 1; first=$(rss_kib)
+    full_form; sleep 1; both=$(rss_kib)
+else
+    first_label="full form" second_label="+ abbrev./gz"
+    full_form; sleep 1; first=$(rss_kib)
+    corgi_form; sleep 1; both=$(rss_kib)
+fi
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$idle" -v r="$raw" 'BEGIN { printf "%.2f", (a - b) * 1024 / r }'; }
@@ -160,5 +166,5 @@ echo "depfw:             $DEPFW_BIN"
 echo "packuments:        $n (${mb} MB each; mix = 0.5 to 16 MB)"
 echo "raw upstream:      $(mib $((raw / 1024)))"
 echo "idle RSS:          $(mib "$idle")"
-echo "after full form:   $(mib "$full")   (RSS - idle) / raw = $(ratio "$full")"
-echo "after + corgi/gz:  $(mib "$both")   (RSS - idle) / raw = $(ratio "$both")"
+printf 'after %-15s %s   (RSS - idle) / raw = %s\n' "$first_label:" "$(mib "$first")" "$(ratio "$first")"
+printf 'after %-15s %s   (RSS - idle) / raw = %s\n' "$second_label:" "$(mib "$both")" "$(ratio "$both")"
