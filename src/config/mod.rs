@@ -227,8 +227,14 @@ pub struct UpstreamConfig {
     pub max_metadata_bytes: u64,
     pub max_artifact_bytes: u64,
     pub metadata_ttl_secs: u64,
+    /// Entry bound of every in-memory metadata cache.
     pub metadata_cache_entries: u64,
-    /// Byte budget of each render-cache map (parsed documents, rendered responses).
+    /// Byte bound of the upstream metadata bodies kept.
+    pub metadata_cache_bytes: u64,
+    /// Byte bound of each protocol's parsed documents (their real heap size).
+    pub parse_cache_bytes: u64,
+    /// Byte bound of the rendered responses (and their gzip copies), and separately of the
+    /// verdicts kept per document.
     pub render_cache_bytes: u64,
     pub artifact_cache_bytes: u64,
     /// `upstream.transfer-deadline-secs`: the longest one upstream request may take,

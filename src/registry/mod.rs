@@ -13,12 +13,14 @@
 //! ARCHITECTURE.md for the recipe.
 
 pub mod cargo;
+pub(crate) mod heap;
 pub(crate) mod npm;
 pub mod pypi;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
 
+use bytes::Bytes;
 use url::Url;
 
 use crate::config::UpstreamConfig;
@@ -71,8 +73,12 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError>;
     /// The upstream hosts a [`Route::Artifact`]'s URL must be on.
     fn artifact_origins(&self) -> Vec<&Url>;
-    /// Parses an upstream metadata body.
-    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Self::Doc, ProtocolError>;
+    /// Parses an upstream metadata body. A document may keep `body` (a shared buffer, not a
+    /// copy) rather than a tree built from it.
+    fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Self::Doc, ProtocolError>;
+    /// The heap bytes `doc` holds (a body it keeps included), computed while parsing; what
+    /// it weighs in the parse cache (`upstream.parse-cache-bytes`).
+    fn footprint(&self, doc: &Self::Doc) -> usize;
     /// Every version the document lists, in document order.
     fn versions<'d>(&self, doc: &'d Self::Doc) -> &'d [VersionRecord];
     /// The form a client asked for, from its `Accept` header and query string.

@@ -8,15 +8,18 @@
 //! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
 //! of it. It holds no policy: the proxy decides what is kept.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
-use serde::ser::{Serialize, SerializeMap as _};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use url::Url;
 
+use super::heap::HeapSize as _;
 use super::{
     ArtifactRecord, ArtifactRequest, Digest, Document, Kept, Protocol, ProtocolError, RenderCx,
     Route, VersionRecord,
@@ -184,16 +187,28 @@ pub(crate) fn wants_corgi(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains(CORGI))
 }
 
-/// A full packument and the versions in it.
+/// A full packument, kept compactly: the upstream body itself (the same allocation the
+/// metadata cache holds, not a copy), where each top-level member and each version's
+/// manifest lies in it, the dist-tags and the versions' records. A rendering reads back
+/// only what it needs, one version at a time, so no JSON tree of the whole document (5–10
+/// times its size) is kept for the cache's lifetime, nor built per rendering.
 #[derive(Debug, Clone)]
 pub(crate) struct Packument {
-    doc: Map<String, Value>,
+    body: Bytes,
+    /// Top-level members in key order (how `serde_json::Map` orders and so writes them;
+    /// of duplicate keys the last wins), with the byte range of each value in `body`.
+    members: Vec<(String, Range<usize>)>,
+    /// `versions`, when it is an object: each manifest's range, in key order, one per
+    /// record.
+    versions: Option<Vec<(String, Range<usize>)>>,
+    dist_tags: Option<Value>,
     pub records: Vec<VersionRecord>,
-    /// The upstream body's length: what a rendering reserves, so a big one is written
-    /// into one allocation rather than grown by doubling (which left up to twice its size
-    /// allocated, kept by the render cache).
-    size: usize,
+    /// The heap bytes held, `body` included (see [`super::heap`]).
+    footprint: usize,
 }
+
+/// Members of a JSON object with their values as they are in the input.
+type RawMembers<'b> = BTreeMap<String, &'b RawValue>;
 
 fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.and_then(Value::as_str)
@@ -203,12 +218,6 @@ fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
 
 /// `license` as a string, the legacy `{type, url}` object, or `licenses: [..]`.
 fn license_of(doc: &Value) -> Option<String> {
-    doc.as_object().and_then(license_in)
-}
-
-/// [`license_of`] for an object already taken apart (the packument's top level, which is
-/// not cloned into a `Value` for this: that copied the whole document, every version).
-fn license_in(doc: &Map<String, Value>) -> Option<String> {
     let one = |v: &Value| -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
@@ -262,74 +271,117 @@ fn digest_of(dist: Option<&Value>) -> Option<Digest> {
     })
 }
 
-/// Parses a full packument as upstream sent it.
+/// Where `raw` (a slice of `body`) lies in `body`.
+fn range_in(body: &[u8], raw: &RawValue) -> Range<usize> {
+    let start = (raw.get().as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    start..start + raw.get().len()
+}
+
+/// Parses a full packument as upstream sent it (copied; the server shares the body
+/// instead, [`parse_packument_bytes`]).
 pub(crate) fn parse_packument(name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ProtocolError::BadUpstream(format!("packument of {name}: {e}")))?;
-    let Value::Object(doc) = value else {
-        return Err(ProtocolError::BadUpstream(format!(
-            "packument of {name} is not a JSON object"
-        )));
-    };
-    let empty = Map::new();
-    let time = doc.get("time").and_then(Value::as_object).unwrap_or(&empty);
-    let versions = match doc.get("versions") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(v)) => v,
-        Some(_) => {
-            return Err(ProtocolError::BadUpstream(format!(
-                "packument of {name}: `versions` is not an object"
-            )))
-        }
-    };
-    let package_created = parse_time(time.get("created")).or_else(|| {
-        versions
-            .keys()
-            .filter_map(|v| parse_time(time.get(v)))
-            .min()
-    });
-    let top_license = license_in(&doc);
-    let records = versions
-        .iter()
-        .map(|(v, vdoc)| {
-            let dist = vdoc.get("dist");
-            let upstream_url = dist
-                .and_then(|d| d.get("tarball"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            VersionRecord {
-                version_text: v.clone(),
-                version: Version::parse(Ecosystem::Npm, v).ok(),
-                metadata: VersionMetadata {
-                    publish_time_expected: true,
-                    published: parse_time(time.get(v)),
-                    package_created,
-                    // A packument is the whole manifest: no license there means none declared.
-                    license: Some(
-                        license_of(vdoc)
-                            .or_else(|| top_license.clone())
-                            .unwrap_or_default(),
-                    ),
-                    has_install_scripts: Some(has_install_scripts(vdoc)),
-                    deprecated: vdoc
-                        .get("deprecated")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    yanked: None,
-                },
-                artifacts: vec![ArtifactRecord {
-                    filename: tarball_filename(name, v),
-                    upstream_url,
-                    digest: digest_of(dist),
-                }],
+    parse_packument_bytes(name, Bytes::copy_from_slice(body))
+}
+
+/// Parses a full packument, keeping `body` (see [`Packument`]).
+pub(crate) fn parse_packument_bytes(
+    name: &PackageName,
+    body: Bytes,
+) -> Result<Packument, ProtocolError> {
+    let top: RawMembers<'_> = serde_json::from_slice(&body).map_err(|e| {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+            Ok(_) => {
+                ProtocolError::BadUpstream(format!("packument of {name} is not a JSON object"))
             }
-        })
-        .collect();
+            Err(_) => ProtocolError::BadUpstream(format!("packument of {name}: {e}")),
+        }
+    })?;
+    let value = |key: &str| -> Option<Value> {
+        top.get(key)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    };
+    let time = value("time");
+    let empty = Map::new();
+    let time = time.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let versions: Option<RawMembers<'_>> = match top.get("versions") {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| {
+            ProtocolError::BadUpstream(format!("packument of {name}: `versions` is not an object"))
+        })?),
+    };
+    let no_versions = RawMembers::new();
+    let listed = versions.as_ref().unwrap_or(&no_versions);
+    let package_created = parse_time(time.get("created"))
+        .or_else(|| listed.keys().filter_map(|v| parse_time(time.get(v))).min());
+    let mut licenses = Map::new();
+    for key in ["license", "licenses"] {
+        if let Some(v) = value(key) {
+            licenses.insert(key.to_owned(), v);
+        }
+    }
+    let top_license = license_of(&Value::Object(licenses));
+    let mut records = Vec::with_capacity(listed.len());
+    for (v, raw) in listed {
+        // One manifest's tree at a time; dropped once its record is taken.
+        let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        let dist = vdoc.get("dist");
+        let upstream_url = dist
+            .and_then(|d| d.get("tarball"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        records.push(VersionRecord {
+            version_text: v.clone(),
+            version: Version::parse(Ecosystem::Npm, v).ok(),
+            metadata: VersionMetadata {
+                publish_time_expected: true,
+                published: parse_time(time.get(v)),
+                package_created,
+                // A packument is the whole manifest: no license there means none declared.
+                license: Some(
+                    license_of(&vdoc)
+                        .or_else(|| top_license.clone())
+                        .unwrap_or_default(),
+                ),
+                has_install_scripts: Some(has_install_scripts(&vdoc)),
+                deprecated: vdoc
+                    .get("deprecated")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                yanked: None,
+            },
+            artifacts: vec![ArtifactRecord {
+                filename: tarball_filename(name, v),
+                upstream_url,
+                digest: digest_of(dist),
+            }],
+        });
+    }
+    let ranges = |m: &RawMembers<'_>| -> Vec<(String, Range<usize>)> {
+        m.iter()
+            .map(|(k, raw)| (k.clone(), range_in(&body, raw)))
+            .collect()
+    };
+    let members = ranges(&top);
+    let versions = versions.as_ref().map(ranges);
+    let dist_tags = value("dist-tags");
+    let spans = |v: &Vec<(String, Range<usize>)>| {
+        v.capacity() * std::mem::size_of::<(String, Range<usize>)>()
+            + v.iter().map(|(k, _)| k.capacity()).sum::<usize>()
+    };
+    let footprint = body.len()
+        + spans(&members)
+        + versions.as_ref().map_or(0, spans)
+        + dist_tags.heap_size()
+        + records.heap_size();
     Ok(Packument {
-        doc,
+        body,
+        members,
+        versions,
+        dist_tags,
         records,
-        size: body.len(),
+        footprint,
     })
 }
 
@@ -357,7 +409,49 @@ const CORGI_VERSION_FIELDS: &[&str] = &[
     "_hasShrinkwrap",
 ];
 
+/// Writes `"key":` after a `,` unless it is the object's first member.
+fn write_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    write_json(out, key);
+    out.push(b':');
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing JSON values and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, value);
+}
+
 impl Packument {
+    /// The heap bytes this document holds, its upstream body included.
+    pub(crate) fn footprint(&self) -> usize {
+        self.footprint
+    }
+
+    /// The bytes of a range found while parsing.
+    fn slice(&self, range: &Range<usize>) -> &[u8] {
+        self.body.get(range.clone()).unwrap_or(b"null")
+    }
+
+    /// A top-level member's value, parsed.
+    fn member(&self, key: &str) -> Option<Value> {
+        let i = self
+            .members
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()?;
+        serde_json::from_slice(self.slice(&self.members[i].1)).ok()
+    }
+
+    /// One version's manifest, parsed; `None` if upstream lists no such version.
+    fn manifest(&self, version: &str) -> Option<Value> {
+        let versions = self.versions.as_ref()?;
+        let i = versions
+            .binary_search_by(|(k, _)| k.as_str().cmp(version))
+            .ok()?;
+        serde_json::from_slice(self.slice(&versions[i].1)).ok()
+    }
+
     /// The newest kept version, preferring releases over pre-releases.
     fn newest_kept<'a>(&'a self, kept: &Kept) -> Option<&'a str> {
         let candidates = self
@@ -372,7 +466,7 @@ impl Packument {
     /// `dist-tags` with only `kept` versions: a tag of a removed version is dropped, except
     /// `latest`, which moves to the newest kept version. `None` if upstream has none.
     pub(crate) fn dist_tags(&self, kept: &Kept) -> Option<Map<String, Value>> {
-        let Some(Value::Object(upstream)) = self.doc.get("dist-tags") else {
+        let Some(Value::Object(upstream)) = &self.dist_tags else {
             return None;
         };
         let mut tags = upstream.clone();
@@ -398,7 +492,7 @@ impl Packument {
 
     /// The version an upstream (unfiltered) dist-tag points at.
     pub(crate) fn upstream_tag(&self, tag: &str) -> Option<&str> {
-        self.doc.get("dist-tags")?.get(tag)?.as_str()
+        self.dist_tags.as_ref()?.get(tag)?.as_str()
     }
 
     /// One version's manifest, as `GET /{name}/{version}` returns it: the packument's
@@ -410,16 +504,53 @@ impl Packument {
         version: &str,
         public_base: &str,
     ) -> Option<Vec<u8>> {
-        let mut vdoc = self.doc.get("versions")?.get(version)?.clone();
+        let mut vdoc = self.manifest(version)?;
         rewrite_tarball(&mut vdoc, name, version, public_base);
         serde_json::to_vec(&vdoc).ok()
     }
 
+    /// `time` without the entries of versions that are not kept (it has one per version).
+    fn filtered_time(&self, kept: &Kept) -> Option<Value> {
+        let mut time = self.member("time")?;
+        if let Value::Object(entries) = &mut time {
+            // A set, not a list: `time` has an entry per version, so a list lookup made
+            // rendering quadratic in the number of versions.
+            let known: HashSet<&str> = self
+                .records
+                .iter()
+                .map(|r| r.version_text.as_str())
+                .collect();
+            entries.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
+        }
+        Some(time)
+    }
+
+    /// Writes the `versions` object with the kept versions only, each through `shape`
+    /// (after its tarball URL is pointed at depfw).
+    fn write_versions(
+        &self,
+        out: &mut Vec<u8>,
+        versions: &[(String, Range<usize>)],
+        name: &PackageName,
+        kept: &Kept,
+        public_base: &str,
+        shape: impl Fn(Value) -> Value,
+    ) {
+        out.push(b'{');
+        let mut first = true;
+        for (v, range) in versions.iter().filter(|(v, _)| kept.contains(v)) {
+            let mut vdoc: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
+            rewrite_tarball(&mut vdoc, name, v, public_base);
+            write_key(out, &mut first, v);
+            write_json(out, &shape(vdoc));
+        }
+        out.push(b'}');
+    }
+
     /// Renders the packument keeping only `kept` versions, with tarball URLs under
-    /// `public_base`; `corgi` selects the abbreviated form. Written straight from the
-    /// parsed document through borrowing views ([`FullView`], [`CorgiView`]): copying the
-    /// document to edit it first doubled the memory a huge packument takes (issue #11:
-    /// 190,000 versions, 62 MB). The bytes are those of the edited copy.
+    /// `public_base`; `corgi` selects the abbreviated form. Written member by member and
+    /// version by version from the upstream body, byte for byte what serialising the
+    /// edited document would give (members in key order, compact).
     pub(crate) fn render(
         &self,
         name: &PackageName,
@@ -427,260 +558,74 @@ impl Packument {
         public_base: &str,
         corgi: bool,
     ) -> Vec<u8> {
-        // A set, not a list: `time` has an entry per version, so a list lookup made
-        // rendering quadratic in the number of versions.
-        let known: HashSet<&str> = self
-            .records
-            .iter()
-            .map(|r| r.version_text.as_str())
-            .collect();
-        let tags = self.dist_tags(kept);
-        let view = FullView {
-            doc: &self.doc,
-            name,
-            kept,
-            public_base,
-            known: &known,
-            tags: tags.as_ref(),
-        };
-        // Reserved, not touched: pages never written are never resident, and the unused
-        // tail is handed back below (a resize in place for an allocation this big).
-        let mut out = Vec::with_capacity(self.size + self.size / 8 + 1024);
-        let written = if corgi {
-            serde_json::to_writer(&mut out, &CorgiView(view))
-        } else {
-            serde_json::to_writer(&mut out, &view)
-        };
-        if written.is_err() {
-            return Vec::new();
+        if corgi {
+            return self.render_corgi(name, kept, public_base);
         }
-        out.shrink_to_fit();
-        out
-    }
-}
-
-/// A map serialized with `key` replaced by `value`, or inserted where serde_json's sorted
-/// `Map` would put it: the bytes of the edited copy, without copying.
-struct With<'a, V> {
-    map: &'a Map<String, Value>,
-    key: &'a str,
-    value: V,
-}
-
-impl<V: Serialize> Serialize for With<'_, V> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        let mut placed = false;
-        for (k, v) in self.map {
-            if !placed && k.as_str() >= self.key {
-                placed = true;
-                m.serialize_entry(self.key, &self.value)?;
-                if k == self.key {
+        let mut out = Vec::with_capacity(self.body.len());
+        out.push(b'{');
+        let mut first = true;
+        for (key, range) in &self.members {
+            write_key(&mut out, &mut first, key);
+            match (key.as_str(), &self.versions) {
+                ("versions", Some(versions)) => {
+                    self.write_versions(&mut out, versions, name, kept, public_base, |v| v);
                     continue;
                 }
-            }
-            m.serialize_entry(k, v)?;
-        }
-        if !placed {
-            m.serialize_entry(self.key, &self.value)?;
-        }
-        m.end()
-    }
-}
-
-/// One version's manifest with `dist.tarball` under depfw (as [`rewrite_tarball`] edits it).
-struct VersionView<'a> {
-    vdoc: &'a Value,
-    url: String,
-}
-
-impl Serialize for VersionView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.vdoc {
-            Value::Object(vdoc) => match vdoc.get("dist") {
-                Some(Value::Object(dist)) => With {
-                    map: vdoc,
-                    key: "dist",
-                    value: With {
-                        map: dist,
-                        key: "tarball",
-                        value: &self.url,
-                    },
-                }
-                .serialize(s),
-                _ => vdoc.serialize(s),
-            },
-            other => other.serialize(s),
-        }
-    }
-}
-
-/// The full packument as [`Packument::render`] serves it.
-struct FullView<'a> {
-    doc: &'a Map<String, Value>,
-    name: &'a PackageName,
-    kept: &'a Kept,
-    public_base: &'a str,
-    /// Every version upstream lists: `time` entries of removed ones are dropped.
-    known: &'a HashSet<&'a str>,
-    /// The filtered `dist-tags` (present exactly when upstream has the object).
-    tags: Option<&'a Map<String, Value>>,
-}
-
-impl<'a> FullView<'a> {
-    fn versions(&self) -> impl Iterator<Item = (&'a String, VersionView<'a>)> + '_ {
-        let versions = match self.doc.get("versions") {
-            Some(Value::Object(v)) => Some(v),
-            _ => None,
-        };
-        versions
-            .into_iter()
-            .flatten()
-            .filter(|(v, _)| self.kept.contains(*v))
-            .map(|(v, vdoc)| {
-                let url = tarball_url(self.public_base, self.name, v);
-                (v, VersionView { vdoc, url })
-            })
-    }
-}
-
-/// Serializes the pairs of an iterator as a map.
-struct Entries<I>(std::cell::RefCell<Option<I>>);
-
-impl<I> Entries<I> {
-    fn new(iter: I) -> Entries<I> {
-        Entries(std::cell::RefCell::new(Some(iter)))
-    }
-}
-
-impl<K: Serialize, V: Serialize, I: Iterator<Item = (K, V)>> Serialize for Entries<I> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.0.borrow_mut().take().into_iter().flatten() {
-            m.serialize_entry(&k, &v)?;
-        }
-        m.end()
-    }
-}
-
-impl Serialize for FullView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.doc {
-            match (k.as_str(), v) {
-                ("versions", Value::Object(_)) => {
-                    m.serialize_entry(k, &Entries::new(self.versions()))?;
-                }
-                ("time", Value::Object(time)) => {
-                    let kept = time.iter().filter(|(k, _)| {
-                        !self.known.contains(k.as_str()) || self.kept.contains(*k)
-                    });
-                    m.serialize_entry(k, &Entries::new(kept))?;
-                }
-                ("dist-tags", _) if self.tags.is_some() => {
-                    m.serialize_entry(k, &self.tags)?;
-                }
-                _ => m.serialize_entry(k, v)?,
-            }
-        }
-        m.end()
-    }
-}
-
-/// The abbreviated ("corgi") form: install fields only, no `time`, `license` or `scripts`.
-struct CorgiView<'a>(FullView<'a>);
-
-/// A field of an abbreviated version.
-enum Slim<'a> {
-    Field(&'a Value),
-    Dist(With<'a, &'a String>),
-    Flag,
-}
-
-impl Serialize for Slim<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Slim::Field(v) => v.serialize(s),
-            Slim::Dist(d) => d.serialize(s),
-            Slim::Flag => s.serialize_bool(true),
-        }
-    }
-}
-
-impl Serialize for CorgiView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let full = &self.0;
-        let doc = full.doc;
-        // serde_json's sorted order: dist-tags, modified, name, versions.
-        let mut m = s.serialize_map(None)?;
-        if let Some(tags) = doc.get("dist-tags") {
-            match full.tags {
-                Some(t) => m.serialize_entry("dist-tags", t)?,
-                None => m.serialize_entry("dist-tags", tags)?,
-            }
-        }
-        let modified_kept = !full.known.contains("modified") || full.kept.contains("modified");
-        if let Some(modified) = doc.get("time").and_then(|t| t.get("modified")) {
-            if modified_kept {
-                m.serialize_entry("modified", modified)?;
-            }
-        }
-        if let Some(name) = doc.get("name") {
-            m.serialize_entry("name", name)?;
-        }
-        let versions = full.versions().map(|(v, view)| {
-            let mut slim: Vec<(&str, Slim<'_>)> = Vec::new();
-            if let Value::Object(vdoc) = view.vdoc {
-                for field in CORGI_VERSION_FIELDS {
-                    let Some(x) = vdoc.get(*field) else { continue };
-                    match (*field, x) {
-                        ("dist", Value::Object(dist)) => slim.push((
-                            "dist",
-                            Slim::Dist(With {
-                                map: dist,
-                                key: "tarball",
-                                value: &view.url,
-                            }),
-                        )),
-                        _ => slim.push((field, Slim::Field(x))),
+                ("time", _) => {
+                    if let Some(time) = self.filtered_time(kept) {
+                        write_json(&mut out, &time);
+                        continue;
                     }
                 }
+                ("dist-tags", _) => {
+                    if let Some(tags) = self.dist_tags(kept) {
+                        write_json(&mut out, &tags);
+                        continue;
+                    }
+                }
+                _ => {}
             }
-            if has_install_scripts(view.vdoc) {
-                slim.push(("hasInstallScript", Slim::Flag));
-            }
-            slim.sort_by(|a, b| a.0.cmp(b.0));
-            // The URL lives in `view`: serialize now, while it is alive.
-            let bytes = serde_json::value::to_raw_value(&Entries::new(slim.into_iter()));
-            (v, bytes)
-        });
-        m.serialize_entry(
-            "versions",
-            &CorgiVersions(std::cell::RefCell::new(Some(versions))),
-        )?;
-        m.end()
-    }
-}
-
-/// The abbreviated versions, each already rendered to raw JSON.
-struct CorgiVersions<I>(std::cell::RefCell<Option<I>>);
-
-impl<'a, I> Serialize for CorgiVersions<I>
-where
-    I: Iterator<
-        Item = (
-            &'a String,
-            Result<Box<serde_json::value::RawValue>, serde_json::Error>,
-        ),
-    >,
-{
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in self.0.borrow_mut().take().into_iter().flatten() {
-            let v = v.map_err(serde::ser::Error::custom)?;
-            m.serialize_entry(k, &v)?;
+            let value: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
+            write_json(&mut out, &value);
         }
-        m.end()
+        out.push(b'}');
+        out
+    }
+
+    /// The abbreviated ("corgi") form: install fields only, no `time`, `license` or
+    /// `scripts`; members in key order (`dist-tags`, `modified`, `name`, `versions`).
+    fn render_corgi(&self, name: &PackageName, kept: &Kept, public_base: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(b'{');
+        let mut first = true;
+        let tags = match self.dist_tags(kept) {
+            Some(tags) => Some(Value::Object(tags)),
+            None => self.member("dist-tags"),
+        };
+        if let Some(tags) = tags {
+            write_key(&mut out, &mut first, "dist-tags");
+            write_json(&mut out, &tags);
+        }
+        let modified = self
+            .filtered_time(kept)
+            .and_then(|t| t.get("modified").cloned());
+        if let Some(modified) = modified {
+            write_key(&mut out, &mut first, "modified");
+            write_json(&mut out, &modified);
+        }
+        if let Some(n) = self.member("name") {
+            write_key(&mut out, &mut first, "name");
+            write_json(&mut out, &n);
+        }
+        write_key(&mut out, &mut first, "versions");
+        match &self.versions {
+            Some(versions) => {
+                self.write_versions(&mut out, versions, name, kept, public_base, abbreviate)
+            }
+            None => out.extend_from_slice(b"{}"),
+        }
+        out.push(b'}');
+        out
     }
 }
 
@@ -698,6 +643,20 @@ fn newest<'a>(list: Vec<(&'a Version, &'a str)>) -> Option<&'a str> {
     list.into_iter()
         .max_by(|a, b| a.0.partial_cmp(b.0).unwrap_or(std::cmp::Ordering::Equal))
         .map(|(_, t)| t)
+}
+
+/// One version's manifest in the abbreviated form: its install fields only.
+fn abbreviate(vdoc: Value) -> Value {
+    let mut slim = Map::new();
+    for field in CORGI_VERSION_FIELDS {
+        if let Some(x) = vdoc.get(*field) {
+            slim.insert((*field).to_owned(), x.clone());
+        }
+    }
+    if has_install_scripts(&vdoc) {
+        slim.insert("hasInstallScript".to_owned(), Value::Bool(true));
+    }
+    Value::Object(slim)
 }
 
 /// The media type of full packuments and of everything else the registry answers.
@@ -759,8 +718,12 @@ impl Protocol for Npm {
         Url::parse(&url).map_err(|e| ProtocolError::BadUpstream(format!("{url}: {e}")))
     }
 
-    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Packument, ProtocolError> {
-        parse_packument(name, body)
+    fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Packument, ProtocolError> {
+        parse_packument_bytes(name, body.clone())
+    }
+
+    fn footprint(&self, doc: &Packument) -> usize {
+        doc.footprint()
     }
 
     fn versions<'d>(&self, doc: &'d Packument) -> &'d [VersionRecord] {
@@ -996,16 +959,13 @@ mod tests {
         assert!(out["versions"]["1.0.0"].get("hasInstallScript").is_none());
     }
 
-    /// The render before it wrote through views: the document copied, edited and
-    /// serialized. Kept as the reference the views must match byte for byte.
-    fn render_by_copy(
-        p: &Packument,
-        name: &PackageName,
-        kept: &Kept,
-        base: &str,
-        corgi: bool,
-    ) -> Vec<u8> {
-        let mut doc = p.doc.clone();
+    /// How `render` worked when a packument was kept as a JSON tree: edit a clone of the
+    /// whole document, then serialise it.
+    fn tree_render(p: &Packument, name: &PackageName, kept: &Kept, corgi: bool) -> Vec<u8> {
+        let base = "http://d:1";
+        let Value::Object(mut doc) = serde_json::from_slice(&p.body).unwrap() else {
+            panic!("not an object")
+        };
         if let Some(Value::Object(versions)) = doc.get_mut("versions") {
             versions.retain(|v, _| kept.contains(v));
             for (v, vdoc) in versions.iter_mut() {
@@ -1034,16 +994,7 @@ mod tests {
         let mut versions = Map::new();
         if let Some(Value::Object(full)) = doc.get("versions") {
             for (v, vdoc) in full {
-                let mut slim = Map::new();
-                for field in CORGI_VERSION_FIELDS {
-                    if let Some(x) = vdoc.get(*field) {
-                        slim.insert((*field).to_owned(), x.clone());
-                    }
-                }
-                if has_install_scripts(vdoc) {
-                    slim.insert("hasInstallScript".to_owned(), Value::Bool(true));
-                }
-                versions.insert(v.clone(), Value::Object(slim));
+                versions.insert(v.clone(), abbreviate(vdoc.clone()));
             }
         }
         out.insert("versions".to_owned(), Value::Object(versions));
@@ -1051,40 +1002,90 @@ mod tests {
     }
 
     #[test]
-    fn rendering_through_views_gives_the_bytes_of_the_edited_copy() {
-        // Odd shapes too: a dist without a tarball, a dist that is not an object, a version
-        // that is not an object, no dist-tags, a `modified` and `created` in `time`.
-        let odd = r#"{"name": "odd", "versions": {
-            "1.0.0": {"name": "odd", "dist": {"shasum": "00", "zzz": 1}, "scripts": {"install": "x"}},
-            "1.0.1": {"name": "odd", "dist": "nope", "engines": {"node": ">=8"}},
-            "1.0.2": 7,
-            "1.0.3": {"a": 1, "dist": {"integrity": "sha512-x", "tarball": "https://up/o.tgz"}, "zzz": [1]}
-          }, "time": {"created": "2020-01-01T00:00:00Z", "modified": "2021-01-01T00:00:00Z",
-            "1.0.0": "2020-01-01T00:00:00Z", "1.0.2": "2020-02-01T00:00:00Z"}}"#;
-        for (name, text) in [
-            ("demo", PACKUMENT),
-            ("odd", odd),
-            ("many", &many_versions(50)),
-        ] {
-            let name = npm(name);
-            let p = parse_packument(&name, text.as_bytes()).unwrap();
-            let all: Vec<String> = p.records.iter().map(|r| r.version_text.clone()).collect();
-            let kept_sets: [Kept; 3] = [
-                all.iter().cloned().collect(),
-                all.iter().step_by(2).cloned().collect(),
-                Kept::new(),
-            ];
-            for kept in &kept_sets {
+    fn renderings_from_the_body_match_the_tree_renderings_byte_for_byte() {
+        let name = npm("demo");
+        let odd = r#"{"versions": {"1.0.0": {"dist": {"tarball": "https://up/a.tgz"}, "x": "\u00e9\/"},
+            "1.0.0": {"dist": {"tarball": "https://up/b.tgz"}, "z": 1.50},
+            "2.0.0": "not an object"}, "name": "demo", "name": "demo2", "readme": "\ud83d\ude00",
+            "time": {"modified": "2024-01-01T00:00:00Z", "1.0.0": "2020-01-01T00:00:00Z"},
+            "dist-tags": {"latest": "2.0.0"}, "extra": [1, {"b": null, "a": true}]}"#;
+        let bodies = [
+            PACKUMENT.to_owned(),
+            many_versions(50),
+            odd.to_owned(),
+            r#"{"name": "demo", "versions": null, "dist-tags": 3, "time": []}"#.to_owned(),
+            r#"{"time": {"unpublished": {}}}"#.to_owned(),
+        ];
+        for body in &bodies {
+            let p = parse_packument(&name, body.as_bytes()).unwrap();
+            let all: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
+            let some: Kept = p
+                .records
+                .iter()
+                .step_by(2)
+                .map(|r| r.version_text.clone())
+                .collect();
+            for kept in [&all, &some, &Kept::new()] {
                 for corgi in [false, true] {
-                    let base = "http://d:1/";
+                    let new = p.render(&name, kept, "http://d:1", corgi);
+                    let old = tree_render(&p, &name, kept, corgi);
                     assert_eq!(
-                        String::from_utf8(p.render(&name, kept, base, corgi)).unwrap(),
-                        String::from_utf8(render_by_copy(&p, &name, kept, base, corgi)).unwrap(),
-                        "{name} corgi={corgi} kept={kept:?}"
+                        String::from_utf8_lossy(&new),
+                        String::from_utf8_lossy(&old),
+                        "corgi {corgi}, {} kept, of {body}",
+                        kept.len()
                     );
                 }
             }
+            for r in &p.records {
+                let mut vdoc = serde_json::from_slice::<Value>(&p.body).unwrap()["versions"]
+                    [&r.version_text]
+                    .clone();
+                rewrite_tarball(&mut vdoc, &name, &r.version_text, "http://d:1");
+                assert_eq!(
+                    p.render_version(&name, &r.version_text, "http://d:1"),
+                    Some(serde_json::to_vec(&vdoc).unwrap())
+                );
+            }
         }
+    }
+
+    #[test]
+    fn a_packument_keeps_its_body_not_a_tree() {
+        let name = npm("many");
+        // Versions shaped like the registry's: dependencies, scripts, dist.
+        let versions: Map<String, Value> = (0..500)
+            .map(|i| {
+                let deps: Map<String, Value> = (0..15)
+                    .map(|d| (format!("dep-{d}"), Value::from(format!("^{d}.{i}.0"))))
+                    .collect();
+                let v = format!("1.0.{i}");
+                let vdoc = serde_json::json!({"name": "many", "version": v,
+                    "description": "a package with many versions", "license": "MIT",
+                    "dependencies": deps, "scripts": {"test": "jest", "build": "tsc"},
+                    "dist": {"tarball": format!("https://up/many/-/many-{v}.tgz"),
+                             "shasum": "7535345b896734d5f80c4d06c50955527a14f12b"}});
+                (v, vdoc)
+            })
+            .collect();
+        let body =
+            Bytes::from(serde_json::json!({"name": "many", "versions": versions}).to_string());
+        let p = parse_packument_bytes(&name, body.clone()).unwrap();
+        assert_eq!(p.body.as_ptr(), body.as_ptr(), "shared, not copied");
+        let tree: Value = serde_json::from_slice(&body).unwrap();
+        assert!(p.footprint() >= body.len() + p.records.heap_size());
+        assert!(
+            tree.heap_size() > body.len(),
+            "a tree is larger than its JSON"
+        );
+        // Besides the body: records and offsets, a fraction of the tree they replace.
+        assert!(
+            p.footprint() - body.len() < tree.heap_size() / 2,
+            "{} bytes held for a {}-byte body (its tree: {})",
+            p.footprint(),
+            body.len(),
+            tree.heap_size()
+        );
     }
 
     #[test]
@@ -1125,7 +1126,7 @@ mod tests {
 
     /// `time` filtered the way `render` did before it used a set (a list lookup per entry).
     fn time_filtered_by_list(p: &Packument, kept: &Kept) -> Map<String, Value> {
-        let mut time = p.doc["time"].as_object().unwrap().clone();
+        let mut time = p.member("time").unwrap().as_object().unwrap().clone();
         let known: Vec<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
         time.retain(|k, _| !known.contains(&k.as_str()) || kept.contains(k));
         time

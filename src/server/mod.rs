@@ -11,7 +11,7 @@
 //! artifact flow, generic over them; it asks [`verdicts`] what the policy says, [`records`]
 //! writes the decision log, [`delivery`] hands out verified artifact bytes. [`npm`],
 //! [`pypi`] and [`cargo`] hold only what their registry alone serves (its `Quirks`).
-//! [`upstream`], [`render_cache`] and [`artifacts`] fetch and cache. [`listener`] takes
+//! [`upstream`] (with [`metadata_cache`]), [`render_cache`] and [`artifacts`] fetch and cache. [`listener`] takes
 //! client connections under deadlines and caps.
 
 pub mod admin;
@@ -23,6 +23,7 @@ pub(crate) mod error;
 pub(crate) mod inflight;
 pub(crate) mod integrity;
 pub(crate) mod listener;
+pub(crate) mod metadata_cache;
 pub(crate) mod mount;
 pub(crate) mod npm;
 pub(crate) mod pipeline;
@@ -72,7 +73,8 @@ macro_rules! protocols {
         impl Protocols {
             fn new(u: &crate::config::UpstreamConfig) -> Protocols {
                 let entries = usize::try_from(u.metadata_cache_entries).unwrap_or(usize::MAX);
-                let bytes = usize::try_from(u.render_cache_bytes).unwrap_or(usize::MAX);
+                // Each protocol's parsed documents have the budget to themselves.
+                let bytes = usize::try_from(u.parse_cache_bytes).unwrap_or(usize::MAX);
                 Protocols {
                     $($field: Served::new(<$protocol as Protocol>::from_config(u), entries, bytes),)+
                 }

@@ -40,7 +40,8 @@ pub(crate) struct Served<P: Protocol> {
 
 impl<P: Protocol> Served<P> {
     /// `entries` and `bytes` bound the parsed documents (`upstream.metadata-cache-entries`,
-    /// `upstream.render-cache-bytes`, a document weighing its upstream body's size).
+    /// `upstream.parse-cache-bytes`), each weighing the heap bytes it holds
+    /// ([`Protocol::footprint`]).
     pub(crate) fn new(protocol: P, entries: usize, bytes: usize) -> Self {
         Served {
             protocol,
@@ -145,14 +146,10 @@ impl<'a> Gate<'a> {
             self.state.inner.upstream.forget(url);
             ProxyError::upstream(UpstreamFault::Invalid, url, e.to_string())
         })?;
+        let weight = s.protocol.footprint(&doc);
         let doc = Arc::new(doc);
-        s.parsed.put(
-            url,
-            fetched.generation,
-            "",
-            fetched.body.len(),
-            Arc::clone(&doc),
-        );
+        s.parsed
+            .put(url, fetched.generation, "", weight, Arc::clone(&doc));
         Ok(doc)
     }
 
@@ -211,8 +208,7 @@ impl<'a> Gate<'a> {
         }
         let filtered = Arc::new(filtered);
         let (key, generation, revision) = self.evaluation_slot(up);
-        // About what a kept or hidden version costs in memory; only the bound needs it.
-        let weight = records.len() * 96;
+        let weight = filtered.heap_size();
         let cache = &self.state.inner.evaluated;
         cache.put(&key, generation, revision, weight, Arc::clone(&filtered));
         Ok(filtered)
@@ -250,13 +246,13 @@ impl<'a> Gate<'a> {
         let (url, generation) = (up.url.as_str(), up.fetched.generation);
         let revision = self.policy().revision();
         if let Some(hit) = cache.rendered(url, &variant, generation, revision) {
-            if hit.gzip_is_costly(headers) {
-                return Ok(mark_stale(
-                    super::blocking(|| hit.response(headers)),
-                    &up.fetched,
-                ));
-            }
-            return Ok(mark_stale(hit.response(headers), &up.fetched));
+            let respond = || cache.response(url, &variant, &hit, headers);
+            let resp = if hit.gzip_is_costly(headers) {
+                super::blocking(respond)
+            } else {
+                respond()
+            };
+            return Ok(mark_stale(resp, &up.fetched));
         }
         // Parsing, evaluating, rendering, hashing and gzipping a big document takes
         // seconds of CPU (a 62 MB packument): off the runtime's workers, so `/healthz` and
@@ -280,7 +276,8 @@ impl<'a> Gate<'a> {
                 document.body,
             ));
             cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
-            Ok(mark_stale(rendered.response(headers), &up.fetched))
+            let resp = cache.response(url, &variant, &rendered, headers);
+            Ok(mark_stale(resp, &up.fetched))
         })
     }
 

@@ -75,7 +75,7 @@ async fn file_request(
     };
     for name in request.projects() {
         let pick = |_: &Pypi, project: &Project| {
-            let Project { page, records } = project;
+            let Project { page, records, .. } = project;
             let Ok(resolved) = page.resolve_file_in(records, &request) else {
                 return Ok(None);
             };

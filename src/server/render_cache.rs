@@ -1,7 +1,9 @@
 //! Caches of what `depfw serve` derives from upstream metadata, so that a warm metadata
 //! request is a hash lookup and a byte copy rather than parse + policy + render + hash.
 //!
-//! Every cache is a [`Keyed`] map: bounded by entries and bytes, keyed by the upstream URL
+//! Every cache is a [`Keyed`] map: bounded by entries and by the bytes its values really
+//! hold (a parsed document's heap, [`crate::registry::Protocol::footprint`]; a rendered body
+//! and its gzip copy, counted when the copy is made), keyed by the upstream URL
 //! (plus a variant), and invalidated by the upstream body's *generation* (a number
 //! [`super::upstream::Upstream`] assigns to each downloaded body, kept across
 //! `304 Not Modified` revalidations) and, where it depends on the policy, its revision:
@@ -47,8 +49,10 @@ impl Rendered {
     pub(crate) fn new(
         policy_revision: &str,
         content_type: &'static str,
-        body: Vec<u8>,
+        mut body: Vec<u8>,
     ) -> Rendered {
+        // Kept for the TTL and counted by its length: no spare capacity from growing.
+        body.shrink_to_fit();
         let mut h = Sha256::new();
         h.update(policy_revision.as_bytes());
         h.update([0]);
@@ -67,9 +71,30 @@ impl Rendered {
         &self.etag
     }
 
+    /// The bytes this response holds: body, gzip copy once made, ETag.
+    pub(crate) fn weight(&self) -> usize {
+        std::mem::size_of::<Rendered>()
+            + self.body.len()
+            + self.etag.len()
+            + self
+                .gzip
+                .get()
+                .and_then(Option::as_ref)
+                .map_or(0, Bytes::len)
+    }
+
+    #[cfg(test)]
     fn gzipped(&self) -> Option<&Bytes> {
-        self.gzip
+        self.gzipped_now().0
+    }
+
+    /// The gzip copy, and whether this call made it (and so grew [`Rendered::weight`]).
+    fn gzipped_now(&self) -> (Option<&Bytes>, bool) {
+        let mut made = false;
+        let gz = self
+            .gzip
             .get_or_init(|| {
+                made = true;
                 if self.body.len() < GZIP_MIN_BYTES {
                     return None;
                 }
@@ -78,9 +103,13 @@ impl Rendered {
                     flate2::Compression::default(),
                 );
                 enc.write_all(&self.body).ok()?;
-                enc.finish().ok().map(Bytes::from)
+                enc.finish().ok().map(|mut gz| {
+                    gz.shrink_to_fit();
+                    Bytes::from(gz)
+                })
             })
-            .as_ref()
+            .as_ref();
+        (gz, made)
     }
 
     /// Whether answering `request` would gzip a large body first (seconds of CPU for tens
@@ -93,6 +122,12 @@ impl Rendered {
     /// gzip-encoded when the client accepts it (the compression layer leaves responses that
     /// already carry a `Content-Encoding` alone).
     pub(crate) fn response(&self, request: &HeaderMap) -> Response {
+        self.respond(request).0
+    }
+
+    /// [`Rendered::response`], and whether it made the gzip copy.
+    fn respond(&self, request: &HeaderMap) -> (Response, bool) {
+        let mut made = false;
         let matches = request
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
@@ -103,7 +138,13 @@ impl Rendered {
         let mut resp = if matches {
             StatusCode::NOT_MODIFIED.into_response()
         } else {
-            let gzip = accepts_gzip(request).then(|| self.gzipped()).flatten();
+            let gzip = if accepts_gzip(request) {
+                let (gz, now) = self.gzipped_now();
+                made = now;
+                gz
+            } else {
+                None
+            };
             let mut r = Response::new(Body::from(gzip.unwrap_or(&self.body).clone()));
             let h = r.headers_mut();
             h.insert(
@@ -124,7 +165,7 @@ impl Rendered {
             HeaderValue::from_static("Accept, Accept-Encoding"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        resp
+        (resp, made)
     }
 }
 
@@ -161,7 +202,8 @@ struct Slot<V: ?Sized> {
     value: Arc<V>,
 }
 
-/// A map bounded by entries and bytes, evicting the least recently used entry.
+/// A map bounded by entries and bytes, evicting the least recently used entry. A value
+/// heavier than the whole byte bound is not stored.
 struct Bounded<V: ?Sized> {
     map: HashMap<String, Slot<V>>,
     weight: usize,
@@ -208,22 +250,7 @@ impl<V: ?Sized> Bounded<V> {
         if let Some(old) = self.map.remove(&key) {
             self.weight -= old.weight;
         }
-        while !self.map.is_empty()
-            && (self.map.len() >= self.max_entries || self.weight + weight > self.max_weight)
-        {
-            // O(n), but only on a miss with a full map.
-            let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, s)| s.used)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some(old) = self.map.remove(&oldest) {
-                self.weight -= old.weight;
-            }
-        }
+        self.evict_for(self.map.len() + 1, weight, None);
         let now = Instant::now();
         self.weight += weight;
         self.map.insert(
@@ -237,6 +264,47 @@ impl<V: ?Sized> Bounded<V> {
                 value,
             },
         );
+    }
+}
+
+impl<V: ?Sized> Bounded<V> {
+    /// Evicts least recently used entries (never `keep`) until `entries` entries and
+    /// `weight` more bytes fit.
+    fn evict_for(&mut self, entries: usize, weight: usize, keep: Option<&str>) {
+        let mut entries = entries;
+        while entries > self.max_entries || self.weight + weight > self.max_weight {
+            // O(n), but only on a miss with a full map.
+            let Some(oldest) = self
+                .map
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != keep)
+                .min_by_key(|(_, s)| s.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(old) = self.map.remove(&oldest) {
+                self.weight -= old.weight;
+                entries -= 1;
+            }
+        }
+    }
+
+    /// Adds `extra` bytes to `key`'s weight if it still holds `value` (a rendered response
+    /// that just made its gzip copy), evicting others to stay within the bound, or `key`
+    /// itself if it alone no longer fits.
+    fn grow(&mut self, key: &str, value: &Arc<V>, extra: usize) {
+        match self.map.get_mut(key) {
+            Some(slot) if Arc::ptr_eq(&slot.value, value) => slot.weight += extra,
+            _ => return,
+        }
+        self.weight += extra;
+        self.evict_for(self.map.len(), 0, Some(key));
+        if self.weight > self.max_weight {
+            if let Some(old) = self.map.remove(key) {
+                self.weight -= old.weight;
+            }
+        }
     }
 }
 
@@ -275,9 +343,9 @@ pub(crate) struct RenderCache {
 }
 
 impl RenderCache {
-    /// `entries` bounds the map (as `upstream.metadata-cache-entries` bounds the upstream
-    /// cache) and so does `bytes` (`upstream.render-cache-bytes`); responses expire after
-    /// `ttl`.
+    /// `entries` bounds the map (`upstream.metadata-cache-entries`) and so does `bytes`
+    /// (`upstream.render-cache-bytes`: bodies and their gzip copies); responses expire
+    /// after `ttl`.
     pub(crate) fn new(entries: usize, bytes: usize, ttl: Duration) -> Self {
         RenderCache {
             rendered: Mutex::new(Bounded::new(entries, bytes, Some(ttl))),
@@ -304,7 +372,7 @@ impl RenderCache {
         revision: &str,
         rendered: Arc<Rendered>,
     ) {
-        let weight = rendered.body.len();
+        let weight = rendered.weight();
         let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         m.insert(
             render_key(url, variant),
@@ -313,6 +381,39 @@ impl RenderCache {
             weight,
             rendered,
         );
+    }
+}
+
+impl RenderCache {
+    /// `rendered`'s response to `request` (see [`Rendered::response`]); a gzip copy made
+    /// for it counts against the bound from now on.
+    pub(crate) fn response(
+        &self,
+        url: &str,
+        variant: &str,
+        rendered: &Arc<Rendered>,
+        request: &HeaderMap,
+    ) -> Response {
+        let (resp, made) = rendered.respond(request);
+        if made {
+            let extra = rendered
+                .gzip
+                .get()
+                .and_then(Option::as_ref)
+                .map_or(0, Bytes::len);
+            let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+            m.grow(&render_key(url, variant), rendered, extra);
+        }
+        resp
+    }
+
+    /// The bytes held, as counted against `upstream.render-cache-bytes`.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .weight
     }
 }
 
@@ -399,6 +500,60 @@ mod tests {
         let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
         cache.put_rendered("u", "full", 1, "a", r);
         assert!(cache.rendered("u", "full", 1, "a").is_none());
+    }
+
+    #[test]
+    fn render_cache_stays_under_its_byte_bound_gzip_copies_included() {
+        let max = 200_000;
+        let cache = RenderCache::new(1_000, max, Duration::from_secs(60));
+        let gzip = headers(&[(header::ACCEPT_ENCODING, "gzip")]);
+        let mut made = 0;
+        for i in 0..40u8 {
+            // Incompressible enough that the gzip copy weighs something.
+            let body: Vec<u8> = (0..20_000u32)
+                .map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8 ^ i)
+                .collect();
+            let r = Arc::new(Rendered::new("a", "application/json", body));
+            let url = format!("u{i}");
+            cache.put_rendered(&url, "full", 1, "a", Arc::clone(&r));
+            let before = cache.bytes();
+            let resp = cache.response(&url, "full", &r, &gzip);
+            assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+            made += 1;
+            assert!(cache.bytes() > before || cache.rendered(&url, "full", 1, "a").is_none());
+            assert!(
+                cache.bytes() <= max,
+                "{} > {max} after {made}",
+                cache.bytes()
+            );
+        }
+        let held = (0..40)
+            .filter(|i| cache.rendered(&format!("u{i}"), "full", 1, "a").is_some())
+            .count();
+        assert!((1..40).contains(&held), "{held} held");
+
+        let huge = Arc::new(Rendered::new("a", "application/json", vec![b' '; max + 1]));
+        cache.put_rendered("huge", "full", 1, "a", Arc::clone(&huge));
+        assert!(
+            cache.rendered("huge", "full", 1, "a").is_none(),
+            "served, not kept"
+        );
+        assert_eq!(
+            cache.response("huge", "full", &huge, &gzip).status(),
+            StatusCode::OK
+        );
+        assert!(cache.bytes() <= max);
+    }
+
+    #[test]
+    fn keyed_stays_under_its_byte_bound() {
+        let keyed: Keyed<Vec<u8>> = Keyed::new(1_000, 10_000, None);
+        for i in 0..100 {
+            keyed.put(&format!("k{i}"), 1, "", 1_000, Arc::new(vec![0; 1_000]));
+            let m = keyed.0.lock().unwrap();
+            assert!(m.weight <= 10_000);
+            assert_eq!(m.weight, m.map.values().map(|s| s.weight).sum::<usize>());
+        }
     }
 
     #[test]

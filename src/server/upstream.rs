@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::{ProxyError, UpstreamFault};
 use super::inflight::{InFlight, Role};
+use super::metadata_cache::{Hit, MetadataCache, Stale};
 use super::transfer::{Limits, Transfer};
 use crate::config::UpstreamConfig;
 use crate::registry::Digest;
@@ -47,27 +48,14 @@ pub(crate) struct StaleServed {
     pub cause: String,
 }
 
-struct CacheEntry {
-    body: Bytes,
-    validator: Option<String>,
-    checked: Instant,
-    generation: u64,
-}
-
-/// A stale entry, revalidated with its validator.
-struct Stale {
-    body: Bytes,
-    validator: Option<String>,
-    generation: u64,
-    checked: Instant,
-}
-
 pub(crate) struct Upstream {
     metadata: reqwest::Client,
     artifacts: reqwest::Client,
-    cache: Mutex<HashMap<String, CacheEntry>>,
+    cache: MetadataCache,
     generations: AtomicU64,
+    /// `upstream.metadata-ttl-secs`.
     ttl: Duration,
+    /// `upstream.metadata-cache-entries`: also bounds the stale-if-error failure notes.
     capacity: usize,
     max_metadata: u64,
     max_artifact: u64,
@@ -151,7 +139,11 @@ impl Upstream {
         Ok(Upstream {
             metadata,
             artifacts,
-            cache: Mutex::new(HashMap::new()),
+            cache: MetadataCache::new(
+                cfg.metadata_cache_bytes,
+                cfg.metadata_cache_entries,
+                Duration::from_secs(cfg.metadata_ttl_secs),
+            ),
             generations: AtomicU64::new(1),
             ttl: Duration::from_secs(cfg.metadata_ttl_secs),
             capacity: usize::try_from(cfg.metadata_cache_entries).unwrap_or(usize::MAX),
@@ -164,52 +156,17 @@ impl Upstream {
         })
     }
 
+    /// `url`'s body: fresh within the TTL, or stale (to revalidate, or to serve under
+    /// stale-if-error).
     fn cached(&self, url: &str) -> (Option<Fetched>, Option<Stale>) {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        match cache.get(url) {
-            Some(e) if e.checked.elapsed() < self.ttl => (
-                Some(Fetched {
-                    body: e.body.clone(),
-                    fresh: false,
-                    generation: e.generation,
-                    stale: None,
-                }),
-                None,
-            ),
-            Some(e) => (
-                None,
-                Some(Stale {
-                    body: e.body.clone(),
-                    validator: e.validator.clone(),
-                    generation: e.generation,
-                    checked: e.checked,
-                }),
-            ),
-            None => (None, None),
-        }
-    }
-
-    fn store(&self, url: &str, body: Bytes, validator: Option<String>, generation: u64) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if !cache.contains_key(url) && cache.len() >= self.capacity {
-            // Evict the least recently checked entry; O(n) but only when full.
-            if let Some(oldest) = cache
-                .iter()
-                .min_by_key(|(_, e)| e.checked)
-                .map(|(k, _)| k.clone())
-            {
-                cache.remove(&oldest);
-            }
-        }
-        cache.insert(
-            url.to_owned(),
-            CacheEntry {
-                body,
-                validator,
-                checked: Instant::now(),
-                generation,
-            },
-        );
+        let (hit, stale) = self.cache.lookup(url);
+        let hit = hit.map(|Hit { body, generation }| Fetched {
+            body,
+            fresh: false,
+            generation,
+            stale: None,
+        });
+        (hit, stale)
     }
 
     /// GETs metadata at `url`, from cache within the TTL, revalidating with the upstream
@@ -328,7 +285,7 @@ impl Upstream {
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             if let Some(stale) = stale {
-                self.store(
+                self.cache.store(
                     url,
                     stale.body.clone(),
                     stale.validator.clone(),
@@ -361,7 +318,7 @@ impl Upstream {
             .read_bounded(url, resp, self.max_metadata, transfer)
             .await?;
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        self.store(url, body.clone(), validator, generation);
+        self.cache.store(url, body.clone(), validator, generation);
         Ok(Some(Fetched {
             body,
             fresh: true,
@@ -372,8 +329,7 @@ impl Upstream {
 
     /// Drops a cached body, e.g. one that failed to parse, so the next request refetches.
     pub(crate) fn forget(&self, url: &str) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.remove(url);
+        self.cache.forget(url);
     }
 
     async fn read_bounded(
@@ -393,13 +349,22 @@ impl Upstream {
         if resp.content_length().is_some_and(|n| n > max) {
             return Err(too_large());
         }
-        let mut buf = BytesMut::new();
+        let mut buf = BytesMut::with_capacity(
+            resp.content_length()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0),
+        );
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = transfer.next(&mut stream).await? {
             if (buf.len() + chunk.len()) as u64 > max {
                 return Err(too_large());
             }
             buf.extend_from_slice(&chunk);
+        }
+        // The body is cached for the TTL and parsed documents share it: a buffer that grew
+        // by doubling (no length, or gzip-decoded) would keep up to twice its size.
+        if buf.capacity() - buf.len() > buf.len() / 16 {
+            return Ok(Bytes::copy_from_slice(&buf));
         }
         Ok(buf.freeze())
     }

@@ -17,6 +17,7 @@ use crate::config::RefusedVersions;
 use crate::diag::{Code, Finding, Severity};
 use crate::package::{PackageName, Version};
 use crate::policy::{Decision, PackageCtx, Policy, Verdict, VersionMetadata};
+use crate::registry::heap::HeapSize as _;
 use crate::registry::{Disposition, Kept, VersionRecord};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
@@ -39,6 +40,17 @@ pub(crate) struct Filtered {
 }
 
 impl Filtered {
+    /// The heap bytes held, its weight in the evaluation cache.
+    pub(crate) fn heap_size(&self) -> usize {
+        let hidden = self.hidden.capacity() * std::mem::size_of::<HiddenVersion>()
+            + self
+                .hidden
+                .iter()
+                .map(|h| h.version.capacity() + h.reason.capacity())
+                .sum::<usize>();
+        std::mem::size_of::<Filtered>() + self.kept.heap_size() + hidden
+    }
+
     /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
     /// kept, removed, or yanked with the reason the artifact gate would give
     /// (`depfw: idna@3.10 is denied by policy: …`).

@@ -372,6 +372,8 @@ fn upstream(base: &str) -> UpstreamConfig {
         max_artifact_bytes: 1 << 20,
         metadata_ttl_secs: 60,
         metadata_cache_entries: 10,
+        metadata_cache_bytes: 1 << 20,
+        parse_cache_bytes: 1 << 20,
         render_cache_bytes: 1 << 20,
         artifact_cache_bytes: 1 << 20,
         transfer_deadline_secs: 10,

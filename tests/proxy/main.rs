@@ -6,6 +6,7 @@
 mod support;
 
 mod agents;
+mod bounds;
 mod cargo;
 mod hardening;
 mod provenance;

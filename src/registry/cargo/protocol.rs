@@ -1,10 +1,14 @@
 //! The sparse index behind [`Protocol`]: what `depfw serve` runs at `/cargo/index/`.
 
+use std::mem::size_of;
+
+use bytes::Bytes;
 use url::Url;
 
-use super::{parse_index_path, upstream_index_url, IndexFile, IndexRequest};
+use super::{parse_index_path, upstream_index_url, IndexFile, IndexLine, IndexRequest};
 use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName};
+use crate::registry::heap::HeapSize as _;
 use crate::registry::{Document, Protocol, ProtocolError, RenderCx, Route, VersionRecord};
 
 /// The sparse-index protocol in front of one upstream index.
@@ -37,6 +41,8 @@ impl Cargo {
 pub struct Index {
     pub file: IndexFile,
     records: Vec<VersionRecord>,
+    /// Heap bytes held, for the parse cache's bound.
+    footprint: usize,
 }
 
 /// What only a cargo registry serves.
@@ -94,10 +100,29 @@ impl Protocol for Cargo {
         upstream_index_url(&self.index, name)
     }
 
-    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Index, ProtocolError> {
+    fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Index, ProtocolError> {
         let file = IndexFile::parse(body, name)?;
         let records = file.records();
-        Ok(Index { file, records })
+        let footprint = file
+            .lines
+            .iter()
+            .map(|l| {
+                size_of::<IndexLine>()
+                    + l.raw.heap_size()
+                    + l.name.heap_size()
+                    + l.record.heap_size()
+            })
+            .sum::<usize>()
+            + records.heap_size();
+        Ok(Index {
+            file,
+            records,
+            footprint,
+        })
+    }
+
+    fn footprint(&self, doc: &Index) -> usize {
+        doc.footprint
     }
 
     fn versions<'d>(&self, doc: &'d Index) -> &'d [VersionRecord] {

@@ -1,13 +1,17 @@
 //! PyPI's simple API behind [`Protocol`]: what `depfw serve` runs at `/pypi/simple/`.
 
+use std::mem::size_of;
+
+use bytes::Bytes;
 use url::Url;
 
 use super::{
-    negotiate, parse_project_page, parse_simple_path, upstream_project_url, PageFormat,
+    negotiate, parse_project_page, parse_simple_path, upstream_project_url, PageFile, PageFormat,
     ProjectPage, Rewrite, SimpleRequest, JSON_CONTENT_TYPE,
 };
 use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName};
+use crate::registry::heap::HeapSize;
 use crate::registry::{Document, Protocol, ProtocolError, RenderCx, Route, VersionRecord};
 
 /// What depfw asks upstream for: JSON carries `upload-time`, which the age checks need.
@@ -42,6 +46,36 @@ impl Pypi {
 pub struct Project {
     pub page: ProjectPage,
     pub records: Vec<VersionRecord>,
+    /// Heap bytes held, for the parse cache's bound.
+    footprint: usize,
+}
+
+impl HeapSize for PageFile {
+    fn heap_size(&self) -> usize {
+        self.filename.heap_size()
+            + self.url.as_str().len()
+            + self.hashes.heap_size()
+            + self.requires_python.heap_size()
+            + self.yanked.heap_size()
+            + self.core_metadata.heap_size()
+            + self.dist_info_metadata.heap_size()
+            + self.provenance.heap_size()
+            + self.version_text.heap_size()
+            + self.extra.heap_size()
+    }
+}
+
+impl HeapSize for ProjectPage {
+    fn heap_size(&self) -> usize {
+        self.name.as_str().len()
+            + self.api_version.heap_size()
+            + self.project_status.heap_size()
+            + self.versions.heap_size()
+            + self.files.capacity() * size_of::<PageFile>()
+            + self.files.iter().map(HeapSize::heap_size).sum::<usize>()
+            + self.extra.heap_size()
+            + self.meta_extra.heap_size()
+    }
 }
 
 /// What a path under `/pypi` asks for.
@@ -93,7 +127,7 @@ impl Protocol for Pypi {
         upstream_project_url(&self.index, name)
     }
 
-    fn parse(&self, name: &PackageName, body: &[u8]) -> Result<Project, ProtocolError> {
+    fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Project, ProtocolError> {
         // The metadata cache keeps bodies only; PEP 691 JSON is always an object.
         let is_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         let content_type = if is_json {
@@ -104,7 +138,16 @@ impl Protocol for Pypi {
         let url = self.metadata_url(name)?;
         let page = parse_project_page(body, Some(content_type), &url, name)?;
         let records = page.records()?;
-        Ok(Project { page, records })
+        let footprint = page.heap_size() + records.heap_size();
+        Ok(Project {
+            page,
+            records,
+            footprint,
+        })
+    }
+
+    fn footprint(&self, doc: &Project) -> usize {
+        doc.footprint
     }
 
     fn versions<'d>(&self, doc: &'d Project) -> &'d [VersionRecord] {
