@@ -10,6 +10,7 @@ pub(crate) mod index;
 mod matcher;
 pub(crate) mod model;
 pub(crate) mod osv;
+mod packed;
 pub(crate) mod popular;
 pub mod snapshot;
 
