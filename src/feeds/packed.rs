@@ -199,8 +199,9 @@ impl<'a> Packed<'a> {
             })
     }
 
-    /// Block `id`, inflated.
-    fn inflate(&self, id: u32) -> Result<Vec<u8>, FeedError> {
+    /// Block `id`, inflated with `inflater` (reset here: one serves every block, because
+    /// setting one up costs more than inflating a block).
+    fn inflate(&self, inflater: &mut Decompress, id: u32) -> Result<Vec<u8>, FeedError> {
         let at = id as usize * BLOCK;
         if at + BLOCK > self.blocks.len() {
             return Err(corrupt(format!("no block {id}")));
@@ -215,7 +216,8 @@ impl<'a> Packed<'a> {
             return Err(corrupt(format!("block {id} claims {len} bytes")));
         }
         let mut out = Vec::with_capacity(len as usize);
-        let status = Decompress::new(false)
+        inflater.reset(false);
+        let status = inflater
             .decompress_vec(input, &mut out, FlushDecompress::Finish)
             .map_err(|e| corrupt(format!("block {id}: {e}")))?;
         if status != Status::StreamEnd || out.len() != len as usize {
@@ -239,8 +241,9 @@ fn parse_lines(lines: &[u8], into: &mut Vec<Advisory>) -> Result<(), FeedError> 
 pub(crate) fn read_all(bytes: &[u8]) -> Result<Vec<Advisory>, FeedError> {
     let packed = Packed::new(bytes)?;
     let mut advisories = Vec::new();
+    let mut inflater = Decompress::new(false);
     for id in 0..packed.block_count() {
-        parse_lines(&packed.inflate(id)?, &mut advisories)?;
+        parse_lines(&packed.inflate(&mut inflater, id)?, &mut advisories)?;
     }
     Ok(advisories)
 }
@@ -260,10 +263,15 @@ pub(crate) fn read_about<'k>(
     spans.dedup();
     let mut advisories = Vec::new();
     let mut block: Option<(u32, Vec<u8>)> = None;
+    let mut inflater = Decompress::new(false);
     for (span, key) in spans {
         let inflated = match &block {
             Some((id, bytes)) if *id == span.block => bytes,
-            _ => &block.insert((span.block, packed.inflate(span.block)?)).1,
+            _ => {
+                &block
+                    .insert((span.block, packed.inflate(&mut inflater, span.block)?))
+                    .1
+            }
         };
         let lines = inflated
             .get(span.start as usize..span.end as usize)
