@@ -15,14 +15,16 @@
 //! MAGIC (16 bytes)  u32 entry count  u32 block count
 //! entries: per package, sorted by hash: u64 hash of the key (FNV-1a), u32 block,
 //!          u32 start, u32 end (its records' byte range in the inflated block)
-//! blocks:  u32 start, u32 end (in the data), u32 inflated length
-//! data:    the blocks, each raw deflate of JSON lines (one advisory a line), in the
-//!          snapshot's order; a package's records are never split between blocks
+//! blocks:  u32 start, u32 end (in the data), u32 inflated length (top bit: stored)
+//! data:    the blocks, each JSON lines (one advisory a line), raw deflate or (a small
+//!          ecosystem, [`STORE_BELOW`]) as they are, in the snapshot's order; a
+//!          package's records are never split between blocks
 //! ```
 //!
 //! A hash names a package to one in 2^64, and every record read is checked against the
 //! package asked for anyway, so a collision costs a parse, never a wrong answer.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use flate2::write::DeflateEncoder;
@@ -42,6 +44,11 @@ const BLOCK: usize = 12;
 /// a lookup inflates little besides the records it wants, large enough that the blocks
 /// compress within 30% of the whole file compressed at once.
 const BLOCK_TARGET: usize = 8 * 1024;
+/// An ecosystem whose advisories take less than this is stored uncompressed (crates.io:
+/// ~360 KB): then a scan inflates nothing at all, for a few hundred KB of binary.
+const STORE_BELOW: usize = 1024 * 1024;
+/// Set in a block's length when the block is stored, not deflated.
+const STORED: u32 = 1 << 31;
 /// Largest inflated block accepted: bounds a corrupt file (the largest real one, PyPA's
 /// hundreds of advisories about one package, is well under 1 MiB).
 const MAX_BLOCK: u32 = 16 * 1024 * 1024;
@@ -75,25 +82,16 @@ fn offset(n: usize) -> Result<u32, FeedError> {
     u32::try_from(n).map_err(|_| FeedError::Snapshot("advisories index: more than 4 GiB".into()))
 }
 
-/// Appends `block` compressed to `data` and empties it; returns its block record.
-fn close(block: &mut Vec<u8>, data: &mut Vec<u8>) -> Result<[u32; 3], FeedError> {
-    let failed =
-        |e: std::io::Error| FeedError::Snapshot(format!("cannot compress advisories: {e}"));
-    let start = offset(data.len())?;
-    let mut deflate = DeflateEncoder::new(std::mem::take(data), flate2::Compression::best());
-    deflate.write_all(block).map_err(failed)?;
-    *data = deflate.finish().map_err(failed)?;
-    let record = [start, offset(data.len())?, offset(block.len())?];
-    block.clear();
-    Ok(record)
-}
-
 /// Lays `advisories` (one ecosystem's, grouped by package as the snapshot sorts them) out
 /// in the format above.
 pub(crate) fn pack(advisories: &[Advisory]) -> Result<Vec<u8>, FeedError> {
+    pack_as(advisories, None)
+}
+
+/// [`pack`], with `store` forcing stored (or deflated) blocks whatever the size: tests.
+fn pack_as(advisories: &[Advisory], store: Option<bool>) -> Result<Vec<u8>, FeedError> {
     let mut entries: Vec<(u64, u32, u32, u32)> = Vec::new();
-    let mut blocks: Vec<[u32; 3]> = Vec::new();
-    let mut data = Vec::new();
+    let mut inflated: Vec<Vec<u8>> = Vec::new();
     let mut block = Vec::new();
     for group in advisories.chunk_by(|a, b| a.package == b.package) {
         let start = offset(block.len())?;
@@ -102,14 +100,34 @@ pub(crate) fn pack(advisories: &[Advisory]) -> Result<Vec<u8>, FeedError> {
                 .map_err(|e| FeedError::Snapshot(format!("cannot encode advisories: {e}")))?;
             block.push(b'\n');
         }
-        let (block_id, end) = (offset(blocks.len())?, offset(block.len())?);
+        let (block_id, end) = (offset(inflated.len())?, offset(block.len())?);
         entries.push((hash(&group[0].package), block_id, start, end));
         if block.len() >= BLOCK_TARGET {
-            blocks.push(close(&mut block, &mut data)?);
+            inflated.push(std::mem::take(&mut block));
         }
     }
     if !block.is_empty() {
-        blocks.push(close(&mut block, &mut data)?);
+        inflated.push(block);
+    }
+    let stored =
+        store.unwrap_or_else(|| inflated.iter().map(Vec::len).sum::<usize>() < STORE_BELOW);
+    let failed =
+        |e: std::io::Error| FeedError::Snapshot(format!("cannot compress advisories: {e}"));
+    let mut blocks: Vec<[u32; 3]> = Vec::new();
+    let mut data = Vec::new();
+    for block in &inflated {
+        let start = offset(data.len())?;
+        let len = offset(block.len())?;
+        if stored {
+            data.extend_from_slice(block);
+            blocks.push([start, offset(data.len())?, len | STORED]);
+        } else {
+            let mut deflate =
+                DeflateEncoder::new(std::mem::take(&mut data), flate2::Compression::best());
+            deflate.write_all(block).map_err(failed)?;
+            data = deflate.finish().map_err(failed)?;
+            blocks.push([start, offset(data.len())?, len]);
+        }
     }
     entries.sort_unstable();
     let mut out =
@@ -199,9 +217,14 @@ impl<'a> Packed<'a> {
             })
     }
 
-    /// Block `id`, inflated with `inflater` (reset here: one serves every block, because
-    /// setting one up costs more than inflating a block).
-    fn inflate(&self, inflater: &mut Decompress, id: u32) -> Result<Vec<u8>, FeedError> {
+    /// Block `id`, inflated with `inflater` (made on first use and reset for each block:
+    /// one serves every block, because setting one up costs more than inflating a block);
+    /// a stored block is borrowed as it is.
+    fn inflate(
+        &self,
+        inflater: &mut Option<Decompress>,
+        id: u32,
+    ) -> Result<Cow<'a, [u8]>, FeedError> {
         let at = id as usize * BLOCK;
         if at + BLOCK > self.blocks.len() {
             return Err(corrupt(format!("no block {id}")));
@@ -212,10 +235,17 @@ impl<'a> Packed<'a> {
             .data
             .get(start..end)
             .ok_or_else(|| corrupt(format!("block {id} lies outside the file")))?;
+        if len & STORED != 0 {
+            if input.len() != (len & !STORED) as usize {
+                return Err(corrupt(format!("stored block {id} has the wrong length")));
+            }
+            return Ok(Cow::Borrowed(input));
+        }
         if len > MAX_BLOCK {
             return Err(corrupt(format!("block {id} claims {len} bytes")));
         }
         let mut out = Vec::with_capacity(len as usize);
+        let inflater = inflater.get_or_insert_with(|| Decompress::new(false));
         inflater.reset(false);
         let status = inflater
             .decompress_vec(input, &mut out, FlushDecompress::Finish)
@@ -225,7 +255,7 @@ impl<'a> Packed<'a> {
                 "block {id} does not inflate to {len} bytes"
             )));
         }
-        Ok(out)
+        Ok(Cow::Owned(out))
     }
 }
 
@@ -241,7 +271,7 @@ fn parse_lines(lines: &[u8], into: &mut Vec<Advisory>) -> Result<(), FeedError> 
 pub(crate) fn read_all(bytes: &[u8]) -> Result<Vec<Advisory>, FeedError> {
     let packed = Packed::new(bytes)?;
     let mut advisories = Vec::new();
-    let mut inflater = Decompress::new(false);
+    let mut inflater = None;
     for id in 0..packed.block_count() {
         parse_lines(&packed.inflate(&mut inflater, id)?, &mut advisories)?;
     }
@@ -262,8 +292,8 @@ pub(crate) fn read_about<'k>(
     spans.sort_unstable();
     spans.dedup();
     let mut advisories = Vec::new();
-    let mut block: Option<(u32, Vec<u8>)> = None;
-    let mut inflater = Decompress::new(false);
+    let mut block: Option<(u32, Cow<'_, [u8]>)> = None;
+    let mut inflater = None;
     for (span, key) in spans {
         let inflated = match &block {
             Some((id, bytes)) if *id == span.block => bytes,
@@ -329,10 +359,18 @@ mod tests {
     #[test]
     fn reads_back_everything_in_order_and_each_package_alone() {
         let all = sample();
-        let bytes = pack(&all).unwrap();
+        for store in [true, false] {
+            reads_back(&all, &pack_as(&all, Some(store)).unwrap());
+        }
+        assert_eq!(pack(&all).unwrap(), pack_as(&all, Some(true)).unwrap());
+        assert!(read_all(&pack(&[]).unwrap()).unwrap().is_empty());
+    }
+
+    fn reads_back(all: &[Advisory], bytes: &[u8]) {
+        let bytes = bytes.to_vec();
         let packed = Packed::new(&bytes).unwrap();
         assert!(packed.block_count() > 5, "{}", packed.block_count());
-        assert_eq!(ids(&read_all(&bytes).unwrap()), ids(&all));
+        assert_eq!(ids(&read_all(&bytes).unwrap()), ids(all));
         let about = read_about(
             &bytes,
             ["crate-0398", "crate-0002", "crate-9999", "crate-0002"],
@@ -350,7 +388,6 @@ mod tests {
             ]
         );
         assert!(read_about(&bytes, ["nothing"]).unwrap().is_empty());
-        assert!(read_all(&pack(&[]).unwrap()).unwrap().is_empty());
     }
 
     #[test]
@@ -378,10 +415,16 @@ mod tests {
 
     #[test]
     fn damage_is_an_error_not_a_panic() {
-        let bytes = pack(&sample()).unwrap();
+        for store in [true, false] {
+            damaged(&pack_as(&sample(), Some(store)).unwrap());
+        }
+    }
+
+    fn damaged(bytes: &[u8]) {
+        let bytes = bytes.to_vec();
         assert!(read_all(b"not an index").is_err());
         assert!(read_all(&bytes[..bytes.len() / 2]).is_err());
-        // The first block's inflated length, one more than it is.
+        // The first block's (inflated) length, one more than it is.
         let mut lying = bytes.clone();
         let count = u32_at(&bytes, MAGIC.len()) as usize;
         let field = HEADER + count * ENTRY + 8;
