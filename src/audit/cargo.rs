@@ -12,6 +12,7 @@
 //! [`PackageSource::Workspace`] with an empty `path`: the lockfile does not record where
 //! they live.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use cargo_lock::package::SourceKind;
@@ -41,7 +42,23 @@ struct RawPackage {
     checksum: Option<Spanned<String>>,
 }
 
+/// One `[[package]]` entry's fields, each with the line its value is on.
+struct Entry<'a> {
+    name: (&'a str, u32),
+    version: (&'a str, u32),
+    source: Option<(&'a str, u32)>,
+    checksum: Option<(&'a str, u32)>,
+}
+
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
+    match scan_cargo_layout(text) {
+        Some(entries) => packages(path, entries),
+        None => parse_toml(path, text),
+    }
+}
+
+/// Any `Cargo.lock` read as TOML: every layout, and every error located.
+fn parse_toml(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError> {
     let raw: RawLock = from_toml(path, text)?;
     let lines = LineIndex::new(text);
     if let Some(format) = &raw.version {
@@ -56,41 +73,160 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, Parse
             ));
         }
     }
-    let mut packages = Vec::with_capacity(raw.package.len() + 1);
-    for pkg in raw.root.iter().chain(&raw.package) {
-        let line = lines.line_of(pkg.name.span().start);
-        let version = semver::Version::parse(pkg.version.get_ref()).map_err(|err| {
+    fn at<'a>(lines: &LineIndex, value: &'a Spanned<String>) -> (&'a str, u32) {
+        (value.get_ref().as_str(), lines.line_of(value.span().start))
+    }
+    let entries = raw.root.iter().chain(&raw.package).map(|pkg| Entry {
+        name: at(&lines, &pkg.name),
+        version: at(&lines, &pkg.version),
+        source: pkg.source.as_ref().map(|s| at(&lines, s)),
+        checksum: pkg.checksum.as_ref().map(|c| at(&lines, c)),
+    });
+    packages(path, entries.collect())
+}
+
+/// Cargo.lock exactly as cargo writes it (v3 and v4: comments, `version = 3|4`, then
+/// `[[package]]` tables of `name`, `version`, `source`, `checksum` and a one-per-line
+/// `dependencies` array, every string free of escapes), read line by line. A generic TOML
+/// parse was a third of a whole `depfw audit` of a 400-crate lockfile. Anything else —
+/// another layout, a hand edit, an error — is `None`, and [`parse_toml`] reads the file,
+/// so both give the same packages (a test runs both on every lockfile in the repository).
+fn scan_cargo_layout(text: &str) -> Option<Vec<Entry<'_>>> {
+    /// A basic string's contents that mean themselves: no quote, escape or control char.
+    fn plain(s: &str) -> bool {
+        s.bytes()
+            .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+    }
+    type Fields<'a> = [Option<(&'a str, u32)>; 4];
+    fn entry(fields: Fields<'_>) -> Option<Entry<'_>> {
+        let [name, version, source, checksum] = fields;
+        Some(Entry {
+            name: name?,
+            version: version?,
+            source,
+            checksum,
+        })
+    }
+    let mut entries = Vec::new();
+    let mut current: Option<(Fields<'_>, bool)> = None;
+    let mut format_seen = false;
+    let mut in_dependencies = false;
+    for (i, line) in text.split('\n').enumerate() {
+        let number = u32::try_from(i + 1).ok()?;
+        if in_dependencies {
+            if line == "]" {
+                in_dependencies = false;
+            } else if !line
+                .strip_prefix(" \"")
+                .and_then(|l| l.strip_suffix("\","))
+                .is_some_and(plain)
+            {
+                return None;
+            }
+            continue;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            if comment.chars().any(|c| c != '\t' && c.is_control()) {
+                return None;
+            }
+            continue;
+        }
+        if line == "[[package]]" {
+            if let Some((fields, _)) = current.take() {
+                entries.push(entry(fields)?);
+            }
+            current = Some(([None; 4], false));
+            continue;
+        }
+        let Some((fields, dependencies_seen)) = current.as_mut() else {
+            // Before the first table: only the format version cargo writes today.
+            if format_seen || !matches!(line, "version = 3" | "version = 4") {
+                return None;
+            }
+            format_seen = true;
+            continue;
+        };
+        if line == "dependencies = [" {
+            if *dependencies_seen {
+                return None;
+            }
+            *dependencies_seen = true;
+            in_dependencies = true;
+            continue;
+        }
+        let (key, value) = line.split_once(" = \"")?;
+        let value = value.strip_suffix('"').filter(|v| plain(v))?;
+        let slot = match key {
+            "name" => &mut fields[0],
+            "version" => &mut fields[1],
+            "source" => &mut fields[2],
+            "checksum" => &mut fields[3],
+            _ => return None,
+        };
+        if slot.replace((value, number)).is_some() {
+            return None;
+        }
+    }
+    if in_dependencies {
+        return None;
+    }
+    if let Some((fields, _)) = current {
+        entries.push(entry(fields)?);
+    }
+    Some(entries)
+}
+
+/// The locked packages of `entries`, each checked (semver version, SHA-256 checksum, source
+/// URL), the first problem located by line.
+fn packages(path: &Path, entries: Vec<Entry<'_>>) -> Result<Vec<LockedPackage>, ParseError> {
+    let mut packages = Vec::with_capacity(entries.len());
+    // Nearly every package names the same source (crates.io): each distinct one is parsed
+    // as a URL once.
+    let mut sources: HashMap<&str, PackageSource> = HashMap::new();
+    for pkg in entries {
+        let (name, line) = pkg.name;
+        let version = semver::Version::parse(pkg.version.0).map_err(|err| {
             ParseError::new(
                 path,
-                Some(lines.line_of(pkg.version.span().start)),
-                format!("`{}` is not a semver version: {err}", pkg.version.get_ref()),
+                Some(pkg.version.1),
+                format!("`{}` is not a semver version: {err}", pkg.version.0),
             )
         })?;
-        if let Some(checksum) = &pkg.checksum {
-            let digest = checksum.get_ref();
+        if let Some((digest, digest_line)) = pkg.checksum {
             if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ParseError::new(
                     path,
-                    Some(lines.line_of(checksum.span().start)),
+                    Some(digest_line),
                     "a checksum must be 64 hexadecimal digits (SHA-256)",
                 ));
             }
         }
-        let source = match &pkg.source {
-            None => None,
-            Some(raw_source) => Some(SourceId::from_url(raw_source.get_ref()).map_err(|err| {
-                ParseError::new(
-                    path,
-                    Some(lines.line_of(raw_source.span().start)),
-                    format!("invalid source `{}`: {err}", raw_source.get_ref()),
-                )
-            })?),
+        let source = match pkg.source {
+            None => classify(None),
+            Some((raw_source, source_line)) => match sources.get(raw_source) {
+                Some(known) => known.clone(),
+                None => {
+                    let id = SourceId::from_url(raw_source).map_err(|err| {
+                        ParseError::new(
+                            path,
+                            Some(source_line),
+                            format!("invalid source `{raw_source}`: {err}"),
+                        )
+                    })?;
+                    let source = classify(Some(&id));
+                    sources.insert(raw_source, source.clone());
+                    source
+                }
+            },
         };
         packages.push(LockedPackage {
             ecosystem: Ecosystem::CratesIo,
-            name: pkg.name.get_ref().clone(),
+            name: name.to_owned(),
             version: version.to_string(),
-            source: classify(source.as_ref()),
+            source,
             line: Some(line),
             metadata: None,
         });
@@ -122,5 +258,66 @@ fn classify(source: Option<&SourceId>) -> PackageSource {
         _ => PackageSource::Registry {
             url: Some(source.url().to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every Cargo.lock in the repository (fixtures, public projects, the benchmarks'),
+    /// and each with edits that the line scan must hand to the TOML parser.
+    fn lockfiles() -> Vec<(std::path::PathBuf, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut found = Vec::new();
+        for dir in ["tests/fixtures/lockfiles", "benches/lockfiles"] {
+            for entry in walkdir::WalkDir::new(root.join(dir)).sort_by_file_name() {
+                let entry = entry.unwrap();
+                if entry.file_name() == "Cargo.lock" {
+                    let text = std::fs::read_to_string(entry.path()).unwrap();
+                    found.push((entry.path().to_owned(), text));
+                }
+            }
+        }
+        found.push((
+            root.join("Cargo.lock"),
+            include_str!("../../Cargo.lock").to_owned(),
+        ));
+        assert!(found.len() >= 15, "{}", found.len());
+        found
+    }
+
+    #[test]
+    fn the_line_scan_reads_what_the_toml_parser_reads() {
+        let mut scanned = 0;
+        for (path, text) in lockfiles() {
+            let variants = [
+                text.clone(),
+                text.replace('\n', "\r\n"),
+                text.replacen("name = \"", "name = \"a\\u0062", 1),
+                text.replacen("version = \"", "version = \"x", 1),
+                text.replacen("checksum = \"", "checksum = \"0", 1),
+                text.replacen("source = \"", "source = \"nonsense+", 1),
+                text.replacen("[[package]]\n", "[[package]]\nname = \"twice\"\n", 1),
+                text.replacen("[[package]]\n", "[[package]]\nreplace = \"x\"\n", 1),
+                text.replacen("[[package]]\nname = ", "[[package]]\nnom = ", 1),
+                text.replacen("version = 4", "version = 7", 1),
+                text.replacen("version = 3", "version = 7", 1),
+                text.replacen(" \"", " \"\\\"", 1),
+                text.replacen("\n]\n", "\n", 1),
+                format!("{text}\n[metadata]\n"),
+                format!("{text}# a comment\u{1}\n"),
+            ];
+            for (i, variant) in variants.iter().enumerate() {
+                if i == 0 && scan_cargo_layout(variant).is_some() {
+                    scanned += 1;
+                }
+                let fast = parse(&path, variant);
+                let toml = parse_toml(&path, variant);
+                assert_eq!(fast, toml, "{} variant {i}", path.display());
+            }
+        }
+        // The real lockfiles (v3 and v4) take the line scan.
+        assert!(scanned >= 10, "{scanned}");
     }
 }

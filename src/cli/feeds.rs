@@ -49,7 +49,8 @@ pub enum FeedsCommand {
         /// The data set root (with malicious/ and advisories/).
         #[arg(long)]
         from: PathBuf,
-        /// Where to write advisories-<ecosystem>.json.gz and snapshot.json.
+        /// Where to write advisories-<ecosystem>.json.gz, their packed form
+        /// advisories-<ecosystem>.idx (the one compiled in) and snapshot.json.
         #[arg(long, default_value = "feeds")]
         out: PathBuf,
     },
@@ -73,9 +74,10 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 );
             }
             println!(
-                "wrote {} advisories to {}",
+                "wrote {} advisories to {} and {}",
                 meta.advisories,
-                out.join("advisories-*.json.gz").display()
+                out.join("advisories-*.json.gz").display(),
+                out.join("advisories-*.idx").display()
             );
             Ok(ExitCode::SUCCESS)
         }

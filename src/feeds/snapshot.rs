@@ -2,10 +2,14 @@
 //!
 //! `feeds/advisories-<ecosystem>.json.gz` hold facts only (ids, aliases, packages, affected
 //! versions, kind, severity, dates: no summaries, details or references) from the sources
-//! listed in [`SOURCES`], one file per ecosystem so that `depfw audit` of a Cargo.lock decodes
-//! the ~1,200 crates.io advisories and not the ~33,000 npm ones; `feeds/snapshot.json` says
-//! when and from what it was built. All are committed and embedded with `include_bytes!`. `depfw feeds snapshot --from <data> --out
-//! feeds/` rebuilds them (see `feeds/README.md`).
+//! listed in [`SOURCES`], one file per ecosystem; `feeds/snapshot.json` says when and from
+//! what it was built, and the bundled index's revision derives from the `.json.gz` files.
+//! The binary embeds (`include_bytes!`) the same advisories laid out for lookup,
+//! `feeds/advisories-<ecosystem>.idx` (see [`super::packed`]): a `depfw audit` of a
+//! Cargo.lock inflates and parses only the advisories of the crates in it that have some,
+//! not the ~1,200 crates.io ones. `depfw feeds snapshot --from <data> --out feeds/`
+//! rebuilds all of them (see `feeds/README.md`); a test fails while an `.idx` file is not
+//! the layout of its `.json.gz`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{Read, Write};
@@ -21,17 +25,22 @@ use super::model::Advisory;
 use super::{load_path, AdvisoryIndex, FeedError};
 use crate::package::Ecosystem;
 
-/// Each ecosystem's advisories, in [`Ecosystem::ALL`] order.
-const BUNDLED_DATA: [&[u8]; 3] = [
-    include_bytes!("../../feeds/advisories-npm.json.gz"),
-    include_bytes!("../../feeds/advisories-pypi.json.gz"),
-    include_bytes!("../../feeds/advisories-crates-io.json.gz"),
+/// Each ecosystem's advisories, packed for lookup ([`super::packed`]), in
+/// [`Ecosystem::ALL`] order.
+const BUNDLED_PACKED: [&[u8]; 3] = [
+    include_bytes!("../../feeds/advisories-npm.idx"),
+    include_bytes!("../../feeds/advisories-pypi.idx"),
+    include_bytes!("../../feeds/advisories-crates-io.idx"),
 ];
 const BUNDLED_META: &str = include_str!("../../feeds/snapshot.json");
 
 /// The data file of `ecosystem` inside the snapshot directory.
 pub fn data_file(ecosystem: Ecosystem) -> String {
     format!("advisories-{}.json.gz", ecosystem.slug())
+}
+/// The packed (indexed) form of [`data_file`], the one compiled in.
+pub fn packed_file(ecosystem: Ecosystem) -> String {
+    format!("advisories-{}.idx", ecosystem.slug())
 }
 pub(crate) const META_FILE: &str = "snapshot.json";
 
@@ -92,8 +101,9 @@ pub fn bundled_index() -> Result<AdvisoryIndex, FeedError> {
 
 /// The bundled advisories about `packages` (ecosystem and normalised key) only, with the
 /// same revision as [`bundled_index`]: for one-shot scans that know every package they
-/// evaluate. Only their ecosystems' files are decompressed, and only their advisories are
-/// decoded in full (a Cargo.lock audit builds a dozen advisories, not 1,200).
+/// evaluate. Each package is looked up in its ecosystem's index; only the blocks holding
+/// advisories about them are inflated, and only those advisories are parsed (a Cargo.lock
+/// audit builds a dozen advisories, not 1,200).
 pub fn bundled_index_for<'a>(
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
 ) -> Result<AdvisoryIndex, FeedError> {
@@ -117,16 +127,31 @@ fn bundled(
     let meta = bundled_meta()?;
     let files = Ecosystem::ALL
         .into_iter()
-        .zip(BUNDLED_DATA)
+        .zip(BUNDLED_PACKED)
         .filter(|(ecosystem, _)| ecosystems.contains(ecosystem));
-    let advisories = super::read_in_parallel(
-        files,
-        |(_, data)| match only {
-            Some(wanted) => decode_about(data, wanted),
-            None => decode(data),
-        },
-        || FeedError::Snapshot("decoding the snapshot panicked".into()),
-    )?;
+    let read = |(ecosystem, packed): (Ecosystem, &[u8])| match only {
+        Some(wanted) => super::packed::read_about(
+            packed,
+            wanted
+                .iter()
+                .filter(|(e, _)| *e == ecosystem)
+                .map(|(_, key)| *key),
+        ),
+        None => super::packed::read_all(packed),
+    };
+    let advisories = match only {
+        // A scan's few blocks take less time than starting a thread per ecosystem.
+        Some(_) => {
+            let mut advisories = Vec::new();
+            for file in files {
+                advisories.extend(read(file)?);
+            }
+            advisories
+        }
+        None => super::read_in_parallel(files, read, || {
+            FeedError::Snapshot("decoding the snapshot panicked".into())
+        })?,
+    };
     let revision = format!(
         "bundled-{}",
         meta.data_sha256.get(..16).unwrap_or("unknown")
@@ -148,34 +173,6 @@ pub fn encode(advisories: &[Advisory]) -> Result<Vec<u8>, FeedError> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<Advisory>, FeedError> {
     serde_json::from_slice(&decompress(bytes)?)
         .map_err(|e| FeedError::Snapshot(format!("corrupt advisories data: {e}")))
-}
-
-/// [`decode`] keeping only the advisories about `wanted` packages: the others are only
-/// scanned for their ecosystem and package, never built.
-fn decode_about(
-    bytes: &[u8],
-    wanted: &HashSet<(Ecosystem, &str)>,
-) -> Result<Vec<Advisory>, FeedError> {
-    /// The part of an [`Advisory`] that says whom it is about.
-    #[derive(Deserialize)]
-    struct About<'a> {
-        ecosystem: Ecosystem,
-        #[serde(borrow)]
-        package: std::borrow::Cow<'a, str>,
-    }
-    let corrupt =
-        |e: serde_json::Error| FeedError::Snapshot(format!("corrupt advisories data: {e}"));
-    let json = decompress(bytes)?;
-    let records: Vec<&serde_json::value::RawValue> =
-        serde_json::from_slice(&json).map_err(corrupt)?;
-    let mut advisories = Vec::new();
-    for record in records {
-        let about: About<'_> = serde_json::from_str(record.get()).map_err(corrupt)?;
-        if wanted.contains(&(about.ecosystem, &*about.package)) {
-            advisories.push(serde_json::from_str(record.get()).map_err(corrupt)?);
-        }
-    }
-    Ok(advisories)
 }
 
 /// Inflates a gzip'd advisories file, at most [`MAX_SNAPSHOT_BYTES`].
@@ -239,6 +236,7 @@ pub fn build(from: &Path, out: &Path) -> Result<SnapshotMeta, FeedError> {
         let data = encode(&part)?;
         digest.update(&data);
         files.push((data_file(ecosystem), data));
+        files.push((packed_file(ecosystem), super::packed::pack(&part)?));
     }
     let meta = SnapshotMeta {
         built_at: Utc::now(),
@@ -279,4 +277,61 @@ fn read_manifest(from: &Path) -> BTreeMap<String, serde_json::Value> {
         .flatten()
         .filter_map(|s| Some((s.get("id")?.as_str()?.to_owned(), s.clone())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compiled-in `.idx` files are their `.json.gz` files laid out for lookup: a
+    /// snapshot changed without `depfw feeds snapshot` (which writes both) fails here.
+    #[test]
+    fn packed_files_are_the_committed_snapshot_laid_out() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("feeds");
+        for (ecosystem, packed) in Ecosystem::ALL.into_iter().zip(BUNDLED_PACKED) {
+            let json = std::fs::read(dir.join(data_file(ecosystem))).unwrap();
+            let relaid = super::super::packed::pack(&decode(&json).unwrap()).unwrap();
+            assert!(
+                relaid == packed,
+                "feeds/{} is not the layout of feeds/{}: run `depfw feeds snapshot`",
+                packed_file(ecosystem),
+                data_file(ecosystem)
+            );
+        }
+    }
+
+    /// A scan's packages get exactly the advisories a full load has about them, in the
+    /// same order, with the same revision; other packages get none.
+    #[test]
+    fn a_scan_reads_exactly_its_packages_advisories() {
+        let full = bundled_index().unwrap();
+        let scanned = [
+            (Ecosystem::CratesIo, "smallvec"),
+            (Ecosystem::CratesIo, "rustdecimal"),
+            (Ecosystem::CratesIo, "serde"),
+            (Ecosystem::PyPI, "django"),
+            (Ecosystem::Npm, "apitelegram"),
+            (Ecosystem::Npm, "express"),
+        ];
+        let scan = bundled_index_for(scanned).unwrap();
+        assert_eq!(scan.revision(), full.revision());
+        let mut total = 0;
+        for (ecosystem, key) in scanned {
+            let name = crate::package::PackageName::parse(ecosystem, key).unwrap();
+            let ids = |index: &AdvisoryIndex| -> Vec<String> {
+                index
+                    .for_package(&name)
+                    .iter()
+                    .map(|a| a.id.clone())
+                    .collect()
+            };
+            assert_eq!(ids(&scan), ids(&full), "{key}");
+            total += ids(&full).len();
+        }
+        assert!(total > 40, "{total}");
+        assert_eq!(scan.len(), total);
+        let crates_only = bundled_index_for([(Ecosystem::CratesIo, "smallvec")]).unwrap();
+        assert!(!crates_only.is_empty());
+        assert!(crates_only.iter().all(|a| a.package == "smallvec"));
+    }
 }
