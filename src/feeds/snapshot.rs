@@ -48,7 +48,7 @@ pub(crate) const META_FILE: &str = "snapshot.json";
 const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The sources a snapshot is built from: (name, manifest source id, path under `--from`).
-pub const SOURCES: [(&str, &str, &str); 6] = [
+pub const SOURCES: [(&str, &str, &str); 7] = [
     ("ossf-npm", "ossf", "malicious/ossf/npm.jsonl"),
     ("ossf-pypi", "ossf", "malicious/ossf/pypi.jsonl"),
     ("ossf-crates-io", "ossf", "malicious/ossf/crates-io.jsonl"),
@@ -59,6 +59,12 @@ pub const SOURCES: [(&str, &str, &str); 6] = [
     ),
     ("rustsec", "rustsec", "advisories/rustsec/crates"),
     ("pypa", "pypa", "advisories/pypa/vulns"),
+    // npm's only vulnerability advisories in the data set (legacy NSWG-ECO JSON, not OSV).
+    (
+        "nodejs-security-wg",
+        "nodejs-security-wg",
+        "advisories/nodejs-security-wg/npm",
+    ),
 ];
 
 /// What a snapshot was built from.
