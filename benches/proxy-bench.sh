@@ -9,4 +9,4 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 cargo build --release --bin depfw
-DEPFW_BIN="$root/target/release/depfw" cargo bench --bench proxy_bench
+DEPFW_BIN="${CARGO_TARGET_DIR:-$root/target}/release/depfw" cargo bench --bench proxy_bench

@@ -93,8 +93,9 @@ fn pylock_with_non_registry_sources() {
     reports("pylock/ext-reg/pylock.toml", 0);
 }
 
-/// Nothing found.
+/// An npm-2-era shrinkwrap whose `minimatch@1.0.0` the old Node.js Security WG data in the
+/// bundled snapshot flags (NSWG-ECO-118, a ReDoS fixed in 3.0.2): a denial, exit 1.
 #[test]
-fn clean_npm_shrinkwrap() {
-    reports("npm/json_index/npm-shrinkwrap.json", 0);
+fn npm_shrinkwrap_with_an_nswg_advisory() {
+    reports("npm/json_index/npm-shrinkwrap.json", 1);
 }
