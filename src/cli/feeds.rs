@@ -241,8 +241,10 @@ async fn download(client: &reqwest::Client, source: &FeedSource) -> anyhow::Resu
 }
 
 /// What the data in use can catch, per ecosystem: an ecosystem with known-malicious
-/// package records but no vulnerability advisories (npm in the bundled snapshot) is said to
-/// be so, because a clean verdict there means "not known malicious", not "no known CVE".
+/// package records but no vulnerability advisories is said to be so, because a clean
+/// verdict there means "not known malicious", not "no known CVE"; and how recent its newest
+/// vulnerability advisory is (the bundled npm ones, from the Node.js Security WG, stop
+/// around 2019).
 pub fn print_coverage(out: &mut impl std::io::Write, index: &AdvisoryIndex) -> std::io::Result<()> {
     let counts = index.counts();
     let count = |eco: Ecosystem, kinds: &[&str]| -> usize {
@@ -256,10 +258,20 @@ pub fn print_coverage(out: &mut impl std::io::Write, index: &AdvisoryIndex) -> s
         let malicious = count(eco, &["malicious"]);
         let vulnerabilities = count(eco, &["vulnerability"]);
         let informational = count(eco, &["unmaintained", "unsound", "notice"]);
+        // How current the vulnerability data is: npm's offline advisories stop around 2019.
+        let newest = index
+            .iter()
+            .filter(|a| a.ecosystem == eco && a.kind.as_str() == "vulnerability")
+            .filter_map(|a| a.published)
+            .max()
+            .map(|t| format!(" (the newest published {})", t.format("%Y-%m-%d")))
+            .unwrap_or_default();
         let scope = match (malicious > 0, vulnerabilities > 0) {
-            (_, true) => "vulnerabilities and known-malicious packages",
-            (true, false) => "known-malicious packages only, no vulnerability advisories",
-            (false, false) => "nothing: every version passes the advisory check",
+            (_, true) => format!("vulnerabilities{newest} and known-malicious packages"),
+            (true, false) => {
+                "known-malicious packages only, no vulnerability advisories".to_owned()
+            }
+            (false, false) => "nothing: every version passes the advisory check".to_owned(),
         };
         let mut line = format!(
             "  {:<10} {malicious} malicious-package records, {vulnerabilities} vulnerability advisories",
