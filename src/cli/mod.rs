@@ -45,6 +45,16 @@ pub(crate) struct Cli {
     /// Data directory holding the store (feeds, caches, decisions, overrides).
     #[arg(long, global = true, env = "DEPFW_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// How log lines on stderr look: `human` (colours only on a terminal), or `json` (one
+    /// object a line, for a log shipper). Paths are logged with agent tokens masked.
+    #[arg(
+        long,
+        global = true,
+        env = "DEPFW_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Human
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -98,25 +108,44 @@ pub(crate) fn data_dir_in_use(cli: &Cli, config: &Config) -> bool {
     cli.data_dir.is_some() || config.server.data_dir.join("store").exists()
 }
 
-fn init_logging(default_level: &str) {
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logging(default_level: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEPFW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // Ignore the error: a second init (tests calling main twice) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // Ignore the error: a second init (tests calling main twice) keeps the first subscriber.
+    let _ = match format {
+        // Colour codes only where a person reads them, never into a log file.
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs its decisions; one-shot commands only warn.
-    init_logging(if matches!(cli.command, Command::Serve(_)) {
+    let level = if matches!(cli.command, Command::Serve(_)) {
         "info,tower_http=warn"
     } else {
         "warn"
-    });
+    };
+    init_logging(level, cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -25,3 +25,54 @@ fn status_says_which_ecosystems_have_vulnerability_data() {
         );
     }
 }
+
+/// Issue #16: `--log-format json` writes one JSON object a line (for a log shipper); the
+/// human format writes no colour codes when stderr is not a terminal (a log file).
+#[test]
+fn log_lines_are_json_with_log_format_json_and_never_coloured_into_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed");
+    std::fs::create_dir(&feed).unwrap();
+    // An NSWG record whose range does not read: skipped with a warning.
+    std::fs::write(
+        feed.join("9.json"),
+        r#"{"id": 9, "module_name": "odd", "title": "x", "vulnerable_versions": "latest"}"#,
+    )
+    .unwrap();
+    let import = |format: &str, data: &str| {
+        crate::support::depfw_with_data(
+            &dir.path().join(data),
+            &[
+                "--log-format",
+                format,
+                "feeds",
+                "import",
+                feed.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = import("json", "a");
+    assert_eq!(code(&out), 0);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert_eq!(lines[0]["level"], "WARN");
+    assert!(
+        lines[0]["message"].as_str().unwrap().contains("NSWG-ECO-9"),
+        "{stderr}"
+    );
+
+    let out = import("human", "b");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("WARN") && stderr.contains("NSWG-ECO-9"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a non-terminal: {stderr:?}"
+    );
+}
