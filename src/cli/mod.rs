@@ -45,6 +45,10 @@ pub(crate) struct Cli {
     /// Data directory holding the store (feeds, caches, decisions, overrides).
     #[arg(long, global = true, env = "DEPFW_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The base URL clients reach depfw at; overrides `server.public-url`, so that `serve`,
+    /// `init` and `agents add` agree on the URLs they print and write into metadata.
+    #[arg(long, global = true, env = "DEPFW_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<url::Url>,
     /// How log lines on stderr look: `human` (colours only on a terminal), or `json` (one
     /// object a line, for a log shipper). Paths are logged with agent tokens masked.
     #[arg(
@@ -90,7 +94,7 @@ pub enum Command {
     Manpage,
 }
 
-/// Loads the config file (or the defaults) and applies `--data-dir`.
+/// Loads the config file (or the defaults) and applies `--data-dir` and `--public-url`.
 pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
@@ -98,6 +102,12 @@ pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     };
     if let Some(dir) = &cli.data_dir {
         config.server.data_dir = dir.clone();
+    }
+    if let Some(url) = &cli.public_url {
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            anyhow::bail!("--public-url `{url}`: expected an http(s) URL with a host");
+        }
+        config.server.public_url = url.clone();
     }
     Ok(config)
 }

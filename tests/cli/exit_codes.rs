@@ -161,3 +161,25 @@ fn an_ecosystem_without_advisory_data_is_an_error_for_it_alone() {
         stderr(&out)
     );
 }
+
+/// Issue #16: `--public-url` (or `DEPFW_PUBLIC_URL`) sets the URLs `init` prints, as it sets
+/// the ones `serve` writes into metadata; a URL clients cannot use is refused (exit 2).
+#[test]
+fn public_url_sets_what_init_prints_and_a_bad_one_is_refused() {
+    let out = depfw(&[
+        "--public-url",
+        "https://mirror.example:9000/",
+        "init",
+        "pip",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("https://mirror.example:9000/pypi/simple/"),
+        "{text}"
+    );
+    assert!(!text.contains("7878"), "{text}");
+    let out = depfw(&["--public-url", "file:///tmp/x", "init", "npm"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("--public-url"), "{}", stderr(&out));
+}
