@@ -54,6 +54,8 @@ pub(crate) enum NpmQuirk {
     Keys,
     /// `POST /-/npm/v1/security/advisories/bulk` and `/-/npm/v1/security/audits/quick`
     Audit,
+    /// `/-/v1/search` (`npm search`)
+    Search,
 }
 
 /// The second segment of a version path, told apart the way the registry does: a valid
@@ -105,6 +107,7 @@ pub(crate) fn parse_path(raw: &str) -> Result<NpmPath, ProtocolError> {
             "npm/v1/security/advisories/bulk" | "npm/v1/security/audits/quick" => {
                 Route::Quirk(NpmQuirk::Audit)
             }
+            "v1/search" => Route::Quirk(NpmQuirk::Search),
             _ => Route::NotServed,
         });
     }

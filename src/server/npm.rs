@@ -29,6 +29,7 @@ impl Quirks<Npm> for NpmQuirk {
             }
             _ if call.method != Method::GET && !call.is_head() => Err(call.not_served()),
             NpmQuirk::Audit => Err(call.not_served()),
+            NpmQuirk::Search => Err(ProxyError::NotImplemented(NPM_SEARCH_UNANSWERED.to_owned())),
             NpmQuirk::Version(name, spec) => {
                 version(call.state, call.ctx, npm, &name, &spec, call.headers).await
             }
@@ -48,6 +49,13 @@ impl Quirks<Npm> for NpmQuirk {
         }
     }
 }
+
+/// Why `npm search` through depfw fails: its results would list packages and versions the
+/// policy refuses, unfiltered, as if depfw offered them.
+pub(crate) const NPM_SEARCH_UNANSWERED: &str =
+    "depfw does not proxy npm search, whose results would include packages its policy \
+     refuses; search on https://www.npmjs.com and install through depfw, which checks what \
+     you pick";
 
 /// Why `npm audit` through depfw fails, and what to run instead.
 pub(crate) const NPM_AUDIT_UNANSWERED: &str =

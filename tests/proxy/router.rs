@@ -502,6 +502,12 @@ async fn npm_audit_is_an_error_npm_shows_and_ping_answers() {
     assert!(err.contains("depfw audit package-lock.json"), "{err}");
     assert_eq!(get(&s.state, "/npm/-/ping").await.status(), StatusCode::OK);
     assert_eq!(get(&s.state, "/healthz").await.status(), StatusCode::OK);
+    // `npm search` is answered honestly, not with a bare 404.
+    let resp = get(&s.state, "/npm/-/v1/search?text=lodash&size=20").await;
+    assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
+    let err = json(resp).await["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("does not proxy npm search"), "{err}");
+    assert_eq!(s.fixture.hits("/-/v1/search"), 0);
 }
 
 #[tokio::test]
