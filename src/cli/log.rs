@@ -251,5 +251,19 @@ fn line(r: &DecisionRecord) -> String {
     for f in &r.findings {
         s.push_str(&format!("\n          {}: {}", f.code, f.message));
     }
+    // A metadata record's hidden versions: which, and why (the first few, then a count).
+    const SHOWN: usize = 10;
+    for h in r.hidden.iter().take(SHOWN) {
+        s.push_str(&format!(
+            "\n          hidden {}@{} ({}): {}",
+            r.package, h.version, h.verdict, h.reason
+        ));
+    }
+    if r.hidden.len() > SHOWN {
+        s.push_str(&format!(
+            "\n          and {} more hidden versions (`depfw log export` lists them all)",
+            r.hidden.len() - SHOWN
+        ));
+    }
     s
 }

@@ -301,3 +301,35 @@ fn records_with_a_code_this_build_does_not_define_stay_readable_and_verified() {
         .unwrap()
         .contains(r#""code":"too-new""#));
 }
+
+/// Issue #16: `depfw log show` said a metadata request was served but not which versions it
+/// hid, nor why.
+#[test]
+fn log_show_names_the_hidden_versions_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let log = DecisionLog::open(&store).unwrap();
+        let mut rec = record("lodash", Some("bot"), Verdict::Allow);
+        rec.kind = RecordKind::Metadata;
+        rec.version = None;
+        rec.hidden = (0..12)
+            .map(|i| depfw::store::decisions::HiddenVersion {
+                version: format!("4.17.{i}"),
+                verdict: Verdict::Deny,
+                reason: format!("NSWG-ECO-{i}: vulnerable"),
+            })
+            .collect();
+        log.append_durable(&mut rec).unwrap();
+    }
+    let out = depfw(&dir, &["log", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("hidden lodash@4.17.0 (deny): NSWG-ECO-0: vulnerable"),
+        "{text}"
+    );
+    assert!(text.contains("hidden lodash@4.17.9 "), "{text}");
+    assert!(!text.contains("hidden lodash@4.17.10 "), "{text}");
+    assert!(text.contains("and 2 more hidden versions"), "{text}");
+}
