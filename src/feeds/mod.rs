@@ -11,7 +11,7 @@ mod matcher;
 pub(crate) mod model;
 pub(crate) mod nswg;
 pub(crate) mod osv;
-mod packed;
+pub(crate) mod packed;
 pub(crate) mod popular;
 pub mod snapshot;
 

@@ -60,14 +60,18 @@ fn hash(key: &str) -> u64 {
     })
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
+/// The little-endian `u32` at `at`, or 0 past the end: callers check lengths first, and a
+/// damaged file reads as empty rather than panicking. Also read by the prebuilt typosquat
+/// tables (`policy::typosquat::table`).
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
     bytes
         .get(at..at + 4)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_le_bytes)
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
+/// The little-endian `u64` at `at`, or 0 past the end (see [`u32_at`]).
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
     bytes
         .get(at..at + 8)
         .and_then(|b| b.try_into().ok())

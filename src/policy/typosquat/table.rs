@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::forms;
+use crate::feeds::packed::{u32_at, u64_at};
 
 type Bytes = Cow<'static, [u8]>;
 
@@ -21,20 +22,6 @@ const MAGIC: &[u8; 16] = b"depfw-popular-1\n";
 const RECORD: usize = 20;
 /// One pair: the low 32 bits of a hash (its top bits are the bucket) and an entry id.
 const PAIR: usize = 8;
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    bytes
-        .get(at..at + 4)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    bytes
-        .get(at..at + 8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
-}
 
 /// One popular name.
 #[derive(Debug, Clone, Copy, Default)]
