@@ -18,9 +18,12 @@
 
 #[path = "support/mirror.rs"]
 mod mirror;
+#[path = "support/process.rs"]
+mod spawned;
 
+use spawned::{free_port, Depfw};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use depfw::package::{Ecosystem, PackageName};
@@ -194,23 +197,6 @@ fn installed_packages(project: &Path) -> usize {
         .as_object()
         .map(|p| p.keys().filter(|k| !k.is_empty()).count())
         .unwrap_or(0)
-}
-
-struct Depfw(Child);
-
-impl Drop for Depfw {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_depfw(bin: &Path, work: &Path, upstream: &str) -> (Depfw, String) {

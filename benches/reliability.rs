@@ -17,11 +17,14 @@
 
 #[path = "../tests/support/layout.rs"]
 mod layout;
+#[path = "support/process.rs"]
+mod spawned;
 
+use spawned::{free_port, Depfw};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,23 +127,6 @@ async fn start_upstream(versions: usize) -> (String, usize) {
         .with_state(up);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, size)
-}
-
-struct Depfw(Child);
-
-impl Drop for Depfw {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `depfw serve` on the fixture upstream with its default limits; returns the process and

@@ -26,6 +26,16 @@ pub fn command(tool: &str, prefixes: &[&str]) -> Command {
     cmd
 }
 
+/// Points `cmd`'s home and XDG directories into `home` and drops `CI`, so a client reads no
+/// settings, credentials or caches of the machine's user and behaves as it does for one.
+pub fn isolated_home<'c>(cmd: &'c mut Command, home: &std::path::Path) -> &'c mut Command {
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env_remove("CI")
+}
+
 /// Runs `cmd` to completion and notes the command and its output in the transcript.
 /// Panics (failing the test) if it runs longer than [`TIMEOUT`].
 pub fn output(cmd: &mut Command) -> Output {

@@ -80,13 +80,8 @@ impl Env {
         let home = self.tmp.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let mut cmd = client::command(tool, &["npm_config_", "yarn_"]);
-        cmd.args(args)
-            .current_dir(&self.project)
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            .env_remove("CI");
+        cmd.args(args).current_dir(&self.project);
+        client::isolated_home(&mut cmd, &home);
         for (k, v) in envs {
             cmd.env(k, v);
         }

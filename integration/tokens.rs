@@ -255,12 +255,8 @@ fn js_install(s: &Served, tool: &str, token: &str) -> PathBuf {
     let mut cmd = client::command(tool, &["npm_config_", "yarn_", "bun_"]);
     cmd.args(["add", "is-number@7"])
         .current_dir(&project)
-        .env("DEPFW_TOKEN", token)
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .env_remove("CI");
+        .env("DEPFW_TOKEN", token);
+    client::isolated_home(&mut cmd, &home);
     for (k, v) in envs {
         cmd.env(k, v);
     }
