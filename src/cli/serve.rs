@@ -47,9 +47,14 @@ fn apply_args(args: &ServeArgs, config: &mut Config) {
 }
 
 fn follow_listen(config: &mut Config, listen: SocketAddr) {
-    let derived = format!("http://{}/", config.server.listen);
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let derived = format!("{scheme}://{}/", config.server.listen);
     if config.server.public_url.as_str() == derived {
-        if let Ok(u) = url::Url::parse(&format!("http://{listen}/")) {
+        if let Ok(u) = url::Url::parse(&format!("{scheme}://{listen}/")) {
             config.server.public_url = u;
         }
     }
@@ -89,6 +94,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     // Before anything is opened: a token file other users can read is refused at once.
     // Read once: a reopen of the store (see `keep_store_writable`) reuses it.
     let admin_token = AdminToken::from_config(&config.admin)?;
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(crate::server::tls::acceptor)
+        .transpose()?;
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
@@ -128,7 +139,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let live = Live::new(&generation);
     let store = generation.into_store();
     let admin_at = match &admin_listener {
-        Some(l) => format!("{}{}", l.address(), crate::admin::MOUNT),
+        Some(l) => format!("{}{}", l.address(tls.is_some()), crate::admin::MOUNT),
         None => "off (no admin token: set `[admin] token-file`)".to_owned(),
     };
     tracing::info!(
@@ -159,6 +170,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         l.serve(
             serving(Arc::clone(&live.admin)),
             Limits::admin(&limits),
+            tls.clone(),
             until_stopped(),
         )
     });
@@ -167,6 +179,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         listener,
         serving(Arc::clone(&live.mirror)),
         limits,
+        tls,
         until_stopped(),
     );
     let signal = async move {
@@ -406,12 +419,13 @@ impl AdminListener {
     }
 
     /// Where an admin points the browser or `curl`.
-    fn address(&self) -> String {
+    fn address(&self, tls: bool) -> String {
+        let scheme = if tls { "https" } else { "http" };
         match self {
             AdminListener::Tcp(l) => l
                 .local_addr()
-                .map(|a| format!("http://{a}"))
-                .unwrap_or_else(|_| "http://?".to_owned()),
+                .map(|a| format!("{scheme}://{a}"))
+                .unwrap_or_else(|_| format!("{scheme}://?")),
             #[cfg(unix)]
             AdminListener::Unix(_, path) => format!("unix:{} (curl --unix-socket)", path.display()),
         }
@@ -423,13 +437,16 @@ impl AdminListener {
         self,
         router: axum::Router,
         limits: Limits,
+        tls: Option<crate::server::tls::TlsAcceptor>,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         match self {
-            AdminListener::Tcp(l) => listener::serve(l, router, limits, stop).await,
+            AdminListener::Tcp(l) => listener::serve(l, router, limits, tls, stop).await,
+            // A Unix socket is the local user's file, guarded by its permissions: no TLS.
             #[cfg(unix)]
             AdminListener::Unix(l, path) => {
-                listener::serve(l, router, limits, stop).await;
+                let _ = tls;
+                listener::serve(l, router, limits, None, stop).await;
                 let _ = std::fs::remove_file(path);
             }
         }

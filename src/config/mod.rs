@@ -150,6 +150,17 @@ pub struct ServerConfig {
     pub refused_versions: RefusedVersions,
     /// Deadlines and caps on client connections (`server.header-timeout-secs`, …).
     pub connections: ConnectionLimits,
+    /// HTTPS: `server.tls-cert` and `server.tls-key`, both or neither (`server::tls`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files `depfw serve` speaks TLS with (`server.tls-cert`, `server.tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1), readable by depfw's user alone.
+    pub key: PathBuf,
 }
 
 /// How much of depfw one client, or all of them, may hold (issue #11): without these, 300

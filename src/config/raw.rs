@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{
     override_entry, AdminConfig, AdminListen, AnonymousAccess, Config, ConfigProblem,
-    ConnectionLimits, LogConfig, PolicyConfig, Problems, RefusedVersions, ServerConfig,
+    ConnectionLimits, LogConfig, PolicyConfig, Problems, RefusedVersions, ServerConfig, TlsFiles,
     UpstreamConfig,
 };
 use crate::agents::cfg::RawAgents;
@@ -58,6 +58,8 @@ pub struct RawServer {
     pub max_connections_per_peer: u64,
     pub client_min_rate: u64,
     pub client_rate_window_secs: u64,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for RawServer {
@@ -76,6 +78,8 @@ impl Default for RawServer {
             max_connections_per_peer: ConnectionLimits::DEFAULT.max_connections_per_peer,
             client_min_rate: ConnectionLimits::DEFAULT.client_min_rate,
             client_rate_window_secs: ConnectionLimits::DEFAULT.client_rate_window_secs,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -393,11 +397,33 @@ impl RawConfig {
                 )
             })
             .unwrap_or_else(|()| SocketAddr::from(([127, 0, 0, 1], 7878)));
+        let tls = match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                p.push(
+                    "server.tls-key",
+                    "missing: `server.tls-cert` is set, and HTTPS needs the certificate's private key too",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                p.push(
+                    "server.tls-cert",
+                    "missing: `server.tls-key` is set, and HTTPS needs the certificate (chain) too",
+                );
+                None
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url_text = self
             .server
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{listen}"));
+            .unwrap_or_else(|| format!("{scheme}://{listen}"));
         let public_url = p.url("server.public-url", &public_url_text);
         let allow_anonymous = match self.server.allow_anonymous.as_str() {
             "loopback" => AnonymousAccess::Loopback,
@@ -437,6 +463,7 @@ impl RawConfig {
             fail_open: self.server.fail_open,
             allow_anonymous,
             refused_versions,
+            tls,
         };
 
         let u = self.upstream;

@@ -390,3 +390,22 @@ fn connection_limits_are_read_and_validated() {
         ]
     );
 }
+
+#[test]
+fn tls_needs_both_files_and_makes_the_default_public_url_https() {
+    let config = Config::from_toml(
+        "[server]\nlisten = \"0.0.0.0:8443\"\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n",
+        "a.toml",
+    )
+    .unwrap();
+    let tls = config.server.tls.as_ref().unwrap();
+    assert_eq!(tls.cert, std::path::Path::new("c.pem"));
+    assert_eq!(tls.key, std::path::Path::new("k.pem"));
+    assert_eq!(config.server.public_url.as_str(), "https://0.0.0.0:8443/");
+    assert!(Config::default().server.tls.is_none());
+
+    let err = Config::from_toml("[server]\ntls-key = \"k.pem\"\n", "a.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.tls-cert"), "{err}");
+}

@@ -41,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
+use super::tls::TlsAcceptor;
 use crate::config::ConnectionLimits;
 
 /// Seconds a shed client is told to wait (`Retry-After`).
@@ -224,11 +225,13 @@ impl Peer for tokio::net::unix::SocketAddr {
 }
 
 /// Serves `router` on `listener` under `limits` until `stop` resolves, then lets the
-/// requests in flight finish (idle connections are closed at once).
+/// requests in flight finish (idle connections are closed at once). With `tls`, every
+/// connection is an HTTPS one (`server::tls`).
 pub(crate) async fn serve<L>(
     mut listener: L,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     stop: impl Future<Output = ()> + Send,
 ) where
     L: axum::serve::Listener,
@@ -255,7 +258,7 @@ pub(crate) async fn serve<L>(
         let slot = match slots.take(peer.map(|a| a.ip())) {
             Ok(slot) => slot,
             Err(full) => {
-                shed(io, full, &shedding);
+                shed(io, full, &shedding, tls.clone(), limits.header_timeout);
                 continue;
             }
         };
@@ -268,10 +271,35 @@ pub(crate) async fn serve<L>(
             }
             router.clone().oneshot(request)
         });
-        let io = TokioIo::new(Paced::new(io, limits.min_rate, limits.rate_window));
-        let connection = graceful.watch(http.serve_connection(io, service));
+        // Pacing measures the client's socket, under TLS as without it.
+        let io = Paced::new(io, limits.min_rate, limits.rate_window);
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
+        let handshake_deadline = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let ended = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(io), service))
+                        .await
+                }
+                Some(tls) => match tokio::time::timeout(handshake_deadline, tls.accept(io)).await
+                {
+                    Ok(Ok(io)) => {
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(io), service))
+                            .await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, peer = ?peer, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = ?peer, "TLS handshake not done within the header deadline");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, peer = ?peer, "client connection ended");
             }
             drop(slot);
@@ -283,10 +311,16 @@ pub(crate) async fn serve<L>(
 
 /// Answers a connection over a cap with a 503 and closes it, reading what the client
 /// sent meanwhile so that the close does not reset the answer away. At most
-/// [`SHEDDING_AT_ONCE`] at a time, each for at most [`SHED_LINGER`]; beyond that the
-/// connection is closed unanswered.
-fn shed<Io>(mut io: Io, full: Full, shedding: &Arc<tokio::sync::Semaphore>)
-where
+/// [`SHEDDING_AT_ONCE`] at a time, each for at most [`SHED_LINGER`] (plus the TLS handshake,
+/// without which an HTTPS client could not read the answer, under `handshake_deadline`);
+/// beyond that the connection is closed unanswered.
+fn shed<Io>(
+    io: Io,
+    full: Full,
+    shedding: &Arc<tokio::sync::Semaphore>,
+    tls: Option<TlsAcceptor>,
+    handshake_deadline: Duration,
+) where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Ok(permit) = Arc::clone(shedding).try_acquire_owned() else {
@@ -297,21 +331,34 @@ where
     let response = shed_response(full);
     tokio::spawn(async move {
         let _permit = permit;
-        let _ = tokio::time::timeout(SHED_LINGER, async {
-            io.write_all(&response).await?;
-            io.shutdown().await?;
-            let mut sink = [0u8; 4096];
-            let mut read = 0usize;
-            while read < 64 * 1024 {
-                match io.read(&mut sink).await? {
-                    0 => break,
-                    n => read += n,
+        match tls {
+            None => answer_and_close(io, &response).await,
+            Some(tls) => {
+                if let Ok(Ok(io)) = tokio::time::timeout(handshake_deadline, tls.accept(io)).await {
+                    answer_and_close(io, &response).await;
                 }
             }
-            Ok::<_, io::Error>(())
-        })
-        .await;
+        }
     });
+}
+
+/// Writes `response`, closes the write side and drains what the client sends, for at most
+/// [`SHED_LINGER`].
+async fn answer_and_close<Io: AsyncRead + AsyncWrite + Unpin>(mut io: Io, response: &[u8]) {
+    let _ = tokio::time::timeout(SHED_LINGER, async {
+        io.write_all(response).await?;
+        io.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut read = 0usize;
+        while read < 64 * 1024 {
+            match io.read(&mut sink).await? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
 }
 
 /// The 503 a shed connection gets: `Retry-After` and a line saying which limit it met.

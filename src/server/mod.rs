@@ -30,6 +30,7 @@ pub(crate) mod pipeline;
 pub(crate) mod pypi;
 pub(crate) mod records;
 pub(crate) mod render_cache;
+pub(crate) mod tls;
 pub(crate) mod transfer;
 pub(crate) mod upstream;
 pub(crate) mod verdicts;

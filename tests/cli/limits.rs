@@ -15,14 +15,14 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::support::{self, free_port, layout, registry, Killed};
 
-const ADMIN_TOKEN: &str = "limits-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "limits-admin-token-0123456789";
 
 /// Long enough that no test step waits on it by accident.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Starts `depfw serve` on the fixture registry with `server` added to `[server]`; returns
 /// the process, the mirror port and the admin port once `/healthz` answers.
-fn start(dir: &Path, upstream: &str, server: &str) -> (Killed, u16, u16) {
+pub(crate) fn start(dir: &Path, upstream: &str, server: &str) -> (Killed, u16, u16) {
     let (mirror, admin) = (free_port(), free_port());
     let token_file = dir.join("admin-token");
     std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();

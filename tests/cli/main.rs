@@ -16,3 +16,5 @@ mod overrides;
 mod readme;
 #[cfg(unix)]
 mod serve;
+#[cfg(target_os = "linux")]
+mod tls;

@@ -11,6 +11,8 @@ pub mod admin;
 pub mod imports;
 pub mod layout;
 pub mod registry;
+#[cfg(unix)]
+pub mod tls;
 
 use std::ffi::OsStr;
 use std::io::Write;
