@@ -29,7 +29,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(config: &std::path::Path, port: u16) -> Child {
+pub(crate) fn start(config: &std::path::Path, port: u16) -> Child {
     crate::support::depfw_command()
         .arg("--config")
         .arg(config)
@@ -41,7 +41,7 @@ fn start(config: &std::path::Path, port: u16) -> Child {
         .unwrap()
 }
 
-async fn wait_healthy(client: &reqwest::Client, base: &str, child: &mut Child) {
+pub(crate) async fn wait_healthy(client: &reqwest::Client, base: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(child.try_wait().unwrap().is_none(), "depfw serve exited");

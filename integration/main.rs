@@ -25,6 +25,7 @@ mod harness_self_test;
 mod npm;
 mod pypi;
 mod real_data;
+mod tls;
 mod tokens;
 
 fn main() -> ExitCode {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         admin_browser::trials(),
         real_data::trials(),
         tokens::trials(),
+        tls::trials(),
         harness_self_test::trials(),
     ]
     .into_iter()

@@ -282,8 +282,7 @@ pub(crate) async fn serve<L>(
                         .watch(http.serve_connection(TokioIo::new(io), service))
                         .await
                 }
-                Some(tls) => match tokio::time::timeout(handshake_deadline, tls.accept(io)).await
-                {
+                Some(tls) => match tokio::time::timeout(handshake_deadline, tls.accept(io)).await {
                     Ok(Ok(io)) => {
                         watcher
                             .watch(http.serve_connection(TokioIo::new(io), service))

@@ -131,7 +131,10 @@ fn a_private_key_other_users_can_read_is_refused_at_start() {
         "{err}"
     );
     assert!(err.contains("chmod 600"), "{err}");
-    assert!(!err.contains("PRIVATE KEY"), "the key's text is never printed: {err}");
+    assert!(
+        !err.contains("PRIVATE KEY"),
+        "the key's text is never printed: {err}"
+    );
 }
 
 #[test]

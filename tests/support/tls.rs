@@ -39,7 +39,11 @@ impl TestCa {
             .push(DnType::CommonName, "depfw test server");
         let server_cert = params.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
 
-        let (ca, cert, key) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+        let (ca, cert, key) = (
+            dir.join("ca.pem"),
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+        );
         let ca_pem = ca_cert.pem();
         std::fs::write(&ca, &ca_pem).unwrap();
         std::fs::write(&cert, server_cert.pem()).unwrap();
