@@ -81,6 +81,19 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     fn footprint(&self, doc: &Self::Doc) -> usize;
     /// Every version the document lists, in document order.
     fn versions<'d>(&self, doc: &'d Self::Doc) -> &'d [VersionRecord];
+    /// Where to ask for the publish times `doc` leaves out (a PyPI HTML page, an index line
+    /// without `pubtime`), or `None` when none is missing or the protocol has nowhere to ask
+    /// that the operator trusts. The pipeline fetches it like any metadata (bounded, cached)
+    /// and hands it to [`Protocol::supplement`]; without it such versions get
+    /// `publish-time-unknown`.
+    fn supplement_url(&self, _name: &PackageName, _doc: &Self::Doc) -> Option<Url> {
+        None
+    }
+    /// Fills what `doc` left unknown from the body at [`Protocol::supplement_url`]; what the
+    /// supplement does not say stays unknown, and what `doc` says stays as it is.
+    fn supplement(&self, _doc: &mut Self::Doc, _body: &[u8]) -> Result<(), ProtocolError> {
+        Ok(())
+    }
     /// The form a client asked for, from its `Accept` header and query string.
     fn form(&self, accept: Option<&str>, query: Option<&str>) -> Self::Form;
     /// The document as the client gets it: versions as [`RenderCx`] says, URLs under its
@@ -92,6 +105,11 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
         form: &Self::Form,
         cx: &RenderCx<'_>,
     ) -> Result<Document, ProtocolError>;
+}
+
+/// Whether a version lacks the publish time its metadata should have carried.
+pub(crate) fn lacks_publish_time(record: &VersionRecord) -> bool {
+    record.metadata.publish_time_expected && record.metadata.published.is_none()
 }
 
 /// What a client path asks for, in terms every protocol shares.

@@ -80,7 +80,7 @@ async fn version(
     let gate = Gate::new(state, ctx)?;
     gate.check_name(name)?;
     let up = gate.fetch_listed(npm, name).await?;
-    let packument = gate.parse(npm, name, &up)?;
+    let packument = gate.parse(npm, name, &up).await?;
     let filtered = gate.evaluated(npm, name, &up, &packument)?;
     let version = match spec {
         VersionSpec::Exact(v) => v.clone(),

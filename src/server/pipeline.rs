@@ -130,9 +130,12 @@ impl<'a> Gate<'a> {
             .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
     }
 
-    /// The parsed form of an upstream body, parsed once per body. A body that does not
-    /// parse is dropped from the upstream cache, so the next request fetches it again.
-    pub(crate) fn parse<P: Protocol>(
+    /// The parsed form of an upstream body, parsed once per body (off the runtime's
+    /// workers: a big document takes seconds) and completed with the protocol's supplement
+    /// where the body left publish times out ([`Protocol::supplement_url`]). A body that
+    /// does not parse is dropped from the upstream cache, so the next request fetches it
+    /// again.
+    pub(crate) async fn parse<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
@@ -142,15 +145,64 @@ impl<'a> Gate<'a> {
         if let Some(doc) = s.parsed.get(url, fetched.generation, "") {
             return Ok(doc);
         }
-        let doc = s.protocol.parse(name, &fetched.body).map_err(|e| {
+        let mut doc = super::blocking(|| s.protocol.parse(name, &fetched.body)).map_err(|e| {
             self.state.inner.upstream.forget(url);
             ProxyError::upstream(UpstreamFault::Invalid, url, e.to_string())
         })?;
+        if let Some(supplement) = s.protocol.supplement_url(name, &doc) {
+            self.supplement(s, url, &supplement, &mut doc).await;
+        }
         let weight = s.protocol.footprint(&doc);
         let doc = Arc::new(doc);
         s.parsed
             .put(url, fetched.generation, "", weight, Arc::clone(&doc));
         Ok(doc)
+    }
+
+    /// Completes `doc` from `supplement`. Versions it still leaves without a time keep
+    /// `publish-time-unknown` (fail closed); so that they are not held until the metadata
+    /// body changes, a supplement that could not be had makes the body forgotten (the next
+    /// request fetches both again), and a cached supplement that lacks a version (published
+    /// since it was fetched) is fetched afresh once.
+    async fn supplement<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        url: &str,
+        supplement: &Url,
+        doc: &mut P::Doc,
+    ) {
+        let upstream = &self.state.inner.upstream;
+        for attempt in 0..2 {
+            let body = match upstream
+                .metadata(supplement.as_str(), "application/json")
+                .await
+            {
+                Ok(Some(fetched)) => fetched,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(%url, supplement = %supplement, error = %e,
+                        "publish times could not be completed; versions without one are held");
+                    upstream.forget(url);
+                    return;
+                }
+            };
+            if let Err(e) = s.protocol.supplement(doc, &body.body) {
+                tracing::warn!(%url, supplement = %supplement, error = %e,
+                    "publish-time supplement unreadable; versions without one are held");
+                upstream.forget(supplement.as_str());
+                upstream.forget(url);
+                return;
+            }
+            let complete = !s
+                .protocol
+                .versions(doc)
+                .iter()
+                .any(crate::registry::lacks_publish_time);
+            if complete || body.fresh || attempt == 1 {
+                return;
+            }
+            upstream.forget(supplement.as_str());
+        }
     }
 
     /// `name`'s parsed metadata; `None` when upstream has no such package.
@@ -160,7 +212,7 @@ impl<'a> Gate<'a> {
         name: &PackageName,
     ) -> Result<Option<Arc<P::Doc>>, ProxyError> {
         match self.fetch(s, name).await? {
-            Some(up) => self.parse(s, name, &up).map(Some),
+            Some(up) => self.parse(s, name, &up).await.map(Some),
             None => Ok(None),
         }
     }
@@ -257,8 +309,8 @@ impl<'a> Gate<'a> {
         // Parsing, evaluating, rendering, hashing and gzipping a big document takes
         // seconds of CPU (a 62 MB packument): off the runtime's workers, so `/healthz` and
         // every other request keep being answered meanwhile (issue #11).
+        let doc = self.parse(s, name, &up).await?;
         super::blocking(|| {
-            let doc = self.parse(s, name, &up)?;
             let filtered = self.evaluate(s, name, &up, &doc)?;
             let show = filtered.dispositions(mode, name);
             let cx = RenderCx {

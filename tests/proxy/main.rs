@@ -10,6 +10,7 @@ mod bounds;
 mod cargo;
 mod hardening;
 mod provenance;
+mod publish_times;
 mod pypi;
 mod registry_cargo;
 mod registry_pypi;

@@ -17,6 +17,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::page::ReleaseKey;
 use crate::policy::license::is_spdx_expression;
 use crate::registry::{ProtocolError, VersionRecord};
 
@@ -88,6 +89,46 @@ pub fn merge_release(record: &mut VersionRecord, release: &ReleaseInfo) {
     meta.license = meta.license.take().or_else(|| release.license.clone());
     meta.published = meta.published.or(release.published);
     meta.yanked = meta.yanked.take().or_else(|| release.yanked.clone());
+}
+
+#[derive(Deserialize)]
+struct ProjectResponse {
+    #[serde(default)]
+    releases: std::collections::HashMap<String, Vec<FileInfo>>,
+}
+
+/// The upload time of each release in a project-level `/pypi/{project}/json` response
+/// (its files' earliest), keyed by the release's normalised version; what `depfw serve`
+/// asks when an index page (PEP 503 HTML) carries no times.
+pub(crate) fn parse_project_times(
+    body: &[u8],
+) -> Result<std::collections::HashMap<ReleaseKey, DateTime<Utc>>, ProtocolError> {
+    let response: ProjectResponse = serde_json::from_slice(body)
+        .map_err(|e| ProtocolError::BadUpstream(format!("PyPI JSON API response: {e}")))?;
+    Ok(response
+        .releases
+        .into_iter()
+        .filter_map(|(version, files)| {
+            let earliest = files.iter().filter_map(|f| f.upload_time_iso_8601).min()?;
+            Some((ReleaseKey::of(&version), earliest))
+        })
+        .collect())
+}
+
+/// Fills the publish times an index page left out from [`parse_project_times`], and the
+/// project's creation (its earliest upload) where it was unknown.
+pub(crate) fn fill_publish_times(
+    records: &mut [VersionRecord],
+    times: &std::collections::HashMap<ReleaseKey, DateTime<Utc>>,
+) {
+    let created = times.values().min().copied();
+    for record in records {
+        let meta = &mut record.metadata;
+        if meta.published.is_none() {
+            meta.published = times.get(&ReleaseKey::of(&record.version_text)).copied();
+        }
+        meta.package_created = meta.package_created.or(created);
+    }
 }
 
 /// A declared value; `UNKNOWN` is what old setuptools wrote for "not given".

@@ -29,6 +29,7 @@ mod protocol;
 mod render;
 
 pub use filename::{DistFilename, DistKind, NameVersion};
+pub(crate) use json_api::{fill_publish_times, parse_project_times};
 pub use json_api::{merge_release, parse_release_json, ReleaseInfo};
 pub use page::{Hashes, PageFile, ProjectPage, ResolvedFile};
 pub use parse::{parse_html, parse_json, parse_project_page, JSON_CONTENT_TYPE};

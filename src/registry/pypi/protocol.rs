@@ -25,6 +25,11 @@ pub struct Pypi {
     index: Url,
     /// `upstream.pypi.files`: file URLs on pages must be under it.
     files: Url,
+    /// `upstream.pypi.json-api`, where publish times missing from an index page (PEP 503
+    /// HTML has none) are asked for: only when the operator pointed it at the index's own
+    /// host or set it on purpose, never pypi.org behind a private index (that would send
+    /// internal names to the public registry and take a public namesake's times).
+    json_api: Option<Url>,
 }
 
 impl Pypi {
@@ -32,7 +37,14 @@ impl Pypi {
         Pypi {
             index: index.clone(),
             files: files.clone(),
+            json_api: None,
         }
+    }
+
+    /// With `json_api` asked for the publish times an index page leaves out.
+    pub fn with_json_api(mut self, json_api: &Url) -> Pypi {
+        self.json_api = Some(json_api.clone());
+        self
     }
 
     /// Where the index's file URLs point, and where depfw fetches files from.
@@ -100,7 +112,14 @@ impl Protocol for Pypi {
     const URLS: bool = true;
 
     fn from_config(upstream: &UpstreamConfig) -> Pypi {
-        Pypi::new(&upstream.pypi, &upstream.pypi_files)
+        let pypi = Pypi::new(&upstream.pypi, &upstream.pypi_files);
+        let public_json = upstream.pypi_json.host_str() == Some("pypi.org");
+        let public_index = upstream.pypi.host_str() == Some("pypi.org");
+        if public_json && !public_index {
+            pypi
+        } else {
+            pypi.with_json_api(&upstream.pypi_json)
+        }
     }
 
     fn client_url(&self, public_base: &str) -> String {
@@ -146,6 +165,25 @@ impl Protocol for Pypi {
         })
     }
 
+    fn supplement_url(&self, name: &PackageName, doc: &Project) -> Option<Url> {
+        let json_api = self.json_api.as_ref()?;
+        if !doc.records.iter().any(crate::registry::lacks_publish_time) {
+            return None;
+        }
+        let base = json_api.as_str().trim_end_matches('/');
+        Url::parse(&format!(
+            "{base}/{}/json",
+            crate::package::pep503_normalize(name.as_str())
+        ))
+        .ok()
+    }
+
+    fn supplement(&self, doc: &mut Project, body: &[u8]) -> Result<(), ProtocolError> {
+        let times = super::parse_project_times(body)?;
+        super::fill_publish_times(&mut doc.records, &times);
+        Ok(())
+    }
+
     fn footprint(&self, doc: &Project) -> usize {
         doc.footprint
     }
@@ -178,5 +216,43 @@ impl Protocol for Pypi {
             content_type: page.content_type,
             body: page.body.into_bytes(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HTML: &[u8] = b"<a href=\"/files/demo-1.0.tar.gz\">demo-1.0.tar.gz</a>";
+
+    fn supplement_for(toml: &str) -> Option<String> {
+        let config = crate::config::Config::from_toml(toml, "test").unwrap();
+        let pypi = Pypi::from_config(&config.upstream);
+        let name = PackageName::parse(Ecosystem::PyPI, "Demo").unwrap();
+        let doc = pypi.parse(&name, &Bytes::from_static(HTML)).unwrap();
+        pypi.supplement_url(&name, &doc).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn times_are_asked_of_the_index_own_json_api_never_of_pypi_org_behind_a_private_index() {
+        // A private HTML index with the default json-api (pypi.org): internal names would
+        // go to the public registry, and a public namesake's times would come back.
+        assert_eq!(
+            supplement_for("[upstream.pypi]\nindex = \"https://pypi.corp/simple/\"\nfiles = \"https://pypi.corp/f/\"\n"),
+            None
+        );
+        assert_eq!(
+            supplement_for(
+                "[upstream.pypi]\nindex = \"https://pypi.corp/simple/\"\nfiles = \"https://pypi.corp/f/\"\n\
+                 json-api = \"https://pypi.corp/pypi/\"\n"
+            )
+            .as_deref(),
+            Some("https://pypi.corp/pypi/demo/json")
+        );
+        // pypi.org itself: its JSON pages carry times, but an HTML answer is completed too.
+        assert_eq!(
+            supplement_for("").as_deref(),
+            Some("https://pypi.org/pypi/demo/json")
+        );
     }
 }
