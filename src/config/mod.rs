@@ -234,6 +234,10 @@ pub struct UpstreamConfig {
     pub pypi_json: Url,
     /// `upstream.cargo.index`: the sparse index.
     pub cargo_index: Url,
+    /// `upstream.cargo.api`: the registry's web API (`{api}/api/v1/crates/{name}`), asked
+    /// for publish times and licenses its index lines leave out; `None`: not asked
+    /// (crates.io's index carries `pubtime` on every line).
+    pub cargo_api: Option<Url>,
     pub timeout_secs: u64,
     pub max_metadata_bytes: u64,
     pub max_artifact_bytes: u64,

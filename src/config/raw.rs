@@ -197,6 +197,7 @@ pub struct RawPypiUpstream {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCargoUpstream {
     pub index: Option<String>,
+    pub api: Option<String>,
 }
 
 /// An ecosystem's upstream key: the table of today, or the single URL string that the
@@ -521,6 +522,10 @@ impl RawConfig {
                 ("upstream.cargo-index", u.cargo_index),
                 CARGO_INDEX,
             ),
+            cargo_api: cargo
+                .api
+                .as_deref()
+                .map(|api| p.url("upstream.cargo.api", api)),
             timeout_secs: u.timeout_secs,
             max_metadata_bytes: u.max_metadata_bytes,
             max_artifact_bytes: u.max_artifact_bytes,

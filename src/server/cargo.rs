@@ -15,9 +15,10 @@
 //!
 //! Publish times come from the index's `pubtime`, which crates.io carries for every version
 //! (checked on 2026-11-21 against cargo's cached index files: serde, syn, cc, … each line has
-//! one). A line without one (third-party registries) gets `publish-time-unknown` (default
-//! quarantine), never a silent pass. TODO: fall back to the web API for those
-//! (`registry::cargo::api`, as `depfw audit --online` does).
+//! one). For a third-party registry whose lines have none, `upstream.cargo.api` names its
+//! web API, which the pipeline asks (`Protocol::supplement_url`, as `depfw audit --online`
+//! does); a version still without a time gets `publish-time-unknown` (default quarantine),
+//! never a silent pass.
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -367,6 +367,7 @@ fn upstream(base: &str) -> UpstreamConfig {
         pypi_files: url("/pypi/files/"),
         pypi_json: url("/pypi/json/"),
         cargo_index: url("/cargo/index/"),
+        cargo_api: None,
         timeout_secs: 1,
         max_metadata_bytes: MAX_BYTES,
         max_artifact_bytes: 1 << 20,

@@ -140,3 +140,94 @@ async fn without_the_json_api_nothing_passes_and_the_next_request_asks_again() {
     assert_eq!(listed(&state).await, ["1.0"]);
     assert!(up.json_hits.load(Ordering::SeqCst) > hits);
 }
+
+const CKSUM: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+async fn index_file() -> String {
+    ["1.0.0", "2.0.0"]
+        .iter()
+        .map(|v| {
+            format!(
+                "{{\"name\":\"demo\",\"vers\":\"{v}\",\"deps\":[],\"cksum\":\"{CKSUM}\",\
+                 \"features\":{{}},\"yanked\":false}}\n"
+            )
+        })
+        .collect()
+}
+
+async fn crate_api(State(up): State<Arc<Upstream>>) -> Response {
+    up.json_hits.fetch_add(1, Ordering::SeqCst);
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    axum::Json(serde_json::json!({
+        "crate": {"created_at": "2020-01-01T00:00:00Z"},
+        "versions": [
+            {"num": "1.0.0", "created_at": "2020-01-01T00:00:00Z", "yanked": false, "license": "MIT"},
+            {"num": "2.0.0", "created_at": recent, "yanked": false, "license": "MIT"},
+        ]
+    }))
+    .into_response()
+}
+
+/// A third-party cargo registry whose index lines carry no `pubtime`.
+async fn start_cargo_registry() -> (String, Arc<Upstream>) {
+    let up = Arc::new(Upstream::default());
+    let app = Router::new()
+        .route("/index/de/mo/demo", get(index_file))
+        .route("/api/v1/crates/demo", get(crate_api))
+        .with_state(Arc::clone(&up));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, up)
+}
+
+fn cargo_depfw(dir: &std::path::Path, cargo_table: &str) -> AppState {
+    let config = Config::from_toml(
+        &format!(
+            "[server]\npublic-url = \"http://depfw.test:7878\"\ndata-dir = \"{}\"\n\
+             [upstream.cargo]\n{cargo_table}",
+            dir.display()
+        ),
+        "test",
+    )
+    .unwrap();
+    let store = Store::open(dir).unwrap();
+    let reputation = ReputationCheck::new(Config::default().policy.reputation);
+    let policy = Policy::new(vec![Arc::new(reputation)], Arc::default(), "rep".into());
+    AppState::new(&config, &store, PolicyState::Ready(policy)).unwrap()
+}
+
+async fn served_versions(state: &AppState) -> Vec<String> {
+    let resp = depfw_get(state, "/cargo/index/de/mo/demo").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    String::from_utf8(body(resp).await)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["vers"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cargo_index_without_pubtime_gets_times_from_the_configured_api_only() {
+    let (base, up) = start_cargo_registry().await;
+
+    // Without `upstream.cargo.api`: nowhere to ask, every version held, the API never called.
+    let dir = tempfile::tempdir().unwrap();
+    let state = cargo_depfw(dir.path(), &format!("index = \"{base}/index/\"\n"));
+    assert!(served_versions(&state).await.is_empty());
+    assert_eq!(up.json_hits.load(Ordering::SeqCst), 0);
+
+    // With it: 1.0.0 (2020) is served, 2.0.0 (an hour old) held by the cooldown.
+    let dir = tempfile::tempdir().unwrap();
+    let state = cargo_depfw(
+        dir.path(),
+        &format!("index = \"{base}/index/\"\napi = \"{base}/\"\n"),
+    );
+    assert_eq!(served_versions(&state).await, ["1.0.0"]);
+    assert_eq!(up.json_hits.load(Ordering::SeqCst), 1);
+}

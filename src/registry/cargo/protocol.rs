@@ -16,6 +16,10 @@ use crate::registry::{Document, Protocol, ProtocolError, RenderCx, Route, Versio
 pub struct Cargo {
     /// `upstream.cargo.index`.
     index: Url,
+    /// `upstream.cargo.api`: where the publish times (and licenses) that index lines leave
+    /// out are asked for. The operator's own setting, never guessed: a third-party index
+    /// behind crates.io's API would take a public namesake's data.
+    api: Option<Url>,
 }
 
 impl Cargo {
@@ -27,7 +31,14 @@ impl Cargo {
     pub fn new(index: &Url) -> Cargo {
         Cargo {
             index: index.clone(),
+            api: None,
         }
+    }
+
+    /// With `api` asked for what index lines leave out.
+    pub fn with_api(mut self, api: &Url) -> Cargo {
+        self.api = Some(api.clone());
+        self
     }
 
     /// Upstream's `config.json`, which says where downloads live.
@@ -69,7 +80,11 @@ impl Protocol for Cargo {
     const PLAIN_TEXT_ERRORS: bool = true;
 
     fn from_config(upstream: &UpstreamConfig) -> Cargo {
-        Cargo::new(&upstream.cargo_index)
+        let cargo = Cargo::new(&upstream.cargo_index);
+        match &upstream.cargo_api {
+            Some(api) => cargo.with_api(api),
+            None => cargo,
+        }
     }
 
     fn client_url(&self, public_base: &str) -> String {
@@ -98,6 +113,21 @@ impl Protocol for Cargo {
 
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
         upstream_index_url(&self.index, name)
+    }
+
+    fn supplement_url(&self, name: &PackageName, doc: &Index) -> Option<Url> {
+        let api = self.api.as_ref()?;
+        if !doc.records.iter().any(crate::registry::lacks_publish_time) {
+            return None;
+        }
+        let base = api.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/api/v1/crates/{}", name.as_str())).ok()
+    }
+
+    fn supplement(&self, doc: &mut Index, body: &[u8]) -> Result<(), ProtocolError> {
+        let info = super::api::parse_crate_api(body)?;
+        super::api::merge_api_metadata(&mut doc.records, &info);
+        Ok(())
     }
 
     fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Index, ProtocolError> {
