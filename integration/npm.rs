@@ -373,6 +373,12 @@ fn client_refuses_typosquat(client: Client) {
     });
     let out = client.run(&env, &["add", "is-nunber"]);
     assert!(!out.status.success(), "{}", combined(&out));
+    // pnpm and yarn print the status line's reason phrase, which carries depfw's reason;
+    // bun prints only "403" (README, "What each client shows").
+    if matches!(client, Client::Pnpm | Client::Yarn) {
+        let text = combined(&out);
+        assert!(text.contains("is-nunber is denied by policy"), "{text}");
+    }
     assert_eq!(env.installed("is-nunber"), None);
     let refused = records(&env)
         .into_iter()
@@ -424,6 +430,11 @@ fn client_lockfile_install_is_refused_at_the_gate(client: Client) {
     let before = records(&env).len();
     let out = client.run(&env, client.frozen_install());
     assert!(!out.status.success(), "{}", combined(&out));
+    // yarn prints the reason phrase of a refused tarball; pnpm and bun only its status.
+    if let Client::Yarn = client {
+        let text = combined(&out);
+        assert!(text.contains("is-odd@3.0.1 is denied by policy"), "{text}");
+    }
     assert_eq!(env.installed("is-odd"), None);
     let refused = records(&env).into_iter().skip(before).find(|r| {
         r.package == "is-odd" && r.version.as_deref() == Some("3.0.1") && r.outcome == "refused"

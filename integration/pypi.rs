@@ -181,6 +181,7 @@ fn hash_pinned_lockfile_is_refused_at_the_gate(client: Client) {
     let (ok, text, target) = install(client, &s, &["-r", reqs.to_str().unwrap()]);
     assert!(!ok);
     assert!(text.contains("403"), "{text}");
+    assert!(text.contains("idna@3.10 is denied by policy"), "{text}");
     assert!(installed(&target).is_empty());
     assert!(records(&s).iter().any(|r| r.kind == RecordKind::Artifact
         && r.version.as_deref() == Some("3.10")

@@ -1,5 +1,6 @@
 //! The one error type of the proxy's handlers: it logs the real cause and tells the client
-//! what it needs in a `{"error": "depfw: …"}` body, which npm prints.
+//! what it needs in a `{"error": "depfw: …"}` body, which npm prints, and in the status
+//! line's reason phrase, which pip, poetry and pnpm print.
 //!
 //! Status choices: a policy refusal is 403 (never 5xx/429, which clients retry); bad client
 //! input is 400; upstream faults are 502 (504 for timeouts), so a flaky upstream is retried;
@@ -102,12 +103,64 @@ impl IntoResponse for ProxyError {
             }
             _ => tracing::warn!(%status, "{self}"),
         }
-        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        let message = self.to_string();
+        let reason = reason_phrase(status, &message);
+        let body = serde_json::json!({ "error": message }).to_string();
         let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(reason) = reason {
+            resp.extensions_mut().insert(reason);
+        }
         resp
+    }
+}
+
+/// The longest reason phrase depfw writes; clients print it on one line.
+const REASON_MAX: usize = 240;
+
+/// The HTTP/1.1 status line's reason phrase: the standard text, then depfw's message
+/// (`403 Forbidden - depfw: idna 3.10 is denied by policy: …`). Clients that print the
+/// reason phrase rather than the body (pip and poetry through requests' `raise_for_status`,
+/// pnpm through the fetch `statusText`) then show why, not just "Forbidden". Only visible
+/// ASCII and spaces (RFC 9112's `reason-phrase`), cut at [`REASON_MAX`].
+fn reason_phrase(status: StatusCode, message: &str) -> Option<hyper::ext::ReasonPhrase> {
+    let standard = status.canonical_reason().unwrap_or("Error");
+    let mut text = format!("{standard} - ");
+    for c in message.chars() {
+        if text.len() >= REASON_MAX {
+            text.push_str("...");
+            break;
+        }
+        text.push(match c {
+            ' '..='~' => c,
+            '\t' | '\n' | '\r' => ' ',
+            _ => '?',
+        });
+    }
+    hyper::ext::ReasonPhrase::try_from(text.into_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_phrase_carries_the_message_in_visible_ascii_and_is_bounded() {
+        let refused = ProxyError::Refused("idna 3.10 is denied by policy: “CVE” \u{7}x".into());
+        let resp = refused.into_response();
+        let reason = resp.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        let text = std::str::from_utf8(reason.as_bytes()).unwrap();
+        assert_eq!(
+            text,
+            "Forbidden - depfw: idna 3.10 is denied by policy: ?CVE? ?x"
+        );
+
+        let long = ProxyError::Refused("x".repeat(10_000)).into_response();
+        let reason = long.extensions().get::<hyper::ext::ReasonPhrase>().unwrap();
+        assert!(reason.as_bytes().len() <= REASON_MAX + 3);
+        assert!(reason.as_bytes().ends_with(b"..."));
     }
 }
