@@ -123,6 +123,18 @@ pub(crate) fn decide_name(ctx: &RequestCtx, policy: &Policy, name: &PackageName)
     evaluate(ctx, policy, name, None, Utc::now())
 }
 
+/// One listed version's decision under the requesting agent's preset (an agent's
+/// `check_packages`, [`super::agent_api`]): the evaluation its download would get.
+pub(crate) fn decide_listed(
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+    version: &Version,
+    metadata: &VersionMetadata,
+) -> Decision {
+    evaluate(ctx, policy, name, Some((version, metadata)), Utc::now())
+}
+
 /// Evaluates every version under the requesting agent's preset; unparsable versions are
 /// hidden (fail closed). Hidden quarantined versions are not put in the quarantine queue:
 /// the resolver picks another version, and only an artifact request (someone really
