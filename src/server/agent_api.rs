@@ -27,7 +27,6 @@ use super::error::ProxyError;
 use super::pipeline::Gate;
 use super::records::record;
 use super::{verdicts, AppState, PolicyState, RequestCtx};
-use crate::diag::Code;
 use crate::package::{split_name_version, Ecosystem, PackageName, Version};
 use crate::policy::overrides::VersionScope;
 use crate::policy::{Decision, Finding, Verdict};
@@ -170,27 +169,6 @@ impl Checked {
     }
 }
 
-/// The name a typosquat finding says is imitated: the second backticked name of
-/// `` `lodahs` looks like a typosquat of `lodash` (…) `` (the typosquat check's wording).
-pub(crate) fn imitated(findings: &[Finding]) -> Option<String> {
-    findings
-        .iter()
-        .filter(|f| matches!(f.code, Code::PossibleTyposquat | Code::LookAlikeName))
-        .find_map(|f| {
-            let mut parts = f.message.split('`');
-            let (_, _, _, target) = (parts.next(), parts.next(), parts.next(), parts.next()?);
-            (!target.is_empty()).then(|| target.to_owned())
-        })
-}
-
-/// A version's major release number (semver major, PEP 440's first release segment).
-fn major(v: &Version) -> Option<u64> {
-    match v {
-        Version::Semver(v) => Some(v.major),
-        Version::Pep440(v) => v.release().first().copied(),
-    }
-}
-
 /// What to do about a verdict, in one sentence for the agent.
 fn advice(verdict: Verdict, newest_allowed: Option<&str>, did_you_mean: Option<&str>) -> String {
     match (verdict, did_you_mean, newest_allowed) {
@@ -281,30 +259,13 @@ async fn assess_parsed(
                             _ => Some((v, r)),
                         })
                 };
-                // A refused pin's alternative: the newest allowed release of its major
-                // version, else the newest allowed release.
+                // A refused pin's alternative: the nearest allowed release.
                 let allowed = match scope {
                     VersionScope::Exact(pin) => {
-                        let releases = records
-                            .iter()
-                            .filter_map(|r| r.version.as_ref().map(|v| (v, r)))
-                            .filter(|(v, r)| {
-                                !v.is_prerelease() && filtered.kept.contains(&r.version_text)
-                            });
-                        let best = |same_major: bool| {
-                            releases
-                                .clone()
-                                .filter(|(v, _)| !same_major || major(v) == major(pin))
-                                .fold(None, |best: Option<(&Version, _)>, (v, r)| match best {
-                                    Some((b, _)) if b >= v => best,
-                                    _ => Some((v, r)),
-                                })
-                        };
-                        best(true).or_else(|| best(false))
+                        verdicts::nearest_allowed(records, &filtered.kept, Some(pin))
                     }
-                    _ => newest(true),
-                }
-                .map(|(_, r)| r.version_text.clone());
+                    _ => newest(true).map(|(_, r)| r.version_text.clone()),
+                };
                 // The version the verdict is about: the pinned one, else what the agent
                 // would get, else the newest one it may not have.
                 let about = match scope {
@@ -359,7 +320,7 @@ async fn assess_parsed(
         "checked",
     );
     state.decisions().append(&mut rec)?;
-    checked.did_you_mean = imitated(&decision.findings);
+    checked.did_you_mean = verdicts::imitated(&decision.findings);
     // A pinned version that is refused: the newest allowed one is the alternative.
     let alternative = checked
         .newest_allowed
@@ -479,7 +440,7 @@ async fn explain(
                 .newest_allowed
                 .filter(|v| decisive.version.as_ref() != Some(v));
         }
-        let did_you_mean = imitated(&decisive.findings);
+        let did_you_mean = verdicts::imitated(&decisive.findings);
         if let Some(meant) = &did_you_mean {
             what.push(format!(
                 "did you mean `{meant}`? Check it with check_packages and use that name"
@@ -663,7 +624,7 @@ async fn request_approval(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::Severity;
+    use crate::diag::{Code, Severity};
 
     #[test]
     fn items_read_like_depfw_check() {
@@ -693,13 +654,13 @@ mod tests {
             Verdict::Deny,
             "`lodahs` looks like a typosquat of `lodash` (npm rank 3): swapped letters".to_owned(),
         );
-        assert_eq!(imitated(&[f]).as_deref(), Some("lodash"));
+        assert_eq!(verdicts::imitated(&[f]).as_deref(), Some("lodash"));
         let other = Finding::new(
             Code::DenyListed,
             Severity::High,
             Verdict::Deny,
             "`a` is `b`".to_owned(),
         );
-        assert_eq!(imitated(&[other]), None);
+        assert_eq!(verdicts::imitated(&[other]), None);
     }
 }

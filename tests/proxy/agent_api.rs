@@ -69,12 +69,21 @@ async fn the_agent_api_answers_agents_only() {
 async fn an_agent_sees_its_own_refusals_and_not_another_agents() {
     let (state, _fixture, _dir) = registry::router_setup(check(), PUBLIC).await;
     let (alice, bob) = (agent(&state, "alice"), agent(&state, "bob"));
-    let (status, _, id) = send_json(
+    let (status, refusal, id) = send_json(
         &state,
         call("GET", "/npm/is-odd/-/is-odd-3.0.1.tgz", Some(&alice), None),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // The 403 names the safe alternative and how to ask a human, never a way around.
+    let error = refusal["error"].as_str().unwrap();
+    assert!(error.starts_with("depfw: is-odd@3.0.1 is denied by policy: deny-listed"));
+    assert!(error.contains(&format!("(request id {id})")), "{error}");
+    assert!(error.contains("request_approval"), "{error}");
+    assert!(
+        error.ends_with("Nearest allowed version: is-odd@3.0.0"),
+        "{error}"
+    );
     let path = format!("/agent/v1/requests/{id}");
     let (status, value, _) = send_json(&state, call("GET", &path, Some(&alice), None)).await;
     assert_eq!(status, StatusCode::OK, "{value}");
@@ -84,6 +93,19 @@ async fn an_agent_sees_its_own_refusals_and_not_another_agents() {
     let (status, value, _) = send_json(&state, call("GET", &path, Some(&bob), None)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{value}");
     assert!(!value.to_string().contains("deny-listed"), "{value}");
+}
+
+#[tokio::test]
+async fn a_refused_name_names_how_to_ask_a_human() {
+    let (state, _fixture, _dir) = registry::router_setup(check(), PUBLIC).await;
+    let token = agent(&state, "gina");
+    let (status, refusal, id) =
+        send_json(&state, call("GET", "/npm/is-nunber", Some(&token), None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let error = refusal["error"].as_str().unwrap();
+    assert!(error.contains("is-nunber is denied by policy: possible-typosquat"));
+    assert!(error.contains(&format!("(request id {id}). To ask for an exception")));
+    assert!(!error.contains("Nearest allowed"), "{error}");
 }
 
 #[tokio::test]
