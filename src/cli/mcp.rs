@@ -328,7 +328,7 @@ impl Mcp<'_> {
 
     /// `depfw audit --format json` on `path`, in this process.
     fn audit(&self, path: &Path) -> Result<Value, String> {
-        use crate::audit::run::{audit_parsed, discover, prepare};
+        use crate::audit::run::{audit_parsed_online, discover, prepare, MirrorCheck};
         let (lockfiles, errors) = discover(&[path.to_path_buf()]);
         if lockfiles.is_empty() && errors.is_empty() {
             return Err(format!("no lockfiles found at {}", path.display()));
@@ -350,7 +350,11 @@ impl Mcp<'_> {
             Err(e) => return Err(format!("{e:#}")),
         };
         let (engine, parsed) = prepared;
-        let mut report = audit_parsed(&engine.policy, &parsed, &errors);
+        // The mirror is the depfw this server talks to, and whatever the config adds.
+        let here = url::Url::parse(&self.base).ok();
+        let mirror = MirrorCheck::from_config(self.config, here.as_slice());
+        let mut report =
+            audit_parsed_online(&engine.policy, &parsed, &errors, None, mirror.as_ref());
         report
             .results
             .sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.name.cmp(&b.name)));
