@@ -553,7 +553,7 @@ codes! {
         text: "bypasses-mirror",
         check: AUDIT,
         verdict: Warn,
-        description: "The lockfile fetches this package from a source other than the depfw mirror (the public registry, another registry, a URL or git), so an install from it (`uv sync --frozen`, `yarn install`, `bun install`) goes around depfw. Only checked when the mirror is configured.",
+        description: "The lockfile fetches this package from a source other than the depfw mirror (the public registry, another registry, a URL or git), so an install from it (`uv sync --frozen`, yarn classic, npm with `replace-registry-host=never`) goes around depfw. Only checked when the mirror is configured.",
         sarif: None,
         verdict_set_by: "`audit.bypasses-mirror` (default `warn`); the mirror is `audit.mirror-urls` or `depfw audit --mirror URL`.",
     }

@@ -270,9 +270,12 @@ impl MirrorCheck {
         let url = url
             .trim_start_matches("sparse+")
             .trim_start_matches("registry+");
-        self.bases
-            .iter()
-            .any(|b| url == b || url.strip_prefix(b.as_str()).is_some_and(|r| r.starts_with('/')))
+        self.bases.iter().any(|b| {
+            url == b
+                || url
+                    .strip_prefix(b.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
     }
 
     /// The finding for an entry that is fetched around the mirror, if it is.
@@ -310,15 +313,13 @@ impl MirrorCheck {
 }
 
 /// Lockfile formats whose registry entries without a registry of their own were resolved
-/// on the public registry and record its URLs (npm's `resolved`, uv's `source.registry`,
-/// bun's default-registry entries), so installing from them fetches from there.
+/// on the public registry and record its URLs (npm's `resolved`, uv's `source.registry`),
+/// so installing from them fetches from there. (bun.lock's `""` means "the configured
+/// default registry", which is depfw when bun is pointed at it.)
 fn records_public_registry(kind: LockfileKind) -> bool {
     matches!(
         kind,
-        LockfileKind::PackageLock
-            | LockfileKind::NpmShrinkwrap
-            | LockfileKind::UvLock
-            | LockfileKind::BunLock
+        LockfileKind::PackageLock | LockfileKind::NpmShrinkwrap | LockfileKind::UvLock
     )
 }
 

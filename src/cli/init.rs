@@ -175,6 +175,46 @@ pub(crate) fn agent_setup_hint(agent: &str) -> String {
     )
 }
 
+/// What keeps the client's lockfile on the mirror, printed after its configuration: a
+/// lockfile made against a public registry would otherwise install from there (issue #12;
+/// `depfw audit --mirror URL` reports such entries).
+pub(crate) fn lockfile_note(client: Client, public_url: &url::Url) -> String {
+    let base = public_url.as_str().trim_end_matches('/');
+    match client {
+        Client::Npm => {
+            "# lockfiles: fetch every `resolved` tarball, whichever registry wrote it, from \
+             the registry above\nreplace-registry-host=always\n"
+                .to_owned()
+        }
+        Client::Pnpm => "# lockfiles: pnpm-lock.yaml records no URL for the configured registry's \
+             packages, so installs fetch them from the registry above; `depfw audit` flags \
+             tarball URLs elsewhere\n"
+            .to_owned(),
+        Client::Yarn => "# lockfiles: yarn.lock (berry) records `npm:` resolutions, fetched from \
+             npmRegistryServer; yarn classic fetches its `resolved` URLs as written: lock again \
+             through depfw\n"
+            .to_owned(),
+        Client::Bun => "# lockfiles: bun.lock records the registry URL of each package: lock \
+             through depfw (`bun install` with the registry above)\n"
+            .to_owned(),
+        Client::Pip => "# lockfiles: requirements files name no index, so pip uses index-url; \
+             `--hash` pins keep them portable\n"
+            .to_owned(),
+        Client::Uv => format!(
+            "# lockfiles: uv.lock records the index and file URLs, and `uv sync --frozen` installs \
+             from them: lock through depfw (`uv lock` with the index above) and check with \
+             `depfw audit --mirror {base}`\n"
+        ),
+        Client::Poetry => "# lockfiles: poetry.lock records file hashes, not URLs; poetry \
+             fetches from the primary source above\n"
+            .to_owned(),
+        Client::Cargo => "# lockfiles: Cargo.lock keeps naming crates.io under `replace-with`; \
+             cargo fetches through depfw whatever it says\n"
+            .to_owned(),
+        Client::AgentRules => String::new(),
+    }
+}
+
 /// `depfw init agent-rules`: what an agent must know about depfw, for its instruction file
 /// (AGENTS.md, CLAUDE.md), then the MCP configuration (Claude Code's `.mcp.json`, or
 /// `claude mcp add`) that starts `depfw mcp` with the agent's token from `$DEPFW_TOKEN`.
@@ -226,6 +266,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
     }
     let Some(agent) = &args.agent else {
         print!("{}", snippet(args.client, &config.server.public_url));
+        print!("{}", lockfile_note(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);
     };
     crate::agents::validate_name(agent)?;
@@ -241,6 +282,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
             );
         }
         print!("{}", agent_snippet(args.client, &config.server.public_url));
+        print!("{}", lockfile_note(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);
     }
     let token = match &args.token {
@@ -263,6 +305,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
         );
     }
     print!("{}", snippet(args.client, &agent_url));
+    print!("{}", lockfile_note(args.client, &config.server.public_url));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -312,6 +355,33 @@ mod tests {
             Client::Cargo,
         ] {
             assert!(!agent_snippet(c, &url).contains("/a/"), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn each_client_is_told_what_keeps_its_lockfile_on_the_mirror() {
+        let url = url::Url::parse("http://10.0.0.5:7878/").unwrap();
+        assert!(lockfile_note(Client::Npm, &url).contains("\nreplace-registry-host=always\n"));
+        assert!(
+            lockfile_note(Client::Uv, &url).contains("depfw audit --mirror http://10.0.0.5:7878")
+        );
+        for c in [
+            Client::Npm,
+            Client::Pnpm,
+            Client::Yarn,
+            Client::Bun,
+            Client::Pip,
+            Client::Uv,
+            Client::Poetry,
+            Client::Cargo,
+        ] {
+            let note = lockfile_note(c, &url);
+            assert!(note.starts_with("# lockfiles: "), "{c:?}");
+            // Every line is a comment or a setting of the file the snippet is for.
+            assert!(
+                note.lines().all(|l| l.starts_with('#') || l.contains('=')),
+                "{c:?}"
+            );
         }
     }
 

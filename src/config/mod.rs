@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::package::{Ecosystem, PackageName};
-use crate::policy::Verdict;
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
+use crate::policy::Verdict;
 
 pub use raw::RawConfig;
 

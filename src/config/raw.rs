@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    override_entry, AdminConfig, AdminListen, AnonymousAccess, Config, ConfigProblem,
-    AuditConfig, ConnectionLimits, LogConfig, PolicyConfig, Problems, RefusedVersions, ServerConfig,
+    override_entry, AdminConfig, AdminListen, AnonymousAccess, AuditConfig, Config, ConfigProblem,
+    ConnectionLimits, LogConfig, PolicyConfig, Problems, RefusedVersions, ServerConfig,
     UpstreamConfig,
 };
 use crate::agents::cfg::RawAgents;

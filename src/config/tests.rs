@@ -32,7 +32,10 @@ fn audit_mirror_urls_and_verdict_are_validated() {
         "a.toml",
     )
     .unwrap();
-    assert_eq!(config.audit.mirror_urls[0].as_str(), "http://depfw.internal:7878/");
+    assert_eq!(
+        config.audit.mirror_urls[0].as_str(),
+        "http://depfw.internal:7878/"
+    );
     assert_eq!(config.audit.bypasses_mirror, Verdict::Deny);
     let err = Config::from_toml(
         "[audit]\nmirror-urls = [\"ftp://x\"]\nbypasses-mirror = \"maybe\"\n",
