@@ -118,10 +118,17 @@ fn mcp_tools_answer_the_agent_in_its_own_provenance() {
     assert_eq!(seen["approval_again"]["value"]["quarantine_id"], id);
     assert_eq!(seen["approval_again"]["value"]["request_count"], 2);
 
-    // audit_lockfile: the `depfw audit` JSON report.
+    // audit_lockfile: the `depfw audit` JSON report, with the depfw it talks to as the
+    // mirror: the fixture lockfile was resolved on registry.npmjs.org.
     let audit = &seen["audit"];
     assert_eq!(audit["is_error"], false, "{audit:#}");
-    assert!(audit["value"]["results"].as_array().is_some(), "{audit:#}");
+    let audited = audit["value"]["results"].as_array().unwrap();
+    assert!(
+        audited
+            .iter()
+            .any(|r| r["findings"].to_string().contains("bypasses-mirror")),
+        "{audit:#}"
+    );
 
     // Stop depfw serve (its tasks hold the store), then read what it recorded.
     let registry::Depfw {
