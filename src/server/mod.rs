@@ -12,7 +12,8 @@
 //! writes the decision log, [`delivery`] hands out verified artifact bytes. [`npm`],
 //! [`pypi`] and [`cargo`] hold only what their registry alone serves (its `Quirks`).
 //! [`upstream`] (with [`metadata_cache`]), [`render_cache`] and [`artifacts`] fetch and cache. [`listener`] takes
-//! client connections under deadlines and caps.
+//! client connections under deadlines and caps. [`agent_api`] answers an agent's own questions
+//! under `/agent/v1/` (what `depfw mcp` asks), from the same pipeline and verdicts.
 
 pub mod admin;
 pub mod agent;
