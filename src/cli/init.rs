@@ -227,9 +227,10 @@ pub(crate) fn agent_rules(public_url: &url::Url, agent: Option<&str>) -> String 
          ## Dependencies go through depfw\n\
          \n\
          - Every package is installed through the depfw mirror at {base} that this \
-         environment's package managers are configured with. Never change the registry or \
-         index, never download a package another way (a direct URL, git, curl, another \
-         mirror), never copy or vendor a package's code to get past a refusal.\n\
+         environment's package managers are configured with. Never bypass it: do not change \
+         the registry or index, do not download a package another way (a direct URL, git, \
+         curl, another mirror), do not copy or vendor a package's code to get past a \
+         refusal.\n\
          - Before adding a dependency, ask depfw with the `check_packages` tool of the `depfw` \
          MCP server (e.g. `npm lodash@^4`, `pypi requests>=2`, `crates.io serde@1`).\n\
          - When depfw refuses a package (HTTP 403, \"denied by policy\", \"quarantined\"), do \
@@ -390,7 +391,7 @@ mod tests {
         let url = url::Url::parse("http://10.0.0.5:7878/").unwrap();
         let rules = agent_rules(&url, Some("ci-bot"));
         for needle in [
-            "Never change the registry",
+            "Never bypass it",
             "`check_packages`",
             "`explain_refusal`",
             "`request_approval`",

@@ -274,8 +274,11 @@ impl Mcp<'_> {
             "audit_lockfile" => self.audit(Path::new(&string("path")?)),
             "explain_refusal" => {
                 let id = string("request_id")?;
-                let id: String =
-                    url::form_urlencoded::byte_serialize(id.trim().as_bytes()).collect();
+                let id = percent_encoding::utf8_percent_encode(
+                    id.trim(),
+                    percent_encoding::NON_ALPHANUMERIC,
+                )
+                .to_string();
                 self.get(&format!("/agent/v1/requests/{id}"))
             }
             "request_approval" => self.post(
