@@ -17,6 +17,7 @@ YARN_VERSION=4.18.1   # @yarnpkg/cli-dist, yarn berry
 BUN_VERSION=1.4.5
 UV_VERSION=0.13.9
 POETRY_VERSION=2.5.1
+MCP_SDK_VERSION=2.3.0   # the official MCP Python SDK (`mcp` on PyPI): `depfw mcp`'s test client
 
 prefix="${DEPFW_CLIENTS:-$HOME/.local/depfw-clients}"
 bin="$prefix/bin"
@@ -46,6 +47,19 @@ if [ "$(version_of "$bin/uv" --version)" != "$UV_VERSION" ] \
   ln -sf "$venv/bin/poetry" "$bin/poetry"
 fi
 
+# The MCP Python SDK in a virtualenv of its own (its dependencies stay apart from uv's
+# and poetry's), its interpreter started by bin/mcp-python for integration/mcp.rs.
+mcp_venv="$prefix/mcp-venv"
+mcp_sdk_version() { "$bin/mcp-python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null || true; }
+if [ "$(mcp_sdk_version)" != "$MCP_SDK_VERSION" ]; then
+  echo "install-clients: pip install mcp==$MCP_SDK_VERSION"
+  [ -x "$mcp_venv/bin/python" ] || python3 -m venv "$mcp_venv"
+  "$mcp_venv/bin/python" -m pip install --quiet --disable-pip-version-check "mcp==$MCP_SDK_VERSION"
+  # A wrapper, not a link: Python finds its virtualenv next to the path it was started as.
+  printf '#!/bin/sh\nexec "%s/bin/python" "$@"\n' "$mcp_venv" > "$bin/mcp-python"
+  chmod 755 "$bin/mcp-python"
+fi
+
 have() { command -v "$1" >/dev/null 2>&1; }
 if ! have chromedriver || ! { have chromium || have chromium-browser || have google-chrome; }; then
   echo "install-clients: apt-get install chromium chromium-driver"
@@ -68,6 +82,12 @@ check yarn "$YARN_VERSION"
 check bun "$BUN_VERSION"
 check uv "$UV_VERSION"
 check poetry "$POETRY_VERSION"
+got=$(mcp_sdk_version)
+printf '%-8s %-10s %s\n' "mcp-sdk" "${got:-missing}" "$bin/mcp-python"
+if [ "$got" != "$MCP_SDK_VERSION" ]; then
+  echo "install-clients: the MCP Python SDK is ${got:-missing}, want $MCP_SDK_VERSION" >&2
+  exit 1
+fi
 for c in npm pip cargo chromium chromedriver; do
   printf '%-8s %s\n' "$c" "$(command -v "$c" >/dev/null && "$c" --version 2>/dev/null | head -n 1 || echo missing)"
 done

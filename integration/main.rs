@@ -2,7 +2,8 @@
 //! (npm, pnpm, yarn, bun, pip, uv, poetry, cargo) installing through depfw from the
 //! hermetic fixture registry, headless Chromium driving the admin page, the real binary
 //! killed mid-burst, depfw over TCP in front of hostile upstreams (`faults.rs`), and
-//! measurements on the shared public data set (`../shared/data`).
+//! measurements on the shared public data set (`../shared/data`), and `depfw mcp` driven by
+//! the official MCP Python SDK.
 //!
 //! `cargo test --test integration` (part of `cargo test`). A test whose client, browser or
 //! data is missing is reported as ignored, and under CI as failed (`require.rs`);
@@ -22,6 +23,7 @@ mod cargo;
 mod crash;
 mod faults;
 mod harness_self_test;
+mod mcp;
 mod npm;
 mod pypi;
 mod real_data;
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         real_data::trials(),
         tokens::trials(),
         tls::trials(),
+        mcp::trials(),
         harness_self_test::trials(),
     ]
     .into_iter()

@@ -163,6 +163,7 @@ fn typosquat_name_is_refused_with_depfws_reason() {
         err.contains("is-nunber is denied by policy: possible-typosquat"),
         "{err}"
     );
+    assert!(err.contains("To ask for an exception"), "{err}");
 }
 
 fn tampered_artifact_is_refused() {
@@ -204,6 +205,12 @@ fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
         err.contains("is-odd@3.0.1 is denied by policy: deny-listed"),
         "{err}"
     );
+    // npm prints the whole refusal: the safe alternative and how to ask a human (#12).
+    assert!(
+        err.contains("Nearest allowed version: is-odd@3.0.0"),
+        "{err}"
+    );
+    assert!(err.contains("request_approval"), "{err}");
     assert_eq!(env.installed("is-odd"), None);
     let refused = env
         .depfw

@@ -26,6 +26,8 @@ pub enum Need {
     Chromium,
     /// The shared public data set, see `support::shared_data`.
     SharedData,
+    /// The official MCP Python SDK, run by `mcp-python` (`.ci/install-clients.sh`).
+    McpSdk,
 }
 
 pub const NPM: Need = Need::Tool("npm");
@@ -36,6 +38,7 @@ pub const PIP: Need = Need::Tool("pip");
 pub const UV: Need = Need::Tool("uv");
 pub const POETRY: Need = Need::Tool("poetry");
 pub const CARGO: Need = Need::Tool("cargo");
+pub const MCP_SDK: Need = Need::McpSdk;
 
 impl Need {
     fn describe(self) -> String {
@@ -45,6 +48,7 @@ impl Need {
             Need::SharedData => {
                 format!("shared data at {}", crate::support::shared_data().display())
             }
+            Need::McpSdk => "the MCP Python SDK (mcp-python, .ci/install-clients.sh)".to_owned(),
         }
     }
 
@@ -53,6 +57,7 @@ impl Need {
             Need::Tool(tool) => tool,
             Need::Chromium => "chromium",
             Need::SharedData => "shared data",
+            Need::McpSdk => "mcp-sdk",
         }
     }
 
@@ -75,6 +80,10 @@ impl Need {
             Need::SharedData => crate::support::shared_data()
                 .join("manifest.json")
                 .is_file(),
+            Need::McpSdk => std::process::Command::new("mcp-python")
+                .args(["-c", "import mcp.client.stdio"])
+                .output()
+                .is_ok_and(|o| o.status.success()),
         };
         seen.lock().unwrap().insert(self, found);
         found

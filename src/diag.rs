@@ -549,6 +549,14 @@ codes! {
         sarif: None,
         verdict_set_by: "Not configurable: always `warn`; `depfw audit --fail-on` decides whether warnings fail the run.",
     }
+    BypassesMirror {
+        text: "bypasses-mirror",
+        check: AUDIT,
+        verdict: Warn,
+        description: "The lockfile fetches this package from a source other than the depfw mirror (the public registry, another registry, a URL or git), so an install from it (`uv sync --frozen`, yarn classic, npm with `replace-registry-host=never`) goes around depfw. Only checked when the mirror is configured.",
+        sarif: None,
+        verdict_set_by: "`audit.bypasses-mirror` (default `warn`); the mirror is `audit.mirror-urls` or `depfw audit --mirror URL`.",
+    }
     MissingFromRegistry {
         text: "missing-from-registry",
         check: ONLINE,

@@ -376,7 +376,7 @@ impl fmt::Display for PackageRef {
 }
 
 /// Splits `name@version`; PyPI users also write `name==version`.
-fn split_name_version(ecosystem: Ecosystem, spec: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_name_version(ecosystem: Ecosystem, spec: &str) -> (&str, Option<&str>) {
     if ecosystem == Ecosystem::PyPI {
         if let Some((n, v)) = spec.split_once("==") {
             return (n.trim(), Some(v.trim()));

@@ -124,6 +124,7 @@ impl From<QuarantineError> for AdminError {
             QuarantineError::Unknown(_) => AdminError::NotFound(text),
             QuarantineError::AlreadyResolved { .. } => AdminError::Conflict(text),
             QuarantineError::RequesterRequired
+            | QuarantineError::JustificationRequired
             | QuarantineError::BadRange(_)
             | QuarantineError::RangeExcludesVersion { .. } => AdminError::BadRequest(text),
             QuarantineError::Override(e) => e.into(),

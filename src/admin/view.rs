@@ -147,7 +147,15 @@ fn quarantine_row(item: &QuarantineItem, csrf: &str) -> Vec<String> {
     let who: Vec<String> = item
         .requesters
         .iter()
-        .map(|r| format!("{} ×{}", esc(&r.who), r.count))
+        .map(|r| match &r.justification {
+            Some(j) => format!(
+                "{} ×{} <span class=\"muted\">asks: “{}”</span>",
+                esc(&r.who),
+                r.count,
+                esc(j)
+            ),
+            None => format!("{} ×{}", esc(&r.who), r.count),
+        })
         .collect();
     let decision = match &item.resolution {
         None => format!(

@@ -182,15 +182,17 @@ pub fn audit_parsed(
     parsed: &[ParsedLockfile],
     discovery_errors: &[LockfileSummaryError],
 ) -> AuditReport {
-    audit_parsed_online(policy, parsed, discovery_errors, None)
+    audit_parsed_online(policy, parsed, discovery_errors, None, None)
 }
 
-/// Like [`audit_parsed`], with registry metadata fetched by `--online`.
+/// Like [`audit_parsed`], with registry metadata fetched by `--online` and the
+/// `bypasses-mirror` check when a mirror is configured.
 pub(crate) fn audit_parsed_online(
     policy: &Policy,
     parsed: &[ParsedLockfile],
     discovery_errors: &[LockfileSummaryError],
     online: Option<&OnlineResult>,
+    mirror: Option<&MirrorCheck>,
 ) -> AuditReport {
     let now = Utc::now();
     let mut report = AuditReport {
@@ -217,7 +219,9 @@ pub(crate) fn audit_parsed_online(
                     error: None,
                 });
                 for package in &lockfile.packages {
-                    if let Some(result) = audit_package(policy, path, package, online, now) {
+                    let bypass = mirror.and_then(|m| m.finding(*kind, package));
+                    if let Some(result) = audit_package(policy, path, package, online, bypass, now)
+                    {
                         report.results.push(result);
                     }
                 }
@@ -233,6 +237,100 @@ pub(crate) fn audit_parsed_online(
     report
 }
 
+/// The `bypasses-mirror` check: lockfile entries that fetch a package from anywhere but
+/// the depfw mirror (issue #12). No proxy stops a client that goes around it: a uv.lock
+/// made against pypi.org installs from files.pythonhosted.org under `uv sync --frozen`; this
+/// is how CI catches such a lockfile.
+#[derive(Debug, Clone)]
+pub struct MirrorCheck {
+    /// The mirror's base URLs, without a trailing `/`.
+    bases: Vec<String>,
+    verdict: Verdict,
+}
+
+impl MirrorCheck {
+    /// The check for these mirror URLs (`audit.mirror-urls`, `depfw audit --mirror`);
+    /// `None` when there is none: the check is off.
+    pub fn new(urls: &[url::Url], verdict: Verdict) -> Option<MirrorCheck> {
+        let bases: Vec<String> = urls
+            .iter()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+            .collect();
+        (!bases.is_empty()).then_some(MirrorCheck { bases, verdict })
+    }
+
+    /// The check `config` asks for, plus `extra` mirror URLs.
+    pub fn from_config(config: &Config, extra: &[url::Url]) -> Option<MirrorCheck> {
+        let mut urls = config.audit.mirror_urls.clone();
+        urls.extend(extra.iter().cloned());
+        MirrorCheck::new(&urls, config.audit.bypasses_mirror)
+    }
+
+    fn is_mirror(&self, url: &str) -> bool {
+        let url = url
+            .trim_start_matches("sparse+")
+            .trim_start_matches("registry+");
+        self.bases.iter().any(|b| {
+            url == b
+                || url
+                    .strip_prefix(b.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
+    }
+
+    /// The finding for an entry that is fetched around the mirror, if it is.
+    pub(crate) fn finding(&self, kind: LockfileKind, package: &LockedPackage) -> Option<Finding> {
+        let from = match &package.source {
+            PackageSource::Registry { url: Some(url) }
+            | PackageSource::Url { url }
+            | PackageSource::Git { url } => {
+                if self.is_mirror(url) {
+                    return None;
+                }
+                url.clone()
+            }
+            PackageSource::Registry { url: None } if records_public_registry(kind) => {
+                public_registry(package.ecosystem).to_owned()
+            }
+            // Cargo.lock keeps naming crates.io under source replacement, and pnpm,
+            // poetry and requirements files record no registry URL: the client's own
+            // configuration decides, which a lockfile cannot show.
+            PackageSource::Registry { url: None }
+            | PackageSource::Path { .. }
+            | PackageSource::Workspace { .. } => return None,
+        };
+        Some(finding(
+            Code::BypassesMirror,
+            self.verdict,
+            format!(
+                "fetched from {from}, not from the depfw mirror ({}): an install from this \
+                 lockfile goes around depfw; lock it again through the mirror (`depfw init \
+                 <client>` prints the settings)",
+                self.bases.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Lockfile formats whose registry entries without a registry of their own were resolved
+/// on the public registry and record its URLs (npm's `resolved`, uv's `source.registry`),
+/// so installing from them fetches from there. (bun.lock's `""` means "the configured
+/// default registry", which is depfw when bun is pointed at it.)
+fn records_public_registry(kind: LockfileKind) -> bool {
+    matches!(
+        kind,
+        LockfileKind::PackageLock | LockfileKind::NpmShrinkwrap | LockfileKind::UvLock
+    )
+}
+
+fn public_registry(ecosystem: Ecosystem) -> &'static str {
+    match ecosystem {
+        Ecosystem::Npm => "https://registry.npmjs.org",
+        Ecosystem::PyPI => "https://pypi.org/simple",
+        Ecosystem::CratesIo => "crates.io",
+    }
+}
+
 fn finding(code: Code, verdict: Verdict, message: String) -> Finding {
     Finding::new(code, Severity::Info, verdict, message)
 }
@@ -243,9 +341,10 @@ fn audit_package(
     lockfile: &Path,
     package: &LockedPackage,
     online: Option<&OnlineResult>,
+    bypass: Option<Finding>,
     now: chrono::DateTime<Utc>,
 ) -> Option<AuditResult> {
-    let mut extra = Vec::new();
+    let mut extra: Vec<Finding> = bypass.into_iter().collect();
     let lookup = online.and_then(|o| o.get(package.ecosystem, &package.name, &package.version));
     let fetched = lookup
         .and_then(Lookup::metadata)

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use super::{exit, Cli};
 use crate::audit::online::{self, OnlineResult};
-use crate::audit::run::{audit_parsed_online, discover, prepare, ParsedLockfile};
+use crate::audit::run::{audit_parsed_online, discover, prepare, MirrorCheck, ParsedLockfile};
 use crate::config::Config;
 use crate::policy::Verdict;
 
@@ -57,6 +57,10 @@ pub struct AuditArgs {
     /// Parallel registry requests with `--online`.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// depfw's mirror URL as lockfiles record it (repeatable; adds to `audit.mirror-urls`):
+    /// entries fetched from anywhere else are reported as `bypasses-mirror`.
+    #[arg(long, value_name = "URL")]
+    pub mirror: Vec<url::Url>,
     /// Write the report to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -102,8 +106,14 @@ pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Resul
     } else {
         None
     };
-    let mut report =
-        audit_parsed_online(&engine.policy, &parsed, &discovery_errors, online.as_ref());
+    let mirror = MirrorCheck::from_config(config, &args.mirror);
+    let mut report = audit_parsed_online(
+        &engine.policy,
+        &parsed,
+        &discovery_errors,
+        online.as_ref(),
+        mirror.as_ref(),
+    );
     report
         .results
         .sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.name.cmp(&b.name)));

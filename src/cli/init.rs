@@ -20,6 +20,9 @@ pub enum Client {
     Uv,
     Poetry,
     Cargo,
+    /// Not a client: the rules for an agent's instruction file (AGENTS.md, CLAUDE.md) and
+    /// the MCP configuration that starts `depfw mcp` for it.
+    AgentRules,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +90,7 @@ pub(crate) fn snippet(client: Client, public_url: &url::Url) -> String {
             "# pyproject.toml (poetry has no environment variable that replaces PyPI)\n\
              [[tool.poetry.source]]\nname = \"depfw\"\nurl = \"{simple}\"\npriority = \"primary\"\n"
         ),
+        Client::AgentRules => agent_rules(public_url, None),
         Client::Cargo => format!(
             "# .cargo/config.toml\n\
              [source.crates-io]\nreplace-with = \"depfw\"\n\n\
@@ -150,6 +154,7 @@ pub(crate) fn agent_snippet(client: Client, public_url: &url::Url) -> String {
              # environment: poetry sends them as HTTP Basic (poetry.lock holds no URLs)\n\
              #   export POETRY_HTTP_BASIC_DEPFW_USERNAME=agent POETRY_HTTP_BASIC_DEPFW_PASSWORD=\"${t}\"\n"
         ),
+        Client::AgentRules => agent_rules(public_url, None),
         Client::Cargo => format!(
             "# .cargo/config.toml\n\
              [registries.depfw]\nindex = \"sparse+{base}/cargo/index/\"\ncredential-provider = \"cargo:token\"\n\n\
@@ -170,9 +175,99 @@ pub(crate) fn agent_setup_hint(agent: &str) -> String {
     )
 }
 
+/// What keeps the client's lockfile on the mirror, printed after its configuration: a
+/// lockfile made against a public registry would otherwise install from there (issue #12;
+/// `depfw audit --mirror URL` reports such entries).
+pub(crate) fn lockfile_note(client: Client, public_url: &url::Url) -> String {
+    let base = public_url.as_str().trim_end_matches('/');
+    match client {
+        Client::Npm => {
+            "# lockfiles: fetch every `resolved` tarball, whichever registry wrote it, from \
+             the registry above\nreplace-registry-host=always\n"
+                .to_owned()
+        }
+        Client::Pnpm => "# lockfiles: pnpm-lock.yaml records no URL for the configured registry's \
+             packages, so installs fetch them from the registry above; `depfw audit` flags \
+             tarball URLs elsewhere\n"
+            .to_owned(),
+        Client::Yarn => "# lockfiles: yarn.lock (berry) records `npm:` resolutions, fetched from \
+             npmRegistryServer; yarn classic fetches its `resolved` URLs as written: lock again \
+             through depfw\n"
+            .to_owned(),
+        Client::Bun => "# lockfiles: bun.lock records the registry URL of each package: lock \
+             through depfw (`bun install` with the registry above)\n"
+            .to_owned(),
+        Client::Pip => "# lockfiles: requirements files name no index, so pip uses index-url; \
+             `--hash` pins keep them portable\n"
+            .to_owned(),
+        Client::Uv => format!(
+            "# lockfiles: uv.lock records the index and file URLs, and `uv sync --frozen` installs \
+             from them: lock through depfw (`uv lock` with the index above) and check with \
+             `depfw audit --mirror {base}`\n"
+        ),
+        Client::Poetry => "# lockfiles: poetry.lock records file hashes, not URLs; poetry \
+             fetches from the primary source above\n"
+            .to_owned(),
+        Client::Cargo => "# lockfiles: Cargo.lock keeps naming crates.io under `replace-with`; \
+             cargo fetches through depfw whatever it says\n"
+            .to_owned(),
+        Client::AgentRules => String::new(),
+    }
+}
+
+/// `depfw init agent-rules`: what an agent must know about depfw, for its instruction file
+/// (AGENTS.md, CLAUDE.md), then the MCP configuration (Claude Code's `.mcp.json`, or
+/// `claude mcp add`) that starts `depfw mcp` with the agent's token from `$DEPFW_TOKEN`.
+pub(crate) fn agent_rules(public_url: &url::Url, agent: Option<&str>) -> String {
+    let base = public_url.as_str().trim_end_matches('/');
+    let t = TOKEN_ENV;
+    let whose = agent.map_or_else(String::new, |a| format!(" (agent `{a}`)"));
+    format!(
+        "<!-- Rules for the agent's instruction file (AGENTS.md, CLAUDE.md){whose} -->\n\
+         ## Dependencies go through depfw\n\
+         \n\
+         - Every package is installed through the depfw mirror at {base} that this \
+         environment's package managers are configured with. Never bypass it: do not change \
+         the registry or index, do not download a package another way (a direct URL, git, \
+         curl, another mirror), do not copy or vendor a package's code to get past a \
+         refusal.\n\
+         - Before adding a dependency, ask depfw with the `check_packages` tool of the `depfw` \
+         MCP server (e.g. `npm lodash@^4`, `pypi requests>=2`, `crates.io serde@1`).\n\
+         - When depfw refuses a package (HTTP 403, \"denied by policy\", \"quarantined\"), do \
+         not work around it: call `explain_refusal` with the request id from the error and \
+         use the alternative it names (an allowed version, or the intended package for a \
+         look-alike name).\n\
+         - If the refused package is really needed, call `request_approval` with an honest \
+         justification and tell the user: a human decides. Without the MCP tools, stop and \
+         ask the user, with the reason.\n\
+         - Lockfiles must resolve through the mirror: `audit_lockfile` reports entries that \
+         bypass it.\n\
+         \n\
+         <!-- MCP server for Claude Code: .mcp.json in the project (the token is expanded \
+         from ${t} in Claude Code's environment, so the file holds no secret) -->\n\
+         {{\n  \"mcpServers\": {{\n    \"depfw\": {{\n      \"type\": \"stdio\",\n      \
+         \"command\": \"depfw\",\n      \"args\": [\"mcp\", \"--url\", \"{base}\"],\n      \
+         \"env\": {{ \"{t}\": \"${{{t}}}\" }}\n    }}\n  }}\n}}\n\
+         <!-- or: claude mcp add --scope project --transport stdio --env '{t}=${{{t}}}' depfw -- depfw mcp --url {base} -->\n\
+         <!-- other MCP clients: run `depfw mcp --url {base}` over stdio with {t} set \
+         (or --token-file FILE, mode 600) -->\n"
+    )
+}
+
 pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    if args.client == Client::AgentRules {
+        if let Some(agent) = &args.agent {
+            crate::agents::validate_name(agent)?;
+        }
+        print!(
+            "{}",
+            agent_rules(&config.server.public_url, args.agent.as_deref())
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(agent) = &args.agent else {
         print!("{}", snippet(args.client, &config.server.public_url));
+        print!("{}", lockfile_note(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);
     };
     crate::agents::validate_name(agent)?;
@@ -188,6 +283,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
             );
         }
         print!("{}", agent_snippet(args.client, &config.server.public_url));
+        print!("{}", lockfile_note(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);
     }
     let token = match &args.token {
@@ -210,6 +306,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
         );
     }
     print!("{}", snippet(args.client, &agent_url));
+    print!("{}", lockfile_note(args.client, &config.server.public_url));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -260,6 +357,56 @@ mod tests {
         ] {
             assert!(!agent_snippet(c, &url).contains("/a/"), "{c:?}");
         }
+    }
+
+    #[test]
+    fn each_client_is_told_what_keeps_its_lockfile_on_the_mirror() {
+        let url = url::Url::parse("http://10.0.0.5:7878/").unwrap();
+        assert!(lockfile_note(Client::Npm, &url).contains("\nreplace-registry-host=always\n"));
+        assert!(
+            lockfile_note(Client::Uv, &url).contains("depfw audit --mirror http://10.0.0.5:7878")
+        );
+        for c in [
+            Client::Npm,
+            Client::Pnpm,
+            Client::Yarn,
+            Client::Bun,
+            Client::Pip,
+            Client::Uv,
+            Client::Poetry,
+            Client::Cargo,
+        ] {
+            let note = lockfile_note(c, &url);
+            assert!(note.starts_with("# lockfiles: "), "{c:?}");
+            // Every line is a comment or a setting of the file the snippet is for.
+            assert!(
+                note.lines().all(|l| l.starts_with('#') || l.contains('=')),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn agent_rules_forbid_bypassing_and_configure_the_mcp_server() {
+        let url = url::Url::parse("http://10.0.0.5:7878/").unwrap();
+        let rules = agent_rules(&url, Some("ci-bot"));
+        for needle in [
+            "Never bypass it",
+            "`check_packages`",
+            "`explain_refusal`",
+            "`request_approval`",
+            "\"args\": [\"mcp\", \"--url\", \"http://10.0.0.5:7878\"]",
+            "\"DEPFW_TOKEN\": \"${DEPFW_TOKEN}\"",
+            "claude mcp add",
+            "agent `ci-bot`",
+        ] {
+            assert!(rules.contains(needle), "{needle} not in:\n{rules}");
+        }
+        // The .mcp.json part is JSON.
+        let start = rules.find("{\n").unwrap();
+        let end = rules.rfind("}\n").unwrap() + 1;
+        let json: serde_json::Value = serde_json::from_str(&rules[start..end]).unwrap();
+        assert_eq!(json["mcpServers"]["depfw"]["command"], "depfw");
     }
 
     #[test]

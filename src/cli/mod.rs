@@ -12,6 +12,7 @@ pub(crate) mod completions;
 pub mod feeds;
 pub(crate) mod init;
 pub(crate) mod log;
+pub(crate) mod mcp;
 pub mod overrides;
 pub(crate) mod serve;
 
@@ -88,6 +89,10 @@ pub enum Command {
     /// The decision log (provenance): verify its hash chain, export, show.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Serve the Model Context Protocol on stdio for an agent tool (Claude Code, Cursor,
+    /// …): the agent asks depfw about packages and refusals, and for approval, with its
+    /// token (`DEPFW_TOKEN`).
+    Mcp(mcp::McpArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff).
@@ -180,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine(cmd) => overrides::run_quarantine(cmd, &config),
         Command::Feeds(cmd) => feeds::run(cmd.clone(), &config),
         Command::Log(cmd) => log::run(cmd, &config),
+        Command::Mcp(args) => mcp::run(args, &cli, &config),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage => completions::manpage(),
     }

@@ -254,6 +254,11 @@ pub(crate) fn describe_item(item: &QuarantineItem) -> String {
             reasons.join(", ")
         },
     );
+    for r in &item.requesters {
+        if let Some(j) = &r.justification {
+            line.push_str(&format!("; {} asks: \"{j}\"", r.who));
+        }
+    }
     if let Some(r) = &item.resolution {
         line.push_str(&format!(
             "; {} by {} ({}), entry {}",

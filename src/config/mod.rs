@@ -17,6 +17,7 @@ use url::Url;
 
 use crate::package::{Ecosystem, PackageName};
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
+use crate::policy::Verdict;
 
 pub use raw::RawConfig;
 
@@ -67,6 +68,17 @@ pub struct Config {
     pub agents: AgentsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: what `depfw audit` checks in lockfiles beyond the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// depfw's mirror as lockfiles record it (its public URLs); with none (and no
+    /// `depfw audit --mirror`), the `bypasses-mirror` check does not run.
+    pub mirror_urls: Vec<Url>,
+    /// The verdict of a `bypasses-mirror` finding.
+    pub bypasses_mirror: Verdict,
 }
 
 /// `[log]`: where and how often the decision log's signed checkpoints (head seq, hash,

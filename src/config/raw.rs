@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    override_entry, AdminConfig, AdminListen, AnonymousAccess, Config, ConfigProblem,
+    override_entry, AdminConfig, AdminListen, AnonymousAccess, AuditConfig, Config, ConfigProblem,
     ConnectionLimits, LogConfig, PolicyConfig, Problems, RefusedVersions, ServerConfig, TlsFiles,
     UpstreamConfig,
 };
@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub agents: RawAgents,
     pub admin: RawAdmin,
     pub log: RawLog,
+    pub audit: RawAudit,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -360,6 +361,23 @@ impl Default for RawLog {
     }
 }
 
+/// `[audit]`: `depfw audit`'s own checks (`bypasses-mirror`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAudit {
+    pub mirror_urls: Vec<String>,
+    pub bypasses_mirror: String,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        RawAudit {
+            mirror_urls: Vec::new(),
+            bypasses_mirror: "warn".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawOverrides {
@@ -639,6 +657,16 @@ impl RawConfig {
             checkpoint_every_secs: l.checkpoint_every_secs,
         };
 
+        let audit = AuditConfig {
+            mirror_urls: self
+                .audit
+                .mirror_urls
+                .iter()
+                .map(|u| p.url("audit.mirror-urls", u))
+                .collect(),
+            bypasses_mirror: p.verdict("audit.bypasses-mirror", &self.audit.bypasses_mirror),
+        };
+
         if !p.0.is_empty() {
             return Err(p.0);
         }
@@ -657,6 +685,7 @@ impl RawConfig {
             agents,
             admin,
             log,
+            audit,
         })
     }
 }

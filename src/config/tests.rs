@@ -22,6 +22,28 @@ fn example_config_parses_and_matches_the_defaults() {
     assert_eq!(config.agents.strict_warn, defaults.agents.strict_warn);
     assert_eq!(config.admin, defaults.admin);
     assert_eq!(config.log, defaults.log);
+    assert_eq!(config.audit, defaults.audit);
+}
+
+#[test]
+fn audit_mirror_urls_and_verdict_are_validated() {
+    let config = Config::from_toml(
+        "[audit]\nmirror-urls = [\"http://depfw.internal:7878\"]\nbypasses-mirror = \"deny\"\n",
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.audit.mirror_urls[0].as_str(),
+        "http://depfw.internal:7878/"
+    );
+    assert_eq!(config.audit.bypasses_mirror, Verdict::Deny);
+    let err = Config::from_toml(
+        "[audit]\nmirror-urls = [\"ftp://x\"]\nbypasses-mirror = \"maybe\"\n",
+        "a.toml",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["audit.mirror-urls", "audit.bypasses-mirror"]);
 }
 
 #[test]

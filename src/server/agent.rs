@@ -184,7 +184,8 @@ async fn respond(
             identity.public_base = format!("{}{AUTH_MOUNT}", state.public_base());
             true
         }
-        _ => false,
+        // The agent API (`depfw mcp`'s questions) answers agents only.
+        _ => path.starts_with(super::agent_api::PREFIX),
     };
     // The header is read where a registry uses it (health probes and unknown paths carry
     // whatever they carry), and everywhere under `/auth/`.

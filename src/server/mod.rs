@@ -12,10 +12,12 @@
 //! writes the decision log, [`delivery`] hands out verified artifact bytes. [`npm`],
 //! [`pypi`] and [`cargo`] hold only what their registry alone serves (its `Quirks`).
 //! [`upstream`] (with [`metadata_cache`]), [`render_cache`] and [`artifacts`] fetch and cache. [`listener`] takes
-//! client connections under deadlines and caps.
+//! client connections under deadlines and caps. [`agent_api`] answers an agent's own questions
+//! under `/agent/v1/` (what `depfw mcp` asks), from the same pipeline and verdicts.
 
 pub mod admin;
 pub mod agent;
+pub(crate) mod agent_api;
 pub(crate) mod artifacts;
 pub(crate) mod cargo;
 pub(crate) mod delivery;
@@ -85,6 +87,22 @@ macro_rules! protocols {
             fn mount(router: Router<AppState>) -> Router<AppState> {
                 router
                     $(.route(&mount::route_path::<$protocol>(), any(mount::serve::<$protocol>)))+
+            }
+
+            /// Runs `f` on the version records of `name`'s upstream metadata (through
+            /// `gate`'s fetch and parsed-document cache), for the agent API's questions;
+            /// `None` when upstream has no such package.
+            async fn with_versions<T>(
+                &self,
+                gate: &pipeline::Gate<'_>,
+                name: &crate::package::PackageName,
+                f: impl FnOnce(&[crate::registry::VersionRecord]) -> T,
+            ) -> Result<Option<T>, ProxyError> {
+                $(if name.ecosystem() == <$protocol as Protocol>::ECOSYSTEM {
+                    let s = &self.$field;
+                    return Ok(gate.document(s, name).await?.map(|doc| f(s.protocol.versions(&doc))));
+                })+
+                Ok(None)
             }
 
             /// What a client is configured with, per ecosystem, under `base`.
@@ -473,6 +491,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found);
+    let registry = agent_api::routes(registry);
     let registry = Protocols::mount(registry)
         .with_state(state.clone())
         .layer(CompressionLayer::new().compress_when(compress_when));

@@ -99,7 +99,11 @@ impl<'a> Gate<'a> {
         }
         let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "refused");
         state.decisions().append(&mut rec)?;
-        let refusal = ProxyError::Refused(verdicts::refusal(name.as_str(), &decision));
+        let refusal = ProxyError::Refused(verdicts::refused(
+            name.as_str(),
+            &decision,
+            &self.ctx.request_id,
+        ));
         Err(agent::refused(state, ctx, refusal))
     }
 
@@ -387,7 +391,7 @@ impl<'a> Gate<'a> {
             return Ok(None);
         };
         let record = wanted.record.as_ref();
-        delivery::deliver(
+        let delivered = delivery::deliver(
             self.state,
             self.ctx,
             self.policy(),
@@ -395,8 +399,22 @@ impl<'a> Gate<'a> {
             record,
             how,
         )
-        .await
-        .map(Some)
+        .await;
+        match delivered {
+            // A refused version: name the safe alternative, from the same metadata.
+            Err(ProxyError::Refused(message)) if verdicts::is_policy_refusal(&message) => {
+                let records = s.protocol.versions(&doc);
+                let filtered = verdicts::filter_versions(self.ctx, self.policy(), name, records);
+                let pinned = record.and_then(|r| r.version.as_ref());
+                Err(ProxyError::Refused(
+                    match verdicts::nearest_allowed(records, &filtered.kept, pinned) {
+                        Some(v) => format!("{message}. Nearest allowed version: {name}@{v}"),
+                        None => message,
+                    },
+                ))
+            }
+            other => other.map(Some),
+        }
     }
 
     /// [`Gate::artifact`] for protocols whose artifact paths name the version: its record

@@ -21,9 +21,78 @@ use crate::registry::heap::HeapSize as _;
 use crate::registry::{Disposition, Kept, VersionRecord};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
-/// The client-facing reason for a refusal.
+/// The client-facing reason for a refusal; for a look-alike name, the name it imitates.
 pub(crate) fn refusal(package: &str, decision: &Decision) -> String {
-    refusal_text(package, decision.verdict, &decision.summary())
+    let mut text = refusal_text(package, decision.verdict, &decision.summary());
+    if let Some(meant) = imitated(&decision.findings) {
+        text.push_str(&format!("; did you mean `{meant}`?"));
+    }
+    text
+}
+
+/// What a refused client is told after the reason and request id: how to ask a human,
+/// never a way around depfw.
+pub(crate) const ASK_A_HUMAN: &str = "To ask for an exception: call request_approval \
+     (depfw mcp) with a justification, or ask a depfw admin to review this request id; do \
+     not fetch it another way";
+
+/// A refusal as the 403 body says it: the reason, the request id, how to ask a human.
+pub(crate) fn refused(package: &str, decision: &Decision, request_id: &str) -> String {
+    format!(
+        "{} (request id {request_id}). {ASK_A_HUMAN}",
+        refusal(package, decision)
+    )
+}
+
+/// Whether a refusal message is the policy's verdict on a package (built by [`refused`]),
+/// not a suspension or another refusal: only then is an alternative worth naming.
+pub(crate) fn is_policy_refusal(message: &str) -> bool {
+    message.ends_with(ASK_A_HUMAN)
+}
+
+/// The name a typosquat finding says is imitated: the second backticked name of
+/// `` `lodahs` looks like a typosquat of `lodash` (…) `` (the typosquat check's wording).
+pub(crate) fn imitated(findings: &[Finding]) -> Option<String> {
+    findings
+        .iter()
+        .filter(|f| matches!(f.code, Code::PossibleTyposquat | Code::LookAlikeName))
+        .find_map(|f| {
+            let mut parts = f.message.split('`');
+            let (_, _, _, target) = (parts.next(), parts.next(), parts.next(), parts.next()?);
+            (!target.is_empty()).then(|| target.to_owned())
+        })
+}
+
+/// The safe alternative to a refused version: the newest allowed release of its major
+/// version, else the newest allowed release (`None`: nothing is allowed).
+pub(crate) fn nearest_allowed(
+    records: &[VersionRecord],
+    kept: &Kept,
+    refused: Option<&Version>,
+) -> Option<String> {
+    let major = |v: &Version| match v {
+        Version::Semver(v) => Some(v.major),
+        Version::Pep440(v) => v.release().first().copied(),
+    };
+    let releases = records
+        .iter()
+        .filter_map(|r| r.version.as_ref().map(|v| (v, r)))
+        .filter(|(v, r)| !v.is_prerelease() && kept.contains(&r.version_text));
+    let best = |same_major: bool| {
+        releases
+            .clone()
+            .filter(|(v, _)| !same_major || refused.is_some_and(|p| major(v) == major(p)))
+            .fold(
+                None,
+                |best: Option<(&Version, &VersionRecord)>, (v, r)| match best {
+                    Some((b, _)) if b >= v => best,
+                    _ => Some((v, r)),
+                },
+            )
+    };
+    best(true)
+        .or_else(|| best(false))
+        .map(|(_, r)| r.version_text.clone())
 }
 
 fn refusal_text(package: &str, verdict: Verdict, summary: &str) -> String {
@@ -123,6 +192,18 @@ pub(crate) fn decide_name(ctx: &RequestCtx, policy: &Policy, name: &PackageName)
     evaluate(ctx, policy, name, None, Utc::now())
 }
 
+/// One listed version's decision under the requesting agent's preset (an agent's
+/// `check_packages`, [`super::agent_api`]): the evaluation its download would get.
+pub(crate) fn decide_listed(
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+    version: &Version,
+    metadata: &VersionMetadata,
+) -> Decision {
+    evaluate(ctx, policy, name, Some((version, metadata)), Utc::now())
+}
+
 /// Evaluates every version under the requesting agent's preset; unparsable versions are
 /// hidden (fail closed). Hidden quarantined versions are not put in the quarantine queue:
 /// the resolver picks another version, and only an artifact request (someone really
@@ -217,11 +298,7 @@ pub(crate) fn decide_version(
                 )
                 .map_err(|e| ProxyError::Internal(e.into()))?;
         }
-        let refusal = ProxyError::Refused(format!(
-            "{} (request id {})",
-            refusal(&spec, &decision),
-            ctx.request_id
-        ));
+        let refusal = ProxyError::Refused(refused(&spec, &decision, &ctx.request_id));
         return Err(agent::refused(state, ctx, refusal));
     }
     Ok(rec)

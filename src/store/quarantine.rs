@@ -27,6 +27,9 @@ const ITEM_PREFIX: &[u8] = b"item/";
 const LAST_ID_KEY: &[u8] = b"meta/last-id";
 /// Distinct requesters remembered per item; later ones still count in `request_count`.
 const MAX_REQUESTERS: usize = 100;
+/// The version of a name-level request (`request_approval` without a version): approving
+/// it allows every version of the name.
+pub const ANY_VERSION: &str = "*";
 
 pub(crate) type QuarantineId = u64;
 
@@ -76,6 +79,10 @@ pub struct Requester {
     pub last_seen: DateTime<Utc>,
     /// The request id of the latest request, to find it in the provenance log.
     pub last_request_id: String,
+    /// What the requester wrote when it asked for a review (`request_approval` of
+    /// `depfw mcp`); the latest one. `None` for a plain hold by a download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
 }
 
 /// How an item was resolved.
@@ -112,6 +119,8 @@ pub enum QuarantineError {
     },
     #[error("a hold needs to say who asked for the version")]
     RequesterRequired,
+    #[error("a request for approval needs a justification: say why this package is needed")]
+    JustificationRequired,
     #[error("invalid range: {0}")]
     BadRange(String),
     #[error("range `{range}` does not include the held version {version}")]
@@ -123,6 +132,15 @@ pub enum QuarantineError {
 }
 
 type TxResult<T> = tx::TxResult<T, QuarantineError>;
+
+/// What one hold or request puts in the queue.
+struct Held<'a> {
+    name: &'a PackageName,
+    version: String,
+    reasons: Vec<Finding>,
+    request_id: &'a str,
+    justification: Option<&'a str>,
+}
 
 fn item_key(id: QuarantineId) -> Vec<u8> {
     [ITEM_PREFIX, &id.to_be_bytes()].concat()
@@ -179,13 +197,72 @@ impl QuarantineQueue {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<QuarantineId, QuarantineError> {
+        let held = Held {
+            name,
+            version: version.to_string(),
+            reasons,
+            request_id,
+            justification: None,
+        };
+        self.put_request(held, requested_by, now)
+    }
+
+    /// An agent's request for review (`request_approval` of `depfw mcp`): like [`hold`]
+    /// (one pending item per package and version, each requester once, counted), plus the
+    /// requester's justification, shown to the reviewer. `version` `None` asks about the
+    /// name ([`ANY_VERSION`]: approving allows every version). Approves nothing.
+    ///
+    /// [`hold`]: QuarantineQueue::hold
+    #[allow(clippy::too_many_arguments)]
+    pub fn request(
+        &self,
+        name: &PackageName,
+        version: Option<&Version>,
+        requested_by: &str,
+        justification: &str,
+        reasons: Vec<Finding>,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<QuarantineId, QuarantineError> {
+        // One line, as every reviewer-facing text: line breaks and tabs become spaces.
+        let justification: String = justification
+            .trim()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if justification.is_empty() {
+            return Err(QuarantineError::JustificationRequired);
+        }
+        overrides::check_text("justification", &justification)?;
+        let held = Held {
+            name,
+            version: version.map_or_else(|| ANY_VERSION.to_owned(), ToString::to_string),
+            reasons,
+            request_id,
+            justification: Some(&justification),
+        };
+        self.put_request(held, requested_by, now)
+    }
+
+    fn put_request(
+        &self,
+        held: Held<'_>,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<QuarantineId, QuarantineError> {
+        let Held {
+            name,
+            version,
+            reasons,
+            request_id,
+            justification,
+        } = held;
         let who = requested_by.trim();
         if who.is_empty() {
             return Err(QuarantineError::RequesterRequired);
         }
         overrides::check_text("requester", who)?;
         overrides::check_text("request id", request_id)?;
-        let version = version.to_string();
         let index = pending_key(name, &version);
         let id = tx::transact(&self.tree, Durability::Flushed, |tx| {
             let mut item = match tx.get(&index)? {
@@ -217,6 +294,9 @@ impl QuarantineQueue {
                 r.count += 1;
                 r.last_seen = r.last_seen.max(now);
                 r.last_request_id = request_id.to_owned();
+                if let Some(j) = justification {
+                    r.justification = Some(j.to_owned());
+                }
             } else if item.requesters.len() < MAX_REQUESTERS {
                 item.requesters.push(Requester {
                     who: who.to_owned(),
@@ -224,6 +304,7 @@ impl QuarantineQueue {
                     first_seen: now,
                     last_seen: now,
                     last_request_id: request_id.to_owned(),
+                    justification: justification.map(str::to_owned),
                 });
             }
             put(tx, &item)?;
@@ -348,6 +429,23 @@ impl QuarantineQueue {
             |detail: String| StoreError::corrupt(&format!("quarantine item {}", item.id), detail);
         let name =
             PackageName::parse(item.ecosystem, &item.name).map_err(|e| corrupt(e.to_string()))?;
+        if item.version == ANY_VERSION {
+            // A name-level request: approving (or rejecting) it covers the name.
+            return match scope {
+                ApprovalScope::ThisVersion => Ok(OverrideEntry {
+                    kind,
+                    name,
+                    versions: VersionScope::Any,
+                    reason: reason.to_owned(),
+                    expires,
+                    created_by: by.to_owned(),
+                }),
+                ApprovalScope::Range(text) => Err(QuarantineError::RangeExcludesVersion {
+                    range: text.clone(),
+                    version: "every version (a name-level request)".to_owned(),
+                }),
+            };
+        }
         let version =
             Version::parse(item.ecosystem, &item.version).map_err(|e| corrupt(e.to_string()))?;
         let versions = match scope {

@@ -7,6 +7,7 @@ mod support;
 mod cargo_audit_parity;
 mod cli;
 mod lockfile_metadata;
+mod mirror;
 mod npm_family;
 mod online;
 mod online_cli;

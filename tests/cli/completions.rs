@@ -4,7 +4,7 @@
 use crate::support::{code, depfw, stdout};
 
 /// The top-level commands, as `depfw --help` lists them.
-const COMMANDS: [&str; 11] = [
+const COMMANDS: [&str; 12] = [
     "serve",
     "init",
     "check",
@@ -14,6 +14,7 @@ const COMMANDS: [&str; 11] = [
     "quarantine",
     "feeds",
     "log",
+    "mcp",
     "completions",
     "manpage",
 ];

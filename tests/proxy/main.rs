@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod agent_api;
 mod agents;
 mod bounds;
 mod cargo;
