@@ -553,17 +553,17 @@ codes! {
         text: "missing-from-registry",
         check: ONLINE,
         verdict: Warn,
-        description: "The registry's metadata does not list the locked version: it was unpublished, or a depfw upstream refused it.",
+        description: "The registry's metadata does not list the locked (or asked-for) version: it was unpublished, or a depfw upstream refused it.",
         sarif: None,
-        verdict_set_by: "Not configurable: always `warn` (`depfw audit --online`).",
+        verdict_set_by: "Not configurable: always `warn` (`depfw audit --online`, `depfw check --online`).",
     }
     RegistryMetadataUnavailable {
         text: "registry-metadata-unavailable",
         check: ONLINE,
         verdict: Allow,
-        description: "The package's registry metadata could not be fetched, so only the offline checks ran.",
+        description: "The package's registry metadata could not be fetched, so only the offline checks ran. `depfw check --online` also exits 2: it was asked to judge with that metadata.",
         sarif: None,
-        verdict_set_by: "Not configurable: always `allow`, for the record (`depfw audit --online`).",
+        verdict_set_by: "Not configurable: always `allow`, for the record (`depfw audit --online`, `depfw check --online`).",
     }
 }
 
