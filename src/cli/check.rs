@@ -24,7 +24,6 @@ use serde::Serialize;
 use super::{exit, Cli};
 use crate::audit::online::{self, Lookup, OnlineResult};
 use crate::config::Config;
-use crate::diag::Code;
 use crate::package::{Ecosystem, PackageRef, Version};
 use crate::policy::{Decision, Finding, PackageCtx, Policy, Verdict};
 
@@ -123,7 +122,7 @@ pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Resul
             },
             Some(online) => {
                 let checked = evaluate_online(&engine.policy, package, online, now);
-                if let Some(error) = checked.registry_error() {
+                if let Some(error) = registry_error(online, package) {
                     errors += 1;
                     eprintln!(
                         "depfw: error: {} {}: no registry metadata ({error}); the verdict below \
@@ -171,14 +170,18 @@ struct Checked {
     decision: Decision,
 }
 
-impl Checked {
-    /// Why the registry's metadata is missing, when it could not be fetched.
-    fn registry_error(&self) -> Option<&str> {
-        self.decision
-            .findings
-            .iter()
-            .find(|f| f.code == Code::RegistryMetadataUnavailable)
-            .map(|f| f.message.as_str())
+/// Why the registry's metadata could not be had for `package` (`--online`), if so.
+fn registry_error<'a>(online: &'a OnlineResult, package: &PackageRef) -> Option<&'a str> {
+    let version = package.version.as_ref().map(ToString::to_string);
+    let lookup = online.get(
+        package.ecosystem(),
+        package.name.as_str(),
+        version.as_deref().unwrap_or(""),
+    );
+    match lookup {
+        Some(Lookup::Failed { error }) => Some(error),
+        None => Some("the registry was not asked"),
+        Some(_) => None,
     }
 }
 

@@ -112,7 +112,7 @@ fn start_registry() -> String {
 /// A config file whose npm upstream is `base`.
 fn config_file(dir: &std::path::Path, base: &str) -> std::path::PathBuf {
     let path = dir.join("depfw.toml");
-    std::fs::write(&path, format!("[upstream]\nnpm = \"{base}/\"\n")).unwrap();
+    std::fs::write(&path, format!("[upstream.npm]\nregistry = \"{base}/\"\n")).unwrap();
     path
 }
 
@@ -309,7 +309,7 @@ fn proxy_check_online_and_audit_online_agree() {
     let proxy = runtime().block_on(async {
         let data = tempfile::tempdir().unwrap();
         let text = format!(
-            "[server]\npublic-url = \"http://depfw.test\"\ndata-dir = \"{}\"\n\n[upstream]\nnpm = \"{base}/\"\n",
+            "[server]\npublic-url = \"http://depfw.test\"\ndata-dir = \"{}\"\n\n[upstream.npm]\nregistry = \"{base}/\"\n",
             data.path().display()
         );
         let config = Config::from_toml(&text, "test").unwrap();

@@ -65,7 +65,7 @@ fn check_online_without_a_registry_exits_2_naming_the_package() {
     let port = crate::support::free_port();
     std::fs::write(
         &path,
-        format!("[upstream]\nnpm = \"http://127.0.0.1:{port}/\"\n"),
+        format!("[upstream.npm]\nregistry = \"http://127.0.0.1:{port}/\"\n"),
     )
     .unwrap();
     let out = depfw(&[
