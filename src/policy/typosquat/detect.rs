@@ -107,6 +107,12 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
                     || coins_a_word(eco, &form, target.form)
                 {
                     consider(id, edit.technique, strength);
+                } else if let Some(Strength::Weak) =
+                    edit.without_sound_alikes().suspicion(len, &target)
+                {
+                    // A sound-alike spelling that makes a known word (`colour`) is what it
+                    // was without those rules: weak evidence.
+                    consider(id, edit.technique, Strength::Weak);
                 }
             }
         }
@@ -397,6 +403,17 @@ impl Edit {
             appended_digit,
             in_short_word: in_short_word(target, at),
         })
+    }
+
+    /// The same edit judged without the vowel rules (`vowel_pair`, `vowel_swap`,
+    /// `doubling_substitution`).
+    fn without_sound_alikes(self) -> Edit {
+        Edit {
+            vowel_pair: false,
+            vowel_swap: false,
+            doubling_substitution: false,
+            ..self
+        }
     }
 
     /// Slips of the hand, rare among real project names.
