@@ -341,6 +341,22 @@ fn classic_typosquats_are_reported_without_their_age() {
     }
 }
 
+/// The vowel rules make a slip strong only where it coins a word: `colour` (a real npm
+/// package, `color` spelled the British way) stays the weak resemblance it always was:
+/// nothing by name alone or when established, held only when young.
+#[test]
+fn a_sound_alike_that_is_a_word_stays_weak() {
+    let npm = Ecosystem::Npm;
+    let name = PackageName::parse(npm, "colour").unwrap();
+    let suspect = bundled().suspect(&name).unwrap();
+    assert_eq!(
+        (suspect.target.as_str(), suspect.strength),
+        ("color", Strength::Weak)
+    );
+    assert_eq!(outcome(npm, "colour", None), None);
+    assert_eq!(outcome(npm, "colour", Some(3_000)), None);
+}
+
 /// Real packages the old rules held by name alone: an AWS service acronym, a new letter in
 /// front of a word (`uint32` / `int32`), a separator convention inside one npm scope, a
 /// popular name plus `-node` or `-js`, an inserted vowel. None is held or warned about any
