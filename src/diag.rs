@@ -338,18 +338,18 @@ codes! {
         text: "possible-typosquat",
         check: TYPOSQUAT,
         verdict: Quarantine,
-        description: "The package name imitates a popular package's name: a strong resemblance in a package that is young or of unknown age, or a weak one in a young package.",
+        description: "The package name imitates a popular package's name: any resemblance in a young package; a strong one (a slip of the hand, look-alike characters) in a package of unknown age, since the policy fails closed where it cannot tell young from established; a moderate one (every separator dropped or added on npm, `<name>.js`, `python3-<name>`, a last vowel swapped) of unknown age gets policy.typosquat.unknown-age (warn).",
         sarif: sarif(
             "Possible typosquat",
             "Check that this is the package you meant to depend on.",
         ),
-        verdict_set_by: "`policy.typosquat.verdict`; `policy.typosquat.established-days` decides when a package is established, `policy.typosquat.enabled = false` turns the check off, `policy.typosquat.extra-popular` protects more names.",
+        verdict_set_by: "`policy.typosquat.verdict`, and `policy.typosquat.unknown-age` for a moderate resemblance of unknown age; `policy.typosquat.established-days` decides when a package is established, `policy.typosquat.enabled = false` turns the check off, `policy.typosquat.extra-popular` protects more names.",
     }
     LookAlikeName {
         text: "look-alike-name",
         check: TYPOSQUAT,
         verdict: Warn,
-        description: "The package name is a strong look-alike of a popular package's name, but the package is established: its first release is older than policy.typosquat.established-days.",
+        description: "The package name is a strong or moderate look-alike of a popular package's name, but the package is established: its first release is older than policy.typosquat.established-days.",
         sarif: sarif(
             "Name resembles a popular package",
             "Check that this is the package you meant to depend on.",
@@ -561,17 +561,17 @@ codes! {
         text: "missing-from-registry",
         check: ONLINE,
         verdict: Warn,
-        description: "The registry's metadata does not list the locked version: it was unpublished, or a depfw upstream refused it.",
+        description: "The registry's metadata does not list the locked (or asked-for) version: it was unpublished, or a depfw upstream refused it.",
         sarif: None,
-        verdict_set_by: "Not configurable: always `warn` (`depfw audit --online`).",
+        verdict_set_by: "Not configurable: always `warn` (`depfw audit --online`, `depfw check --online`).",
     }
     RegistryMetadataUnavailable {
         text: "registry-metadata-unavailable",
         check: ONLINE,
         verdict: Allow,
-        description: "The package's registry metadata could not be fetched, so only the offline checks ran.",
+        description: "The package's registry metadata could not be fetched, so only the offline checks ran. `depfw check --online` also exits 2: it was asked to judge with that metadata.",
         sarif: None,
-        verdict_set_by: "Not configurable: always `allow`, for the record (`depfw audit --online`).",
+        verdict_set_by: "Not configurable: always `allow`, for the record (`depfw audit --online`, `depfw check --online`).",
     }
 }
 

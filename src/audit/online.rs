@@ -1,4 +1,4 @@
-//! Registry metadata for `depfw audit --online`.
+//! Registry metadata for `depfw audit --online` and `depfw check --online`.
 //!
 //! A lockfile says which versions a project installs, not when they were published, under
 //! which license, or whether they run install scripts; the reputation and license checks
@@ -6,6 +6,10 @@
 //! (one document per name, whatever the number of locked versions) through the configured
 //! upstreams, which may be a running depfw (`http://127.0.0.1:7878/npm/`, `/pypi/simple/`,
 //! `/cargo/index/`), with bounded concurrency and a progress bar on a terminal.
+//!
+//! `depfw check --online` asks with the versions it was given, or with an empty version for
+//! a name alone: that stands for the latest release (npm's `latest` dist-tag, else the
+//! highest stable, non-yanked version; [`OnlineResult::latest_version`] says which).
 //!
 //! Nothing here fails the audit: a registry that errs, times out or sends something
 //! unreadable fails that package only ([`Lookup::Failed`]), and the audit runs the offline
@@ -157,6 +161,9 @@ pub struct OnlineResult {
     pub notes: Vec<String>,
     /// Distinct names asked for (= metadata documents requested).
     pub names: usize,
+    /// The latest release of each name asked for with an empty version (`depfw check
+    /// --online npm foo`), by (ecosystem, normalised name).
+    pub latest: HashMap<(Ecosystem, String), String>,
 }
 
 impl OnlineResult {
@@ -165,6 +172,14 @@ impl OnlineResult {
     pub fn get(&self, ecosystem: Ecosystem, name: &str, version: &str) -> Option<&Lookup> {
         self.lookups
             .get(&(ecosystem, normalize(ecosystem, name), version.to_owned()))
+    }
+
+    /// The release an empty version stood for: npm's `latest` dist-tag, else the highest
+    /// release that is neither yanked nor a pre-release ([`latest_release`]).
+    pub fn latest_version(&self, ecosystem: Ecosystem, name: &str) -> Option<&str> {
+        self.latest
+            .get(&(ecosystem, normalize(ecosystem, name)))
+            .map(String::as_str)
     }
 
     pub fn metadata(
@@ -190,14 +205,15 @@ pub fn registry_queries<'a>(
         .collect()
 }
 
-/// One name to fetch and the versions wanted from it.
+/// One name to fetch and the versions wanted from it (`""`: the latest release).
 struct Wanted {
     name: PackageName,
     versions: Vec<String>,
 }
 
 /// Fetches registry metadata for `packages` (ecosystem, name, version). Never fails as a
-/// whole: every input version gets a [`Lookup`].
+/// whole: every input version gets a [`Lookup`]. An empty version asks for the latest
+/// release: its lookup is under `""`, and [`OnlineResult::latest_version`] says which it is.
 pub async fn fetch_metadata(
     packages: &[(Ecosystem, String, String)],
     upstream: &UpstreamConfig,
@@ -257,8 +273,9 @@ pub async fn fetch_metadata(
     let bar = progress_bar(opts.progress, wanted.len());
     let mut done = futures_util::stream::iter(wanted.into_values())
         .map(|w| async {
+            let latest = w.versions.iter().any(String::is_empty);
             let fetched =
-                sources::fetch(&http, upstream, &apis, &w.name, &w.versions, &notes).await;
+                sources::fetch(&http, upstream, &apis, &w.name, &w.versions, latest, &notes).await;
             (w, fetched)
         })
         .buffer_unordered(opts.concurrency.max(1));
@@ -275,10 +292,28 @@ pub async fn fetch_metadata(
                     result.lookups.insert((eco, key.clone(), v), lookup);
                 }
             }
-            Ok(Records::Found(records)) => {
+            Ok(Records::Found { records, latest }) => {
+                if let Some(latest) = &latest {
+                    result.latest.insert((eco, key.clone()), latest.clone());
+                }
                 for v in w.versions {
-                    let lookup = match find_version(&records, eco, &v) {
+                    let record = if v.is_empty() {
+                        latest
+                            .as_deref()
+                            .and_then(|l| find_version(&records, eco, l))
+                    } else {
+                        find_version(&records, eco, &v)
+                    };
+                    let lookup = match record {
                         Some(r) => Lookup::Found(r.metadata.clone()),
+                        None if v.is_empty() => Lookup::Missing {
+                            reason: format!(
+                                "the registry lists no release of `{}` to evaluate ({} version(s), \
+                                 all yanked or unparsable)",
+                                w.name,
+                                records.len()
+                            ),
+                        },
                         None => Lookup::Missing {
                             reason: format!(
                                 "the registry lists {} version(s) of `{}`, not this one \
@@ -344,6 +379,22 @@ fn find_version<'a>(
                     .is_some_and(|rv| rv.partial_cmp(&v) == Some(Ordering::Equal))
             })
         })
+}
+
+/// The release a name alone stands for where the registry names none (PyPI, cargo; an npm
+/// packument without a usable `latest` tag): the highest version that is neither yanked nor
+/// a pre-release, else the highest that is not yanked.
+pub(crate) fn latest_release(records: &[VersionRecord]) -> Option<&VersionRecord> {
+    let highest = |stable: bool| {
+        records
+            .iter()
+            .filter(|r| r.metadata.yanked.is_none())
+            .filter_map(|r| Some((r, r.version.as_ref()?)))
+            .filter(|(_, v)| !stable || !v.is_prerelease())
+            .max_by(|(_, a), (_, b)| a.partial_cmp(b).unwrap_or(Ordering::Equal))
+            .map(|(r, _)| r)
+    };
+    highest(true).or_else(|| highest(false))
 }
 
 async fn crates_api_base(

@@ -1,19 +1,30 @@
-//! `depfw check <ecosystem> <name>[@<version>] ... [--format human|json]`
+//! `depfw check [--online] <ecosystem> <name>[@<version>] ... [--format human|json]`
 //!
 //! Asks the policy about packages directly: for a person deciding whether to add a
 //! dependency, or a script vetting a list (`-` reads one package per line from stdin and,
 //! with `--format json`, writes one JSON object per line). Offline it runs the checks that
 //! need no registry metadata (advisories, typosquat, overrides).
+//!
+//! With `--online` it fetches each name's registry metadata through the configured
+//! upstreams with the fetcher of `depfw audit --online` (`crate::audit::online`: one
+//! document per name, bounded concurrency, the same upstream config), so the reputation,
+//! license and age-aware typosquat checks run too, and `check`, `audit --online` and the
+//! proxy give one verdict for one package version. A name without a version is evaluated
+//! at its latest release (npm's `latest` dist-tag, else the highest non-yanked stable
+//! version), and the output names it. A package whose metadata cannot be fetched is an
+//! error (exit 2): asked to judge with the registry's data, check does not quietly judge
+//! without it; its offline verdict is still printed with `registry-metadata-unavailable`.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use chrono::Utc;
 use serde::Serialize;
 
 use super::{exit, Cli};
+use crate::audit::online::{self, Lookup, OnlineResult};
 use crate::config::Config;
-use crate::package::{Ecosystem, PackageRef};
+use crate::package::{Ecosystem, PackageRef, Version};
 use crate::policy::{Decision, Finding, PackageCtx, Policy, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,6 +42,14 @@ pub struct CheckArgs {
     pub packages: Vec<String>,
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
+    /// Also fetch registry metadata (publish time, license, install scripts, package age)
+    /// through the configured upstreams, as `depfw audit --online` does; a bare name is
+    /// evaluated at its latest release.
+    #[arg(long)]
+    pub online: bool,
+    /// Parallel registry requests with `--online`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
 }
 
 /// One line of `--format json` output.
@@ -39,6 +58,9 @@ pub(crate) struct CheckResult<'a> {
     pub ecosystem: crate::package::Ecosystem,
     pub name: &'a str,
     pub version: Option<String>,
+    /// `--online` with a name alone: `version` is the registry's latest release.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub latest: bool,
     pub verdict: Verdict,
     pub findings: &'a [Finding],
 }
@@ -70,34 +92,63 @@ pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Resul
         }
     }
 
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut worst = Verdict::Allow;
     let mut errors = 0usize;
+    let mut packages = Vec::new();
     for spec in &specs {
-        let package = match PackageRef::parse_spec(ecosystem, spec) {
-            Ok(p) => p,
+        match PackageRef::parse_spec(ecosystem, spec) {
+            Ok(p) => packages.push(p),
             Err(e) => {
                 errors += 1;
                 eprintln!("depfw: error: {}: {e}", sanitize(spec));
-                continue;
+            }
+        }
+    }
+    let online = if args.online {
+        Some(fetch_online(args, config, ecosystem, &packages)?)
+    } else {
+        None
+    };
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut worst = Verdict::Allow;
+    let now = Utc::now();
+    for package in &packages {
+        let checked = match &online {
+            None => Checked {
+                version: package.version.clone(),
+                latest: false,
+                decision: evaluate(&engine.policy, package),
+            },
+            Some(online) => {
+                let checked = evaluate_online(&engine.policy, package, online, now);
+                if let Some(error) = registry_error(online, package) {
+                    errors += 1;
+                    eprintln!(
+                        "depfw: error: {} {}: no registry metadata ({error}); the verdict below \
+                         is from the offline checks only",
+                        ecosystem, package.name
+                    );
+                }
+                checked
             }
         };
-        let decision = evaluate(&engine.policy, &package);
+        let decision = &checked.decision;
         worst = worst.max(decision.verdict);
         match args.format {
             OutputFormat::Json => {
                 let result = CheckResult {
                     ecosystem,
                     name: package.name.as_str(),
-                    version: package.version.as_ref().map(ToString::to_string),
+                    version: checked.version.as_ref().map(ToString::to_string),
+                    latest: checked.latest,
                     verdict: decision.verdict,
                     findings: &decision.findings,
                 };
                 serde_json::to_writer(&mut out, &result)?;
                 writeln!(out)?;
             }
-            OutputFormat::Human => write_human(&mut out, &package, &decision)?,
+            OutputFormat::Human => write_human(&mut out, package, &checked)?,
         }
     }
     out.flush()?;
@@ -108,6 +159,121 @@ pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Resul
     } else {
         exit::CLEAN
     }))
+}
+
+/// What was evaluated for one package and the policy's decision.
+struct Checked {
+    /// The version evaluated: the one asked for, or (`--online`, a bare name) the latest.
+    version: Option<Version>,
+    /// `version` is the registry's latest release, not one the caller named.
+    latest: bool,
+    decision: Decision,
+}
+
+/// Why the registry's metadata could not be had for `package` (`--online`), if so.
+fn registry_error<'a>(online: &'a OnlineResult, package: &PackageRef) -> Option<&'a str> {
+    let version = package.version.as_ref().map(ToString::to_string);
+    let lookup = online.get(
+        package.ecosystem(),
+        package.name.as_str(),
+        version.as_deref().unwrap_or(""),
+    );
+    match lookup {
+        Some(Lookup::Failed { error }) => Some(error),
+        None => Some("the registry was not asked"),
+        Some(_) => None,
+    }
+}
+
+/// Fetches every package's registry metadata (a bare name: its latest release's); notes
+/// that fail no package go to stderr.
+fn fetch_online(
+    args: &CheckArgs,
+    config: &Config,
+    ecosystem: Ecosystem,
+    packages: &[PackageRef],
+) -> anyhow::Result<OnlineResult> {
+    let queries: Vec<(Ecosystem, String, String)> = packages
+        .iter()
+        .map(|p| {
+            let version = p.version.as_ref().map(ToString::to_string);
+            (
+                ecosystem,
+                p.name.as_str().to_owned(),
+                version.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let options = online::OnlineOptions {
+        concurrency: usize::from(args.concurrency),
+        progress: std::io::stderr().is_terminal(),
+        user_agent: concat!(
+            "depfw/",
+            env!("CARGO_PKG_VERSION"),
+            " (supply-chain dependency firewall; depfw check --online)"
+        )
+        .to_owned(),
+        ..online::OnlineOptions::default()
+    };
+    let result = online::fetch_metadata_blocking(&queries, &config.upstream, &options)?;
+    for note in &result.notes {
+        eprintln!("depfw: note: {note}");
+    }
+    Ok(result)
+}
+
+/// Evaluates one package with the registry's metadata, as the proxy and `depfw audit
+/// --online` do: the same [`PackageCtx`] from the same parsed records. A version the
+/// registry does not list warns (`missing-from-registry`); metadata that could not be
+/// fetched leaves the offline checks (`registry-metadata-unavailable`).
+fn evaluate_online(
+    policy: &Policy,
+    package: &PackageRef,
+    online: &OnlineResult,
+    now: chrono::DateTime<Utc>,
+) -> Checked {
+    let ecosystem = package.ecosystem();
+    let asked = package.version.as_ref().map(ToString::to_string);
+    let lookup = online.get(
+        ecosystem,
+        package.name.as_str(),
+        asked.as_deref().unwrap_or(""),
+    );
+    let latest = match (&package.version, lookup) {
+        (None, Some(Lookup::Found(_))) => online
+            .latest_version(ecosystem, package.name.as_str())
+            .and_then(|v| Version::parse(ecosystem, v).ok()),
+        _ => None,
+    };
+    let version = latest.clone().or_else(|| package.version.clone());
+    let mut decision = policy.evaluate(&PackageCtx {
+        name: &package.name,
+        version: version.as_ref(),
+        metadata: lookup.and_then(Lookup::metadata),
+        now,
+    });
+    let note = match lookup {
+        Some(lookup) => lookup.finding(),
+        None => Lookup::Failed {
+            error: "the registry was not asked".to_owned(),
+        }
+        .finding(),
+    };
+    if let Some(note) = note {
+        let overridden = decision
+            .findings
+            .iter()
+            .any(|f| f.check == crate::policy::overrides::CHECK_NAME);
+        if !overridden {
+            decision.verdict = decision.verdict.max(note.verdict);
+        }
+        decision.findings.push(note);
+    }
+    Checked {
+        version,
+        latest: latest.is_some(),
+        decision,
+    }
 }
 
 /// Evaluates one package offline (no registry metadata).
@@ -123,12 +289,14 @@ pub(crate) fn evaluate(policy: &Policy, package: &PackageRef) -> Decision {
 fn write_human(
     out: &mut impl Write,
     package: &PackageRef,
-    decision: &Decision,
+    checked: &Checked,
 ) -> std::io::Result<()> {
-    let version = package
-        .version
-        .as_ref()
-        .map_or_else(|| " (any version)".to_owned(), |v| format!("@{v}"));
+    let version = match (&checked.version, checked.latest) {
+        (Some(v), true) => format!("@{v} (latest)"),
+        (Some(v), false) => format!("@{v}"),
+        (None, _) => " (any version)".to_owned(),
+    };
+    let decision = &checked.decision;
     writeln!(
         out,
         "{:<10} {} {}{}",

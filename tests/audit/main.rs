@@ -5,6 +5,7 @@
 mod support;
 
 mod cargo_audit_parity;
+mod check_online;
 mod cli;
 mod lockfile_metadata;
 mod mirror;

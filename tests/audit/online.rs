@@ -865,3 +865,46 @@ async fn unreachable_pypi_json_api_is_said_once() {
         r.notes
     );
 }
+
+/// `depfw check --online` of a name alone asks with an empty version: the latest release,
+/// which the result names. npm: the `latest` dist-tag (else the highest version); PyPI and
+/// cargo: the highest release neither yanked nor a pre-release (`foo-bar` 2.1, not the
+/// yanked 2.0 or 3.0a1; `idna` 3.20, not 3.9), its PyPI JSON document fetched like a
+/// locked version's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_alone_is_looked_up_at_its_latest_release() {
+    let reg = start().await;
+    let packages = [
+        q(Ecosystem::Npm, "is-number", ""),
+        q(Ecosystem::Npm, "hooked", ""),
+        q(Ecosystem::PyPI, "foo-bar", ""),
+        q(Ecosystem::PyPI, "idna", ""),
+        q(Ecosystem::CratesIo, "itoa", ""),
+        q(Ecosystem::Npm, "broken", ""),
+    ];
+    let r = fetch_metadata(&packages, &upstream(&reg.base), &opts()).await;
+    let latest = |eco, name| r.latest_version(eco, name).map(str::to_owned);
+    assert_eq!(
+        latest(Ecosystem::Npm, "is-number").as_deref(),
+        Some("7.0.0")
+    );
+    assert_eq!(latest(Ecosystem::Npm, "hooked").as_deref(), Some("1.1.0"));
+    assert_eq!(latest(Ecosystem::PyPI, "Foo_Bar").as_deref(), Some("2.1"));
+    assert_eq!(latest(Ecosystem::PyPI, "idna").as_deref(), Some("3.20"));
+    assert_eq!(
+        latest(Ecosystem::CratesIo, "itoa").as_deref(),
+        Some("1.0.18")
+    );
+    assert_eq!(latest(Ecosystem::Npm, "broken"), None);
+
+    let seven = found(&r, Ecosystem::Npm, "is-number", "");
+    assert_eq!(seven.published, time("2024-02-27T16:27:13.411Z"));
+    let hooked = found(&r, Ecosystem::Npm, "hooked", "");
+    assert_eq!(hooked.deprecated.as_deref(), Some("use hooked2"));
+    let later = found(&r, Ecosystem::PyPI, "foo-bar", "");
+    assert_eq!(later.published, time("2023-06-07T08:09:10Z"));
+    failed(&r, Ecosystem::Npm, "broken", "");
+    // The latest release's JSON document was asked for (the fixture has none for 3.20).
+    let hits = reg.seen.hits.lock().unwrap();
+    assert_eq!(hits.get("/pypi/json/idna/3.20/json"), Some(&1), "{hits:?}");
+}

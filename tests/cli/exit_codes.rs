@@ -55,6 +55,34 @@ fn bad_config_exits_2_naming_file_and_key() {
     assert!(err.contains("policy.reputation.yanked"), "{err}");
 }
 
+/// `depfw check --online` asked to judge with the registry's metadata and could not get it
+/// (here: nothing listens at the upstream): a tool error, naming the package and the cause;
+/// the offline verdict is still printed (`tests/audit/check_online.rs` has the rest).
+#[test]
+fn check_online_without_a_registry_exits_2_naming_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("depfw.toml");
+    let port = crate::support::free_port();
+    std::fs::write(
+        &path,
+        format!("[upstream.npm]\nregistry = \"http://127.0.0.1:{port}/\"\n"),
+    )
+    .unwrap();
+    let out = depfw(&[
+        "--config",
+        path.to_str().unwrap(),
+        "check",
+        "--online",
+        "npm",
+        "ms@2.1.3",
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("npm ms: no registry metadata"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("registry-metadata-unavailable"), "{stdout}");
+}
+
 /// Issue #11: with `feeds.bundled = false` and nothing synced, the advisory check had no
 /// data and every package passed it. Now no door decides without data.
 #[test]

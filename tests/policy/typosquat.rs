@@ -24,6 +24,7 @@ fn config() -> TyposquatConfig {
         verdict: Verdict::Quarantine,
         look_alike: Verdict::Warn,
         established_days: 90,
+        unknown_age: Verdict::Warn,
         extra_popular: BTreeMap::new(),
     }
 }
@@ -82,7 +83,9 @@ fn a_typosquat_is_quarantined_with_a_readable_reason() {
     assert_eq!(f.verdict, Verdict::Quarantine);
     assert_eq!(
         f.message,
-        "`reqeusts` looks like a typosquat of `requests` (PyPI rank 7): transposed letters"
+        "`reqeusts` looks like a typosquat of `requests` (PyPI rank 7): transposed letters; \
+         the package's age is unknown (no registry metadata), so the policy fails closed and \
+         treats it as young"
     );
 }
 
@@ -130,9 +133,12 @@ fn extra_popular_names_are_protected_and_not_flagged_themselves() {
     let check = TyposquatCheck::new(bundled(), cfg);
     assert!(run(&check, Ecosystem::Npm, "acme-ledger-client").is_empty());
     let findings = run(&check, Ecosystem::Npm, "acme-ledegr-client");
-    assert_eq!(
-        findings[0].message,
-        "`acme-ledegr-client` looks like a typosquat of `acme-ledger-client` (popular on npm): transposed letters"
+    assert!(
+        findings[0].message.starts_with(
+            "`acme-ledegr-client` looks like a typosquat of `acme-ledger-client` (popular on npm): transposed letters;"
+        ),
+        "{}",
+        findings[0].message
     );
     assert_eq!(run(&check, Ecosystem::Npm, "@acme/biling-core").len(), 1);
     // The shared index is not changed for other checks.
@@ -276,6 +282,79 @@ fn classic_typosquats_are_held_when_young() {
     // A capital I for an l is strong: held on the name alone.
     let name = PackageName::parse(pypi, "jeIlyfish").unwrap();
     assert_eq!(bundled().suspect(&name).unwrap().strength, Strength::Strong);
+}
+
+/// The same classic typosquats without registry metadata (`depfw check` offline): the age is
+/// unknown. A strong resemblance is held, failing closed (`loadash`, `colourama`, `aiihttp`);
+/// a moderate one, whose shape established real names share (`getstream`, `bytes.js`,
+/// `python3-ldap`), gets `policy.typosquat.unknown-age` (warn by default, quarantine when
+/// configured). Established, both warn; young, both are held.
+#[test]
+fn classic_typosquats_are_reported_without_their_age() {
+    let (npm, pypi) = (Ecosystem::Npm, Ecosystem::PyPI);
+    let held = Some((Code::PossibleTyposquat, Verdict::Quarantine));
+    let warned = Some((Code::LookAlikeName, Verdict::Warn));
+    let strong = [
+        (npm, "loadash"),
+        (npm, "expres"),
+        (pypi, "colourama"),
+        (pypi, "aiihttp"),
+        (pypi, "aoohttp"),
+        (pypi, "jeIlyfish"),
+    ];
+    let moderate = [
+        (npm, "crossenv"),
+        (npm, "babelcli"),
+        (npm, "nodesass"),
+        (npm, "d3.js"),
+        (npm, "jquery.js"),
+        (pypi, "python3-dateutil"),
+        (pypi, "djanga"),
+    ];
+    let mut fail_closed = config();
+    fail_closed.unknown_age = Verdict::Quarantine;
+    let fail_closed = TyposquatCheck::new(bundled(), fail_closed);
+    for (eco, squat) in strong {
+        let name = PackageName::parse(eco, squat).unwrap();
+        let strength = bundled().suspect(&name).map(|s| s.strength);
+        assert_eq!(strength, Some(Strength::Strong), "{squat}");
+        assert_eq!(outcome(eco, squat, None), held, "{squat}");
+        assert_eq!(outcome(eco, squat, Some(3_000)), warned, "{squat}");
+        let check = TyposquatCheck::new(bundled(), config());
+        let f = &run(&check, eco, squat)[0];
+        assert!(f.message.contains("age is unknown"), "{}", f.message);
+    }
+    for (eco, squat) in moderate {
+        let name = PackageName::parse(eco, squat).unwrap();
+        let strength = bundled().suspect(&name).map(|s| s.strength);
+        assert_eq!(strength, Some(Strength::Moderate), "{squat}");
+        assert_eq!(
+            outcome(eco, squat, None),
+            Some((Code::PossibleTyposquat, Verdict::Warn)),
+            "{squat}"
+        );
+        assert_eq!(outcome(eco, squat, Some(1)), held, "{squat}");
+        assert_eq!(outcome(eco, squat, Some(3_000)), warned, "{squat}");
+        let f = &run(&fail_closed, eco, squat)[0];
+        assert_eq!(f.verdict, Verdict::Quarantine, "{squat}");
+        assert!(f.message.contains("unknown-age"), "{}", f.message);
+    }
+}
+
+/// The vowel rules make a slip strong only where it coins a word: `colour` (a real npm
+/// package, `color` spelled the British way) stays the weak resemblance it always was:
+/// nothing by name alone or when established, held only when young.
+#[test]
+fn a_sound_alike_that_is_a_word_stays_weak() {
+    let npm = Ecosystem::Npm;
+    let name = PackageName::parse(npm, "colour").unwrap();
+    let suspect = bundled().suspect(&name).unwrap();
+    assert_eq!(
+        (suspect.target.as_str(), suspect.strength),
+        ("color", Strength::Weak)
+    );
+    assert_eq!(outcome(npm, "colour", None), None);
+    assert_eq!(outcome(npm, "colour", Some(3_000)), None);
 }
 
 /// Real packages the old rules held by name alone: an AWS service acronym, a new letter in

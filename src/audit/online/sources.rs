@@ -20,7 +20,11 @@ const CARGO_INDEX_ACCEPT: &str = "text/plain, */*;q=0.1";
 
 /// What fetching one name gave.
 pub(super) enum Records {
-    Found(Vec<VersionRecord>),
+    /// The versions, and the registry's latest release when it was asked for.
+    Found {
+        records: Vec<VersionRecord>,
+        latest: Option<String>,
+    },
     Absent(String),
 }
 
@@ -123,14 +127,16 @@ pub(super) async fn crates_api_from_index(http: &Http, index: &Url) -> Result<Op
 }
 
 /// Fetches and parses the metadata of one package, `versions` being the ones the scan
-/// locks (PyPI's JSON API is read per version). `notes` collects degradations that do not
-/// fail the package (an API being unreachable, a release without a JSON document).
+/// locks (PyPI's JSON API is read per version), and the latest release too when `latest`
+/// ([`super::latest_release`]). `notes` collects degradations that do not fail the package
+/// (an API being unreachable, a release without a JSON document).
 pub(super) async fn fetch(
     http: &Http,
     upstream: &UpstreamConfig,
     apis: &Apis,
     name: &PackageName,
     versions: &[String],
+    latest: bool,
     notes: &std::sync::Mutex<Vec<String>>,
 ) -> Result<Records, String> {
     let (url, accept) = match name.ecosystem() {
@@ -154,12 +160,28 @@ pub(super) async fn fetch(
             } => (bytes, content_type, from_depfw),
         };
     let invalid = |e: crate::registry::ProtocolError| format!("{url}: {e}");
+    let mut latest_release = None;
     let records = match name.ecosystem() {
-        Ecosystem::Npm => npm::parse_packument(name, &body).map_err(invalid)?.records,
+        Ecosystem::Npm => {
+            let packument = npm::parse_packument(name, &body).map_err(invalid)?;
+            if latest {
+                // npm's own answer, as `npm install <name>` takes it.
+                latest_release = packument
+                    .upstream_tag("latest")
+                    .filter(|tag| packument.records.iter().any(|r| r.version_text == *tag))
+                    .map(str::to_owned);
+            }
+            packument.records
+        }
         Ecosystem::PyPI => {
             let mut records = pypi::parse_project_page(&body, content_type.as_deref(), &url, name)
                 .and_then(|page| page.records())
                 .map_err(invalid)?;
+            let mut versions = versions.to_vec();
+            if latest {
+                latest_release = super::latest_release(&records).map(|r| r.version_text.clone());
+                versions.extend(latest_release.clone());
+            }
             if from_depfw {
                 // Going around it to pypi.org would bypass the firewall the audit was
                 // pointed at; say so once instead.
@@ -172,7 +194,7 @@ pub(super) async fn fetch(
                     ),
                 );
             } else {
-                merge_pypi_json(http, &apis.pypi, name, versions, &mut records, notes).await;
+                merge_pypi_json(http, &apis.pypi, name, &versions, &mut records, notes).await;
             }
             records
         }
@@ -184,7 +206,13 @@ pub(super) async fn fetch(
             records
         }
     };
-    Ok(Records::Found(records))
+    if latest && latest_release.is_none() {
+        latest_release = super::latest_release(&records).map(|r| r.version_text.clone());
+    }
+    Ok(Records::Found {
+        records,
+        latest: latest_release,
+    })
 }
 
 fn push_note(notes: &std::sync::Mutex<Vec<String>>, note: String) {

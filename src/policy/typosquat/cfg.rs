@@ -16,6 +16,7 @@ pub struct RawTyposquat {
     pub verdict: String,
     pub look_alike: String,
     pub established_days: u64,
+    pub unknown_age: String,
     pub extra_popular: BTreeMap<String, Vec<String>>,
 }
 
@@ -26,6 +27,7 @@ impl Default for RawTyposquat {
             verdict: "quarantine".to_owned(),
             look_alike: "warn".to_owned(),
             established_days: 90,
+            unknown_age: "warn".to_owned(),
             extra_popular: BTreeMap::new(),
         }
     }
@@ -41,6 +43,11 @@ pub struct TyposquatConfig {
     pub look_alike: Verdict,
     /// A package whose first release is at least this many days old is established.
     pub established_days: u64,
+    /// For a moderate resemblance (`crossenv`, `d3.js`, `python3-dateutil`, `djanga`) of a
+    /// package whose age is unknown (no registry metadata: `depfw check` and `depfw audit`
+    /// without `--online`). Strong ones are held then (`verdict`): the policy fails closed
+    /// where it cannot tell young from established.
+    pub unknown_age: Verdict,
     /// Extra names treated as popular (internal packages, say).
     pub extra_popular: BTreeMap<Ecosystem, Vec<String>>,
 }
@@ -65,6 +72,7 @@ impl RawTyposquat {
             verdict: p.verdict("policy.typosquat.verdict", &self.verdict),
             look_alike: p.verdict("policy.typosquat.look-alike", &self.look_alike),
             established_days: self.established_days,
+            unknown_age: p.verdict("policy.typosquat.unknown-age", &self.unknown_age),
             extra_popular,
         }
     }

@@ -107,6 +107,12 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
                     || coins_a_word(eco, &form, target.form)
                 {
                     consider(id, edit.technique, strength);
+                } else if let Some(Strength::Weak) =
+                    edit.without_sound_alikes().suspicion(len, &target)
+                {
+                    // A sound-alike spelling that makes a known word (`colour`) is what it
+                    // was without those rules: weak evidence.
+                    consider(id, edit.technique, Strength::Weak);
                 }
             }
         }
@@ -134,7 +140,12 @@ pub(crate) fn suspect(eco: &EcoIndex, name: &PackageName) -> Option<Suspect> {
         for stem in std::iter::once(split.stem.to_owned()).chain(swapped) {
             if let Some(id) = eco.id_of_form(&stem) {
                 if eco.entry(id).rank.is_none_or(|r| r <= AFFIX_TARGET_RANK) {
-                    consider(id, Technique::Affix(split.word), Strength::Weak);
+                    let strength = if split.names_the_project(ecosystem, &stem) {
+                        Strength::Moderate
+                    } else {
+                        Strength::Weak
+                    };
+                    consider(id, Technique::Affix(split.word), strength);
                 }
             }
         }
@@ -186,10 +197,24 @@ fn skeleton_matches(
             Ecosystem::Npm if moves_the_scope(form, target.form) => {
                 (Technique::Scope, Strength::Strong)
             }
+            // Every separator dropped or added (`crossenv`, `babelcli`, `nodesass`: the
+            // 2017 squats of `cross-env`, `babel-cli`, `node-sass`) is the classic npm
+            // squat; a separator swapped for another (`@types/babel-core`) is how legacy
+            // names were spelled.
+            Ecosystem::Npm if glued_or_split(form, target.form) => {
+                (Technique::Separator, Strength::Moderate)
+            }
             Ecosystem::Npm => (Technique::Separator, Strength::Weak),
             Ecosystem::PyPI | Ecosystem::CratesIo => (Technique::Separator, Strength::Strong),
         };
-        if let Some(strength) = skeleton_strength(&target, strength) {
+        let strength = if strength == Strength::Moderate {
+            // npm ranks by downloads, where the squatted names of 2017 have fallen
+            // (`node-sass`, rank 5,887): the wider range holds for them.
+            ranks_within(&target, WEAK_SKELETON_TARGET_RANK).then_some(Strength::Moderate)
+        } else {
+            skeleton_strength(&target, strength)
+        };
+        if let Some(strength) = strength {
             if coins_a_word(eco, form, target.form) {
                 consider(id, technique, strength);
             }
@@ -207,6 +232,18 @@ fn skeleton_matches(
             }
         }
     }
+}
+
+/// Whether one of two names with the same letters has no separator at all (after an npm
+/// scope's `@`) and the other has some: the words glued together or split apart.
+fn glued_or_split(form: &str, target: &str) -> bool {
+    let separators = |f: &str| {
+        f.trim_start_matches('@')
+            .chars()
+            .filter(|c| forms::WORD_BREAKS.contains(c))
+            .count()
+    };
+    (separators(form) == 0) != (separators(target) == 0)
 }
 
 /// Whether two npm names with the same letters put them under different scopes
@@ -274,6 +311,14 @@ struct Edit {
     digit_for_letter: bool,
     /// A dropped trailing `s` (`typing-extension`).
     plural: bool,
+    /// A vowel added next to a vowel inside a word (`loadash`, `colourama`): a sound-alike
+    /// spelling (British `colour`) or a slip, rare in real names.
+    vowel_pair: bool,
+    /// A vowel replaced by another (`djanga`): the name misheard.
+    vowel_swap: bool,
+    /// A vowel replaced by its neighbour vowel, doubling it (`aiihttp`, `aoohttp`); not a
+    /// consonant (`ncclient` is not `nbclient`).
+    doubling_substitution: bool,
     /// A digit appended to a name that ends in a letter (`fdir1`): a version number for a
     /// family (`vue2`/`vue3`), so weak evidence only.
     appended_digit: bool,
@@ -344,9 +389,31 @@ impl Edit {
                 && c[at].is_ascii_alphanumeric()
                 && t[at].is_ascii_alphanumeric(),
             plural: !extra && length_changed && last && changed == b's',
+            vowel_pair: extra && is_vowel(changed) && neighbours().any(is_vowel),
+            vowel_swap: technique == Technique::Substitution
+                && c.get(at).copied().is_some_and(is_vowel)
+                && t.get(at).copied().is_some_and(is_vowel),
+            doubling_substitution: technique == Technique::Substitution
+                && c.get(at).copied().is_some_and(is_vowel)
+                && t.get(at).copied().is_some_and(is_vowel)
+                && [at.checked_sub(1), Some(at + 1)]
+                    .into_iter()
+                    .flatten()
+                    .any(|i| c.get(i).is_some() && c.get(i) == c.get(at)),
             appended_digit,
             in_short_word: in_short_word(target, at),
         })
+    }
+
+    /// The same edit judged without the vowel rules (`vowel_pair`, `vowel_swap`,
+    /// `doubling_substitution`).
+    fn without_sound_alikes(self) -> Edit {
+        Edit {
+            vowel_pair: false,
+            vowel_swap: false,
+            doubling_substitution: false,
+            ..self
+        }
     }
 
     /// Slips of the hand, rare among real project names.
@@ -361,7 +428,9 @@ impl Edit {
             Technique::MissingLetter => {
                 self.doubled || (!self.first && !self.last && !self.word_start)
             }
-            Technique::Substitution => self.digit_for_letter && !self.last,
+            Technique::Substitution => {
+                !self.first && !self.last && (self.digit_for_letter || self.doubling_substitution)
+            }
             _ => false,
         }
     }
@@ -386,6 +455,10 @@ impl Edit {
                 || (self.technique == Technique::MissingLetter && !self.first);
             return (slip && ranks_within(target, SHORT_TARGET_RANK)).then_some(Strength::Strong);
         }
+        let inside = !self.first && !self.last && !self.word_start;
+        if self.vowel_pair && inside && ranks_within(target, MEDIUM_TARGET_RANK) {
+            return Some(Strength::Strong);
+        }
         if self.is_strong() {
             let strong = len >= LONG_LEN || ranks_within(target, MEDIUM_TARGET_RANK);
             return Some(if strong {
@@ -393,6 +466,15 @@ impl Edit {
             } else {
                 Strength::Weak
             });
+        }
+        // `djanga`: a last vowel misheard, on a top name; real names do it too (`kombo`,
+        // `djongo`), so not a slip, but more than a neighbour.
+        if self.vowel_swap
+            && self.last
+            && len >= WEAK_MIN_LEN
+            && ranks_within(target, MEDIUM_TARGET_RANK)
+        {
+            return Some(Strength::Moderate);
         }
         let new_first_letter =
             self.technique == Technique::ExtraLetter && (self.first || self.word_start);
@@ -429,6 +511,10 @@ fn diff_bytes(c: &[u8], t: &[u8]) -> Vec<u8> {
     let mut out = c[prefix..c.len() - suffix].to_vec();
     out.extend_from_slice(&t[prefix..t.len() - suffix]);
     out
+}
+
+fn is_vowel(b: u8) -> bool {
+    matches!(b, b'a' | b'e' | b'i' | b'o' | b'u')
 }
 
 /// QWERTY neighbours, diagonals included.

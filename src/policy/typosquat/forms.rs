@@ -213,6 +213,34 @@ pub(crate) struct AffixSplit<'a> {
 }
 
 impl AffixSplit<'_> {
+    /// Whether reading `target` (the stem, or one of [`Self::swaps`]) as this name is how
+    /// people name the project itself rather than a port or plugin of it: `d3.js`,
+    /// `jquery.js` (the project's spoken name, `D3.js`, `jQuery.js`), `python3-dateutil`
+    /// (a version digit inserted in the `python-` of `python-dateutil`). Strong evidence:
+    /// a user types it meaning the popular package.
+    pub(crate) fn names_the_project(&self, ecosystem: Ecosystem, target: &str) -> bool {
+        match ecosystem {
+            Ecosystem::Npm => {
+                !self.prefix
+                    && self.word == "js"
+                    && self.separator == Some('.')
+                    && target == self.stem
+            }
+            Ecosystem::PyPI => {
+                let (Some(sep), Some(base)) = (self.separator, self.word.strip_suffix('3')) else {
+                    return false;
+                };
+                let expected = if self.prefix {
+                    format!("{base}{sep}{}", self.stem)
+                } else {
+                    format!("{}{sep}{base}", self.stem)
+                };
+                target == expected
+            }
+            Ecosystem::CratesIo => false,
+        }
+    }
+
     /// The stem with the ecosystem's other markers in place of this split's word, when
     /// the word is a marker (`python3-dateutil` -> `python-dateutil`, `py-dateutil`, ...).
     pub(crate) fn swaps(&self, ecosystem: Ecosystem) -> Vec<String> {

@@ -4,25 +4,32 @@
 //! be installed by mistake, often before any advisory exists. The proxy, `depfw audit` and
 //! `depfw check` compare every name with the popular lists of [`crate::feeds::popular`].
 //!
-//! A name alone rarely proves intent: `lodash-node`, `semiver` and `djanga` are as close
-//! to popular names as `chalk-node`, `expres` and `loadash`, and only the first three are
+//! A name alone rarely proves intent: `lodash-node`, `semiver` and `getstream` are as close
+//! to popular names as `chalk-node`, `expres` and `crossenv`, and only the first three are
 //! real projects. So a resemblance is [`Strength::Strong`] (a slip of the hand few real
-//! names make) or [`Strength::Weak`] (how real neighbours are named too), and the
-//! package's age decides what it means:
+//! names make), [`Strength::Moderate`] (a classic squat shape some established names share)
+//! or [`Strength::Weak`] (how real neighbours are named too), and the package's age decides
+//! what it means:
 //!
 //! | resemblance | young package | established (`established-days`) | age unknown |
 //! |---|---|---|---|
 //! | strong | `possible-typosquat` | `look-alike-name` | `possible-typosquat` |
+//! | moderate | `possible-typosquat` | `look-alike-name` | `possible-typosquat`, verdict `unknown-age` (warn) |
 //! | weak | `possible-typosquat` | nothing | nothing |
 //!
 //! `possible-typosquat` is quarantined by default (`policy.typosquat.verdict`),
 //! `look-alike-name` warns (`policy.typosquat.look-alike`). The age comes from registry
 //! metadata (npm packuments, PyPI upload times); `depfw check` and `depfw audit` without
-//! `--online` have none, so there only strong resemblances are reported. Squatters publish
-//! and get caught within days, so a young package is where a look-alike is dangerous; a
-//! weak resemblance outside one is not reported at all, because 1-2.5% of legitimate names
-//! have one (`integration/real_data/typosquat.rs`), which would be noise in every audit
-//! and a refusal for every `strict` agent.
+//! `--online` have none. Where the age is unknown the policy fails closed on a strong
+//! resemblance (it cannot tell a young squat from an established name, and says so in the
+//! finding). A moderate one warns by default instead (`policy.typosquat.unknown-age`), a
+//! documented exception: 0.08% of legitimate npm names outside the popular list have one
+//! (`getstream`, `urljoin`, `bytes.js`, all years old), four times the strong rate, and a
+//! refused `getstream` in an offline audit teaches users to turn depfw off. A weak
+//! resemblance of unknown age is not reported: 1-2.5% of legitimate names have one
+//! (`integration/real_data/typosquat.rs`), which would be noise in every audit and a
+//! refusal for every `strict` agent. Squatters publish and get caught within days, so a
+//! young package is where any look-alike is dangerous.
 
 pub(crate) mod cfg;
 
@@ -102,6 +109,13 @@ pub enum Strength {
     /// A slip of the hand on a popular name (`reqeusts`, `debuug`), a look-alike character
     /// or a moved scope: rare among real project names, suspect by name alone.
     Strong,
+    /// A classic squat shape that established real names share often enough that the name
+    /// alone warns rather than holds: every separator of a popular npm name dropped or
+    /// added (`crossenv`, `babelcli`; the npm registry has refused such names since 2017, so
+    /// one that exists is that old, or served by another registry), the project's spoken
+    /// name (`d3.js`, `jquery.js`), a version digit in a marker (`python3-dateutil`), a last
+    /// vowel swapped on a top name (`djanga`).
+    Moderate,
     /// A popular name plus a generic word (`lodash-node`, `chai-sdk`), a new first or last
     /// letter or a substituted one (`djanga`, `semiver`): how real neighbours are named
     /// too, suspect only in a young package.
@@ -163,15 +177,24 @@ impl Check for TyposquatCheck {
             .map(|created| (ctx.now - created).num_days());
         let established =
             age_days.map(|days| u64::try_from(days).unwrap_or(0) >= self.config.established_days);
-        let suspect_name = match (suspect.strength, established) {
-            (_, Some(false)) | (Strength::Strong, None) => true,
-            (Strength::Strong, Some(true)) => false,
+        let (code, severity, verdict) = match (suspect.strength, established) {
+            (_, Some(false)) | (Strength::Strong, None) => {
+                (Code::PossibleTyposquat, Severity::High, self.config.verdict)
+            }
+            (Strength::Moderate, None) => (
+                Code::PossibleTyposquat,
+                Severity::Medium,
+                self.config.unknown_age,
+            ),
+            (Strength::Strong | Strength::Moderate, Some(true)) => {
+                (Code::LookAlikeName, Severity::Low, self.config.look_alike)
+            }
             (Strength::Weak, Some(true) | None) => return,
         };
         let resemblance = format!(
             "`{}` {} `{}` ({}): {}",
             ctx.name,
-            if suspect_name {
+            if code == Code::PossibleTyposquat {
                 "looks like a typosquat of"
             } else {
                 "resembles"
@@ -180,28 +203,23 @@ impl Check for TyposquatCheck {
             popularity(ecosystem, suspect.rank),
             suspect.technique
         );
-        let finding = match (suspect_name, age_days) {
-            (true, Some(days)) => Finding::new(
-                Code::PossibleTyposquat,
-                Severity::High,
-                self.config.verdict,
-                format!("{resemblance}, in a package first published {days} days ago"),
+        let message = match (&code, age_days) {
+            (Code::PossibleTyposquat, Some(days)) => {
+                format!("{resemblance}, in a package first published {days} days ago")
+            }
+            (_, Some(days)) => {
+                format!("{resemblance}; established, first published {days} days ago")
+            }
+            (_, None) if suspect.strength == Strength::Moderate => format!(
+                "{resemblance}; the package's age is unknown (no registry metadata), and \
+                 `policy.typosquat.unknown-age` decides"
             ),
-            (true, None) => Finding::new(
-                Code::PossibleTyposquat,
-                Severity::High,
-                self.config.verdict,
-                resemblance,
+            (_, None) => format!(
+                "{resemblance}; the package's age is unknown (no registry metadata), so the \
+                 policy fails closed and treats it as young"
             ),
-            (false, Some(days)) => Finding::new(
-                Code::LookAlikeName,
-                Severity::Low,
-                self.config.look_alike,
-                format!("{resemblance}; established, first published {days} days ago"),
-            ),
-            // Only strong resemblances get here without an age, and those are suspect.
-            (false, None) => return,
         };
+        let finding = Finding::new(code, severity, verdict, message);
         findings.push(finding);
     }
 }
