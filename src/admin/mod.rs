@@ -16,6 +16,7 @@
 
 pub(crate) mod api;
 pub(crate) mod auth;
+pub(crate) mod chain;
 pub(crate) mod error;
 pub(crate) mod html;
 pub(crate) mod openapi;
@@ -46,7 +47,7 @@ use crate::store::{Store, StoreError};
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::AdminError;
-pub use sources::{DecisionLog, FeedStatusSource, LogFilter, MemoryLog, StaticFeeds};
+pub use sources::{DecisionLog, FeedStatusSource, LogFilter, MemoryLog, StaticFeeds, Verified};
 
 /// Where the proxy nests the admin router; page links, redirects and the cookie path use it.
 pub const MOUNT: &str = "/admin";
@@ -231,6 +232,14 @@ fn table() -> Table {
         (
             spec(M::GET, "/api/log", Token),
             routing::get(api::query_log),
+        ),
+        (
+            spec(M::POST, "/api/log/verify", Token),
+            routing::post(api::verify_log),
+        ),
+        (
+            spec(M::GET, "/api/log/export", Token),
+            routing::get(api::export_log),
         ),
         (spec(M::GET, "/api/feeds", Token), routing::get(api::feeds)),
         (

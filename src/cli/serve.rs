@@ -14,6 +14,10 @@
 //! listeners answer 503 (with `Retry-After`) while the old state drains, then the store is
 //! reopened and the proxy built again over it as soon as a write succeeds: the listeners
 //! stay open and no restart is needed.
+//!
+//! While it runs it announces itself in `<data-dir>/serve.json` (pid, admin API URL), so
+//! that `depfw agents|overrides|quarantine|log` go through the admin API instead of failing
+//! on the store's lock (`cli::remote`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -125,6 +129,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let generation = Generation::open(&config, admin_token.as_ref())?;
+    // Now that this process holds the store: the CLI finds the admin API through this
+    // file while the server runs (`cli::remote`); it is removed when `serve` returns.
+    let _announced = super::remote::Announced::write(
+        &config.server.data_dir,
+        admin_listener
+            .as_ref()
+            .and_then(AdminListener::announced_url),
+    )?;
     let live = Live::new(&generation);
     let store = generation.into_store();
     let admin_at = match &admin_listener {
@@ -402,6 +414,15 @@ impl AdminListener {
                 "admin.listen: Unix sockets ({}) need a Unix system; use a loopback address",
                 path.display()
             ),
+        }
+    }
+
+    /// Where the CLI reaches it (`cli::remote`): an unspecified address through loopback.
+    fn announced_url(&self) -> Option<String> {
+        match self {
+            AdminListener::Tcp(l) => l.local_addr().ok().map(super::remote::admin_url_of),
+            #[cfg(unix)]
+            AdminListener::Unix(_, path) => Some(format!("unix:{}", path.display())),
         }
     }
 

@@ -15,4 +15,6 @@ mod limits;
 mod overrides;
 mod readme;
 #[cfg(unix)]
+mod running_server;
+#[cfg(unix)]
 mod serve;
