@@ -71,6 +71,7 @@ impl Announced {
             use std::io::Write as _;
             let mut out = options.open(&temp)?;
             out.write_all(&serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?)?;
+            out.write_all(b"\n")?;
             out.sync_all()?;
             std::fs::rename(&temp, &path)
         };
@@ -268,6 +269,7 @@ impl Candidate {
             client: self.client,
             url,
             secret,
+            token_env: config.admin.token_env.clone(),
         })
     }
 }
@@ -337,6 +339,8 @@ pub(crate) struct Server {
     /// For messages.
     url: String,
     secret: AdminSecret,
+    /// `[admin] token-env`, for messages.
+    token_env: String,
 }
 
 impl Server {
@@ -428,7 +432,7 @@ impl Server {
                 "the running depfw serve at {url} refused the admin token from {from} \
                  ({message}): use the token depfw serve was started with (`[admin] token-file` \
                  or ${})",
-                from.trim_start_matches('$')
+                self.token_env
             ),
             429 => anyhow::anyhow!(
                 "the running depfw serve at {url} refuses admin tokens from this address for \

@@ -393,3 +393,86 @@ fn a_stale_announcement_is_ignored_and_the_lock_error_says_why() {
     assert!(!err.contains("stop"), "{err}");
     drop(store);
 }
+
+/// A `serve.json` naming a live process whose admin URL does not answer is not trusted
+/// either: the lock error says the URL is silent.
+#[test]
+fn an_announcement_whose_url_does_not_answer_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open(&data).unwrap();
+    let port = free_port();
+    std::fs::write(
+        data.join("serve.json"),
+        format!(
+            r#"{{"pid": {}, "admin_url": "http://127.0.0.1:{port}/admin", "started_at": "2026-01-01T00:00:00Z"}}"#,
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    let out = support::depfw_with_data(&data, &["quarantine", "list"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("could not acquire lock"), "{err}");
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{port}/admin does not answer")),
+        "{err}"
+    );
+    drop(store);
+}
+
+/// A server started without an admin token has no admin API: the command says how to
+/// give it one.
+#[test]
+fn a_server_without_an_admin_endpoint_is_named() {
+    let rt = support::runtime();
+    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = (free_port(), free_port());
+    let cfg = config(dir.path(), "depfw", &upstream, ports, None);
+    let _server = serve(&cfg, &data, ports.0, &rt);
+    let out = depfw(&cfg, &["overrides", "list"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("has no admin endpoint") && err.contains("token-file"),
+        "{err}"
+    );
+    assert!(!err.contains("stop"), "{err}");
+}
+
+/// With the admin endpoint on a Unix socket (`admin.listen = "unix:/path"`) the command
+/// reaches it there.
+#[test]
+fn the_admin_api_is_reached_on_its_unix_socket() {
+    let rt = support::runtime();
+    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mirror = free_port();
+    let cfg = config(
+        dir.path(),
+        "depfw",
+        &upstream,
+        (mirror, 0),
+        Some(ADMIN_TOKEN),
+    );
+    let socket = dir.path().join("admin.sock");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.1:0\"", &format!("unix:{}\"", socket.display()));
+    std::fs::write(&cfg, text).unwrap();
+    let _server = serve(&cfg, &data, mirror, &rt);
+    let out = depfw(&cfg, &["agents", "add", "sock-bot"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "going through its admin API at unix:{}",
+            socket.display()
+        )),
+        "{err}"
+    );
+    assert!(stdout(&out).starts_with("created agent sock-bot"));
+}
