@@ -157,6 +157,28 @@ pub(crate) fn open(config: &Config) -> anyhow::Result<Opened> {
     }
 }
 
+/// Opens the store for a command the admin API does not do (`feeds import|sync|status`):
+/// when a running server holds it, the lock error names that server and what it offers.
+pub(crate) fn open_here(config: &Config, what: &str) -> anyhow::Result<Store> {
+    let dir = &config.server.data_dir;
+    match Store::open(dir) {
+        Ok(store) => Ok(store),
+        Err(e) if lock_busy(&e) => {
+            let why = match find(dir) {
+                Found::Answers(server) => format!(
+                    "the store is held by the running depfw serve (pid {}), and its admin API \
+                     does not do {what} yet; feed status is on its admin page and at \
+                     {}/api/feeds",
+                    server.pid, server.shown
+                ),
+                other => other.why_not(dir),
+            };
+            Err(anyhow::Error::new(e).context(why))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The running `depfw serve` announced in the data directory, if its admin API answers;
 /// connected with the admin token (an error when the config names none).
 pub(crate) fn running(config: &Config) -> anyhow::Result<Option<Server>> {

@@ -476,3 +476,25 @@ fn the_admin_api_is_reached_on_its_unix_socket() {
     );
     assert!(stdout(&out).starts_with("created agent sock-bot"));
 }
+
+/// `depfw feeds sync` has no admin API route: while the server runs, the lock error names
+/// it and where feed status is.
+#[test]
+fn feeds_commands_name_the_running_server() {
+    let rt = support::runtime();
+    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = (free_port(), free_port());
+    let cfg = config(dir.path(), "depfw", &upstream, ports, Some(ADMIN_TOKEN));
+    let _server = serve(&cfg, &data, ports.0, &rt);
+    let out = depfw(&cfg, &["feeds", "sync"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("held by the running depfw serve")
+            && err.contains(&format!("http://127.0.0.1:{}/admin/api/feeds", ports.1)),
+        "{err}"
+    );
+    assert!(!err.contains("stop"), "{err}");
+}
