@@ -158,7 +158,7 @@ fn admin_commands_go_through_the_running_server() {
     let (mirror, admin) = ports;
     let cfg = config(dir.path(), "depfw", &upstream, ports, Some(ADMIN_TOKEN));
     let held = hold(&data);
-    let _server = serve(&cfg, &data, mirror, &rt);
+    let mut server = serve(&cfg, &data, mirror, &rt);
 
     // agents add: the token is printed once, as the local path prints it, and works at once.
     let out = depfw(&cfg, &["agents", "add", "ci-bot"]);
@@ -284,6 +284,33 @@ fn admin_commands_go_through_the_running_server() {
     let exported = through_server(&out, admin);
     let first: serde_json::Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
     assert_eq!(first["client"]["agent"], "ci-bot", "{first}");
+
+    // Every read prints through the server what it prints on the store itself: stop the
+    // server and compare.
+    let reads: [&[&str]; 6] = [
+        &["agents", "list"],
+        &["overrides", "list", "--all"],
+        &["quarantine", "list", "--all"],
+        &["log", "verify"],
+        &["log", "show"],
+        &["log", "export"],
+    ];
+    let remote: Vec<String> = reads
+        .iter()
+        .map(|args| through_server(&depfw(&cfg, args), admin))
+        .collect();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(server.0.wait().unwrap().success());
+    for (args, remote) in reads.iter().zip(&remote) {
+        let out = depfw(&cfg, args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("admin API"), "{}", stderr(&out));
+        assert_eq!(&stdout(&out), remote, "{args:?}");
+    }
 }
 
 #[test]
