@@ -99,6 +99,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             config.server.data_dir.display()
         )
     })?;
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -182,7 +183,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         until_stopped(),
     );
     let signal = async move {
-        shutdown_signal().await;
+        shutdown.await;
         let _ = stop.send(());
         Ok(())
     };
@@ -458,26 +459,41 @@ impl AdminListener {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not when the future
+/// is first polled: `depfw serve` calls it before it answers or announces itself, so a stop
+/// sent as soon as it is up is a clean one (the default action would kill it, leaving
+/// `serve.json` behind).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, term) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let received = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = received(interrupt) => {},
+                () = received(term) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing requests in flight");
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 #[cfg(test)]

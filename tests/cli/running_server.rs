@@ -85,11 +85,12 @@ fn hold(data_dir: &Path) -> u64 {
 
 /// `depfw serve` with `config`, once its mirror answers and it has announced itself.
 fn serve(config: &str, data_dir: &Path, mirror: u16, rt: &tokio::runtime::Runtime) -> Killed {
+    let log = std::fs::File::create(data_dir.with_extension("serve.log")).unwrap();
     let server = Killed(
         support::depfw_command()
             .args(["--config", config, "serve"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
@@ -101,6 +102,18 @@ fn serve(config: &str, data_dir: &Path, mirror: u16, rt: &tokio::runtime::Runtim
         std::thread::sleep(Duration::from_millis(100));
     }
     server
+}
+
+/// Stops `server` as an operator would (SIGTERM) and asserts a clean exit.
+fn stop(server: &mut Killed, data_dir: &Path) {
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = server.0.wait().unwrap();
+    let log = std::fs::read_to_string(data_dir.with_extension("serve.log")).unwrap_or_default();
+    assert!(status.success(), "depfw serve stopped with {status}: {log}");
 }
 
 fn get(rt: &tokio::runtime::Runtime, url: &str) -> u16 {
@@ -299,12 +312,7 @@ fn admin_commands_go_through_the_running_server() {
         .iter()
         .map(|args| through_server(&depfw(&cfg, args), admin))
         .collect();
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(server.0.wait().unwrap().success());
+    stop(&mut server, &data);
     for (args, remote) in reads.iter().zip(&remote) {
         let out = depfw(&cfg, args);
         assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
@@ -378,12 +386,7 @@ fn a_clean_stop_removes_the_announcement() {
         announced["admin_url"],
         format!("http://127.0.0.1:{}/admin", ports.1)
     );
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(server.0.wait().unwrap().success());
+    stop(&mut server, &data);
     assert!(!data.join("serve.json").exists());
     // And the commands open the store themselves again, saying nothing about a server.
     let out = depfw(&cfg, &["agents", "list"]);
