@@ -255,10 +255,16 @@ fn admin_commands_go_through_the_running_server() {
     assert_eq!(tarball(), 403, "the deny entry applies at once");
     let out = depfw(&cfg, &["overrides", "list"]);
     assert!(through_server(&out, admin).contains("is-number * (not today)"));
-    let out = depfw(&cfg, &["overrides", "remove", &id]);
+    let out = depfw(&cfg, &["overrides", "remove", &id, "--by", "alice"]);
     assert_eq!(
         through_server(&out, admin),
         format!("removed entry {id}: is-number *\n")
+    );
+    // The admin API records its own author (it refuses a caller-chosen one): said, not hidden.
+    assert!(
+        stderr(&out).contains("records the change as made by `admin`, not `alice`"),
+        "{}",
+        stderr(&out)
     );
     assert_eq!(tarball(), allowed);
 
