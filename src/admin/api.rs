@@ -17,6 +17,7 @@ use crate::policy::overrides::OverrideKind;
 use crate::policy::Verdict;
 use crate::store::overrides::{EntryText, OverrideId, StoredOverride};
 use crate::store::quarantine::{QuarantineId, QuarantineStatus};
+use crate::store::signing::PublicKey;
 use crate::when::{parse_since, parse_until};
 
 type ApiResult = Result<Response, AdminError>;
@@ -327,6 +328,67 @@ pub(crate) async fn query_log(
     let filter = query.filter()?;
     let entries = run_log_query(&state, &filter)?;
     ok(json!({ "filter": filter, "entries": entries }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyBody {
+    /// `ed25519:<base64>`, as `depfw log public-key` prints it.
+    public_key: Option<String>,
+    /// A checkpoint file's text.
+    checkpoints: Option<String>,
+}
+
+/// Runs a walk of the whole log on a blocking thread, off the request workers.
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AdminError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AdminError::Internal(format!("the log task failed: {e}")))
+}
+
+/// `depfw log verify` on the server's own log (the CLI's path while the server runs).
+pub(crate) async fn verify_log(
+    State(state): State<AdminState>,
+    ApiJson(body): ApiJson<VerifyBody>,
+) -> ApiResult {
+    let key = body
+        .public_key
+        .as_deref()
+        .map(|text| PublicKey::decode(text.trim()))
+        .transpose()
+        .map_err(|e| AdminError::BadRequest(format!("public_key: {e}")))?;
+    let checked =
+        off_the_runtime(move || state.log.verify(key, body.checkpoints.as_deref())).await?;
+    ok(checked.map_err(AdminError::BadRequest)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportQuery {
+    agent: Option<String>,
+    since: Option<String>,
+}
+
+/// `depfw log export` on the server's own log: JSON lines, oldest first.
+pub(crate) async fn export_log(
+    State(state): State<AdminState>,
+    ApiQuery(query): ApiQuery<ExportQuery>,
+) -> ApiResult {
+    let since = text(&query.since)
+        .map(parse_since)
+        .transpose()
+        .map_err(|e| AdminError::BadRequest(format!("since: {e}")))?;
+    let agent = text(&query.agent).map(str::to_owned);
+    let lines = off_the_runtime(move || state.log.export(agent.as_deref(), since))
+        .await?
+        .map_err(|e| AdminError::Internal(format!("the decision log cannot be read: {e}")))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        lines,
+    )
+        .into_response())
 }
 
 pub(crate) async fn feeds(State(state): State<AdminState>) -> ApiResult {

@@ -79,6 +79,49 @@ impl AdminToken {
     /// The token `[admin]` points at: the first line of `token-file` if set, else the
     /// `token-env` variable. `None` (the endpoint stays off) when neither gives one.
     pub fn from_config(config: &AdminConfig) -> Result<Option<AdminToken>, AdminTokenError> {
+        let Some(secret) = AdminSecret::from_config(config)? else {
+            return Ok(None);
+        };
+        if secret.from_env {
+            // Allowed (tests, containers whose only process is depfw), but another process
+            // of this OS user reads it from /proc/<pid>/environ.
+            tracing::warn!(
+                "the admin token comes from ${}: every process of this OS user can read \
+                 it; put it in `[admin] token-file` (mode 600) instead",
+                config.token_env
+            );
+        }
+        AdminToken::new(&secret.text, &secret.from).map(Some)
+    }
+
+    /// Constant-time check of a presented token (hashing first hides its length too).
+    pub fn verify(&self, presented: &str) -> bool {
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.sha256.ct_eq(&hash).into()
+    }
+}
+
+/// The admin token's text as `[admin]` configures it, for the server to hash and for the
+/// CLI to present to a running server (`cli::remote`). No `Display`, a redacted `Debug`.
+pub(crate) struct AdminSecret {
+    text: String,
+    /// The file or `$VARIABLE` it came from, for messages.
+    pub(crate) from: String,
+    from_env: bool,
+}
+
+impl fmt::Debug for AdminSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AdminSecret(**** from {})", self.from)
+    }
+}
+
+impl AdminSecret {
+    /// The first line of `token-file` if set (refused when other OS users can read it),
+    /// else the `token-env` variable; `None` when neither gives one.
+    pub(crate) fn from_config(
+        config: &AdminConfig,
+    ) -> Result<Option<AdminSecret>, AdminTokenError> {
         if let Some(path) = &config.token_file {
             let read_error = |source| AdminTokenError::Read {
                 path: path.display().to_string(),
@@ -87,27 +130,25 @@ impl AdminToken {
             refuse_exposed(path, &std::fs::metadata(path).map_err(read_error)?)?;
             let text = std::fs::read_to_string(path).map_err(read_error)?;
             let line = text.lines().next().unwrap_or("").trim();
-            return AdminToken::new(line, &path.display().to_string()).map(Some);
+            return Ok(Some(AdminSecret {
+                text: line.to_owned(),
+                from: path.display().to_string(),
+                from_env: false,
+            }));
         }
         match std::env::var(&config.token_env) {
-            Ok(value) if !value.trim().is_empty() => {
-                // Allowed (tests, containers whose only process is depfw), but another process
-                // of this OS user reads it from /proc/<pid>/environ.
-                tracing::warn!(
-                    "the admin token comes from ${}: every process of this OS user can read \
-                     it; put it in `[admin] token-file` (mode 600) instead",
-                    config.token_env
-                );
-                AdminToken::new(value.trim(), &format!("${}", config.token_env)).map(Some)
-            }
+            Ok(value) if !value.trim().is_empty() => Ok(Some(AdminSecret {
+                text: value.trim().to_owned(),
+                from: format!("${}", config.token_env),
+                from_env: true,
+            })),
             _ => Ok(None),
         }
     }
 
-    /// Constant-time check of a presented token (hashing first hides its length too).
-    pub fn verify(&self, presented: &str) -> bool {
-        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.sha256.ct_eq(&hash).into()
+    /// The token itself: only for an `Authorization` header.
+    pub(crate) fn expose(&self) -> &str {
+        &self.text
     }
 }
 

@@ -6,7 +6,8 @@
 //! or a Unix socket), never on the mirror's port, so that agents that can reach the mirror
 //! need not reach the admin endpoint: [`standalone`] nests [`admin_router`] at [`MOUNT`]
 //! there. It exists so that a security engineer can act on what the proxy held while it
-//! runs (the CLI needs the store to itself) and so that those decisions apply at once:
+//! runs (the sled store allows one process, so the CLI's admin commands come here too, via
+//! `cli::remote`, while `depfw serve` holds it) and so that those decisions apply at once:
 //! every override or quarantine change calls the state's `on_change`, and the proxy
 //! rebuilds its policy.
 //!
@@ -16,6 +17,7 @@
 
 pub(crate) mod api;
 pub(crate) mod auth;
+pub(crate) mod chain;
 pub(crate) mod error;
 pub(crate) mod html;
 pub(crate) mod openapi;
@@ -46,7 +48,7 @@ use crate::store::{Store, StoreError};
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::AdminError;
-pub use sources::{DecisionLog, FeedStatusSource, LogFilter, MemoryLog, StaticFeeds};
+pub use sources::{DecisionLog, FeedStatusSource, LogFilter, MemoryLog, StaticFeeds, Verified};
 
 /// Where the proxy nests the admin router; page links, redirects and the cookie path use it.
 pub const MOUNT: &str = "/admin";
@@ -231,6 +233,14 @@ fn table() -> Table {
         (
             spec(M::GET, "/api/log", Token),
             routing::get(api::query_log),
+        ),
+        (
+            spec(M::POST, "/api/log/verify", Token),
+            routing::post(api::verify_log),
+        ),
+        (
+            spec(M::GET, "/api/log/export", Token),
+            routing::get(api::export_log),
         ),
         (spec(M::GET, "/api/feeds", Token), routing::get(api::feeds)),
         (

@@ -106,6 +106,12 @@ pub(crate) fn document() -> Value {
                     query_param("until", "YYYY-MM-DD or RFC 3339"),
                     query_param("limit", "1 to 1000, default 100")
                 ]}))},
+            "/api/log/verify": {"post": op("Verify the log's hash chain and signatures (`depfw log verify`)", ("200", "{intact, report}"), &["400", "401", "413"], body("VerifyLog"))},
+            "/api/log/export": {"get": op("Every matching record, oldest first, as JSON lines (`depfw log export`)", ("200", "application/x-ndjson"), &["400", "401"],
+                json!({"parameters": [
+                    query_param("agent", "agent name"),
+                    query_param("since", "YYYY-MM-DD or RFC 3339")
+                ]}))},
             "/api/feeds": {"get": op("Feed status", ("200", "feed freshness"), &["401"], json!({}))},
             "/api/openapi.json": {"get": op("This document", ("200", "OpenAPI 3 document"), &["401"], json!({}))}
         },
@@ -126,6 +132,9 @@ pub(crate) fn document() -> Value {
                     "versions": {"type": "string", "description": "`*` (default), an exact version or a range"},
                     "reason": {"type": "string", "maxLength": 1000},
                     "expires": {"type": "string", "description": "YYYY-MM-DD or RFC 3339, in the future"}}},
+                "VerifyLog": {"type": "object", "additionalProperties": false, "properties": {
+                    "public_key": {"type": "string", "description": "`ed25519:<base64>` as `depfw log public-key` printed it; default: the data directory's own key"},
+                    "checkpoints": {"type": "string", "description": "the text of a checkpoint file"}}},
                 "NewAgent": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
                     "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
                     "policy": {"type": "string", "enum": ["default", "strict"]}}}

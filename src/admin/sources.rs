@@ -8,10 +8,11 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::policy::Verdict;
+use crate::store::signing::PublicKey;
 
 /// Largest `limit` a log query may ask for.
 pub(crate) const MAX_LOG_LIMIT: usize = 1000;
@@ -53,6 +54,35 @@ pub trait DecisionLog: Send + Sync {
     /// Entries matching `filter`, newest first, at most `filter.limit`. An `Err` is logged
     /// and shown as "the log cannot be read" (its text is not sent to the client).
     fn query(&self, filter: &LogFilter) -> Result<Vec<Value>, String>;
+
+    /// `depfw log verify` on this log, with a public key kept off the host and a checkpoint
+    /// file's text, for the CLI while the server holds the store. An `Err` is bad input
+    /// (an unreadable checkpoint line) or a log that cannot be read; its text is sent.
+    fn verify(
+        &self,
+        _public_key: Option<PublicKey>,
+        _checkpoints: Option<&str>,
+    ) -> Result<Verified, String> {
+        Err("this decision log cannot be verified".to_owned())
+    }
+
+    /// `depfw log export`: every record of `agent` (if set) at or after `since` (if set),
+    /// oldest first, as JSON lines.
+    fn export(
+        &self,
+        _agent: Option<&str>,
+        _since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<u8>, String> {
+        Err("this decision log cannot be exported".to_owned())
+    }
+}
+
+/// What `depfw log verify` found: `intact` decides its exit code (0 or 1), `report` is the
+/// text it prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    pub intact: bool,
+    pub report: String,
 }
 
 /// Feed freshness: what was synced when, and whether it is stale.

@@ -5,17 +5,16 @@
 //! `Authorization` header, read from `$DEPFW_TOKEN`; `depfw init <client> --agent NAME` has
 //! the full configuration) and the `/a/<token>/` mirror URLs for clients that cannot;
 //! depfw keeps only its hash, so a lost token is replaced with `rotate`, never recovered.
-//! The store allows one process at a time: run these while `depfw serve` is stopped, or
-//! use the admin endpoint.
+//! While `depfw serve` holds the store they go through its admin API (`cli::remote`).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use super::exit;
+use super::remote::Opened;
 use crate::agents::{Agent, PolicyPreset, Token};
 use crate::config::Config;
 use crate::store::agents::AgentStore;
-use crate::store::Store;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentsCommand {
@@ -43,7 +42,10 @@ pub enum AgentsCommand {
 }
 
 pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.server.data_dir)?;
+    let store = match super::remote::open(config)? {
+        Opened::Local(store) => store,
+        Opened::Remote(server) => return super::via_server::agents(cmd, config, &server),
+    };
     let agents = AgentStore::new(&store)?;
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -118,7 +120,7 @@ pub fn mirror_urls(config: &Config, token: &Token) -> [String; 3] {
     crate::agents::mirror_urls(&config.server.public_url, token)
 }
 
-fn print_token(
+pub(crate) fn print_token(
     out: &mut impl Write,
     config: &Config,
     name: &str,

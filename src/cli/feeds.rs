@@ -25,7 +25,6 @@ use crate::feeds::AdvisoryIndex;
 use crate::feeds::{load_bytes, load_path, snapshot};
 use crate::package::Ecosystem;
 use crate::store::feeds::{active_index, FeedStore, SourceStatus};
-use crate::store::Store;
 
 /// Largest feed download accepted (the OSV npm archive is a few hundred MB).
 pub(crate) const MAX_FEED_BYTES: u64 = 1024 * 1024 * 1024;
@@ -126,7 +125,7 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
         FeedsCommand::Status => {
             // A status query must not create a store where there is none.
             let store = if config.server.data_dir.join("store").exists() {
-                Some(Store::open(&config.server.data_dir)?)
+                Some(super::remote::open_here(config, "`depfw feeds status`")?)
             } else {
                 None
             };
@@ -144,7 +143,7 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 fn open(config: &Config) -> anyhow::Result<FeedStore> {
-    let store = Store::open(&config.server.data_dir)?;
+    let store = super::remote::open_here(config, "`depfw feeds import` or `sync`")?;
     Ok(FeedStore::new(&store)?)
 }
 

@@ -5,8 +5,9 @@
 //! signature must be that key's, with `--checkpoints` the log must still hold every
 //! checkpointed record. `export` writes records as JSON lines for another system; `show`
 //! prints them for a person, newest first; `public-key` prints the signing key's public
-//! half (`ed25519:<base64>`) to keep outside the host. They open the store, so run them while
-//! `depfw serve` is stopped (sled allows one process per data directory).
+//! half (`ed25519:<base64>`) to keep outside the host. While `depfw serve` holds the store
+//! (sled allows one process per data directory), `verify`, `export` and `show` go through its
+//! admin API (`cli::remote`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,11 +17,11 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
 use super::exit;
+use super::remote::Opened;
 use crate::config::Config;
 use crate::policy::Verdict;
 use crate::store::decisions::{self, ChainStatus, DecisionLog, DecisionRecord, RecordFilter};
 use crate::store::signing::{LogKey, PublicKey};
-use crate::store::Store;
 use crate::when::{parse_since, parse_until};
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -96,17 +97,28 @@ pub(crate) fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(exit::CLEAN));
         }
         LogCommand::Export { .. } | LogCommand::Show { .. } => {
-            let log = DecisionLog::open_read_only(&Store::open(dir)?)?;
+            let store = match super::remote::open(config)? {
+                Opened::Local(store) => store,
+                Opened::Remote(server) => return super::via_server::log(cmd, &server),
+            };
+            let log = DecisionLog::open_read_only(&store)?;
             read(cmd, &log, &mut out)?;
             out.flush().context("writing to stdout")?;
             return Ok(ExitCode::from(exit::CLEAN));
         }
     };
+    if let Some(server) = super::remote::running(config)? {
+        return super::via_server::log(cmd, &server);
+    }
     // Before sled opens the store: its recovery overwrites what it takes for a torn write.
     let damaged = decisions::damaged_records(dir)?;
-    let checked = Store::open(dir)
-        .and_then(|store| DecisionLog::open_read_only(&store))
-        .map_err(anyhow::Error::from)
+    let store = match super::remote::open(config) {
+        Ok(Opened::Remote(server)) => return super::via_server::log(cmd, &server),
+        Ok(Opened::Local(store)) => Ok(store),
+        Err(e) => Err(e),
+    };
+    let checked = store
+        .and_then(|store| Ok(DecisionLog::open_read_only(&store)?))
         .and_then(|log| verify(&log, dir, public_key, checkpoints, &damaged));
     let (status, summary) = match checked {
         Ok(checked) => checked,
@@ -186,53 +198,27 @@ fn verify(
     checkpoints: Option<&PathBuf>,
     damaged: &[u64],
 ) -> anyhow::Result<(ChainStatus, String)> {
-    let key_file = dir.join(crate::store::signing::KEY_FILE);
-    let (key, whose) = match public_key {
-        Some(path) => (Some(PublicKey::read(path)?), "the given key"),
-        // The data dir's own key still catches a chain re-signed with another key by
-        // someone who could not replace the key file as well.
-        None if key_file.exists() => (
-            Some(LogKey::load(&key_file)?.public()),
-            "this data directory's key (pass --public-key for a key kept elsewhere)",
-        ),
-        None => (None, ""),
-    };
-    let status = log.verify_signed(key.as_ref())?;
-    let ChainStatus::Intact {
-        records, unsigned, ..
-    } = status
-    else {
-        return Ok((status, String::new()));
-    };
-    // sled recovers a page whose bytes fail its checksums as a torn write: the log silently
-    // ends before it. A damaged copy of a later record in the files gives that away.
-    if let Some(&seq) = damaged.iter().find(|&&seq| seq > records) {
-        let problem = decisions::ChainProblem::Damaged;
-        return Ok((ChainStatus::Broken { seq, problem }, String::new()));
-    }
-    let mut summary = String::new();
-    if let Some(key) = &key {
-        if records > unsigned {
-            summary.push_str(&format!(
-                "\nrecords {}..{records} signed by {} ({whose})",
-                unsigned + 1,
-                key.encode()
-            ));
-        }
-    }
-    if let Some(path) = checkpoints {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading checkpoints from {}", path.display()))?;
-        match log.verify_checkpoints(&text, key.as_ref())? {
-            Ok(n) => summary.push_str(&format!("\n{n} checkpoints match the log")),
-            Err(broken) => return Ok((broken, String::new())),
-        }
-    }
-    Ok((status, summary))
+    let (public_key, checkpoints) = verify_inputs(public_key, checkpoints)?;
+    crate::admin::chain::verify(log, Some(dir), public_key, checkpoints.as_deref(), damaged)
+}
+
+/// `--public-key` and `--checkpoints` read: the key and the checkpoint file's text.
+pub(crate) fn verify_inputs(
+    public_key: Option<&PathBuf>,
+    checkpoints: Option<&PathBuf>,
+) -> anyhow::Result<(Option<PublicKey>, Option<String>)> {
+    let key = public_key.map(|path| PublicKey::read(path)).transpose()?;
+    let text = checkpoints
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading checkpoints from {}", path.display()))
+        })
+        .transpose()?;
+    Ok((key, text))
 }
 
 /// One record as a line: seq, time, agent, package@version, verdict, outcome, request id.
-fn line(r: &DecisionRecord) -> String {
+pub(crate) fn line(r: &DecisionRecord) -> String {
     let spec = match &r.version {
         Some(v) => format!("{}@{v}", r.package),
         None => r.package.clone(),

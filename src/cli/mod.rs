@@ -14,7 +14,9 @@ pub(crate) mod init;
 pub(crate) mod log;
 pub(crate) mod mcp;
 pub mod overrides;
+pub(crate) mod remote;
 pub(crate) mod serve;
+mod via_server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,7 +76,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Scan lockfiles with the same policy as the proxy.
     Audit(audit::AuditArgs),
-    /// Manage agent identities and their mirror tokens (offline: stop `depfw serve` first).
+    /// Manage agent identities and their mirror tokens (through `depfw serve`'s admin API
+    /// while it runs).
     #[command(subcommand)]
     Agents(agents::AgentsCommand),
     /// Manage allow-list and deny-list entries in the store.

@@ -2,8 +2,8 @@
 //! the human decisions, from the command line, on the data directory's store.
 //!
 //! These are the same operations the admin endpoint exposes; entries made here apply to
-//! the proxy and to `depfw audit` as soon as they read the store. The store allows one
-//! process at a time: run these while `depfw serve` is stopped, or use the admin endpoint.
+//! the proxy and to `depfw audit` as soon as they read the store. While `depfw serve` holds
+//! the store they go through its admin API (`cli::remote`) and apply at once.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 
 use super::exit;
+use super::remote::Opened;
 use crate::config::Config;
 use crate::policy::overrides::{OverrideEntry, OverrideKind};
 use crate::store::overrides::{
@@ -19,7 +20,6 @@ use crate::store::overrides::{
 use crate::store::quarantine::{
     ApprovalScope, QuarantineId, QuarantineItem, QuarantineQueue, QuarantineStatus,
 };
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct OverrideArgs {
@@ -92,7 +92,10 @@ pub enum QuarantineCommand {
 }
 
 pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.server.data_dir)?;
+    let store = match super::remote::open(config)? {
+        Opened::Local(store) => store,
+        Opened::Remote(server) => return super::via_server::overrides(cmd, &server),
+    };
     let overrides = OverrideStore::new(&store)?;
     let now = Utc::now();
     let mut out = std::io::stdout().lock();
@@ -135,7 +138,10 @@ pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> 
 }
 
 pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.server.data_dir)?;
+    let store = match super::remote::open(config)? {
+        Opened::Local(store) => store,
+        Opened::Remote(server) => return super::via_server::quarantine(cmd, &server),
+    };
     let queue = QuarantineQueue::new(&store)?;
     let now = Utc::now();
     let mut out = std::io::stdout().lock();
@@ -176,7 +182,7 @@ pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Resul
 
 impl OverrideArgs {
     /// The entry these arguments describe, by `--by` or `cli:$USER`.
-    fn entry(&self, kind: OverrideKind) -> Result<OverrideEntry, FieldError> {
+    pub(crate) fn entry(&self, kind: OverrideKind) -> Result<OverrideEntry, FieldError> {
         let by = author(self.by.as_deref());
         EntryText {
             ecosystem: &self.ecosystem,
@@ -200,7 +206,7 @@ fn author(by: Option<&str>) -> String {
     }
 }
 
-fn kind_str(kind: OverrideKind) -> &'static str {
+pub(crate) fn kind_str(kind: OverrideKind) -> &'static str {
     match kind {
         OverrideKind::Allow => "allow",
         OverrideKind::Deny => "deny",

@@ -14,6 +14,10 @@
 //! listeners answer 503 (with `Retry-After`) while the old state drains, then the store is
 //! reopened and the proxy built again over it as soon as a write succeeds: the listeners
 //! stay open and no restart is needed.
+//!
+//! While it runs it announces itself in `<data-dir>/serve.json` (pid, admin API URL), so
+//! that `depfw agents|overrides|quarantine|log` go through the admin API instead of failing
+//! on the store's lock (`cli::remote`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -106,6 +110,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             config.server.data_dir.display()
         )
     })?;
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -136,6 +141,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let generation = Generation::open(&config, admin_token.as_ref())?;
+    // Now that this process holds the store: the CLI finds the admin API through this
+    // file while the server runs (`cli::remote`); it is removed when `serve` returns.
+    let _announced = super::remote::Announced::write(
+        &config.server.data_dir,
+        admin_listener
+            .as_ref()
+            .and_then(AdminListener::announced_url),
+    )?;
     let live = Live::new(&generation);
     let store = generation.into_store();
     let admin_at = match &admin_listener {
@@ -183,7 +196,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         until_stopped(),
     );
     let signal = async move {
-        shutdown_signal().await;
+        shutdown.await;
         let _ = stop.send(());
         Ok(())
     };
@@ -418,6 +431,15 @@ impl AdminListener {
         }
     }
 
+    /// Where the CLI reaches it (`cli::remote`): an unspecified address through loopback.
+    fn announced_url(&self) -> Option<String> {
+        match self {
+            AdminListener::Tcp(l) => l.local_addr().ok().map(super::remote::admin_url_of),
+            #[cfg(unix)]
+            AdminListener::Unix(_, path) => Some(format!("unix:{}", path.display())),
+        }
+    }
+
     /// Where an admin points the browser or `curl`.
     fn address(&self, tls: bool) -> String {
         let scheme = if tls { "https" } else { "http" };
@@ -454,26 +476,41 @@ impl AdminListener {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not when the future
+/// is first polled: `depfw serve` calls it before it answers or announces itself, so a stop
+/// sent as soon as it is up is a clean one (the default action would kill it, leaving
+/// `serve.json` behind).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, term) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let received = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = received(interrupt) => {},
+                () = received(term) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing requests in flight");
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 #[cfg(test)]

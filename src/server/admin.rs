@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use super::{AppState, PolicyState};
 use crate::admin::{self, AdminState, AdminToken, FeedStatusSource, LogFilter};
 use crate::config::Config;
-use crate::store::decisions::RecordFilter;
+use crate::store::decisions::{ChainStatus, RecordFilter};
 use crate::store::feeds::FeedStore;
+use crate::store::signing::PublicKey;
 use crate::store::Store;
 
 /// The admin state for a running proxy, with the admin token `depfw serve` read once at
@@ -43,13 +44,17 @@ pub fn admin_state(
     };
     Ok(AdminState::new(store, Some(token))?
         .with_config(config)
-        .with_log(Arc::new(ProxyLog(state.clone())))
+        .with_log(Arc::new(ProxyLog(
+            state.clone(),
+            store.data_dir().map(ToOwned::to_owned),
+        )))
         .with_feeds(Arc::new(feeds))
         .with_on_change(on_change))
 }
 
-/// The decision log as the admin page queries it.
-struct ProxyLog(AppState);
+/// The decision log as the admin page queries it, and the data directory whose signing
+/// key `verify` checks signatures against.
+struct ProxyLog(AppState, Option<std::path::PathBuf>);
 
 impl admin::DecisionLog for ProxyLog {
     fn query(&self, filter: &LogFilter) -> Result<Vec<Value>, String> {
@@ -79,6 +84,43 @@ impl admin::DecisionLog for ProxyLog {
                 v
             })
             .collect())
+    }
+
+    fn verify(
+        &self,
+        public_key: Option<PublicKey>,
+        checkpoints: Option<&str>,
+    ) -> Result<admin::Verified, String> {
+        let log = self.0.decisions();
+        let (status, summary) =
+            admin::chain::verify(log, self.1.as_deref(), public_key, checkpoints, &[])
+                .map_err(|e| format!("{e:#}"))?;
+        Ok(admin::Verified {
+            intact: matches!(status, ChainStatus::Intact { .. }),
+            report: format!("{status}{summary}"),
+        })
+    }
+
+    fn export(
+        &self,
+        agent: Option<&str>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<u8>, String> {
+        let filter = RecordFilter {
+            agent: agent.map(str::to_owned),
+            since,
+            ..RecordFilter::default()
+        };
+        let mut lines = Vec::new();
+        self.0
+            .decisions()
+            .for_each(&filter, |r| {
+                serde_json::to_writer(&mut lines, r)?;
+                lines.push(b'\n');
+                Ok(())
+            })
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(lines)
     }
 }
 

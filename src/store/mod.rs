@@ -44,7 +44,7 @@ impl StoreError {
 
 /// sled reports a held directory lock as `WouldBlock`, or wrapped in an `Other` error whose
 /// text names the lock.
-fn is_lock_busy(error: &std::io::Error) -> bool {
+pub(crate) fn is_lock_busy(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::WouldBlock
         || error.to_string().contains("could not acquire lock")
 }

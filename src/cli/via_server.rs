@@ -1,0 +1,291 @@
+//! The store-opening admin commands done through a running `depfw serve`'s admin API
+//! (`cli::remote` finds the server): `agents`, `overrides`, `quarantine` and
+//! `log show|export|verify`. Arguments are checked as the local path checks them, and the
+//! answers are printed by the same functions, so the output is the local path's.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::agents::{describe, print_token, AgentsCommand};
+use super::exit;
+use super::log::{line, verify_inputs, LogCommand};
+use super::overrides::{
+    describe_item, describe_override, kind_str, OverridesCommand, QuarantineCommand,
+};
+use super::remote::Server;
+use crate::admin::Verified;
+use crate::agents::{Agent, Token};
+use crate::config::Config;
+use crate::policy::overrides::OverrideKind;
+use crate::store::decisions::DecisionRecord;
+use crate::store::overrides::{expiry, StoredOverride};
+use crate::store::quarantine::QuarantineItem;
+
+/// `{items: [...]}`, as the API lists things.
+#[derive(Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+/// A new or rotated agent token: the one answer that carries it.
+#[derive(Deserialize)]
+struct NewToken {
+    agent: Agent,
+    token: String,
+}
+
+/// A quarantine approval or rejection: the entry it made.
+#[derive(Deserialize)]
+struct Resolution {
+    #[serde(rename = "override")]
+    entry: StoredOverride,
+}
+
+/// The server records its changes as made by `admin`; say so when `--by` asked otherwise.
+fn note_author(by: Option<&str>) {
+    if let Some(by) = by {
+        eprintln!(
+            "depfw: the admin API records the change as made by `admin`, not `{by}` (--by is \
+             kept only when the command opens the store itself)"
+        );
+    }
+}
+
+pub(crate) fn agents(
+    cmd: &AgentsCommand,
+    config: &Config,
+    server: &Server,
+) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let token = |made: &NewToken| Token::parse(&made.token).context("the token the server made");
+    match cmd {
+        AgentsCommand::Add { name, policy } => {
+            let preset = policy.unwrap_or(config.agents.default_policy);
+            let made: NewToken = server.post(
+                &["agents"],
+                &json!({ "name": name, "policy": preset.as_str() }),
+            )?;
+            writeln!(
+                out,
+                "created agent {} (policy {})",
+                made.agent.name, made.agent.preset
+            )?;
+            print_token(&mut out, config, &made.agent.name, &token(&made)?)?;
+        }
+        AgentsCommand::List => {
+            let list: Items<Agent> = server.get(&["agents"], &[])?;
+            if list.items.is_empty() {
+                writeln!(out, "no agents (add one with `depfw agents add NAME`)")?;
+            }
+            for agent in &list.items {
+                writeln!(out, "{}", describe(agent))?;
+            }
+        }
+        AgentsCommand::Rotate { name } => {
+            let made: NewToken = server.post(&["agents", name, "rotate"], &json!({}))?;
+            writeln!(
+                out,
+                "rotated the token of agent {name}; the old one no longer works"
+            )?;
+            print_token(&mut out, config, name, &token(&made)?)?;
+        }
+        AgentsCommand::Revoke { name } => {
+            let _: Agent = server.post(&["agents", name, "revoke"], &json!({}))?;
+            writeln!(out, "revoked agent {name}")?;
+        }
+        AgentsCommand::Suspend { name, reason } => {
+            let _: Agent =
+                server.post(&["agents", name, "suspend"], &json!({ "reason": reason }))?;
+            writeln!(out, "suspended agent {name}")?;
+        }
+        AgentsCommand::Resume { name } => {
+            let _: Agent = server.post(&["agents", name, "resume"], &json!({}))?;
+            writeln!(out, "resumed agent {name}")?;
+        }
+    }
+    Ok(ExitCode::from(exit::CLEAN))
+}
+
+pub(crate) fn overrides(cmd: &OverridesCommand, server: &Server) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        OverridesCommand::Allow(args) | OverridesCommand::Deny(args) => {
+            let kind = match cmd {
+                OverridesCommand::Deny(_) => OverrideKind::Deny,
+                _ => OverrideKind::Allow,
+            };
+            // Checked here first: the same errors as the local path, before any request.
+            let entry = args.entry(kind)?;
+            note_author(args.by.as_deref());
+            let record: StoredOverride = server.post(
+                &["overrides"],
+                &json!({
+                    "kind": kind_str(kind),
+                    "ecosystem": args.ecosystem,
+                    "name": args.name,
+                    "versions": args.versions,
+                    "reason": args.reason,
+                    "expires": args.expires,
+                }),
+            )?;
+            writeln!(
+                out,
+                "added {} entry {}: {} {}",
+                kind_str(kind),
+                record.id,
+                entry.name,
+                entry.versions
+            )?;
+        }
+        OverridesCommand::Remove { id, by } => {
+            note_author(by.as_deref());
+            let record: StoredOverride = server.delete(&["overrides", &id.to_string()])?;
+            writeln!(
+                out,
+                "removed entry {id}: {} {}",
+                record.name, record.versions
+            )?;
+        }
+        OverridesCommand::List { all } => {
+            let list: Items<StoredOverride> =
+                server.get(&["overrides"], &[("all", all.to_string())])?;
+            if list.items.is_empty() {
+                writeln!(out, "no entries")?;
+            }
+            for record in &list.items {
+                writeln!(out, "{}", describe_override(record, now))?;
+            }
+        }
+    }
+    Ok(ExitCode::from(exit::CLEAN))
+}
+
+pub(crate) fn quarantine(cmd: &QuarantineCommand, server: &Server) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        QuarantineCommand::List { all } => {
+            let status = if *all { "all" } else { "pending" };
+            let items: Items<QuarantineItem> =
+                server.get(&["quarantine"], &[("status", status.to_owned())])?;
+            if items.items.is_empty() {
+                writeln!(out, "nothing in quarantine")?;
+            }
+            for item in &items.items {
+                writeln!(out, "{}", describe_item(item))?;
+            }
+        }
+        QuarantineCommand::Approve {
+            id,
+            reason,
+            expires,
+            range,
+            by,
+        } => {
+            expiry(expires.as_deref())?;
+            note_author(by.as_deref());
+            let done: Resolution = server.post(
+                &["quarantine", &id.to_string(), "approve"],
+                &json!({ "scope": range, "reason": reason, "expires": expires }),
+            )?;
+            writeln!(out, "approved item {id}: allow entry {}", done.entry.id)?;
+        }
+        QuarantineCommand::Reject { id, reason, by } => {
+            note_author(by.as_deref());
+            let done: Resolution = server.post(
+                &["quarantine", &id.to_string(), "reject"],
+                &json!({ "reason": reason }),
+            )?;
+            writeln!(out, "rejected item {id}: deny entry {}", done.entry.id)?;
+        }
+    }
+    Ok(ExitCode::from(exit::CLEAN))
+}
+
+/// The most records one `log show` asks the API for (its `limit` bound).
+const MAX_SHOWN: usize = 1000;
+
+pub(crate) fn log(cmd: &LogCommand, server: &Server) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let time = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let code = match cmd {
+        LogCommand::Verify {
+            public_key,
+            checkpoints,
+        } => {
+            let (key, checkpoints) = verify_inputs(public_key.as_ref(), checkpoints.as_ref())?;
+            let body = json!({
+                "public_key": key.map(|k| k.encode()),
+                "checkpoints": checkpoints,
+            });
+            let verified: Verified = server.post(&["log", "verify"], &body)?;
+            writeln!(out, "{}", verified.report)?;
+            if verified.intact {
+                exit::CLEAN
+            } else {
+                exit::FINDINGS
+            }
+        }
+        // Reads only the key file beside the store: `log::run` never gets here.
+        LogCommand::PublicKey => anyhow::bail!("`log public-key` does not need the server"),
+        LogCommand::Export { since, agent } => {
+            let mut query = Vec::new();
+            if let Some(agent) = agent {
+                query.push(("agent", agent.clone()));
+            }
+            if let Some(since) = since {
+                query.push(("since", time(since)));
+            }
+            out.write_all(&server.get_bytes(&["log", "export"], &query)?)?;
+            exit::CLEAN
+        }
+        LogCommand::Show {
+            agent,
+            package,
+            verdict,
+            since,
+            until,
+            limit,
+        } => {
+            if *limit > MAX_SHOWN {
+                eprintln!(
+                    "depfw: through the admin API `log show` prints at most {MAX_SHOWN} records; \
+                     `depfw log export` has them all"
+                );
+            }
+            let mut query = vec![("limit", (*limit).clamp(1, MAX_SHOWN).to_string())];
+            let text = [("agent", agent.clone()), ("package", package.clone())];
+            query.extend(text.into_iter().filter_map(|(k, v)| Some((k, v?))));
+            if let Some(verdict) = verdict {
+                query.push(("verdict", verdict.to_string()));
+            }
+            if let Some(since) = since {
+                query.push(("since", time(since)));
+            }
+            if let Some(until) = until {
+                query.push(("until", time(until)));
+            }
+            #[derive(Deserialize)]
+            struct Entries {
+                entries: Vec<Value>,
+            }
+            let found: Entries = server.get(&["log"], &query)?;
+            if *limit > 0 {
+                for entry in found.entries {
+                    let record: DecisionRecord = serde_json::from_value(entry)
+                        .context("a decision record from the running depfw serve")?;
+                    writeln!(out, "{}", line(&record))?;
+                }
+            }
+            exit::CLEAN
+        }
+    };
+    out.flush().context("writing to stdout")?;
+    Ok(ExitCode::from(code))
+}
