@@ -91,13 +91,20 @@ impl<'a> Gate<'a> {
 
     /// Name-level checks (typosquats, deny-listed names) before anything is fetched.
     pub(crate) fn check_name(&self, name: &PackageName) -> Result<(), ProxyError> {
+        agent::observe_package(self.state, self.ctx, name)?;
+        self.refuse_by_name(name, RecordKind::Metadata)
+    }
+
+    /// The name-level refusal of [`Gate::check_name`], recorded as `kind`: an artifact
+    /// request is refused on its name before its metadata is fetched (an internal name is
+    /// never looked up upstream).
+    fn refuse_by_name(&self, name: &PackageName, kind: RecordKind) -> Result<(), ProxyError> {
         let (state, ctx) = (self.state, self.ctx);
-        agent::observe_package(state, ctx, name)?;
         let decision = verdicts::decide_name(ctx, self.policy(), name);
         if decision.verdict.is_servable() {
             return Ok(());
         }
-        let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "refused");
+        let mut rec = record(ctx, kind, name, None, &decision, "refused");
         state.decisions().append(&mut rec)?;
         let refusal = ProxyError::Refused(verdicts::refusal(name.as_str(), &decision));
         Err(agent::refused(state, ctx, refusal))
@@ -328,6 +335,7 @@ impl<'a> Gate<'a> {
         how: Delivery<'_>,
         pick: impl FnOnce(&P, &P::Doc) -> Result<Option<Wanted>, ProxyError>,
     ) -> Result<Option<Response>, ProxyError> {
+        self.refuse_by_name(name, RecordKind::Artifact)?;
         let Some(doc) = self.document(s, name).await? else {
             return Ok(None);
         };

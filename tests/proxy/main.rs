@@ -14,4 +14,5 @@ mod pypi;
 mod registry_cargo;
 mod registry_pypi;
 mod router;
+mod signals;
 mod signed_log;
