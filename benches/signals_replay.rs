@@ -202,6 +202,64 @@ fn print_table(title: &str, tally: &Tally) {
     println!("| held (quarantine or deny) | {} | |", tally.held);
 }
 
+/// What the signals can see in the fetched packuments: a registry or mirror that drops
+/// `_npmUser`, `maintainers` or `dist.attestations`, or rewrites publish times, makes the
+/// figures meaningless, and this says so.
+fn print_inputs(docs: &BTreeMap<String, Vec<VersionRecord>>, since: chrono::DateTime<Utc>) {
+    let (mut total, mut publisher, mut maintainers, mut attested) = (0usize, 0, 0, 0);
+    let (mut pairs, mut in_order) = (0usize, 0usize);
+    for records in docs.values() {
+        let mut timed: Vec<&VersionRecord> = records
+            .iter()
+            .filter(|r| r.version.is_some() && r.metadata.published.is_some())
+            .collect();
+        timed.sort_by_key(|r| r.metadata.published);
+        for pair in timed.windows(2) {
+            if let (
+                Some(depfw::package::Version::Semver(a)),
+                Some(depfw::package::Version::Semver(b)),
+            ) = (&pair[0].version, &pair[1].version)
+            {
+                // Within one release line, later releases carry higher versions.
+                if a.major == b.major && a.pre.is_empty() && b.pre.is_empty() {
+                    pairs += 1;
+                    in_order += usize::from(b > a);
+                }
+            }
+        }
+        for r in records
+            .iter()
+            .filter(|r| r.metadata.published.is_some_and(|t| t >= since))
+        {
+            total += 1;
+            let Some(this) = r.metadata.lineage.as_ref().and_then(|l| l.this()) else {
+                continue;
+            };
+            publisher += usize::from(this.publisher().is_some());
+            maintainers += usize::from(!this.maintainers().is_empty());
+            attested += usize::from(this.attested() == Some(true));
+        }
+    }
+    let pct = |n: usize, d: usize| {
+        if d == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / d as f64
+        }
+    };
+    println!(
+        "
+Inputs: of {total} recent releases, {:.1}% name a publisher (`_npmUser`), {:.1}% \
+         list maintainers, {:.1}% carry an attestation; publish-time order agrees with \
+         version order within a major line for {:.1}% of {pairs} consecutive releases \
+         (the real registry: nearly all).",
+        pct(publisher, total),
+        pct(maintainers, total),
+        pct(attested, total),
+        pct(in_order, pairs)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -223,6 +281,7 @@ async fn main() {
             }
         }
     }
+    print_inputs(&docs, since);
     print_table(
         &format!(
             "Top {} npm packages ({} packuments fetched), releases of the last two years",
