@@ -240,6 +240,35 @@ fn print_inputs(docs: &BTreeMap<String, Vec<VersionRecord>>, since: chrono::Date
             attested += usize::from(this.attested() == Some(true));
         }
     }
+    // What the histories add to the parsed documents the proxy caches: each history once
+    // per packument, plus the `Option<Lineage>` in every version's metadata.
+    let versions: usize = docs.values().map(Vec::len).sum();
+    let history: usize = docs
+        .values()
+        .filter_map(|records| records.first()?.metadata.lineage.as_ref())
+        .map(|l| l.history().heap_bytes())
+        .sum();
+    let per_version = std::mem::size_of::<Option<depfw::policy::signals::Lineage>>();
+    let bodies: u64 = docs
+        .keys()
+        .filter_map(|name| {
+            let file = cache_dir().join(format!("{}.json", name.replace('/', "__")));
+            std::fs::metadata(file).ok().map(|m| m.len())
+        })
+        .sum();
+    println!(
+        "\nMemory: the release histories of {} packuments ({versions} versions, {} MiB of \
+         bodies) hold {} KiB, {:.0} bytes per version, plus {per_version} bytes in each \
+         version's metadata.",
+        docs.len(),
+        bodies / (1024 * 1024),
+        history / 1024,
+        if versions == 0 {
+            0.0
+        } else {
+            history as f64 / versions as f64
+        },
+    );
     let pct = |n: usize, d: usize| {
         if d == 0 {
             0.0

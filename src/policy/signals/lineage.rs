@@ -166,7 +166,7 @@ impl HistoryBuilder {
 
 impl ReleaseHistory {
     /// The heap bytes held (counted once per document, not per version).
-    pub(crate) fn heap_bytes(&self) -> usize {
+    pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let strs = |v: &[Box<str>]| {
             v.iter()
