@@ -52,8 +52,7 @@ pub struct VersionMetadata {
     /// Yanked, with the reason if the registry gave one.
     pub yanked: Option<String>,
     /// This version's place in its package's release history, for the release signals
-    /// (`policy::signals`); `None` when the source lists no history (a lockfile entry, the
-    /// cargo index). Shared by every version of one document; not serialised.
+    /// (`policy::signals`); `None` when the source lists no history (a lockfile entry). Shared by every version of one document; not serialised.
     #[serde(skip)]
     pub lineage: Option<signals::Lineage>,
 }

@@ -127,3 +127,47 @@ fn bad_signal_and_internal_name_settings_name_their_keys() {
     .unwrap();
     assert_eq!(ok.policy.internal_names.patterns.len(), 2);
 }
+
+/// The cargo sparse index carries publish times (`pubtime`) and nothing else the signals
+/// read: a burst of versions is still seen, a steady cadence is not.
+#[test]
+fn a_burst_in_the_cargo_index_is_warned() {
+    let line = |v: &str, t: &str| {
+        format!(
+            r#"{{"name":"tanstack-like","vers":"{v}","deps":[],"cksum":"9c82504cb1e9ed32a1864f3ac59e97b51f50514be61fc7db1712de5d3d6932ce","features":{{}},"yanked":false,"pubtime":"{t}"}}"#
+        )
+    };
+    let mut lines = vec![line("0.9.0", "2026-01-05T10:00:00Z")];
+    for i in 0..6 {
+        lines.push(line(
+            &format!("1.0.{i}"),
+            &format!("2026-05-11T19:2{i}:00Z"),
+        ));
+    }
+    let name = PackageName::parse(Ecosystem::CratesIo, "tanstack-like").unwrap();
+    let index =
+        depfw::registry::cargo::IndexFile::parse(lines.join("\n").as_bytes(), &name).unwrap();
+    let check = SignalsCheck::new(Config::default().policy.signals);
+    let flagged: Vec<String> = index
+        .records()
+        .iter()
+        .filter(|r| {
+            let mut findings = Vec::new();
+            check.evaluate(
+                &PackageCtx {
+                    name: &name,
+                    version: r.version.as_ref(),
+                    metadata: Some(&r.metadata),
+                    now: Utc::now(),
+                },
+                &mut findings,
+            );
+            findings.iter().any(|f| f.code.as_str() == "release-burst")
+        })
+        .map(|r| r.version_text.clone())
+        .collect();
+    assert_eq!(
+        flagged,
+        ["1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.5"]
+    );
+}

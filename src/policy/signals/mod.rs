@@ -23,9 +23,10 @@
 //!
 //! The facts come from the metadata document the proxy already fetched: the registry
 //! parsers give every version a [`Lineage`] (its place in the package's
-//! [`ReleaseHistory`]). A version without one (a lockfile entry offline, a name-only
-//! check, the cargo index) or without a publish time gets no signal; the first release of
-//! a package has no baseline, so nothing fires for it.
+//! [`ReleaseHistory`]; the cargo index gives publish times only, so only the burst applies
+//! there). A version without one (a lockfile entry offline, a name-only check) or without a
+//! publish time gets no signal; the first release of a package has no baseline, so nothing
+//! fires for it.
 //!
 //! Not yet: a dependency added in a patch or minor release whose own first release is
 //! younger than the cooldown (axios → `plain-crypto-js`). It needs the new dependency's
