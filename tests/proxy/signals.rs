@@ -139,3 +139,45 @@ async fn an_internal_name_is_refused_before_any_fetch_and_says_where_it_comes_fr
     let doc = json(get(&open.state, "/npm/@mycorp%2fi18n").await).await;
     assert!(doc["versions"].get("99.0.3").is_some(), "{doc}");
 }
+
+/// The axios → `plain-crypto-js` pattern: the new dependency's own first release is hours
+/// old, so the reputation check's `new-package` hides it and the install of the
+/// compromised release cannot complete. (Holding the release that adds it is not built yet:
+/// `policy::signals`' TODO.)
+#[tokio::test]
+async fn a_dependency_published_hours_ago_is_held_as_a_new_package() {
+    use depfw::policy::reputation::ReputationCheck;
+    let (upstream, fixture) = registry::start_fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = registry::config(&upstream, PUBLIC, dir.path(), "");
+    let store = Store::open(dir.path()).unwrap();
+    let defaults = Config::default();
+    let policy = Policy::new(
+        vec![
+            Arc::new(ReputationCheck::new(defaults.policy.reputation.clone())),
+            Arc::new(SignalsCheck::new(defaults.policy.signals.clone())),
+        ],
+        Arc::default(),
+        "reputation+signals".into(),
+    );
+    let state = AppState::new(&config, &store, PolicyState::Ready(policy)).unwrap();
+    let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+    for key in ["4.2.1", "created"] {
+        fixture
+            .times
+            .lock()
+            .unwrap()
+            .insert(("plain-crypto-like".into(), key.into()), two_hours_ago);
+    }
+    let doc = json(get(&state, "/npm/plain-crypto-like").await).await;
+    assert!(doc["versions"].as_object().unwrap().is_empty(), "{doc}");
+    let resp = get(
+        &state,
+        "/npm/plain-crypto-like/-/plain-crypto-like-4.2.1.tgz",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let err = json(resp).await["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("new-package"), "{err}");
+    assert!(err.contains("release-cooldown"), "{err}");
+}

@@ -29,8 +29,11 @@
 //! fires for it.
 //!
 //! Not yet: a dependency added in a patch or minor release whose own first release is
-//! younger than the cooldown (axios → `plain-crypto-js`). It needs the new dependency's
-//! metadata fetched (bounded, cached) before evaluation; TODO(signals).
+//! younger than the cooldown (axios → `plain-crypto-js`). The dependency itself is already
+//! held by the reputation check (`new-package`, `release-cooldown`), so the install fails;
+//! holding the release that adds it, so that resolvers pick the previous one, needs the new
+//! dependency's metadata fetched (bounded, cached) before evaluation in every door, and
+//! each release's dependency set in the [`ReleaseHistory`]. TODO(signals).
 
 pub(crate) mod cfg;
 pub mod lineage;
