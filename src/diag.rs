@@ -187,6 +187,10 @@ pub mod checks {
     pub(crate) const TYPOSQUAT: &str = "typosquat";
     pub const LICENSE: &str = "license";
     pub(crate) const REPUTATION: &str = "reputation";
+    /// Release signals compared with the package's own history (`policy::signals`).
+    pub(crate) const SIGNALS: &str = "signals";
+    /// Dependency confusion (`policy::internal`).
+    pub(crate) const INTERNAL_NAMES: &str = "internal-names";
     /// Allow- and deny-list entries (`depfw overrides`, `[[overrides.allow]]`).
     pub(crate) const OVERRIDES: &str = "overrides";
     /// An agent's policy preset (`depfw agents add NAME --policy strict`).
@@ -476,6 +480,73 @@ codes! {
             "Move to a version that has not been yanked.",
         ),
         verdict_set_by: "`policy.reputation.yanked`.",
+    }
+    // Release signals (`policy::signals`) and dependency confusion (`policy::internal`).
+    InstallScriptAdded {
+        text: "install-script-added",
+        check: SIGNALS,
+        verdict: Quarantine,
+        description: "This version runs an install script (preinstall/install/postinstall) that none of the package's earlier releases ran: how the nx, Shai-Hulud and Bitwarden CLI compromises executed.",
+        sarif: sarif(
+            "Install script added",
+            "Read the new script before approving the version; keep the previous version meanwhile.",
+        ),
+        verdict_set_by: "`policy.signals.install-script-added` (a patch or minor release) and `policy.signals.install-script-added-major` (a new major version, default warn); the baseline is `policy.signals.baseline-releases` releases published at least `policy.signals.baseline-gap-hours` earlier.",
+    }
+    NewPublisher {
+        text: "new-publisher",
+        check: SIGNALS,
+        verdict: Warn,
+        description: "This version was published by an account that had never published the package before and was not one of its maintainers (npm `_npmUser`).",
+        sarif: sarif(
+            "Published by a new account",
+            "Check with the project that the new publisher is one of theirs.",
+        ),
+        verdict_set_by: "`policy.signals.new-publisher`.",
+    }
+    MaintainersReplaced {
+        text: "maintainers-replaced",
+        check: SIGNALS,
+        verdict: Quarantine,
+        description: "None of the maintainers of the package's previous release maintain this version (npm `maintainers`): an account takeover, not a maintainer added alongside the others.",
+        sarif: sarif(
+            "Maintainers replaced",
+            "Confirm the handover with the project before approving the version.",
+        ),
+        verdict_set_by: "`policy.signals.maintainers-replaced`.",
+    }
+    ProvenanceLost {
+        text: "provenance-lost",
+        check: SIGNALS,
+        verdict: Quarantine,
+        description: "The package's previous release carried a provenance attestation (npm `dist.attestations`, PyPI PEP 740) and this one has none: it was not built and published by the package's usual pipeline, the mark of a stolen token.",
+        sarif: sarif(
+            "Provenance attestation lost",
+            "Keep the previous version until the project confirms this release.",
+        ),
+        verdict_set_by: "`policy.signals.provenance-lost`.",
+    }
+    ReleaseBurst {
+        text: "release-burst",
+        check: SIGNALS,
+        verdict: Warn,
+        description: "Many versions of the package were published within minutes of this one, as a worm or a poisoned pipeline republishes.",
+        sarif: sarif(
+            "Release burst",
+            "Wait until the burst is explained; pin the version from before it.",
+        ),
+        verdict_set_by: "`policy.signals.release-burst`; a burst is `policy.signals.burst-versions` versions (default 5, 0 turns it off) within `policy.signals.burst-window-minutes` (default 60).",
+    }
+    InternalName {
+        text: "internal-name",
+        check: INTERNAL_NAMES,
+        verdict: Deny,
+        description: "The name matches one of your organisation's internal names (`policy.internal-names`): such packages must come from your private registry, and one on the public registry is a dependency-confusion attack.",
+        sarif: sarif(
+            "Internal name from a public registry",
+            "Install internal packages from the private registry (npm scope registry, pip index, cargo registry), never through the public upstream.",
+        ),
+        verdict_set_by: "`policy.internal-names.verdict`; the names are `policy.internal-names.patterns` (every ecosystem) and `.npm`, `.pypi`, `.cargo`.",
     }
     AllowListed {
         text: "allow-listed",

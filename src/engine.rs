@@ -7,8 +7,10 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::package::Ecosystem;
 use crate::policy::advisories::AdvisoriesCheck;
+use crate::policy::internal::InternalNamesCheck;
 use crate::policy::license::LicenseCheck;
 use crate::policy::reputation::ReputationCheck;
+use crate::policy::signals::SignalsCheck;
 use crate::policy::typosquat::PopularIndex;
 use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::{Check, Policy};
@@ -102,6 +104,10 @@ fn build(
         )),
         Arc::new(LicenseCheck::new(config.policy.license.clone())),
         Arc::new(ReputationCheck::new(config.policy.reputation.clone())),
+        Arc::new(SignalsCheck::new(config.policy.signals.clone())),
+        Arc::new(InternalNamesCheck::new(
+            config.policy.internal_names.clone(),
+        )),
     ];
     let mut revision = format!("{}-{}", config.policy_fingerprint(), advisories.revision());
     let overrides = match store {

@@ -384,12 +384,16 @@ fn audit_package(
                     Err(_) => None,
                 }
             };
-            policy.evaluate(&PackageCtx {
+            let mut decision = policy.evaluate(&PackageCtx {
                 name,
                 version: version.as_ref(),
                 metadata,
                 now,
-            })
+            });
+            if matches!(&package.source, PackageSource::Registry { url: Some(_) }) {
+                from_another_registry(&mut decision);
+            }
+            decision
         }
     };
     let mut findings = decision.findings;
@@ -426,6 +430,27 @@ fn audit_package(
         findings,
         upgrade_to,
     })
+}
+
+/// A lockfile entry resolved from a registry other than the ecosystem's default (the
+/// organisation's own, by the lockfile's record) is where an internal name belongs: its
+/// `internal-name` finding is dropped, and the verdict is that of the rest unless an
+/// override decided it.
+fn from_another_registry(decision: &mut Decision) {
+    let before = decision.findings.len();
+    decision.findings.retain(|f| f.code != Code::InternalName);
+    let overridden = decision
+        .findings
+        .iter()
+        .any(|f| f.check == crate::policy::overrides::CHECK_NAME);
+    if decision.findings.len() != before && !overridden {
+        decision.verdict = decision
+            .findings
+            .iter()
+            .map(|f| f.verdict)
+            .max()
+            .unwrap_or(Verdict::Allow);
+    }
 }
 
 /// Registry metadata wins; what only the lockfile records (npm `license`,

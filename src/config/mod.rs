@@ -28,8 +28,10 @@ pub use crate::diag::problems::ConfigProblem;
 pub(crate) use crate::diag::problems::Problems;
 pub use crate::feeds::{FeedSource, FeedsConfig};
 pub use crate::policy::advisories::AdvisoriesConfig;
+pub use crate::policy::internal::InternalNamesConfig;
 pub use crate::policy::license::LicenseConfig;
 pub use crate::policy::reputation::ReputationConfig;
+pub use crate::policy::signals::SignalsConfig;
 pub use crate::policy::typosquat::TyposquatConfig;
 
 /// A config file that could not be used; lists every problem.
@@ -286,6 +288,8 @@ pub struct PolicyConfig {
     pub typosquat: TyposquatConfig,
     pub license: LicenseConfig,
     pub reputation: ReputationConfig,
+    pub signals: SignalsConfig,
+    pub internal_names: InternalNamesConfig,
 }
 
 impl Default for Config {

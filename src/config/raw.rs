@@ -14,9 +14,11 @@ use super::{
 use crate::agents::cfg::RawAgents;
 use crate::feeds::cfg::RawFeeds;
 use crate::policy::advisories::cfg::RawAdvisories;
+use crate::policy::internal::cfg::RawInternalNames;
 use crate::policy::license::cfg::RawLicense;
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides};
 use crate::policy::reputation::cfg::RawReputation;
+use crate::policy::signals::cfg::RawSignals;
 use crate::policy::typosquat::cfg::RawTyposquat;
 use url::Url;
 
@@ -315,6 +317,8 @@ pub struct RawPolicy {
     pub typosquat: RawTyposquat,
     pub license: RawLicense,
     pub reputation: RawReputation,
+    pub signals: RawSignals,
+    pub internal_names: RawInternalNames,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -566,6 +570,8 @@ impl RawConfig {
         let typosquat = self.policy.typosquat.validate(&mut p);
         let license = self.policy.license.validate(&mut p);
         let reputation = self.policy.reputation.validate(&mut p);
+        let signals = self.policy.signals.validate(&mut p);
+        let internal_names = self.policy.internal_names.validate(&mut p);
         let mut entries = Vec::new();
         for (list, kind, raw_entries) in [
             ("allow", OverrideKind::Allow, &self.overrides.allow),
@@ -680,6 +686,8 @@ impl RawConfig {
                 typosquat,
                 license,
                 reputation,
+                signals,
+                internal_names,
             },
             overrides: Arc::new(Overrides::new(entries)),
             agents,

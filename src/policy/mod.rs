@@ -10,9 +10,11 @@
 //! registry metadata) is gathered before evaluation.
 
 pub mod advisories;
+pub mod internal;
 pub mod license;
 pub mod overrides;
 pub mod reputation;
+pub mod signals;
 pub mod typosquat;
 
 use std::cmp::Ordering;
@@ -49,6 +51,10 @@ pub struct VersionMetadata {
     pub deprecated: Option<String>,
     /// Yanked, with the reason if the registry gave one.
     pub yanked: Option<String>,
+    /// This version's place in its package's release history, for the release signals
+    /// (`policy::signals`); `None` when the source lists no history (a lockfile entry). Shared by every version of one document; not serialised.
+    #[serde(skip)]
+    pub lineage: Option<signals::Lineage>,
 }
 
 /// Everything a check may look at for one package version.

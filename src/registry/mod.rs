@@ -253,3 +253,14 @@ pub enum ProtocolError {
     #[error("upstream sent invalid metadata: {0}")]
     BadUpstream(String),
 }
+
+/// The version records of a full npm packument as the proxy reads them (release history
+/// included), for tools outside the crate: `benches/signals_replay.rs` replays the release
+/// signals over live packuments with it.
+#[doc(hidden)]
+pub fn npm_version_records(
+    name: &PackageName,
+    body: &[u8],
+) -> Result<Vec<VersionRecord>, ProtocolError> {
+    npm::parse_packument(name, body).map(|p| p.records)
+}

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -26,6 +27,7 @@ use super::{
 };
 use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName, Version};
+use crate::policy::signals::{HistoryBuilder, Lineage, ReleaseFacts};
 use crate::policy::VersionMetadata;
 
 /// The media type of the abbreviated packument.
@@ -250,6 +252,44 @@ fn has_install_scripts(vdoc: &Value) -> bool {
     hook || vdoc.get("hasInstallScript").and_then(Value::as_bool) == Some(true)
 }
 
+/// What the release signals compare across versions (`policy::signals`): install hooks,
+/// the publisher (`_npmUser`), the maintainers at publish time and whether the version
+/// carries a provenance attestation (`dist.attestations`, which the registry sets for
+/// versions published with `--provenance`).
+fn release_facts<'a>(
+    version: &'a str,
+    published: Option<DateTime<Utc>>,
+    vdoc: &'a Value,
+) -> ReleaseFacts<'a> {
+    /// `{"name": …}`, or the legacy `"name <email>"` string.
+    fn person(v: &Value) -> Option<&str> {
+        match v {
+            Value::Object(o) => o.get("name").and_then(Value::as_str),
+            Value::String(s) => s.split(" <").next(),
+            _ => None,
+        }
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    }
+    let maintainers = vdoc
+        .get("maintainers")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(person).collect())
+        .unwrap_or_default();
+    ReleaseFacts {
+        version,
+        published,
+        install_script: Some(has_install_scripts(vdoc)),
+        attested: Some(
+            vdoc.get("dist")
+                .and_then(|d| d.get("attestations"))
+                .is_some_and(|a| !a.is_null()),
+        ),
+        publisher: vdoc.get("_npmUser").and_then(person),
+        maintainers,
+    }
+}
+
 /// `dist.integrity` (the sha512 entry of an SRI list), else `dist.shasum`.
 fn digest_of(dist: Option<&Value>) -> Option<Digest> {
     let dist = dist?;
@@ -325,10 +365,13 @@ pub(crate) fn parse_packument_bytes(
     }
     let top_license = license_of(&Value::Object(licenses));
     let mut records = Vec::with_capacity(listed.len());
+    let mut history = HistoryBuilder::new();
+    let mut positions = Vec::with_capacity(listed.len());
     for (v, raw) in listed {
         // One manifest's tree at a time; dropped once its record is taken.
         let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
         let dist = vdoc.get("dist");
+        positions.push(history.push(&release_facts(v, parse_time(time.get(v)), &vdoc)));
         let upstream_url = dist
             .and_then(|d| d.get("tarball"))
             .and_then(Value::as_str)
@@ -353,6 +396,7 @@ pub(crate) fn parse_packument_bytes(
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 yanked: None,
+                lineage: None,
             },
             artifacts: vec![ArtifactRecord {
                 filename: tarball_filename(name, v),
@@ -360,6 +404,10 @@ pub(crate) fn parse_packument_bytes(
                 digest: digest_of(dist),
             }],
         });
+    }
+    let history = history.finish();
+    for (record, position) in records.iter_mut().zip(positions) {
+        record.metadata.lineage = Some(Lineage::new(Arc::clone(&history), position));
     }
     let ranges = |m: &RawMembers<'_>| -> Vec<(String, Range<usize>)> {
         m.iter()
@@ -377,7 +425,8 @@ pub(crate) fn parse_packument_bytes(
         + spans(&members)
         + versions.as_ref().map_or(0, spans)
         + dist_tags.heap_size()
-        + records.heap_size();
+        + records.heap_size()
+        + history.heap_bytes();
     Ok(Packument {
         body,
         members,
@@ -1166,5 +1215,226 @@ mod tests {
         );
         assert!(time.contains_key("1.0.0") && !time.contains_key("1.0.1"));
         assert_eq!(out["versions"].as_object().unwrap().len(), n / 2);
+    }
+}
+
+/// The release signals on packuments of real-world shape (`integration/fixtures/npm/`,
+/// written by `tests/fixtures/signals/make.py`): what the checks see is what this parser
+/// reads from `_npmUser`, `maintainers`, `dist.attestations`, `scripts` and `time`.
+#[cfg(test)]
+mod signal_tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::diag::Finding;
+    use crate::policy::internal::{InternalNamesCheck, InternalNamesConfig, NamePattern};
+    use crate::policy::signals::{SignalsCheck, SignalsConfig};
+    use crate::policy::{Check, PackageCtx, Verdict};
+
+    fn npm(n: &str) -> PackageName {
+        PackageName::parse(Ecosystem::Npm, n).unwrap()
+    }
+
+    /// Each version's `(version, [codes], verdict)` with the default signal settings.
+    fn signals(name: &str) -> Vec<(String, Vec<String>, Verdict)> {
+        let file = format!(
+            "{}/integration/fixtures/npm/{}.json",
+            env!("CARGO_MANIFEST_DIR"),
+            name.replace('/', "__")
+        );
+        let body = std::fs::read(&file).unwrap();
+        let name = PackageName::parse(Ecosystem::Npm, name).unwrap();
+        let doc = parse_packument(&name, &body).unwrap();
+        let check = SignalsCheck::new(SignalsConfig::default());
+        let mut out: Vec<(String, Vec<String>, Verdict)> = doc
+            .records
+            .iter()
+            .map(|r| {
+                let mut findings: Vec<Finding> = Vec::new();
+                check.evaluate(
+                    &PackageCtx {
+                        name: &name,
+                        version: r.version.as_ref(),
+                        metadata: Some(&r.metadata),
+                        now: Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap(),
+                    },
+                    &mut findings,
+                );
+                let verdict = findings.iter().map(|f| f.verdict).max().unwrap_or_default();
+                let codes = findings.iter().map(|f| f.code.to_string()).collect();
+                (r.version_text.clone(), codes, verdict)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Only the versions with findings.
+    fn flagged(name: &str) -> Vec<(String, Vec<String>, Verdict)> {
+        signals(name)
+            .into_iter()
+            .filter(|(_, codes, _)| !codes.is_empty())
+            .collect()
+    }
+
+    fn row(v: &str, codes: &[&str], verdict: Verdict) -> (String, Vec<String>, Verdict) {
+        (
+            v.to_owned(),
+            codes.iter().map(|c| (*c).to_owned()).collect(),
+            verdict,
+        )
+    }
+
+    #[test]
+    fn nx_like_postinstall_without_provenance_in_a_patch_is_quarantined() {
+        let both = ["install-script-added", "provenance-lost"];
+        assert_eq!(
+            flagged("nx-like"),
+            [
+                // 20.9.0 came minutes after 21.5.0, which is not part of its baseline.
+                row("20.9.0", &both, Verdict::Quarantine),
+                row("21.5.0", &both, Verdict::Quarantine),
+            ]
+        );
+    }
+
+    #[test]
+    fn install_scripts_from_the_first_release_are_not_new() {
+        assert_eq!(flagged("native-like"), []);
+        assert_eq!(flagged("first-script"), []);
+    }
+
+    #[test]
+    fn a_maintainer_swap_is_quarantined_a_maintainer_added_is_not() {
+        assert_eq!(
+            flagged("swap-like"),
+            [row(
+                "3.1.3",
+                &["new-publisher", "maintainers-replaced"],
+                Verdict::Quarantine
+            )]
+        );
+        // carol joined the maintainers alongside alice and bob: a new publisher (warn),
+        // no swap. bob publishing swap-like 3.1.2 for the first time was already a
+        // maintainer: nothing.
+        assert_eq!(
+            flagged("added-like"),
+            [row("2.1.0", &["new-publisher"], Verdict::Warn)]
+        );
+    }
+
+    #[test]
+    fn dropped_attestation_is_quarantined_never_having_one_is_fine() {
+        assert_eq!(
+            flagged("attest-like"),
+            [row("1.13.6", &["provenance-lost"], Verdict::Quarantine)]
+        );
+        assert_eq!(flagged("never-attested"), []);
+    }
+
+    #[test]
+    fn a_burst_marks_every_version_in_it_a_weekly_cadence_none() {
+        let burst = flagged("burst-like");
+        let versions: Vec<&str> = burst.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            versions,
+            ["1.120.1", "1.120.2", "1.120.3", "1.120.4", "1.120.5", "1.120.6"]
+        );
+        assert!(burst
+            .iter()
+            .all(|r| r.1 == ["release-burst"] && r.2 == Verdict::Warn));
+        assert_eq!(flagged("cadence-like"), []);
+    }
+
+    #[test]
+    fn settings_change_the_verdicts_and_zero_turns_comparisons_off() {
+        let name = npm("nx-like");
+        let body = std::fs::read(format!(
+            "{}/integration/fixtures/npm/nx-like.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let doc = parse_packument(&name, &body).unwrap();
+        let record = doc
+            .records
+            .iter()
+            .find(|r| r.version_text == "21.5.0")
+            .unwrap();
+        let run = |config: SignalsConfig| {
+            let mut findings = Vec::new();
+            SignalsCheck::new(config).evaluate(
+                &PackageCtx {
+                    name: &name,
+                    version: record.version.as_ref(),
+                    metadata: Some(&record.metadata),
+                    now: Utc::now(),
+                },
+                &mut findings,
+            );
+            findings
+        };
+        let off = run(SignalsConfig {
+            baseline_releases: 0,
+            ..SignalsConfig::default()
+        });
+        assert!(off.is_empty(), "{off:?}");
+        let warned = run(SignalsConfig {
+            install_script_added: Verdict::Warn,
+            provenance_lost: Verdict::Deny,
+            ..SignalsConfig::default()
+        });
+        let verdicts: Vec<(String, Verdict)> = warned
+            .iter()
+            .map(|f| (f.code.to_string(), f.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("install-script-added".to_owned(), Verdict::Warn),
+                ("provenance-lost".to_owned(), Verdict::Deny)
+            ]
+        );
+        assert!(
+            warned[0].message.contains("21.4.1"),
+            "the message names the baseline: {}",
+            warned[0].message
+        );
+    }
+
+    #[test]
+    fn an_internal_scope_from_the_public_registry_is_denied() {
+        let config = InternalNamesConfig {
+            patterns: vec![NamePattern::new(Some(Ecosystem::Npm), "@mycorp/*")],
+            ..InternalNamesConfig::default()
+        };
+        let check = InternalNamesCheck::new(config);
+        let run = |n: &str| {
+            let name = npm(n);
+            let mut findings = Vec::new();
+            check.evaluate(
+                &PackageCtx {
+                    name: &name,
+                    version: None,
+                    metadata: None,
+                    now: Utc::now(),
+                },
+                &mut findings,
+            );
+            findings
+        };
+        let denied = run("@mycorp/i18n");
+        assert_eq!(denied.len(), 1);
+        assert_eq!(denied[0].verdict, Verdict::Deny);
+        assert!(
+            denied[0]
+                .message
+                .contains("must come from your organisation's private registry"),
+            "{}",
+            denied[0].message
+        );
+        assert!(run("@mycorpx/i18n").is_empty());
+        assert!(run("i18n").is_empty());
+        // The packument itself carries nothing the release signals hold.
+        assert_eq!(flagged("@mycorp/i18n"), []);
     }
 }

@@ -26,8 +26,9 @@ use super::render_cache::{render_key, Keyed, Rendered};
 use super::upstream::Fetched;
 use super::verdicts::{self, Filtered};
 use super::{agent, AppState, PolicyState, RequestCtx};
+use crate::diag::Code;
 use crate::package::PackageName;
-use crate::policy::Policy;
+use crate::policy::{Decision, Policy};
 use crate::registry::{ArtifactRequest, Protocol, RenderCx, VersionRecord};
 use crate::store::decisions::RecordKind;
 
@@ -91,13 +92,24 @@ impl<'a> Gate<'a> {
 
     /// Name-level checks (typosquats, deny-listed names) before anything is fetched.
     pub(crate) fn check_name(&self, name: &PackageName) -> Result<(), ProxyError> {
+        agent::observe_package(self.state, self.ctx, name)?;
+        self.refuse_by_name(name, RecordKind::Metadata, |_| true)
+    }
+
+    /// The name-level refusal of [`Gate::check_name`], recorded as `kind`, when `applies`
+    /// to the decision.
+    fn refuse_by_name(
+        &self,
+        name: &PackageName,
+        kind: RecordKind,
+        applies: impl FnOnce(&Decision) -> bool,
+    ) -> Result<(), ProxyError> {
         let (state, ctx) = (self.state, self.ctx);
-        agent::observe_package(state, ctx, name)?;
         let decision = verdicts::decide_name(ctx, self.policy(), name);
-        if decision.verdict.is_servable() {
+        if decision.verdict.is_servable() || !applies(&decision) {
             return Ok(());
         }
-        let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "refused");
+        let mut rec = record(ctx, kind, name, None, &decision, "refused");
         state.decisions().append(&mut rec)?;
         let refusal = ProxyError::Refused(verdicts::refused(
             name.as_str(),
@@ -384,6 +396,13 @@ impl<'a> Gate<'a> {
         how: Delivery<'_>,
         pick: impl FnOnce(&P, &P::Doc) -> Result<Option<Wanted>, ProxyError>,
     ) -> Result<Option<Response>, ProxyError> {
+        // An internal name (dependency confusion) is refused before its metadata is
+        // fetched: it is never looked up on the public upstream. Other name-level findings
+        // wait for the metadata, which may change them (a look-alike name in an
+        // established package only warns).
+        self.refuse_by_name(name, RecordKind::Artifact, |d| {
+            d.findings.iter().any(|f| f.code == Code::InternalName)
+        })?;
         let Some(doc) = self.document(s, name).await? else {
             return Ok(None);
         };

@@ -101,6 +101,7 @@ async fn route(reg: &Registry, depfw: bool, path: &str) -> Response {
     match path {
         "/npm/is-number" => typed(json, fixture("integration/fixtures/npm/is-number.json")),
         "/npm/hooked" => typed(json, hooked_packument()),
+        "/npm/nx-like" => typed(json, fixture("integration/fixtures/npm/nx-like.json")),
         "/npm/broken" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         "/npm/denied" => StatusCode::FORBIDDEN.into_response(),
         "/npm/garbled" => typed(json, "{\"versions\": "),
@@ -478,6 +479,40 @@ async fn npm_metadata_per_version_one_request_per_name() {
     let hits = reg.seen.hits.lock().unwrap();
     assert_eq!(hits.get("/npm/is-number"), Some(&1));
     assert_eq!(hits.get("/npm/hooked"), Some(&1));
+}
+
+/// Issue #15: the release signals see the package's history through `--online` as they do
+/// in the proxy: the nx-like 21.5.0 adds a postinstall and drops the attestation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_metadata_carries_the_release_history_the_signals_compare() {
+    use depfw::policy::signals::SignalsCheck;
+    let reg = start().await;
+    let packages = [
+        q(Ecosystem::Npm, "nx-like", "21.5.0"),
+        q(Ecosystem::Npm, "nx-like", "21.4.1"),
+    ];
+    let r = fetch_metadata(&packages, &upstream(&reg.base), &opts()).await;
+    let check = SignalsCheck::new(Config::default().policy.signals);
+    let name = PackageName::parse(Ecosystem::Npm, "nx-like").unwrap();
+    let codes = |v: &str| {
+        let version = depfw::package::Version::parse(Ecosystem::Npm, v).unwrap();
+        let mut findings = Vec::new();
+        check.evaluate(
+            &PackageCtx {
+                name: &name,
+                version: Some(&version),
+                metadata: Some(found(&r, Ecosystem::Npm, "nx-like", v)),
+                now: Utc::now(),
+            },
+            &mut findings,
+        );
+        findings
+            .iter()
+            .map(|f| f.code.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(codes("21.5.0"), ["install-script-added", "provenance-lost"]);
+    assert!(codes("21.4.1").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

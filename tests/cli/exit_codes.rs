@@ -211,3 +211,61 @@ fn public_url_sets_what_init_prints_and_a_bad_one_is_refused() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("--public-url"), "{}", stderr(&out));
 }
+
+/// Issue #15: an internal name (`policy.internal-names`) is refused by `depfw check` and by
+/// `depfw audit` when the lockfile took it from the public registry, with where it must
+/// come from; a lockfile entry resolved from the organisation's registry is fine.
+#[test]
+fn internal_names_are_refused_by_check_and_audit_from_the_public_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("depfw.toml");
+    std::fs::write(
+        &config,
+        "[policy.internal-names]\nnpm = [\"@mycorp/*\"]\nsource = \"https://npm.mycorp.internal\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = depfw(&["--config", config, "check", "npm", "@mycorp/i18n@99.0.3"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = crate::support::stdout(&out);
+    assert!(text.contains("internal-name"), "{text}");
+    assert!(
+        text.contains("must come from https://npm.mycorp.internal"),
+        "{text}"
+    );
+    assert_eq!(
+        code(&depfw(&["--config", config, "check", "npm", "ms@2.1.3"])),
+        0
+    );
+
+    let lock = dir.path().join("package-lock.json");
+    std::fs::write(
+        &lock,
+        r#"{"name": "app", "lockfileVersion": 3, "requires": true, "packages": {
+  "": {"name": "app", "dependencies": {"@mycorp/i18n": "^99.0.0", "@mycorp/auth": "^1.0.0"}},
+  "node_modules/@mycorp/i18n": {"version": "99.0.3",
+    "resolved": "https://registry.npmjs.org/@mycorp/i18n/-/i18n-99.0.3.tgz"},
+  "node_modules/@mycorp/auth": {"version": "1.0.0",
+    "resolved": "https://npm.mycorp.internal/@mycorp/auth/-/auth-1.0.0.tgz"}
+}}"#,
+    )
+    .unwrap();
+    let out = depfw(&[
+        "--config",
+        config,
+        "audit",
+        "--format",
+        "json",
+        lock.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&crate::support::stdout(&out)).unwrap();
+    let refused: Vec<(&str, &str)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["findings"].to_string().contains("internal-name"))
+        .map(|r| (r["name"].as_str().unwrap(), r["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(refused, [("@mycorp/i18n", "deny")]);
+}

@@ -231,6 +231,18 @@ fn default_verdicts_are_the_default_configs() {
         (Code::InstallScripts, policy.reputation.install_scripts),
         (Code::Deprecated, policy.reputation.deprecated),
         (Code::Yanked, policy.reputation.yanked),
+        (
+            Code::InstallScriptAdded,
+            policy.signals.install_script_added,
+        ),
+        (Code::NewPublisher, policy.signals.new_publisher),
+        (
+            Code::MaintainersReplaced,
+            policy.signals.maintainers_replaced,
+        ),
+        (Code::ProvenanceLost, policy.signals.provenance_lost),
+        (Code::ReleaseBurst, policy.signals.release_burst),
+        (Code::InternalName, policy.internal_names.verdict),
         (Code::StrictPreset, agents.strict_warn),
     ] {
         assert_eq!(code.default_verdict(), configured, "{code}");

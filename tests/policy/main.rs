@@ -12,4 +12,5 @@ mod license;
 mod overrides;
 mod refusals;
 mod reputation;
+mod signals;
 mod typosquat;

@@ -16,4 +16,5 @@ mod pypi;
 mod registry_cargo;
 mod registry_pypi;
 mod router;
+mod signals;
 mod signed_log;

@@ -4,11 +4,14 @@
 //! whole file (with its line number) rather than being dropped or passed through unread,
 //! since either would serve or hide a version no check ever looked at.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{parse_sha256, UpstreamConfig};
 use crate::package::{normalize, Ecosystem, PackageName, Version};
+use crate::policy::signals::{HistoryBuilder, Lineage, ReleaseFacts};
 use crate::policy::VersionMetadata;
 use crate::registry::{ArtifactRecord, Digest, Disposition, ProtocolError, VersionRecord};
 
@@ -98,8 +101,23 @@ impl IndexFile {
             .iter()
             .filter_map(|l| l.record.metadata.published)
             .min();
-        for line in &mut lines {
+        // Publish times only (the index says nothing of publishers or provenance): what
+        // the release-burst signal reads.
+        let mut history = HistoryBuilder::new();
+        let positions: Vec<u32> = lines
+            .iter()
+            .map(|l| {
+                history.push(&ReleaseFacts {
+                    version: &l.record.version_text,
+                    published: l.record.metadata.published,
+                    ..ReleaseFacts::default()
+                })
+            })
+            .collect();
+        let history = history.finish();
+        for (line, position) in lines.iter_mut().zip(positions) {
             line.record.metadata.package_created = created;
+            line.record.metadata.lineage = Some(Lineage::new(Arc::clone(&history), position));
         }
         Ok(IndexFile { lines })
     }

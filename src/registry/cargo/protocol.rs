@@ -143,7 +143,11 @@ impl Protocol for Cargo {
                     + l.record.heap_size()
             })
             .sum::<usize>()
-            + records.heap_size();
+            + records.heap_size()
+            + records
+                .first()
+                .and_then(|r| r.metadata.lineage.as_ref())
+                .map_or(0, |l| l.history().heap_bytes());
         Ok(Index {
             file,
             records,

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -14,6 +15,7 @@ use url::Url;
 use super::filename::DistFilename;
 use super::paths::{FileKind, FileRequest};
 use crate::package::{Ecosystem, PackageName, Version};
+use crate::policy::signals::{HistoryBuilder, Lineage, ReleaseFacts};
 use crate::policy::VersionMetadata;
 use crate::registry::{ArtifactRecord, Digest, ProtocolError, VersionRecord};
 
@@ -177,9 +179,27 @@ impl ProjectPage {
                 records[i].1.push(file);
             }
         }
+        let mut history = HistoryBuilder::new();
+        let positions: Vec<u32> = records
+            .iter()
+            .map(|(record, files)| {
+                history.push(&ReleaseFacts {
+                    version: &record.version_text,
+                    published: files.iter().filter_map(|f| f.upload_time).min(),
+                    // PEP 740: `provenance` in JSON, `data-provenance` in HTML; a release
+                    // without files says nothing.
+                    attested: (!files.is_empty())
+                        .then(|| files.iter().any(|f| f.provenance.is_some())),
+                    ..ReleaseFacts::default()
+                })
+            })
+            .collect();
+        let history = history.finish();
         records
             .into_iter()
-            .map(|(mut record, files)| {
+            .zip(positions)
+            .map(|((mut record, files), position)| {
+                record.metadata.lineage = Some(Lineage::new(Arc::clone(&history), position));
                 for file in &files {
                     record.artifacts.push(ArtifactRecord {
                         filename: file.filename.clone(),

@@ -157,7 +157,12 @@ impl Protocol for Pypi {
         let url = self.metadata_url(name)?;
         let page = parse_project_page(body, Some(content_type), &url, name)?;
         let records = page.records()?;
-        let footprint = page.heap_size() + records.heap_size();
+        let footprint = page.heap_size()
+            + records.heap_size()
+            + records
+                .first()
+                .and_then(|r| r.metadata.lineage.as_ref())
+                .map_or(0, |l| l.history().heap_bytes());
         Ok(Project {
             page,
             records,
