@@ -259,6 +259,8 @@ pub struct PolicyConfig {
     pub typosquat: TyposquatConfig,
     pub license: LicenseConfig,
     pub reputation: ReputationConfig,
+    /// `[policy.content]`: the rules over artifact bytes (`depfw serve`).
+    pub content: crate::policy::content::ContentConfig,
 }
 
 impl Default for Config {

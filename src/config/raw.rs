@@ -14,6 +14,7 @@ use super::{
 use crate::agents::cfg::RawAgents;
 use crate::feeds::cfg::RawFeeds;
 use crate::policy::advisories::cfg::RawAdvisories;
+use crate::policy::content::cfg::RawContent;
 use crate::policy::license::cfg::RawLicense;
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides};
 use crate::policy::reputation::cfg::RawReputation;
@@ -309,6 +310,7 @@ pub struct RawPolicy {
     pub typosquat: RawTyposquat,
     pub license: RawLicense,
     pub reputation: RawReputation,
+    pub content: RawContent,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -516,6 +518,7 @@ impl RawConfig {
         let typosquat = self.policy.typosquat.validate(&mut p);
         let license = self.policy.license.validate(&mut p);
         let reputation = self.policy.reputation.validate(&mut p);
+        let content = self.policy.content.validate(&mut p);
         let mut entries = Vec::new();
         for (list, kind, raw_entries) in [
             ("allow", OverrideKind::Allow, &self.overrides.allow),
@@ -620,6 +623,7 @@ impl RawConfig {
                 typosquat,
                 license,
                 reputation,
+                content,
             },
             overrides: Arc::new(Overrides::new(entries)),
             agents,

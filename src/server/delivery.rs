@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 
 use super::artifacts::Lookup;
+use super::content;
 use super::error::{ProxyError, UpstreamFault};
 use super::inflight::Role;
 use super::verdicts::{decide_version, OnRefusal};
@@ -27,6 +28,9 @@ use crate::store::decisions::{DecisionRecord, RecordKind};
 /// How one artifact request is delivered.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Delivery<'a> {
+    /// The package's upstream metadata URL: dropped from the metadata cache when a content
+    /// rule holds a version, so the next rendering hides it. Set by [`super::pipeline`].
+    pub metadata_url: Option<&'a str>,
     /// The configured upstream hosts the artifact URL must be on.
     pub origins: &'a [&'a url::Url],
     pub on_refusal: OnRefusal,
@@ -52,6 +56,8 @@ pub(crate) async fn deliver(
     how: Delivery<'_>,
 ) -> Result<Response, ProxyError> {
     let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, how)?;
+    // `admit` found the record.
+    let record = record.ok_or_else(|| ProxyError::NotFound(req.name.to_string()))?;
     if how.head {
         return head(state, digest).await;
     }
@@ -80,6 +86,17 @@ pub(crate) async fn deliver(
             return Err(e);
         }
     };
+    let bytes = match &got {
+        Got::Cached(path) => path.as_path(),
+        Got::Downloaded(verified) => verified.path.as_path(),
+    };
+    if let Some(refusal) = super::blocking(|| {
+        content::screen(
+            state, ctx, policy, req, record, &mut rec, bytes, digest, how,
+        )
+    })? {
+        return Err(refusal);
+    }
     match got {
         Got::Cached(path) => {
             rec.outcome = served_from_cache.to_owned();

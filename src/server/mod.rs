@@ -18,6 +18,7 @@ pub mod admin;
 pub mod agent;
 pub(crate) mod artifacts;
 pub(crate) mod cargo;
+pub(crate) mod content;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod inflight;

@@ -8,6 +8,7 @@ mod support;
 mod agents;
 mod bounds;
 mod cargo;
+mod content;
 mod hardening;
 mod provenance;
 mod pypi;

