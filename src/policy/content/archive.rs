@@ -2,8 +2,11 @@
 //! gzip'd tar (npm tarballs, sdists, `.crate` files) through `flate2` and `tar`.
 //!
 //! Nothing is unpacked to disk. Each regular file is read only as far as the visitor asks:
-//! its first [`super::rules::NATIVE_HEAD`] bytes, or up to `max-file-bytes` for the files
-//! the rules read whole. A tar stream is decompressed through a reader that fails past
+//! its first [`super::rules::NATIVE_HEAD`] bytes, or, for the files the rules read whole,
+//! all of it in overlapping windows of `max-file-bytes` ([`Window`]), so a 4 MB install
+//! script (Shai-Hulud's `bundle.js` is 3.6 MB) is read to the end in bounded memory. A
+//! zip's central directory is read whole by the `zip` crate: its size is bounded by the
+//! artifact's (`upstream.max-artifact-bytes`), and the entry count is checked right after. A tar stream is decompressed through a reader that fails past
 //! `max-unpacked-bytes`, and GNU long names and pax headers (which the `tar` crate would
 //! read into memory whole) are read here, at most 64 KiB each. A walk that hits a limit or
 //! meets a malformed archive returns why, as text for the finding.
@@ -20,13 +23,28 @@ pub(crate) struct Limits {
     pub max_file: u64,
 }
 
+/// One window of a file the rules read whole: `max-file-bytes` at a time, each window
+/// starting with the last [`OVERLAP`] bytes of the one before, so a match across a window
+/// boundary (shorter than that) is still seen and memory stays bounded whatever the size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window<'a> {
+    pub bytes: &'a [u8],
+    /// The file's first window (it starts at byte 0).
+    pub first: bool,
+    /// The file's last window (the file ends in it).
+    pub last: bool,
+}
+
+/// How much of a window the next one repeats.
+pub(crate) const OVERLAP: usize = 4096;
+
 /// What a walk reports to.
 pub(crate) trait Visit {
-    /// Whether the rules read this file whole (up to `max-file-bytes`).
+    /// Whether the rules read this file whole, window by window.
     fn wants(&self, path: &str) -> bool;
-    /// A regular file: its first bytes and, when wanted, its body (`truncated` when longer
-    /// than `max-file-bytes`).
-    fn file(&mut self, path: &str, head: &[u8], body: Option<&[u8]>);
+    /// A regular file: its first bytes (empty after the first window) and, when wanted,
+    /// one window of its body; a wanted file is reported once per window.
+    fn file(&mut self, path: &str, head: &[u8], body: Option<Window<'_>>);
     /// A directory, link or other non-file entry.
     fn other(&mut self, path: &str);
 }
@@ -44,9 +62,50 @@ fn read_capped(from: &mut impl Read, cap: u64, buf: &mut Vec<u8>) -> io::Result<
     Ok(())
 }
 
-fn visit_file(v: &mut impl Visit, path: &str, buf: &[u8], wanted: bool) {
-    let head = &buf[..buf.len().min(NATIVE_HEAD)];
-    v.file(path, head, wanted.then_some(buf));
+/// Reads one file for the visitor: only its head when not wanted, else window by window.
+/// Returns the bytes read.
+fn read_file(
+    v: &mut impl Visit,
+    path: &str,
+    from: &mut impl Read,
+    wanted: bool,
+    max_file: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<u64> {
+    if !wanted {
+        read_capped(from, NATIVE_HEAD as u64, buf)?;
+        v.file(path, buf, None);
+        return Ok(buf.len() as u64);
+    }
+    let window = usize::try_from(max_file)
+        .unwrap_or(usize::MAX)
+        .max(2 * OVERLAP)
+        .max(NATIVE_HEAD);
+    buf.clear();
+    let mut total = 0u64;
+    let mut first = true;
+    loop {
+        let want = window - buf.len();
+        let n = from.by_ref().take(want as u64).read_to_end(buf)?;
+        total += n as u64;
+        let last = n < want;
+        let head = if first {
+            &buf[..buf.len().min(NATIVE_HEAD)]
+        } else {
+            &[][..]
+        };
+        let body = Window {
+            bytes: buf,
+            first,
+            last,
+        };
+        v.file(path, head, Some(body));
+        if last {
+            return Ok(total);
+        }
+        first = false;
+        buf.drain(..buf.len() - OVERLAP);
+    }
 }
 
 /// Walks a zip archive (a wheel). Only the bytes read count towards `max_unpacked`: a
@@ -77,17 +136,14 @@ pub(crate) fn walk_zip<R: Read + Seek>(
             continue;
         }
         let wanted = v.wants(&path);
-        let cap = if wanted {
-            limits.max_file.max(NATIVE_HEAD as u64)
-        } else {
-            NATIVE_HEAD as u64
-        };
-        read_capped(&mut file, cap, &mut buf).map_err(|e| format!("{path}: {e}"))?;
-        unpacked += buf.len() as u64;
+        // A wanted file is bounded by what is left of `max_unpacked`.
+        let left = limits.max_unpacked.saturating_sub(unpacked);
+        let mut bounded = (&mut file).take(left + 1);
+        unpacked += read_file(v, &path, &mut bounded, wanted, limits.max_file, &mut buf)
+            .map_err(|e| format!("{path}: {e}"))?;
         if unpacked > limits.max_unpacked {
             return Err(too_large(limits));
         }
-        visit_file(v, &path, &buf, wanted);
     }
     Ok(())
 }
@@ -206,14 +262,10 @@ pub(crate) fn walk_tar_gz<R: Read>(
             continue;
         }
         let wanted = v.wants(&path);
-        let cap = if wanted {
-            limits.max_file.max(NATIVE_HEAD as u64)
-        } else {
-            NATIVE_HEAD as u64
-        };
-        // The rest of the entry is skipped (decompressed, counted) by the next step.
-        read_capped(&mut entry, cap, &mut buf).map_err(|e| format!("{path}: {e}"))?;
-        visit_file(v, &path, &buf, wanted);
+        // The rest of an entry read only for its head is skipped (decompressed, counted
+        // against `max_unpacked` by `Bounded`) by the next step.
+        read_file(v, &path, &mut entry, wanted, limits.max_file, &mut buf)
+            .map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
 }
@@ -228,8 +280,10 @@ mod tests {
         fn wants(&self, _: &str) -> bool {
             false
         }
-        fn file(&mut self, path: &str, _: &[u8], _: Option<&[u8]>) {
-            self.0.push(path.to_owned());
+        fn file(&mut self, path: &str, _: &[u8], body: Option<Window<'_>>) {
+            if body.is_none_or(|w| w.first) {
+                self.0.push(path.to_owned());
+            }
         }
         fn other(&mut self, _: &str) {}
     }

