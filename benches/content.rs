@@ -66,8 +66,8 @@ fn measure(label: &str, format: Format, bytes: &[u8], cfg: &ContentConfig, t: &m
 }
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible like machine code.
-fn noise(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed;
     (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -80,8 +80,24 @@ fn noise(n: usize) -> Vec<u8> {
 
 fn synthetic_tarball() -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
-    let js: Vec<u8> =
-        b"function f(a, b) { return a.map((x) => x * b).filter(Boolean); }\n".repeat(64);
+    // Source-like text that compresses about 4:1, like real npm tarballs, different in
+    // every file.
+    let js = |seed: u64| -> Vec<u8> {
+        let words: Vec<String> = noise(2048, seed)
+            .chunks_exact(2)
+            .map(|c| format!("v{:x}", u16::from_le_bytes([c[0], c[1]]) % 2048))
+            .collect();
+        words
+            .chunks_exact(6)
+            .map(|w| {
+                format!(
+                    "  const {} = {}({}, {}) + {}.{};\n",
+                    w[0], w[1], w[2], w[3], w[4], w[5]
+                )
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
     let add = |tar: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
@@ -93,9 +109,9 @@ fn synthetic_tarball() -> Vec<u8> {
         "package/package.json",
         br#"{"name":"big","scripts":{"postinstall":"node install.js"}}"#,
     );
-    add(&mut tar, "package/install.js", &js);
+    add(&mut tar, "package/install.js", &js(0));
     for i in 0..5000 {
-        add(&mut tar, &format!("package/lib/m{i}.js"), &js);
+        add(&mut tar, &format!("package/lib/m{i}.js"), &js(i + 1));
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar.into_inner().expect("tar")).expect("gz");
@@ -107,7 +123,7 @@ fn synthetic_wheel() -> Vec<u8> {
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
     let mut so = b"\x7fELF\x02\x01\x01\x00".to_vec();
-    so.extend(noise(30 << 20));
+    so.extend(noise(30 << 20, 0));
     z.start_file("pkg/_native.cpython-312-x86_64-linux-gnu.so", opts)
         .expect("zip");
     z.write_all(&so).expect("zip");

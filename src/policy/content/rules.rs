@@ -342,6 +342,9 @@ pub(crate) fn npm_hooks(package_json: &[u8]) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+static INLINE_REQUIRE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"require\(\s*['"]\./([^'"]+)['"]\s*\)"#));
+
 /// The files an install command runs, relative to the package root: `node install.js`,
 /// `node ./scripts/postinstall`, `sh setup.sh`, `python x.py`, `./run.sh`. An extensionless
 /// `node` target also tries `.js`.
@@ -350,6 +353,16 @@ pub(crate) fn hook_targets(command: &str) -> Vec<String> {
         "node", "nodejs", "sh", "bash", "zsh", "python", "python3", "bun", "tsx", "ts-node",
     ];
     let mut out = Vec::new();
+    // `node -e "require('./postinstall')"` (core-js): the files inline code requires.
+    for m in INLINE_REQUIRE.captures_iter(command) {
+        let target = m[1].to_owned();
+        if !target.contains("..") {
+            if !target.rsplit('/').next().is_some_and(|f| f.contains('.')) {
+                out.push(format!("{target}.js"));
+            }
+            out.push(target);
+        }
+    }
     for segment in command.split(['&', '|', ';']) {
         let words: Vec<&str> = segment.split_whitespace().collect();
         let Some((cmd, args)) = words.split_first() else {
@@ -367,7 +380,10 @@ pub(crate) fn hook_targets(command: &str) -> Vec<String> {
             .trim_matches(['"', '\''])
             .trim_start_matches("./")
             .to_owned();
-        if clean.is_empty() || clean.starts_with('/') || clean.contains("..") {
+        let plain = clean
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./@-".contains(c));
+        if !plain || clean.is_empty() || clean.starts_with('/') || clean.contains("..") {
             continue;
         }
         if !clean.contains('.') || clean.rsplit('/').next().is_some_and(|f| !f.contains('.')) {
@@ -491,6 +507,10 @@ mod tests {
             ["setup.sh", "run.sh"]
         );
         assert!(hook_targets("node-gyp rebuild").is_empty());
+        assert_eq!(
+            hook_targets(r#"node -e "try{require('./postinstall')}catch(e){}""#),
+            ["postinstall.js", "postinstall"]
+        );
         assert!(hook_targets("node ../../etc/x.js").is_empty());
     }
 }
