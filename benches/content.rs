@@ -40,6 +40,9 @@ struct Totals {
     hash: f64,
     files: usize,
     flagged: usize,
+    /// Artifacts with something the rules read whole, and with native binaries.
+    read: usize,
+    native: usize,
 }
 
 fn measure(label: &str, format: Format, bytes: &[u8], cfg: &ContentConfig, t: &mut Totals) {
@@ -48,13 +51,21 @@ fn measure(label: &str, format: Format, bytes: &[u8], cfg: &ContentConfig, t: &m
     let scan_s = time(min, || result = Some(scan(format, Cursor::new(bytes), cfg)));
     let hash_s = time(min, || hash_all(bytes));
     let mb = bytes.len() as f64 / 1e6;
-    let found = result.map(|r| r.findings).unwrap_or_default();
+    let result = result.unwrap_or_default();
+    let found = result.findings;
     println!(
         "{label:<60} {mb:>8.2} MB  scan {:>8.1} MB/s  hash {:>7.1} MB/s  findings {}",
         mb / scan_s,
         mb / hash_s,
         found.len()
     );
+    if !result.read.is_empty() {
+        println!("    read: {}", result.read.join(", "));
+        t.read += 1;
+    }
+    if result.native_count > 0 {
+        t.native += 1;
+    }
     for f in &found {
         println!("    {}: {}", f.code, f.message);
     }
@@ -144,6 +155,8 @@ fn main() {
         hash: 0.0,
         files: 0,
         flagged: 0,
+        read: 0,
+        native: 0,
     };
     let dir = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     match dir {
@@ -186,13 +199,16 @@ fn main() {
     }
     println!(
         "\n{} artifacts, {:.1} MB: scan {:.1} MB/s, hash (SHA-1+256+512, already paid) {:.1} MB/s; \
-         scanning adds {:.2}x the hashing time ({:.1} ms per MB); {} with findings",
+         scanning adds {:.2}x the hashing time ({:.1} ms per MB); {} with findings; \
+         {} with install hooks, .pth files, setup.py or build.rs read; {} with native binaries",
         t.files,
         t.bytes,
         t.bytes / t.scan,
         t.bytes / t.hash,
         t.scan / t.hash,
         t.scan * 1e3 / t.bytes,
-        t.flagged
+        t.flagged,
+        t.read,
+        t.native
     );
 }

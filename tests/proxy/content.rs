@@ -193,3 +193,73 @@ async fn ordinary_tarballs_pass_the_content_rules() {
     }
     assert!(state.quarantine().list(None).unwrap().is_empty());
 }
+
+/// LiteLLM 1.82.8's shape on six 1.17.0: a wheel whose `.pth` runs a base64 payload in a
+/// subprocess at every Python start.
+fn pth_payload_wheel() -> Vec<u8> {
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for (path, bytes) in [
+        ("six.py", &b"import sys\n"[..]),
+        (
+            "litellm_init.pth",
+            b"import os, subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import base64; exec(base64.b64decode(\"aW1wb3J0IG9z\"))'])\n",
+        ),
+        ("six-1.17.0.dist-info/RECORD", b""),
+    ] {
+        z.start_file(path, opts).unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_pth_payload_wheel_is_refused_naming_the_pth_file() {
+    let (state, _store, fixture, _dir) = setup().await;
+    let whl = "six-1.17.0-py2.py3-none-any.whl";
+    fixture
+        .replaced
+        .lock()
+        .unwrap()
+        .insert(whl.to_owned(), pth_payload_wheel());
+    let page = get_json(&state, "/pypi/simple/six/").await;
+    let url = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == whl)
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("http://depfw.test")
+        .unwrap()
+        .to_owned();
+    let resp = get(&state, &url).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let err = String::from_utf8(body(resp).await).unwrap();
+    assert!(
+        err.contains(
+            "six@1.17.0 is quarantined, awaiting approval: pth-executes-code: litellm_init.pth: line 1"
+        ),
+        "{err}"
+    );
+    // The project page no longer offers 1.17.0's files.
+    let page = get_json(&state, "/pypi/simple/six/").await;
+    assert!(
+        page["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["filename"].as_str().unwrap().starts_with("six-1.17.0")),
+        "{page}"
+    );
+}
+
+async fn get_json(state: &AppState, path: &str) -> serde_json::Value {
+    let req = axum::http::Request::get(path)
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (_, _, body) = registry::send(state, req).await;
+    serde_json::from_slice(&body).unwrap()
+}

@@ -175,8 +175,14 @@ fn pypi_page(state: &FixtureState, project: &str) -> Option<Vec<u8>> {
     let mut doc: Value =
         serde_json::from_str(&text.replace("FILES/", &layout::pypi_files_base(&base))).ok()?;
     let times = state.times.lock().unwrap();
+    let replaced = state.replaced.lock().unwrap();
     for f in doc["files"].as_array_mut()? {
         let name = f["filename"].as_str()?.to_owned();
+        if let Some(bytes) = replaced.get(&name) {
+            use sha2::Digest as _;
+            f["hashes"]["sha256"] = Value::String(hex::encode(sha2::Sha256::digest(bytes)));
+            f["size"] = Value::from(bytes.len());
+        }
         let version = name.split('-').nth(1)?.to_owned();
         if let Some(t) = times.get(&(project.to_owned(), version)) {
             f["upload-time"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));

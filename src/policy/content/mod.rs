@@ -102,6 +102,9 @@ pub struct Scan {
     /// The first native binaries found (at most five paths) and how many in all.
     pub native: Vec<String>,
     pub native_count: u64,
+    /// What the rules read whole (`.pth` files, hook commands and the files they run,
+    /// `setup.py`, `build.rs`): at most ten, for reports of what a scan covered.
+    pub read: Vec<String>,
 }
 
 /// Collects what the rules find during a walk.
@@ -117,6 +120,7 @@ struct Scanner<'c> {
     targets: Vec<String>,
     /// A `package.json` larger than `max-file-bytes`.
     oversized: Option<String>,
+    read: Vec<String>,
 }
 
 fn depth(path: &str) -> usize {
@@ -128,6 +132,12 @@ fn file_name(path: &str) -> &str {
 }
 
 impl Scanner<'_> {
+    fn note_read(&mut self, what: &str) {
+        if self.read.len() < 10 && !self.read.iter().any(|r| r == what) {
+            self.read.push(what.to_owned());
+        }
+    }
+
     fn hit(&mut self, hit: Hit) {
         let dup = self
             .hits
@@ -158,6 +168,7 @@ impl archive::Visit for Scanner<'_> {
         if !self.targets.is_empty() {
             // Second pass: only the install hooks' files are read.
             if let Some(w) = body {
+                self.note_read(path);
                 for hit in rules::script(path, w.bytes) {
                     self.hit(hit);
                 }
@@ -178,6 +189,7 @@ impl archive::Visit for Scanner<'_> {
         let Some(w) = body else { return };
         match self.format {
             Format::Wheel => {
+                self.note_read(path);
                 if let Some(hit) = rules::pth(path, w.bytes) {
                     self.hit(hit);
                 }
@@ -192,6 +204,7 @@ impl archive::Visit for Scanner<'_> {
             }
             Format::NpmTarball => {}
             Format::Sdist { .. } | Format::Crate => {
+                self.note_read(path);
                 for hit in rules::script(path, w.bytes) {
                     self.hit(hit);
                 }
@@ -237,6 +250,7 @@ pub fn scan<R: Read + Seek>(format: Format, mut reader: R, cfg: &ContentConfig) 
         package_json: None,
         targets: Vec::new(),
         oversized: None,
+        read: Vec::new(),
     };
     let mut failed = walk(format, &mut reader, limits, &mut s).err();
     if let (None, Some(path)) = (&failed, &s.oversized) {
@@ -273,6 +287,7 @@ pub fn scan<R: Read + Seek>(format: Format, mut reader: R, cfg: &ContentConfig) 
         findings,
         native: s.native,
         native_count: s.native_count,
+        read: s.read,
     }
 }
 
@@ -290,6 +305,7 @@ impl Scanner<'_> {
         let mut targets = Vec::new();
         for (hook, command) in rules::npm_hooks(&body) {
             let label = format!("{pj_path} scripts.{hook}");
+            self.note_read(&label);
             for hit in rules::script(&label, command.as_bytes()) {
                 self.hit(hit);
             }
