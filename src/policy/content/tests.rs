@@ -299,3 +299,43 @@ fn a_package_json_too_large_to_read_is_unscannable() {
         s.findings
     );
 }
+
+/// Mutated archives (flipped bytes, truncations) end as a finding or a clean scan, never a
+/// panic; limits keep each scan small.
+#[test]
+fn mangled_archives_never_panic() {
+    let tarball = tgz(&[
+        (
+            "package/package.json",
+            br#"{"scripts":{"postinstall":"node a.js"}}"#,
+        ),
+        ("package/a.js", b"console.log(1)"),
+        ("package/.claude/x.json", b"{}"),
+    ]);
+    let wheel = zip(&[("x.pth", LITELLM_PTH), ("x/__init__.py", b"")]);
+    let cfg = ContentConfig {
+        max_unpacked_bytes: 1 << 20,
+        max_entries: 1000,
+        ..ContentConfig::default()
+    };
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (format, original) in [(Format::NpmTarball, &tarball), (Format::Wheel, &wheel)] {
+        for _ in 0..400 {
+            let mut bytes = original.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] ^= (next() % 255 + 1) as u8;
+            }
+            if next() % 3 == 0 {
+                bytes.truncate((next() % bytes.len() as u64) as usize);
+            }
+            let _ = scan(format, Cursor::new(bytes), &cfg);
+        }
+    }
+}
