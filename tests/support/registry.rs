@@ -195,11 +195,16 @@ fn pypi_page(state: &FixtureState, project: &str) -> Option<Vec<u8>> {
 fn cargo_index(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
     let text = std::fs::read_to_string(fixture_root().join("cargo").join(name)).ok()?;
     let times = state.times.lock().unwrap();
+    let replaced = state.replaced.lock().unwrap();
     let mut out = String::new();
     for line in text.lines() {
         let mut entry: Value = serde_json::from_str(line).ok()?;
         let version = entry["vers"].as_str()?.to_owned();
-        if let Some(t) = times.get(&(name.to_owned(), version)) {
+        if let Some(bytes) = replaced.get(&format!("{name}-{version}.crate")) {
+            use sha2::Digest as _;
+            entry["cksum"] = Value::String(hex::encode(sha2::Sha256::digest(bytes)));
+            out.push_str(&entry.to_string());
+        } else if let Some(t) = times.get(&(name.to_owned(), version)) {
             entry["pubtime"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             out.push_str(&entry.to_string());
         } else {
