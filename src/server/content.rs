@@ -125,10 +125,14 @@ pub(crate) fn screen(
         .into_iter()
         .filter(|f| !f.verdict.is_servable())
         .collect();
-    store
-        .hold(ecosystem, name, &version_text, &held)
-        .map_err(internal)?;
-    rules.ledger.hold(ecosystem, name, &version_text, held);
+    // Only the findings that refuse for everyone are kept (not a strict agent's
+    // escalation of a warning).
+    if !held.is_empty() {
+        store
+            .hold(ecosystem, name, &version_text, &held)
+            .map_err(internal)?;
+        rules.ledger.hold(ecosystem, name, &version_text, held);
+    }
     if decision.verdict == Verdict::Quarantine {
         let who = agent::requester(ctx);
         state
