@@ -37,7 +37,9 @@ fetch_pypi() {
   local name="$1" url out
   url=$(curl -fsS --max-time 30 "https://pypi.org/pypi/$name/json" | python3 -c '
 import json, sys, urllib.parse
-files = [u for u in json.load(sys.stdin)["urls"] if u["filename"].endswith(".whl")]
+# Wheels only, and none over 100 MB (torch and the CUDA wheels would dominate the sample).
+files = [u for u in json.load(sys.stdin)["urls"]
+         if u["filename"].endswith(".whl") and u.get("size", 0) < 100_000_000]
 def rank(u):
     f = u["filename"]
     return (0 if "manylinux" in f and "x86_64" in f else 1 if "none-any" in f else 2, f)

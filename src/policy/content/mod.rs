@@ -121,6 +121,31 @@ struct Scanner<'c> {
     /// A `package.json` larger than `max-file-bytes`.
     oversized: Option<String>,
     read: Vec<String>,
+    /// npm, first pass: files named like install scripts, kept (within
+    /// [`HOOK_FILE_BUDGET`]) so that the hooks' files are usually read without a second
+    /// pass over the archive (`package.json` comes near the end of most tarballs).
+    kept: HashMap<String, Vec<u8>>,
+    kept_bytes: usize,
+    /// Install-script-named files seen but not kept (over the budget or a window).
+    not_kept: Vec<String>,
+}
+
+/// The most bytes of install-script-named files one npm scan keeps for its hooks.
+const HOOK_FILE_BUDGET: usize = 4 * 1024 * 1024;
+
+/// Whether an npm tarball's file may be what an install hook runs: a script near the
+/// root whose name says so (`install.js`, `scripts/postinstall.js`, `bin/post-install`,
+/// `scripts/build-from-source.js`, `_postinstall.js`).
+fn hook_file_candidate(path: &str) -> bool {
+    let name = file_name(path).to_ascii_lowercase();
+    let script = [".js", ".cjs", ".mjs", ".sh", ".py", ".ts"]
+        .iter()
+        .any(|e| name.ends_with(e))
+        || !name.contains('.');
+    let named = ["install", "setup", "build", "hook", "check", "download"]
+        .iter()
+        .any(|w| name.contains(w));
+    depth(path) <= 4 && script && named
 }
 
 fn depth(path: &str) -> usize {
@@ -157,7 +182,10 @@ impl archive::Visit for Scanner<'_> {
         match self.format {
             Format::Wheel => rules::is_site_pth(path),
             Format::NpmTarball => {
-                self.package_json.is_none() && depth(path) == 1 && file_name(path) == "package.json"
+                (self.package_json.is_none()
+                    && depth(path) == 1
+                    && file_name(path) == "package.json")
+                    || hook_file_candidate(path)
             }
             Format::Sdist { .. } => depth(path) == 1 && file_name(path) == "setup.py",
             Format::Crate => depth(path) == 1 && file_name(path) == "build.rs",
@@ -192,6 +220,15 @@ impl archive::Visit for Scanner<'_> {
                 self.note_read(path);
                 if let Some(hit) = rules::pth(path, w.bytes) {
                     self.hit(hit);
+                }
+            }
+            Format::NpmTarball if hook_file_candidate(path) => {
+                let whole = w.first && w.last;
+                if whole && self.kept_bytes + w.bytes.len() <= HOOK_FILE_BUDGET {
+                    self.kept_bytes += w.bytes.len();
+                    self.kept.insert(path.to_owned(), w.bytes.to_vec());
+                } else if w.first {
+                    self.not_kept.push(path.to_owned());
                 }
             }
             Format::NpmTarball if w.first => {
@@ -251,6 +288,9 @@ pub fn scan<R: Read + Seek>(format: Format, mut reader: R, cfg: &ContentConfig) 
         targets: Vec::new(),
         oversized: None,
         read: Vec::new(),
+        kept: HashMap::new(),
+        kept_bytes: 0,
+        not_kept: Vec::new(),
     };
     let mut failed = walk(format, &mut reader, limits, &mut s).err();
     if let (None, Some(path)) = (&failed, &s.oversized) {
@@ -315,10 +355,26 @@ impl Scanner<'_> {
                     .map(|t| format!("{root}{t}")),
             );
         }
-        if targets.is_empty() {
+        // The hooks' files kept during the first pass are read from memory; a second pass
+        // is needed only for a target that was not kept: one seen but over the budget, or
+        // one not named like an install script (an absent, install-named alternative such
+        // as `install` beside `install.js` needs none).
+        let kept = std::mem::take(&mut self.kept);
+        let mut rest = Vec::new();
+        for t in targets {
+            if let Some(bytes) = kept.get(&t) {
+                self.note_read(&t);
+                for hit in rules::script(&t, bytes) {
+                    self.hit(hit);
+                }
+            } else if self.not_kept.contains(&t) || !hook_file_candidate(&t) {
+                rest.push(t);
+            }
+        }
+        if rest.is_empty() {
             return Ok(());
         }
-        self.targets = targets;
+        self.targets = rest;
         reader
             .seek(SeekFrom::Start(0))
             .map_err(|e| format!("rereading the archive: {e}"))?;

@@ -339,3 +339,58 @@ fn mangled_archives_never_panic() {
         }
     }
 }
+
+/// Counts rewinds: a second pass over the archive.
+struct Rewinds<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u32>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Rewinds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: std::io::Seek> std::io::Seek for Rewinds<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.count.set(self.count.get() + 1);
+        self.inner.seek(pos)
+    }
+}
+
+#[test]
+fn install_named_hook_files_are_read_in_the_first_pass() {
+    let rewinds = |bytes: Vec<u8>| {
+        let count = std::rc::Rc::new(std::cell::Cell::new(0));
+        let reader = Rewinds {
+            inner: Cursor::new(bytes),
+            count: std::rc::Rc::clone(&count),
+        };
+        let s = scan(Format::NpmTarball, reader, &ContentConfig::default());
+        (s, count.get())
+    };
+    // esbuild's shape: package.json after install.js, which is read from memory.
+    let (s, n) = rewinds(tgz(&[
+        ("package/install.js", b"eval(atob('Y29uc29sZS5sb2coMSk='))"),
+        (
+            "package/package.json",
+            br#"{"scripts":{"postinstall":"node install.js"}}"#,
+        ),
+    ]));
+    assert_eq!(n, 0, "no second pass");
+    assert_eq!(s.findings[0].code, Code::ScriptDecodeEval);
+    // A hook file not named like one (nx's telemetry.js) takes a second pass.
+    let (s, n) = rewinds(tgz(&[
+        (
+            "package/telemetry.js",
+            b"eval(atob('Y29uc29sZS5sb2coMSk='))",
+        ),
+        (
+            "package/package.json",
+            br#"{"scripts":{"postinstall":"node telemetry.js"}}"#,
+        ),
+    ]));
+    assert_eq!(n, 1);
+    assert_eq!(s.findings[0].code, Code::ScriptDecodeEval);
+}
