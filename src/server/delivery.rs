@@ -2,8 +2,9 @@
 //!
 //! A tarball, wheel, `.metadata` file or `.crate` is served only from a configured upstream
 //! host, only with a published digest, and only once the bytes matched it: from the on-disk
-//! cache ([`super::artifacts`]) or spooled from upstream while hashed. The decision record
-//! is made durable before the first byte goes out. Concurrent requests for one artifact
+//! cache ([`super::artifacts`]) or spooled from upstream while hashed, then through the
+//! content rules ([`super::content`]). The decision record is made durable before the first
+//! byte goes out. Concurrent requests for one artifact
 //! that is not cached share one download ([`super::inflight`], keyed by digest): each gets
 //! its own decision record, and the verified bytes of the one download.
 

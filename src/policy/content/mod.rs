@@ -3,8 +3,8 @@
 //! Metadata says what a release claims; the artifact says what it does. Once a download
 //! has matched its published digest (spooled to disk by `server::upstream`), and before the
 //! first byte reaches the client, `server::delivery` hands the file to [`scan`], which
-//! walks the archive with bounded work ([`archive`]: decompressed bytes, entries and bytes
-//! per file are capped by `[policy.content]`) and runs the rules ([`rules`]):
+//! walks the archive with bounded work (`archive.rs`: decompressed bytes, entries and bytes
+//! per file are capped by `[policy.content]`) and runs the rules (`rules.rs`):
 //!
 //! - `pth-executes-code`: a wheel's `.pth` file whose `import` line (site.py executes
 //!   those at every interpreter start) spawns processes, opens the network or decodes
