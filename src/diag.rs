@@ -201,6 +201,8 @@ pub mod checks {
     pub(crate) const AUDIT: &str = "audit";
     /// `depfw audit --online`'s notes on registry metadata.
     pub(crate) const ONLINE: &str = "online";
+    /// The content rules over the artifact's bytes (`depfw serve`, `[policy.content]`).
+    pub(crate) const CONTENT: &str = "content";
 }
 
 /// What the registry knows about one code.
@@ -643,6 +645,91 @@ codes! {
         description: "The package's registry metadata could not be fetched, so only the offline checks ran. `depfw check --online` also exits 2: it was asked to judge with that metadata.",
         sarif: None,
         verdict_set_by: "Not configurable: always `allow`, for the record (`depfw audit --online`, `depfw check --online`).",
+    }
+    PthExecutesCode {
+        text: "pth-executes-code",
+        check: CONTENT,
+        verdict: Quarantine,
+        description: "A wheel ships a .pth file whose import line (run by site.py at every Python start) spawns a process, opens the network or decodes hidden code (the LiteLLM 1.82.7/1.82.8 payload).",
+        sarif: sarif(
+            "Code-executing .pth file",
+            "Do not install this release; read the named .pth file, and if it was installed, rotate the credentials of that environment.",
+        ),
+        verdict_set_by: "`policy.content.pth-executes-code`; `policy.content.enabled = false` turns the content rules off.",
+    }
+    ScriptDownloadExec {
+        text: "script-download-exec",
+        check: CONTENT,
+        verdict: Quarantine,
+        description: "An install script (npm pre/install/postinstall and the files they run, setup.py, build.rs) downloads code and runs it (curl | sh, a download then chmod +x and run, exec(urlopen(...))).",
+        sarif: sarif(
+            "Install script downloads and runs code",
+            "Read the named file; approve the version only if the download is the package's own, from a source you trust.",
+        ),
+        verdict_set_by: "`policy.content.script-download-exec`.",
+    }
+    ScriptDecodeEval {
+        text: "script-decode-eval",
+        check: CONTENT,
+        verdict: Quarantine,
+        description: "An install script decodes hidden code and runs it (eval(atob(...)), eval(Buffer.from(..., 'base64')), exec(base64.b64decode(...))).",
+        sarif: sarif(
+            "Install script runs encoded code",
+            "Decode the payload in the named file before approving; legitimate install scripts do not hide their code.",
+        ),
+        verdict_set_by: "`policy.content.script-decode-eval`.",
+    }
+    ScriptCredentialAccess {
+        text: "script-credential-access",
+        check: CONTENT,
+        verdict: Quarantine,
+        description: "An install script reads credentials (~/.npmrc, ~/.ssh/, cloud credential files, the cloud metadata endpoint, two or more token variables, the whole environment sent out) or names an exfiltration endpoint.",
+        sarif: sarif(
+            "Install script touches credentials",
+            "Do not install this release; if it was installed, rotate the npm, GitHub and cloud credentials of that machine.",
+        ),
+        verdict_set_by: "`policy.content.script-credential-access`.",
+    }
+    AgentConfigWrite {
+        text: "agent-config-write",
+        check: CONTENT,
+        verdict: Quarantine,
+        description: "The artifact ships coding-agent configuration (.claude/, .cursor/, .gemini/, .codex/, .windsurf/, .mcp.json; .vscode/ where a wheel installs it outside the package) or an install script touches it.",
+        sarif: sarif(
+            "Writes coding-agent configuration",
+            "Check what the named file would make an agent do (allowed commands, MCP servers) before approving.",
+        ),
+        verdict_set_by: "`policy.content.agent-config-write`.",
+    }
+    NewNativeBinary {
+        text: "new-native-binary",
+        check: CONTENT,
+        verdict: Quarantine,
+        description: "The release ships native binaries (ELF, Mach-O, PE) where the earlier releases of the same package and kind of artifact that depfw scanned had none.",
+        sarif: sarif(
+            "New native binary",
+            "Find out why the package started shipping a binary before approving the version.",
+        ),
+        verdict_set_by: "`policy.content.new-native-binary`; judged only against releases depfw itself scanned (see `native-binary-unjudged`).",
+    }
+    NativeBinaryUnjudged {
+        text: "native-binary-unjudged",
+        check: CONTENT,
+        verdict: Allow,
+        description: "The release ships native binaries, and depfw scanned no earlier release of the package (same kind of artifact), so it cannot tell whether they are new.",
+        sarif: None,
+        verdict_set_by: "Not configurable: always `allow`, for the record in the decision log.",
+    }
+    ArchiveUnscannable {
+        text: "archive-unscannable",
+        check: CONTENT,
+        verdict: Quarantine,
+        description: "The artifact could not be scanned: it is malformed, or exceeds policy.content's decompressed-size, entry-count or header limits.",
+        sarif: sarif(
+            "Artifact could not be scanned",
+            "Inspect the archive by hand, or raise the limit named in the finding if the package is legitimately that large.",
+        ),
+        verdict_set_by: "`policy.content.archive-unscannable`; the limits are `policy.content.max-unpacked-bytes`, `max-entries` and `max-file-bytes`.",
     }
 }
 

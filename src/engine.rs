@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::package::Ecosystem;
 use crate::policy::advisories::AdvisoriesCheck;
+use crate::policy::content::{ContentLedger, ContentRules};
 use crate::policy::internal::InternalNamesCheck;
 use crate::policy::license::LicenseCheck;
 use crate::policy::reputation::ReputationCheck;
@@ -118,6 +119,16 @@ fn build(
         }
         None => Arc::clone(&config.overrides),
     };
-    let policy = Policy::new(checks, overrides, revision).undecidable_for(gaps);
+    let mut policy = Policy::new(checks, overrides, revision).undecidable_for(gaps);
+    if config.policy.content.enabled {
+        let held = match store {
+            Some(store) => crate::store::content::ContentStore::new(store)?.held()?,
+            None => Vec::new(),
+        };
+        policy = policy.with_content(Arc::new(ContentRules {
+            cfg: config.policy.content.clone(),
+            ledger: ContentLedger::new(held),
+        }));
+    }
     Ok(Engine { policy })
 }

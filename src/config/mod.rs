@@ -290,6 +290,8 @@ pub struct PolicyConfig {
     pub reputation: ReputationConfig,
     pub signals: SignalsConfig,
     pub internal_names: InternalNamesConfig,
+    /// `[policy.content]`: the rules over artifact bytes (`depfw serve`).
+    pub content: crate::policy::content::ContentConfig,
 }
 
 impl Default for Config {

@@ -14,6 +14,7 @@ use super::{
 use crate::agents::cfg::RawAgents;
 use crate::feeds::cfg::RawFeeds;
 use crate::policy::advisories::cfg::RawAdvisories;
+use crate::policy::content::cfg::RawContent;
 use crate::policy::internal::cfg::RawInternalNames;
 use crate::policy::license::cfg::RawLicense;
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides};
@@ -319,6 +320,7 @@ pub struct RawPolicy {
     pub reputation: RawReputation,
     pub signals: RawSignals,
     pub internal_names: RawInternalNames,
+    pub content: RawContent,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -572,6 +574,7 @@ impl RawConfig {
         let reputation = self.policy.reputation.validate(&mut p);
         let signals = self.policy.signals.validate(&mut p);
         let internal_names = self.policy.internal_names.validate(&mut p);
+        let content = self.policy.content.validate(&mut p);
         let mut entries = Vec::new();
         for (list, kind, raw_entries) in [
             ("allow", OverrideKind::Allow, &self.overrides.allow),
@@ -688,6 +691,7 @@ impl RawConfig {
                 reputation,
                 signals,
                 internal_names,
+                content,
             },
             overrides: Arc::new(Overrides::new(entries)),
             agents,

@@ -10,6 +10,7 @@
 //! registry metadata) is gathered before evaluation.
 
 pub mod advisories;
+pub mod content;
 pub mod internal;
 pub mod license;
 pub mod overrides;
@@ -120,6 +121,10 @@ pub struct Policy {
     revision: String,
     /// Ecosystems the policy cannot decide for (no advisory data), with the reason.
     undecidable: Arc<std::collections::BTreeMap<crate::package::Ecosystem, String>>,
+    /// The content rules, when the policy runs them (its [`content::ContentCheck`] is one
+    /// of `checks`): the proxy's artifact gate scans with their settings and records hits
+    /// in their ledger.
+    content: Option<Arc<content::ContentRules>>,
 }
 
 impl Policy {
@@ -135,7 +140,22 @@ impl Policy {
             overrides,
             revision,
             undecidable: Arc::default(),
+            content: None,
         }
+    }
+
+    /// The same policy with the content rules: their check is added to the checks, and
+    /// [`Policy::content`] hands them to the artifact gate.
+    pub fn with_content(mut self, rules: Arc<content::ContentRules>) -> Self {
+        self.checks
+            .push(Arc::new(content::ContentCheck::new(Arc::clone(&rules))));
+        self.content = Some(rules);
+        self
+    }
+
+    /// The content rules, when this policy runs them.
+    pub fn content(&self) -> Option<&content::ContentRules> {
+        self.content.as_deref()
     }
 
     /// The same policy, unable to decide for these ecosystems: every door refuses their

@@ -96,6 +96,7 @@ async fn download(
     let spec = format!("{}@{}", dl.name, dl.version_text);
     let origins = download_origins(state, cargo, &dl_origin)?;
     let how = Delivery {
+        metadata_url: None,
         origins: &origins,
         on_refusal: OnRefusal::Refuse,
         head: false,

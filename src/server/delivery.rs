@@ -2,8 +2,9 @@
 //!
 //! A tarball, wheel, `.metadata` file or `.crate` is served only from a configured upstream
 //! host, only with a published digest, and only once the bytes matched it: from the on-disk
-//! cache ([`super::artifacts`]) or spooled from upstream while hashed. The decision record
-//! is made durable before the first byte goes out. Concurrent requests for one artifact
+//! cache ([`super::artifacts`]) or spooled from upstream while hashed, then through the
+//! content rules ([`super::content`]). The decision record is made durable before the first
+//! byte goes out. Concurrent requests for one artifact
 //! that is not cached share one download ([`super::inflight`], keyed by digest): each gets
 //! its own decision record, and the verified bytes of the one download.
 
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 
 use super::artifacts::Lookup;
+use super::content;
 use super::error::{ProxyError, UpstreamFault};
 use super::inflight::Role;
 use super::verdicts::{decide_version, OnRefusal};
@@ -27,6 +29,9 @@ use crate::store::decisions::{DecisionRecord, RecordKind};
 /// How one artifact request is delivered.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Delivery<'a> {
+    /// The package's upstream metadata URL: dropped from the metadata cache when a content
+    /// rule holds a version, so the next rendering hides it. Set by [`super::pipeline`].
+    pub metadata_url: Option<&'a str>,
     /// The configured upstream hosts the artifact URL must be on.
     pub origins: &'a [&'a url::Url],
     pub on_refusal: OnRefusal,
@@ -52,6 +57,8 @@ pub(crate) async fn deliver(
     how: Delivery<'_>,
 ) -> Result<Response, ProxyError> {
     let (mut rec, artifact, digest) = admit(state, ctx, policy, req, record, how)?;
+    // `admit` found the record.
+    let record = record.ok_or_else(|| ProxyError::NotFound(req.name.to_string()))?;
     if how.head {
         return head(state, digest).await;
     }
@@ -80,6 +87,17 @@ pub(crate) async fn deliver(
             return Err(e);
         }
     };
+    let bytes = match &got {
+        Got::Cached(path) => path.as_path(),
+        Got::Downloaded(verified) => verified.path.as_path(),
+    };
+    if let Some(refusal) = super::blocking(|| {
+        content::screen(
+            state, ctx, policy, req, record, &mut rec, bytes, digest, how,
+        )
+    })? {
+        return Err(refusal);
+    }
     match got {
         Got::Cached(path) => {
             rec.outcome = served_from_cache.to_owned();

@@ -20,6 +20,7 @@ pub mod agent;
 pub(crate) mod agent_api;
 pub(crate) mod artifacts;
 pub(crate) mod cargo;
+pub(crate) mod content;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod inflight;

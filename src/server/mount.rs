@@ -135,6 +135,7 @@ where
             let gate = Gate::new(call.state, call.ctx)?;
             let origins = s.protocol.artifact_origins();
             let how = Delivery {
+                metadata_url: None,
                 origins: &origins,
                 on_refusal: OnRefusal::Refuse,
                 head: call.is_head(),

@@ -410,6 +410,11 @@ impl<'a> Gate<'a> {
             return Ok(None);
         };
         let record = wanted.record.as_ref();
+        let url = s.protocol.metadata_url(name)?;
+        let how = Delivery {
+            metadata_url: Some(url.as_str()),
+            ..how
+        };
         let delivered = delivery::deliver(
             self.state,
             self.ctx,

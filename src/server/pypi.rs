@@ -69,6 +69,7 @@ async fn file_request(
     };
     let origins = [files];
     let how = Delivery {
+        metadata_url: None,
         origins: &origins,
         on_refusal,
         head,

@@ -6,6 +6,7 @@
 //! one [`Store`] rather than opening the database itself.
 
 pub mod agents;
+pub mod content;
 pub mod decisions;
 pub mod feeds;
 pub mod overrides;

@@ -5,6 +5,7 @@
 mod support;
 
 mod codes;
+mod content;
 mod feeds_loading;
 mod feeds_matching;
 mod feeds_sync;

@@ -9,6 +9,7 @@ mod agent_api;
 mod agents;
 mod bounds;
 mod cargo;
+mod content;
 mod hardening;
 mod provenance;
 mod publish_times;

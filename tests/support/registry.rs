@@ -96,6 +96,10 @@ pub struct FixtureState {
     /// Drops every `dist.integrity`, leaving only the SHA-1 `dist.shasum` (the oldest npm
     /// packages).
     pub sha1_only: std::sync::atomic::AtomicBool,
+    /// Artifact file name → bytes served instead of the committed file, with the npm
+    /// packument's `dist.integrity` and `dist.shasum` made to match (a hostile release whose
+    /// digest is genuine, for the content rules).
+    pub replaced: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 impl FixtureState {
@@ -125,6 +129,19 @@ fn packument(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
         for (v, vdoc) in versions.iter_mut() {
             let basename = name.rsplit('/').next().unwrap();
             vdoc["dist"]["tarball"] = Value::String(format!("{base}/{name}/-/{basename}-{v}.tgz"));
+            if let Some(bytes) = state
+                .replaced
+                .lock()
+                .unwrap()
+                .get(&format!("{basename}-{v}.tgz"))
+            {
+                use base64::Engine as _;
+                use sha2::Digest as _;
+                let sha512 =
+                    base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(bytes));
+                vdoc["dist"]["integrity"] = Value::String(format!("sha512-{sha512}"));
+                vdoc["dist"]["shasum"] = Value::String(hex::encode(sha1::Sha1::digest(bytes)));
+            }
             if state.sha1_only.load(Ordering::Relaxed) {
                 if let Some(dist) = vdoc["dist"].as_object_mut() {
                     dist.remove("integrity");
@@ -158,8 +175,14 @@ fn pypi_page(state: &FixtureState, project: &str) -> Option<Vec<u8>> {
     let mut doc: Value =
         serde_json::from_str(&text.replace("FILES/", &layout::pypi_files_base(&base))).ok()?;
     let times = state.times.lock().unwrap();
+    let replaced = state.replaced.lock().unwrap();
     for f in doc["files"].as_array_mut()? {
         let name = f["filename"].as_str()?.to_owned();
+        if let Some(bytes) = replaced.get(&name) {
+            use sha2::Digest as _;
+            f["hashes"]["sha256"] = Value::String(hex::encode(sha2::Sha256::digest(bytes)));
+            f["size"] = Value::from(bytes.len());
+        }
         let version = name.split('-').nth(1)?.to_owned();
         if let Some(t) = times.get(&(project.to_owned(), version)) {
             f["upload-time"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -172,11 +195,16 @@ fn pypi_page(state: &FixtureState, project: &str) -> Option<Vec<u8>> {
 fn cargo_index(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
     let text = std::fs::read_to_string(fixture_root().join("cargo").join(name)).ok()?;
     let times = state.times.lock().unwrap();
+    let replaced = state.replaced.lock().unwrap();
     let mut out = String::new();
     for line in text.lines() {
         let mut entry: Value = serde_json::from_str(line).ok()?;
         let version = entry["vers"].as_str()?.to_owned();
-        if let Some(t) = times.get(&(name.to_owned(), version)) {
+        if let Some(bytes) = replaced.get(&format!("{name}-{version}.crate")) {
+            use sha2::Digest as _;
+            entry["cksum"] = Value::String(hex::encode(sha2::Sha256::digest(bytes)));
+            out.push_str(&entry.to_string());
+        } else if let Some(t) = times.get(&(name.to_owned(), version)) {
             entry["pubtime"] = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             out.push_str(&entry.to_string());
         } else {
@@ -189,6 +217,9 @@ fn cargo_index(state: &FixtureState, name: &str) -> Option<Vec<u8>> {
 
 /// A committed artifact, with one byte flipped when its file name is in `tamper`.
 fn artifact_file(state: &FixtureState, dir: &str, file: &str) -> Response {
+    if let Some(bytes) = state.replaced.lock().unwrap().get(file) {
+        return (StatusCode::OK, bytes.clone()).into_response();
+    }
     let Ok(mut bytes) = std::fs::read(fixture_root().join(dir).join(file)) else {
         return StatusCode::NOT_FOUND.into_response();
     };
