@@ -13,6 +13,7 @@ use crate::policy::typosquat::PopularIndex;
 use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::{Check, Policy};
 use crate::store::overrides::OverrideStore;
+use crate::store::repo::OverrideRepo;
 use crate::store::Store;
 use chrono::Utc;
 
@@ -25,9 +26,49 @@ pub struct Engine {
 /// Loads feeds and builds the policy. The typosquat index of the bundled lists is
 /// prebuilt into the binary; only the advisories are read.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
-    let gaps = advisory_gaps(config, store)?;
-    let advisories = crate::store::feeds::active_index(&config.feeds, store)?;
-    build(config, store, advisories, PopularIndex::bundled(), gaps)
+    let overrides = store.map(OverrideStore::new).transpose()?;
+    load_with(
+        config,
+        store,
+        overrides.as_ref().map(|o| o as &dyn OverrideRepo),
+    )
+}
+
+/// [`load`] with the feeds from `feeds` (the local store) and the run-time overrides from
+/// `overrides` (the configured backend, which may be PostgreSQL).
+pub fn load_with(
+    config: &Config,
+    feeds: Option<&Store>,
+    overrides: Option<&dyn OverrideRepo>,
+) -> anyhow::Result<Engine> {
+    let gaps = advisory_gaps(config, feeds)?;
+    let advisories = crate::store::feeds::active_index(&config.feeds, feeds)?;
+    build(config, overrides, advisories, PopularIndex::bundled(), gaps)
+}
+
+/// The policy's revision for run-time overrides at `revision`: the base (config and
+/// advisories) plus `-o<revision>`.
+pub(crate) fn revision_with_overrides(base: &str, revision: u64) -> String {
+    let base = match base.rsplit_once("-o") {
+        Some((b, tail)) if !tail.is_empty() && tail.bytes().all(|c| c.is_ascii_digit()) => b,
+        _ => base,
+    };
+    format!("{base}-o{revision}")
+}
+
+/// `policy` with the run-time overrides `repo` holds now: what a replica runs when another
+/// one changed an override or approved a quarantined package.
+pub fn refresh_overrides(
+    config: &Config,
+    policy: &Policy,
+    repo: &dyn OverrideRepo,
+) -> anyhow::Result<Policy> {
+    let revision = repo.revision()?;
+    let merged = repo.merged_with(&config.overrides, Utc::now())?;
+    Ok(policy.with_overrides(
+        Arc::new(merged),
+        revision_with_overrides(policy.revision(), revision),
+    ))
 }
 
 /// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
@@ -40,7 +81,9 @@ pub(crate) fn load_for<'a>(
 ) -> anyhow::Result<Engine> {
     let gaps = advisory_gaps(config, store)?;
     let advisories = crate::store::feeds::active_index_for(&config.feeds, store, packages)?;
-    build(config, store, advisories, PopularIndex::bundled(), gaps)
+    let overrides = store.map(OverrideStore::new).transpose()?;
+    let overrides = overrides.as_ref().map(|o| o as &dyn OverrideRepo);
+    build(config, overrides, advisories, PopularIndex::bundled(), gaps)
 }
 
 /// The ecosystems without advisory data, each with the reason. An ecosystem's data is there
@@ -84,7 +127,7 @@ fn advisory_gaps(
 
 fn build(
     config: &Config,
-    store: Option<&Store>,
+    overrides: Option<&dyn OverrideRepo>,
     advisories: crate::feeds::AdvisoryIndex,
     popular: PopularIndex,
     gaps: BTreeMap<Ecosystem, String>,
@@ -104,9 +147,8 @@ fn build(
         Arc::new(ReputationCheck::new(config.policy.reputation.clone())),
     ];
     let mut revision = format!("{}-{}", config.policy_fingerprint(), advisories.revision());
-    let overrides = match store {
-        Some(store) => {
-            let overrides = OverrideStore::new(store)?;
+    let overrides = match overrides {
+        Some(overrides) => {
             revision.push_str(&format!("-o{}", overrides.revision()?));
             Arc::new(overrides.merged_with(&config.overrides, Utc::now())?)
         }

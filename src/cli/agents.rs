@@ -14,8 +14,7 @@ use std::process::ExitCode;
 use super::exit;
 use crate::agents::{Agent, PolicyPreset, Token};
 use crate::config::Config;
-use crate::store::agents::AgentStore;
-use crate::store::Store;
+use crate::store::repo::Backend;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentsCommand {
@@ -43,8 +42,8 @@ pub enum AgentsCommand {
 }
 
 pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.server.data_dir)?;
-    let agents = AgentStore::new(&store)?;
+    let backend = Backend::open(&config.store, &config.server.data_dir)?;
+    let agents = backend.repos()?.agents;
     let mut out = std::io::stdout().lock();
     match cmd {
         AgentsCommand::Add { name, policy } => {
@@ -87,7 +86,9 @@ pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             writeln!(out, "resumed agent {name}")?;
         }
     }
-    store.flush()?;
+    if let Some(store) = backend.sled() {
+        store.flush()?;
+    }
     Ok(ExitCode::from(exit::CLEAN))
 }
 

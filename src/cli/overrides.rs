@@ -13,13 +13,9 @@ use chrono::{DateTime, Utc};
 use super::exit;
 use crate::config::Config;
 use crate::policy::overrides::{OverrideEntry, OverrideKind};
-use crate::store::overrides::{
-    expiry, EntryText, FieldError, OverrideId, OverrideStore, StoredOverride,
-};
-use crate::store::quarantine::{
-    ApprovalScope, QuarantineId, QuarantineItem, QuarantineQueue, QuarantineStatus,
-};
-use crate::store::Store;
+use crate::store::overrides::{expiry, EntryText, FieldError, OverrideId, StoredOverride};
+use crate::store::quarantine::{ApprovalScope, QuarantineId, QuarantineItem, QuarantineStatus};
+use crate::store::repo::Backend;
 
 #[derive(Debug, clap::Args)]
 pub struct OverrideArgs {
@@ -92,8 +88,8 @@ pub enum QuarantineCommand {
 }
 
 pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.server.data_dir)?;
-    let overrides = OverrideStore::new(&store)?;
+    let backend = Backend::open(&config.store, &config.server.data_dir)?;
+    let overrides = backend.repos()?.overrides;
     let now = Utc::now();
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -130,13 +126,15 @@ pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> 
             }
         }
     }
-    store.flush()?;
+    if let Some(store) = backend.sled() {
+        store.flush()?;
+    }
     Ok(ExitCode::from(exit::CLEAN))
 }
 
 pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.server.data_dir)?;
-    let queue = QuarantineQueue::new(&store)?;
+    let backend = Backend::open(&config.store, &config.server.data_dir)?;
+    let queue = backend.repos()?.quarantine;
     let now = Utc::now();
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -170,7 +168,9 @@ pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Resul
             writeln!(out, "rejected item {id}: deny entry {entry}")?;
         }
     }
-    store.flush()?;
+    if let Some(store) = backend.sled() {
+        store.flush()?;
+    }
     Ok(ExitCode::from(exit::CLEAN))
 }
 

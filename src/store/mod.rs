@@ -9,7 +9,9 @@ pub mod agents;
 pub mod decisions;
 pub mod feeds;
 pub mod overrides;
+pub mod pg;
 pub mod quarantine;
+pub mod repo;
 pub mod signing;
 pub(crate) mod tx;
 
@@ -30,6 +32,9 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
     #[error(transparent)]
     Key(#[from] signing::KeyError),
+    /// A PostgreSQL failure; the text never holds the connection URL or its password.
+    #[error("database error: {0}")]
+    Database(String),
 }
 
 impl StoreError {

@@ -124,17 +124,72 @@ pub enum QuarantineError {
 
 type TxResult<T> = tx::TxResult<T, QuarantineError>;
 
-fn item_key(id: QuarantineId) -> Vec<u8> {
-    [ITEM_PREFIX, &id.to_be_bytes()].concat()
+/// A pending item for a version nobody asked for before.
+pub(crate) fn new_item(
+    id: QuarantineId,
+    name: &PackageName,
+    version: &str,
+    now: DateTime<Utc>,
+) -> QuarantineItem {
+    QuarantineItem {
+        id,
+        ecosystem: name.ecosystem(),
+        name: name.as_str().to_owned(),
+        version: version.to_owned(),
+        reasons: Vec::new(),
+        requesters: Vec::new(),
+        request_count: 0,
+        first_seen: now,
+        last_seen: now,
+        status: QuarantineStatus::Pending,
+        resolution: None,
+    }
 }
 
-fn pending_key(name: &PackageName, version: &str) -> Vec<u8> {
+/// Counts one more request for `item` by `who` (at most [`MAX_REQUESTERS`] listed) and
+/// refreshes its reasons.
+pub(crate) fn add_request(
+    item: &mut QuarantineItem,
+    who: &str,
+    reasons: &[Finding],
+    request_id: &str,
+    now: DateTime<Utc>,
+) {
+    if !reasons.is_empty() {
+        item.reasons = reasons.to_vec();
+    }
+    item.request_count += 1;
+    item.last_seen = item.last_seen.max(now);
+    if let Some(r) = item.requesters.iter_mut().find(|r| r.who == who) {
+        r.count += 1;
+        r.last_seen = r.last_seen.max(now);
+        r.last_request_id = request_id.to_owned();
+    } else if item.requesters.len() < MAX_REQUESTERS {
+        item.requesters.push(Requester {
+            who: who.to_owned(),
+            count: 1,
+            first_seen: now,
+            last_seen: now,
+            last_request_id: request_id.to_owned(),
+        });
+    }
+}
+
+/// The key of the one pending item per version (`pending/<eco>/<name key>/<version>`).
+pub(crate) fn pending_text(name: &PackageName, version: &str) -> String {
     format!(
         "pending/{}/{}/{version}",
         name.ecosystem().slug(),
         name.key()
     )
-    .into_bytes()
+}
+
+fn item_key(id: QuarantineId) -> Vec<u8> {
+    [ITEM_PREFIX, &id.to_be_bytes()].concat()
+}
+
+fn pending_key(name: &PackageName, version: &str) -> Vec<u8> {
+    pending_text(name, version).into_bytes()
 }
 
 fn decode(value: &[u8]) -> Result<QuarantineItem, StoreError> {
@@ -193,39 +248,10 @@ impl QuarantineQueue {
                 None => {
                     let fresh_id = tx::next_id(tx, LAST_ID_KEY)?;
                     tx.insert(index.as_slice(), &fresh_id.to_be_bytes())?;
-                    QuarantineItem {
-                        id: fresh_id,
-                        ecosystem: name.ecosystem(),
-                        name: name.as_str().to_owned(),
-                        version: version.clone(),
-                        reasons: Vec::new(),
-                        requesters: Vec::new(),
-                        request_count: 0,
-                        first_seen: now,
-                        last_seen: now,
-                        status: QuarantineStatus::Pending,
-                        resolution: None,
-                    }
+                    new_item(fresh_id, name, &version, now)
                 }
             };
-            if !reasons.is_empty() {
-                item.reasons = reasons.clone();
-            }
-            item.request_count += 1;
-            item.last_seen = item.last_seen.max(now);
-            if let Some(r) = item.requesters.iter_mut().find(|r| r.who == who) {
-                r.count += 1;
-                r.last_seen = r.last_seen.max(now);
-                r.last_request_id = request_id.to_owned();
-            } else if item.requesters.len() < MAX_REQUESTERS {
-                item.requesters.push(Requester {
-                    who: who.to_owned(),
-                    count: 1,
-                    first_seen: now,
-                    last_seen: now,
-                    last_request_id: request_id.to_owned(),
-                });
-            }
+            add_request(&mut item, who, &reasons, request_id, now);
             put(tx, &item)?;
             Ok(item.id)
         })?;
@@ -300,7 +326,7 @@ impl QuarantineQueue {
                 status: item.status,
             });
         }
-        let entry = self.entry_for(&item, kind, scope, reason, expires, by)?;
+        let entry = Self::entry_for(&item, kind, scope, reason, expires, by)?;
         let mut record = overrides::new_record(&entry, now)?;
         record.quarantine_id = Some(id);
         let status = match kind {
@@ -335,8 +361,7 @@ impl QuarantineQueue {
         })
     }
 
-    fn entry_for(
-        &self,
+    pub(crate) fn entry_for(
         item: &QuarantineItem,
         kind: OverrideKind,
         scope: &ApprovalScope,
