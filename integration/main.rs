@@ -25,6 +25,7 @@ mod harness_self_test;
 mod npm;
 mod pypi;
 mod real_data;
+mod replicas;
 mod tokens;
 
 fn main() -> ExitCode {
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         faults::trials(),
         admin_browser::trials(),
         real_data::trials(),
+        replicas::trials(),
         tokens::trials(),
         harness_self_test::trials(),
     ]

@@ -26,6 +26,8 @@ pub enum Need {
     Chromium,
     /// The shared public data set, see `support::shared_data`.
     SharedData,
+    /// The PostgreSQL test cluster of `.ci/postgres.sh` (`DEPFW_TEST_POSTGRES_URL`).
+    Postgres,
 }
 
 pub const NPM: Need = Need::Tool("npm");
@@ -36,6 +38,7 @@ pub const PIP: Need = Need::Tool("pip");
 pub const UV: Need = Need::Tool("uv");
 pub const POETRY: Need = Need::Tool("poetry");
 pub const CARGO: Need = Need::Tool("cargo");
+pub const POSTGRES: Need = Need::Postgres;
 
 impl Need {
     fn describe(self) -> String {
@@ -45,6 +48,10 @@ impl Need {
             Need::SharedData => {
                 format!("shared data at {}", crate::support::shared_data().display())
             }
+            Need::Postgres => format!(
+                "PostgreSQL ({} from `eval \"$(bash .ci/postgres.sh start)\"`)",
+                depfw::store::pg::testing::URL_VAR
+            ),
         }
     }
 
@@ -53,6 +60,7 @@ impl Need {
             Need::Tool(tool) => tool,
             Need::Chromium => "chromium",
             Need::SharedData => "shared data",
+            Need::Postgres => "postgres",
         }
     }
 
@@ -75,6 +83,7 @@ impl Need {
             Need::SharedData => crate::support::shared_data()
                 .join("manifest.json")
                 .is_file(),
+            Need::Postgres => std::env::var_os(depfw::store::pg::testing::URL_VAR).is_some(),
         };
         seen.lock().unwrap().insert(self, found);
         found

@@ -89,6 +89,7 @@ impl AdminState {
     ) -> Result<AdminState, StoreError> {
         let defaults = Config::default();
         let repos = backend.repos()?;
+        let shared = backend.admin_state();
         Ok(AdminState {
             agents: repos.agents,
             overrides: repos.overrides,
@@ -99,8 +100,14 @@ impl AdminState {
             on_change: Arc::new(|| {}),
             default_policy: defaults.agents.default_policy,
             public_url: defaults.server.public_url,
-            sessions: auth::Sessions::default(),
-            throttle: Arc::default(),
+            sessions: match &shared {
+                Some((sessions, _)) => auth::Sessions::shared(Arc::clone(sessions)),
+                None => auth::Sessions::default(),
+            },
+            throttle: match shared {
+                Some((_, counts)) => Arc::new(throttle::Throttle::shared(counts)),
+                None => Arc::default(),
+            },
             trusted_proxies: Arc::from([]),
         })
     }
