@@ -51,6 +51,10 @@ impl Replica {
         let data = root.join(format!("replica{n}"));
         let token_file = root.join("admin-token");
         std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+        // depfw refuses a token file others can read.
+        let mut mode = std::fs::metadata(&token_file).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o600);
+        std::fs::set_permissions(&token_file, mode).unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let config = root.join(format!("replica{n}.toml"));
         std::fs::write(

@@ -36,22 +36,32 @@ pub fn fresh_database(test: &str) -> Option<DatabaseUrl> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("random bytes for a database name");
     let name = format!("depfw_t_{}", hex::encode(bytes));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime for the test database");
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&base, NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("{test}: cannot reach the test cluster: {e}"));
-        let task = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("{test}: cannot create a test database: {e}"));
-        drop(client);
-        let _ = task.await;
-    });
+    // On a thread of its own, so that a test may call this from inside a runtime.
+    let (create, test_name, sql) = (
+        base.clone(),
+        test.to_owned(),
+        format!("CREATE DATABASE {name}"),
+    );
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the test database");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&create, NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("{test_name}: cannot reach the test cluster: {e}"));
+            let task = tokio::spawn(connection);
+            client
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{test_name}: cannot create a test database: {e}"));
+            drop(client);
+            let _ = task.await;
+        });
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("{test}: the test database was not created"));
     let mut url = url::Url::parse(&base).expect("DEPFW_TEST_POSTGRES_URL is a URL");
     url.set_path(&format!("/{name}"));
     Some(DatabaseUrl::parse(url.as_str()).expect("a PostgreSQL URL"))
