@@ -353,3 +353,45 @@ mod tests {
         assert_eq!(throttle.failed(peer, now + MAX_DELAY), None);
     }
 }
+
+/// The PostgreSQL backend: wrong tokens counted on one replica make the client wait on
+/// every replica (a load balancer spreads a guesser over all of them).
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn wrong_tokens_on_one_replica_make_the_client_wait_on_another() {
+        let Some(url) = crate::store::pg::testing::fresh_database("throttle_shared") else {
+            return;
+        };
+        let connect =
+            || crate::store::pg::PgStore::connect(&url, 2, Duration::from_secs(3600)).unwrap();
+        let (a, b) = (
+            Throttle::shared(Arc::new(connect())),
+            Throttle::shared(Arc::new(connect())),
+        );
+        let peer = Some("192.0.2.7:5000".parse().unwrap());
+        let now = Instant::now();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(a.attempt(peer, false, now), Attempt::Wrong);
+        }
+        assert!(b.check(peer, now).is_ok(), "free failures do not block");
+        // Four more: a wait of 8 s, far longer than the checks below take.
+        let waits: Vec<_> = (0..4).map(|_| a.failed(peer, now)).collect();
+        assert_eq!(waits.last(), Some(&Some(8 * FIRST_DELAY)), "{waits:?}");
+        assert!(
+            matches!(b.attempt(peer, false, now), Attempt::Refused(_)),
+            "replica B makes the client wait"
+        );
+        assert_eq!(
+            b.attempt(peer, true, now),
+            Attempt::Pass,
+            "the right token passes"
+        );
+        assert!(
+            a.check(peer, now).is_ok(),
+            "and the client starts afresh everywhere"
+        );
+    }
+}
