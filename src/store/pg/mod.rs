@@ -186,8 +186,15 @@ impl PgStore {
     pub(crate) fn decision_log(
         &self,
         data_dir: Option<&std::path::Path>,
-        _log: &crate::config::LogConfig,
+        log: &crate::config::LogConfig,
     ) -> Result<Arc<dyn DecisionRepo>, StoreError> {
+        if log.checkpoint_file.is_some() {
+            // TODO(#13): signed checkpoints of the shared chain (one writer per checkpoint).
+            tracing::warn!(
+                "log.checkpoint-file is not written with the PostgreSQL store yet: \
+                 records are signed, the head is not checkpointed"
+            );
+        }
         Ok(Arc::new(decisions::PgDecisions::writer(self, data_dir)?))
     }
 
