@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${DEPFW_TEST_POSTGRES_URL:-}" ]; then
-  eval "$(bash .ci/postgres.sh start)"
+  # An assignment, so that a failed start stops the script (set -e).
+  postgres_env=$(bash .ci/postgres.sh start)
+  eval "$postgres_env"
   trap 'bash .ci/postgres.sh stop "$DEPFW_TEST_POSTGRES_DIR"' EXIT
 fi
 cargo bench --locked --bench store
