@@ -27,6 +27,7 @@ mod mcp;
 mod npm;
 mod pypi;
 mod real_data;
+mod replicas;
 mod tls;
 mod tokens;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         faults::trials(),
         admin_browser::trials(),
         real_data::trials(),
+        replicas::trials(),
         tokens::trials(),
         tls::trials(),
         mcp::trials(),

@@ -28,6 +28,8 @@ pub enum Need {
     SharedData,
     /// The official MCP Python SDK, run by `mcp-python` (`.ci/install-clients.sh`).
     McpSdk,
+    /// The PostgreSQL test cluster of `.ci/postgres.sh` (`DEPFW_TEST_POSTGRES_URL`).
+    Postgres,
 }
 
 pub const NPM: Need = Need::Tool("npm");
@@ -39,6 +41,7 @@ pub const UV: Need = Need::Tool("uv");
 pub const POETRY: Need = Need::Tool("poetry");
 pub const CARGO: Need = Need::Tool("cargo");
 pub const MCP_SDK: Need = Need::McpSdk;
+pub const POSTGRES: Need = Need::Postgres;
 
 impl Need {
     fn describe(self) -> String {
@@ -49,6 +52,10 @@ impl Need {
                 format!("shared data at {}", crate::support::shared_data().display())
             }
             Need::McpSdk => "the MCP Python SDK (mcp-python, .ci/install-clients.sh)".to_owned(),
+            Need::Postgres => format!(
+                "PostgreSQL ({} from `eval \"$(bash .ci/postgres.sh start)\"`)",
+                depfw::store::pg::testing::URL_VAR
+            ),
         }
     }
 
@@ -58,6 +65,7 @@ impl Need {
             Need::Chromium => "chromium",
             Need::SharedData => "shared data",
             Need::McpSdk => "mcp-sdk",
+            Need::Postgres => "postgres",
         }
     }
 
@@ -84,6 +92,7 @@ impl Need {
                 .args(["-c", "import mcp.client.stdio"])
                 .output()
                 .is_ok_and(|o| o.status.success()),
+            Need::Postgres => std::env::var_os(depfw::store::pg::testing::URL_VAR).is_some(),
         };
         seen.lock().unwrap().insert(self, found);
         found

@@ -16,6 +16,7 @@ use crate::policy::typosquat::PopularIndex;
 use crate::policy::typosquat::TyposquatCheck;
 use crate::policy::{Check, Policy};
 use crate::store::overrides::OverrideStore;
+use crate::store::repo::OverrideRepo;
 use crate::store::Store;
 use chrono::Utc;
 
@@ -28,9 +29,56 @@ pub struct Engine {
 /// Loads feeds and builds the policy. The typosquat index of the bundled lists is
 /// prebuilt into the binary; only the advisories are read.
 pub fn load(config: &Config, store: Option<&Store>) -> anyhow::Result<Engine> {
-    let gaps = advisory_gaps(config, store)?;
-    let advisories = crate::store::feeds::active_index(&config.feeds, store)?;
-    build(config, store, advisories, PopularIndex::bundled(), gaps)
+    let overrides = store.map(OverrideStore::new).transpose()?;
+    load_with(
+        config,
+        store,
+        overrides.as_ref().map(|o| o as &dyn OverrideRepo),
+    )
+}
+
+/// [`load`] with the feeds from `feeds` (the local store) and the run-time overrides from
+/// `overrides` (the configured backend, which may be PostgreSQL).
+pub fn load_with(
+    config: &Config,
+    feeds: Option<&Store>,
+    overrides: Option<&dyn OverrideRepo>,
+) -> anyhow::Result<Engine> {
+    let gaps = advisory_gaps(config, feeds)?;
+    let advisories = crate::store::feeds::active_index(&config.feeds, feeds)?;
+    build(
+        config,
+        feeds,
+        overrides,
+        advisories,
+        PopularIndex::bundled(),
+        gaps,
+    )
+}
+
+/// The policy's revision for run-time overrides at `revision`: the base (config and
+/// advisories) plus `-o<revision>`.
+pub(crate) fn revision_with_overrides(base: &str, revision: u64) -> String {
+    let base = match base.rsplit_once("-o") {
+        Some((b, tail)) if !tail.is_empty() && tail.bytes().all(|c| c.is_ascii_digit()) => b,
+        _ => base,
+    };
+    format!("{base}-o{revision}")
+}
+
+/// `policy` with the run-time overrides `repo` holds now: what a replica runs when another
+/// one changed an override or approved a quarantined package.
+pub fn refresh_overrides(
+    config: &Config,
+    policy: &Policy,
+    repo: &dyn OverrideRepo,
+) -> anyhow::Result<Policy> {
+    let revision = repo.revision()?;
+    let merged = repo.merged_with(&config.overrides, Utc::now())?;
+    Ok(policy.with_overrides(
+        Arc::new(merged),
+        revision_with_overrides(policy.revision(), revision),
+    ))
 }
 
 /// Like [`load`], for a caller that knows every package it will evaluate (`depfw audit`):
@@ -43,7 +91,16 @@ pub(crate) fn load_for<'a>(
 ) -> anyhow::Result<Engine> {
     let gaps = advisory_gaps(config, store)?;
     let advisories = crate::store::feeds::active_index_for(&config.feeds, store, packages)?;
-    build(config, store, advisories, PopularIndex::bundled(), gaps)
+    let overrides = store.map(OverrideStore::new).transpose()?;
+    let overrides = overrides.as_ref().map(|o| o as &dyn OverrideRepo);
+    build(
+        config,
+        store,
+        overrides,
+        advisories,
+        PopularIndex::bundled(),
+        gaps,
+    )
 }
 
 /// The ecosystems without advisory data, each with the reason. An ecosystem's data is there
@@ -85,9 +142,12 @@ fn advisory_gaps(
         .collect())
 }
 
+/// `local`: the data directory's sled store (content-rule holds live there, per replica);
+/// `overrides`: the configured backend's run-time overrides.
 fn build(
     config: &Config,
-    store: Option<&Store>,
+    local: Option<&Store>,
+    overrides: Option<&dyn OverrideRepo>,
     advisories: crate::feeds::AdvisoryIndex,
     popular: PopularIndex,
     gaps: BTreeMap<Ecosystem, String>,
@@ -111,9 +171,8 @@ fn build(
         )),
     ];
     let mut revision = format!("{}-{}", config.policy_fingerprint(), advisories.revision());
-    let overrides = match store {
-        Some(store) => {
-            let overrides = OverrideStore::new(store)?;
+    let overrides = match overrides {
+        Some(overrides) => {
             revision.push_str(&format!("-o{}", overrides.revision()?));
             Arc::new(overrides.merged_with(&config.overrides, Utc::now())?)
         }
@@ -121,7 +180,7 @@ fn build(
     };
     let mut policy = Policy::new(checks, overrides, revision).undecidable_for(gaps);
     if config.policy.content.enabled {
-        let held = match store {
+        let held = match local {
             Some(store) => crate::store::content::ContentStore::new(store)?.held()?,
             None => Vec::new(),
         };

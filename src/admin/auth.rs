@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::AdminConfig;
+use crate::store::repo::{SessionRecord, SessionRepo};
 
 /// Shortest admin token accepted.
 pub(crate) const MIN_TOKEN_CHARS: usize = 16;
@@ -230,7 +231,7 @@ pub(crate) struct Session {
     last_used: Instant,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Flash {
     pub ok: bool,
     pub text: String,
@@ -245,19 +246,41 @@ impl Session {
     }
 }
 
-/// Browser sessions, in memory: a restart signs everyone out.
+/// Browser sessions: in memory on the embedded store (a restart signs everyone out), or in
+/// the database on PostgreSQL ([`SessionRepo`]), so that any replica behind a load
+/// balancer knows a session another one started.
 #[derive(Clone, Default)]
 pub(crate) struct Sessions {
     inner: Arc<Mutex<HashMap<String, Session>>>,
+    shared: Option<Arc<dyn SessionRepo>>,
 }
 
 impl Sessions {
+    /// Sessions kept in `repo`.
+    pub(crate) fn shared(repo: Arc<dyn SessionRepo>) -> Sessions {
+        Sessions {
+            inner: Arc::default(),
+            shared: Some(repo),
+        }
+    }
+
     /// Starts a session; returns its id (the cookie value).
-    pub(crate) fn create(&self, author: String) -> Result<String, getrandom::Error> {
-        let id = random_hex()?;
+    pub(crate) fn create(&self, author: String) -> Result<String, String> {
+        let id = random_hex().map_err(|e| format!("no randomness: {e}"))?;
+        let csrf = random_hex().map_err(|e| format!("no randomness: {e}"))?;
+        if let Some(repo) = &self.shared {
+            let record = SessionRecord {
+                author,
+                csrf,
+                flash: None,
+            };
+            repo.create(&id, &record)
+                .map_err(|e| format!("cannot store the session: {e}"))?;
+            return Ok(id);
+        }
         let session = Session {
             author,
-            csrf: random_hex()?,
+            csrf,
             flash: None,
             last_used: Instant::now(),
         };
@@ -276,9 +299,27 @@ impl Sessions {
         Ok(id)
     }
 
-    /// The session of a request's cookie, refreshed; `None` if absent or expired.
+    /// The session of a request's cookie, refreshed; `None` if absent or expired (or the
+    /// database cannot say: signed out rather than signed in).
     pub(crate) fn get(&self, headers: &HeaderMap) -> Option<(String, Session)> {
         let id = cookie(headers, SESSION_COOKIE)?;
+        if let Some(repo) = &self.shared {
+            let record = repo
+                .touch(id)
+                .map_err(|e| tracing::warn!("admin session lookup failed: {e}"))
+                .ok()??;
+            let flash = record
+                .flash
+                .as_deref()
+                .and_then(|f| serde_json::from_str(f).ok());
+            let session = Session {
+                author: record.author,
+                csrf: record.csrf,
+                flash,
+                last_used: Instant::now(),
+            };
+            return Some((id.to_owned(), session));
+        }
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let session = map.get_mut(id)?;
         if session.last_used.elapsed() >= SESSION_IDLE {
@@ -290,6 +331,13 @@ impl Sessions {
     }
 
     pub(crate) fn set_flash(&self, id: &str, flash: Flash) {
+        if let Some(repo) = &self.shared {
+            let text = serde_json::to_string(&flash).ok();
+            if let Err(e) = repo.set_flash(id, text) {
+                tracing::warn!("admin session message not stored: {e}");
+            }
+            return;
+        }
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(session) = map.get_mut(id) {
             session.flash = Some(flash);
@@ -297,11 +345,24 @@ impl Sessions {
     }
 
     pub(crate) fn take_flash(&self, id: &str) -> Option<Flash> {
+        if let Some(repo) = &self.shared {
+            let text = repo
+                .take_flash(id)
+                .map_err(|e| tracing::warn!("admin session message lost: {e}"))
+                .ok()??;
+            return serde_json::from_str(&text).ok();
+        }
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.get_mut(id).and_then(|s| s.flash.take())
     }
 
     pub(crate) fn remove(&self, id: &str) {
+        if let Some(repo) = &self.shared {
+            if let Err(e) = repo.remove(id) {
+                tracing::warn!("admin session not removed: {e}");
+            }
+            return;
+        }
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(id);
     }

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::store::decisions::{ChainProblem, ChainStatus, DecisionLog};
+use crate::store::decisions::{ChainProblem, ChainStatus};
+use crate::store::repo::DecisionRepo;
 use crate::store::signing::{LogKey, PublicKey, KEY_FILE};
 
 /// Walks the chain and its signatures: against `public_key` (a key kept off this host) if
@@ -13,7 +14,7 @@ use crate::store::signing::{LogKey, PublicKey, KEY_FILE};
 /// them; none for a store already open); `checkpoints` the text of a checkpoint file.
 /// Returns the status and what was checked beyond the chain, one line each.
 pub(crate) fn verify(
-    log: &DecisionLog,
+    log: &dyn DecisionRepo,
     data_dir: Option<&Path>,
     public_key: Option<PublicKey>,
     checkpoints: Option<&str>,

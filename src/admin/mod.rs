@@ -41,9 +41,9 @@ use url::Url;
 use crate::agents::{Agent, PolicyPreset, Token};
 use crate::config::Config;
 use crate::policy::overrides::OverrideKind;
-use crate::store::agents::AgentStore;
-use crate::store::overrides::{expiry, EntryText, OverrideId, OverrideStore, StoredOverride};
-use crate::store::quarantine::{ApprovalScope, QuarantineId, QuarantineQueue};
+use crate::store::overrides::{expiry, EntryText, OverrideId, StoredOverride};
+use crate::store::quarantine::{ApprovalScope, QuarantineId};
+use crate::store::repo::{AgentRepo, Backend, OverrideRepo, QuarantineRepo};
 use crate::store::{Store, StoreError};
 
 pub use auth::{AdminToken, AdminTokenError};
@@ -60,9 +60,9 @@ pub(crate) const API_AUTHOR: &str = "admin";
 /// Everything the admin endpoint reads and changes. Cheap to clone.
 #[derive(Clone)]
 pub struct AdminState {
-    pub(crate) agents: AgentStore,
-    pub(crate) overrides: OverrideStore,
-    pub(crate) quarantine: QuarantineQueue,
+    pub(crate) agents: Arc<dyn AgentRepo>,
+    pub(crate) overrides: Arc<dyn OverrideRepo>,
+    pub(crate) quarantine: Arc<dyn QuarantineRepo>,
     pub(crate) admin_token: Option<AdminToken>,
     pub(crate) log: Arc<dyn DecisionLog>,
     pub(crate) feeds: Arc<dyn FeedStatusSource>,
@@ -80,19 +80,36 @@ impl AdminState {
     /// turns the endpoint off. The log and feed status start as "not connected", the
     /// public URL as `http://127.0.0.1:7878`; set them with the `with_*` methods.
     pub fn new(store: &Store, admin_token: Option<AdminToken>) -> Result<AdminState, StoreError> {
+        AdminState::with_backend(&Backend::Sled(store.clone()), admin_token)
+    }
+
+    /// [`AdminState::new`] over any backend: on PostgreSQL, sessions and the sign-in
+    /// throttle live in the database too, so replicas behind a load balancer share them.
+    pub fn with_backend(
+        backend: &Backend,
+        admin_token: Option<AdminToken>,
+    ) -> Result<AdminState, StoreError> {
         let defaults = Config::default();
+        let repos = backend.repos()?;
+        let shared = backend.admin_state();
         Ok(AdminState {
-            agents: AgentStore::new(store)?,
-            overrides: OverrideStore::new(store)?,
-            quarantine: QuarantineQueue::new(store)?,
+            agents: repos.agents,
+            overrides: repos.overrides,
+            quarantine: repos.quarantine,
             admin_token,
             log: Arc::new(NotConnected),
             feeds: Arc::new(NotConnected),
             on_change: Arc::new(|| {}),
             default_policy: defaults.agents.default_policy,
             public_url: defaults.server.public_url,
-            sessions: auth::Sessions::default(),
-            throttle: Arc::default(),
+            sessions: match &shared {
+                Some((sessions, _)) => auth::Sessions::shared(Arc::clone(sessions)),
+                None => auth::Sessions::default(),
+            },
+            throttle: match shared {
+                Some((_, counts)) => Arc::new(throttle::Throttle::shared(counts)),
+                None => Arc::default(),
+            },
             trusted_proxies: Arc::from([]),
         })
     }

@@ -293,7 +293,7 @@ pub(crate) async fn login(
     };
     let id = match state.sessions.create(author.clone()) {
         Ok(id) => id,
-        Err(e) => return error_page(&AdminError::Internal(format!("no randomness: {e}"))),
+        Err(e) => return error_page(&AdminError::Internal(e)),
     };
     tracing::info!(author = %author, "admin signed in");
     let mut response = redirect("quarantine");

@@ -20,8 +20,10 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::store::repo::{FailureCount, ThrottleRepo};
 
 use axum::http::HeaderMap;
 
@@ -51,6 +53,27 @@ impl Client {
             None => Client::Unknown,
         }
     }
+
+    /// The key the shared counts ([`ThrottleRepo`]) use.
+    fn key(self) -> String {
+        match self {
+            Client::Address(ip) => ip.to_string(),
+            Client::Unknown => "unknown".to_owned(),
+        }
+    }
+}
+
+/// The count after one more wrong token, from the last count and how long the client was
+/// quiet since (longer than the longest wait starts afresh), and the wait it earns.
+fn count_failure(previous: u32, quiet_for: Duration) -> (u32, Option<Duration>) {
+    let previous = if quiet_for >= MAX_DELAY { 0 } else { previous };
+    let count = previous.saturating_add(1);
+    let wait = count.checked_sub(FREE_FAILURES + 1).map(|over| {
+        FIRST_DELAY
+            .saturating_mul(1u32.checked_shl(over).unwrap_or(u32::MAX))
+            .min(MAX_DELAY)
+    });
+    (count, wait)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,10 +83,20 @@ struct Failures {
     blocked_until: Option<Instant>,
 }
 
-/// The failure counts of every client that recently presented a wrong token.
-#[derive(Debug, Default)]
+/// The failure counts of every client that recently presented a wrong token: in memory, or
+/// in the database on PostgreSQL (every replica counts the same client together).
+#[derive(Default)]
 pub(crate) struct Throttle {
     clients: Mutex<HashMap<Client, Failures>>,
+    shared: Option<Arc<dyn ThrottleRepo>>,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the admin endpoint does with a presented token.
@@ -78,6 +111,14 @@ pub(crate) enum Attempt {
 }
 
 impl Throttle {
+    /// Counts kept in `repo`.
+    pub(crate) fn shared(repo: Arc<dyn ThrottleRepo>) -> Throttle {
+        Throttle {
+            clients: Mutex::default(),
+            shared: Some(repo),
+        }
+    }
+
     /// Decides on a token `peer` presented; `correct` is the constant-time comparison's result.
     pub(crate) fn attempt(&self, peer: Option<SocketAddr>, correct: bool, now: Instant) -> Attempt {
         let blocked = self.check(peer, now);
@@ -103,6 +144,17 @@ impl Throttle {
 
     /// `Err(wait)` while `peer` must wait before its token is even looked at.
     pub(crate) fn check(&self, peer: Option<SocketAddr>, now: Instant) -> Result<(), Duration> {
+        if let Some(repo) = &self.shared {
+            let count = repo
+                .get(&Client::of(peer).key())
+                .map_err(|e| tracing::warn!("admin throttle lookup failed: {e}"));
+            let until = count.ok().flatten().and_then(|c| c.blocked_until);
+            let left = until.and_then(|u| (u - chrono::Utc::now()).to_std().ok());
+            return match left {
+                Some(wait) if !wait.is_zero() => Err(wait),
+                _ => Ok(()),
+            };
+        }
         let Ok(clients) = self.clients.lock() else {
             return Ok(());
         };
@@ -114,6 +166,27 @@ impl Throttle {
 
     /// Counts a wrong token from `peer`; returns how long it must now wait, if at all.
     pub(crate) fn failed(&self, peer: Option<SocketAddr>, now: Instant) -> Option<Duration> {
+        if let Some(repo) = &self.shared {
+            let at = chrono::Utc::now();
+            let wait = Mutex::new(None);
+            let update = |previous: Option<FailureCount>| {
+                let (count, earned) = previous.map_or((1, None), |p| {
+                    count_failure(p.count, (at - p.last).to_std().unwrap_or_default())
+                });
+                *wait.lock().unwrap_or_else(|e| e.into_inner()) = earned;
+                FailureCount {
+                    count,
+                    last: at,
+                    blocked_until: earned
+                        .and_then(|w| chrono::Duration::from_std(w).ok())
+                        .map(|w| at + w),
+                }
+            };
+            if let Err(e) = repo.update(&Client::of(peer).key(), &update) {
+                tracing::warn!("admin throttle count not stored: {e}");
+            }
+            return wait.into_inner().unwrap_or_else(|e| e.into_inner());
+        }
         let Ok(mut clients) = self.clients.lock() else {
             return None;
         };
@@ -129,22 +202,22 @@ impl Throttle {
             last: now,
             blocked_until: None,
         });
-        // A client quiet for longer than the longest wait starts afresh.
-        if now.saturating_duration_since(entry.last) >= MAX_DELAY {
-            entry.count = 0;
-        }
-        entry.count = entry.count.saturating_add(1);
+        let (count, wait) = count_failure(entry.count, now.saturating_duration_since(entry.last));
+        entry.count = count;
         entry.last = now;
-        let over = entry.count.checked_sub(FREE_FAILURES + 1)?;
-        let wait = FIRST_DELAY
-            .saturating_mul(1u32.checked_shl(over).unwrap_or(u32::MAX))
-            .min(MAX_DELAY);
+        let wait = wait?;
         entry.blocked_until = Some(now + wait);
         Some(wait)
     }
 
     /// A right token: `peer` starts afresh.
     pub(crate) fn succeeded(&self, peer: Option<SocketAddr>) {
+        if let Some(repo) = &self.shared {
+            if let Err(e) = repo.clear(&Client::of(peer).key()) {
+                tracing::warn!("admin throttle count not cleared: {e}");
+            }
+            return;
+        }
         if let Ok(mut clients) = self.clients.lock() {
             clients.remove(&Client::of(peer));
         }
@@ -278,5 +351,47 @@ mod tests {
             throttle.failed(peer, now);
         }
         assert_eq!(throttle.failed(peer, now + MAX_DELAY), None);
+    }
+}
+
+/// The PostgreSQL backend: wrong tokens counted on one replica make the client wait on
+/// every replica (a load balancer spreads a guesser over all of them).
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn wrong_tokens_on_one_replica_make_the_client_wait_on_another() {
+        let Some(url) = crate::store::pg::testing::fresh_database("throttle_shared") else {
+            return;
+        };
+        let connect =
+            || crate::store::pg::PgStore::connect(&url, 2, Duration::from_secs(3600)).unwrap();
+        let (a, b) = (
+            Throttle::shared(Arc::new(connect())),
+            Throttle::shared(Arc::new(connect())),
+        );
+        let peer = Some("192.0.2.7:5000".parse().unwrap());
+        let now = Instant::now();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(a.attempt(peer, false, now), Attempt::Wrong);
+        }
+        assert!(b.check(peer, now).is_ok(), "free failures do not block");
+        // Four more: a wait of 8 s, far longer than the checks below take.
+        let waits: Vec<_> = (0..4).map(|_| a.failed(peer, now)).collect();
+        assert_eq!(waits.last(), Some(&Some(8 * FIRST_DELAY)), "{waits:?}");
+        assert!(
+            matches!(b.attempt(peer, false, now), Attempt::Refused(_)),
+            "replica B makes the client wait"
+        );
+        assert_eq!(
+            b.attempt(peer, true, now),
+            Attempt::Pass,
+            "the right token passes"
+        );
+        assert!(
+            a.check(peer, now).is_ok(),
+            "and the client starts afresh everywhere"
+        );
     }
 }

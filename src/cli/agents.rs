@@ -11,10 +11,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::exit;
-use super::remote::Opened;
+use super::remote::Reached;
 use crate::agents::{Agent, PolicyPreset, Token};
 use crate::config::Config;
-use crate::store::agents::AgentStore;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentsCommand {
@@ -42,11 +41,11 @@ pub enum AgentsCommand {
 }
 
 pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = match super::remote::open(config)? {
-        Opened::Local(store) => store,
-        Opened::Remote(server) => return super::via_server::agents(cmd, config, &server),
+    let backend = match super::remote::open_backend(config)? {
+        Reached::Local(backend) => backend,
+        Reached::Remote(server) => return super::via_server::agents(cmd, config, &server),
     };
-    let agents = AgentStore::new(&store)?;
+    let agents = backend.repos()?.agents;
     let mut out = std::io::stdout().lock();
     match cmd {
         AgentsCommand::Add { name, policy } => {
@@ -89,7 +88,9 @@ pub fn run(cmd: &AgentsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             writeln!(out, "resumed agent {name}")?;
         }
     }
-    store.flush()?;
+    if let Some(store) = backend.sled() {
+        store.flush()?;
+    }
     Ok(ExitCode::from(exit::CLEAN))
 }
 

@@ -21,6 +21,7 @@ use super::remote::Opened;
 use crate::config::Config;
 use crate::policy::Verdict;
 use crate::store::decisions::{self, ChainStatus, DecisionLog, DecisionRecord, RecordFilter};
+use crate::store::repo::{Backend, DecisionRepo};
 use crate::store::signing::{LogKey, PublicKey};
 use crate::when::{parse_since, parse_until};
 
@@ -78,6 +79,9 @@ fn parse_verdict(s: &str) -> Result<Verdict, String> {
 }
 
 pub(crate) fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    if config.store.url.is_some() {
+        return run_on_database(cmd, config);
+    }
     let dir = &config.server.data_dir;
     anyhow::ensure!(
         dir.join("store").exists(),
@@ -133,8 +137,51 @@ pub(crate) fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode>
     }))
 }
 
+/// `depfw log` on PostgreSQL (`store.url`): the one chain every replica appends to, read
+/// while the servers run. Signatures are checked against `--public-key`, else this data
+/// directory's key when it has one (every replica should share one key).
+fn run_on_database(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let dir = &config.server.data_dir;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if let LogCommand::PublicKey = cmd {
+        writeln!(out, "{}", LogKey::load_or_create(dir)?.public().encode())?;
+        out.flush().context("writing to stdout")?;
+        return Ok(ExitCode::from(exit::CLEAN));
+    }
+    let backend = Backend::open(&config.store, dir)?;
+    let log = backend.decisions_read_only()?;
+    let LogCommand::Verify {
+        public_key,
+        checkpoints,
+    } = cmd
+    else {
+        read(cmd, &*log, &mut out)?;
+        out.flush().context("writing to stdout")?;
+        return Ok(ExitCode::from(exit::CLEAN));
+    };
+    anyhow::ensure!(
+        checkpoints.is_none(),
+        "--checkpoints is not supported with the PostgreSQL store yet: verify the chain and \
+         its signatures without it"
+    );
+    let key_file = dir.join(crate::store::signing::KEY_FILE);
+    let key = match public_key {
+        Some(path) => Some(PublicKey::read(path)?),
+        None if key_file.exists() => Some(LogKey::load(&key_file)?.public()),
+        None => None,
+    };
+    let status = log.verify_signed(key.as_ref())?;
+    writeln!(out, "{status} ({})", backend.describe())?;
+    out.flush().context("writing to stdout")?;
+    Ok(ExitCode::from(match status {
+        ChainStatus::Intact { .. } => exit::CLEAN,
+        ChainStatus::Broken { .. } => exit::FINDINGS,
+    }))
+}
+
 /// `export` and `show`.
-fn read(cmd: &LogCommand, log: &DecisionLog, out: &mut impl Write) -> anyhow::Result<()> {
+fn read(cmd: &LogCommand, log: &dyn DecisionRepo, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         LogCommand::Verify { .. } | LogCommand::PublicKey => {}
         LogCommand::Export { since, agent } => {
@@ -143,7 +190,7 @@ fn read(cmd: &LogCommand, log: &DecisionLog, out: &mut impl Write) -> anyhow::Re
                 since: *since,
                 ..RecordFilter::default()
             };
-            log.for_each(&filter, |r| {
+            log.for_each_record(&filter, &mut |r| {
                 serde_json::to_writer(&mut *out, r)?;
                 out.write_all(b"\n")?;
                 Ok(())

@@ -48,6 +48,16 @@ pub(crate) struct Cli {
     /// Data directory holding the store (feeds, caches, decisions, overrides).
     #[arg(long, global = true, env = "DEPFW_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where shared state lives: a `postgres://` URL (many replicas, one database), or
+    /// `sled` for the embedded store in the data directory; overrides `store.url`.
+    #[arg(
+        long,
+        global = true,
+        env = "DEPFW_STORE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub store: Option<String>,
     /// The base URL clients reach depfw at; overrides `server.public-url`, so that `serve`,
     /// `init` and `agents add` agree on the URLs they print and write into metadata.
     #[arg(long, global = true, env = "DEPFW_PUBLIC_URL", value_name = "URL")]
@@ -110,6 +120,16 @@ pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     };
     if let Some(dir) = &cli.data_dir {
         config.server.data_dir = dir.clone();
+    }
+    match cli.store.as_deref().map(str::trim) {
+        None | Some("") => {}
+        Some("sled") => config.store.url = None,
+        Some(url) => {
+            config.store.url = Some(
+                crate::config::DatabaseUrl::parse(url)
+                    .map_err(|e| anyhow::anyhow!("--store: {e}"))?,
+            )
+        }
     }
     if let Some(url) = &cli.public_url {
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {

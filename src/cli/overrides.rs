@@ -11,15 +11,11 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 
 use super::exit;
-use super::remote::Opened;
+use super::remote::Reached;
 use crate::config::Config;
 use crate::policy::overrides::{OverrideEntry, OverrideKind};
-use crate::store::overrides::{
-    expiry, EntryText, FieldError, OverrideId, OverrideStore, StoredOverride,
-};
-use crate::store::quarantine::{
-    ApprovalScope, QuarantineId, QuarantineItem, QuarantineQueue, QuarantineStatus,
-};
+use crate::store::overrides::{expiry, EntryText, FieldError, OverrideId, StoredOverride};
+use crate::store::quarantine::{ApprovalScope, QuarantineId, QuarantineItem, QuarantineStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct OverrideArgs {
@@ -92,11 +88,11 @@ pub enum QuarantineCommand {
 }
 
 pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = match super::remote::open(config)? {
-        Opened::Local(store) => store,
-        Opened::Remote(server) => return super::via_server::overrides(cmd, &server),
+    let backend = match super::remote::open_backend(config)? {
+        Reached::Local(backend) => backend,
+        Reached::Remote(server) => return super::via_server::overrides(cmd, &server),
     };
-    let overrides = OverrideStore::new(&store)?;
+    let overrides = backend.repos()?.overrides;
     let now = Utc::now();
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -133,16 +129,18 @@ pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> 
             }
         }
     }
-    store.flush()?;
+    if let Some(store) = backend.sled() {
+        store.flush()?;
+    }
     Ok(ExitCode::from(exit::CLEAN))
 }
 
 pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = match super::remote::open(config)? {
-        Opened::Local(store) => store,
-        Opened::Remote(server) => return super::via_server::quarantine(cmd, &server),
+    let backend = match super::remote::open_backend(config)? {
+        Reached::Local(backend) => backend,
+        Reached::Remote(server) => return super::via_server::quarantine(cmd, &server),
     };
-    let queue = QuarantineQueue::new(&store)?;
+    let queue = backend.repos()?.quarantine;
     let now = Utc::now();
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -176,7 +174,9 @@ pub fn run_quarantine(cmd: &QuarantineCommand, config: &Config) -> anyhow::Resul
             writeln!(out, "rejected item {id}: deny entry {entry}")?;
         }
     }
-    store.flush()?;
+    if let Some(store) = backend.sled() {
+        store.flush()?;
+    }
     Ok(ExitCode::from(exit::CLEAN))
 }
 

@@ -138,6 +138,27 @@ pub(crate) enum Opened {
     Remote(Server),
 }
 
+/// Where an admin command's changes go: the configured backend, opened here, or the running
+/// `depfw serve` that holds the sled store.
+pub(crate) enum Reached {
+    Local(crate::store::repo::Backend),
+    Remote(Server),
+}
+
+/// The configured backend: PostgreSQL (`store.url`) directly, which every replica shares
+/// while it runs; the sled store through [`open`] (its running server's admin API when the
+/// server holds it).
+pub(crate) fn open_backend(config: &Config) -> anyhow::Result<Reached> {
+    if config.store.url.is_some() {
+        let backend = crate::store::repo::Backend::open(&config.store, &config.server.data_dir)?;
+        return Ok(Reached::Local(backend));
+    }
+    Ok(match open(config)? {
+        Opened::Local(store) => Reached::Local(crate::store::repo::Backend::Sled(store)),
+        Opened::Remote(server) => Reached::Remote(server),
+    })
+}
+
 /// Opens the data directory's store, or, when a running `depfw serve` holds it, connects
 /// to that server's admin API (and says so on stderr).
 pub(crate) fn open(config: &Config) -> anyhow::Result<Opened> {

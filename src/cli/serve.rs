@@ -33,6 +33,7 @@ use crate::config::{AdminListen, Config};
 use crate::policy::Policy;
 use crate::server::listener::{self, Limits};
 use crate::server::{app, AppState, PolicyState};
+use crate::store::repo::{Backend, OverrideRepo};
 use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -66,21 +67,58 @@ fn follow_listen(config: &mut Config, listen: SocketAddr) {
 }
 
 /// The policy to enforce, failing closed unless `server.fail-open` is set.
-pub(crate) fn policy_state(config: &Config, store: &Store) -> PolicyState {
+#[cfg(test)]
+fn policy_state(config: &Config, store: &Store) -> PolicyState {
     match crate::engine::load(config, Some(store)) {
         Ok(engine) => PolicyState::Ready(engine.policy),
-        Err(e) if config.server.fail_open => {
-            tracing::error!(error = ?e, "policy failed to load; server.fail-open is set, serving with overrides only");
-            PolicyState::Ready(Policy::new(
-                Vec::new(),
-                std::sync::Arc::clone(&config.overrides),
-                format!("fail-open-{}", config.policy_fingerprint()),
-            ))
-        }
-        Err(e) => {
-            tracing::error!(error = ?e, "policy failed to load; refusing every package (server.fail-open = false)");
-            PolicyState::Unavailable(format!("{e:#}"))
-        }
+        Err(e) => unavailable_policy(config, e),
+    }
+}
+
+/// [`policy_state`] with the feeds of the local `store` and the overrides of `overrides`
+/// (the configured backend).
+fn policy_state_with(config: &Config, store: &Store, overrides: &dyn OverrideRepo) -> PolicyState {
+    match crate::engine::load_with(config, Some(store), Some(overrides)) {
+        Ok(engine) => PolicyState::Ready(engine.policy),
+        Err(e) => unavailable_policy(config, e),
+    }
+}
+
+/// The policy `proxy` enforces with the run-time overrides `overrides` holds now: an
+/// override change or approval re-reads the overrides only, never the advisories.
+fn refreshed_policy(
+    proxy: &crate::server::AppState,
+    config: &Config,
+    store: &Store,
+    overrides: &dyn OverrideRepo,
+) -> PolicyState {
+    let refreshed = match proxy.policy() {
+        Ok(current) => match &*current {
+            PolicyState::Ready(policy) => {
+                crate::engine::refresh_overrides(config, policy, overrides)
+                    .map(PolicyState::Ready)
+                    .map_err(|e| tracing::error!(error = ?e, "cannot read the overrides"))
+                    .ok()
+            }
+            PolicyState::Unavailable(_) => None,
+        },
+        Err(_) => None,
+    };
+    refreshed.unwrap_or_else(|| policy_state_with(config, store, overrides))
+}
+
+/// What to enforce when the policy cannot be built.
+fn unavailable_policy(config: &Config, e: anyhow::Error) -> PolicyState {
+    if config.server.fail_open {
+        tracing::error!(error = ?e, "policy failed to load; server.fail-open is set, serving with overrides only");
+        PolicyState::Ready(Policy::new(
+            Vec::new(),
+            std::sync::Arc::clone(&config.overrides),
+            format!("fail-open-{}", config.policy_fingerprint()),
+        ))
+    } else {
+        tracing::error!(error = ?e, "policy failed to load; refusing every package (server.fail-open = false)");
+        PolicyState::Unavailable(format!("{e:#}"))
     }
 }
 
@@ -236,21 +274,41 @@ struct Generation {
 impl Generation {
     /// Opens the store and builds the proxy over it, and the admin endpoint with `admin_token`.
     fn open(config: &Config, admin_token: Option<&AdminToken>) -> anyhow::Result<Generation> {
+        // The local store keeps the synced feeds (per replica); shared state lives in the
+        // backend, which is this same store unless `store.url` names PostgreSQL.
         let store = Store::open(&config.server.data_dir)?;
-        let state = AppState::new(config, &store, policy_state(config, &store))?;
+        let backend = match &config.store.url {
+            None => Backend::Sled(store.clone()),
+            Some(_) => Backend::open(&config.store, &config.server.data_dir)?,
+        };
+        tracing::info!(store = %backend.describe(), "shared state");
+        let overrides = backend.repos()?.overrides;
+        let state = AppState::with_stores(
+            config,
+            &backend,
+            Some(&store),
+            policy_state_with(config, &store, &*overrides),
+        )?;
+        // Admin changes (approvals, overrides) here, or on another replica, re-read the
+        // overrides so they apply at once: O(overrides), the advisories stay loaded.
+        let refresh = {
+            let (config, store, proxy) = (config.clone(), store.clone(), state.clone());
+            let overrides = Arc::clone(&overrides);
+            move || refreshed_policy(&proxy, &config, &store, &*overrides)
+        };
+        if let Backend::Postgres(pg) = &backend {
+            let (refresh, proxy) = (refresh.clone(), state.clone());
+            pg.on_overrides_changed(move || proxy.set_policy(refresh()));
+        }
         let admin = match admin_token {
             Some(token) => {
-                // Admin changes (approvals, overrides) rebuild the policy so they apply at once.
-                let rebuild = {
-                    let (config, store) = (config.clone(), store.clone());
-                    move || policy_state(&config, &store)
-                };
-                let admin = crate::server::admin::admin_state(
+                let admin = crate::server::admin::admin_state_with(
                     &state,
                     config,
+                    &backend,
                     &store,
                     token.clone(),
-                    rebuild,
+                    refresh,
                 )?;
                 Some(crate::admin::standalone(admin))
             }

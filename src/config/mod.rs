@@ -71,6 +71,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub audit: AuditConfig,
+    pub store: StoreConfig,
 }
 
 /// `[audit]`: what `depfw audit` checks in lockfiles beyond the policy.
@@ -81,6 +82,94 @@ pub struct AuditConfig {
     pub mirror_urls: Vec<Url>,
     /// The verdict of a `bypasses-mirror` finding.
     pub bypasses_mirror: Verdict,
+}
+
+/// `[store]`: where agents, overrides, quarantine, the decision log and the shared
+/// run-time state live. No `url`: the embedded sled store under `server.data-dir` (one
+/// process). A `postgres://` URL: a PostgreSQL database shared by every replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Also `--store` / `DEPFW_STORE`, which win over the file.
+    pub url: Option<DatabaseUrl>,
+    /// Connections each process keeps open at most.
+    pub pool_size: u32,
+    /// How often a replica asks the database whether overrides, quarantine approvals or
+    /// agents changed elsewhere (milliseconds); changes made on this replica apply at once.
+    pub refresh_millis: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            pool_size: 16,
+            refresh_millis: 500,
+        }
+    }
+}
+
+/// A PostgreSQL connection URL. It may hold a password: `Debug` and [`DatabaseUrl::redacted`]
+/// never show it, and nothing depfw logs or prints uses the raw form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Checks that `url` is a `postgres://` or `postgresql://` URL the driver reads.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!(
+                "`{}` is not a PostgreSQL URL: write postgres://user:password@host:5432/dbname,                  or leave the key out for the embedded store",
+                redact_url(url)
+            ));
+        }
+        url.parse::<tokio_postgres::Config>().map_err(|e| {
+            format!(
+                "`{}` is not a URL the PostgreSQL driver reads: {e}",
+                redact_url(url)
+            )
+        })?;
+        Ok(DatabaseUrl(url.to_owned()))
+    }
+
+    /// The URL with its password replaced by `***`, for messages.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+
+    /// The URL itself, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// `url` with the password of its user-info (and a `password=` query value) replaced by
+/// `***`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    if let Some(i) = out.find("password=") {
+        let start = i + "password=".len();
+        let end = out[start..].find('&').map_or(out.len(), |j| start + j);
+        out.replace_range(start..end, "***");
+    }
+    out
 }
 
 /// `[log]`: where and how often the decision log's signed checkpoints (head seq, hash,

@@ -42,6 +42,7 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     pub log: RawLog,
     pub audit: RawAudit,
+    pub store: RawStore,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -384,6 +385,35 @@ impl Default for RawAudit {
     }
 }
 
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawStore {
+    /// `postgres://…`; absent: the embedded sled store under `server.data-dir`.
+    pub url: Option<String>,
+    pub pool_size: u32,
+    pub refresh_millis: u64,
+}
+
+impl std::fmt::Debug for RawStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawStore")
+            .field("url", &self.url.as_deref().map(super::redact_url))
+            .field("pool_size", &self.pool_size)
+            .field("refresh_millis", &self.refresh_millis)
+            .finish()
+    }
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            url: None,
+            pool_size: 16,
+            refresh_millis: 500,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawOverrides {
@@ -675,6 +705,28 @@ impl RawConfig {
                 .collect(),
             bypasses_mirror: p.verdict("audit.bypasses-mirror", &self.audit.bypasses_mirror),
         };
+        let st = &self.store;
+        let url = match st.url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => match super::DatabaseUrl::parse(url) {
+                Ok(url) => Some(url),
+                Err(why) => {
+                    p.push("store.url", why);
+                    None
+                }
+            },
+        };
+        if st.pool_size == 0 {
+            p.push("store.pool-size", "must be at least 1");
+        }
+        if !(50..=60_000).contains(&st.refresh_millis) {
+            p.push("store.refresh-millis", "must be between 50 and 60000");
+        }
+        let store = super::StoreConfig {
+            url,
+            pool_size: st.pool_size,
+            refresh_millis: st.refresh_millis,
+        };
 
         if !p.0.is_empty() {
             return Err(p.0);
@@ -698,6 +750,7 @@ impl RawConfig {
             admin,
             log,
             audit,
+            store,
         })
     }
 }

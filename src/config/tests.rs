@@ -431,3 +431,34 @@ fn tls_needs_both_files_and_makes_the_default_public_url_https() {
         .to_string();
     assert!(err.contains("server.tls-cert"), "{err}");
 }
+
+#[test]
+fn store_section_selects_the_backend_and_never_shows_the_password() {
+    let config = Config::from_toml("", "a.toml").unwrap();
+    assert_eq!(config.store.url, None, "sled is the default");
+    let config = Config::from_toml(
+        "[store]\nurl = \"postgres://depfw:s3cret@db:5432/depfw\"\npool-size = 4\n",
+        "a.toml",
+    )
+    .unwrap();
+    let url = config.store.url.clone().unwrap();
+    assert_eq!(url.redacted(), "postgres://depfw:***@db:5432/depfw");
+    assert!(!format!("{config:?}").contains("s3cret"));
+    assert_eq!(config.store.pool_size, 4);
+
+    let err = Config::from_toml(
+        "[store]\nurl = \"mysql://root:hunter2@db/x\"\npool-size = 0\nrefresh-millis = 1\n",
+        "a.toml",
+    )
+    .unwrap_err();
+    let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["store.url", "store.pool-size", "store.refresh-millis"]
+    );
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert_eq!(
+        super::redact_url("postgresql://u:p@h/db?sslmode=disable&password=x"),
+        "postgresql://u:***@h/db?sslmode=disable&password=***"
+    );
+}

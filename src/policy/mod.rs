@@ -186,6 +186,18 @@ impl Policy {
         &self.overrides
     }
 
+    /// The same checks with other overrides and revision: what an override change or a
+    /// quarantine approval costs (O(overrides); the advisory index is shared, not rebuilt).
+    pub fn with_overrides(&self, overrides: Arc<overrides::Overrides>, revision: String) -> Self {
+        Policy {
+            checks: self.checks.clone(),
+            overrides,
+            revision,
+            undecidable: Arc::clone(&self.undecidable),
+            content: self.content.clone(),
+        }
+    }
+
     /// The version to suggest instead of one with `findings`: the lowest version that the
     /// advisories behind them name as fixed and that this policy itself allows, or `None`.
     /// One advisory's fix is often caught by another (Django 3.0's fixes include 3.1.12,

@@ -2,7 +2,8 @@
 //! decision log, the feed store, and the policy it enforces.
 //!
 //! An approval or override made on the admin page must apply to the very next request, so
-//! `on_change` rebuilds the policy (overrides included) before the admin response is sent.
+//! `on_change` installs a policy with the current overrides before the admin response is
+//! sent (`depfw serve` re-reads the overrides only: the advisories stay loaded).
 
 use std::sync::{Arc, Mutex};
 
@@ -13,16 +14,32 @@ use crate::admin::{self, AdminState, AdminToken, FeedStatusSource, LogFilter};
 use crate::config::Config;
 use crate::store::decisions::{ChainStatus, RecordFilter};
 use crate::store::feeds::FeedStore;
+use crate::store::repo::Backend;
 use crate::store::signing::PublicKey;
 use crate::store::Store;
 
-/// The admin state for a running proxy, with the admin token `depfw serve` read once at
-/// start (`AdminToken::from_config`). `rebuild` builds the policy from the store's current
-/// overrides (`depfw serve` passes `cli::serve::policy_state`); it runs on every admin
-/// change, serialised, and its result is installed with `AppState::set_policy`.
+/// The admin state for a running proxy over the sled `store`, with the admin token
+/// `depfw serve` read once at start (`AdminToken::from_config`). `rebuild` builds the
+/// policy from the store's current overrides; it runs on every admin change, serialised,
+/// and its result is installed with `AppState::set_policy`.
 pub fn admin_state(
     state: &AppState,
     config: &Config,
+    store: &Store,
+    token: AdminToken,
+    rebuild: impl Fn() -> PolicyState + Send + Sync + 'static,
+) -> anyhow::Result<AdminState> {
+    let backend = Backend::Sled(store.clone());
+    admin_state_with(state, config, &backend, store, token, rebuild)
+}
+
+/// [`admin_state`] over any backend: agents, overrides, quarantine (and on PostgreSQL,
+/// sessions and the sign-in throttle) come from `backend`, the feed status from the local
+/// `store`. `depfw serve` passes a `rebuild` that re-reads the overrides only.
+pub fn admin_state_with(
+    state: &AppState,
+    config: &Config,
+    backend: &Backend,
     store: &Store,
     token: AdminToken,
     rebuild: impl Fn() -> PolicyState + Send + Sync + 'static,
@@ -39,10 +56,10 @@ pub fn admin_state(
             let _one_at_a_time = serialise.lock().unwrap_or_else(|e| e.into_inner());
             proxy.set_policy(rebuild());
         };
-        // Building the policy takes a few hundred ms of CPU.
+        // Reading the overrides waits for the store.
         super::blocking(run)
     };
-    Ok(AdminState::new(store, Some(token))?
+    Ok(AdminState::with_backend(backend, Some(token))?
         .with_config(config)
         .with_log(Arc::new(ProxyLog(
             state.clone(),
@@ -114,7 +131,7 @@ impl admin::DecisionLog for ProxyLog {
         let mut lines = Vec::new();
         self.0
             .decisions()
-            .for_each(&filter, |r| {
+            .for_each_record(&filter, &mut |r| {
                 serde_json::to_writer(&mut lines, r)?;
                 lines.push(b'\n');
                 Ok(())

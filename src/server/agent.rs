@@ -382,15 +382,11 @@ pub(crate) fn observe(
     let Some(agent) = &ctx.agent else {
         return Ok(());
     };
-    let tripped = {
-        let mut breaker = state.breaker().lock().unwrap_or_else(|e| e.into_inner());
-        let state = breaker.record(&agent.name, event, Utc::now());
-        if state.is_tripped() {
-            // A resumed agent starts with an empty window.
-            breaker.reset(&agent.name);
-        }
-        state.reason()
-    };
+    // A trip resets the agent's window: a resumed agent starts afresh.
+    let tripped = state
+        .breaker()
+        .record(&agent.name, event, Utc::now())?
+        .reason();
     let Some(reason) = tripped else {
         return Ok(());
     };

@@ -53,7 +53,11 @@ pub(crate) fn screen(
         return Ok(None);
     };
     let cfg = &rules.cfg;
-    let store = ContentStore::new(&state.inner.store).map_err(internal)?;
+    let Some(local) = &state.inner.local else {
+        tracing::warn!("no local store: content rules skipped for {}", req.filename);
+        return Ok(None);
+    };
+    let store = ContentStore::new(local).map_err(internal)?;
     let fingerprint = format!(
         "r{RULES_VERSION}-{}-{}-{}",
         cfg.max_unpacked_bytes, cfg.max_entries, cfg.max_file_bytes

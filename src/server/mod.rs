@@ -49,13 +49,11 @@ use tower_http::compression::predicate::{NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_http::trace::TraceLayer;
 
-use crate::agents::CircuitBreaker;
 use crate::config::{AnonymousAccess, Config, RefusedVersions};
 use crate::policy::{Policy, Verdict};
 use crate::registry::Protocol;
-use crate::store::agents::AgentStore;
-use crate::store::decisions::{ClientInfo, DecisionLog};
-use crate::store::quarantine::QuarantineQueue;
+use crate::store::decisions::ClientInfo;
+use crate::store::repo::{AgentRepo, Backend, BreakerRepo, DecisionRepo, QuarantineRepo};
 use crate::store::Store;
 use artifacts::ArtifactCache;
 use error::ProxyError;
@@ -160,12 +158,12 @@ struct Inner {
     artifacts: ArtifactCache,
     /// Artifact downloads in flight, by digest ([`delivery`]).
     downloads: inflight::InFlight<Arc<delivery::Verified>>,
-    decisions: DecisionLog,
+    decisions: Arc<dyn DecisionRepo>,
     request_seq: AtomicU64,
     started: i64,
-    agents: AgentStore,
-    quarantine: QuarantineQueue,
-    breaker: Mutex<CircuitBreaker>,
+    agents: Arc<dyn AgentRepo>,
+    quarantine: Arc<dyn QuarantineRepo>,
+    breaker: Arc<dyn BreakerRepo>,
     anonymous: AnonymousAccess,
     strict_warn: Verdict,
     /// `server.fail-open`: serve an ecosystem the policy cannot decide for, unfiltered.
@@ -173,7 +171,10 @@ struct Inner {
     /// `server.refused-versions`, for cargo and PyPI metadata.
     refused_versions: RefusedVersions,
     /// For `/readyz`'s write probe.
-    store: Store,
+    backend: Backend,
+    /// The data directory's own sled store, beside a PostgreSQL backend (the same store on
+    /// sled): what stays per replica, such as the content rules' scan memos and holds.
+    local: Option<Store>,
     /// `server.cargo-download-origins`.
     cargo_download_origins: Vec<url::Url>,
 }
@@ -182,6 +183,29 @@ impl AppState {
     /// Builds the state from the validated config; artifacts are cached under
     /// `config.server.data_dir`, decisions go to `store`.
     pub fn new(config: &Config, store: &Store, policy: PolicyState) -> anyhow::Result<AppState> {
+        AppState::with_backend(config, &Backend::Sled(store.clone()), policy)
+    }
+
+    /// [`AppState::new`] over any backend ([`Backend`]): agents, quarantine, the decision
+    /// log and the breaker counters come from it; artifacts stay under the data directory.
+    pub fn with_backend(
+        config: &Config,
+        backend: &Backend,
+        policy: PolicyState,
+    ) -> anyhow::Result<AppState> {
+        AppState::with_stores(config, backend, backend.sled(), policy)
+    }
+
+    /// [`AppState::with_backend`] with the data directory's own store `local` (on
+    /// PostgreSQL, the one that keeps the feeds); `None` only where nothing per replica is
+    /// kept (content-rule scans then run unremembered).
+    pub fn with_stores(
+        config: &Config,
+        backend: &Backend,
+        local: Option<&Store>,
+        policy: PolicyState,
+    ) -> anyhow::Result<AppState> {
+        let repos = backend.repos()?;
         let artifacts = ArtifactCache::open(
             &config.server.data_dir,
             config.upstream.artifact_cache_bytes,
@@ -210,19 +234,20 @@ impl AppState {
                 render: render_cache::RenderCache::new(entries, bytes, ttl),
                 artifacts,
                 downloads: inflight::InFlight::default(),
-                decisions: DecisionLog::open(store)?.with_checkpoints(&config.log),
+                decisions: backend.decisions(Some(&config.server.data_dir), &config.log)?,
                 request_seq: AtomicU64::new(0),
                 last_store_probe: Mutex::new(None),
                 // Milliseconds, so ids stay unique across a quick restart.
                 started: chrono::Utc::now().timestamp_millis(),
-                agents: AgentStore::new(store)?,
-                quarantine: QuarantineQueue::new(store)?,
-                breaker: Mutex::new(CircuitBreaker::new(config.agents.limits)),
+                agents: repos.agents,
+                quarantine: repos.quarantine,
+                breaker: backend.breaker(config.agents.limits),
                 anonymous: config.server.allow_anonymous,
                 strict_warn: config.agents.strict_warn,
                 fail_open: config.server.fail_open,
                 refused_versions: config.server.refused_versions,
-                store: store.clone(),
+                backend: backend.clone(),
+                local: local.cloned(),
                 cargo_download_origins: config.server.cargo_download_origins.clone(),
             }),
         })
@@ -265,24 +290,24 @@ impl AppState {
         }
     }
 
-    pub fn decisions(&self) -> &DecisionLog {
-        &self.inner.decisions
+    pub fn decisions(&self) -> &dyn DecisionRepo {
+        &*self.inner.decisions
     }
 
     pub fn public_base(&self) -> &str {
         &self.inner.public_base
     }
 
-    pub fn agents(&self) -> &AgentStore {
-        &self.inner.agents
+    pub fn agents(&self) -> &dyn AgentRepo {
+        &*self.inner.agents
     }
 
-    pub fn quarantine(&self) -> &QuarantineQueue {
-        &self.inner.quarantine
+    pub fn quarantine(&self) -> &dyn QuarantineRepo {
+        &*self.inner.quarantine
     }
 
-    pub fn breaker(&self) -> &Mutex<CircuitBreaker> {
-        &self.inner.breaker
+    pub fn breaker(&self) -> &dyn BreakerRepo {
+        &*self.inner.breaker
     }
 
     pub(crate) fn anonymous_access(&self) -> AnonymousAccess {
@@ -377,9 +402,9 @@ async fn store_probe(state: &AppState) -> Result<(), String> {
     if last_ok.is_some_and(|at| at.elapsed() < FRESH) {
         return Ok(());
     }
-    let store = state.inner.store.clone();
+    let backend = state.inner.backend.clone();
     // A flush waits for the disk: keep it off the runtime workers.
-    let result = match tokio::task::spawn_blocking(move || store.probe_write()).await {
+    let result = match tokio::task::spawn_blocking(move || backend.probe_write()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!(
             "the store does not take writes: {e}. sled keeps an I/O error (a full disk) \

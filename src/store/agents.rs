@@ -19,10 +19,10 @@ const TOKEN_INDEX_PREFIX: &str = "token/";
 
 /// The stored form: the agent plus its token hash.
 #[derive(Serialize, Deserialize)]
-struct AgentRecord {
+pub(crate) struct AgentRecord {
     #[serde(flatten)]
-    agent: Agent,
-    token_sha256: String,
+    pub(crate) agent: Agent,
+    pub(crate) token_sha256: String,
 }
 
 type TxResult<T> = tx::TxResult<T, AgentError>;

@@ -397,6 +397,10 @@ pub struct DecisionLog {
     /// Signs each record; `None` for a reader ([`DecisionLog::open_read_only`]).
     key: Option<Arc<LogKey>>,
     checkpoints: Option<Arc<Checkpointer>>,
+    /// The highest seq known to be on disk. Group commit: a durable append flushes only
+    /// when no flush that began after its record was stored has finished yet, so
+    /// concurrent appends share one fsync instead of queueing one each.
+    durable: Mutex<u64>,
 }
 
 impl DecisionLog {
@@ -439,6 +443,7 @@ impl DecisionLog {
             head: Arc::new(Mutex::new(head)),
             key: None,
             checkpoints: None,
+            durable: Mutex::new(0),
         })
     }
 
@@ -506,7 +511,16 @@ impl DecisionLog {
     /// Appends and flushes: use before releasing an artifact's bytes.
     pub fn append_durable(&self, record: &mut DecisionRecord) -> Result<u64, StoreError> {
         let seq = self.append(record)?;
+        // One flusher at a time; whoever waited here while another flushed finds its
+        // record covered (stored before that flush began) and returns without an fsync.
+        let mut durable = self.durable.lock().unwrap_or_else(|e| e.into_inner());
+        if *durable >= seq {
+            return Ok(seq);
+        }
+        // Everything stored up to this head is in sled's log before the flush starts.
+        let covered = self.head.lock().unwrap_or_else(|e| e.into_inner()).seq;
         self.store.flush()?;
+        *durable = (*durable).max(covered);
         Ok(seq)
     }
 
@@ -570,56 +584,15 @@ impl DecisionLog {
             Some(v) => Some(serde_json::from_slice(&v).map_err(corrupt)?),
             None => None,
         };
-        let mut expected = 1u64;
-        let mut prev = GENESIS.to_owned();
-        let mut unsigned = 0u64;
+        let mut walk = ChainWalk::new(key);
         for item in self.tree.iter() {
             let (k, v) = item?;
-            let seq = seq_of(&k)?;
-            if seq != expected {
-                return Ok(broken(expected, ChainProblem::Missing));
-            }
-            let record = match decode(&v) {
-                Ok(r) if r.seq == seq => r,
-                Ok(r) => {
-                    let why = format!("stored under {seq} but says seq {}", r.seq);
-                    return Ok(broken(seq, ChainProblem::Unreadable(why)));
-                }
-                Err(e) => return Ok(broken(seq, ChainProblem::Unreadable(e.to_string()))),
-            };
-            if record.compute_hash()? != record.hash {
-                return Ok(broken(seq, ChainProblem::Tampered));
-            }
-            if record.prev_hash != prev {
-                return Ok(broken(seq, ChainProblem::Unlinked));
-            }
-            if record.signature.is_empty() {
-                if unsigned + 1 != seq {
-                    return Ok(broken(seq, ChainProblem::Unsigned));
-                }
-                unsigned = seq;
-            } else if key
-                .is_some_and(|k| !k.verifies(&record_message(&record.hash), &record.signature))
-            {
-                return Ok(broken(seq, ChainProblem::BadSignature));
-            }
-            prev = record.hash;
-            expected += 1;
-        }
-        let records = expected - 1;
-        if let Some(head) = head {
-            if head.seq > records {
-                return Ok(broken(records + 1, ChainProblem::Missing));
-            }
-            if head.seq == records && head.hash != prev {
-                return Ok(broken(records, ChainProblem::Unlinked));
+            let record = decode(&v).map_err(|e| e.to_string());
+            if let Some(broken) = walk.step(seq_of(&k)?, record)? {
+                return Ok(broken);
             }
         }
-        Ok(ChainStatus::Intact {
-            records,
-            head: prev,
-            unsigned,
-        })
+        Ok(walk.finish(head.map(|h| (h.seq, h.hash))))
     }
 
     /// Checks the checkpoints in `lines` against the log: each must be signed by `key`
@@ -702,6 +675,86 @@ fn spawn_timer(head: Weak<Mutex<Head>>, checkpointer: Weak<Checkpointer>) {
         });
     if let Err(e) = spawned {
         tracing::warn!("no checkpoint timer ({e}): checkpoints follow appends only");
+    }
+}
+
+/// Checks a chain one record at a time, in sequence order: the one walk `depfw log verify`
+/// does on every backend.
+pub(crate) struct ChainWalk<'k> {
+    key: Option<&'k PublicKey>,
+    expected: u64,
+    prev: String,
+    unsigned: u64,
+}
+
+impl<'k> ChainWalk<'k> {
+    /// A walk from seq 1; with `key`, every signature must be that key's.
+    pub(crate) fn new(key: Option<&'k PublicKey>) -> Self {
+        ChainWalk {
+            key,
+            expected: 1,
+            prev: GENESIS.to_owned(),
+            unsigned: 0,
+        }
+    }
+
+    /// The record stored under `seq` (or why it does not decode): `Some` at the first
+    /// problem.
+    pub(crate) fn step(
+        &mut self,
+        seq: u64,
+        record: Result<DecisionRecord, String>,
+    ) -> Result<Option<ChainStatus>, StoreError> {
+        if seq != self.expected {
+            return Ok(Some(broken(self.expected, ChainProblem::Missing)));
+        }
+        let record = match record {
+            Ok(r) if r.seq == seq => r,
+            Ok(r) => {
+                let why = format!("stored under {seq} but says seq {}", r.seq);
+                return Ok(Some(broken(seq, ChainProblem::Unreadable(why))));
+            }
+            Err(why) => return Ok(Some(broken(seq, ChainProblem::Unreadable(why)))),
+        };
+        if record.compute_hash()? != record.hash {
+            return Ok(Some(broken(seq, ChainProblem::Tampered)));
+        }
+        if record.prev_hash != self.prev {
+            return Ok(Some(broken(seq, ChainProblem::Unlinked)));
+        }
+        if record.signature.is_empty() {
+            if self.unsigned + 1 != seq {
+                return Ok(Some(broken(seq, ChainProblem::Unsigned)));
+            }
+            self.unsigned = seq;
+        } else if self
+            .key
+            .is_some_and(|k| !k.verifies(&record_message(&record.hash), &record.signature))
+        {
+            return Ok(Some(broken(seq, ChainProblem::BadSignature)));
+        }
+        self.prev = record.hash;
+        self.expected += 1;
+        Ok(None)
+    }
+
+    /// The verdict once every record was stepped through; `head` is the stored chain head
+    /// (seq, hash), which also catches a deleted tail.
+    pub(crate) fn finish(self, head: Option<(u64, String)>) -> ChainStatus {
+        let records = self.expected - 1;
+        if let Some((seq, hash)) = head {
+            if seq > records {
+                return broken(records + 1, ChainProblem::Missing);
+            }
+            if seq == records && hash != self.prev {
+                return broken(records, ChainProblem::Unlinked);
+            }
+        }
+        ChainStatus::Intact {
+            records,
+            head: self.prev,
+            unsigned: self.unsigned,
+        }
     }
 }
 
@@ -813,6 +866,41 @@ mod tests {
             hash: String::new(),
             signature: String::new(),
         }
+    }
+
+    #[test]
+    fn concurrent_durable_appends_share_flushes_and_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let log = Arc::new(DecisionLog::open(&store).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            log.append_durable(&mut record(&format!("p{t}-{i}")))
+                                .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "no gaps, no repeats");
+        assert_eq!(
+            *log.durable.lock().unwrap(),
+            200,
+            "the last flush covers all"
+        );
+        assert!(matches!(
+            log.verify().unwrap(),
+            ChainStatus::Intact { records: 200, .. }
+        ));
     }
 
     #[test]

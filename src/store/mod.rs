@@ -10,7 +10,9 @@ pub mod content;
 pub mod decisions;
 pub mod feeds;
 pub mod overrides;
+pub mod pg;
 pub mod quarantine;
+pub mod repo;
 pub mod signing;
 pub(crate) mod tx;
 
@@ -31,6 +33,9 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
     #[error(transparent)]
     Key(#[from] signing::KeyError),
+    /// A PostgreSQL failure; the text never holds the connection URL or its password.
+    #[error("database error: {0}")]
+    Database(String),
 }
 
 impl StoreError {

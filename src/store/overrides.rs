@@ -103,7 +103,8 @@ impl StoredOverride {
         })
     }
 
-    fn active_key(&self) -> Vec<u8> {
+    /// The key no two active entries share: kind, ecosystem, normalised name, versions.
+    pub(crate) fn active_key(&self) -> Vec<u8> {
         active_key(self.kind, self.ecosystem, &self.name, &self.versions)
     }
 }
@@ -321,6 +322,30 @@ fn bump_revision<E>(tx: &TransactionalTree) -> TxResult<(), E> {
     Ok(())
 }
 
+/// The entries the engine applies, from the active `records`.
+pub(crate) fn entries_in_force(
+    records: &[StoredOverride],
+) -> Result<Vec<OverrideEntry>, OverrideError> {
+    records
+        .iter()
+        .filter(|r| {
+            // An allow entry stored with an empty `versions` (before it was refused) would
+            // allow every version: it allows none, and says so.
+            let blank = r.kind == OverrideKind::Allow && r.versions.trim().is_empty();
+            if blank {
+                tracing::warn!(
+                    entry = r.id,
+                    package = %r.name,
+                    "allow entry with an empty `versions` is ignored: remove it and add it \
+                     again with `*` or the versions it allows"
+                );
+            }
+            !blank
+        })
+        .map(|r| r.to_entry().map_err(OverrideError::from))
+        .collect()
+}
+
 /// Run-time allow and deny entries of one data directory.
 #[derive(Clone)]
 pub struct OverrideStore {
@@ -410,24 +435,7 @@ impl OverrideStore {
 
     /// The entries in force at `now`, for the engine to merge with the config's.
     pub fn active_entries(&self, now: DateTime<Utc>) -> Result<Vec<OverrideEntry>, OverrideError> {
-        self.list(false, now)?
-            .iter()
-            .filter(|r| {
-                // An allow entry stored with an empty `versions` (before it was refused) would
-                // allow every version: it allows none, and says so.
-                let blank = r.kind == OverrideKind::Allow && r.versions.trim().is_empty();
-                if blank {
-                    tracing::warn!(
-                        entry = r.id,
-                        package = %r.name,
-                        "allow entry with an empty `versions` is ignored: remove it and add it \
-                         again with `*` or the versions it allows"
-                    );
-                }
-                !blank
-            })
-            .map(|r| r.to_entry().map_err(OverrideError::from))
-            .collect()
+        entries_in_force(&self.list(false, now)?)
     }
 
     /// [`OverrideStore::active_entries`] as an [`Overrides`] set.

@@ -142,17 +142,92 @@ struct Held<'a> {
     justification: Option<&'a str>,
 }
 
-fn item_key(id: QuarantineId) -> Vec<u8> {
-    [ITEM_PREFIX, &id.to_be_bytes()].concat()
+/// A requester's justification as the reviewer sees it: one line (line breaks and tabs
+/// become spaces), not empty, within the limits of every reviewer-facing text.
+pub(crate) fn justification_text(raw: &str) -> Result<String, QuarantineError> {
+    let justification: String = raw
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if justification.is_empty() {
+        return Err(QuarantineError::JustificationRequired);
+    }
+    overrides::check_text("justification", &justification)?;
+    Ok(justification)
 }
 
-fn pending_key(name: &PackageName, version: &str) -> Vec<u8> {
+/// A pending item for a version nobody asked for before.
+pub(crate) fn new_item(
+    id: QuarantineId,
+    name: &PackageName,
+    version: &str,
+    now: DateTime<Utc>,
+) -> QuarantineItem {
+    QuarantineItem {
+        id,
+        ecosystem: name.ecosystem(),
+        name: name.as_str().to_owned(),
+        version: version.to_owned(),
+        reasons: Vec::new(),
+        requesters: Vec::new(),
+        request_count: 0,
+        first_seen: now,
+        last_seen: now,
+        status: QuarantineStatus::Pending,
+        resolution: None,
+    }
+}
+
+/// Counts one more request for `item` by `who` (at most [`MAX_REQUESTERS`] listed) and
+/// refreshes its reasons.
+pub(crate) fn add_request(
+    item: &mut QuarantineItem,
+    who: &str,
+    reasons: &[Finding],
+    request_id: &str,
+    justification: Option<&str>,
+    now: DateTime<Utc>,
+) {
+    if !reasons.is_empty() {
+        item.reasons = reasons.to_vec();
+    }
+    item.request_count += 1;
+    item.last_seen = item.last_seen.max(now);
+    if let Some(r) = item.requesters.iter_mut().find(|r| r.who == who) {
+        r.count += 1;
+        r.last_seen = r.last_seen.max(now);
+        r.last_request_id = request_id.to_owned();
+        if let Some(j) = justification {
+            r.justification = Some(j.to_owned());
+        }
+    } else if item.requesters.len() < MAX_REQUESTERS {
+        item.requesters.push(Requester {
+            who: who.to_owned(),
+            count: 1,
+            first_seen: now,
+            last_seen: now,
+            last_request_id: request_id.to_owned(),
+            justification: justification.map(str::to_owned),
+        });
+    }
+}
+
+/// The key of the one pending item per version (`pending/<eco>/<name key>/<version>`).
+pub(crate) fn pending_text(name: &PackageName, version: &str) -> String {
     format!(
         "pending/{}/{}/{version}",
         name.ecosystem().slug(),
         name.key()
     )
-    .into_bytes()
+}
+
+fn item_key(id: QuarantineId) -> Vec<u8> {
+    [ITEM_PREFIX, &id.to_be_bytes()].concat()
+}
+
+fn pending_key(name: &PackageName, version: &str) -> Vec<u8> {
+    pending_text(name, version).into_bytes()
 }
 
 fn decode(value: &[u8]) -> Result<QuarantineItem, StoreError> {
@@ -224,16 +299,7 @@ impl QuarantineQueue {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<QuarantineId, QuarantineError> {
-        // One line, as every reviewer-facing text: line breaks and tabs become spaces.
-        let justification: String = justification
-            .trim()
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        if justification.is_empty() {
-            return Err(QuarantineError::JustificationRequired);
-        }
-        overrides::check_text("justification", &justification)?;
+        let justification = justification_text(justification)?;
         let held = Held {
             name,
             version: version.map_or_else(|| ANY_VERSION.to_owned(), ToString::to_string),
@@ -270,43 +336,10 @@ impl QuarantineQueue {
                 None => {
                     let fresh_id = tx::next_id(tx, LAST_ID_KEY)?;
                     tx.insert(index.as_slice(), &fresh_id.to_be_bytes())?;
-                    QuarantineItem {
-                        id: fresh_id,
-                        ecosystem: name.ecosystem(),
-                        name: name.as_str().to_owned(),
-                        version: version.clone(),
-                        reasons: Vec::new(),
-                        requesters: Vec::new(),
-                        request_count: 0,
-                        first_seen: now,
-                        last_seen: now,
-                        status: QuarantineStatus::Pending,
-                        resolution: None,
-                    }
+                    new_item(fresh_id, name, &version, now)
                 }
             };
-            if !reasons.is_empty() {
-                item.reasons = reasons.clone();
-            }
-            item.request_count += 1;
-            item.last_seen = item.last_seen.max(now);
-            if let Some(r) = item.requesters.iter_mut().find(|r| r.who == who) {
-                r.count += 1;
-                r.last_seen = r.last_seen.max(now);
-                r.last_request_id = request_id.to_owned();
-                if let Some(j) = justification {
-                    r.justification = Some(j.to_owned());
-                }
-            } else if item.requesters.len() < MAX_REQUESTERS {
-                item.requesters.push(Requester {
-                    who: who.to_owned(),
-                    count: 1,
-                    first_seen: now,
-                    last_seen: now,
-                    last_request_id: request_id.to_owned(),
-                    justification: justification.map(str::to_owned),
-                });
-            }
+            add_request(&mut item, who, &reasons, request_id, justification, now);
             put(tx, &item)?;
             Ok(item.id)
         })?;
@@ -381,7 +414,7 @@ impl QuarantineQueue {
                 status: item.status,
             });
         }
-        let entry = self.entry_for(&item, kind, scope, reason, expires, by)?;
+        let entry = Self::entry_for(&item, kind, scope, reason, expires, by)?;
         let mut record = overrides::new_record(&entry, now)?;
         record.quarantine_id = Some(id);
         let status = match kind {
@@ -416,8 +449,7 @@ impl QuarantineQueue {
         })
     }
 
-    fn entry_for(
-        &self,
+    pub(crate) fn entry_for(
         item: &QuarantineItem,
         kind: OverrideKind,
         scope: &ApprovalScope,

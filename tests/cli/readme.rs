@@ -80,12 +80,52 @@ const STEPS: &[(&str, Step)] = &[
         Step::NotRun("it needs the depfw user; the Serve step runs `depfw serve`"),
     ),
     (
+        "sudo -u postgres createdb -O depfw depfw",
+        Step::NotRun("it needs a PostgreSQL server; integration/replicas.rs runs two replicas"),
+    ),
+    (
+        "export DEPFW_STORE=postgres://depfw:secret@db.internal:5432/depfw",
+        Step::NotRun("it names a database server that does not exist here"),
+    ),
+    (
+        "depfw --data-dir /var/lib/depfw-1 serve --listen 0.0.0.0:7878",
+        Step::NotRun("a replica on PostgreSQL; integration/replicas.rs runs two"),
+    ),
+    (
+        "install -m 600 /var/lib/depfw-1/signing-key /var/lib/depfw-2/signing-key",
+        Step::NotRun("it writes to /var/lib; integration/replicas.rs copies the key"),
+    ),
+    (
+        "depfw --data-dir /var/lib/depfw-2 serve --listen 0.0.0.0:7878",
+        Step::NotRun("a replica on PostgreSQL; integration/replicas.rs runs two"),
+    ),
+    (
+        r#"depfw --store "$DEPFW_STORE" agents add ci-bot"#,
+        Step::NotRun("it needs PostgreSQL; integration/replicas.rs adds agents this way"),
+    ),
+    (
+        r#"depfw --store "$DEPFW_STORE" log verify --public-key depfw.pub"#,
+        Step::NotRun("it needs PostgreSQL; integration/replicas.rs verifies the chain"),
+    ),
+    (
         "cargo test",
         Step::NotRun("it is the command running this test"),
     ),
     (
         "bash .ci/install-clients.sh",
         Step::NotRun("it installs software on the machine; .ci/run runs it"),
+    ),
+    (
+        "sudo bash .ci/postgres.sh install",
+        Step::NotRun("it installs software on the machine; .ci/run runs it"),
+    ),
+    (
+        r#"eval "$(bash .ci/postgres.sh start)""#,
+        Step::NotRun("it starts PostgreSQL; .ci/run runs it"),
+    ),
+    (
+        r#"bash .ci/postgres.sh stop "$DEPFW_TEST_POSTGRES_DIR""#,
+        Step::NotRun("it stops the cluster .ci/run started"),
     ),
 ];
 

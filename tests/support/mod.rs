@@ -49,7 +49,8 @@ pub fn depfw_command() -> Command {
     cmd.env_remove("DEPFW_CONFIG")
         .env_remove("DEPFW_DATA_DIR")
         .env_remove("DEPFW_ADMIN_TOKEN")
-        .env_remove("DEPFW_LOG");
+        .env_remove("DEPFW_LOG")
+        .env_remove("DEPFW_STORE");
     cmd
 }
 
