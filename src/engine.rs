@@ -1,6 +1,8 @@
 //! Builds the one [`Policy`] that `depfw serve`, `depfw audit` and `depfw check` share,
 //! from the validated config and the feeds (store, else the bundled snapshot).
 
+pub mod feed_update;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 

@@ -395,6 +395,60 @@ pub(crate) async fn feeds(State(state): State<AdminState>) -> ApiResult {
     ok(state.feeds.status())
 }
 
+/// `depfw feeds status` while the server runs: its sources and the coverage in use.
+pub(crate) async fn feed_details(State(state): State<AdminState>) -> ApiResult {
+    let feeds = state.feeds.clone();
+    ok(off_the_runtime(move || feeds.details()).await??)
+}
+
+/// `depfw feeds sync` while the server runs: its own configured sources, applied at once.
+/// Any body is ignored.
+pub(crate) async fn sync_feeds(State(state): State<AdminState>) -> ApiResult {
+    let feeds = state.feeds.clone();
+    ok(off_the_runtime(move || feeds.sync()).await??)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportQuery {
+    /// The source name in the store.
+    name: String,
+    /// The uploaded file's name, for messages.
+    file: Option<String>,
+}
+
+/// Longest source name an import may give.
+const MAX_SOURCE_NAME: usize = 200;
+
+/// `depfw feeds import FILE` while the server runs: the file is the body (at most
+/// [`super::MAX_FEED_UPLOAD_BYTES`]), applied at once.
+pub(crate) async fn import_feed(
+    State(state): State<AdminState>,
+    ApiQuery(query): ApiQuery<ImportQuery>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    let name = query.name.trim().to_owned();
+    if name.is_empty()
+        || name.len() > MAX_SOURCE_NAME
+        || name.chars().any(|c| c.is_control() || c == '/')
+    {
+        return Err(AdminError::BadRequest(format!(
+            "name: a source name is 1 to {MAX_SOURCE_NAME} characters, without `/` or \
+             control characters"
+        )));
+    }
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AdminError::TooLarge(format!(
+            "a feed upload is at most {} bytes",
+            super::MAX_FEED_UPLOAD_BYTES
+        )),
+        _ => AdminError::BadRequest(format!("the upload could not be read: {e}")),
+    })?;
+    let file = query.file.unwrap_or_else(|| "upload".to_owned());
+    let feeds = state.feeds.clone();
+    ok(off_the_runtime(move || feeds.import(&name, &file, &body)).await??)
+}
+
 pub(crate) async fn openapi() -> ApiResult {
     ok(super::openapi::document())
 }

@@ -54,6 +54,9 @@ pub use sources::{DecisionLog, FeedStatusSource, LogFilter, MemoryLog, StaticFee
 pub const MOUNT: &str = "/admin";
 /// Largest request body accepted (JSON or form).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest feed upload (`POST /admin/api/feeds/import`, what `depfw feeds import` sends
+/// while the server runs): room for an OSV ecosystem's `all.zip`.
+pub const MAX_FEED_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 /// Author of changes made through the API.
 pub(crate) const API_AUTHOR: &str = "admin";
 
@@ -260,6 +263,18 @@ fn table() -> Table {
             routing::get(api::export_log),
         ),
         (spec(M::GET, "/api/feeds", Token), routing::get(api::feeds)),
+        (
+            spec(M::GET, "/api/feeds/details", Token),
+            routing::get(api::feed_details),
+        ),
+        (
+            spec(M::POST, "/api/feeds/sync", Token),
+            routing::post(api::sync_feeds),
+        ),
+        (
+            spec(M::POST, "/api/feeds/import", Token),
+            routing::post(api::import_feed).layer(DefaultBodyLimit::max(MAX_FEED_UPLOAD_BYTES)),
+        ),
         (
             spec(M::GET, "/api/openapi.json", Token),
             routing::get(api::openapi),

@@ -113,6 +113,16 @@ pub(crate) fn document() -> Value {
                     query_param("since", "YYYY-MM-DD or RFC 3339")
                 ]}))},
             "/api/feeds": {"get": op("Feed status", ("200", "feed freshness"), &["401"], json!({}))},
+            "/api/feeds/details": {"get": op("Every stored feed source and what the advisory data in use covers per ecosystem (`depfw feeds status`)", ("200", "{sources: [SourceStatus], coverage: [Coverage]}"), &["401"], json!({}))},
+            "/api/feeds/sync": {"post": op("Download and store every feed source of the server's config, then apply the new advisories at once (`depfw feeds sync`); a failed source keeps its last good data and is reported, not an error. Any body is ignored", ("200", "{sources: [{name, advisories, error, kept}]}"), &["401"], json!({}))},
+            "/api/feeds/import": {"post": op("Store the uploaded OSV data (a record, a JSON array, JSON lines or an all.zip; at most 256 MiB) as a feed source, then apply it at once (`depfw feeds import`)", ("200", "{name, advisories, records, withdrawn}"), &["400", "401", "413"],
+                json!({
+                    "parameters": [
+                        {"name": "name", "in": "query", "required": true, "description": "the source name in the store (1 to 200 characters, no `/`)", "schema": {"type": "string"}},
+                        query_param("file", "the uploaded file's name, for messages")
+                    ],
+                    "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary", "maxLength": crate::admin::MAX_FEED_UPLOAD_BYTES}}}}
+                }))},
             "/api/openapi.json": {"get": op("This document", ("200", "OpenAPI 3 document"), &["401"], json!({}))}
         },
         "components": {

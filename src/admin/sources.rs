@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::AdminError;
 use crate::policy::Verdict;
 use crate::store::signing::PublicKey;
 
@@ -89,8 +90,35 @@ pub struct Verified {
 ///
 /// The page shows an array of objects as a table (a `stale: true` row in amber, an
 /// `error` in red) and anything else as JSON.
+///
+/// A running `depfw serve` also takes `depfw feeds status|sync|import` through it (the
+/// sled store allows one process): [`FeedStatusSource::details`], `sync` and `import`
+/// block (they read, download and parse whole feeds) and are called off the runtime; after
+/// a sync or an import the server's policy runs with the new advisories.
 pub trait FeedStatusSource: Send + Sync {
     fn status(&self) -> Value;
+
+    /// `depfw feeds status`: every stored source and what the data in use covers
+    /// (`engine::feed_update::FeedDetails`).
+    fn details(&self) -> Result<Value, AdminError> {
+        Err(not_connected())
+    }
+
+    /// `depfw feeds sync` with the server's configured sources
+    /// (`engine::feed_update::SyncReport`).
+    fn sync(&self) -> Result<Value, AdminError> {
+        Err(not_connected())
+    }
+
+    /// `depfw feeds import`: `bytes` (the file `file`, as uploaded) stored as source
+    /// `name` (`engine::feed_update::Imported`); data that does not read is a 400.
+    fn import(&self, _name: &str, _file: &str, _bytes: &[u8]) -> Result<Value, AdminError> {
+        Err(not_connected())
+    }
+}
+
+fn not_connected() -> AdminError {
+    AdminError::NotFound("this server does not update feeds through its admin API".to_owned())
 }
 
 /// An in-memory log of JSON entries, matched on `agent`, `package`, `verdict` and `time`

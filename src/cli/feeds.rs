@@ -6,28 +6,25 @@
 //!   does not stop the others and keeps its last good data, or, with none, its ecosystems
 //!   keep the bundled snapshot (exit 2 if any failed);
 //! - `status`: sources, counts, age and last error (stale after `feeds.stale-after-days`);
+//! - while `depfw serve` holds the store, `import`, `sync` and `status` go through its
+//!   admin API (`cli::via_server`): the server syncs its own configured sources, stores
+//!   the data and applies it at once, and the command prints what the local path prints;
 //! - `snapshot --from <shared data> --out feeds/`: rebuild the bundled snapshot;
 //! - `popular-index --out feeds/popular/`: rebuild the prebuilt typosquat indexes of the
 //!   bundled popular-name lists (after a list or the name forms change).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use futures_util::StreamExt as _;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::{Config, FeedSource};
+use crate::config::Config;
+use crate::engine::feed_update::{self, Coverage};
 use crate::feeds::AdvisoryIndex;
-use crate::feeds::{load_bytes, load_path, snapshot};
-use crate::package::Ecosystem;
+use crate::feeds::{load_path, snapshot};
 use crate::store::feeds::{active_index, FeedStore, SourceStatus};
-
-/// Largest feed download accepted (the OSV npm archive is a few hundred MB).
-pub(crate) const MAX_FEED_BYTES: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum FeedsCommand {
@@ -90,39 +87,53 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         FeedsCommand::Import { path, name } => {
-            let feeds = open(config)?;
             let name = name.unwrap_or_else(|| default_name(&path));
-            match load_path(&path) {
-                Ok(feed) => {
-                    let status = feeds.save(&name, &feed, Utc::now())?;
-                    println!(
-                        "imported {} advisories ({} records, {} withdrawn) as `{name}`",
-                        status.advisories(),
-                        feed.records,
-                        feed.withdrawn
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    feeds.record_failure(&name, &e.to_string(), Utc::now())?;
-                    Err(anyhow::Error::new(e).context(format!("importing `{name}`")))
-                }
+            if let Some(server) = super::remote::running(config)? {
+                return super::via_server::import_feed(&server, &path, &name);
             }
+            let feeds = open(config)?;
+            let imported = feed_update::import(&feeds, &name, load_path(&path))?;
+            println!("{}", imported.line());
+            Ok(ExitCode::SUCCESS)
         }
         FeedsCommand::Sync => {
-            let feeds = open(config)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let timeout = Duration::from_secs(config.upstream.timeout_secs);
-            let failed = runtime.block_on(sync(&feeds, &config.feeds.sources, timeout))?;
-            Ok(if failed == 0 {
+            let report = match super::remote::running(config)? {
+                Some(server) => {
+                    let report = super::via_server::sync_feeds(&server)?;
+                    for source in &report.sources {
+                        eprintln!("{}", source.line());
+                    }
+                    report
+                }
+                None => {
+                    let feeds = open(config)?;
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let timeout = Duration::from_secs(config.upstream.timeout_secs);
+                    runtime.block_on(feed_update::sync(
+                        &feeds,
+                        &config.feeds.sources,
+                        timeout,
+                        true,
+                        &mut |source| eprintln!("{}", source.line()),
+                    ))?
+                }
+            };
+            Ok(if report.failed() == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
             })
         }
         FeedsCommand::Status => {
+            let mut out = std::io::stdout().lock();
+            if let Some(server) = super::remote::running(config)? {
+                let details = super::via_server::feed_details(&server)?;
+                print_status(&mut out, &details.sources, config.feeds.stale_after_days)?;
+                print_coverage_of(&mut out, &details.coverage)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             // A status query must not create a store where there is none.
             let store = if config.server.data_dir.join("store").exists() {
                 Some(super::remote::open_here(config, "`depfw feeds status`")?)
@@ -133,7 +144,6 @@ pub fn run(cmd: FeedsCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 Some(store) => FeedStore::new(store)?.status()?,
                 None => Vec::new(),
             };
-            let mut out = std::io::stdout().lock();
             print_status(&mut out, &sources, config.feeds.stale_after_days)?;
             let index = active_index(&config.feeds, store.as_ref())?;
             print_coverage(&mut out, &index)?;
@@ -152,117 +162,26 @@ fn default_name(path: &Path) -> String {
         .map_or_else(|| "import".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Syncs every source; returns how many failed. Errors only if the store itself fails.
-async fn sync(
-    feeds: &FeedStore,
-    sources: &[FeedSource],
-    timeout: Duration,
-) -> anyhow::Result<usize> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(timeout)
-        .read_timeout(timeout)
-        .user_agent(concat!("depfw/", env!("CARGO_PKG_VERSION")))
-        .build()?;
-    let mut failed = 0;
-    for source in sources {
-        let outcome = match download(&client, source).await {
-            Ok(bytes) => {
-                load_bytes(Path::new(source.url.as_str()), &bytes).map_err(anyhow::Error::from)
-            }
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(feed) => {
-                let status = feeds.save(&source.name, &feed, Utc::now())?;
-                eprintln!("{}: {} advisories", source.name, status.advisories());
-            }
-            Err(e) => {
-                failed += 1;
-                let message = format!("{e:#}");
-                feeds.record_failure(&source.name, &message, Utc::now())?;
-                let kept = feeds
-                    .status()?
-                    .into_iter()
-                    .find(|s| s.name == source.name)
-                    .and_then(|s| Some((s.fetched_at?, s.advisories())));
-                let kept = match kept {
-                    Some((at, n)) => format!(
-                        "keeping its data from {} ({n} advisories)",
-                        at.format("%Y-%m-%d %H:%M UTC")
-                    ),
-                    None => "no earlier data for this source: ecosystems no synced source \
-                             covers use the bundled snapshot (unless feeds.bundled = false)"
-                        .to_owned(),
-                };
-                eprintln!("{}: FAILED ({kept}): {message}", source.name);
-            }
-        }
-    }
-    Ok(failed)
-}
-
-async fn download(client: &reqwest::Client, source: &FeedSource) -> anyhow::Result<Vec<u8>> {
-    let response = client
-        .get(source.url.clone())
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("downloading {}", source.url))?;
-    let expected = response.content_length();
-    if expected.is_some_and(|len| len > MAX_FEED_BYTES) {
-        anyhow::bail!("{} is larger than {MAX_FEED_BYTES} bytes", source.url);
-    }
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(expected, ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    if let Ok(style) =
-        ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-    {
-        bar.set_style(style);
-    }
-    bar.set_prefix(source.name.clone());
-    let mut body =
-        Vec::with_capacity(usize::try_from(expected.unwrap_or(0).min(MAX_FEED_BYTES)).unwrap_or(0));
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.with_context(|| format!("downloading {}", source.url))?;
-        if body.len() as u64 + chunk.len() as u64 > MAX_FEED_BYTES {
-            bar.abandon();
-            anyhow::bail!("{} is larger than {MAX_FEED_BYTES} bytes", source.url);
-        }
-        body.extend_from_slice(&chunk);
-        bar.set_position(body.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok(body)
-}
-
 /// What the data in use can catch, per ecosystem: an ecosystem with known-malicious
 /// package records but no vulnerability advisories is said to be so, because a clean
 /// verdict there means "not known malicious", not "no known CVE"; and how recent its newest
 /// vulnerability advisory is (the bundled npm ones, from the Node.js Security WG, stop
 /// around 2019).
 pub fn print_coverage(out: &mut impl std::io::Write, index: &AdvisoryIndex) -> std::io::Result<()> {
-    let counts = index.counts();
-    let count = |eco: Ecosystem, kinds: &[&str]| -> usize {
-        kinds
-            .iter()
-            .map(|k| counts.get(&(eco, *k)).copied().unwrap_or(0))
-            .sum()
-    };
+    print_coverage_of(out, &feed_update::coverage(index))
+}
+
+/// [`print_coverage`] from the per-ecosystem figures (as a running server reports them).
+pub(crate) fn print_coverage_of(
+    out: &mut impl std::io::Write,
+    coverage: &[Coverage],
+) -> std::io::Result<()> {
     writeln!(out, "advisory data in use, per ecosystem:")?;
-    for eco in Ecosystem::ALL {
-        let malicious = count(eco, &["malicious"]);
-        let vulnerabilities = count(eco, &["vulnerability"]);
-        let informational = count(eco, &["unmaintained", "unsound", "notice"]);
+    for c in coverage {
+        let (malicious, vulnerabilities) = (c.malicious, c.vulnerabilities);
         // How current the vulnerability data is: npm's offline advisories stop around 2019.
-        let newest = index
-            .iter()
-            .filter(|a| a.ecosystem == eco && a.kind.as_str() == "vulnerability")
-            .filter_map(|a| a.published)
-            .max()
+        let newest = c
+            .newest_vulnerability
             .map(|t| format!(" (the newest published {})", t.format("%Y-%m-%d")))
             .unwrap_or_default();
         let scope = match (malicious > 0, vulnerabilities > 0) {
@@ -274,10 +193,10 @@ pub fn print_coverage(out: &mut impl std::io::Write, index: &AdvisoryIndex) -> s
         };
         let mut line = format!(
             "  {:<10} {malicious} malicious-package records, {vulnerabilities} vulnerability advisories",
-            eco.to_string()
+            c.ecosystem.to_string()
         );
-        if informational > 0 {
-            line.push_str(&format!(", {informational} informational"));
+        if c.informational > 0 {
+            line.push_str(&format!(", {} informational", c.informational));
         }
         writeln!(out, "{line}: {scope}")?;
     }

@@ -1,4 +1,4 @@
-//! `depfw agents|overrides|quarantine|log …` while `depfw serve` runs on the same data
+//! `depfw agents|overrides|quarantine|log|feeds …` while `depfw serve` runs on the same data
 //! directory.
 //!
 //! sled lets one process open a store, so the server holds it for as long as it runs. To
@@ -178,8 +178,9 @@ pub(crate) fn open(config: &Config) -> anyhow::Result<Opened> {
     }
 }
 
-/// Opens the store for a command the admin API does not do (`feeds import|sync|status`):
-/// when a running server holds it, the lock error names that server and what it offers.
+/// Opens the store itself for `depfw feeds status|import|sync`, which asked [`running`]
+/// first: when a server that answers holds the lock now, it came up in between, and the
+/// error says to run the command again (it then goes through that server).
 pub(crate) fn open_here(config: &Config, what: &str) -> anyhow::Result<Store> {
     let dir = &config.server.data_dir;
     match Store::open(dir) {
@@ -187,9 +188,9 @@ pub(crate) fn open_here(config: &Config, what: &str) -> anyhow::Result<Store> {
         Err(e) if lock_busy(&e) => {
             let why = match find(dir) {
                 Found::Answers(server) => format!(
-                    "the store is held by the running depfw serve (pid {}), and its admin API \
-                     does not do {what} yet; feed status is on its admin page and at \
-                     {}/api/feeds",
+                    "the store is held by the running depfw serve (pid {}), which started \
+                     while {what} was opening it; run the command again to go through its \
+                     admin API at {}",
                     server.pid, server.shown
                 ),
                 other => other.why_not(dir),
@@ -405,6 +406,23 @@ impl Server {
     ) -> anyhow::Result<T> {
         let url = self.url_of(segments, &[])?;
         self.send(self.client.http.post(url).json(body))?.json()
+    }
+
+    /// `POST api/<segments>?<query>` with `body` as `application/octet-stream`, as `T`.
+    pub(crate) fn post_bytes<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let url = self.url_of(segments, query)?;
+        let request = self
+            .client
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.send(request)?.json()
     }
 
     /// `DELETE api/<segments>`, as `T`.

@@ -16,8 +16,9 @@
 //! stay open and no restart is needed.
 //!
 //! While it runs it announces itself in `<data-dir>/serve.json` (pid, admin API URL), so
-//! that `depfw agents|overrides|quarantine|log` go through the admin API instead of failing
-//! on the store's lock (`cli::remote`).
+//! that `depfw agents|overrides|quarantine|log|feeds` go through the admin API instead of
+//! failing on the store's lock (`cli::remote`); a `feeds sync` or `import` there rebuilds
+//! the policy over the new advisories at once.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -310,6 +311,15 @@ impl Generation {
                     token.clone(),
                     refresh,
                 )?;
+                // `depfw feeds sync|import` through the admin API: the whole policy is
+                // built again over the new advisories (the overrides re-read after).
+                let reload = {
+                    let (config, store) = (config.clone(), store.clone());
+                    let overrides = Arc::clone(&overrides);
+                    move || policy_state_with(&config, &store, &*overrides)
+                };
+                let admin =
+                    crate::server::admin::with_feed_updates(admin, &state, config, &store, reload)?;
                 Some(crate::admin::standalone(admin))
             }
             None => None,

@@ -1,9 +1,10 @@
 //! The store-opening admin commands done through a running `depfw serve`'s admin API
-//! (`cli::remote` finds the server): `agents`, `overrides`, `quarantine` and
-//! `log show|export|verify`. Arguments are checked as the local path checks them, and the
+//! (`cli::remote` finds the server): `agents`, `overrides`, `quarantine`,
+//! `log show|export|verify` and `feeds import|sync|status`. Arguments are checked as the local path checks them, and the
 //! answers are printed by the same functions, so the output is the local path's.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -21,6 +22,7 @@ use super::remote::Server;
 use crate::admin::Verified;
 use crate::agents::{Agent, Token};
 use crate::config::Config;
+use crate::engine::feed_update::{FeedDetails, Imported, SyncReport};
 use crate::policy::overrides::OverrideKind;
 use crate::store::decisions::DecisionRecord;
 use crate::store::overrides::{expiry, StoredOverride};
@@ -288,4 +290,48 @@ pub(crate) fn log(cmd: &LogCommand, server: &Server) -> anyhow::Result<ExitCode>
     };
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::from(code))
+}
+
+/// `depfw feeds status` through the server: its stored sources and the coverage of the
+/// advisory data it runs with.
+pub(crate) fn feed_details(server: &Server) -> anyhow::Result<FeedDetails> {
+    server.get(&["feeds", "details"], &[])
+}
+
+/// `depfw feeds sync` through the server: it syncs the sources of its own config, stores
+/// them and applies them at once.
+pub(crate) fn sync_feeds(server: &Server) -> anyhow::Result<SyncReport> {
+    server.post(&["feeds", "sync"], &json!({}))
+}
+
+/// `depfw feeds import FILE` through the server: the file is uploaded (one file: a
+/// directory is refused with what to do), stored as source `name` and applied at once.
+pub(crate) fn import_feed(server: &Server, path: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    let meta = std::fs::metadata(path).with_context(|| format!("importing {}", path.display()))?;
+    anyhow::ensure!(
+        !meta.is_dir(),
+        "{} is a directory: through the running depfw serve, `feeds import` uploads one file \
+         (an OSV record, JSON lines or an all.zip). Zip the directory (`zip -r feed.zip {}`) \
+         and import the zip",
+        path.display(),
+        path.display()
+    );
+    let limit = crate::admin::MAX_FEED_UPLOAD_BYTES;
+    anyhow::ensure!(
+        meta.len() <= limit as u64,
+        "{} is {} bytes; the running depfw serve takes feed uploads of at most {limit} bytes",
+        path.display(),
+        meta.len()
+    );
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = path
+        .file_name()
+        .map_or_else(|| "upload".to_owned(), |n| n.to_string_lossy().into_owned());
+    let imported: Imported = server.post_bytes(
+        &["feeds", "import"],
+        &[("name", name.to_owned()), ("file", file)],
+        bytes,
+    )?;
+    println!("{}", imported.line());
+    Ok(ExitCode::from(exit::CLEAN))
 }

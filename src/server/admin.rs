@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::{AppState, PolicyState};
-use crate::admin::{self, AdminState, AdminToken, FeedStatusSource, LogFilter};
+use crate::admin::{self, AdminError, AdminState, AdminToken, FeedStatusSource, LogFilter};
 use crate::config::Config;
+use crate::engine::feed_update::{self, FeedDetails, ImportError};
+use crate::feeds::load_bytes;
 use crate::store::decisions::{ChainStatus, RecordFilter};
-use crate::store::feeds::FeedStore;
+use crate::store::feeds::{active_index, FeedStore};
 use crate::store::repo::Backend;
 use crate::store::signing::PublicKey;
 use crate::store::Store;
@@ -47,6 +49,7 @@ pub fn admin_state_with(
     let feeds = FeedSource {
         feeds: FeedStore::new(store)?,
         stale_after_days: config.feeds.stale_after_days,
+        updates: None,
     };
     let proxy = state.clone();
     let serialise = Mutex::new(());
@@ -67,6 +70,39 @@ pub fn admin_state_with(
         )))
         .with_feeds(Arc::new(feeds))
         .with_on_change(on_change))
+}
+
+/// `admin` taking `depfw feeds status|sync|import` through the admin API for the proxy
+/// `state` over the local `store` (the sled store allows one process, so the command line
+/// cannot open it while `depfw serve` runs). A sync uses the sources of `config`, the
+/// server's own. After a sync or an import that stored data, `reload` builds the policy
+/// again from the store's feeds, it is installed, and the overrides are applied to it once
+/// more (`on_change`), so that one changed meanwhile is not lost: new advisories apply to
+/// the next request, without a restart. One update runs at a time.
+pub fn with_feed_updates(
+    admin: AdminState,
+    state: &AppState,
+    config: &Config,
+    store: &Store,
+    reload: impl Fn() -> PolicyState + Send + Sync + 'static,
+) -> anyhow::Result<AdminState> {
+    let proxy = state.clone();
+    let refresh = Arc::clone(&admin.on_change);
+    let reload = move || {
+        proxy.set_policy(reload());
+        refresh();
+    };
+    let feeds = FeedSource {
+        feeds: FeedStore::new(store)?,
+        stale_after_days: config.feeds.stale_after_days,
+        updates: Some(FeedUpdates {
+            store: store.clone(),
+            config: config.clone(),
+            reload: Box::new(reload),
+            one_at_a_time: Mutex::new(()),
+        }),
+    };
+    Ok(admin.with_feeds(Arc::new(feeds)))
 }
 
 /// The decision log as the admin page queries it, and the data directory whose signing
@@ -145,9 +181,103 @@ impl admin::DecisionLog for ProxyLog {
 struct FeedSource {
     feeds: FeedStore,
     stale_after_days: u64,
+    /// Set by [`with_feed_updates`].
+    updates: Option<FeedUpdates>,
+}
+
+/// What a sync or an import through the admin API needs.
+struct FeedUpdates {
+    store: Store,
+    config: Config,
+    /// Builds and installs the policy with the store's feeds.
+    reload: Box<dyn Fn() + Send + Sync>,
+    one_at_a_time: Mutex<()>,
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> AdminError {
+    AdminError::Internal(format!("{:#}", e.into()))
+}
+
+impl FeedSource {
+    fn updates(&self) -> Result<&FeedUpdates, AdminError> {
+        self.updates.as_ref().ok_or_else(|| {
+            AdminError::NotFound(
+                "this server does not update feeds through its admin API".to_owned(),
+            )
+        })
+    }
 }
 
 impl FeedStatusSource for FeedSource {
+    fn details(&self) -> Result<Value, AdminError> {
+        let updates = self.updates()?;
+        let sources = self.feeds.status().map_err(internal)?;
+        let index = active_index(&updates.config.feeds, Some(&updates.store)).map_err(internal)?;
+        let details = FeedDetails {
+            sources,
+            coverage: feed_update::coverage(&index),
+        };
+        serde_json::to_value(details).map_err(internal)
+    }
+
+    fn sync(&self) -> Result<Value, AdminError> {
+        let updates = self.updates()?;
+        let _one = updates
+            .one_at_a_time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(internal)?;
+        let timeout = std::time::Duration::from_secs(updates.config.upstream.timeout_secs);
+        let report = runtime
+            .block_on(feed_update::sync(
+                &self.feeds,
+                &updates.config.feeds.sources,
+                timeout,
+                false,
+                &mut |source| match &source.error {
+                    None => tracing::info!(
+                        source = %source.name,
+                        advisories = source.advisories.unwrap_or(0),
+                        "feed synced (admin API)"
+                    ),
+                    Some(error) => tracing::warn!(
+                        source = %source.name,
+                        error = %error,
+                        "feed sync failed, its last good data stays in use (admin API)"
+                    ),
+                },
+            ))
+            .map_err(internal)?;
+        if report.sources.iter().any(|s| !s.failed()) {
+            (updates.reload)();
+        }
+        serde_json::to_value(report).map_err(internal)
+    }
+
+    fn import(&self, name: &str, file: &str, bytes: &[u8]) -> Result<Value, AdminError> {
+        let updates = self.updates()?;
+        let _one = updates
+            .one_at_a_time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let loaded = load_bytes(std::path::Path::new(file), bytes);
+        match feed_update::import(&self.feeds, name, loaded) {
+            Ok(imported) => {
+                tracing::info!(source = %name, advisories = imported.advisories, "feed imported (admin API)");
+                (updates.reload)();
+                serde_json::to_value(imported).map_err(internal)
+            }
+            Err(e @ ImportError::Feed { .. }) => Err(AdminError::BadRequest(format!(
+                "{:#}",
+                anyhow::Error::new(e)
+            ))),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
     fn status(&self) -> Value {
         let now = chrono::Utc::now();
         let synced = match self.feeds.status() {

@@ -370,6 +370,13 @@ fn a_missing_or_wrong_admin_token_says_what_to_do() {
         "{}",
         stderr(&out)
     );
+    let out = depfw(&bad, &["feeds", "sync"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused the admin token from"),
+        "{}",
+        stderr(&out)
+    );
     // Nothing was added.
     let agents = admin_json(&rt, ports.1, "agents");
     assert_eq!(agents["items"], serde_json::json!([]), "{agents}");
@@ -513,24 +520,139 @@ fn the_admin_api_is_reached_on_its_unix_socket() {
     assert!(stdout(&out).starts_with("created agent sock-bot"));
 }
 
-/// `depfw feeds sync` has no admin API route: while the server runs, the lock error names
-/// it and where feed status is.
+/// An OSV record that makes `is-number@6.0.0` a known-malicious version.
+const MALICIOUS_IS_NUMBER: &str = r#"{
+  "schema_version": "1.6.0",
+  "id": "MAL-2099-613",
+  "modified": "2026-01-01T00:00:00Z",
+  "published": "2026-01-01T00:00:00Z",
+  "summary": "is-number 6.0.0 was hijacked (test record)",
+  "affected": [{"package": {"ecosystem": "npm", "name": "is-number"}, "versions": ["6.0.0"]}]
+}"#;
+
+/// `depfw feeds status|import|sync` go through the running server's admin API too (#13):
+/// the server stores the data and rebuilds its policy, so a version that just became known
+/// malicious is refused by the next request, without a restart; a failed source or file
+/// keeps the last good data; the output is the local path's.
 #[test]
-fn feeds_commands_name_the_running_server() {
+fn feeds_commands_go_through_the_running_server() {
     let rt = support::runtime();
     let (upstream, _fixture) = rt.block_on(registry::start_fixture());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let ports = (free_port(), free_port());
+    let (mirror, admin) = ports;
     let cfg = config(dir.path(), "depfw", &upstream, ports, Some(ADMIN_TOKEN));
-    let _server = serve(&cfg, &data, ports.0, &rt);
-    let out = depfw(&cfg, &["feeds", "sync"]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    // Two sources on the fixture registry: its OSV archive, and one that is not there.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[[feeds.sources]]\nname = \"osv\"\nurl = \"{upstream}/{}\"\n\
+         [[feeds.sources]]\nname = \"gone\"\nurl = \"{upstream}/osv/gone.zip\"\n",
+        registry::OSV_ARCHIVE
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let mut server = serve(&cfg, &data, mirror, &rt);
+    let out = depfw(&cfg, &["agents", "add", "ci-bot"]);
+    let token = printed_token(&through_server(&out, admin));
+    let tarball = || {
+        get(
+            &rt,
+            &format!("http://127.0.0.1:{mirror}/a/{token}/npm/is-number/-/is-number-6.0.0.tgz"),
+        )
+    };
+    assert_eq!(tarball(), 200);
+
+    let out = depfw(&cfg, &["feeds", "status"]);
+    let empty = through_server(&out, admin);
+    assert!(empty.starts_with("no feeds in the store"), "{empty}");
+
+    // import: the record is uploaded, stored and applied at once.
+    let record = dir.path().join("is-number.json");
+    std::fs::write(&record, MALICIOUS_IS_NUMBER).unwrap();
+    let import = [
+        "feeds",
+        "import",
+        record.to_str().unwrap(),
+        "--name",
+        "local",
+    ];
+    let out = depfw(&cfg, &import);
+    let imported = through_server(&out, admin);
+    assert_eq!(
+        imported,
+        "imported 1 advisories (1 records, 0 withdrawn) as `local`\n"
+    );
+    assert_eq!(
+        tarball(),
+        403,
+        "the imported advisory applies without a restart"
+    );
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = support::depfw_command()
+        .args(["--config", &cfg, "--data-dir"])
+        .arg(local_dir.path())
+        .args(import)
+        .output()
+        .unwrap();
+    assert_eq!(code(&local), 0, "{}", stderr(&local));
+    assert_eq!(stdout(&local), imported, "the local path prints the same");
+
+    // A file that does not read: the server's reason, exit 2, the last good data stays.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "this is not OSV").unwrap();
+    let out = depfw(
+        &cfg,
+        &["feeds", "import", junk.to_str().unwrap(), "--name", "local"],
+    );
     let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
     assert!(
-        err.contains("held by the running depfw serve")
-            && err.contains(&format!("http://127.0.0.1:{}/admin/api/feeds", ports.1)),
+        err.contains("importing `local`") && err.contains("junk.json"),
         "{err}"
     );
-    assert!(!err.contains("stop"), "{err}");
+    assert_eq!(tarball(), 403, "a failed import keeps the last good data");
+    // A directory cannot be uploaded: the command says what to do instead.
+    let out = depfw(&cfg, &["feeds", "import", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("zip -r"), "{}", stderr(&out));
+
+    // sync: the server's sources; the missing one fails (exit 2) and keeps nothing.
+    let out = depfw(&cfg, &["feeds", "sync"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "going through its admin API at http://127.0.0.1:{admin}/admin"
+        )),
+        "{err}"
+    );
+    let osv = err
+        .lines()
+        .find(|l| l.starts_with("osv: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        osv.ends_with(" advisories") && osv != "osv: 0 advisories",
+        "{err}"
+    );
+    assert!(
+        err.contains("gone: FAILED (no earlier data for this source"),
+        "{err}"
+    );
+    assert_eq!(tarball(), 403, "the imported source stays in use");
+
+    // status prints through the server what it prints on the store itself.
+    let out = depfw(&cfg, &["feeds", "status"]);
+    let remote = through_server(&out, admin);
+    for source in ["local", "osv", "gone"] {
+        assert!(
+            remote.lines().any(|l| l.starts_with(source)),
+            "{source}: {remote}"
+        );
+    }
+    assert!(remote.contains("last error"), "{remote}");
+    stop(&mut server, &data);
+    let out = depfw(&cfg, &["feeds", "status"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("admin API"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), remote);
 }
