@@ -739,3 +739,73 @@ async fn an_allow_entry_with_empty_versions_is_refused() {
     assert_eq!(overrides_count(&f), 0);
     assert_eq!(f.changes(), 0);
 }
+
+/// `POST /api/feeds/import` (what `depfw feeds import` sends while the server runs) takes
+/// a whole OSV archive, up to `MAX_FEED_UPLOAD_BYTES`, where the JSON routes take 64 KiB;
+/// a bad source name is refused before anything is stored.
+#[tokio::test]
+async fn a_feed_upload_may_be_larger_than_a_json_body() {
+    let f = Fixture::new();
+    let post = |path: &str, content_type: &str, body: Vec<u8>| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("{MOUNT}{path}"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let big = vec![b' '; 1024 * 1024];
+    assert!(depfw::admin::MAX_FEED_UPLOAD_BYTES >= 256 * 1024 * 1024);
+    let reply = f
+        .request(post("/api/overrides", "application/json", big.clone()))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.body
+    );
+    // The fixture's feeds take no updates: the upload was read, and the handler says so.
+    let reply = f
+        .request(post(
+            "/api/feeds/import?name=big",
+            "application/octet-stream",
+            big,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    let message = reply.json()["error"].as_str().unwrap().to_owned();
+    assert!(message.contains("does not update feeds"), "{message}");
+    let reply = f.api(Method::POST, "/api/feeds/sync", None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+
+    let long = "n".repeat(201);
+    for query in [
+        "?name=",
+        "?name=a%2Fb",
+        "?name=x%0Ay",
+        &format!("?name={long}"),
+    ] {
+        let path = format!("/api/feeds/import{query}");
+        let reply = f
+            .request(post(&path, "application/octet-stream", b"{}".to_vec()))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            reply.body
+        );
+        let message = reply.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("source name"), "{query}: {message}");
+    }
+    let reply = f
+        .request(post(
+            "/api/feeds/import",
+            "application/octet-stream",
+            b"{}".to_vec(),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+}
