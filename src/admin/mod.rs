@@ -6,8 +6,9 @@
 //! or a Unix socket), never on the mirror's port, so that agents that can reach the mirror
 //! need not reach the admin endpoint: [`standalone`] nests [`admin_router`] at [`MOUNT`]
 //! there. It exists so that a security engineer can act on what the proxy held while it
-//! runs (the sled store allows one process, so the CLI's admin commands come here too, via
-//! `cli::remote`, while `depfw serve` holds it) and so that those decisions apply at once:
+//! runs (the sled store allows one process, so the CLI's admin commands and
+//! `depfw feeds status|sync|import` come here too, via `cli::remote`, while `depfw serve`
+//! holds it) and so that those decisions apply at once:
 //! every override or quarantine change calls the state's `on_change`, and the proxy
 //! rebuilds its policy.
 //!

@@ -96,7 +96,8 @@ pub enum Command {
     /// Review quarantined package versions: approve or reject.
     #[command(subcommand)]
     Quarantine(overrides::QuarantineCommand),
-    /// Advisory feeds: import, sync, status, snapshot.
+    /// Advisory feeds: import, sync, status, snapshot (import, sync and status through
+    /// `depfw serve`'s admin API while it runs).
     #[command(subcommand)]
     Feeds(feeds::FeedsCommand),
     /// The decision log (provenance): verify its hash chain, export, show.

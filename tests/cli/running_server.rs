@@ -537,7 +537,7 @@ const MALICIOUS_IS_NUMBER: &str = r#"{
 #[test]
 fn feeds_commands_go_through_the_running_server() {
     let rt = support::runtime();
-    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let (upstream, fixture) = rt.block_on(registry::start_fixture());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let ports = (free_port(), free_port());
@@ -639,6 +639,20 @@ fn feeds_commands_go_through_the_running_server() {
         "{err}"
     );
     assert_eq!(tarball(), 403, "the imported source stays in use");
+    // The archive fails the next time: its last good data stays.
+    fixture.faults.lock().unwrap().insert(
+        format!("/{}", registry::OSV_ARCHIVE),
+        registry::Fault::Status500,
+    );
+    let out = depfw(&cfg, &["feeds", "sync"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("osv: FAILED (keeping its data from ")
+                && l.contains(&format!("({})", osv.trim_start_matches("osv: ")))),
+        "{err}"
+    );
 
     // status prints through the server what it prints on the store itself.
     let out = depfw(&cfg, &["feeds", "status"]);
