@@ -111,7 +111,7 @@ pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Resul
         None => None,
     };
     let (judge, parsed) = match server {
-        Some(server) => (Judge::Server(server), read_lockfiles(&lockfiles)),
+        Some(server) => (Judge::Server(Box::new(server)), read_lockfiles(&lockfiles)),
         None => {
             let (engine, parsed) = prepare(config, store_dir, &lockfiles)?;
             (Judge::Local(engine), parsed)

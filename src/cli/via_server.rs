@@ -297,7 +297,7 @@ pub(crate) fn log(cmd: &LogCommand, server: &Server) -> anyhow::Result<ExitCode>
 /// overrides included) is the one its proxy enforces.
 pub(crate) enum Judge {
     Local(crate::engine::Engine),
-    Server(Server),
+    Server(Box<Server>),
 }
 
 /// The largest request body one batch of `POST /admin/api/evaluate` is kept under (the
@@ -317,7 +317,7 @@ impl Judge {
         }
         match super::remote::open(config)? {
             super::remote::Opened::Local(store) => Ok(Judge::Local(load(Some(&store))?)),
-            super::remote::Opened::Remote(server) => Ok(Judge::Server(server)),
+            super::remote::Opened::Remote(server) => Ok(Judge::Server(Box::new(server))),
         }
     }
 
