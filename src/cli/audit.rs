@@ -122,6 +122,7 @@ pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Resul
     } else {
         None
     };
+    judge.note_online(args.online);
     let mirror = MirrorCheck::from_config(config, &args.mirror);
     let mut report = audit_parsed_online(
         &judge,

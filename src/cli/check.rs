@@ -109,6 +109,7 @@ pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Resul
         None
     };
 
+    judge.note_online(args.online);
     let asked: Vec<Asked> = packages
         .iter()
         .map(|package| match &online {

@@ -321,6 +321,19 @@ impl Judge {
         }
     }
 
+    /// With `--online`, through a server: the registry metadata travels without each
+    /// package's release history, so says on stderr that the release signals are not run.
+    pub(crate) fn note_online(&self, online: bool) {
+        if online && matches!(self, Judge::Server(_)) {
+            eprintln!(
+                "depfw: note: the running depfw serve judges the registry metadata sent to it \
+                 without each package's release history, so the release signals \
+                 (install-script-added, new-publisher, maintainers-replaced, provenance-lost, \
+                 release-burst) are not evaluated here; the mirror evaluates them on install"
+            );
+        }
+    }
+
     /// Why the local policy cannot judge `ecosystem`; a server says so in its answer.
     pub(crate) fn undecidable(&self, ecosystem: crate::package::Ecosystem) -> Option<&str> {
         match self {

@@ -635,6 +635,15 @@ fn check_and_audit_ask_the_running_servers_policy() {
         "{report:#}"
     );
 
+    // --online: the metadata goes to the server, the release history does not; it says so.
+    let online = depfw(&cfg, &["check", "--online", "npm", "is-number@7.0.0"]);
+    said_server(&online);
+    assert!(
+        stderr(&online).contains("release signals"),
+        "{}",
+        stderr(&online)
+    );
+
     // Stopped: the same commands open the store themselves and say the same.
     stop(&mut server, &data);
     let local_check = depfw(&cfg, &check_args);
