@@ -535,26 +535,37 @@ fn feeds_commands_name_the_running_server() {
     assert!(!err.contains("stop"), "{err}");
 }
 
-/// A package-lock.json locking `left-pad@1.3.0` and `is-number@7.0.0` from the registry.
+/// A package-lock.json locking `left-pad@1.3.0`, `is-number@7.0.0` and 1200 more packages:
+/// more than one `POST /admin/api/evaluate` batch.
 fn lockfile(dir: &Path) -> String {
+    let mut packages = serde_json::Map::new();
+    packages.insert(
+        String::new(),
+        serde_json::json!({"name": "app", "version": "1.0.0"}),
+    );
+    packages.insert(
+        "node_modules/left-pad".into(),
+        serde_json::json!({"version": "1.3.0", "license": "WTFPL"}),
+    );
+    packages.insert(
+        "node_modules/is-number".into(),
+        serde_json::json!({"version": "7.0.0", "license": "MIT"}),
+    );
+    for i in 0..1200 {
+        packages.insert(
+            format!("node_modules/depfw-batch-fixture-{i}"),
+            serde_json::json!({"version": "1.0.0", "license": "MIT"}),
+        );
+    }
+    let lock = serde_json::json!({
+        "name": "app",
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": true,
+        "packages": packages,
+    });
     let path = dir.join("package-lock.json");
-    std::fs::write(
-        &path,
-        r#"{
-  "name": "app",
-  "version": "1.0.0",
-  "lockfileVersion": 3,
-  "requires": true,
-  "packages": {
-    "": { "name": "app", "version": "1.0.0",
-          "dependencies": { "left-pad": "1.3.0", "is-number": "7.0.0" } },
-    "node_modules/left-pad": { "version": "1.3.0", "license": "WTFPL" },
-    "node_modules/is-number": { "version": "7.0.0", "license": "MIT" }
-  }
-}
-"#,
-    )
-    .unwrap();
+    std::fs::write(&path, serde_json::to_vec_pretty(&lock).unwrap()).unwrap();
     path.display().to_string()
 }
 
@@ -622,6 +633,7 @@ fn check_and_audit_ask_the_running_servers_policy() {
     said_server(&audit);
     assert_eq!(code(&audit), 1, "{}", stderr(&audit));
     let report: serde_json::Value = serde_json::from_str(&stdout(&audit)).unwrap();
+    assert_eq!(report["packages_scanned"], 1202, "{report:#}");
     let denied: Vec<&serde_json::Value> = report["results"]
         .as_array()
         .unwrap()
