@@ -113,7 +113,8 @@ pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Resul
     let (judge, parsed) = match server {
         Some(server) => (Judge::Server(Box::new(server)), read_lockfiles(&lockfiles)),
         None => {
-            let (engine, parsed) = prepare(config, store_dir, &lockfiles)?;
+            let (engine, parsed) = prepare(config, store_dir, &lockfiles)
+                .map_err(|e| super::remote::explain_lock(config, e))?;
             (Judge::Local(engine), parsed)
         }
     };

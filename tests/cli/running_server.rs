@@ -476,6 +476,17 @@ fn a_server_without_an_admin_endpoint_is_named() {
         "{err}"
     );
     assert!(!err.contains("stop"), "{err}");
+    // check and audit too: the lock error names the server and what it lacks.
+    let lock = lockfile(dir.path());
+    for args in [
+        &["check", "npm", "left-pad@1.3.0"][..],
+        &["audit", lock.as_str()],
+    ] {
+        let out = depfw(&cfg, args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("has no admin endpoint"), "{args:?}: {err}");
+    }
 }
 
 /// With the admin endpoint on a Unix socket (`admin.listen = "unix:/path"`) the command
