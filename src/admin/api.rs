@@ -449,6 +449,35 @@ pub(crate) async fn import_feed(
     ok(off_the_runtime(move || feeds.import(&name, &file, &body)).await??)
 }
 
+/// `POST /api/evaluate`: a batch of packages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvaluateBody {
+    queries: Vec<crate::audit::evaluate::Query>,
+    /// Also look for an allowed fixed version (`upgrade_to`).
+    #[serde(default)]
+    fix: bool,
+}
+
+/// The running policy's decisions, as `depfw check` and `depfw audit` print them.
+pub(crate) async fn evaluate(
+    State(state): State<AdminState>,
+    ApiJson(body): ApiJson<EvaluateBody>,
+) -> ApiResult {
+    let max = crate::audit::evaluate::MAX_BATCH;
+    if body.queries.len() > max {
+        return Err(AdminError::BadRequest(format!(
+            "{} packages in one request; send at most {max}",
+            body.queries.len()
+        )));
+    }
+    let judge = std::sync::Arc::clone(&state.judge);
+    let answers = tokio::task::spawn_blocking(move || judge.evaluate(&body.queries, body.fix))
+        .await
+        .map_err(|e| AdminError::Internal(format!("evaluating: {e}")))??;
+    ok(json!({ "answers": answers }))
+}
+
 pub(crate) async fn openapi() -> ApiResult {
     ok(super::openapi::document())
 }

@@ -40,6 +40,9 @@ pub enum AdminError {
     /// 429: too many wrong tokens from this address (see `admin::throttle`).
     #[error("too many wrong admin tokens from this address: try again in {} s", .0.as_secs().max(1))]
     TooManyAttempts(std::time::Duration),
+    /// 503: what the request needs is not available now (no policy, no advisory data).
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: depfw failed; the cause is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -55,6 +58,7 @@ impl AdminError {
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -58,6 +58,9 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest feed upload (`POST /admin/api/feeds/import`, what `depfw feeds import` sends
 /// while the server runs): room for an OSV ecosystem's `all.zip`.
 pub const MAX_FEED_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+/// Largest body of `POST /api/evaluate` (a batch of up to `audit::evaluate::MAX_BATCH`
+/// packages with their metadata).
+pub(crate) const MAX_EVALUATE_BYTES: usize = 4 * 1024 * 1024;
 /// Author of changes made through the API.
 pub(crate) const API_AUTHOR: &str = "admin";
 
@@ -70,6 +73,7 @@ pub struct AdminState {
     pub(crate) admin_token: Option<AdminToken>,
     pub(crate) log: Arc<dyn DecisionLog>,
     pub(crate) feeds: Arc<dyn FeedStatusSource>,
+    pub(crate) judge: Arc<dyn PolicyJudge>,
     pub(crate) on_change: Arc<dyn Fn() + Send + Sync>,
     pub(crate) default_policy: PolicyPreset,
     pub(crate) public_url: Url,
@@ -103,6 +107,7 @@ impl AdminState {
             admin_token,
             log: Arc::new(NotConnected),
             feeds: Arc::new(NotConnected),
+            judge: Arc::new(NotConnected),
             on_change: Arc::new(|| {}),
             default_policy: defaults.agents.default_policy,
             public_url: defaults.server.public_url,
@@ -146,6 +151,12 @@ impl AdminState {
         self
     }
 
+    /// The policy `POST /api/evaluate` asks (`depfw check`/`audit` while `depfw serve` runs).
+    pub fn with_judge(mut self, judge: Arc<dyn PolicyJudge>) -> Self {
+        self.judge = judge;
+        self
+    }
+
     /// Called after every successful override or quarantine change.
     pub fn with_on_change(mut self, on_change: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_change = Arc::new(on_change);
@@ -159,6 +170,30 @@ struct NotConnected;
 impl DecisionLog for NotConnected {
     fn query(&self, _: &LogFilter) -> Result<Vec<serde_json::Value>, String> {
         Ok(Vec::new())
+    }
+}
+
+/// The policy the proxy enforces now, for `POST /api/evaluate`: what `depfw check` and
+/// `depfw audit` ask while `depfw serve` holds the store, so that they give its verdicts.
+pub trait PolicyJudge: Send + Sync {
+    /// One answer per query, in order; 503 without a policy that can decide, 400 for an
+    /// invalid name or version.
+    fn evaluate(
+        &self,
+        queries: &[crate::audit::evaluate::Query],
+        fix: bool,
+    ) -> Result<Vec<crate::audit::evaluate::Answer>, AdminError>;
+}
+
+impl PolicyJudge for NotConnected {
+    fn evaluate(
+        &self,
+        _: &[crate::audit::evaluate::Query],
+        _: bool,
+    ) -> Result<Vec<crate::audit::evaluate::Answer>, AdminError> {
+        Err(AdminError::Unavailable(
+            "this admin endpoint is not connected to a policy".to_owned(),
+        ))
     }
 }
 
@@ -275,6 +310,10 @@ fn table() -> Table {
         (
             spec(M::POST, "/api/feeds/import", Token),
             routing::post(api::import_feed).layer(DefaultBodyLimit::max(MAX_FEED_UPLOAD_BYTES)),
+        ),
+        (
+            spec(M::POST, "/api/evaluate", Token),
+            routing::post(api::evaluate).layer(DefaultBodyLimit::max(MAX_EVALUATE_BYTES)),
         ),
         (
             spec(M::GET, "/api/openapi.json", Token),

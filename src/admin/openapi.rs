@@ -15,6 +15,7 @@ fn error_responses(codes: &[&str]) -> Value {
             "404" => "unknown id or name",
             "409" => "duplicate, or already resolved/removed/suspended; nothing changed",
             "413" => "request body over the limit",
+            "503" => "no policy that can decide (it failed to load, or an ecosystem has no advisory data)",
             "429" => "too many wrong admin tokens from this address; `Retry-After` says when to try again",
             _ => "error",
         };
@@ -123,6 +124,7 @@ pub(crate) fn document() -> Value {
                     ],
                     "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary", "maxLength": crate::admin::MAX_FEED_UPLOAD_BYTES}}}}
                 }))},
+            "/api/evaluate": {"post": op("The running policy's decision for each package (`depfw check` and `depfw audit` while depfw serve holds the store)", ("200", "{answers: [{verdict, findings, upgrade_to}]}, one per query, in order"), &["400", "401", "413", "503"], body("Evaluate"))},
             "/api/openapi.json": {"get": op("This document", ("200", "OpenAPI 3 document"), &["401"], json!({}))}
         },
         "components": {
@@ -145,6 +147,13 @@ pub(crate) fn document() -> Value {
                 "VerifyLog": {"type": "object", "additionalProperties": false, "properties": {
                     "public_key": {"type": "string", "description": "`ed25519:<base64>` as `depfw log public-key` printed it; default: the data directory's own key"},
                     "checkpoints": {"type": "string", "description": "the text of a checkpoint file"}}},
+                "Evaluate": {"type": "object", "additionalProperties": false, "required": ["queries"], "properties": {
+                    "queries": {"type": "array", "maxItems": 1000, "items": {"type": "object", "additionalProperties": false, "required": ["ecosystem", "name"], "properties": {
+                        "ecosystem": {"type": "string", "enum": ["npm", "PyPI", "crates.io"]},
+                        "name": {"type": "string"},
+                        "version": {"type": "string", "description": "omitted: name-level checks only"},
+                        "metadata": {"type": "object", "description": "registry metadata as `depfw check --online` gathers it: published, publish_time_expected, package_created, license, has_install_scripts, deprecated, yanked"}}}},
+                    "fix": {"type": "boolean", "description": "also answer `upgrade_to`, the lowest allowed version the advisories name as fixed"}}},
                 "NewAgent": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
                     "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
                     "policy": {"type": "string", "enum": ["default", "strict"]}}}

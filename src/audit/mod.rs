@@ -8,6 +8,7 @@
 
 pub(crate) mod bun;
 pub(crate) mod cargo;
+pub mod evaluate;
 pub(crate) mod npm;
 pub mod online;
 pub(crate) mod pdm;

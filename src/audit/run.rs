@@ -6,15 +6,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
-
+use super::evaluate::{infallible, Answer, Evaluator, Query};
 use super::online::{Lookup, OnlineResult};
 use super::report::{AuditReport, AuditResult, LockfileSummary};
 use super::{LockedPackage, LockfileKind, PackageSource};
 use crate::config::Config;
 use crate::diag::Code;
 use crate::package::{Ecosystem, PackageName, Version};
-use crate::policy::{Decision, Finding, PackageCtx, Policy, Severity, Verdict, VersionMetadata};
+use crate::policy::{Decision, Finding, Policy, Severity, Verdict, VersionMetadata};
 
 /// Directories never searched: installed packages and build output, not lockfiles.
 const SKIPPED_DIRS: &[&str] = &[
@@ -182,19 +181,26 @@ pub fn audit_parsed(
     parsed: &[ParsedLockfile],
     discovery_errors: &[LockfileSummaryError],
 ) -> AuditReport {
-    audit_parsed_online(policy, parsed, discovery_errors, None, None)
+    infallible(audit_parsed_online(
+        policy,
+        parsed,
+        discovery_errors,
+        None,
+        None,
+    ))
 }
 
-/// Like [`audit_parsed`], with registry metadata fetched by `--online` and the
-/// `bypasses-mirror` check when a mirror is configured.
-pub(crate) fn audit_parsed_online(
-    policy: &Policy,
+/// Like [`audit_parsed`], with registry metadata fetched by `--online`, the
+/// `bypasses-mirror` check when a mirror is configured, and any [`Evaluator`]: the local
+/// policy, or a running `depfw serve`'s. Every package the policy judges goes to it in
+/// one batch.
+pub(crate) fn audit_parsed_online<E: Evaluator>(
+    evaluator: &E,
     parsed: &[ParsedLockfile],
     discovery_errors: &[LockfileSummaryError],
     online: Option<&OnlineResult>,
     mirror: Option<&MirrorCheck>,
-) -> AuditReport {
-    let now = Utc::now();
+) -> Result<AuditReport, E::Error> {
     let mut report = AuditReport {
         packages_scanned: 0,
         lockfiles: Vec::new(),
@@ -208,6 +214,7 @@ pub(crate) fn audit_parsed_online(
             error: Some(e.message.clone()),
         });
     }
+    let mut pending = Vec::new();
     for ParsedLockfile { path, kind, result } in parsed {
         match result {
             Ok(lockfile) => {
@@ -220,10 +227,7 @@ pub(crate) fn audit_parsed_online(
                 });
                 for package in &lockfile.packages {
                     let bypass = mirror.and_then(|m| m.finding(*kind, package));
-                    if let Some(result) = audit_package(policy, path, package, online, bypass, now)
-                    {
-                        report.results.push(result);
-                    }
+                    pending.extend(prepare_package(path, package, online, bypass));
                 }
             }
             Err(e) => report.lockfiles.push(LockfileSummary {
@@ -234,7 +238,16 @@ pub(crate) fn audit_parsed_online(
             }),
         }
     }
-    report
+    let queries: Vec<Query> = pending.iter().filter_map(|p| p.query.clone()).collect();
+    let mut answers = evaluator.evaluate(&queries, true)?.into_iter();
+    for p in pending {
+        let answer = match &p.query {
+            Some(_) => answers.next(),
+            None => None,
+        };
+        report.results.extend(finish_package(p, answer));
+    }
+    Ok(report)
 }
 
 /// The `bypasses-mirror` check: lockfile entries that fetch a package from anywhere but
@@ -335,21 +348,30 @@ fn finding(code: Code, verdict: Verdict, message: String) -> Finding {
     Finding::new(code, Severity::Info, verdict, message)
 }
 
-/// Evaluates one locked package; `None` when it is plainly allowed or local code.
-fn audit_package(
-    policy: &Policy,
-    lockfile: &Path,
-    package: &LockedPackage,
+/// One locked package on its way through [`audit_parsed_online`]: what the audit itself
+/// found, and what to ask the policy.
+struct Pending<'a> {
+    lockfile: &'a Path,
+    package: &'a LockedPackage,
+    extra: Vec<Finding>,
+    /// `None`: the name is invalid ([`Pending::invalid`] says why); nothing to ask.
+    query: Option<Query>,
+    invalid: Option<String>,
+}
+
+/// The audit's own findings for one locked package and its query; `None` for local code.
+fn prepare_package<'a>(
+    lockfile: &'a Path,
+    package: &'a LockedPackage,
     online: Option<&OnlineResult>,
     bypass: Option<Finding>,
-    now: chrono::DateTime<Utc>,
-) -> Option<AuditResult> {
+) -> Option<Pending<'a>> {
     let mut extra: Vec<Finding> = bypass.into_iter().collect();
     let lookup = online.and_then(|o| o.get(package.ecosystem, &package.name, &package.version));
     let fetched = lookup
         .and_then(Lookup::metadata)
         .map(|m| fill_from_lockfile(m, package.metadata.as_ref()));
-    let metadata = fetched.as_ref().or(package.metadata.as_ref());
+    let metadata = fetched.or_else(|| package.metadata.clone());
     extra.extend(lookup.and_then(Lookup::finding));
     match &package.source {
         PackageSource::Workspace { .. } | PackageSource::Path { .. } => return None,
@@ -360,13 +382,9 @@ fn audit_package(
         )),
         PackageSource::Registry { .. } => {}
     }
-    let name = PackageName::parse(package.ecosystem, &package.name);
-    let decision = match &name {
-        Err(e) => Decision {
-            verdict: Verdict::Warn,
-            findings: vec![finding(Code::InvalidName, Verdict::Warn, e.to_string())],
-        },
-        Ok(name) => {
+    let (query, invalid) = match PackageName::parse(package.ecosystem, &package.name) {
+        Err(e) => (None, Some(e.to_string())),
+        Ok(_) => {
             let version = if package.version.is_empty() {
                 extra.push(finding(
                     Code::Unpinned,
@@ -376,7 +394,8 @@ fn audit_package(
                 None
             } else {
                 match Version::parse(package.ecosystem, &package.version) {
-                    Ok(v) => Some(v),
+                    // Sent as written: the evaluator parses it just as here.
+                    Ok(_) => Some(package.version.clone()),
                     Err(e) if package.source.is_registry() => {
                         extra.push(finding(Code::InvalidVersion, Verdict::Warn, e.to_string()));
                         None
@@ -384,16 +403,51 @@ fn audit_package(
                     Err(_) => None,
                 }
             };
-            let mut decision = policy.evaluate(&PackageCtx {
-                name,
-                version: version.as_ref(),
+            let query = Query {
+                ecosystem: package.ecosystem,
+                name: package.name.clone(),
+                version,
                 metadata,
-                now,
-            });
+            };
+            (Some(query), None)
+        }
+    };
+    Some(Pending {
+        lockfile,
+        package,
+        extra,
+        query,
+        invalid,
+    })
+}
+
+/// One locked package's result from the policy's `answer`; `None` when it is plainly
+/// allowed.
+fn finish_package(pending: Pending<'_>, answer: Option<Answer>) -> Option<AuditResult> {
+    let Pending {
+        lockfile,
+        package,
+        extra,
+        invalid,
+        ..
+    } = pending;
+    let (decision, upgrade_to) = match answer {
+        Some(Answer {
+            mut decision,
+            upgrade_to,
+        }) => {
             if matches!(&package.source, PackageSource::Registry { url: Some(_) }) {
                 from_another_registry(&mut decision);
             }
-            decision
+            (decision, upgrade_to)
+        }
+        None => {
+            let why = invalid.unwrap_or_else(|| "the policy gave no answer".to_owned());
+            let decision = Decision {
+                verdict: Verdict::Warn,
+                findings: vec![finding(Code::InvalidName, Verdict::Warn, why)],
+            };
+            (decision, None)
         }
     };
     let mut findings = decision.findings;
@@ -415,10 +469,6 @@ fn audit_package(
     let decision = Decision { verdict, findings };
     let ids = decision.ids();
     let Decision { verdict, findings } = decision;
-    let upgrade_to = name
-        .ok()
-        .and_then(|name| policy.allowed_fix(&name, &findings, now))
-        .map(|v| v.to_string());
     Some(AuditResult {
         ecosystem: package.ecosystem,
         name: package.name.clone(),
@@ -428,6 +478,7 @@ fn audit_package(
         verdict,
         ids,
         findings,
+        // The policy's fix for its own findings: the audit's notes name no fixed version.
         upgrade_to,
     })
 }

@@ -4,15 +4,20 @@
 //! local cache never reach the proxy, and agents commit lockfiles. Directories are searched
 //! recursively (skipping `node_modules`, `target`, `.venv`, `.git`). A lockfile that cannot
 //! be parsed is reported and makes the exit code 2, but every other lockfile is still
-//! scanned and reported.
+//! scanned and reported. While `depfw serve` holds the data directory's store, the
+//! running server's policy judges the packages (`POST /admin/api/evaluate`, see
+//! `cli::via_server::Judge`), so the verdicts are the ones its proxy enforces.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::via_server::Judge;
 use super::{exit, Cli};
 use crate::audit::online::{self, OnlineResult};
-use crate::audit::run::{audit_parsed_online, discover, prepare, MirrorCheck, ParsedLockfile};
+use crate::audit::run::{
+    audit_parsed_online, discover, prepare, read_lockfiles, MirrorCheck, ParsedLockfile,
+};
 use crate::config::Config;
 use crate::policy::Verdict;
 
@@ -100,20 +105,33 @@ fn fetch_online(
 pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
     let (lockfiles, discovery_errors) = discover(&args.paths);
     let store_dir = super::data_dir_in_use(cli, config).then_some(config.server.data_dir.as_path());
-    let (engine, parsed) = prepare(config, store_dir, &lockfiles)?;
+    // While `depfw serve` holds the store, its policy judges (the one its proxy enforces).
+    let server = match store_dir {
+        Some(_) => super::remote::running(config)?,
+        None => None,
+    };
+    let (judge, parsed) = match server {
+        Some(server) => (Judge::Server(Box::new(server)), read_lockfiles(&lockfiles)),
+        None => {
+            let (engine, parsed) = prepare(config, store_dir, &lockfiles)
+                .map_err(|e| super::remote::explain_lock(config, e))?;
+            (Judge::Local(engine), parsed)
+        }
+    };
     let online = if args.online {
         Some(fetch_online(args, config, &parsed)?)
     } else {
         None
     };
+    judge.note_online(args.online);
     let mirror = MirrorCheck::from_config(config, &args.mirror);
     let mut report = audit_parsed_online(
-        &engine.policy,
+        &judge,
         &parsed,
         &discovery_errors,
         online.as_ref(),
         mirror.as_ref(),
-    );
+    )?;
     report
         .results
         .sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.name.cmp(&b.name)));
@@ -132,7 +150,7 @@ pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Resul
     drop(sink);
     // The process ends right after: freeing tens of thousands of advisories and the
     // popular-name indexes one by one would only delay the exit (~15% of a bundled scan).
-    std::mem::forget(engine);
+    std::mem::forget(judge);
     std::mem::forget(parsed);
 
     let tool_error = report.lockfiles.iter().any(|l| l.error.is_some());

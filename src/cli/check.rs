@@ -14,18 +14,23 @@
 //! version), and the output names it. A package whose metadata cannot be fetched is an
 //! error (exit 2): asked to judge with the registry's data, check does not quietly judge
 //! without it; its offline verdict is still printed with `registry-metadata-unavailable`.
+//!
+//! While `depfw serve` holds the data directory's store, the running server's policy
+//! judges (`POST /admin/api/evaluate`, see `cli::via_server::Judge`): the verdicts are the
+//! ones its proxy enforces, runtime overrides included.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use chrono::Utc;
 use serde::Serialize;
 
+use super::via_server::Judge;
 use super::{exit, Cli};
+use crate::audit::evaluate::{Evaluator as _, Query};
 use crate::audit::online::{self, Lookup, OnlineResult};
 use crate::config::Config;
 use crate::package::{Ecosystem, PackageRef, Version};
-use crate::policy::{Decision, Finding, PackageCtx, Policy, Verdict};
+use crate::policy::{Decision, Finding, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -67,13 +72,8 @@ pub(crate) struct CheckResult<'a> {
 
 pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
     let ecosystem: Ecosystem = args.ecosystem.parse()?;
-    let store = if super::data_dir_in_use(cli, config) {
-        Some(crate::store::Store::open(&config.server.data_dir)?)
-    } else {
-        None
-    };
-    let engine = crate::engine::load(config, store.as_ref())?;
-    if let Some(why) = engine.policy.undecidable(ecosystem) {
+    let judge = Judge::open(cli, config, |store| crate::engine::load(config, store))?;
+    if let Some(why) = judge.undecidable(ecosystem) {
         anyhow::bail!("{why}");
     }
 
@@ -109,30 +109,38 @@ pub(crate) fn run(args: &CheckArgs, cli: &Cli, config: &Config) -> anyhow::Resul
         None
     };
 
+    judge.note_online(args.online);
+    let asked: Vec<Asked> = packages
+        .iter()
+        .map(|package| match &online {
+            None => Asked::offline(package),
+            Some(online) => Asked::online(package, online),
+        })
+        .collect();
+    let queries: Vec<Query> = asked.iter().map(|a| a.query.clone()).collect();
+    let answers = judge.evaluate(&queries, false)?;
+    anyhow::ensure!(
+        answers.len() == asked.len(),
+        "the policy answered {} of {} packages",
+        answers.len(),
+        asked.len()
+    );
+
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut worst = Verdict::Allow;
-    let now = Utc::now();
-    for package in &packages {
-        let checked = match &online {
-            None => Checked {
-                version: package.version.clone(),
-                latest: false,
-                decision: evaluate(&engine.policy, package),
-            },
-            Some(online) => {
-                let checked = evaluate_online(&engine.policy, package, online, now);
-                if let Some(error) = registry_error(online, package) {
-                    errors += 1;
-                    eprintln!(
-                        "depfw: error: {} {}: no registry metadata ({error}); the verdict below \
-                         is from the offline checks only",
-                        ecosystem, package.name
-                    );
-                }
-                checked
+    for ((package, asked), answer) in packages.iter().zip(asked).zip(answers) {
+        if let Some(online) = &online {
+            if let Some(error) = registry_error(online, package) {
+                errors += 1;
+                eprintln!(
+                    "depfw: error: {} {}: no registry metadata ({error}); the verdict below \
+                     is from the offline checks only",
+                    ecosystem, package.name
+                );
             }
-        };
+        }
+        let checked = asked.finish(answer.decision);
         let decision = &checked.decision;
         worst = worst.max(decision.verdict);
         match args.format {
@@ -168,6 +176,95 @@ struct Checked {
     /// `version` is the registry's latest release, not one the caller named.
     latest: bool,
     decision: Decision,
+}
+
+/// What to ask the policy about one package, and what `--online` adds to its answer.
+struct Asked {
+    version: Option<Version>,
+    latest: bool,
+    query: Query,
+    /// `--online`: the registry lookup's own finding (a version it does not list,
+    /// metadata it could not give).
+    note: Option<Finding>,
+}
+
+impl Asked {
+    /// Offline: no registry metadata.
+    fn offline(package: &PackageRef) -> Asked {
+        Asked {
+            version: package.version.clone(),
+            latest: false,
+            query: query(package, package.version.as_ref(), None),
+            note: None,
+        }
+    }
+
+    /// With the registry's metadata, as the proxy and `depfw audit --online` evaluate: the
+    /// same [`crate::policy::PackageCtx`] from the same parsed records. A version the
+    /// registry does not list warns (`missing-from-registry`); metadata that could not be
+    /// fetched leaves the offline checks (`registry-metadata-unavailable`).
+    fn online(package: &PackageRef, online: &OnlineResult) -> Asked {
+        let ecosystem = package.ecosystem();
+        let asked = package.version.as_ref().map(ToString::to_string);
+        let lookup = online.get(
+            ecosystem,
+            package.name.as_str(),
+            asked.as_deref().unwrap_or(""),
+        );
+        let latest = match (&package.version, lookup) {
+            (None, Some(Lookup::Found(_))) => online
+                .latest_version(ecosystem, package.name.as_str())
+                .and_then(|v| Version::parse(ecosystem, v).ok()),
+            _ => None,
+        };
+        let version = latest.clone().or_else(|| package.version.clone());
+        let metadata = lookup.and_then(Lookup::metadata).cloned();
+        let note = match lookup {
+            Some(lookup) => lookup.finding(),
+            None => Lookup::Failed {
+                error: "the registry was not asked".to_owned(),
+            }
+            .finding(),
+        };
+        Asked {
+            query: query(package, version.as_ref(), metadata),
+            latest: latest.is_some(),
+            version,
+            note,
+        }
+    }
+
+    /// The decision with the registry note, which adds to a verdict no override decided.
+    fn finish(self, mut decision: Decision) -> Checked {
+        if let Some(note) = self.note {
+            let overridden = decision
+                .findings
+                .iter()
+                .any(|f| f.check == crate::policy::overrides::CHECK_NAME);
+            if !overridden {
+                decision.verdict = decision.verdict.max(note.verdict);
+            }
+            decision.findings.push(note);
+        }
+        Checked {
+            version: self.version,
+            latest: self.latest,
+            decision,
+        }
+    }
+}
+
+fn query(
+    package: &PackageRef,
+    version: Option<&Version>,
+    metadata: Option<crate::policy::VersionMetadata>,
+) -> Query {
+    Query {
+        ecosystem: package.ecosystem(),
+        name: package.name.as_str().to_owned(),
+        version: version.map(ToString::to_string),
+        metadata,
+    }
 }
 
 /// Why the registry's metadata could not be had for `package` (`--online`), if so.
@@ -220,70 +317,6 @@ fn fetch_online(
         eprintln!("depfw: note: {note}");
     }
     Ok(result)
-}
-
-/// Evaluates one package with the registry's metadata, as the proxy and `depfw audit
-/// --online` do: the same [`PackageCtx`] from the same parsed records. A version the
-/// registry does not list warns (`missing-from-registry`); metadata that could not be
-/// fetched leaves the offline checks (`registry-metadata-unavailable`).
-fn evaluate_online(
-    policy: &Policy,
-    package: &PackageRef,
-    online: &OnlineResult,
-    now: chrono::DateTime<Utc>,
-) -> Checked {
-    let ecosystem = package.ecosystem();
-    let asked = package.version.as_ref().map(ToString::to_string);
-    let lookup = online.get(
-        ecosystem,
-        package.name.as_str(),
-        asked.as_deref().unwrap_or(""),
-    );
-    let latest = match (&package.version, lookup) {
-        (None, Some(Lookup::Found(_))) => online
-            .latest_version(ecosystem, package.name.as_str())
-            .and_then(|v| Version::parse(ecosystem, v).ok()),
-        _ => None,
-    };
-    let version = latest.clone().or_else(|| package.version.clone());
-    let mut decision = policy.evaluate(&PackageCtx {
-        name: &package.name,
-        version: version.as_ref(),
-        metadata: lookup.and_then(Lookup::metadata),
-        now,
-    });
-    let note = match lookup {
-        Some(lookup) => lookup.finding(),
-        None => Lookup::Failed {
-            error: "the registry was not asked".to_owned(),
-        }
-        .finding(),
-    };
-    if let Some(note) = note {
-        let overridden = decision
-            .findings
-            .iter()
-            .any(|f| f.check == crate::policy::overrides::CHECK_NAME);
-        if !overridden {
-            decision.verdict = decision.verdict.max(note.verdict);
-        }
-        decision.findings.push(note);
-    }
-    Checked {
-        version,
-        latest: latest.is_some(),
-        decision,
-    }
-}
-
-/// Evaluates one package offline (no registry metadata).
-pub(crate) fn evaluate(policy: &Policy, package: &PackageRef) -> Decision {
-    policy.evaluate(&PackageCtx {
-        name: &package.name,
-        version: package.version.as_ref(),
-        metadata: None,
-        now: Utc::now(),
-    })
 }
 
 fn write_human(

@@ -356,8 +356,13 @@ impl Mcp<'_> {
         // The mirror is the depfw this server talks to, and whatever the config adds.
         let here = url::Url::parse(&self.base).ok();
         let mirror = MirrorCheck::from_config(self.config, here.as_slice());
-        let mut report =
-            audit_parsed_online(&engine.policy, &parsed, &errors, None, mirror.as_ref());
+        let mut report = crate::audit::evaluate::infallible(audit_parsed_online(
+            &engine.policy,
+            &parsed,
+            &errors,
+            None,
+            mirror.as_ref(),
+        ));
         report
             .results
             .sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.name.cmp(&b.name)));

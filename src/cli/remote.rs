@@ -201,6 +201,23 @@ pub(crate) fn open_here(config: &Config, what: &str) -> anyhow::Result<Store> {
     }
 }
 
+/// `error`, from opening the store here, with why no running server could take the
+/// command when the store's lock was held (as [`open`] says it).
+pub(crate) fn explain_lock(config: &Config, error: anyhow::Error) -> anyhow::Error {
+    let busy = error
+        .chain()
+        .any(|cause| cause.downcast_ref::<StoreError>().is_some_and(lock_busy));
+    if !busy {
+        return error;
+    }
+    let dir = &config.server.data_dir;
+    match find(dir) {
+        // It came up since: the lock error stands, the next run goes through it.
+        Found::Answers(_) => error,
+        other => error.context(other.why_not(dir)),
+    }
+}
+
 /// The running `depfw serve` announced in the data directory, if its admin API answers;
 /// connected with the admin token (an error when the config names none).
 pub(crate) fn running(config: &Config) -> anyhow::Result<Option<Server>> {

@@ -1,6 +1,7 @@
 //! The store-opening admin commands done through a running `depfw serve`'s admin API
 //! (`cli::remote` finds the server): `agents`, `overrides`, `quarantine`,
-//! `log show|export|verify` and `feeds import|sync|status`. Arguments are checked as the local path checks them, and the
+//! `log show|export|verify` and `feeds import|sync|status`, and the policy's verdicts for
+//! `check` and `audit` ([`Judge`]). Arguments are checked as the local path checks them, and the
 //! answers are printed by the same functions, so the output is the local path's.
 
 use std::io::Write;
@@ -21,6 +22,7 @@ use super::overrides::{
 use super::remote::Server;
 use crate::admin::Verified;
 use crate::agents::{Agent, Token};
+use crate::audit::evaluate::{infallible, Answer, Evaluator, Query, MAX_BATCH};
 use crate::config::Config;
 use crate::engine::feed_update::{FeedDetails, Imported, SyncReport};
 use crate::policy::overrides::OverrideKind;
@@ -334,4 +336,106 @@ pub(crate) fn import_feed(server: &Server, path: &Path, name: &str) -> anyhow::R
     )?;
     println!("{}", imported.line());
     Ok(ExitCode::from(exit::CLEAN))
+}
+
+/// Who judges `depfw check`'s and `depfw audit`'s packages: the policy built here, or the
+/// running `depfw serve` that holds the data directory's store, whose policy (runtime
+/// overrides included) is the one its proxy enforces.
+pub(crate) enum Judge {
+    Local(crate::engine::Engine),
+    Server(Box<Server>),
+}
+
+/// The largest request body one batch of `POST /admin/api/evaluate` is kept under (the
+/// route accepts `admin::MAX_EVALUATE_BYTES`).
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+impl Judge {
+    /// The data directory's running server when one holds its store, else the engine
+    /// `load` builds from the store opened here (`None`: no data directory in use).
+    pub(crate) fn open(
+        cli: &super::Cli,
+        config: &Config,
+        load: impl FnOnce(Option<&crate::store::Store>) -> anyhow::Result<crate::engine::Engine>,
+    ) -> anyhow::Result<Judge> {
+        if !super::data_dir_in_use(cli, config) {
+            return Ok(Judge::Local(load(None)?));
+        }
+        match super::remote::open(config)? {
+            super::remote::Opened::Local(store) => Ok(Judge::Local(load(Some(&store))?)),
+            super::remote::Opened::Remote(server) => Ok(Judge::Server(Box::new(server))),
+        }
+    }
+
+    /// With `--online`, through a server: the registry metadata travels without each
+    /// package's release history, so says on stderr that the release signals are not run.
+    pub(crate) fn note_online(&self, online: bool) {
+        if online && matches!(self, Judge::Server(_)) {
+            eprintln!(
+                "depfw: note: the running depfw serve judges the registry metadata sent to it \
+                 without each package's release history, so the release signals \
+                 (install-script-added, new-publisher, maintainers-replaced, provenance-lost, \
+                 release-burst) are not evaluated here; the mirror evaluates them on install"
+            );
+        }
+    }
+
+    /// Why the local policy cannot judge `ecosystem`; a server says so in its answer.
+    pub(crate) fn undecidable(&self, ecosystem: crate::package::Ecosystem) -> Option<&str> {
+        match self {
+            Judge::Local(engine) => engine.policy.undecidable(ecosystem),
+            Judge::Server(_) => None,
+        }
+    }
+}
+
+impl Evaluator for Judge {
+    type Error = anyhow::Error;
+
+    fn evaluate(&self, queries: &[Query], fix: bool) -> anyhow::Result<Vec<Answer>> {
+        let server = match self {
+            Judge::Local(engine) => {
+                return Ok(infallible(Evaluator::evaluate(
+                    &engine.policy,
+                    queries,
+                    fix,
+                )))
+            }
+            Judge::Server(server) => server,
+        };
+        #[derive(Deserialize)]
+        struct Answers {
+            answers: Vec<Answer>,
+        }
+        let mut answers = Vec::with_capacity(queries.len());
+        let mut batch: Vec<Value> = Vec::new();
+        let mut bytes = 0;
+        let mut send = |batch: &mut Vec<Value>| -> anyhow::Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let asked = batch.len();
+            let body = json!({ "queries": std::mem::take(batch), "fix": fix });
+            let got: Answers = server.post(&["evaluate"], &body)?;
+            anyhow::ensure!(
+                got.answers.len() == asked,
+                "the running depfw serve answered {} of {asked} packages",
+                got.answers.len()
+            );
+            answers.extend(got.answers);
+            Ok(())
+        };
+        for query in queries {
+            let value = serde_json::to_value(query)?;
+            let size = value.to_string().len();
+            if batch.len() == MAX_BATCH || (bytes + size > MAX_BATCH_BYTES && !batch.is_empty()) {
+                send(&mut batch)?;
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(value);
+        }
+        send(&mut batch)?;
+        Ok(answers)
+    }
 }

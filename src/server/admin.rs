@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::{AppState, PolicyState};
 use crate::admin::{self, AdminError, AdminState, AdminToken, FeedStatusSource, LogFilter};
+use crate::audit::evaluate::{Answer, Query};
 use crate::config::Config;
 use crate::engine::feed_update::{self, FeedDetails, ImportError};
 use crate::feeds::load_bytes;
@@ -69,6 +70,7 @@ pub fn admin_state_with(
             store.data_dir().map(ToOwned::to_owned),
         )))
         .with_feeds(Arc::new(feeds))
+        .with_judge(Arc::new(ProxyJudge(state.clone())))
         .with_on_change(on_change))
 }
 
@@ -103,6 +105,34 @@ pub fn with_feed_updates(
         }),
     };
     Ok(admin.with_feeds(Arc::new(feeds)))
+}
+
+/// The policy the proxy enforces now, for `POST /admin/api/evaluate`.
+struct ProxyJudge(AppState);
+
+impl admin::PolicyJudge for ProxyJudge {
+    fn evaluate(&self, queries: &[Query], fix: bool) -> Result<Vec<Answer>, admin::AdminError> {
+        let current = self
+            .0
+            .policy()
+            .map_err(|e| admin::AdminError::Unavailable(e.to_string()))?;
+        let PolicyState::Ready(policy) = &*current else {
+            return Err(admin::AdminError::Unavailable(
+                "depfw serve has no policy".to_owned(),
+            ));
+        };
+        if let Some(why) = crate::audit::evaluate::undecidable(policy, queries) {
+            return Err(admin::AdminError::Unavailable(why));
+        }
+        let now = chrono::Utc::now();
+        queries
+            .iter()
+            .map(|q| {
+                crate::audit::evaluate::answer(policy, q, fix, now)
+                    .map_err(admin::AdminError::BadRequest)
+            })
+            .collect()
+    }
 }
 
 /// The decision log as the admin page queries it, and the data directory whose signing

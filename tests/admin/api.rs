@@ -810,3 +810,55 @@ async fn a_feed_upload_may_be_larger_than_a_json_body() {
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
 }
+
+/// `POST /api/evaluate` (issue #13): token-protected, batches bounded, bodies larger than
+/// the other routes' limit accepted; without a connected policy it is a 503 that says so.
+#[tokio::test]
+async fn evaluate_is_bounded_and_needs_a_policy() {
+    let f = Fixture::new();
+    let query = r#"{"ecosystem": "npm", "name": "left-pad", "version": "1.3.0", "metadata": {"license": "MIT"}}"#;
+    let batch = |n: usize| format!(r#"{{"queries": [{}]}}"#, vec![query; n].join(","));
+
+    let plain = f
+        .request(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("{MOUNT}/api/evaluate"))
+                .header("content-type", "application/json")
+                .body(Body::from(batch(1)))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::UNAUTHORIZED, "{}", plain.body);
+
+    // ~90 KB: over the 64 KiB of the other routes, within this one's limit.
+    let big = batch(1000);
+    assert!(big.len() > 64 * 1024);
+    let reply = f.api(Method::POST, "/api/evaluate", Some(&big)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("not connected to a policy"),
+        "{}",
+        reply.body
+    );
+
+    let reply = f
+        .api(Method::POST, "/api/evaluate", Some(&batch(1001)))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(reply.body.contains("at most 1000"), "{}", reply.body);
+
+    let reply = f
+        .api(
+            Method::POST,
+            "/api/evaluate",
+            Some(r#"{"queries": [], "verdict": "allow"}"#),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+}

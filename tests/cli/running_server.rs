@@ -483,6 +483,17 @@ fn a_server_without_an_admin_endpoint_is_named() {
         "{err}"
     );
     assert!(!err.contains("stop"), "{err}");
+    // check and audit too: the lock error names the server and what it lacks.
+    let lock = lockfile(dir.path());
+    for args in [
+        &["check", "npm", "left-pad@1.3.0"][..],
+        &["audit", lock.as_str()],
+    ] {
+        let out = depfw(&cfg, args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("has no admin endpoint"), "{args:?}: {err}");
+    }
 }
 
 /// With the admin endpoint on a Unix socket (`admin.listen = "unix:/path"`) the command
@@ -669,4 +680,140 @@ fn feeds_commands_go_through_the_running_server() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!stderr(&out).contains("admin API"), "{}", stderr(&out));
     assert_eq!(stdout(&out), remote);
+}
+
+/// A package-lock.json locking `left-pad@1.3.0`, `is-number@7.0.0` and 1200 more packages:
+/// more than one `POST /admin/api/evaluate` batch.
+fn lockfile(dir: &Path) -> String {
+    let mut packages = serde_json::Map::new();
+    packages.insert(
+        String::new(),
+        serde_json::json!({"name": "app", "version": "1.0.0"}),
+    );
+    packages.insert(
+        "node_modules/left-pad".into(),
+        serde_json::json!({"version": "1.3.0", "license": "WTFPL"}),
+    );
+    packages.insert(
+        "node_modules/is-number".into(),
+        serde_json::json!({"version": "7.0.0", "license": "MIT"}),
+    );
+    for i in 0..1200 {
+        packages.insert(
+            format!("node_modules/depfw-batch-fixture-{i}"),
+            serde_json::json!({"version": "1.0.0", "license": "MIT"}),
+        );
+    }
+    let lock = serde_json::json!({
+        "name": "app",
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": true,
+        "packages": packages,
+    });
+    let path = dir.join("package-lock.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&lock).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn check_and_audit_ask_the_running_servers_policy() {
+    let rt = support::runtime();
+    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let ports = (free_port(), free_port());
+    let (mirror, admin) = ports;
+    let cfg = config(dir.path(), "depfw", &upstream, ports, Some(ADMIN_TOKEN));
+    let lock = lockfile(dir.path());
+    let mut server = serve(&cfg, &data, mirror, &rt);
+
+    // A deny entry made at run time, in the server's store only.
+    let out = depfw(
+        &cfg,
+        &[
+            "overrides",
+            "deny",
+            "npm",
+            "left-pad",
+            "--versions",
+            "1.3.0",
+            "--reason",
+            "runtime deny SEC-13",
+        ],
+    );
+    through_server(&out, admin);
+
+    let check_args = ["check", "npm", "left-pad@1.3.0", "is-number@7.0.0"];
+    let audit_args = ["audit", lock.as_str(), "--format", "json"];
+    let said_server = |out: &Output| {
+        let err = stderr(out);
+        assert!(
+            err.contains(&format!(
+                "going through its admin API at http://127.0.0.1:{admin}/admin"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains(ADMIN_TOKEN), "{err}");
+    };
+
+    let check = depfw(&cfg, &check_args);
+    said_server(&check);
+    // The runtime deny entry decides: exit 1 (findings), as the proxy would refuse it.
+    assert_eq!(code(&check), 1, "{}", stderr(&check));
+    let check_out = stdout(&check);
+    let left_pad = check_out
+        .lines()
+        .find(|l| l.contains("left-pad@1.3.0"))
+        .unwrap_or_else(|| panic!("{check_out}"));
+    assert!(left_pad.starts_with("deny"), "{check_out}");
+    assert!(check_out.contains("runtime deny SEC-13"), "{check_out}");
+    assert!(
+        check_out
+            .lines()
+            .any(|l| l.contains("is-number@7.0.0") && !l.starts_with("deny")),
+        "{check_out}"
+    );
+
+    let audit = depfw(&cfg, &audit_args);
+    said_server(&audit);
+    assert_eq!(code(&audit), 1, "{}", stderr(&audit));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&audit)).unwrap();
+    assert_eq!(report["packages_scanned"], 1202, "{report:#}");
+    let denied: Vec<&serde_json::Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "deny")
+        .collect();
+    assert_eq!(denied.len(), 1, "{report:#}");
+    assert_eq!(denied[0]["name"], "left-pad", "{report:#}");
+    assert!(
+        report.to_string().contains("runtime deny SEC-13"),
+        "{report:#}"
+    );
+
+    // --online: the metadata goes to the server, the release history does not; it says so.
+    let online = depfw(&cfg, &["check", "--online", "npm", "is-number@7.0.0"]);
+    said_server(&online);
+    assert!(
+        stderr(&online).contains("release signals"),
+        "{}",
+        stderr(&online)
+    );
+
+    // Stopped: the same commands open the store themselves and say the same.
+    stop(&mut server, &data);
+    let local_check = depfw(&cfg, &check_args);
+    assert!(
+        !stderr(&local_check).contains("admin API"),
+        "{}",
+        stderr(&local_check)
+    );
+    assert_eq!(code(&local_check), 1, "{}", stderr(&local_check));
+    assert_eq!(stdout(&local_check), check_out);
+    let local_audit = depfw(&cfg, &audit_args);
+    assert_eq!(code(&local_audit), 1, "{}", stderr(&local_audit));
+    assert_eq!(stdout(&local_audit), stdout(&audit));
 }
