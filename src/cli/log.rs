@@ -160,19 +160,10 @@ fn run_on_database(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode
         out.flush().context("writing to stdout")?;
         return Ok(ExitCode::from(exit::CLEAN));
     };
-    anyhow::ensure!(
-        checkpoints.is_none(),
-        "--checkpoints is not supported with the PostgreSQL store yet: verify the chain and \
-         its signatures without it"
-    );
-    let key_file = dir.join(crate::store::signing::KEY_FILE);
-    let key = match public_key {
-        Some(path) => Some(PublicKey::read(path)?),
-        None if key_file.exists() => Some(LogKey::load(&key_file)?.public()),
-        None => None,
-    };
-    let status = log.verify_signed(key.as_ref())?;
-    writeln!(out, "{status} ({})", backend.describe())?;
+    let (public_key, checkpoints) = verify_inputs(public_key.as_ref(), checkpoints.as_ref())?;
+    let (status, summary) =
+        crate::admin::chain::verify(&*log, Some(dir), public_key, checkpoints.as_deref(), &[])?;
+    writeln!(out, "{status} ({}){summary}", backend.describe())?;
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::from(match status {
         ChainStatus::Intact { .. } => exit::CLEAN,

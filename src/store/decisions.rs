@@ -327,16 +327,54 @@ fn decode(bytes: &[u8]) -> Result<DecisionRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(corrupt)
 }
 
-/// Writes signed checkpoints of the head to the configured sinks.
-struct Checkpointer {
+/// Writes signed checkpoints of the head to the configured sinks; shared by the sled log
+/// and the PostgreSQL writer (`store::pg::decisions`).
+pub(crate) struct Checkpointer {
     config: LogConfig,
     key: Arc<LogKey>,
-    store: Store,
+    /// The sled store to flush before a checkpoint names its records; `None` where the
+    /// head comes from a committed database transaction (already durable).
+    store: Option<Store>,
     /// The last checkpointed seq and when it was written.
     last: Mutex<(u64, Instant)>,
 }
 
 impl Checkpointer {
+    /// A checkpointer as `config` says (`[log]`), or `None` when no sink is configured;
+    /// `seq`: the head now (the next checkpoint is due from there).
+    pub(crate) fn new(
+        config: &LogConfig,
+        key: Arc<LogKey>,
+        store: Option<Store>,
+        seq: u64,
+    ) -> Option<Arc<Checkpointer>> {
+        if config.checkpoint_file.is_none() && !config.checkpoint_log {
+            return None;
+        }
+        Some(Arc::new(Checkpointer {
+            config: config.clone(),
+            key,
+            store,
+            last: Mutex::new((seq, Instant::now())),
+        }))
+    }
+
+    /// How often a quiet log is checkpointed (`log.checkpoint-every-secs`).
+    pub(crate) fn every(&self) -> Duration {
+        Duration::from_secs(self.config.checkpoint_every_secs)
+    }
+
+    /// [`Checkpointer::maybe`] for a head known by its seq and hash.
+    pub(crate) fn maybe_at(&self, seq: u64, hash: &str, force: bool) {
+        self.maybe(
+            &Head {
+                seq,
+                hash: hash.to_owned(),
+            },
+            force,
+        );
+    }
+
     /// Writes a checkpoint of `head` if `every_records` records or `every_secs` seconds have
     /// passed since the last one. A sink that fails is logged and retried at the next
     /// append: the record itself is already stored, and refusing the request would not
@@ -361,7 +399,9 @@ impl Checkpointer {
 
     fn write(&self, head: &Head) -> anyhow::Result<()> {
         // A checkpoint must never name a record a crash could still take back.
-        self.store.flush()?;
+        if let Some(store) = &self.store {
+            store.flush()?;
+        }
         let mut checkpoint = Checkpoint {
             seq: head.seq,
             hash: head.hash.clone(),
@@ -453,16 +493,11 @@ impl DecisionLog {
         let Some(key) = self.key.clone() else {
             return self;
         };
-        if config.checkpoint_file.is_none() && !config.checkpoint_log {
-            return self;
-        }
         let seq = self.head.lock().unwrap_or_else(|e| e.into_inner()).seq;
-        let checkpointer = Arc::new(Checkpointer {
-            config: config.clone(),
-            key,
-            store: self.store.clone(),
-            last: Mutex::new((seq, Instant::now())),
-        });
+        let Some(checkpointer) = Checkpointer::new(config, key, Some(self.store.clone()), seq)
+        else {
+            return self;
+        };
         spawn_timer(Arc::downgrade(&self.head), Arc::downgrade(&checkpointer));
         self.checkpoints = Some(checkpointer);
         self
@@ -607,42 +642,59 @@ impl DecisionLog {
     ) -> anyhow::Result<Result<usize, ChainStatus>> {
         let records = self.tree.last().map_err(StoreError::from)?;
         let records = records.map(|(k, _)| seq_of(&k)).transpose()?.unwrap_or(0);
-        let mut matched = 0;
-        for (i, text) in lines.lines().enumerate() {
-            let line = i + 1;
-            let json = match text.find('{') {
-                Some(0) => text,
-                // A line of depfw's own log carries the checkpoint after its prefix.
-                Some(start) if text.contains("depfw::checkpoint") => &text[start..],
-                _ => continue,
-            };
-            let checkpoint: Checkpoint = serde_json::from_str(json)
-                .map_err(|e| anyhow::anyhow!("checkpoint line {line} is not a checkpoint: {e}"))?;
-            let seq = checkpoint.seq;
-            if key.is_some_and(|k| !k.verifies(&checkpoint.message(), &checkpoint.signature)) {
-                let why = "is not signed by the given public key".to_owned();
-                return Ok(Err(broken(seq, bad_checkpoint(line, why))));
+        verify_checkpoint_lines(lines, key, records, |seq| {
+            match self.tree.get(seq.to_be_bytes()).map_err(StoreError::from)? {
+                Some(v) => Ok(Some(decode(&v)?.hash)),
+                None => Ok(None),
             }
-            if seq > records {
-                let problem = ChainProblem::Truncated {
-                    checkpoint_line: line,
-                };
-                return Ok(Err(broken(records + 1, problem)));
-            }
-            let hash = match self.tree.get(seq.to_be_bytes()).map_err(StoreError::from)? {
-                Some(v) => decode(&v)?.hash,
-                None => return Ok(Err(broken(seq, ChainProblem::Missing))),
-            };
-            if hash != checkpoint.hash {
-                let problem = ChainProblem::CheckpointMismatch {
-                    checkpoint_line: line,
-                };
-                return Ok(Err(broken(seq, problem)));
-            }
-            matched += 1;
-        }
-        Ok(Ok(matched))
+        })
     }
+}
+
+/// Checks a checkpoint file's `lines` (or depfw's own log lines carrying checkpoints)
+/// against a chain whose last stored record is `records` and whose hashes `hash_of` reads:
+/// how many checkpoints match, or the first problem (a checkpoint beyond the last record
+/// is a truncated log). Every backend's `verify --checkpoints`.
+pub(crate) fn verify_checkpoint_lines(
+    lines: &str,
+    key: Option<&PublicKey>,
+    records: u64,
+    mut hash_of: impl FnMut(u64) -> Result<Option<String>, StoreError>,
+) -> anyhow::Result<Result<usize, ChainStatus>> {
+    let mut matched = 0;
+    for (i, text) in lines.lines().enumerate() {
+        let line = i + 1;
+        let json = match text.find('{') {
+            Some(0) => text,
+            // A line of depfw's own log carries the checkpoint after its prefix.
+            Some(start) if text.contains("depfw::checkpoint") => &text[start..],
+            _ => continue,
+        };
+        let checkpoint: Checkpoint = serde_json::from_str(json)
+            .map_err(|e| anyhow::anyhow!("checkpoint line {line} is not a checkpoint: {e}"))?;
+        let seq = checkpoint.seq;
+        if key.is_some_and(|k| !k.verifies(&checkpoint.message(), &checkpoint.signature)) {
+            let why = "is not signed by the given public key".to_owned();
+            return Ok(Err(broken(seq, bad_checkpoint(line, why))));
+        }
+        if seq > records {
+            let problem = ChainProblem::Truncated {
+                checkpoint_line: line,
+            };
+            return Ok(Err(broken(records + 1, problem)));
+        }
+        let Some(hash) = hash_of(seq)? else {
+            return Ok(Err(broken(seq, ChainProblem::Missing)));
+        };
+        if hash != checkpoint.hash {
+            let problem = ChainProblem::CheckpointMismatch {
+                checkpoint_line: line,
+            };
+            return Ok(Err(broken(seq, problem)));
+        }
+        matched += 1;
+    }
+    Ok(Ok(matched))
 }
 
 impl Drop for DecisionLog {

@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{db, parse, PgStore};
 use crate::store::decisions::{
-    record_message, ChainStatus, ChainWalk, DecisionRecord, RecordFilter, GENESIS,
+    record_message, verify_checkpoint_lines, ChainStatus, ChainWalk, Checkpointer, DecisionRecord,
+    RecordFilter, GENESIS,
 };
 use crate::store::repo::DecisionRepo;
 use crate::store::signing::{LogKey, PublicKey};
@@ -45,9 +46,14 @@ pub(super) struct PgDecisions {
 
 impl PgDecisions {
     /// The log for appending, signing with the data directory's key (made on first use).
+    /// With `log.checkpoint-file` (or `checkpoint-log`), this replica also writes signed
+    /// checkpoints of the shared chain's head: after its own batches, and every
+    /// `checkpoint-every-secs` from a timer so that other replicas' appends are
+    /// checkpointed too. Each replica writes its own file; any of them verifies the chain.
     pub(super) fn writer(
         store: &PgStore,
         data_dir: Option<&std::path::Path>,
+        log: &crate::config::LogConfig,
     ) -> Result<PgDecisions, StoreError> {
         let key = Arc::new(match data_dir {
             Some(dir) => LogKey::load_or_create(dir)?,
@@ -59,7 +65,12 @@ impl PgDecisions {
             let Some(runtime) = &store.inner.runtime.0 else {
                 return Err(db("the database runtime has stopped"));
             };
-            runtime.spawn(write_loop(store.pool(), Arc::clone(&key), rx));
+            let head = read_head(store)?;
+            let checkpoints = Checkpointer::new(log, Arc::clone(&key), None, head.0);
+            if let Some(c) = &checkpoints {
+                spawn_checkpoint_timer(store.clone(), Arc::downgrade(c));
+            }
+            runtime.spawn(write_loop(store.pool(), Arc::clone(&key), rx, checkpoints));
             *writer = Some(Writer(tx));
         }
         Ok(PgDecisions {
@@ -213,6 +224,79 @@ impl DecisionRepo for PgDecisions {
     fn public_key(&self) -> Option<PublicKey> {
         self.key.as_ref().map(|k| k.public())
     }
+
+    fn verify_checkpoints(
+        &self,
+        lines: &str,
+        key: Option<&PublicKey>,
+    ) -> anyhow::Result<Result<usize, ChainStatus>> {
+        let pool = self.store.pool();
+        // The last stored record, not the head row: a deleted tail is what a checkpoint
+        // beyond it catches, however the head row was rewritten.
+        let records: Option<i64> = self.store.block(async move {
+            let client = pool.get().await.map_err(db)?;
+            let row = client
+                .query_one("SELECT max(seq) FROM depfw_decisions", &[])
+                .await
+                .map_err(db)?;
+            Ok(row.get(0))
+        })?;
+        let records = records.and_then(|r| u64::try_from(r).ok()).unwrap_or(0);
+        verify_checkpoint_lines(lines, key, records, |seq| {
+            let pool = self.store.pool();
+            let seq = i64::try_from(seq).map_err(db)?;
+            let record: Option<DecisionRecord> = self.store.block(async move {
+                let client = pool.get().await.map_err(db)?;
+                let row = client
+                    .query_opt("SELECT record FROM depfw_decisions WHERE seq = $1", &[&seq])
+                    .await
+                    .map_err(db)?;
+                row.map(|r| parse("decision record", r.get::<_, &str>(0)))
+                    .transpose()
+            })?;
+            Ok(record.map(|r| r.hash))
+        })
+    }
+}
+
+/// The shared chain's head (seq, hash).
+fn read_head(store: &PgStore) -> Result<(u64, String), StoreError> {
+    let pool = store.pool();
+    let (seq, hash): (i64, String) = store.block(async move {
+        let client = pool.get().await.map_err(db)?;
+        let row = client
+            .query_one(
+                "SELECT seq, hash FROM depfw_decision_head WHERE id = 1",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        Ok((row.get(0), row.get(1)))
+    })?;
+    Ok((u64::try_from(seq).unwrap_or(0), hash))
+}
+
+/// Checkpoints the shared head every `checkpoint-every-secs` (other replicas append too);
+/// ends once the writer's checkpointer is dropped.
+fn spawn_checkpoint_timer(store: PgStore, checkpointer: std::sync::Weak<Checkpointer>) {
+    let Some(every) = checkpointer.upgrade().map(|c| c.every()) else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("depfw-pg-checkpoints".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(c) = checkpointer.upgrade() else {
+                return;
+            };
+            match read_head(&store) {
+                Ok((seq, hash)) => c.maybe_at(seq, &hash, false),
+                Err(e) => tracing::warn!("decision log checkpoint: the head is unreadable: {e}"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no checkpoint timer ({e}): checkpoints follow this replica's appends only");
+    }
 }
 
 /// The writer task: one transaction per batch of queued records.
@@ -220,6 +304,7 @@ async fn write_loop(
     pool: deadpool_postgres::Pool,
     key: Arc<LogKey>,
     mut queue: mpsc::UnboundedReceiver<(DecisionRecord, Reply)>,
+    checkpoints: Option<Arc<Checkpointer>>,
 ) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -232,6 +317,11 @@ async fn write_loop(
         let records: Vec<DecisionRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
         match append_batch(&pool, &key, records).await {
             Ok(written) => {
+                if let (Some(c), Some(last)) = (&checkpoints, written.last()) {
+                    // A file write and fsync: off this task, which serves every append.
+                    let (c, seq, hash) = (Arc::clone(c), last.seq, last.hash.clone());
+                    tokio::task::spawn_blocking(move || c.maybe_at(seq, &hash, false));
+                }
                 for ((_, reply), record) in batch.into_iter().zip(written) {
                     let _ = reply.send(Ok(record));
                 }

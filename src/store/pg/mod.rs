@@ -188,14 +188,9 @@ impl PgStore {
         data_dir: Option<&std::path::Path>,
         log: &crate::config::LogConfig,
     ) -> Result<Arc<dyn DecisionRepo>, StoreError> {
-        if log.checkpoint_file.is_some() {
-            // TODO(#13): signed checkpoints of the shared chain (one writer per checkpoint).
-            tracing::warn!(
-                "log.checkpoint-file is not written with the PostgreSQL store yet: \
-                 records are signed, the head is not checkpointed"
-            );
-        }
-        Ok(Arc::new(decisions::PgDecisions::writer(self, data_dir)?))
+        Ok(Arc::new(decisions::PgDecisions::writer(
+            self, data_dir, log,
+        )?))
     }
 
     pub(crate) fn decision_reader(&self) -> Result<Arc<dyn DecisionRepo>, StoreError> {

@@ -317,3 +317,76 @@ fn a_wrong_password_is_reported_without_the_password() {
     assert!(!error.contains("not-the-s3cret"), "{error}");
     assert!(error.contains("***"), "names the redacted URL: {error}");
 }
+
+/// Signed checkpoints of the shared chain: written by a replica with
+/// `log.checkpoint-file`, they match the chain, and a deleted tail (with the head row
+/// moved back to hide it) is caught as truncation.
+#[test]
+fn checkpoints_of_the_shared_chain_catch_a_deleted_tail() {
+    let Some(url) = fresh_database("checkpoints_catch_a_deleted_tail") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checkpoints.jsonl");
+    let mut log_config = crate::config::Config::default().log;
+    log_config.checkpoint_file = Some(file.clone());
+    log_config.checkpoint_every_records = 1;
+    let store = replica(&url);
+    let log = store.decision_log(Some(dir.path()), &log_config).unwrap();
+    for i in 0..6 {
+        log.append_durable(&mut record(&format!("p{i}"), None))
+            .unwrap();
+    }
+    // Checkpoints are written off the writer task: wait for the last one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("\"seq\":6") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let key = log.public_key();
+    let reader = store.decision_reader().unwrap();
+    let matched = reader
+        .verify_checkpoints(&text, key.as_ref())
+        .unwrap()
+        .unwrap();
+    assert!(matched >= 1, "{text}");
+    assert!(text.contains("\"seq\":6"), "{text}");
+
+    let pool = store.pool();
+    store
+        .block(async move {
+            let client = pool.get().await.map_err(super::db)?;
+            client
+                .batch_execute(
+                    "DELETE FROM depfw_decisions WHERE seq > 4;
+                     UPDATE depfw_decision_head
+                        SET seq = 4, hash = (SELECT record::json->>'hash' FROM depfw_decisions WHERE seq = 4)
+                      WHERE id = 1;",
+                )
+                .await
+                .map_err(super::db)
+        })
+        .unwrap();
+    // The chain alone still looks whole: only the checkpoints know it was longer.
+    assert!(matches!(
+        reader.verify_signed(key.as_ref()).unwrap(),
+        ChainStatus::Intact { records: 4, .. }
+    ));
+    let broken = reader
+        .verify_checkpoints(&text, key.as_ref())
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            broken,
+            ChainStatus::Broken {
+                seq: 5,
+                problem: crate::store::decisions::ChainProblem::Truncated { .. }
+            }
+        ),
+        "{broken:?}"
+    );
+}
