@@ -179,7 +179,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         Some(_) => Some(AdminListener::bind(&config.admin.listen).await?),
         None => None,
     };
-    let generation = Generation::open(&config, admin_token.as_ref())?;
+    // The PostgreSQL backend is opened once: a reopen of the local store after a write
+    // failure builds a new generation over the same pool and listener.
+    let shared = match &config.store.url {
+        Some(_) => Some(Backend::open(&config.store, &config.server.data_dir)?),
+        None => None,
+    };
+    let generation = Generation::open(&config, admin_token.as_ref(), shared.as_ref())?;
     // Now that this process holds the store: the CLI finds the admin API through this
     // file while the server runs (`cli::remote`); it is removed when `serve` returns.
     let _announced = super::remote::Announced::write(
@@ -213,6 +219,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let watchdog = tokio::spawn(keep_store_writable(
         config.clone(),
         admin_token,
+        shared,
         live.clone(),
         store,
         STORE_PROBE_EVERY,
@@ -274,13 +281,19 @@ struct Generation {
 
 impl Generation {
     /// Opens the store and builds the proxy over it, and the admin endpoint with `admin_token`.
-    fn open(config: &Config, admin_token: Option<&AdminToken>) -> anyhow::Result<Generation> {
+    /// `shared`: the PostgreSQL backend when `store.url` names one, opened once per process
+    /// (`None`: this generation's sled store is the backend too).
+    fn open(
+        config: &Config,
+        admin_token: Option<&AdminToken>,
+        shared: Option<&Backend>,
+    ) -> anyhow::Result<Generation> {
         // The local store keeps the synced feeds (per replica); shared state lives in the
         // backend, which is this same store unless `store.url` names PostgreSQL.
         let store = Store::open(&config.server.data_dir)?;
-        let backend = match &config.store.url {
+        let backend = match shared {
             None => Backend::Sled(store.clone()),
-            Some(_) => Backend::open(&config.store, &config.server.data_dir)?,
+            Some(shared) => shared.clone(),
         };
         tracing::info!(store = %backend.describe(), "shared state");
         let overrides = backend.repos()?.overrides;
@@ -410,6 +423,7 @@ fn unavailable(why: &str) -> Router {
 async fn keep_store_writable(
     config: Config,
     admin_token: Option<AdminToken>,
+    shared: Option<Backend>,
     live: Live,
     mut store: Store,
     every: Duration,
@@ -438,8 +452,9 @@ async fn keep_store_writable(
                 _ = stopped.changed() => return None,
             }
             let (config, admin_token) = (config.clone(), admin_token.clone());
+            let shared = shared.clone();
             let reopened = tokio::task::spawn_blocking(move || {
-                let generation = Generation::open(&config, admin_token.as_ref())?;
+                let generation = Generation::open(&config, admin_token.as_ref(), shared.as_ref())?;
                 generation.store.probe_write()?;
                 Ok::<_, anyhow::Error>(generation)
             })
@@ -613,7 +628,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_owned();
-        let generation = Generation::open(&config, None).unwrap();
+        let generation = Generation::open(&config, None, None).unwrap();
         let live = Live::new(&generation);
         let store = generation.into_store();
         store.inject_write_fault(true);
@@ -633,6 +648,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::watch::channel(());
         let watchdog = tokio::spawn(keep_store_writable(
             config,
+            None,
             None,
             live.clone(),
             store,

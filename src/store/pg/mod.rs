@@ -225,13 +225,17 @@ impl PgStore {
     }
 
     /// Calls `changed` whenever another replica (or the CLI) changed the overrides or a
-    /// quarantine decision; within `store.refresh-millis`.
+    /// quarantine decision; within `store.refresh-millis`. One listener per process: a later
+    /// call replaces it (a new serving generation after a store reopen), so the old one and
+    /// the server state it holds are released.
     pub fn on_overrides_changed(&self, changed: impl Fn() + Send + Sync + 'static) {
-        self.inner
+        let mut listeners = self
+            .inner
             .on_overrides
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(changed));
+            .unwrap_or_else(|e| e.into_inner());
+        listeners.clear();
+        listeners.push(Arc::new(changed));
     }
 
     /// Polls the revision counters every `every` (`store.refresh-millis`).

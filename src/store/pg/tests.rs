@@ -196,11 +196,23 @@ fn a_quarantine_approval_on_one_replica_reaches_the_other() {
         return;
     };
     let (a, b) = (replica(&url), replica(&url));
+    // A replaced listener (the serving generation before a store reopen) is released and
+    // never called again: one listener per process.
+    let replaced = Arc::new(AtomicUsize::new(0));
+    let stale = Arc::clone(&replaced);
+    a.on_overrides_changed(move || {
+        stale.fetch_add(1, Ordering::SeqCst);
+    });
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&calls);
     a.on_overrides_changed(move || {
         seen.fetch_add(1, Ordering::SeqCst);
     });
+    assert_eq!(
+        Arc::strong_count(&replaced),
+        1,
+        "the replaced listener is dropped"
+    );
     let name = PackageName::parse(Ecosystem::Npm, "left-pad").unwrap();
     let version = Version::parse(Ecosystem::Npm, "1.3.0").unwrap();
     let now = Utc::now();
@@ -229,6 +241,7 @@ fn a_quarantine_approval_on_one_replica_reaches_the_other() {
         1,
         "A's policy refresh ran once"
     );
+    assert_eq!(replaced.load(Ordering::SeqCst), 0);
     assert_eq!(OverrideRepo::revision(&a).unwrap(), before + 1);
     let entries = a.active_entries(Utc::now()).unwrap();
     assert_eq!(entries.len(), 1);
