@@ -243,17 +243,11 @@ impl DecisionRepo for PgDecisions {
         })?;
         let records = records.and_then(|r| u64::try_from(r).ok()).unwrap_or(0);
         verify_checkpoint_lines(lines, key, records, |seq| {
-            let pool = self.store.pool();
-            let seq = i64::try_from(seq).map_err(db)?;
-            let record: Option<DecisionRecord> = self.store.block(async move {
-                let client = pool.get().await.map_err(db)?;
-                let row = client
-                    .query_opt("SELECT record FROM depfw_decisions WHERE seq = $1", &[&seq])
-                    .await
-                    .map_err(db)?;
-                row.map(|r| parse("decision record", r.get::<_, &str>(0)))
-                    .transpose()
-            })?;
+            let record: Option<DecisionRecord> = self.store.record(
+                "decision record",
+                "SELECT record FROM depfw_decisions WHERE seq = $1",
+                i64::try_from(seq).map_err(db)?,
+            )?;
             Ok(record.map(|r| r.hash))
         })
     }

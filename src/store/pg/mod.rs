@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::repo::{BreakerRepo, DecisionRepo, Repos, SessionRepo, ThrottleRepo};
@@ -173,6 +174,41 @@ impl PgStore {
 
     fn pool(&self) -> Pool {
         self.inner.pool.clone()
+    }
+
+    /// The JSON `record` column of every row `sql` selects with `params` (outside any
+    /// transaction), parsed as `what`: the one read every repository's `get` and `list` does.
+    fn records<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+    ) -> Result<Vec<T>, StoreError> {
+        let pool = self.pool();
+        self.block(async move {
+            let client = pool.get().await.map_err(db)?;
+            let params: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = client.query(sql, &params).await.map_err(db)?;
+            rows.iter()
+                .map(|row| parse(what, row.get::<_, &str>(0)))
+                .collect()
+        })
+    }
+
+    /// [`PgStore::records`] for a query by a unique key: the one record, if any.
+    fn record<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        key: impl ToSql + Sync + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self
+            .records(what, sql, vec![Box::new(key)])?
+            .into_iter()
+            .next())
     }
 
     pub(crate) fn repos(&self) -> Result<Repos, StoreError> {

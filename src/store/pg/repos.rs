@@ -71,15 +71,11 @@ impl PgStore {
     }
 
     fn agent_record(&self, name: &str) -> Result<Option<AgentRecord>, StoreError> {
-        let (pool, name) = (self.pool(), name.to_owned());
-        self.block(async move {
-            let client = pool.get().await.map_err(db)?;
-            let row = client
-                .query_opt("SELECT record FROM depfw_agents WHERE name = $1", &[&name])
-                .await
-                .map_err(db)?;
-            row.map(|r| parse("agent", r.get::<_, &str>(0))).transpose()
-        })
+        self.record(
+            "agent",
+            "SELECT record FROM depfw_agents WHERE name = $1",
+            name.to_owned(),
+        )
     }
 
     /// Changes one agent's record under the agents lock.
@@ -173,17 +169,11 @@ impl AgentRepo for PgStore {
     }
 
     fn list(&self) -> Result<Vec<Agent>, AgentError> {
-        let pool = self.pool();
-        let records: Vec<AgentRecord> = self.block(async move {
-            let client = pool.get().await.map_err(db)?;
-            let rows = client
-                .query("SELECT record FROM depfw_agents ORDER BY name", &[])
-                .await
-                .map_err(db)?;
-            rows.iter()
-                .map(|r| parse("agent", r.get::<_, &str>(0)))
-                .collect()
-        })?;
+        let records: Vec<AgentRecord> = self.records(
+            "agent",
+            "SELECT record FROM depfw_agents ORDER BY name",
+            Vec::new(),
+        )?;
         Ok(records.into_iter().map(|r| r.agent).collect())
     }
 
@@ -403,17 +393,12 @@ impl OverrideRepo for PgStore {
     }
 
     fn get(&self, id: OverrideId) -> Result<StoredOverride, OverrideError> {
-        let pool = self.pool();
         let key = i64::try_from(id).map_err(|_| OverrideError::Unknown(id))?;
-        let found: Option<StoredOverride> = self.block(async move {
-            let client = pool.get().await.map_err(db)?;
-            let row = client
-                .query_opt("SELECT record FROM depfw_overrides WHERE id = $1", &[&key])
-                .await
-                .map_err(db)?;
-            row.map(|r| parse("override", r.get::<_, &str>(0)))
-                .transpose()
-        })?;
+        let found: Option<StoredOverride> = self.record(
+            "override",
+            "SELECT record FROM depfw_overrides WHERE id = $1",
+            key,
+        )?;
         found.ok_or(OverrideError::Unknown(id))
     }
 
@@ -461,19 +446,12 @@ impl OverrideRepo for PgStore {
         include_history: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<StoredOverride>, OverrideError> {
-        let pool = self.pool();
-        let all: Vec<StoredOverride> = self.block(async move {
-            let client = pool.get().await.map_err(db)?;
-            let sql = if include_history {
-                "SELECT record FROM depfw_overrides ORDER BY id"
-            } else {
-                "SELECT record FROM depfw_overrides WHERE NOT removed ORDER BY id"
-            };
-            let rows = client.query(sql, &[]).await.map_err(db)?;
-            rows.iter()
-                .map(|r| parse("override", r.get::<_, &str>(0)))
-                .collect()
-        })?;
+        let sql = if include_history {
+            "SELECT record FROM depfw_overrides ORDER BY id"
+        } else {
+            "SELECT record FROM depfw_overrides WHERE NOT removed ORDER BY id"
+        };
+        let all: Vec<StoredOverride> = self.records("override", sql, Vec::new())?;
         Ok(all
             .into_iter()
             .filter(|r| include_history || r.status(now) == OverrideStatus::Active)
@@ -613,17 +591,12 @@ impl QuarantineRepo for PgStore {
     }
 
     fn get(&self, id: QuarantineId) -> Result<QuarantineItem, QuarantineError> {
-        let pool = self.pool();
         let key = i64::try_from(id).map_err(|_| QuarantineError::Unknown(id))?;
-        let found: Option<QuarantineItem> = self.block(async move {
-            let client = pool.get().await.map_err(db)?;
-            let row = client
-                .query_opt("SELECT record FROM depfw_quarantine WHERE id = $1", &[&key])
-                .await
-                .map_err(db)?;
-            row.map(|r| parse("quarantine item", r.get::<_, &str>(0)))
-                .transpose()
-        })?;
+        let found: Option<QuarantineItem> = self.record(
+            "quarantine item",
+            "SELECT record FROM depfw_quarantine WHERE id = $1",
+            key,
+        )?;
         found.ok_or(QuarantineError::Unknown(id))
     }
 
@@ -631,17 +604,11 @@ impl QuarantineRepo for PgStore {
         &self,
         status: Option<QuarantineStatus>,
     ) -> Result<Vec<QuarantineItem>, QuarantineError> {
-        let pool = self.pool();
-        let all: Vec<QuarantineItem> = self.block(async move {
-            let client = pool.get().await.map_err(db)?;
-            let rows = client
-                .query("SELECT record FROM depfw_quarantine ORDER BY id", &[])
-                .await
-                .map_err(db)?;
-            rows.iter()
-                .map(|r| parse("quarantine item", r.get::<_, &str>(0)))
-                .collect()
-        })?;
+        let all: Vec<QuarantineItem> = self.records(
+            "quarantine item",
+            "SELECT record FROM depfw_quarantine ORDER BY id",
+            Vec::new(),
+        )?;
         Ok(all
             .into_iter()
             .filter(|i| status.is_none_or(|s| s == i.status))
