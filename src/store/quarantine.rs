@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
 
-use super::overrides::{self, OverrideError, OverrideId, OverrideStore};
+use super::overrides::{self, OverrideError, OverrideId, OverrideStore, StoredOverride};
 use super::tx::{self, abort, put_json, read_u64, Durability};
 use super::{Store, StoreError};
 use crate::package::{Ecosystem, PackageName, Version};
@@ -140,6 +140,54 @@ struct Held<'a> {
     reasons: Vec<Finding>,
     request_id: &'a str,
     justification: Option<&'a str>,
+}
+
+/// What approving or rejecting pending `item` writes, on every backend: the override record
+/// (tied to the item) and the item's new status. Each backend checks again, inside its
+/// transaction, that the item is still pending.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resolution(
+    item: &QuarantineItem,
+    kind: OverrideKind,
+    scope: &ApprovalScope,
+    reason: &str,
+    expires: Option<DateTime<Utc>>,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(StoredOverride, QuarantineStatus), QuarantineError> {
+    if item.status != QuarantineStatus::Pending {
+        return Err(QuarantineError::AlreadyResolved {
+            id: item.id,
+            status: item.status,
+        });
+    }
+    let entry = QuarantineQueue::entry_for(item, kind, scope, reason, expires, by)?;
+    let mut record = overrides::new_record(&entry, now)?;
+    record.quarantine_id = Some(item.id);
+    let status = match kind {
+        OverrideKind::Allow => QuarantineStatus::Approved,
+        OverrideKind::Deny => QuarantineStatus::Rejected,
+    };
+    Ok((record, status))
+}
+
+/// Records on `item` that `record` (as stored) resolved it with `status`.
+pub(crate) fn mark_resolved(
+    item: &mut QuarantineItem,
+    status: QuarantineStatus,
+    record: &StoredOverride,
+    expires: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) {
+    item.status = status;
+    item.resolution = Some(Resolution {
+        by: record.created_by.clone(),
+        reason: record.reason.clone(),
+        at: now,
+        override_id: record.id,
+        versions: record.versions.clone(),
+        expires,
+    });
 }
 
 /// A requester's justification as the reviewer sees it: one line (line breaks and tabs
@@ -407,20 +455,7 @@ impl QuarantineQueue {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<OverrideId, QuarantineError> {
-        let item = self.get(id)?;
-        if item.status != QuarantineStatus::Pending {
-            return Err(QuarantineError::AlreadyResolved {
-                id,
-                status: item.status,
-            });
-        }
-        let entry = Self::entry_for(&item, kind, scope, reason, expires, by)?;
-        let mut record = overrides::new_record(&entry, now)?;
-        record.quarantine_id = Some(id);
-        let status = match kind {
-            OverrideKind::Allow => QuarantineStatus::Approved,
-            OverrideKind::Deny => QuarantineStatus::Rejected,
-        };
+        let (record, status) = resolution(&self.get(id)?, kind, scope, reason, expires, by, now)?;
         let trees = (&self.tree, self.overrides.tree());
         tx::transact(trees, Durability::Flushed, |(q, o)| {
             // Re-read inside the transaction: a concurrent resolution must not win twice.
@@ -432,15 +467,7 @@ impl QuarantineQueue {
                 });
             }
             let record = overrides::insert_tx::<QuarantineError>(o, &record, now)?;
-            item.status = status;
-            item.resolution = Some(Resolution {
-                by: record.created_by.clone(),
-                reason: record.reason.clone(),
-                at: now,
-                override_id: record.id,
-                versions: record.versions.clone(),
-                expires,
-            });
+            mark_resolved(&mut item, status, &record, expires, now);
             put(q, &item)?;
             let name = PackageName::parse(item.ecosystem, &item.name)
                 .or_else(|e| abort(StoreError::corrupt(&format!("quarantine item {id}"), e)))?;
@@ -449,7 +476,7 @@ impl QuarantineQueue {
         })
     }
 
-    pub(crate) fn entry_for(
+    fn entry_for(
         item: &QuarantineItem,
         kind: OverrideKind,
         scope: &ApprovalScope,

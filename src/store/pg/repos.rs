@@ -18,8 +18,7 @@ use crate::policy::Finding;
 use crate::store::agents::AgentRecord;
 use crate::store::overrides::{self, OverrideError, OverrideId, OverrideStatus, StoredOverride};
 use crate::store::quarantine::{
-    self, ApprovalScope, QuarantineError, QuarantineId, QuarantineItem, QuarantineQueue,
-    QuarantineStatus, Resolution,
+    self, ApprovalScope, QuarantineError, QuarantineId, QuarantineItem, QuarantineStatus,
 };
 use crate::store::repo::{AgentRepo, OverrideRepo, QuarantineRepo};
 use crate::store::StoreError;
@@ -654,19 +653,8 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<OverrideId, QuarantineError> {
         let item = QuarantineRepo::get(self, id)?;
-        if item.status != QuarantineStatus::Pending {
-            return Err(QuarantineError::AlreadyResolved {
-                id,
-                status: item.status,
-            });
-        }
-        let entry = QuarantineQueue::entry_for(&item, kind, scope, reason, expires, by)?;
-        let mut record = overrides::new_record(&entry, now)?;
-        record.quarantine_id = Some(id);
-        let status = match kind {
-            OverrideKind::Allow => QuarantineStatus::Approved,
-            OverrideKind::Deny => QuarantineStatus::Rejected,
-        };
+        let (record, status) =
+            quarantine::resolution(&item, kind, scope, reason, expires, by, now)?;
         let key = i64::try_from(id).map_err(|_| QuarantineError::Unknown(id))?;
         self.locked(OVERRIDES_LOCK, Some("overrides"), move |tx| {
             Box::pin(async move {
@@ -688,15 +676,7 @@ impl PgStore {
                     Ok(record) => record,
                     Err(refused) => return Ok(Outcome::Refuse(refused.into())),
                 };
-                item.status = status;
-                item.resolution = Some(Resolution {
-                    by: record.created_by.clone(),
-                    reason: record.reason.clone(),
-                    at: now,
-                    override_id: record.id,
-                    versions: record.versions.clone(),
-                    expires,
-                });
+                quarantine::mark_resolved(&mut item, status, &record, expires, now);
                 let text = json("quarantine item", &item)?;
                 tx.execute(
                     "UPDATE depfw_quarantine SET record = $2, pending_key = NULL WHERE id = $1",
