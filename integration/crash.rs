@@ -41,6 +41,21 @@ pub(crate) fn start(config: &std::path::Path, port: u16) -> Child {
         .unwrap()
 }
 
+/// The request id of a download the client saw succeed: a 200 whose whole body arrived, as
+/// a package manager sees it; `None` for anything else (a refused connection mid-kill).
+pub(crate) async fn served_download(client: &reqwest::Client, url: &str) -> Option<String> {
+    let resp = client.get(url).send().await.ok()?;
+    if resp.status() != reqwest::StatusCode::OK {
+        return None;
+    }
+    let id = resp.headers()["x-depfw-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    resp.bytes().await.ok()?;
+    Some(id)
+}
+
 pub(crate) async fn wait_healthy(client: &reqwest::Client, base: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -99,20 +114,9 @@ async fn kill_9_mid_burst() {
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.unwrap();
             let url = format!("{base}/npm/{}", TARBALLS[i % TARBALLS.len()]);
-            let Ok(resp) = client.get(url).send().await else {
+            let Some(id) = served_download(&client, &url).await else {
                 return;
             };
-            if resp.status() != reqwest::StatusCode::OK {
-                return;
-            }
-            let id = resp.headers()["x-depfw-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            // Success is the whole body received, as a package manager sees it.
-            if resp.bytes().await.is_err() {
-                return;
-            }
             let mut served = served.lock().unwrap();
             served.push(id);
             if served.len() == 60 {

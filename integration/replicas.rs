@@ -274,19 +274,9 @@ async fn scenario() {
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.unwrap();
             let url = format!("{base}/npm/{}", TARBALLS[i % TARBALLS.len()]);
-            let Ok(resp) = client.get(url).send().await else {
+            let Some(id) = crate::crash::served_download(&client, &url).await else {
                 return;
             };
-            if resp.status() != reqwest::StatusCode::OK {
-                return;
-            }
-            let id = resp.headers()["x-depfw-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            if resp.bytes().await.is_err() {
-                return;
-            }
             served.lock().unwrap().push(id);
             if on_r1 && by_r1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 40 {
                 if let Some(child) = child.lock().unwrap().as_mut() {
