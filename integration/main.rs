@@ -21,6 +21,7 @@ mod require;
 mod admin_browser;
 mod cargo;
 mod crash;
+mod deploy;
 mod faults;
 mod harness_self_test;
 mod mcp;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         pypi::trials(),
         cargo::trials(),
         crash::trials(),
+        deploy::trials(),
         faults::trials(),
         admin_browser::trials(),
         real_data::trials(),

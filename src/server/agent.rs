@@ -85,6 +85,12 @@ pub(crate) fn redact(path: &str) -> String {
     }
 }
 
+/// `/healthz` (alive) and `/readyz` (able to serve): answered to anyone, they say nothing
+/// about packages or agents.
+fn is_health_probe(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz"
+}
+
 fn anonymous_allowed(policy: AnonymousAccess, peer: Option<SocketAddr>) -> bool {
     match policy {
         AnonymousAccess::Always => true,
@@ -219,7 +225,9 @@ async fn respond(
                 &request_id,
             )
         }
-        Presented::Nothing if path == "/healthz" || anonymous_allowed(state.anonymous_access(), peer) => {}
+        // A supervisor or load balancer probes without a token, whatever the mirror needs.
+        Presented::Nothing
+            if is_health_probe(&path) || anonymous_allowed(state.anonymous_access(), peer) => {}
         Presented::Nothing => {
             return challenge(
                 "anonymous use is not allowed here (server.allow-anonymous): send your agent's \

@@ -80,6 +80,30 @@ const STEPS: &[(&str, Step)] = &[
         Step::NotRun("it needs the depfw user; the Serve step runs `depfw serve`"),
     ),
     (
+        "cargo build --release && sudo install -m 755 target/release/depfw /usr/local/bin/depfw",
+        Step::NotRun("it installs into /usr/local (root)"),
+    ),
+    (
+        "sudo install -D -m 644 deploy/depfw.toml /etc/depfw/depfw.toml",
+        Step::NotRun("it writes to /etc (root); integration/deploy.rs starts depfw with this file"),
+    ),
+    (
+        "(umask 077; head -c 32 /dev/urandom | base64 | sudo tee /etc/depfw/admin-token >/dev/null)",
+        Step::NotRun("it writes to /etc (root)"),
+    ),
+    (
+        "sudo install -m 644 deploy/depfw.service /etc/systemd/system/depfw.service",
+        Step::NotRun("it writes to /etc (root); integration/deploy.rs verifies the unit"),
+    ),
+    (
+        "sudo systemctl daemon-reload && sudo systemctl enable --now depfw",
+        Step::NotRun("no systemd runs here; integration/deploy.rs runs the unit's ExecStart"),
+    ),
+    (
+        "curl -s http://127.0.0.1:7878/readyz",
+        Step::NotRun("the service above is not running here; tests/proxy/agents.rs checks /readyz needs no token"),
+    ),
+    (
         "sudo -u postgres createdb -O depfw depfw",
         Step::NotRun("it needs a PostgreSQL server; integration/replicas.rs runs two replicas"),
     ),

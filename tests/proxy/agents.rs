@@ -268,6 +268,14 @@ async fn anonymous_access_follows_the_config() {
     )
     .await;
     assert_eq!(health.status(), StatusCode::OK);
+    // Readiness too: a load balancer in front of an `allow-anonymous = "never"` mirror has no
+    // agent token.
+    let ready = send(
+        app(never.state.clone()),
+        from_peer("/readyz", "192.168.1.2:1"),
+    )
+    .await;
+    assert_ne!(ready.status(), StatusCode::UNAUTHORIZED);
     assert!(Config::from_toml("[server]\nallow-anonymous = \"sometimes\"", "t").is_err());
     let always = Config::from_toml("[server]\nallow-anonymous = \"always\"", "t").unwrap();
     assert_eq!(always.server.allow_anonymous, AnonymousAccess::Always);
