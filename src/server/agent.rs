@@ -227,7 +227,7 @@ async fn respond(
         }
         // A supervisor or load balancer probes without a token, whatever the mirror needs.
         Presented::Nothing
-            if is_health_probe(&path) || anonymous_allowed(state.anonymous_access(), peer) => {}
+            if is_health_probe(path) || anonymous_allowed(state.anonymous_access(), peer) => {}
         Presented::Nothing => {
             return challenge(
                 "anonymous use is not allowed here (server.allow-anonymous): send your agent's \
