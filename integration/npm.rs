@@ -60,6 +60,11 @@ impl Env {
         let n = self.caches.get() + 1;
         self.caches.set(n);
         let cache = self.tmp.path().join(format!("cache-{n}"));
+        self.npm_with_cache(args, &cache)
+    }
+
+    /// Runs npm in the project with its cache in `cache`.
+    pub(crate) fn npm_with_cache(&self, args: &[&str], cache: &Path) -> Output {
         let global = self.tmp.path().join("globalnpmrc");
         std::fs::write(&global, "").unwrap();
         let mut cmd = client::command("npm", &["npm_config_"]);

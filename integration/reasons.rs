@@ -308,6 +308,28 @@ fn both_modes(client: Client, case: Case) {
     cell(client, case, Mode::Yank);
 }
 
+/// npm prints the notice when a range resolves too, and again from a warm cache: a
+/// packument that hides versions is sent `no-store`, so npm never answers it from its cache,
+/// whose responses it prints no notice of.
+fn npm_prints_the_notice_on_every_install_warm_cache_included() {
+    let s = Client::Npm.subject();
+    let env = npm::start_with(registry::policy(Case::DeniedPin.check(&s)));
+    let cache = env.project.with_file_name("warm-npm-cache");
+    let reason = Case::DeniedPin.reason(&s);
+    for _ in 0..2 {
+        let out = env.npm_with_cache(&["install", "is-odd@^3"], &cache);
+        let text = combined(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!("npm notice depfw: not served: {reason}")),
+            "{text}"
+        );
+        // Resolve again next time, from the cache, rather than install the lockfile.
+        std::fs::remove_file(env.project.join("package-lock.json")).unwrap();
+        std::fs::remove_dir_all(env.project.join("node_modules")).unwrap();
+    }
+}
+
 macro_rules! cells {
     ($($test:ident => $client:ident, $case:ident, $how:ident;)+) => {
         $(fn $test() {
@@ -346,7 +368,11 @@ cells! {
 }
 
 crate::require::trials! {
-    [NPM] => npm_denied_pin, npm_typosquat, npm_quarantined_pin;
+    [NPM] =>
+        npm_denied_pin,
+        npm_typosquat,
+        npm_quarantined_pin,
+        npm_prints_the_notice_on_every_install_warm_cache_included;
     [PNPM] => pnpm_denied_pin, pnpm_typosquat, pnpm_quarantined_pin;
     [YARN] => yarn_berry_denied_pin, yarn_berry_typosquat, yarn_berry_quarantined_pin;
     [BUN] => bun_denied_pin, bun_typosquat, bun_quarantined_pin;
