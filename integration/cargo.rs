@@ -20,7 +20,7 @@ fn deny(specs: &[&str]) -> TestCheck {
 }
 
 /// A crate depending on `deps` (TOML lines).
-fn project(s: &Served, deps: &str) -> PathBuf {
+pub(crate) fn project(s: &Served, deps: &str) -> PathBuf {
     let dir = s.tmp.path().join("app");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(dir.join("src/lib.rs"), "").unwrap();
@@ -36,7 +36,7 @@ fn project(s: &Served, deps: &str) -> PathBuf {
 
 /// Runs cargo in `project` with a fresh `CARGO_HOME` each time (no local index or crate
 /// cache to hide behind).
-fn cargo(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn cargo(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
     let home = tempfile::Builder::new()
         .prefix("cargo-home")
         .tempdir_in(s.tmp.path())

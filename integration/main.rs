@@ -28,6 +28,7 @@ mod mcp;
 mod npm;
 mod pypi;
 mod real_data;
+mod reasons;
 mod replicas;
 mod tls;
 mod tokens;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         faults::trials(),
         admin_browser::trials(),
         real_data::trials(),
+        reasons::trials(),
         replicas::trials(),
         tokens::trials(),
         tls::trials(),

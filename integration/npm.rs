@@ -11,11 +11,11 @@ use crate::client::{self, combined};
 use crate::require::{BUN, NPM, PNPM, YARN};
 use crate::support::registry::{self, Depfw, FixtureState, TestCheck};
 
-struct Env {
-    depfw: Depfw,
-    fixture: Arc<FixtureState>,
+pub(crate) struct Env {
+    pub(crate) depfw: Depfw,
+    pub(crate) fixture: Arc<FixtureState>,
     tmp: tempfile::TempDir,
-    project: PathBuf,
+    pub(crate) project: PathBuf,
     caches: std::cell::Cell<u32>,
     // Last: dropped after the servers' handles, stopping them.
     _rt: tokio::runtime::Runtime,
@@ -25,7 +25,7 @@ fn start(check: TestCheck) -> Env {
     start_with(registry::policy(check))
 }
 
-fn start_with(policy: depfw::server::PolicyState) -> Env {
+pub(crate) fn start_with(policy: depfw::server::PolicyState) -> Env {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -56,10 +56,15 @@ fn start_with(policy: depfw::server::PolicyState) -> Env {
 
 impl Env {
     /// Runs npm in the project with a fresh cache (so every run goes through depfw).
-    fn npm(&self, args: &[&str]) -> Output {
+    pub(crate) fn npm(&self, args: &[&str]) -> Output {
         let n = self.caches.get() + 1;
         self.caches.set(n);
         let cache = self.tmp.path().join(format!("cache-{n}"));
+        self.npm_with_cache(args, &cache)
+    }
+
+    /// Runs npm in the project with its cache in `cache`.
+    pub(crate) fn npm_with_cache(&self, args: &[&str], cache: &Path) -> Output {
         let global = self.tmp.path().join("globalnpmrc");
         std::fs::write(&global, "").unwrap();
         let mut cmd = client::command("npm", &["npm_config_"]);
@@ -316,7 +321,7 @@ fn bun_resolves_around_denied_versions() {
 /// The non-npm clients, each configured to reach depfw only and to keep its store/cache in
 /// the test's temp dir, so that clearing those makes the next install really download.
 #[derive(Clone, Copy)]
-enum Client {
+pub(crate) enum Client {
     Pnpm,
     Yarn,
     Bun,
@@ -375,7 +380,7 @@ impl Client {
         }
     }
 
-    fn run(self, env: &Env, args: &[&str]) -> Output {
+    pub(crate) fn run(self, env: &Env, args: &[&str]) -> Output {
         let envs = self.configure(env);
         env.client(self.tool(), args, &envs)
     }
@@ -411,7 +416,7 @@ impl Client {
 
 /// pnpm-workspace.yaml with the test's store dir, no retries (a refused download is final;
 /// pnpm would otherwise back off for a minute) and `extra` settings.
-fn pnpm_workspace(env: &Env, extra: &str) -> String {
+pub(crate) fn pnpm_workspace(env: &Env, extra: &str) -> String {
     let store = env.tmp.path().join("pnpm-store");
     format!(
         "storeDir: \"{}\"\nfetchRetries: 0\n{extra}",

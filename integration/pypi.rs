@@ -15,7 +15,7 @@ use depfw::store::decisions::{DecisionRecord, RecordKind};
 const IDNA_310: &str = "idna-3.10-py3-none-any.whl";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Client {
+pub(crate) enum Client {
     Pip,
     Uv,
 }
@@ -51,7 +51,7 @@ fn fresh_dir(s: &Served, what: &str) -> PathBuf {
 }
 
 /// `pip install` / `uv pip install` into a fresh `--target` directory with a fresh cache.
-fn install(client: Client, s: &Served, args: &[&str]) -> (bool, String, PathBuf) {
+pub(crate) fn install(client: Client, s: &Served, args: &[&str]) -> (bool, String, PathBuf) {
     let target = fresh_dir(s, "target");
     let mut cmd = client::command(client.tool(), &["pip_", "uv_", "virtual_env"]);
     match client {
@@ -188,7 +188,7 @@ fn hash_pinned_lockfile_is_refused_at_the_gate(client: Client) {
         && r.outcome == "refused"));
 }
 
-const YANK: &str = "refused-versions = \"yank\"";
+pub(crate) const YANK: &str = "refused-versions = \"yank\"";
 
 fn refused_at_gate(s: &Served, project: &str, version: &str) -> bool {
     records(s).iter().any(|r| {
@@ -289,7 +289,7 @@ fn uv_hash_pinned_lockfile_is_refused_at_the_gate() {
 // --- poetry: project-based ---
 
 /// A poetry project depending on `deps` (TOML lines), with depfw as its only source.
-fn poetry_project(s: &Served, deps: &str) -> PathBuf {
+pub(crate) fn poetry_project(s: &Served, deps: &str) -> PathBuf {
     let dir = fresh_dir(s, "poetry-project");
     std::fs::write(
         dir.join("pyproject.toml"),
@@ -304,7 +304,7 @@ fn poetry_project(s: &Served, deps: &str) -> PathBuf {
 }
 
 /// Runs poetry in `project` with fresh cache/config/virtualenv directories.
-fn poetry(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn poetry(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
     let mut cmd = client::command("poetry", &["poetry_", "pip_", "virtual_env"]);
     cmd.current_dir(project)
         .env("POETRY_CACHE_DIR", fresh_dir(s, "poetry-cache"))

@@ -60,6 +60,10 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     const URLS: bool;
     /// Whether error bodies are plain text (cargo prints them verbatim) rather than JSON.
     const PLAIN_TEXT_ERRORS: bool = false;
+    /// The response header of a metadata document that lists the versions depfw hid and
+    /// why, for a client that prints such a header on a successful response (npm prints
+    /// `npm-notice` as `npm notice …`); `None` where no client of the protocol shows one.
+    const NOTICE_HEADER: Option<&'static str> = None;
 
     /// The protocol in front of the upstream its `[upstream.<ecosystem>]` table names.
     fn from_config(upstream: &UpstreamConfig) -> Self;

@@ -747,6 +747,10 @@ impl Protocol for Npm {
     // Always the full document: the checks need `time`, `license` and `scripts`.
     const UPSTREAM_ACCEPT: &'static str = JSON;
     const URLS: bool = true;
+    /// npm-registry-fetch logs this header of any registry response not answered from
+    /// its local cache (`npm notice <text>`), right before an `ETARGET` for a version
+    /// depfw hid. pnpm, yarn and bun ignore it (yarn reads it only on a failed publish).
+    const NOTICE_HEADER: Option<&'static str> = Some("npm-notice");
 
     fn from_config(upstream: &UpstreamConfig) -> Npm {
         Npm::new(&upstream.npm)

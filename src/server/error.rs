@@ -129,8 +129,16 @@ const REASON_MAX: usize = 240;
 fn reason_phrase(status: StatusCode, message: &str) -> Option<hyper::ext::ReasonPhrase> {
     let standard = status.canonical_reason().unwrap_or("Error");
     let mut text = format!("{standard} - ");
+    push_visible_ascii(&mut text, message, REASON_MAX);
+    hyper::ext::ReasonPhrase::try_from(text.into_bytes()).ok()
+}
+
+/// Appends `message` to `text` as one line of visible ASCII and spaces (what a reason
+/// phrase or header value may hold and every client prints as is): other characters
+/// become `?`, line breaks spaces; cut with `...` once `text` reaches `max` bytes.
+pub(crate) fn push_visible_ascii(text: &mut String, message: &str, max: usize) {
     for c in message.chars() {
-        if text.len() >= REASON_MAX {
+        if text.len() >= max {
             text.push_str("...");
             break;
         }
@@ -140,7 +148,6 @@ fn reason_phrase(status: StatusCode, message: &str) -> Option<hyper::ext::Reason
             _ => '?',
         });
     }
-    hyper::ext::ReasonPhrase::try_from(text.into_bytes()).ok()
 }
 
 #[cfg(test)]

@@ -338,11 +338,11 @@ impl<'a> Gate<'a> {
                 .protocol
                 .render(name, &doc, &form, &cx)
                 .map_err(|e| ProxyError::Internal(e.into()))?;
-            let rendered = Arc::new(Rendered::new(
-                revision,
-                document.content_type,
-                document.body,
-            ));
+            let mut rendered = Rendered::new(revision, document.content_type, document.body);
+            if let (Some(header), Some(notice)) = (P::NOTICE_HEADER, filtered.notice(name)) {
+                rendered = rendered.with_notice(header, &notice);
+            }
+            let rendered = Arc::new(rendered);
             cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
             let resp = cache.response(url, &variant, &rendered, headers);
             Ok(mark_stale(resp, &up.fetched))

@@ -40,6 +40,9 @@ pub(crate) struct Rendered {
     body: Bytes,
     etag: String,
     content_type: &'static str,
+    /// A notice header sent with every answer (npm's `npm-notice`), see
+    /// [`Rendered::with_notice`].
+    notice: Option<(&'static str, HeaderValue)>,
     gzip: OnceLock<Option<Bytes>>,
 }
 
@@ -62,8 +65,20 @@ impl Rendered {
             body: Bytes::from(body),
             etag,
             content_type,
+            notice: None,
             gzip: OnceLock::new(),
         }
+    }
+
+    /// Sends `name: text` with every answer, and `Cache-Control: no-store` instead of
+    /// `no-cache`: npm prints `npm-notice` only from a response it did not store
+    /// (make-fetch-happen marks a stored one `x-local-cache`, which npm-registry-fetch then
+    /// stays silent for), so a packument that hides versions is fetched afresh each time and
+    /// says why on every install. Left out if `text` is not a valid header value (callers
+    /// pass visible ASCII).
+    pub(crate) fn with_notice(mut self, name: &'static str, text: &str) -> Rendered {
+        self.notice = HeaderValue::from_str(text).ok().map(|v| (name, v));
+        self
     }
 
     #[cfg(test)]
@@ -76,6 +91,7 @@ impl Rendered {
         std::mem::size_of::<Rendered>()
             + self.body.len()
             + self.etag.len()
+            + self.notice.as_ref().map_or(0, |(_, v)| v.len())
             + self
                 .gzip
                 .get()
@@ -164,7 +180,17 @@ impl Rendered {
             header::VARY,
             HeaderValue::from_static("Accept, Accept-Encoding"),
         );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let cache_control = match &self.notice {
+            Some((name, value)) => {
+                headers.insert(*name, value.clone());
+                "no-store"
+            }
+            None => "no-cache",
+        };
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
         (resp, made)
     }
 }
@@ -425,6 +451,33 @@ pub(crate) fn render_key(url: &str, variant: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notice_goes_with_every_answer_and_keeps_clients_from_storing_it() {
+        let plain = Rendered::new("rev", "application/json", b"{}".to_vec());
+        let resp = plain.response(&HeaderMap::new());
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-cache");
+        assert!(resp.headers().get("npm-notice").is_none());
+
+        let noticed = Rendered::new("rev", "application/json", b"{}".to_vec()).with_notice(
+            "npm-notice",
+            "depfw: not served: x@1.0.0 is denied by policy",
+        );
+        let mut revalidation = HeaderMap::new();
+        revalidation.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&noticed.etag).unwrap(),
+        );
+        for request in [HeaderMap::new(), revalidation] {
+            let resp = noticed.response(&request);
+            assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+            assert_eq!(
+                resp.headers()["npm-notice"],
+                "depfw: not served: x@1.0.0 is denied by policy"
+            );
+        }
+        assert!(noticed.weight() > plain.weight());
+    }
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::error::ProxyError;
+use super::error::{push_visible_ascii, ProxyError};
 use super::records::record;
 use super::{agent, AppState, RequestCtx};
 use crate::config::RefusedVersions;
@@ -102,6 +102,10 @@ fn refusal_text(package: &str, verdict: Verdict, summary: &str) -> String {
     }
 }
 
+/// The longest notice of hidden versions ([`Filtered::notice`]), in bytes: a header line
+/// the client prints, so a package with hundreds of refused versions does not flood it.
+const NOTICE_MAX: usize = 1000;
+
 /// Which versions a metadata response keeps.
 pub(crate) struct Filtered {
     pub kept: Kept,
@@ -118,6 +122,32 @@ impl Filtered {
                 .map(|h| h.version.capacity() + h.reason.capacity())
                 .sum::<usize>();
         std::mem::size_of::<Filtered>() + self.kept.heap_size() + hidden
+    }
+
+    /// The versions this evaluation hid and why, as one line of visible ASCII for the
+    /// protocol's notice header ([`crate::registry::Protocol::NOTICE_HEADER`]): `depfw: not
+    /// served: is-odd@3.0.1 is denied by policy: …; …`, the metadata's last versions first
+    /// (npm lists the oldest first), cut at [`NOTICE_MAX`] bytes. It is what a client that
+    /// finds no matching version can print instead of a bare "no matching version".
+    /// `None` when nothing was hidden.
+    pub(crate) fn notice(&self, name: &PackageName) -> Option<String> {
+        if self.hidden.is_empty() {
+            return None;
+        }
+        let mut text = String::from("depfw: not served: ");
+        for (i, h) in self.hidden.iter().rev().enumerate() {
+            if text.len() >= NOTICE_MAX {
+                text.push_str(&format!("; and {} more", self.hidden.len() - i));
+                break;
+            }
+            if i > 0 {
+                text.push_str("; ");
+            }
+            let spec = format!("{name}@{}", h.version);
+            let reason = refusal_text(&spec, h.verdict, &h.reason);
+            push_visible_ascii(&mut text, &reason, NOTICE_MAX);
+        }
+        Some(text)
     }
 
     /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
@@ -302,4 +332,42 @@ pub(crate) fn decide_version(
         return Err(agent::refused(state, ctx, refusal));
     }
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::Ecosystem;
+
+    fn hidden(n: usize) -> Filtered {
+        Filtered {
+            kept: Kept::default(),
+            hidden: (0..n)
+                .map(|i| HiddenVersion {
+                    version: format!("1.0.{i}"),
+                    verdict: if i % 2 == 0 {
+                        Verdict::Deny
+                    } else {
+                        Verdict::Quarantine
+                    },
+                    reason: "deny-listed: “listed”\nhere".to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_notice_lists_hidden_versions_last_first_in_one_bounded_ascii_line() {
+        let name = PackageName::parse(Ecosystem::Npm, "is-odd").unwrap();
+        assert_eq!(hidden(0).notice(&name), None);
+        assert_eq!(
+            hidden(2).notice(&name).unwrap(),
+            "depfw: not served: is-odd@1.0.1 is quarantined, awaiting approval: deny-listed: \
+             ?listed? here; is-odd@1.0.0 is denied by policy: deny-listed: ?listed? here"
+        );
+        let many = hidden(10_000).notice(&name).unwrap();
+        assert!(many.len() < NOTICE_MAX + 200, "{}", many.len());
+        assert!(many.ends_with(" more"), "{many}");
+        assert!(many.bytes().all(|b| (b' '..=b'~').contains(&b)));
+    }
 }
