@@ -1,0 +1,205 @@
+//! Every quarantine a client of `depfw serve` meets becomes an approval request in
+//! `depfw quarantine list`, without slowing the request that met it.
+//!
+//! A download of a quarantined version is held at once, durably, by the gate
+//! ([`super::verdicts::decide_version`]). Two refusals never reach that gate: a name held at
+//! name level (a typosquat such as `lodahs`, refused before anything is fetched) and a
+//! version hidden from metadata (cooldown, signals, content rules), which a resolver simply
+//! never sees. Both are [`Sighting`]s, handed to the [`Approvals`] writer:
+//!
+//! - A name hold is one sighting of the name (item version `*`: approving it allows the
+//!   name, rejecting it denies the name with the reviewer's reason).
+//! - A metadata response queues at most one version: the newest quarantined release above
+//!   the newest one served, the version a client asking for `latest` (or an open range)
+//!   would have resolved to ([`super::verdicts::Filtered::wanted`]). Older hidden versions
+//!   wait for someone who asks for them by version (a lockfile pin, `request_approval`).
+//!   So a metadata request adds at most one item, however many versions it hides.
+//! - Sightings go through a bounded channel ([`CHANNEL`]) to one writer thread, which
+//!   coalesces repeats of one (package, version, requester) over [`WINDOW`] into one
+//!   sighting with a count and writes each batch (at most [`BATCH`] distinct keys) in one
+//!   transaction. A full channel drops the sighting (counted, logged once a minute): a
+//!   burst of metadata requests can neither flood the queue nor hold up the mirror.
+//!
+//! Each new item, and each `request_approval`, is announced to `[quarantine] webhook-url`
+//! when set ([`super::webhook`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::webhook::{Notice, Webhook};
+use crate::store::quarantine::{QuarantineId, Sighting};
+use crate::store::repo::QuarantineRepo;
+
+/// Sightings waiting for the writer; more are dropped.
+pub(crate) const CHANNEL: usize = 1024;
+/// How long the writer gathers repeats before it writes.
+pub(crate) const WINDOW: Duration = Duration::from_millis(200);
+/// Distinct (package, version, requester) keys written in one transaction at most.
+pub(crate) const BATCH: usize = 256;
+
+enum Message {
+    Seen(Sighting),
+    /// Answered once everything sent before it is written.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The proxy's approval-request writer and notifier (see the module docs). Cheap to share.
+pub(crate) struct Approvals {
+    repo: Arc<dyn QuarantineRepo>,
+    webhook: Option<Arc<Webhook>>,
+    /// Started on the first sighting, so a state that never meets a quarantine runs no
+    /// thread (and keeps no store handle alive after it is dropped).
+    writer: OnceLock<SyncSender<Message>>,
+    dropped: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl Approvals {
+    pub(crate) fn new(repo: Arc<dyn QuarantineRepo>, webhook: Option<Webhook>) -> Approvals {
+        Approvals {
+            repo,
+            webhook: webhook.map(Arc::new),
+            writer: OnceLock::new(),
+            dropped: AtomicU64::new(0),
+            last_warning: Mutex::new(None),
+        }
+    }
+
+    /// Queues a sighting for the writer; never waits.
+    pub(crate) fn offer(&self, seen: Sighting) {
+        match self.sender().try_send(Message::Seen(seen)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.note_drop("the approval-request queue is full"),
+            Err(TrySendError::Disconnected(_)) => {
+                self.note_drop("the approval-request writer has stopped");
+            }
+        }
+    }
+
+    /// Waits (at most `limit`) until every sighting offered before is written: for tests
+    /// and an orderly shutdown. False if the writer did not answer in time.
+    pub(crate) fn flush(&self, limit: Duration) -> bool {
+        let (tx, rx) = mpsc::channel();
+        let sent = self.sender().send(Message::Flush(tx));
+        sent.is_ok() && rx.recv_timeout(limit).is_ok()
+    }
+
+    /// Announces that a held download or an agent's request touched item `id`; with
+    /// `only_if_new`, only when that request opened the item (a hold of a version nobody
+    /// asked for before). The read happens on the notifier's thread.
+    pub(crate) fn announce(&self, id: QuarantineId, only_if_new: bool) {
+        if let Some(webhook) = &self.webhook {
+            webhook.send(Notice::Item { id, only_if_new });
+        }
+    }
+
+    fn note_drop(&self, why: &str) {
+        let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+            *last = Some(now);
+            tracing::warn!(dropped = total, "{why}: a quarantine sighting was dropped");
+        }
+    }
+
+    fn sender(&self) -> &SyncSender<Message> {
+        self.writer.get_or_init(|| {
+            let (tx, rx) = mpsc::sync_channel(CHANNEL);
+            let repo = Arc::clone(&self.repo);
+            let webhook = self.webhook.clone();
+            let spawned = std::thread::Builder::new()
+                .name("depfw-approvals".to_owned())
+                .spawn(move || write_loop(&rx, &*repo, webhook.as_deref()));
+            if let Err(e) = spawned {
+                // The receiver is gone with the closure: offers count as dropped.
+                tracing::error!(error = %e, "cannot start the approval-request writer");
+            }
+            tx
+        })
+    }
+}
+
+/// The writer thread: gathers, coalesces, writes, announces; ends when the state is gone.
+fn write_loop(rx: &mpsc::Receiver<Message>, repo: &dyn QuarantineRepo, webhook: Option<&Webhook>) {
+    let mut open = true;
+    while open {
+        let Ok(first) = rx.recv() else { return };
+        let mut batch = Batch::default();
+        let mut waiters = Vec::new();
+        batch.take(first, &mut waiters);
+        let deadline = Instant::now() + WINDOW;
+        while batch.len() < BATCH && waiters.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(message) => batch.take(message, &mut waiters),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        batch.write(repo, webhook);
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+/// Sightings gathered in one window, one per (item key, requester).
+#[derive(Default)]
+struct Batch(HashMap<(String, String), Sighting>);
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn take(&mut self, message: Message, waiters: &mut Vec<mpsc::Sender<()>>) {
+        let seen = match message {
+            Message::Seen(seen) => seen,
+            Message::Flush(waiter) => return waiters.push(waiter),
+        };
+        let key = (seen.pending(), seen.requested_by.clone());
+        match self.0.get_mut(&key) {
+            Some(known) => {
+                known.count += seen.count;
+                known.first_seen = known.first_seen.min(seen.first_seen);
+                if seen.last_seen >= known.last_seen {
+                    known.last_seen = seen.last_seen;
+                    known.request_id = seen.request_id;
+                    known.reasons = seen.reasons;
+                }
+            }
+            None => {
+                self.0.insert(key, seen);
+            }
+        }
+    }
+
+    fn write(self, repo: &dyn QuarantineRepo, webhook: Option<&Webhook>) {
+        let sightings: Vec<Sighting> = self.0.into_values().collect();
+        if sightings.is_empty() {
+            return;
+        }
+        match repo.note(sightings) {
+            Ok(noted) => {
+                if let Some(webhook) = webhook {
+                    for n in noted.iter().filter(|n| n.opened) {
+                        webhook.send(Notice::Item {
+                            id: n.id,
+                            only_if_new: false,
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "approval requests could not be written");
+            }
+        }
+    }
+}
