@@ -42,6 +42,9 @@ fn start(check: TestCheck) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let token_file = tmp.path().join("admin-token");
     std::fs::write(&token_file, ADMIN_TOKEN).unwrap();
+    // depfw refuses a token file others can read.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let extra = format!("[admin]\ntoken-file = \"{}\"\n", token_file.display());
     let (depfw, config) = rt.block_on(async {
         let (upstream, _fixture) = registry::start_fixture().await;
