@@ -20,6 +20,10 @@
 //!   transaction. A full channel drops the sighting (counted, logged once a minute): a
 //!   burst of metadata requests can neither flood the queue nor hold up the mirror.
 //!
+//! A sighting still in the writer's window when a reviewer resolves its item opens a new
+//! pending item (nothing links it to the resolved one); at most one window of requests can
+//! do that, and the new item is resolved like any other.
+//!
 //! Each new item, and each `request_approval`, is announced to `[quarantine] webhook-url`
 //! when set ([`super::webhook`]).
 
@@ -41,7 +45,7 @@ pub(crate) const WINDOW: Duration = Duration::from_millis(200);
 pub(crate) const BATCH: usize = 256;
 
 enum Message {
-    Seen(Sighting),
+    Seen(Box<Sighting>),
     /// Answered once everything sent before it is written.
     Flush(mpsc::Sender<()>),
 }
@@ -70,7 +74,7 @@ impl Approvals {
 
     /// Queues a sighting for the writer; never waits.
     pub(crate) fn offer(&self, seen: Sighting) {
-        match self.sender().try_send(Message::Seen(seen)) {
+        match self.sender().try_send(Message::Seen(Box::new(seen))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.note_drop("the approval-request queue is full"),
             Err(TrySendError::Disconnected(_)) => {
@@ -161,7 +165,7 @@ impl Batch {
 
     fn take(&mut self, message: Message, waiters: &mut Vec<mpsc::Sender<()>>) {
         let seen = match message {
-            Message::Seen(seen) => seen,
+            Message::Seen(seen) => *seen,
             Message::Flush(waiter) => return waiters.push(waiter),
         };
         let key = (seen.pending(), seen.requested_by.clone());
