@@ -50,13 +50,19 @@ enum Message {
     Flush(mpsc::Sender<()>),
 }
 
+/// The writer thread's end of the channel, and the thread.
+struct Writer {
+    tx: SyncSender<Message>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
 /// The proxy's approval-request writer and notifier (see the module docs). Cheap to share.
 pub(crate) struct Approvals {
     repo: Arc<dyn QuarantineRepo>,
     webhook: Option<Arc<Webhook>>,
     /// Started on the first sighting, so a state that never meets a quarantine runs no
-    /// thread (and keeps no store handle alive after it is dropped).
-    writer: OnceLock<SyncSender<Message>>,
+    /// thread; joined when the state is dropped (see `Drop`).
+    writer: OnceLock<Writer>,
     dropped: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
 }
@@ -111,19 +117,36 @@ impl Approvals {
     }
 
     fn sender(&self) -> &SyncSender<Message> {
-        self.writer.get_or_init(|| {
+        let writer = self.writer.get_or_init(|| {
             let (tx, rx) = mpsc::sync_channel(CHANNEL);
             let repo = Arc::clone(&self.repo);
             let webhook = self.webhook.clone();
             let spawned = std::thread::Builder::new()
                 .name("depfw-approvals".to_owned())
                 .spawn(move || write_loop(&rx, &*repo, webhook.as_deref()));
-            if let Err(e) = spawned {
-                // The receiver is gone with the closure: offers count as dropped.
-                tracing::error!(error = %e, "cannot start the approval-request writer");
+            let thread = spawned
+                .map_err(|e| {
+                    // The receiver is gone with the closure: offers count as dropped.
+                    tracing::error!(error = %e, "cannot start the approval-request writer");
+                })
+                .ok();
+            Writer { tx, thread }
+        });
+        &writer.tx
+    }
+}
+
+impl Drop for Approvals {
+    /// Writes what the window still holds and waits for the writer to end, so that the
+    /// store is free (sled allows one process) once the proxy state is gone: the CLI may
+    /// open it right after `depfw serve` stops.
+    fn drop(&mut self) {
+        if let Some(Writer { tx, thread }) = self.writer.take() {
+            drop(tx);
+            if let Some(thread) = thread {
+                let _ = thread.join();
             }
-            tx
-        })
+        }
     }
 }
 
@@ -205,5 +228,141 @@ impl Batch {
                 tracing::error!(error = %e, "approval requests could not be written");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::package::{Ecosystem, PackageName, Version};
+    use crate::policy::Finding;
+    use crate::store::overrides::OverrideId;
+    use crate::store::quarantine::{
+        ApprovalScope, Noted, QuarantineError, QuarantineItem, QuarantineStatus,
+    };
+
+    /// Counts what reaches the store, slowly (a disk under load).
+    #[derive(Default)]
+    struct SlowRepo {
+        batches: AtomicUsize,
+        requests: AtomicU64,
+    }
+
+    impl QuarantineRepo for SlowRepo {
+        fn note(&self, sightings: Vec<Sighting>) -> Result<Vec<Noted>, QuarantineError> {
+            std::thread::sleep(Duration::from_millis(300));
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            let total: u64 = sightings.iter().map(|s| s.count).sum();
+            self.requests.fetch_add(total, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+        fn hold(
+            &self,
+            _: &PackageName,
+            _: &Version,
+            _: &str,
+            _: Vec<Finding>,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<QuarantineId, QuarantineError> {
+            unreachable!("not used by the writer")
+        }
+        fn request(
+            &self,
+            _: &PackageName,
+            _: Option<&Version>,
+            _: &str,
+            _: &str,
+            _: Vec<Finding>,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<QuarantineId, QuarantineError> {
+            unreachable!("not used by the writer")
+        }
+        fn get(&self, id: QuarantineId) -> Result<QuarantineItem, QuarantineError> {
+            Err(QuarantineError::Unknown(id))
+        }
+        fn list(
+            &self,
+            _: Option<QuarantineStatus>,
+        ) -> Result<Vec<QuarantineItem>, QuarantineError> {
+            Ok(Vec::new())
+        }
+        fn approve(
+            &self,
+            id: QuarantineId,
+            _: &ApprovalScope,
+            _: &str,
+            _: Option<DateTime<Utc>>,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<OverrideId, QuarantineError> {
+            Err(QuarantineError::Unknown(id))
+        }
+        fn reject(
+            &self,
+            id: QuarantineId,
+            _: &str,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<OverrideId, QuarantineError> {
+            Err(QuarantineError::Unknown(id))
+        }
+    }
+
+    fn seen(name: &str, who: &str) -> Sighting {
+        let name = PackageName::parse(Ecosystem::Npm, name).unwrap();
+        Sighting::once(&name, None, who, Vec::new(), "r1", Utc::now())
+    }
+
+    #[test]
+    fn repeats_coalesce_into_one_write_and_dropping_waits_for_it() {
+        let repo = Arc::new(SlowRepo::default());
+        let approvals = Approvals::new(Arc::clone(&repo) as Arc<dyn QuarantineRepo>, None);
+        for _ in 0..50 {
+            approvals.offer(seen("lodahs", "builder"));
+        }
+        approvals.offer(seen("lodahs", "other"));
+        assert!(approvals.flush(Duration::from_secs(10)));
+        assert_eq!(
+            repo.batches.load(Ordering::SeqCst),
+            1,
+            "one window, one write"
+        );
+        assert_eq!(
+            repo.requests.load(Ordering::SeqCst),
+            51,
+            "every request counted"
+        );
+
+        // Dropped mid-window: the last sightings are written before the drop returns, so
+        // the store is free and complete once the proxy state is gone.
+        approvals.offer(seen("lodahs", "builder"));
+        drop(approvals);
+        assert_eq!(repo.batches.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            Arc::strong_count(&repo),
+            1,
+            "the writer let go of the store"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_instead_of_waiting() {
+        let repo = Arc::new(SlowRepo::default());
+        let approvals = Approvals::new(Arc::clone(&repo) as Arc<dyn QuarantineRepo>, None);
+        let started = Instant::now();
+        for i in 0..(CHANNEL * 3) {
+            approvals.offer(seen(&format!("p{i}"), "builder"));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "offers never wait"
+        );
+        assert!(approvals.dropped.load(Ordering::Relaxed) > 0);
     }
 }

@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -123,12 +123,20 @@ impl Webhook {
             admin_url: config.admin_url.clone(),
         };
         let (tx, rx) = mpsc::sync_channel(QUEUE);
+        // Weak: a notice still being delivered must not keep the store open after the
+        // proxy state is gone.
+        let repo = Arc::downgrade(&repo);
         std::thread::Builder::new()
             .name("depfw-webhook".to_owned())
             .spawn(move || {
                 // Ends when the proxy state (the only sender) is dropped.
                 while let Ok(notice) = rx.recv() {
-                    if let Some(payload) = payload(&*repo, notice, sender.admin_url.as_ref()) {
+                    let Some(repo) = Weak::upgrade(&repo) else {
+                        return;
+                    };
+                    let payload = payload(&*repo, notice, sender.admin_url.as_ref());
+                    drop(repo);
+                    if let Some(payload) = payload {
                         runtime.block_on(sender.deliver(&payload));
                     }
                 }

@@ -370,3 +370,29 @@ async fn a_new_request_notifies_the_webhook_once_without_the_token() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(got.lock().unwrap().len(), 2, "no notice for a repeat");
 }
+
+#[tokio::test]
+async fn the_last_sightings_are_written_and_the_store_freed_when_the_state_is_dropped() {
+    let (state, _fixture, dir) = registry::router_setup(held_name("is-number"), PUBLIC).await;
+    let (_, token) = state
+        .agents()
+        .add("builder", PolicyPreset::Default)
+        .unwrap();
+    let req = Request::get("/npm/is-number")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", token.expose_secret()),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = registry::send(&state, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // No flush: dropping the state writes the writer's window and lets go of the store,
+    // as when `depfw serve` stops and the CLI opens the data directory.
+    drop(state);
+    let store = Store::open(dir.path()).unwrap();
+    let queue = depfw::store::quarantine::QuarantineQueue::new(&store).unwrap();
+    let held = queue.list(None).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].version, "*");
+}
