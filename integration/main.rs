@@ -19,6 +19,7 @@ mod client;
 mod require;
 
 mod admin_browser;
+mod approvals;
 mod cargo;
 mod crash;
 mod deploy;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let trials = [
         npm::trials(),
+        approvals::trials(),
         pypi::trials(),
         cargo::trials(),
         crash::trials(),

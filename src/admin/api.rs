@@ -73,6 +73,8 @@ pub(crate) fn parse_status(text: Option<&str>) -> Result<Option<QuarantineStatus
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatusQuery {
     status: Option<String>,
+    /// Only items this agent asked for (`anonymous`: anonymous clients).
+    agent: Option<String>,
 }
 
 pub(crate) async fn list_quarantine(
@@ -80,7 +82,7 @@ pub(crate) async fn list_quarantine(
     ApiQuery(query): ApiQuery<StatusQuery>,
 ) -> ApiResult {
     let status = parse_status(query.status.as_deref())?;
-    ok(json!({ "items": state.quarantine.list(status)? }))
+    ok(json!({ "items": state.queue(status, query.agent.as_deref())? }))
 }
 
 #[derive(Deserialize)]

@@ -235,7 +235,7 @@ pub(crate) struct Session {
 pub(crate) struct Flash {
     pub ok: bool,
     pub text: String,
-    /// A secret to show once (an agent token) with its mirror URLs.
+    /// A secret to show once (an agent token) with how to use it (lines without the secret).
     pub secret: Option<(String, Vec<String>)>,
 }
 

@@ -43,7 +43,9 @@ use crate::agents::{Agent, PolicyPreset, Token};
 use crate::config::Config;
 use crate::policy::overrides::OverrideKind;
 use crate::store::overrides::{expiry, EntryText, OverrideId, StoredOverride};
-use crate::store::quarantine::{ApprovalScope, QuarantineId};
+use crate::store::quarantine::{
+    asked_by, ApprovalScope, QuarantineId, QuarantineItem, QuarantineStatus,
+};
 use crate::store::repo::{AgentRepo, Backend, OverrideRepo, QuarantineRepo};
 use crate::store::{Store, StoreError};
 
@@ -549,6 +551,25 @@ impl AdminState {
 
     pub(crate) fn mirror_urls(&self, token: &Token) -> Vec<String> {
         crate::agents::mirror_urls(&self.public_url, token).to_vec()
+    }
+
+    /// How agent `name`'s clients send its token, without the token: what the page shows.
+    pub(crate) fn setup_lines(&self, name: &str) -> Vec<String> {
+        crate::agents::setup_lines(&self.public_url, name).to_vec()
+    }
+
+    /// The queue items with `status` (all with `None`), oldest first; with `agent`, only
+    /// those that agent asked for (`anonymous`: any anonymous client).
+    pub(crate) fn queue(
+        &self,
+        status: Option<QuarantineStatus>,
+        agent: Option<&str>,
+    ) -> Result<Vec<QuarantineItem>, AdminError> {
+        let mut items = self.quarantine.list(status)?;
+        if let Some(agent) = blank_to_none(agent) {
+            items.retain(|item| asked_by(item, agent));
+        }
+        Ok(items)
     }
 }
 

@@ -78,7 +78,10 @@ pub(crate) fn document() -> Value {
         "security": [{"adminToken": []}],
         "paths": {
             "/api/quarantine": {"get": op("List held versions", ("200", "{items: [QuarantineItem]}"), &["400", "401"],
-                json!({"parameters": [query_param("status", "pending (default), approved, rejected or all")]}))},
+                json!({"parameters": [
+                    query_param("status", "pending (default), approved, rejected or all"),
+                    query_param("agent", "only items this agent asked for (`anonymous`: anonymous clients)")
+                ]}))},
             "/api/quarantine/{id}/approve": {"post": op("Approve a held version: creates an allow entry", ("200", "{item, override}"), &["400", "401", "404", "409", "413"],
                 merge(json!({"parameters": [id.clone()]}), body("Approve")))},
             "/api/quarantine/{id}/reject": {"post": op("Reject a held version: creates a deny entry", ("200", "{item, override}"), &["400", "401", "404", "409", "413"],

@@ -235,10 +235,12 @@ fn done(text: String) -> Result<Flash, AdminError> {
     Ok(success(text))
 }
 
-/// The outcome of an operation that made a new agent token: shown once, with its URLs.
-fn new_token(state: &AdminState, text: String, token: &Token) -> Flash {
+/// The outcome of an operation that made a new agent token: shown once, with how the
+/// agent's clients send it in a header (never a URL with the token in it: such a URL ends
+/// up in lockfiles).
+fn new_token(state: &AdminState, text: String, agent: &str, token: &Token) -> Flash {
     Flash {
-        secret: Some((token.expose_secret().to_owned(), state.mirror_urls(token))),
+        secret: Some((token.expose_secret().to_owned(), state.setup_lines(agent))),
         ..success(text)
     }
 }
@@ -405,7 +407,7 @@ pub(crate) async fn add_agent(post: SignedIn) -> Response {
                 "created agent {} (policy {}): copy its token now, it is shown once",
                 agent.name, agent.preset
             );
-            new_token(&post.state, text, &token)
+            new_token(&post.state, text, &agent.name, &token)
         });
     post.finish("agents", outcome)
 }
@@ -419,7 +421,7 @@ pub(crate) async fn agent_action(
     let outcome = match action.as_str() {
         "rotate" => agents.rotate(&name).map(|token| {
             let text = format!("rotated the token of {name}: the old one no longer works; copy the new one now, it is shown once");
-            new_token(state, text, &token)
+            new_token(state, text, &name, &token)
         }),
         "revoke" => agents
             .revoke(&name)

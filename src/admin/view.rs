@@ -104,13 +104,30 @@ pub(crate) fn render(
 
 fn quarantine_section(state: &AdminState, csrf: &str, q: &PageQuery) -> Result<String, AdminError> {
     let status = parse_status(q.queue.as_deref()).unwrap_or(Some(QuarantineStatus::Pending));
-    let items = state.quarantine.list(status)?;
+    let agent = q.agent.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let items = state.queue(status, agent)?;
     let shown = status.map_or("all", QuarantineStatus::as_str);
+    // The agent filter is the page's one `agent` field: it narrows the log below as well.
+    let options: String = ["pending", "approved", "rejected", "all"]
+        .iter()
+        .map(|s| {
+            format!(
+                "<option value=\"{s}\"{}>{s}</option>",
+                if *s == shown { " selected" } else { "" }
+            )
+        })
+        .collect();
     let mut out = format!(
-        "<h2 id=\"quarantine\">Quarantine <small>{} {shown} · show \
-         <a href=\"?queue=pending#quarantine\">pending</a> \
-         <a href=\"?queue=all#quarantine\">all</a></small></h2>",
-        items.len()
+        "<h2 id=\"quarantine\">Quarantine <small>{} {shown}{}</small></h2>\
+         <form class=\"inline\" method=\"get\" action=\"{MOUNT}#quarantine\">\
+         <select name=\"queue\">{options}</select>\
+         <input type=\"text\" name=\"agent\" placeholder=\"requested by agent (or anonymous)\" value=\"{}\">\
+         <button type=\"submit\">Filter</button></form>",
+        items.len(),
+        agent
+            .map(|a| format!(" · requested by <b>{}</b>", esc(a)))
+            .unwrap_or_default(),
+        esc(agent.unwrap_or("")),
     );
     let rows: Vec<Vec<String>> = items
         .iter()

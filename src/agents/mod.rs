@@ -118,8 +118,39 @@ pub(crate) fn validate_name(name: &str) -> Result<(), AgentError> {
     }
 }
 
+/// The environment variable an agent's clients read its token from.
+pub(crate) const TOKEN_ENV: &str = "DEPFW_TOKEN";
+
+/// How agent `name`'s clients send its token (in a header, read from [`TOKEN_ENV`]), one
+/// line per client, with no token in them: what `depfw agents add|rotate` prints and the
+/// admin page shows beside a new token. The `/a/<token>/` URLs would put the token into
+/// lockfiles; `depfw init <client> --agent NAME` has the full configuration.
+pub fn setup_lines(public_url: &url::Url, name: &str) -> [String; 4] {
+    let t = TOKEN_ENV;
+    let base = format!("{}/auth", public_url.as_str().trim_end_matches('/'));
+    let nerf = base
+        .split_once("//")
+        .map_or(base.as_str(), |(_, rest)| rest);
+    [
+        format!(
+            "keep the token in the agent's environment as {t} (a secret store, not a file in \
+             the project); `depfw init <client> --agent {name}` prints each client's \
+             configuration, which reads it from there and writes no token into lockfiles"
+        ),
+        format!("npm:       .npmrc: registry={base}/npm/ and //{nerf}/npm/:_authToken=${{{t}}}"),
+        format!(
+            "pip:       index-url {base}/pypi/simple/ and the token as HTTP Basic password (~/.netrc)"
+        ),
+        format!(
+            "cargo:     [registries.depfw] index = \"sparse+{base}/cargo/index/\", credential-provider = \"cargo:token\"; \
+             [source.crates-io] replace-with = \"depfw\"; CARGO_REGISTRIES_DEPFW_TOKEN=${t}"
+        ),
+    ]
+}
+
 /// The agent's mirror URLs for npm, PyPI and crates.io under `public_url` (the config's
-/// `server.public-url`): what `depfw agents add|rotate` prints and the admin endpoint shows.
+/// `server.public-url`): what `depfw agents add|rotate` prints (for clients that cannot send
+/// a header) and the admin API returns; the admin page shows [`setup_lines`] instead.
 pub fn mirror_urls(public_url: &url::Url, token: &Token) -> [String; 3] {
     let base = public_url.as_str().trim_end_matches('/');
     let prefix = format!("{base}/a/{}", token.expose_secret());

@@ -127,34 +127,15 @@ pub(crate) fn print_token(
     name: &str,
     token: &Token,
 ) -> std::io::Result<()> {
-    use super::init::{agent_setup_hint, TOKEN_ENV};
     let [npm, pypi, cargo] = mirror_urls(config, token);
-    let base = format!(
-        "{}/auth",
-        config.server.public_url.as_str().trim_end_matches('/')
-    );
-    let nerf = base
-        .split_once("//")
-        .map_or(base.as_str(), |(_, rest)| rest);
     writeln!(
         out,
         "token (shown once, store it now): {}",
         token.expose_secret()
     )?;
-    writeln!(out, "{}", agent_setup_hint(name))?;
-    writeln!(
-        out,
-        "npm:       .npmrc: registry={base}/npm/ and //{nerf}/npm/:_authToken=${{{TOKEN_ENV}}}"
-    )?;
-    writeln!(
-        out,
-        "pip:       index-url {base}/pypi/simple/ and the token as HTTP Basic password (~/.netrc)"
-    )?;
-    writeln!(
-        out,
-        "cargo:     [registries.depfw] index = \"sparse+{base}/cargo/index/\", credential-provider = \"cargo:token\"; \
-         [source.crates-io] replace-with = \"depfw\"; CARGO_REGISTRIES_DEPFW_TOKEN=${TOKEN_ENV}"
-    )?;
+    for line in crate::agents::setup_lines(&config.server.public_url, name) {
+        writeln!(out, "{line}")?;
+    }
     writeln!(
         out,
         "token in the URL, for clients that cannot send a header (the token is then written into lockfiles):"

@@ -55,7 +55,7 @@ pub struct InitArgs {
 pub(crate) const TOKEN_PLACEHOLDER: &str = "AGENT_TOKEN";
 
 /// The environment variable the agent snippets read the token from.
-pub(crate) const TOKEN_ENV: &str = "DEPFW_TOKEN";
+pub(crate) use crate::agents::TOKEN_ENV;
 
 /// The snippet for `client`, given depfw's public base URL.
 pub(crate) fn snippet(client: Client, public_url: &url::Url) -> String {
@@ -163,16 +163,6 @@ pub(crate) fn agent_snippet(client: Client, public_url: &url::Url) -> String {
              #   export CARGO_REGISTRIES_DEPFW_TOKEN=\"${t}\"\n"
         ),
     }
-}
-
-/// What `depfw agents add` and `rotate` print after the token: how to keep it and where
-/// `depfw init` takes over.
-pub(crate) fn agent_setup_hint(agent: &str) -> String {
-    format!(
-        "keep the token in the agent's environment as {TOKEN_ENV} (a secret store, not a file in \
-         the project); `depfw init <client> --agent {agent}` prints each client's configuration, \
-         which reads it from there and writes no token into lockfiles"
-    )
 }
 
 /// What keeps the client's lockfile on the mirror, printed after its configuration: a

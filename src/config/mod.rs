@@ -72,6 +72,20 @@ pub struct Config {
     pub log: LogConfig,
     pub audit: AuditConfig,
     pub store: StoreConfig,
+    pub quarantine: QuarantineConfig,
+}
+
+/// `[quarantine]`: the notice a new approval request sends (`server::webhook`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineConfig {
+    /// Where the JSON notice is POSTed; `None`: no notices.
+    pub webhook_url: Option<url::Url>,
+    /// One attempt's time limit.
+    pub webhook_timeout: std::time::Duration,
+    /// Attempts after the first one fails (5xx, timeout, refused connection).
+    pub webhook_retries: u32,
+    /// The admin page as reviewers reach it, linked from the notice.
+    pub admin_url: Option<url::Url>,
 }
 
 /// `[audit]`: what `depfw audit` checks in lockfiles beyond the policy.

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::{
     override_entry, AdminConfig, AdminListen, AnonymousAccess, AuditConfig, Config, ConfigProblem,
-    ConnectionLimits, LogConfig, PolicyConfig, Problems, RefusedVersions, ServerConfig, TlsFiles,
-    UpstreamConfig,
+    ConnectionLimits, LogConfig, PolicyConfig, Problems, QuarantineConfig, RefusedVersions,
+    ServerConfig, TlsFiles, UpstreamConfig,
 };
 use crate::agents::cfg::RawAgents;
 use crate::feeds::cfg::RawFeeds;
@@ -43,6 +43,7 @@ pub struct RawConfig {
     pub log: RawLog,
     pub audit: RawAudit,
     pub store: RawStore,
+    pub quarantine: RawQuarantine,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -344,6 +345,73 @@ impl Default for RawAdmin {
             token_file: None,
             token_env: "DEPFW_ADMIN_TOKEN".to_owned(),
             trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[quarantine]`: who hears of a new approval request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawQuarantine {
+    /// POSTed a JSON notice for every new approval request; unset: none.
+    pub webhook_url: Option<String>,
+    pub webhook_timeout_secs: u64,
+    pub webhook_retries: u32,
+    /// The admin page's address as reviewers reach it, for the notice's link.
+    pub admin_url: Option<String>,
+}
+
+impl Default for RawQuarantine {
+    fn default() -> Self {
+        RawQuarantine {
+            webhook_url: None,
+            webhook_timeout_secs: 5,
+            webhook_retries: 3,
+            admin_url: None,
+        }
+    }
+}
+
+impl RawQuarantine {
+    /// The validated section; the admin link defaults to the admin listener's address when
+    /// it is a TCP address a reviewer can open (not `0.0.0.0`).
+    fn validate(&self, p: &mut Problems, admin: &AdminListen) -> QuarantineConfig {
+        let q = self;
+        if !(1..=60).contains(&q.webhook_timeout_secs) {
+            p.push(
+                "quarantine.webhook-timeout-secs",
+                "must be between 1 and 60",
+            );
+        }
+        if q.webhook_retries > 10 {
+            p.push("quarantine.webhook-retries", "must be at most 10");
+        }
+        let url =
+            |p: &mut Problems, key: &str, v: &Option<String>| match v.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(v) => Some(p.url(key, v)),
+            };
+        let webhook_url = url(p, "quarantine.webhook-url", &q.webhook_url);
+        if webhook_url
+            .as_ref()
+            .is_some_and(|u| !u.username().is_empty() || u.password().is_some())
+        {
+            p.push(
+                "quarantine.webhook-url",
+                "must not carry credentials: depfw logs this URL",
+            );
+        }
+        let admin_url = url(p, "quarantine.admin-url", &q.admin_url).or_else(|| match admin {
+            AdminListen::Tcp(addr) if !addr.ip().is_unspecified() => {
+                url::Url::parse(&format!("http://{addr}/admin")).ok()
+            }
+            _ => None,
+        });
+        QuarantineConfig {
+            webhook_url,
+            webhook_timeout: std::time::Duration::from_secs(q.webhook_timeout_secs),
+            webhook_retries: q.webhook_retries,
+            admin_url,
         }
     }
 }
@@ -664,6 +732,7 @@ impl RawConfig {
                 AdminListen::Tcp(SocketAddr::from(([127, 0, 0, 1], 7879)))
             }
         };
+        let quarantine = self.quarantine.validate(&mut p, &admin_listen);
         let admin = AdminConfig {
             listen: admin_listen,
             token_file: self.admin.token_file.clone(),
@@ -751,6 +820,7 @@ impl RawConfig {
             log,
             audit,
             store,
+            quarantine,
         })
     }
 }

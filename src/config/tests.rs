@@ -462,3 +462,40 @@ fn store_section_selects_the_backend_and_never_shows_the_password() {
         "postgresql://u:***@h/db?sslmode=disable&password=***"
     );
 }
+
+#[test]
+fn quarantine_webhook_is_validated() {
+    let err = Config::from_toml(
+        "[quarantine]\nwebhook-url = \"https://user:secret@hooks.example/x\"\n\
+         webhook-timeout-secs = 0\nwebhook-retries = 11\nadmin-url = \"ftp://x\"\n",
+        "a.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    for key in [
+        "quarantine.webhook-url",
+        "quarantine.webhook-timeout-secs",
+        "quarantine.webhook-retries",
+        "quarantine.admin-url",
+    ] {
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    assert!(!err.contains("secret@"), "{err}");
+    // Off by default; the admin link follows `admin.listen` unless it is a wildcard.
+    let config = Config::default();
+    assert_eq!(config.quarantine.webhook_url, None);
+    assert_eq!(
+        config.quarantine.admin_url.as_ref().map(url::Url::as_str),
+        Some("http://127.0.0.1:7879/admin")
+    );
+    let config = Config::from_toml(
+        "[admin]\nlisten = \"0.0.0.0:7879\"\n[quarantine]\nwebhook-url = \"http://127.0.0.1:9/h\"\n",
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(config.quarantine.admin_url, None);
+    assert_eq!(
+        config.quarantine.webhook_url.as_ref().map(url::Url::as_str),
+        Some("http://127.0.0.1:9/h")
+    );
+}

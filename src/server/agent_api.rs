@@ -598,6 +598,8 @@ async fn request_approval(
         "approval-requested",
     );
     state.decisions().append(&mut rec)?;
+    // An agent's written request is worth a notice even on an item already open.
+    state.approvals().announce(id, false);
     let item = state
         .quarantine()
         .get(id)

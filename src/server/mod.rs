@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod agent;
 pub(crate) mod agent_api;
+pub(crate) mod approvals;
 pub(crate) mod artifacts;
 pub(crate) mod cargo;
 pub(crate) mod content;
@@ -37,6 +38,7 @@ pub(crate) mod tls;
 pub(crate) mod transfer;
 pub(crate) mod upstream;
 pub(crate) mod verdicts;
+pub(crate) mod webhook;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -163,6 +165,8 @@ struct Inner {
     started: i64,
     agents: Arc<dyn AgentRepo>,
     quarantine: Arc<dyn QuarantineRepo>,
+    /// Approval requests from quarantines met without a download, and their notices.
+    approvals: approvals::Approvals,
     breaker: Arc<dyn BreakerRepo>,
     anonymous: AnonymousAccess,
     strict_warn: Verdict,
@@ -240,6 +244,10 @@ impl AppState {
                 // Milliseconds, so ids stay unique across a quick restart.
                 started: chrono::Utc::now().timestamp_millis(),
                 agents: repos.agents,
+                approvals: approvals::Approvals::new(
+                    Arc::clone(&repos.quarantine),
+                    webhook::Webhook::start(&config.quarantine, Arc::clone(&repos.quarantine))?,
+                ),
                 quarantine: repos.quarantine,
                 breaker: backend.breaker(config.agents.limits),
                 anonymous: config.server.allow_anonymous,
@@ -304,6 +312,16 @@ impl AppState {
 
     pub fn quarantine(&self) -> &dyn QuarantineRepo {
         &*self.inner.quarantine
+    }
+
+    pub(crate) fn approvals(&self) -> &approvals::Approvals {
+        &self.inner.approvals
+    }
+
+    /// Waits (at most `limit`) until the approval requests met so far are in the queue
+    /// (they are written off the request path): for tests and shutdown.
+    pub fn flush_approvals(&self, limit: std::time::Duration) -> bool {
+        self.inner.approvals.flush(limit)
     }
 
     pub fn breaker(&self) -> &dyn BreakerRepo {

@@ -26,11 +26,12 @@ use super::render_cache::{render_key, Keyed, Rendered};
 use super::upstream::Fetched;
 use super::verdicts::{self, Filtered};
 use super::{agent, AppState, PolicyState, RequestCtx};
-use crate::diag::Code;
-use crate::package::PackageName;
-use crate::policy::{Decision, Policy};
+use crate::diag::{Code, Finding};
+use crate::package::{PackageName, Version};
+use crate::policy::{Decision, Policy, Verdict};
 use crate::registry::{ArtifactRequest, Protocol, RenderCx, VersionRecord};
 use crate::store::decisions::RecordKind;
+use crate::store::quarantine::Sighting;
 
 /// A protocol as the server runs it: the pure protocol and its typed cache of parsed
 /// documents (one per upstream body).
@@ -111,12 +112,39 @@ impl<'a> Gate<'a> {
         }
         let mut rec = record(ctx, kind, name, None, &decision, "refused");
         state.decisions().append(&mut rec)?;
+        if decision.verdict == Verdict::Quarantine {
+            // A name hold is an approval request for the name ([`super::approvals`]).
+            self.ask_approval(name, None, &decision.findings);
+        }
         let refusal = ProxyError::Refused(verdicts::refused(
             name.as_str(),
             &decision,
             &self.ctx.request_id,
         ));
         Err(agent::refused(state, ctx, refusal))
+    }
+
+    /// Offers the approval queue a quarantine this request met without downloading:
+    /// `version` `None` for a name hold. Never waits ([`super::approvals`]).
+    fn ask_approval(&self, name: &PackageName, version: Option<&Version>, findings: &[Finding]) {
+        let who = agent::requester(self.ctx);
+        let seen = Sighting::once(
+            name,
+            version,
+            &who,
+            findings.to_vec(),
+            &self.ctx.request_id,
+            chrono::Utc::now(),
+        );
+        self.state.approvals().offer(seen);
+    }
+
+    /// The hidden version this metadata response keeps from a client that would have
+    /// resolved to it, as an approval request ([`Filtered::wanted`]).
+    fn ask_for_wanted(&self, name: &PackageName, filtered: &Filtered) {
+        if let Some((version, findings)) = &filtered.wanted {
+            self.ask_approval(name, Some(version), findings);
+        }
     }
 
     /// `name`'s upstream metadata body; `None` when upstream has no such package.
@@ -314,6 +342,10 @@ impl<'a> Gate<'a> {
         let (url, generation) = (up.url.as_str(), up.fetched.generation);
         let revision = self.policy().revision();
         if let Some(hit) = cache.rendered(url, &variant, generation, revision) {
+            let (key, generation, revision) = self.evaluation_slot(&up);
+            if let Some(filtered) = self.state.inner.evaluated.get(&key, generation, revision) {
+                self.ask_for_wanted(name, &filtered);
+            }
             let respond = || cache.response(url, &variant, &hit, headers);
             let resp = if hit.gzip_is_costly(headers) {
                 super::blocking(respond)
@@ -328,6 +360,7 @@ impl<'a> Gate<'a> {
         let doc = self.parse(s, name, &up).await?;
         super::blocking(|| {
             let filtered = self.evaluate(s, name, &up, &doc)?;
+            self.ask_for_wanted(name, &filtered);
             let show = filtered.dispositions(mode, name);
             let cx = RenderCx {
                 public_base: &self.ctx.public_base,

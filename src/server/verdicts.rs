@@ -110,6 +110,10 @@ const NOTICE_MAX: usize = 1000;
 pub(crate) struct Filtered {
     pub kept: Kept,
     pub hidden: Vec<HiddenVersion>,
+    /// The hidden version a client would otherwise have resolved to, with why it is held:
+    /// the newest quarantined release above the newest served release. What a metadata
+    /// response puts in the approval queue ([`super::approvals`]).
+    pub wanted: Option<(Version, Vec<Finding>)>,
 }
 
 impl Filtered {
@@ -121,7 +125,11 @@ impl Filtered {
                 .iter()
                 .map(|h| h.version.capacity() + h.reason.capacity())
                 .sum::<usize>();
-        std::mem::size_of::<Filtered>() + self.kept.heap_size() + hidden
+        let wanted = self.wanted.as_ref().map_or(0, |(_, findings)| {
+            findings.capacity() * std::mem::size_of::<Finding>()
+                + findings.iter().map(|f| f.message.capacity()).sum::<usize>()
+        });
+        std::mem::size_of::<Filtered>() + self.kept.heap_size() + hidden + wanted
     }
 
     /// The versions this evaluation hid and why, as one line of visible ASCII for the
@@ -235,9 +243,9 @@ pub(crate) fn decide_listed(
 }
 
 /// Evaluates every version under the requesting agent's preset; unparsable versions are
-/// hidden (fail closed). Hidden quarantined versions are not put in the quarantine queue:
-/// the resolver picks another version, and only an artifact request (someone really
-/// wanting that version) holds it for review.
+/// hidden (fail closed). Of the hidden quarantined versions only one is remembered for the
+/// approval queue ([`Filtered::wanted`]): the others wait for an artifact request or a
+/// `request_approval` (someone really wanting that version).
 pub(crate) fn filter_versions(
     ctx: &RequestCtx,
     policy: &Policy,
@@ -247,6 +255,8 @@ pub(crate) fn filter_versions(
     let now = Utc::now();
     let mut kept = Kept::new();
     let mut hidden = Vec::new();
+    let mut newest_kept: Option<&Version> = None;
+    let mut wanted: Option<(Version, Vec<Finding>)> = None;
     for r in records {
         let Some(version) = &r.version else {
             let decision = unparsable_version();
@@ -258,9 +268,19 @@ pub(crate) fn filter_versions(
             continue;
         };
         let decision = evaluate(ctx, policy, name, Some((version, &r.metadata)), now);
+        let release = !version.is_prerelease();
         if decision.verdict.is_servable() {
             kept.insert(r.version_text.clone());
+            if release && newest_kept.is_none_or(|k| version > k) {
+                newest_kept = Some(version);
+            }
         } else {
+            if release
+                && decision.verdict == Verdict::Quarantine
+                && wanted.as_ref().is_none_or(|(w, _)| version > w)
+            {
+                wanted = Some((version.clone(), decision.findings.clone()));
+            }
             hidden.push(HiddenVersion {
                 version: r.version_text.clone(),
                 verdict: decision.verdict,
@@ -268,7 +288,12 @@ pub(crate) fn filter_versions(
             });
         }
     }
-    Filtered { kept, hidden }
+    let wanted = wanted.filter(|(w, _)| newest_kept.is_none_or(|k| w > k));
+    Filtered {
+        kept,
+        hidden,
+        wanted,
+    }
 }
 
 /// What the gate does with a version the policy refuses.
@@ -316,7 +341,7 @@ pub(crate) fn decide_version(
         super::blocking(|| state.decisions().append_durable(&mut rec))?;
         if decision.verdict == Verdict::Quarantine {
             let who = agent::requester(ctx);
-            state
+            let id = state
                 .quarantine()
                 .hold(
                     name,
@@ -327,6 +352,7 @@ pub(crate) fn decide_version(
                     now,
                 )
                 .map_err(|e| ProxyError::Internal(e.into()))?;
+            state.approvals().announce(id, true);
         }
         let refusal = ProxyError::Refused(refused(&spec, &decision, &ctx.request_id));
         return Err(agent::refused(state, ctx, refusal));

@@ -1,9 +1,15 @@
 //! The quarantine queue: versions the policy held, waiting for a human.
 //!
 //! When the proxy refuses a version with verdict `quarantine` it calls
-//! [`QuarantineQueue::hold`]; an admin then runs `depfw quarantine list` and
-//! `depfw quarantine approve|reject ID` (or the admin endpoint). Each held version appears
-//! once however often it is asked for, with who asked and why it was held. Approving
+//! [`QuarantineQueue::hold`]; when a client only meets a quarantine (a name held at name
+//! level, such as the typosquat `lodahs`, or a version hidden from metadata that it would
+//! have resolved to) the proxy's queue writer records [`Sighting`]s in batches
+//! ([`QuarantineQueue::note`]); an agent's `request_approval` calls
+//! [`QuarantineQueue::request`]. An admin then runs `depfw quarantine list` and
+//! `depfw quarantine approve|reject ID` (or the admin endpoint). Each held version (or name,
+//! version [`ANY_VERSION`]) appears once however often it is asked for, with each requester
+//! (an agent, or an anonymous client) listed once with a count, first and last request, and
+//! the justification it gave. Approving
 //! creates an allow entry (this version or a range) and rejecting a deny entry, through the
 //! override store and in the same transaction, so the decision applies at once and the
 //! queue and the overrides never disagree.
@@ -133,13 +139,129 @@ pub enum QuarantineError {
 
 type TxResult<T> = tx::TxResult<T, QuarantineError>;
 
-/// What one hold or request puts in the queue.
-struct Held<'a> {
-    name: &'a PackageName,
-    version: String,
-    reasons: Vec<Finding>,
-    request_id: &'a str,
-    justification: Option<&'a str>,
+/// One or more requests for one held version (or name) by one requester: what a hold, an
+/// agent's request, or the proxy's coalesced sightings put in the queue, on every backend.
+#[derive(Debug, Clone)]
+pub struct Sighting {
+    pub name: PackageName,
+    /// `None`: the name is held (the item's version is [`ANY_VERSION`]).
+    pub version: Option<Version>,
+    /// An agent's name, or `anonymous (<address>)`.
+    pub requested_by: String,
+    /// Why the policy held it; empty keeps the item's reasons.
+    pub reasons: Vec<Finding>,
+    /// The latest request's id, to find it in the provenance log.
+    pub request_id: String,
+    /// What the requester wrote (`request_approval`), already checked.
+    pub justification: Option<String>,
+    /// How many requests this stands for (the proxy coalesces repeats).
+    pub count: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// What recording one [`Sighting`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Noted {
+    pub id: QuarantineId,
+    /// A new pending item was opened (nobody had asked since the last resolution): the one
+    /// event worth a notification.
+    pub opened: bool,
+}
+
+impl Sighting {
+    /// One request at `now`.
+    pub fn once(
+        name: &PackageName,
+        version: Option<&Version>,
+        requested_by: &str,
+        reasons: Vec<Finding>,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Sighting {
+        Sighting {
+            name: name.clone(),
+            version: version.cloned(),
+            requested_by: requested_by.to_owned(),
+            reasons,
+            request_id: request_id.to_owned(),
+            justification: None,
+            count: 1,
+            first_seen: now,
+            last_seen: now,
+        }
+    }
+
+    /// The item's version text: the version, or [`ANY_VERSION`] for the name.
+    pub fn version_text(&self) -> String {
+        self.version
+            .as_ref()
+            .map_or_else(|| ANY_VERSION.to_owned(), ToString::to_string)
+    }
+
+    /// The key of the one pending item it adds to.
+    pub(crate) fn pending(&self) -> String {
+        pending_text(&self.name, &self.version_text())
+    }
+
+    /// The sighting with its requester trimmed, refused when a text is empty or too long.
+    pub(crate) fn checked(mut self) -> Result<Sighting, QuarantineError> {
+        let who = self.requested_by.trim();
+        if who.is_empty() {
+            return Err(QuarantineError::RequesterRequired);
+        }
+        overrides::check_text("requester", who)?;
+        overrides::check_text("request id", &self.request_id)?;
+        self.requested_by = who.to_owned();
+        self.count = self.count.max(1);
+        self.last_seen = self.last_seen.max(self.first_seen);
+        Ok(self)
+    }
+
+    /// A pending item for it, when nobody asked for the version before.
+    pub(crate) fn open(&self, id: QuarantineId) -> QuarantineItem {
+        new_item(id, &self.name, &self.version_text(), self.first_seen)
+    }
+
+    /// Counts its requests on `item` (the requester listed once, at most
+    /// [`MAX_REQUESTERS`]) and refreshes the item's reasons.
+    pub(crate) fn apply(&self, item: &mut QuarantineItem) {
+        if !self.reasons.is_empty() {
+            item.reasons.clone_from(&self.reasons);
+        }
+        item.request_count += self.count;
+        item.first_seen = item.first_seen.min(self.first_seen);
+        item.last_seen = item.last_seen.max(self.last_seen);
+        let who = self.requested_by.as_str();
+        if let Some(r) = item.requesters.iter_mut().find(|r| r.who == who) {
+            r.count += self.count;
+            r.first_seen = r.first_seen.min(self.first_seen);
+            if self.last_seen >= r.last_seen {
+                r.last_seen = self.last_seen;
+                r.last_request_id.clone_from(&self.request_id);
+            }
+            if let Some(j) = &self.justification {
+                r.justification = Some(j.clone());
+            }
+        } else if item.requesters.len() < MAX_REQUESTERS {
+            item.requesters.push(Requester {
+                who: who.to_owned(),
+                count: self.count,
+                first_seen: self.first_seen,
+                last_seen: self.last_seen,
+                last_request_id: self.request_id.clone(),
+                justification: self.justification.clone(),
+            });
+        }
+    }
+}
+
+/// Whether `item` was asked for by `agent` (a requester's name; `anonymous` matches every
+/// anonymous client): the admin page's and API's queue filter.
+pub fn asked_by(item: &QuarantineItem, agent: &str) -> bool {
+    item.requesters
+        .iter()
+        .any(|r| r.who == agent || (agent == "anonymous" && r.who.starts_with("anonymous")))
 }
 
 /// What approving or rejecting pending `item` writes, on every backend: the override record
@@ -227,40 +349,6 @@ pub(crate) fn new_item(
     }
 }
 
-/// Counts one more request for `item` by `who` (at most [`MAX_REQUESTERS`] listed) and
-/// refreshes its reasons.
-pub(crate) fn add_request(
-    item: &mut QuarantineItem,
-    who: &str,
-    reasons: &[Finding],
-    request_id: &str,
-    justification: Option<&str>,
-    now: DateTime<Utc>,
-) {
-    if !reasons.is_empty() {
-        item.reasons = reasons.to_vec();
-    }
-    item.request_count += 1;
-    item.last_seen = item.last_seen.max(now);
-    if let Some(r) = item.requesters.iter_mut().find(|r| r.who == who) {
-        r.count += 1;
-        r.last_seen = r.last_seen.max(now);
-        r.last_request_id = request_id.to_owned();
-        if let Some(j) = justification {
-            r.justification = Some(j.to_owned());
-        }
-    } else if item.requesters.len() < MAX_REQUESTERS {
-        item.requesters.push(Requester {
-            who: who.to_owned(),
-            count: 1,
-            first_seen: now,
-            last_seen: now,
-            last_request_id: request_id.to_owned(),
-            justification: justification.map(str::to_owned),
-        });
-    }
-}
-
 /// The key of the one pending item per version (`pending/<eco>/<name key>/<version>`).
 pub(crate) fn pending_text(name: &PackageName, version: &str) -> String {
     format!(
@@ -268,6 +356,21 @@ pub(crate) fn pending_text(name: &PackageName, version: &str) -> String {
         name.ecosystem().slug(),
         name.key()
     )
+}
+
+/// The sightings whose texts pass [`Sighting::checked`]; the others are logged and left
+/// out, so one bad requester name cannot lose a whole batch.
+pub(crate) fn valid_sightings(sightings: Vec<Sighting>) -> Vec<Sighting> {
+    sightings
+        .into_iter()
+        .filter_map(|seen| match seen.checked() {
+            Ok(seen) => Some(seen),
+            Err(e) => {
+                tracing::warn!(error = %e, "a quarantine sighting was left out");
+                None
+            }
+        })
+        .collect()
 }
 
 fn item_key(id: QuarantineId) -> Vec<u8> {
@@ -320,14 +423,8 @@ impl QuarantineQueue {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<QuarantineId, QuarantineError> {
-        let held = Held {
-            name,
-            version: version.to_string(),
-            reasons,
-            request_id,
-            justification: None,
-        };
-        self.put_request(held, requested_by, now)
+        let seen = Sighting::once(name, Some(version), requested_by, reasons, request_id, now);
+        self.put_one(seen)
     }
 
     /// An agent's request for review (`request_approval` of `depfw mcp`): like [`hold`]
@@ -347,51 +444,52 @@ impl QuarantineQueue {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<QuarantineId, QuarantineError> {
-        let justification = justification_text(justification)?;
-        let held = Held {
-            name,
-            version: version.map_or_else(|| ANY_VERSION.to_owned(), ToString::to_string),
-            reasons,
-            request_id,
-            justification: Some(&justification),
-        };
-        self.put_request(held, requested_by, now)
+        let mut seen = Sighting::once(name, version, requested_by, reasons, request_id, now);
+        seen.justification = Some(justification_text(justification)?);
+        self.put_one(seen)
     }
 
-    fn put_request(
-        &self,
-        held: Held<'_>,
-        requested_by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<QuarantineId, QuarantineError> {
-        let Held {
-            name,
-            version,
-            reasons,
-            request_id,
-            justification,
-        } = held;
-        let who = requested_by.trim();
-        if who.is_empty() {
-            return Err(QuarantineError::RequesterRequired);
+    /// Records quarantines clients met without downloading (see [`Sighting`]), in one
+    /// transaction; a sighting whose texts are invalid is left out. Like [`hold`] for each.
+    ///
+    /// [`hold`]: QuarantineQueue::hold
+    pub fn note(&self, sightings: Vec<Sighting>) -> Result<Vec<Noted>, QuarantineError> {
+        self.put(valid_sightings(sightings))
+    }
+
+    fn put_one(&self, seen: Sighting) -> Result<QuarantineId, QuarantineError> {
+        let noted = self.put(vec![seen.checked()?])?;
+        noted.first().map(|n| n.id).ok_or_else(|| {
+            StoreError::corrupt("quarantine queue", "a hold recorded nothing").into()
+        })
+    }
+
+    fn put(&self, sightings: Vec<Sighting>) -> Result<Vec<Noted>, QuarantineError> {
+        if sightings.is_empty() {
+            return Ok(Vec::new());
         }
-        overrides::check_text("requester", who)?;
-        overrides::check_text("request id", request_id)?;
-        let index = pending_key(name, &version);
-        let id = tx::transact(&self.tree, Durability::Flushed, |tx| {
-            let mut item = match tx.get(&index)? {
-                Some(id) => load(tx, read_u64(&id))?,
-                None => {
-                    let fresh_id = tx::next_id(tx, LAST_ID_KEY)?;
-                    tx.insert(index.as_slice(), &fresh_id.to_be_bytes())?;
-                    new_item(fresh_id, name, &version, now)
-                }
-            };
-            add_request(&mut item, who, &reasons, request_id, justification, now);
-            put(tx, &item)?;
-            Ok(item.id)
+        let noted = tx::transact(&self.tree, Durability::Flushed, |tx| {
+            let mut noted = Vec::with_capacity(sightings.len());
+            for seen in &sightings {
+                let index = seen.pending().into_bytes();
+                let (mut item, opened) = match tx.get(&index)? {
+                    Some(id) => (load(tx, read_u64(&id))?, false),
+                    None => {
+                        let fresh_id = tx::next_id(tx, LAST_ID_KEY)?;
+                        tx.insert(index.as_slice(), &fresh_id.to_be_bytes())?;
+                        (seen.open(fresh_id), true)
+                    }
+                };
+                seen.apply(&mut item);
+                put(tx, &item)?;
+                noted.push(Noted {
+                    id: item.id,
+                    opened,
+                });
+            }
+            Ok(noted)
         })?;
-        Ok(id)
+        Ok(noted)
     }
 
     pub fn get(&self, id: QuarantineId) -> Result<QuarantineItem, QuarantineError> {
@@ -529,5 +627,83 @@ impl QuarantineQueue {
             expires,
             created_by: by.to_owned(),
         })
+    }
+}
+
+/// What every backend's queue must do with sightings, holds and requests; run on sled here
+/// and on PostgreSQL by `store::pg::tests`.
+#[cfg(test)]
+pub(crate) fn check_sightings(repo: &dyn super::repo::QuarantineRepo) {
+    use chrono::TimeZone;
+    let t = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+    let name = PackageName::parse(Ecosystem::Npm, "lodahs").unwrap();
+    let v = Version::parse(Ecosystem::Npm, "1.0.0").unwrap();
+    let seen = |version: Option<&Version>, who: &str, count: u64, at: i64| Sighting {
+        count,
+        last_seen: t(at + 10),
+        ..Sighting::once(&name, version, who, Vec::new(), &format!("r{at}"), t(at))
+    };
+    // A batch: the name twice by one agent (coalesced apart), a version, a bad requester.
+    let noted = repo
+        .note(vec![
+            seen(None, "builder", 3, 0),
+            seen(None, "builder", 2, 100),
+            seen(Some(&v), "anonymous (127.0.0.1)", 1, 5),
+            seen(None, " ", 1, 5),
+        ])
+        .unwrap();
+    assert_eq!(noted.len(), 3, "the blank requester is left out: {noted:?}");
+    assert!(noted[0].opened && !noted[1].opened && noted[2].opened);
+    assert_eq!(noted[0].id, noted[1].id);
+    let item = repo.get(noted[0].id).unwrap();
+    assert_eq!(item.version, ANY_VERSION);
+    assert_eq!(item.request_count, 5);
+    assert_eq!((item.first_seen, item.last_seen), (t(0), t(110)));
+    assert_eq!(item.requesters.len(), 1);
+    let r = &item.requesters[0];
+    assert_eq!((r.who.as_str(), r.count), ("builder", 5));
+    assert_eq!(r.last_request_id, "r100");
+    // An agent's request on the name joins the same item, with its justification; a
+    // download hold of the version joins the version's.
+    let id = repo
+        .request(
+            &name,
+            None,
+            "other",
+            "we need it",
+            Vec::new(),
+            "r200",
+            t(200),
+        )
+        .unwrap();
+    assert_eq!(id, noted[0].id);
+    let held = repo
+        .hold(&name, &v, "builder", Vec::new(), "r201", t(201))
+        .unwrap();
+    assert_eq!(held, noted[2].id);
+    let item = repo.get(id).unwrap();
+    assert_eq!(item.request_count, 6);
+    assert_eq!(
+        item.requesters[1].justification.as_deref(),
+        Some("we need it")
+    );
+    assert!(asked_by(&item, "other") && !asked_by(&item, "anonymous"));
+    assert!(asked_by(&repo.get(held).unwrap(), "anonymous"));
+    // Rejected: a deny entry for the name with the reviewer's reason; a later sighting
+    // opens a new item.
+    repo.reject(id, "use lodash", "alice", t(300)).unwrap();
+    let item = repo.get(id).unwrap();
+    assert_eq!(item.status, QuarantineStatus::Rejected);
+    assert_eq!(item.resolution.unwrap().versions, "*");
+    let again = repo.note(vec![seen(None, "builder", 1, 400)]).unwrap();
+    assert!(again[0].opened && again[0].id != id);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sightings_coalesce_per_version_and_requester_on_sled() {
+        let store = super::Store::temporary().unwrap();
+        super::check_sightings(&super::QuarantineQueue::new(&store).unwrap());
     }
 }

@@ -20,7 +20,8 @@ use super::agents::AgentStore;
 use super::decisions::{ChainStatus, DecisionLog, DecisionRecord, RecordFilter};
 use super::overrides::{OverrideError, OverrideId, OverrideStore, StoredOverride};
 use super::quarantine::{
-    ApprovalScope, QuarantineError, QuarantineId, QuarantineItem, QuarantineQueue, QuarantineStatus,
+    ApprovalScope, Noted, QuarantineError, QuarantineId, QuarantineItem, QuarantineQueue,
+    QuarantineStatus, Sighting,
 };
 use super::signing::PublicKey;
 use super::{Store, StoreError};
@@ -141,6 +142,10 @@ pub trait QuarantineRepo: Send + Sync {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<QuarantineId, QuarantineError>;
+    /// Quarantines clients met without downloading (a held name, a hidden version), as the
+    /// proxy's queue writer coalesced them: one transaction per batch; invalid sightings are
+    /// left out. Says, per sighting left in, which item it went to and whether it opened it.
+    fn note(&self, sightings: Vec<Sighting>) -> Result<Vec<Noted>, QuarantineError>;
     fn get(&self, id: QuarantineId) -> Result<QuarantineItem, QuarantineError>;
     fn list(
         &self,
@@ -486,6 +491,9 @@ impl QuarantineRepo for QuarantineQueue {
             request_id,
             now,
         )
+    }
+    fn note(&self, sightings: Vec<Sighting>) -> Result<Vec<Noted>, QuarantineError> {
+        QuarantineQueue::note(self, sightings)
     }
     fn get(&self, id: QuarantineId) -> Result<QuarantineItem, QuarantineError> {
         QuarantineQueue::get(self, id)

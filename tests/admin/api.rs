@@ -196,6 +196,17 @@ async fn approve_and_reject_quarantined_versions() {
     let b = f.hold("lodahs", "1.0.0", "typosquat of lodash");
     let list = f.api(Method::GET, "/api/quarantine", None).await.json();
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    // Filtered by the agent that asked.
+    let mine = f
+        .api(Method::GET, "/api/quarantine?agent=agent:bot", None)
+        .await
+        .json();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 2);
+    let none = f
+        .api(Method::GET, "/api/quarantine?agent=other&status=all", None)
+        .await
+        .json();
+    assert_eq!(none["items"].as_array().unwrap().len(), 0, "{none}");
 
     // A range that misses the held version is refused.
     let path = format!("/api/quarantine/{a}/approve");

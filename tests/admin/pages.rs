@@ -164,6 +164,15 @@ async fn sign_in_then_the_page_shows_the_queue() {
         .body;
     let log = searched.split("id=\"log\"").nth(1).unwrap();
     assert!(log.contains("requests") && !log.contains("left-pad"));
+    // The same agent field narrows the queue: `other` asked for nothing, `agent:bot` did.
+    let queue = searched.split("id=\"log\"").next().unwrap();
+    assert!(!queue.contains("<b>left-pad</b>"), "{queue}");
+    assert!(queue.contains("requested by <b>other</b>"), "{queue}");
+    let mine = get(&f, "?agent=agent:bot", Some(&browser.cookie))
+        .await
+        .body;
+    let queue = mine.split("id=\"log\"").next().unwrap();
+    assert!(queue.contains("<b>left-pad</b>@1.3.0"), "{queue}");
     let bad = get(&f, "?since=2026-02-30", Some(&browser.cookie))
         .await
         .body;
@@ -379,6 +388,17 @@ async fn agent_tokens_are_shown_once_and_never_in_a_url() {
     let agents = AgentStore::new(&f.store).unwrap();
     assert_eq!(agents.authenticate(&token).unwrap().name, "ci-bot");
     assert!(!location.contains(&token));
+    // Beside the token: the header-based setup, never a `/a/<token>/` URL (it would end up
+    // in lockfiles).
+    assert!(
+        !page.contains("/a/dfw_") && !page.contains(&format!("/a/{token}")),
+        "{page}"
+    );
+    assert!(page.contains("--agent ci-bot"), "{page}");
+    assert!(
+        page.contains("/auth/npm/:_authToken=${DEPFW_TOKEN}"),
+        "{page}"
+    );
     assert!(!browser.page(&f).await.contains(&token), "shown twice");
 
     let reply = browser.post(&f, "/agents/ci-bot/rotate", "").await;

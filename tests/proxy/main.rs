@@ -7,6 +7,7 @@ mod support;
 
 mod agent_api;
 mod agents;
+mod approvals;
 mod bounds;
 mod cargo;
 mod content;

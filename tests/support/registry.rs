@@ -426,6 +426,8 @@ pub struct TestCheck {
     pub deny: Vec<String>,
     pub quarantine: Vec<String>,
     pub deny_names: Vec<String>,
+    /// Names held at name level (quarantine), as a look-alike name is.
+    pub quarantine_names: Vec<String>,
     pub cooldown_hours: Option<i64>,
     /// Counts version evaluations (shared by clones): a metadata request served from the
     /// render cache evaluates no version.
@@ -452,6 +454,13 @@ impl Check for TestCheck {
                 Code::PossibleTyposquat,
                 Verdict::Deny,
                 format!("{name} looks like a typosquat"),
+            ));
+        }
+        if self.quarantine_names.iter().any(|n| n == name) {
+            findings.push(finding(
+                Code::PossibleTyposquat,
+                Verdict::Quarantine,
+                format!("`{name}` looks like a typosquat of `{name}x`"),
             ));
         }
         let Some(v) = ctx.version else { return };
@@ -489,10 +498,11 @@ pub fn policy(check: TestCheck) -> PolicyState {
     // Every setting that changes a verdict is in the revision, as in the real policy: the
     // render cache and ETags key on it.
     let rev = format!(
-        "test-{}-{}-{}-{:?}",
+        "test-{}-{}-{}-{}-{:?}",
         check.deny.join(","),
         check.quarantine.join(","),
         check.deny_names.join(","),
+        check.quarantine_names.join(","),
         check.cooldown_hours
     );
     PolicyState::Ready(Policy::new(vec![Arc::new(check)], Arc::default(), rev))

@@ -18,7 +18,8 @@ use crate::policy::Finding;
 use crate::store::agents::AgentRecord;
 use crate::store::overrides::{self, OverrideError, OverrideId, OverrideStatus, StoredOverride};
 use crate::store::quarantine::{
-    self, ApprovalScope, QuarantineError, QuarantineId, QuarantineItem, QuarantineStatus,
+    self, ApprovalScope, Noted, QuarantineError, QuarantineId, QuarantineItem, QuarantineStatus,
+    Sighting,
 };
 use crate::store::repo::{AgentRepo, OverrideRepo, QuarantineRepo};
 use crate::store::StoreError;
@@ -479,67 +480,60 @@ impl OverrideRepo for PgStore {
 }
 
 impl PgStore {
-    /// One hold or request in the queue: one pending item per package and version, each
-    /// requester once, counted (`QuarantineQueue::hold` on sled).
-    #[allow(clippy::too_many_arguments)]
-    fn put_request(
-        &self,
-        name: &PackageName,
-        version: String,
-        requested_by: &str,
-        justification: Option<String>,
-        reasons: Vec<Finding>,
-        request_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<QuarantineId, QuarantineError> {
-        let who = requested_by.trim().to_owned();
-        if who.is_empty() {
-            return Err(QuarantineError::RequesterRequired);
+    /// Holds, requests and sightings in the queue, in one transaction: one pending item per
+    /// package and version, each requester once, counted (`QuarantineQueue::note` on sled).
+    fn put_sightings(&self, sightings: Vec<Sighting>) -> Result<Vec<Noted>, QuarantineError> {
+        if sightings.is_empty() {
+            return Ok(Vec::new());
         }
-        overrides::check_text("requester", &who)?;
-        overrides::check_text("request id", request_id)?;
-        let pending = quarantine::pending_text(name, &version);
-        let (name, request_id) = (name.clone(), request_id.to_owned());
         // A hold changes no policy: it takes the lock, but bumps nothing others reload.
         self.locked(OVERRIDES_LOCK, None, move |tx| {
             Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT record FROM depfw_quarantine WHERE pending_key = $1",
-                        &[&pending],
+                let mut noted = Vec::with_capacity(sightings.len());
+                for seen in &sightings {
+                    let pending = seen.pending();
+                    let row = tx
+                        .query_opt(
+                            "SELECT record FROM depfw_quarantine WHERE pending_key = $1",
+                            &[&pending],
+                        )
+                        .await
+                        .map_err(db)?;
+                    let (mut item, opened) = match row {
+                        Some(row) => (parse("quarantine item", row.get::<_, &str>(0))?, false),
+                        None => {
+                            let id: i64 = tx
+                                .query_one("SELECT nextval('depfw_quarantine_ids')", &[])
+                                .await
+                                .map_err(db)?
+                                .get(0);
+                            (seen.open(u64::try_from(id).map_err(db)?), true)
+                        }
+                    };
+                    seen.apply(&mut item);
+                    let id = i64::try_from(item.id).map_err(db)?;
+                    let text = json("quarantine item", &item)?;
+                    tx.execute(
+                        "INSERT INTO depfw_quarantine (id, pending_key, record) VALUES ($1, $2, $3)
+                         ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+                        &[&id, &pending, &text],
                     )
                     .await
                     .map_err(db)?;
-                let mut item = match row {
-                    Some(row) => parse("quarantine item", row.get::<_, &str>(0))?,
-                    None => {
-                        let id: i64 = tx
-                            .query_one("SELECT nextval('depfw_quarantine_ids')", &[])
-                            .await
-                            .map_err(db)?
-                            .get(0);
-                        quarantine::new_item(u64::try_from(id).map_err(db)?, &name, &version, now)
-                    }
-                };
-                quarantine::add_request(
-                    &mut item,
-                    &who,
-                    &reasons,
-                    &request_id,
-                    justification.as_deref(),
-                    now,
-                );
-                let id = i64::try_from(item.id).map_err(db)?;
-                let text = json("quarantine item", &item)?;
-                tx.execute(
-                    "INSERT INTO depfw_quarantine (id, pending_key, record) VALUES ($1, $2, $3)
-                     ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
-                    &[&id, &pending, &text],
-                )
-                .await
-                .map_err(db)?;
-                Ok(Outcome::Commit(item.id))
+                    noted.push(Noted {
+                        id: item.id,
+                        opened,
+                    });
+                }
+                Ok(Outcome::Commit(noted))
             })
+        })
+    }
+
+    fn put_one(&self, seen: Sighting) -> Result<QuarantineId, QuarantineError> {
+        let noted = self.put_sightings(vec![seen.checked()?])?;
+        noted.first().map(|n| n.id).ok_or_else(|| {
+            crate::store::StoreError::corrupt("quarantine queue", "a hold recorded nothing").into()
         })
     }
 }
@@ -554,15 +548,8 @@ impl QuarantineRepo for PgStore {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<QuarantineId, QuarantineError> {
-        self.put_request(
-            name,
-            version.to_string(),
-            requested_by,
-            None,
-            reasons,
-            request_id,
-            now,
-        )
+        let seen = Sighting::once(name, Some(version), requested_by, reasons, request_id, now);
+        self.put_one(seen)
     }
 
     fn request(
@@ -575,18 +562,13 @@ impl QuarantineRepo for PgStore {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<QuarantineId, QuarantineError> {
-        let justification = quarantine::justification_text(justification)?;
-        let version =
-            version.map_or_else(|| quarantine::ANY_VERSION.to_owned(), ToString::to_string);
-        self.put_request(
-            name,
-            version,
-            requested_by,
-            Some(justification),
-            reasons,
-            request_id,
-            now,
-        )
+        let mut seen = Sighting::once(name, version, requested_by, reasons, request_id, now);
+        seen.justification = Some(quarantine::justification_text(justification)?);
+        self.put_one(seen)
+    }
+
+    fn note(&self, sightings: Vec<Sighting>) -> Result<Vec<Noted>, QuarantineError> {
+        self.put_sightings(quarantine::valid_sightings(sightings))
     }
 
     fn get(&self, id: QuarantineId) -> Result<QuarantineItem, QuarantineError> {

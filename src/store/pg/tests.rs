@@ -403,3 +403,11 @@ fn checkpoints_of_the_shared_chain_catch_a_deleted_tail() {
         "{broken:?}"
     );
 }
+
+#[test]
+fn sightings_coalesce_per_version_and_requester() {
+    let Some(url) = fresh_database("sightings_coalesce") else {
+        return;
+    };
+    crate::store::quarantine::check_sightings(&replica(&url));
+}
