@@ -116,7 +116,17 @@ impl<'a> Gate<'a> {
         name: &PackageName,
         doc: &P::Doc,
     ) -> Result<(), ProxyError> {
-        let metadata = name_gate::package_metadata(s.protocol.versions(doc));
+        self.check_name_with_records(name, s.protocol.versions(doc))
+    }
+
+    /// [`Gate::check_name_with`] on a document's versions (none: upstream has no such
+    /// package, so the age is unknown and a look-alike is refused, not a plain 404).
+    fn check_name_with_records(
+        &self,
+        name: &PackageName,
+        records: &[crate::registry::VersionRecord],
+    ) -> Result<(), ProxyError> {
+        let metadata = name_gate::package_metadata(records);
         let decision = agent::decide(
             self.ctx,
             self.policy().evaluate(&crate::policy::PackageCtx {
@@ -172,15 +182,20 @@ impl<'a> Gate<'a> {
         Ok(fetched.map(|fetched| Upstream { url, fetched }))
     }
 
-    /// [`Gate::fetch`], with upstream's 404 as the client's.
+    /// [`Gate::fetch`], with upstream's 404 as the client's (a look-alike name's refusal,
+    /// which waited for the metadata, comes first).
     pub(crate) async fn fetch_listed<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
     ) -> Result<Upstream, ProxyError> {
-        self.fetch(s, name)
-            .await?
-            .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
+        match self.fetch(s, name).await? {
+            Some(up) => Ok(up),
+            None => {
+                self.check_name_with_records(name, &[])?;
+                Err(ProxyError::NotFound(format!("{name} not found upstream")))
+            }
+        }
     }
 
     /// The parsed form of an upstream body, parsed once per body (off the runtime's

@@ -201,17 +201,20 @@ impl SignalsCheck {
             match ages.get(dep) {
                 Some(FirstRelease::At(first)) if published - *first < young => {
                     let age = published - *first;
-                    let age = if age < Duration::hours(1) {
-                        format!("{} minutes", age.num_minutes().max(0))
+                    // Rounded: the times come from two documents.
+                    let minutes = age.num_minutes().max(0);
+                    let age = if minutes < 90 {
+                        format!("{minutes} minutes")
                     } else {
-                        format!("{} hours", age.num_hours())
+                        format!("{} hours", (minutes + 30) / 60)
                     };
                     findings.push(Finding::new(
                         Code::YoungDependencyAdded,
                         Severity::High,
                         verdict(c.young_dependency_added),
                         format!(
-                            "adds the dependency `{dep}` ({kind}), whose first release came                              {age} before this one: a package made to be pulled in by a                              hijacked release"
+                            "adds the dependency `{dep}` ({kind}), whose first release came {age} before \
+                             this one: a package made to be pulled in by a hijacked release"
                         ),
                     ));
                 }
@@ -226,7 +229,8 @@ impl SignalsCheck {
                         Severity::Medium,
                         verdict(c.dependency_unchecked),
                         format!(
-                            "adds the dependency `{dep}` ({kind}), whose first release could                              not be checked ({why}); held until it can be"
+                            "adds the dependency `{dep}` ({kind}), whose first release could not be \
+                             checked ({why}); held until it can be"
                         ),
                     ));
                 }
@@ -263,7 +267,8 @@ impl SignalsCheck {
                 Severity::Medium,
                 c.release_burst,
                 format!(
-                    "`{publisher}` published {} other packages within {} minutes of this                      release ({}): a worm republishing what a stolen token reaches",
+                    "`{publisher}` published {} other packages within {} minutes of this \
+                     release ({}): a worm republishing what a stolen token reaches",
                     others.len(),
                     c.burst_window_minutes,
                     names(&others)
