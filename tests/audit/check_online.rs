@@ -87,8 +87,8 @@ fn packument(base: &str, name: &str) -> Option<Value> {
             json!({"4.17.21": version("4.17.21", "MIT", json!({}))}),
             "4.17.21",
         ),
-        // A strong look-alike of `debug`, first published five days ago.
-        "debuug" => (
+        // A strong look-alike of `chalk`, first published five days ago.
+        "chalkk" => (
             json!({"created": ago(Duration::days(5)), "4.4.3": ago(Duration::days(5))}),
             json!({"4.4.3": version("4.4.3", "MIT", json!({}))}),
             "4.4.3",
@@ -315,7 +315,7 @@ fn the_doors_agree_on_look_alikes_and_young_dependencies() {
         &base,
         &[
             ("loadash", "4.17.21"),
-            ("debuug", "4.4.3"),
+            ("chalkk", "4.4.3"),
             ("dep-adder", "1.1.1"),
             ("dep-adder", "1.1.0"),
         ],
@@ -335,11 +335,11 @@ fn the_doors_agree_on_look_alikes_and_young_dependencies() {
         let (state, _data) = proxy_state(&base);
         let (status, _, body) = send(&state, request("GET", "/npm/loadash", &[])).await;
         assert!(status.is_success(), "{status} {}", String::from_utf8_lossy(&body));
-        let (status, _, body) = send(&state, request("GET", "/npm/debuug", &[])).await;
+        let (status, _, body) = send(&state, request("GET", "/npm/chalkk", &[])).await;
         let body = String::from_utf8_lossy(&body);
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert!(body.contains("possible-typosquat"), "{body}");
-        assert!(body.contains("did you mean `debug`?"), "{body}");
+        assert!(body.contains("did you mean `chalk`?"), "{body}");
         let (status, _, body) = send(&state, request("GET", "/npm/dep-adder", &[])).await;
         let doc: Value = serde_json::from_slice(&body).unwrap();
         assert!(status.is_success());
