@@ -260,7 +260,10 @@ fn print_table(title: &str, tally: &Tally) {
 /// What the signals can see in the fetched packuments: a registry or mirror that drops
 /// `_npmUser`, `maintainers` or `dist.attestations`, or rewrites publish times, makes the
 /// figures meaningless, and this says so.
-fn print_inputs(docs: &BTreeMap<String, Vec<VersionRecord>>, since: chrono::DateTime<Utc>) -> Inputs {
+fn print_inputs(
+    docs: &BTreeMap<String, Vec<VersionRecord>>,
+    since: chrono::DateTime<Utc>,
+) -> Inputs {
     let (mut total, mut publisher, mut maintainers, mut attested) = (0usize, 0, 0, 0);
     let (mut pairs, mut in_order) = (0usize, 0usize);
     for records in docs.values() {
@@ -481,8 +484,7 @@ async fn main() {
         "\n| signal | malicious versions of established packages flagged at the time of attack \
          (of {listed} listed, {gone} removed) | legitimate releases of the top {} flagged, last \
          two years (of {}) |\n|---|---|---|",
-        top,
-        legit.evaluated
+        top, legit.evaluated
     );
     for code in CODES {
         let count = |t: &Tally| t.per_code.get(code).copied().unwrap_or(0);

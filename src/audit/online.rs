@@ -297,7 +297,13 @@ pub async fn fetch_metadata(
                 let wanted_versions: Vec<&str> = w
                     .versions
                     .iter()
-                    .map(|v| if v.is_empty() { latest.as_deref().unwrap_or("") } else { v })
+                    .map(|v| {
+                        if v.is_empty() {
+                            latest.as_deref().unwrap_or("")
+                        } else {
+                            v
+                        }
+                    })
                     .collect();
                 lookup
                     .gather(signals, &w.name, records, &wanted_versions)

@@ -50,12 +50,18 @@ pub(crate) struct SignalFacts {
 
 impl SignalFacts {
     fn first_release(&self, name: &str) -> Option<FirstRelease> {
-        let memo = self.first_releases.lock().unwrap_or_else(|e| e.into_inner());
+        let memo = self
+            .first_releases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         memo.get(name).cloned()
     }
 
     fn remember_first_release(&self, name: &str, first: FirstRelease) {
-        let mut memo = self.first_releases.lock().unwrap_or_else(|e| e.into_inner());
+        let mut memo = self
+            .first_releases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if memo.len() >= FIRST_RELEASES {
             memo.clear();
         }
@@ -154,10 +160,12 @@ async fn look_up<P: Protocol>(
         tracing::warn!(%url, error = %e, "a dependency's metadata is unreadable");
         "its metadata is unreadable".to_owned()
     })?;
-    Ok(match crate::registry::first_published(protocol.versions(&doc)) {
-        Some(t) => FirstRelease::At(t),
-        None => FirstRelease::Unknown("its metadata gives no publish time".to_owned()),
-    })
+    Ok(
+        match crate::registry::first_published(protocol.versions(&doc)) {
+            Some(t) => FirstRelease::At(t),
+            None => FirstRelease::Unknown("its metadata gives no publish time".to_owned()),
+        },
+    )
 }
 
 /// Gathers what the release signals need beyond `doc` (see the module docs) and hangs it

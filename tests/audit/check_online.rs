@@ -334,7 +334,11 @@ fn the_doors_agree_on_look_alikes_and_young_dependencies() {
     runtime().block_on(async {
         let (state, _data) = proxy_state(&base);
         let (status, _, body) = send(&state, request("GET", "/npm/loadash", &[])).await;
-        assert!(status.is_success(), "{status} {}", String::from_utf8_lossy(&body));
+        assert!(
+            status.is_success(),
+            "{status} {}",
+            String::from_utf8_lossy(&body)
+        );
         let (status, _, body) = send(&state, request("GET", "/npm/chalkk", &[])).await;
         let body = String::from_utf8_lossy(&body);
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");

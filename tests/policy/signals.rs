@@ -270,16 +270,17 @@ mod young_dependency {
 
     #[test]
     fn adding_a_long_established_dependency_is_not_held() {
-        let ages = [
-            ("plain-crypto-like", established()),
-            ("ms", established()),
-        ];
+        let ages = [("plain-crypto-like", established()), ("ms", established())];
         assert_eq!(findings("axios-like", "1.14.1", Some(&ages), ""), []);
         // 1.14.0 added `ms`, years old (a release 81 days old: looked at within a year).
         let year = "[policy.signals]\ndependency-recent-days = 365\n";
         assert_eq!(findings("axios-like", "1.14.0", Some(&ages), year), []);
         let got = findings("axios-like", "1.14.0", Some(&[]), year);
-        assert_eq!(got.len(), 1, "`ms` is the one dependency 1.14.0 added: {got:?}");
+        assert_eq!(
+            got.len(),
+            1,
+            "`ms` is the one dependency 1.14.0 added: {got:?}"
+        );
         assert!(got[0].2.contains("`ms`"), "{got:?}");
     }
 
@@ -320,7 +321,11 @@ mod young_dependency {
         // Gathered, but this dependency left out (over a bound).
         let got = findings("axios-like", "1.14.1", Some(&[]), "");
         assert_eq!(got[0].0, "dependency-unchecked");
-        assert!(got[0].2.contains("dependencies-per-version"), "{}", got[0].2);
+        assert!(
+            got[0].2.contains("dependencies-per-version"),
+            "{}",
+            got[0].2
+        );
         let got = findings(
             "axios-like",
             "1.14.1",

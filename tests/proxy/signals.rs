@@ -159,7 +159,11 @@ async fn a_dependency_published_hours_ago_is_held_as_a_new_package() {
         "reputation+signals".into(),
     );
     let state = AppState::new(&config, &store, PolicyState::Ready(policy)).unwrap();
-    set_times(&fixture, "plain-crypto-like", &[("4.2.1", 2 * 60), ("created", 2 * 60)]);
+    set_times(
+        &fixture,
+        "plain-crypto-like",
+        &[("4.2.1", 2 * 60), ("created", 2 * 60)],
+    );
     let doc = json(get(&state, "/npm/plain-crypto-like").await).await;
     assert!(doc["versions"].as_object().unwrap().is_empty(), "{doc}");
     let resp = get(
@@ -196,7 +200,11 @@ fn axios_like_times(fixture: &FixtureState) {
         "axios-like",
         &[("1.13.0", 60 * DAY), ("1.14.0", 10 * DAY), ("1.14.1", 60)],
     );
-    set_times(fixture, "plain-crypto-like", &[("4.2.1", 180), ("created", 180)]);
+    set_times(
+        fixture,
+        "plain-crypto-like",
+        &[("4.2.1", 180), ("created", 180)],
+    );
 }
 
 #[tokio::test]
@@ -221,7 +229,11 @@ async fn a_patch_release_adding_a_dependency_first_published_hours_ago_is_held()
     assert_eq!(p.fixture.hits("/plain-crypto-like"), 1);
 
     // A new major version that adds it is only warned (`young-dependency-added-major`).
-    set_times(&p.fixture, "major-like", &[("1.0.0", 60 * DAY), ("2.0.0", 60)]);
+    set_times(
+        &p.fixture,
+        "major-like",
+        &[("1.0.0", 60 * DAY), ("2.0.0", 60)],
+    );
     let doc = json(get(&p.state, "/npm/major-like").await).await;
     assert!(doc["versions"].get("2.0.0").is_some(), "{doc}");
     assert_eq!(p.fixture.hits("/plain-crypto-like"), 1, "memo");
@@ -251,7 +263,10 @@ async fn an_added_dependency_that_cannot_be_looked_up_holds_the_release_until_it
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
     assert!(err.contains("dependency-unchecked"), "{err}");
     assert!(err.contains("could not be checked"), "{err}");
-    assert!(!err.contains("127.0.0.1"), "no upstream detail to the client: {err}");
+    assert!(
+        !err.contains("127.0.0.1"),
+        "no upstream detail to the client: {err}"
+    );
 
     p.fixture.faults.lock().unwrap().clear();
     let resp = get(&p.state, "/npm/axios-like/-/axios-like-1.14.1.tgz").await;
@@ -287,7 +302,10 @@ async fn a_burst_across_one_publishers_packages_is_held_when_configured() {
     }
     for i in 1..=4 {
         let doc = json(get(&p.state, &format!("/npm/worm-like-{i}")).await).await;
-        assert!(doc["versions"].get("1.0.1").is_some(), "worm-like-{i}: {doc}");
+        assert!(
+            doc["versions"].get("1.0.1").is_some(),
+            "worm-like-{i}: {doc}"
+        );
     }
     let doc = json(get(&p.state, "/npm/worm-like-5").await).await;
     assert!(doc["versions"].get("1.0.1").is_none(), "{doc}");
@@ -295,7 +313,10 @@ async fn a_burst_across_one_publishers_packages_is_held_when_configured() {
     let resp = get(&p.state, "/npm/worm-like-5/-/worm-like-5-1.0.1.tgz").await;
     let err = json(resp).await["error"].as_str().unwrap().to_owned();
     assert!(err.contains("release-burst"), "{err}");
-    assert!(err.contains("`compromised-dev` published 4 other packages"), "{err}");
+    assert!(
+        err.contains("`compromised-dev` published 4 other packages"),
+        "{err}"
+    );
 
     // Off with `burst-packages = 0`.
     let off = proxy("[policy.signals]\nrelease-burst = \"quarantine\"\nburst-packages = 0\n").await;
@@ -306,6 +327,9 @@ async fn a_burst_across_one_publishers_packages_is_held_when_configured() {
             &[("1.0.0", 200 * DAY), ("1.0.1", 12 - i)],
         );
         let doc = json(get(&off.state, &format!("/npm/worm-like-{i}")).await).await;
-        assert!(doc["versions"].get("1.0.1").is_some(), "worm-like-{i}: {doc}");
+        assert!(
+            doc["versions"].get("1.0.1").is_some(),
+            "worm-like-{i}: {doc}"
+        );
     }
 }

@@ -45,8 +45,16 @@ pub(super) struct Lookup<'a> {
 
 impl Lookup<'_> {
     async fn first_release(&self, name: &PackageName) -> FirstRelease {
-        match sources::fetch(self.http, self.upstream, self.apis, name, &[], false, self.notes)
-            .await
+        match sources::fetch(
+            self.http,
+            self.upstream,
+            self.apis,
+            name,
+            &[],
+            false,
+            self.notes,
+        )
+        .await
         {
             Ok(Records::Found { records, .. }) => {
                 match crate::registry::first_published(&records) {

@@ -290,7 +290,10 @@ impl<'h> ReleaseView<'h> {
 
     /// The names it depends on at install, sorted; `None` when the source cannot say.
     pub fn dependencies(&self) -> Option<Vec<&'h str>> {
-        let set = self.history.dependency_sets.get(self.r.dependencies as usize)?;
+        let set = self
+            .history
+            .dependency_sets
+            .get(self.r.dependencies as usize)?;
         Some(
             set.iter()
                 .filter_map(|&d| self.history.dependency_names.get(d as usize))
@@ -301,7 +304,10 @@ impl<'h> ReleaseView<'h> {
 
     /// Whether it depends on the interned dependency `id`; `None`: unknown.
     fn depends_on(&self, id: u32) -> Option<bool> {
-        let set = self.history.dependency_sets.get(self.r.dependencies as usize)?;
+        let set = self
+            .history
+            .dependency_sets
+            .get(self.r.dependencies as usize)?;
         Some(set.binary_search(&id).is_ok())
     }
 
@@ -412,7 +418,11 @@ impl Lineage {
             return Vec::new();
         };
         let baseline = self.baseline(gap, max);
-        let Some(set) = self.history.dependency_sets.get(this.r.dependencies as usize) else {
+        let Some(set) = self
+            .history
+            .dependency_sets
+            .get(this.r.dependencies as usize)
+        else {
             return Vec::new();
         };
         if baseline.is_empty() {

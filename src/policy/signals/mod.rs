@@ -316,8 +316,7 @@ impl Check for SignalsCheck {
         }
 
         let gathered = ctx.metadata.and_then(|m| m.gathered.as_deref());
-        if let (true, Some(publisher), Some(g)) =
-            (c.burst_packages > 1, this.publisher(), gathered)
+        if let (true, Some(publisher), Some(g)) = (c.burst_packages > 1, this.publisher(), gathered)
         {
             self.publisher_burst(ctx, publisher, published, g, findings);
         }
