@@ -11,6 +11,10 @@
 //! a name alone: that stands for the latest release (npm's `latest` dist-tag, else the
 //! highest stable, non-yanked version; [`OnlineResult::latest_version`] says which).
 //!
+//! With [`OnlineOptions::signals`], the first release of each dependency a wanted version
+//! added over its earlier releases is looked up too (`young-dependency-added`), bounded as
+//! in the proxy (`audit::online::dependencies`).
+//!
 //! Nothing here fails the audit: a registry that errs, times out or sends something
 //! unreadable fails that package only ([`Lookup::Failed`]), and the audit runs the offline
 //! checks for it. A version the registry does not list ([`Lookup::Missing`]) is reported,

@@ -19,7 +19,7 @@
 //! newest release goes first); it is fed only by the documents this replica parsed, so a
 //! burst shows in the documents fetched after the others, on the replica that saw them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -41,11 +41,14 @@ pub(crate) const KEEP_HOURS: i64 = 24;
 /// Dependency lookups in flight at once for one document.
 const CONCURRENT_LOOKUPS: usize = 4;
 
+/// One publisher's remembered releases: (package, publish time), oldest first.
+type Releases = VecDeque<(Box<str>, DateTime<Utc>)>;
+
 /// Both memos of one protocol (see the module docs).
 #[derive(Default)]
 pub(crate) struct SignalFacts {
     first_releases: Mutex<HashMap<String, FirstRelease>>,
-    publishers: Mutex<HashMap<Box<str>, VecDeque<(Box<str>, DateTime<Utc>)>>>,
+    publishers: Mutex<HashMap<Box<str>, Releases>>,
 }
 
 impl SignalFacts {
@@ -208,20 +211,22 @@ pub(crate) async fn gather<P: Protocol>(
             (!deps.is_empty()).then(|| (lineage.this().and_then(|t| t.published()), deps))
         })
         .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut ages = DependencyAges::default();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut to_fetch: Vec<String> = Vec::new();
-    for dep in candidates.iter().flat_map(|(_, deps)| deps.iter()) {
-        if ages.get(dep).is_some() || to_fetch.iter().any(|d| d == dep) {
+    let mut complete = true;
+    for dep in candidates.iter().flat_map(|(_, deps)| deps.iter().copied()) {
+        if !seen.insert(dep) {
             continue;
         }
         match facts.first_release(dep) {
             Some(first) => ages.insert(dep, first),
-            None => to_fetch.push((*dep).to_owned()),
+            None if to_fetch.len() < signals.dependency_lookups => to_fetch.push(dep.to_owned()),
+            // Over the budget: unchecked for now, looked up by a later request.
+            None => complete = false,
         }
     }
-    let mut complete = to_fetch.len() <= signals.dependency_lookups;
-    to_fetch.truncate(signals.dependency_lookups);
     let mut answers = futures_util::stream::iter(to_fetch)
         .map(|dep| async move {
             let first = look_up(state, protocol, &dep).await;

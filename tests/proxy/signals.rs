@@ -274,6 +274,16 @@ async fn an_added_dependency_that_cannot_be_looked_up_holds_the_release_until_it
     assert!(err.contains("young-dependency-added"), "{err}");
     assert!(!err.contains("dependency-unchecked"), "{err}");
 
+    // Over the per-document budget: not looked up at all, and held the same way.
+    let broke = proxy("[policy.signals]\ndependency-lookups = 0\n").await;
+    axios_like_times(&broke.fixture);
+    let resp = get(&broke.state, "/npm/axios-like/-/axios-like-1.14.1.tgz").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let err = json(resp).await["error"].as_str().unwrap().to_owned();
+    assert!(err.contains("dependency-unchecked"), "{err}");
+    assert!(err.contains("dependency-lookups"), "{err}");
+    assert_eq!(broke.fixture.hits("/plain-crypto-like"), 0);
+
     // Configurable: an unanswerable dependency may only warn.
     let lenient = proxy("[policy.signals]\ndependency-unchecked = \"warn\"\n").await;
     axios_like_times(&lenient.fixture);
