@@ -11,8 +11,12 @@
 //! still held: a young look-alike, or one whose metadata gives no publish time (fail
 //! closed).
 
+use chrono::Utc;
+
+use super::{agent, RequestCtx};
 use crate::diag::Code;
-use crate::policy::{Decision, VersionMetadata};
+use crate::package::PackageName;
+use crate::policy::{Decision, PackageCtx, Policy, VersionMetadata};
 use crate::registry::VersionRecord;
 
 /// Whether a name-level decision is refused only by `possible-typosquat`, which the
@@ -44,6 +48,26 @@ pub(crate) fn package_metadata(records: &[VersionRecord]) -> Option<VersionMetad
         package_created: Some(created),
         ..VersionMetadata::default()
     })
+}
+
+/// The name-level decision with the package's age from its document's `records` (none:
+/// upstream has no such package, so the age is unknown), under the agent's preset.
+pub(crate) fn decide_with_age(
+    ctx: &RequestCtx,
+    policy: &Policy,
+    name: &PackageName,
+    records: &[VersionRecord],
+) -> Decision {
+    let metadata = package_metadata(records);
+    agent::decide(
+        ctx,
+        policy.evaluate(&PackageCtx {
+            name,
+            version: None,
+            metadata: metadata.as_ref(),
+            now: Utc::now(),
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -126,16 +126,7 @@ impl<'a> Gate<'a> {
         name: &PackageName,
         records: &[crate::registry::VersionRecord],
     ) -> Result<(), ProxyError> {
-        let metadata = name_gate::package_metadata(records);
-        let decision = agent::decide(
-            self.ctx,
-            self.policy().evaluate(&crate::policy::PackageCtx {
-                name,
-                version: None,
-                metadata: metadata.as_ref(),
-                now: chrono::Utc::now(),
-            }),
-        );
+        let decision = name_gate::decide_with_age(self.ctx, self.policy(), name, records);
         self.refuse_by_name(
             name,
             RecordKind::Metadata,
