@@ -11,6 +11,13 @@
 //!   `popular/npm/npm-high-impact-top.txt`): each malicious version the registry still lists
 //!   is evaluated the same way; versions it no longer lists (npm removes them) are counted.
 //!
+//! Each version is evaluated at the time it was published (an hour after), as the proxy
+//! would have seen it then; `young-dependency-added` gets the first release of every
+//! dependency a release added, fetched the same way. The last table is the README's: each
+//! cell is a count, or "not measurable" with the reason the inputs give (fields the
+//! registry does not serve, publish times that do not follow version order, malicious
+//! versions the registry no longer lists).
+//!
 //! Packuments are fetched from `SIGNALS_REGISTRY` (default `https://registry.npmjs.org`),
 //! eight at a time, and kept under `$CARGO_TARGET_DIR/signals-replay/` so that a rerun is
 //! offline. The parse is the proxy's own (`registry::npm_version_records`), so the figures
@@ -21,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
 use depfw::package::{Ecosystem, PackageName};
-use depfw::policy::signals::{SignalsCheck, SignalsConfig};
+use depfw::policy::signals::{DependencyAges, FirstRelease, Gathered, SignalsCheck, SignalsConfig};
 use depfw::policy::{Check, PackageCtx, Verdict};
 use depfw::registry::{npm_version_records, VersionRecord};
 use futures_util::StreamExt;
@@ -84,18 +91,22 @@ async fn fetch_all(names: &[String]) -> BTreeMap<String, Vec<VersionRecord>> {
         .collect()
 }
 
-/// The signal codes and the verdict for one version.
+/// The signal codes and the verdict for one version, an hour after it was published.
 fn evaluate(check: &SignalsCheck, name: &str, record: &VersionRecord) -> (Vec<String>, Verdict) {
     let Ok(name) = PackageName::parse(Ecosystem::Npm, name) else {
         return (Vec::new(), Verdict::Allow);
     };
+    let now = record
+        .metadata
+        .published
+        .map_or_else(Utc::now, |t| t + Duration::hours(1));
     let mut findings = Vec::new();
     check.evaluate(
         &PackageCtx {
             name: &name,
             version: record.version.as_ref(),
             metadata: Some(&record.metadata),
-            now: Utc::now(),
+            now,
         },
         &mut findings,
     );
@@ -106,13 +117,57 @@ fn evaluate(check: &SignalsCheck, name: &str, record: &VersionRecord) -> (Vec<St
     )
 }
 
-const CODES: [&str; 5] = [
+const CODES: [&str; 7] = [
     "install-script-added",
     "new-publisher",
     "maintainers-replaced",
     "provenance-lost",
     "release-burst",
+    "young-dependency-added",
+    "dependency-unchecked",
 ];
+
+/// What the fetched packuments let the replay measure (see [`inputs`]).
+struct Inputs {
+    releases: usize,
+    publisher: usize,
+    maintainers: usize,
+    attested: usize,
+    pairs: usize,
+    in_order: usize,
+}
+
+impl Inputs {
+    /// Why `code` cannot be measured on these inputs, if it cannot.
+    fn unmeasurable(&self, code: &str) -> Option<String> {
+        let missing = |n: usize, what: &str| {
+            (n == 0).then(|| {
+                format!(
+                    "not measurable here: the registry serves no {what} (0 of {} releases)",
+                    self.releases
+                )
+            })
+        };
+        let times = || {
+            // The real registry: nearly every later release of a major line is higher.
+            (self.pairs == 0 || self.in_order * 100 < self.pairs * 95).then(|| {
+                format!(
+                    "not measurable here: publish times follow version order in {}% of {} \
+                     consecutive releases (the real registry: nearly all), so baselines \
+                     and ages are not the real ones",
+                    self.in_order * 100 / self.pairs.max(1),
+                    self.pairs
+                )
+            })
+        };
+        match code {
+            "new-publisher" => missing(self.publisher, "`_npmUser`").or_else(times),
+            "maintainers-replaced" => missing(self.maintainers, "`maintainers`").or_else(times),
+            "provenance-lost" => missing(self.attested, "`dist.attestations`").or_else(times),
+            _ => times(),
+        }
+    }
+}
 
 #[derive(Default)]
 struct Tally {
@@ -205,7 +260,10 @@ fn print_table(title: &str, tally: &Tally) {
 /// What the signals can see in the fetched packuments: a registry or mirror that drops
 /// `_npmUser`, `maintainers` or `dist.attestations`, or rewrites publish times, makes the
 /// figures meaningless, and this says so.
-fn print_inputs(docs: &BTreeMap<String, Vec<VersionRecord>>, since: chrono::DateTime<Utc>) {
+fn print_inputs(
+    docs: &BTreeMap<String, Vec<VersionRecord>>,
+    since: chrono::DateTime<Utc>,
+) -> Inputs {
     let (mut total, mut publisher, mut maintainers, mut attested) = (0usize, 0, 0, 0);
     let (mut pairs, mut in_order) = (0usize, 0usize);
     for records in docs.values() {
@@ -287,6 +345,61 @@ Inputs: of {total} recent releases, {:.1}% name a publisher (`_npmUser`), {:.1}%
         pct(attested, total),
         pct(in_order, pairs)
     );
+    Inputs {
+        releases: total,
+        publisher,
+        maintainers,
+        attested,
+        pairs,
+        in_order,
+    }
+}
+
+/// Hangs on every record the first release of each dependency a release of the last two
+/// years added, fetched like the packuments (the proxy's lookups, unbounded here).
+async fn gather_dependencies(docs: &mut BTreeMap<String, Vec<VersionRecord>>) {
+    let config = SignalsConfig {
+        dependency_recent_days: 730,
+        ..SignalsConfig::default()
+    };
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for (name, records) in docs.iter() {
+        let Ok(parsed) = PackageName::parse(Ecosystem::Npm, name) else {
+            continue;
+        };
+        for r in records {
+            let (Some(lineage), Some(t)) = (&r.metadata.lineage, r.metadata.published) else {
+                continue;
+            };
+            for d in config.added_dependencies(&parsed, lineage, t + Duration::hours(1)) {
+                if !docs.contains_key(d) {
+                    wanted.insert(d.to_owned());
+                }
+            }
+        }
+    }
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let fetched = fetch_all(&wanted).await;
+    let mut ages = DependencyAges::default();
+    for (name, records) in docs.iter().chain(fetched.iter()) {
+        let first = records
+            .iter()
+            .flat_map(|r| [r.metadata.published, r.metadata.package_created])
+            .flatten()
+            .min();
+        if let Some(t) = first {
+            ages.insert(name, FirstRelease::At(t));
+        }
+    }
+    let gathered = std::sync::Arc::new(Gathered {
+        dependencies: Some(ages),
+        ..Gathered::default()
+    });
+    for records in docs.values_mut() {
+        for r in records {
+            r.metadata.gathered = Some(std::sync::Arc::clone(&gathered));
+        }
+    }
 }
 
 #[tokio::main]
@@ -299,8 +412,12 @@ async fn main() {
         .into_iter()
         .take(top)
         .collect();
-    let docs = fetch_all(&names).await;
+    let mut docs = fetch_all(&names).await;
     let since = Utc::now() - Duration::days(730);
+    let inputs = print_inputs(&docs, since);
+    if inputs.unmeasurable("young-dependency-added").is_none() {
+        gather_dependencies(&mut docs).await;
+    }
     let mut legit = Tally::default();
     for (name, records) in &docs {
         for r in records {
@@ -310,7 +427,6 @@ async fn main() {
             }
         }
     }
-    print_inputs(&docs, since);
     print_table(
         &format!(
             "Top {} npm packages ({} packuments fetched), releases of the last two years",
@@ -332,7 +448,10 @@ async fn main() {
         .collect();
     let bad = malicious(&data, &established);
     let names: Vec<String> = bad.keys().cloned().collect();
-    let docs = fetch_all(&names).await;
+    let mut docs = fetch_all(&names).await;
+    if inputs.unmeasurable("young-dependency-added").is_none() {
+        gather_dependencies(&mut docs).await;
+    }
     let mut caught = Tally::default();
     let (mut listed, mut gone) = (0usize, 0usize);
     for (name, versions) in &bad {
@@ -359,4 +478,29 @@ async fn main() {
         ),
         &caught,
     );
+
+    // The README's table.
+    println!(
+        "\n| signal | malicious versions of established packages flagged at the time of attack \
+         (of {listed} listed, {gone} removed) | legitimate releases of the top {} flagged, last \
+         two years (of {}) |\n|---|---|---|",
+        top, legit.evaluated
+    );
+    for code in CODES {
+        let count = |t: &Tally| t.per_code.get(code).copied().unwrap_or(0);
+        let bad = if listed == 0 {
+            format!(
+                "not measurable here: the registry lists none of the {gone} malicious versions \
+                 (npm removes them)"
+            )
+        } else {
+            inputs
+                .unmeasurable(code)
+                .unwrap_or_else(|| format!("{} of {listed}", count(&caught)))
+        };
+        let good = inputs
+            .unmeasurable(code)
+            .unwrap_or_else(|| format!("{} of {}", count(&legit), legit.evaluated));
+        println!("| `{code}` | {bad} | {good} |");
+    }
 }

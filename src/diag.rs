@@ -532,12 +532,34 @@ codes! {
         text: "release-burst",
         check: SIGNALS,
         verdict: Warn,
-        description: "Many versions of the package were published within minutes of this one, as a worm or a poisoned pipeline republishes.",
+        description: "Many versions of the package, or many packages of this version's publisher (`depfw serve`, from the metadata it fetched lately), were published within minutes of this one, as a worm or a poisoned pipeline republishes.",
         sarif: sarif(
             "Release burst",
             "Wait until the burst is explained; pin the version from before it.",
         ),
-        verdict_set_by: "`policy.signals.release-burst`; a burst is `policy.signals.burst-versions` versions (default 5, 0 turns it off) within `policy.signals.burst-window-minutes` (default 60).",
+        verdict_set_by: "`policy.signals.release-burst`; a burst is `policy.signals.burst-versions` versions (default 5, 0 turns it off), or `policy.signals.burst-packages` packages of one publisher (default 5, 0 turns it off), within `policy.signals.burst-window-minutes` (default 60).",
+    }
+    YoungDependencyAdded {
+        text: "young-dependency-added",
+        check: SIGNALS,
+        verdict: Quarantine,
+        description: "A patch or minor release adds a dependency that none of the package's earlier releases had, and whose own first release came shortly before it (axios → `plain-crypto-js`): a package made to be pulled in by a hijacked release.",
+        sarif: sarif(
+            "Young dependency added",
+            "Keep the previous version until the new dependency is explained by the project.",
+        ),
+        verdict_set_by: "`policy.signals.young-dependency-added` (a patch or minor release) and `policy.signals.young-dependency-added-major` (a new major version, default warn); young is `policy.signals.young-dependency-hours` (default 48); only releases of the last `policy.signals.dependency-recent-days` (30) are checked.",
+    }
+    DependencyUnchecked {
+        text: "dependency-unchecked",
+        check: SIGNALS,
+        verdict: Quarantine,
+        description: "A recent patch or minor release adds a dependency whose first release depfw could not look up (the registry failed or gave no time, or a lookup bound was reached): it cannot be told from a young one, so the release is held (fail closed).",
+        sarif: sarif(
+            "Added dependency not checked",
+            "Retry later, or check the new dependency's age by hand before approving.",
+        ),
+        verdict_set_by: "`policy.signals.dependency-unchecked`; the bounds are `policy.signals.dependencies-per-version` (4) and `policy.signals.dependency-lookups` (16 per document).",
     }
     InternalName {
         text: "internal-name",

@@ -11,6 +11,10 @@
 //! a name alone: that stands for the latest release (npm's `latest` dist-tag, else the
 //! highest stable, non-yanked version; [`OnlineResult::latest_version`] says which).
 //!
+//! With [`OnlineOptions::signals`], the first release of each dependency a wanted version
+//! added over its earlier releases is looked up too (`young-dependency-added`), bounded as
+//! in the proxy (`audit::online::dependencies`).
+//!
 //! Nothing here fails the audit: a registry that errs, times out or sends something
 //! unreadable fails that package only ([`Lookup::Failed`]), and the audit runs the offline
 //! checks for it. A version the registry does not list ([`Lookup::Missing`]) is reported,
@@ -33,6 +37,7 @@
 //! unknown and [`OnlineResult::notes`] says so. PyPI install hooks (`setup.py`) are not
 //! knowable from metadata.
 
+mod dependencies;
 mod http;
 mod sources;
 
@@ -50,6 +55,7 @@ use crate::audit::LockedPackage;
 use crate::config::UpstreamConfig;
 use crate::diag::Code;
 use crate::package::{normalize, Ecosystem, PackageName, Version};
+use crate::policy::signals::SignalsConfig;
 use crate::policy::{Finding, Severity, Verdict, VersionMetadata};
 use crate::registry::VersionRecord;
 use http::{Http, RateGate};
@@ -75,6 +81,10 @@ pub struct OnlineOptions {
     /// Minimum spacing of crates.io API requests.
     pub crates_api_interval: Duration,
     pub user_agent: String,
+    /// The release signals' settings: with them, the first release of each dependency a
+    /// wanted version added is looked up too (`young-dependency-added`), as the proxy does;
+    /// `None` looks nothing up beyond the packages themselves.
+    pub signals: Option<SignalsConfig>,
 }
 
 impl Default for OnlineOptions {
@@ -90,6 +100,7 @@ impl Default for OnlineOptions {
                 " (supply-chain dependency firewall; depfw audit --online)"
             )
             .to_owned(),
+            signals: None,
         }
     }
 }
@@ -270,12 +281,38 @@ pub async fn fetch_metadata(
         pypi: MetadataApi::pypi(upstream.pypi_json.clone()),
     };
     let notes = Mutex::new(std::mem::take(&mut result.notes));
+    let memo = dependencies::Memo::default();
     let bar = progress_bar(opts.progress, wanted.len());
     let mut done = futures_util::stream::iter(wanted.into_values())
         .map(|w| async {
             let latest = w.versions.iter().any(String::is_empty);
-            let fetched =
+            let mut fetched =
                 sources::fetch(&http, upstream, &apis, &w.name, &w.versions, latest, &notes).await;
+            if let (Some(signals), Ok(Records::Found { records, latest })) =
+                (&opts.signals, &mut fetched)
+            {
+                let lookup = dependencies::Lookup {
+                    http: &http,
+                    upstream,
+                    apis: &apis,
+                    notes: &notes,
+                    memo: &memo,
+                };
+                let wanted_versions: Vec<&str> = w
+                    .versions
+                    .iter()
+                    .map(|v| {
+                        if v.is_empty() {
+                            latest.as_deref().unwrap_or("")
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                lookup
+                    .gather(signals, &w.name, records, &wanted_versions)
+                    .await;
+            }
             (w, fetched)
         })
         .buffer_unordered(opts.concurrency.max(1));

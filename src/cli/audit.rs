@@ -87,6 +87,7 @@ fn fetch_online(
     let options = online::OnlineOptions {
         concurrency: usize::from(args.concurrency),
         progress: std::io::stderr().is_terminal(),
+        signals: Some(config.policy.signals.clone()),
         ..online::OnlineOptions::default()
     };
     let result = online::fetch_metadata_blocking(&queries, &config.upstream, &options)?;

@@ -310,6 +310,7 @@ fn fetch_online(
             " (supply-chain dependency firewall; depfw check --online)"
         )
         .to_owned(),
+        signals: Some(config.policy.signals.clone()),
         ..online::OnlineOptions::default()
     };
     let result = online::fetch_metadata_blocking(&queries, &config.upstream, &options)?;

@@ -56,6 +56,11 @@ pub struct VersionMetadata {
     /// (`policy::signals`); `None` when the source lists no history (a lockfile entry). Shared by every version of one document; not serialised.
     #[serde(skip)]
     pub lineage: Option<signals::Lineage>,
+    /// What the door looked up for the release signals beyond this document (dependencies'
+    /// first releases, the publishers' other releases), shared by every version of the
+    /// document; `None` where nothing was looked up. Not serialised.
+    #[serde(skip)]
+    pub gathered: Option<Arc<signals::Gathered>>,
 }
 
 /// Everything a check may look at for one package version.
@@ -76,6 +81,11 @@ pub trait Check: Send + Sync {
     fn name(&self) -> &'static str;
     /// Appends this check's findings for `ctx` to `findings`.
     fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>);
+    /// The release signals' settings, for the doors that gather what they need beyond
+    /// the package's own metadata ([`signals::Gathered`]); only the signals check has them.
+    fn signals(&self) -> Option<&signals::SignalsConfig> {
+        None
+    }
 }
 
 /// The verdict for one package version and every reason behind it.
@@ -156,6 +166,11 @@ impl Policy {
     /// The content rules, when this policy runs them.
     pub fn content(&self) -> Option<&content::ContentRules> {
         self.content.as_deref()
+    }
+
+    /// The release signals' settings, when this policy runs them.
+    pub fn signals(&self) -> Option<&signals::SignalsConfig> {
+        self.checks.iter().find_map(|c| c.signals())
     }
 
     /// The same policy, unable to decide for these ecosystems: every door refuses their

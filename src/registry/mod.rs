@@ -85,6 +85,12 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     fn footprint(&self, doc: &Self::Doc) -> usize;
     /// Every version the document lists, in document order.
     fn versions<'d>(&self, doc: &'d Self::Doc) -> &'d [VersionRecord];
+    /// The same, to complete: the pipeline hangs what it gathered for the release signals
+    /// on each version ([`crate::policy::signals::Gathered`]). Empty for a protocol whose
+    /// metadata names no dependencies nor publishers.
+    fn versions_mut<'d>(&self, _doc: &'d mut Self::Doc) -> &'d mut [VersionRecord] {
+        &mut []
+    }
     /// Where to ask for the publish times `doc` leaves out (a PyPI HTML page, an index line
     /// without `pubtime`), or `None` when none is missing or the protocol has nowhere to ask
     /// that the operator trusts. The pipeline fetches it like any metadata (bounded, cached)
@@ -112,6 +118,16 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
 }
 
 /// Whether a version lacks the publish time its metadata should have carried.
+/// The earliest publish time a document gives: its package's first release (the release
+/// signals' look-ups and the proxy's name gate read it).
+pub(crate) fn first_published(records: &[VersionRecord]) -> Option<chrono::DateTime<chrono::Utc>> {
+    records
+        .iter()
+        .flat_map(|r| [r.metadata.published, r.metadata.package_created])
+        .flatten()
+        .min()
+}
+
 pub(crate) fn lacks_publish_time(record: &VersionRecord) -> bool {
     record.metadata.publish_time_expected && record.metadata.published.is_none()
 }

@@ -255,7 +255,7 @@ fn has_install_scripts(vdoc: &Value) -> bool {
 /// What the release signals compare across versions (`policy::signals`): install hooks,
 /// the publisher (`_npmUser`), the maintainers at publish time and whether the version
 /// carries a provenance attestation (`dist.attestations`, which the registry sets for
-/// versions published with `--provenance`).
+/// versions published with `--provenance`), and the names it depends on at install.
 fn release_facts<'a>(
     version: &'a str,
     published: Option<DateTime<Utc>>,
@@ -287,6 +287,13 @@ fn release_facts<'a>(
         ),
         publisher: vdoc.get("_npmUser").and_then(person),
         maintainers,
+        dependencies: Some(
+            ["dependencies", "optionalDependencies"]
+                .iter()
+                .filter_map(|k| vdoc.get(*k).and_then(Value::as_object))
+                .flat_map(|deps| deps.keys().map(String::as_str))
+                .collect(),
+        ),
     }
 }
 
@@ -397,6 +404,7 @@ pub(crate) fn parse_packument_bytes(
                     .map(str::to_owned),
                 yanked: None,
                 lineage: None,
+                gathered: None,
             },
             artifacts: vec![ArtifactRecord {
                 filename: tarball_filename(name, v),
@@ -784,6 +792,10 @@ impl Protocol for Npm {
 
     fn versions<'d>(&self, doc: &'d Packument) -> &'d [VersionRecord] {
         &doc.records
+    }
+
+    fn versions_mut<'d>(&self, doc: &'d mut Packument) -> &'d mut [VersionRecord] {
+        &mut doc.records
     }
 
     fn form(&self, accept: Option<&str>, _query: Option<&str>) -> bool {

@@ -81,6 +81,7 @@ async fn version(
     gate.check_name(name)?;
     let up = gate.fetch_listed(npm, name).await?;
     let packument = gate.parse(npm, name, &up).await?;
+    gate.check_name_with(npm, name, &packument)?;
     let filtered = gate.evaluated(npm, name, &up, &packument)?;
     let version = match spec {
         VersionSpec::Exact(v) => v.clone(),

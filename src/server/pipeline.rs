@@ -1,9 +1,12 @@
 //! The one serving pipeline of `depfw serve`, for every registry protocol.
 //!
 //! A metadata request (`GET /npm/express`, `/pypi/simple/idna/`, `/cargo/index/it/oa/itoa`)
-//! runs [`Gate::metadata`]: the ready policy → the name check → the upstream body (revalidating
-//! cache, [`super::upstream`]) → a rendering from the render cache, or on a miss: the body
-//! parsed once ([`Served`]'s typed cache) → every version evaluated once for this rendering
+//! runs [`Gate::metadata`]: the ready policy → the name check (a look-alike name waits for
+//! the package's age, [`super::name_gate`]) → the upstream body (revalidating cache,
+//! [`super::upstream`]) → a rendering from the render cache, or on a miss: the body parsed
+//! once ([`Served`]'s typed cache, with what the release signals need beyond it gathered,
+//! [`super::signal_facts`]) → the name judged with the package's age → every version
+//! evaluated once for this rendering
 //! (recorded when the body was just downloaded, and kept for npm's version manifests) →
 //! rendered by the protocol → cached. An artifact request runs [`Gate::artifact`]: the version's record from
 //! the same parsed metadata, then the gate in [`super::delivery`]. npm's one-version
@@ -23,9 +26,10 @@ use super::delivery::{self, Delivery};
 use super::error::{ProxyError, UpstreamFault};
 use super::records::{record, record_filtered};
 use super::render_cache::{render_key, Keyed, Rendered};
+use super::signal_facts::{self, SignalFacts};
 use super::upstream::Fetched;
 use super::verdicts::{self, Filtered};
-use super::{agent, AppState, PolicyState, RequestCtx};
+use super::{agent, name_gate, AppState, PolicyState, RequestCtx};
 use crate::diag::{Code, Finding};
 use crate::package::{PackageName, Version};
 use crate::policy::{Decision, Policy, Verdict};
@@ -38,6 +42,8 @@ use crate::store::quarantine::Sighting;
 pub(crate) struct Served<P: Protocol> {
     pub protocol: P,
     parsed: Keyed<P::Doc>,
+    /// What the release signals looked up beyond each document ([`signal_facts`]).
+    facts: SignalFacts,
 }
 
 impl<P: Protocol> Served<P> {
@@ -48,6 +54,7 @@ impl<P: Protocol> Served<P> {
         Served {
             protocol,
             parsed: Keyed::new(entries, bytes, None),
+            facts: SignalFacts::default(),
         }
     }
 }
@@ -91,22 +98,53 @@ impl<'a> Gate<'a> {
         }
     }
 
-    /// Name-level checks (typosquats, deny-listed names) before anything is fetched.
+    /// Name-level checks (typosquats, deny-listed names) before anything is fetched; a
+    /// refusal that only a look-alike name makes waits for [`Gate::check_name_with`]
+    /// ([`name_gate`]).
     pub(crate) fn check_name(&self, name: &PackageName) -> Result<(), ProxyError> {
         agent::observe_package(self.state, self.ctx, name)?;
-        self.refuse_by_name(name, RecordKind::Metadata, |_| true)
+        let decision = verdicts::decide_name(self.ctx, self.policy(), name);
+        self.refuse_by_name(name, RecordKind::Metadata, decision, |d| {
+            !name_gate::waits_for_age(d)
+        })
     }
 
-    /// The name-level refusal of [`Gate::check_name`], recorded as `kind`, when `applies`
-    /// to the decision.
+    /// The name-level check again, once `doc` is read: a look-alike name is refused when
+    /// the package is young, or its age unknown ([`name_gate`]).
+    pub(crate) fn check_name_with<P: Protocol>(
+        &self,
+        s: &Served<P>,
+        name: &PackageName,
+        doc: &P::Doc,
+    ) -> Result<(), ProxyError> {
+        self.check_name_with_records(name, s.protocol.versions(doc))
+    }
+
+    /// [`Gate::check_name_with`] on a document's versions (none: upstream has no such
+    /// package, so the age is unknown and a look-alike is refused, not a plain 404).
+    fn check_name_with_records(
+        &self,
+        name: &PackageName,
+        records: &[crate::registry::VersionRecord],
+    ) -> Result<(), ProxyError> {
+        let decision = name_gate::decide_with_age(self.ctx, self.policy(), name, records);
+        self.refuse_by_name(
+            name,
+            RecordKind::Metadata,
+            decision,
+            name_gate::held_as_look_alike,
+        )
+    }
+
+    /// The name-level refusal of `decision`, recorded as `kind`, when `applies` to it.
     fn refuse_by_name(
         &self,
         name: &PackageName,
         kind: RecordKind,
+        decision: Decision,
         applies: impl FnOnce(&Decision) -> bool,
     ) -> Result<(), ProxyError> {
         let (state, ctx) = (self.state, self.ctx);
-        let decision = verdicts::decide_name(ctx, self.policy(), name);
         if decision.verdict.is_servable() || !applies(&decision) {
             return Ok(());
         }
@@ -163,15 +201,20 @@ impl<'a> Gate<'a> {
         Ok(fetched.map(|fetched| Upstream { url, fetched }))
     }
 
-    /// [`Gate::fetch`], with upstream's 404 as the client's.
+    /// [`Gate::fetch`], with upstream's 404 as the client's (a look-alike name's refusal,
+    /// which waited for the metadata, comes first).
     pub(crate) async fn fetch_listed<P: Protocol>(
         &self,
         s: &Served<P>,
         name: &PackageName,
     ) -> Result<Upstream, ProxyError> {
-        self.fetch(s, name)
-            .await?
-            .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
+        match self.fetch(s, name).await? {
+            Some(up) => Ok(up),
+            None => {
+                self.check_name_with_records(name, &[])?;
+                Err(ProxyError::NotFound(format!("{name} not found upstream")))
+            }
+        }
     }
 
     /// The parsed form of an upstream body, parsed once per body (off the runtime's
@@ -195,6 +238,13 @@ impl<'a> Gate<'a> {
         })?;
         if let Some(supplement) = s.protocol.supplement_url(name, &doc) {
             self.supplement(s, url, &supplement, &mut doc).await;
+        }
+        if let Some(signals) = self.policy().signals() {
+            let state = self.state;
+            if !signal_facts::gather(state, &s.protocol, &s.facts, signals, name, &mut doc).await {
+                // Looked up again by the next request, the memo answering what is known.
+                state.inner.upstream.forget(url);
+            }
         }
         let weight = s.protocol.footprint(&doc);
         let doc = Arc::new(doc);
@@ -358,6 +408,7 @@ impl<'a> Gate<'a> {
         // seconds of CPU (a 62 MB packument): off the runtime's workers, so `/healthz` and
         // every other request keep being answered meanwhile (issue #11).
         let doc = self.parse(s, name, &up).await?;
+        self.check_name_with(s, name, &doc)?;
         super::blocking(|| {
             let filtered = self.evaluate(s, name, &up, &doc)?;
             self.ask_for_wanted(name, &filtered);
@@ -433,7 +484,8 @@ impl<'a> Gate<'a> {
         // fetched: it is never looked up on the public upstream. Other name-level findings
         // wait for the metadata, which may change them (a look-alike name in an
         // established package only warns).
-        self.refuse_by_name(name, RecordKind::Artifact, |d| {
+        let decision = verdicts::decide_name(self.ctx, self.policy(), name);
+        self.refuse_by_name(name, RecordKind::Artifact, decision, |d| {
             d.findings.iter().any(|f| f.code == Code::InternalName)
         })?;
         let Some(doc) = self.document(s, name).await? else {

@@ -379,6 +379,7 @@ mod tests {
                     reason: "deny-listed: “listed”\nhere".to_owned(),
                 })
                 .collect(),
+            wanted: None,
         }
     }
 

@@ -256,6 +256,7 @@ fn every_rule_fires_together_with_its_configured_verdict() {
         deprecated: Some("old".to_owned()),
         yanked: Some("oops".to_owned()),
         lineage: None,
+        gathered: None,
     };
     let findings = run_with(config, Some(&metadata));
     let got: Vec<(&str, Verdict)> = findings

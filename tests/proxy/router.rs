@@ -389,7 +389,9 @@ async fn typosquat_name_is_refused_before_any_fetch() {
         err.contains("is-nunber is denied by policy: possible-typosquat"),
         "{err}"
     );
-    assert_eq!(s.fixture.hits("/is-nunber"), 0);
+    // Looked up once: a look-alike's refusal waits for its age (an established package
+    // would only warn); upstream has none, so the age is unknown and the name refused.
+    assert_eq!(s.fixture.hits("/is-nunber"), 1);
 }
 
 #[tokio::test]
@@ -753,10 +755,9 @@ mod version_documents {
                 .unwrap()
                 .starts_with("depfw: bad request"));
         }
-        assert!(
-            s.fixture.hits.lock().unwrap().is_empty(),
-            "nothing reached upstream"
-        );
+        // Only the look-alike name's lookup (its refusal waits for its age).
+        let hits: Vec<String> = s.fixture.hits.lock().unwrap().keys().cloned().collect();
+        assert_eq!(hits, ["/is-nunber"], "nothing else reached upstream");
     }
 }
 

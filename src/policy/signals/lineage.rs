@@ -37,6 +37,9 @@ pub struct ReleaseFacts<'a> {
     pub publisher: Option<&'a str>,
     /// The package's maintainers when it was published (npm `maintainers[].name`).
     pub maintainers: Vec<&'a str>,
+    /// The names it depends on at install (npm `dependencies` and
+    /// `optionalDependencies`); `None`: the source cannot say.
+    pub dependencies: Option<Vec<&'a str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +49,8 @@ struct Release {
     published: Option<i64>,
     publisher: u32,
     maintainers: u32,
+    /// Index into `dependency_sets`, or [`NONE`] (unknown).
+    dependencies: u32,
     flags: u8,
 }
 
@@ -64,6 +69,10 @@ pub struct ReleaseHistory {
     maintainer_names: Vec<Box<str>>,
     /// Sorted, deduplicated indices into `maintainer_names`.
     maintainer_sets: Vec<Box<[u32]>>,
+    dependency_names: Vec<Box<str>>,
+    /// Sorted, deduplicated indices into `dependency_names`: most releases of a package
+    /// share their set with the one before.
+    dependency_sets: Vec<Box<[u32]>>,
 }
 
 /// Builds a [`ReleaseHistory`]; [`HistoryBuilder::push`] returns each release's index.
@@ -73,6 +82,8 @@ pub struct HistoryBuilder {
     publisher_ids: HashMap<Box<str>, u32>,
     maintainer_ids: HashMap<Box<str>, u32>,
     set_ids: HashMap<Box<[u32]>, u32>,
+    dependency_ids: HashMap<Box<str>, u32>,
+    dependency_set_ids: HashMap<Box<[u32]>, u32>,
 }
 
 fn intern(ids: &mut HashMap<Box<str>, u32>, names: &mut Vec<Box<str>>, name: &str) -> u32 {
@@ -82,6 +93,31 @@ fn intern(ids: &mut HashMap<Box<str>, u32>, names: &mut Vec<Box<str>>, name: &st
     let id = u32::try_from(names.len()).unwrap_or(NONE);
     names.push(name.into());
     ids.insert(name.into(), id);
+    id
+}
+
+/// The index of `names` as an interned, sorted and deduplicated set.
+fn intern_set(
+    ids: &mut HashMap<Box<str>, u32>,
+    names: &mut Vec<Box<str>>,
+    set_ids: &mut HashMap<Box<[u32]>, u32>,
+    sets: &mut Vec<Box<[u32]>>,
+    members: &[&str],
+) -> u32 {
+    let mut set: Vec<u32> = members
+        .iter()
+        .filter(|m| !m.is_empty())
+        .map(|m| intern(ids, names, m))
+        .collect();
+    set.sort_unstable();
+    set.dedup();
+    let set: Box<[u32]> = set.into();
+    if let Some(&id) = set_ids.get(&set) {
+        return id;
+    }
+    let id = u32::try_from(sets.len()).unwrap_or(NONE);
+    sets.push(set.clone());
+    set_ids.insert(set, id);
     id
 }
 
@@ -106,24 +142,23 @@ impl HistoryBuilder {
         let maintainers = if facts.maintainers.is_empty() {
             NONE
         } else {
-            let mut set: Vec<u32> = facts
-                .maintainers
-                .iter()
-                .filter(|m| !m.is_empty())
-                .map(|m| intern(&mut self.maintainer_ids, &mut h.maintainer_names, m))
-                .collect();
-            set.sort_unstable();
-            set.dedup();
-            let set: Box<[u32]> = set.into();
-            match self.set_ids.get(&set) {
-                Some(&id) => id,
-                None => {
-                    let id = u32::try_from(h.maintainer_sets.len()).unwrap_or(NONE);
-                    h.maintainer_sets.push(set.clone());
-                    self.set_ids.insert(set, id);
-                    id
-                }
-            }
+            intern_set(
+                &mut self.maintainer_ids,
+                &mut h.maintainer_names,
+                &mut self.set_ids,
+                &mut h.maintainer_sets,
+                &facts.maintainers,
+            )
+        };
+        let dependencies = match &facts.dependencies {
+            None => NONE,
+            Some(names) => intern_set(
+                &mut self.dependency_ids,
+                &mut h.dependency_names,
+                &mut self.dependency_set_ids,
+                &mut h.dependency_sets,
+                names,
+            ),
         };
         let mut flags = 0;
         if let Some(s) = facts.install_script {
@@ -141,6 +176,7 @@ impl HistoryBuilder {
             published,
             publisher,
             maintainers,
+            dependencies,
             flags,
         });
         u32::try_from(h.releases.len() - 1).unwrap_or(NONE)
@@ -179,9 +215,10 @@ impl ReleaseHistory {
             + strs(&self.publishers)
             + self.publisher_first.capacity() * size_of::<i64>()
             + strs(&self.maintainer_names)
-            + self
-                .maintainer_sets
+            + strs(&self.dependency_names)
+            + [&self.maintainer_sets, &self.dependency_sets]
                 .iter()
+                .flat_map(|sets| sets.iter())
                 .map(|s| s.len() * size_of::<u32>() + size_of::<Box<[u32]>>())
                 .sum::<usize>()
     }
@@ -249,6 +286,29 @@ impl<'h> ReleaseView<'h> {
             .filter_map(|&m| self.history.maintainer_names.get(m as usize))
             .map(|s| &**s)
             .collect()
+    }
+
+    /// The names it depends on at install, sorted; `None` when the source cannot say.
+    pub fn dependencies(&self) -> Option<Vec<&'h str>> {
+        let set = self
+            .history
+            .dependency_sets
+            .get(self.r.dependencies as usize)?;
+        Some(
+            set.iter()
+                .filter_map(|&d| self.history.dependency_names.get(d as usize))
+                .map(|s| &**s)
+                .collect(),
+        )
+    }
+
+    /// Whether it depends on the interned dependency `id`; `None`: unknown.
+    fn depends_on(&self, id: u32) -> Option<bool> {
+        let set = self
+            .history
+            .dependency_sets
+            .get(self.r.dependencies as usize)?;
+        Some(set.binary_search(&id).is_ok())
     }
 
     /// Whether both maintainer sets are known and share nobody.
@@ -350,6 +410,32 @@ impl Lineage {
             .saturating_sub(count_up_to(t.saturating_sub(w), false))
     }
 
+    /// The dependencies this version declares that none of its `baseline` releases
+    /// declared (each of them saying what it declared), sorted: what a patch or minor
+    /// release brought in. Empty without a baseline, or when a release cannot say.
+    pub fn added_dependencies(&self, gap: Duration, max: usize) -> Vec<&str> {
+        let Some(this) = self.this() else {
+            return Vec::new();
+        };
+        let baseline = self.baseline(gap, max);
+        let Some(set) = self
+            .history
+            .dependency_sets
+            .get(this.r.dependencies as usize)
+        else {
+            return Vec::new();
+        };
+        if baseline.is_empty() {
+            return Vec::new();
+        }
+        // A baseline release that cannot say what it declared vouches for every name.
+        set.iter()
+            .filter(|&&d| baseline.iter().all(|r| r.depends_on(d) == Some(false)))
+            .filter_map(|&d| self.history.dependency_names.get(d as usize))
+            .map(|s| &**s)
+            .collect()
+    }
+
     /// When this version's publisher first published a release of this package.
     pub fn publisher_first_published(&self) -> Option<DateTime<Utc>> {
         let r = self.this()?.r;
@@ -414,5 +500,43 @@ mod tests {
         assert_eq!(l.publisher_first_published(), at(99));
         let first = h.release(1).unwrap();
         assert_eq!(first.maintainers(), ["alice", "bob"]);
+    }
+
+    #[test]
+    fn added_dependencies_are_those_no_baseline_release_declared() {
+        let mut b = HistoryBuilder::new();
+        let push = |b: &mut HistoryBuilder, v, h, deps: Option<Vec<&'static str>>| {
+            b.push(&ReleaseFacts {
+                version: v,
+                published: at(h),
+                dependencies: deps,
+                ..ReleaseFacts::default()
+            })
+        };
+        push(&mut b, "1.0.0", 0, Some(vec!["a"]));
+        push(&mut b, "1.1.0", 100, Some(vec!["a", "b"]));
+        // Within the gap of 1.2.0: not part of its baseline.
+        push(&mut b, "1.1.1", 190, Some(vec!["a", "b", "c"]));
+        let v12 = push(&mut b, "1.2.0", 200, Some(vec!["b", "c", "a", "d"]));
+        let unknown = push(&mut b, "1.3.0", 300, None);
+        let after_unknown = push(&mut b, "1.3.1", 400, Some(vec!["e"]));
+        let h = b.finish();
+        let gap = Duration::hours(24);
+        let l = Lineage::new(Arc::clone(&h), v12);
+        assert_eq!(l.added_dependencies(gap, 5), ["c", "d"]);
+        assert_eq!(
+            l.this().unwrap().dependencies().unwrap(),
+            ["a", "b", "c", "d"]
+        );
+        // A release that cannot say adds nothing; a baseline release that cannot say
+        // vouches for every name.
+        assert!(Lineage::new(Arc::clone(&h), unknown)
+            .added_dependencies(gap, 5)
+            .is_empty());
+        assert!(Lineage::new(Arc::clone(&h), after_unknown)
+            .added_dependencies(gap, 5)
+            .is_empty());
+        // The first release has no baseline, so adds nothing.
+        assert!(Lineage::new(h, 0).added_dependencies(gap, 5).is_empty());
     }
 }
