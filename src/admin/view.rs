@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::api::{parse_status, run_log_query, LogQuery};
 use super::auth::{Flash, Session};
 use super::html::{badge, esc, json_table, layout, table};
+use super::sources::WOULD_REFUSE;
 use super::{AdminError, AdminState, MOUNT};
 use crate::policy::overrides::OverrideKind;
 use crate::store::quarantine::{QuarantineItem, QuarantineStatus};
@@ -339,13 +340,17 @@ fn agents_section(state: &AdminState, csrf: &str) -> Result<String, AdminError> 
 fn log_section(state: &AdminState, q: &PageQuery) -> String {
     let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
     let verdict = q.verdict.as_deref().unwrap_or("");
-    let options: String = ["", "allow", "warn", "quarantine", "deny"]
+    let options: String = ["", "allow", "warn", "quarantine", "deny", WOULD_REFUSE]
         .iter()
         .map(|v| {
+            let label = match *v {
+                "" => "any verdict",
+                WOULD_REFUSE => "would have been refused (monitor mode)",
+                v => v,
+            };
             format!(
-                "<option value=\"{v}\"{}>{}</option>",
+                "<option value=\"{v}\"{}>{label}</option>",
                 if *v == verdict { " selected" } else { "" },
-                if v.is_empty() { "any verdict" } else { v }
             )
         })
         .collect();

@@ -151,6 +151,7 @@ impl admin::DecisionLog for ProxyLog {
                     verdict: filter.verdict,
                     since: filter.since,
                     until: filter.until,
+                    would_refuse: filter.would_refuse,
                 },
                 filter.limit,
             )

@@ -106,18 +106,25 @@ fn refusal_text(package: &str, verdict: Verdict, summary: &str) -> String {
 pub(crate) struct Filtered {
     pub kept: Kept,
     pub hidden: Vec<HiddenVersion>,
+    /// Kept only because the policy is not enforced for this request (monitor mode): what
+    /// enforce mode would have hidden, for the decision record.
+    pub monitored: Vec<HiddenVersion>,
 }
 
 impl Filtered {
     /// The heap bytes held, its weight in the evaluation cache.
     pub(crate) fn heap_size(&self) -> usize {
-        let hidden = self.hidden.capacity() * std::mem::size_of::<HiddenVersion>()
-            + self
-                .hidden
-                .iter()
-                .map(|h| h.version.capacity() + h.reason.capacity())
-                .sum::<usize>();
-        std::mem::size_of::<Filtered>() + self.kept.heap_size() + hidden
+        let size = |list: &Vec<HiddenVersion>| {
+            list.capacity() * std::mem::size_of::<HiddenVersion>()
+                + list
+                    .iter()
+                    .map(|h| h.version.capacity() + h.reason.capacity())
+                    .sum::<usize>()
+        };
+        std::mem::size_of::<Filtered>()
+            + self.kept.heap_size()
+            + size(&self.hidden)
+            + size(&self.monitored)
     }
 
     /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
@@ -167,7 +174,8 @@ fn unparsable_version() -> Decision {
     }
 }
 
-/// The policy's decision under the requesting agent's preset.
+/// The policy's decision for the requesting agent (its own overrides, its preset, the
+/// policy's mode for it).
 fn evaluate(
     ctx: &RequestCtx,
     policy: &Policy,
@@ -175,14 +183,19 @@ fn evaluate(
     version: Option<(&Version, &VersionMetadata)>,
     now: DateTime<Utc>,
 ) -> Decision {
+    let agent = ctx.agent.as_ref().map(|a| a.name.as_str());
     agent::decide(
         ctx,
-        policy.evaluate(&PackageCtx {
-            name,
-            version: version.map(|v| v.0),
-            metadata: version.map(|v| v.1),
-            now,
-        }),
+        policy,
+        policy.evaluate_for(
+            &PackageCtx {
+                name,
+                version: version.map(|v| v.0),
+                metadata: version.map(|v| v.1),
+                now,
+            },
+            agent,
+        ),
     )
 }
 
@@ -217,6 +230,7 @@ pub(crate) fn filter_versions(
     let now = Utc::now();
     let mut kept = Kept::new();
     let mut hidden = Vec::new();
+    let mut monitored = Vec::new();
     for r in records {
         let Some(version) = &r.version else {
             let decision = unparsable_version();
@@ -229,6 +243,13 @@ pub(crate) fn filter_versions(
         };
         let decision = evaluate(ctx, policy, name, Some((version, &r.metadata)), now);
         if decision.verdict.is_servable() {
+            if let Some(verdict) = decision.would_refuse() {
+                monitored.push(HiddenVersion {
+                    version: r.version_text.clone(),
+                    verdict,
+                    reason: decision.summary(),
+                });
+            }
             kept.insert(r.version_text.clone());
         } else {
             hidden.push(HiddenVersion {
@@ -238,7 +259,11 @@ pub(crate) fn filter_versions(
             });
         }
     }
-    Filtered { kept, hidden }
+    Filtered {
+        kept,
+        hidden,
+        monitored,
+    }
 }
 
 /// What the gate does with a version the policy refuses.

@@ -498,6 +498,7 @@ impl QuarantineQueue {
                     reason: reason.to_owned(),
                     expires,
                     created_by: by.to_owned(),
+                    agent: None,
                 }),
                 ApprovalScope::Range(text) => Err(QuarantineError::RangeExcludesVersion {
                     range: text.clone(),
@@ -528,6 +529,7 @@ impl QuarantineQueue {
             reason: reason.to_owned(),
             expires,
             created_by: by.to_owned(),
+            agent: None,
         })
     }
 }

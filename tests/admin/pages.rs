@@ -579,3 +579,38 @@ async fn wrong_tokens_from_one_address_wait_and_the_right_one_signs_in() {
         .await;
     assert_eq!(elsewhere.status, StatusCode::SEE_OTHER);
 }
+
+/// Issue #16: what monitor mode served but enforce mode would have refused is one choice
+/// of the log search, in the API and on the page.
+#[tokio::test]
+async fn the_log_shows_what_monitor_mode_would_have_refused() {
+    let f = Fixture::new();
+    f.log.push(serde_json::json!({
+        "time": "2026-01-04T10:00:00Z", "agent": "trial", "ecosystem": "npm",
+        "package": "evil-pkg", "version": "1.0.0", "verdict": "warn",
+        "findings": [{"code": "would-refuse", "verdict": "deny",
+                      "message": "not enforced (policy.mode = \"monitor\")"}],
+    }));
+    let reply = f
+        .api(Method::GET, "/api/log?verdict=would-refuse", None)
+        .await;
+    let entries = reply.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{}", reply.body);
+    assert_eq!(entries[0]["package"], "evil-pkg");
+
+    let browser = sign_in(&f, "alice").await;
+    let page = get(&f, "", Some(&browser.cookie)).await.body;
+    assert!(
+        page.contains("would have been refused (monitor mode)"),
+        "the search offers it"
+    );
+    let searched = get(&f, "?verdict=would-refuse", Some(&browser.cookie))
+        .await
+        .body;
+    let log = searched.split("id=\"log\"").nth(1).unwrap();
+    assert!(
+        log.contains("evil-pkg") && !log.contains("requests"),
+        "{log}"
+    );
+    assert!(log.contains("value=\"would-refuse\" selected"), "{log}");
+}

@@ -11,6 +11,7 @@ mod bounds;
 mod cargo;
 mod content;
 mod hardening;
+mod monitor;
 mod provenance;
 mod publish_times;
 mod pypi;
