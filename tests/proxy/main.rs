@@ -20,3 +20,4 @@ mod registry_pypi;
 mod router;
 mod signals;
 mod signed_log;
+mod urgent_fix;
