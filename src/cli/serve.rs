@@ -33,7 +33,7 @@ use anyhow::Context as _;
 use axum::Router;
 use tower::ServiceExt as _;
 
-use crate::admin::AdminToken;
+use crate::admin::{AdminToken, FeedStatusSource};
 use crate::config::{AdminListen, Config};
 use crate::policy::Policy;
 use crate::server::listener::{self, Limits};
@@ -247,6 +247,14 @@ async fn serve(
         }
     };
     let reloads = tokio::spawn(reload_on_hangup(hangup, reloader, stopped.clone()));
+    let refreshes = match config.feeds.refresh_hours {
+        0 => None,
+        hours => Some(tokio::spawn(refresh_feeds(
+            live.clone(),
+            Duration::from_secs(hours.saturating_mul(3600)),
+            stopped.clone(),
+        ))),
+    };
     let watchdog = tokio::spawn(keep_store_writable(
         admin_token,
         shared,
@@ -291,6 +299,9 @@ async fn serve(
         signal
     )?;
     reloads.await.context("the reload task")?;
+    if let Some(refreshes) = refreshes {
+        refreshes.await.context("the feed refresh task")?;
+    }
     if let Some(store) = watchdog.await.context("the store watchdog")? {
         store.flush()?;
     }
@@ -310,6 +321,8 @@ struct Generation {
     admin: Option<Router>,
     /// Installs the policy of a reloaded config on this generation's proxy.
     apply: Apply,
+    /// Syncs the configured feeds into this generation's store and rebuilds its policy.
+    feeds: Arc<dyn FeedStatusSource>,
 }
 
 impl Generation {
@@ -361,7 +374,17 @@ impl Generation {
             let (refresh, proxy) = (refresh.clone(), state.clone());
             pg.on_overrides_changed(move || proxy.set_policy(refresh()));
         }
-        let admin = match admin_token {
+        // `depfw feeds sync|import` through the admin API, and the scheduled refresh
+        // (`feeds.refresh-hours`): the whole policy is built again over the new advisories
+        // (the overrides re-read after).
+        let reload = {
+            let (live, store) = (live.clone(), store.clone());
+            let overrides = Arc::clone(&overrides);
+            move || policy_state_with(&live.get(), &store, &*overrides)
+        };
+        let feed_updates =
+            |refresh| crate::server::admin::feed_updates(&state, config, &store, reload, refresh);
+        let (admin, feeds) = match admin_token {
             Some(token) => {
                 let admin = crate::server::admin::admin_state_with(
                     &state,
@@ -371,31 +394,28 @@ impl Generation {
                     token.clone(),
                     refresh,
                 )?;
-                // `depfw feeds sync|import` through the admin API: the whole policy is
-                // built again over the new advisories (the overrides re-read after).
-                let reload = {
-                    let (live, store) = (live.clone(), store.clone());
-                    let overrides = Arc::clone(&overrides);
-                    move || policy_state_with(&live.get(), &store, &*overrides)
-                };
-                let admin =
-                    crate::server::admin::with_feed_updates(admin, &state, config, &store, reload)?;
-                let admin = admin.with_reload({
+                let feeds = feed_updates(Arc::clone(&admin.on_change))?;
+                let admin = admin.with_feeds(Arc::clone(&feeds)).with_reload({
                     let reloader = Arc::clone(reloader);
                     Arc::new(move || match reloader.reload() {
                         Ok(done) => Ok(serde_json::to_value(done).unwrap_or_default()),
                         Err(refused) => Err(serde_json::to_value(refused).unwrap_or_default()),
                     })
                 });
-                Some(crate::admin::standalone(admin))
+                (Some(crate::admin::standalone(admin)), feeds)
             }
-            None => None,
+            None => {
+                let proxy = state.clone();
+                feed_updates(Arc::new(move || proxy.set_policy(refresh())))
+                    .map(|feeds| (None, feeds))?
+            }
         };
         Ok(Generation {
             mirror: app(state),
             admin,
             store,
             apply,
+            feeds,
         })
     }
 
@@ -413,6 +433,9 @@ struct Live {
     admin: Arc<RwLock<Router>>,
     /// Reloads apply to the generation installed last.
     reloader: Arc<Reloader>,
+    /// The feed updates of the generation installed last (`None` while the store is
+    /// reopened).
+    feeds: Arc<RwLock<Option<Arc<dyn FeedStatusSource>>>>,
 }
 
 impl Live {
@@ -421,6 +444,7 @@ impl Live {
             mirror: Arc::new(RwLock::new(Router::new())),
             admin: Arc::new(RwLock::new(Router::new())),
             reloader,
+            feeds: Arc::default(),
         };
         live.install(generation);
         live
@@ -433,6 +457,13 @@ impl Live {
         }
         self.reloader
             .serve_with(Some(Arc::clone(&generation.apply)));
+        *self.feeds.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::clone(&generation.feeds));
+    }
+
+    /// The feed updates of the generation serving now.
+    fn feeds(&self) -> Option<Arc<dyn FeedStatusSource>> {
+        self.feeds.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Serves 503 everywhere: the old generation is dropped as its last requests finish,
@@ -442,6 +473,7 @@ impl Live {
         set(&self.mirror, router.clone());
         set(&self.admin, router);
         self.reloader.serve_with(None);
+        *self.feeds.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -532,6 +564,39 @@ async fn keep_store_writable(
                 Err(e) => tracing::warn!(error = %e, "reopening the store failed"),
             }
         };
+    }
+}
+
+/// `feeds.refresh-hours`: syncs the configured feed sources every `every` in the
+/// background, through the generation serving then (the same sync as `POST
+/// /admin/api/feeds/sync`, one at a time with it). A source that fails keeps its last good
+/// data and the policy in force stays; a sync that stored data rebuilds the policy for the
+/// next request.
+async fn refresh_feeds(live: Live, every: Duration, mut stopped: tokio::sync::watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+        let Some(feeds) = live.feeds() else {
+            tracing::warn!("scheduled feed refresh skipped: the store is being reopened");
+            continue;
+        };
+        match tokio::task::spawn_blocking(move || feeds.sync()).await {
+            Ok(Ok(report)) => {
+                let sources = report["sources"].as_array().map_or(0, Vec::len);
+                let failed = (report["sources"].as_array().into_iter().flatten())
+                    .filter(|s| !s["error"].is_null())
+                    .count();
+                tracing::info!(sources, failed, "scheduled feed refresh done");
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "scheduled feed refresh failed; the advisories in use stay")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled feed refresh did not finish; the advisories in use stay")
+            }
+        }
     }
 }
 
@@ -772,6 +837,65 @@ mod tests {
         stop.send(()).unwrap();
         let store = watchdog.await.unwrap().expect("a reopened store");
         store.probe_write().unwrap();
+    }
+
+    /// `feeds.refresh-hours`: the configured sources are synced in the background, again
+    /// and again; a source that fails is recorded, keeps what it had, and the proxy keeps
+    /// serving with the policy in force.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scheduled_feed_refresh_syncs_and_survives_a_failing_source() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens on port 1: every sync of this source fails.
+        let text = "[feeds]\nrefresh-hours = 1\n[[feeds.sources]]\nname = \"gone\"\n\
+                    url = \"http://127.0.0.1:1/all.zip\"\n";
+        let mut config = Config::from_toml(text, "t.toml").unwrap();
+        assert_eq!(config.feeds.refresh_hours, 1);
+        config.server.data_dir = dir.path().to_owned();
+        let reloader = Reloader::new(config.clone(), config.clone(), || Ok(Config::default()));
+        let generation = Generation::open(&reloader, None, None).unwrap();
+        let live = Live::new(&generation, reloader);
+        let store = generation.into_store();
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let refresher = tokio::spawn(refresh_feeds(
+            live.clone(),
+            Duration::from_millis(50),
+            stopped,
+        ));
+        let feeds = crate::store::feeds::FeedStore::new(&store).unwrap();
+        let failures = || {
+            feeds
+                .status()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.name == "gone")
+                .and_then(|s| s.last_error_at)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let first = loop {
+            if let Some(at) = failures() {
+                break at;
+            }
+            assert!(std::time::Instant::now() < deadline, "never synced");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        while failures() == Some(first) {
+            assert!(std::time::Instant::now() < deadline, "synced only once");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut request = axum::extract::Request::get("/readyz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
+        let ready = serving(Arc::clone(&live.mirror)).oneshot(request).await;
+        assert_eq!(ready.unwrap().status(), 200, "still serving");
+        stop.send(()).unwrap();
+        refresher.await.unwrap();
+        assert!(Config::from_toml("[feeds]\nrefresh-hours = 100000\n", "t").is_err());
     }
 
     #[test]
