@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::running_server::{config, get, serve, stop, ADMIN_TOKEN};
+use crate::running_server::{
+    config, depfw, get, printed_token, serve, stop, through_server, ADMIN_TOKEN,
+};
 use crate::support::{self, free_port, registry};
 
 const TARBALL: &str = "npm/is-number/-/is-number-7.0.0.tgz";
@@ -114,5 +116,62 @@ fn sighup_with_a_broken_config_keeps_serving_the_old_policy() {
         "{reply}"
     );
     assert_eq!(get(&rt, &tarball), 403, "the deny entry is back at once");
+    stop(&mut server, &data);
+}
+
+/// The urgent fix while the server runs: through its admin API, applied at once, for that
+/// agent only (a version in its cooldown); an unknown agent is refused there too.
+#[test]
+fn an_urgent_allow_for_one_agent_goes_through_a_running_server() {
+    let rt = support::runtime();
+    let (upstream, fixture) = rt.block_on(registry::start_fixture());
+    // Published an hour ago: in the default 48-hour cooldown.
+    fixture.times.lock().unwrap().insert(
+        ("is-number".into(), "7.0.0".into()),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = (free_port(), free_port());
+    let cfg = config(dir.path(), "depfw", &upstream, ports, Some(ADMIN_TOKEN));
+    let mut server = serve(&cfg, &data, ports.0, &rt);
+    let urgent = [
+        "overrides",
+        "allow",
+        "npm",
+        "is-number",
+        "7.0.0",
+        "--agent",
+        "bot",
+        "--expires",
+        "2h",
+        "--reason",
+        "INC-7 hotfix",
+    ];
+    let out = depfw(&cfg, &urgent);
+    assert_ne!(support::code(&out), 0, "no such agent");
+    let bot = printed_token(&through_server(
+        &depfw(&cfg, &["agents", "add", "bot"]),
+        ports.1,
+    ));
+    let other = printed_token(&through_server(
+        &depfw(&cfg, &["agents", "add", "other"]),
+        ports.1,
+    ));
+    let tarball = |token: &str| format!("http://127.0.0.1:{}/a/{token}/{TARBALL}", ports.0);
+    assert_eq!(get(&rt, &tarball(&bot)), 403, "in its cooldown");
+    let said = through_server(&depfw(&cfg, &urgent), ports.1);
+    assert!(
+        said.contains("is-number =7.0.0 for agent bot, until "),
+        "{said}"
+    );
+    let list = through_server(&depfw(&cfg, &["overrides", "list"]), ports.1);
+    assert!(list.contains("for agent bot (INC-7 hotfix)"), "{list}");
+    assert_eq!(get(&rt, &tarball(&bot)), 200, "let through for bot at once");
+    assert_eq!(
+        get(&rt, &tarball(&other)),
+        403,
+        "still held for every other agent"
+    );
     stop(&mut server, &data);
 }

@@ -52,7 +52,7 @@ pub(crate) fn config(
     path.display().to_string()
 }
 
-fn depfw(config: &str, args: &[&str]) -> Output {
+pub(crate) fn depfw(config: &str, args: &[&str]) -> Output {
     support::depfw_command()
         .args(["--config", config])
         .args(args)
@@ -145,7 +145,7 @@ fn admin_json(rt: &tokio::runtime::Runtime, admin: u16, path: &str) -> serde_jso
 }
 
 /// The token an `agents add` printed.
-fn printed_token(out: &str) -> String {
+pub(crate) fn printed_token(out: &str) -> String {
     out.lines()
         .find_map(|l| l.strip_prefix("token (shown once, store it now): "))
         .expect("a token line")
@@ -153,7 +153,7 @@ fn printed_token(out: &str) -> String {
 }
 
 /// Asserts success and that the command said it went through the server at `admin`.
-fn through_server(out: &Output, admin: u16) -> String {
+pub(crate) fn through_server(out: &Output, admin: u16) -> String {
     let err = stderr(out);
     assert_eq!(code(out), 0, "{err}");
     assert!(
