@@ -220,6 +220,7 @@ fn lists_section(
          <input type=\"text\" name=\"versions\" value=\"*\" placeholder=\"versions (* or range)\" size=\"12\">\
          <input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
          <input type=\"date\" name=\"expires\" title=\"expires (optional)\">\
+         <input type=\"text\" name=\"agent\" placeholder=\"agent (optional: only this one)\" size=\"14\">\
          <button type=\"submit\">Add entry</button></form>",
         list.len(),
         form_open("/overrides", csrf)
@@ -251,7 +252,14 @@ fn lists_section(
                     esc(&r.ecosystem.to_string()),
                     esc(&r.name)
                 ),
-                format!("<code>{}</code>", esc(&r.versions)),
+                match &r.agent {
+                    Some(agent) => format!(
+                        "<code>{}</code> <span class=\"muted\">for agent {}</span>",
+                        esc(&r.versions),
+                        esc(agent)
+                    ),
+                    None => format!("<code>{}</code>", esc(&r.versions)),
+                },
                 esc(&r.reason),
                 esc(&r.created_by),
                 date(r.created_at),

@@ -614,3 +614,32 @@ async fn the_log_shows_what_monitor_mode_would_have_refused() {
     );
     assert!(log.contains("value=\"would-refuse\" selected"), "{log}");
 }
+
+/// The page's allow/deny form takes an agent: the entry applies to that agent only, and
+/// the list says so; an agent that does not exist is refused.
+#[tokio::test]
+async fn an_entry_for_one_agent_from_the_page() {
+    let f = Fixture::new();
+    let browser = sign_in(&f, "alice").await;
+    let form =
+        "kind=allow&ecosystem=npm&name=react&versions=18.2.0&reason=INC-7&expires=2h&agent=bot";
+    browser.post(&f, "/overrides", form).await;
+    let refused = browser.page(&f).await;
+    assert!(
+        refused.contains("class=\"flash bad\"") && refused.contains("bot"),
+        "{refused}"
+    );
+    let store = OverrideStore::new(&f.store).unwrap();
+    assert!(store.list(true, chrono::Utc::now()).unwrap().is_empty());
+    AgentStore::new(&f.store)
+        .unwrap()
+        .add("bot", depfw::agents::PolicyPreset::Default)
+        .unwrap();
+    browser.post(&f, "/overrides", form).await;
+    let entries = store.list(false, chrono::Utc::now()).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].agent.as_deref(), Some("bot"));
+    assert!(entries[0].expires.is_some());
+    let page = browser.page(&f).await;
+    assert!(page.contains("for agent bot"), "{page}");
+}
