@@ -127,15 +127,19 @@ impl Reloader {
                 "the store is being reopened: nothing is served to reload; try again".to_owned(),
             ]));
         };
-        let mut effective = self.live.get();
+        let previous = self.live.get();
+        let mut effective = previous.clone();
         effective.policy = new.policy.clone();
         effective.overrides = Arc::clone(&new.overrides);
+        // In force before the policy is installed: an override change meanwhile rebuilds
+        // over the new config, never the old one over the new policy.
+        self.live.set(effective.clone());
         let revision = apply(&effective).map_err(|e| {
+            self.live.set(previous);
             Refused::new(vec![format!(
                 "the policy of the new config cannot be built: {e:#}"
             )])
         })?;
-        self.live.set(effective);
         Ok(Reloaded {
             reloaded: true,
             applied: LIVE.to_vec(),
@@ -252,10 +256,16 @@ mod tests {
     #[test]
     fn a_policy_that_cannot_be_built_is_refused() {
         let text = Arc::new(Mutex::new(String::new()));
-        let r = reloader(text);
+        let r = reloader(Arc::clone(&text));
+        *text.lock().unwrap() = "[policy]\nmode = \"monitor\"\n".to_owned();
         assert!(r.reload().is_err(), "nothing served yet");
         r.serve_with(Some(Arc::new(|_: &Config| anyhow::bail!("no feeds"))));
         let refused = r.reload().unwrap_err();
         assert!(refused.errors[0].contains("no feeds"), "{refused:?}");
+        assert_eq!(
+            r.live.get().policy.enforcement.mode,
+            crate::policy::Mode::Enforce,
+            "the config in force is the old one"
+        );
     }
 }
