@@ -194,6 +194,7 @@ fn propagation(url: &DatabaseUrl) -> Vec<f64> {
             reason: "bench".into(),
             expires: None,
             created_by: "bench".into(),
+            agent: None,
         };
         let start = Instant::now();
         overrides.add(&entry, Utc::now()).unwrap();

@@ -596,6 +596,14 @@ codes! {
         sarif: None,
         verdict_set_by: "`agents.strict-warn` (`deny` or `quarantine`); the agent's preset (`depfw agents add NAME --policy default|strict`) decides whether it applies.",
     }
+    WouldRefuse {
+        text: "would-refuse",
+        check: PROXY,
+        verdict: Deny,
+        description: "Monitor mode: the policy refuses (or holds) this version, but depfw served it and recorded what enforce mode would have done; the finding's verdict is that refusal, the decision itself only warns.",
+        sarif: None,
+        verdict_set_by: "`policy.mode = \"monitor\"`, or the agent named in `policy.monitor-agents` (`policy.enforce-agents` keeps an agent enforced under monitor mode). Never for a deny-list entry, an internal name or an unparsable version: those are refused in both modes.",
+    }
     UnparsableVersion {
         text: "unparsable-version",
         check: PROXY,

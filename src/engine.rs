@@ -180,7 +180,9 @@ fn build(
         }
         None => Arc::clone(&config.overrides),
     };
-    let mut policy = Policy::new(checks, overrides, revision).undecidable_for(gaps);
+    let mut policy = Policy::new(checks, overrides, revision)
+        .undecidable_for(gaps)
+        .with_enforcement(config.policy.enforcement.clone());
     if config.policy.content.enabled {
         let held = match local {
             Some(store) => crate::store::content::ContentStore::new(store)?.held()?,

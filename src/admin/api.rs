@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{ApiJson, ApiPath, ApiQuery};
-use super::sources::{LogFilter, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT};
+use super::sources::{LogFilter, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, WOULD_REFUSE};
 use super::{AdminError, AdminState, NewToken, API_AUTHOR};
 use crate::agents::Agent;
 use crate::policy::overrides::OverrideKind;
@@ -156,6 +156,8 @@ pub(crate) struct OverrideBody {
     versions: Option<String>,
     reason: String,
     expires: Option<String>,
+    /// The one agent the entry applies to.
+    agent: Option<String>,
 }
 
 pub(crate) async fn add_override(
@@ -169,6 +171,7 @@ pub(crate) async fn add_override(
         reason: &body.reason,
         expires: body.expires.as_deref(),
         by: API_AUTHOR,
+        agent: body.agent.as_deref(),
     };
     let record = state.add_override(body.kind, text)?;
     Ok((
@@ -279,7 +282,10 @@ impl LogQuery {
                 .transpose()
                 .map_err(|e| AdminError::BadRequest(format!("{field}: {e}")))
         };
+        // `would-refuse`: what monitor mode served that enforce mode would have refused.
+        let would_refuse = text(&self.verdict) == Some(WOULD_REFUSE);
         let verdict = text(&self.verdict)
+            .filter(|_| !would_refuse)
             .map(str::parse::<Verdict>)
             .transpose()
             .map_err(|e| AdminError::BadRequest(format!("verdict: {e}")))?;
@@ -301,6 +307,7 @@ impl LogQuery {
             since: time("since", &self.since, parse_since)?,
             until: time("until", &self.until, parse_until)?,
             limit,
+            would_refuse,
         };
         if let (Some(since), Some(until)) = (filter.since, filter.until) {
             if since > until {
@@ -405,6 +412,16 @@ pub(crate) async fn feed_details(State(state): State<AdminState>) -> ApiResult {
 
 /// `depfw feeds sync` while the server runs: its own configured sources, applied at once.
 /// Any body is ignored.
+/// `kill -HUP` through the API: the config file read again and its policy applied, or
+/// refused with every problem (422) and the policy in force unchanged.
+pub(crate) async fn reload(State(state): State<AdminState>) -> ApiResult {
+    let reload = std::sync::Arc::clone(&state.reload);
+    Ok(match off_the_runtime(move || reload()).await? {
+        Ok(done) => Json(done).into_response(),
+        Err(refused) => (StatusCode::UNPROCESSABLE_ENTITY, Json(refused)).into_response(),
+    })
+}
+
 pub(crate) async fn sync_feeds(State(state): State<AdminState>) -> ApiResult {
     let feeds = state.feeds.clone();
     ok(off_the_runtime(move || feeds.sync()).await??)

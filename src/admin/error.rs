@@ -111,7 +111,8 @@ impl From<OverrideError> for AdminError {
             OverrideError::ReasonRequired
             | OverrideError::AuthorRequired
             | OverrideError::ExpiryInPast { .. }
-            | OverrideError::BadText { .. } => AdminError::BadRequest(text),
+            | OverrideError::BadText { .. }
+            | OverrideError::BadAgent(_) => AdminError::BadRequest(text),
             OverrideError::Duplicate { .. } | OverrideError::AlreadyRemoved(_) => {
                 AdminError::Conflict(text)
             }

@@ -66,6 +66,9 @@ pub(crate) const MAX_EVALUATE_BYTES: usize = 4 * 1024 * 1024;
 /// Author of changes made through the API.
 pub(crate) const API_AUTHOR: &str = "admin";
 
+/// What `POST /api/reload` runs (see [`AdminState::with_reload`]).
+pub type Reload = Arc<dyn Fn() -> Result<serde_json::Value, serde_json::Value> + Send + Sync>;
+
 /// Everything the admin endpoint reads and changes. Cheap to clone.
 #[derive(Clone)]
 pub struct AdminState {
@@ -77,6 +80,9 @@ pub struct AdminState {
     pub(crate) feeds: Arc<dyn FeedStatusSource>,
     pub(crate) judge: Arc<dyn PolicyJudge>,
     pub(crate) on_change: Arc<dyn Fn() + Send + Sync>,
+    /// `POST /api/reload`: re-reads the config file and applies its policy (`depfw serve`);
+    /// `Err` carries the problems of a refused file, the policy in force unchanged.
+    pub(crate) reload: Reload,
     pub(crate) default_policy: PolicyPreset,
     pub(crate) public_url: Url,
     pub(crate) sessions: auth::Sessions,
@@ -111,6 +117,12 @@ impl AdminState {
             feeds: Arc::new(NotConnected),
             judge: Arc::new(NotConnected),
             on_change: Arc::new(|| {}),
+            reload: Arc::new(|| {
+                Err(serde_json::json!({
+                    "reloaded": false,
+                    "errors": ["this server does not reload a config file"],
+                }))
+            }),
             default_policy: defaults.agents.default_policy,
             public_url: defaults.server.public_url,
             sessions: match &shared {
@@ -123,6 +135,13 @@ impl AdminState {
             },
             trusted_proxies: Arc::from([]),
         })
+    }
+
+    /// `POST /api/reload` runs `reload` (blocking, off the runtime's workers): `Ok` is
+    /// answered with 200, `Err` (a config that was refused) with 422.
+    pub fn with_reload(mut self, reload: Reload) -> Self {
+        self.reload = reload;
+        self
     }
 
     /// Takes the default agent preset and the public URL (for mirror URLs) from `config`.
@@ -304,6 +323,10 @@ fn table() -> Table {
         (
             spec(M::GET, "/api/feeds/details", Token),
             routing::get(api::feed_details),
+        ),
+        (
+            spec(M::POST, "/api/reload", Token),
+            routing::post(api::reload),
         ),
         (
             spec(M::POST, "/api/feeds/sync", Token),
@@ -517,9 +540,14 @@ impl AdminState {
         mut text: EntryText<'_>,
     ) -> Result<StoredOverride, AdminError> {
         text.expires = blank_to_none(text.expires);
+        text.agent = blank_to_none(text.agent);
         let entry = text.parse(kind)?;
+        if let Some(agent) = &entry.agent {
+            // An entry for an agent that does not exist would silently apply to nobody.
+            self.agents.get(agent)?;
+        }
         let id = self.overrides.add(&entry, Utc::now())?;
-        tracing::info!(entry = id, by = text.by, package = %entry.name, "admin added an override");
+        tracing::info!(entry = id, by = text.by, package = %entry.name, agent = entry.agent.as_deref().unwrap_or("every agent"), reason = %entry.reason, expires = ?entry.expires, "admin added an override");
         self.changed();
         Ok(self.overrides.get(id)?)
     }

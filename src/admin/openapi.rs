@@ -15,6 +15,7 @@ fn error_responses(codes: &[&str]) -> Value {
             "404" => "unknown id or name",
             "409" => "duplicate, or already resolved/removed/suspended; nothing changed",
             "413" => "request body over the limit",
+            "422" => "the config file was refused (`{reloaded: false, errors: [...]}`, every problem); the policy in force stays",
             "503" => "no policy that can decide (it failed to load, or an ecosystem has no advisory data)",
             "429" => "too many wrong admin tokens from this address; `Retry-After` says when to try again",
             _ => "error",
@@ -118,6 +119,7 @@ pub(crate) fn document() -> Value {
                 ]}))},
             "/api/feeds": {"get": op("Feed status", ("200", "feed freshness"), &["401"], json!({}))},
             "/api/feeds/details": {"get": op("Every stored feed source and what the advisory data in use covers per ecosystem (`depfw feeds status`)", ("200", "{sources: [SourceStatus], coverage: [Coverage]}"), &["401"], json!({}))},
+            "/api/reload": {"post": op("Read the config file again and apply its `[policy]` and `[overrides]` from the next request (what SIGHUP does); other sections wait for a restart and are named. A file with problems is refused, the policy in force stays. Any body is ignored", ("200", "{reloaded: true, applied: [section], restart_needed: [section], revision}"), &["401", "422"], json!({}))},
             "/api/feeds/sync": {"post": op("Download and store every feed source of the server's config, then apply the new advisories at once (`depfw feeds sync`); a failed source keeps its last good data and is reported, not an error. Any body is ignored", ("200", "{sources: [{name, advisories, error, kept}]}"), &["401"], json!({}))},
             "/api/feeds/import": {"post": op("Store the uploaded OSV data (a record, a JSON array, JSON lines or an all.zip; at most 256 MiB) as a feed source, then apply it at once (`depfw feeds import`)", ("200", "{name, advisories, records, withdrawn}"), &["400", "401", "413"],
                 json!({

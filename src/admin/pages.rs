@@ -372,6 +372,7 @@ pub(crate) async fn add_override(post: SignedIn) -> Response {
             reason: f.text("reason"),
             expires: f.get("expires"),
             by: post.author(),
+            agent: f.get("agent"),
         };
         let record = post.state.add_override(kind, text)?;
         done(format!(

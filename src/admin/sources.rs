@@ -20,6 +20,10 @@ pub(crate) const MAX_LOG_LIMIT: usize = 1000;
 /// `limit` when the query gives none.
 pub(crate) const DEFAULT_LOG_LIMIT: usize = 100;
 
+/// The log query's pseudo-verdict for what monitor mode served but enforce mode would have
+/// refused: the text of the `would-refuse` finding code.
+pub(crate) const WOULD_REFUSE: &str = "would-refuse";
+
 /// A provenance log query. Every set field must match; `limit` is at most
 /// [`MAX_LOG_LIMIT`], newest entries first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,6 +36,9 @@ pub struct LogFilter {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: usize,
+    /// Only what monitor mode served but enforce mode would have refused (the page's
+    /// `would-refuse` choice of verdict).
+    pub would_refuse: bool,
 }
 
 impl Default for LogFilter {
@@ -43,6 +50,7 @@ impl Default for LogFilter {
             since: None,
             until: None,
             limit: DEFAULT_LOG_LIMIT,
+            would_refuse: false,
         }
     }
 }
@@ -157,6 +165,15 @@ fn matches(entry: &Value, filter: &LogFilter) -> bool {
     }
     if let Some(verdict) = filter.verdict {
         if text("verdict") != Some(verdict.to_string().as_str()) {
+            return false;
+        }
+    }
+    if filter.would_refuse {
+        let flagged = (entry.get("findings").and_then(Value::as_array)).is_some_and(|f| {
+            f.iter()
+                .any(|f| f.get("code") == Some(&Value::from(WOULD_REFUSE)))
+        });
+        if !flagged {
             return false;
         }
     }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::api::{parse_status, run_log_query, LogQuery};
 use super::auth::{Flash, Session};
 use super::html::{badge, esc, json_table, layout, table};
+use super::sources::WOULD_REFUSE;
 use super::{AdminError, AdminState, MOUNT};
 use crate::policy::overrides::OverrideKind;
 use crate::store::quarantine::{QuarantineItem, QuarantineStatus};
@@ -236,6 +237,7 @@ fn lists_section(
          <input type=\"text\" name=\"versions\" value=\"*\" placeholder=\"versions (* or range)\" size=\"12\">\
          <input type=\"text\" name=\"reason\" placeholder=\"reason\" required>\
          <input type=\"date\" name=\"expires\" title=\"expires (optional)\">\
+         <input type=\"text\" name=\"agent\" placeholder=\"agent (optional: only this one)\" size=\"14\">\
          <button type=\"submit\">Add entry</button></form>",
         list.len(),
         form_open("/overrides", csrf)
@@ -267,7 +269,14 @@ fn lists_section(
                     esc(&r.ecosystem.to_string()),
                     esc(&r.name)
                 ),
-                format!("<code>{}</code>", esc(&r.versions)),
+                match &r.agent {
+                    Some(agent) => format!(
+                        "<code>{}</code> <span class=\"muted\">for agent {}</span>",
+                        esc(&r.versions),
+                        esc(agent)
+                    ),
+                    None => format!("<code>{}</code>", esc(&r.versions)),
+                },
                 esc(&r.reason),
                 esc(&r.created_by),
                 date(r.created_at),
@@ -356,13 +365,17 @@ fn agents_section(state: &AdminState, csrf: &str) -> Result<String, AdminError> 
 fn log_section(state: &AdminState, q: &PageQuery) -> String {
     let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
     let verdict = q.verdict.as_deref().unwrap_or("");
-    let options: String = ["", "allow", "warn", "quarantine", "deny"]
+    let options: String = ["", "allow", "warn", "quarantine", "deny", WOULD_REFUSE]
         .iter()
         .map(|v| {
+            let label = match *v {
+                "" => "any verdict",
+                WOULD_REFUSE => "would have been refused (monitor mode)",
+                v => v,
+            };
             format!(
-                "<option value=\"{v}\"{}>{}</option>",
+                "<option value=\"{v}\"{}>{label}</option>",
                 if *v == verdict { " selected" } else { "" },
-                if v.is_empty() { "any verdict" } else { v }
             )
         })
         .collect();

@@ -201,6 +201,7 @@ fn read(cmd: &LogCommand, log: &dyn DecisionRepo, out: &mut impl Write) -> anyho
                 verdict: *verdict,
                 since: *since,
                 until: *until,
+                would_refuse: false,
             };
             for r in log.query(&filter, *limit)? {
                 writeln!(out, "{}", line(&r))?;

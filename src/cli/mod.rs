@@ -115,30 +115,58 @@ pub enum Command {
 
 /// Loads the config file (or the defaults) and applies `--data-dir` and `--public-url`.
 pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(dir) = &cli.data_dir {
-        config.server.data_dir = dir.clone();
-    }
-    match cli.store.as_deref().map(str::trim) {
-        None | Some("") => {}
-        Some("sled") => config.store.url = None,
-        Some(url) => {
-            config.store.url = Some(
-                crate::config::DatabaseUrl::parse(url)
-                    .map_err(|e| anyhow::anyhow!("--store: {e}"))?,
-            )
+    ConfigSource::of(cli).load()
+}
+
+/// Where the config comes from: the file and the global settings that override it, kept
+/// by `depfw serve` to read it again on a reload.
+/// No `Debug`: `store` may be a database URL with its password.
+#[derive(Clone)]
+pub(crate) struct ConfigSource {
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+    public_url: Option<url::Url>,
+}
+
+impl ConfigSource {
+    fn of(cli: &Cli) -> ConfigSource {
+        ConfigSource {
+            config: cli.config.clone(),
+            data_dir: cli.data_dir.clone(),
+            store: cli.store.clone(),
+            public_url: cli.public_url.clone(),
         }
     }
-    if let Some(url) = &cli.public_url {
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            anyhow::bail!("--public-url `{url}`: expected an http(s) URL with a host");
+
+    /// Reads and validates the config.
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
+        let cli = self; // the same settings as on the command line
+        let mut config = match &cli.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &cli.data_dir {
+            config.server.data_dir = dir.clone();
         }
-        config.server.public_url = url.clone();
+        match cli.store.as_deref().map(str::trim) {
+            None | Some("") => {}
+            Some("sled") => config.store.url = None,
+            Some(url) => {
+                config.store.url = Some(
+                    crate::config::DatabaseUrl::parse(url)
+                        .map_err(|e| anyhow::anyhow!("--store: {e}"))?,
+                )
+            }
+        }
+        if let Some(url) = &cli.public_url {
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                anyhow::bail!("--public-url `{url}`: expected an http(s) URL with a host");
+            }
+            config.server.public_url = url.clone();
+        }
+        Ok(config)
     }
-    Ok(config)
 }
 
 /// Whether the user pointed us at a data directory (flag, env, or an existing default).
@@ -200,7 +228,11 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli)?;
     match &cli.command {
-        Command::Serve(args) => serve::run(args, config),
+        Command::Serve(args) => {
+            // A reload (SIGHUP) reads the file again, with the same command-line settings.
+            let source = ConfigSource::of(&cli);
+            serve::run(args, config, move || source.load())
+        }
         Command::Init(args) => init::run(args, &config),
         Command::Check(args) => check::run(args, &cli, &config),
         Command::Audit(args) => audit::run(args, &cli, &config),

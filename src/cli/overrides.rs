@@ -22,16 +22,24 @@ pub struct OverrideArgs {
     /// npm, pypi or crates.io.
     pub ecosystem: String,
     pub name: String,
-    /// `*` (every version), an exact version, or a range (semver for npm and crates.io,
-    /// PEP 440 for PyPI).
-    #[arg(long, default_value = "*")]
-    pub versions: String,
-    /// Why: shown to whoever hits the entry.
+    /// One version (the same as `--versions VERSION`).
+    #[arg(conflicts_with = "versions")]
+    pub version: Option<String>,
+    /// `*` (every version, the default), an exact version, or a range (semver for npm and
+    /// crates.io, PEP 440 for PyPI).
+    #[arg(long)]
+    pub versions: Option<String>,
+    /// Why: shown to whoever hits the entry, and recorded with every decision it makes.
     #[arg(long)]
     pub reason: String,
-    /// When the entry stops applying: YYYY-MM-DD or RFC 3339.
+    /// When the entry stops applying: a duration from now (90m, 2h, 7d, 1w), YYYY-MM-DD or
+    /// RFC 3339.
     #[arg(long)]
     pub expires: Option<String>,
+    /// Only for this agent's requests (the urgent fix for one agent: `depfw overrides
+    /// allow npm foo 1.2.3 --agent ci-bot --expires 2h --reason "…"`).
+    #[arg(long)]
+    pub agent: Option<String>,
     /// Who decides (default: cli:$USER).
     #[arg(long)]
     pub by: Option<String>,
@@ -102,13 +110,16 @@ pub fn run(cmd: &OverridesCommand, config: &Config) -> anyhow::Result<ExitCode> 
                 _ => OverrideKind::Allow,
             };
             let entry = args.entry(kind)?;
+            if let Some(agent) = &entry.agent {
+                // An entry for an agent that does not exist would silently apply to nobody.
+                backend.repos()?.agents.get(agent)?;
+            }
             let id = overrides.add(&entry, now)?;
             writeln!(
                 out,
-                "added {} entry {id}: {} {}",
+                "added {} entry {id}: {}",
                 kind_str(kind),
-                entry.name,
-                entry.versions
+                summary(&entry)
             )?;
         }
         OverridesCommand::Remove { id, by } => {
@@ -187,13 +198,35 @@ impl OverrideArgs {
         EntryText {
             ecosystem: &self.ecosystem,
             name: &self.name,
-            versions: &self.versions,
+            versions: self.scope(),
             reason: &self.reason,
             expires: self.expires.as_deref(),
             by: &by,
+            agent: self.agent.as_deref(),
         }
         .parse(kind)
     }
+
+    /// The versions the entry covers: the one version, `--versions`, or every version.
+    pub(crate) fn scope(&self) -> &str {
+        self.version
+            .as_deref()
+            .or(self.versions.as_deref())
+            .unwrap_or("*")
+    }
+}
+
+/// What an added entry covers, for the confirmation line: package, versions, agent and
+/// expiry.
+pub(crate) fn summary(entry: &OverrideEntry) -> String {
+    let mut line = format!("{} {}", entry.name, entry.versions);
+    if let Some(agent) = &entry.agent {
+        line.push_str(&format!(" for agent {agent}"));
+    }
+    if let Some(expires) = entry.expires {
+        line.push_str(&format!(", until {}", date(expires)));
+    }
+    line
 }
 
 fn author(by: Option<&str>) -> String {
@@ -220,13 +253,17 @@ fn date(t: DateTime<Utc>) -> String {
 /// One line per entry: id, status, kind, package, scope, reason, provenance.
 pub(crate) fn describe_override(record: &StoredOverride, now: DateTime<Utc>) -> String {
     let mut line = format!(
-        "{:>5} {:<7} {:<5} {} {} {} ({}) by {} at {}",
+        "{:>5} {:<7} {:<5} {} {} {}{} ({}) by {} at {}",
         record.id,
         record.status(now).as_str(),
         kind_str(record.kind),
         record.ecosystem,
         record.name,
         record.versions,
+        match &record.agent {
+            Some(agent) => format!(" for agent {agent}"),
+            None => String::new(),
+        },
         record.reason,
         record.created_by,
         date(record.created_at),

@@ -15,6 +15,10 @@
 //! reopened and the proxy built again over it as soon as a write succeeds: the listeners
 //! stay open and no restart is needed.
 //!
+//! SIGHUP (or `POST /admin/api/reload`) re-reads the config file and applies its policy
+//! without a restart; a file with problems is refused and the policy in force stays
+//! ([`reload`]).
+//!
 //! While it runs it announces itself in `<data-dir>/serve.json` (pid, admin API URL), so
 //! that `depfw agents|overrides|quarantine|log|feeds` go through the admin API instead of
 //! failing on the store's lock (`cli::remote`); a `feeds sync` or `import` there rebuilds
@@ -29,13 +33,16 @@ use anyhow::Context as _;
 use axum::Router;
 use tower::ServiceExt as _;
 
-use crate::admin::AdminToken;
+use crate::admin::{AdminToken, FeedStatusSource};
 use crate::config::{AdminListen, Config};
 use crate::policy::Policy;
 use crate::server::listener::{self, Limits};
 use crate::server::{app, AppState, PolicyState};
 use crate::store::repo::{Backend, OverrideRepo};
 use crate::store::Store;
+use reload::{Apply, Reloader};
+
+mod reload;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -112,28 +119,49 @@ fn refreshed_policy(
 fn unavailable_policy(config: &Config, e: anyhow::Error) -> PolicyState {
     if config.server.fail_open {
         tracing::error!(error = ?e, "policy failed to load; server.fail-open is set, serving with overrides only");
-        PolicyState::Ready(Policy::new(
-            Vec::new(),
-            std::sync::Arc::clone(&config.overrides),
-            format!("fail-open-{}", config.policy_fingerprint()),
-        ))
+        PolicyState::Ready(
+            Policy::new(
+                Vec::new(),
+                std::sync::Arc::clone(&config.overrides),
+                format!("fail-open-{}", config.policy_fingerprint()),
+            )
+            .with_enforcement(config.policy.enforcement.clone()),
+        )
     } else {
         tracing::error!(error = ?e, "policy failed to load; refusing every package (server.fail-open = false)");
         PolicyState::Unavailable(format!("{e:#}"))
     }
 }
 
-pub(crate) fn run(args: &ServeArgs, mut config: Config) -> anyhow::Result<ExitCode> {
+/// Serves `config`; `reread` reads the config file again (with the command line's global
+/// settings), for a reload.
+pub(crate) fn run(
+    args: &ServeArgs,
+    mut config: Config,
+    reread: impl Fn() -> anyhow::Result<Config> + Send + Sync + 'static,
+) -> anyhow::Result<ExitCode> {
     apply_args(args, &mut config);
+    let reread = {
+        let args = args.clone();
+        move || {
+            let mut config = reread()?;
+            apply_args(&args, &mut config);
+            Ok(config)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, reread))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+async fn serve(
+    mut config: Config,
+    reread: impl Fn() -> anyhow::Result<Config> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let started = config.clone();
     // Before anything is opened: a token file other users can read is refused at once.
     // Read once: a reopen of the store (see `keep_store_writable`) reuses it.
     let admin_token = AdminToken::from_config(&config.admin)?;
@@ -150,6 +178,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         )
     })?;
     let shutdown = shutdown_signal();
+    let hangup = hangup_signal();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -185,7 +214,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         Some(_) => Some(Backend::open(&config.store, &config.server.data_dir)?),
         None => None,
     };
-    let generation = Generation::open(&config, admin_token.as_ref(), shared.as_ref())?;
+    let reloader = Reloader::new(started, config.clone(), reread);
+    let generation = Generation::open(&reloader, admin_token.as_ref(), shared.as_ref())?;
     // Now that this process holds the store: the CLI finds the admin API through this
     // file while the server runs (`cli::remote`); it is removed when `serve` returns.
     let _announced = super::remote::Announced::write(
@@ -194,7 +224,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             .as_ref()
             .and_then(AdminListener::announced_url),
     )?;
-    let live = Live::new(&generation);
+    let live = Live::new(&generation, Arc::clone(&reloader));
     let store = generation.into_store();
     let admin_at = match &admin_listener {
         Some(l) => format!("{}{}", l.address(tls.is_some()), crate::admin::MOUNT),
@@ -216,8 +246,16 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    let reloads = tokio::spawn(reload_on_hangup(hangup, reloader, stopped.clone()));
+    let refreshes = match config.feeds.refresh_hours {
+        0 => None,
+        hours => Some(tokio::spawn(refresh_feeds(
+            live.clone(),
+            Duration::from_secs(hours.saturating_mul(3600)),
+            stopped.clone(),
+        ))),
+    };
     let watchdog = tokio::spawn(keep_store_writable(
-        config.clone(),
         admin_token,
         shared,
         live.clone(),
@@ -260,6 +298,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         admin,
         signal
     )?;
+    reloads.await.context("the reload task")?;
+    if let Some(refreshes) = refreshes {
+        refreshes.await.context("the feed refresh task")?;
+    }
     if let Some(store) = watchdog.await.context("the store watchdog")? {
         store.flush()?;
     }
@@ -277,6 +319,10 @@ struct Generation {
     store: Store,
     mirror: Router,
     admin: Option<Router>,
+    /// Installs the policy of a reloaded config on this generation's proxy.
+    apply: Apply,
+    /// Syncs the configured feeds into this generation's store and rebuilds its policy.
+    feeds: Arc<dyn FeedStatusSource>,
 }
 
 impl Generation {
@@ -284,10 +330,14 @@ impl Generation {
     /// `shared`: the PostgreSQL backend when `store.url` names one, opened once per process
     /// (`None`: this generation's sled store is the backend too).
     fn open(
-        config: &Config,
+        reloader: &Arc<Reloader>,
         admin_token: Option<&AdminToken>,
         shared: Option<&Backend>,
     ) -> anyhow::Result<Generation> {
+        // What builds a policy later (an override change, a feed sync) reads the config in
+        // force then: a reload may have changed its policy since.
+        let live = reloader.live.clone();
+        let config = &live.get();
         // The local store keeps the synced feeds (per replica); shared state lives in the
         // backend, which is this same store unless `store.url` names PostgreSQL.
         let store = Store::open(&config.server.data_dir)?;
@@ -306,15 +356,35 @@ impl Generation {
         // Admin changes (approvals, overrides) here, or on another replica, re-read the
         // overrides so they apply at once: O(overrides), the advisories stay loaded.
         let refresh = {
-            let (config, store, proxy) = (config.clone(), store.clone(), state.clone());
+            let (live, store, proxy) = (live.clone(), store.clone(), state.clone());
             let overrides = Arc::clone(&overrides);
-            move || refreshed_policy(&proxy, &config, &store, &*overrides)
+            move || refreshed_policy(&proxy, &live.get(), &store, &*overrides)
+        };
+        let apply: Apply = {
+            let (store, proxy) = (store.clone(), state.clone());
+            let overrides = Arc::clone(&overrides);
+            Arc::new(move |config: &Config| {
+                let engine = crate::engine::load_with(config, Some(&store), Some(&*overrides))?;
+                let revision = engine.policy.revision().to_owned();
+                proxy.set_policy(PolicyState::Ready(engine.policy));
+                Ok(revision)
+            })
         };
         if let Backend::Postgres(pg) = &backend {
             let (refresh, proxy) = (refresh.clone(), state.clone());
             pg.on_overrides_changed(move || proxy.set_policy(refresh()));
         }
-        let admin = match admin_token {
+        // `depfw feeds sync|import` through the admin API, and the scheduled refresh
+        // (`feeds.refresh-hours`): the whole policy is built again over the new advisories
+        // (the overrides re-read after).
+        let reload = {
+            let (live, store) = (live.clone(), store.clone());
+            let overrides = Arc::clone(&overrides);
+            move || policy_state_with(&live.get(), &store, &*overrides)
+        };
+        let feed_updates =
+            |refresh| crate::server::admin::feed_updates(&state, config, &store, reload, refresh);
+        let (admin, feeds) = match admin_token {
             Some(token) => {
                 let admin = crate::server::admin::admin_state_with(
                     &state,
@@ -324,23 +394,28 @@ impl Generation {
                     token.clone(),
                     refresh,
                 )?;
-                // `depfw feeds sync|import` through the admin API: the whole policy is
-                // built again over the new advisories (the overrides re-read after).
-                let reload = {
-                    let (config, store) = (config.clone(), store.clone());
-                    let overrides = Arc::clone(&overrides);
-                    move || policy_state_with(&config, &store, &*overrides)
-                };
-                let admin =
-                    crate::server::admin::with_feed_updates(admin, &state, config, &store, reload)?;
-                Some(crate::admin::standalone(admin))
+                let feeds = feed_updates(Arc::clone(&admin.on_change))?;
+                let admin = admin.with_feeds(Arc::clone(&feeds)).with_reload({
+                    let reloader = Arc::clone(reloader);
+                    Arc::new(move || match reloader.reload() {
+                        Ok(done) => Ok(serde_json::to_value(done).unwrap_or_default()),
+                        Err(refused) => Err(serde_json::to_value(refused).unwrap_or_default()),
+                    })
+                });
+                (Some(crate::admin::standalone(admin)), feeds)
             }
-            None => None,
+            None => {
+                let proxy = state.clone();
+                feed_updates(Arc::new(move || proxy.set_policy(refresh())))
+                    .map(|feeds| (None, feeds))?
+            }
         };
         Ok(Generation {
             mirror: app(state),
             admin,
             store,
+            apply,
+            feeds,
         })
     }
 
@@ -356,13 +431,20 @@ impl Generation {
 struct Live {
     mirror: Arc<RwLock<Router>>,
     admin: Arc<RwLock<Router>>,
+    /// Reloads apply to the generation installed last.
+    reloader: Arc<Reloader>,
+    /// The feed updates of the generation installed last (`None` while the store is
+    /// reopened).
+    feeds: Arc<RwLock<Option<Arc<dyn FeedStatusSource>>>>,
 }
 
 impl Live {
-    fn new(generation: &Generation) -> Live {
+    fn new(generation: &Generation, reloader: Arc<Reloader>) -> Live {
         let live = Live {
             mirror: Arc::new(RwLock::new(Router::new())),
             admin: Arc::new(RwLock::new(Router::new())),
+            reloader,
+            feeds: Arc::default(),
         };
         live.install(generation);
         live
@@ -373,14 +455,25 @@ impl Live {
         if let Some(admin) = &generation.admin {
             set(&self.admin, admin.clone());
         }
+        self.reloader
+            .serve_with(Some(Arc::clone(&generation.apply)));
+        *self.feeds.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::clone(&generation.feeds));
+    }
+
+    /// The feed updates of the generation serving now.
+    fn feeds(&self) -> Option<Arc<dyn FeedStatusSource>> {
+        self.feeds.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Serves 503 everywhere: the old generation is dropped as its last requests finish,
-    /// which releases the store for reopening.
+    /// which releases the store for reopening (the reloader lets go of it too).
     fn unavailable(&self, why: &str) {
         let router = unavailable(why);
         set(&self.mirror, router.clone());
         set(&self.admin, router);
+        self.reloader.serve_with(None);
+        *self.feeds.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -421,7 +514,6 @@ fn unavailable(why: &str) -> Router {
 /// and reopens it, building a new [`Generation`], as soon as a write succeeds again.
 /// Returns the store open at shutdown, if any.
 async fn keep_store_writable(
-    config: Config,
     admin_token: Option<AdminToken>,
     shared: Option<Backend>,
     live: Live,
@@ -451,10 +543,11 @@ async fn keep_store_writable(
                 () = tokio::time::sleep(every) => {}
                 _ = stopped.changed() => return None,
             }
-            let (config, admin_token) = (config.clone(), admin_token.clone());
+            let (reloader, admin_token) = (Arc::clone(&live.reloader), admin_token.clone());
             let shared = shared.clone();
             let reopened = tokio::task::spawn_blocking(move || {
-                let generation = Generation::open(&config, admin_token.as_ref(), shared.as_ref())?;
+                let generation =
+                    Generation::open(&reloader, admin_token.as_ref(), shared.as_ref())?;
                 generation.store.probe_write()?;
                 Ok::<_, anyhow::Error>(generation)
             })
@@ -471,6 +564,39 @@ async fn keep_store_writable(
                 Err(e) => tracing::warn!(error = %e, "reopening the store failed"),
             }
         };
+    }
+}
+
+/// `feeds.refresh-hours`: syncs the configured feed sources every `every` in the
+/// background, through the generation serving then (the same sync as `POST
+/// /admin/api/feeds/sync`, one at a time with it). A source that fails keeps its last good
+/// data and the policy in force stays; a sync that stored data rebuilds the policy for the
+/// next request.
+async fn refresh_feeds(live: Live, every: Duration, mut stopped: tokio::sync::watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+        let Some(feeds) = live.feeds() else {
+            tracing::warn!("scheduled feed refresh skipped: the store is being reopened");
+            continue;
+        };
+        match tokio::task::spawn_blocking(move || feeds.sync()).await {
+            Ok(Ok(report)) => {
+                let sources = report["sources"].as_array().map_or(0, Vec::len);
+                let failed = (report["sources"].as_array().into_iter().flatten())
+                    .filter(|s| !s["error"].is_null())
+                    .count();
+                tracing::info!(sources, failed, "scheduled feed refresh done");
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "scheduled feed refresh failed; the advisories in use stay")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled feed refresh did not finish; the advisories in use stay")
+            }
+        }
     }
 }
 
@@ -596,6 +722,54 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// SIGHUP, installed when this is called (before `depfw serve` announces itself: its
+/// default action would end the process); `None` where there is no such signal.
+#[cfg(unix)]
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup())
+        .map_err(|e| tracing::warn!(error = %e, "SIGHUP cannot be handled: reload through the admin API"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<()> {
+    None
+}
+
+/// Reloads the config on each SIGHUP until the server stops.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    hangup: Option<tokio::signal::unix::Signal>,
+    reloader: Arc<Reloader>,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) {
+    let Some(mut hangup) = hangup else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            got = hangup.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                tracing::info!("SIGHUP: reloading the config");
+                let reloader = Arc::clone(&reloader);
+                let _ = tokio::task::spawn_blocking(move || reloader.reload_logged()).await;
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(
+    _hangup: Option<()>,
+    _reloader: Arc<Reloader>,
+    _stopped: tokio::sync::watch::Receiver<()>,
+) {
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,8 +802,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_owned();
-        let generation = Generation::open(&config, None, None).unwrap();
-        let live = Live::new(&generation);
+        let reloader = Reloader::new(config.clone(), config.clone(), || Ok(Config::default()));
+        let generation = Generation::open(&reloader, None, None).unwrap();
+        let live = Live::new(&generation, reloader);
         let store = generation.into_store();
         store.inject_write_fault(true);
         let readyz = || {
@@ -647,7 +822,6 @@ mod tests {
         assert_eq!(readyz().await.unwrap().status(), 503);
         let (stop, stopped) = tokio::sync::watch::channel(());
         let watchdog = tokio::spawn(keep_store_writable(
-            config,
             None,
             None,
             live.clone(),
@@ -663,6 +837,65 @@ mod tests {
         stop.send(()).unwrap();
         let store = watchdog.await.unwrap().expect("a reopened store");
         store.probe_write().unwrap();
+    }
+
+    /// `feeds.refresh-hours`: the configured sources are synced in the background, again
+    /// and again; a source that fails is recorded, keeps what it had, and the proxy keeps
+    /// serving with the policy in force.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scheduled_feed_refresh_syncs_and_survives_a_failing_source() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing listens on port 1: every sync of this source fails.
+        let text = "[feeds]\nrefresh-hours = 1\n[[feeds.sources]]\nname = \"gone\"\n\
+                    url = \"http://127.0.0.1:1/all.zip\"\n";
+        let mut config = Config::from_toml(text, "t.toml").unwrap();
+        assert_eq!(config.feeds.refresh_hours, 1);
+        config.server.data_dir = dir.path().to_owned();
+        let reloader = Reloader::new(config.clone(), config.clone(), || Ok(Config::default()));
+        let generation = Generation::open(&reloader, None, None).unwrap();
+        let live = Live::new(&generation, reloader);
+        let store = generation.into_store();
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let refresher = tokio::spawn(refresh_feeds(
+            live.clone(),
+            Duration::from_millis(50),
+            stopped,
+        ));
+        let feeds = crate::store::feeds::FeedStore::new(&store).unwrap();
+        let failures = || {
+            feeds
+                .status()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.name == "gone")
+                .and_then(|s| s.last_error_at)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let first = loop {
+            if let Some(at) = failures() {
+                break at;
+            }
+            assert!(std::time::Instant::now() < deadline, "never synced");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        while failures() == Some(first) {
+            assert!(std::time::Instant::now() < deadline, "synced only once");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut request = axum::extract::Request::get("/readyz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
+        let ready = serving(Arc::clone(&live.mirror)).oneshot(request).await;
+        assert_eq!(ready.unwrap().status(), 200, "still serving");
+        stop.send(()).unwrap();
+        refresher.await.unwrap();
+        assert!(Config::from_toml("[feeds]\nrefresh-hours = 100000\n", "t").is_err());
     }
 
     #[test]

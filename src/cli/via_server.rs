@@ -17,7 +17,7 @@ use super::agents::{describe, print_token, AgentsCommand};
 use super::exit;
 use super::log::{line, verify_inputs, LogCommand};
 use super::overrides::{
-    describe_item, describe_override, kind_str, OverridesCommand, QuarantineCommand,
+    describe_item, describe_override, kind_str, summary, OverridesCommand, QuarantineCommand,
 };
 use super::remote::Server;
 use crate::admin::Verified;
@@ -133,18 +133,22 @@ pub(crate) fn overrides(cmd: &OverridesCommand, server: &Server) -> anyhow::Resu
                     "kind": kind_str(kind),
                     "ecosystem": args.ecosystem,
                     "name": args.name,
-                    "versions": args.versions,
+                    "versions": args.scope(),
                     "reason": args.reason,
                     "expires": args.expires,
+                    "agent": args.agent,
                 }),
             )?;
+            let entry = crate::policy::overrides::OverrideEntry {
+                expires: record.expires,
+                ..entry
+            };
             writeln!(
                 out,
-                "added {} entry {}: {} {}",
+                "added {} entry {}: {}",
                 kind_str(kind),
                 record.id,
-                entry.name,
-                entry.versions
+                summary(&entry)
             )?;
         }
         OverridesCommand::Remove { id, by } => {

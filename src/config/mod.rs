@@ -387,6 +387,8 @@ pub struct UpstreamConfig {
 
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
+    /// `policy.mode` and its per-agent exceptions: whom refusals apply to.
+    pub enforcement: crate::policy::Enforcement,
     pub advisories: AdvisoriesConfig,
     pub typosquat: TyposquatConfig,
     pub license: LicenseConfig,
@@ -484,6 +486,11 @@ fn override_entry(
     let versions = VersionScope::parse(ecosystem, entry.versions.as_deref().unwrap_or("*"))
         .map_err(|e| p.push(format!("{key}.versions"), e))
         .ok();
+    if let Some(agent) = &entry.agent {
+        if let Err(e) = crate::agents::validate_name(agent) {
+            p.push(format!("{key}.agent"), e.to_string());
+        }
+    }
     if p.0.len() != before {
         return None;
     }
@@ -494,6 +501,7 @@ fn override_entry(
         reason: entry.reason.clone(),
         expires,
         created_by: "config".to_owned(),
+        agent: entry.agent.clone(),
     })
 }
 

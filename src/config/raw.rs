@@ -316,6 +316,10 @@ fn upstream_url(
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawPolicy {
+    /// `enforce` (default) or `monitor`.
+    pub mode: Option<String>,
+    pub monitor_agents: Vec<String>,
+    pub enforce_agents: Vec<String>,
     pub advisories: RawAdvisories,
     pub typosquat: RawTyposquat,
     pub license: RawLicense,
@@ -323,6 +327,44 @@ pub struct RawPolicy {
     pub signals: RawSignals,
     pub internal_names: RawInternalNames,
     pub content: RawContent,
+}
+
+impl RawPolicy {
+    /// `policy.mode` with `policy.monitor-agents` and `policy.enforce-agents`.
+    fn enforcement(&self, p: &mut Problems) -> crate::policy::Enforcement {
+        let mode = match self.mode.as_deref() {
+            None => crate::policy::Mode::Enforce,
+            Some(text) => text.parse().unwrap_or_else(|e: String| {
+                p.push("policy.mode", e);
+                crate::policy::Mode::Enforce
+            }),
+        };
+        let mut names = |key: &str, list: &[String]| {
+            let mut set = std::collections::BTreeSet::new();
+            for (i, name) in list.iter().enumerate() {
+                match crate::agents::validate_name(name) {
+                    Ok(()) => {
+                        set.insert(name.clone());
+                    }
+                    Err(e) => p.push(format!("{key}[{i}]"), e.to_string()),
+                }
+            }
+            set
+        };
+        let monitor_agents = names("policy.monitor-agents", &self.monitor_agents);
+        let enforce_agents = names("policy.enforce-agents", &self.enforce_agents);
+        for both in monitor_agents.intersection(&enforce_agents) {
+            p.push(
+                "policy.enforce-agents",
+                format!("agent `{both}` is in policy.monitor-agents too: name it in one list"),
+            );
+        }
+        crate::policy::Enforcement {
+            mode,
+            monitor_agents,
+            enforce_agents,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -499,6 +541,8 @@ pub struct RawOverride {
     pub reason: String,
     /// `YYYY-MM-DD` or RFC 3339.
     pub expires: Option<String>,
+    /// The one agent the entry applies to.
+    pub agent: Option<String>,
 }
 
 impl RawConfig {
@@ -666,6 +710,7 @@ impl RawConfig {
 
         // Each section validates itself, in the file's order, so problems keep their order.
         let feeds = self.feeds.validate(&mut p);
+        let enforcement = self.policy.enforcement(&mut p);
         let advisories = self.policy.advisories.validate(&mut p);
         let typosquat = self.policy.typosquat.validate(&mut p);
         let license = self.policy.license.validate(&mut p);
@@ -682,7 +727,10 @@ impl RawConfig {
                 let key = format!("overrides.{list}[{i}]");
                 if let Some(entry) = override_entry(&mut p, &key, kind, raw) {
                     if entries.iter().any(|e: &OverrideEntry| {
-                        e.kind == entry.kind && e.name == entry.name && e.versions == entry.versions
+                        e.kind == entry.kind
+                            && e.name == entry.name
+                            && e.versions == entry.versions
+                            && e.agent == entry.agent
                     }) {
                         p.push(key, format!("duplicate entry for {}", entry.name));
                     } else {
@@ -806,6 +854,7 @@ impl RawConfig {
             warnings,
             feeds,
             policy: PolicyConfig {
+                enforcement,
                 advisories,
                 typosquat,
                 license,

@@ -12,6 +12,7 @@ pub struct RawFeeds {
     pub bundled: bool,
     pub sources: Vec<RawFeedSource>,
     pub stale_after_days: u64,
+    pub refresh_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +32,7 @@ impl Default for RawFeeds {
             bundled: true,
             sources: vec![osv("npm"), osv("PyPI"), osv("crates.io")],
             stale_after_days: 7,
+            refresh_hours: 0,
         }
     }
 }
@@ -41,7 +43,13 @@ pub struct FeedsConfig {
     pub bundled: bool,
     pub sources: Vec<FeedSource>,
     pub stale_after_days: u64,
+    /// `feeds.refresh-hours`: how often `depfw serve` syncs `sources` in the background;
+    /// 0: never (only `depfw feeds sync`).
+    pub refresh_hours: u64,
 }
+
+/// The longest `feeds.refresh-hours`: a year.
+const MAX_REFRESH_HOURS: u64 = 24 * 366;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedSource {
@@ -77,10 +85,17 @@ impl RawFeeds {
                 url,
             });
         }
+        if self.refresh_hours > MAX_REFRESH_HOURS {
+            p.push(
+                "feeds.refresh-hours",
+                format!("at most {MAX_REFRESH_HOURS} (a year); 0 turns the refresh off"),
+            );
+        }
         FeedsConfig {
             bundled: self.bundled,
             sources,
             stale_after_days: self.stale_after_days,
+            refresh_hours: self.refresh_hours,
         }
     }
 }

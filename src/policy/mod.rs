@@ -19,11 +19,13 @@ pub mod signals;
 pub mod typosquat;
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::diag::Code;
 pub use crate::diag::{Finding, Severity, Verdict};
 use crate::package::{PackageName, Version};
 
@@ -107,6 +109,15 @@ impl Decision {
         ids
     }
 
+    /// What enforce mode would have made of a decision monitor mode served: the verdict of
+    /// its `would-refuse` finding ([`Enforcement::apply`]); `None` for any other decision.
+    pub fn would_refuse(&self) -> Option<Verdict> {
+        self.findings
+            .iter()
+            .find(|f| f.code == Code::WouldRefuse)
+            .map(|f| f.verdict)
+    }
+
     /// A one-line summary of the reasons, for client error bodies.
     pub fn summary(&self) -> String {
         let reasons: Vec<String> = self
@@ -123,6 +134,109 @@ impl Decision {
     }
 }
 
+/// `policy.mode`: whether the policy's refusals are enforced, or only recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Refused versions are hidden from metadata and their downloads get 403.
+    #[default]
+    Enforce,
+    /// Everything is decided and recorded, nothing is refused: how a team adopts depfw
+    /// without an outage, reading what would have been refused first.
+    Monitor,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Monitor => "monitor",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "enforce" => Ok(Mode::Enforce),
+            "monitor" => Ok(Mode::Monitor),
+            other => Err(format!(
+                "`{other}` is not a mode (expected `enforce` or `monitor`)"
+            )),
+        }
+    }
+}
+
+/// Findings monitor mode still refuses on. They are not the policy's judgement of a
+/// package but a guarantee the operator asked for by name: a human's deny entry (an
+/// incident during the rollout must be stoppable at once), an internal name (serving it
+/// from the public registry is the dependency-confusion attack itself) and a version depfw
+/// cannot parse (nothing could be decided about it). Integrity is no finding: a digest
+/// mismatch or a hostile upstream body is refused by the artifact gate in either mode.
+const ALWAYS_ENFORCED: &[Code] = &[
+    Code::DenyListed,
+    Code::InternalName,
+    Code::UnparsableVersion,
+];
+
+/// Who the policy's refusals apply to: `policy.mode` and its per-agent exceptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enforcement {
+    pub mode: Mode,
+    /// `policy.monitor-agents`: agents in monitor mode whatever `mode` says.
+    pub monitor_agents: BTreeSet<String>,
+    /// `policy.enforce-agents`: agents enforced whatever `mode` says (the agents already
+    /// moved over while the others are still monitored).
+    pub enforce_agents: BTreeSet<String>,
+}
+
+impl Enforcement {
+    /// Whether a request by `agent` (`None`: anonymous) is refused when the policy says so.
+    pub fn enforces(&self, agent: Option<&str>) -> bool {
+        match agent {
+            Some(a) if self.enforce_agents.contains(a) => true,
+            Some(a) if self.monitor_agents.contains(a) => false,
+            _ => self.mode == Mode::Enforce,
+        }
+    }
+
+    /// The decision as `agent`'s request gets it: unchanged when enforced; in monitor
+    /// mode a refusal is served as a warning, with a `would-refuse` finding whose verdict
+    /// is the refusal enforce mode would have made (see [`Decision::would_refuse`]).
+    /// Findings in [`ALWAYS_ENFORCED`] keep their refusal in both modes.
+    pub fn apply(&self, agent: Option<&str>, mut decision: Decision) -> Decision {
+        if decision.verdict.is_servable() || self.enforces(agent) {
+            return decision;
+        }
+        let kept = decision
+            .findings
+            .iter()
+            .any(|f| !f.verdict.is_servable() && ALWAYS_ENFORCED.contains(&f.code));
+        if kept {
+            return decision;
+        }
+        let why = match agent {
+            Some(a) if self.monitor_agents.contains(a) => {
+                format!("agent `{a}` is in policy.monitor-agents")
+            }
+            _ => "policy.mode = \"monitor\"".to_owned(),
+        };
+        let would = match decision.verdict {
+            Verdict::Quarantine => "held it for review",
+            _ => "refused it",
+        };
+        decision.findings.push(Finding::new(
+            Code::WouldRefuse,
+            Severity::Info,
+            decision.verdict,
+            format!("not enforced ({why}): served, but enforce mode would have {would}"),
+        ));
+        decision.verdict = Verdict::Warn;
+        decision
+    }
+}
+
 /// The configured checks plus the override lists.
 #[derive(Clone)]
 pub struct Policy {
@@ -135,6 +249,9 @@ pub struct Policy {
     /// of `checks`): the proxy's artifact gate scans with their settings and records hits
     /// in their ledger.
     content: Option<Arc<content::ContentRules>>,
+    /// Whom refusals apply to (`policy.mode`); applied per request by the proxy, never by
+    /// [`Policy::evaluate`], so `depfw audit` and `depfw check` report refusals as such.
+    enforcement: Arc<Enforcement>,
 }
 
 impl Policy {
@@ -151,7 +268,19 @@ impl Policy {
             revision,
             undecidable: Arc::default(),
             content: None,
+            enforcement: Arc::default(),
         }
+    }
+
+    /// The same policy, enforced as `enforcement` says (`policy.mode` and its agent lists).
+    pub fn with_enforcement(mut self, enforcement: Enforcement) -> Self {
+        self.enforcement = Arc::new(enforcement);
+        self
+    }
+
+    /// Whom this policy's refusals apply to.
+    pub fn enforcement(&self) -> &Enforcement {
+        &self.enforcement
     }
 
     /// The same policy with the content rules: their check is added to the checks, and
@@ -210,6 +339,7 @@ impl Policy {
             revision,
             undecidable: Arc::clone(&self.undecidable),
             content: self.content.clone(),
+            enforcement: Arc::clone(&self.enforcement),
         }
     }
 
@@ -256,6 +386,12 @@ impl Policy {
 
     /// Runs every check, then the overrides, and combines the findings into one verdict.
     pub fn evaluate(&self, ctx: &PackageCtx<'_>) -> Decision {
+        self.evaluate_for(ctx, None)
+    }
+
+    /// [`Policy::evaluate`] for a request by `agent`: the overrides for that agent alone
+    /// apply too ([`overrides::Overrides::apply_for`]).
+    pub fn evaluate_for(&self, ctx: &PackageCtx<'_>, agent: Option<&str>) -> Decision {
         let mut findings = Vec::new();
         for check in &self.checks {
             check.evaluate(ctx, &mut findings);
@@ -266,7 +402,7 @@ impl Policy {
             .max()
             .unwrap_or(Verdict::Allow);
         let mut decision = Decision { verdict, findings };
-        self.overrides.apply(ctx, &mut decision);
+        self.overrides.apply_for(ctx, agent, &mut decision);
         decision
     }
 }

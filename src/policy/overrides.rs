@@ -4,6 +4,12 @@
 //! once the admin endpoint exists, from the store (quarantine approvals and rejections).
 //! An entry names a package and either every version, one exact version or a range; it has a
 //! reason and may expire. Expired entries stop applying but are kept, so history stays visible.
+//!
+//! An entry may be for one agent only (`depfw overrides allow npm foo 1.2.3 --agent ci-bot
+//! --expires 2h`): the urgent fix that lets one version through a cooldown or a quarantine
+//! for the agent that needs it, for a while, without opening it to every agent. The proxy
+//! applies such entries to that agent's requests ([`Overrides::apply_for`]); `depfw audit`
+//! and `depfw check` speak for no agent and never apply them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -159,11 +165,19 @@ pub struct OverrideEntry {
     pub expires: Option<DateTime<Utc>>,
     /// Who made the decision (`config`, an admin, an approval).
     pub created_by: String,
+    /// The one agent the entry applies to; `None`: every request.
+    pub agent: Option<String>,
 }
 
 impl OverrideEntry {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.expires.is_none_or(|expires| now < expires)
+    }
+
+    /// Whether the entry applies to a request by `agent` (`None`: anonymous, or no
+    /// request at all: `depfw audit`).
+    pub fn applies_to(&self, agent: Option<&str>) -> bool {
+        self.agent.is_none() || self.agent.as_deref() == agent
     }
 
     pub fn matches(&self, ctx: &PackageCtx<'_>) -> bool {
@@ -193,9 +207,24 @@ impl Overrides {
         &self.entries
     }
 
-    /// The entry that decides `ctx`, if any.
-    pub(crate) fn decisive(&self, ctx: &PackageCtx<'_>) -> Option<&OverrideEntry> {
-        let mut matching = self.entries.iter().filter(|e| e.matches(ctx));
+    /// Whether some entry is for `agent` alone: then its verdicts differ from other
+    /// agents' (cache keys must tell them apart).
+    pub fn has_entries_for(&self, agent: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.agent.as_deref() == Some(agent))
+    }
+
+    /// The entry that decides `ctx` for a request by `agent`, if any.
+    pub(crate) fn decisive(
+        &self,
+        ctx: &PackageCtx<'_>,
+        agent: Option<&str>,
+    ) -> Option<&OverrideEntry> {
+        let mut matching = self
+            .entries
+            .iter()
+            .filter(|e| e.applies_to(agent) && e.matches(ctx));
         let first = matching.next()?;
         if first.kind == OverrideKind::Deny {
             return Some(first);
@@ -208,11 +237,22 @@ impl Overrides {
     }
 
     /// Sets the verdict from the decisive entry and records it as a finding; the checks'
-    /// findings stay, so a report shows what the override overruled.
+    /// findings stay, so a report shows what the override overruled. Entries for one
+    /// agent do not apply ([`Overrides::apply_for`]).
     pub fn apply(&self, ctx: &PackageCtx<'_>, decision: &mut Decision) {
-        let Some(entry) = self.decisive(ctx) else {
+        self.apply_for(ctx, None, decision);
+    }
+
+    /// [`Overrides::apply`] for a request by `agent`: its own entries apply too.
+    pub fn apply_for(&self, ctx: &PackageCtx<'_>, agent: Option<&str>, decision: &mut Decision) {
+        let Some(entry) = self.decisive(ctx, agent) else {
             return;
         };
+        let only = entry
+            .agent
+            .as_deref()
+            .map(|a| format!(" for agent `{a}`"))
+            .unwrap_or_default();
         let expiry = entry
             .expires
             .map(|e| format!(", until {}", e.format("%Y-%m-%d %H:%M UTC")))
@@ -226,7 +266,7 @@ impl Overrides {
             Severity::Info,
             verdict,
             format!(
-                "{verb} by {} ({}{expiry}): {}",
+                "{verb}{only} by {} ({}{expiry}): {}",
                 entry.created_by, entry.versions, entry.reason
             ),
         ));
@@ -247,6 +287,7 @@ mod tests {
             reason: "test".into(),
             expires: None,
             created_by: "config".into(),
+            agent: None,
         }
     }
 
@@ -317,6 +358,45 @@ mod tests {
         assert_eq!(
             decide(&o, Ecosystem::PyPI, "django", "4.2.2"),
             Verdict::Allow
+        );
+    }
+
+    /// Issue #16's urgent fix: one version through a cooldown for one agent, until the
+    /// entry expires (the clock is the evaluation's, injected).
+    #[test]
+    fn an_agents_entry_applies_to_that_agent_until_it_expires() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut e = entry(OverrideKind::Allow, Ecosystem::Npm, "left-pad", "1.3.0");
+        e.agent = Some("ci-bot".into());
+        e.expires = Some(now + chrono::Duration::hours(2));
+        let o = Overrides::new(vec![e]);
+        assert!(o.has_entries_for("ci-bot") && !o.has_entries_for("other"));
+        let name = PackageName::parse(Ecosystem::Npm, "left-pad").unwrap();
+        let version = Version::parse(Ecosystem::Npm, "1.3.0").unwrap();
+        let verdict = |agent: Option<&str>, at| {
+            let ctx = PackageCtx {
+                name: &name,
+                version: Some(&version),
+                metadata: None,
+                now: at,
+            };
+            let mut d = Decision {
+                verdict: Verdict::Quarantine,
+                findings: vec![],
+            };
+            o.apply_for(&ctx, agent, &mut d);
+            (d.verdict, d.findings.first().map(|f| f.message.clone()))
+        };
+        let (allowed, message) = verdict(Some("ci-bot"), now);
+        assert_eq!(allowed, Verdict::Allow);
+        assert!(message.unwrap().contains("for agent `ci-bot`"));
+        assert_eq!(verdict(Some("other"), now).0, Verdict::Quarantine);
+        assert_eq!(verdict(None, now).0, Verdict::Quarantine);
+        let later = now + chrono::Duration::hours(2);
+        assert_eq!(
+            verdict(Some("ci-bot"), later).0,
+            Verdict::Quarantine,
+            "expired"
         );
     }
 

@@ -88,8 +88,23 @@ pub fn with_feed_updates(
     store: &Store,
     reload: impl Fn() -> PolicyState + Send + Sync + 'static,
 ) -> anyhow::Result<AdminState> {
-    let proxy = state.clone();
     let refresh = Arc::clone(&admin.on_change);
+    let feeds = feed_updates(state, config, store, reload, refresh)?;
+    Ok(admin.with_feeds(feeds))
+}
+
+/// The feed updates of the proxy `state` over the local `store`, as [`with_feed_updates`]
+/// describes them: what the admin API's sync and import run, and `depfw serve`'s scheduled
+/// refresh (`feeds.refresh-hours`) too, so that they run one at a time. `refresh` applies
+/// the overrides again after the policy is rebuilt.
+pub fn feed_updates(
+    state: &AppState,
+    config: &Config,
+    store: &Store,
+    reload: impl Fn() -> PolicyState + Send + Sync + 'static,
+    refresh: Arc<dyn Fn() + Send + Sync>,
+) -> anyhow::Result<Arc<dyn FeedStatusSource>> {
+    let proxy = state.clone();
     let reload = move || {
         proxy.set_policy(reload());
         refresh();
@@ -104,7 +119,7 @@ pub fn with_feed_updates(
             one_at_a_time: Mutex::new(()),
         }),
     };
-    Ok(admin.with_feeds(Arc::new(feeds)))
+    Ok(Arc::new(feeds))
 }
 
 /// The policy the proxy enforces now, for `POST /admin/api/evaluate`.
@@ -151,6 +166,7 @@ impl admin::DecisionLog for ProxyLog {
                     verdict: filter.verdict,
                     since: filter.since,
                     until: filter.until,
+                    would_refuse: filter.would_refuse,
                 },
                 filter.limit,
             )
@@ -271,12 +287,12 @@ impl FeedStatusSource for FeedSource {
                     None => tracing::info!(
                         source = %source.name,
                         advisories = source.advisories.unwrap_or(0),
-                        "feed synced (admin API)"
+                        "feed synced"
                     ),
                     Some(error) => tracing::warn!(
                         source = %source.name,
                         error = %error,
-                        "feed sync failed, its last good data stays in use (admin API)"
+                        "feed sync failed, its last good data stays in use"
                     ),
                 },
             ))

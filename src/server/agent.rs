@@ -42,7 +42,7 @@ use super::{AppState, RequestCtx};
 use crate::agents::{AuthError, BreakerEvent, PolicyPreset};
 use crate::config::AnonymousAccess;
 use crate::package::PackageName;
-use crate::policy::{Decision, Verdict};
+use crate::policy::{Decision, Policy, Verdict};
 
 pub use crate::registry::REQUEST_ID_HEADER;
 
@@ -372,12 +372,16 @@ fn authenticate(
     }
 }
 
-/// Applies the agent's preset to a policy decision (no agent: unchanged).
-pub(crate) fn decide(ctx: &RequestCtx, decision: Decision) -> Decision {
-    match &ctx.agent {
+/// The proxy's one refuse-or-serve point: the agent's preset applied to a policy
+/// decision (no agent: unchanged), then the policy's mode for this agent (`policy.mode`:
+/// in monitor mode a refusal is served and recorded as `would-refuse`).
+pub(crate) fn decide(ctx: &RequestCtx, policy: &Policy, decision: Decision) -> Decision {
+    let decision = match &ctx.agent {
         Some(agent) => agent.preset.apply(decision, agent.strict_warn),
         None => decision,
-    }
+    };
+    let agent = ctx.agent.as_ref().map(|a| a.name.as_str());
+    policy.enforcement().apply(agent, decision)
 }
 
 /// Feeds the agent's circuit breaker; when it trips, the agent is suspended (until an

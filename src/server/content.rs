@@ -108,17 +108,24 @@ pub(crate) fn screen(
         verdict,
         findings: findings.clone(),
     };
-    policy.overrides().apply(
+    policy.overrides().apply_for(
         &PackageCtx {
             name: &req.name,
             version: Some(version),
             metadata: Some(&record.metadata),
             now,
         },
+        ctx.agent.as_ref().map(|a| a.name.as_str()),
         &mut decision,
     );
-    let decision = agent::decide(ctx, decision);
+    let decision = agent::decide(ctx, policy, decision);
     rec.findings.extend(findings.iter().cloned());
+    // Monitor mode served what the rules hold: the record says so.
+    rec.findings.extend(
+        (decision.findings.iter())
+            .filter(|f| f.code == crate::diag::Code::WouldRefuse)
+            .cloned(),
+    );
     if decision.verdict.is_servable() {
         return Ok(None);
     }

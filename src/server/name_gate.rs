@@ -59,14 +59,19 @@ pub(crate) fn decide_with_age(
     records: &[VersionRecord],
 ) -> Decision {
     let metadata = package_metadata(records);
+    let agent = ctx.agent.as_ref().map(|a| a.name.as_str());
     agent::decide(
         ctx,
-        policy.evaluate(&PackageCtx {
-            name,
-            version: None,
-            metadata: metadata.as_ref(),
-            now: Utc::now(),
-        }),
+        policy,
+        policy.evaluate_for(
+            &PackageCtx {
+                name,
+                version: None,
+                metadata: metadata.as_ref(),
+                now: Utc::now(),
+            },
+            agent,
+        ),
     )
 }
 

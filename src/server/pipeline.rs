@@ -98,6 +98,19 @@ impl<'a> Gate<'a> {
         }
     }
 
+    /// What the verdicts for this request's agent depend on besides its preset: whether
+    /// the policy is enforced for it (`policy.mode`), and its name when overrides exist
+    /// for it alone. Part of every cache key a verdict goes into.
+    fn agent_policy(&self) -> String {
+        let agent = self.ctx.agent.as_ref().map(|a| a.name.as_str());
+        let policy = self.policy();
+        let enforced = policy.enforcement().enforces(agent);
+        match agent.filter(|a| policy.overrides().has_entries_for(a)) {
+            Some(own) => format!("{enforced}|{own}"),
+            None => enforced.to_string(),
+        }
+    }
+
     /// Name-level checks (typosquats, deny-listed names) before anything is fetched; a
     /// refusal that only a look-alike name makes waits for [`Gate::check_name_with`]
     /// ([`name_gate`]).
@@ -344,13 +357,7 @@ impl<'a> Gate<'a> {
         let records = s.protocol.versions(doc);
         let filtered = verdicts::filter_versions(self.ctx, self.policy(), name, records);
         if up.fetched.fresh {
-            record_filtered(
-                self.state,
-                self.ctx,
-                name,
-                &filtered.hidden,
-                up.url.as_str(),
-            )?;
+            record_filtered(self.state, self.ctx, name, &filtered, up.url.as_str())?;
         }
         let filtered = Arc::new(filtered);
         let (key, generation, revision) = self.evaluation_slot(up);
@@ -362,10 +369,14 @@ impl<'a> Gate<'a> {
 
     /// Where an evaluation of `up` is kept: its URL and what besides the upstream body
     /// and policy revision it depends on, the agent's preset (a strict agent sees fewer
-    /// versions); then the body's generation and the policy revision.
+    /// versions) and [`Gate::agent_policy`]; then the body's generation and the policy
+    /// revision.
     fn evaluation_slot(&self, up: &Upstream) -> (String, u64, &str) {
         let agent = self.ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
-        let key = render_key(up.url.as_str(), &format!("{agent:?}"));
+        let key = render_key(
+            up.url.as_str(),
+            &format!("{agent:?}|{}", self.agent_policy()),
+        );
         (key, up.fetched.generation, self.policy().revision())
     }
 
@@ -385,7 +396,11 @@ impl<'a> Gate<'a> {
         let mode = self.state.refused_versions();
         let variant = render_variant(
             self.ctx,
-            &format!("{:?}|{form:?}|{mode:?}", P::ECOSYSTEM),
+            &format!(
+                "{:?}|{form:?}|{mode:?}|{}",
+                P::ECOSYSTEM,
+                self.agent_policy()
+            ),
             P::URLS,
         );
         let cache = &self.state.inner.render;

@@ -5,20 +5,24 @@
 use chrono::Utc;
 
 use super::error::ProxyError;
+use super::verdicts::Filtered;
 use super::{AppState, RequestCtx};
+use crate::diag::{Code, Finding, Severity};
 use crate::package::PackageName;
 use crate::policy::{Decision, Verdict};
 use crate::store::decisions::{DecisionRecord, HiddenVersion, RecordKind};
 
-/// Records a metadata summary, the versions it hides: called once per upstream
+/// Records a metadata summary, the versions it hides (and, in monitor mode, a
+/// `would-refuse` finding naming those it would have hidden): called once per upstream
 /// (re)download, not per cache hit.
 pub(crate) fn record_filtered(
     state: &AppState,
     ctx: &RequestCtx,
     name: &PackageName,
-    hidden: &[HiddenVersion],
+    filtered: &Filtered,
     upstream_url: &str,
 ) -> Result<(), ProxyError> {
+    let hidden = &filtered.hidden;
     let verdict = hidden
         .iter()
         .map(|h| h.verdict)
@@ -26,13 +30,41 @@ pub(crate) fn record_filtered(
         .unwrap_or(Verdict::Allow);
     let decision = Decision {
         verdict,
-        findings: Vec::new(),
+        findings: would_hide(&filtered.monitored).into_iter().collect(),
     };
     let mut rec = record(ctx, RecordKind::Metadata, name, None, &decision, "filtered");
     rec.hidden = hidden.to_vec();
     rec.upstream_url = Some(upstream_url.to_owned());
     state.decisions().append(&mut rec)?;
     Ok(())
+}
+
+/// How many versions monitor mode names in one metadata record: the first ones, then a
+/// count, so a package with thousands of refused versions does not make a huge record.
+const WOULD_HIDE_LISTED: usize = 20;
+
+/// The `would-refuse` finding of a metadata summary whose `monitored` versions enforce
+/// mode would have hidden; `None` when there are none.
+fn would_hide(monitored: &[HiddenVersion]) -> Option<Finding> {
+    let verdict = monitored.iter().map(|h| h.verdict).max()?;
+    let mut listed: Vec<String> = monitored
+        .iter()
+        .take(WOULD_HIDE_LISTED)
+        .map(|h| format!("{} ({})", h.version, h.verdict))
+        .collect();
+    if monitored.len() > WOULD_HIDE_LISTED {
+        listed.push(format!("and {} more", monitored.len() - WOULD_HIDE_LISTED));
+    }
+    Some(Finding::new(
+        Code::WouldRefuse,
+        Severity::Info,
+        verdict,
+        format!(
+            "not enforced (monitor mode): served {} version(s) enforce mode would hide: {}",
+            monitored.len(),
+            listed.join(", ")
+        ),
+    ))
 }
 
 /// A record of `decision` for this request, its chain fields left for the log to fill.

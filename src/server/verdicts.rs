@@ -114,22 +114,30 @@ pub(crate) struct Filtered {
     /// the newest quarantined release above the newest served release. What a metadata
     /// response puts in the approval queue ([`super::approvals`]).
     pub wanted: Option<(Version, Vec<Finding>)>,
+    /// Kept only because the policy is not enforced for this request (monitor mode): what
+    /// enforce mode would have hidden, for the decision record.
+    pub monitored: Vec<HiddenVersion>,
 }
 
 impl Filtered {
     /// The heap bytes held, its weight in the evaluation cache.
     pub(crate) fn heap_size(&self) -> usize {
-        let hidden = self.hidden.capacity() * std::mem::size_of::<HiddenVersion>()
-            + self
-                .hidden
-                .iter()
-                .map(|h| h.version.capacity() + h.reason.capacity())
-                .sum::<usize>();
+        let size = |list: &Vec<HiddenVersion>| {
+            list.capacity() * std::mem::size_of::<HiddenVersion>()
+                + list
+                    .iter()
+                    .map(|h| h.version.capacity() + h.reason.capacity())
+                    .sum::<usize>()
+        };
         let wanted = self.wanted.as_ref().map_or(0, |(_, findings)| {
             findings.capacity() * std::mem::size_of::<Finding>()
                 + findings.iter().map(|f| f.message.capacity()).sum::<usize>()
         });
-        std::mem::size_of::<Filtered>() + self.kept.heap_size() + hidden + wanted
+        std::mem::size_of::<Filtered>()
+            + self.kept.heap_size()
+            + size(&self.hidden)
+            + size(&self.monitored)
+            + wanted
     }
 
     /// The versions this evaluation hid and why, as one line of visible ASCII for the
@@ -205,7 +213,8 @@ fn unparsable_version() -> Decision {
     }
 }
 
-/// The policy's decision under the requesting agent's preset.
+/// The policy's decision for the requesting agent (its own overrides, its preset, the
+/// policy's mode for it).
 fn evaluate(
     ctx: &RequestCtx,
     policy: &Policy,
@@ -213,14 +222,19 @@ fn evaluate(
     version: Option<(&Version, &VersionMetadata)>,
     now: DateTime<Utc>,
 ) -> Decision {
+    let agent = ctx.agent.as_ref().map(|a| a.name.as_str());
     agent::decide(
         ctx,
-        policy.evaluate(&PackageCtx {
-            name,
-            version: version.map(|v| v.0),
-            metadata: version.map(|v| v.1),
-            now,
-        }),
+        policy,
+        policy.evaluate_for(
+            &PackageCtx {
+                name,
+                version: version.map(|v| v.0),
+                metadata: version.map(|v| v.1),
+                now,
+            },
+            agent,
+        ),
     )
 }
 
@@ -257,6 +271,7 @@ pub(crate) fn filter_versions(
     let mut hidden = Vec::new();
     let mut newest_kept: Option<&Version> = None;
     let mut wanted: Option<(Version, Vec<Finding>)> = None;
+    let mut monitored = Vec::new();
     for r in records {
         let Some(version) = &r.version else {
             let decision = unparsable_version();
@@ -270,6 +285,13 @@ pub(crate) fn filter_versions(
         let decision = evaluate(ctx, policy, name, Some((version, &r.metadata)), now);
         let release = !version.is_prerelease();
         if decision.verdict.is_servable() {
+            if let Some(verdict) = decision.would_refuse() {
+                monitored.push(HiddenVersion {
+                    version: r.version_text.clone(),
+                    verdict,
+                    reason: decision.summary(),
+                });
+            }
             kept.insert(r.version_text.clone());
             if release && newest_kept.is_none_or(|k| version > k) {
                 newest_kept = Some(version);
@@ -293,6 +315,7 @@ pub(crate) fn filter_versions(
         kept,
         hidden,
         wanted,
+        monitored,
     }
 }
 
@@ -380,6 +403,7 @@ mod tests {
                 })
                 .collect(),
             wanted: None,
+            monitored: Vec::new(),
         }
     }
 

@@ -55,6 +55,7 @@ use super::signing::{LogKey, PublicKey};
 use super::tx::{self, Durability, TxResult};
 use super::{Store, StoreError};
 use crate::config::LogConfig;
+use crate::diag::Code;
 use crate::policy::{Finding, Verdict};
 
 /// `prev_hash` of the first record: 64 zeros.
@@ -186,10 +187,16 @@ pub struct RecordFilter {
     pub verdict: Option<Verdict>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only what monitor mode served that enforce mode would have refused (records with
+    /// a `would-refuse` finding).
+    pub would_refuse: bool,
 }
 
 impl RecordFilter {
     pub fn matches(&self, r: &DecisionRecord) -> bool {
+        if self.would_refuse && !r.findings.iter().any(|f| f.code == Code::WouldRefuse) {
+            return false;
+        }
         self.agent
             .as_deref()
             .is_none_or(|a| r.client.agent.as_deref() == Some(a))

@@ -9,6 +9,8 @@
 //! Tree `overrides`: `entry/<id, big-endian>` → JSON [`StoredOverride`];
 //! `active/<kind>/<ecosystem>/<name key>/<scope>` → id (the duplicate guard);
 //! `meta/revision` → a counter bumped by every change (for policy revisions and ETags).
+//! An entry for one agent (`--agent`) keeps the agent in its record (a JSON field, so the
+//! PostgreSQL backend stores it too) and in its duplicate guard (`…/<scope>@<agent>`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,9 @@ pub struct StoredOverride {
     /// The quarantine item this entry resolved, if it came from an approval or rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine_id: Option<u64>,
+    /// The one agent the entry applies to (`--agent`); `None`: every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,12 +105,18 @@ impl StoredOverride {
             reason: self.reason.clone(),
             expires: self.expires,
             created_by: self.created_by.clone(),
+            agent: self.agent.clone(),
         })
     }
 
-    /// The key no two active entries share: kind, ecosystem, normalised name, versions.
+    /// The key no two active entries share: kind, ecosystem, normalised name, versions,
+    /// and the agent of an entry for one agent.
     pub(crate) fn active_key(&self) -> Vec<u8> {
-        active_key(self.kind, self.ecosystem, &self.name, &self.versions)
+        let mut key = active_key(self.kind, self.ecosystem, &self.name, &self.versions);
+        if let Some(agent) = &self.agent {
+            key.extend_from_slice(format!("@{agent}").as_bytes());
+        }
+        key
     }
 }
 
@@ -135,6 +146,8 @@ pub enum OverrideError {
     },
     #[error("no override with id {0}")]
     Unknown(OverrideId),
+    #[error("{0}")]
+    BadAgent(String),
     #[error("override {0} is already removed")]
     AlreadyRemoved(OverrideId),
     #[error(transparent)]
@@ -214,9 +227,11 @@ pub(crate) struct EntryText<'a> {
     /// `*`, an exact version or a range (see [`VersionScope`]).
     pub versions: &'a str,
     pub reason: &'a str,
-    /// YYYY-MM-DD or RFC 3339.
+    /// A duration from now (`2h`), YYYY-MM-DD or RFC 3339.
     pub expires: Option<&'a str>,
     pub by: &'a str,
+    /// The one agent the entry is for; `None`: every request.
+    pub agent: Option<&'a str>,
 }
 
 impl EntryText<'_> {
@@ -231,6 +246,10 @@ impl EntryText<'_> {
             PackageName::parse(ecosystem, self.name).map_err(|e| FieldError::new("name", e))?;
         let versions = VersionScope::parse(ecosystem, self.versions)
             .map_err(|e| FieldError::new("versions", e))?;
+        let agent = self.agent.map(str::trim).filter(|a| !a.is_empty());
+        if let Some(agent) = agent {
+            crate::agents::validate_name(agent).map_err(|e| FieldError::new("agent", e))?;
+        }
         Ok(OverrideEntry {
             kind,
             name,
@@ -238,15 +257,57 @@ impl EntryText<'_> {
             reason: self.reason.to_owned(),
             expires: expiry(self.expires)?,
             created_by: self.by.to_owned(),
+            agent: agent.map(str::to_owned),
         })
     }
 }
 
-/// Parses an optional `expires` value: YYYY-MM-DD (its first instant, UTC) or RFC 3339.
+/// Parses an optional `expires` value: a duration from now (`90m`, `2h`, `7d`, `1w`),
+/// YYYY-MM-DD (its first instant, UTC) or RFC 3339.
 pub fn expiry(text: Option<&str>) -> Result<Option<DateTime<Utc>>, FieldError> {
-    text.map(crate::when::parse_since)
-        .transpose()
-        .map_err(|e| FieldError::new("expires", e))
+    expiry_at(text, Utc::now())
+}
+
+/// [`expiry`] with durations counted from `now`.
+pub fn expiry_at(
+    text: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, FieldError> {
+    let Some(text) = text.map(str::trim) else {
+        return Ok(None);
+    };
+    if let Some(span) = duration(text) {
+        return span
+            .and_then(|span| now.checked_add_signed(span))
+            .map(Some)
+            .ok_or_else(|| FieldError::new("expires", format!("`{text}` is too far away")));
+    }
+    crate::when::parse_since(text).map(Some).map_err(|e| {
+        FieldError::new(
+            "expires",
+            format!("{e}, or a duration from now (90m, 2h, 7d, 1w)"),
+        )
+    })
+}
+
+/// `<digits><s|m|h|d|w>` as a duration: `None` when `text` is not of that form, `Some(None)`
+/// when the number is too large.
+fn duration(text: &str) -> Option<Option<chrono::Duration>> {
+    let unit = text.chars().last()?;
+    let digits = &text[..text.len() - unit.len_utf8()];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = digits.parse::<i64>().ok();
+    let span = match unit {
+        's' => n.and_then(chrono::Duration::try_seconds),
+        'm' => n.and_then(chrono::Duration::try_minutes),
+        'h' => n.and_then(chrono::Duration::try_hours),
+        'd' => n.and_then(chrono::Duration::try_days),
+        'w' => n.and_then(chrono::Duration::try_weeks),
+        _ => return None,
+    };
+    Some(span)
 }
 
 /// Checks an entry and turns it into the record to store (its id is assigned on insert).
@@ -262,6 +323,9 @@ pub(crate) fn new_record(
     }
     check_text("reason", &entry.reason)?;
     check_text("author", &entry.created_by)?;
+    if let Some(agent) = &entry.agent {
+        crate::agents::validate_name(agent).map_err(|e| OverrideError::BadAgent(e.to_string()))?;
+    }
     if let Some(expires) = entry.expires {
         if expires <= now {
             return Err(OverrideError::ExpiryInPast { expires, now });
@@ -280,6 +344,7 @@ pub(crate) fn new_record(
         removed_at: None,
         removed_by: None,
         quarantine_id: None,
+        agent: entry.agent.clone(),
     })
 }
 
@@ -457,5 +522,79 @@ impl OverrideStore {
     /// Bumped by every change: part of the policy revision, so that clients revalidate.
     pub fn revision(&self) -> Result<u64, StoreError> {
         Ok(self.tree.get(REVISION_KEY)?.map_or(0, |v| read_u64(&v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn expiry_takes_durations_dates_and_times() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
+        let at = |t: &str| expiry_at(Some(t), now);
+        assert_eq!(at("2h").unwrap(), Some(now + chrono::Duration::hours(2)));
+        assert_eq!(
+            at("90m").unwrap(),
+            Some(now + chrono::Duration::minutes(90))
+        );
+        assert_eq!(at(" 7d ").unwrap(), Some(now + chrono::Duration::days(7)));
+        assert_eq!(at("1w").unwrap(), Some(now + chrono::Duration::weeks(1)));
+        assert_eq!(
+            at("2027-01-01").unwrap(),
+            Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap())
+        );
+        assert_eq!(expiry_at(None, now).unwrap(), None);
+        for bad in [
+            "2y",
+            "h",
+            "-2h",
+            "2 h",
+            "99999999999999999999h",
+            "soon",
+            "2ħ",
+        ] {
+            let e = at(bad).unwrap_err();
+            assert_eq!(e.field, "expires", "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_agents_entry_is_stored_apart_from_the_same_entry_for_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let overrides = OverrideStore::new(&store).unwrap();
+        let now = Utc::now();
+        let text = |agent| EntryText {
+            ecosystem: "npm",
+            name: "left-pad",
+            versions: "1.3.0",
+            reason: "urgent fix",
+            expires: Some("2h"),
+            by: "test",
+            agent,
+        };
+        let mine = text(Some("ci-bot")).parse(OverrideKind::Allow).unwrap();
+        let id = overrides.add(&mine, now).unwrap();
+        overrides
+            .add(&text(None).parse(OverrideKind::Allow).unwrap(), now)
+            .unwrap();
+        assert!(matches!(
+            overrides.add(&mine, now),
+            Err(OverrideError::Duplicate { .. })
+        ));
+        let stored = overrides.get(id).unwrap();
+        assert_eq!(stored.agent.as_deref(), Some("ci-bot"));
+        let entries = overrides.active_entries(now).unwrap();
+        assert_eq!(entries[0].agent.as_deref(), Some("ci-bot"));
+        assert_eq!(entries[1].agent, None);
+        // Expired: no longer in force, still in the history.
+        let later = now + chrono::Duration::hours(3);
+        assert!(overrides.active_entries(later).unwrap().is_empty());
+        assert_eq!(overrides.list(true, later).unwrap().len(), 2);
+        assert!(text(Some("no such/agent"))
+            .parse(OverrideKind::Allow)
+            .is_err());
     }
 }

@@ -596,6 +596,7 @@ impl QuarantineQueue {
                     reason: reason.to_owned(),
                     expires,
                     created_by: by.to_owned(),
+                    agent: None,
                 }),
                 ApprovalScope::Range(text) => Err(QuarantineError::RangeExcludesVersion {
                     range: text.clone(),
@@ -626,6 +627,7 @@ impl QuarantineQueue {
             reason: reason.to_owned(),
             expires,
             created_by: by.to_owned(),
+            agent: None,
         })
     }
 }

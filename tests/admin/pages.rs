@@ -599,3 +599,67 @@ async fn wrong_tokens_from_one_address_wait_and_the_right_one_signs_in() {
         .await;
     assert_eq!(elsewhere.status, StatusCode::SEE_OTHER);
 }
+
+/// Issue #16: what monitor mode served but enforce mode would have refused is one choice
+/// of the log search, in the API and on the page.
+#[tokio::test]
+async fn the_log_shows_what_monitor_mode_would_have_refused() {
+    let f = Fixture::new();
+    f.log.push(serde_json::json!({
+        "time": "2026-01-04T10:00:00Z", "agent": "trial", "ecosystem": "npm",
+        "package": "evil-pkg", "version": "1.0.0", "verdict": "warn",
+        "findings": [{"code": "would-refuse", "verdict": "deny",
+                      "message": "not enforced (policy.mode = \"monitor\")"}],
+    }));
+    let reply = f
+        .api(Method::GET, "/api/log?verdict=would-refuse", None)
+        .await;
+    let entries = reply.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{}", reply.body);
+    assert_eq!(entries[0]["package"], "evil-pkg");
+
+    let browser = sign_in(&f, "alice").await;
+    let page = get(&f, "", Some(&browser.cookie)).await.body;
+    assert!(
+        page.contains("would have been refused (monitor mode)"),
+        "the search offers it"
+    );
+    let searched = get(&f, "?verdict=would-refuse", Some(&browser.cookie))
+        .await
+        .body;
+    let log = searched.split("id=\"log\"").nth(1).unwrap();
+    assert!(
+        log.contains("evil-pkg") && !log.contains("requests"),
+        "{log}"
+    );
+    assert!(log.contains("value=\"would-refuse\" selected"), "{log}");
+}
+
+/// The page's allow/deny form takes an agent: the entry applies to that agent only, and
+/// the list says so; an agent that does not exist is refused.
+#[tokio::test]
+async fn an_entry_for_one_agent_from_the_page() {
+    let f = Fixture::new();
+    let browser = sign_in(&f, "alice").await;
+    let form =
+        "kind=allow&ecosystem=npm&name=react&versions=18.2.0&reason=INC-7&expires=2h&agent=bot";
+    browser.post(&f, "/overrides", form).await;
+    let refused = browser.page(&f).await;
+    assert!(
+        refused.contains("class=\"flash bad\"") && refused.contains("bot"),
+        "{refused}"
+    );
+    let store = OverrideStore::new(&f.store).unwrap();
+    assert!(store.list(true, chrono::Utc::now()).unwrap().is_empty());
+    AgentStore::new(&f.store)
+        .unwrap()
+        .add("bot", depfw::agents::PolicyPreset::Default)
+        .unwrap();
+    browser.post(&f, "/overrides", form).await;
+    let entries = store.list(false, chrono::Utc::now()).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].agent.as_deref(), Some("bot"));
+    assert!(entries[0].expires.is_some());
+    let page = browser.page(&f).await;
+    assert!(page.contains("for agent bot"), "{page}");
+}

@@ -347,6 +347,7 @@ fn an_approval_blocked_by_an_existing_entry_changes_nothing() {
                 reason: "added by hand".into(),
                 expires: None,
                 created_by: "admin:bob".into(),
+                agent: None,
             },
             t0(),
         )

@@ -16,6 +16,8 @@ mod mcp;
 mod overrides;
 mod readme;
 #[cfg(unix)]
+mod reload;
+#[cfg(unix)]
 mod running_server;
 #[cfg(unix)]
 mod serve;

@@ -201,3 +201,72 @@ fn an_allow_entry_with_empty_versions_is_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`versions` is empty"), "{err}");
 }
+
+/// Issue #16's urgent fix: one version, for one agent, for two hours, in one command; an
+/// unknown agent is refused (the entry would apply to nobody), and `depfw check` (no agent)
+/// is not changed by it.
+#[test]
+fn an_urgent_allow_for_one_agent_with_a_relative_expiry() {
+    use crate::support::{code, stderr, stdout};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let deny = depfw(
+        data,
+        &[
+            "overrides",
+            "deny",
+            "npm",
+            "left-pad",
+            "--reason",
+            "incident",
+        ],
+    );
+    assert_eq!(code(&deny), 0, "{}", stderr(&deny));
+    let urgent = [
+        "overrides",
+        "allow",
+        "npm",
+        "left-pad",
+        "1.3.0",
+        "--agent",
+        "ci-bot",
+        "--expires",
+        "2h",
+        "--reason",
+        "hotfix INC-7",
+    ];
+    let out = depfw(data, &urgent);
+    assert_ne!(code(&out), 0, "no such agent yet");
+    assert!(stderr(&out).contains("ci-bot"), "{}", stderr(&out));
+    let added = depfw(data, &["agents", "add", "ci-bot"]);
+    assert_eq!(code(&added), 0, "{}", stderr(&added));
+    let out = depfw(data, &urgent);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("left-pad =1.3.0 for agent ci-bot, until "),
+        "{said}"
+    );
+    let list = stdout(&depfw(data, &["overrides", "list"]));
+    assert!(list.contains("for agent ci-bot (hotfix INC-7)"), "{list}");
+    assert!(list.contains("expires "), "{list}");
+    // `depfw check` speaks for no agent: the deny entry still decides.
+    let out = depfw(data, &["check", "npm", "left-pad@1.3.0"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    // A version and `--versions` together are refused by the parser.
+    let both = depfw(
+        data,
+        &[
+            "overrides",
+            "allow",
+            "npm",
+            "left-pad",
+            "1.3.0",
+            "--versions",
+            "*",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(code(&both), 2, "{}", stderr(&both));
+}

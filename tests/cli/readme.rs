@@ -44,6 +44,10 @@ const STEPS: &[(&str, Step)] = &[
         r#"depfw overrides allow npm left-pad --versions 1.3.0 --reason "SEC-123" --expires 2030-01-31"#,
         Step::Exit(0),
     ),
+    (
+        r#"depfw overrides allow npm left-pad 1.3.0 --agent ci-bot --expires 2h --reason "INC-7 hotfix""#,
+        Step::Exit(0),
+    ),
     ("depfw quarantine list", Step::Exit(0)),
     (
         r#"depfw quarantine approve 1 --reason "reviewed""#,

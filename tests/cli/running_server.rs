@@ -16,12 +16,12 @@ use depfw::store::Store;
 
 use crate::support::{self, code, free_port, layout, registry, stderr, stdout, Killed};
 
-const ADMIN_TOKEN: &str = "running-server-admin-token-0123";
+pub(crate) const ADMIN_TOKEN: &str = "running-server-admin-token-0123";
 
 /// A config: the fixture registry upstream, the mirror and admin listeners, the data dir
 /// under `dir`, and the admin token read from `token_file` (written with `token` when
 /// given; no token at all when `token_file` is `None`).
-fn config(
+pub(crate) fn config(
     dir: &Path,
     name: &str,
     upstream: &str,
@@ -52,7 +52,7 @@ fn config(
     path.display().to_string()
 }
 
-fn depfw(config: &str, args: &[&str]) -> Output {
+pub(crate) fn depfw(config: &str, args: &[&str]) -> Output {
     support::depfw_command()
         .args(["--config", config])
         .args(args)
@@ -84,7 +84,12 @@ fn hold(data_dir: &Path) -> u64 {
 }
 
 /// `depfw serve` with `config`, once its mirror answers and it has announced itself.
-fn serve(config: &str, data_dir: &Path, mirror: u16, rt: &tokio::runtime::Runtime) -> Killed {
+pub(crate) fn serve(
+    config: &str,
+    data_dir: &Path,
+    mirror: u16,
+    rt: &tokio::runtime::Runtime,
+) -> Killed {
     let log = std::fs::File::create(data_dir.with_extension("serve.log")).unwrap();
     let server = Killed(
         support::depfw_command()
@@ -105,7 +110,7 @@ fn serve(config: &str, data_dir: &Path, mirror: u16, rt: &tokio::runtime::Runtim
 }
 
 /// Stops `server` as an operator would (SIGTERM) and asserts a clean exit.
-fn stop(server: &mut Killed, data_dir: &Path) {
+pub(crate) fn stop(server: &mut Killed, data_dir: &Path) {
     let term = std::process::Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
         .status()
@@ -116,7 +121,7 @@ fn stop(server: &mut Killed, data_dir: &Path) {
     assert!(status.success(), "depfw serve stopped with {status}: {log}");
 }
 
-fn get(rt: &tokio::runtime::Runtime, url: &str) -> u16 {
+pub(crate) fn get(rt: &tokio::runtime::Runtime, url: &str) -> u16 {
     rt.block_on(async {
         match reqwest::get(url).await {
             Ok(response) => response.status().as_u16(),
@@ -140,7 +145,7 @@ fn admin_json(rt: &tokio::runtime::Runtime, admin: u16, path: &str) -> serde_jso
 }
 
 /// The token an `agents add` printed.
-fn printed_token(out: &str) -> String {
+pub(crate) fn printed_token(out: &str) -> String {
     out.lines()
         .find_map(|l| l.strip_prefix("token (shown once, store it now): "))
         .expect("a token line")
@@ -148,7 +153,7 @@ fn printed_token(out: &str) -> String {
 }
 
 /// Asserts success and that the command said it went through the server at `admin`.
-fn through_server(out: &Output, admin: u16) -> String {
+pub(crate) fn through_server(out: &Output, admin: u16) -> String {
     let err = stderr(out);
     assert_eq!(code(out), 0, "{err}");
     assert!(

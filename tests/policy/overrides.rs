@@ -19,6 +19,7 @@ fn entry(kind: OverrideKind, eco: Ecosystem, name: &str, versions: &str) -> Over
         reason: "reviewed, SEC-1".into(),
         expires: None,
         created_by: "admin:alice".into(),
+        agent: None,
     }
 }
 

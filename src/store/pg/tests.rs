@@ -411,3 +411,43 @@ fn sightings_coalesce_per_version_and_requester() {
     };
     crate::store::quarantine::check_sightings(&replica(&url));
 }
+
+/// Issue #16's urgent fix on PostgreSQL: an entry for one agent, with an expiry, is stored
+/// with its agent (apart from the same entry for everyone), seen by every replica, and
+/// stops being in force when it expires.
+#[test]
+fn an_agents_override_is_shared_and_expires() {
+    use crate::policy::overrides::OverrideKind;
+    use crate::store::overrides::{EntryText, OverrideError};
+    let Some(url) = fresh_database("agent_override") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    let now = Utc::now();
+    let text = |agent| EntryText {
+        ecosystem: "npm",
+        name: "left-pad",
+        versions: "1.3.0",
+        reason: "urgent fix",
+        expires: Some("2h"),
+        by: "alice",
+        agent,
+    };
+    let mine = text(Some("ci-bot")).parse(OverrideKind::Allow).unwrap();
+    let id = OverrideRepo::add(&a, &mine, now).unwrap();
+    OverrideRepo::add(&a, &text(None).parse(OverrideKind::Allow).unwrap(), now).unwrap();
+    assert!(matches!(
+        OverrideRepo::add(&b, &mine, now),
+        Err(OverrideError::Duplicate { .. })
+    ));
+    assert_eq!(
+        OverrideRepo::get(&b, id).unwrap().agent.as_deref(),
+        Some("ci-bot")
+    );
+    let entries = b.active_entries(now).unwrap();
+    let agents: Vec<_> = entries.iter().map(|e| e.agent.as_deref()).collect();
+    assert_eq!(agents, [Some("ci-bot"), None]);
+    let later = now + chrono::Duration::hours(3);
+    assert!(b.active_entries(later).unwrap().is_empty());
+    assert_eq!(OverrideRepo::list(&b, true, later).unwrap().len(), 2);
+}
