@@ -169,7 +169,12 @@ fn source_qualifiers(source: &PackageSource) -> Vec<(&'static str, &str)> {
 
 /// Where an advisory id is documented: OSV serves every id depfw's feeds carry.
 fn osv_source(id: &str) -> Value {
-    let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    // Ids are `[A-Z0-9-]` in practice; anything else is encoded rather than trusted.
+    const ID: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_');
+    let id = percent_encoding::utf8_percent_encode(id, ID);
     json!({ "name": "OSV", "url": format!("https://osv.dev/vulnerability/{id}") })
 }
 

@@ -179,10 +179,13 @@ fn cyclonedx_of_real_lockfiles_is_schema_valid_and_carries_every_finding() {
             }
         }
         for v in &vulns {
-            assert!(v["source"]["url"]
-                .as_str()
-                .unwrap()
-                .starts_with("https://osv.dev/vulnerability/"));
+            assert_eq!(
+                v["source"]["url"].as_str().unwrap(),
+                format!(
+                    "https://osv.dev/vulnerability/{}",
+                    v["id"].as_str().unwrap()
+                )
+            );
             assert!(!v["ratings"][0]["severity"].as_str().unwrap().is_empty());
             assert!(v["analysis"]["detail"]
                 .as_str()
