@@ -342,6 +342,28 @@ fn sboms_are_recognised_by_content_and_by_name() {
         .collect();
     assert_eq!(kinds, [&json!("cyclonedx")], "only the .cdx.json: {report}");
 
+    // The committed SBOMs (also the fuzz seeds) read without error, with the advisories of
+    // the requirements file they describe.
+    let report = audit(&support::lockfile("sbom"), "json");
+    let kinds: BTreeSet<&str> = report["lockfiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            assert!(l["error"].is_null(), "{l}");
+            l["kind"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["cyclonedx", "spdx"]));
+    let requirements = audit(
+        &support::lockfile("python/requirements/requirements.txt"),
+        "json",
+    );
+    assert_eq!(
+        advisories(results(&report)),
+        advisories(results(&requirements))
+    );
+
     let other = dir.path().join("notes.json");
     std::fs::write(&other, "{\"hello\": 1}").unwrap();
     let out = depfw(&["audit", other.to_str().unwrap()]);
