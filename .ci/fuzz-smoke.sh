@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the lockfile-parser fuzz targets (fuzz/) and runs each briefly, seeded with the
+# Builds the lockfile- and SBOM-parser fuzz targets (fuzz/) and runs each briefly, seeded with the
 # test fixtures. A crash, panic, timeout or OOM fails the script; artifacts land in
 # fuzz/artifacts/<target>/.
 #
@@ -23,7 +23,7 @@ sanitizer="${FUZZ_SANITIZER:-none}"
 fixtures="$PWD/tests/fixtures/lockfiles"
 
 all_targets=(cargo_lock package_lock npm_shrinkwrap yarn_lock pnpm_lock bun_lock
-  requirements poetry_lock uv_lock pipfile_lock pdm_lock pylock)
+  requirements poetry_lock uv_lock pipfile_lock pdm_lock pylock cyclonedx spdx)
 targets=("${@:-${all_targets[@]}}")
 
 # Seeds: fixture files whose name matches the target's format.
@@ -41,6 +41,8 @@ seed_pattern() {
     pipfile_lock) echo 'Pipfile.lock' ;;
     pdm_lock) echo 'pdm.lock' ;;
     pylock) echo 'pylock*.toml' ;;
+    cyclonedx) echo '*.cdx.json' ;;
+    spdx) echo '*.spdx.json' ;;
   esac
 }
 

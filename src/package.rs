@@ -5,6 +5,8 @@
 //! names normalised the way each registry compares them, and versions ordered the way each
 //! ecosystem orders them (semver for npm and crates.io, PEP 440 for PyPI).
 
+pub mod purl;
+
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;

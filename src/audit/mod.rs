@@ -2,9 +2,9 @@
 //!
 //! Agents and people commit lockfiles, and installs from a local cache never reach the
 //! proxy; `depfw audit` checks what a project already pins with the same policy as the
-//! proxy. This module turns every supported lockfile into one list of [`LockedPackage`]s.
-//! One submodule per format; each reports non-registry sources (git, path, url) as such
-//! rather than dropping them.
+//! proxy. This module turns every supported lockfile, and the SBOMs (CycloneDX, SPDX) other
+//! tools write, into one list of [`LockedPackage`]s. One submodule per format; each reports
+//! non-registry sources (git, path, url) as such rather than dropping them.
 
 pub(crate) mod bun;
 pub(crate) mod cargo;
@@ -19,6 +19,7 @@ pub(crate) mod pylock;
 pub(crate) mod report;
 pub(crate) mod requirements;
 pub mod run;
+pub(crate) mod sbom;
 mod support;
 pub(crate) mod uv;
 pub(crate) mod yarn;
@@ -47,13 +48,22 @@ pub enum LockfileKind {
     PipfileLock,
     PdmLock,
     Pylock,
+    /// A CycloneDX SBOM (JSON): the packages its components' purls name.
+    #[serde(rename = "cyclonedx")]
+    CycloneDx,
+    /// An SPDX 2.3 SBOM (JSON): the packages its `PACKAGE-MANAGER` purl references name.
+    #[serde(rename = "spdx")]
+    Spdx,
 }
 
 impl LockfileKind {
-    /// Recognises a lockfile by its file name.
+    /// Recognises a lockfile by its file name (SBOMs by the names their specs recommend;
+    /// [`sbom::sniff`] recognises one by its content).
     pub fn detect(path: &Path) -> Option<LockfileKind> {
         let name = path.file_name()?.to_str()?;
         Some(match name {
+            n if n.ends_with(".cdx.json") => LockfileKind::CycloneDx,
+            n if n.ends_with(".spdx.json") => LockfileKind::Spdx,
             "Cargo.lock" => LockfileKind::CargoLock,
             "package-lock.json" => LockfileKind::PackageLock,
             "npm-shrinkwrap.json" => LockfileKind::NpmShrinkwrap,
@@ -71,8 +81,9 @@ impl LockfileKind {
         })
     }
 
-    pub fn ecosystem(self) -> Ecosystem {
-        match self {
+    /// The ecosystem of every package in such a file; `None` for SBOMs, which mix them.
+    pub fn ecosystem(self) -> Option<Ecosystem> {
+        Some(match self {
             LockfileKind::CargoLock => Ecosystem::CratesIo,
             LockfileKind::PackageLock
             | LockfileKind::NpmShrinkwrap
@@ -85,7 +96,8 @@ impl LockfileKind {
             | LockfileKind::PipfileLock
             | LockfileKind::PdmLock
             | LockfileKind::Pylock => Ecosystem::PyPI,
-        }
+            LockfileKind::CycloneDx | LockfileKind::Spdx => return None,
+        })
     }
 }
 
@@ -188,6 +200,8 @@ pub fn parse_lockfile(path: &Path, kind: LockfileKind, text: &str) -> Result<Loc
         LockfileKind::PipfileLock => pipfile::parse(path, text)?,
         LockfileKind::PdmLock => pdm::parse(path, text)?,
         LockfileKind::Pylock => pylock::parse(path, text)?,
+        LockfileKind::CycloneDx => sbom::parse_cyclonedx(path, text)?,
+        LockfileKind::Spdx => sbom::parse_spdx(path, text)?,
     };
     Ok(Lockfile {
         path: path.to_owned(),

@@ -68,7 +68,7 @@ pub(crate) fn discover(
                 message: "no such file or directory".to_owned(),
             });
         } else {
-            match LockfileKind::detect(path) {
+            match LockfileKind::detect(path).or_else(|| super::sbom::sniff(path)) {
                 Some(kind) => {
                     if seen.insert(path.clone()) {
                         found.push((path.clone(), kind));
@@ -76,7 +76,7 @@ pub(crate) fn discover(
                 }
                 None => errors.push(LockfileSummaryError {
                     path: path.clone(),
-                    message: "not a lockfile depfw recognises (expected Cargo.lock, package-lock.json, npm-shrinkwrap.json, yarn.lock, pnpm-lock.yaml, bun.lock, requirements*.txt, poetry.lock, uv.lock, Pipfile.lock, pdm.lock or pylock.toml)".to_owned(),
+                    message: "not a lockfile depfw recognises (expected Cargo.lock, package-lock.json, npm-shrinkwrap.json, yarn.lock, pnpm-lock.yaml, bun.lock, requirements*.txt, poetry.lock, uv.lock, Pipfile.lock, pdm.lock, pylock.toml, or a CycloneDX or SPDX JSON SBOM)".to_owned(),
                 }),
             }
         }
@@ -99,6 +99,41 @@ pub struct ParsedLockfile {
     pub result: Result<super::Lockfile, super::ParseError>,
 }
 
+/// Larger files are refused rather than read: the largest real lockfiles and SBOMs are tens
+/// of megabytes, and parsing holds several times a file's size in memory.
+pub const MAX_LOCKFILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads `path` whole, refusing one over [`MAX_LOCKFILE_BYTES`] (also one that grows past
+/// it while read).
+fn read_bounded(path: &Path) -> Result<Vec<u8>, super::ParseError> {
+    use std::io::Read as _;
+    let cannot =
+        |e: std::io::Error| super::ParseError::new(path, None, format!("cannot read: {e}"));
+    let too_large = || {
+        super::ParseError::new(
+            path,
+            None,
+            format!(
+                "larger than {} MiB: not read",
+                MAX_LOCKFILE_BYTES / (1024 * 1024)
+            ),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let len = file.metadata().map_err(cannot)?.len();
+    if len > MAX_LOCKFILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(MAX_LOCKFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_LOCKFILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 /// Reads and parses `lockfiles`; a failure stays with its file.
 pub fn read_lockfiles(lockfiles: &[(PathBuf, LockfileKind)]) -> Vec<ParsedLockfile> {
     lockfiles
@@ -106,8 +141,7 @@ pub fn read_lockfiles(lockfiles: &[(PathBuf, LockfileKind)]) -> Vec<ParsedLockfi
         .map(|(path, kind)| ParsedLockfile {
             path: path.clone(),
             kind: *kind,
-            result: std::fs::read(path)
-                .map_err(|e| super::ParseError::new(path, None, format!("cannot read: {e}")))
+            result: read_bounded(path)
                 .and_then(|bytes| {
                     String::from_utf8(bytes)
                         .map_err(|_| super::ParseError::new(path, None, "not UTF-8 text"))

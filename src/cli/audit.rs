@@ -1,4 +1,4 @@
-//! `depfw audit [PATH ...] [--format human|json|sarif] [--fail-on LEVEL]`
+//! `depfw audit [PATH ...] [--format human|json|sarif|cyclonedx] [--fail-on LEVEL]`
 //!
 //! Scans lockfiles with exactly the checks and overrides the proxy uses: installs from a
 //! local cache never reach the proxy, and agents commit lockfiles. Directories are searched
@@ -26,6 +26,9 @@ pub enum AuditFormat {
     Human,
     Json,
     Sarif,
+    /// CycloneDX 1.6 JSON: every locked package as a component, the advisories matched as
+    /// vulnerabilities.
+    Cyclonedx,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +106,27 @@ fn fetch_online(
     Ok(result)
 }
 
+/// The width the human table on stdout is fitted to: `COLUMNS` when set, else the
+/// terminal's when stdout is one. `None` (rows whole, however long) for `--output`, pipes
+/// and files, so `grep` sees every finding on its line and CI log viewers wrap as they
+/// please.
+fn table_width(to_stdout: bool) -> Option<usize> {
+    if !to_stdout {
+        return None;
+    }
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0);
+    if columns.is_some() {
+        return columns;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_rows, cols)| usize::from(cols))
+        .filter(|&c| c > 0)
+}
+
 pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
     let (lockfiles, discovery_errors) = discover(&args.paths);
     let store_dir = super::data_dir_in_use(cli, config).then_some(config.server.data_dir.as_path());
@@ -143,9 +167,19 @@ pub(crate) fn run(args: &AuditArgs, cli: &Cli, config: &Config) -> anyhow::Resul
     };
     let color = args.output.is_none() && std::io::stdout().is_terminal();
     match args.format {
-        AuditFormat::Human => crate::report::render_human(&report, color, &mut sink)?,
+        AuditFormat::Human => {
+            let width = table_width(args.output.is_none());
+            crate::report::render_human_width(&report, color, width, &mut sink)?
+        }
         AuditFormat::Json => crate::report::render_json(&report, &mut sink)?,
         AuditFormat::Sarif => crate::report::render_sarif(&report, &mut sink)?,
+        AuditFormat::Cyclonedx => {
+            let packages = parsed
+                .iter()
+                .filter_map(|p| p.result.as_ref().ok())
+                .flat_map(|l| l.packages.iter().map(|p| (l.path.as_path(), p)));
+            crate::report::render_cyclonedx(&report, packages, &mut sink)?
+        }
     }
     sink.flush()?;
     drop(sink);

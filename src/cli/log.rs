@@ -1,14 +1,16 @@
-//! `depfw log verify|export|show|public-key`: read the proxy's decision log (provenance).
+//! `depfw log verify|export|show|sbom|public-key`: read the proxy's decision log (provenance).
 //!
 //! `verify` walks the hash chain and reports the first missing, altered, unsigned or
 //! foreign-signed record (exit 0 intact, 1 broken, 2 error); with `--public-key` every
 //! signature must be that key's, with `--checkpoints` the log must still hold every
 //! checkpointed record. `export` writes records as JSON lines for another system; `show`
-//! prints them for a person, newest first; `public-key` prints the signing key's public
+//! prints them for a person, newest first; `sbom` writes what an agent actually installed
+//! as a CycloneDX document; `public-key` prints the signing key's public
 //! half (`ed25519:<base64>`) to keep outside the host. While `depfw serve` holds the store
-//! (sled allows one process per data directory), `verify`, `export` and `show` go through its
+//! (sled allows one process per data directory), `verify`, `export`, `show` and `sbom` go through its
 //! admin API (`cli::remote`).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,7 +22,10 @@ use super::exit;
 use super::remote::Opened;
 use crate::config::Config;
 use crate::policy::Verdict;
-use crate::store::decisions::{self, ChainStatus, DecisionLog, DecisionRecord, RecordFilter};
+use crate::report::cyclonedx::Installed;
+use crate::store::decisions::{
+    self, ChainStatus, DecisionLog, DecisionRecord, HiddenVersion, RecordFilter,
+};
 use crate::store::repo::{Backend, DecisionRepo};
 use crate::store::signing::{LogKey, PublicKey};
 use crate::when::{parse_since, parse_until};
@@ -72,6 +77,19 @@ pub enum LogCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Write a CycloneDX 1.6 SBOM of what the proxy served (artifacts, not refusals): one
+    /// component per package version, with the digests of the bytes served.
+    Sbom {
+        /// Only what this agent installed.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only installs at or after this time: a date (from its start, UTC) or RFC 3339.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<DateTime<Utc>>,
+        /// Only installs at or before this time: a date (to its end, UTC) or RFC 3339.
+        #[arg(long, value_parser = parse_until)]
+        until: Option<DateTime<Utc>>,
+    },
 }
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {
@@ -100,7 +118,7 @@ pub(crate) fn run(cmd: &LogCommand, config: &Config) -> anyhow::Result<ExitCode>
             out.flush().context("writing to stdout")?;
             return Ok(ExitCode::from(exit::CLEAN));
         }
-        LogCommand::Export { .. } | LogCommand::Show { .. } => {
+        LogCommand::Export { .. } | LogCommand::Show { .. } | LogCommand::Sbom { .. } => {
             let store = match super::remote::open(config)? {
                 Opened::Local(store) => store,
                 Opened::Remote(server) => return super::via_server::log(cmd, &server),
@@ -207,7 +225,49 @@ fn read(cmd: &LogCommand, log: &dyn DecisionRepo, out: &mut impl Write) -> anyho
                 writeln!(out, "{}", line(&r))?;
             }
         }
+        LogCommand::Sbom {
+            agent,
+            since,
+            until,
+        } => {
+            let filter = RecordFilter {
+                agent: agent.clone(),
+                since: *since,
+                until: *until,
+                ..RecordFilter::default()
+            };
+            let mut installed = Installed::default();
+            log.for_each_record(&filter, &mut |r| {
+                installed.add(r);
+                Ok(())
+            })?;
+            write_sbom(&installed, agent.as_deref(), *since, *until, out)?;
+        }
     }
+    Ok(())
+}
+
+/// `log sbom`'s document, from the records gathered on sled, PostgreSQL or the server.
+pub(crate) fn write_sbom(
+    installed: &Installed,
+    agent: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let meta: Vec<(&str, String)> = [
+        ("depfw:agent", agent.map(str::to_owned)),
+        ("depfw:since", since.map(time)),
+        ("depfw:until", until.map(time)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    if installed.is_empty() {
+        eprintln!("depfw: the log records no artifact served for this query");
+    }
+    installed.render(&meta, out)?;
     Ok(())
 }
 
@@ -276,18 +336,45 @@ pub(crate) fn line(r: &DecisionRecord) -> String {
     for f in &r.findings {
         s.push_str(&format!("\n          {}: {}", f.code, f.message));
     }
-    // A metadata record's hidden versions: which, and why (the first few, then a count).
+    // A metadata record's hidden versions: which, and why. Versions hidden for the same
+    // reason share a line (a known-malicious name hides every version it has); the first
+    // few reasons are shown, then a count.
     const SHOWN: usize = 10;
-    for h in r.hidden.iter().take(SHOWN) {
+    const VERSIONS_SHOWN: usize = 5;
+    let mut groups: Vec<(&HiddenVersion, Vec<&str>)> = Vec::new();
+    let mut index: HashMap<(Verdict, &str), usize> = HashMap::new();
+    for h in &r.hidden {
+        let at = *index
+            .entry((h.verdict, h.reason.as_str()))
+            .or_insert_with(|| {
+                groups.push((h, Vec::new()));
+                groups.len() - 1
+            });
+        groups[at].1.push(&h.version);
+    }
+    for (h, versions) in groups.iter().take(SHOWN) {
+        let which = match versions.as_slice() {
+            [one] => format!("{}@{one}", r.package),
+            many if many.len() <= VERSIONS_SHOWN => {
+                format!("{} {} versions: {}", r.package, many.len(), many.join(", "))
+            }
+            many => format!(
+                "{} {} versions: {} and {} more",
+                r.package,
+                many.len(),
+                many[..VERSIONS_SHOWN].join(", "),
+                many.len() - VERSIONS_SHOWN
+            ),
+        };
         s.push_str(&format!(
-            "\n          hidden {}@{} ({}): {}",
-            r.package, h.version, h.verdict, h.reason
+            "\n          hidden {which} ({}): {}",
+            h.verdict, h.reason
         ));
     }
-    if r.hidden.len() > SHOWN {
+    let more: usize = groups.iter().skip(SHOWN).map(|(_, v)| v.len()).sum();
+    if more > 0 {
         s.push_str(&format!(
-            "\n          and {} more hidden versions (`depfw log export` lists them all)",
-            r.hidden.len() - SHOWN
+            "\n          and {more} more hidden versions (`depfw log export` lists them all)"
         ));
     }
     s

@@ -253,6 +253,32 @@ pub(crate) fn log(cmd: &LogCommand, server: &Server) -> anyhow::Result<ExitCode>
             out.write_all(&server.get_bytes(&["log", "export"], &query)?)?;
             exit::CLEAN
         }
+        // The export has every record this needs; `until` is applied here, as the
+        // export endpoint takes none.
+        LogCommand::Sbom {
+            agent,
+            since,
+            until,
+        } => {
+            let mut query = Vec::new();
+            if let Some(agent) = agent {
+                query.push(("agent", agent.clone()));
+            }
+            if let Some(since) = since {
+                query.push(("since", time(since)));
+            }
+            let lines = server.get_bytes(&["log", "export"], &query)?;
+            let mut installed = crate::report::cyclonedx::Installed::default();
+            for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let record: DecisionRecord = serde_json::from_slice(line)
+                    .context("a decision record from the running depfw serve")?;
+                if until.is_none_or(|u| record.time <= u) {
+                    installed.add(&record);
+                }
+            }
+            super::log::write_sbom(&installed, agent.as_deref(), *since, *until, &mut out)?;
+            exit::CLEAN
+        }
         LogCommand::Show {
             agent,
             package,

@@ -1,8 +1,10 @@
-//! Reports of `depfw audit`: a human table, JSON and SARIF 2.1.0.
+//! Reports of `depfw audit`: a human table, JSON, SARIF 2.1.0 and CycloneDX 1.6 (which
+//! `depfw log sbom` writes too).
 //!
 //! The audit command gathers one [`AuditReport`]; the renderers here only format it, so the
-//! three outputs always agree.
+//! outputs always agree.
 
+pub mod cyclonedx;
 mod human;
 mod json;
 mod sarif;
@@ -10,6 +12,7 @@ mod sarif;
 // The report is what the audit run (`crate::audit::run`) gathers; re-exported here, where
 // it is rendered.
 pub use crate::audit::report::{AuditReport, AuditResult, LockfileSummary, VerdictCounts};
-pub use human::render_human;
+pub use cyclonedx::render_cyclonedx;
+pub use human::{render_human, render_human_width};
 pub use json::render_json;
 pub use sarif::{render_sarif, render_sarif_with_root};

@@ -160,3 +160,47 @@ fn an_empty_directory_is_a_tool_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no lockfiles"));
 }
+
+/// Issue #16: the human table was ~650 columns wide. On stdout it is fitted to `COLUMNS`
+/// (else the terminal's width); piped without `COLUMNS`, or written with `-o`, rows stay
+/// whole so `grep` sees each finding on its line.
+#[test]
+fn the_human_table_fits_columns_and_stays_whole_when_piped() {
+    let lockfile = support::lockfile("public/cargo/advent-of-code-2020/Cargo.lock");
+    let run = |columns: Option<&str>, extra: &[&str]| {
+        let mut cmd = support::depfw_command();
+        cmd.env_remove("COLUMNS");
+        if let Some(columns) = columns {
+            cmd.env("COLUMNS", columns);
+        }
+        let out = cmd
+            .arg("audit")
+            .arg(&lockfile)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let widest = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap();
+    let whole = run(None, &[]);
+    assert!(widest(&whole) > 200, "{whole}");
+    for columns in ["90", "140"] {
+        let fitted = run(Some(columns), &[]);
+        assert!(
+            widest(&fitted) <= columns.parse().unwrap(),
+            "{columns}:\n{fitted}"
+        );
+        for id in [
+            "RUSTSEC-2021-0093",
+            "CVE-2022-24713",
+            "fix: upgrade to 1.5.5",
+        ] {
+            assert!(fitted.contains(id), "{fitted}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.txt");
+    run(Some("90"), &["-o", file.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), whole);
+}

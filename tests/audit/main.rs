@@ -7,6 +7,7 @@ mod support;
 mod cargo_audit_parity;
 mod check_online;
 mod cli;
+mod cyclonedx;
 mod lockfile_metadata;
 mod mirror;
 mod npm_family;

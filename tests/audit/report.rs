@@ -593,3 +593,60 @@ fn the_suggested_fix_is_a_version_the_policy_allows() {
     );
     assert!(!text.contains("fix: upgrade to 3.1.12"), "{text}");
 }
+
+/// Issue #16: the table was ~650 columns wide on a real package-lock.json. Fitted to a
+/// width, no line is wider: long packages and paths are shortened with `…`, ids stack and
+/// reasons wrap; nothing is lost but the middle of an over-long name or path.
+#[test]
+fn human_table_fits_the_width_it_is_given() {
+    let mut report = report();
+    let mut many = finding(
+        Code::Vulnerable,
+        Severity::High,
+        Verdict::Deny,
+        &"a very long advisory summary that goes on and on ".repeat(6),
+    );
+    many.ids = (0..12).map(|i| format!("GHSA-aaaa-bbbb-{i:04}")).collect();
+    report.results.push(AuditResult {
+        ecosystem: Ecosystem::Npm,
+        name: "@some-organisation/an-extremely-long-package-name-for-a-table".to_owned(),
+        version: "1.2.3-beta.4".to_owned(),
+        lockfile: PathBuf::from(
+            "services/frontend/packages/design-system/node-projects/web/package-lock.json",
+        ),
+        line: Some(123_456),
+        verdict: Verdict::Deny,
+        ids: many.ids.clone(),
+        findings: vec![many],
+        upgrade_to: None,
+    });
+    let whole = human(&report, false);
+    assert!(
+        whole.lines().any(|l| l.chars().count() > 300),
+        "unfitted, rows stay whole: {whole}"
+    );
+    for width in [80, 120, 200] {
+        let mut out = Vec::new();
+        depfw::report::render_human_width(&report, false, Some(width), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let table: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.starts_with("LOCKFILE ERRORS"))
+            .collect();
+        for line in &table {
+            assert!(line.chars().count() <= width, "{width}: {line:?}\n{text}");
+        }
+        // Every id and every word of the reasons is still there.
+        for i in 0..12 {
+            assert!(text.contains(&format!("GHSA-aaaa-bbbb-{i:04}")), "{text}");
+        }
+        assert_eq!(
+            text.matches("advisory").count(),
+            whole.matches("advisory").count(),
+            "{text}"
+        );
+        assert!(text.contains(":123456"), "the line number is kept: {text}");
+        assert!(text.contains("…"), "{text}");
+        assert!(text.contains("1.2.3-beta.4"), "the version is kept: {text}");
+    }
+}

@@ -12,6 +12,7 @@ mod exit_codes;
 mod feeds;
 #[cfg(target_os = "linux")]
 mod limits;
+mod log;
 mod mcp;
 mod overrides;
 mod readme;

@@ -36,6 +36,11 @@ const STEPS: &[(&str, Step)] = &[
     ),
     ("depfw audit .", Step::Exit(1)),
     ("depfw audit --format sarif -o depfw.sarif", Step::Exit(1)),
+    (
+        "depfw audit --format cyclonedx -o bom.cdx.json",
+        Step::Exit(1),
+    ),
+    ("depfw audit bom.cdx.json", Step::Exit(1)),
     ("depfw feeds sync", Step::Exit(0)),
     ("depfw feeds import npm-all.zip", Step::Exit(0)),
     ("depfw feeds status", Step::Exit(0)),
@@ -60,6 +65,10 @@ const STEPS: &[(&str, Step)] = &[
     ),
     (
         "depfw log export --since 2026-11-01 > decisions.jsonl",
+        Step::Exit(0),
+    ),
+    (
+        "depfw log sbom --agent ci-bot --since 2026-11-01 > ci-bot.cdx.json",
         Step::Exit(0),
     ),
     ("depfw log public-key > depfw.pub", Step::Exit(0)),

@@ -308,6 +308,12 @@ fn admin_commands_go_through_the_running_server() {
     let exported = through_server(&out, admin);
     let first: serde_json::Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
     assert_eq!(first["client"]["agent"], "ci-bot", "{first}");
+    // log sbom: what ci-bot was served, from the server's log (issue #16).
+    let out = depfw(&cfg, &["log", "sbom", "--agent", "ci-bot"]);
+    through_server(&out, admin);
+    let served = crate::log::components(&out);
+    let is_number = &served["pkg:npm/is-number@6.0.0"];
+    assert_eq!(is_number["hashes"][0]["alg"], "SHA-256", "{is_number}");
 
     // Every read prints through the server what it prints on the store itself: stop the
     // server and compare.
@@ -324,6 +330,11 @@ fn admin_commands_go_through_the_running_server() {
         .map(|args| through_server(&depfw(&cfg, args), admin))
         .collect();
     stop(&mut server, &data);
+    let local = crate::log::components(&depfw(&cfg, &["log", "sbom", "--agent", "ci-bot"]));
+    assert_eq!(
+        local, served,
+        "log sbom reads the same on the store as through the server"
+    );
     for (args, remote) in reads.iter().zip(&remote) {
         let out = depfw(&cfg, args);
         assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));

@@ -1,13 +1,14 @@
 //! What every test binary shares: where fixtures and the shared data live, a runner for the
 //! `depfw` binary, the fixture registry with depfw started in-process ([`registry`]), the
-//! admin endpoint fixture ([`admin`]) and a scanner of the crate's module graph
-//! ([`imports`]).
+//! admin endpoint fixture ([`admin`]), the CycloneDX schema ([`cyclonedx`]) and a scanner
+//! of the crate's module graph ([`imports`]).
 //!
 //! Included by path (`#[path = "../support/mod.rs"] mod support;`) from each test binary,
 //! so each binary uses only part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod admin;
+pub mod cyclonedx;
 pub mod imports;
 pub mod layout;
 pub mod registry;

@@ -1,0 +1,2 @@
+#![no_main]
+depfw_fuzz::lockfile_target!(Spdx);
