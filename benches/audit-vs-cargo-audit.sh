@@ -30,9 +30,15 @@
 # depfw also runs with a data dir holding the RustSec feed (`feeds import`: per-package store
 # lookups; opening sled is most of it), for reference.
 #
-# Statistics: hyperfine's min and mean wall time per command. The machine this runs on is
-# often shared: the min is what each side costs with the least interference, and the more
-# robust of the two under load; the mean shows the load. The ratio is cargo-audit / depfw.
+# Statistics: hyperfine's min and mean wall time per command, and the mean CPU time (user +
+# system). The machine this runs on is often shared: the min is what each side costs with
+# the least interference, the more robust wall figure under load; the mean shows the load;
+# CPU time is what each side spends whatever the load (it does not count waiting for a
+# core). Ratios are cargo-audit / depfw.
+# CALLGRIND=1 instead counts the instructions of one run of each (valgrind's callgrind,
+# user space only, dynamic loader included): the same on a loaded machine as on an idle
+# one. It leaves out kernel work, which is most of cargo-audit's system time (opening and
+# reading ~900 advisory files), so it understates cargo-audit.
 set -euo pipefail
 
 cargo_audit_version=0.22.1
@@ -67,11 +73,17 @@ printf '[yanked]\nenabled = false\nupdate_index = false\n' > .cargo/audit.toml
 "$depfw" --data-dir "$data/store" feeds import "$shared/advisories/rustsec/crates" --name rustsec >/dev/null
 
 db="$shared/advisories/rustsec-db"
-echo "cargo-audit $("$cargo_audit" --version | awk '{print $2}') (yanked check off), depfw $("$depfw" --version | awk '{print $2}'); $runs runs each"
+echo "cargo-audit $("$cargo_audit" --version | awk '{print $2}') (yanked check off), depfw $("$depfw" --version | awk '{print $2}') ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
-echo "wall time in ms, min / mean; ratio = cargo-audit / depfw"
-echo "| lockfile | crates | depfw (bundled) | depfw (store) | cargo-audit | ratio, min | ratio, mean | (store, min) |"
-echo "|---|---|---|---|---|---|---|---|"
+if [ -n "${CALLGRIND:-}" ]; then
+  echo "instructions of one run (callgrind, user space), millions; ratio = cargo-audit / depfw (bundled)"
+  echo "| lockfile | crates | depfw (bundled) | cargo-audit | ratio |"
+  echo "|---|---|---|---|---|"
+else
+  echo "hyperfine, $runs runs each; wall time in ms, min / mean; CPU = mean user + system ms; ratio = cargo-audit / depfw (bundled)"
+  echo "| lockfile | crates | depfw (bundled) | depfw (store) | cargo-audit | ratio, min | ratio, mean | CPU depfw / cargo-audit | ratio, CPU | store: ratio, min |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+fi
 for lock in "${lockfiles[@]}"; do
   name="$(basename "$(dirname "$lock")")"
   lock="$(realpath "$lock")"
@@ -82,15 +94,23 @@ for lock in "${lockfiles[@]}"; do
   # The switch held: cargo-audit's report has no yanked-crate warnings.
   { $audit_cmd || true; } | python3 -c "import json,sys;w=json.load(sys.stdin).get('warnings',{});sys.exit(1 if w.get('yanked') else 0)" \
     || { echo "cargo-audit checked yanked crates on $name: .cargo/audit.toml not applied" >&2; exit 1; }
-  if command -v hyperfine >/dev/null; then
+  if [ -n "${CALLGRIND:-}" ]; then
+    instructions() { # command -> instructions executed by one run, in millions
+      valgrind --tool=callgrind --callgrind-out-file="$data/cg.out" $1 >/dev/null 2>"$data/cg.log" || true
+      awk '/Collected :/ {printf "%.1f", $NF / 1e6}' "$data/cg.log"
+    }
+    b=$(instructions "$bundled_cmd"); c=$(instructions "$audit_cmd")
+    python3 -c "print(f'| $name | $crates | {$b} | {$c} | {$c/$b:.1f}x |')"
+  elif command -v hyperfine >/dev/null; then
     hyperfine -N -i --output=null --warmup 3 --runs "$runs" --export-json "$data/h.json" \
       "$bundled_cmd" "$store_cmd" "$audit_cmd" >/dev/null 2>&1
     python3 - "$data/h.json" "$name" "$crates" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
-(b, s, c) = ((x["min"] * 1000, x["mean"] * 1000) for x in r)
+(b, s, c) = ((x["min"] * 1000, x["mean"] * 1000, (x["user"] + x["system"]) * 1000) for x in r)
 print(f"| {sys.argv[2]} | {sys.argv[3]} | {b[0]:.2f} / {b[1]:.2f} | {s[0]:.2f} / {s[1]:.2f} "
-      f"| {c[0]:.2f} / {c[1]:.2f} | {c[0] / b[0]:.1f}x | {c[1] / b[1]:.1f}x | {c[0] / s[0]:.1f}x |")
+      f"| {c[0]:.2f} / {c[1]:.2f} | {c[0] / b[0]:.1f}x | {c[1] / b[1]:.1f}x "
+      f"| {b[2]:.2f} / {c[2]:.2f} | {c[2] / b[2]:.1f}x | {c[0] / s[0]:.1f}x |")
 EOF
   else
     mean_ms() { # command -> mean wall time in ms over $runs runs
@@ -102,7 +122,7 @@ EOF
       python3 -c "print(round(($end - $start) / $runs / 1e6, 2))"
     }
     b=$(mean_ms "$bundled_cmd"); s=$(mean_ms "$store_cmd"); c=$(mean_ms "$audit_cmd")
-    python3 -c "print(f'| $name | $crates | - / $b | - / $s | - / $c | - | {$c/$b:.1f}x | - |')"
+    python3 -c "print(f'| $name | $crates | - / $b | - / $s | - / $c | - | {$c/$b:.1f}x | - | - | - |')"
   fi
 done
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
