@@ -37,8 +37,8 @@
 # core). Ratios are cargo-audit / depfw.
 # CALLGRIND=1 instead counts the instructions of one run of each (valgrind's callgrind,
 # user space only, dynamic loader included): the same on a loaded machine as on an idle
-# one. It leaves out kernel work, which is most of cargo-audit's system time (opening and
-# reading ~900 advisory files), so it understates cargo-audit.
+# one. It leaves out kernel work (cargo-audit opening and reading ~900 advisory files,
+# depfw's process start faulting in its binary), so it is not a wall-time ratio.
 set -euo pipefail
 
 cargo_audit_version=0.22.1
