@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::support::{check_name, dedup, from_toml, line_at, pypi_index, pypi_package};
+use super::support::{check_name, dedup, from_toml, line_at, pypi_index, pypi_package, LineIndex};
 use super::{LockedPackage, PackageSource, ParseError};
 use crate::package::Ecosystem;
 
@@ -57,9 +57,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, Parse
             ));
         }
     }
+    let lines = LineIndex::new(text);
     let mut packages = Vec::with_capacity(lock.package.len());
     for pkg in lock.package {
-        let line = Some(line_at(text, pkg.name.span().start));
+        let line = Some(lines.line_of(pkg.name.span().start));
         let name = check_name(path, line, Ecosystem::PyPI, pkg.name.get_ref())?;
         let source = match pkg.source {
             None => PackageSource::Registry { url: None },
@@ -76,7 +77,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<LockedPackage>, Parse
                 other => {
                     return Err(ParseError::new(
                         path,
-                        Some(line_at(text, source.kind.span().start)),
+                        Some(lines.line_of(source.kind.span().start)),
                         format!("unknown package source type `{other}`"),
                     ))
                 }

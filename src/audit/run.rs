@@ -175,11 +175,15 @@ pub fn prepare(
     data_dir: Option<&Path>,
     lockfiles: &[(PathBuf, LockfileKind)],
 ) -> anyhow::Result<(crate::engine::Engine, Vec<ParsedLockfile>)> {
-    let (store, parsed) = std::thread::scope(|scope| {
-        let store = scope.spawn(|| data_dir.map(crate::store::Store::open).transpose());
-        let parsed = read_lockfiles(lockfiles);
-        (store.join(), parsed)
-    });
+    let (store, parsed) = match data_dir {
+        Some(dir) => std::thread::scope(|scope| {
+            let store = scope.spawn(|| crate::store::Store::open(dir).map(Some));
+            let parsed = read_lockfiles(lockfiles);
+            (store.join(), parsed)
+        }),
+        // No store to wait for: a thread would only cost its start.
+        None => (Ok(Ok(None)), read_lockfiles(lockfiles)),
+    };
     let store = store.map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
     let keys = package_keys(&parsed);
     let engine = crate::engine::load_for(
