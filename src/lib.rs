@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod engine;
+pub mod observe;
 pub mod feeds;
 pub mod package;
 pub mod policy;

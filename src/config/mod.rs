@@ -5,6 +5,7 @@
 //! types (toml reports the line); validation then checks every value and reports *all*
 //! problems at once, each naming the file and the key, before anything starts.
 
+pub mod observe;
 mod raw;
 
 use std::fmt;
@@ -72,6 +73,10 @@ pub struct Config {
     pub log: LogConfig,
     pub audit: AuditConfig,
     pub store: StoreConfig,
+    /// `[metrics]`: access to `/metrics` (`observe`).
+    pub metrics: observe::MetricsConfig,
+    /// `[siem]`: the decision stream (`observe::siem`).
+    pub siem: observe::SiemConfig,
 }
 
 /// `[audit]`: what `depfw audit` checks in lockfiles beyond the policy.

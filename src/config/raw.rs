@@ -43,6 +43,8 @@ pub struct RawConfig {
     pub log: RawLog,
     pub audit: RawAudit,
     pub store: RawStore,
+    pub metrics: super::observe::RawMetrics,
+    pub siem: super::observe::RawSiem,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -728,6 +730,9 @@ impl RawConfig {
             refresh_millis: st.refresh_millis,
         };
 
+        let metrics = self.metrics.validate(&mut p);
+        let siem = self.siem.validate(&mut p);
+
         if !p.0.is_empty() {
             return Err(p.0);
         }
@@ -751,6 +756,8 @@ impl RawConfig {
             log,
             audit,
             store,
+            metrics,
+            siem,
         })
     }
 }

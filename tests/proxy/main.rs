@@ -11,6 +11,7 @@ mod bounds;
 mod cargo;
 mod content;
 mod hardening;
+mod observe;
 mod provenance;
 mod publish_times;
 mod pypi;
