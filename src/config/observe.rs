@@ -146,10 +146,7 @@ impl RawSiem {
         }
         let sink = match (&self.file, url) {
             (Some(_), Some(_)) => {
-                p.push(
-                    "siem.url",
-                    "set either `siem.file` or `siem.url`, not both",
-                );
+                p.push("siem.url", "set either `siem.file` or `siem.url`, not both");
                 None
             }
             (Some(path), None) => Some(SiemSink::File {

@@ -228,7 +228,41 @@ impl Metrics {
             "Failed attempts to hand a batch to the SIEM sink (each retried)",
             m.siem_errors.clone(),
         );
+        m.declare_fixed_series();
         m
+    }
+
+    /// Creates every series whose labels are known in advance, at zero: a series that
+    /// appears only with its first event breaks `rate()` and alerts on it until then.
+    fn declare_fixed_series(&self) {
+        for fault in [
+            "timeout",
+            "connect",
+            "status_4xx",
+            "status_5xx",
+            "too_large",
+            "invalid",
+            "integrity",
+            "io",
+        ] {
+            let _ = self.upstream_errors.get_or_create(&FaultLabel { fault });
+        }
+        for kind in ["metadata", "artifact"] {
+            let _ = self.upstream_seconds.get_or_create(&KindLabel { kind });
+        }
+        for durable in ["true", "false"] {
+            let _ = self.append_seconds.get_or_create(&DurableLabel { durable });
+        }
+        for cache in ["render", "artifact"] {
+            for result in ["hit", "miss"] {
+                let _ = self
+                    .cache_lookups
+                    .get_or_create(&CacheLabels { cache, result });
+            }
+        }
+        for cache in ["metadata", "artifact"] {
+            let _ = self.cache_evictions.get_or_create(&CacheLabel { cache });
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.

@@ -131,12 +131,17 @@ impl Stream {
 
     /// Queues `record` without waiting; a full buffer drops it, counted and logged.
     fn offer(&self, record: &DecisionRecord) {
+        // Counted before it is queued: the sink may take it before `try_send` returns.
+        let backlog = self
+            .backlog
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         match self.queue.try_send(record.clone()) {
             Ok(()) => {
-                let backlog = self.backlog.fetch_add(1, Ordering::Relaxed) + 1;
                 metrics().siem_backlog.set(gauge(backlog));
             }
             Err(_) => {
+                self.backlog.fetch_sub(1, Ordering::Relaxed);
                 metrics().siem_dropped.inc();
                 self.dropped_unreported.fetch_add(1, Ordering::Relaxed);
                 if !self.dropping.swap(true, Ordering::Relaxed) {
@@ -161,11 +166,7 @@ impl Stream {
     /// left then is counted as dropped and logged.
     pub async fn close(&self, within: Duration) {
         let _ = self.stop.send(true);
-        let worker = self
-            .worker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(worker) = worker {
             if tokio::time::timeout(within, worker).await.is_err() {
                 let left = self.backlog();
@@ -182,7 +183,10 @@ impl Stream {
     /// The sink took `n` records.
     fn taken(&self, n: usize) {
         let n = n as u64;
-        let left = self.backlog.fetch_sub(n, Ordering::Relaxed).saturating_sub(n);
+        let left = self
+            .backlog
+            .fetch_sub(n, Ordering::Relaxed)
+            .saturating_sub(n);
         let m = metrics();
         m.siem_backlog.set(gauge(left));
         m.siem_sent.inc_by(n);
@@ -441,7 +445,8 @@ mod tests {
             sink.append(format!("{{\"line\":{i:040}}}\n").as_bytes())
                 .unwrap();
         }
-        // Each 52-byte line fits once per 100-byte file: the current and two rotated.
+        // Two 50-byte lines fill a 100-byte file: the current one and two rotated hold
+        // the last six lines.
         let read = |p: &Path| std::fs::read_to_string(p).unwrap();
         let mut name = path.as_os_str().to_owned();
         name.push(".3");
@@ -457,9 +462,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let expected: Vec<String> = (7..10)
-            .map(|i| format!("{{\"line\":{i:040}}}"))
-            .collect();
+        let expected: Vec<String> = (4..10).map(|i| format!("{{\"line\":{i:040}}}")).collect();
         assert_eq!(lines, expected);
     }
 }

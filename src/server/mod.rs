@@ -328,10 +328,7 @@ impl AppState {
 
     /// The bytes the render cache and the artifact cache hold (for `/metrics`).
     pub(crate) fn cache_bytes(&self) -> (usize, u64) {
-        (
-            self.inner.render.bytes(),
-            self.inner.artifacts.used_bytes(),
-        )
+        (self.inner.render.bytes(), self.inner.artifacts.used_bytes())
     }
 
     /// Every advisory source's status in the local store (for `/metrics`); none without one.

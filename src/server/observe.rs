@@ -24,10 +24,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::observe::metrics::{
-    metrics, CacheLabel, RequestLabels, RouteLabels, SourceLabel, CONTENT_TYPE,
-};
 use crate::admin::AdminToken;
+use crate::observe::metrics::{
+    metrics, AgentLabel, CacheLabel, RequestLabels, RouteLabels, SourceLabel, CONTENT_TYPE,
+};
 use crate::server::agent::{redact, Identity, REQUEST_ID_HEADER};
 use crate::server::AppState;
 
@@ -198,7 +198,8 @@ async fn scrape(
     response
 }
 
-/// Sets the gauges that are read rather than counted: cache sizes and feed ages.
+/// Sets the gauges that are read rather than counted (cache sizes, feed ages) and the
+/// per-agent series.
 fn sample(state: &AppState) {
     let m = metrics();
     let (render, artifacts) = state.cache_bytes();
@@ -206,6 +207,17 @@ fn sample(state: &AppState) {
         m.cache_bytes
             .get_or_create(&CacheLabel { cache })
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+    // Every agent has a trip series (at zero until it trips), for alerts on its rate.
+    match state.agents().list() {
+        Ok(agents) => {
+            for agent in agents {
+                let _ = m
+                    .breaker_trips
+                    .get_or_create(&AgentLabel { agent: agent.name });
+            }
+        }
+        Err(e) => tracing::warn!("metrics: cannot list the agents: {e}"),
     }
     let now = chrono::Utc::now();
     for source in state.feed_status() {
@@ -250,7 +262,9 @@ mod tests {
         };
         assert!(with.allows(&bearer("metrics-token-0123456789")).is_ok());
         assert_eq!(
-            with.allows(&bearer("wrong-token-0123456789")).unwrap_err().0,
+            with.allows(&bearer("wrong-token-0123456789"))
+                .unwrap_err()
+                .0,
             401
         );
         assert_eq!(with.allows(&HeaderMap::new()).unwrap_err().0, 401);

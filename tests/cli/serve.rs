@@ -295,7 +295,11 @@ fn serve_exposes_metrics_logs_requests_and_streams_decisions() {
         }) {
             break;
         }
-        assert!(Instant::now() < deadline, "no request line:\n{}", lines.join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "no request line:\n{}",
+            lines.join("\n")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -6,21 +6,24 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use depfw::agents::PolicyPreset;
 use depfw::config::Config;
+use depfw::feeds::load_path;
 use depfw::observe::siem::Stream;
 use depfw::policy::Verdict;
 use depfw::server::observe::{routes, MetricsAccess};
 use depfw::server::AppState;
 use depfw::store::decisions::{ChainStatus, DecisionLog, DecisionRecord};
+use depfw::store::feeds::FeedStore;
 use depfw::store::repo::DecisionRepo;
 use depfw::store::Store;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
 use super::provenance::record;
-use crate::support::registry::{request, router_setup, send, TestCheck};
+use crate::support::registry::{
+    policy, request, router_setup, send, start_depfw, start_fixture, TestCheck,
+};
 use crate::support::repo;
 
 /// `/metrics` as the admin listener serves it (loopback, no metrics token: open).
@@ -32,7 +35,10 @@ async fn scrape(state: &AppState) -> String {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
         .await
         .unwrap();
@@ -129,8 +135,22 @@ async fn every_metric_of_the_dashboard_is_scraped_after_traffic() {
         deny: vec!["is-number@7.0.0".into()],
         ..TestCheck::default()
     };
-    let (state, _fixture, _dir) = router_setup(check, "http://depfw.test").await;
-    let (_, token) = state.agents().add("dash-bot", PolicyPreset::Default).unwrap();
+    let (upstream, _fixture) = start_fixture().await;
+    let depfw = start_depfw(&upstream, policy(check), "").await;
+    let state = depfw.state.clone();
+    // A synced advisory source, whose age /metrics reports.
+    FeedStore::new(&depfw.store)
+        .unwrap()
+        .save(
+            "fixtures",
+            &load_path(&repo().join("tests/fixtures/osv")).unwrap(),
+            chrono::Utc::now() - chrono::Duration::hours(2),
+        )
+        .unwrap();
+    let (_, token) = state
+        .agents()
+        .add("dash-bot", PolicyPreset::Default)
+        .unwrap();
     let agent = |path: &str| format!("/a/{}{path}", token.expose_secret());
     for path in [
         agent("/npm/is-number"),
@@ -184,6 +204,13 @@ async fn every_metric_of_the_dashboard_is_scraped_after_traffic() {
     );
     assert!(exposition.value("depfw_upstream_request_duration_seconds_count", &[]) >= 1.0);
     assert!(exposition.value("depfw_decision_append_duration_seconds_count", &[]) >= 1.0);
+    let age = exposition.value("depfw_feed_age_seconds", &["source=\"fixtures\""]);
+    assert!((7200.0..7300.0).contains(&age), "feed age {age}");
+    assert_eq!(
+        exposition.value("depfw_breaker_trips_total", &["agent=\"dash-bot\""]),
+        0.0
+    );
+    assert!(exposition.names.contains("depfw_breaker_trips_total"));
     assert!(
         !text.contains("is-number") && !text.contains(token.expose_secret()),
         "a package name or token in a label: {text}"
@@ -264,7 +291,10 @@ async fn request_log_lines_name_the_agent_and_never_the_token() {
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
     let (state, _fixture, _dir) = router_setup(TestCheck::default(), "http://depfw.test").await;
-    let (_, token) = state.agents().add("log-bot", PolicyPreset::Default).unwrap();
+    let (_, token) = state
+        .agents()
+        .add("log-bot", PolicyPreset::Default)
+        .unwrap();
     let secret = token.expose_secret().to_owned();
     let (status, headers, _) = send(
         &state,
@@ -288,8 +318,14 @@ async fn request_log_lines_name_the_agent_and_never_the_token() {
     assert_eq!(status, 200);
 
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(!text.contains(&secret), "the agent's token is in the log:\n{text}");
-    assert!(!text.contains(bogus), "a presented token is in the log:\n{text}");
+    assert!(
+        !text.contains(&secret),
+        "the agent's token is in the log:\n{text}"
+    );
+    assert!(
+        !text.contains(bogus),
+        "a presented token is in the log:\n{text}"
+    );
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -309,7 +345,10 @@ async fn request_log_lines_name_the_agent_and_never_the_token() {
     assert!(first["duration_ms"].as_f64().is_some(), "{first}");
     assert_eq!(access[1]["path"], "/a/****/npm/x");
     assert_eq!(access[1]["status"], 401);
-    assert_eq!(access[2]["agent"], "log-bot", "a header token names the agent too");
+    assert_eq!(
+        access[2]["agent"], "log-bot",
+        "a header token names the agent too"
+    );
 }
 
 /// A receiver that keeps every JSON line POSTed to it, in arrival order; with `fail_first`
@@ -332,9 +371,7 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<String>>>) {
                     *failures -= 1;
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                 }
-                kept.lock()
-                    .unwrap()
-                    .extend(body.lines().map(str::to_owned));
+                kept.lock().unwrap().extend(body.lines().map(str::to_owned));
                 axum::http::StatusCode::OK
             }
         }),
@@ -424,7 +461,10 @@ async fn a_siem_receiver_gets_every_record_in_order_through_failures() {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while lines.lock().unwrap().len() < n {
-        assert!(Instant::now() < deadline, "the receiver never got every record");
+        assert!(
+            Instant::now() < deadline,
+            "the receiver never got every record"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -496,7 +536,8 @@ async fn a_dead_sink_never_blocks_appends_and_counts_what_it_drops() {
     DecisionRepo::subscribe(&*log, stream.subscriber());
     let (state, _fixture, _scrape_dir) =
         router_setup(TestCheck::default(), "http://depfw.test").await;
-    let dropped_before = parse(&scrape(&state).await).value("depfw_siem_dropped_records_total", &[]);
+    let dropped_before =
+        parse(&scrape(&state).await).value("depfw_siem_dropped_records_total", &[]);
     let started = Instant::now();
     {
         let log = Arc::clone(&log);

@@ -71,7 +71,13 @@ impl PgDecisions {
                 spawn_checkpoint_timer(store.clone(), Arc::downgrade(c));
             }
             let subscriber = store.inner.subscriber.clone();
-            runtime.spawn(write_loop(store.pool(), Arc::clone(&key), rx, checkpoints, subscriber));
+            runtime.spawn(write_loop(
+                store.pool(),
+                Arc::clone(&key),
+                rx,
+                checkpoints,
+                subscriber,
+            ));
             *writer = Some(Writer(tx));
         }
         Ok(PgDecisions {
