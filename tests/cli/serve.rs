@@ -243,13 +243,19 @@ fn serve_exposes_metrics_logs_requests_and_streams_decisions() {
     let client = reqwest::Client::new();
     let get = |url: String| {
         rt.block_on(async {
-            let response = client.get(url).send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
+            match client.get(url).send().await {
+                Ok(response) => (response.status().as_u16(), response.text().await.unwrap()),
+                Err(e) => (0, e.to_string()),
+            }
         })
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while get(format!("http://127.0.0.1:{mirror}/healthz")).0 != 200 {
-        assert!(Instant::now() < deadline, "depfw serve did not come up");
+        assert!(
+            Instant::now() < deadline,
+            "depfw serve did not come up:\n{}",
+            logged.lock().unwrap().join("\n")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let (status, body) = get(format!("http://127.0.0.1:{mirror}/npm/is-number"));
