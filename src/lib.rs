@@ -13,6 +13,7 @@ pub mod config;
 pub mod diag;
 pub mod engine;
 pub mod feeds;
+pub mod observe;
 pub mod package;
 pub mod policy;
 pub mod registry;

@@ -177,6 +177,8 @@ async fn serve(
             config.server.data_dir.display()
         )
     })?;
+    // Before the store: every generation's decision log subscribes to it.
+    let siem = crate::observe::siem::Stream::run(&config.siem)?;
     let shutdown = shutdown_signal();
     let hangup = hangup_signal();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -305,9 +307,15 @@ async fn serve(
     if let Some(store) = watchdog.await.context("the store watchdog")? {
         store.flush()?;
     }
+    if let Some(siem) = siem {
+        siem.close(SIEM_DRAIN).await;
+    }
     tracing::info!("depfw serve stopped");
     Ok(())
 }
+
+/// How long a stop waits for the SIEM sink to take the records still queued.
+const SIEM_DRAIN: Duration = Duration::from_secs(10);
 
 /// How often the store is probed for writes, and how often a failed one is reopened.
 const STORE_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -353,6 +361,9 @@ impl Generation {
             Some(&store),
             policy_state_with(config, &store, &*overrides),
         )?;
+        if let Some(siem) = crate::observe::siem::running() {
+            state.decisions().subscribe(siem.subscriber());
+        }
         // Admin changes (approvals, overrides) here, or on another replica, re-read the
         // overrides so they apply at once: O(overrides), the advisories stay loaded.
         let refresh = {
@@ -402,7 +413,11 @@ impl Generation {
                         Err(refused) => Err(serde_json::to_value(refused).unwrap_or_default()),
                     })
                 });
-                (Some(crate::admin::standalone(admin)), feeds)
+                // `/metrics` beside the admin page, under its own access rule.
+                let metrics = crate::server::observe::MetricsAccess::from_config(config)?;
+                let routes = crate::admin::standalone(admin)
+                    .merge(crate::server::observe::routes(state.clone(), metrics));
+                (Some(routes), feeds)
             }
             None => {
                 let proxy = state.clone();

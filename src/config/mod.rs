@@ -5,6 +5,7 @@
 //! types (toml reports the line); validation then checks every value and reports *all*
 //! problems at once, each naming the file and the key, before anything starts.
 
+pub mod observe;
 mod raw;
 
 use std::fmt;
@@ -73,6 +74,10 @@ pub struct Config {
     pub audit: AuditConfig,
     pub store: StoreConfig,
     pub quarantine: QuarantineConfig,
+    /// `[metrics]`: access to `/metrics` (`observe`).
+    pub metrics: observe::MetricsConfig,
+    /// `[siem]`: the decision stream (`observe::siem`).
+    pub siem: observe::SiemConfig,
 }
 
 /// `[quarantine]`: the notice a new approval request sends (`server::webhook`).

@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub audit: RawAudit,
     pub store: RawStore,
     pub quarantine: RawQuarantine,
+    pub metrics: super::observe::RawMetrics,
+    pub siem: super::observe::RawSiem,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -845,6 +847,9 @@ impl RawConfig {
             refresh_millis: st.refresh_millis,
         };
 
+        let metrics = self.metrics.validate(&mut p);
+        let siem = self.siem.validate(&mut p);
+
         if !p.0.is_empty() {
             return Err(p.0);
         }
@@ -870,6 +875,8 @@ impl RawConfig {
             audit,
             store,
             quarantine,
+            metrics,
+            siem,
         })
     }
 }

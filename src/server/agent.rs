@@ -403,6 +403,7 @@ pub(crate) fn observe(
         return Ok(());
     };
     tracing::warn!(agent = %agent.name, "{reason}: suspending the agent");
+    crate::observe::breaker_tripped(&agent.name);
     match state.agents().suspend(&agent.name, &reason) {
         Ok(_) | Err(crate::agents::AgentError::AlreadySuspended(_)) => {}
         Err(e) => return Err(ProxyError::Internal(e.into())),

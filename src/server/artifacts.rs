@@ -59,6 +59,11 @@ impl ArtifactCache {
         })
     }
 
+    /// The bytes the cache holds, as counted against `upstream.artifact-cache-bytes`.
+    pub(crate) fn used_bytes(&self) -> u64 {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn path_of(&self, digest: &Digest) -> PathBuf {
         self.dir.join(digest.cache_key())
     }
@@ -76,10 +81,14 @@ impl ArtifactCache {
     pub(crate) fn lookup(&self, digest: &Digest) -> Lookup {
         let path = self.path_of(digest);
         if !path.is_file() {
+            crate::observe::cache_lookup("artifact", false);
             return Lookup::Miss;
         }
         let found = match hash_file(&path, digest) {
-            Ok(found) if found == digest.bytes() => return Lookup::Verified(path),
+            Ok(found) if found == digest.bytes() => {
+                crate::observe::cache_lookup("artifact", true);
+                return Lookup::Verified(path);
+            }
             Ok(found) => format!(
                 "cached file {} hashes to {} {}, not the published {}",
                 path.display(),
@@ -144,6 +153,7 @@ impl ArtifactCache {
             }
             // An open handle keeps serving an evicted file on Unix.
             if std::fs::remove_file(&path).is_ok() {
+                crate::observe::cache_evicted("artifact");
                 used = used.saturating_sub(len);
             }
         }

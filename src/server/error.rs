@@ -24,6 +24,22 @@ pub enum UpstreamFault {
     Io,
 }
 
+impl UpstreamFault {
+    /// The fault's label in `depfw_upstream_errors_total`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            UpstreamFault::Timeout => "timeout",
+            UpstreamFault::Connect => "connect",
+            UpstreamFault::Status(s) if *s >= 500 => "status_5xx",
+            UpstreamFault::Status(_) => "status_4xx",
+            UpstreamFault::TooLarge => "too_large",
+            UpstreamFault::Invalid => "invalid",
+            UpstreamFault::Integrity => "integrity",
+            UpstreamFault::Io => "io",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("depfw: bad request: {0}")]
@@ -51,6 +67,7 @@ pub enum ProxyError {
 
 impl ProxyError {
     pub fn upstream(fault: UpstreamFault, url: &str, detail: impl Into<String>) -> ProxyError {
+        crate::observe::upstream_failed(fault.label());
         ProxyError::Upstream {
             fault,
             url: url.to_owned(),
@@ -78,11 +95,9 @@ impl From<crate::registry::ProtocolError> for ProxyError {
     fn from(e: crate::registry::ProtocolError) -> Self {
         match e {
             crate::registry::ProtocolError::BadPath(why) => ProxyError::BadRequest(why),
-            crate::registry::ProtocolError::BadUpstream(why) => ProxyError::Upstream {
-                fault: UpstreamFault::Invalid,
-                url: String::new(),
-                detail: why,
-            },
+            crate::registry::ProtocolError::BadUpstream(why) => {
+                ProxyError::upstream(UpstreamFault::Invalid, "", why)
+            }
         }
     }
 }

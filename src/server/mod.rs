@@ -31,6 +31,7 @@ pub(crate) mod metadata_cache;
 pub(crate) mod mount;
 pub(crate) mod name_gate;
 pub(crate) mod npm;
+pub mod observe;
 pub(crate) mod pipeline;
 pub(crate) mod pypi;
 pub(crate) mod records;
@@ -240,7 +241,9 @@ impl AppState {
                 render: render_cache::RenderCache::new(entries, bytes, ttl),
                 artifacts,
                 downloads: inflight::InFlight::default(),
-                decisions: backend.decisions(Some(&config.server.data_dir), &config.log)?,
+                decisions: Arc::new(crate::observe::ObservedLog(
+                    backend.decisions(Some(&config.server.data_dir), &config.log)?,
+                )),
                 request_seq: AtomicU64::new(0),
                 last_store_probe: Mutex::new(None),
                 // Milliseconds, so ids stay unique across a quick restart.
@@ -341,6 +344,25 @@ impl AppState {
     /// What cargo and PyPI metadata do with refused versions (`server.refused-versions`).
     pub fn refused_versions(&self) -> RefusedVersions {
         self.inner.refused_versions
+    }
+
+    /// The bytes the render cache and the artifact cache hold (for `/metrics`).
+    pub(crate) fn cache_bytes(&self) -> (usize, u64) {
+        (self.inner.render.bytes(), self.inner.artifacts.used_bytes())
+    }
+
+    /// Every advisory source's status in the local store (for `/metrics`); none without one.
+    pub(crate) fn feed_status(&self) -> Vec<crate::store::feeds::SourceStatus> {
+        let Some(store) = &self.inner.local else {
+            return Vec::new();
+        };
+        match crate::store::feeds::FeedStore::new(store).and_then(|f| f.status()) {
+            Ok(sources) => sources,
+            Err(e) => {
+                tracing::warn!("metrics: cannot read the feed status: {e}");
+                Vec::new()
+            }
+        }
     }
 
     /// A fresh request id (`<start ms hex>-<n>`).
@@ -540,10 +562,14 @@ pub fn app(state: AppState) -> Router {
     let registry = agent_api::routes(registry);
     let registry = Protocols::mount(registry)
         .with_state(state.clone())
-        .layer(CompressionLayer::new().compress_when(compress_when));
-    agent::wrap(state, registry).layer(TraceLayer::new_for_http().make_span_with(
-        |r: &axum::http::Request<axum::body::Body>| {
-            tracing::debug_span!("http", method = %r.method(), path = %agent::redact(r.uri().path()))
-        },
-    ))
+        .layer(CompressionLayer::new().compress_when(compress_when))
+        .layer(axum::middleware::from_fn(observe::tag_agent));
+    agent::wrap(state, registry)
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |r: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!("http", method = %r.method(), path = %agent::redact(r.uri().path()))
+            },
+        ))
+        // Outermost: a request refused while identifying the agent is counted and logged too.
+        .layer(axum::middleware::from_fn(observe::track))
 }

@@ -99,14 +99,22 @@ where
         uri: &uri,
         headers: &headers,
     };
-    match respond::<P>(&call).await {
+    let mut route = "other";
+    let mut resp = match respond::<P>(&call, &mut route).await {
         Ok(resp) => resp,
         Err(e) if P::PLAIN_TEXT_ERRORS => plain_text(e),
         Err(e) => e.into_response(),
-    }
+    };
+    resp.extensions_mut()
+        .insert(super::observe::RouteTag(route));
+    resp
 }
 
-async fn respond<P: Mounted>(call: &Call<'_>) -> Result<Response, ProxyError>
+/// Serves `call`, naming what it routed to in `kind` (for the request metrics).
+async fn respond<P: Mounted>(
+    call: &Call<'_>,
+    kind: &mut &'static str,
+) -> Result<Response, ProxyError>
 where
     P::Quirk: Quirks<P>,
 {
@@ -118,6 +126,12 @@ where
         .and_then(|p| p.strip_prefix(P::MOUNT))
         .ok_or_else(|| ProxyError::BadRequest(format!("not a {} path", P::ECOSYSTEM)))?;
     let route = s.protocol.route(rest)?;
+    *kind = match &route {
+        Route::Metadata(_) => "metadata",
+        Route::Artifact(_) => "artifact",
+        Route::Quirk(_) => "quirk",
+        Route::NotServed => "other",
+    };
     call.state.require_decidable(P::ECOSYSTEM)?;
     if let Route::Quirk(quirk) = route {
         return quirk.serve(s, call).await;

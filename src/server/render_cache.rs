@@ -310,6 +310,7 @@ impl<V: ?Sized> Bounded<V> {
                 break;
             };
             if let Some(old) = self.map.remove(&oldest) {
+                crate::observe::cache_evicted("metadata");
                 self.weight -= old.weight;
                 entries -= 1;
             }
@@ -387,7 +388,9 @@ impl RenderCache {
         revision: &str,
     ) -> Option<Arc<Rendered>> {
         let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&render_key(url, variant), generation, revision)
+        let hit = m.get(&render_key(url, variant), generation, revision);
+        crate::observe::cache_lookup("render", hit.is_some());
+        hit
     }
 
     pub(crate) fn put_rendered(
@@ -434,7 +437,6 @@ impl RenderCache {
     }
 
     /// The bytes held, as counted against `upstream.render-cache-bytes`.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.rendered
             .lock()

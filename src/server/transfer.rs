@@ -45,6 +45,8 @@ pub(crate) struct Transfer<'a> {
     url: &'a str,
     started: Instant,
     bytes: u64,
+    /// `metadata` or `artifact`, for the upstream latency metric.
+    kind: &'static str,
 }
 
 impl<'a> Transfer<'a> {
@@ -54,7 +56,14 @@ impl<'a> Transfer<'a> {
             url,
             started: Instant::now(),
             bytes: 0,
+            kind: "metadata",
         }
+    }
+
+    /// This transfer fetches an artifact (metadata is the default).
+    pub(crate) fn for_artifact(mut self) -> Self {
+        self.kind = "artifact";
+        self
     }
 
     /// Sends the request and waits for the answer's headers, within `idle` and the deadline.
@@ -64,7 +73,11 @@ impl<'a> Transfer<'a> {
     ) -> Result<reqwest::Response, ProxyError> {
         let (wait, _) = self.wait(false);
         match tokio::time::timeout(wait, req.send()).await {
-            Ok(resp) => resp.map_err(|e| super::upstream::classify(self.url, &e)),
+            Ok(Ok(resp)) => {
+                crate::observe::upstream_answered(self.kind, self.started);
+                Ok(resp)
+            }
+            Ok(Err(e)) => Err(super::upstream::classify(self.url, &e)),
             Err(_) => Err(self.expired(false)),
         }
     }

@@ -378,7 +378,7 @@ impl Upstream {
         spool: &Path,
     ) -> Result<Spooled, ProxyError> {
         let guard = SpoolGuard(Some(spool.to_owned()));
-        let mut transfer = Transfer::start(self.limits, url);
+        let mut transfer = Transfer::start(self.limits, url).for_artifact();
         let req = self.artifacts.get(url).header(ACCEPT_ENCODING, "identity");
         let resp = transfer.send(req).await?;
         let status = resp.status();

@@ -448,6 +448,8 @@ pub struct DecisionLog {
     /// when no flush that began after its record was stored has finished yet, so
     /// concurrent appends share one fsync instead of queueing one each.
     durable: Mutex<u64>,
+    /// Told of each append under the head lock, so in seq order ([`DecisionRepo::subscribe`]).
+    pub(super) subscriber: super::repo::SubscriberSlot,
 }
 
 impl DecisionLog {
@@ -491,6 +493,7 @@ impl DecisionLog {
             key: None,
             checkpoints: None,
             durable: Mutex::new(0),
+            subscriber: Default::default(),
         })
     }
 
@@ -547,6 +550,7 @@ impl DecisionLog {
         if let Some(c) = &self.checkpoints {
             c.maybe(&head, false);
         }
+        self.subscriber.notify(record);
         Ok(seq)
     }
 

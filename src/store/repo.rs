@@ -33,6 +33,29 @@ use crate::package::{PackageName, Version};
 use crate::policy::overrides::{OverrideEntry, Overrides};
 use crate::policy::Finding;
 
+/// Told of each record this process appends to the decision log, in the log's order, once
+/// it is stored: how `depfw serve` streams decisions to a SIEM (`observe::siem`). Called
+/// while the log's append lock is held, so it must only hand the record on (never block).
+pub type DecisionSubscriber = Arc<dyn Fn(&DecisionRecord) + Send + Sync>;
+
+/// The one [`DecisionSubscriber`] of a log: setting it again replaces it (a store reopened
+/// by `depfw serve` subscribes again), so no record is told twice.
+#[derive(Clone, Default)]
+pub struct SubscriberSlot(Arc<std::sync::RwLock<Option<DecisionSubscriber>>>);
+
+impl SubscriberSlot {
+    pub fn set(&self, subscriber: DecisionSubscriber) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(subscriber);
+    }
+
+    /// Tells the subscriber, if any, of `record`.
+    pub fn notify(&self, record: &DecisionRecord) {
+        if let Some(subscriber) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            subscriber(record);
+        }
+    }
+}
+
 /// The tamper-evident decision log ([`super::decisions`]).
 pub trait DecisionRepo: Send + Sync {
     /// Appends `record` (assigning `seq`, `prev_hash`, `hash`, `signature`); durable when
@@ -40,6 +63,9 @@ pub trait DecisionRepo: Send + Sync {
     fn append_durable(&self, record: &mut DecisionRecord) -> Result<u64, StoreError>;
     /// Appends without waiting for the disk (tests and metadata summaries may use it).
     fn append(&self, record: &mut DecisionRecord) -> Result<u64, StoreError>;
+    /// Tells `subscriber` of every record this process appends from now on, in order
+    /// (replacing an earlier subscriber).
+    fn subscribe(&self, subscriber: DecisionSubscriber);
     /// Records with `seq >= from`, oldest first, at most `limit`.
     fn list(&self, from: u64, limit: usize) -> Result<Vec<DecisionRecord>, StoreError>;
     /// Records matching `filter`, newest first, at most `limit`.
@@ -369,6 +395,9 @@ impl DecisionRepo for DecisionLog {
     }
     fn append(&self, record: &mut DecisionRecord) -> Result<u64, StoreError> {
         DecisionLog::append(self, record)
+    }
+    fn subscribe(&self, subscriber: DecisionSubscriber) {
+        self.subscriber.set(subscriber);
     }
     fn list(&self, from: u64, limit: usize) -> Result<Vec<DecisionRecord>, StoreError> {
         DecisionLog::list(self, from, limit)

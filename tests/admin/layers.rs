@@ -69,7 +69,7 @@ const LAYERS: &[&[&str]] = &[
     // What is kept (the sled store) and the config aggregator over every section.
     &["store", "config"],
     // Putting it together: the policy engine, the audit run, registry protocols.
-    &["engine", "audit", "registry"],
+    &["engine", "audit", "registry", "observe"],
     // The doors: proxy, admin endpoint, reports, the command line.
     &["server", "admin", "report", "cli"],
 ];

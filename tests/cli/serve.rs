@@ -199,3 +199,113 @@ fn write_admin_on_any_port(dir: &Path) -> std::path::PathBuf {
     std::fs::write(&path, "[admin]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     path
 }
+
+/// Issue #16 end to end: `/metrics` on the admin listener (never on the mirror), one JSON
+/// log line per request with `--log-format json`, and the decision stream to a file.
+#[test]
+fn serve_exposes_metrics_logs_requests_and_streams_decisions() {
+    let rt = support::runtime();
+    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let dir = tempfile::tempdir().unwrap();
+    let (mirror, admin) = (free_port(), free_port());
+    let config = config(
+        dir.path(),
+        &upstream,
+        mirror,
+        &format!("127.0.0.1:{admin}"),
+        0o600,
+    );
+    let stream = dir.path().join("decisions.jsonl");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[siem]\nfile = \"{}\"\nbatch-records = 1\n",
+        stream.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let mut server = Killed(
+        support::depfw_command()
+            .args(["--log-format", "json", "--config", &config, "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let logged = std::sync::Arc::clone(&logged);
+        let stderr = server.0.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                logged.lock().unwrap().push(line);
+            }
+        });
+    }
+    let client = reqwest::Client::new();
+    let get = |url: String| {
+        rt.block_on(async {
+            match client.get(url).send().await {
+                Ok(response) => (response.status().as_u16(), response.text().await.unwrap()),
+                Err(e) => (0, e.to_string()),
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(format!("http://127.0.0.1:{mirror}/healthz")).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "depfw serve did not come up:\n{}",
+            logged.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = get(format!("http://127.0.0.1:{mirror}/npm/is-number"));
+    assert_eq!(status, 200, "{body}");
+
+    let (status, metrics) = get(format!("http://127.0.0.1:{admin}/metrics"));
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.contains(
+            "depfw_http_requests_total{ecosystem=\"npm\",route=\"metadata\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("depfw_decisions_total{"), "{metrics}");
+    let (status, _) = get(format!("http://127.0.0.1:{mirror}/metrics"));
+    assert_eq!(status, 404, "the mirror serves no metrics");
+
+    // The metadata summary record reaches the stream, as the log holds it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let text = std::fs::read_to_string(&stream).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "nothing streamed to {stream:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["seq"], 1);
+    assert_eq!(record["package"], "is-number");
+    assert_eq!(record["hash"].as_str().unwrap().len(), 64, "{record}");
+
+    // Every stderr line is a JSON object; the request has its own line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = logged.lock().unwrap().clone();
+        let parsed: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        if parsed.iter().any(|l| {
+            l["target"] == "depfw::access" && l["path"] == "/npm/is-number" && l["status"] == 200
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request line:\n{}",
+            lines.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

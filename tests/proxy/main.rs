@@ -13,6 +13,7 @@ mod cargo;
 mod content;
 mod hardening;
 mod monitor;
+mod observe;
 mod provenance;
 mod publish_times;
 mod pypi;

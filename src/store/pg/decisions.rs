@@ -23,7 +23,7 @@ use crate::store::decisions::{
     record_message, verify_checkpoint_lines, ChainStatus, ChainWalk, Checkpointer, DecisionRecord,
     RecordFilter, GENESIS,
 };
-use crate::store::repo::DecisionRepo;
+use crate::store::repo::{DecisionRepo, DecisionSubscriber, SubscriberSlot};
 use crate::store::signing::{LogKey, PublicKey};
 use crate::store::StoreError;
 
@@ -70,7 +70,14 @@ impl PgDecisions {
             if let Some(c) = &checkpoints {
                 spawn_checkpoint_timer(store.clone(), Arc::downgrade(c));
             }
-            runtime.spawn(write_loop(store.pool(), Arc::clone(&key), rx, checkpoints));
+            let subscriber = store.inner.subscriber.clone();
+            runtime.spawn(write_loop(
+                store.pool(),
+                Arc::clone(&key),
+                rx,
+                checkpoints,
+                subscriber,
+            ));
             *writer = Some(Writer(tx));
         }
         Ok(PgDecisions {
@@ -131,6 +138,10 @@ impl DecisionRepo for PgDecisions {
     /// A commit is the only way a record reaches PostgreSQL: the same as durable.
     fn append(&self, record: &mut DecisionRecord) -> Result<u64, StoreError> {
         self.append_durable(record)
+    }
+
+    fn subscribe(&self, subscriber: DecisionSubscriber) {
+        self.store.inner.subscriber.set(subscriber);
     }
 
     fn list(&self, from: u64, limit: usize) -> Result<Vec<DecisionRecord>, StoreError> {
@@ -299,6 +310,7 @@ async fn write_loop(
     key: Arc<LogKey>,
     mut queue: mpsc::UnboundedReceiver<(DecisionRecord, Reply)>,
     checkpoints: Option<Arc<Checkpointer>>,
+    subscriber: SubscriberSlot,
 ) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -317,6 +329,7 @@ async fn write_loop(
                     tokio::task::spawn_blocking(move || c.maybe_at(seq, &hash, false));
                 }
                 for ((_, reply), record) in batch.into_iter().zip(written) {
+                    subscriber.notify(&record);
                     let _ = reply.send(Ok(record));
                 }
             }

@@ -69,6 +69,8 @@ struct Inner {
     seen: Mutex<Seen>,
     /// The append queue of the decision writer, once a writer is open.
     writer: Mutex<Option<decisions::Writer>>,
+    /// Told of each record the writer commits, in order (`DecisionRepo::subscribe`).
+    subscriber: crate::store::repo::SubscriberSlot,
     /// Packages each agent was counted for recently, so a repeat within a minute costs
     /// no write ([`shared`]).
     breaker_seen: Mutex<HashMap<(String, String), std::time::Instant>>,
@@ -137,6 +139,7 @@ impl PgStore {
                 on_overrides: Mutex::default(),
                 seen: Mutex::default(),
                 writer: Mutex::default(),
+                subscriber: Default::default(),
                 breaker_seen: Mutex::default(),
             }),
         };

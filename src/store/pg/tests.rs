@@ -451,3 +451,48 @@ fn an_agents_override_is_shared_and_expires() {
     assert!(b.active_entries(later).unwrap().is_empty());
     assert_eq!(OverrideRepo::list(&b, true, later).unwrap().len(), 2);
 }
+
+/// The SIEM stream's hook: a subscriber hears every record the writer commits, once, in
+/// the chain's order, however many threads append at once.
+#[test]
+fn a_subscriber_hears_every_committed_record_in_chain_order() {
+    let Some(url) = fresh_database("subscriber_order") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = replica(&url)
+        .decision_log(Some(dir.path()), &crate::config::Config::default().log)
+        .unwrap();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let heard = Arc::clone(&heard);
+        log.subscribe(Arc::new(move |r: &DecisionRecord| {
+            heard.lock().unwrap().push((r.seq, r.hash.clone()));
+        }));
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    log.append_durable(&mut record(&format!("s{t}-{i}"), None))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let heard = heard.lock().unwrap().clone();
+    let seqs: Vec<u64> = heard.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=100).collect::<Vec<_>>(),
+        "every record, in order"
+    );
+    let stored = log.list(1, 100).unwrap();
+    let hashes: Vec<&str> = stored.iter().map(|r| r.hash.as_str()).collect();
+    let told: Vec<&str> = heard.iter().map(|(_, h)| h.as_str()).collect();
+    assert_eq!(told, hashes);
+}
