@@ -587,9 +587,8 @@ impl Packument {
 
     /// Writes the `versions` object as `cx.show` says, each version through `shape` (after
     /// its tarball URL is pointed at depfw). npm has no yank: a yanked version is listed
-    /// with its `deprecated` set to the reason, which npm, pnpm and yarn print for an
-    /// exact pin before the tarball's 403, and which no range resolves to while another
-    /// version fits.
+    /// with its `deprecated` set to the reason, so the clients resolve ranges around it
+    /// while an exact pin reaches the tarball's 403 (bun prints the message on the way).
     fn write_versions(
         &self,
         out: &mut Vec<u8>,
