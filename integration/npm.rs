@@ -26,6 +26,11 @@ fn start(check: TestCheck) -> Env {
 }
 
 pub(crate) fn start_with(policy: depfw::server::PolicyState) -> Env {
+    start_in(policy, "")
+}
+
+/// [`start_with`] with more `[server]` keys (`refused-versions = "yank"`).
+pub(crate) fn start_in(policy: depfw::server::PolicyState, server: &str) -> Env {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,7 +38,7 @@ pub(crate) fn start_with(policy: depfw::server::PolicyState) -> Env {
         .unwrap();
     let (fixture, depfw) = rt.block_on(async {
         let (upstream, fixture) = registry::start_fixture().await;
-        let depfw = registry::start_depfw(&upstream, policy, "").await;
+        let depfw = registry::start_depfw_with(&upstream, policy, server, "").await;
         (fixture, depfw)
     });
     let tmp = tempfile::tempdir().unwrap();
@@ -316,6 +321,35 @@ fn yarn_berry_resolves_around_denied_versions() {
 
 fn bun_resolves_around_denied_versions() {
     client_resolves_around_denied_versions(Client::Bun, "No version matching");
+}
+
+/// With `server.refused-versions = "yank"` a refused version stays listed, deprecated with
+/// depfw's reason: a range must still resolve to the newest allowed version, not to it.
+fn yank_mode_range_resolves_around_refused_versions(client: Option<Client>) {
+    let env = start_in(registry::policy(client_check()), crate::pypi::YANK);
+    let out = match client {
+        Some(client) => client.run(&env, &["add", "is-odd@^3", SCOPED]),
+        None => env.npm(&["install", "is-odd@^3", SCOPED]),
+    };
+    assert!(out.status.success(), "{}", combined(&out));
+    assert_eq!(env.installed("is-odd").as_deref(), Some("3.0.0"));
+    assert_eq!(env.installed(SCOPED).as_deref(), Some("1.0.1"));
+}
+
+fn npm_yank_mode_range_resolves_around_refused_versions() {
+    yank_mode_range_resolves_around_refused_versions(None);
+}
+
+fn pnpm_yank_mode_range_resolves_around_refused_versions() {
+    yank_mode_range_resolves_around_refused_versions(Some(Client::Pnpm));
+}
+
+fn yarn_berry_yank_mode_range_resolves_around_refused_versions() {
+    yank_mode_range_resolves_around_refused_versions(Some(Client::Yarn));
+}
+
+fn bun_yank_mode_range_resolves_around_refused_versions() {
+    yank_mode_range_resolves_around_refused_versions(Some(Client::Bun));
 }
 
 /// The non-npm clients, each configured to reach depfw only and to keep its store/cache in
@@ -602,21 +636,25 @@ crate::require::trials! {
         content_rule_refusal_names_the_file_and_rule,
         lockfile_install_of_a_denied_version_is_refused_at_the_gate,
         scoped_package_installs_and_its_denied_version_is_skipped,
-        npm_view_latest_is_the_newest_allowed_version;
+        npm_view_latest_is_the_newest_allowed_version,
+        npm_yank_mode_range_resolves_around_refused_versions;
     [PNPM] =>
         pnpm_resolves_around_denied_versions,
         pnpm_typosquat_name_is_refused,
         pnpm_tampered_artifact_is_refused,
         pnpm_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate,
-        pnpm_add_without_a_range_installs_the_newest_allowed_version;
+        pnpm_add_without_a_range_installs_the_newest_allowed_version,
+        pnpm_yank_mode_range_resolves_around_refused_versions;
     [YARN] =>
         yarn_berry_resolves_around_denied_versions,
         yarn_berry_typosquat_name_is_refused,
         yarn_berry_tampered_artifact_is_refused,
-        yarn_berry_immutable_install_of_a_denied_version_is_refused_at_the_gate;
+        yarn_berry_immutable_install_of_a_denied_version_is_refused_at_the_gate,
+        yarn_berry_yank_mode_range_resolves_around_refused_versions;
     [BUN] =>
         bun_resolves_around_denied_versions,
         bun_typosquat_name_is_refused,
         bun_tampered_artifact_is_refused,
-        bun_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate;
+        bun_frozen_lockfile_install_of_a_denied_version_is_refused_at_the_gate,
+        bun_yank_mode_range_resolves_around_refused_versions;
 }

@@ -8,9 +8,10 @@
 //! fails here. Every cell of the README table "What each client shows when depfw refuses"
 //! is one arm of [`expected`].
 //!
-//! The PyPI clients and cargo run each pin twice: with the default
-//! `server.refused-versions = "remove"`, and with `"yank"`, where pip, uv and poetry choose
-//! the yanked file of an `==` pin and print its download's 403.
+//! Every client runs each pin twice: with the default `server.refused-versions = "remove"`,
+//! and with `"yank"`, where pip, uv and poetry choose the yanked file of an `==` pin and
+//! print its download's 403, and the npm clients resolve the pin to a version listed as
+//! deprecated with the reason and meet its tarball's 403.
 
 use chrono::Utc;
 
@@ -44,7 +45,8 @@ enum Case {
     Quarantined,
 }
 
-/// `server.refused-versions`; npm clients have no yank, so they run in `Remove` only.
+/// `server.refused-versions`; the typosquat case has no version to yank, so it runs in
+/// `Remove` only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Remove,
@@ -140,22 +142,46 @@ fn expected(client: Client, case: Case, mode: Mode) -> Shows {
     use Shows::*;
     match (client, case, mode) {
         // The `npm-notice` header of the packument, which lists the versions depfw hid.
-        (Npm, DeniedPin | Quarantined, _) => Reason(&[
+        (Npm, DeniedPin | Quarantined, Remove) => Reason(&[
             "npm notice depfw: not served: ",
             "No matching version found for is-odd@3.0.1",
         ]),
+        // The pin resolves to the deprecated version; the notice, then the tarball's 403 body.
+        (Npm, DeniedPin | Quarantined, Yank) => Reason(&[
+            "npm notice depfw: not served: ",
+            "npm error code E403",
+            "403 Forbidden - depfw: is-odd@3.0.1 is ",
+        ]),
         // The 403 body.
         (Npm, Typosquat, _) => Reason(&["E403", "403 Forbidden - depfw: "]),
-        (Pnpm, DeniedPin | Quarantined, _) => Only(&[
+        (Pnpm, DeniedPin | Quarantined, Remove) => Only(&[
             "ERR_PNPM_NO_MATCHING_VERSION",
             "No matching version found for is-odd@3.0.1",
         ]),
+        // pnpm names the deprecation but not its message, and the 403 without its reason.
+        (Pnpm, DeniedPin | Quarantined, Yank) => Only(&[
+            "[WARN] deprecated: is-odd@3.0.1. 3.0.0 is not deprecated.",
+            "ERR_PNPM_TARBALL_SIBLING_FETCH_FAILED",
+            "Tarball server returned HTTP 403 for",
+        ]),
         // The reason phrase of the `GET /is-nunber/latest` pnpm 12 asks first.
         (Pnpm, Typosquat, _) => Reason(&["(403 Forbidden - depfw: "]),
-        (Yarn, DeniedPin | Quarantined, _) => Only(&["is-odd@npm:3.0.1: No candidates found"]),
+        (Yarn, DeniedPin | Quarantined, Remove) => Only(&["is-odd@npm:3.0.1: No candidates found"]),
+        // The tarball's reason phrase.
+        (Yarn, DeniedPin, Yank) => Reason(&["Response Code: 403 (Forbidden - depfw: "]),
+        // yarn's own release-age gate (`npmMinimalAgeGate`, on by default) reads the listed
+        // version's `time` and refuses it before depfw's gate is asked.
+        (Yarn, Quarantined, Yank) => {
+            Only(&[r#"is-odd@npm:3.0.1: All versions satisfying "3.0.1" are quarantined"#])
+        }
         (Yarn, Typosquat, _) => Reason(&["Response Code: 403 (Forbidden - depfw: "]),
-        (Bun, DeniedPin | Quarantined, _) => Only(&[
+        (Bun, DeniedPin | Quarantined, Remove) => Only(&[
             r#"No version matching "3.0.1" found for specifier "is-odd" (but package exists)"#,
+        ]),
+        // The deprecation message, then the tarball's bare 403.
+        (Bun, DeniedPin | Quarantined, Yank) => Reason(&[
+            "warn: deprecated is-odd@3.0.1: depfw: ",
+            "/npm/is-odd/-/is-odd-3.0.1.tgz - 403",
         ]),
         (Bun, Typosquat, _) => Only(&["/npm/is-nunber - 403"]),
         (Pip, DeniedPin | Quarantined, Remove) => {
@@ -202,7 +228,8 @@ fn run(client: Client, case: Case, mode: Mode) -> (bool, String) {
     };
     match client {
         Client::Npm | Client::Pnpm | Client::Yarn | Client::Bun => {
-            let env = npm::start_with(registry::policy(case.check(&s)));
+            let server = if mode == Mode::Yank { pypi::YANK } else { "" };
+            let env = npm::start_in(registry::policy(case.check(&s)), server);
             case.prepare(&s, &env.fixture);
             let out = match client {
                 Client::Npm => env.npm(&["install", &wanted]),
@@ -302,7 +329,7 @@ fn cell(client: Client, case: Case, mode: Mode) {
     }
 }
 
-/// A cell in both `server.refused-versions` modes (PyPI clients and cargo).
+/// A cell in both `server.refused-versions` modes (the exact pins).
 fn both_modes(client: Client, case: Case) {
     cell(client, case, Mode::Remove);
     cell(client, case, Mode::Yank);
@@ -341,18 +368,18 @@ macro_rules! cells {
 }
 
 cells! {
-    npm_denied_pin => Npm, DeniedPin, remove;
+    npm_denied_pin => Npm, DeniedPin, both;
     npm_typosquat => Npm, Typosquat, remove;
-    npm_quarantined_pin => Npm, Quarantined, remove;
-    pnpm_denied_pin => Pnpm, DeniedPin, remove;
+    npm_quarantined_pin => Npm, Quarantined, both;
+    pnpm_denied_pin => Pnpm, DeniedPin, both;
     pnpm_typosquat => Pnpm, Typosquat, remove;
-    pnpm_quarantined_pin => Pnpm, Quarantined, remove;
-    yarn_berry_denied_pin => Yarn, DeniedPin, remove;
+    pnpm_quarantined_pin => Pnpm, Quarantined, both;
+    yarn_berry_denied_pin => Yarn, DeniedPin, both;
     yarn_berry_typosquat => Yarn, Typosquat, remove;
-    yarn_berry_quarantined_pin => Yarn, Quarantined, remove;
-    bun_denied_pin => Bun, DeniedPin, remove;
+    yarn_berry_quarantined_pin => Yarn, Quarantined, both;
+    bun_denied_pin => Bun, DeniedPin, both;
     bun_typosquat => Bun, Typosquat, remove;
-    bun_quarantined_pin => Bun, Quarantined, remove;
+    bun_quarantined_pin => Bun, Quarantined, both;
     pip_denied_pin => Pip, DeniedPin, both;
     pip_typosquat => Pip, Typosquat, remove;
     pip_quarantined_pin => Pip, Quarantined, both;

@@ -320,17 +320,18 @@ impl ConnectionLimits {
     };
 }
 
-/// `server.refused-versions`: what cargo index files and PyPI project pages do with a
-/// version the policy refuses. npm has no yank, so npm metadata always removes it.
+/// `server.refused-versions`: what cargo index files, PyPI project pages and npm
+/// packuments do with a version the policy refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RefusedVersions {
     /// Left out of the metadata: an exact pin or a lockfile fails at resolution with the
     /// client's "no such version" error, never reaching the artifact gate.
     #[default]
     Remove,
-    /// Listed but yanked (with depfw's reason on PyPI): new resolutions skip it, while an
-    /// exact pin or a lockfile selects it, the client shows the yank reason, and the
-    /// artifact gate refuses the download with its 403 body.
+    /// Listed but yanked (with depfw's reason on PyPI; on npm, which has no yank,
+    /// `deprecated` with the reason and no dist-tag): new resolutions skip it, while an
+    /// exact pin or a lockfile selects it, the client shows the reason, and the artifact
+    /// gate refuses the download with its 403 body.
     Yank,
 }
 

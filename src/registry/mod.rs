@@ -153,8 +153,7 @@ pub(crate) struct RenderCx<'a> {
     pub public_base: &'a str,
     /// The versions served as upstream describes them.
     pub kept: &'a Kept,
-    /// Every version's [`Disposition`] (`server.refused-versions`); npm, which has no yank,
-    /// reads only [`RenderCx::kept`].
+    /// Every version's [`Disposition`] (`server.refused-versions`).
     pub show: &'a dyn Fn(&str) -> Disposition,
 }
 
@@ -211,8 +210,7 @@ impl std::fmt::Display for Digest {
 /// The versions a rendered document keeps, by [`VersionRecord::version_text`].
 pub(crate) type Kept = HashSet<String>;
 
-/// What a rendered document does with one version. npm has no yank, so its renderer
-/// only keeps or removes ([`Kept`]).
+/// What a rendered document does with one version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Disposition {
     /// Served as upstream describes it.
@@ -220,8 +218,9 @@ pub(crate) enum Disposition {
     /// Left out: its index line, its files and its `versions` entry.
     Remove,
     /// Listed, but marked yanked with this reason (cargo `"yanked": true`, which has no
-    /// reason field; PyPI PEP 592 `yanked`), so resolvers skip it for new resolutions while
-    /// lockfiles still reach the artifact gate and its refusal.
+    /// reason field; PyPI PEP 592 `yanked`; npm, which has no yank, `deprecated`), so
+    /// resolvers skip it for new resolutions while exact pins and lockfiles still reach the
+    /// artifact gate and its refusal.
     Yank(String),
 }
 

@@ -22,8 +22,8 @@ use url::Url;
 
 use super::heap::HeapSize as _;
 use super::{
-    ArtifactRecord, ArtifactRequest, Digest, Document, Kept, Protocol, ProtocolError, RenderCx,
-    Route, VersionRecord,
+    ArtifactRecord, ArtifactRequest, Digest, Disposition, Document, Kept, Protocol, ProtocolError,
+    RenderCx, Route, VersionRecord,
 };
 use crate::config::UpstreamConfig;
 use crate::package::{Ecosystem, PackageName, Version};
@@ -569,8 +569,8 @@ impl Packument {
         serde_json::to_vec(&vdoc).ok()
     }
 
-    /// `time` without the entries of versions that are not kept (it has one per version).
-    fn filtered_time(&self, kept: &Kept) -> Option<Value> {
+    /// `time` without the entries of versions that are not `listed` (it has one per version).
+    fn filtered_time(&self, listed: impl Fn(&str) -> bool) -> Option<Value> {
         let mut time = self.member("time")?;
         if let Value::Object(entries) = &mut time {
             // A set, not a list: `time` has an entry per version, so a list lookup made
@@ -580,47 +580,52 @@ impl Packument {
                 .iter()
                 .map(|r| r.version_text.as_str())
                 .collect();
-            entries.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
+            entries.retain(|k, _| !known.contains(k.as_str()) || listed(k));
         }
         Some(time)
     }
 
-    /// Writes the `versions` object with the kept versions only, each through `shape`
-    /// (after its tarball URL is pointed at depfw).
+    /// Writes the `versions` object as `cx.show` says, each version through `shape` (after
+    /// its tarball URL is pointed at depfw). npm has no yank: a yanked version is listed
+    /// with its `deprecated` set to the reason, so the clients resolve ranges around it
+    /// while an exact pin reaches the tarball's 403 (bun prints the message on the way).
     fn write_versions(
         &self,
         out: &mut Vec<u8>,
         versions: &[(String, Range<usize>)],
         name: &PackageName,
-        kept: &Kept,
-        public_base: &str,
+        cx: &RenderCx<'_>,
         shape: impl Fn(Value) -> Value,
     ) {
         out.push(b'{');
         let mut first = true;
-        for (v, range) in versions.iter().filter(|(v, _)| kept.contains(v)) {
+        for (v, range) in versions {
+            let deprecated = match (cx.show)(v) {
+                Disposition::Keep => None,
+                Disposition::Remove => continue,
+                Disposition::Yank(reason) => Some(reason),
+            };
             let mut vdoc: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
-            rewrite_tarball(&mut vdoc, name, v, public_base);
+            rewrite_tarball(&mut vdoc, name, v, cx.public_base);
+            if let (Some(reason), Value::Object(fields)) = (deprecated, &mut vdoc) {
+                fields.insert("deprecated".to_owned(), Value::String(reason));
+            }
             write_key(out, &mut first, v);
             write_json(out, &shape(vdoc));
         }
         out.push(b'}');
     }
 
-    /// Renders the packument keeping only `kept` versions, with tarball URLs under
-    /// `public_base`; `corgi` selects the abbreviated form. Written member by member and
-    /// version by version from the upstream body, byte for byte what serialising the
-    /// edited document would give (members in key order, compact).
-    pub(crate) fn render(
-        &self,
-        name: &PackageName,
-        kept: &Kept,
-        public_base: &str,
-        corgi: bool,
-    ) -> Vec<u8> {
+    /// Renders the packument with the versions `cx.show` lists (dist-tags only on
+    /// `cx.kept` ones), with tarball URLs under `cx.public_base`; `corgi` selects the
+    /// abbreviated form. Written member by member and version by version from the upstream
+    /// body, byte for byte what serialising the edited document would give (members in key
+    /// order, compact).
+    pub(crate) fn render(&self, name: &PackageName, cx: &RenderCx<'_>, corgi: bool) -> Vec<u8> {
         if corgi {
-            return self.render_corgi(name, kept, public_base);
+            return self.render_corgi(name, cx);
         }
+        let kept = cx.kept;
         let mut out = Vec::with_capacity(self.body.len());
         out.push(b'{');
         let mut first = true;
@@ -628,11 +633,11 @@ impl Packument {
             write_key(&mut out, &mut first, key);
             match (key.as_str(), &self.versions) {
                 ("versions", Some(versions)) => {
-                    self.write_versions(&mut out, versions, name, kept, public_base, |v| v);
+                    self.write_versions(&mut out, versions, name, cx, |v| v);
                     continue;
                 }
                 ("time", _) => {
-                    if let Some(time) = self.filtered_time(kept) {
+                    if let Some(time) = self.filtered_time(listed(cx)) {
                         write_json(&mut out, &time);
                         continue;
                     }
@@ -654,7 +659,8 @@ impl Packument {
 
     /// The abbreviated ("corgi") form: install fields only, no `time`, `license` or
     /// `scripts`; members in key order (`dist-tags`, `modified`, `name`, `versions`).
-    fn render_corgi(&self, name: &PackageName, kept: &Kept, public_base: &str) -> Vec<u8> {
+    fn render_corgi(&self, name: &PackageName, cx: &RenderCx<'_>) -> Vec<u8> {
+        let kept = cx.kept;
         let mut out = Vec::new();
         out.push(b'{');
         let mut first = true;
@@ -667,7 +673,7 @@ impl Packument {
             write_json(&mut out, &tags);
         }
         let modified = self
-            .filtered_time(kept)
+            .filtered_time(listed(cx))
             .and_then(|t| t.get("modified").cloned());
         if let Some(modified) = modified {
             write_key(&mut out, &mut first, "modified");
@@ -679,14 +685,17 @@ impl Packument {
         }
         write_key(&mut out, &mut first, "versions");
         match &self.versions {
-            Some(versions) => {
-                self.write_versions(&mut out, versions, name, kept, public_base, abbreviate)
-            }
+            Some(versions) => self.write_versions(&mut out, versions, name, cx, abbreviate),
             None => out.extend_from_slice(b"{}"),
         }
         out.push(b'}');
         out
     }
+}
+
+/// Whether a rendering lists a version (kept, or yanked as deprecated).
+fn listed<'a>(cx: &'a RenderCx<'_>) -> impl Fn(&str) -> bool + 'a {
+    |v| cx.kept.contains(v) || matches!((cx.show)(v), Disposition::Yank(_))
 }
 
 /// Points a version's `dist.tarball` at depfw.
@@ -811,7 +820,7 @@ impl Protocol for Npm {
     ) -> Result<Document, ProtocolError> {
         Ok(Document {
             content_type: if *corgi { CORGI } else { JSON },
-            body: doc.render(name, cx.kept, cx.public_base, *corgi),
+            body: doc.render(name, cx, *corgi),
         })
     }
 }
@@ -963,7 +972,7 @@ mod tests {
         let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
         let kept: Kept = ["1.0.0".to_owned(), "3.0.0-rc.1".to_owned()].into();
         let out: Value =
-            serde_json::from_slice(&p.render(&name, &kept, "http://d:1/", false)).unwrap();
+            serde_json::from_slice(&render(&p, &name, &kept, "http://d:1/", false)).unwrap();
         assert!(out["versions"].get("2.0.0").is_none());
         assert!(out["time"].get("2.0.0").is_none());
         assert!(out["time"].get("created").is_some());
@@ -980,11 +989,66 @@ mod tests {
 
         let only_old: Kept = ["1.0.0".to_owned()].into();
         let out: Value =
-            serde_json::from_slice(&p.render(&name, &only_old, "http://d:1", false)).unwrap();
+            serde_json::from_slice(&render(&p, &name, &only_old, "http://d:1", false)).unwrap();
         assert!(
             out["dist-tags"].get("next").is_none(),
             "tag of a removed version dropped"
         );
+    }
+
+    /// Renders with `kept` served and every other version removed (`refused-versions =
+    /// "remove"`).
+    fn render(p: &Packument, name: &PackageName, kept: &Kept, base: &str, corgi: bool) -> Vec<u8> {
+        let show = |v: &str| match kept.contains(v) {
+            true => Disposition::Keep,
+            false => Disposition::Remove,
+        };
+        let cx = RenderCx {
+            public_base: base,
+            kept,
+            show: &show,
+        };
+        p.render(name, &cx, corgi)
+    }
+
+    #[test]
+    fn yanked_versions_are_listed_deprecated_with_the_reason_but_never_tagged() {
+        let name = npm("demo");
+        let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
+        let kept: Kept = ["1.0.0".to_owned()].into();
+        let show = |v: &str| match v {
+            "1.0.0" => Disposition::Keep,
+            "2.0.0" => Disposition::Yank("depfw: demo@2.0.0 is denied by policy: x".to_owned()),
+            _ => Disposition::Remove,
+        };
+        let cx = RenderCx {
+            public_base: "http://d:1",
+            kept: &kept,
+            show: &show,
+        };
+        for corgi in [false, true] {
+            let out: Value = serde_json::from_slice(&p.render(&name, &cx, corgi)).unwrap();
+            let yanked = &out["versions"]["2.0.0"];
+            assert_eq!(
+                yanked["deprecated"], "depfw: demo@2.0.0 is denied by policy: x",
+                "upstream's own deprecation replaced by the reason (corgi: {corgi})"
+            );
+            assert_eq!(
+                yanked["dist"]["tarball"],
+                "http://d:1/npm/demo/-/demo-2.0.0.tgz"
+            );
+            assert!(out["versions"]["1.0.0"].get("deprecated").is_none());
+            assert!(out["versions"].get("3.0.0-rc.1").is_none(), "removed");
+            assert_eq!(out["dist-tags"]["latest"], "1.0.0", "not the yanked 2.0.0");
+            assert!(out["dist-tags"].get("next").is_none());
+            if !corgi {
+                assert!(
+                    out["time"].get("2.0.0").is_some(),
+                    "a listed version has its time"
+                );
+                assert!(out["time"].get("3.0.0-rc.1").is_none());
+            }
+        }
     }
 
     #[test]
@@ -1017,7 +1081,7 @@ mod tests {
         let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
         let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
         let out: Value =
-            serde_json::from_slice(&p.render(&name, &kept, "http://d:1", true)).unwrap();
+            serde_json::from_slice(&render(&p, &name, &kept, "http://d:1", true)).unwrap();
         assert!(out.get("time").is_none());
         assert_eq!(out["modified"], "2024-01-01T00:00:00Z");
         let v2 = &out["versions"]["2.0.0"];
@@ -1095,7 +1159,7 @@ mod tests {
                 .collect();
             for kept in [&all, &some, &Kept::new()] {
                 for corgi in [false, true] {
-                    let new = p.render(&name, kept, "http://d:1", corgi);
+                    let new = render(&p, &name, kept, "http://d:1", corgi);
                     let old = tree_render(&p, &name, kept, corgi);
                     assert_eq!(
                         String::from_utf8_lossy(&new),
@@ -1207,7 +1271,7 @@ mod tests {
         let small = parse_packument(&name, many_versions(5).as_bytes()).unwrap();
         let kept: Kept = ["1.0.1".to_owned(), "1.0.3".to_owned()].into();
         let out: Value =
-            serde_json::from_slice(&small.render(&name, &kept, "http://d:1", false)).unwrap();
+            serde_json::from_slice(&render(&small, &name, &kept, "http://d:1", false)).unwrap();
         assert_eq!(
             out["time"].as_object().unwrap(),
             &time_filtered_by_list(&small, &kept)
@@ -1222,7 +1286,7 @@ mod tests {
         let big = parse_packument(&name, many_versions(n).as_bytes()).unwrap();
         let kept: Kept = (0..n).step_by(2).map(|i| format!("1.0.{i}")).collect();
         let out: Value =
-            serde_json::from_slice(&big.render(&name, &kept, "http://d:1", false)).unwrap();
+            serde_json::from_slice(&render(&big, &name, &kept, "http://d:1", false)).unwrap();
         let time = out["time"].as_object().unwrap();
         assert_eq!(
             time.len(),

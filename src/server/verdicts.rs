@@ -166,7 +166,7 @@ impl Filtered {
         Some(text)
     }
 
-    /// What cargo and PyPI metadata do with each version under `server.refused-versions`:
+    /// What cargo, PyPI and npm metadata do with each version under `server.refused-versions`:
     /// kept, removed, or yanked with the reason the artifact gate would give
     /// (`depfw: idna@3.10 is denied by policy: …`).
     pub(crate) fn dispositions(

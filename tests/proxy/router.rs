@@ -96,6 +96,38 @@ async fn packument_hides_denied_versions_and_rewrites_tarballs() {
     assert_eq!(s.fixture.hits("/is-odd"), 1);
 }
 
+/// `server.refused-versions = "yank"`: npm has no yank, so the denied version stays in both
+/// forms with `deprecated` set to the reason PyPI yanks with, no dist-tag points at it, and
+/// its tarball is still refused without asking upstream.
+#[tokio::test]
+async fn yank_mode_packument_lists_refused_version_deprecated_with_depfws_reason() {
+    let (state, fixture, _dir) = registry::router_setup_with(
+        deny(&["is-odd@3.0.1"]),
+        PUBLIC,
+        "refused-versions = \"yank\"",
+    )
+    .await;
+    let reason = "depfw: is-odd@3.0.1 is denied by policy: deny-listed: is-odd@3.0.1 is on the \
+                  test deny list";
+    for accept in ["application/json", "application/vnd.npm.install-v1+json"] {
+        let req = Request::get("/npm/is-odd")
+            .header(header::ACCEPT, accept)
+            .body(Body::empty())
+            .unwrap();
+        let doc = json(send(&state, req).await).await;
+        let versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
+        assert_eq!(versions, ["2.0.0", "3.0.0", "3.0.1"], "{accept}");
+        assert_eq!(doc["versions"]["3.0.1"]["deprecated"], reason, "{accept}");
+        assert!(doc["versions"]["3.0.0"].get("deprecated").is_none());
+        assert_eq!(doc["dist-tags"]["latest"], "3.0.0", "{accept}");
+    }
+    let resp = get(&state, "/npm/is-odd/-/is-odd-3.0.1.tgz").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let text = String::from_utf8(body(resp).await).unwrap();
+    assert!(text.contains("is-odd@3.0.1 is denied by policy"), "{text}");
+    assert_eq!(fixture.hits("/is-odd/-/is-odd-3.0.1.tgz"), 0);
+}
+
 /// A version depfw cannot parse cannot be evaluated: it is hidden (fail closed) and the
 /// metadata record says why, with the `unparsable-version` code.
 #[tokio::test]
