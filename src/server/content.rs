@@ -146,7 +146,7 @@ pub(crate) fn screen(
     }
     if decision.verdict == Verdict::Quarantine {
         let who = agent::requester(ctx);
-        state
+        let id = state
             .quarantine()
             .hold(
                 &req.name,
@@ -157,6 +157,8 @@ pub(crate) fn screen(
                 now,
             )
             .map_err(internal)?;
+        // Like every other hold: a new item is announced to `[quarantine] webhook-url`.
+        state.approvals().announce(id, true);
     }
     if let Some(url) = how.metadata_url {
         state.inner.upstream.forget(url);

@@ -283,7 +283,7 @@ async fn metadata_queues_only_the_hidden_version_a_client_would_resolve_to() {
 }
 
 /// A local webhook receiver: records each body; answers 500 to the first `fail` posts.
-async fn receiver(fail: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
+pub(crate) async fn receiver(fail: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&got);
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -309,7 +309,7 @@ async fn receiver(fail: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
     (format!("http://{addr}/hook"), got)
 }
 
-async fn wait_for(got: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_for(got: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
     for _ in 0..100 {
         if got.lock().unwrap().len() >= n {
             break;

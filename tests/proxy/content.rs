@@ -158,6 +158,43 @@ async fn a_hostile_postinstall_is_refused_naming_the_file_and_rule_then_held_and
 }
 
 #[tokio::test]
+async fn a_content_rule_hold_notifies_the_webhook_like_every_new_request() {
+    let (url, got) = crate::approvals::receiver(0).await;
+    let (upstream, fixture) = registry::start_fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("[quarantine]\nwebhook-url = \"{url}\"\n");
+    let config: Config = registry::config(&upstream, "http://depfw.test", dir.path(), &extra);
+    let store = Store::open(dir.path()).unwrap();
+    let state = AppState::new(&config, &store, content_policy(&store, "r1")).unwrap();
+    fixture
+        .replaced
+        .lock()
+        .unwrap()
+        .insert("is-odd-3.0.1.tgz".to_owned(), nx_like());
+
+    let resp = get(&state, "/npm/is-odd/-/is-odd-3.0.1.tgz").await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let notices = crate::approvals::wait_for(&got, 1).await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["event"], "quarantine.requested");
+    assert_eq!(
+        (
+            notices[0]["package"].as_str(),
+            notices[0]["version"].as_str()
+        ),
+        (Some("is-odd"), Some("3.0.1"))
+    );
+    assert!(
+        notices[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("package/telemetry.js"),
+        "{}",
+        notices[0]
+    );
+}
+
+#[tokio::test]
 async fn the_hold_survives_a_restart_through_the_store() {
     let (state, store, fixture, _dir) = setup().await;
     fixture
