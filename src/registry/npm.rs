@@ -8,19 +8,22 @@
 //! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
 //! of it. It holds no policy: the proxy decides what is kept.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use url::Url;
 
 use super::heap::HeapSize as _;
+use super::rope::{Rope, RopeBuilder};
 use super::{
     ArtifactRecord, ArtifactRequest, Digest, Document, Kept, Protocol, ProtocolError, RenderCx,
     Route, VersionRecord,
@@ -561,20 +564,128 @@ impl Packument {
         serde_json::to_vec(&vdoc).ok()
     }
 
-    /// `time` without the entries of versions that are not kept (it has one per version).
-    fn filtered_time(&self, kept: &Kept) -> Option<Value> {
-        let mut time = self.member("time")?;
-        if let Value::Object(entries) = &mut time {
-            // A set, not a list: `time` has an entry per version, so a list lookup made
-            // rendering quadratic in the number of versions.
-            let known: HashSet<&str> = self
-                .records
-                .iter()
-                .map(|r| r.version_text.as_str())
-                .collect();
-            entries.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
+    /// Whether upstream lists `version` under `versions` (`time` has an entry for each).
+    fn lists(&self, version: &str) -> bool {
+        self.versions
+            .as_ref()
+            .is_some_and(|v| v.binary_search_by(|(k, _)| k.as_str().cmp(version)).is_ok())
+    }
+
+    /// Writes `time` without the entries of versions that are not kept, entry by entry
+    /// from the upstream body (no tree of its one entry per version); `false`, with nothing
+    /// written, if it is not an object.
+    fn write_filtered_time(&self, out: &mut Vec<u8>, range: &Range<usize>, kept: &Kept) -> bool {
+        let start = out.len();
+        out.push(b'{');
+        let mut first = true;
+        let scanned = scan_object(self.slice(range), |key, raw| {
+            if !self.lists(&key) || kept.contains(&key) {
+                write_key(out, &mut first, &key);
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+        });
+        if scanned {
+            out.push(b'}');
+        } else {
+            out.truncate(start);
         }
-        Some(time)
+        scanned
+    }
+
+    /// `time.modified` as upstream wrote it.
+    fn modified(&self) -> Option<&RawValue> {
+        let i = self
+            .members
+            .binary_search_by(|(k, _)| k.as_str().cmp("time"))
+            .ok()?;
+        let mut modified = None;
+        scan_object(self.slice(&self.members[i].1), |key, raw| {
+            if key == "modified" {
+                modified = Some(raw);
+            }
+        });
+        modified
+    }
+
+    /// How `versions[version]` (at `range`) gets its tarball URL pointed at depfw within
+    /// its upstream bytes.
+    fn tarball_edit(&self, range: &Range<usize>) -> TarballEdit {
+        let mut dist = Vec::new();
+        if !scan_object(self.slice(range), |key, raw| {
+            if key == "dist" {
+                dist.push(raw);
+            }
+        }) {
+            return TarballEdit::Verbatim;
+        }
+        let dist = match dist.as_slice() {
+            [] => return TarballEdit::Verbatim,
+            [one] => *one,
+            // Which one a client reads depends on its parser: written from the tree.
+            _ => return TarballEdit::Tree,
+        };
+        let (mut tarball, mut fields) = (Vec::new(), 0);
+        if !scan_object(dist.get().as_bytes(), |key, raw| {
+            fields += 1;
+            if key == "tarball" {
+                tarball.push(raw);
+            }
+        }) {
+            return TarballEdit::Verbatim;
+        }
+        match tarball.as_slice() {
+            [] => TarballEdit::Insert {
+                // Before the closing brace.
+                at: range_in(&self.body, dist).end.saturating_sub(1),
+                comma: fields > 0,
+            },
+            [one] => TarballEdit::Replace(range_in(&self.body, one)),
+            _ => TarballEdit::Tree,
+        }
+    }
+
+    /// Appends the `versions` object with the kept versions only, each manifest as
+    /// upstream wrote it but for its tarball URL, which points at depfw.
+    fn rope_versions(
+        &self,
+        b: &mut RopeBuilder,
+        versions: &[(String, Range<usize>)],
+        name: &PackageName,
+        kept: &Kept,
+        public_base: &str,
+    ) {
+        b.own().push(b'{');
+        let mut first = true;
+        for (v, range) in versions.iter().filter(|(v, _)| kept.contains(v)) {
+            write_key(b.own(), &mut first, v);
+            let url = || tarball_url(public_base, name, v);
+            match self.tarball_edit(range) {
+                TarballEdit::Verbatim => b.base(range.clone()),
+                TarballEdit::Replace(at) => {
+                    b.base(range.start..at.start);
+                    write_json(b.own(), &url());
+                    b.base(at.end..range.end);
+                }
+                TarballEdit::Insert { at, comma } => {
+                    b.base(range.start..at);
+                    let out = b.own();
+                    if comma {
+                        out.push(b',');
+                    }
+                    write_json(out, "tarball");
+                    out.push(b':');
+                    write_json(out, &url());
+                    b.base(at..range.end);
+                }
+                TarballEdit::Tree => {
+                    let mut vdoc: Value =
+                        serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
+                    rewrite_tarball(&mut vdoc, name, v, public_base);
+                    write_json(b.own(), &vdoc);
+                }
+            }
+        }
+        b.own().push(b'}');
     }
 
     /// Writes the `versions` object with the kept versions only, each through `shape`
@@ -600,48 +711,50 @@ impl Packument {
     }
 
     /// Renders the packument keeping only `kept` versions, with tarball URLs under
-    /// `public_base`; `corgi` selects the abbreviated form. Written member by member and
-    /// version by version from the upstream body, byte for byte what serialising the
-    /// edited document would give (members in key order, compact).
+    /// `public_base`; `corgi` selects the abbreviated form. The full form is the upstream
+    /// body's own bytes but for `versions` (the kept manifests, each as upstream wrote it
+    /// with its tarball URL replaced), `time` (the kept versions' entries) and `dist-tags`,
+    /// members in key order: mostly ranges of the upstream body, not a copy of it.
     pub(crate) fn render(
         &self,
         name: &PackageName,
         kept: &Kept,
         public_base: &str,
         corgi: bool,
-    ) -> Vec<u8> {
+    ) -> Rope {
         if corgi {
-            return self.render_corgi(name, kept, public_base);
+            return Rope::from(self.render_corgi(name, kept, public_base));
         }
-        let mut out = Vec::with_capacity(self.body.len());
-        out.push(b'{');
+        // What is written rather than referenced: the kept versions' keys and tarball URLs
+        // and `time`, each entry of which stays about the same size.
+        let per_version = tarball_url(public_base, name, "").len() + 48;
+        let mut b = RopeBuilder::new(self.body.clone(), kept.len() * per_version + 4096);
+        b.own().push(b'{');
         let mut first = true;
         for (key, range) in &self.members {
-            write_key(&mut out, &mut first, key);
+            write_key(b.own(), &mut first, key);
             match (key.as_str(), &self.versions) {
                 ("versions", Some(versions)) => {
-                    self.write_versions(&mut out, versions, name, kept, public_base, |v| v);
+                    self.rope_versions(&mut b, versions, name, kept, public_base);
                     continue;
                 }
                 ("time", _) => {
-                    if let Some(time) = self.filtered_time(kept) {
-                        write_json(&mut out, &time);
+                    if self.write_filtered_time(b.own(), range, kept) {
                         continue;
                     }
                 }
                 ("dist-tags", _) => {
                     if let Some(tags) = self.dist_tags(kept) {
-                        write_json(&mut out, &tags);
+                        write_json(b.own(), &tags);
                         continue;
                     }
                 }
                 _ => {}
             }
-            let value: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
-            write_json(&mut out, &value);
+            b.base(range.clone());
         }
-        out.push(b'}');
-        out
+        b.own().push(b'}');
+        b.finish()
     }
 
     /// The abbreviated ("corgi") form: install fields only, no `time`, `license` or
@@ -658,12 +771,9 @@ impl Packument {
             write_key(&mut out, &mut first, "dist-tags");
             write_json(&mut out, &tags);
         }
-        let modified = self
-            .filtered_time(kept)
-            .and_then(|t| t.get("modified").cloned());
-        if let Some(modified) = modified {
+        if let Some(modified) = self.modified() {
             write_key(&mut out, &mut first, "modified");
-            write_json(&mut out, &modified);
+            write_json(&mut out, modified);
         }
         if let Some(n) = self.member("name") {
             write_key(&mut out, &mut first, "name");
@@ -679,6 +789,48 @@ impl Packument {
         out.push(b'}');
         out
     }
+}
+
+/// How a rendering points a version's tarball URL at depfw inside the manifest's upstream
+/// bytes (what [`rewrite_tarball`] does to its tree).
+enum TarballEdit {
+    /// Not an object, or no `dist` object: as upstream wrote it.
+    Verbatim,
+    /// The range of `dist.tarball`'s value.
+    Replace(Range<usize>),
+    /// `dist` has no `tarball`: one is added before its closing brace at `at`, after a
+    /// comma if `dist` has members.
+    Insert { at: usize, comma: bool },
+    /// Duplicate `dist` or `dist.tarball` keys: parsed and written again (the last of
+    /// each, as when the packument was kept as a tree).
+    Tree,
+}
+
+/// Calls `each` with every member of the JSON object `json` in order, duplicates included,
+/// with its key unescaped and its value as in the input; `false` if `json` is not an object.
+fn scan_object<'a>(json: &'a [u8], each: impl FnMut(String, &'a RawValue)) -> bool {
+    struct Scan<F>(F);
+    impl<'de, F: FnMut(String, &'de RawValue)> Visitor<'de> for Scan<F> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                let value: &'de RawValue = map.next_value()?;
+                (self.0)(key, value);
+            }
+            Ok(())
+        }
+    }
+    impl<'de, F: FnMut(String, &'de RawValue)> DeserializeSeed<'de> for Scan<F> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    Scan(each).deserialize(&mut de).is_ok() && de.end().is_ok()
 }
 
 /// Points a version's `dist.tarball` at depfw.
@@ -947,7 +1099,8 @@ mod tests {
         let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
         let kept: Kept = ["1.0.0".to_owned(), "3.0.0-rc.1".to_owned()].into();
         let out: Value =
-            serde_json::from_slice(&p.render(&name, &kept, "http://d:1/", false)).unwrap();
+            serde_json::from_slice(&p.render(&name, &kept, "http://d:1/", false).to_bytes())
+                .unwrap();
         assert!(out["versions"].get("2.0.0").is_none());
         assert!(out["time"].get("2.0.0").is_none());
         assert!(out["time"].get("created").is_some());
@@ -964,7 +1117,8 @@ mod tests {
 
         let only_old: Kept = ["1.0.0".to_owned()].into();
         let out: Value =
-            serde_json::from_slice(&p.render(&name, &only_old, "http://d:1", false)).unwrap();
+            serde_json::from_slice(&p.render(&name, &only_old, "http://d:1", false).to_bytes())
+                .unwrap();
         assert!(
             out["dist-tags"].get("next").is_none(),
             "tag of a removed version dropped"
@@ -1001,7 +1155,7 @@ mod tests {
         let p = parse_packument(&name, PACKUMENT.as_bytes()).unwrap();
         let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
         let out: Value =
-            serde_json::from_slice(&p.render(&name, &kept, "http://d:1", true)).unwrap();
+            serde_json::from_slice(&p.render(&name, &kept, "http://d:1", true).to_bytes()).unwrap();
         assert!(out.get("time").is_none());
         assert_eq!(out["modified"], "2024-01-01T00:00:00Z");
         let v2 = &out["versions"]["2.0.0"];
@@ -1025,7 +1179,8 @@ mod tests {
             }
         }
         if let Some(Value::Object(time)) = doc.get_mut("time") {
-            let known: HashSet<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
+            let known: std::collections::HashSet<&str> =
+                p.records.iter().map(|r| r.version_text.as_str()).collect();
             time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
         }
         if let Some(tags) = p.dist_tags(kept) {
@@ -1054,7 +1209,7 @@ mod tests {
     }
 
     #[test]
-    fn renderings_from_the_body_match_the_tree_renderings_byte_for_byte() {
+    fn renderings_from_the_body_match_the_tree_renderings() {
         let name = npm("demo");
         let odd = r#"{"versions": {"1.0.0": {"dist": {"tarball": "https://up/a.tgz"}, "x": "\u00e9\/"},
             "1.0.0": {"dist": {"tarball": "https://up/b.tgz"}, "z": 1.50},
@@ -1067,6 +1222,26 @@ mod tests {
             odd.to_owned(),
             r#"{"name": "demo", "versions": null, "dist-tags": 3, "time": []}"#.to_owned(),
             r#"{"time": {"unpublished": {}}}"#.to_owned(),
+            // Manifests whose tarball URL is not a plain `dist.tarball` string: no `dist`,
+            // `dist` not an object, empty or without `tarball`, duplicate keys, an escaped
+            // key, a non-string URL; upstream pretty-printed.
+            r#"{
+              "name" : "demo",
+              "versions" : {
+                "1.0.0" : { "version" : "1.0.0" },
+                "1.0.1" : { "dist" : "none" },
+                "1.0.2" : { "dist" : { } },
+                "1.0.3" : { "dist" : { "shasum" : "ab" } , "z" : [ 1 , 2 ] },
+                "1.0.4" : { "dist" : { "tarball" : "https://up/1" }, "dist" : { "tarball" : "https://up/2" } },
+                "1.0.5" : { "dist" : { "tarball" : "https://up/1", "tarball" : "https://up/2" } },
+                "1.0.6" : { "dis\u0074" : { "tarb\u0061ll" : "https://up/6" } },
+                "1.0.7" : { "dist" : { "tarball" : 7, "integrity" : "sha512-x" } }
+              },
+              "time" : { "1.0.0" : "2020-01-01T00:00:00Z", "modified" : "2024-01-01T00:00:00Z",
+                         "1.0.0" : "2021-01-01T00:00:00Z", "other" : 1 },
+              "dist-tags" : { "latest" : "1.0.7" }
+            }"#
+            .to_owned(),
         ];
         for body in &bodies {
             let p = parse_packument(&name, body.as_bytes()).unwrap();
@@ -1078,16 +1253,25 @@ mod tests {
                 .map(|r| r.version_text.clone())
                 .collect();
             for kept in [&all, &some, &Kept::new()] {
-                for corgi in [false, true] {
-                    let new = p.render(&name, kept, "http://d:1", corgi);
-                    let old = tree_render(&p, &name, kept, corgi);
-                    assert_eq!(
-                        String::from_utf8_lossy(&new),
-                        String::from_utf8_lossy(&old),
-                        "corgi {corgi}, {} kept, of {body}",
-                        kept.len()
-                    );
-                }
+                // The abbreviated form byte for byte; the full form keeps upstream's own
+                // bytes (its key order, spacing and escapes), so the same document.
+                let new = p.render(&name, kept, "http://d:1", true).to_bytes();
+                let old = tree_render(&p, &name, kept, true);
+                assert_eq!(
+                    String::from_utf8_lossy(&new),
+                    String::from_utf8_lossy(&old),
+                    "corgi, {} kept, of {body}",
+                    kept.len()
+                );
+                let new = p.render(&name, kept, "http://d:1", false).to_bytes();
+                let old = tree_render(&p, &name, kept, false);
+                assert_eq!(
+                    serde_json::from_slice::<Value>(&new).unwrap(),
+                    serde_json::from_slice::<Value>(&old).unwrap(),
+                    "{}, {} kept, of {body}",
+                    String::from_utf8_lossy(&new),
+                    kept.len()
+                );
             }
             for r in &p.records {
                 let mut vdoc = serde_json::from_slice::<Value>(&p.body).unwrap()["versions"]
@@ -1137,6 +1321,39 @@ mod tests {
             p.footprint(),
             body.len(),
             tree.heap_size()
+        );
+    }
+
+    #[test]
+    fn the_full_form_is_mostly_ranges_of_the_upstream_body() {
+        let name = npm("many");
+        let versions: Map<String, Value> = (0..2_000)
+            .map(|i| {
+                let v = format!("1.0.{i}");
+                let vdoc = serde_json::json!({"name": "many", "version": v,
+                    "description": "a package with many versions and a long description",
+                    "dependencies": {"a": "^1.0.0", "b": "^2.0.0", "c": "^3.0.0"},
+                    "dist": {"tarball": format!("https://up/many/-/many-{v}.tgz"),
+                             "shasum": "7535345b896734d5f80c4d06c50955527a14f12b"}});
+                (v, vdoc)
+            })
+            .collect();
+        let body =
+            Bytes::from(serde_json::json!({"name": "many", "versions": versions}).to_string());
+        let p = parse_packument_bytes(&name, body.clone()).unwrap();
+        let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
+        let rope = p.render(&name, &kept, "http://d:1", false);
+        assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
+        let own = rope.weight() - body.len();
+        assert!(
+            own < rope.len() / 3,
+            "{own} bytes written besides the upstream body for a {}-byte rendering",
+            rope.len()
+        );
+        let out: Value = serde_json::from_slice(&rope.to_bytes()).unwrap();
+        assert_eq!(
+            out["versions"]["1.0.7"]["dist"]["tarball"],
+            "http://d:1/npm/many/-/many-1.0.7.tgz"
         );
     }
 
@@ -1191,7 +1408,8 @@ mod tests {
         let small = parse_packument(&name, many_versions(5).as_bytes()).unwrap();
         let kept: Kept = ["1.0.1".to_owned(), "1.0.3".to_owned()].into();
         let out: Value =
-            serde_json::from_slice(&small.render(&name, &kept, "http://d:1", false)).unwrap();
+            serde_json::from_slice(&small.render(&name, &kept, "http://d:1", false).to_bytes())
+                .unwrap();
         assert_eq!(
             out["time"].as_object().unwrap(),
             &time_filtered_by_list(&small, &kept)
@@ -1206,7 +1424,8 @@ mod tests {
         let big = parse_packument(&name, many_versions(n).as_bytes()).unwrap();
         let kept: Kept = (0..n).step_by(2).map(|i| format!("1.0.{i}")).collect();
         let out: Value =
-            serde_json::from_slice(&big.render(&name, &kept, "http://d:1", false)).unwrap();
+            serde_json::from_slice(&big.render(&name, &kept, "http://d:1", false).to_bytes())
+                .unwrap();
         let time = out["time"].as_object().unwrap();
         assert_eq!(
             time.len(),
