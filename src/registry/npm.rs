@@ -8,6 +8,7 @@
 //! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
 //! of it. It holds no policy: the proxy decides what is kept.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -207,8 +208,8 @@ pub(crate) struct Packument {
     /// of duplicate keys the last wins), with the byte range of each value in `body`.
     members: Vec<(String, Range<usize>)>,
     /// `versions`, when it is an object: each manifest's range, in key order, one per
-    /// record.
-    versions: Option<Vec<(String, Range<usize>)>>,
+    /// record (whose `version_text` is its key).
+    versions: Option<Vec<Range<usize>>>,
     dist_tags: Option<Value>,
     pub records: Vec<VersionRecord>,
     /// The heap bytes held, `body` included (see [`super::heap`]).
@@ -218,10 +219,38 @@ pub(crate) struct Packument {
 /// Members of a JSON object with their values as they are in the input.
 type RawMembers<'b> = BTreeMap<String, &'b RawValue>;
 
-fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+/// A packument's `time` while it is parsed: its entries sorted by key (the last of
+/// duplicates, as a JSON tree keeps), keys and values borrowed from the body where they
+/// have no escapes. A tree of its one entry per version took three times as much.
+struct Times<'b>(Vec<(Cow<'b, str>, &'b RawValue)>);
+
+impl<'b> Times<'b> {
+    /// `time`'s entries; none if it is absent or not an object.
+    fn new(json: Option<&'b [u8]>) -> Times<'b> {
+        let mut entries = Vec::new();
+        if !json.is_some_and(|j| scan_object(j, |k, v| entries.push((k, v)))) {
+            entries.clear();
+        }
+        // Stable: duplicates stay in input order, and the last one is kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        Times(entries)
+    }
+
+    /// The time of `key`, if it is an RFC 3339 string.
+    fn get(&self, key: &str) -> Option<DateTime<Utc>> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        let text: String = serde_json::from_str(self.0[i].1.get()).ok()?;
+        DateTime::parse_from_rfc3339(&text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
 }
 
 /// `license` as a string, the legacy `{type, url}` object, or `licenses: [..]`.
@@ -346,9 +375,7 @@ pub(crate) fn parse_packument_bytes(
         top.get(key)
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
     };
-    let time = value("time");
-    let empty = Map::new();
-    let time = time.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let time = Times::new(top.get("time").map(|raw| raw.get().as_bytes()));
     let versions: Option<RawMembers<'_>> = match top.get("versions") {
         None => None,
         Some(raw) if raw.get() == "null" => None,
@@ -358,8 +385,9 @@ pub(crate) fn parse_packument_bytes(
     };
     let no_versions = RawMembers::new();
     let listed = versions.as_ref().unwrap_or(&no_versions);
-    let package_created = parse_time(time.get("created"))
-        .or_else(|| listed.keys().filter_map(|v| parse_time(time.get(v))).min());
+    let package_created = time
+        .get("created")
+        .or_else(|| listed.keys().filter_map(|v| time.get(v)).min());
     let mut licenses = Map::new();
     for key in ["license", "licenses"] {
         if let Some(v) = value(key) {
@@ -374,7 +402,8 @@ pub(crate) fn parse_packument_bytes(
         // One manifest's tree at a time; dropped once its record is taken.
         let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
         let dist = vdoc.get("dist");
-        positions.push(history.push(&release_facts(v, parse_time(time.get(v)), &vdoc)));
+        let published = time.get(v);
+        positions.push(history.push(&release_facts(v, published, &vdoc)));
         let upstream_url = dist
             .and_then(|d| d.get("tarball"))
             .and_then(Value::as_str)
@@ -385,7 +414,7 @@ pub(crate) fn parse_packument_bytes(
             version: Version::parse(Ecosystem::Npm, v).ok(),
             metadata: VersionMetadata {
                 publish_time_expected: true,
-                published: parse_time(time.get(v)),
+                published,
                 package_created,
                 // A packument is the whole manifest: no license there means none declared.
                 license: Some(
@@ -418,7 +447,9 @@ pub(crate) fn parse_packument_bytes(
             .collect()
     };
     let members = ranges(&top);
-    let versions = versions.as_ref().map(ranges);
+    let versions: Option<Vec<Range<usize>>> = versions
+        .as_ref()
+        .map(|m| m.values().map(|raw| range_in(&body, raw)).collect());
     let dist_tags = value("dist-tags");
     let spans = |v: &Vec<(String, Range<usize>)>| {
         v.capacity() * std::mem::size_of::<(String, Range<usize>)>()
@@ -426,7 +457,9 @@ pub(crate) fn parse_packument_bytes(
     };
     let footprint = body.len()
         + spans(&members)
-        + versions.as_ref().map_or(0, spans)
+        + versions
+            .as_ref()
+            .map_or(0, |v| v.capacity() * std::mem::size_of::<Range<usize>>())
         + dist_tags.heap_size()
         + records.heap_size()
         + history.heap_bytes();
@@ -500,11 +533,8 @@ impl Packument {
 
     /// One version's manifest, parsed; `None` if upstream lists no such version.
     fn manifest(&self, version: &str) -> Option<Value> {
-        let versions = self.versions.as_ref()?;
-        let i = versions
-            .binary_search_by(|(k, _)| k.as_str().cmp(version))
-            .ok()?;
-        serde_json::from_slice(self.slice(&versions[i].1)).ok()
+        let i = self.find(version)?;
+        serde_json::from_slice(self.slice(self.versions.as_ref()?.get(i)?)).ok()
     }
 
     /// The newest kept version, preferring releases over pre-releases.
@@ -566,9 +596,27 @@ impl Packument {
 
     /// Whether upstream lists `version` under `versions` (`time` has an entry for each).
     fn lists(&self, version: &str) -> bool {
-        self.versions
-            .as_ref()
-            .is_some_and(|v| v.binary_search_by(|(k, _)| k.as_str().cmp(version)).is_ok())
+        self.find(version).is_some()
+    }
+
+    /// The index of `version`'s record (and manifest range): records are in key order.
+    fn find(&self, version: &str) -> Option<usize> {
+        self.records
+            .binary_search_by(|r| r.version_text.as_str().cmp(version))
+            .ok()
+    }
+
+    /// The kept versions with their manifests' ranges, in key order.
+    fn kept_manifests<'s>(
+        &'s self,
+        versions: &'s [Range<usize>],
+        kept: &'s Kept,
+    ) -> impl Iterator<Item = (&'s String, &'s Range<usize>)> {
+        self.records
+            .iter()
+            .map(|r| &r.version_text)
+            .zip(versions)
+            .filter(|(v, _)| kept.contains(*v))
     }
 
     /// Writes `time` without the entries of versions that are not kept, entry by entry
@@ -579,7 +627,7 @@ impl Packument {
         out.push(b'{');
         let mut first = true;
         let scanned = scan_object(self.slice(range), |key, raw| {
-            if !self.lists(&key) || kept.contains(&key) {
+            if !self.lists(&key) || kept.contains(key.as_ref()) {
                 write_key(out, &mut first, &key);
                 out.extend_from_slice(raw.get().as_bytes());
             }
@@ -649,14 +697,14 @@ impl Packument {
     fn rope_versions(
         &self,
         b: &mut RopeBuilder,
-        versions: &[(String, Range<usize>)],
+        versions: &[Range<usize>],
         name: &PackageName,
         kept: &Kept,
         public_base: &str,
     ) {
         b.own().push(b'{');
         let mut first = true;
-        for (v, range) in versions.iter().filter(|(v, _)| kept.contains(v)) {
+        for (v, range) in self.kept_manifests(versions, kept) {
             write_key(b.own(), &mut first, v);
             let url = || tarball_url(public_base, name, v);
             match self.tarball_edit(range) {
@@ -693,7 +741,7 @@ impl Packument {
     fn write_versions(
         &self,
         out: &mut Vec<u8>,
-        versions: &[(String, Range<usize>)],
+        versions: &[Range<usize>],
         name: &PackageName,
         kept: &Kept,
         public_base: &str,
@@ -701,7 +749,7 @@ impl Packument {
     ) {
         out.push(b'{');
         let mut first = true;
-        for (v, range) in versions.iter().filter(|(v, _)| kept.contains(v)) {
+        for (v, range) in self.kept_manifests(versions, kept) {
             let mut vdoc: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
             rewrite_tarball(&mut vdoc, name, v, public_base);
             write_key(out, &mut first, v);
@@ -808,22 +856,41 @@ enum TarballEdit {
 
 /// Calls `each` with every member of the JSON object `json` in order, duplicates included,
 /// with its key unescaped and its value as in the input; `false` if `json` is not an object.
-fn scan_object<'a>(json: &'a [u8], each: impl FnMut(String, &'a RawValue)) -> bool {
+fn scan_object<'a>(json: &'a [u8], each: impl FnMut(Cow<'a, str>, &'a RawValue)) -> bool {
+    /// A key, borrowed unless it has escapes.
+    struct Key<'de>(Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(Key(Cow::Borrowed("")))
+        }
+    }
+    impl<'de> Visitor<'de> for Key<'de> {
+        type Value = Key<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Owned(v.to_owned())))
+        }
+    }
     struct Scan<F>(F);
-    impl<'de, F: FnMut(String, &'de RawValue)> Visitor<'de> for Scan<F> {
+    impl<'de, F: FnMut(Cow<'de, str>, &'de RawValue)> Visitor<'de> for Scan<F> {
         type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<String>()? {
+            while let Some(Key(key)) = map.next_key()? {
                 let value: &'de RawValue = map.next_value()?;
                 (self.0)(key, value);
             }
             Ok(())
         }
     }
-    impl<'de, F: FnMut(String, &'de RawValue)> DeserializeSeed<'de> for Scan<F> {
+    impl<'de, F: FnMut(Cow<'de, str>, &'de RawValue)> DeserializeSeed<'de> for Scan<F> {
         type Value = ();
         fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
@@ -1355,6 +1422,33 @@ mod tests {
             out["versions"]["1.0.7"]["dist"]["tarball"],
             "http://d:1/npm/many/-/many-1.0.7.tgz"
         );
+    }
+
+    #[test]
+    fn publish_times_are_read_like_a_tree_reads_them() {
+        let body = r#"{"versions": {"1.0.0": {}, "1.0.1": {}, "1.0.2": {}},
+            "time": {"1.0.0": "2020-01-01T00:00:00Z", "1.0.\u0031": "2022-01-01T00:00:00Z",
+                     "1.0.2": 7, "1.0.0": "2021-01-01T00:00:00Z"}}"#;
+        let p = parse_packument(&npm("demo"), body.as_bytes()).unwrap();
+        let year = |i: usize| {
+            p.records[i]
+                .metadata
+                .published
+                .map(|t| t.format("%Y").to_string())
+        };
+        // The last of duplicate keys, an escaped key, a time that is not a string.
+        assert_eq!(
+            [year(0), year(1), year(2)],
+            [Some("2021".to_owned()), Some("2022".to_owned()), None]
+        );
+        let created = p.records[0].metadata.package_created;
+        assert_eq!(
+            created.map(|t| t.format("%Y").to_string()).as_deref(),
+            Some("2021")
+        );
+        let not_an_object = r#"{"versions": {"1.0.0": {}}, "time": ["1.0.0"]}"#;
+        let p = parse_packument(&npm("demo"), not_an_object.as_bytes()).unwrap();
+        assert_eq!(p.records[0].metadata.published, None);
     }
 
     #[test]
