@@ -786,11 +786,8 @@ impl Packument {
                     self.rope_versions(&mut b, versions, name, kept, public_base);
                     continue;
                 }
-                ("time", _) => {
-                    if self.write_filtered_time(b.own(), range, kept) {
-                        continue;
-                    }
-                }
+                // Written unless `time` is not an object (then nothing is written here).
+                ("time", _) if self.write_filtered_time(b.own(), range, kept) => continue,
                 ("dist-tags", _) => {
                     if let Some(tags) = self.dist_tags(kept) {
                         write_json(b.own(), &tags);
