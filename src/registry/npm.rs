@@ -1391,7 +1391,8 @@ mod tests {
     #[test]
     fn the_full_form_is_mostly_ranges_of_the_upstream_body() {
         let name = npm("many");
-        let versions: Map<String, Value> = (0..2_000)
+        // Over 1 MiB rendered: smaller renderings are one buffer.
+        let versions: Map<String, Value> = (0..6_000)
             .map(|i| {
                 let v = format!("1.0.{i}");
                 let vdoc = serde_json::json!({"name": "many", "version": v,

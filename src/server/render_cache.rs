@@ -529,7 +529,7 @@ mod tests {
     fn a_body_in_pieces_is_served_hashed_and_gzipped_like_one_buffer() {
         use crate::registry::rope::RopeBuilder;
         let upstream = Bytes::from(br#"{"v":"0123456789abcdef"}"#.repeat(20_000));
-        let mut b = RopeBuilder::new(upstream.clone(), 0);
+        let mut b = RopeBuilder::new(upstream.clone(), 0).keep_pieces();
         for i in 0..2_000 {
             b.base(i * 200..i * 200 + 150);
             b.own().extend_from_slice(format!(",{i},").as_bytes());
