@@ -16,6 +16,7 @@ pub mod cargo;
 pub(crate) mod heap;
 pub(crate) mod npm;
 pub mod pypi;
+pub(crate) mod rope;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -161,7 +162,7 @@ pub(crate) struct RenderCx<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Document {
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    pub body: rope::Rope,
 }
 
 /// An artifact's published digest, checked against the bytes depfw streams.

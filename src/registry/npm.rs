@@ -8,19 +8,23 @@
 //! pointing at depfw, and optionally in the abbreviated ("corgi") form, or one version
 //! of it. It holds no policy: the proxy decides what is kept.
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use url::Url;
 
 use super::heap::HeapSize as _;
+use super::rope::{Rope, RopeBuilder};
 use super::{
     ArtifactRecord, ArtifactRequest, Digest, Disposition, Document, Kept, Protocol, ProtocolError,
     RenderCx, Route, VersionRecord,
@@ -204,8 +208,8 @@ pub(crate) struct Packument {
     /// of duplicate keys the last wins), with the byte range of each value in `body`.
     members: Vec<(String, Range<usize>)>,
     /// `versions`, when it is an object: each manifest's range, in key order, one per
-    /// record.
-    versions: Option<Vec<(String, Range<usize>)>>,
+    /// record (whose `version_text` is its key).
+    versions: Option<Vec<Range<usize>>>,
     dist_tags: Option<Value>,
     pub records: Vec<VersionRecord>,
     /// The heap bytes held, `body` included (see [`super::heap`]).
@@ -215,10 +219,38 @@ pub(crate) struct Packument {
 /// Members of a JSON object with their values as they are in the input.
 type RawMembers<'b> = BTreeMap<String, &'b RawValue>;
 
-fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+/// A packument's `time` while it is parsed: its entries sorted by key (the last of
+/// duplicates, as a JSON tree keeps), keys and values borrowed from the body where they
+/// have no escapes. A tree of its one entry per version took three times as much.
+struct Times<'b>(Vec<(Cow<'b, str>, &'b RawValue)>);
+
+impl<'b> Times<'b> {
+    /// `time`'s entries; none if it is absent or not an object.
+    fn new(json: Option<&'b [u8]>) -> Times<'b> {
+        let mut entries = Vec::new();
+        if !json.is_some_and(|j| scan_object(j, |k, v| entries.push((k, v)))) {
+            entries.clear();
+        }
+        // Stable: duplicates stay in input order, and the last one is kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        Times(entries)
+    }
+
+    /// The time of `key`, if it is an RFC 3339 string.
+    fn get(&self, key: &str) -> Option<DateTime<Utc>> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        let text: String = serde_json::from_str(self.0[i].1.get()).ok()?;
+        DateTime::parse_from_rfc3339(&text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
 }
 
 /// `license` as a string, the legacy `{type, url}` object, or `licenses: [..]`.
@@ -350,9 +382,7 @@ pub(crate) fn parse_packument_bytes(
         top.get(key)
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
     };
-    let time = value("time");
-    let empty = Map::new();
-    let time = time.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let time = Times::new(top.get("time").map(|raw| raw.get().as_bytes()));
     let versions: Option<RawMembers<'_>> = match top.get("versions") {
         None => None,
         Some(raw) if raw.get() == "null" => None,
@@ -362,8 +392,9 @@ pub(crate) fn parse_packument_bytes(
     };
     let no_versions = RawMembers::new();
     let listed = versions.as_ref().unwrap_or(&no_versions);
-    let package_created = parse_time(time.get("created"))
-        .or_else(|| listed.keys().filter_map(|v| parse_time(time.get(v))).min());
+    let package_created = time
+        .get("created")
+        .or_else(|| listed.keys().filter_map(|v| time.get(v)).min());
     let mut licenses = Map::new();
     for key in ["license", "licenses"] {
         if let Some(v) = value(key) {
@@ -378,7 +409,8 @@ pub(crate) fn parse_packument_bytes(
         // One manifest's tree at a time; dropped once its record is taken.
         let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
         let dist = vdoc.get("dist");
-        positions.push(history.push(&release_facts(v, parse_time(time.get(v)), &vdoc)));
+        let published = time.get(v);
+        positions.push(history.push(&release_facts(v, published, &vdoc)));
         let upstream_url = dist
             .and_then(|d| d.get("tarball"))
             .and_then(Value::as_str)
@@ -389,7 +421,7 @@ pub(crate) fn parse_packument_bytes(
             version: Version::parse(Ecosystem::Npm, v).ok(),
             metadata: VersionMetadata {
                 publish_time_expected: true,
-                published: parse_time(time.get(v)),
+                published,
                 package_created,
                 // A packument is the whole manifest: no license there means none declared.
                 license: Some(
@@ -423,7 +455,9 @@ pub(crate) fn parse_packument_bytes(
             .collect()
     };
     let members = ranges(&top);
-    let versions = versions.as_ref().map(ranges);
+    let versions: Option<Vec<Range<usize>>> = versions
+        .as_ref()
+        .map(|m| m.values().map(|raw| range_in(&body, raw)).collect());
     let dist_tags = value("dist-tags");
     let spans = |v: &Vec<(String, Range<usize>)>| {
         v.capacity() * std::mem::size_of::<(String, Range<usize>)>()
@@ -431,7 +465,9 @@ pub(crate) fn parse_packument_bytes(
     };
     let footprint = body.len()
         + spans(&members)
-        + versions.as_ref().map_or(0, spans)
+        + versions
+            .as_ref()
+            .map_or(0, |v| v.capacity() * std::mem::size_of::<Range<usize>>())
         + dist_tags.heap_size()
         + records.heap_size()
         + history.heap_bytes();
@@ -505,11 +541,8 @@ impl Packument {
 
     /// One version's manifest, parsed; `None` if upstream lists no such version.
     fn manifest(&self, version: &str) -> Option<Value> {
-        let versions = self.versions.as_ref()?;
-        let i = versions
-            .binary_search_by(|(k, _)| k.as_str().cmp(version))
-            .ok()?;
-        serde_json::from_slice(self.slice(&versions[i].1)).ok()
+        let i = self.find(version)?;
+        serde_json::from_slice(self.slice(self.versions.as_ref()?.get(i)?)).ok()
     }
 
     /// The newest kept version, preferring releases over pre-releases.
@@ -569,47 +602,196 @@ impl Packument {
         serde_json::to_vec(&vdoc).ok()
     }
 
-    /// `time` without the entries of versions that are not `listed` (it has one per version).
-    fn filtered_time(&self, listed: impl Fn(&str) -> bool) -> Option<Value> {
-        let mut time = self.member("time")?;
-        if let Value::Object(entries) = &mut time {
-            // A set, not a list: `time` has an entry per version, so a list lookup made
-            // rendering quadratic in the number of versions.
-            let known: HashSet<&str> = self
-                .records
-                .iter()
-                .map(|r| r.version_text.as_str())
-                .collect();
-            entries.retain(|k, _| !known.contains(k.as_str()) || listed(k));
+    /// Whether upstream lists `version` under `versions` (`time` has an entry for each).
+    fn lists(&self, version: &str) -> bool {
+        self.find(version).is_some()
+    }
+
+    /// The index of `version`'s record (and manifest range): records are in key order.
+    fn find(&self, version: &str) -> Option<usize> {
+        self.records
+            .binary_search_by(|r| r.version_text.as_str().cmp(version))
+            .ok()
+    }
+
+    /// The versions a rendering lists, with their manifests' ranges, in key order, and the
+    /// `deprecated` text of each one yanked (`cx.show`): npm has no yank, so a yanked version
+    /// is listed with its `deprecated` set to depfw's reason, and clients resolve ranges
+    /// around it while an exact pin reaches the tarball's 403.
+    fn shown_manifests<'s>(
+        &'s self,
+        versions: &'s [Range<usize>],
+        cx: &'s RenderCx<'_>,
+    ) -> impl Iterator<Item = (&'s String, &'s Range<usize>, Option<String>)> + 's {
+        self.records
+            .iter()
+            .map(|r| &r.version_text)
+            .zip(versions)
+            .filter_map(|(v, range)| match (cx.show)(v) {
+                Disposition::Keep => Some((v, range, None)),
+                Disposition::Remove => None,
+                Disposition::Yank(reason) => Some((v, range, Some(reason))),
+            })
+    }
+
+    /// Writes `time` without the entries of versions that are not `listed`, entry by entry
+    /// from the upstream body (no tree of its one entry per version); `false`, with nothing
+    /// written, if it is not an object.
+    fn write_filtered_time(
+        &self,
+        out: &mut Vec<u8>,
+        range: &Range<usize>,
+        listed: impl Fn(&str) -> bool,
+    ) -> bool {
+        let start = out.len();
+        out.push(b'{');
+        let mut first = true;
+        let scanned = scan_object(self.slice(range), |key, raw| {
+            if !self.lists(&key) || listed(key.as_ref()) {
+                write_key(out, &mut first, &key);
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+        });
+        if scanned {
+            out.push(b'}');
+        } else {
+            out.truncate(start);
         }
-        Some(time)
+        scanned
+    }
+
+    /// `time.modified` as upstream wrote it.
+    fn modified(&self) -> Option<&RawValue> {
+        let i = self
+            .members
+            .binary_search_by(|(k, _)| k.as_str().cmp("time"))
+            .ok()?;
+        let mut modified = None;
+        scan_object(self.slice(&self.members[i].1), |key, raw| {
+            if key == "modified" {
+                modified = Some(raw);
+            }
+        });
+        modified
+    }
+
+    /// How `versions[version]` (at `range`) gets its tarball URL pointed at depfw within
+    /// its upstream bytes.
+    fn tarball_edit(&self, range: &Range<usize>) -> TarballEdit {
+        let mut dist = Vec::new();
+        if !scan_object(self.slice(range), |key, raw| {
+            if key == "dist" {
+                dist.push(raw);
+            }
+        }) {
+            return TarballEdit::Verbatim;
+        }
+        let dist = match dist.as_slice() {
+            [] => return TarballEdit::Verbatim,
+            [one] => *one,
+            // Which one a client reads depends on its parser: written from the tree.
+            _ => return TarballEdit::Tree,
+        };
+        let (mut tarball, mut fields) = (Vec::new(), 0);
+        if !scan_object(dist.get().as_bytes(), |key, raw| {
+            fields += 1;
+            if key == "tarball" {
+                tarball.push(raw);
+            }
+        }) {
+            return TarballEdit::Verbatim;
+        }
+        match tarball.as_slice() {
+            [] => TarballEdit::Insert {
+                // Before the closing brace.
+                at: range_in(&self.body, dist).end.saturating_sub(1),
+                comma: fields > 0,
+            },
+            [one] => TarballEdit::Replace(range_in(&self.body, one)),
+            _ => TarballEdit::Tree,
+        }
+    }
+
+    /// Appends the `versions` object with the versions `cx.show` lists, each manifest as
+    /// upstream wrote it but for its tarball URL, which points at depfw (a yanked one is
+    /// written from its tree, with its `deprecated` set).
+    fn rope_versions(
+        &self,
+        b: &mut RopeBuilder,
+        versions: &[Range<usize>],
+        name: &PackageName,
+        cx: &RenderCx<'_>,
+    ) {
+        let public_base = cx.public_base;
+        b.own().push(b'{');
+        let mut first = true;
+        for (v, range, deprecated) in self.shown_manifests(versions, cx) {
+            write_key(b.own(), &mut first, v);
+            if deprecated.is_some() {
+                let vdoc = self.manifest_tree(range, name, v, public_base, deprecated);
+                write_json(b.own(), &vdoc);
+                continue;
+            }
+            let url = || tarball_url(public_base, name, v);
+            match self.tarball_edit(range) {
+                TarballEdit::Verbatim => b.base(range.clone()),
+                TarballEdit::Replace(at) => {
+                    b.base(range.start..at.start);
+                    write_json(b.own(), &url());
+                    b.base(at.end..range.end);
+                }
+                TarballEdit::Insert { at, comma } => {
+                    b.base(range.start..at);
+                    let out = b.own();
+                    if comma {
+                        out.push(b',');
+                    }
+                    write_json(out, "tarball");
+                    out.push(b':');
+                    write_json(out, &url());
+                    b.base(at..range.end);
+                }
+                TarballEdit::Tree => {
+                    let vdoc = self.manifest_tree(range, name, v, public_base, None);
+                    write_json(b.own(), &vdoc);
+                }
+            }
+        }
+        b.own().push(b'}');
+    }
+
+    /// A version's manifest as a tree, its tarball URL pointed at depfw and, when it is
+    /// yanked, its `deprecated` set to the reason.
+    fn manifest_tree(
+        &self,
+        range: &Range<usize>,
+        name: &PackageName,
+        version: &str,
+        public_base: &str,
+        deprecated: Option<String>,
+    ) -> Value {
+        let mut vdoc: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
+        rewrite_tarball(&mut vdoc, name, version, public_base);
+        if let (Some(reason), Value::Object(fields)) = (deprecated, &mut vdoc) {
+            fields.insert("deprecated".to_owned(), Value::String(reason));
+        }
+        vdoc
     }
 
     /// Writes the `versions` object as `cx.show` says, each version through `shape` (after
-    /// its tarball URL is pointed at depfw). npm has no yank: a yanked version is listed
-    /// with its `deprecated` set to the reason, so the clients resolve ranges around it
-    /// while an exact pin reaches the tarball's 403 (bun prints the message on the way).
+    /// its tarball URL is pointed at depfw and a yanked one's `deprecated` is set).
     fn write_versions(
         &self,
         out: &mut Vec<u8>,
-        versions: &[(String, Range<usize>)],
+        versions: &[Range<usize>],
         name: &PackageName,
         cx: &RenderCx<'_>,
         shape: impl Fn(Value) -> Value,
     ) {
         out.push(b'{');
         let mut first = true;
-        for (v, range) in versions {
-            let deprecated = match (cx.show)(v) {
-                Disposition::Keep => None,
-                Disposition::Remove => continue,
-                Disposition::Yank(reason) => Some(reason),
-            };
-            let mut vdoc: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
-            rewrite_tarball(&mut vdoc, name, v, cx.public_base);
-            if let (Some(reason), Value::Object(fields)) = (deprecated, &mut vdoc) {
-                fields.insert("deprecated".to_owned(), Value::String(reason));
-            }
+        for (v, range, deprecated) in self.shown_manifests(versions, cx) {
+            let vdoc = self.manifest_tree(range, name, v, cx.public_base, deprecated);
             write_key(out, &mut first, v);
             write_json(out, &shape(vdoc));
         }
@@ -618,43 +800,42 @@ impl Packument {
 
     /// Renders the packument with the versions `cx.show` lists (dist-tags only on
     /// `cx.kept` ones), with tarball URLs under `cx.public_base`; `corgi` selects the
-    /// abbreviated form. Written member by member and version by version from the upstream
-    /// body, byte for byte what serialising the edited document would give (members in key
-    /// order, compact).
-    pub(crate) fn render(&self, name: &PackageName, cx: &RenderCx<'_>, corgi: bool) -> Vec<u8> {
+    /// abbreviated form. The full form is the upstream
+    /// body's own bytes but for `versions` (the kept manifests, each as upstream wrote it
+    /// with its tarball URL replaced), `time` (the kept versions' entries) and `dist-tags`,
+    /// members in key order: mostly ranges of the upstream body, not a copy of it.
+    pub(crate) fn render(&self, name: &PackageName, cx: &RenderCx<'_>, corgi: bool) -> Rope {
         if corgi {
-            return self.render_corgi(name, cx);
+            return Rope::from(self.render_corgi(name, cx));
         }
-        let kept = cx.kept;
-        let mut out = Vec::with_capacity(self.body.len());
-        out.push(b'{');
+        let (kept, public_base) = (cx.kept, cx.public_base);
+        // What is written rather than referenced: the kept versions' keys and tarball URLs
+        // and `time`, each entry of which stays about the same size.
+        let per_version = tarball_url(public_base, name, "").len() + 48;
+        let mut b = RopeBuilder::new(self.body.clone(), kept.len() * per_version + 4096);
+        b.own().push(b'{');
         let mut first = true;
         for (key, range) in &self.members {
-            write_key(&mut out, &mut first, key);
+            write_key(b.own(), &mut first, key);
             match (key.as_str(), &self.versions) {
                 ("versions", Some(versions)) => {
-                    self.write_versions(&mut out, versions, name, cx, |v| v);
+                    self.rope_versions(&mut b, versions, name, cx);
                     continue;
                 }
-                ("time", _) => {
-                    if let Some(time) = self.filtered_time(listed(cx)) {
-                        write_json(&mut out, &time);
-                        continue;
-                    }
-                }
+                // Written unless `time` is not an object (then nothing is written here).
+                ("time", _) if self.write_filtered_time(b.own(), range, listed(cx)) => continue,
                 ("dist-tags", _) => {
                     if let Some(tags) = self.dist_tags(kept) {
-                        write_json(&mut out, &tags);
+                        write_json(b.own(), &tags);
                         continue;
                     }
                 }
                 _ => {}
             }
-            let value: Value = serde_json::from_slice(self.slice(range)).unwrap_or(Value::Null);
-            write_json(&mut out, &value);
+            b.base(range.clone());
         }
-        out.push(b'}');
-        out
+        b.own().push(b'}');
+        b.finish()
     }
 
     /// The abbreviated ("corgi") form: install fields only, no `time`, `license` or
@@ -672,12 +853,9 @@ impl Packument {
             write_key(&mut out, &mut first, "dist-tags");
             write_json(&mut out, &tags);
         }
-        let modified = self
-            .filtered_time(listed(cx))
-            .and_then(|t| t.get("modified").cloned());
-        if let Some(modified) = modified {
+        if let Some(modified) = self.modified() {
             write_key(&mut out, &mut first, "modified");
-            write_json(&mut out, &modified);
+            write_json(&mut out, modified);
         }
         if let Some(n) = self.member("name") {
             write_key(&mut out, &mut first, "name");
@@ -696,6 +874,67 @@ impl Packument {
 /// Whether a rendering lists a version (kept, or yanked as deprecated).
 fn listed<'a>(cx: &'a RenderCx<'_>) -> impl Fn(&str) -> bool + 'a {
     |v| cx.kept.contains(v) || matches!((cx.show)(v), Disposition::Yank(_))
+}
+
+/// How a rendering points a version's tarball URL at depfw inside the manifest's upstream
+/// bytes (what [`rewrite_tarball`] does to its tree).
+enum TarballEdit {
+    /// Not an object, or no `dist` object: as upstream wrote it.
+    Verbatim,
+    /// The range of `dist.tarball`'s value.
+    Replace(Range<usize>),
+    /// `dist` has no `tarball`: one is added before its closing brace at `at`, after a
+    /// comma if `dist` has members.
+    Insert { at: usize, comma: bool },
+    /// Duplicate `dist` or `dist.tarball` keys: parsed and written again (the last of
+    /// each, as when the packument was kept as a tree).
+    Tree,
+}
+
+/// Calls `each` with every member of the JSON object `json` in order, duplicates included,
+/// with its key unescaped and its value as in the input; `false` if `json` is not an object.
+fn scan_object<'a>(json: &'a [u8], each: impl FnMut(Cow<'a, str>, &'a RawValue)) -> bool {
+    /// A key, borrowed unless it has escapes.
+    struct Key<'de>(Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(Key(Cow::Borrowed("")))
+        }
+    }
+    impl<'de> Visitor<'de> for Key<'de> {
+        type Value = Key<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+            Ok(Key(Cow::Owned(v.to_owned())))
+        }
+    }
+    struct Scan<F>(F);
+    impl<'de, F: FnMut(Cow<'de, str>, &'de RawValue)> Visitor<'de> for Scan<F> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(Key(key)) = map.next_key()? {
+                let value: &'de RawValue = map.next_value()?;
+                (self.0)(key, value);
+            }
+            Ok(())
+        }
+    }
+    impl<'de, F: FnMut(Cow<'de, str>, &'de RawValue)> DeserializeSeed<'de> for Scan<F> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    Scan(each).deserialize(&mut de).is_ok() && de.end().is_ok()
 }
 
 /// Points a version's `dist.tarball` at depfw.
@@ -998,7 +1237,13 @@ mod tests {
 
     /// Renders with `kept` served and every other version removed (`refused-versions =
     /// "remove"`).
-    fn render(p: &Packument, name: &PackageName, kept: &Kept, base: &str, corgi: bool) -> Vec<u8> {
+    fn render_rope(
+        p: &Packument,
+        name: &PackageName,
+        kept: &Kept,
+        base: &str,
+        corgi: bool,
+    ) -> Rope {
         let show = |v: &str| match kept.contains(v) {
             true => Disposition::Keep,
             false => Disposition::Remove,
@@ -1009,6 +1254,10 @@ mod tests {
             show: &show,
         };
         p.render(name, &cx, corgi)
+    }
+
+    fn render(p: &Packument, name: &PackageName, kept: &Kept, base: &str, corgi: bool) -> Bytes {
+        render_rope(p, name, kept, base, corgi).to_bytes()
     }
 
     #[test]
@@ -1027,7 +1276,8 @@ mod tests {
             show: &show,
         };
         for corgi in [false, true] {
-            let out: Value = serde_json::from_slice(&p.render(&name, &cx, corgi)).unwrap();
+            let out: Value =
+                serde_json::from_slice(&p.render(&name, &cx, corgi).to_bytes()).unwrap();
             let yanked = &out["versions"]["2.0.0"];
             assert_eq!(
                 yanked["deprecated"], "depfw: demo@2.0.0 is denied by policy: x",
@@ -1105,7 +1355,8 @@ mod tests {
             }
         }
         if let Some(Value::Object(time)) = doc.get_mut("time") {
-            let known: HashSet<&str> = p.records.iter().map(|r| r.version_text.as_str()).collect();
+            let known: std::collections::HashSet<&str> =
+                p.records.iter().map(|r| r.version_text.as_str()).collect();
             time.retain(|k, _| !known.contains(k.as_str()) || kept.contains(k));
         }
         if let Some(tags) = p.dist_tags(kept) {
@@ -1134,7 +1385,7 @@ mod tests {
     }
 
     #[test]
-    fn renderings_from_the_body_match_the_tree_renderings_byte_for_byte() {
+    fn renderings_from_the_body_match_the_tree_renderings() {
         let name = npm("demo");
         let odd = r#"{"versions": {"1.0.0": {"dist": {"tarball": "https://up/a.tgz"}, "x": "\u00e9\/"},
             "1.0.0": {"dist": {"tarball": "https://up/b.tgz"}, "z": 1.50},
@@ -1147,6 +1398,26 @@ mod tests {
             odd.to_owned(),
             r#"{"name": "demo", "versions": null, "dist-tags": 3, "time": []}"#.to_owned(),
             r#"{"time": {"unpublished": {}}}"#.to_owned(),
+            // Manifests whose tarball URL is not a plain `dist.tarball` string: no `dist`,
+            // `dist` not an object, empty or without `tarball`, duplicate keys, an escaped
+            // key, a non-string URL; upstream pretty-printed.
+            r#"{
+              "name" : "demo",
+              "versions" : {
+                "1.0.0" : { "version" : "1.0.0" },
+                "1.0.1" : { "dist" : "none" },
+                "1.0.2" : { "dist" : { } },
+                "1.0.3" : { "dist" : { "shasum" : "ab" } , "z" : [ 1 , 2 ] },
+                "1.0.4" : { "dist" : { "tarball" : "https://up/1" }, "dist" : { "tarball" : "https://up/2" } },
+                "1.0.5" : { "dist" : { "tarball" : "https://up/1", "tarball" : "https://up/2" } },
+                "1.0.6" : { "dis\u0074" : { "tarb\u0061ll" : "https://up/6" } },
+                "1.0.7" : { "dist" : { "tarball" : 7, "integrity" : "sha512-x" } }
+              },
+              "time" : { "1.0.0" : "2020-01-01T00:00:00Z", "modified" : "2024-01-01T00:00:00Z",
+                         "1.0.0" : "2021-01-01T00:00:00Z", "other" : 1 },
+              "dist-tags" : { "latest" : "1.0.7" }
+            }"#
+            .to_owned(),
         ];
         for body in &bodies {
             let p = parse_packument(&name, body.as_bytes()).unwrap();
@@ -1158,16 +1429,25 @@ mod tests {
                 .map(|r| r.version_text.clone())
                 .collect();
             for kept in [&all, &some, &Kept::new()] {
-                for corgi in [false, true] {
-                    let new = render(&p, &name, kept, "http://d:1", corgi);
-                    let old = tree_render(&p, &name, kept, corgi);
-                    assert_eq!(
-                        String::from_utf8_lossy(&new),
-                        String::from_utf8_lossy(&old),
-                        "corgi {corgi}, {} kept, of {body}",
-                        kept.len()
-                    );
-                }
+                // The abbreviated form byte for byte; the full form keeps upstream's own
+                // bytes (its key order, spacing and escapes), so the same document.
+                let new = render(&p, &name, kept, "http://d:1", true);
+                let old = tree_render(&p, &name, kept, true);
+                assert_eq!(
+                    String::from_utf8_lossy(&new),
+                    String::from_utf8_lossy(&old),
+                    "corgi, {} kept, of {body}",
+                    kept.len()
+                );
+                let new = render(&p, &name, kept, "http://d:1", false);
+                let old = tree_render(&p, &name, kept, false);
+                assert_eq!(
+                    serde_json::from_slice::<Value>(&new).unwrap(),
+                    serde_json::from_slice::<Value>(&old).unwrap(),
+                    "{}, {} kept, of {body}",
+                    String::from_utf8_lossy(&new),
+                    kept.len()
+                );
             }
             for r in &p.records {
                 let mut vdoc = serde_json::from_slice::<Value>(&p.body).unwrap()["versions"]
@@ -1218,6 +1498,67 @@ mod tests {
             body.len(),
             tree.heap_size()
         );
+    }
+
+    #[test]
+    fn the_full_form_is_mostly_ranges_of_the_upstream_body() {
+        let name = npm("many");
+        // Over 1 MiB rendered: smaller renderings are one buffer.
+        let versions: Map<String, Value> = (0..6_000)
+            .map(|i| {
+                let v = format!("1.0.{i}");
+                let vdoc = serde_json::json!({"name": "many", "version": v,
+                    "description": "a package with many versions and a long description",
+                    "dependencies": {"a": "^1.0.0", "b": "^2.0.0", "c": "^3.0.0"},
+                    "dist": {"tarball": format!("https://up/many/-/many-{v}.tgz"),
+                             "shasum": "7535345b896734d5f80c4d06c50955527a14f12b"}});
+                (v, vdoc)
+            })
+            .collect();
+        let body =
+            Bytes::from(serde_json::json!({"name": "many", "versions": versions}).to_string());
+        let p = parse_packument_bytes(&name, body.clone()).unwrap();
+        let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
+        let rope = render_rope(&p, &name, &kept, "http://d:1", false);
+        assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
+        let own = rope.weight() - body.len();
+        assert!(
+            own < rope.len() / 3,
+            "{own} bytes written besides the upstream body for a {}-byte rendering",
+            rope.len()
+        );
+        let out: Value = serde_json::from_slice(&rope.to_bytes()).unwrap();
+        assert_eq!(
+            out["versions"]["1.0.7"]["dist"]["tarball"],
+            "http://d:1/npm/many/-/many-1.0.7.tgz"
+        );
+    }
+
+    #[test]
+    fn publish_times_are_read_like_a_tree_reads_them() {
+        let body = r#"{"versions": {"1.0.0": {}, "1.0.1": {}, "1.0.2": {}},
+            "time": {"1.0.0": "2020-01-01T00:00:00Z", "1.0.\u0031": "2022-01-01T00:00:00Z",
+                     "1.0.2": 7, "1.0.0": "2021-01-01T00:00:00Z"}}"#;
+        let p = parse_packument(&npm("demo"), body.as_bytes()).unwrap();
+        let year = |i: usize| {
+            p.records[i]
+                .metadata
+                .published
+                .map(|t| t.format("%Y").to_string())
+        };
+        // The last of duplicate keys, an escaped key, a time that is not a string.
+        assert_eq!(
+            [year(0), year(1), year(2)],
+            [Some("2021".to_owned()), Some("2022".to_owned()), None]
+        );
+        let created = p.records[0].metadata.package_created;
+        assert_eq!(
+            created.map(|t| t.format("%Y").to_string()).as_deref(),
+            Some("2021")
+        );
+        let not_an_object = r#"{"versions": {"1.0.0": {}}, "time": ["1.0.0"]}"#;
+        let p = parse_packument(&npm("demo"), not_an_object.as_bytes()).unwrap();
+        assert_eq!(p.records[0].metadata.published, None);
     }
 
     #[test]

@@ -23,7 +23,9 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -32,12 +34,16 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
+use crate::registry::rope::{Rope, RopeChunks};
+
 /// Bodies smaller than this are not worth a `Content-Encoding`.
 const GZIP_MIN_BYTES: usize = 1024;
 
-/// A rendered metadata response: body, its ETag and (lazily) its gzip encoding.
+/// A rendered metadata response: body, its ETag and (lazily) its gzip encoding. A large
+/// body is usually pieces of the upstream body it was rendered from ([`Rope`]), so that it
+/// is not a second copy of the document.
 pub(crate) struct Rendered {
-    body: Bytes,
+    body: Rope,
     etag: String,
     content_type: &'static str,
     /// A notice header sent with every answer (npm's `npm-notice`), see
@@ -52,17 +58,16 @@ impl Rendered {
     pub(crate) fn new(
         policy_revision: &str,
         content_type: &'static str,
-        mut body: Vec<u8>,
+        body: impl Into<Rope>,
     ) -> Rendered {
-        // Kept for the TTL and counted by its length: no spare capacity from growing.
-        body.shrink_to_fit();
+        let body = body.into();
         let mut h = Sha256::new();
         h.update(policy_revision.as_bytes());
         h.update([0]);
-        h.update(&body);
+        body.for_each_slice(|s| h.update(s));
         let etag = format!("\"{}\"", &hex::encode(h.finalize())[..32]);
         Rendered {
-            body: Bytes::from(body),
+            body,
             etag,
             content_type,
             notice: None,
@@ -86,10 +91,11 @@ impl Rendered {
         &self.etag
     }
 
-    /// The bytes this response holds: body, gzip copy once made, ETag.
+    /// The bytes this response holds: body (with the upstream body its pieces point into),
+    /// gzip copy once made, ETag.
     pub(crate) fn weight(&self) -> usize {
         std::mem::size_of::<Rendered>()
-            + self.body.len()
+            + self.body.weight()
             + self.etag.len()
             + self.notice.as_ref().map_or(0, |(_, v)| v.len())
             + self
@@ -114,11 +120,18 @@ impl Rendered {
                 if self.body.len() < GZIP_MIN_BYTES {
                     return None;
                 }
+                // Compressed piece by piece into one output buffer: no joined copy of the
+                // body first.
                 let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(self.body.len() / 4),
+                    Vec::with_capacity(self.body.len() / 8),
                     flate2::Compression::default(),
                 );
-                enc.write_all(&self.body).ok()?;
+                let mut ok = true;
+                self.body
+                    .for_each_slice(|s| ok = ok && enc.write_all(s).is_ok());
+                if !ok {
+                    return None;
+                }
                 enc.finish().ok().map(|mut gz| {
                     gz.shrink_to_fit();
                     Bytes::from(gz)
@@ -161,7 +174,12 @@ impl Rendered {
             } else {
                 None
             };
-            let mut r = Response::new(Body::from(gzip.unwrap_or(&self.body).clone()));
+            let body = match (gzip, &self.body) {
+                (Some(gz), _) => Body::from(gz.clone()),
+                (None, Rope::Flat(b)) => Body::from(b.clone()),
+                (None, rope) => Body::new(RopeBody(rope.chunks())),
+            };
+            let mut r = Response::new(body);
             let h = r.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -192,6 +210,35 @@ impl Rendered {
             HeaderValue::from_static(cache_control),
         );
         (resp, made)
+    }
+}
+
+/// A [`Rope`] response body, chunk by chunk, with its exact length (so it is sent with a
+/// `Content-Length`, like a buffered body).
+struct RopeBody(RopeChunks);
+
+impl http_body::Body for RopeBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(
+            self.get_mut()
+                .0
+                .next()
+                .map(|b| Ok(http_body::Frame::data(b))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.remaining() == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.remaining() as u64)
     }
 }
 
@@ -522,6 +569,55 @@ mod tests {
 
         let other = Rendered::new("rev-2", "application/json", body);
         assert_ne!(other.etag(), r.etag(), "the policy revision is in the ETag");
+    }
+
+    /// The bytes of a response body.
+    fn body_of(resp: Response) -> Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(axum::body::to_bytes(resp.into_body(), usize::MAX))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_body_in_pieces_is_served_hashed_and_gzipped_like_one_buffer() {
+        use crate::registry::rope::RopeBuilder;
+        let upstream = Bytes::from(br#"{"v":"0123456789abcdef"}"#.repeat(20_000));
+        let mut b = RopeBuilder::new(upstream.clone(), 0).keep_pieces();
+        for i in 0..2_000 {
+            b.base(i * 200..i * 200 + 150);
+            b.own().extend_from_slice(format!(",{i},").as_bytes());
+        }
+        b.base(400_000..upstream.len());
+        let rope = b.finish();
+        assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
+        let flat = rope.to_bytes().to_vec();
+        let pieces = Rendered::new("rev", "application/json", rope);
+        let joined = Rendered::new("rev", "application/json", flat.clone());
+        assert_eq!(pieces.etag(), joined.etag());
+
+        let plain = pieces.response(&HeaderMap::new());
+        assert_eq!(plain.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            http_body::Body::size_hint(plain.body()).exact(),
+            Some(flat.len() as u64),
+            "sent with a Content-Length"
+        );
+        assert_eq!(body_of(plain), flat);
+
+        let gz = pieces.response(&headers(&[(header::ACCEPT_ENCODING, "gzip")]));
+        assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&body_of(gz)[..]),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, flat);
+        // The pieces hold the upstream body, not a copy of the rendering.
+        let gz_len = pieces.gzipped().map_or(0, Bytes::len);
+        assert!(pieces.weight() < upstream.len() + flat.len() / 4 + gz_len + 1024);
     }
 
     #[test]

@@ -362,9 +362,12 @@ impl Upstream {
             buf.extend_from_slice(&chunk);
         }
         // The body is cached for the TTL and parsed documents share it: a buffer that grew
-        // by doubling (no length, or gzip-decoded) would keep up to twice its size.
+        // by doubling (no length, or gzip-decoded) would keep up to twice its size. Shrunk
+        // in place rather than copied, so that a large body never exists twice.
         if buf.capacity() - buf.len() > buf.len() / 16 {
-            return Ok(Bytes::copy_from_slice(&buf));
+            let mut body = Vec::from(buf);
+            body.shrink_to_fit();
+            return Ok(Bytes::from(body));
         }
         Ok(buf.freeze())
     }

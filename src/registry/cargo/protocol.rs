@@ -174,7 +174,7 @@ impl Protocol for Cargo {
     ) -> Result<Document, ProtocolError> {
         Ok(Document {
             content_type: "text/plain",
-            body: doc.file.render_with(cx.show).into_bytes(),
+            body: doc.file.render_with(cx.show).into_bytes().into(),
         })
     }
 }

@@ -219,7 +219,7 @@ impl Protocol for Pypi {
             .render_records(&doc.records, cx.show, *format, &rewrite);
         Ok(Document {
             content_type: page.content_type,
-            body: page.body.into_bytes(),
+            body: page.body.into_bytes().into(),
         })
     }
 }
