@@ -5,7 +5,6 @@
 //! for a version hidden from metadata.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client;
@@ -14,9 +13,6 @@ use crate::support::registry::{self, Depfw, TestCheck};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use depfw::agents::PolicyPreset;
-use depfw::policy::Policy;
-use depfw::server::PolicyState;
-use depfw::store::overrides::OverrideStore;
 use depfw::store::quarantine::{QuarantineItem, QuarantineStatus};
 use tower::ServiceExt;
 
@@ -52,29 +48,7 @@ fn start(check: TestCheck) -> Env {
         let config = registry::config(&upstream, &depfw.base, depfw.dir.path(), &extra);
         (depfw, config)
     });
-    let admin_token = depfw::admin::AdminToken::from_config(&config.admin)
-        .unwrap()
-        .unwrap();
-    let store = depfw.store.clone();
-    let admin =
-        depfw::server::admin::admin_state(&depfw.state, &config, &depfw.store, admin_token, {
-            let config = config.clone();
-            move || {
-                let overrides = OverrideStore::new(&store)
-                    .unwrap()
-                    .merged_with(&config.overrides, chrono::Utc::now())
-                    .unwrap();
-                PolicyState::Ready(Policy::new(
-                    vec![Arc::new(check.clone())],
-                    Arc::new(overrides),
-                    format!(
-                        "rebuilt-{}",
-                        chrono::Utc::now().timestamp_nanos_opt().unwrap()
-                    ),
-                ))
-            }
-        })
-        .unwrap();
+    let admin = registry::admin_rebuilding(&depfw.state, &config, &depfw.store, check);
     let (_, token) = depfw
         .state
         .agents()

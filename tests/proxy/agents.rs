@@ -18,7 +18,6 @@ use depfw::server::agent::REQUEST_ID_HEADER;
 use depfw::server::{app, AppState, PolicyState};
 use depfw::store::agents::AgentStore;
 use depfw::store::decisions::RecordKind;
-use depfw::store::overrides::OverrideStore;
 use depfw::store::quarantine::QuarantineStatus;
 use depfw::store::Store;
 use serde_json::Value;
@@ -371,27 +370,7 @@ async fn quarantined_version_is_held_once_and_approval_applies_at_once() {
     let check = quarantine(&["is-number@7.0.0"]);
     let s = setup(registry::policy(check.clone()), &extra, |_| {}).await;
     let (_, token) = s.agents.add("builder", PolicyPreset::Default).unwrap();
-    let store = s.store.clone();
-    let config = s.config.clone();
-    let admin_token = depfw::admin::AdminToken::from_config(&s.config.admin)
-        .unwrap()
-        .unwrap();
-    let admin =
-        depfw::server::admin::admin_state(&s.state, &s.config, &s.store, admin_token, move || {
-            let overrides = OverrideStore::new(&store)
-                .unwrap()
-                .merged_with(&config.overrides, chrono::Utc::now())
-                .unwrap();
-            PolicyState::Ready(Policy::new(
-                vec![Arc::new(check.clone())],
-                Arc::new(overrides),
-                format!(
-                    "rebuilt-{}",
-                    chrono::Utc::now().timestamp_nanos_opt().unwrap()
-                ),
-            ))
-        })
-        .unwrap();
+    let admin = registry::admin_rebuilding(&s.state, &s.config, &s.store, check);
     // The mirror and the admin endpoint are apart (`admin.listen`).
     let router = || app(s.state.clone());
     let admin_router = || depfw::admin::standalone(admin.clone());

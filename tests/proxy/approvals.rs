@@ -14,10 +14,8 @@ use axum::response::Response;
 use axum::Router;
 use depfw::agents::PolicyPreset;
 use depfw::config::Config;
-use depfw::policy::Policy;
-use depfw::server::{app, AppState, PolicyState};
+use depfw::server::{app, AppState};
 use depfw::store::agents::AgentStore;
-use depfw::store::overrides::OverrideStore;
 use depfw::store::quarantine::{QuarantineItem, QuarantineStatus};
 use depfw::store::Store;
 use serde_json::Value;
@@ -48,26 +46,7 @@ async fn setup(check: TestCheck, extra: &str) -> Setup {
     let config: Config = registry::config(&upstream, PUBLIC, dir.path(), &extra);
     let store = Store::open(dir.path()).unwrap();
     let state = AppState::new(&config, &store, registry::policy(check.clone())).unwrap();
-    let admin_token = depfw::admin::AdminToken::from_config(&config.admin)
-        .unwrap()
-        .unwrap();
-    let (rebuild_store, rebuild_config) = (store.clone(), config.clone());
-    let admin =
-        depfw::server::admin::admin_state(&state, &config, &store, admin_token, move || {
-            let overrides = OverrideStore::new(&rebuild_store)
-                .unwrap()
-                .merged_with(&rebuild_config.overrides, chrono::Utc::now())
-                .unwrap();
-            PolicyState::Ready(Policy::new(
-                vec![Arc::new(check.clone())],
-                Arc::new(overrides),
-                format!(
-                    "rebuilt-{}",
-                    chrono::Utc::now().timestamp_nanos_opt().unwrap()
-                ),
-            ))
-        })
-        .unwrap();
+    let admin = registry::admin_rebuilding(&state, &config, &store, check);
     Setup {
         agents: AgentStore::new(&store).unwrap(),
         state,

@@ -6,18 +6,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::support::registry::{self, TestCheck};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use depfw::agents::PolicyPreset;
 use depfw::diag::Code;
 use depfw::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
 use depfw::policy::{Check, Enforcement, Finding, Mode, PackageCtx, Policy, Severity, Verdict};
-use depfw::server::{app, AppState, PolicyState};
+use depfw::server::{AppState, PolicyState};
 use depfw::store::agents::AgentStore;
 use depfw::store::decisions::{DecisionRecord, RecordFilter, RecordKind};
 use depfw::store::Store;
 use serde_json::Value;
-use tower::ServiceExt;
 
 const PUBLIC: &str = "http://depfw.test:7878";
 const TARBALL_7: &str = "npm/is-number/-/is-number-7.0.0.tgz";
@@ -89,15 +87,7 @@ async fn setup(policy: PolicyState) -> (AppState, Store, tempfile::TempDir) {
 }
 
 async fn get(state: &AppState, path: &str) -> (StatusCode, String) {
-    let resp = app(state.clone())
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    registry::get_text(state, path).await
 }
 
 fn versions(doc: &str) -> Vec<String> {

@@ -4,30 +4,20 @@
 use std::sync::Arc;
 
 use crate::support::registry::{self, TestCheck};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use depfw::agents::PolicyPreset;
 use depfw::diag::Code;
 use depfw::package::{Ecosystem, PackageName};
 use depfw::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
 use depfw::policy::Policy;
-use depfw::server::{app, AppState, PolicyState};
+use depfw::server::{AppState, PolicyState};
 use depfw::store::agents::AgentStore;
 use depfw::store::decisions::{RecordFilter, RecordKind};
 use depfw::store::Store;
 use serde_json::Value;
-use tower::ServiceExt;
 
 async fn get(state: &AppState, path: &str) -> (StatusCode, String) {
-    let resp = app(state.clone())
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    registry::get_text(state, path).await
 }
 
 fn has_seven(doc: &str) -> bool {

@@ -608,6 +608,38 @@ pub async fn send(
     (status, headers, body)
 }
 
+/// A GET through depfw's router: its status and its body as text.
+pub async fn get_text(state: &AppState, path: &str) -> (StatusCode, String) {
+    let (status, _, body) = send(state, request("GET", path, &[])).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The admin endpoint over `state`, wired as `depfw serve` wires it: every change rebuilds
+/// the policy from `check` and the store's overrides, under a new revision.
+pub fn admin_rebuilding(
+    state: &AppState,
+    config: &Config,
+    store: &Store,
+    check: TestCheck,
+) -> depfw::admin::AdminState {
+    let token = depfw::admin::AdminToken::from_config(&config.admin)
+        .unwrap()
+        .unwrap();
+    let (rebuild_store, rebuild_config) = (store.clone(), config.clone());
+    depfw::server::admin::admin_state(state, config, store, token, move || {
+        let overrides = depfw::store::overrides::OverrideStore::new(&rebuild_store)
+            .unwrap()
+            .merged_with(&rebuild_config.overrides, Utc::now())
+            .unwrap();
+        PolicyState::Ready(Policy::new(
+            vec![Arc::new(check.clone())],
+            Arc::new(overrides),
+            format!("rebuilt-{}", Utc::now().timestamp_nanos_opt().unwrap()),
+        ))
+    })
+    .unwrap()
+}
+
 /// A GET with optional extra headers.
 pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> axum::http::Request<Body> {
     let mut req = axum::http::Request::builder().method(method).uri(path);
