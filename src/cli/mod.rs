@@ -14,6 +14,7 @@ pub(crate) mod init;
 pub(crate) mod log;
 pub(crate) mod mcp;
 pub mod overrides;
+pub(crate) mod probe;
 pub(crate) mod remote;
 pub(crate) mod serve;
 mod via_server;
@@ -111,6 +112,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff).
     Manpage,
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: the container's health check.
+    Probe(probe::ProbeArgs),
 }
 
 /// Loads the config file (or the defaults) and applies `--data-dir` and `--public-url`.
@@ -226,6 +229,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A health check needs no config: it must not fail on (or read) the server's files.
+    if let Command::Probe(args) = &cli.command {
+        return probe::run(args);
+    }
     let config = load_config(&cli)?;
     match &cli.command {
         Command::Serve(args) => {
@@ -244,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp(args) => mcp::run(args, &cli, &config),
         Command::Completions(args) => completions::completions(args),
         Command::Manpage => completions::manpage(),
+        Command::Probe(args) => probe::run(args),
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::support::{code, depfw, stdout};
 
 /// The top-level commands, as `depfw --help` lists them.
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 13] = [
     "serve",
     "init",
     "check",
@@ -17,6 +17,7 @@ const COMMANDS: [&str; 12] = [
     "mcp",
     "completions",
     "manpage",
+    "probe",
 ];
 
 #[test]

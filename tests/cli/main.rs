@@ -15,6 +15,7 @@ mod limits;
 mod log;
 mod mcp;
 mod overrides;
+mod probe;
 mod readme;
 #[cfg(unix)]
 mod reload;
