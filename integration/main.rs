@@ -21,6 +21,7 @@ mod require;
 mod admin_browser;
 mod approvals;
 mod cargo;
+mod container;
 mod crash;
 mod deploy;
 mod faults;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         pypi::trials(),
         cargo::trials(),
         crash::trials(),
+        container::trials(),
         deploy::trials(),
         faults::trials(),
         admin_browser::trials(),
