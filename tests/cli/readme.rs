@@ -117,6 +117,54 @@ const STEPS: &[(&str, Step)] = &[
         Step::NotRun("the service above is not running here; tests/proxy/agents.rs checks /readyz needs no token"),
     ),
     (
+        "docker build -t depfw:local .",
+        Step::NotRun("no container engine here; integration/container.rs checks the Dockerfile"),
+    ),
+    (
+        "mkdir -m 700 secrets secrets/keygen",
+        Step::NotRun("the compose secrets; integration/container.rs makes them for its processes"),
+    ),
+    (
+        "head -c 24 /dev/urandom | base64 | tr -d '/+=' > secrets/postgres-password",
+        Step::NotRun("the compose secrets; integration/container.rs makes them for its processes"),
+    ),
+    (
+        "echo \"DEPFW_STORE=postgres://depfw:$(cat secrets/postgres-password)@postgres:5432/depfw\" > secrets/depfw-store.env",
+        Step::NotRun("the compose secrets; integration/container.rs writes this env file"),
+    ),
+    (
+        "head -c 32 /dev/urandom | base64 > secrets/depfw-admin-token",
+        Step::NotRun("the compose secrets; integration/container.rs makes them for its processes"),
+    ),
+    (
+        "chmod 600 secrets/postgres-password secrets/depfw-store.env secrets/depfw-admin-token",
+        Step::NotRun("the compose secrets; integration/container.rs makes them for its processes"),
+    ),
+    (
+        "sudo chown 70:70 secrets/postgres-password",
+        Step::NotRun("it changes owners (root)"),
+    ),
+    (
+        "sudo chown 65532:65532 secrets/depfw-admin-token secrets/keygen",
+        Step::NotRun("it changes owners (root)"),
+    ),
+    (
+        "docker run --rm --env-file secrets/depfw-store.env -v \"$PWD/secrets/keygen:/keygen\" depfw:local --data-dir /keygen log public-key > depfw.pub",
+        Step::NotRun("no container engine here; integration/container.rs runs the same command"),
+    ),
+    (
+        "sudo mv secrets/keygen/signing-key secrets/depfw-signing-key",
+        Step::NotRun("the key above is not made here (no container engine)"),
+    ),
+    (
+        "docker compose up -d",
+        Step::NotRun("no container engine here; integration/container.rs runs the compose services as processes"),
+    ),
+    (
+        "docker compose exec depfw-1 depfw --config /etc/depfw/depfw.toml agents add ci-bot",
+        Step::NotRun("no container engine here; integration/container.rs adds an agent on replica 1"),
+    ),
+    (
         "sudo -u postgres createdb -O depfw depfw",
         Step::NotRun("it needs a PostgreSQL server; integration/replicas.rs runs two replicas"),
     ),
