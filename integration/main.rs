@@ -3,7 +3,8 @@
 //! hermetic fixture registry, headless Chromium driving the admin page, the real binary
 //! killed mid-burst, depfw over TCP in front of hostile upstreams (`faults.rs`), and
 //! measurements on the shared public data set (`../shared/data`), and `depfw mcp` driven by
-//! the official MCP Python SDK.
+//! the official MCP Python SDK, and the container files' two-replica topology run as
+//! processes (`container.rs`).
 //!
 //! `cargo test --test integration` (part of `cargo test`). A test whose client, browser or
 //! data is missing is reported as ignored, and under CI as failed (`require.rs`);
