@@ -305,3 +305,55 @@ fn log_show_summarises_the_hidden_versions() {
         "{text}"
     );
 }
+
+/// Issue #16: `log show --would-refuse` lists what monitor mode served but enforce mode
+/// would have refused, the admin page's `would-refuse` filter, and nothing else.
+#[test]
+fn log_show_would_refuse_lists_only_what_monitor_mode_let_through() {
+    let dir = populated();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let log = DecisionLog::open(&store).unwrap();
+        let mut monitored = record(
+            Utc::now(),
+            "bot",
+            "npm",
+            "shady",
+            "2.0.0",
+            RecordKind::Artifact,
+            Verdict::Allow,
+            "served",
+        );
+        monitored.findings = vec![Finding::new(
+            Code::WouldRefuse,
+            Severity::High,
+            Verdict::Deny,
+            "enforce mode would deny: known-malicious".to_owned(),
+        )];
+        log.append_durable(&mut monitored).unwrap();
+        store.flush().unwrap();
+    }
+    let out = depfw_with_data(dir.path(), &["log", "show", "--would-refuse"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("npm shady@2.0.0"), "{text}");
+    assert!(
+        text.contains("would-refuse: enforce mode would deny"),
+        "{text}"
+    );
+    for other in ["evil", "left-pad", "rand", "is-number"] {
+        assert!(
+            !text.contains(other),
+            "only the would-refuse record: {text}"
+        );
+    }
+    // Without the flag the record is one among the others.
+    let all = stdout(&depfw_with_data(dir.path(), &["log", "show"]));
+    assert!(all.contains("shady") && all.contains("left-pad"), "{all}");
+    // It names a kind of record, not a verdict: both at once is a usage error.
+    let both = depfw_with_data(
+        dir.path(),
+        &["log", "show", "--would-refuse", "--verdict", "deny"],
+    );
+    assert_eq!(code(&both), 2, "{}", stderr(&both));
+}
