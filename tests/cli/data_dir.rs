@@ -1,0 +1,224 @@
+//! Issue #16: one default data directory, whatever the working directory: `depfw agents add`
+//! run in another folder reaches the store the server uses (it used to make a new
+//! `./.depfw`), a store an older depfw left in `./.depfw` is named rather than silently
+//! replaced, a relative `server.data-dir` is the config file's, and every command that
+//! opens a store says which on stderr. Each test has a `XDG_STATE_HOME` (or `HOME`) of its
+//! own: none writes into the state directory of whoever runs the tests.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{code, depfw_command, stderr, stdout};
+
+/// `depfw args…` run in `cwd` with `state` as `$XDG_STATE_HOME`.
+fn in_dir(cwd: &Path, state: &Path) -> Command {
+    let mut cmd = depfw_command();
+    cmd.current_dir(cwd).env("XDG_STATE_HOME", state);
+    cmd
+}
+
+#[test]
+fn agents_add_in_another_folder_uses_the_default_store_of_the_first() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let out = in_dir(&a, &state)
+        .args(["agents", "add", "bot"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let store = state.join("depfw");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "depfw: store: sled at {} (default, $XDG_STATE_HOME/depfw)\n",
+            store.display()
+        )
+    );
+    assert!(store.join("store").is_dir());
+    assert!(
+        !a.join(".depfw").exists(),
+        "nothing in the working directory"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&store).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data directory is depfw's alone");
+    }
+    let out = in_dir(&b, &state)
+        .args(["agents", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("bot"), "{}", stdout(&out));
+
+    // Without XDG_STATE_HOME, `~/.local/state/depfw`.
+    let home = root.path().join("home");
+    let out = depfw_command()
+        .current_dir(&b)
+        .env_remove("XDG_STATE_HOME")
+        .env("HOME", &home)
+        .args(["agents", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let store = home.join(".local/state/depfw");
+    assert!(
+        stderr(&out).contains(&format!("sled at {} (default,", store.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(store.join("store").is_dir());
+
+    // With neither, a command that needs a store says how to name one; one that does not
+    // need it still runs.
+    let none = |args: &[&str]| {
+        depfw_command()
+            .current_dir(&b)
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("HOME")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = none(&["agents", "list"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("pass --data-dir DIR"),
+        "{}",
+        stderr(&out)
+    );
+    let out = none(&["check", "npm", "left-pad@1.3.0"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// `$STATE_DIRECTORY` (systemd's `StateDirectory=`) wins over the XDG default.
+#[test]
+fn systemd_state_directory_is_the_default_under_systemd() {
+    let root = tempfile::tempdir().unwrap();
+    let out = in_dir(root.path(), &root.path().join("state"))
+        .env("STATE_DIRECTORY", root.path().join("systemd"))
+        .args(["agents", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(root.path().join("systemd/store").is_dir());
+    assert!(!root.path().join("state").exists());
+    assert!(
+        stderr(&out).contains("($STATE_DIRECTORY)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_relative_data_dir_in_the_config_is_beside_the_config_file() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc");
+    let elsewhere = root.path().join("elsewhere");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(etc.join("depfw.toml"), "[server]\ndata-dir = \"state\"\n").unwrap();
+    let out = in_dir(&elsewhere, &root.path().join("xdg"))
+        .args(["--config", "../etc/depfw.toml", "agents", "add", "bot"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(etc.join("state/store").is_dir(), "beside the config file");
+    assert!(
+        !elsewhere.join("state").exists(),
+        "not the working directory's"
+    );
+    assert!(
+        stderr(&out).contains(&format!(
+            "sled at {} (server.data-dir)",
+            etc.canonicalize().unwrap().join("state").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_store_left_in_dot_depfw_is_named_with_how_to_keep_using_it() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let old = in_dir(root.path(), &state)
+        .args(["--data-dir", ".depfw", "agents", "add", "old-bot"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&old), 0, "{}", stderr(&old));
+    assert!(
+        !stderr(&old).contains("warning"),
+        "the store named is the old one: {}",
+        stderr(&old)
+    );
+    let out = in_dir(root.path(), &state)
+        .args(["agents", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    let legacy = root.path().join(".depfw");
+    assert!(
+        err.contains(&format!(
+            "depfw: warning: {} holds a store from an older depfw",
+            legacy.display()
+        )) && err.contains(&state.join("depfw").display().to_string())
+            && err.contains("pass --data-dir .depfw"),
+        "{err}"
+    );
+    assert_eq!(err.matches("warning").count(), 1, "once: {err}");
+    assert!(!stdout(&out).contains("old-bot"), "{}", stdout(&out));
+}
+
+/// The store line names a PostgreSQL store by its URL without the password.
+#[test]
+fn the_store_line_never_shows_a_database_password() {
+    let root = tempfile::tempdir().unwrap();
+    let out = in_dir(root.path(), &root.path().join("state"))
+        .args([
+            "--store",
+            "postgres://depfw:hunter2@127.0.0.1:1/depfw",
+            "agents",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("depfw: store: PostgreSQL at postgres://depfw:***@127.0.0.1:1/depfw\n"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// Under `--log-format json` the store line is a log line like the others, and JSON on
+/// stdout stays clean.
+#[test]
+fn the_store_line_is_a_json_log_line_with_log_format_json() {
+    let root = tempfile::tempdir().unwrap();
+    let out = in_dir(root.path(), &root.path().join("state"))
+        .args(["--log-format", "json", "feeds", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", stderr(&out));
+    assert_eq!(lines[0]["level"], "INFO");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("store: sled at "),
+        "{}",
+        lines[0]
+    );
+    assert!(!stdout(&out).contains("sled at"), "{}", stdout(&out));
+}
