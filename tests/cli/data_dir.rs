@@ -222,3 +222,81 @@ fn the_store_line_is_a_json_log_line_with_log_format_json() {
     );
     assert!(!stdout(&out).contains("sled at"), "{}", stdout(&out));
 }
+
+/// The issue's case: `depfw serve` started in one folder on the default data directory,
+/// `depfw agents add` run in another reaches that server (through its admin API, as the
+/// store is the server's) and prints a token the running server knows.
+#[cfg(unix)]
+#[test]
+fn agents_add_elsewhere_reaches_the_server_on_the_default_store() {
+    use crate::running_server::{get, printed_token, through_server, ADMIN_TOKEN};
+    use crate::support::{free_port, layout, registry, Killed};
+    use std::os::unix::fs::PermissionsExt as _;
+    let rt = crate::support::runtime();
+    let (upstream, _fixture) = rt.block_on(registry::start_fixture());
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let (here, there) = (root.path().join("here"), root.path().join("there"));
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&there).unwrap();
+    let (mirror, admin) = (free_port(), free_port());
+    let token_file = root.path().join("admin.token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // No data-dir anywhere: the default.
+    let config = root.path().join("depfw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{mirror}\"\n\n{}\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken-file = \"{}\"\n",
+            layout::upstream_toml(&upstream),
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(root.path().join("serve.log")).unwrap();
+    let _server = Killed(
+        in_dir(&here, &state)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let data = state.join("depfw");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while get(&rt, &format!("http://127.0.0.1:{mirror}/healthz")) != 200
+        || !data.join("serve.json").exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "depfw serve did not come up: {}",
+            std::fs::read_to_string(root.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = in_dir(&there, &state)
+        .arg("--config")
+        .arg(&config)
+        .args(["agents", "add", "bot"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).starts_with(&format!("depfw: store: sled at {} (", data.display())),
+        "{}",
+        stderr(&out)
+    );
+    let token = printed_token(&through_server(&out, admin));
+    assert_eq!(
+        get(
+            &rt,
+            &format!("http://127.0.0.1:{mirror}/a/{token}/npm/is-number")
+        ),
+        200,
+        "the running server knows the token"
+    );
+    assert!(!here.join(".depfw").exists() && !there.join(".depfw").exists());
+}
