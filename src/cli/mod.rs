@@ -136,14 +136,9 @@ impl ConfigSource {
             data_dir: cli.data_dir.clone(),
             store: cli.store.clone(),
             public_url: cli.public_url.clone(),
-            needs_data_dir: !matches!(
-                cli.command,
-                Command::Init(_)
-                    | Command::Check(_)
-                    | Command::Audit(_)
-                    | Command::Mcp(_)
-                    | Command::Completions(_)
-                    | Command::Manpage
+            needs_data_dir: matches!(
+                StoreUse::of(&cli.command),
+                StoreUse::Backend | StoreUse::DataDir
             ),
         }
     }
@@ -201,24 +196,38 @@ pub(crate) fn data_dir_in_use(cli: &Cli, config: &Config) -> bool {
     cli.data_dir.is_some() || (!dir.as_os_str().is_empty() && dir.join("store").exists())
 }
 
-/// Which store `cli`'s command uses, if any: `Some(true)` the configured backend
-/// (PostgreSQL when `store.url` is set), `Some(false)` the data directory's own sled store.
-fn store_used(cli: &Cli, config: &Config) -> Option<bool> {
-    match &cli.command {
-        Command::Serve(_)
-        | Command::Agents(_)
-        | Command::Overrides(_)
-        | Command::Quarantine(_)
-        | Command::Log(_) => Some(true),
-        Command::Feeds(
-            feeds::FeedsCommand::Import { .. }
-            | feeds::FeedsCommand::Sync
-            | feeds::FeedsCommand::Status,
-        ) => Some(false),
-        Command::Check(_) | Command::Audit(_) | Command::Mcp(_) => {
-            data_dir_in_use(cli, config).then_some(false)
+/// Which store a command uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreUse {
+    /// The configured backend: PostgreSQL when `store.url` is set, else the data
+    /// directory's sled store.
+    Backend,
+    /// The data directory's own sled store (the feeds), whatever `store.url` says.
+    DataDir,
+    /// The data directory's sled store when one is there or `--data-dir` names it
+    /// ([`data_dir_in_use`]), else none.
+    DataDirIfThere,
+    None,
+}
+
+impl StoreUse {
+    fn of(command: &Command) -> StoreUse {
+        match command {
+            Command::Serve(_)
+            | Command::Agents(_)
+            | Command::Overrides(_)
+            | Command::Quarantine(_)
+            | Command::Log(_) => StoreUse::Backend,
+            Command::Feeds(
+                feeds::FeedsCommand::Import { .. }
+                | feeds::FeedsCommand::Sync
+                | feeds::FeedsCommand::Status,
+            ) => StoreUse::DataDir,
+            Command::Check(_) | Command::Audit(_) | Command::Mcp(_) => StoreUse::DataDirIfThere,
+            Command::Feeds(_) | Command::Init(_) | Command::Completions(_) | Command::Manpage => {
+                StoreUse::None
+            }
         }
-        Command::Feeds(_) | Command::Init(_) | Command::Completions(_) | Command::Manpage => None,
     }
 }
 
@@ -275,7 +284,13 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (config, located) = ConfigSource::of(&cli).load_located()?;
-    if let (Some(source), Some(backend)) = (located, store_used(&cli, &config)) {
+    let backend = match StoreUse::of(&cli.command) {
+        StoreUse::Backend => Some(true),
+        StoreUse::DataDir => Some(false),
+        StoreUse::DataDirIfThere => data_dir_in_use(&cli, &config).then_some(false),
+        StoreUse::None => None,
+    };
+    if let (Some(source), Some(backend)) = (located, backend) {
         data_dir::announce(&config, source, backend, cli.log_format == LogFormat::Json);
     }
     match &cli.command {

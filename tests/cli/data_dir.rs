@@ -54,6 +54,17 @@ fn agents_add_in_another_folder_uses_the_default_store_of_the_first() {
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("bot"), "{}", stdout(&out));
+    // `check` reads the store when the default one has one, and says so.
+    let out = in_dir(&b, &state)
+        .args(["check", "npm", "left-pad@1.3.0"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("depfw: store: sled at {}", store.display())),
+        "{}",
+        stderr(&out)
+    );
 
     // Without XDG_STATE_HOME, `~/.local/state/depfw`.
     let home = root.path().join("home");
