@@ -53,6 +53,9 @@ fn mcp_tools_answer_the_agent_in_its_own_provenance() {
         .arg(cfg.to_string())
         .env_remove("DEPFW_CONFIG")
         .env_remove("DEPFW_DATA_DIR")
+        // `depfw mcp` must not find a store in the tester's own state directory.
+        .env("XDG_STATE_HOME", crate::support::no_state_home())
+        .env_remove("STATE_DIRECTORY")
         .output()
         .unwrap();
     let (text, err) = (stdout(&out), String::from_utf8_lossy(&out.stderr));

@@ -68,6 +68,10 @@ pub enum LogCommand {
         /// allow, warn, quarantine or deny.
         #[arg(long, value_parser = parse_verdict)]
         verdict: Option<Verdict>,
+        /// Only what monitor mode served but enforce mode would have refused (records
+        /// with a `would-refuse` finding), as the admin page's `would-refuse` choice.
+        #[arg(long, conflicts_with = "verdict")]
+        would_refuse: bool,
         /// Only records at or after this time: a date (from its start, UTC) or RFC 3339.
         #[arg(long, value_parser = parse_since)]
         since: Option<DateTime<Utc>>,
@@ -209,6 +213,7 @@ fn read(cmd: &LogCommand, log: &dyn DecisionRepo, out: &mut impl Write) -> anyho
             agent,
             package,
             verdict,
+            would_refuse,
             since,
             until,
             limit,
@@ -219,7 +224,7 @@ fn read(cmd: &LogCommand, log: &dyn DecisionRepo, out: &mut impl Write) -> anyho
                 verdict: *verdict,
                 since: *since,
                 until: *until,
-                would_refuse: false,
+                would_refuse: *would_refuse,
             };
             for r in log.query(&filter, *limit)? {
                 writeln!(out, "{}", line(&r))?;

@@ -9,6 +9,7 @@ pub mod agents;
 pub(crate) mod audit;
 pub(crate) mod check;
 pub(crate) mod completions;
+pub(crate) mod data_dir;
 pub mod feeds;
 pub(crate) mod init;
 pub(crate) mod log;
@@ -46,7 +47,9 @@ pub(crate) struct Cli {
     /// Config file (TOML); defaults apply without one. See config/depfw.example.toml.
     #[arg(long, global = true, env = "DEPFW_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data directory holding the store (feeds, caches, decisions, overrides).
+    /// Data directory holding the store (feeds, caches, decisions, overrides). Default:
+    /// `server.data-dir`, else `$STATE_DIRECTORY`, `$XDG_STATE_HOME/depfw` or
+    /// `~/.local/state/depfw`, never the working directory.
     #[arg(long, global = true, env = "DEPFW_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Where shared state lives: a `postgres://` URL (many replicas, one database), or
@@ -116,11 +119,6 @@ pub enum Command {
     Probe(probe::ProbeArgs),
 }
 
-/// Loads the config file (or the defaults) and applies `--data-dir` and `--public-url`.
-pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
-    ConfigSource::of(cli).load()
-}
-
 /// Where the config comes from: the file and the global settings that override it, kept
 /// by `depfw serve` to read it again on a reload.
 /// No `Debug`: `store` may be a database URL with its password.
@@ -130,6 +128,8 @@ pub(crate) struct ConfigSource {
     data_dir: Option<PathBuf>,
     store: Option<String>,
     public_url: Option<url::Url>,
+    /// Whether the command fails without a data directory (else it runs without a store).
+    needs_data_dir: bool,
 }
 
 impl ConfigSource {
@@ -139,19 +139,38 @@ impl ConfigSource {
             data_dir: cli.data_dir.clone(),
             store: cli.store.clone(),
             public_url: cli.public_url.clone(),
+            needs_data_dir: matches!(
+                StoreUse::of(&cli.command),
+                StoreUse::Backend | StoreUse::DataDir
+            ),
         }
     }
 
     /// Reads and validates the config.
     pub(crate) fn load(&self) -> anyhow::Result<Config> {
+        Ok(self.load_located()?.0)
+    }
+
+    /// Reads and validates the config, and says where its data directory came from
+    /// (`None`: none could be found, and the command runs without a store).
+    fn load_located(&self) -> anyhow::Result<(Config, Option<data_dir::Source>)> {
         let cli = self; // the same settings as on the command line
         let mut config = match &cli.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        if let Some(dir) = &cli.data_dir {
-            config.server.data_dir = dir.clone();
-        }
+        let configured =
+            Some(config.server.data_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
+        let located = match data_dir::resolve(cli.data_dir.as_deref(), configured, &|name| {
+            std::env::var_os(name)
+        }) {
+            Ok((dir, source)) => {
+                config.server.data_dir = dir;
+                Some(source)
+            }
+            Err(e) if cli.needs_data_dir => return Err(e),
+            Err(_) => None,
+        };
         match cli.store.as_deref().map(str::trim) {
             None | Some("") => {}
             Some("sled") => config.store.url = None,
@@ -168,14 +187,53 @@ impl ConfigSource {
             }
             config.server.public_url = url.clone();
         }
-        Ok(config)
+        Ok((config, located))
     }
 }
 
-/// Whether the user pointed us at a data directory (flag, env, or an existing default).
-/// One-shot commands must not create `.depfw/` in the working directory as a side effect.
+/// Whether the user pointed us at a data directory (flag, env, or an existing store in
+/// the configured or default one). One-shot commands must not create a store as a side
+/// effect.
 pub(crate) fn data_dir_in_use(cli: &Cli, config: &Config) -> bool {
-    cli.data_dir.is_some() || config.server.data_dir.join("store").exists()
+    let dir = &config.server.data_dir;
+    cli.data_dir.is_some() || (!dir.as_os_str().is_empty() && dir.join("store").exists())
+}
+
+/// Which store a command uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreUse {
+    /// The configured backend: PostgreSQL when `store.url` is set, else the data
+    /// directory's sled store.
+    Backend,
+    /// The data directory's own sled store (the feeds), whatever `store.url` says.
+    DataDir,
+    /// The data directory's sled store when one is there or `--data-dir` names it
+    /// ([`data_dir_in_use`]), else none.
+    DataDirIfThere,
+    None,
+}
+
+impl StoreUse {
+    fn of(command: &Command) -> StoreUse {
+        match command {
+            Command::Serve(_)
+            | Command::Agents(_)
+            | Command::Overrides(_)
+            | Command::Quarantine(_)
+            | Command::Log(_) => StoreUse::Backend,
+            Command::Feeds(
+                feeds::FeedsCommand::Import { .. }
+                | feeds::FeedsCommand::Sync
+                | feeds::FeedsCommand::Status,
+            ) => StoreUse::DataDir,
+            Command::Check(_) | Command::Audit(_) | Command::Mcp(_) => StoreUse::DataDirIfThere,
+            Command::Feeds(_)
+            | Command::Init(_)
+            | Command::Completions(_)
+            | Command::Manpage
+            | Command::Probe(_) => StoreUse::None,
+        }
+    }
 }
 
 /// `--log-format`.
@@ -213,7 +271,8 @@ pub fn main() -> ExitCode {
     let level = if matches!(cli.command, Command::Serve(_)) {
         "info,tower_http=warn"
     } else {
-        "warn"
+        // `--log-format json` says which store a command uses as a log line of its own.
+        "warn,depfw::cli::data_dir=info"
     };
     init_logging(level, cli.log_format);
     match run(cli) {
@@ -233,7 +292,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Probe(args) = &cli.command {
         return probe::run(args);
     }
-    let config = load_config(&cli)?;
+    let (config, located) = ConfigSource::of(&cli).load_located()?;
+    let backend = match StoreUse::of(&cli.command) {
+        StoreUse::Backend => Some(true),
+        StoreUse::DataDir => Some(false),
+        StoreUse::DataDirIfThere => data_dir_in_use(&cli, &config).then_some(false),
+        StoreUse::None => None,
+    };
+    if let (Some(source), Some(backend)) = (located, backend) {
+        data_dir::announce(&config, source, backend, cli.log_format == LogFormat::Json);
+    }
     match &cli.command {
         Command::Serve(args) => {
             // A reload (SIGHUP) reads the file again, with the same command-line settings.

@@ -171,7 +171,7 @@ async fn serve(
         .as_ref()
         .map(crate::server::tls::acceptor)
         .transpose()?;
-    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+    crate::store::create_data_dir(&config.server.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
             config.server.data_dir.display()

@@ -283,6 +283,7 @@ pub(crate) fn log(cmd: &LogCommand, server: &Server) -> anyhow::Result<ExitCode>
             agent,
             package,
             verdict,
+            would_refuse,
             since,
             until,
             limit,
@@ -298,6 +299,10 @@ pub(crate) fn log(cmd: &LogCommand, server: &Server) -> anyhow::Result<ExitCode>
             query.extend(text.into_iter().filter_map(|(k, v)| Some((k, v?))));
             if let Some(verdict) = verdict {
                 query.push(("verdict", verdict.to_string()));
+            }
+            if *would_refuse {
+                // The admin API asks for it as a pseudo-verdict (the page's choice).
+                query.push(("verdict", crate::admin::sources::WOULD_REFUSE.to_owned()));
             }
             if let Some(since) = since {
                 query.push(("since", time(since)));

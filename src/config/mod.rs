@@ -258,6 +258,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The base URL clients reach depfw at; rewritten metadata URLs start with it.
     pub public_url: Url,
+    /// `server.data-dir`, relative to the config file's directory when [`Config::load`]
+    /// read it; empty when the file does not set it, until the command line resolves the
+    /// default (`--data-dir`, else the state directory: `cli::data_dir`).
     pub data_dir: PathBuf,
     /// Serve without policy when feeds cannot be loaded (default: refuse, fail closed).
     pub fail_open: bool,
@@ -425,7 +428,27 @@ impl Config {
                 message: format!("cannot read the file: {e}"),
             }],
         })?;
-        Self::from_toml(&text, &file)
+        let mut config = Self::from_toml(&text, &file)?;
+        // `data-dir = "state"` means beside the config file, wherever the command runs.
+        let data_dir = &mut config.server.data_dir;
+        if data_dir.is_relative() && !data_dir.as_os_str().is_empty() {
+            // The file was just read, so its directory exists and resolves.
+            let base = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            *data_dir = base
+                .canonicalize()
+                .map(|base| base.join(&*data_dir))
+                .map_err(|e| ConfigError {
+                    file: file.clone(),
+                    problems: vec![ConfigProblem {
+                        key: "server.data-dir".to_owned(),
+                        message: format!("cannot be made absolute: {e}"),
+                    }],
+                })?;
+        }
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `file` names the source in errors.

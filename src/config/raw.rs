@@ -53,7 +53,8 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: String,
     pub public_url: Option<String>,
-    pub data_dir: PathBuf,
+    /// Absent: `--data-dir`, else the state directory (`cli::data_dir`).
+    pub data_dir: Option<PathBuf>,
     pub fail_open: bool,
     pub allow_anonymous: String,
     pub refused_versions: String,
@@ -75,7 +76,7 @@ impl Default for RawServer {
         RawServer {
             listen: DEFAULT_LISTEN.to_owned(),
             public_url: None,
-            data_dir: PathBuf::from(".depfw"),
+            data_dir: None,
             fail_open: false,
             allow_anonymous: "loopback".to_owned(),
             refused_versions: "remove".to_owned(),
@@ -628,7 +629,7 @@ impl RawConfig {
             cargo_download_origins,
             listen,
             public_url,
-            data_dir: self.server.data_dir,
+            data_dir: self.server.data_dir.unwrap_or_default(),
             fail_open: self.server.fail_open,
             allow_anonymous,
             refused_versions,

@@ -9,6 +9,8 @@ fn example_config_parses_and_matches_the_defaults() {
     let defaults = Config::default();
     assert_eq!(config.policy_fingerprint(), defaults.policy_fingerprint());
     assert_eq!(config.server.listen, defaults.server.listen);
+    // No data-dir in the file: the command line's default (`cli::data_dir`) applies.
+    assert_eq!(config.server.data_dir, defaults.server.data_dir);
     assert_eq!(
         config.server.refused_versions,
         defaults.server.refused_versions

@@ -55,6 +55,17 @@ pub(crate) fn is_lock_busy(error: &std::io::Error) -> bool {
         || error.to_string().contains("could not acquire lock")
 }
 
+/// Creates `data_dir` (and missing parents) if it does not exist, mode 0700: the store,
+/// the signing key and the cached artifacts are depfw's alone. An existing directory keeps
+/// the mode it has.
+pub fn create_data_dir(data_dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(data_dir)
+}
+
 /// Handle to the data directory's sled database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -74,6 +85,10 @@ impl Store {
     /// another, a test reopening its store) briefly sees the lock held: retry for up to 5 s (machines under load are slow to release it).
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join("store");
+        create_data_dir(data_dir).map_err(|e| StoreError::Open {
+            path: data_dir.to_owned(),
+            source: sled::Error::Io(e),
+        })?;
         let mut attempts = 0;
         loop {
             match sled::Config::new().path(&path).open() {

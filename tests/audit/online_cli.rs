@@ -1,8 +1,6 @@
 //! `depfw audit --online`: registry metadata reaches the same reputation and license checks
 //! the proxy runs, and a version the registry does not list is reported.
 
-use std::process::Command;
-
 use axum::extract::Path;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -68,7 +66,7 @@ fn online_metadata_drives_the_cooldown_and_missing_versions_are_reported() {
     .unwrap();
 
     let run = |online: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_depfw"));
+        let mut cmd = crate::support::depfw_command();
         cmd.args([
             "--config",
             config.to_str().unwrap(),
@@ -171,7 +169,7 @@ fn pypi_licenses_from_the_configured_json_api_reach_the_license_check() {
     .unwrap();
     let lock = dir.path().join("requirements.txt");
     std::fs::write(&lock, "agpl-tool==2.0\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_depfw"))
+    let out = crate::support::depfw_command()
         .args(["--config", config.to_str().unwrap(), "audit"])
         .arg(&lock)
         .args(["--format", "json", "--online"])

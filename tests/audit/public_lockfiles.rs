@@ -3,7 +3,6 @@
 //! with package counts and pins checked against the files by hand.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use depfw::audit::{parse_lockfile, LockfileKind, PackageSource};
 
@@ -341,7 +340,7 @@ fn every_public_lockfile_is_covered_by_this_test() {
 
 #[test]
 fn audit_over_the_public_directory_scans_every_package() {
-    let out = Command::new(env!("CARGO_BIN_EXE_depfw"))
+    let out = crate::support::depfw_command()
         .arg("audit")
         .arg(public_dir())
         .args(["--format", "json"])
@@ -367,7 +366,7 @@ fn audit_over_the_public_directory_scans_every_package() {
 /// fix — stay clean.
 #[test]
 fn audit_flags_the_vulnerable_pin_of_a_real_poetry_lock() {
-    let out = Command::new(env!("CARGO_BIN_EXE_depfw"))
+    let out = crate::support::depfw_command()
         .arg("audit")
         .arg(public_dir().join("poetry/tictactoe/poetry.lock"))
         .args(["--format", "json"])

@@ -305,3 +305,122 @@ fn log_show_summarises_the_hidden_versions() {
         "{text}"
     );
 }
+
+/// What monitor mode served but enforce mode would have denied.
+fn monitored() -> DecisionRecord {
+    let mut monitored = record(
+        Utc::now(),
+        "bot",
+        "npm",
+        "shady",
+        "2.0.0",
+        RecordKind::Artifact,
+        Verdict::Allow,
+        "served",
+    );
+    monitored.findings = vec![Finding::new(
+        Code::WouldRefuse,
+        Severity::High,
+        Verdict::Deny,
+        "enforce mode would deny: known-malicious".to_owned(),
+    )];
+    monitored
+}
+
+/// `log show --would-refuse` printed only the monitored record.
+fn only_monitored(out: &std::process::Output) {
+    assert_eq!(code(out), 0, "{}", stderr(out));
+    let text = stdout(out);
+    assert!(text.contains("npm shady@2.0.0"), "{text}");
+    assert!(
+        text.contains("would-refuse: enforce mode would deny"),
+        "{text}"
+    );
+    for other in ["evil", "left-pad", "rand", "is-number"] {
+        assert!(
+            !text.contains(other),
+            "only the would-refuse record: {text}"
+        );
+    }
+}
+
+/// Issue #16: `log show --would-refuse` lists what monitor mode served but enforce mode
+/// would have refused, the admin page's `would-refuse` filter, and nothing else.
+#[test]
+fn log_show_would_refuse_lists_only_what_monitor_mode_let_through() {
+    let dir = populated();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let log = DecisionLog::open(&store).unwrap();
+        log.append_durable(&mut monitored()).unwrap();
+        store.flush().unwrap();
+    }
+    only_monitored(&depfw_with_data(
+        dir.path(),
+        &["log", "show", "--would-refuse"],
+    ));
+    // Without the flag the record is one among the others.
+    let all = stdout(&depfw_with_data(dir.path(), &["log", "show"]));
+    assert!(all.contains("shady") && all.contains("left-pad"), "{all}");
+    // It names a kind of record, not a verdict: both at once is a usage error.
+    let both = depfw_with_data(
+        dir.path(),
+        &["log", "show", "--would-refuse", "--verdict", "deny"],
+    );
+    assert_eq!(code(&both), 2, "{}", stderr(&both));
+}
+
+/// The same on PostgreSQL (`--store`), where the store line names the database without its
+/// password. Needs the cluster of `.ci/postgres.sh` (`DEPFW_TEST_POSTGRES_URL`): skipped
+/// without it, failed without it under CI.
+#[test]
+fn log_show_would_refuse_on_postgres() {
+    use depfw::store::repo::Backend;
+    let Some(url) = depfw::store::pg::testing::fresh_database("log_show_would_refuse") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = depfw::config::StoreConfig {
+            url: Some(url.clone()),
+            ..depfw::config::StoreConfig::default()
+        };
+        let backend = Backend::open(&store, dir.path()).unwrap();
+        let log = backend
+            .decisions(Some(dir.path()), &depfw::config::Config::default().log)
+            .unwrap();
+        let mut ordinary = record(
+            Utc::now(),
+            "bot",
+            "npm",
+            "left-pad",
+            "1.3.0",
+            RecordKind::Artifact,
+            Verdict::Allow,
+            "served",
+        );
+        log.append_durable(&mut ordinary).unwrap();
+        log.append_durable(&mut monitored()).unwrap();
+    }
+    let out = crate::support::depfw_command()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("DEPFW_STORE", url.expose())
+        .args(["log", "show", "--would-refuse"])
+        .output()
+        .unwrap();
+    only_monitored(&out);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!("depfw: store: PostgreSQL at {}\n", url.redacted())),
+        "{err}"
+    );
+    let password = url
+        .expose()
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, password)| password.to_owned())
+        .unwrap_or_default();
+    assert!(password.is_empty() || !err.contains(&password), "{err}");
+}

@@ -277,6 +277,10 @@ fn shell(dir: &Path, command: &str) -> Command {
         .env_remove("DEPFW_DATA_DIR")
         .env_remove("DEPFW_ADMIN_TOKEN")
         .env_remove("DEPFW_LOG")
+        // The default data directory, `$XDG_STATE_HOME/depfw`, in the scratch directory:
+        // never the state directory of whoever runs the tests.
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env_remove("STATE_DIRECTORY")
         .stdin(Stdio::null());
     cmd
 }

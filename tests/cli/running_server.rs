@@ -317,18 +317,22 @@ fn admin_commands_go_through_the_running_server() {
 
     // Every read prints through the server what it prints on the store itself: stop the
     // server and compare.
-    let reads: [&[&str]; 6] = [
+    let reads: [&[&str]; 7] = [
         &["agents", "list"],
         &["overrides", "list", "--all"],
         &["quarantine", "list", "--all"],
         &["log", "verify"],
         &["log", "show"],
+        // Nothing was served in monitor mode: empty both ways, not the whole log.
+        &["log", "show", "--would-refuse"],
         &["log", "export"],
     ];
     let remote: Vec<String> = reads
         .iter()
         .map(|args| through_server(&depfw(&cfg, args), admin))
         .collect();
+    assert_eq!(remote[5], "", "the server filters for would-refuse records");
+    assert!(!remote[4].is_empty());
     stop(&mut server, &data);
     let local = crate::log::components(&depfw(&cfg, &["log", "sbom", "--agent", "ci-bot"]));
     assert_eq!(

@@ -44,15 +44,36 @@ pub fn shared_data() -> PathBuf {
 }
 
 /// The `depfw` binary built for these tests, with no config or data directory inherited
-/// from the environment of whoever runs the tests.
+/// from the environment of whoever runs the tests. Its default data directory
+/// (`$XDG_STATE_HOME/depfw`) is [`no_state_home`]: a test that names no data directory
+/// and opens a store fails, rather than writing into the state directory of whoever runs
+/// the tests; a test of the default sets `XDG_STATE_HOME` (or `HOME`) to a directory of
+/// its own.
 pub fn depfw_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_depfw"));
     cmd.env_remove("DEPFW_CONFIG")
         .env_remove("DEPFW_DATA_DIR")
         .env_remove("DEPFW_ADMIN_TOKEN")
         .env_remove("DEPFW_LOG")
-        .env_remove("DEPFW_STORE");
+        .env_remove("DEPFW_STORE")
+        .env_remove("STATE_DIRECTORY")
+        .env("XDG_STATE_HOME", no_state_home());
     cmd
+}
+
+/// A path under a regular file, where no directory can be made (not even by root).
+pub fn no_state_home() -> PathBuf {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-state-home");
+        std::fs::write(
+            &file,
+            "tests run depfw with XDG_STATE_HOME under this file\n",
+        )
+        .unwrap();
+        file
+    })
+    .join("state")
 }
 
 /// Runs `depfw args…` in the current directory.
