@@ -114,7 +114,9 @@ impl Browser {
     /// A PNG of the window as it is.
     async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine as _;
-        let v = self.call(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        let v = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
         base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
             .unwrap()
@@ -332,6 +334,8 @@ fn decisions(n: usize) -> Vec<Value> {
                     record.kind = RecordKind::Metadata;
                     record.version = None;
                     record.outcome = "filtered".into();
+                    record.sha256 = None;
+                    record.upstream_url = Some(format!("https://registry.npmjs.org/{}", record.package));
                     let hidden = if i == n - 8 { 40 } else { 3 };
                     record.hidden = (0..hidden)
                         .map(|v| HiddenVersion {
@@ -422,7 +426,9 @@ async fn log_fits_the_window() {
         .unwrap();
     let browser = Browser::start(&client, 1280, 1000).await;
     browser.sign_in(&admin_base, "sec-eng").await;
-    browser.goto(&format!("{admin_base}/admin?limit=100#log")).await;
+    browser
+        .goto(&format!("{admin_base}/admin?limit=100#log"))
+        .await;
     let measure = "const t = document.querySelector('#log ~ table, table.log'); \
         const rows = t ? t.tBodies[0].rows.length : 0; \
         return { width: document.documentElement.scrollWidth, window: window.innerWidth, \
@@ -434,7 +440,10 @@ async fn log_fits_the_window() {
     eprintln!("provenance log, 100 rows, details closed: {closed}");
     assert_eq!(closed["window"], 1280, "{closed}");
     assert_eq!(closed["rows"], 100, "{closed}");
-    assert!(closed["width"].as_f64().unwrap() <= 1280.0, "wider than the window: {closed}");
+    assert!(
+        closed["width"].as_f64().unwrap() <= 1280.0,
+        "wider than the window: {closed}"
+    );
     let per_row = closed["tableHeight"].as_f64().unwrap() / 100.0;
     assert!(per_row < MAX_ROW_HEIGHT, "{per_row} px a row: {closed}");
     assert_eq!(closed["alerts"], 0, "hostile text became markup: {closed}");
@@ -457,11 +466,16 @@ async fn log_fits_the_window() {
 
     // Details on demand: every row opened, the page is still no wider than the window.
     browser
-        .script("document.querySelectorAll('table.log details').forEach(d => d.open = true); return 0;")
+        .script(
+            "document.querySelectorAll('table.log details').forEach(d => d.open = true); return 0;",
+        )
         .await;
     let open = browser.script(measure).await;
     eprintln!("provenance log, 100 rows, details open: {open}");
-    assert!(open["width"].as_f64().unwrap() <= 1280.0, "open details widen the page: {open}");
+    assert!(
+        open["width"].as_f64().unwrap() <= 1280.0,
+        "open details widen the page: {open}"
+    );
     let page = browser.source().await;
     assert!(
         page.contains("40 versions hidden: 4.17.0 (known-malicious, vulnerable), 4.17.1 (release-cooldown), 4.17.2 (release-cooldown), …+37 more"),

@@ -257,7 +257,10 @@ fn search_link(key: &str, value: &str, html: &str) -> String {
     let params = url::form_urlencoded::Serializer::new(String::new())
         .append_pair(key, value)
         .finish();
-    format!("<a href=\"{}\">{html}</a>", esc(&format!("{MOUNT}?{params}#log")))
+    format!(
+        "<a href=\"{}\">{html}</a>",
+        esc(&format!("{MOUNT}?{params}#log"))
+    )
 }
 
 fn row(entry: &Value) -> String {
@@ -265,17 +268,21 @@ fn row(entry: &Value) -> String {
     match time_of(entry) {
         Some(t) => {
             let shown = DateTime::parse_from_rfc3339(t)
-                .map(|d| d.with_timezone(&Utc).format("%Y-%m-%d %H:%M:%S").to_string())
+                .map(|d| {
+                    d.with_timezone(&Utc)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                })
                 .unwrap_or_else(|_| t.to_owned());
-            out.push_str(&cut(&format!("<span class=\"mono\">{}</span>", esc(&shown)), t));
+            out.push_str(&cut(
+                &format!("<span class=\"mono\">{}</span>", esc(&shown)),
+                t,
+            ));
         }
         None => out.push_str("<td></td>"),
     }
-    let agent = str_of(entry, "agent").or_else(|| {
-        entry
-            .get("client")
-            .and_then(|c| str_of(c, "agent"))
-    });
+    let agent =
+        str_of(entry, "agent").or_else(|| entry.get("client").and_then(|c| str_of(c, "agent")));
     out.push_str(&match agent {
         Some(a) => cut(&search_link("agent", a, &esc(a)), a),
         None => "<td class=\"cut muted\">anonymous</td>".to_owned(),
@@ -352,7 +359,10 @@ pub(crate) fn summary(entry: &Value) -> String {
     let findings = array(entry, "findings");
     let mut parts = Vec::new();
     let code = |f: &Value| str_of(f, "code").unwrap_or("?").to_owned();
-    if findings.iter().any(|f| str_of(f, "code") == Some(WOULD_REFUSE)) {
+    if findings
+        .iter()
+        .any(|f| str_of(f, "code") == Some(WOULD_REFUSE))
+    {
         parts.push("would have been refused".to_owned());
     }
     if !hidden.is_empty() {
@@ -440,7 +450,10 @@ fn details(entry: &Value) -> String {
         field("record", format!("#{seq}{signed}"));
     }
     if let Value::Object(map) = entry {
-        for (key, value) in map.iter().filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str())) {
+        for (key, value) in map
+            .iter()
+            .filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
+        {
             let shown = match value {
                 Value::String(s) => esc(s),
                 other => format!("<code>{}</code>", esc(&other.to_string())),
@@ -465,11 +478,19 @@ fn details(entry: &Value) -> String {
                 esc(str_of(f, "message").unwrap_or(""))
             );
             if let Some(severity) = str_of(f, "severity") {
-                let _ = write!(out, " <span class=\"muted\">severity {}</span>", esc(severity));
+                let _ = write!(
+                    out,
+                    " <span class=\"muted\">severity {}</span>",
+                    esc(severity)
+                );
             }
             let ids: Vec<&str> = array(f, "ids").iter().filter_map(Value::as_str).collect();
             if !ids.is_empty() {
-                let _ = write!(out, " <span class=\"muted\">{}</span>", esc(&ids.join(", ")));
+                let _ = write!(
+                    out,
+                    " <span class=\"muted\">{}</span>",
+                    esc(&ids.join(", "))
+                );
             }
             if let Some(fixed) = str_of(f, "fixed_in") {
                 let _ = write!(out, " <span class=\"muted\">fixed in {}</span>", esc(fixed));
@@ -505,4 +526,48 @@ fn details(entry: &Value) -> String {
     }
     out.push_str("</div>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reason_codes_take_the_codes_or_a_short_reason() {
+        assert_eq!(
+            reason_codes("known-malicious: MAL-1; vulnerable: GHSA-1: a: b"),
+            "known-malicious, vulnerable"
+        );
+        assert_eq!(reason_codes("<b>Not a code</b>: x"), "<b>Not a code</b>: x");
+        assert_eq!(reason_codes(&"y".repeat(500)).len(), 40);
+        assert_eq!(reason_codes(""), "");
+    }
+
+    #[test]
+    fn summaries_of_odd_records() {
+        assert_eq!(summary(&json!({})), "no findings");
+        assert_eq!(summary(&json!({"outcome": "served"})), "served");
+        assert_eq!(
+            summary(&json!({"hidden": [{"version": "1.0.0"}], "findings": [{}]})),
+            "1 version hidden: 1.0.0 · ?: "
+        );
+        assert_eq!(
+            summary(&json!({"findings": [{"code": "would-refuse"}], "outcome": "served"})),
+            "would have been refused"
+        );
+        assert_eq!(
+            summary(&json!({"hidden": "not a list", "findings": 7, "outcome": 1})),
+            "no findings"
+        );
+    }
+
+    #[test]
+    fn offsets_are_bounded() {
+        assert_eq!(parse_offset(None).unwrap(), 0);
+        assert_eq!(parse_offset(Some("10000")).unwrap(), MAX_LOG_OFFSET);
+        for bad in ["10001", "-1", "1e3", "x"] {
+            assert!(parse_offset(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }
