@@ -18,14 +18,14 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::api::{run_log_query, LogQuery};
+use super::api::{run_log_query, text, LogQuery};
 use super::html::{badge, esc};
 use super::sources::{MAX_LOG_LIMIT, WOULD_REFUSE};
 use super::view::PageQuery;
 use super::{AdminError, AdminState, MOUNT};
 
 /// The deepest `offset` a page takes (see the module docs).
-pub(crate) const MAX_LOG_OFFSET: usize = 10_000;
+const MAX_LOG_OFFSET: usize = 10_000;
 /// Hidden versions named in a row's summary line.
 const SUMMARY_VERSIONS: usize = 3;
 /// Hidden versions listed in a row's details; the API (`GET /admin/api/log`) has them all.
@@ -67,10 +67,6 @@ pub(crate) fn section(state: &AdminState, q: &PageQuery) -> String {
         }
     }
     out
-}
-
-fn text(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|t| !t.is_empty())
 }
 
 fn search_form(q: &PageQuery) -> String {
