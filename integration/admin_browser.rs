@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use depfw::admin::{AdminState, AdminToken, MemoryLog};
 use depfw::diag::Code;
+use depfw::package::{Ecosystem, PackageName, Version};
 use depfw::policy::{Finding, Severity, Verdict};
 use depfw::store::decisions::{ClientInfo, DecisionRecord, HiddenVersion, RecordKind};
+use depfw::store::quarantine::QuarantineQueue;
 use serde_json::{json, Value};
 
 use crate::require::Need;
@@ -407,6 +409,28 @@ const MAX_ROW_HEIGHT: f64 = 40.0;
 async fn log_fits_the_window() {
     let store = depfw::store::Store::temporary().unwrap();
     let log = Arc::new(MemoryLog::new(decisions(120)));
+    // A held version whose reason is one 300-character word: the page above the log
+    // must not widen either.
+    let name = PackageName::parse(Ecosystem::Npm, "is-odd").unwrap();
+    let version = Version::parse(Ecosystem::Npm, "3.0.1").unwrap();
+    let reason = format!("https://example.com/{}", "x".repeat(300));
+    let held = Finding::new(
+        Code::ReleaseCooldown,
+        Severity::Medium,
+        Verdict::Quarantine,
+        reason,
+    );
+    QuarantineQueue::new(&store)
+        .unwrap()
+        .hold(
+            &name,
+            &version,
+            "agent:ci-bot",
+            vec![held],
+            "req-1",
+            chrono::Utc::now(),
+        )
+        .unwrap();
     let state = AdminState::new(&store, Some(AdminToken::new(ADMIN_TOKEN, "test").unwrap()))
         .unwrap()
         .with_log(log);

@@ -29,6 +29,7 @@ h2{font-size:16px;margin:1.6rem 0 .5rem;padding-bottom:.3rem;border-bottom:1px s
 h2 small{font-weight:normal;color:var(--muted)}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
+td{overflow-wrap:anywhere}
 th{background:var(--head);font-weight:600;white-space:nowrap}
 tr:hover td{background:#f6f8fa}
 code,.mono{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
@@ -53,7 +54,7 @@ button.bad{color:#fff;background:var(--bad);border-color:var(--bad)}
 .login button{margin-top:1rem;width:100%}
 pre{background:var(--head);padding:.6rem;overflow:auto}
 .pager{display:flex;flex-wrap:wrap;gap:1rem;align-items:baseline;margin:.4rem 0}
-table.log{table-layout:fixed}table.log td{overflow-wrap:anywhere}
+table.log{table-layout:fixed}
 table.log .c-time{width:10.5rem}table.log .c-agent{width:8rem}table.log .c-pkg{width:15rem}
 table.log .c-verdict{width:7rem}table.log .c-req{width:7rem}
 td.cut,table.log summary{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
