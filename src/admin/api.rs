@@ -257,11 +257,12 @@ pub(crate) async fn resume_agent(
     ok(agent_view(&agent))
 }
 
-/// Provenance log search parameters, as text (query string or page form).
-fn text(v: &Option<String>) -> Option<&str> {
+/// A query field's text, trimmed; blank is unset.
+pub(crate) fn text(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|t| !t.is_empty())
 }
 
+/// Provenance log search parameters, as text (query string or page form).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogQuery {

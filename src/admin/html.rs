@@ -25,10 +25,11 @@ header b{font-size:15px}header nav a{color:#d0d7de;text-decoration:none;margin-r
 header nav a:hover{color:#fff}header .who{margin-left:auto;color:#d0d7de}
 header form{display:inline}header button{background:none;border:1px solid #57606a;color:#d0d7de}
 main{padding:1rem 1.5rem;max-width:1400px}
-h2{font-size:16px;margin:1.6rem 0 .5rem;padding-bottom:.3rem;border-bottom:1px solid var(--line)}
+h2{font-size:16px;margin:1.6rem 0 .5rem;padding-bottom:.3rem;border-bottom:1px solid var(--line);scroll-margin-top:3.5rem}
 h2 small{font-weight:normal;color:var(--muted)}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
+td{overflow-wrap:anywhere}
 th{background:var(--head);font-weight:600;white-space:nowrap}
 tr:hover td{background:#f6f8fa}
 code,.mono{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
@@ -52,6 +53,15 @@ button.bad{color:#fff;background:var(--bad);border-color:var(--bad)}
 .login label{display:block;margin:.6rem 0 .2rem}.login input{width:100%}
 .login button{margin-top:1rem;width:100%}
 pre{background:var(--head);padding:.6rem;overflow:auto}
+.pager{display:flex;flex-wrap:wrap;gap:1rem;align-items:baseline;margin:.4rem 0}
+table.log{table-layout:fixed}
+table.log .c-time{width:10.5rem}table.log .c-agent{width:8rem}table.log .c-pkg{width:15rem}
+table.log .c-verdict{width:7rem}table.log .c-req{width:7rem}
+td.cut,table.log summary{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+table.log summary{cursor:pointer}table.log details[open] summary{white-space:normal}
+.rec{margin:.3rem 0 .2rem .8rem}.rec p{margin:.4rem 0 .1rem}.rec ul{margin:0;padding-left:1.2rem}
+.rec dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:0 .6rem;margin:0}
+.rec dt{color:var(--muted)}.rec dd{margin:0;overflow-wrap:anywhere}
 "#;
 
 /// A whole page. `title` and `header_extra` must already be escaped HTML.

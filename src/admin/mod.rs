@@ -21,6 +21,7 @@ pub(crate) mod auth;
 pub(crate) mod chain;
 pub(crate) mod error;
 pub(crate) mod html;
+mod log_view;
 pub(crate) mod openapi;
 pub(crate) mod pages;
 pub(crate) mod sources;

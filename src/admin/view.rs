@@ -7,10 +7,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::api::{parse_status, run_log_query, LogQuery};
+use super::api::parse_status;
 use super::auth::{Flash, Session};
 use super::html::{badge, esc, json_table, layout, table};
-use super::sources::WOULD_REFUSE;
 use super::{AdminError, AdminState, MOUNT};
 use crate::policy::overrides::OverrideKind;
 use crate::store::quarantine::{QuarantineItem, QuarantineStatus};
@@ -42,6 +41,8 @@ pub(crate) struct PageQuery {
     pub(crate) since: Option<String>,
     pub(crate) until: Option<String>,
     pub(crate) limit: Option<String>,
+    /// Decisions of the log search to skip (paging; see `log_view`).
+    pub(crate) offset: Option<String>,
     /// Quarantine status shown: pending (default), approved, rejected, all.
     pub(crate) queue: Option<String>,
     /// Show removed and expired entries too.
@@ -75,7 +76,7 @@ pub(crate) fn render(
     body.push_str(&quarantine_section(state, csrf, q)?);
     body.push_str(&lists_section(state, csrf, q, now)?);
     body.push_str(&agents_section(state, csrf)?);
-    body.push_str(&log_section(state, q));
+    body.push_str(&super::log_view::section(state, q));
     let _ = write!(
         body,
         "<h2 id=\"feeds\">Feeds</h2>{}",
@@ -360,71 +361,4 @@ fn agents_section(state: &AdminState, csrf: &str) -> Result<String, AdminError> 
         "no agents",
     ));
     Ok(out)
-}
-
-fn log_section(state: &AdminState, q: &PageQuery) -> String {
-    let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
-    let verdict = q.verdict.as_deref().unwrap_or("");
-    let options: String = ["", "allow", "warn", "quarantine", "deny", WOULD_REFUSE]
-        .iter()
-        .map(|v| {
-            let label = match *v {
-                "" => "any verdict",
-                WOULD_REFUSE => "would have been refused (monitor mode)",
-                v => v,
-            };
-            format!(
-                "<option value=\"{v}\"{}>{label}</option>",
-                if *v == verdict { " selected" } else { "" },
-            )
-        })
-        .collect();
-    let mut out = format!(
-        "<h2 id=\"log\">Provenance log</h2>\
-         <form class=\"inline\" method=\"get\" action=\"{MOUNT}\">\
-         <input type=\"text\" name=\"agent\" placeholder=\"agent\" value=\"{}\">\
-         <input type=\"text\" name=\"package\" placeholder=\"package\" value=\"{}\">\
-         <select name=\"verdict\">{options}</select>\
-         <input type=\"text\" name=\"since\" placeholder=\"since (YYYY-MM-DD)\" value=\"{}\" size=\"12\">\
-         <input type=\"text\" name=\"until\" placeholder=\"until\" value=\"{}\" size=\"12\">\
-         <input type=\"number\" name=\"limit\" min=\"1\" max=\"1000\" placeholder=\"100\" value=\"{}\">\
-         <button type=\"submit\">Search</button></form>",
-        value(&q.agent),
-        value(&q.package),
-        value(&q.since),
-        value(&q.until),
-        value(&q.limit),
-    );
-    let query = LogQuery {
-        agent: q.agent.clone(),
-        package: q.package.clone(),
-        verdict: q.verdict.clone(),
-        since: q.since.clone(),
-        until: q.until.clone(),
-        limit: q.limit.clone(),
-    };
-    match query.filter().and_then(|f| run_log_query(state, &f)) {
-        Ok(entries) => out.push_str(&json_table(
-            &serde_json::Value::Array(entries),
-            &[
-                "time",
-                "agent",
-                "ecosystem",
-                "package",
-                "version",
-                "verdict",
-                "reason",
-                "request_id",
-            ],
-            "no matching decisions",
-        )),
-        Err(e) => {
-            let _ = write!(
-                out,
-                "<div class=\"flash bad\">{}</div>",
-                esc(&e.public_message())
-            );
-        }
-    }
-    out
 }

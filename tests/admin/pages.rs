@@ -663,3 +663,213 @@ async fn an_entry_for_one_agent_from_the_page() {
     let page = browser.page(&f).await;
     assert!(page.contains("for agent bot"), "{page}");
 }
+
+/// The log part of the page, from its heading to the feeds.
+fn log_part(page: &str) -> &str {
+    let log = page.split("id=\"log\"").nth(1).unwrap();
+    log.split("id=\"feeds\"").next().unwrap()
+}
+
+/// The `href` of the link whose text is `label`, unescaped, relative to the mount.
+fn link(html: &str, label: &str) -> Option<String> {
+    let before = html.split(&format!("\">{label}</a>")).next()?;
+    if before.len() == html.len() {
+        return None;
+    }
+    let href = before.rsplit("href=\"").next()?;
+    Some(href.replace("&amp;", "&").replacen(MOUNT, "", 1))
+}
+
+/// Issue #16: a decision is one row: a packument decision says how many versions it hid
+/// and why in one line; every version and finding is in the row's details.
+#[tokio::test]
+async fn a_log_row_summarises_the_hidden_versions_and_details_the_rest() {
+    let f = Fixture::new();
+    let hidden: Vec<serde_json::Value> = (0..15)
+        .map(|i| {
+            serde_json::json!({"version": format!("1.2.{i}"), "verdict": "deny",
+                "reason": if i == 0 { "known-malicious: MAL-1 stealer; vulnerable: GHSA-1 bug" }
+                          else { "release-cooldown: published 1 hour ago" }})
+        })
+        .collect();
+    f.log.push(serde_json::json!({
+        "time": "2026-01-05T10:00:00Z", "agent": "bot", "ecosystem": "npm", "kind": "metadata",
+        "package": "lodash", "version": null, "verdict": "allow", "request_id": "req-777",
+        "outcome": "filtered", "hidden": hidden,
+        "findings": [{"code": "has-malicious-versions", "verdict": "warn", "message": "1 version is known malicious", "ids": ["MAL-1"]},
+                     {"code": "release-cooldown", "verdict": "quarantine", "message": "14 versions are new"}],
+        "extra": {"note": "<i>kept</i>"},
+    }));
+    let browser = sign_in(&f, "alice").await;
+    let page = get(&f, "", Some(&browser.cookie)).await.body;
+    let log = log_part(&page);
+    assert_eq!(
+        log.matches("<tr>").count(),
+        1 + 4,
+        "a header and one row per decision: {log}"
+    );
+    assert!(
+        log.contains("15 versions hidden: 1.2.0 (known-malicious, vulnerable), 1.2.1 (release-cooldown), 1.2.2 (release-cooldown), …+12 more · has-malicious-versions: 1 version is known malicious (+1 more: release-cooldown)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("<b>lodash</b></a> <span class=\"muted\">metadata</span>"),
+        "{log}"
+    );
+    let details = log.split("<details>").nth(1).unwrap();
+    let details = details.split("</details>").next().unwrap();
+    for v in 0..15 {
+        assert!(
+            details.contains(&format!("<b>1.2.{v}</b>")),
+            "1.2.{v} in the details"
+        );
+    }
+    assert!(details.contains("MAL-1") && details.contains("filtered"));
+    assert!(
+        details.contains("&lt;i&gt;kept&lt;/i&gt;"),
+        "unknown keys shown, escaped"
+    );
+    // Hostile names from the fixture's log: escaped in text, titles and search links.
+    assert!(!log.contains("<script>"));
+    assert!(
+        log.contains("package=%3Cscript%3Ealert%28%27log%27%29%3C%2Fscript%3E#log"),
+        "{log}"
+    );
+}
+
+/// Issue #16: the search narrows by agent, package, verdict and time; its links are
+/// URLs that can be shared.
+#[tokio::test]
+async fn the_log_search_filters_by_agent_package_verdict_and_time() {
+    let f = Fixture::new();
+    let browser = sign_in(&f, "alice").await;
+    let rows = |page: &str| log_part(page).matches("<tr>").count().saturating_sub(1);
+    for (query, want, has) in [
+        ("?agent=other", 1, "requests"),
+        ("?package=LEFT", 1, "left-pad"),
+        ("?verdict=deny", 1, "6.6.6"),
+        ("?since=2026-01-02&until=2026-01-02", 1, "6.6.6"),
+        ("?since=2026-01-02T10:00:00Z", 2, "requests"),
+        ("?agent=bot&verdict=allow", 1, "left-pad"),
+        ("?agent=nobody", 0, "no matching decisions"),
+    ] {
+        let page = get(&f, query, Some(&browser.cookie)).await.body;
+        assert_eq!(rows(&page), want, "{query}: {}", log_part(&page));
+        assert!(log_part(&page).contains(has), "{query}");
+    }
+    // The agent in a row links to the log searched for that agent.
+    let page = get(&f, "", Some(&browser.cookie)).await.body;
+    let by_agent = link(log_part(&page), "other").unwrap();
+    assert_eq!(by_agent, "?agent=other#log");
+}
+
+/// Issue #16: bad search input says what is wrong (in the log section, the rest of the
+/// page still works) instead of failing the page.
+#[tokio::test]
+async fn bad_log_searches_say_why() {
+    let f = Fixture::new();
+    let browser = sign_in(&f, "alice").await;
+    for (query, says) in [
+        ("?offset=-1", "offset: `-1` is not a number from 0 to 10000"),
+        ("?offset=10001", "offset: `10001` is not a number"),
+        ("?limit=0", "limit: `0` is not a number from 1 to 1000"),
+        ("?since=yesterday", "since:"),
+        ("?until=2026-13-01", "until:"),
+        ("?verdict=maybe", "verdict:"),
+        ("?since=2026-02-01&until=2026-01-01", "since is after until"),
+    ] {
+        let reply = get(&f, query, Some(&browser.cookie)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}");
+        let log = log_part(&reply.body);
+        assert!(
+            log.contains("flash bad") && log.contains(says),
+            "{query}: {log}"
+        );
+        assert!(
+            reply.body.contains("id=\"quarantine\""),
+            "the rest of the page is there"
+        );
+    }
+}
+
+/// Issue #16: the log is paged: "older" leads on with `until` pinned to the newest
+/// decision of the first page, so decisions logged meanwhile do not shift the pages;
+/// "newer" leads back.
+#[tokio::test]
+async fn the_log_pages_with_older_and_newer_links() {
+    let f = Fixture::new();
+    for day in 4..=28 {
+        f.log.push(serde_json::json!({
+            "time": format!("2026-01-{day:02}T10:00:00Z"), "agent": "bot", "ecosystem": "npm",
+            "package": format!("pkg-{day}"), "version": "1.0.0", "verdict": "allow",
+        }));
+    }
+    let browser = sign_in(&f, "alice").await;
+    let page = get(&f, "?limit=10", Some(&browser.cookie)).await.body;
+    let log = log_part(&page);
+    assert!(log.contains("decisions 1–10, newest first"), "{log}");
+    assert!(log.contains("pkg-28") && !log.contains("pkg-18"));
+    assert!(link(log, "← newer").is_none());
+    let older = link(log, "older →").unwrap();
+    assert_eq!(
+        older,
+        "?until=2026-01-28T10%3A00%3A00Z&limit=10&offset=10#log"
+    );
+    // Logged after the first page was shown: not on the pages that follow.
+    f.log.push(serde_json::json!({
+        "time": "2026-02-01T10:00:00Z", "agent": "bot", "ecosystem": "npm",
+        "package": "pkg-late", "version": "1.0.0", "verdict": "allow",
+    }));
+    let page = get(&f, &older, Some(&browser.cookie)).await.body;
+    let log = log_part(&page);
+    assert!(
+        log.contains("decisions 11–20") && log.contains("pkg-18"),
+        "{log}"
+    );
+    assert!(!log.contains("pkg-late") && !log.contains("pkg-19"));
+    let page = get(&f, &link(log, "older →").unwrap(), Some(&browser.cookie))
+        .await
+        .body;
+    let last = log_part(&page);
+    assert!(last.contains("decisions 21–28"), "{last}");
+    assert!(link(last, "older →").is_none(), "the oldest page");
+    let back = link(last, "← newer").unwrap();
+    assert!(back.contains("offset=10"), "{back}");
+    let page = get(&f, &back, Some(&browser.cookie)).await.body;
+    assert!(log_part(&page).contains("decisions 11–20"));
+}
+
+/// Deep in the log the "older" link moves `until` instead of growing the offset, so no
+/// page reads more than `offset` ≤ 10000 plus one page of records.
+#[tokio::test]
+async fn deep_log_pages_move_until_instead_of_the_offset() {
+    let f = Fixture::new();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap();
+    for i in 0..10_600 {
+        // Two decisions a second: `until` falls between two of one instant.
+        let time = start + chrono::Duration::seconds(i / 2);
+        f.log.push(serde_json::json!({
+            "time": time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "agent": "bot",
+            "ecosystem": "npm", "package": format!("p{i}"), "version": "1.0.0", "verdict": "allow",
+        }));
+    }
+    let browser = sign_in(&f, "alice").await;
+    let page = get(&f, "?limit=999&offset=9003", Some(&browser.cookie))
+        .await
+        .body;
+    let log = log_part(&page);
+    // Newest first from p10599: decision 10002 of the search is p598, the last shown.
+    assert!(
+        log.contains("decisions 9004–10002") && log.contains(">p598<"),
+        "{log}"
+    );
+    let older = link(log, "older →").unwrap();
+    // p599 and p598 share their second (4:59), and both were shown.
+    assert_eq!(
+        older,
+        "?until=2026-03-01T00%3A04%3A59Z&limit=999&offset=2#log"
+    );
+    let page = get(&f, &older, Some(&browser.cookie)).await.body;
+    let log = log_part(&page);
+    assert!(log.contains(">p597<") && !log.contains(">p598<"), "{log}");
+}
