@@ -21,6 +21,7 @@ mod require;
 mod admin_browser;
 mod approvals;
 mod cargo;
+mod cooldowns;
 mod crash;
 mod deploy;
 mod faults;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         approvals::trials(),
         pypi::trials(),
         cargo::trials(),
+        cooldowns::trials(),
         crash::trials(),
         deploy::trials(),
         faults::trials(),

@@ -260,6 +260,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
     let cooldown = super::doctor::cooldown::init_lines(
         args.client,
         super::doctor::cooldown::enforced_hours(config, args.agent.is_some()),
+        args.agent.is_some() && !args.token_in_path,
     );
     let Some(agent) = &args.agent else {
         print!("{}", snippet(args.client, &config.server.public_url));

@@ -38,8 +38,9 @@ pub(crate) fn enforced_hours(config: &Config, agent: bool) -> Option<(u64, bool)
 }
 
 /// The lines `depfw init <client>` prints after the registry configuration: the client's
-/// own cooldown with depfw's age, or a comment when the client has none.
-pub(crate) fn init_lines(client: Client, enforced: Option<(u64, bool)>) -> String {
+/// own cooldown with depfw's age, or a comment when the client has none. `pyproject`: the
+/// snippet before it is a pyproject.toml (uv's agent snippet), not the environment.
+pub(crate) fn init_lines(client: Client, enforced: Option<(u64, bool)>, pyproject: bool) -> String {
     let Some((hours, strict_only)) = enforced else {
         return "# release cooldown: depfw enforces none (policy.reputation.cooldown-hours)\n"
             .to_owned();
@@ -63,9 +64,14 @@ pub(crate) fn init_lines(client: Client, enforced: Option<(u64, bool)>) -> Strin
         Client::Yarn => format!("npmMinimalAgeGate: \"{hours}h\"\n"),
         // The bun snippets end inside `[install]`.
         Client::Bun => format!("minimumReleaseAge = {secs} # seconds\n"),
+        // Beside the snippet's own form: a pyproject table, or the environment.
+        Client::Uv if pyproject => format!(
+            "# pyproject.toml (or exclude-newer in uv.toml)\n\
+             [tool.uv]\nexclude-newer = \"{hours} hours\"\n"
+        ),
         Client::Uv => format!(
-            "# uv.toml, or under [tool.uv] in pyproject.toml; or export UV_EXCLUDE_NEWER=\"{hours} hours\"\n\
-             exclude-newer = \"{hours} hours\"\n"
+            "# or exclude-newer = \"{hours} hours\" in uv.toml, or under [tool.uv] in pyproject.toml\n\
+             export UV_EXCLUDE_NEWER=\"{hours} hours\"\n"
         ),
         Client::Poetry => {
             let days = secs.div_ceil(DAY);
@@ -222,18 +228,21 @@ mod tests {
     #[test]
     fn init_lines_carry_depfw_age_in_each_clients_unit() {
         let age = Some((48, false));
-        assert!(init_lines(Client::Npm, age).ends_with("\nmin-release-age=2\n"));
-        assert!(init_lines(Client::Pnpm, age).ends_with("\nminimumReleaseAge: 2880\n"));
-        assert!(init_lines(Client::Yarn, age).ends_with("\nnpmMinimalAgeGate: \"48h\"\n"));
-        assert!(init_lines(Client::Bun, age).contains("\nminimumReleaseAge = 172800 "));
-        assert!(init_lines(Client::Uv, age).ends_with("\nexclude-newer = \"48 hours\"\n"));
-        assert!(init_lines(Client::Poetry, age).ends_with("\nmin-release-age = 2\n"));
+        assert!(init_lines(Client::Npm, age, false).ends_with("\nmin-release-age=2\n"));
+        assert!(init_lines(Client::Pnpm, age, false).ends_with("\nminimumReleaseAge: 2880\n"));
+        assert!(init_lines(Client::Yarn, age, false).ends_with("\nnpmMinimalAgeGate: \"48h\"\n"));
+        assert!(init_lines(Client::Bun, age, false).contains("\nminimumReleaseAge = 172800 "));
+        assert!(init_lines(Client::Uv, age, false)
+            .ends_with("\nexport UV_EXCLUDE_NEWER=\"48 hours\"\n"));
+        assert!(init_lines(Client::Uv, age, true)
+            .ends_with("\n[tool.uv]\nexclude-newer = \"48 hours\"\n"));
+        assert!(init_lines(Client::Poetry, age, false).ends_with("\nmin-release-age = 2\n"));
         for c in [Client::Pip, Client::Cargo] {
-            let lines = init_lines(c, age);
+            let lines = init_lines(c, age, false);
             assert!(lines.lines().all(|l| l.starts_with('#')), "{lines}");
             assert!(lines.contains("no release-age setting"), "{lines}");
         }
-        let none = init_lines(Client::Npm, None);
+        let none = init_lines(Client::Npm, None, false);
         assert!(
             none.starts_with('#') && none.contains("enforces none"),
             "{none}"
@@ -245,7 +254,7 @@ mod tests {
         assert_eq!(npm_days(36 * HOUR), "1.5");
         assert_eq!(npm_days(HOUR), "0.0417");
         assert!(parse_npm_days(&npm_days(HOUR)).unwrap() >= HOUR);
-        let poetry = init_lines(Client::Poetry, Some((36, false)));
+        let poetry = init_lines(Client::Poetry, Some((36, false)), false);
         assert!(poetry.contains("min-release-age = 2\n") && poetry.contains("rounded up"));
     }
 
