@@ -4,9 +4,10 @@
 use crate::support::{code, depfw, stdout};
 
 /// The top-level commands, as `depfw --help` lists them.
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 13] = [
     "serve",
     "init",
+    "doctor",
     "check",
     "audit",
     "agents",

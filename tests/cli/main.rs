@@ -8,6 +8,7 @@ mod support;
 mod agents;
 mod completions;
 mod config_errors;
+mod doctor;
 mod exit_codes;
 mod feeds;
 #[cfg(target_os = "linux")]
