@@ -113,7 +113,7 @@ fn npm_days(secs: u64) -> String {
 /// npm's `min-release-age` (days, may be fractional) in seconds.
 pub(crate) fn parse_npm_days(value: &str) -> Option<u64> {
     let days: f64 = value.trim().parse().ok()?;
-    (days.is_finite() && days >= 0.0 && days < 1e9).then(|| (days * DAY as f64).round() as u64)
+    (days.is_finite() && (0.0..1e9).contains(&days)).then(|| (days * DAY as f64).round() as u64)
 }
 
 /// A duration as yarn's `npmMinimalAgeGate` takes it: a bare number is minutes, else a
