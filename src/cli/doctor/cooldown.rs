@@ -242,6 +242,8 @@ mod tests {
             assert!(lines.lines().all(|l| l.starts_with('#')), "{lines}");
             assert!(lines.contains("no release-age setting"), "{lines}");
         }
+        let strict = init_lines(Client::Npm, Some((48, true)), false);
+        assert!(strict.contains("only for `strict` agents"), "{strict}");
         let none = init_lines(Client::Npm, None, false);
         assert!(
             none.starts_with('#') && none.contains("enforces none"),

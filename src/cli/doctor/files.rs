@@ -14,6 +14,19 @@ pub(crate) const MAX_FILE_BYTES: u64 = 32 << 20;
 /// or not UTF-8 (each a finding).
 pub(crate) fn read(dir: &Path, rel: &str, report: &mut Report) -> Option<String> {
     let path = dir.join(rel);
+    // A FIFO or a device under a config's name would block or never end: regular files only.
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Ok(meta) if !meta.is_file() => {
+            report.finding(
+                Code::Unreadable,
+                rel,
+                "not a regular file: not read".to_owned(),
+            );
+            return None;
+        }
+        _ => {}
+    }
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -137,6 +150,17 @@ pub(crate) fn yaml_scalar(value: &serde_norway::Value, key: &str) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".npmrc")).unwrap();
+        let mut report = super::super::tokens::tests::report();
+        assert_eq!(read(dir.path(), ".npmrc", &mut report), None);
+        assert_eq!(read(dir.path(), "absent", &mut report), None);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        assert!(report.findings[0].message.starts_with("not a regular file"));
+    }
 
     #[test]
     fn ini_sections_and_pairs() {

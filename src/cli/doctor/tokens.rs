@@ -65,10 +65,11 @@ pub(crate) fn is_literal_secret(value: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn report() -> Report {
+    /// An empty report against depfw at the default public URL.
+    pub(crate) fn report() -> Report {
         Report {
             dir: ".".into(),
             depfw: "http://127.0.0.1:7878".into(),
