@@ -117,3 +117,82 @@ fn no_such_directory_exits_2() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
 }
+
+/// `depfw init <client>` with `config`, its output split at the cooldown lines.
+fn init(dir: &Path, args: &[&str]) -> (String, String) {
+    let out = depfw_command()
+        .current_dir(dir)
+        .args(["--config", "depfw.toml", "init"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let at = text.find("# release cooldown").unwrap();
+    (text[..at].to_owned(), text[at..].to_owned())
+}
+
+/// What `depfw init` prints, written where it says, passes `depfw doctor`; a longer
+/// cooldown in depfw's config then makes each client's setting too short.
+#[test]
+fn what_init_prints_passes_doctor_until_depfws_cooldown_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("depfw.toml"), "").unwrap();
+    std::fs::create_dir(d.join(".cargo")).unwrap();
+    for (client, file) in [
+        ("npm", ".npmrc"),
+        ("yarn", ".yarnrc.yml"),
+        ("bun", "bunfig.toml"),
+        ("cargo", ".cargo/config.toml"),
+    ] {
+        let (registry, cooldown) = init(d, &[client]);
+        std::fs::write(d.join(file), registry + &cooldown).unwrap();
+    }
+    let (pyproject, poetry) = init(d, &["poetry"]);
+    // uv's agent snippet is a pyproject.toml, its index and its cooldown.
+    let (uv_index, uv_cooldown) = init(d, &["uv", "--agent", "bot"]);
+    let uv_cooldown = uv_cooldown.split("# lockfiles").next().unwrap();
+    std::fs::write(
+        d.join("pyproject.toml"),
+        format!("[tool.poetry]\nname = \"x\"\n{pyproject}{uv_index}{uv_cooldown}"),
+    )
+    .unwrap();
+    std::fs::write(d.join("poetry.toml"), poetry).unwrap();
+    std::fs::write(d.join("Cargo.lock"), "version = 4\n").unwrap();
+    let out = doctor(d, &["--config", "depfw.toml"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    for client in ["npm", "yarn", "bun", "uv", "poetry", "cargo"] {
+        assert!(
+            stdout(&out).contains(&format!("{client} installs through depfw")),
+            "{client}: {}",
+            stdout(&out)
+        );
+    }
+
+    std::fs::write(
+        d.join("depfw.toml"),
+        "[policy.reputation]\ncooldown-hours = 72\n",
+    )
+    .unwrap();
+    let out = doctor(d, &["--config", "depfw.toml", "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shorter: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "cooldown-shorter")
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        shorter,
+        [
+            ".npmrc",
+            ".yarnrc.yml",
+            "bunfig.toml",
+            "pyproject.toml [tool.uv]",
+            "poetry.toml"
+        ]
+    );
+}
