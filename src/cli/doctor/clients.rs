@@ -154,7 +154,8 @@ fn npmrc_auth(text: &str, report: &mut Report) {
                 Code::TokenInFile,
                 ".npmrc",
                 format!(
-                    "line {line}: `{}` holds a literal secret: use `${{{}}}`",
+                    "line {line}: `{}` holds a literal secret: reference the environment \
+                     instead (`${{{}}}` for depfw)",
                     key.rsplit(':').next().unwrap_or(key),
                     crate::agents::TOKEN_ENV
                 ),
@@ -400,6 +401,7 @@ mod tests {
                 ".cargo/config.toml",
                 "[source.crates-io]\nreplace-with = \"depfw\"\n[source.depfw]\nregistry = \"sparse+http://127.0.0.1:7878/cargo/index/\"\n",
             ),
+            ("pip.conf", "[global]\nindex-url = http://127.0.0.1:7878/pypi/simple/\n"),
         ]);
         assert!(found.is_empty(), "{found:?}");
     }
@@ -412,6 +414,10 @@ mod tests {
             (".yarnrc.yml", "npmMinimalAgeGate: 60\n"),
             ("pyproject.toml", "[tool.uv]\nexclude-newer = \"1 day\"\n"),
             ("Cargo.lock", "version = 4\n"),
+            (
+                "pip.conf",
+                "[global]\nindex-url = http://127.0.0.1:7878/pypi/simple/\nextra-index-url = https://pypi.org/simple/\n",
+            ),
         ]);
         for expected in [
             pair(".npmrc", "not-through-depfw"),
@@ -423,6 +429,8 @@ mod tests {
             pair("pyproject.toml [tool.uv]", "not-through-depfw"),
             pair("pyproject.toml [tool.uv]", "cooldown-shorter"),
             pair(".cargo/config.toml", "not-through-depfw"),
+            // An extra index lets the resolver take a package from elsewhere.
+            pair("pip.conf", "not-through-depfw"),
         ] {
             assert!(found.contains(&expected), "{expected:?} not in {found:?}");
         }

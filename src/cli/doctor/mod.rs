@@ -58,6 +58,19 @@ pub(crate) enum Code {
     Unreadable,
 }
 
+impl Code {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Code::NotThroughDepfw => "not-through-depfw",
+            Code::CooldownMissing => "cooldown-missing",
+            Code::CooldownShorter => "cooldown-shorter",
+            Code::TokenInFile => "token-in-file",
+            Code::Malformed => "malformed",
+            Code::Unreadable => "unreadable",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct Finding {
     pub code: Code,
@@ -165,9 +178,12 @@ fn human(report: &Report) -> String {
         out.push_str(&format!("  ok   {}: {}\n", ok.file, ok.message));
     }
     for f in &report.findings {
-        let code = serde_json::to_value(f.code).unwrap_or_default();
-        let code = code.as_str().unwrap_or_default();
-        out.push_str(&format!("  FAIL {}: {code}: {}\n", f.file, f.message));
+        out.push_str(&format!(
+            "  FAIL {}: {}: {}\n",
+            f.file,
+            f.code.as_str(),
+            f.message
+        ));
     }
     out.push_str(&format!(
         "{} finding{}\n",
@@ -175,4 +191,23 @@ fn human(report: &Report) -> String {
         if report.findings.len() == 1 { "" } else { "s" }
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_and_json_name_codes_alike() {
+        for code in [
+            Code::NotThroughDepfw,
+            Code::CooldownMissing,
+            Code::CooldownShorter,
+            Code::TokenInFile,
+            Code::Malformed,
+            Code::Unreadable,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
 }
