@@ -160,6 +160,7 @@ fn what_init_prints_passes_doctor_until_depfws_cooldown_grows() {
     .unwrap();
     std::fs::write(d.join("poetry.toml"), poetry).unwrap();
     std::fs::write(d.join("Cargo.lock"), "version = 4\n").unwrap();
+    std::fs::write(d.join("package-lock.json"), "{}").unwrap();
     let out = doctor(d, &["--config", "depfw.toml"]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     for client in ["npm", "yarn", "bun", "uv", "poetry", "cargo"] {

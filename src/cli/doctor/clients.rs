@@ -27,16 +27,26 @@ pub(crate) fn check_all(dir: &Path, report: &mut Report) {
     }
     let npmrc = files::read(dir, ".npmrc", report);
     let pyproject = files::toml(dir, "pyproject.toml", report);
-    if exists("package-lock.json") || exists("npm-shrinkwrap.json") || npmrc.is_some() {
+    let pnpm_used = exists("pnpm-lock.yaml") || exists("pnpm-workspace.yaml");
+    let yarn_used = exists("yarn.lock") || exists(".yarnrc.yml");
+    let bun_used = exists("bun.lock") || exists("bun.lockb") || exists("bunfig.toml");
+    // An .npmrc alone means npm; beside another client's files it is that client's.
+    let npm_used = exists("package-lock.json")
+        || exists("npm-shrinkwrap.json")
+        || (npmrc.is_some() && !(pnpm_used || yarn_used || bun_used));
+    if let Some(text) = &npmrc {
+        npmrc_auth(text, report);
+    }
+    if npm_used {
         npm(npmrc.as_deref(), report);
     }
-    if exists("pnpm-lock.yaml") || exists("pnpm-workspace.yaml") {
+    if pnpm_used {
         pnpm(dir, npmrc.as_deref(), report);
     }
-    if exists("yarn.lock") || exists(".yarnrc.yml") {
+    if yarn_used {
         yarn(dir, report);
     }
-    if exists("bun.lock") || exists("bun.lockb") || exists("bunfig.toml") {
+    if bun_used {
         bun(dir, npmrc.as_deref(), report);
     }
     let tool = |name: &str| {
@@ -176,9 +186,6 @@ fn npm(npmrc: Option<&str>, report: &mut Report) {
     let age = npmrc_value(npmrc, "min-release-age")
         .map(|v| cooldown::parse_npm_days(v).ok_or_else(|| v.to_owned()));
     cooldown_check(report, ".npmrc", "min-release-age", age, None);
-    if let Some(text) = npmrc {
-        npmrc_auth(text, report);
-    }
 }
 
 fn pnpm(dir: &Path, npmrc: Option<&str>, report: &mut Report) {
@@ -410,6 +417,7 @@ mod tests {
     fn wrong_registries_and_short_or_missing_cooldowns_are_reported() {
         let found = codes(&[
             (".npmrc", "registry=https://registry.npmjs.org/\n"),
+            ("package-lock.json", "{}"),
             ("pnpm-lock.yaml", "lockfileVersion: '9.0'\n"),
             (".yarnrc.yml", "npmMinimalAgeGate: 60\n"),
             ("pyproject.toml", "[tool.uv]\nexclude-newer = \"1 day\"\n"),
@@ -437,12 +445,24 @@ mod tests {
     }
 
     #[test]
+    fn an_npmrc_beside_another_clients_files_is_that_clients() {
+        let found = codes(&[
+            (".npmrc", "registry=http://127.0.0.1:7878/npm/\n"),
+            ("pnpm-workspace.yaml", "minimumReleaseAge: 2880\n"),
+        ]);
+        assert!(found.is_empty(), "{found:?}");
+        let found = codes(&[(".npmrc", "registry=http://127.0.0.1:7878/npm/\n")]);
+        assert_eq!(found, [pair(".npmrc", "cooldown-missing")]);
+    }
+
+    #[test]
     fn malformed_files_are_findings_with_their_path() {
         let found = codes(&[
             ("bunfig.toml", "[install\nregistry = \n"),
             (".yarnrc.yml", "a: [\n"),
             ("pyproject.toml", "\u{0}\u{1}= =\n"),
             (".npmrc", "min-release-age=soon\n"),
+            ("package-lock.json", "{}"),
         ]);
         for expected in [
             pair("bunfig.toml", "malformed"),
