@@ -23,6 +23,7 @@ mod admin_browser;
 mod approvals;
 mod cargo;
 mod container;
+mod cooldowns;
 mod crash;
 mod deploy;
 mod faults;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         approvals::trials(),
         pypi::trials(),
         cargo::trials(),
+        cooldowns::trials(),
         crash::trials(),
         container::trials(),
         deploy::trials(),

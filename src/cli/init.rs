@@ -5,6 +5,8 @@
 //! (bearer token, HTTP Basic, cargo registry token), reading the token from `$DEPFW_TOKEN`:
 //! depfw then renders token-free URLs, so lockfiles carry no secret. `--token-in-path`
 //! prints the `/a/<token>/` mirror URLs instead, for clients that cannot send a header.
+//! After the registry comes the client's own release cooldown with depfw's age
+//! (`doctor::cooldown`), so the resolver never picks a version depfw holds back.
 
 use std::process::ExitCode;
 
@@ -255,8 +257,14 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let cooldown = super::doctor::cooldown::init_lines(
+        args.client,
+        super::doctor::cooldown::enforced_hours(config, args.agent.is_some()),
+        args.agent.is_some() && !args.token_in_path,
+    );
     let Some(agent) = &args.agent else {
         print!("{}", snippet(args.client, &config.server.public_url));
+        print!("{cooldown}");
         print!("{}", lockfile_note(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);
     };
@@ -273,6 +281,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
             );
         }
         print!("{}", agent_snippet(args.client, &config.server.public_url));
+        print!("{cooldown}");
         print!("{}", lockfile_note(args.client, &config.server.public_url));
         return Ok(ExitCode::SUCCESS);
     }
@@ -296,6 +305,7 @@ pub(crate) fn run(args: &InitArgs, config: &Config) -> anyhow::Result<ExitCode> 
         );
     }
     print!("{}", snippet(args.client, &agent_url));
+    print!("{cooldown}");
     print!("{}", lockfile_note(args.client, &config.server.public_url));
     Ok(ExitCode::SUCCESS)
 }

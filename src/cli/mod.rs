@@ -10,6 +10,7 @@ pub(crate) mod audit;
 pub(crate) mod check;
 pub(crate) mod completions;
 pub(crate) mod data_dir;
+pub(crate) mod doctor;
 pub mod feeds;
 pub(crate) mod init;
 pub(crate) mod log;
@@ -86,6 +87,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Print the configuration that points a package manager at this depfw.
     Init(init::InitArgs),
+    /// Check a project's package-manager configs and lockfiles: do they point at depfw,
+    /// do their release cooldowns agree with depfw's, is a token written into one?
+    Doctor(doctor::DoctorArgs),
     /// Print the verdict and findings for packages given on the command line or stdin.
     Check(check::CheckArgs),
     /// Scan lockfiles with the same policy as the proxy.
@@ -231,6 +235,7 @@ impl StoreUse {
             | Command::Init(_)
             | Command::Completions(_)
             | Command::Manpage
+            | Command::Doctor(_)
             | Command::Probe(_) => StoreUse::None,
         }
     }
@@ -309,6 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve::run(args, config, move || source.load())
         }
         Command::Init(args) => init::run(args, &config),
+        Command::Doctor(args) => doctor::run(args, &config),
         Command::Check(args) => check::run(args, &cli, &config),
         Command::Audit(args) => audit::run(args, &cli, &config),
         Command::Agents(cmd) => agents::run(cmd, &config),

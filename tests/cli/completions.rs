@@ -4,9 +4,10 @@
 use crate::support::{code, depfw, stdout};
 
 /// The top-level commands, as `depfw --help` lists them.
-const COMMANDS: [&str; 13] = [
+const COMMANDS: [&str; 14] = [
     "serve",
     "init",
+    "doctor",
     "check",
     "audit",
     "agents",

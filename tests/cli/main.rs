@@ -9,6 +9,7 @@ mod agents;
 mod completions;
 mod config_errors;
 mod data_dir;
+mod doctor;
 mod exit_codes;
 mod feeds;
 #[cfg(target_os = "linux")]

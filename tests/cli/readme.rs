@@ -53,6 +53,8 @@ const STEPS: &[(&str, Step)] = &[
         r#"depfw overrides allow npm left-pad 1.3.0 --agent ci-bot --expires 2h --reason "INC-7 hotfix""#,
         Step::Exit(0),
     ),
+    // The scratch directory's Cargo.lock, with no .cargo/config.toml: not through depfw.
+    ("depfw doctor", Step::Exit(1)),
     ("depfw quarantine list", Step::Exit(0)),
     (
         r#"depfw quarantine approve 1 --reason "reviewed""#,
