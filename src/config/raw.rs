@@ -189,6 +189,8 @@ impl Default for RawUpstream {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawNpmUpstream {
     pub registry: Option<String>,
+    /// `[[upstream.npm.scopes]]`: scopes served from their own registry.
+    pub scopes: Vec<super::private::RawNpmScope>,
 }
 
 /// `[upstream.pypi]`.
@@ -198,6 +200,8 @@ pub struct RawPypiUpstream {
     pub index: Option<String>,
     pub files: Option<String>,
     pub json_api: Option<String>,
+    /// `[[upstream.pypi.private]]`: projects served from their own index.
+    pub private: Vec<super::private::RawPypiPrivate>,
 }
 
 /// `[upstream.cargo]`.
@@ -654,7 +658,18 @@ impl RawConfig {
         let (npm, npm_flat) = u.npm.map(Section::split).unwrap_or_default();
         let (pypi, pypi_flat) = u.pypi.map(Section::split).unwrap_or_default();
         let cargo = u.cargo.unwrap_or_default();
+        let npm_scopes = super::private::npm_scopes(&mut p, &npm.scopes);
+        let pypi_private = super::private::pypi_private(&mut p, &pypi.private);
+        super::private::check_origins(
+            &mut p,
+            npm_scopes
+                .iter()
+                .filter_map(|s| s.credential.as_ref())
+                .chain(pypi_private.iter().flat_map(|x| &x.credentials)),
+        );
         let upstream = UpstreamConfig {
+            npm_scopes,
+            pypi_private,
             npm: upstream_url(
                 &mut p,
                 &mut warnings,
@@ -718,7 +733,8 @@ impl RawConfig {
         let license = self.policy.license.validate(&mut p);
         let reputation = self.policy.reputation.validate(&mut p);
         let signals = self.policy.signals.validate(&mut p);
-        let internal_names = self.policy.internal_names.validate(&mut p);
+        let mut internal_names = self.policy.internal_names.validate(&mut p);
+        internal_names.served_privately = upstream.private_names();
         let content = self.policy.content.validate(&mut p);
         let mut entries = Vec::new();
         for (list, kind, raw_entries) in [
