@@ -27,6 +27,7 @@ mod faults;
 mod harness_self_test;
 mod mcp;
 mod npm;
+mod private;
 mod pypi;
 mod real_data;
 mod reasons;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         npm::trials(),
         approvals::trials(),
         pypi::trials(),
+        private::trials(),
         cargo::trials(),
         crash::trials(),
         deploy::trials(),

@@ -502,4 +502,21 @@ token-file = "/b.token"
         assert_eq!(found[0].0, "upstream.npm.scopes[1]");
         assert!(found[0].1.contains("upstream.npm.scopes[0]"), "{found:#?}");
     }
+
+    #[test]
+    fn the_commented_examples_in_the_example_config_are_valid() {
+        let text = include_str!("../../config/depfw.example.toml");
+        let mut examples = String::new();
+        for header in ["# [[upstream.npm.scopes]]", "# [[upstream.pypi.private]]"] {
+            let at = text.find(header).unwrap();
+            for line in text[at..].lines().take_while(|l| l.starts_with("# ")) {
+                examples.push_str(&line[2..]);
+                examples.push('\n');
+            }
+        }
+        let config = Config::from_toml(&examples, "example").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.upstream.npm_scopes.len(), 1);
+        assert_eq!(config.upstream.pypi_private[0].names.len(), 2);
+        assert_eq!(config.upstream.credentials().count(), 2);
+    }
 }
