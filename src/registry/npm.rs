@@ -1096,6 +1096,34 @@ mod tests {
     }
 
     #[test]
+    fn a_scope_with_its_own_registry_is_fetched_there_and_its_tarballs_only_from_there() {
+        let config = crate::config::Config::from_toml(
+            "[[upstream.npm.scopes]]\nscope = \"@corp\"\nregistry = \"https://npm.corp/r/\"\n",
+            "test",
+        )
+        .unwrap();
+        let npm_ = Npm::from_config(&config.upstream);
+        let corp = npm("@corp/ui");
+        assert_eq!(
+            npm_.metadata_url(&corp).unwrap().as_str(),
+            "https://npm.corp/r/@corp%2fui"
+        );
+        assert_eq!(
+            npm_.artifact_origins(&corp)[0].as_str(),
+            "https://npm.corp/r/"
+        );
+        let public = npm("@corpx/ui");
+        assert_eq!(
+            npm_.metadata_url(&public).unwrap().as_str(),
+            "https://registry.npmjs.org/@corpx%2fui"
+        );
+        assert_eq!(
+            npm_.artifact_origins(&public)[0].as_str(),
+            "https://registry.npmjs.org/"
+        );
+    }
+
+    #[test]
     fn scoped_names_in_every_encoding() {
         for raw in ["/@types%2fnode", "/@types%2Fnode", "/@types/node"] {
             assert_eq!(

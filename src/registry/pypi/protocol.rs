@@ -306,4 +306,32 @@ mod tests {
             Some("https://pypi.org/pypi/demo/json")
         );
     }
+
+    #[test]
+    fn a_private_project_is_routed_to_its_index_and_files_and_its_name_never_to_pypi_org() {
+        let private = "[[upstream.pypi.private]]\nindex = \"https://pypi.corp/simple/\"\n\
+                       files = \"https://files.corp/\"\nnames = [\"demo\"]\n";
+        // The public index's JSON API is not asked for a private project's times.
+        assert_eq!(supplement_for(private), None);
+        let config = crate::config::Config::from_toml(private, "test").unwrap();
+        let pypi = Pypi::from_config(&config.upstream);
+        let demo = PackageName::parse(Ecosystem::PyPI, "Demo").unwrap();
+        let other = PackageName::parse(Ecosystem::PyPI, "idna").unwrap();
+        assert_eq!(
+            pypi.metadata_url(&demo).unwrap().as_str(),
+            "https://pypi.corp/simple/demo/"
+        );
+        assert_eq!(
+            pypi.artifact_origins(&demo)[0].as_str(),
+            "https://files.corp/"
+        );
+        assert_eq!(
+            pypi.metadata_url(&other).unwrap().as_str(),
+            "https://pypi.org/simple/idna/"
+        );
+        assert_eq!(
+            pypi.artifact_origins(&other)[0].as_str(),
+            "https://files.pythonhosted.org/"
+        );
+    }
 }
