@@ -354,6 +354,10 @@ pub struct UpstreamConfig {
     pub npm_scopes: Vec<NpmScope>,
     /// `[[upstream.pypi.private]]`: projects asked of their own index only.
     pub pypi_private: Vec<PypiPrivate>,
+    /// Credentials of the public-side upstreams themselves (`[upstream.npm]`,
+    /// `[upstream.pypi]` `token-file`, …): a registry manager in front of them that
+    /// requires them.
+    pub main_credentials: Vec<Credential>,
     /// `upstream.pypi.index`: the simple index.
     pub pypi: Url,
     /// `upstream.pypi.files`: where the index's file URLs point.

@@ -322,6 +322,50 @@ pub(super) fn pypi_private(p: &mut Problems, raw: &[RawPypiPrivate]) -> Vec<Pypi
     indexes
 }
 
+/// The credentials of `[upstream.npm]` and `[upstream.pypi]` themselves: for the npm
+/// registry's origin, for the index's and (when another) the files host's.
+pub(super) fn main_credentials(
+    p: &mut Problems,
+    npm: &super::raw::RawNpmUpstream,
+    pypi: &super::raw::RawPypiUpstream,
+) -> Vec<Credential> {
+    let mut found = Vec::new();
+    // The URLs are validated with the rest of `[upstream]`; an unusable one is reported there.
+    let parse =
+        |url: &Option<String>, default: &str| Url::parse(url.as_deref().unwrap_or(default)).ok();
+    if let Some(registry) = parse(&npm.registry, super::raw::NPM_REGISTRY) {
+        found.extend(credential(
+            p,
+            "upstream.npm",
+            &registry,
+            npm.token_file.as_ref(),
+            npm.username.as_ref(),
+            npm.password_file.as_ref(),
+        ));
+    }
+    if let Some(index) = parse(&pypi.index, super::raw::PYPI_INDEX) {
+        if let Some(c) = credential(
+            p,
+            "upstream.pypi",
+            &index,
+            pypi.token_file.as_ref(),
+            pypi.username.as_ref(),
+            pypi.password_file.as_ref(),
+        ) {
+            if let Some(files) = parse(&pypi.files, super::raw::PYPI_FILES) {
+                if files.origin() != c.origin {
+                    found.push(Credential {
+                        origin: files.origin(),
+                        ..c.clone()
+                    });
+                }
+            }
+            found.push(c);
+        }
+    }
+    found
+}
+
 /// Two tables that give different credentials for one origin: an origin has one identity,
 /// since depfw attaches credentials by origin (as npm's `//host/:_authToken` does).
 pub(super) fn check_origins<'a>(
@@ -351,6 +395,7 @@ impl super::UpstreamConfig {
     pub fn credentials(&self) -> impl Iterator<Item = &Credential> {
         let npm = self.npm_scopes.iter().filter_map(|s| s.credential.as_ref());
         npm.chain(self.pypi_private.iter().flat_map(|x| &x.credentials))
+            .chain(&self.main_credentials)
     }
 
     /// The private upstreams' URLs (registries, indexes, file hosts): where depfw fetches
@@ -481,6 +526,50 @@ index = "https://pypi2.corp.example/simple/"
             found.iter().all(|(_, m)| !m.contains("secret")),
             "{found:#?}"
         );
+    }
+
+    #[test]
+    fn the_main_upstreams_take_credentials_too() {
+        let config = Config::from_toml(
+            r#"
+[upstream.npm]
+registry = "https://artifactory.corp.example/api/npm/npm-remote/"
+token-file = "/etc/depfw/artifactory.token"
+
+[upstream.pypi]
+index = "https://artifactory.corp.example/api/pypi/pypi-remote/simple/"
+files = "https://files.corp.example/"
+token-file = "/etc/depfw/artifactory.token"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let origins: Vec<(String, String)> = config
+            .upstream
+            .credentials()
+            .map(|c| (c.origin.ascii_serialization(), c.key.clone()))
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                (
+                    "https://artifactory.corp.example".into(),
+                    "upstream.npm".into()
+                ),
+                ("https://files.corp.example".into(), "upstream.pypi".into()),
+                (
+                    "https://artifactory.corp.example".into(),
+                    "upstream.pypi".into()
+                ),
+            ]
+        );
+        let found = problems(
+            "[upstream.npm]\nregistry = \"https://npm.corp.example/\"\ntoken-file = \"/a\"\n\
+             [[upstream.npm.scopes]]\nscope = \"@corp\"\nregistry = \"https://npm.corp.example/\"\n\
+             token-file = \"/b\"\n",
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].0 == "upstream.npm" && found[0].1.contains("upstream.npm.scopes[0]"));
     }
 
     #[test]

@@ -71,8 +71,9 @@ impl Credentials {
             ),
             None => format!(
                 "HTTP {status}: the upstream asks for credentials, and none are configured for \
-                 it (`token-file`, or `username` with `password-file`, on its \
-                 `[[upstream.npm.scopes]]` or `[[upstream.pypi.private]]` table)"
+                 it (`token-file`, or `username` with `password-file`, on its `[upstream.npm]`, \
+                 `[upstream.pypi]`, `[[upstream.npm.scopes]]` or `[[upstream.pypi.private]]` \
+                 table)"
             ),
         }
     }
