@@ -30,6 +30,7 @@ mod faults;
 mod harness_self_test;
 mod mcp;
 mod npm;
+mod private;
 mod pypi;
 mod real_data;
 mod reasons;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         npm::trials(),
         approvals::trials(),
         pypi::trials(),
+        private::trials(),
         cargo::trials(),
         cooldowns::trials(),
         crash::trials(),

@@ -6,6 +6,7 @@
 //! problems at once, each naming the file and the key, before anything starts.
 
 pub mod observe;
+mod private;
 mod raw;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use crate::package::{Ecosystem, PackageName};
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
 use crate::policy::Verdict;
 
+pub use private::{Credential, NpmScope, PypiPrivate, UpstreamAuth};
 pub use raw::RawConfig;
 
 // Each section's settings live with the module that uses them (a check's with the check);
@@ -351,6 +353,14 @@ pub enum AnonymousAccess {
 pub struct UpstreamConfig {
     /// `upstream.npm.registry`.
     pub npm: Url,
+    /// `[[upstream.npm.scopes]]`: scopes asked of their own registry only.
+    pub npm_scopes: Vec<NpmScope>,
+    /// `[[upstream.pypi.private]]`: projects asked of their own index only.
+    pub pypi_private: Vec<PypiPrivate>,
+    /// Credentials of the public-side upstreams themselves (`[upstream.npm]`,
+    /// `[upstream.pypi]` `token-file`, …): a registry manager in front of them that
+    /// requires them.
+    pub main_credentials: Vec<Credential>,
     /// `upstream.pypi.index`: the simple index.
     pub pypi: Url,
     /// `upstream.pypi.files`: where the index's file URLs point.

@@ -190,6 +190,12 @@ impl Default for RawUpstream {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawNpmUpstream {
     pub registry: Option<String>,
+    /// Credentials for the registry itself (an Artifactory or Nexus that requires them).
+    pub token_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// `[[upstream.npm.scopes]]`: scopes served from their own registry.
+    pub scopes: Vec<super::private::RawNpmScope>,
 }
 
 /// `[upstream.pypi]`.
@@ -199,6 +205,12 @@ pub struct RawPypiUpstream {
     pub index: Option<String>,
     pub files: Option<String>,
     pub json_api: Option<String>,
+    /// Credentials for the index (and its files host).
+    pub token_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// `[[upstream.pypi.private]]`: projects served from their own index.
+    pub private: Vec<super::private::RawPypiPrivate>,
 }
 
 /// `[upstream.cargo]`.
@@ -252,9 +264,9 @@ impl<T: Default> Section<T> {
 }
 
 /// The default upstreams, documented in `config/depfw.example.toml`.
-const NPM_REGISTRY: &str = "https://registry.npmjs.org/";
-const PYPI_INDEX: &str = "https://pypi.org/simple/";
-const PYPI_FILES: &str = "https://files.pythonhosted.org/";
+pub(super) const NPM_REGISTRY: &str = "https://registry.npmjs.org/";
+pub(super) const PYPI_INDEX: &str = "https://pypi.org/simple/";
+pub(super) const PYPI_FILES: &str = "https://files.pythonhosted.org/";
 const PYPI_JSON_API: &str = "https://pypi.org/pypi/";
 const CARGO_INDEX: &str = "https://index.crates.io/";
 
@@ -655,7 +667,13 @@ impl RawConfig {
         let (npm, npm_flat) = u.npm.map(Section::split).unwrap_or_default();
         let (pypi, pypi_flat) = u.pypi.map(Section::split).unwrap_or_default();
         let cargo = u.cargo.unwrap_or_default();
+        let npm_scopes = super::private::npm_scopes(&mut p, &npm.scopes);
+        let pypi_private = super::private::pypi_private(&mut p, &pypi.private);
+        let main_credentials = super::private::main_credentials(&mut p, &npm, &pypi);
         let upstream = UpstreamConfig {
+            npm_scopes,
+            pypi_private,
+            main_credentials,
             npm: upstream_url(
                 &mut p,
                 &mut warnings,
@@ -710,6 +728,7 @@ impl RawConfig {
             stale_if_error_secs: u.stale_if_error_secs,
             redirect_origins: origins(&mut p, "upstream.redirect-origins", &u.redirect_origins),
         };
+        super::private::check_origins(&mut p, upstream.credentials());
 
         // Each section validates itself, in the file's order, so problems keep their order.
         let feeds = self.feeds.validate(&mut p);
@@ -719,7 +738,8 @@ impl RawConfig {
         let license = self.policy.license.validate(&mut p);
         let reputation = self.policy.reputation.validate(&mut p);
         let signals = self.policy.signals.validate(&mut p);
-        let internal_names = self.policy.internal_names.validate(&mut p);
+        let mut internal_names = self.policy.internal_names.validate(&mut p);
+        internal_names.served_privately = upstream.private_names();
         let content = self.policy.content.validate(&mut p);
         let mut entries = Vec::new();
         for (list, kind, raw_entries) in [

@@ -76,8 +76,10 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     fn route(&self, path: &str) -> Result<Route<Self::Quirk>, ProtocolError>;
     /// Where upstream serves `name`'s metadata.
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError>;
-    /// The upstream hosts a [`Route::Artifact`]'s URL must be on.
-    fn artifact_origins(&self) -> Vec<&Url>;
+    /// The upstream hosts a [`Route::Artifact`]'s URL for `name` must be on: those of the
+    /// upstream `name` is routed to (a private one's, for a private name, so that a public
+    /// document cannot send depfw, with its credentials, to a private registry's files).
+    fn artifact_origins(&self, name: &PackageName) -> Vec<&Url>;
     /// Parses an upstream metadata body. A document may keep `body` (a shared buffer, not a
     /// copy) rather than a tree built from it.
     fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Self::Doc, ProtocolError>;

@@ -977,6 +977,8 @@ pub(crate) struct Npm {
     url: Url,
     /// The same without a trailing `/`, the base of packument URLs.
     registry: String,
+    /// `[[upstream.npm.scopes]]`: scope (`@corp`), registry URL, and its packument base.
+    scopes: Vec<(String, Url, String)>,
 }
 
 impl Npm {
@@ -984,7 +986,26 @@ impl Npm {
         Npm {
             url: registry.clone(),
             registry: registry.as_str().trim_end_matches('/').to_owned(),
+            scopes: Vec::new(),
         }
+    }
+
+    /// With each scope's packages asked of its own registry, and of it alone.
+    pub(crate) fn with_scopes(mut self, scopes: &[crate::config::NpmScope]) -> Npm {
+        self.scopes = scopes
+            .iter()
+            .map(|s| {
+                let base = s.registry.as_str().trim_end_matches('/').to_owned();
+                (s.scope.clone(), s.registry.clone(), base)
+            })
+            .collect();
+        self
+    }
+
+    /// `name`'s entry in `scopes`, if its scope has its own registry.
+    fn scope(&self, name: &PackageName) -> Option<&(String, Url, String)> {
+        let (scope, _) = name.key().split_once('/')?;
+        self.scopes.iter().find(|(s, _, _)| s == scope)
     }
 
     /// The registry's signing keys, passed through for `npm audit signatures`.
@@ -1009,7 +1030,7 @@ impl Protocol for Npm {
     const NOTICE_HEADER: Option<&'static str> = Some("npm-notice");
 
     fn from_config(upstream: &UpstreamConfig) -> Npm {
-        Npm::new(&upstream.npm)
+        Npm::new(&upstream.npm).with_scopes(&upstream.npm_scopes)
     }
 
     fn client_url(&self, public_base: &str) -> String {
@@ -1020,13 +1041,15 @@ impl Protocol for Npm {
         parse_path(path)
     }
 
-    fn artifact_origins(&self) -> Vec<&Url> {
-        vec![&self.url]
+    fn artifact_origins(&self, name: &PackageName) -> Vec<&Url> {
+        vec![self.scope(name).map_or(&self.url, |(_, url, _)| url)]
     }
 
-    /// Scoped names keep their `/` encoded, as the registry expects.
+    /// Scoped names keep their `/` encoded, as the registry expects. A scope with its own
+    /// registry is asked there only: no fallback to the public registry.
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
-        let url = format!("{}/{}", self.registry, name.as_str().replace('/', "%2f"));
+        let base = self.scope(name).map_or(&self.registry, |(_, _, base)| base);
+        let url = format!("{base}/{}", name.as_str().replace('/', "%2f"));
         Url::parse(&url).map_err(|e| ProtocolError::BadUpstream(format!("{url}: {e}")))
     }
 
@@ -1070,6 +1093,34 @@ mod tests {
 
     fn npm(n: &str) -> PackageName {
         PackageName::parse(Ecosystem::Npm, n).unwrap()
+    }
+
+    #[test]
+    fn a_scope_with_its_own_registry_is_fetched_there_and_its_tarballs_only_from_there() {
+        let config = crate::config::Config::from_toml(
+            "[[upstream.npm.scopes]]\nscope = \"@corp\"\nregistry = \"https://npm.corp/r/\"\n",
+            "test",
+        )
+        .unwrap();
+        let npm_ = Npm::from_config(&config.upstream);
+        let corp = npm("@corp/ui");
+        assert_eq!(
+            npm_.metadata_url(&corp).unwrap().as_str(),
+            "https://npm.corp/r/@corp%2fui"
+        );
+        assert_eq!(
+            npm_.artifact_origins(&corp)[0].as_str(),
+            "https://npm.corp/r/"
+        );
+        let public = npm("@corpx/ui");
+        assert_eq!(
+            npm_.metadata_url(&public).unwrap().as_str(),
+            "https://registry.npmjs.org/@corpx%2fui"
+        );
+        assert_eq!(
+            npm_.artifact_origins(&public)[0].as_str(),
+            "https://registry.npmjs.org/"
+        );
     }
 
     #[test]

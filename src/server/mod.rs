@@ -22,6 +22,7 @@ pub(crate) mod approvals;
 pub(crate) mod artifacts;
 pub(crate) mod cargo;
 pub(crate) mod content;
+pub(crate) mod credentials;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod inflight;

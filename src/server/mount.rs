@@ -147,7 +147,7 @@ where
         }
         Route::Artifact(req) => {
             let gate = Gate::new(call.state, call.ctx)?;
-            let origins = s.protocol.artifact_origins();
+            let origins = s.protocol.artifact_origins(&req.name);
             let how = Delivery {
                 metadata_url: None,
                 origins: &origins,

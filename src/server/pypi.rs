@@ -61,20 +61,23 @@ async fn file_request(
     let state = call.state;
     let head = call.is_head();
     let gate = Gate::new(state, call.ctx)?;
-    let files = pypi.protocol.files();
-    let request = proto::parse_file_path(upstream_path, files)?;
-    let on_refusal = match (request.kind, state.refused_versions()) {
-        (FileKind::CoreMetadata, RefusedVersions::Yank) => OnRefusal::ServeYankedMetadata,
-        _ => OnRefusal::Refuse,
-    };
-    let origins = [files];
-    let how = Delivery {
-        metadata_url: None,
-        origins: &origins,
-        on_refusal,
-        head,
-    };
-    for name in request.projects() {
+    // The file name's candidate projects; each is looked for on its own index's page,
+    // with the path read against that index's files base.
+    let candidates = proto::parse_file_path(upstream_path, pypi.protocol.files())?;
+    for name in candidates.projects() {
+        let files = pypi.protocol.files_for(&name);
+        let request = proto::parse_file_path(upstream_path, files)?;
+        let on_refusal = match (request.kind, state.refused_versions()) {
+            (FileKind::CoreMetadata, RefusedVersions::Yank) => OnRefusal::ServeYankedMetadata,
+            _ => OnRefusal::Refuse,
+        };
+        let origins = [files];
+        let how = Delivery {
+            metadata_url: None,
+            origins: &origins,
+            on_refusal,
+            head,
+        };
         let pick = |_: &Pypi, project: &Project| {
             let Project { page, records, .. } = project;
             let Ok(resolved) = page.resolve_file_in(records, &request) else {
@@ -114,6 +117,6 @@ async fn file_request(
     }
     Err(ProxyError::NotFound(format!(
         "{} is not listed on its project's page upstream",
-        request.filename
+        candidates.filename
     )))
 }

@@ -13,11 +13,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{ACCEPT, ACCEPT_ENCODING, ETAG, IF_NONE_MATCH};
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, ETAG, IF_NONE_MATCH};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::AsyncWriteExt;
 
+use super::credentials::Credentials;
 use super::error::{ProxyError, UpstreamFault};
 use super::inflight::{InFlight, Role};
 use super::metadata_cache::{Hit, MetadataCache, Stale};
@@ -68,6 +69,8 @@ pub(crate) struct Upstream {
     /// failure the stale body is served at once instead of every request waiting for a
     /// failing upstream again; removed by the next successful fetch.
     failed: Mutex<HashMap<String, (Instant, String)>>,
+    /// The private upstreams' credentials, attached by origin.
+    credentials: Credentials,
 }
 
 /// Follows a redirect only to one of `allowed` (the configured upstreams): a registry must
@@ -115,6 +118,7 @@ impl Upstream {
         let agent = concat!("depfw/", env!("CARGO_PKG_VERSION"));
         let allowed: Vec<url::Origin> = [&cfg.npm, &cfg.pypi, &cfg.pypi_files, &cfg.cargo_index]
             .into_iter()
+            .chain(cfg.private_urls())
             .chain(&cfg.redirect_origins)
             .chain(also_from)
             .map(url::Url::origin)
@@ -153,6 +157,7 @@ impl Upstream {
             flights: InFlight::default(),
             stale_if_error: Duration::from_secs(cfg.stale_if_error_secs),
             failed: Mutex::new(HashMap::new()),
+            credentials: Credentials::load(cfg)?,
         })
     }
 
@@ -274,6 +279,9 @@ impl Upstream {
     ) -> Result<Option<Fetched>, ProxyError> {
         let transfer = Transfer::start(self.limits, url);
         let mut req = self.metadata.get(url).header(ACCEPT, accept);
+        if let Some(auth) = self.credentials.header(url) {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
         if let Some(Stale {
             validator: Some(etag),
             ..
@@ -303,11 +311,7 @@ impl Upstream {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(ProxyError::upstream(
-                UpstreamFault::Status(status.as_u16()),
-                url,
-                format!("HTTP {status}"),
-            ));
+            return Err(self.failed_status(url, status));
         }
         let validator = resp
             .headers()
@@ -325,6 +329,16 @@ impl Upstream {
             generation,
             stale: None,
         }))
+    }
+
+    /// An unsuccessful answer of `url`; a 401 or 403 says which credentials were (or were
+    /// not) sent, so the operator knows which file to fix.
+    fn failed_status(&self, url: &str, status: reqwest::StatusCode) -> ProxyError {
+        let detail = match status.as_u16() {
+            code @ (401 | 403) => self.credentials.refusal(url, code),
+            _ => format!("HTTP {status}"),
+        };
+        ProxyError::upstream(UpstreamFault::Status(status.as_u16()), url, detail)
     }
 
     /// Drops a cached body, e.g. one that failed to parse, so the next request refetches.
@@ -382,15 +396,14 @@ impl Upstream {
     ) -> Result<Spooled, ProxyError> {
         let guard = SpoolGuard(Some(spool.to_owned()));
         let mut transfer = Transfer::start(self.limits, url).for_artifact();
-        let req = self.artifacts.get(url).header(ACCEPT_ENCODING, "identity");
+        let mut req = self.artifacts.get(url).header(ACCEPT_ENCODING, "identity");
+        if let Some(auth) = self.credentials.header(url) {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
         let resp = transfer.send(req).await?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(ProxyError::upstream(
-                UpstreamFault::Status(status.as_u16()),
-                url,
-                format!("HTTP {status}"),
-            ));
+            return Err(self.failed_status(url, status));
         }
         let max = self.max_artifact;
         let too_large = || {

@@ -364,6 +364,9 @@ fn upstream(base: &str) -> UpstreamConfig {
     let url = |p: &str| Url::parse(&format!("{base}{p}")).unwrap();
     UpstreamConfig {
         npm: url("/npm/"),
+        npm_scopes: Vec::new(),
+        pypi_private: Vec::new(),
+        main_credentials: Vec::new(),
         pypi: url("/pypi/simple/"),
         pypi_files: url("/pypi/files/"),
         pypi_json: url("/pypi/json/"),
@@ -942,4 +945,23 @@ async fn a_name_alone_is_looked_up_at_its_latest_release() {
     // The latest release's JSON document was asked for (the fixture has none for 3.20).
     let hits = reg.seen.hits.lock().unwrap();
     assert_eq!(hits.get("/pypi/json/idna/3.20/json"), Some(&1), "{hits:?}");
+}
+
+#[tokio::test]
+async fn a_private_name_is_asked_of_its_private_upstream_never_of_the_public_one() {
+    let reg = start().await;
+    let mut upstream = upstream(&reg.base);
+    upstream.npm_scopes.push(depfw::config::NpmScope {
+        scope: "@mycorp".to_owned(),
+        registry: Url::parse(&format!("{}/private-npm/", reg.base)).unwrap(),
+        credential: None,
+    });
+    let packages = [q(Ecosystem::Npm, "@mycorp/i18n", "1.0.0")];
+    let _ = fetch_metadata(&packages, &upstream, &opts()).await;
+    let hits = reg.seen.hits.lock().unwrap().clone();
+    assert!(
+        hits.keys().any(|p| p.starts_with("/private-npm/@mycorp")),
+        "{hits:?}"
+    );
+    assert!(!hits.keys().any(|p| p.starts_with("/npm/")), "{hits:?}");
 }

@@ -14,6 +14,7 @@ mod content;
 mod hardening;
 mod monitor;
 mod observe;
+mod private;
 mod provenance;
 mod publish_times;
 mod pypi;

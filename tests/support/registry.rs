@@ -69,6 +69,8 @@ pub enum Fault {
         port: u16,
         to: &'static str,
     },
+    /// `404`, though the fixture has the document.
+    NotFound,
 }
 
 #[derive(Default)]
@@ -100,6 +102,10 @@ pub struct FixtureState {
     /// packument's `dist.integrity` and `dist.shasum` made to match (a hostile release whose
     /// digest is genuine, for the content rules).
     pub replaced: Mutex<HashMap<String, Vec<u8>>>,
+    /// The `Authorization` every request must carry (a private registry); others get 401.
+    pub required_auth: Mutex<Option<String>>,
+    /// Each request's path and `Authorization` header, in order.
+    pub authorizations: Mutex<Vec<(String, Option<String>)>>,
 }
 
 impl FixtureState {
@@ -232,6 +238,23 @@ fn artifact_file(state: &FixtureState, dir: &str, file: &str) -> Response {
 async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    state
+        .authorizations
+        .lock()
+        .unwrap()
+        .push((path.clone(), auth.clone()));
+    let required = state.required_auth.lock().unwrap().clone();
+    if required.is_some() && auth != required {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "{\"error\":\"authentication required\"}",
+        )
+            .into_response();
+    }
     let delay = state.delays.lock().unwrap().get(&path).copied();
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -248,6 +271,7 @@ async fn serve_fixture(State(state): State<Arc<FixtureState>>, req: Request) -> 
             return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()
         }
         Some(Fault::Slow(secs)) => tokio::time::sleep(Duration::from_secs(secs)).await,
+        Some(Fault::NotFound) => return (StatusCode::NOT_FOUND, "{}").into_response(),
         Some(Fault::InvalidJson) => return (StatusCode::OK, "{\"versions\": [").into_response(),
         Some(Fault::Huge(n)) => return (StatusCode::OK, vec![b' '; n]).into_response(),
         Some(Fault::Reset) => {

@@ -140,11 +140,20 @@ pub(super) async fn fetch(
     notes: &std::sync::Mutex<Vec<String>>,
 ) -> Result<Records, String> {
     let (url, accept) = match name.ecosystem() {
-        Ecosystem::Npm => (npm_url(&upstream.npm, name)?, NPM_ACCEPT),
-        Ecosystem::PyPI => (
-            pypi::upstream_project_url(&upstream.pypi, name).map_err(|e| e.to_string())?,
-            PYPI_ACCEPT,
-        ),
+        // A private name is asked of its own upstream, as `depfw serve` asks it: never
+        // of the public registry, whose namesake would be someone else's package.
+        Ecosystem::Npm => {
+            let scope = upstream.npm_scopes.iter().find(|s| s.routes(name));
+            let base = scope.map_or(&upstream.npm, |s| &s.registry);
+            (npm_url(base, name)?, NPM_ACCEPT)
+        }
+        Ecosystem::PyPI => {
+            let index = private_index(upstream, name).map_or(&upstream.pypi, |p| &p.index);
+            (
+                pypi::upstream_project_url(index, name).map_err(|e| e.to_string())?,
+                PYPI_ACCEPT,
+            )
+        }
         Ecosystem::CratesIo => (
             upstream_index_url(&upstream.cargo_index, name).map_err(|e| e.to_string())?,
             CARGO_INDEX_ACCEPT,
@@ -193,7 +202,8 @@ pub(super) async fn fetch(
                         upstream.pypi
                     ),
                 );
-            } else {
+            } else if private_index(upstream, name).is_none() {
+                // PyPI's JSON API is the public index's: a private name never goes there.
                 merge_pypi_json(http, &apis.pypi, name, &versions, &mut records, notes).await;
             }
             records
@@ -223,6 +233,14 @@ fn push_note(notes: &std::sync::Mutex<Vec<String>>, note: String) {
 }
 
 /// Scoped names keep their `/` encoded, as npm clients send them.
+/// The `[[upstream.pypi.private]]` index `name` is routed to, if any.
+fn private_index<'u>(
+    upstream: &'u UpstreamConfig,
+    name: &PackageName,
+) -> Option<&'u crate::config::PypiPrivate> {
+    upstream.pypi_private.iter().find(|p| p.routes(name))
+}
+
 fn npm_url(base: &Url, name: &PackageName) -> Result<Url, String> {
     let url = format!(
         "{}/{}",

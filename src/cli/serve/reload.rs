@@ -130,6 +130,10 @@ impl Reloader {
         let previous = self.live.get();
         let mut effective = previous.clone();
         effective.policy = new.policy.clone();
+        // Which names a private upstream serves follows the upstreams in force (read once
+        // at start), never the new file's: exempting a scope that is still fetched from the
+        // public registry would let a public namesake through.
+        effective.policy.internal_names.served_privately = effective.upstream.private_names();
         effective.overrides = Arc::clone(&new.overrides);
         // In force before the policy is installed: an override change meanwhile rebuilds
         // over the new config, never the old one over the new policy.
@@ -251,6 +255,26 @@ mod tests {
         );
         // The server section in force is still the one it started with.
         assert_ne!(r.live.get().server.listen.port(), 1);
+    }
+
+    #[test]
+    fn a_reload_cannot_exempt_a_scope_that_is_still_fetched_from_the_public_registry() {
+        let text = Arc::new(Mutex::new(String::new()));
+        let r = reloader(Arc::clone(&text));
+        r.serve_with(Some(Arc::new(|_: &Config| Ok("rev".to_owned()))));
+        // `[upstream]` is read at start only: the new scope is not routed until a restart.
+        *text.lock().unwrap() = "[[upstream.npm.scopes]]\nscope = \"@corp\"\n\
+                                 registry = \"https://npm.corp.example/\"\n"
+            .to_owned();
+        let done = r.reload().unwrap();
+        assert_eq!(done.restart_needed, ["upstream"]);
+        assert!(r
+            .live
+            .get()
+            .policy
+            .internal_names
+            .served_privately
+            .is_empty());
     }
 
     #[test]

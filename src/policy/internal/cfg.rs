@@ -40,6 +40,10 @@ impl Default for RawInternalNames {
 #[derive(Debug, Clone)]
 pub struct InternalNamesConfig {
     pub patterns: Vec<NamePattern>,
+    /// The names a private upstream serves (`[[upstream.npm.scopes]]`,
+    /// `[[upstream.pypi.private]]`): depfw asks only that upstream for them, so an internal
+    /// name among them is where it must come from, not a public namesake.
+    pub served_privately: Vec<NamePattern>,
     pub verdict: Verdict,
     pub source: String,
 }
@@ -91,6 +95,7 @@ impl RawInternalNames {
         }
         InternalNamesConfig {
             patterns,
+            served_privately: Vec::new(),
             verdict: p.verdict("policy.internal-names.verdict", &self.verdict),
             source: source.to_owned(),
         }

@@ -98,6 +98,10 @@ impl Check for InternalNamesCheck {
 
     fn evaluate(&self, ctx: &PackageCtx<'_>, findings: &mut Vec<Finding>) {
         let ecosystem = ctx.name.ecosystem();
+        let private = |p: &NamePattern| p.matches(ecosystem, ctx.name.key());
+        if self.config.served_privately.iter().any(private) {
+            return;
+        }
         let Some(pattern) = self
             .config
             .patterns
@@ -155,5 +159,34 @@ mod tests {
         assert!(!any("exact").matches(Ecosystem::CratesIo, "exactly"));
         let npm_only = NamePattern::new(Some(Ecosystem::Npm), "mycorp-*");
         assert!(!npm_only.matches(Ecosystem::PyPI, "mycorp-utils"));
+    }
+
+    #[test]
+    fn an_internal_name_served_by_its_private_upstream_is_not_refused() {
+        let npm = |n: &str| crate::package::PackageName::parse(Ecosystem::Npm, n).unwrap();
+        let check = InternalNamesCheck::new(InternalNamesConfig {
+            patterns: vec![
+                NamePattern::new(None, "@mycorp/*"),
+                NamePattern::new(None, "@other/*"),
+            ],
+            served_privately: vec![NamePattern::new(Some(Ecosystem::Npm), "@mycorp/*")],
+            ..InternalNamesConfig::default()
+        });
+        let codes = |n: &str| {
+            let name = npm(n);
+            let mut findings = Vec::new();
+            check.evaluate(
+                &PackageCtx {
+                    name: &name,
+                    version: None,
+                    metadata: None,
+                    now: chrono::Utc::now(),
+                },
+                &mut findings,
+            );
+            findings.len()
+        };
+        assert_eq!(codes("@mycorp/i18n"), 0);
+        assert_eq!(codes("@other/i18n"), 1);
     }
 }

@@ -107,7 +107,7 @@ impl Protocol for Cargo {
 
     /// Downloads go through [`CargoQuirk::Download`], whose origins are upstream's
     /// `config.json` host as `server.cargo-download-origins` allows it.
-    fn artifact_origins(&self) -> Vec<&Url> {
+    fn artifact_origins(&self, _name: &PackageName) -> Vec<&Url> {
         vec![&self.index]
     }
 

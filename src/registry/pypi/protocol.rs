@@ -30,6 +30,16 @@ pub struct Pypi {
     /// host or set it on purpose, never pypi.org behind a private index (that would send
     /// internal names to the public registry and take a public namesake's times).
     json_api: Option<Url>,
+    /// `[[upstream.pypi.private]]`: the projects each private index serves, alone.
+    private: Vec<PrivateIndex>,
+}
+
+/// A private index as the protocol routes to it.
+#[derive(Debug, Clone)]
+struct PrivateIndex {
+    names: Vec<crate::policy::internal::NamePattern>,
+    index: Url,
+    files: Url,
 }
 
 impl Pypi {
@@ -38,7 +48,30 @@ impl Pypi {
             index: index.clone(),
             files: files.clone(),
             json_api: None,
+            private: Vec::new(),
         }
+    }
+
+    /// With the projects each private index lists asked of that index, and of it alone.
+    pub fn with_private(mut self, private: &[crate::config::PypiPrivate]) -> Pypi {
+        self.private = private
+            .iter()
+            .map(|p| PrivateIndex {
+                names: p.names.clone(),
+                index: p.index.clone(),
+                files: p.files.clone(),
+            })
+            .collect();
+        self
+    }
+
+    /// The private index `name` is routed to, if any: the first whose names match.
+    fn private_for(&self, name: &PackageName) -> Option<&PrivateIndex> {
+        self.private.iter().find(|p| {
+            p.names
+                .iter()
+                .any(|n| n.matches(Ecosystem::PyPI, name.key()))
+        })
     }
 
     /// With `json_api` asked for the publish times an index page leaves out.
@@ -47,9 +80,14 @@ impl Pypi {
         self
     }
 
-    /// Where the index's file URLs point, and where depfw fetches files from.
+    /// Where the public index's file URLs point, and where depfw fetches files from.
     pub fn files(&self) -> &Url {
         &self.files
+    }
+
+    /// The files base of the index `name` is routed to.
+    pub fn files_for(&self, name: &PackageName) -> &Url {
+        self.private_for(name).map_or(&self.files, |p| &p.files)
     }
 }
 
@@ -112,7 +150,8 @@ impl Protocol for Pypi {
     const URLS: bool = true;
 
     fn from_config(upstream: &UpstreamConfig) -> Pypi {
-        let pypi = Pypi::new(&upstream.pypi, &upstream.pypi_files);
+        let pypi =
+            Pypi::new(&upstream.pypi, &upstream.pypi_files).with_private(&upstream.pypi_private);
         let public_json = upstream.pypi_json.host_str() == Some("pypi.org");
         let public_index = upstream.pypi.host_str() == Some("pypi.org");
         if public_json && !public_index {
@@ -137,13 +176,16 @@ impl Protocol for Pypi {
         })
     }
 
-    /// Files go through [`PypiQuirk::File`], which checks them against `upstream.pypi.files`.
-    fn artifact_origins(&self) -> Vec<&Url> {
-        vec![&self.files]
+    /// Files go through [`PypiQuirk::File`], which checks them against the files base of
+    /// the project's index.
+    fn artifact_origins(&self, name: &PackageName) -> Vec<&Url> {
+        vec![self.files_for(name)]
     }
 
+    /// A private project is asked of its index only: no fallback to the public one.
     fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
-        upstream_project_url(&self.index, name)
+        let index = self.private_for(name).map_or(&self.index, |p| &p.index);
+        upstream_project_url(index, name)
     }
 
     fn parse(&self, name: &PackageName, body: &Bytes) -> Result<Project, ProtocolError> {
@@ -172,6 +214,10 @@ impl Protocol for Pypi {
 
     fn supplement_url(&self, name: &PackageName, doc: &Project) -> Option<Url> {
         let json_api = self.json_api.as_ref()?;
+        // The JSON API is the public index's: a private project's name never goes there.
+        if self.private_for(name).is_some() {
+            return None;
+        }
         if !doc.records.iter().any(crate::registry::lacks_publish_time) {
             return None;
         }
@@ -203,7 +249,7 @@ impl Protocol for Pypi {
 
     fn render(
         &self,
-        _name: &PackageName,
+        name: &PackageName,
         doc: &Project,
         format: &PageFormat,
         cx: &RenderCx<'_>,
@@ -212,7 +258,7 @@ impl Protocol for Pypi {
             .map_err(|e| ProtocolError::BadUpstream(format!("server.public-url: {e}")))?;
         let rewrite = Rewrite {
             public_base: &public_base,
-            files_base: &self.files,
+            files_base: self.files_for(name),
         };
         let page = doc
             .page
@@ -258,6 +304,34 @@ mod tests {
         assert_eq!(
             supplement_for("").as_deref(),
             Some("https://pypi.org/pypi/demo/json")
+        );
+    }
+
+    #[test]
+    fn a_private_project_is_routed_to_its_index_and_files_and_its_name_never_to_pypi_org() {
+        let private = "[[upstream.pypi.private]]\nindex = \"https://pypi.corp/simple/\"\n\
+                       files = \"https://files.corp/\"\nnames = [\"demo\"]\n";
+        // The public index's JSON API is not asked for a private project's times.
+        assert_eq!(supplement_for(private), None);
+        let config = crate::config::Config::from_toml(private, "test").unwrap();
+        let pypi = Pypi::from_config(&config.upstream);
+        let demo = PackageName::parse(Ecosystem::PyPI, "Demo").unwrap();
+        let other = PackageName::parse(Ecosystem::PyPI, "idna").unwrap();
+        assert_eq!(
+            pypi.metadata_url(&demo).unwrap().as_str(),
+            "https://pypi.corp/simple/demo/"
+        );
+        assert_eq!(
+            pypi.artifact_origins(&demo)[0].as_str(),
+            "https://files.corp/"
+        );
+        assert_eq!(
+            pypi.metadata_url(&other).unwrap().as_str(),
+            "https://pypi.org/simple/idna/"
+        );
+        assert_eq!(
+            pypi.artifact_origins(&other)[0].as_str(),
+            "https://files.pythonhosted.org/"
         );
     }
 }
