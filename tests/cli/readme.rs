@@ -388,3 +388,67 @@ fn sh_blocks_are_read_line_by_line_without_comments() {
                 ```toml\nkey = 1\n```\n```sh\ncargo test\n```\n";
     assert_eq!(readme_commands(text), ["depfw a", "depfw b", "cargo test"]);
 }
+
+/// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as `-`.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The table of contents is how a reader finds a section: every `(#anchor)` link in the
+/// README must land on one of its headings, and every `##`/`###` heading must be one click
+/// from the contents, so that each feature is at most two clicks away.
+#[test]
+fn every_readme_link_lands_on_a_heading_and_the_contents_reach_every_section() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let mut in_code = false;
+    let mut headings = Vec::new();
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && (line.starts_with("## ") || line.starts_with("### ")) {
+            headings.push(heading_anchor(line.trim_start_matches('#')));
+        }
+    }
+    let links: Vec<&str> = readme
+        .split("](#")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .collect();
+    assert!(!links.is_empty(), "no in-page links found");
+    for link in &links {
+        assert!(
+            headings.iter().any(|h| h == link),
+            "README links to #{link}, which no heading has"
+        );
+    }
+    let contents = readme
+        .split_once("Contents:")
+        .and_then(|(_, rest)| rest.split_once("\n## "))
+        .map(|(toc, _)| toc)
+        .expect("a Contents: paragraph before the first section");
+    for heading in &headings {
+        assert!(
+            contents.contains(&format!("](#{heading})")),
+            "the README's contents do not link to #{heading}"
+        );
+    }
+}
+
+#[test]
+fn heading_anchors_follow_github() {
+    assert_eq!(
+        heading_anchor(" An agent's own guide: `depfw mcp`"),
+        "an-agents-own-guide-depfw-mcp"
+    );
+    assert_eq!(
+        heading_anchor(" One box (the default)"),
+        "one-box-the-default"
+    );
+}
