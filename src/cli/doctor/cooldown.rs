@@ -75,7 +75,7 @@ pub(crate) fn init_lines(client: Client, enforced: Option<(u64, bool)>, pyprojec
         ),
         Client::Poetry => {
             let days = secs.div_ceil(DAY);
-            let rounded = if secs % DAY == 0 {
+            let rounded = if secs.is_multiple_of(DAY) {
                 ""
             } else {
                 " (whole days: rounded up)"
@@ -98,7 +98,7 @@ pub(crate) fn init_lines(client: Client, enforced: Option<(u64, bool)>, pyprojec
 /// npm's days, a JavaScript number: exact when whole, else rounded up at four decimals so
 /// that npm's window is never shorter than depfw's.
 fn npm_days(secs: u64) -> String {
-    if secs % DAY == 0 {
+    if secs.is_multiple_of(DAY) {
         return (secs / DAY).to_string();
     }
     let ten_thousandths = (secs * 10_000).div_ceil(DAY);
@@ -155,7 +155,7 @@ pub(crate) fn parse_uv_exclude_newer(value: &str) -> Option<UvExclude> {
     }
     // "friendly": `N unit`, possibly several (`1 day 12 hours`).
     let words: Vec<&str> = value.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 || words.len() > 16 {
+    if words.is_empty() || !words.len().is_multiple_of(2) || words.len() > 16 {
         return None;
     }
     let mut total = 0f64;
@@ -212,9 +212,9 @@ fn to_secs(value: f64) -> Option<u64> {
 
 /// A cooldown in words for findings: `48h`, `1.5d`, `90s`.
 pub(crate) fn human(secs: u64) -> String {
-    if secs % HOUR == 0 {
+    if secs.is_multiple_of(HOUR) {
         format!("{}h", secs / HOUR)
-    } else if secs % MINUTE == 0 {
+    } else if secs.is_multiple_of(MINUTE) {
         format!("{}min", secs / MINUTE)
     } else {
         format!("{secs}s")
