@@ -366,6 +366,7 @@ fn upstream(base: &str) -> UpstreamConfig {
         npm: url("/npm/"),
         npm_scopes: Vec::new(),
         pypi_private: Vec::new(),
+        cargo_private: Vec::new(),
         main_credentials: Vec::new(),
         pypi: url("/pypi/simple/"),
         pypi_files: url("/pypi/files/"),
