@@ -22,8 +22,8 @@ const TARBALL: &str = "/npm/@isaacs/string-locale-compare/-/string-locale-compar
 const UPSTREAM_TARBALL: &str = "/@isaacs/string-locale-compare/-/string-locale-compare-1.1.0.tgz";
 
 /// A public and a private fixture registry (the private one requiring `Bearer {TOKEN}`), and
-/// depfw over both with `table` (an `[[upstream.*]]` table; `{private}` and `{token}` are
-/// replaced by the private registry's base and a token file holding `token`).
+/// depfw over both with `table` (an `[[upstream.*]]` table; `{private}`, `{public}` and
+/// `{token}` are replaced by the registries' bases and a token file holding `token`).
 struct Setup {
     state: AppState,
     public: Arc<FixtureState>,
@@ -43,6 +43,7 @@ async fn setup(table: &str, token: &str) -> Setup {
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let table = table
         .replace("{private}", &private_base)
+        .replace("{public}", &public_base)
         .replace("{token}", &token_file.display().to_string());
     let config = config(&public_base, "http://depfw.test", dir.path(), &table);
     let store = Store::open(dir.path()).unwrap();
@@ -290,6 +291,19 @@ async fn a_private_crate_downloads_from_its_registry_hosts_only_and_the_token_st
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(body.contains("server.cargo-download-origins"), "{body}");
     assert!(s.private.hits.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_private_registrys_downloads_host_is_allowed_for_its_crates_and_gets_its_token() {
+    let table = format!("{CARGO_PRIVATE}downloads = \"{{public}}/\"\n");
+    let s = cargo_setup(&table, TOKEN).await;
+    // The private index's config.json sends downloads to the (here: public) `downloads` host.
+    *s.private.base.lock().unwrap() = s.public_base.clone();
+    let (status, body) = get_text(&s.state, &crate_download()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.public.hits(CRATE_FILE), 1);
+    assert_eq!(s.public.hits(CRATE_INDEX), 0);
+    assert_eq!(sent_auth(&s.public), [TOKEN]);
 }
 
 #[tokio::test]
