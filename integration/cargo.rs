@@ -21,7 +21,12 @@ fn deny(specs: &[&str]) -> TestCheck {
 
 /// A crate depending on `deps` (TOML lines).
 pub(crate) fn project(s: &Served, deps: &str) -> PathBuf {
-    let dir = s.tmp.path().join("app");
+    project_in(s.tmp.path(), deps)
+}
+
+/// [`project`] under `tmp`.
+pub(crate) fn project_in(tmp: &Path, deps: &str) -> PathBuf {
+    let dir = tmp.join("app");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(dir.join("src/lib.rs"), "").unwrap();
     std::fs::write(
@@ -37,15 +42,22 @@ pub(crate) fn project(s: &Served, deps: &str) -> PathBuf {
 /// Runs cargo in `project` with a fresh `CARGO_HOME` each time (no local index or crate
 /// cache to hide behind).
 pub(crate) fn cargo(s: &Served, project: &Path, args: &[&str]) -> (bool, String) {
+    cargo_against(s.tmp.path(), &s.depfw.base, project, args)
+}
+
+/// [`cargo`] against the depfw at `base`, its `CARGO_HOME` under `tmp`.
+pub(crate) fn cargo_against(
+    tmp: &Path,
+    base: &str,
+    project: &Path,
+    args: &[&str],
+) -> (bool, String) {
     let home = tempfile::Builder::new()
         .prefix("cargo-home")
-        .tempdir_in(s.tmp.path())
+        .tempdir_in(tmp)
         .unwrap()
         .keep();
-    let registry = format!(
-        "source.depfw.registry=\"sparse+{}/cargo/index/\"",
-        s.depfw.base
-    );
+    let registry = format!("source.depfw.registry=\"sparse+{base}/cargo/index/\"");
     let mut cmd = client::command("cargo", &["cargo_"]);
     cmd.current_dir(project)
         .env("CARGO_HOME", &home)

@@ -1,13 +1,14 @@
-//! The real npm and uv clients installing private packages through depfw from a fixture
-//! registry that requires a token (`[[upstream.npm.scopes]]`, `[[upstream.pypi.private]]`):
-//! the client knows only depfw; depfw alone holds the private registry's token.
+//! The real npm, uv and cargo clients installing private packages through depfw from a
+//! fixture registry that requires a token (`[[upstream.npm.scopes]]`,
+//! `[[upstream.pypi.private]]`, `[[upstream.cargo.private]]`): the client knows only depfw;
+//! depfw alone holds the private registry's token.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::client;
-use crate::require::{NPM, UV};
+use crate::require::{CARGO, NPM, UV};
 use crate::support::registry::{self, Depfw, FixtureState, TestCheck};
 
 const TOKEN: &str = "s3cret-private-token";
@@ -24,6 +25,11 @@ struct Env {
 /// A public and a token-requiring private fixture registry, and depfw over both with
 /// `tables` (`{private}` and `{token}` replaced), whose token file holds `token`.
 fn start(tables: &str, token: &str) -> Env {
+    start_requiring(tables, token, &format!("Bearer {TOKEN}"))
+}
+
+/// [`start`] with the private registry requiring `Authorization: {required}`.
+fn start_requiring(tables: &str, token: &str, required: &str) -> Env {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -36,7 +42,7 @@ fn start(tables: &str, token: &str) -> Env {
     let (public, private, depfw) = rt.block_on(async {
         let (public_base, public) = registry::start_fixture().await;
         let (private_base, private) = registry::start_fixture().await;
-        *private.required_auth.lock().unwrap() = Some(format!("Bearer {TOKEN}"));
+        *private.required_auth.lock().unwrap() = Some(required.to_owned());
         let tables = tables
             .replace("{private}", &private_base)
             .replace("{token}", &token_file.display().to_string());
@@ -159,9 +165,36 @@ fn uv_installs_a_private_project_through_depfw() {
     assert!(env.public.hits.lock().unwrap().is_empty());
 }
 
+const CARGO_PRIVATE: &str = "\n[[upstream.cargo.private]]\n\
+     index = \"sparse+{private}/cargo-index/\"\nnames = [\"itoa\"]\ntoken-file = \"{token}\"\n";
+
+/// cargo, with crates-io replaced by depfw and no registry token of its own, fetches a
+/// private crate: the private registry gets depfw's token, bare as cargo would send it.
+fn cargo_fetches_a_private_crate_through_depfw() {
+    let env = start_requiring(CARGO_PRIVATE, TOKEN, TOKEN);
+    let app = crate::cargo::project_in(env.tmp.path(), "itoa = \"=1.0.11\"");
+    let (ok, text) = crate::cargo::cargo_against(env.tmp.path(), &env.depfw.base, &app, &["fetch"]);
+    assert!(ok, "{text}");
+    let lock = std::fs::read_to_string(app.join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"itoa\"\nversion = \"1.0.11\""),
+        "{lock}"
+    );
+    assert!(!lock.contains(TOKEN), "{lock}");
+    assert_eq!(env.private.hits("/crates/itoa/itoa-1.0.11.crate"), 1);
+    let expected = Some(TOKEN.to_owned());
+    let sent = sent_auth(&env.private);
+    assert!(
+        !sent.is_empty() && sent.iter().all(|a| *a == expected),
+        "{sent:?}"
+    );
+    assert!(env.public.hits.lock().unwrap().is_empty());
+}
+
 crate::require::trials! {
     [NPM] =>
         npm_installs_a_private_scoped_package_through_depfw,
         npm_prints_why_a_private_registry_refused_depfw;
     [UV] => uv_installs_a_private_project_through_depfw;
+    [CARGO] => cargo_fetches_a_private_crate_through_depfw;
 }

@@ -21,7 +21,7 @@ use crate::package::{Ecosystem, PackageName};
 use crate::policy::overrides::{OverrideEntry, OverrideKind, Overrides, VersionScope};
 use crate::policy::Verdict;
 
-pub use private::{Credential, NpmScope, PypiPrivate, UpstreamAuth};
+pub use private::{CargoPrivate, Credential, NpmScope, PypiPrivate, UpstreamAuth};
 pub use raw::RawConfig;
 
 // Each section's settings live with the module that uses them (a check's with the check);
@@ -357,6 +357,8 @@ pub struct UpstreamConfig {
     pub npm_scopes: Vec<NpmScope>,
     /// `[[upstream.pypi.private]]`: projects asked of their own index only.
     pub pypi_private: Vec<PypiPrivate>,
+    /// `[[upstream.cargo.private]]`: crates asked of their own registry only.
+    pub cargo_private: Vec<CargoPrivate>,
     /// Credentials of the public-side upstreams themselves (`[upstream.npm]`,
     /// `[upstream.pypi]` `token-file`, …): a registry manager in front of them that
     /// requires them.

@@ -1,9 +1,9 @@
-//! Private upstreams: `[[upstream.npm.scopes]]` and `[[upstream.pypi.private]]`, each with
-//! its own registry and, optionally, its own credentials, so that `depfw serve` can stand
+//! Private upstreams: `[[upstream.npm.scopes]]`, `[[upstream.pypi.private]]` and
+//! `[[upstream.cargo.private]]`, each with its own registry and, optionally, its own credentials, so that `depfw serve` can stand
 //! in front of an organisation's registry as well as the public one.
 //!
 //! Routing is by name, and a name has exactly one upstream: `@corp/*` is asked of the
-//! scope's registry only, a listed PyPI name of its private index only. A 404 there is a
+//! scope's registry only, a listed PyPI name (or crate) of its private index only. A 404 there is a
 //! 404 to the client, never a retry against the public registry: merging two registries
 //! for one name is how dependency confusion happens (the public `@corp/i18n` 99.0.3 that
 //! wins the version race).
@@ -43,11 +43,26 @@ pub struct RawPypiPrivate {
     pub password_file: Option<PathBuf>,
 }
 
+/// `[[upstream.cargo.private]]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCargoPrivate {
+    pub index: String,
+    pub downloads: Option<String>,
+    pub names: Vec<String>,
+    pub token_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
 /// How depfw authenticates to one private upstream; the secret stays in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAuth {
     /// `token-file`: `Authorization: Bearer <first line>`.
     Bearer { token_file: PathBuf },
+    /// `token-file` of a cargo table: `Authorization: <first line>`, as cargo sends a
+    /// registry token (the line carries its scheme if the registry wants one).
+    Verbatim { token_file: PathBuf },
     /// `username` and `password-file`: HTTP Basic.
     Basic {
         username: String,
@@ -105,6 +120,37 @@ impl PypiPrivate {
                 .names
                 .iter()
                 .any(|p| p.matches(Ecosystem::PyPI, name.key()))
+    }
+}
+
+/// One `[[upstream.cargo.private]]`: the crates `names` matches come from the sparse
+/// index `index`, their `.crate` files from where its `config.json` says (`dl`), on the
+/// index's host or `downloads`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CargoPrivate {
+    /// The sparse index, without cargo's `sparse+`.
+    pub index: Url,
+    /// Another host its `dl` may point at (and its credentials go to).
+    pub downloads: Option<Url>,
+    pub names: Vec<NamePattern>,
+    /// For the index's origin, and the same for `downloads` when that is another origin.
+    pub credentials: Vec<Credential>,
+}
+
+impl CargoPrivate {
+    /// Whether `name` is one of this registry's crates (case and `-`/`_` folded, as cargo
+    /// compares crate names).
+    pub fn routes(&self, name: &PackageName) -> bool {
+        name.ecosystem() == Ecosystem::CratesIo
+            && self
+                .names
+                .iter()
+                .any(|p| p.matches(Ecosystem::CratesIo, name.key()))
+    }
+
+    /// The origins its downloads may come from: the index's, and `downloads`.
+    pub fn download_origins(&self) -> impl Iterator<Item = &Url> {
+        std::iter::once(&self.index).chain(&self.downloads)
     }
 }
 
@@ -253,47 +299,8 @@ pub(super) fn pypi_private(p: &mut Problems, raw: &[RawPypiPrivate]) -> Vec<Pypi
                 .map(|u| u.join("/").unwrap_or(u))
                 .unwrap_or_else(|_| index.clone()),
         };
-        if r.names.is_empty() {
-            p.push(
-                format!("{key}.names"),
-                "list the projects served from this index (`corp-*`, `internal-tool`)",
-            );
-        }
-        let mut names = Vec::new();
-        for (j, text) in r.names.iter().enumerate() {
-            let name_key = format!("{key}.names[{j}]");
-            let trimmed = text.trim();
-            if trimmed.is_empty() || trimmed.chars().all(|c| c == '*') {
-                p.push(
-                    name_key,
-                    format!("`{text}` would send every project to this index"),
-                );
-                continue;
-            }
-            if trimmed
-                .chars()
-                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*')))
-            {
-                p.push(
-                    name_key,
-                    format!("`{text}` is not a project name or a pattern like `corp-*`"),
-                );
-                continue;
-            }
-            let taken = indexes
-                .iter()
-                .flat_map(|x| &x.names)
-                .chain(&names)
-                .any(|n: &NamePattern| n.as_str().eq_ignore_ascii_case(trimmed));
-            if taken {
-                p.push(
-                    name_key,
-                    format!("`{trimmed}` is listed twice: a project has one index"),
-                );
-                continue;
-            }
-            names.push(NamePattern::new(Some(Ecosystem::PyPI), trimmed));
-        }
+        let taken: Vec<&NamePattern> = indexes.iter().flat_map(|x| &x.names).collect();
+        let names = name_patterns(p, &key, &r.names, Ecosystem::PyPI, &taken);
         let mut credentials: Vec<Credential> = credential(
             p,
             &key,
@@ -320,6 +327,151 @@ pub(super) fn pypi_private(p: &mut Problems, raw: &[RawPypiPrivate]) -> Vec<Pypi
         });
     }
     indexes
+}
+
+/// The `names` of a private table at `key`: names or `*` globs, none claimed by an earlier
+/// table (`taken`) or twice in this one, compared as `ecosystem` compares names.
+fn name_patterns(
+    p: &mut Problems,
+    key: &str,
+    raw: &[String],
+    ecosystem: Ecosystem,
+    taken: &[&NamePattern],
+) -> Vec<NamePattern> {
+    let (what, home, example) = match ecosystem {
+        Ecosystem::CratesIo => ("crate", "registry", "`corp-*`, `internal_tool`"),
+        _ => ("project", "index", "`corp-*`, `internal-tool`"),
+    };
+    if raw.is_empty() {
+        p.push(
+            format!("{key}.names"),
+            format!("list the {what}s served from this {home} ({example})"),
+        );
+    }
+    let allowed = |c: char| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '-' | '_' | '*')
+            || (c == '.' && ecosystem == Ecosystem::PyPI)
+    };
+    // `Corp_X` and `corp-x` are one crate (one PyPI project): one name, one upstream.
+    let same = |a: &str, b: &str| {
+        crate::package::normalize(ecosystem, a).to_lowercase()
+            == crate::package::normalize(ecosystem, b).to_lowercase()
+    };
+    let mut names: Vec<NamePattern> = Vec::new();
+    for (j, text) in raw.iter().enumerate() {
+        let name_key = format!("{key}.names[{j}]");
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.chars().all(|c| c == '*') {
+            p.push(
+                name_key,
+                format!("`{text}` would send every {what} to this {home}"),
+            );
+            continue;
+        }
+        if !trimmed.chars().all(allowed) {
+            p.push(
+                name_key,
+                format!("`{text}` is not a {what} name or a pattern like `corp-*`"),
+            );
+            continue;
+        }
+        if taken
+            .iter()
+            .copied()
+            .chain(&names)
+            .any(|n| same(n.as_str(), trimmed))
+        {
+            p.push(
+                name_key,
+                format!("`{trimmed}` is listed twice: a {what} has one {home}"),
+            );
+            continue;
+        }
+        names.push(NamePattern::new(Some(ecosystem), trimmed));
+    }
+    names
+}
+
+/// Validates `[[upstream.cargo.private]]`. The index may be written as cargo writes it,
+/// `sparse+https://…`.
+pub(super) fn cargo_private(p: &mut Problems, raw: &[RawCargoPrivate]) -> Vec<CargoPrivate> {
+    let mut registries: Vec<CargoPrivate> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let key = format!("upstream.cargo.private[{i}]");
+        let text = r.index.trim();
+        let index = registry_url(
+            p,
+            &format!("{key}.index"),
+            text.strip_prefix("sparse+").unwrap_or(text),
+        );
+        let downloads = r
+            .downloads
+            .as_deref()
+            .map(|d| registry_url(p, &format!("{key}.downloads"), d));
+        let taken: Vec<&NamePattern> = registries.iter().flat_map(|x| &x.names).collect();
+        let names = name_patterns(p, &key, &r.names, Ecosystem::CratesIo, &taken);
+        let mut credentials: Vec<Credential> = cargo_auth(
+            p,
+            &key,
+            &index,
+            r.token_file.as_ref(),
+            r.username.as_ref(),
+            r.password_file.as_ref(),
+        )
+        .into_iter()
+        .collect();
+        if let (Some(c), Some(downloads)) = (credentials.first().cloned(), &downloads) {
+            if downloads.origin() != c.origin {
+                credentials.push(Credential {
+                    origin: downloads.origin(),
+                    ..c
+                });
+            }
+        }
+        registries.push(CargoPrivate {
+            index,
+            downloads,
+            names,
+            credentials,
+        });
+    }
+    registries
+}
+
+/// [`credential`] as cargo presents it: a token file's line goes out verbatim, as cargo
+/// sends the token of `credentials.toml` (`Authorization: <token>`; Kellnr's and
+/// crates.io's are bare, Artifactory's is written `Bearer <token>`).
+fn cargo_auth(
+    p: &mut Problems,
+    key: &str,
+    url: &Url,
+    token_file: Option<&PathBuf>,
+    username: Option<&String>,
+    password_file: Option<&PathBuf>,
+) -> Option<Credential> {
+    let mut c = credential(p, key, url, token_file, username, password_file)?;
+    if let UpstreamAuth::Bearer { token_file } = c.auth {
+        c.auth = UpstreamAuth::Verbatim { token_file };
+    }
+    Some(c)
+}
+
+/// The credentials of `[upstream.cargo]` itself (a registry manager in front of
+/// crates.io), for its index's origin.
+pub(super) fn cargo_credential(
+    p: &mut Problems,
+    cargo: &super::raw::RawCargoUpstream,
+    index: &Url,
+) -> Option<Credential> {
+    cargo_auth(
+        p,
+        "upstream.cargo",
+        index,
+        cargo.token_file.as_ref(),
+        cargo.username.as_ref(),
+        cargo.password_file.as_ref(),
+    )
 }
 
 /// The credentials of `[upstream.npm]` and `[upstream.pypi]` themselves: for the npm
@@ -395,6 +547,7 @@ impl super::UpstreamConfig {
     pub fn credentials(&self) -> impl Iterator<Item = &Credential> {
         let npm = self.npm_scopes.iter().filter_map(|s| s.credential.as_ref());
         npm.chain(self.pypi_private.iter().flat_map(|x| &x.credentials))
+            .chain(self.cargo_private.iter().flat_map(|x| &x.credentials))
             .chain(&self.main_credentials)
     }
 
@@ -403,6 +556,17 @@ impl super::UpstreamConfig {
     pub fn private_urls(&self) -> impl Iterator<Item = &Url> {
         let npm = self.npm_scopes.iter().map(|s| &s.registry);
         npm.chain(self.pypi_private.iter().flat_map(|x| [&x.index, &x.files]))
+            .chain(
+                self.cargo_private
+                    .iter()
+                    .flat_map(CargoPrivate::download_origins),
+            )
+    }
+
+    /// The `[[upstream.cargo.private]]` registry `name` is routed to, if any: the first
+    /// whose names match.
+    pub fn cargo_private_for(&self, name: &PackageName) -> Option<&CargoPrivate> {
+        self.cargo_private.iter().find(|c| c.routes(name))
     }
 
     /// The names the private upstreams serve, as `[policy.internal-names]` patterns.
@@ -413,6 +577,11 @@ impl super::UpstreamConfig {
             .map(|s| NamePattern::new(Some(Ecosystem::Npm), &format!("{}/*", s.scope)));
         npm.chain(
             self.pypi_private
+                .iter()
+                .flat_map(|x| x.names.iter().cloned()),
+        )
+        .chain(
+            self.cargo_private
                 .iter()
                 .flat_map(|x| x.names.iter().cloned()),
         )
@@ -593,10 +762,117 @@ token-file = "/b.token"
     }
 
     #[test]
+    fn a_private_cargo_registry_routes_its_crates_with_a_verbatim_token() {
+        let config = Config::from_toml(
+            r#"
+[upstream.cargo]
+token-file = "/etc/depfw/crates-mirror.token"
+
+[[upstream.cargo.private]]
+index = "sparse+https://cargo.corp.example/api/v1/crates/"
+downloads = "https://dl.corp.example/"
+names = ["corp-*", "Internal_Tool"]
+token-file = "/etc/depfw/cargo-corp.token"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let u = &config.upstream;
+        let c = &u.cargo_private[0];
+        assert_eq!(
+            c.index.as_str(),
+            "https://cargo.corp.example/api/v1/crates/"
+        );
+        // cargo's name rules: case-insensitive, `-` and `_` the same.
+        for routed in ["corp_auth", "CORP-auth", "internal-tool", "INTERNAL_TOOL"] {
+            assert!(c.routes(&name(Ecosystem::CratesIo, routed)), "{routed}");
+            assert!(u
+                .cargo_private_for(&name(Ecosystem::CratesIo, routed))
+                .is_some());
+        }
+        assert!(!c.routes(&name(Ecosystem::CratesIo, "corpx")));
+        assert!(!c.routes(&name(Ecosystem::PyPI, "corp-auth")));
+        let origins: Vec<(String, String, bool)> = u
+            .credentials()
+            .map(|c| {
+                let verbatim = matches!(c.auth, UpstreamAuth::Verbatim { .. });
+                (c.origin.ascii_serialization(), c.key.clone(), verbatim)
+            })
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                (
+                    "https://cargo.corp.example".into(),
+                    "upstream.cargo.private[0]".into(),
+                    true
+                ),
+                (
+                    "https://dl.corp.example".into(),
+                    "upstream.cargo.private[0]".into(),
+                    true
+                ),
+                (
+                    "https://index.crates.io".into(),
+                    "upstream.cargo".into(),
+                    true
+                ),
+            ]
+        );
+        let urls: Vec<&str> = u.private_urls().map(Url::as_str).collect();
+        assert!(urls.contains(&"https://dl.corp.example/"), "{urls:?}");
+        let served = &config.policy.internal_names.served_privately;
+        assert!(served.iter().any(|p| p.as_str() == "Internal_Tool"));
+    }
+
+    #[test]
+    fn every_cargo_problem_is_located() {
+        let found = problems(
+            r#"
+[[upstream.cargo.private]]
+index = "git+https://cargo.corp.example/index"
+names = ["*", "corp.x", "corp-x", "CORP_X"]
+
+[[upstream.cargo.private]]
+index = "https://tok:en@cargo2.corp.example/"
+names = ["corp-x"]
+username = "depfw"
+
+[[upstream.cargo.private]]
+index = "https://cargo3.corp.example/"
+"#,
+        );
+        let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "upstream.cargo.private[0].index",
+                "upstream.cargo.private[0].names[0]",
+                "upstream.cargo.private[0].names[1]",
+                "upstream.cargo.private[0].names[3]",
+                "upstream.cargo.private[1].index",
+                "upstream.cargo.private[1].names[0]",
+                "upstream.cargo.private[1].password-file",
+                "upstream.cargo.private[2].names",
+            ],
+            "{found:#?}"
+        );
+        assert!(found.iter().all(|(_, m)| !m.contains("en@")), "{found:#?}");
+        assert!(
+            found[3].1.contains("a crate has one registry"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
     fn the_commented_examples_in_the_example_config_are_valid() {
         let text = include_str!("../../config/depfw.example.toml");
         let mut examples = String::new();
-        for header in ["# [[upstream.npm.scopes]]", "# [[upstream.pypi.private]]"] {
+        for header in [
+            "# [[upstream.npm.scopes]]",
+            "# [[upstream.pypi.private]]",
+            "# [[upstream.cargo.private]]",
+        ] {
             let at = text.find(header).unwrap();
             for line in text[at..].lines().take_while(|l| l.starts_with("# ")) {
                 examples.push_str(&line[2..]);
@@ -606,6 +882,7 @@ token-file = "/b.token"
         let config = Config::from_toml(&examples, "example").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.upstream.npm_scopes.len(), 1);
         assert_eq!(config.upstream.pypi_private[0].names.len(), 2);
-        assert_eq!(config.upstream.credentials().count(), 2);
+        assert_eq!(config.upstream.cargo_private[0].names.len(), 2);
+        assert_eq!(config.upstream.credentials().count(), 3);
     }
 }

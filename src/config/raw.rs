@@ -219,6 +219,12 @@ pub struct RawPypiUpstream {
 pub struct RawCargoUpstream {
     pub index: Option<String>,
     pub api: Option<String>,
+    /// Credentials for the index (a registry manager in front of crates.io).
+    pub token_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// `[[upstream.cargo.private]]`: crates served from their own registry.
+    pub private: Vec<super::private::RawCargoPrivate>,
 }
 
 /// An ecosystem's upstream key: the table of today, or the single URL string that the
@@ -268,7 +274,7 @@ pub(super) const NPM_REGISTRY: &str = "https://registry.npmjs.org/";
 pub(super) const PYPI_INDEX: &str = "https://pypi.org/simple/";
 pub(super) const PYPI_FILES: &str = "https://files.pythonhosted.org/";
 const PYPI_JSON_API: &str = "https://pypi.org/pypi/";
-const CARGO_INDEX: &str = "https://index.crates.io/";
+pub(super) const CARGO_INDEX: &str = "https://index.crates.io/";
 
 /// The origins (scheme, host, optional port) listed under `key`; each entry that is not one
 /// is a problem at `key[i]`.
@@ -669,10 +675,12 @@ impl RawConfig {
         let cargo = u.cargo.unwrap_or_default();
         let npm_scopes = super::private::npm_scopes(&mut p, &npm.scopes);
         let pypi_private = super::private::pypi_private(&mut p, &pypi.private);
+        let cargo_private = super::private::cargo_private(&mut p, &cargo.private);
         let main_credentials = super::private::main_credentials(&mut p, &npm, &pypi);
-        let upstream = UpstreamConfig {
+        let mut upstream = UpstreamConfig {
             npm_scopes,
             pypi_private,
+            cargo_private,
             main_credentials,
             npm: upstream_url(
                 &mut p,
@@ -705,8 +713,8 @@ impl RawConfig {
             cargo_index: upstream_url(
                 &mut p,
                 &mut warnings,
-                ("upstream.cargo.index", cargo.index),
-                ("upstream.cargo-index", u.cargo_index),
+                ("upstream.cargo.index", cargo.index.clone()),
+                ("upstream.cargo-index", u.cargo_index.clone()),
                 CARGO_INDEX,
             ),
             cargo_api: cargo
@@ -728,6 +736,9 @@ impl RawConfig {
             stale_if_error_secs: u.stale_if_error_secs,
             redirect_origins: origins(&mut p, "upstream.redirect-origins", &u.redirect_origins),
         };
+        let cargo_credential =
+            super::private::cargo_credential(&mut p, &cargo, &upstream.cargo_index);
+        upstream.main_credentials.extend(cargo_credential);
         super::private::check_origins(&mut p, upstream.credentials());
 
         // Each section validates itself, in the file's order, so problems keep their order.

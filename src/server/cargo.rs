@@ -30,6 +30,7 @@ use super::mount::{Call, Quirks};
 use super::pipeline::{Gate, Served, Wanted};
 use super::verdicts::OnRefusal;
 use super::{AppState, RequestCtx};
+use crate::package::PackageName;
 use crate::registry::cargo::{self as proto, Cargo, CargoQuirk, UpstreamConfig};
 use crate::registry::{ArtifactRequest, Digest};
 
@@ -58,12 +59,15 @@ impl Quirks<Cargo> for CargoQuirk {
     }
 }
 
-/// Upstream's `config.json` (cached like any metadata); crates.io's layout if it has none.
+/// The `config.json` of the index `name` comes from (cached like any metadata); crates.io's
+/// layout if the main index has none. A private registry without one is an error: its
+/// crates are on no public host.
 async fn upstream_config(
     state: &AppState,
     cargo: &Served<Cargo>,
+    name: &PackageName,
 ) -> Result<UpstreamConfig, ProxyError> {
-    let url = cargo.protocol.config_url();
+    let url = cargo.protocol.config_url(name);
     match state
         .inner
         .upstream
@@ -74,6 +78,12 @@ async fn upstream_config(
             state.inner.upstream.forget(&url);
             ProxyError::upstream(UpstreamFault::Invalid, &url, e.to_string())
         }),
+        None if cargo.protocol.private_for(name).is_some() => Err(ProxyError::upstream(
+            UpstreamFault::Invalid,
+            &url,
+            "the private registry has no config.json, so where its crates download from is \
+             unknown",
+        )),
         None => Ok(UpstreamConfig::default()),
     }
 }
@@ -89,12 +99,12 @@ async fn download(
 ) -> Result<Response, ProxyError> {
     let gate = Gate::new(state, ctx)?;
     let dl = proto::parse_download_path(path)?;
-    let config = upstream_config(state, cargo).await?;
+    let config = upstream_config(state, cargo, &dl.name).await?;
     let dl_origin = Url::parse(&config.dl)
         .map_err(|e| ProxyError::upstream(UpstreamFault::Invalid, &config.dl, e.to_string()))?;
     let name = dl.name.clone();
     let spec = format!("{}@{}", dl.name, dl.version_text);
-    let origins = download_origins(state, cargo, &dl_origin)?;
+    let origins = download_origins(state, cargo, &dl.name, &dl_origin)?;
     let how = Delivery {
         metadata_url: None,
         origins: &origins,
@@ -134,17 +144,29 @@ async fn download(
         .ok_or_else(|| ProxyError::NotFound(format!("{name} not found upstream")))
 }
 
-/// The origins a cargo download may come from: the index's own and
-/// `server.cargo-download-origins`. `dl` is where the index's `config.json` sends
-/// downloads; anywhere else is refused, however the upstream names it.
+/// The origins `name`'s download may come from: the index's own and
+/// `server.cargo-download-origins`, or for a private crate its registry's index and
+/// `downloads` hosts alone (not crates.io's, and no private host for a public crate). `dl`
+/// is where that index's `config.json` sends downloads; anywhere else is refused, however
+/// the upstream names it.
 fn download_origins<'a>(
     state: &'a AppState,
     cargo: &'a Served<Cargo>,
+    name: &PackageName,
     dl: &Url,
 ) -> Result<Vec<&'a Url>, ProxyError> {
-    let origins: Vec<&Url> = std::iter::once(cargo.protocol.index())
-        .chain(&state.inner.cargo_download_origins)
-        .collect();
+    let (origins, allowed): (Vec<&Url>, _) = match cargo.protocol.private_for(name) {
+        Some(private) => (
+            private.download_origins().collect(),
+            "the private registry's host nor its table's `downloads`",
+        ),
+        None => (
+            std::iter::once(cargo.protocol.index())
+                .chain(&state.inner.cargo_download_origins)
+                .collect(),
+            "the index's host nor listed in `server.cargo-download-origins`",
+        ),
+    };
     if origins.iter().any(|o| o.origin() == dl.origin()) {
         return Ok(origins);
     }
@@ -152,8 +174,8 @@ fn download_origins<'a>(
         UpstreamFault::Invalid,
         dl.as_str(),
         format!(
-            "the cargo index's config.json sends downloads to {}, which is neither the \
-             index's host nor listed in `server.cargo-download-origins`: refused",
+            "the cargo index's config.json sends downloads to {}, which is neither {allowed}: \
+             refused",
             dl.origin().ascii_serialization()
         ),
     ))

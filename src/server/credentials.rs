@@ -1,6 +1,6 @@
 //! The credentials `depfw serve` presents to private upstreams (`token-file`, or
-//! `username` with `password-file`, on `[[upstream.npm.scopes]]` and
-//! `[[upstream.pypi.private]]`): read once at start from files only depfw's user may read,
+//! `username` with `password-file`, on `[[upstream.npm.scopes]]`,
+//! `[[upstream.pypi.private]]`, `[[upstream.cargo.private]]` and the main upstreams): read once at start from files only depfw's user may read,
 //! and attached by origin, so that a token reaches only the registry it was issued for.
 //!
 //! A redirect to another host drops the header (reqwest removes `Authorization` when the
@@ -72,8 +72,8 @@ impl Credentials {
             None => format!(
                 "HTTP {status}: the upstream asks for credentials, and none are configured for \
                  it (`token-file`, or `username` with `password-file`, on its `[upstream.npm]`, \
-                 `[upstream.pypi]`, `[[upstream.npm.scopes]]` or `[[upstream.pypi.private]]` \
-                 table)"
+                 `[upstream.pypi]`, `[upstream.cargo]`, `[[upstream.npm.scopes]]`, \
+                 `[[upstream.pypi.private]]` or `[[upstream.cargo.private]]` table)"
             ),
         }
     }
@@ -85,6 +85,9 @@ fn header(c: &Credential) -> anyhow::Result<HeaderValue> {
         UpstreamAuth::Bearer { token_file } => {
             let token = secret(token_file, &format!("{}.token-file", c.key))?;
             format!("Bearer {token}")
+        }
+        UpstreamAuth::Verbatim { token_file } => {
+            secret(token_file, &format!("{}.token-file", c.key))?
         }
         UpstreamAuth::Basic {
             username,

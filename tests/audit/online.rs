@@ -366,6 +366,7 @@ fn upstream(base: &str) -> UpstreamConfig {
         npm: url("/npm/"),
         npm_scopes: Vec::new(),
         pypi_private: Vec::new(),
+        cargo_private: Vec::new(),
         main_credentials: Vec::new(),
         pypi: url("/pypi/simple/"),
         pypi_files: url("/pypi/files/"),
@@ -956,7 +957,18 @@ async fn a_private_name_is_asked_of_its_private_upstream_never_of_the_public_one
         registry: Url::parse(&format!("{}/private-npm/", reg.base)).unwrap(),
         credential: None,
     });
-    let packages = [q(Ecosystem::Npm, "@mycorp/i18n", "1.0.0")];
+    let cargo = format!(
+        "[[upstream.cargo.private]]\nindex = \"sparse+{}/private-cargo/\"\nnames = [\"itoa\"]\n",
+        reg.base
+    );
+    upstream.cargo_private = depfw::config::Config::from_toml(&cargo, "test")
+        .unwrap()
+        .upstream
+        .cargo_private;
+    let packages = [
+        q(Ecosystem::Npm, "@mycorp/i18n", "1.0.0"),
+        q(Ecosystem::CratesIo, "itoa", "1.0.18"),
+    ];
     let _ = fetch_metadata(&packages, &upstream, &opts()).await;
     let hits = reg.seen.hits.lock().unwrap().clone();
     assert!(
@@ -964,4 +976,13 @@ async fn a_private_name_is_asked_of_its_private_upstream_never_of_the_public_one
         "{hits:?}"
     );
     assert!(!hits.keys().any(|p| p.starts_with("/npm/")), "{hits:?}");
+    // A private crate: its own index, never the main one nor the crates API (the main
+    // index's config.json, which names no crate, may still be read for the API's address).
+    assert!(hits.contains_key("/private-cargo/it/oa/itoa"), "{hits:?}");
+    assert!(
+        !hits
+            .keys()
+            .any(|p| p.starts_with("/cargo/index/it") || p.starts_with("/crates-api/")),
+        "{hits:?}"
+    );
 }

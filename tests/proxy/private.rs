@@ -1,8 +1,10 @@
-//! Private upstreams (`[[upstream.npm.scopes]]`, `[[upstream.pypi.private]]`): a private
+//! Private upstreams (`[[upstream.npm.scopes]]`, `[[upstream.pypi.private]]`,
+//! `[[upstream.cargo.private]]`): a private
 //! name is asked of its own registry only, with that registry's credentials only, and a
 //! refused or missing credential is a 502 that says which table to fix, never the secret.
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -20,8 +22,8 @@ const TARBALL: &str = "/npm/@isaacs/string-locale-compare/-/string-locale-compar
 const UPSTREAM_TARBALL: &str = "/@isaacs/string-locale-compare/-/string-locale-compare-1.1.0.tgz";
 
 /// A public and a private fixture registry (the private one requiring `Bearer {TOKEN}`), and
-/// depfw over both with `table` (an `[[upstream.*]]` table; `{private}` and `{token}` are
-/// replaced by the private registry's base and a token file holding `token`).
+/// depfw over both with `table` (an `[[upstream.*]]` table; `{private}`, `{public}` and
+/// `{token}` are replaced by the registries' bases and a token file holding `token`).
 struct Setup {
     state: AppState,
     public: Arc<FixtureState>,
@@ -41,6 +43,7 @@ async fn setup(table: &str, token: &str) -> Setup {
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let table = table
         .replace("{private}", &private_base)
+        .replace("{public}", &public_base)
         .replace("{token}", &token_file.display().to_string());
     let config = config(&public_base, "http://depfw.test", dir.path(), &table);
     let store = Store::open(dir.path()).unwrap();
@@ -191,4 +194,125 @@ async fn a_private_project_and_its_files_come_from_its_index_only() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(s.public.hits("/pypi/simple/idna/"), 1);
     assert!(sent_auth(&s.public).is_empty());
+}
+
+const CARGO_PRIVATE: &str =
+    "\n[[upstream.cargo.private]]\nindex = \"sparse+{private}/cargo-index/\"\n\
+     names = [\"ITOA\"]\ntoken-file = \"{token}\"\n";
+const CKSUM_11: &str = "49f1f14873335454500d59611f1cf4a4b0f786f9ac11f4312a78e4cf2566695b";
+const CRATE_INDEX: &str = "/cargo-index/it/oa/itoa";
+const CRATE_FILE: &str = "/crates/itoa/itoa-1.0.11.crate";
+
+/// [`setup`] with the private fixture requiring the token as cargo sends it: bare.
+async fn cargo_setup(table: &str, token: &str) -> Setup {
+    let s = setup(table, token).await;
+    *s.private.required_auth.lock().unwrap() = Some(TOKEN.to_owned());
+    s
+}
+
+fn crate_download() -> String {
+    format!("/cargo/dl/itoa/1.0.11/{CKSUM_11}")
+}
+
+#[tokio::test]
+async fn a_private_crate_comes_from_its_registry_only_with_the_bare_token() {
+    let s = cargo_setup(CARGO_PRIVATE, TOKEN).await;
+    let (status, body) = get_text(&s.state, "/cargo/index/it/oa/itoa").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"vers\": \"1.0.11\""), "{body}");
+    let (status, body) = get_text(&s.state, &crate_download()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(s.private.hits(CRATE_INDEX) >= 1);
+    assert!(s.private.hits("/cargo-index/config.json") >= 1);
+    assert_eq!(s.private.hits(CRATE_FILE), 1);
+    // crates.io (the public fixture) was never asked for the crate, nor saw the token.
+    assert!(s.public.hits.lock().unwrap().is_empty());
+    let private_auth = sent_auth(&s.private);
+    assert!(
+        private_auth.len() >= 3 && private_auth.iter().all(|a| a == TOKEN),
+        "{private_auth:?}"
+    );
+
+    // Other crates: the main index, without the token.
+    let (status, _) = get_text(&s.state, "/cargo/index/se/rd/serde").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(s.public.hits("/cargo-index/se/rd/serde"), 1);
+    assert_eq!(s.private.hits("/cargo-index/se/rd/serde"), 0);
+    assert!(sent_auth(&s.public).is_empty());
+}
+
+#[tokio::test]
+async fn a_404_from_the_private_index_is_a_404_not_a_crates_io_fallback() {
+    let s = cargo_setup(CARGO_PRIVATE, TOKEN).await;
+    s.private
+        .faults
+        .lock()
+        .unwrap()
+        .insert(CRATE_INDEX.to_owned(), Fault::NotFound);
+    let (status, body) = get_text(&s.state, "/cargo/index/it/oa/itoa").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = get_text(&s.state, &crate_download()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // The public fixture has itoa: asking it would have answered 200.
+    assert!(s.public.hits.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_private_crate_downloads_from_its_registry_hosts_only_and_the_token_stays_there() {
+    // The private registry's config.json sends downloads to a host it does not own.
+    let s = cargo_setup(CARGO_PRIVATE, TOKEN).await;
+    s.private.foreign_tarballs.store(true, Ordering::Relaxed);
+    let (status, body) = get_text(&s.state, &crate_download()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.contains("its table's `downloads`"), "{body}");
+    assert_eq!(s.private.hits(CRATE_FILE), 0);
+
+    // A redirect to another (configured) host is followed without the token.
+    let s = cargo_setup(CARGO_PRIVATE, TOKEN).await;
+    let public_port = url::Url::parse(&s.public_base).unwrap().port().unwrap();
+    s.private.faults.lock().unwrap().insert(
+        CRATE_FILE.to_owned(),
+        Fault::Redirect {
+            port: public_port,
+            to: CRATE_FILE,
+        },
+    );
+    let (status, body) = get_text(&s.state, &crate_download()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.public.hits(CRATE_FILE), 1);
+    assert!(sent_auth(&s.public).is_empty());
+
+    // A crate the table does not list cannot be sent to the private registry's host by the
+    // main index's config.json.
+    let other = CARGO_PRIVATE.replace("ITOA", "corp-*");
+    let s = cargo_setup(&other, TOKEN).await;
+    *s.public.base.lock().unwrap() = s.private_base.clone();
+    let (status, body) = get_text(&s.state, &crate_download()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.contains("server.cargo-download-origins"), "{body}");
+    assert!(s.private.hits.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_private_registrys_downloads_host_is_allowed_for_its_crates_and_gets_its_token() {
+    let table = format!("{CARGO_PRIVATE}downloads = \"{{public}}/\"\n");
+    let s = cargo_setup(&table, TOKEN).await;
+    // The private index's config.json sends downloads to the (here: public) `downloads` host.
+    *s.private.base.lock().unwrap() = s.public_base.clone();
+    let (status, body) = get_text(&s.state, &crate_download()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.public.hits(CRATE_FILE), 1);
+    assert_eq!(s.public.hits(CRATE_INDEX), 0);
+    assert_eq!(sent_auth(&s.public), [TOKEN]);
+}
+
+#[tokio::test]
+async fn a_refused_cargo_token_is_a_502_naming_the_table_without_the_secret() {
+    let s = cargo_setup(CARGO_PRIVATE, "not-the-token").await;
+    let (status, body) = get_text(&s.state, "/cargo/index/it/oa/itoa").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.contains("refused depfw's credentials"), "{body}");
+    assert!(body.contains("upstream.cargo.private[0]"), "{body}");
+    assert!(!body.contains("not-the-token"), "{body}");
+    assert!(s.public.hits.lock().unwrap().is_empty());
 }

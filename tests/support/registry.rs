@@ -75,7 +75,8 @@ pub enum Fault {
 
 #[derive(Default)]
 pub struct FixtureState {
-    base: Mutex<String>,
+    /// The fixture's own base URL, where its tarball URLs and cargo `dl` point.
+    pub base: Mutex<String>,
     /// Tarball file names served with one byte flipped.
     pub tamper: Mutex<HashSet<String>>,
     /// Request path → fault.

@@ -154,10 +154,14 @@ pub(super) async fn fetch(
                 PYPI_ACCEPT,
             )
         }
-        Ecosystem::CratesIo => (
-            upstream_index_url(&upstream.cargo_index, name).map_err(|e| e.to_string())?,
-            CARGO_INDEX_ACCEPT,
-        ),
+        Ecosystem::CratesIo => {
+            let private = upstream.cargo_private_for(name);
+            let index = private.map_or(&upstream.cargo_index, |c| &c.index);
+            (
+                upstream_index_url(index, name).map_err(|e| e.to_string())?,
+                CARGO_INDEX_ACCEPT,
+            )
+        }
     };
     let (body, content_type, from_depfw) =
         match http.get(&url, accept).await.map_err(|f| f.message)? {
@@ -210,8 +214,11 @@ pub(super) async fn fetch(
         }
         Ecosystem::CratesIo => {
             let mut records = IndexFile::parse(&body, name).map_err(invalid)?.records();
-            if let Some(note) = merge_crates_api(http, &apis.crates, name, &mut records).await {
-                push_note(notes, note);
+            // The crates API is the main index's: a private crate's name never goes there.
+            if upstream.cargo_private_for(name).is_none() {
+                if let Some(note) = merge_crates_api(http, &apis.crates, name, &mut records).await {
+                    push_note(notes, note);
+                }
             }
             records
         }
