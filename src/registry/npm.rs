@@ -634,30 +634,76 @@ impl Packument {
             })
     }
 
-    /// Writes `time` without the entries of versions that are not `listed`, entry by entry
-    /// from the upstream body (no tree of its one entry per version); `false`, with nothing
-    /// written, if it is not an object.
-    fn write_filtered_time(
+    /// Appends `"key":` (after a comma unless it is the first member) for the value at `at`
+    /// in the body: a range of the body when upstream wrote exactly that right before it.
+    fn rope_key(&self, b: &mut RopeBuilder, first: &mut bool, key: &str, at: usize) {
+        if !std::mem::take(first) {
+            b.own().push(b',');
+        }
+        let plain = !key.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20);
+        let start = at.saturating_sub(key.len() + 3);
+        let upstream = self.body.get(start..at).is_some_and(|q| {
+            q.first() == Some(&b'"')
+                && q.get(1..=key.len()) == Some(key.as_bytes())
+                && q.ends_with(b"\":")
+        });
+        if plain && upstream && at >= key.len() + 3 {
+            b.base(start..at);
+        } else {
+            write_json(b.own(), key);
+            b.own().push(b':');
+        }
+    }
+
+    /// Appends `time` without the entries of versions that are not `listed`, entry by entry
+    /// from the upstream body (no tree of its one entry per version): a run of adjacent
+    /// entries kept is one range of it. `false`, with nothing appended, if it is not an
+    /// object.
+    fn rope_filtered_time(
         &self,
-        out: &mut Vec<u8>,
+        b: &mut RopeBuilder,
         range: &Range<usize>,
         listed: impl Fn(&str) -> bool,
     ) -> bool {
-        let start = out.len();
-        out.push(b'{');
-        let mut first = true;
+        // The entries kept, with their index among all.
+        let mut kept: Vec<(usize, Cow<'_, str>, &RawValue)> = Vec::new();
+        let mut index = 0;
         let scanned = scan_object(self.slice(range), |key, raw| {
             if !self.lists(&key) || listed(key.as_ref()) {
-                write_key(out, &mut first, &key);
-                out.extend_from_slice(raw.get().as_bytes());
+                kept.push((index, key, raw));
             }
+            index += 1;
         });
-        if scanned {
-            out.push(b'}');
-        } else {
-            out.truncate(start);
+        if !scanned {
+            return false;
         }
-        scanned
+        b.own().push(b'{');
+        // Where the entry written last ends in the body and its index, if it was a range.
+        let mut last: Option<(usize, usize)> = None;
+        let mut first = true;
+        for (i, key, raw) in kept {
+            let span = member_span(&self.body, &key, raw);
+            match (&span, last) {
+                (Some(span), Some((end, j))) if j + 1 == i => b.base(end..span.start),
+                _ if !first => b.own().push(b','),
+                _ => {}
+            }
+            first = false;
+            match span {
+                Some(span) => {
+                    last = Some((span.end, i));
+                    b.base(span);
+                }
+                None => {
+                    last = None;
+                    write_json(b.own(), key.as_ref());
+                    b.own().push(b':');
+                    b.own().extend_from_slice(raw.get().as_bytes());
+                }
+            }
+        }
+        b.own().push(b'}');
+        true
     }
 
     /// `time.modified` as upstream wrote it.
@@ -726,7 +772,7 @@ impl Packument {
         b.own().push(b'{');
         let mut first = true;
         for (v, range, deprecated) in self.shown_manifests(versions, cx) {
-            write_key(b.own(), &mut first, v);
+            self.rope_key(b, &mut first, v, range.start);
             if deprecated.is_some() {
                 let vdoc = self.manifest_tree(range, name, v, public_base, deprecated);
                 write_json(b.own(), &vdoc);
@@ -778,26 +824,6 @@ impl Packument {
         vdoc
     }
 
-    /// Writes the `versions` object as `cx.show` says, each version through `shape` (after
-    /// its tarball URL is pointed at depfw and a yanked one's `deprecated` is set).
-    fn write_versions(
-        &self,
-        out: &mut Vec<u8>,
-        versions: &[Range<usize>],
-        name: &PackageName,
-        cx: &RenderCx<'_>,
-        shape: impl Fn(Value) -> Value,
-    ) {
-        out.push(b'{');
-        let mut first = true;
-        for (v, range, deprecated) in self.shown_manifests(versions, cx) {
-            let vdoc = self.manifest_tree(range, name, v, cx.public_base, deprecated);
-            write_key(out, &mut first, v);
-            write_json(out, &shape(vdoc));
-        }
-        out.push(b'}');
-    }
-
     /// Renders the packument with the versions `cx.show` lists (dist-tags only on
     /// `cx.kept` ones), with tarball URLs under `cx.public_base`; `corgi` selects the
     /// abbreviated form. The full form is the upstream
@@ -806,7 +832,7 @@ impl Packument {
     /// members in key order: mostly ranges of the upstream body, not a copy of it.
     pub(crate) fn render(&self, name: &PackageName, cx: &RenderCx<'_>, corgi: bool) -> Rope {
         if corgi {
-            return Rope::from(self.render_corgi(name, cx));
+            return self.render_corgi(name, cx);
         }
         let (kept, public_base) = (cx.kept, cx.public_base);
         // What is written rather than referenced: the kept versions' keys and tarball URLs
@@ -823,7 +849,7 @@ impl Packument {
                     continue;
                 }
                 // Written unless `time` is not an object (then nothing is written here).
-                ("time", _) if self.write_filtered_time(b.own(), range, listed(cx)) => continue,
+                ("time", _) if self.rope_filtered_time(&mut b, range, listed(cx)) => continue,
                 ("dist-tags", _) => {
                     if let Some(tags) = self.dist_tags(kept) {
                         write_json(b.own(), &tags);
@@ -839,36 +865,156 @@ impl Packument {
     }
 
     /// The abbreviated ("corgi") form: install fields only, no `time`, `license` or
-    /// `scripts`; members in key order (`dist-tags`, `modified`, `name`, `versions`).
-    fn render_corgi(&self, name: &PackageName, cx: &RenderCx<'_>) -> Vec<u8> {
+    /// `scripts`; members `dist-tags`, `modified`, `name`, `versions`. Like the full form it
+    /// is mostly ranges of the upstream body: each version's install fields as upstream wrote
+    /// them, in its order ([`Packument::rope_corgi_manifest`]).
+    fn render_corgi(&self, name: &PackageName, cx: &RenderCx<'_>) -> Rope {
         let kept = cx.kept;
-        let mut out = Vec::new();
-        out.push(b'{');
+        let per_version = tarball_url(cx.public_base, name, "").len() + 48;
+        let mut b = RopeBuilder::new(self.body.clone(), kept.len() * per_version + 4096);
+        b.own().push(b'{');
         let mut first = true;
         let tags = match self.dist_tags(kept) {
             Some(tags) => Some(Value::Object(tags)),
             None => self.member("dist-tags"),
         };
         if let Some(tags) = tags {
-            write_key(&mut out, &mut first, "dist-tags");
-            write_json(&mut out, &tags);
+            write_key(b.own(), &mut first, "dist-tags");
+            write_json(b.own(), &tags);
         }
         if let Some(modified) = self.modified() {
-            write_key(&mut out, &mut first, "modified");
-            write_json(&mut out, modified);
+            write_key(b.own(), &mut first, "modified");
+            write_json(b.own(), modified);
         }
         if let Some(n) = self.member("name") {
-            write_key(&mut out, &mut first, "name");
-            write_json(&mut out, &n);
+            write_key(b.own(), &mut first, "name");
+            write_json(b.own(), &n);
         }
-        write_key(&mut out, &mut first, "versions");
-        match &self.versions {
-            Some(versions) => self.write_versions(&mut out, versions, name, cx, abbreviate),
-            None => out.extend_from_slice(b"{}"),
+        write_key(b.own(), &mut first, "versions");
+        let Some(versions) = &self.versions else {
+            b.own().extend_from_slice(b"{}}");
+            return b.finish();
+        };
+        b.own().push(b'{');
+        let mut first = true;
+        for (v, range, deprecated) in self.shown_manifests(versions, cx) {
+            self.rope_key(&mut b, &mut first, v, range.start);
+            if deprecated.is_none() && self.rope_corgi_manifest(&mut b, range, name, v, cx) {
+                continue;
+            }
+            let vdoc = self.manifest_tree(range, name, v, cx.public_base, deprecated);
+            write_json(b.own(), &abbreviate(vdoc));
         }
-        out.push(b'}');
-        out
+        b.own().extend_from_slice(b"}}");
+        b.finish()
     }
+
+    /// Appends the abbreviated manifest of `versions[version]` (at `range`): its install
+    /// fields as ranges of the upstream body in upstream's order (adjacent ones as one run),
+    /// the tarball URL pointed at depfw, `hasInstallScript` when it runs install scripts;
+    /// the same document [`abbreviate`] makes of its tree. `false`, with nothing appended,
+    /// when it has to be written from its tree: not an object, an install field or
+    /// `scripts` spelled with escapes, duplicate `dist` or `dist.tarball` keys.
+    fn rope_corgi_manifest(
+        &self,
+        b: &mut RopeBuilder,
+        range: &Range<usize>,
+        name: &PackageName,
+        version: &str,
+        cx: &RenderCx<'_>,
+    ) -> bool {
+        let wanted = |k: &str| CORGI_VERSION_FIELDS.contains(&k);
+        // Each member's span (`None` if its key has escapes), whether it is kept, whether it
+        // is `dist`.
+        let mut members: Vec<(Option<Range<usize>>, bool, bool)> = Vec::new();
+        let mut install = Map::new();
+        let mut escaped = false;
+        let scanned = scan_object(self.slice(range), |key, raw| {
+            if matches!(key.as_ref(), "scripts" | "hasInstallScript") {
+                let value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                install.insert(key.clone().into_owned(), value);
+            }
+            let keep = wanted(&key);
+            let span = member_span(&self.body, &key, raw);
+            escaped |= keep && span.is_none();
+            members.push((span, keep, key == "dist"));
+        });
+        if !scanned || escaped {
+            return false;
+        }
+        let edit = self.tarball_edit(range);
+        if matches!(edit, TarballEdit::Tree) {
+            return false;
+        }
+        let scripts = has_install_scripts(&Value::Object(install));
+        // Upstream's `{` and `}` too, when the first and last members are kept.
+        match members.first() {
+            Some((Some(span), true, _)) => b.base(range.start..span.start),
+            _ => b.own().push(b'{'),
+        }
+        // The member written last, if it is the one before: then the bytes between them
+        // (a comma, spacing) are upstream's too, and the two are one range.
+        let mut last: Option<usize> = None;
+        for (i, (span, keep, is_dist)) in members.iter().enumerate() {
+            // Every member kept has a span (checked above).
+            let (Some(span), true) = (span, keep) else {
+                continue;
+            };
+            let before = last.and_then(|j| members[j].0.as_ref());
+            match (last, before) {
+                (Some(j), Some(prev)) if j + 1 == i => b.base(prev.end..span.start),
+                (Some(_), _) => b.own().push(b','),
+                (None, _) => {}
+            }
+            last = Some(i);
+            match (&edit, *is_dist) {
+                (TarballEdit::Replace(at), true) => {
+                    b.base(span.start..at.start);
+                    write_json(b.own(), &tarball_url(cx.public_base, name, version));
+                    b.base(at.end..span.end);
+                }
+                (TarballEdit::Insert { at, comma }, true) => {
+                    b.base(span.start..*at);
+                    let out = b.own();
+                    if *comma {
+                        out.push(b',');
+                    }
+                    write_json(out, "tarball");
+                    out.push(b':');
+                    write_json(out, &tarball_url(cx.public_base, name, version));
+                    b.base(*at..span.end);
+                }
+                _ => b.base(span.clone()),
+            }
+        }
+        if scripts {
+            let out = b.own();
+            if last.is_some() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"hasInstallScript\":true");
+        }
+        match (members.last(), last) {
+            (Some((Some(span), ..)), Some(j)) if !scripts && j + 1 == members.len() => {
+                b.base(span.end..range.end);
+            }
+            _ => b.own().push(b'}'),
+        }
+        true
+    }
+}
+
+/// Where a member of an object in `body` lies, from its key's opening quote to the end of
+/// its value; `None` if the key has escapes (it was unescaped into a copy).
+fn member_span(body: &[u8], key: &Cow<'_, str>, value: &RawValue) -> Option<Range<usize>> {
+    let Cow::Borrowed(key) = key else {
+        return None;
+    };
+    let start = (key.as_ptr() as usize)
+        .checked_sub(body.as_ptr() as usize)?
+        .checked_sub(1)?;
+    let end = range_in(body, value).end;
+    (start < end && body.get(start) == Some(&b'"')).then_some(start..end)
 }
 
 /// Whether a rendering lists a version (kept, or yanked as deprecated).
@@ -1418,6 +1564,16 @@ mod tests {
               "dist-tags" : { "latest" : "1.0.7" }
             }"#
             .to_owned(),
+            // Install fields with escapes, duplicated, in and out of runs; install scripts
+            // declared either way.
+            r#"{"name": "demo", "versions": {
+                "1.0.0": {"name": "demo", "scripts": {"postinstall": "x"}, "dep\u0065ndencies": {"a": "1"}, "version": "1.0.0"},
+                "1.0.1": {"hasInstallScript": true, "bin": {"x": "y"}, "readme": "r", "bin": {"z": "w"}},
+                "1.0.2": {},
+                "1.0.3": { "description": "d", "engines": {"node": ">=1"} , "os": ["linux"] },
+                "1.0.4": {"scr\u0069pts": {"install": "y"}, "dist": {"integrity": "sha512-x", "tarball": "https://up/4"}, "x": 1}
+            }}"#
+            .to_owned(),
         ];
         for body in &bodies {
             let p = parse_packument(&name, body.as_bytes()).unwrap();
@@ -1429,25 +1585,19 @@ mod tests {
                 .map(|r| r.version_text.clone())
                 .collect();
             for kept in [&all, &some, &Kept::new()] {
-                // The abbreviated form byte for byte; the full form keeps upstream's own
-                // bytes (its key order, spacing and escapes), so the same document.
-                let new = render(&p, &name, kept, "http://d:1", true);
-                let old = tree_render(&p, &name, kept, true);
-                assert_eq!(
-                    String::from_utf8_lossy(&new),
-                    String::from_utf8_lossy(&old),
-                    "corgi, {} kept, of {body}",
-                    kept.len()
-                );
-                let new = render(&p, &name, kept, "http://d:1", false);
-                let old = tree_render(&p, &name, kept, false);
-                assert_eq!(
-                    serde_json::from_slice::<Value>(&new).unwrap(),
-                    serde_json::from_slice::<Value>(&old).unwrap(),
-                    "{}, {} kept, of {body}",
-                    String::from_utf8_lossy(&new),
-                    kept.len()
-                );
+                // Both forms keep upstream's own bytes (its key order, spacing and
+                // escapes), so the same document, not the same bytes.
+                for corgi in [true, false] {
+                    let new = render(&p, &name, kept, "http://d:1", corgi);
+                    let old = tree_render(&p, &name, kept, corgi);
+                    assert_eq!(
+                        serde_json::from_slice::<Value>(&new).unwrap(),
+                        serde_json::from_slice::<Value>(&old).unwrap(),
+                        "{} (corgi: {corgi}), {} kept, of {body}",
+                        String::from_utf8_lossy(&new),
+                        kept.len()
+                    );
+                }
             }
             for r in &p.records {
                 let mut vdoc = serde_json::from_slice::<Value>(&p.body).unwrap()["versions"]
@@ -1501,7 +1651,7 @@ mod tests {
     }
 
     #[test]
-    fn the_full_form_is_mostly_ranges_of_the_upstream_body() {
+    fn both_forms_are_mostly_ranges_of_the_upstream_body() {
         let name = npm("many");
         // Over 1 MiB rendered: smaller renderings are one buffer.
         let versions: Map<String, Value> = (0..6_000)
@@ -1519,19 +1669,24 @@ mod tests {
             Bytes::from(serde_json::json!({"name": "many", "versions": versions}).to_string());
         let p = parse_packument_bytes(&name, body.clone()).unwrap();
         let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
-        let rope = render_rope(&p, &name, &kept, "http://d:1", false);
-        assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
-        let own = rope.weight() - body.len();
-        assert!(
-            own < rope.len() / 3,
-            "{own} bytes written besides the upstream body for a {}-byte rendering",
-            rope.len()
-        );
-        let out: Value = serde_json::from_slice(&rope.to_bytes()).unwrap();
-        assert_eq!(
-            out["versions"]["1.0.7"]["dist"]["tarball"],
-            "http://d:1/npm/many/-/many-1.0.7.tgz"
-        );
+        // The abbreviated form too: each version's install fields are upstream's bytes,
+        // its key, spacing and tarball URL depfw's (the piece list counts as written).
+        for (corgi, most) in [(false, 3), (true, 2)] {
+            let rope = render_rope(&p, &name, &kept, "http://d:1", corgi);
+            assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
+            let own = rope.weight() - body.len();
+            assert!(
+                own < rope.len() / most,
+                "{own} bytes written besides the upstream body for a {}-byte rendering \
+                 (corgi: {corgi})",
+                rope.len()
+            );
+            let out: Value = serde_json::from_slice(&rope.to_bytes()).unwrap();
+            assert_eq!(
+                out["versions"]["1.0.7"]["dist"]["tarball"],
+                "http://d:1/npm/many/-/many-1.0.7.tgz"
+            );
+        }
     }
 
     #[test]
