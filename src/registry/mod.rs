@@ -86,6 +86,15 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     fn footprint(&self, doc: &Self::Doc) -> usize;
     /// Every version the document lists, in document order.
     fn versions<'d>(&self, doc: &'d Self::Doc) -> &'d [VersionRecord];
+    /// `version`'s record with its artifacts, for a download: a protocol may leave them out
+    /// of [`Protocol::versions`] (npm reads a tarball's URL and digest from the manifest
+    /// only when it is asked for, [`npm::Packument::record`]).
+    fn record(&self, _name: &PackageName, doc: &Self::Doc, version: &str) -> Option<VersionRecord> {
+        self.versions(doc)
+            .iter()
+            .find(|r| r.version_text == version)
+            .cloned()
+    }
     /// The same, to complete: the pipeline hangs what it gathered for the release signals
     /// on each version ([`crate::policy::signals::Gathered`]). Empty for a protocol whose
     /// metadata names no dependencies nor publishers.

@@ -408,14 +408,8 @@ pub(crate) fn parse_packument_bytes(
     for (v, raw) in listed {
         // One manifest's tree at a time; dropped once its record is taken.
         let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-        let dist = vdoc.get("dist");
         let published = time.get(v);
         positions.push(history.push(&release_facts(v, published, &vdoc)));
-        let upstream_url = dist
-            .and_then(|d| d.get("tarball"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
         records.push(VersionRecord {
             version_text: v.clone(),
             version: Version::parse(Ecosystem::Npm, v).ok(),
@@ -438,11 +432,9 @@ pub(crate) fn parse_packument_bytes(
                 lineage: None,
                 gathered: None,
             },
-            artifacts: vec![ArtifactRecord {
-                filename: tarball_filename(name, v),
-                upstream_url,
-                digest: digest_of(dist),
-            }],
+            // Read from the manifest when a tarball is asked for ([`Packument::record`]):
+            // four allocations per version, more than the rest of the record.
+            artifacts: Vec::new(),
         });
     }
     let history = history.finish();
@@ -600,6 +592,26 @@ impl Packument {
         let mut vdoc = self.manifest(version)?;
         rewrite_tarball(&mut vdoc, name, version, public_base);
         serde_json::to_vec(&vdoc).ok()
+    }
+
+    /// `version`'s record with its tarball: the file name depfw serves it as, upstream's
+    /// URL (`dist.tarball`) and published digest (`dist.integrity`, else `dist.shasum`),
+    /// read from its manifest. The records the policy reads ([`Packument::records`]) leave
+    /// the tarball out: only a download needs it.
+    pub(crate) fn record(&self, name: &PackageName, version: &str) -> Option<VersionRecord> {
+        let mut record = self.records.get(self.find(version)?)?.clone();
+        let vdoc = self.manifest(version).unwrap_or(Value::Null);
+        let dist = vdoc.get("dist");
+        record.artifacts = vec![ArtifactRecord {
+            filename: tarball_filename(name, version),
+            upstream_url: dist
+                .and_then(|d| d.get("tarball"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            digest: digest_of(dist),
+        }];
+        Some(record)
     }
 
     /// Whether upstream lists `version` under `versions` (`time` has an entry for each).
@@ -1192,6 +1204,10 @@ impl Protocol for Npm {
         &mut doc.records
     }
 
+    fn record(&self, name: &PackageName, doc: &Packument, version: &str) -> Option<VersionRecord> {
+        doc.record(name, version)
+    }
+
     fn form(&self, accept: Option<&str>, _query: Option<&str>) -> bool {
         wants_corgi(accept)
     }
@@ -1317,8 +1333,20 @@ mod tests {
     #[test]
     fn packument_records_carry_what_checks_need() {
         let p = parse_packument(&npm("demo"), PACKUMENT.as_bytes()).unwrap();
-        let r = |v: &str| p.records.iter().find(|r| r.version_text == v).unwrap();
+        // The records the policy reads, without the tarball; a download's, with it.
+        assert!(p.records.iter().all(|r| r.artifacts.is_empty()));
+        let r = |v: &str| {
+            let record = p.record(&npm("demo"), v).unwrap();
+            let listed = p.records.iter().find(|r| r.version_text == v).unwrap();
+            assert_eq!(record.metadata, listed.metadata);
+            record
+        };
+        assert_eq!(p.record(&npm("demo"), "9.9.9"), None);
         let v1 = r("1.0.0");
+        assert_eq!(
+            v1.artifacts[0].upstream_url,
+            "https://up/demo/-/demo-1.0.0.tgz"
+        );
         assert_eq!(v1.metadata.license.as_deref(), Some("MIT OR Apache-2.0"));
         assert_eq!(v1.metadata.has_install_scripts, Some(false));
         assert!(matches!(v1.artifacts[0].digest, Some(Digest::Sha1(_))));
