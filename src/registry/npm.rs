@@ -647,24 +647,43 @@ impl Packument {
     }
 
     /// Appends `"key":` (after a comma unless it is the first member) for the value at `at`
-    /// in the body: a range of the body when upstream wrote exactly that right before it.
-    fn rope_key(&self, b: &mut RopeBuilder, first: &mut bool, key: &str, at: usize) {
-        if !std::mem::take(first) {
-            b.own().push(b',');
-        }
+    /// in the body: a range of the body when upstream wrote exactly that right before it
+    /// (with its comma, if one is right before that); then the key's text in the body, which
+    /// is `key` as is, is returned.
+    fn rope_key(
+        &self,
+        b: &mut RopeBuilder,
+        first: &mut bool,
+        key: &str,
+        at: usize,
+    ) -> Option<Range<usize>> {
+        let comma = !std::mem::take(first);
         let plain = !key.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20);
         let start = at.saturating_sub(key.len() + 3);
-        let upstream = self.body.get(start..at).is_some_and(|q| {
-            q.first() == Some(&b'"')
-                && q.get(1..=key.len()) == Some(key.as_bytes())
-                && q.ends_with(b"\":")
-        });
-        if plain && upstream && at >= key.len() + 3 {
-            b.base(start..at);
-        } else {
+        let upstream = at >= key.len() + 3
+            && self.body.get(start..at).is_some_and(|q| {
+                q.first() == Some(&b'"')
+                    && q.get(1..=key.len()) == Some(key.as_bytes())
+                    && q.ends_with(b"\":")
+            });
+        if !(plain && upstream) {
+            if comma {
+                b.own().push(b',');
+            }
             write_json(b.own(), key);
             b.own().push(b':');
+            return None;
         }
+        match start.checked_sub(1) {
+            Some(c) if comma && self.body.get(c) == Some(&b',') => b.base(c..at),
+            _ => {
+                if comma {
+                    b.own().push(b',');
+                }
+                b.base(start..at);
+            }
+        }
+        Some(start + 1..at - 2)
     }
 
     /// Appends `time` without the entries of versions that are not `listed`, entry by entry
@@ -779,34 +798,35 @@ impl Packument {
         versions: &[Range<usize>],
         name: &PackageName,
         cx: &RenderCx<'_>,
+        stash: usize,
     ) {
         let public_base = cx.public_base;
         b.own().push(b'{');
         let mut first = true;
         for (v, range, deprecated) in self.shown_manifests(versions, cx) {
-            self.rope_key(b, &mut first, v, range.start);
+            let key = self.rope_key(b, &mut first, v, range.start);
             if deprecated.is_some() {
                 let vdoc = self.manifest_tree(range, name, v, public_base, deprecated);
                 write_json(b.own(), &vdoc);
                 continue;
             }
-            let url = || tarball_url(public_base, name, v);
+            let url = TarballUrl {
+                name,
+                version: v,
+                public_base,
+                key,
+                stash,
+            };
             match self.tarball_edit(range) {
                 TarballEdit::Verbatim => b.base(range.clone()),
                 TarballEdit::Replace(at) => {
                     b.base(range.start..at.start);
-                    write_json(b.own(), &url());
+                    url.append(b);
                     b.base(at.end..range.end);
                 }
                 TarballEdit::Insert { at, comma } => {
                     b.base(range.start..at);
-                    let out = b.own();
-                    if comma {
-                        out.push(b',');
-                    }
-                    write_json(out, "tarball");
-                    out.push(b':');
-                    write_json(out, &url());
+                    url.insert(b, comma);
                     b.base(at..range.end);
                 }
                 TarballEdit::Tree => {
@@ -849,15 +869,17 @@ impl Packument {
         let (kept, public_base) = (cx.kept, cx.public_base);
         // What is written rather than referenced: the kept versions' keys and tarball URLs
         // and `time`, each entry of which stays about the same size.
-        let per_version = tarball_url(public_base, name, "").len() + 48;
-        let mut b = RopeBuilder::new(self.body.clone(), kept.len() * per_version + 4096);
+        // The tarball URLs are pieces of a stash, version keys and time entries ranges.
+        let stash = url_stash(public_base, name);
+        let stash_len = stash.len();
+        let mut b = RopeBuilder::with_stash(self.body.clone(), 4096, stash);
         b.own().push(b'{');
         let mut first = true;
         for (key, range) in &self.members {
             write_key(b.own(), &mut first, key);
             match (key.as_str(), &self.versions) {
                 ("versions", Some(versions)) => {
-                    self.rope_versions(&mut b, versions, name, cx);
+                    self.rope_versions(&mut b, versions, name, cx, stash_len);
                     continue;
                 }
                 // Written unless `time` is not an object (then nothing is written here).
@@ -882,8 +904,9 @@ impl Packument {
     /// them, in its order ([`Packument::rope_corgi_manifest`]).
     fn render_corgi(&self, name: &PackageName, cx: &RenderCx<'_>) -> Rope {
         let kept = cx.kept;
-        let per_version = tarball_url(cx.public_base, name, "").len() + 48;
-        let mut b = RopeBuilder::new(self.body.clone(), kept.len() * per_version + 4096);
+        let stash = url_stash(cx.public_base, name);
+        let stash_len = stash.len();
+        let mut b = RopeBuilder::with_stash(self.body.clone(), 4096, stash);
         b.own().push(b'{');
         let mut first = true;
         let tags = match self.dist_tags(kept) {
@@ -910,8 +933,15 @@ impl Packument {
         b.own().push(b'{');
         let mut first = true;
         for (v, range, deprecated) in self.shown_manifests(versions, cx) {
-            self.rope_key(&mut b, &mut first, v, range.start);
-            if deprecated.is_none() && self.rope_corgi_manifest(&mut b, range, name, v, cx) {
+            let key = self.rope_key(&mut b, &mut first, v, range.start);
+            let url = TarballUrl {
+                name,
+                version: v,
+                public_base: cx.public_base,
+                key,
+                stash: stash_len,
+            };
+            if deprecated.is_none() && self.rope_corgi_manifest(&mut b, range, &url) {
                 continue;
             }
             let vdoc = self.manifest_tree(range, name, v, cx.public_base, deprecated);
@@ -931,9 +961,7 @@ impl Packument {
         &self,
         b: &mut RopeBuilder,
         range: &Range<usize>,
-        name: &PackageName,
-        version: &str,
-        cx: &RenderCx<'_>,
+        url: &TarballUrl<'_>,
     ) -> bool {
         let wanted = |k: &str| CORGI_VERSION_FIELDS.contains(&k);
         // Each member's span (`None` if its key has escapes), whether it is kept, whether it
@@ -975,6 +1003,10 @@ impl Packument {
             let before = last.and_then(|j| members[j].0.as_ref());
             match (last, before) {
                 (Some(j), Some(prev)) if j + 1 == i => b.base(prev.end..span.start),
+                // Upstream's comma before it, if it is right there.
+                (Some(_), _) if self.body.get(span.start.wrapping_sub(1)) == Some(&b',') => {
+                    b.base(span.start - 1..span.start);
+                }
                 (Some(_), _) => b.own().push(b','),
                 (None, _) => {}
             }
@@ -982,18 +1014,12 @@ impl Packument {
             match (&edit, *is_dist) {
                 (TarballEdit::Replace(at), true) => {
                     b.base(span.start..at.start);
-                    write_json(b.own(), &tarball_url(cx.public_base, name, version));
+                    url.append(b);
                     b.base(at.end..span.end);
                 }
                 (TarballEdit::Insert { at, comma }, true) => {
                     b.base(span.start..*at);
-                    let out = b.own();
-                    if *comma {
-                        out.push(b',');
-                    }
-                    write_json(out, "tarball");
-                    out.push(b':');
-                    write_json(out, &tarball_url(cx.public_base, name, version));
+                    url.insert(b, *comma);
                     b.base(*at..span.end);
                 }
                 _ => b.base(span.clone()),
@@ -1013,6 +1039,61 @@ impl Packument {
             _ => b.own().push(b'}'),
         }
         true
+    }
+}
+
+/// The end of a tarball URL's JSON string, after the version.
+const TGZ: &[u8] = b".tgz\"";
+
+/// What a rendering repeats in every tarball URL, kept once ([`RopeBuilder::with_stash`]):
+/// the URL's JSON string with an empty version; nothing if it does not end in [`TGZ`].
+fn url_stash(public_base: &str, name: &PackageName) -> Vec<u8> {
+    let json = serde_json::to_vec(&tarball_url(public_base, name, "")).unwrap_or_default();
+    if json.ends_with(TGZ) {
+        json
+    } else {
+        Vec::new()
+    }
+}
+
+/// One version's tarball URL as a rendering writes it: the stash's start, the version's
+/// key in the upstream body and the stash's end when the key was taken from there
+/// ([`Packument::rope_key`]), else the URL in full.
+struct TarballUrl<'a> {
+    name: &'a PackageName,
+    version: &'a str,
+    public_base: &'a str,
+    /// Where the version's key, which is the version as is, lies in the body.
+    key: Option<Range<usize>>,
+    /// The length of the builder's stash, [`url_stash`].
+    stash: usize,
+}
+
+impl TarballUrl<'_> {
+    /// Appends the URL as a JSON string.
+    fn append(&self, b: &mut RopeBuilder) {
+        match (&self.key, self.stash.checked_sub(TGZ.len())) {
+            (Some(key), Some(cut)) if cut > 0 => {
+                b.again(0..cut);
+                b.base(key.clone());
+                b.again(cut..self.stash);
+            }
+            _ => write_json(
+                b.own(),
+                &tarball_url(self.public_base, self.name, self.version),
+            ),
+        }
+    }
+
+    /// Appends `"tarball":` and the URL, after a comma if `comma`.
+    fn insert(&self, b: &mut RopeBuilder, comma: bool) {
+        let out = b.own();
+        if comma {
+            out.push(b',');
+        }
+        write_json(out, "tarball");
+        out.push(b':');
+        self.append(b);
     }
 }
 
@@ -1697,9 +1778,10 @@ mod tests {
             Bytes::from(serde_json::json!({"name": "many", "versions": versions}).to_string());
         let p = parse_packument_bytes(&name, body.clone()).unwrap();
         let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
-        // The abbreviated form too: each version's install fields are upstream's bytes,
-        // its key, spacing and tarball URL depfw's (the piece list counts as written).
-        for (corgi, most) in [(false, 3), (true, 2)] {
+        // The abbreviated form too: each version's key and install fields are upstream's
+        // bytes, and so is the version in its tarball URL, the rest of which is written once
+        // for all (the piece list counts as written).
+        for (corgi, most) in [(false, 6), (true, 4)] {
             let rope = render_rope(&p, &name, &kept, "http://d:1", corgi);
             assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
             let own = rope.weight() - body.len();
