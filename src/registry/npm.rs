@@ -227,20 +227,7 @@ struct Times<'b>(Vec<(Cow<'b, str>, &'b RawValue)>);
 impl<'b> Times<'b> {
     /// `time`'s entries; none if it is absent or not an object.
     fn new(json: Option<&'b [u8]>) -> Times<'b> {
-        let mut entries = Vec::new();
-        if !json.is_some_and(|j| scan_object(j, |k, v| entries.push((k, v)))) {
-            entries.clear();
-        }
-        // Stable: duplicates stay in input order, and the last one is kept.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                std::mem::swap(later, kept);
-            }
-            same
-        });
-        Times(entries)
+        Times(json.and_then(sorted_members).unwrap_or_default())
     }
 
     /// The time of `key`, if it is an RFC 3339 string.
@@ -251,6 +238,26 @@ impl<'b> Times<'b> {
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
+}
+
+/// The members of the JSON object `json` sorted by key, the last of duplicates (as a tree
+/// keeps), keys borrowed where they have no escapes; `None` if it is not an object. One
+/// allocation for a packument's `versions` or `time`, where a map took one per key.
+fn sorted_members(json: &[u8]) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    let mut entries = Vec::new();
+    if !scan_object(json, |k, v| entries.push((k, v))) {
+        return None;
+    }
+    // Stable: duplicates stay in input order, and the last one is kept.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+    Some(entries)
 }
 
 /// `license` as a string, the legacy `{type, url}` object, or `licenses: [..]`.
@@ -383,18 +390,17 @@ pub(crate) fn parse_packument_bytes(
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
     };
     let time = Times::new(top.get("time").map(|raw| raw.get().as_bytes()));
-    let versions: Option<RawMembers<'_>> = match top.get("versions") {
+    let versions = match top.get("versions") {
         None => None,
         Some(raw) if raw.get() == "null" => None,
-        Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| {
+        Some(raw) => Some(sorted_members(raw.get().as_bytes()).ok_or_else(|| {
             ProtocolError::BadUpstream(format!("packument of {name}: `versions` is not an object"))
         })?),
     };
-    let no_versions = RawMembers::new();
-    let listed = versions.as_ref().unwrap_or(&no_versions);
+    let listed = versions.as_deref().unwrap_or_default();
     let package_created = time
         .get("created")
-        .or_else(|| listed.keys().filter_map(|v| time.get(v)).min());
+        .or_else(|| listed.iter().filter_map(|(v, _)| time.get(v)).min());
     let mut licenses = Map::new();
     for key in ["license", "licenses"] {
         if let Some(v) = value(key) {
@@ -406,12 +412,13 @@ pub(crate) fn parse_packument_bytes(
     let mut history = HistoryBuilder::new();
     let mut positions = Vec::with_capacity(listed.len());
     for (v, raw) in listed {
+        let v: &str = v;
         // One manifest's tree at a time; dropped once its record is taken.
         let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
         let published = time.get(v);
         positions.push(history.push(&release_facts(v, published, &vdoc)));
         records.push(VersionRecord {
-            version_text: v.clone(),
+            version_text: v.to_owned(),
             version: Version::parse(Ecosystem::Npm, v).ok(),
             metadata: VersionMetadata {
                 publish_time_expected: true,
@@ -449,7 +456,7 @@ pub(crate) fn parse_packument_bytes(
     let members = ranges(&top);
     let versions: Option<Vec<Range<usize>>> = versions
         .as_ref()
-        .map(|m| m.values().map(|raw| range_in(&body, raw)).collect());
+        .map(|m| m.iter().map(|(_, raw)| range_in(&body, raw)).collect());
     let dist_tags = value("dist-tags");
     let spans = |v: &Vec<(String, Range<usize>)>| {
         v.capacity() * std::mem::size_of::<(String, Range<usize>)>()
