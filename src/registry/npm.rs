@@ -703,23 +703,21 @@ impl Packument {
         range: &Range<usize>,
         listed: impl Fn(&str) -> bool,
     ) -> bool {
-        // The entries kept, with their index among all.
-        let mut kept: Vec<(usize, Cow<'_, str>, &RawValue)> = Vec::new();
-        let mut index = 0;
-        let scanned = scan_object(self.slice(range), |key, raw| {
-            if !self.lists(&key) || listed(key.as_ref()) {
-                kept.push((index, key, raw));
-            }
-            index += 1;
-        });
-        if !scanned {
+        let json = self.slice(range);
+        // Written while it is scanned: the body was parsed whole, so an object scans to its
+        // end.
+        if json.first() != Some(&b'{') {
             return false;
         }
         b.own().push(b'{');
         // Where the entry written last ends in the body and its index, if it was a range.
         let mut last: Option<(usize, usize)> = None;
-        let mut first = true;
-        for (i, key, raw) in kept {
+        let (mut first, mut i) = (true, 0);
+        scan_object(json, |key, raw| {
+            i += 1;
+            if self.lists(&key) && !listed(key.as_ref()) {
+                return;
+            }
             let span = member_span(&self.body, &key, raw);
             match (&span, last) {
                 (Some(span), Some((end, j))) if j + 1 == i => b.base(end..span.start),
@@ -739,7 +737,7 @@ impl Packument {
                     b.own().extend_from_slice(raw.get().as_bytes());
                 }
             }
-        }
+        });
         b.own().push(b'}');
         true
     }
@@ -880,6 +878,9 @@ impl Packument {
         let stash = url_stash(public_base, name);
         let stash_len = stash.len();
         let mut b = RopeBuilder::with_stash(self.body.clone(), 4096, stash);
+        // A version is about five pieces: its key and manifest up to the URL, the URL's
+        // three, the rest.
+        b.reserve_pieces(kept.len().saturating_mul(5).saturating_add(64));
         b.own().push(b'{');
         let mut first = true;
         for (key, range) in &self.members {
@@ -914,6 +915,8 @@ impl Packument {
         let stash = url_stash(cx.public_base, name);
         let stash_len = stash.len();
         let mut b = RopeBuilder::with_stash(self.body.clone(), 4096, stash);
+        // Six pieces a version: one more than the full form, for the fields left out.
+        b.reserve_pieces(kept.len().saturating_mul(6).saturating_add(64));
         b.own().push(b'{');
         let mut first = true;
         let tags = match self.dist_tags(kept) {

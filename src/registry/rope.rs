@@ -244,6 +244,14 @@ impl RopeBuilder {
         b
     }
 
+    /// Makes room for `n` more pieces at once: a list grown by doubling to a million
+    /// pieces leaves the copies it outgrew behind in the allocator.
+    pub(crate) fn reserve_pieces(&mut self, n: usize) {
+        if !self.flat {
+            self.pieces.reserve_exact(n);
+        }
+    }
+
     /// Appends `range` of the stash ([`RopeBuilder::with_stash`]).
     pub(crate) fn again(&mut self, range: Range<usize>) {
         let Some(bytes) = self.stash.get(range.clone()) else {
