@@ -1108,14 +1108,14 @@ impl TarballUrl<'_> {
 }
 
 /// Where a member of an object in `body` lies, from its key's opening quote to the end of
-/// its value; `None` if the key has escapes (it was unescaped into a copy).
-fn member_span(body: &[u8], key: &Cow<'_, str>, value: &RawValue) -> Option<Range<usize>> {
-    let Cow::Borrowed(key) = key else {
+/// its value; `None` if the key is not borrowed from `body` (it had escapes, and was
+/// unescaped into a copy).
+fn member_span(body: &[u8], key: &str, value: &RawValue) -> Option<Range<usize>> {
+    let at = (key.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    if at.checked_add(key.len())? > body.len() {
         return None;
-    };
-    let start = (key.as_ptr() as usize)
-        .checked_sub(body.as_ptr() as usize)?
-        .checked_sub(1)?;
+    }
+    let start = at.checked_sub(1)?;
     let end = range_in(body, value).end;
     (start < end && body.get(start) == Some(&b'"')).then_some(start..end)
 }
