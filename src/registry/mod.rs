@@ -284,7 +284,7 @@ pub enum ProtocolError {
 }
 
 /// The version records of a full npm packument as the proxy reads them (release history
-/// included), for tools outside the crate: `benches/signals_replay.rs` replays the release
+/// included, tarballs left out), for tools outside the crate: `benches/signals_replay.rs` replays the release
 /// signals over live packuments with it.
 #[doc(hidden)]
 pub fn npm_version_records(

@@ -211,6 +211,8 @@ pub(crate) struct Packument {
     /// record (whose `version_text` is its key).
     versions: Option<Vec<Range<usize>>>,
     dist_tags: Option<Value>,
+    /// One per version, for the policy: without their tarball, which
+    /// [`Packument::record`] reads from the manifest for a download.
     pub records: Vec<VersionRecord>,
     /// The heap bytes held, `body` included (see [`super::heap`]).
     footprint: usize,
