@@ -88,6 +88,15 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     fn footprint(&self, doc: &Self::Doc) -> usize;
     /// Every version the document lists, in document order.
     fn versions<'d>(&self, doc: &'d Self::Doc) -> &'d [VersionRecord];
+    /// `version`'s record with its artifacts, for a download: a protocol may leave them out
+    /// of [`Protocol::versions`] (npm reads a tarball's URL and digest from the manifest
+    /// only when it is asked for, [`npm::Packument::record`]).
+    fn record(&self, _name: &PackageName, doc: &Self::Doc, version: &str) -> Option<VersionRecord> {
+        self.versions(doc)
+            .iter()
+            .find(|r| r.version_text == version)
+            .cloned()
+    }
     /// The same, to complete: the pipeline hangs what it gathered for the release signals
     /// on each version ([`crate::policy::signals::Gathered`]). Empty for a protocol whose
     /// metadata names no dependencies nor publishers.
@@ -277,7 +286,7 @@ pub enum ProtocolError {
 }
 
 /// The version records of a full npm packument as the proxy reads them (release history
-/// included), for tools outside the crate: `benches/signals_replay.rs` replays the release
+/// included, tarballs left out), for tools outside the crate: `benches/signals_replay.rs` replays the release
 /// signals over live packuments with it.
 #[doc(hidden)]
 pub fn npm_version_records(

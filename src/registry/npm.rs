@@ -211,6 +211,8 @@ pub(crate) struct Packument {
     /// record (whose `version_text` is its key).
     versions: Option<Vec<Range<usize>>>,
     dist_tags: Option<Value>,
+    /// One per version, for the policy: without their tarball, which
+    /// [`Packument::record`] reads from the manifest for a download.
     pub records: Vec<VersionRecord>,
     /// The heap bytes held, `body` included (see [`super::heap`]).
     footprint: usize,
@@ -227,20 +229,7 @@ struct Times<'b>(Vec<(Cow<'b, str>, &'b RawValue)>);
 impl<'b> Times<'b> {
     /// `time`'s entries; none if it is absent or not an object.
     fn new(json: Option<&'b [u8]>) -> Times<'b> {
-        let mut entries = Vec::new();
-        if !json.is_some_and(|j| scan_object(j, |k, v| entries.push((k, v)))) {
-            entries.clear();
-        }
-        // Stable: duplicates stay in input order, and the last one is kept.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                std::mem::swap(later, kept);
-            }
-            same
-        });
-        Times(entries)
+        Times(json.and_then(sorted_members).unwrap_or_default())
     }
 
     /// The time of `key`, if it is an RFC 3339 string.
@@ -251,6 +240,26 @@ impl<'b> Times<'b> {
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
+}
+
+/// The members of the JSON object `json` sorted by key, the last of duplicates (as a tree
+/// keeps), keys borrowed where they have no escapes; `None` if it is not an object. One
+/// allocation for a packument's `versions` or `time`, where a map took one per key.
+fn sorted_members(json: &[u8]) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    let mut entries = Vec::new();
+    if !scan_object(json, |k, v| entries.push((k, v))) {
+        return None;
+    }
+    // Stable: duplicates stay in input order, and the last one is kept.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+    Some(entries)
 }
 
 /// `license` as a string, the legacy `{type, url}` object, or `licenses: [..]`.
@@ -383,18 +392,17 @@ pub(crate) fn parse_packument_bytes(
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
     };
     let time = Times::new(top.get("time").map(|raw| raw.get().as_bytes()));
-    let versions: Option<RawMembers<'_>> = match top.get("versions") {
+    let versions = match top.get("versions") {
         None => None,
         Some(raw) if raw.get() == "null" => None,
-        Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| {
+        Some(raw) => Some(sorted_members(raw.get().as_bytes()).ok_or_else(|| {
             ProtocolError::BadUpstream(format!("packument of {name}: `versions` is not an object"))
         })?),
     };
-    let no_versions = RawMembers::new();
-    let listed = versions.as_ref().unwrap_or(&no_versions);
+    let listed = versions.as_deref().unwrap_or_default();
     let package_created = time
         .get("created")
-        .or_else(|| listed.keys().filter_map(|v| time.get(v)).min());
+        .or_else(|| listed.iter().filter_map(|(v, _)| time.get(v)).min());
     let mut licenses = Map::new();
     for key in ["license", "licenses"] {
         if let Some(v) = value(key) {
@@ -406,18 +414,13 @@ pub(crate) fn parse_packument_bytes(
     let mut history = HistoryBuilder::new();
     let mut positions = Vec::with_capacity(listed.len());
     for (v, raw) in listed {
+        let v: &str = v;
         // One manifest's tree at a time; dropped once its record is taken.
         let vdoc: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-        let dist = vdoc.get("dist");
         let published = time.get(v);
         positions.push(history.push(&release_facts(v, published, &vdoc)));
-        let upstream_url = dist
-            .and_then(|d| d.get("tarball"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
         records.push(VersionRecord {
-            version_text: v.clone(),
+            version_text: v.to_owned(),
             version: Version::parse(Ecosystem::Npm, v).ok(),
             metadata: VersionMetadata {
                 publish_time_expected: true,
@@ -438,11 +441,9 @@ pub(crate) fn parse_packument_bytes(
                 lineage: None,
                 gathered: None,
             },
-            artifacts: vec![ArtifactRecord {
-                filename: tarball_filename(name, v),
-                upstream_url,
-                digest: digest_of(dist),
-            }],
+            // Read from the manifest when a tarball is asked for ([`Packument::record`]):
+            // four allocations per version, more than the rest of the record.
+            artifacts: Vec::new(),
         });
     }
     let history = history.finish();
@@ -457,7 +458,7 @@ pub(crate) fn parse_packument_bytes(
     let members = ranges(&top);
     let versions: Option<Vec<Range<usize>>> = versions
         .as_ref()
-        .map(|m| m.values().map(|raw| range_in(&body, raw)).collect());
+        .map(|m| m.iter().map(|(_, raw)| range_in(&body, raw)).collect());
     let dist_tags = value("dist-tags");
     let spans = |v: &Vec<(String, Range<usize>)>| {
         v.capacity() * std::mem::size_of::<(String, Range<usize>)>()
@@ -602,6 +603,26 @@ impl Packument {
         serde_json::to_vec(&vdoc).ok()
     }
 
+    /// `version`'s record with its tarball: the file name depfw serves it as, upstream's
+    /// URL (`dist.tarball`) and published digest (`dist.integrity`, else `dist.shasum`),
+    /// read from its manifest. The records the policy reads ([`Packument::records`]) leave
+    /// the tarball out: only a download needs it.
+    pub(crate) fn record(&self, name: &PackageName, version: &str) -> Option<VersionRecord> {
+        let mut record = self.records.get(self.find(version)?)?.clone();
+        let vdoc = self.manifest(version).unwrap_or(Value::Null);
+        let dist = vdoc.get("dist");
+        record.artifacts = vec![ArtifactRecord {
+            filename: tarball_filename(name, version),
+            upstream_url: dist
+                .and_then(|d| d.get("tarball"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            digest: digest_of(dist),
+        }];
+        Some(record)
+    }
+
     /// Whether upstream lists `version` under `versions` (`time` has an entry for each).
     fn lists(&self, version: &str) -> bool {
         self.find(version).is_some()
@@ -634,30 +655,93 @@ impl Packument {
             })
     }
 
-    /// Writes `time` without the entries of versions that are not `listed`, entry by entry
-    /// from the upstream body (no tree of its one entry per version); `false`, with nothing
-    /// written, if it is not an object.
-    fn write_filtered_time(
+    /// Appends `"key":` (after a comma unless it is the first member) for the value at `at`
+    /// in the body: a range of the body when upstream wrote exactly that right before it
+    /// (with its comma, if one is right before that); then the key's text in the body, which
+    /// is `key` as is, is returned.
+    fn rope_key(
         &self,
-        out: &mut Vec<u8>,
+        b: &mut RopeBuilder,
+        first: &mut bool,
+        key: &str,
+        at: usize,
+    ) -> Option<Range<usize>> {
+        let comma = !std::mem::take(first);
+        let plain = !key.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20);
+        let start = at.saturating_sub(key.len() + 3);
+        let upstream = at >= key.len() + 3
+            && self.body.get(start..at).is_some_and(|q| {
+                q.first() == Some(&b'"')
+                    && q.get(1..=key.len()) == Some(key.as_bytes())
+                    && q.ends_with(b"\":")
+            });
+        if !(plain && upstream) {
+            if comma {
+                b.own().push(b',');
+            }
+            write_json(b.own(), key);
+            b.own().push(b':');
+            return None;
+        }
+        match start.checked_sub(1) {
+            Some(c) if comma && self.body.get(c) == Some(&b',') => b.base(c..at),
+            _ => {
+                if comma {
+                    b.own().push(b',');
+                }
+                b.base(start..at);
+            }
+        }
+        Some(start + 1..at - 2)
+    }
+
+    /// Appends `time` without the entries of versions that are not `listed`, entry by entry
+    /// from the upstream body (no tree of its one entry per version): a run of adjacent
+    /// entries kept is one range of it. `false`, with nothing appended, if it is not an
+    /// object.
+    fn rope_filtered_time(
+        &self,
+        b: &mut RopeBuilder,
         range: &Range<usize>,
         listed: impl Fn(&str) -> bool,
     ) -> bool {
-        let start = out.len();
-        out.push(b'{');
-        let mut first = true;
-        let scanned = scan_object(self.slice(range), |key, raw| {
-            if !self.lists(&key) || listed(key.as_ref()) {
-                write_key(out, &mut first, &key);
-                out.extend_from_slice(raw.get().as_bytes());
+        let json = self.slice(range);
+        // Written while it is scanned: the body was parsed whole, so an object scans to its
+        // end.
+        if json.first() != Some(&b'{') {
+            return false;
+        }
+        b.own().push(b'{');
+        // Where the entry written last ends in the body and its index, if it was a range.
+        let mut last: Option<(usize, usize)> = None;
+        let (mut first, mut i) = (true, 0);
+        scan_object(json, |key, raw| {
+            i += 1;
+            if self.lists(&key) && !listed(key.as_ref()) {
+                return;
+            }
+            let span = member_span(&self.body, &key, raw);
+            match (&span, last) {
+                (Some(span), Some((end, j))) if j + 1 == i => b.base(end..span.start),
+                _ if !first => b.own().push(b','),
+                _ => {}
+            }
+            first = false;
+            match span {
+                Some(span) => {
+                    last = Some((span.end, i));
+                    b.base(span);
+                }
+                None => {
+                    last = None;
+                    write_json(b.own(), key.as_ref());
+                    b.own().push(b':');
+                    b.own().extend_from_slice(raw.get().as_bytes());
+                }
             }
         });
-        if scanned {
-            out.push(b'}');
-        } else {
-            out.truncate(start);
-        }
-        scanned
+        b.own().push(b'}');
+        true
     }
 
     /// `time.modified` as upstream wrote it.
@@ -721,34 +805,35 @@ impl Packument {
         versions: &[Range<usize>],
         name: &PackageName,
         cx: &RenderCx<'_>,
+        stash: usize,
     ) {
         let public_base = cx.public_base;
         b.own().push(b'{');
         let mut first = true;
         for (v, range, deprecated) in self.shown_manifests(versions, cx) {
-            write_key(b.own(), &mut first, v);
+            let key = self.rope_key(b, &mut first, v, range.start);
             if deprecated.is_some() {
                 let vdoc = self.manifest_tree(range, name, v, public_base, deprecated);
                 write_json(b.own(), &vdoc);
                 continue;
             }
-            let url = || tarball_url(public_base, name, v);
+            let url = TarballUrl {
+                name,
+                version: v,
+                public_base,
+                key,
+                stash,
+            };
             match self.tarball_edit(range) {
                 TarballEdit::Verbatim => b.base(range.clone()),
                 TarballEdit::Replace(at) => {
                     b.base(range.start..at.start);
-                    write_json(b.own(), &url());
+                    url.append(b);
                     b.base(at.end..range.end);
                 }
                 TarballEdit::Insert { at, comma } => {
                     b.base(range.start..at);
-                    let out = b.own();
-                    if comma {
-                        out.push(b',');
-                    }
-                    write_json(out, "tarball");
-                    out.push(b':');
-                    write_json(out, &url());
+                    url.insert(b, comma);
                     b.base(at..range.end);
                 }
                 TarballEdit::Tree => {
@@ -778,26 +863,6 @@ impl Packument {
         vdoc
     }
 
-    /// Writes the `versions` object as `cx.show` says, each version through `shape` (after
-    /// its tarball URL is pointed at depfw and a yanked one's `deprecated` is set).
-    fn write_versions(
-        &self,
-        out: &mut Vec<u8>,
-        versions: &[Range<usize>],
-        name: &PackageName,
-        cx: &RenderCx<'_>,
-        shape: impl Fn(Value) -> Value,
-    ) {
-        out.push(b'{');
-        let mut first = true;
-        for (v, range, deprecated) in self.shown_manifests(versions, cx) {
-            let vdoc = self.manifest_tree(range, name, v, cx.public_base, deprecated);
-            write_key(out, &mut first, v);
-            write_json(out, &shape(vdoc));
-        }
-        out.push(b'}');
-    }
-
     /// Renders the packument with the versions `cx.show` lists (dist-tags only on
     /// `cx.kept` ones), with tarball URLs under `cx.public_base`; `corgi` selects the
     /// abbreviated form. The full form is the upstream
@@ -806,24 +871,29 @@ impl Packument {
     /// members in key order: mostly ranges of the upstream body, not a copy of it.
     pub(crate) fn render(&self, name: &PackageName, cx: &RenderCx<'_>, corgi: bool) -> Rope {
         if corgi {
-            return Rope::from(self.render_corgi(name, cx));
+            return self.render_corgi(name, cx);
         }
         let (kept, public_base) = (cx.kept, cx.public_base);
         // What is written rather than referenced: the kept versions' keys and tarball URLs
         // and `time`, each entry of which stays about the same size.
-        let per_version = tarball_url(public_base, name, "").len() + 48;
-        let mut b = RopeBuilder::new(self.body.clone(), kept.len() * per_version + 4096);
+        // The tarball URLs are pieces of a stash, version keys and time entries ranges.
+        let stash = url_stash(public_base, name);
+        let stash_len = stash.len();
+        let mut b = RopeBuilder::with_stash(self.body.clone(), 4096, stash);
+        // A version is about five pieces: its key and manifest up to the URL, the URL's
+        // three, the rest.
+        b.reserve_pieces(kept.len().saturating_mul(5).saturating_add(64));
         b.own().push(b'{');
         let mut first = true;
         for (key, range) in &self.members {
             write_key(b.own(), &mut first, key);
             match (key.as_str(), &self.versions) {
                 ("versions", Some(versions)) => {
-                    self.rope_versions(&mut b, versions, name, cx);
+                    self.rope_versions(&mut b, versions, name, cx, stash_len);
                     continue;
                 }
                 // Written unless `time` is not an object (then nothing is written here).
-                ("time", _) if self.write_filtered_time(b.own(), range, listed(cx)) => continue,
+                ("time", _) if self.rope_filtered_time(&mut b, range, listed(cx)) => continue,
                 ("dist-tags", _) => {
                     if let Some(tags) = self.dist_tags(kept) {
                         write_json(b.own(), &tags);
@@ -839,36 +909,217 @@ impl Packument {
     }
 
     /// The abbreviated ("corgi") form: install fields only, no `time`, `license` or
-    /// `scripts`; members in key order (`dist-tags`, `modified`, `name`, `versions`).
-    fn render_corgi(&self, name: &PackageName, cx: &RenderCx<'_>) -> Vec<u8> {
+    /// `scripts`; members `dist-tags`, `modified`, `name`, `versions`. Like the full form it
+    /// is mostly ranges of the upstream body: each version's install fields as upstream wrote
+    /// them, in its order ([`Packument::rope_corgi_manifest`]).
+    fn render_corgi(&self, name: &PackageName, cx: &RenderCx<'_>) -> Rope {
         let kept = cx.kept;
-        let mut out = Vec::new();
-        out.push(b'{');
+        let stash = url_stash(cx.public_base, name);
+        let stash_len = stash.len();
+        let mut b = RopeBuilder::with_stash(self.body.clone(), 4096, stash);
+        // Six pieces a version: one more than the full form, for the fields left out.
+        b.reserve_pieces(kept.len().saturating_mul(6).saturating_add(64));
+        b.own().push(b'{');
         let mut first = true;
         let tags = match self.dist_tags(kept) {
             Some(tags) => Some(Value::Object(tags)),
             None => self.member("dist-tags"),
         };
         if let Some(tags) = tags {
-            write_key(&mut out, &mut first, "dist-tags");
-            write_json(&mut out, &tags);
+            write_key(b.own(), &mut first, "dist-tags");
+            write_json(b.own(), &tags);
         }
         if let Some(modified) = self.modified() {
-            write_key(&mut out, &mut first, "modified");
-            write_json(&mut out, modified);
+            write_key(b.own(), &mut first, "modified");
+            write_json(b.own(), modified);
         }
         if let Some(n) = self.member("name") {
-            write_key(&mut out, &mut first, "name");
-            write_json(&mut out, &n);
+            write_key(b.own(), &mut first, "name");
+            write_json(b.own(), &n);
         }
-        write_key(&mut out, &mut first, "versions");
-        match &self.versions {
-            Some(versions) => self.write_versions(&mut out, versions, name, cx, abbreviate),
-            None => out.extend_from_slice(b"{}"),
+        write_key(b.own(), &mut first, "versions");
+        let Some(versions) = &self.versions else {
+            b.own().extend_from_slice(b"{}}");
+            return b.finish();
+        };
+        b.own().push(b'{');
+        let mut first = true;
+        for (v, range, deprecated) in self.shown_manifests(versions, cx) {
+            let key = self.rope_key(&mut b, &mut first, v, range.start);
+            let url = TarballUrl {
+                name,
+                version: v,
+                public_base: cx.public_base,
+                key,
+                stash: stash_len,
+            };
+            if deprecated.is_none() && self.rope_corgi_manifest(&mut b, range, &url) {
+                continue;
+            }
+            let vdoc = self.manifest_tree(range, name, v, cx.public_base, deprecated);
+            write_json(b.own(), &abbreviate(vdoc));
         }
-        out.push(b'}');
-        out
+        b.own().extend_from_slice(b"}}");
+        b.finish()
     }
+
+    /// Appends the abbreviated manifest of `versions[version]` (at `range`): its install
+    /// fields as ranges of the upstream body in upstream's order (adjacent ones as one run),
+    /// the tarball URL pointed at depfw, `hasInstallScript` when it runs install scripts;
+    /// the same document [`abbreviate`] makes of its tree. `false`, with nothing appended,
+    /// when it has to be written from its tree: not an object, an install field or
+    /// `scripts` spelled with escapes, duplicate `dist` or `dist.tarball` keys.
+    fn rope_corgi_manifest(
+        &self,
+        b: &mut RopeBuilder,
+        range: &Range<usize>,
+        url: &TarballUrl<'_>,
+    ) -> bool {
+        let wanted = |k: &str| CORGI_VERSION_FIELDS.contains(&k);
+        // Each member's span (`None` if its key has escapes), whether it is kept, whether it
+        // is `dist`.
+        let mut members: Vec<(Option<Range<usize>>, bool, bool)> = Vec::new();
+        let mut install = Map::new();
+        let mut escaped = false;
+        let scanned = scan_object(self.slice(range), |key, raw| {
+            if matches!(key.as_ref(), "scripts" | "hasInstallScript") {
+                let value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                install.insert(key.clone().into_owned(), value);
+            }
+            let keep = wanted(&key);
+            let span = member_span(&self.body, &key, raw);
+            escaped |= keep && span.is_none();
+            members.push((span, keep, key == "dist"));
+        });
+        if !scanned || escaped {
+            return false;
+        }
+        let edit = self.tarball_edit(range);
+        if matches!(edit, TarballEdit::Tree) {
+            return false;
+        }
+        let scripts = has_install_scripts(&Value::Object(install));
+        // Upstream's `{` and `}` too, when the first and last members are kept.
+        match members.first() {
+            Some((Some(span), true, _)) => b.base(range.start..span.start),
+            _ => b.own().push(b'{'),
+        }
+        // The member written last, if it is the one before: then the bytes between them
+        // (a comma, spacing) are upstream's too, and the two are one range.
+        let mut last: Option<usize> = None;
+        for (i, (span, keep, is_dist)) in members.iter().enumerate() {
+            // Every member kept has a span (checked above).
+            let (Some(span), true) = (span, keep) else {
+                continue;
+            };
+            let before = last.and_then(|j| members[j].0.as_ref());
+            match (last, before) {
+                (Some(j), Some(prev)) if j + 1 == i => b.base(prev.end..span.start),
+                // Upstream's comma before it, if it is right there.
+                (Some(_), _) if self.body.get(span.start.wrapping_sub(1)) == Some(&b',') => {
+                    b.base(span.start - 1..span.start);
+                }
+                (Some(_), _) => b.own().push(b','),
+                (None, _) => {}
+            }
+            last = Some(i);
+            match (&edit, *is_dist) {
+                (TarballEdit::Replace(at), true) => {
+                    b.base(span.start..at.start);
+                    url.append(b);
+                    b.base(at.end..span.end);
+                }
+                (TarballEdit::Insert { at, comma }, true) => {
+                    b.base(span.start..*at);
+                    url.insert(b, *comma);
+                    b.base(*at..span.end);
+                }
+                _ => b.base(span.clone()),
+            }
+        }
+        if scripts {
+            let out = b.own();
+            if last.is_some() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"hasInstallScript\":true");
+        }
+        match (members.last(), last) {
+            (Some((Some(span), ..)), Some(j)) if !scripts && j + 1 == members.len() => {
+                b.base(span.end..range.end);
+            }
+            _ => b.own().push(b'}'),
+        }
+        true
+    }
+}
+
+/// The end of a tarball URL's JSON string, after the version.
+const TGZ: &[u8] = b".tgz\"";
+
+/// What a rendering repeats in every tarball URL, kept once ([`RopeBuilder::with_stash`]):
+/// the URL's JSON string with an empty version; nothing if it does not end in [`TGZ`].
+fn url_stash(public_base: &str, name: &PackageName) -> Vec<u8> {
+    let json = serde_json::to_vec(&tarball_url(public_base, name, "")).unwrap_or_default();
+    if json.ends_with(TGZ) {
+        json
+    } else {
+        Vec::new()
+    }
+}
+
+/// One version's tarball URL as a rendering writes it: the stash's start, the version's
+/// key in the upstream body and the stash's end when the key was taken from there
+/// ([`Packument::rope_key`]), else the URL in full.
+struct TarballUrl<'a> {
+    name: &'a PackageName,
+    version: &'a str,
+    public_base: &'a str,
+    /// Where the version's key, which is the version as is, lies in the body.
+    key: Option<Range<usize>>,
+    /// The length of the builder's stash, [`url_stash`].
+    stash: usize,
+}
+
+impl TarballUrl<'_> {
+    /// Appends the URL as a JSON string.
+    fn append(&self, b: &mut RopeBuilder) {
+        match (&self.key, self.stash.checked_sub(TGZ.len())) {
+            (Some(key), Some(cut)) if cut > 0 => {
+                b.again(0..cut);
+                b.base(key.clone());
+                b.again(cut..self.stash);
+            }
+            _ => write_json(
+                b.own(),
+                &tarball_url(self.public_base, self.name, self.version),
+            ),
+        }
+    }
+
+    /// Appends `"tarball":` and the URL, after a comma if `comma`.
+    fn insert(&self, b: &mut RopeBuilder, comma: bool) {
+        let out = b.own();
+        if comma {
+            out.push(b',');
+        }
+        write_json(out, "tarball");
+        out.push(b':');
+        self.append(b);
+    }
+}
+
+/// Where a member of an object in `body` lies, from its key's opening quote to the end of
+/// its value; `None` if the key is not borrowed from `body` (it had escapes, and was
+/// unescaped into a copy).
+fn member_span(body: &[u8], key: &str, value: &RawValue) -> Option<Range<usize>> {
+    let at = (key.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    if at.checked_add(key.len())? > body.len() {
+        return None;
+    }
+    let start = at.checked_sub(1)?;
+    let end = range_in(body, value).end;
+    (start < end && body.get(start) == Some(&b'"')).then_some(start..end)
 }
 
 /// Whether a rendering lists a version (kept, or yanked as deprecated).
@@ -1069,6 +1320,10 @@ impl Protocol for Npm {
         &mut doc.records
     }
 
+    fn record(&self, name: &PackageName, doc: &Packument, version: &str) -> Option<VersionRecord> {
+        doc.record(name, version)
+    }
+
     fn form(&self, accept: Option<&str>, _query: Option<&str>) -> bool {
         wants_corgi(accept)
     }
@@ -1222,8 +1477,20 @@ mod tests {
     #[test]
     fn packument_records_carry_what_checks_need() {
         let p = parse_packument(&npm("demo"), PACKUMENT.as_bytes()).unwrap();
-        let r = |v: &str| p.records.iter().find(|r| r.version_text == v).unwrap();
+        // The records the policy reads, without the tarball; a download's, with it.
+        assert!(p.records.iter().all(|r| r.artifacts.is_empty()));
+        let r = |v: &str| {
+            let record = p.record(&npm("demo"), v).unwrap();
+            let listed = p.records.iter().find(|r| r.version_text == v).unwrap();
+            assert_eq!(record.metadata, listed.metadata);
+            record
+        };
+        assert_eq!(p.record(&npm("demo"), "9.9.9"), None);
         let v1 = r("1.0.0");
+        assert_eq!(
+            v1.artifacts[0].upstream_url,
+            "https://up/demo/-/demo-1.0.0.tgz"
+        );
         assert_eq!(v1.metadata.license.as_deref(), Some("MIT OR Apache-2.0"));
         assert_eq!(v1.metadata.has_install_scripts, Some(false));
         assert!(matches!(v1.artifacts[0].digest, Some(Digest::Sha1(_))));
@@ -1469,6 +1736,16 @@ mod tests {
               "dist-tags" : { "latest" : "1.0.7" }
             }"#
             .to_owned(),
+            // Install fields with escapes, duplicated, in and out of runs; install scripts
+            // declared either way.
+            r#"{"name": "demo", "versions": {
+                "1.0.0": {"name": "demo", "scripts": {"postinstall": "x"}, "dep\u0065ndencies": {"a": "1"}, "version": "1.0.0"},
+                "1.0.1": {"hasInstallScript": true, "bin": {"x": "y"}, "readme": "r", "bin": {"z": "w"}},
+                "1.0.2": {},
+                "1.0.3": { "description": "d", "engines": {"node": ">=1"} , "os": ["linux"] },
+                "1.0.4": {"scr\u0069pts": {"install": "y"}, "dist": {"integrity": "sha512-x", "tarball": "https://up/4"}, "x": 1}
+            }}"#
+            .to_owned(),
         ];
         for body in &bodies {
             let p = parse_packument(&name, body.as_bytes()).unwrap();
@@ -1480,25 +1757,19 @@ mod tests {
                 .map(|r| r.version_text.clone())
                 .collect();
             for kept in [&all, &some, &Kept::new()] {
-                // The abbreviated form byte for byte; the full form keeps upstream's own
-                // bytes (its key order, spacing and escapes), so the same document.
-                let new = render(&p, &name, kept, "http://d:1", true);
-                let old = tree_render(&p, &name, kept, true);
-                assert_eq!(
-                    String::from_utf8_lossy(&new),
-                    String::from_utf8_lossy(&old),
-                    "corgi, {} kept, of {body}",
-                    kept.len()
-                );
-                let new = render(&p, &name, kept, "http://d:1", false);
-                let old = tree_render(&p, &name, kept, false);
-                assert_eq!(
-                    serde_json::from_slice::<Value>(&new).unwrap(),
-                    serde_json::from_slice::<Value>(&old).unwrap(),
-                    "{}, {} kept, of {body}",
-                    String::from_utf8_lossy(&new),
-                    kept.len()
-                );
+                // Both forms keep upstream's own bytes (its key order, spacing and
+                // escapes), so the same document, not the same bytes.
+                for corgi in [true, false] {
+                    let new = render(&p, &name, kept, "http://d:1", corgi);
+                    let old = tree_render(&p, &name, kept, corgi);
+                    assert_eq!(
+                        serde_json::from_slice::<Value>(&new).unwrap(),
+                        serde_json::from_slice::<Value>(&old).unwrap(),
+                        "{} (corgi: {corgi}), {} kept, of {body}",
+                        String::from_utf8_lossy(&new),
+                        kept.len()
+                    );
+                }
             }
             for r in &p.records {
                 let mut vdoc = serde_json::from_slice::<Value>(&p.body).unwrap()["versions"]
@@ -1552,7 +1823,7 @@ mod tests {
     }
 
     #[test]
-    fn the_full_form_is_mostly_ranges_of_the_upstream_body() {
+    fn both_forms_are_mostly_ranges_of_the_upstream_body() {
         let name = npm("many");
         // Over 1 MiB rendered: smaller renderings are one buffer.
         let versions: Map<String, Value> = (0..6_000)
@@ -1570,19 +1841,25 @@ mod tests {
             Bytes::from(serde_json::json!({"name": "many", "versions": versions}).to_string());
         let p = parse_packument_bytes(&name, body.clone()).unwrap();
         let kept: Kept = p.records.iter().map(|r| r.version_text.clone()).collect();
-        let rope = render_rope(&p, &name, &kept, "http://d:1", false);
-        assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
-        let own = rope.weight() - body.len();
-        assert!(
-            own < rope.len() / 3,
-            "{own} bytes written besides the upstream body for a {}-byte rendering",
-            rope.len()
-        );
-        let out: Value = serde_json::from_slice(&rope.to_bytes()).unwrap();
-        assert_eq!(
-            out["versions"]["1.0.7"]["dist"]["tarball"],
-            "http://d:1/npm/many/-/many-1.0.7.tgz"
-        );
+        // The abbreviated form too: each version's key and install fields are upstream's
+        // bytes, and so is the version in its tarball URL, the rest of which is written once
+        // for all (the piece list counts as written).
+        for (corgi, most) in [(false, 6), (true, 4)] {
+            let rope = render_rope(&p, &name, &kept, "http://d:1", corgi);
+            assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
+            let own = rope.weight() - body.len();
+            assert!(
+                own < rope.len() / most,
+                "{own} bytes written besides the upstream body for a {}-byte rendering \
+                 (corgi: {corgi})",
+                rope.len()
+            );
+            let out: Value = serde_json::from_slice(&rope.to_bytes()).unwrap();
+            assert_eq!(
+                out["versions"]["1.0.7"]["dist"]["tarball"],
+                "http://d:1/npm/many/-/many-1.0.7.tgz"
+            );
+        }
     }
 
     #[test]

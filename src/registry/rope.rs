@@ -178,6 +178,8 @@ pub(crate) struct RopeBuilder {
     flat: bool,
     /// [`FLAT_BELOW`], lowered by tests.
     flat_below: usize,
+    /// What [`RopeBuilder::again`] repeats; also the start of `own` unless flat.
+    stash: Vec<u8>,
 }
 
 impl RopeBuilder {
@@ -191,6 +193,7 @@ impl RopeBuilder {
             open_own: None,
             flat,
             flat_below: FLAT_BELOW,
+            stash: Vec::new(),
         }
     }
 
@@ -229,6 +232,51 @@ impl RopeBuilder {
         &mut self.own
     }
 
+    /// A builder whose own buffer starts with `stash`, bytes a rendering repeats (the start
+    /// of every tarball URL): [`RopeBuilder::again`] appends a range of them, kept once
+    /// however many times it appears.
+    pub(crate) fn with_stash(base: Bytes, own_capacity: usize, stash: Vec<u8>) -> RopeBuilder {
+        let mut b = RopeBuilder::new(base, own_capacity + stash.len());
+        if !b.flat {
+            b.own.extend_from_slice(&stash);
+        }
+        b.stash = stash;
+        b
+    }
+
+    /// Makes room for `n` more pieces at once: a list grown by doubling to a million
+    /// pieces leaves the copies it outgrew behind in the allocator.
+    pub(crate) fn reserve_pieces(&mut self, n: usize) {
+        if !self.flat {
+            self.pieces.reserve_exact(n);
+        }
+    }
+
+    /// Appends `range` of the stash ([`RopeBuilder::with_stash`]).
+    pub(crate) fn again(&mut self, range: Range<usize>) {
+        let Some(bytes) = self.stash.get(range.clone()) else {
+            return;
+        };
+        if self.flat {
+            self.own.extend_from_slice(bytes);
+            return;
+        }
+        self.close_own();
+        if self.flat {
+            // Flattened just now: the own buffer is the output.
+            let bytes = &self.stash[range];
+            self.own.extend_from_slice(bytes);
+            return;
+        }
+        // The stash is at the start of the own buffer, far below `OWN`.
+        if let (Ok(start), Ok(len)) = (u32::try_from(range.start), u32::try_from(range.len())) {
+            self.pieces.push(Piece {
+                start,
+                len: len | OWN,
+            });
+        }
+    }
+
     /// Ends the `own` piece being written, if any.
     fn close_own(&mut self) {
         let Some(start) = self.open_own.take() else {
@@ -243,13 +291,14 @@ impl RopeBuilder {
                 start: s,
                 len: l | OWN,
             }),
-            _ => self.make_flat(),
+            _ => self.make_flat(Some(start)),
         }
     }
 
     /// Rewrites what was built so far into `own` alone (a rendering over 2 GiB: correct, not
-    /// compact).
-    fn make_flat(&mut self) {
+    /// compact); `open` is where a piece being written that has no [`Piece`] yet starts.
+    fn make_flat(&mut self, open: Option<usize>) {
+        let open = open.or(self.open_own.take());
         let mut out = Vec::with_capacity(self.own.len() + self.base.len());
         let pieces = std::mem::take(&mut self.pieces);
         let own = std::mem::take(&mut self.own);
@@ -259,15 +308,12 @@ impl RopeBuilder {
             pieces: Vec::new(),
             len: 0,
         };
-        let mut end = 0;
         for p in pieces {
             out.extend_from_slice(view.slice(p));
-            if p.len & OWN != 0 {
-                end = (p.start + (p.len & !OWN)) as usize;
-            }
         }
-        // An open piece, written after the last closed one.
-        out.extend_from_slice(view.own.get(end..).unwrap_or_default());
+        if let Some(start) = open {
+            out.extend_from_slice(view.own.get(start..).unwrap_or_default());
+        }
         self.own = out;
         self.flat = true;
         self.open_own = None;
@@ -283,7 +329,7 @@ impl RopeBuilder {
         };
         if self.flat || len < self.flat_below {
             if !self.flat {
-                self.make_flat();
+                self.make_flat(None);
             }
             return Rope::from(self.own);
         }
@@ -447,12 +493,52 @@ mod tests {
         b.own().extend_from_slice(b"end");
         let want = b.pieces.len();
         assert_eq!(want, 3, "the open piece is not listed yet");
-        b.make_flat();
+        b.make_flat(None);
         let rope = b.finish();
         assert!(matches!(rope, Rope::Flat(_)));
         assert_eq!(
             rope.to_bytes(),
             [&base[..100_000], b"middle", &base[100_000..150_000], b"end"].concat()
         );
+    }
+
+    #[test]
+    fn stashed_bytes_repeat_without_a_copy_and_survive_flattening() {
+        let base = big(200_000);
+        let build = |b: &mut RopeBuilder| {
+            b.base(0..100_000);
+            b.again(0..3);
+            b.own().extend_from_slice(b"-x-");
+            b.again(3..5);
+            b.base(100_000..150_000);
+            b.again(0..5);
+        };
+        let want = [
+            &base[..100_000],
+            b"pre-x-fx",
+            &base[100_000..150_000],
+            b"prefx",
+        ]
+        .concat();
+        let mut b = RopeBuilder::with_stash(base.clone(), 0, b"prefx".to_vec());
+        build(&mut b);
+        assert_eq!(b.own.len(), 5 + 3, "the stash once, then what was written");
+        assert_eq!(b.pieces.len(), 6);
+        assert_eq!(b.finish().to_bytes(), want);
+        // Flattened midway (an own buffer past 2 GiB), and kept small.
+        let mut b = RopeBuilder::with_stash(base.clone(), 0, b"prefx".to_vec());
+        b.base(0..100_000);
+        b.again(0..3);
+        b.make_flat(None);
+        b.own().extend_from_slice(b"-x-");
+        b.again(3..5);
+        b.base(100_000..150_000);
+        b.again(0..5);
+        assert_eq!(b.finish().to_bytes(), want);
+        let mut b = RopeBuilder::with_stash(base.slice(..10), 0, b"prefx".to_vec());
+        b.base(0..10);
+        b.again(0..5);
+        b.own().push(b'!');
+        assert_eq!(b.finish().to_bytes(), [&base[..10], b"prefx!"].concat());
     }
 }

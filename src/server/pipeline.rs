@@ -552,11 +552,7 @@ impl<'a> Gate<'a> {
         let name = req.name.clone();
         let found = self
             .artifact(s, &name, how, |p, doc| {
-                let record = p
-                    .versions(doc)
-                    .iter()
-                    .find(|r| r.version_text == req.version_text)
-                    .cloned();
+                let record = p.record(&req.name, doc, &req.version_text);
                 Ok(Some(Wanted { req, record }))
             })
             .await?;

@@ -121,17 +121,20 @@ impl Rendered {
                     return None;
                 }
                 // Compressed piece by piece into one output buffer: no joined copy of the
-                // body first.
-                let mut enc = flate2::write::GzEncoder::new(
+                // body first. Buffered: an abbreviated npm packument is a million pieces
+                // of tens of bytes, too small to hand to deflate one by one.
+                let enc = flate2::write::GzEncoder::new(
                     Vec::with_capacity(self.body.len() / 8),
                     flate2::Compression::default(),
                 );
+                let mut buf = std::io::BufWriter::with_capacity(64 << 10, enc);
                 let mut ok = true;
                 self.body
-                    .for_each_slice(|s| ok = ok && enc.write_all(s).is_ok());
-                if !ok {
-                    return None;
-                }
+                    .for_each_slice(|s| ok = ok && buf.write_all(s).is_ok());
+                let enc = match buf.into_inner() {
+                    Ok(enc) if ok => enc,
+                    _ => return None,
+                };
                 enc.finish().ok().map(|mut gz| {
                     gz.shrink_to_fit();
                     Bytes::from(gz)
