@@ -208,6 +208,7 @@ http {
     client_body_temp_path $ngx/tmp; proxy_temp_path $ngx/tmp; fastcgi_temp_path $ngx/tmp;
     uwsgi_temp_path $ngx/tmp; scgi_temp_path $ngx/tmp;
     keepalive_requests 1000000;
+    sendfile on; tcp_nopush on;
     gzip_static on;
     server {
         listen 127.0.0.1:$nginx_port;
