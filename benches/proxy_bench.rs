@@ -14,6 +14,9 @@
 //! `$DEPFW_BENCH_DIR/mirror` (default `target/proxy-bench/mirror`); later runs are offline.
 //! Environment: `DEPFW_BIN` (default `target/release/depfw`), `DEPFW_BENCH_RUNS` (installs
 //! per side, default 3), `DEPFW_BENCH_REQUESTS` (per connection, default 2000).
+//!
+//! `benches/side-by-side.sh` runs this binary's `mirror` and `load` subcommands (see
+//! [`subcommand`]) to measure Verdaccio, devpi-server and nginx on the same data.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/mirror.rs"]
@@ -34,6 +37,25 @@ const PROJECT: &str = r#"{"name":"depfw-bench","version":"1.0.0","private":true,
 const CONNECTIONS: usize = 8;
 
 type Headers = &'static [(&'static str, &'static str)];
+
+/// The same document on every side: full JSON, no compression.
+const FULL: Headers = &[
+    ("accept", "application/json"),
+    ("accept-encoding", "identity"),
+];
+/// What npm sends for a packument: the abbreviated (corgi) form, gzip.
+const NPM: Headers = &[
+    (
+        "accept",
+        "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+    ),
+    ("accept-encoding", "gzip,deflate"),
+];
+/// What pip sends for a project page: PEP 691 JSON preferred, gzip.
+const PIP: Headers = &[
+    ("accept", "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"),
+    ("accept-encoding", "gzip, deflate"),
+];
 
 /// PyPI pages measured: a typical page (requests, ~250 files) and a big one (numpy,
 /// ~4,400 files). Recorded from pypi.org on the first run.
@@ -101,6 +123,8 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 
 struct Stats {
     rps: f64,
+    /// Body size of one response, as sent (compressed when the server compressed it).
+    bytes: usize,
     p50: Duration,
     p99: Duration,
 }
@@ -122,10 +146,11 @@ async fn load(url: &str, headers: &[(&str, &str)], conns: usize, per_conn: usize
         .build()
         .unwrap();
     // Warm: upstream fetch, render, gzip, connections.
+    let mut bytes = 0;
     for _ in 0..3 {
         let r = client.get(url).send().await.unwrap();
         assert!(r.status().is_success(), "{url}: {}", r.status());
-        r.bytes().await.unwrap();
+        bytes = r.bytes().await.unwrap().len();
     }
     let start = Instant::now();
     let tasks: Vec<_> = (0..conns)
@@ -154,6 +179,7 @@ async fn load(url: &str, headers: &[(&str, &str)], conns: usize, per_conn: usize
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     Stats {
         rps: all.len() as f64 / elapsed.as_secs_f64(),
+        bytes,
         p50: pct(0.50),
         p99: pct(0.99),
     }
@@ -249,7 +275,56 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The pieces `benches/side-by-side.sh` drives against other registries, so that every
+/// server there is fed by this mirror and measured by this load generator:
+/// - `mirror <dir> <url-file>`: serves (and, on a miss, records) the mirror in `dir`, writes
+///   its base URL to `url-file` once it listens, and runs until killed;
+/// - `load <url> <full|npm|pip> <connections> <requests per connection>`: prints
+///   `req/s p50-ms p99-ms bytes-per-response` for that URL with those clients' headers.
+fn subcommand(args: &[String]) -> bool {
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    match args {
+        [cmd, dir, url_file] if cmd == "mirror" => rt().block_on(async {
+            let (base, _m) = mirror::start(Path::new(dir), true).await;
+            std::fs::write(url_file, &base).unwrap();
+            std::future::pending::<()>().await
+        }),
+        [cmd, url, headers, conns, per_conn] if cmd == "load" => {
+            let headers = match headers.as_str() {
+                "full" => FULL,
+                "npm" => NPM,
+                "pip" => PIP,
+                other => panic!("headers: full, npm or pip, not {other}"),
+            };
+            let (conns, per_conn) = (conns.parse().unwrap(), per_conn.parse().unwrap());
+            let s = rt().block_on(load(url, headers, conns, per_conn));
+            println!(
+                "{:.0} {:.3} {:.3} {}",
+                s.rps,
+                s.p50.as_secs_f64() * 1e3,
+                s.p99.as_secs_f64() * 1e3,
+                s.bytes
+            );
+        }
+        _ => return false,
+    }
+    true
+}
+
 fn main() {
+    // `cargo bench` passes `--bench`; anything else names a subcommand.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if subcommand(&args) {
+        return;
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let bin = std::env::var_os("DEPFW_BIN")
         .map(PathBuf::from)
@@ -301,15 +376,6 @@ fn main() {
         // Cached metadata. Identical requests on both sides (same format, no compression) so
         // the difference is depfw's added latency; the "client" rows add the client's own
         // headers (npm: corgi and gzip; pip: JSON preferred, gzip).
-        const FULL: Headers = &[("accept", "application/json"), ("accept-encoding", "identity")];
-        const NPM: Headers = &[
-            ("accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"),
-            ("accept-encoding", "gzip,deflate"),
-        ];
-        const PIP: Headers = &[
-            ("accept", "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"),
-            ("accept-encoding", "gzip, deflate"),
-        ];
         const CARGO: Headers = &[("accept", "*/*"), ("accept-encoding", "identity")];
         let case = |label: String, through: String, direct: Option<String>, headers: Vec<(&'static str, &'static str)>| Case {
             label, through, direct, headers, per_conn,

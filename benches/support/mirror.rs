@@ -6,10 +6,10 @@
 //! npm: in record mode a miss is fetched once from the public registry and saved, so one
 //! `npm install` through it fills the directory; later runs serve from disk only (a miss is
 //! a 404) and never touch the network. PyPI pages and index files are recorded explicitly,
-//! by [`Mirror::record_pages`], for the few names the benchmark asks for. Documents are
-//! served with their file URLs pointing back at the mirror and a strong `ETag`, like the
-//! public registries. PyPI files and `.crate`s are not served (the benchmark installs npm
-//! packages only).
+//! by [`Mirror::record_pages`], for the few names the benchmark asks for, and on a miss in
+//! record mode (a `pip install` through it, `benches/side-by-side.sh`), with the files pip
+//! downloads. Documents are served with their file URLs pointing back at the mirror and a
+//! strong `ETag`, like the public registries. `.crate`s are not served.
 #![allow(clippy::unwrap_used, dead_code)]
 
 #[path = "../../tests/support/layout.rs"]
@@ -118,12 +118,24 @@ impl Mirror {
 
     /// The document at request path `rel`, built on first use.
     pub async fn doc(&self, rel: &str) -> Option<Doc> {
+        if rel == "pypi/simple/" {
+            // Not cached: it grows while pages are recorded.
+            return Some(self.pypi_root());
+        }
         if let Some(hit) = self.docs.lock().unwrap().get(rel) {
             return Some(hit.clone());
         }
         let doc = match layout::route(rel) {
             Route::Packument(name) => self.packument(name).await?,
-            Route::PypiPage(project) => self.pypi_page(project)?,
+            Route::PypiPage(project) => match self.pypi_page(project) {
+                Some(doc) => doc,
+                // Recording: a page asked for by an installer is recorded like a packument.
+                None if self.record => {
+                    self.record_pages(&[project], &[]).await.ok()?;
+                    self.pypi_page(project)?
+                }
+                None => return None,
+            },
             Route::CargoIndex(name) => {
                 Doc::new(std::fs::read(self.index_file(name)).ok()?, "text/plain")
             }
@@ -166,6 +178,28 @@ impl Mirror {
         let files = public().pypi_files;
         let text = text.replace(files.as_str(), &layout::pypi_files_base(self.base()));
         Some(Doc::new(text.into_bytes(), content_type))
+    }
+
+    /// The index's root page (PEP 503 HTML): the recorded projects. devpi-server reads it
+    /// to learn which projects its mirror has.
+    fn pypi_root(&self) -> Doc {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.join("pypi"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let (stem, ext) = name.rsplit_once('.')?;
+                (ext == "json" || ext == "html").then(|| stem.to_owned())
+            })
+            .collect();
+        names.sort();
+        let mut html = String::from("<!DOCTYPE html>\n<html><body>\n");
+        for n in names {
+            html.push_str(&format!("<a href=\"{n}/\">{n}</a>\n"));
+        }
+        html.push_str("</body></html>\n");
+        Doc::new(html.into_bytes(), "text/html")
     }
 
     /// Records the PyPI project pages and crates.io index files of `projects` and `crates`
@@ -246,6 +280,25 @@ impl Mirror {
             .map(|(body, _)| body)
     }
 
+    /// A PyPI file (wheel, sdist or its PEP 658 `.metadata`) by its path under the files
+    /// host, recorded on a miss like a tarball.
+    async fn pypi_dist(&self, path: &str) -> Option<Vec<u8>> {
+        if path.split('/').any(|s| s.is_empty() || s == "..") {
+            return None;
+        }
+        let file = self.dir.join("pypi-files").join(path);
+        if let Ok(b) = tokio::fs::read(&file).await {
+            return Some(b);
+        }
+        if !self.record {
+            return None;
+        }
+        let url = public().pypi_files.join(path).ok()?;
+        self.fetch_public(url.as_str(), &file, "*/*")
+            .await
+            .map(|(body, _)| body)
+    }
+
     /// Number of recorded packuments and tarballs.
     pub fn counts(&self) -> (usize, usize) {
         let count = |p: PathBuf| {
@@ -281,6 +334,12 @@ async fn serve(State(m): State<Arc<Mirror>>, req: Request) -> Response {
     let rel = decoded.trim_start_matches('/');
     if let Route::NpmTarball { name, file } = layout::route(rel) {
         return match m.tarball(name, file).await {
+            Some(b) => ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    if let Some(path) = rel.strip_prefix("pypi-files/") {
+        return match m.pypi_dist(path).await {
             Some(b) => ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         };

@@ -1,0 +1,418 @@
+#!/usr/bin/env bash
+# depfw side by side with Verdaccio and devpi-server (issue #17): one recorded upstream (the
+# proxy benchmark's mirror of real npm packuments and tarballs and PyPI pages and files,
+# benches/support/mirror.rs) served to depfw, to Verdaccio (npm) and to devpi-server (PyPI),
+# and, when nginx is installed, the same documents as static files from nginx as the limit.
+# Prints one markdown table:
+#   - cached metadata at 32 connections, req/s and p50/p99 with the clients' real headers:
+#     the lodash packument as full JSON and with npm's headers (corgi, gzip), the PyPI
+#     `requests` page with pip's headers (PEP 691 JSON preferred, gzip);
+#   - warm `npm install` of a ~340-package project (express + jest, as proxy-bench.sh) through
+#     depfw and Verdaccio against the same install straight from the mirror, and warm
+#     `pip install` of ~37 packages through depfw and devpi against straight;
+#   - resident memory (VmRSS from /proc) of depfw and Verdaccio idle and after warming every
+#     recorded packument in both forms;
+# with ratios, the date, the CPU and the load average. Every measurement is interleaved
+# (upstream, nginx, depfw, Verdaccio/devpi, then again) so that load on a shared machine
+# hits every side alike; figures are medians over the rounds.
+#
+# Installs, once, under target/side-by-side/: verdaccio@6.10.4 (6.8.0 on Node.js < 22) and
+# devpi-server==6.20.3 + devpi-client==7.3.0 (a venv, with uv
+# when it is on PATH). nginx is not installed by the script (`apt-get install nginx-light`);
+# without it the limit column is left out. Needs node/npm, python3 (pip >= 22.2), curl. The
+# first run records what is missing from the mirror (registry.npmjs.org, pypi.org,
+# files.pythonhosted.org); later runs are offline. depfw runs with its default config
+# (default policy, bundled advisory snapshot): the 48-hour cooldown stays on, so a version
+# published less than 48 hours before the run is held by depfw and the installer takes the
+# one before it, which the mirror records on a miss; the table prints each side's package
+# count so that a difference shows.
+#
+# Usage: benches/side-by-side.sh
+# Environment: DEPFW_BIN (default: builds target/release/depfw), PROXY_BENCH_BIN (default:
+# builds the proxy_bench harness, release profile, which is the mirror and the load
+# generator), SIDE_BY_SIDE_RUNS (rounds, default 3), SIDE_BY_SIDE_REQUESTS (requests per
+# connection per load, default 100: Verdaccio and devpi answer ~100-200 req/s here).
+# All servers it starts are stopped when it exits.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+work="$root/target/side-by-side"
+mirror_dir="$root/target/proxy-bench/mirror"
+runs="${SIDE_BY_SIDE_RUNS:-3}"
+requests="${SIDE_BY_SIDE_REQUESTS:-100}"
+conns=32
+# The newest Verdaccio 6 (6.9 and later) needs Node.js 22; on an older Node.js the newest
+# that runs, 6.8.0 (engines: node >= 20), stands in.
+if (( $(node -p 'process.versions.node.split(".")[0]') >= 22 )); then
+    VERDACCIO_VERSION=6.10.4
+else
+    VERDACCIO_VERSION=6.8.0
+fi
+DEVPI_SERVER_VERSION=6.20.3
+DEVPI_CLIENT_VERSION=7.3.0
+mkdir -p "$work" "$mirror_dir"
+
+if [[ -z "${DEPFW_BIN:-}" ]]; then
+    cargo build --release --bin depfw
+    DEPFW_BIN="$target/release/depfw"
+fi
+if [[ -z "${PROXY_BENCH_BIN:-}" ]]; then
+    PROXY_BENCH_BIN="$(cargo build --release --bench proxy_bench --message-format=json-render-diagnostics |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "proxy_bench" and m.get("executable"):
+        print(m["executable"])')"
+fi
+
+# --- installs (once) -------------------------------------------------------------------
+verdaccio_dir="$work/verdaccio-$VERDACCIO_VERSION"
+if [[ ! -f "$verdaccio_dir/.installed" ]]; then
+    npm install --prefix "$verdaccio_dir" --no-audit --no-fund --loglevel=error \
+        "verdaccio@$VERDACCIO_VERSION"
+    touch "$verdaccio_dir/.installed"
+fi
+devpi_venv="$work/devpi-$DEVPI_SERVER_VERSION"
+if [[ ! -f "$devpi_venv/.installed" ]]; then
+    if command -v uv >/dev/null; then
+        uv venv -q "$devpi_venv"
+        uv pip install -q --python "$devpi_venv/bin/python" \
+            "devpi-server==$DEVPI_SERVER_VERSION" "devpi-client==$DEVPI_CLIENT_VERSION"
+    else
+        python3 -m venv "$devpi_venv"
+        "$devpi_venv/bin/pip" install -q \
+            "devpi-server==$DEVPI_SERVER_VERSION" "devpi-client==$DEVPI_CLIENT_VERSION"
+    fi
+    touch "$devpi_venv/.installed"
+fi
+
+# --- processes -------------------------------------------------------------------------
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_http() { # url, log
+    for _ in $(seq 1 600); do
+        curl -fs -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "no answer from $1; see $2" >&2
+    exit 1
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+rm -f "$work/mirror.url"
+"$PROXY_BENCH_BIN" mirror "$mirror_dir" "$work/mirror.url" >"$work/mirror.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do [[ -s "$work/mirror.url" ]] && break; sleep 0.1; done
+mirror="$(cat "$work/mirror.url")"
+
+depfw_port="$(free_port)"
+rm -rf "$work/depfw-data"
+cat >"$work/depfw.toml" <<EOF
+[server]
+listen = "127.0.0.1:$depfw_port"
+data-dir = "$work/depfw-data"
+[upstream.npm]
+registry = "$mirror/"
+[upstream.pypi]
+index = "$mirror/pypi/simple/"
+files = "$mirror/pypi-files/"
+[upstream.cargo]
+index = "$mirror/cargo-index/"
+EOF
+RUST_LOG=warn "$DEPFW_BIN" --config "$work/depfw.toml" serve >"$work/depfw.log" 2>&1 &
+depfw_pid=$!
+pids+=("$depfw_pid")
+depfw="http://127.0.0.1:$depfw_port"
+
+# Verdaccio keeps a packument for `maxage` before asking its uplink again: 30 minutes, so
+# that a warm request is served from its cache as depfw's is.
+verdaccio_port="$(free_port)"
+rm -rf "$work/verdaccio-storage"
+cat >"$work/verdaccio.yaml" <<EOF
+storage: $work/verdaccio-storage
+auth:
+  htpasswd:
+    file: $work/verdaccio-htpasswd
+    max_users: -1
+uplinks:
+  mirror:
+    url: $mirror/
+    maxage: 30m
+    timeout: 60s
+packages:
+  '@*/*':
+    access: \$all
+    proxy: mirror
+  '**':
+    access: \$all
+    proxy: mirror
+server:
+  keepAliveTimeout: 60
+max_body_size: 100mb
+log: { type: stdout, format: pretty, level: warn }
+EOF
+node "$verdaccio_dir/node_modules/verdaccio/bin/verdaccio" --config "$work/verdaccio.yaml" \
+    --listen "127.0.0.1:$verdaccio_port" >"$work/verdaccio.log" 2>&1 &
+verdaccio_pid=$!
+pids+=("$verdaccio_pid")
+verdaccio="http://127.0.0.1:$verdaccio_port"
+
+# devpi: a fresh server dir, and a mirror index `root/mirror` on the recorded PyPI pages.
+devpi_port="$(free_port)"
+rm -rf "$work/devpi-server" "$work/devpi-client"
+"$devpi_venv/bin/devpi-init" --serverdir "$work/devpi-server" --no-root-pypi \
+    --root-passwd bench >"$work/devpi.log" 2>&1
+"$devpi_venv/bin/devpi-server" --serverdir "$work/devpi-server" --host 127.0.0.1 \
+    --port "$devpi_port" >>"$work/devpi.log" 2>&1 &
+devpi_pid=$!
+pids+=("$devpi_pid")
+devpi_root="http://127.0.0.1:$devpi_port"
+
+wait_http "$depfw/healthz" "$work/depfw.log"
+wait_http "$verdaccio/-/ping" "$work/verdaccio.log"
+wait_http "$devpi_root/+api" "$work/devpi.log"
+devpi_cli() { "$devpi_venv/bin/devpi" --clientdir "$work/devpi-client" "$@" >>"$work/devpi.log" 2>&1; }
+devpi_cli use "$devpi_root"
+devpi_cli login root --password bench
+devpi_cli index -c root/mirror type=mirror "mirror_url=$mirror/pypi/simple/"
+devpi="$devpi_root/root/mirror/+simple"
+
+# nginx, when installed: the documents the metadata rows ask for, as static files with
+# precompressed gzip copies (the cheapest a server can answer them).
+nginx=""
+if command -v nginx >/dev/null; then
+    ngx="$work/nginx"
+    rm -rf "$ngx" && mkdir -p "$ngx/root/pypi/simple/requests" "$ngx/tmp"
+    curl -fs -H 'Accept: application/json' "$mirror/lodash" -o "$ngx/root/lodash"
+    curl -fs -H 'Accept: application/vnd.pypi.simple.v1+json' "$mirror/pypi/simple/requests/" \
+        -o "$ngx/root/pypi/simple/requests/index.json"
+    gzip -k -6 "$ngx/root/lodash" "$ngx/root/pypi/simple/requests/index.json"
+    nginx_port="$(free_port)"
+    cat >"$ngx/nginx.conf" <<EOF
+worker_processes auto;
+pid $ngx/nginx.pid;
+error_log $ngx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $ngx/tmp; proxy_temp_path $ngx/tmp; fastcgi_temp_path $ngx/tmp;
+    uwsgi_temp_path $ngx/tmp; scgi_temp_path $ngx/tmp;
+    keepalive_requests 1000000;
+    sendfile on; tcp_nopush on;
+    gzip_static on;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        root $ngx/root;
+        default_type application/json;
+        location /pypi/ { index index.json; default_type application/vnd.pypi.simple.v1+json; }
+    }
+}
+EOF
+    nginx -p "$ngx" -c "$ngx/nginx.conf" -g 'daemon off;' 2>>"$ngx/error.log" &
+    pids+=($!)
+    nginx="http://127.0.0.1:$nginx_port"
+    wait_http "$nginx/lodash" "$ngx/error.log"
+fi
+
+idle_depfw=$(rss_kib "$depfw_pid")
+idle_verdaccio=$(rss_kib "$verdaccio_pid")
+
+# --- installs ----------------------------------------------------------------------------
+project="$work/npm-project"
+mkdir -p "$project"
+cat >"$project/package.json" <<'EOF'
+{"name":"depfw-bench","version":"1.0.0","private":true,
+"dependencies":{"express":"4.21.2","jest":"29.7.0"}}
+EOF
+: >"$project/.bench-globalnpmrc"
+results="$work/results.tsv"
+: >"$results"
+now() { date +%s.%N; }
+npm_install() { # side, registry
+    rm -rf "$project/node_modules" "$project/package-lock.json" "$work/npm-cache"
+    local t0 t1
+    t0=$(now)
+    (cd "$project" && npm install "--registry=$2" "--cache=$work/npm-cache" \
+        --userconfig=/dev/null "--globalconfig=$project/.bench-globalnpmrc" \
+        --no-audit --no-fund --ignore-scripts --update-notifier=false --loglevel=error >"$work/npm-$1.log" 2>&1) ||
+        { echo "npm install through $1 failed; see $work/npm-$1.log" >&2; exit 1; }
+    t1=$(now)
+    local n
+    n=$(python3 -c 'import json,sys; print(sum(1 for k in json.load(open(sys.argv[1]))["packages"] if k))' \
+        "$project/package-lock.json")
+    printf 'npm\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
+}
+# ~37 packages with their dependencies; wheels only (nothing is built).
+cat >"$work/requirements.txt" <<'EOF'
+flask==3.0.3
+requests==2.32.3
+boto3==1.34.0
+pydantic==2.9.2
+rich==13.9.4
+pyyaml==6.0.2
+attrs==24.2.0
+httpx==0.27.2
+sqlalchemy==2.0.36
+pytest==8.3.3
+EOF
+pip_install() { # side, index
+    local dir="$work/pip-target"
+    rm -rf "$dir"
+    local t0 t1
+    t0=$(now)
+    python3 -m pip install --isolated --disable-pip-version-check --no-cache-dir --no-compile \
+        --only-binary=:all: --index-url "$2" --target "$dir" -r "$work/requirements.txt" \
+        >"$work/pip-$1.log" 2>&1 ||
+        { echo "pip install through $1 failed; see $work/pip-$1.log" >&2; exit 1; }
+    t1=$(now)
+    local n
+    n=$(find "$dir" -maxdepth 1 -name '*.dist-info' | wc -l)
+    printf 'pip\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
+}
+
+# Cold installs first (they also record whatever the mirror is missing, and fill the
+# proxies' caches), not counted.
+echo "cold installs (recording misses into $mirror_dir)..." >&2
+npm_install direct "$mirror/"
+npm_install depfw "$depfw/npm/"
+npm_install verdaccio "$verdaccio/"
+pip_install direct "$mirror/pypi/simple/"
+pip_install depfw "$depfw/pypi/simple/"
+pip_install devpi "$devpi/"
+: >"$results"
+
+# What each side serves for the measured documents: depfw's default policy leaves out the
+# versions it refuses (e.g. those with known advisories), so its documents can be smaller.
+count_versions() { # side, url
+    curl -fs -H 'Accept: application/json' "$2" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print(len(d["versions"]))' |
+        sed "s#^#versions\t$1\tnpm\t#" >>"$results"
+}
+
+# --- interleaved rounds ------------------------------------------------------------------
+load() { # case, side, url, headers
+    local out
+    out=$("$PROXY_BENCH_BIN" load "$3" "$4" "$conns" "$requests") ||
+        { echo "load on $3 failed" >&2; exit 1; }
+    printf 'meta\t%s\t%s\t%s\n' "$1" "$2" "$out" | tr ' ' '\t' >>"$results"
+}
+for round in $(seq 1 "$runs"); do
+    echo "round $round of $runs..." >&2
+    for c in lodash-full lodash-npm requests-pip; do
+        case $c in
+            lodash-full) h=full up="$mirror/lodash" ng="$nginx/lodash" d="$depfw/npm/lodash"
+                other=verdaccio o="$verdaccio/lodash" ;;
+            lodash-npm) h=npm up="$mirror/lodash" ng="$nginx/lodash" d="$depfw/npm/lodash"
+                other=verdaccio o="$verdaccio/lodash" ;;
+            requests-pip) h=pip up="$mirror/pypi/simple/requests/" ng="$nginx/pypi/simple/requests/"
+                d="$depfw/pypi/simple/requests/" other=devpi o="$devpi/requests/" ;;
+        esac
+        load "$c" upstream "$up" "$h"
+        [[ -n "$nginx" ]] && load "$c" nginx "$ng" "$h"
+        load "$c" depfw "$d" "$h"
+        load "$c" "$other" "$o" "$h"
+    done
+    npm_install direct "$mirror/"
+    npm_install depfw "$depfw/npm/"
+    npm_install verdaccio "$verdaccio/"
+    pip_install direct "$mirror/pypi/simple/"
+    pip_install depfw "$depfw/pypi/simple/"
+    pip_install devpi "$devpi/"
+done
+count_versions upstream "$mirror/lodash"
+count_versions depfw "$depfw/npm/lodash"
+count_versions verdaccio "$verdaccio/lodash"
+curl_pypi() { curl -fs -H 'Accept: application/vnd.pypi.simple.v1+json' "$@"; }
+for side in upstream depfw; do
+    url="$mirror/pypi/simple/requests/"
+    [[ $side == depfw ]] && url="$depfw/pypi/simple/requests/"
+    curl_pypi "$url" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["files"]))' |
+        sed "s#^#versions\t$side\tpypi\t#" >>"$results"
+done
+
+# --- memory: every recorded packument, both forms, through depfw and Verdaccio -------------
+names="$work/packuments.txt"
+find "$mirror_dir/packuments" -name '*.json' -printf '%f\n' | sed 's/\.json$//; s#__#%2f#' >"$names"
+warm() { # base url
+    xargs -P 4 -I{} curl -s -o /dev/null -H 'Accept: application/json' "$1{}" <"$names"
+    xargs -P 4 -I{} curl -s -o /dev/null --compressed \
+        -H 'Accept: application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*' \
+        "$1{}" <"$names"
+}
+warm "$depfw/npm/"
+warm "$verdaccio/"
+sleep 1
+printf 'rss\tdepfw\t%s\t%s\t%s\n' "$idle_depfw" "$(rss_kib "$depfw_pid")" "$(wc -l <"$names")" >>"$results"
+printf 'rss\tverdaccio\t%s\t%s\t%s\n' "$idle_verdaccio" "$(rss_kib "$verdaccio_pid")" "$(wc -l <"$names")" >>"$results"
+printf 'rss\tdevpi\t\t%s\t\n' "$(rss_kib "$devpi_pid")" >>"$results"
+
+# --- the table ---------------------------------------------------------------------------
+python3 - "$results" "$runs" "$conns" "$requests" "$DEPFW_BIN" \
+    "$("$DEPFW_BIN" --version 2>/dev/null || echo depfw)" "verdaccio $VERDACCIO_VERSION" \
+    "devpi-server $DEVPI_SERVER_VERSION" "$(nginx -v 2>&1 | sed 's#.*/##' || true)" \
+    "$(npm --version), node $(node --version)" "$(python3 -m pip --version | cut -d' ' -f2)" "$nginx" <<'PY'
+import statistics, sys, datetime, os, platform
+path, runs, conns, reqs, _bin, v_depfw, v_verd, v_devpi, v_nginx, v_npm, v_pip, nginx = sys.argv[1:]
+rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
+med = statistics.median
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+load = " ".join(open("/proc/loadavg").read().split()[:3])
+print(f"## depfw side by side ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)\n")
+print(f"{os.cpu_count()} CPUs ({cpu}), load average at the end {load}; {v_depfw}, {v_verd}, {v_devpi}"
+      + (f", nginx {v_nginx}" if nginx else ", no nginx") + f"; npm {v_npm}, pip {v_pip}")
+print(f"medians of {runs} interleaved rounds; metadata: {conns} connections x {reqs} requests each\n")
+labels = {"lodash-full": "lodash packument, full JSON", "lodash-npm": "lodash packument, npm's headers (corgi, gzip)",
+          "requests-pip": "PyPI `requests` page, pip's headers (JSON, gzip)"}
+sides = ["upstream", "nginx", "depfw", "verdaccio", "devpi"]
+print("| cached metadata, c" + conns + " | server | req/s | p50 | p99 | bytes/response | req/s vs " + ("nginx" if nginx else "upstream") + " | req/s vs depfw |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for case, label in labels.items():
+    got = {}
+    for side in sides:
+        r = [x for x in rows if x[0] == "meta" and x[1] == case and x[2] == side]
+        if r:
+            got[side] = (med(float(x[3]) for x in r), med(float(x[4]) for x in r), med(float(x[5]) for x in r), r[-1][6])
+    ref = got.get("nginx" if nginx else "upstream")
+    for side, (rps, p50, p99, size) in got.items():
+        vs_ref = f"{rps / ref[0]:.2f}x" if ref else ""
+        vs_depfw = f"{rps / got['depfw'][0]:.2f}x" if "depfw" in got and side != "depfw" else ""
+        print(f"| {label} | {side} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {int(size):,} | {vs_ref} | {vs_depfw} |")
+vers = [x for x in rows if x[0] == "versions"]
+if vers:
+    print("\nserved: lodash versions " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "npm")
+          + "; `requests` files " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "pypi"))
+print("\n| warm install, empty client cache | side | packages | median | runs | vs direct |")
+print("|---|---|---:|---:|---|---:|")
+for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip install` 10 requirements (wheels)")):
+    direct = None
+    for side in ("direct", "depfw", "verdaccio", "devpi"):
+        r = [x for x in rows if x[0] == kind and x[1] == side]
+        if not r:
+            continue
+        m = med(float(x[2]) for x in r)
+        direct = direct or m
+        runs_s = ", ".join(f"{float(x[2]):.2f}" for x in r)
+        print(f"| {label} | {side} | {r[-1][3]} | {m:.2f} s | {runs_s} | {m / direct:.3f}x |")
+print("\n| resident memory (VmRSS) | idle | after | after - idle |")
+print("|---|---:|---:|---:|")
+for x in rows:
+    if x[0] != "rss":
+        continue
+    after = int(x[3]) / 1024
+    if x[2]:
+        idle = int(x[2]) / 1024
+        print(f"| {x[1]}, after the installs and warming {x[4]} recorded packuments (full JSON, then corgi + gzip) | {idle:.1f} MiB | {after:.1f} MiB | {after - idle:.1f} MiB |")
+    else:
+        print(f"| {x[1]}, after the pip installs | | {after:.1f} MiB | |")
+PY
