@@ -12,6 +12,25 @@ use crate::require::note;
 /// hanging the run.
 const TIMEOUT: Duration = Duration::from_secs(300);
 
+/// `npm` against `registry` alone: its cache in `cache`, an empty global config written to
+/// `global`, no user config, and none of the audit, fund, update-notifier or retry calls
+/// that would reach past depfw or slow a failing test down.
+pub fn npm_against(registry: &str, cache: &std::path::Path, global: &std::path::Path) -> Command {
+    std::fs::write(global, "").unwrap();
+    let mut cmd = command("npm", &["npm_config_"]);
+    cmd.arg(format!("--registry={registry}"))
+        .arg(format!("--cache={}", cache.display()))
+        .arg(format!("--globalconfig={}", global.display()))
+        .args([
+            "--userconfig=/dev/null",
+            "--no-audit",
+            "--no-fund",
+            "--no-update-notifier",
+            "--fetch-retries=0",
+        ]);
+    cmd
+}
+
 /// `tool` with every environment variable starting with one of `prefixes`
 /// (case-insensitive) removed, so the machine's settings cannot redirect it.
 pub fn command(tool: &str, prefixes: &[&str]) -> Command {

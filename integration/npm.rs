@@ -71,20 +71,9 @@ impl Env {
     /// Runs npm in the project with its cache in `cache`.
     pub(crate) fn npm_with_cache(&self, args: &[&str], cache: &Path) -> Output {
         let global = self.tmp.path().join("globalnpmrc");
-        std::fs::write(&global, "").unwrap();
-        let mut cmd = client::command("npm", &["npm_config_"]);
-        cmd.args(args)
-            .arg(format!("--registry={}/npm/", self.depfw.base))
-            .arg(format!("--cache={}", cache.display()))
-            .arg(format!("--globalconfig={}", global.display()))
-            .args([
-                "--userconfig=/dev/null",
-                "--no-audit",
-                "--no-fund",
-                "--no-update-notifier",
-                "--fetch-retries=0",
-            ])
-            .current_dir(&self.project);
+        let registry = format!("{}/npm/", self.depfw.base);
+        let mut cmd = client::npm_against(&registry, cache, &global);
+        cmd.args(args).current_dir(&self.project);
         client::output(&mut cmd)
     }
 

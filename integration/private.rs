@@ -72,23 +72,9 @@ fn npm_install(env: &Env, spec: &str) -> (bool, String, std::path::PathBuf) {
     )
     .unwrap();
     let global = env.tmp.path().join("globalnpmrc");
-    std::fs::write(&global, "").unwrap();
-    let mut cmd = client::command("npm", &["npm_config_"]);
-    cmd.args(["install", spec])
-        .arg(format!("--registry={}/npm/", env.depfw.base))
-        .arg(format!(
-            "--cache={}",
-            env.tmp.path().join("npm-cache").display()
-        ))
-        .arg(format!("--globalconfig={}", global.display()))
-        .args([
-            "--userconfig=/dev/null",
-            "--no-audit",
-            "--no-fund",
-            "--no-update-notifier",
-            "--fetch-retries=0",
-        ])
-        .current_dir(&project);
+    let registry = format!("{}/npm/", env.depfw.base);
+    let mut cmd = client::npm_against(&registry, &env.tmp.path().join("npm-cache"), &global);
+    cmd.args(["install", spec]).current_dir(&project);
     let (ok, text) = client::run(&mut cmd);
     (ok, text, project)
 }

@@ -68,20 +68,9 @@ fn npm_installs_over_https_with_the_ca_and_refuses_without_it() {
     let npm = |project: &Path, cafile: Option<&Path>| {
         let cache = tempfile::tempdir_in(s.tmp.path()).unwrap();
         let global = cache.path().join("globalnpmrc");
-        std::fs::write(&global, "").unwrap();
-        let mut cmd = client::command("npm", &["npm_config_"]);
-        cmd.args(["install", "is-number@7"])
-            .arg(format!("--registry={}/npm/", s.base))
-            .arg(format!("--cache={}", cache.path().display()))
-            .arg(format!("--globalconfig={}", global.display()))
-            .args([
-                "--userconfig=/dev/null",
-                "--no-audit",
-                "--no-fund",
-                "--no-update-notifier",
-                "--fetch-retries=0",
-            ])
-            .current_dir(project);
+        let registry = format!("{}/npm/", s.base);
+        let mut cmd = client::npm_against(&registry, cache.path(), &global);
+        cmd.args(["install", "is-number@7"]).current_dir(project);
         if let Some(ca) = cafile {
             cmd.arg(format!("--cafile={}", ca.display()));
         }
