@@ -67,7 +67,7 @@ pub(crate) struct FaultLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct CacheLabels {
     pub cache: &'static str,
-    /// `hit` or `miss`.
+    /// `hit`, `miss` or `renewed` (see [`crate::observe::cache_renewed`]).
     pub result: &'static str,
 }
 
@@ -185,7 +185,7 @@ impl Metrics {
         );
         r.register(
             "depfw_cache_lookups",
-            "Cache lookups, by cache and result (hit or miss)",
+            "Cache lookups, by cache and result (hit, miss, or renewed: past its TTL, checked and kept)",
             m.cache_lookups.clone(),
         );
         r.register(

@@ -47,6 +47,18 @@ pub(crate) fn cache_lookup(cache: &'static str, hit: bool) {
         .inc();
 }
 
+/// An entry of `cache` past its TTL was checked and kept: a lookup that cost an evaluation
+/// but not a rendering (`result="renewed"`).
+pub(crate) fn cache_renewed(cache: &'static str) {
+    metrics()
+        .cache_lookups
+        .get_or_create(&CacheLabels {
+            cache,
+            result: "renewed",
+        })
+        .inc();
+}
+
 /// An entry of `cache` was evicted to stay within its bounds.
 pub(crate) fn cache_evicted(cache: &'static str) {
     metrics()

@@ -25,7 +25,7 @@ use url::Url;
 use super::delivery::{self, Delivery};
 use super::error::{ProxyError, UpstreamFault};
 use super::records::{record, record_filtered};
-use super::render_cache::{render_key, Keyed, Rendered};
+use super::render_cache::{render_key, Freshness, Keyed, Rendered};
 use super::signal_facts::{self, SignalFacts};
 use super::upstream::Fetched;
 use super::verdicts::{self, Filtered};
@@ -406,27 +406,43 @@ impl<'a> Gate<'a> {
         let cache = &self.state.inner.render;
         let (url, generation) = (up.url.as_str(), up.fetched.generation);
         let revision = self.policy().revision();
-        if let Some(hit) = cache.rendered(url, &variant, generation, revision) {
-            let (key, generation, revision) = self.evaluation_slot(&up);
-            if let Some(filtered) = self.state.inner.evaluated.get(&key, generation, revision) {
-                self.ask_for_wanted(name, &filtered);
-            }
-            let respond = || cache.response(url, &variant, &hit, headers);
+        let respond = |hit: &Arc<Rendered>| {
+            let respond = || cache.response(url, &variant, hit, headers);
             let resp = if hit.gzip_is_costly(headers) {
                 super::blocking(respond)
             } else {
                 respond()
             };
-            return Ok(mark_stale(resp, &up.fetched));
-        }
+            mark_stale(resp, &up.fetched)
+        };
+        let expired = match cache.lookup(url, &variant, generation, revision) {
+            Some((hit, Freshness::Live)) => {
+                let (key, generation, revision) = self.evaluation_slot(&up);
+                if let Some(filtered) = self.state.inner.evaluated.get(&key, generation, revision) {
+                    self.ask_for_wanted(name, &filtered);
+                }
+                return Ok(respond(&hit));
+            }
+            Some((hit, Freshness::Expired)) => Some(hit),
+            None => None,
+        };
         // Parsing, evaluating, rendering, hashing and gzipping a big document takes
         // seconds of CPU (a 62 MB packument): off the runtime's workers, so `/healthz` and
         // every other request keep being answered meanwhile (issue #11).
         let doc = self.parse(s, name, &up).await?;
         self.check_name_with(s, name, &doc)?;
+        let filtered = super::blocking(|| self.evaluate(s, name, &up, &doc))?;
+        self.ask_for_wanted(name, &filtered);
+        if let Some(hit) = expired {
+            // Past the TTL only because the clock may have changed a verdict: when none
+            // changed, the rendering is still right (see `render_cache`'s module docs).
+            if hit.renders_like(&filtered) {
+                cache.renew(url, &variant, &hit);
+                return Ok(respond(&hit));
+            }
+            crate::observe::cache_lookup("render", false);
+        }
         super::blocking(|| {
-            let filtered = self.evaluate(s, name, &up, &doc)?;
-            self.ask_for_wanted(name, &filtered);
             let show = filtered.dispositions(mode, name);
             let cx = RenderCx {
                 public_base: &self.ctx.public_base,
@@ -441,7 +457,7 @@ impl<'a> Gate<'a> {
             if let (Some(header), Some(notice)) = (P::NOTICE_HEADER, filtered.notice(name)) {
                 rendered = rendered.with_notice(header, &notice);
             }
-            let rendered = Arc::new(rendered);
+            let rendered = Arc::new(rendered.from_verdicts(Arc::clone(&filtered)));
             cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
             let resp = cache.response(url, &variant, &rendered, headers);
             Ok(mark_stale(resp, &up.fetched))

@@ -19,7 +19,11 @@
 //!
 //! Verdicts and rendered entries also expire after the metadata TTL, because policy verdicts
 //! can depend on the clock (a cooldown lets a version through once it is old enough) even
-//! when neither the upstream body nor the policy changed.
+//! when neither the upstream body nor the policy changed. An expired rendering is not thrown
+//! away: it remembers the verdicts it was rendered from ([`Rendered::from_verdicts`]), and
+//! when the versions are evaluated again and come out the same, it is renewed rather than
+//! rendered, hashed and gzipped again ([`RenderCache::renew`]). Without that, every warm
+//! install after the TTL re-rendered each project page (seconds for a 7 MB PyPI page).
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -34,6 +38,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
+use super::verdicts::Filtered;
 use crate::registry::rope::{Rope, RopeChunks};
 
 /// Bodies smaller than this are not worth a `Content-Encoding`.
@@ -50,6 +55,9 @@ pub(crate) struct Rendered {
     /// [`Rendered::with_notice`].
     notice: Option<(&'static str, HeaderValue)>,
     gzip: OnceLock<Option<Bytes>>,
+    /// The verdicts this body was rendered from, so that an expired rendering can be
+    /// renewed when a new evaluation agrees ([`Rendered::renders_like`]).
+    verdicts: Option<Arc<Filtered>>,
 }
 
 impl Rendered {
@@ -72,7 +80,23 @@ impl Rendered {
             content_type,
             notice: None,
             gzip: OnceLock::new(),
+            verdicts: None,
         }
+    }
+
+    /// Remembers the verdicts the body was rendered from (see the module docs).
+    pub(crate) fn from_verdicts(mut self, verdicts: Arc<Filtered>) -> Rendered {
+        self.verdicts = Some(verdicts);
+        self
+    }
+
+    /// Whether rendering under `verdicts` would give this same response: the same versions
+    /// kept, and the same ones hidden for the same reasons (the notice header and the
+    /// `yank` reasons are made from them).
+    pub(crate) fn renders_like(&self, verdicts: &Filtered) -> bool {
+        self.verdicts
+            .as_deref()
+            .is_some_and(|mine| mine.renders_like(verdicts))
     }
 
     /// Sends `name: text` with every answer, and `Cache-Control: no-store` instead of
@@ -103,6 +127,7 @@ impl Rendered {
                 .get()
                 .and_then(Option::as_ref)
                 .map_or(0, Bytes::len)
+            + self.verdicts.as_deref().map_or(0, Filtered::heap_size)
     }
 
     #[cfg(test)]
@@ -278,6 +303,14 @@ struct Slot<V: ?Sized> {
     value: Arc<V>,
 }
 
+/// Whether a cached entry is within its TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    Live,
+    /// Past the TTL: to be checked against a new evaluation before it is served.
+    Expired,
+}
+
 /// A map bounded by entries and bytes, evicting the least recently used entry. A value
 /// heavier than the whole byte bound is not stored.
 struct Bounded<V: ?Sized> {
@@ -300,16 +333,39 @@ impl<V: ?Sized> Bounded<V> {
     }
 
     fn get(&mut self, key: &str, generation: u64, revision: &str) -> Option<Arc<V>> {
+        match self.lookup(key, generation, revision)? {
+            (value, Freshness::Live) => Some(value),
+            (_, Freshness::Expired) => None,
+        }
+    }
+
+    /// The value stored for this `generation` and `revision`, live or past its TTL.
+    fn lookup(
+        &mut self,
+        key: &str,
+        generation: u64,
+        revision: &str,
+    ) -> Option<(Arc<V>, Freshness)> {
         let ttl = self.ttl;
         let slot = self.map.get_mut(key)?;
-        let live = slot.generation == generation
-            && slot.revision == revision
-            && ttl.is_none_or(|t| slot.created.elapsed() < t);
-        if !live {
+        if slot.generation != generation || slot.revision != revision {
             return None;
         }
+        if ttl.is_some_and(|t| slot.created.elapsed() >= t) {
+            return Some((Arc::clone(&slot.value), Freshness::Expired));
+        }
         slot.used = Instant::now();
-        Some(Arc::clone(&slot.value))
+        Some((Arc::clone(&slot.value), Freshness::Live))
+    }
+
+    /// Restarts `key`'s TTL if it still holds `value`.
+    fn renew(&mut self, key: &str, value: &Arc<V>) {
+        if let Some(slot) = self.map.get_mut(key) {
+            if Arc::ptr_eq(&slot.value, value) {
+                let now = Instant::now();
+                (slot.created, slot.used) = (now, now);
+            }
+        }
     }
 
     fn insert(
@@ -429,7 +485,8 @@ impl RenderCache {
         }
     }
 
-    /// The rendered `variant` of `url` at `generation` under policy `revision`.
+    /// The rendered `variant` of `url` at `generation` under policy `revision`, if live.
+    #[cfg(test)]
     pub(crate) fn rendered(
         &self,
         url: &str,
@@ -437,10 +494,38 @@ impl RenderCache {
         generation: u64,
         revision: &str,
     ) -> Option<Arc<Rendered>> {
+        match self.lookup(url, variant, generation, revision)? {
+            (hit, Freshness::Live) => Some(hit),
+            (_, Freshness::Expired) => None,
+        }
+    }
+
+    /// [`RenderCache::rendered`], also answering a rendering past its TTL, marked
+    /// [`Freshness::Expired`]: the caller evaluates the versions again and either
+    /// [`RenderCache::renew`]s it or renders anew. Counted as a hit only when live.
+    pub(crate) fn lookup(
+        &self,
+        url: &str,
+        variant: &str,
+        generation: u64,
+        revision: &str,
+    ) -> Option<(Arc<Rendered>, Freshness)> {
         let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
-        let hit = m.get(&render_key(url, variant), generation, revision);
-        crate::observe::cache_lookup("render", hit.is_some());
+        let hit = m.lookup(&render_key(url, variant), generation, revision);
+        match &hit {
+            Some((_, Freshness::Live)) => crate::observe::cache_lookup("render", true),
+            None => crate::observe::cache_lookup("render", false),
+            // Counted by what the caller does with it: renewed, or a miss.
+            Some((_, Freshness::Expired)) => {}
+        }
         hit
+    }
+
+    /// Restarts the TTL of an expired rendering that a new evaluation agreed with.
+    pub(crate) fn renew(&self, url: &str, variant: &str, rendered: &Arc<Rendered>) {
+        crate::observe::cache_renewed("render");
+        let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        m.renew(&render_key(url, variant), rendered);
     }
 
     pub(crate) fn put_rendered(
@@ -654,6 +739,86 @@ mod tests {
         let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
         cache.put_rendered("u", "full", 1, "a", r);
         assert!(cache.rendered("u", "full", 1, "a").is_none());
+    }
+
+    #[test]
+    fn an_expired_rendering_is_answered_as_such_and_renewed_only_if_still_held() {
+        let cache = RenderCache::new(10, 1 << 20, Duration::ZERO);
+        let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
+        cache.put_rendered("u", "full", 1, "a", Arc::clone(&r));
+        let (hit, freshness) = cache.lookup("u", "full", 1, "a").unwrap();
+        assert!(Arc::ptr_eq(&hit, &r));
+        assert_eq!(freshness, Freshness::Expired);
+        assert!(
+            cache.lookup("u", "full", 2, "a").is_none(),
+            "new upstream body"
+        );
+        assert!(cache.lookup("u", "full", 1, "b").is_none(), "new policy");
+
+        let cache = RenderCache::new(10, 1 << 20, Duration::from_millis(50));
+        cache.put_rendered("u", "full", 1, "a", Arc::clone(&r));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            cache.lookup("u", "full", 1, "a").unwrap().1,
+            Freshness::Expired
+        );
+        cache.renew("u", "full", &r);
+        assert_eq!(
+            cache.lookup("u", "full", 1, "a").unwrap().1,
+            Freshness::Live
+        );
+        // A renewal of what was since replaced leaves the replacement alone.
+        std::thread::sleep(Duration::from_millis(60));
+        let newer = Arc::new(Rendered::new("a", "application/json", b"[]".to_vec()));
+        cache.put_rendered("u", "full", 1, "a", Arc::clone(&newer));
+        std::thread::sleep(Duration::from_millis(60));
+        cache.renew("u", "full", &r);
+        let (hit, freshness) = cache.lookup("u", "full", 1, "a").unwrap();
+        assert!(Arc::ptr_eq(&hit, &newer));
+        assert_eq!(freshness, Freshness::Expired);
+    }
+
+    #[test]
+    fn a_rendering_knows_the_verdicts_it_was_made_from() {
+        let verdicts = |kept: &[&str], hidden: &[(&str, &str)]| Filtered {
+            kept: kept.iter().map(|v| v.to_string()).collect(),
+            hidden: hidden
+                .iter()
+                .map(|(v, reason)| crate::store::decisions::HiddenVersion {
+                    version: v.to_string(),
+                    verdict: crate::policy::Verdict::Quarantine,
+                    reason: reason.to_string(),
+                })
+                .collect(),
+            wanted: None,
+            monitored: Vec::new(),
+        };
+        let made_from = verdicts(
+            &["1.0.0", "1.1.0"],
+            &[("2.0.0", "release-cooldown: 3 h old")],
+        );
+        let r = Rendered::new("a", "application/json", b"{}".to_vec())
+            .from_verdicts(Arc::new(made_from));
+        assert!(r.renders_like(&verdicts(
+            &["1.1.0", "1.0.0"],
+            &[("2.0.0", "release-cooldown: 3 h old")]
+        )));
+        assert!(
+            !r.renders_like(&verdicts(&["1.0.0", "1.1.0", "2.0.0"], &[])),
+            "released"
+        );
+        assert!(
+            !r.renders_like(&verdicts(
+                &["1.0.0", "1.1.0"],
+                &[("2.0.0", "release-cooldown: 4 h old")]
+            )),
+            "a reason shown to clients changed"
+        );
+        let bare = Rendered::new("a", "application/json", b"{}".to_vec());
+        assert!(
+            !bare.renders_like(&verdicts(&[], &[])),
+            "made from unknown verdicts"
+        );
     }
 
     #[test]

@@ -120,6 +120,14 @@ pub(crate) struct Filtered {
 }
 
 impl Filtered {
+    /// Whether a metadata response rendered from `other` would be this one's: the same
+    /// versions kept and the same ones hidden, with the same verdicts and reasons (what
+    /// [`Filtered::notice`] and [`Filtered::dispositions`] are made of). What an expired
+    /// rendering is checked with ([`super::render_cache::Rendered::renders_like`]).
+    pub(crate) fn renders_like(&self, other: &Filtered) -> bool {
+        self.kept == other.kept && self.hidden == other.hidden
+    }
+
     /// The heap bytes held, its weight in the evaluation cache.
     pub(crate) fn heap_size(&self) -> usize {
         let size = |list: &Vec<HiddenVersion>| {
