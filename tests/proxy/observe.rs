@@ -27,7 +27,7 @@ use crate::support::registry::{
 use crate::support::repo;
 
 /// `/metrics` as the admin listener serves it (loopback, no metrics token: open).
-async fn scrape(state: &AppState) -> String {
+pub(crate) async fn scrape(state: &AppState) -> String {
     let access = MetricsAccess::from_config(&Config::default()).unwrap();
     let resp = routes(state.clone(), access)
         .oneshot(request("GET", "/metrics", &[]))
@@ -50,6 +50,11 @@ async fn scrape(state: &AppState) -> String {
 struct Exposition {
     names: BTreeSet<String>,
     samples: Vec<(String, String, f64)>,
+}
+
+/// The value of the sample `name{labels…}` in a scrape (0 when absent).
+pub(crate) fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    parse(text).value(name, labels)
 }
 
 fn parse(text: &str) -> Exposition {

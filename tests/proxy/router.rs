@@ -215,6 +215,74 @@ async fn upstream_is_revalidated_with_its_etag_after_the_ttl() {
     assert_eq!(json(resp).await["dist-tags"]["latest"], "2.1.3");
 }
 
+/// Past the metadata TTL, a rendering is checked against a new evaluation rather than
+/// rendered again: upstream said `304`, no verdict changed, so the same response is served
+/// and counted as renewed (warm installs after the TTL re-rendered every document: seconds
+/// for a large PyPI page).
+#[tokio::test]
+async fn an_expired_rendering_is_renewed_when_no_verdict_changed() {
+    let s = setup(TestCheck::default(), "metadata-ttl-secs = 0").await;
+    let renewed = || async {
+        let text = crate::observe::scrape(&s.state).await;
+        crate::observe::sample(
+            &text,
+            "depfw_cache_lookups_total",
+            &["cache=\"render\"", "result=\"renewed\""],
+        )
+    };
+    let first = get(&s.state, "/npm/ms").await;
+    let etag = first.headers()[header::ETAG].clone();
+    let first = body(first).await;
+    let before = renewed().await;
+    let again = get(&s.state, "/npm/ms").await;
+    assert_eq!(again.headers()[header::ETAG], etag);
+    assert_eq!(body(again).await, first);
+    assert_eq!(
+        s.fixture
+            .not_modified
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(renewed().await >= before + 1.0);
+}
+
+/// The reason renderings expire at all: a verdict that only the clock changes. 7.0.0 leaves
+/// the 48-hour cooldown two seconds into the test; the next request after the TTL, with the
+/// upstream body unchanged (`304`), serves it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verdict_the_clock_changes_is_rendered_anew_after_the_ttl() {
+    let s = setup(
+        TestCheck {
+            cooldown_hours: Some(48),
+            ..TestCheck::default()
+        },
+        "metadata-ttl-secs = 0",
+    )
+    .await;
+    let published = chrono::Utc::now() - chrono::Duration::hours(48) + chrono::Duration::seconds(2);
+    s.fixture
+        .times
+        .lock()
+        .unwrap()
+        .insert(("is-number".into(), "7.0.0".into()), published);
+    let doc = json(get(&s.state, "/npm/is-number").await).await;
+    assert_eq!(doc["dist-tags"]["latest"], "6.0.0");
+    assert!(doc["versions"].get("7.0.0").is_none());
+    while chrono::Utc::now() <= published + chrono::Duration::hours(48) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let doc = json(get(&s.state, "/npm/is-number").await).await;
+    assert!(
+        s.fixture
+            .not_modified
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1,
+        "the upstream body did not change"
+    );
+    assert_eq!(doc["dist-tags"]["latest"], "7.0.0");
+    assert!(doc["versions"].get("7.0.0").is_some());
+}
+
 #[tokio::test]
 async fn cooldown_sees_publish_times_and_repoints_latest() {
     let s = setup(
