@@ -142,6 +142,7 @@ index = "$mirror/cargo-index/"
 EOF
 RUST_LOG=warn "$DEPFW_BIN" --config "$work/depfw.toml" serve >"$work/depfw.log" 2>&1 &
 depfw_pid=$!
+declare -A side_pid=([upstream]=${pids[0]} [depfw]=$depfw_pid)
 pids+=("$depfw_pid")
 depfw="http://127.0.0.1:$depfw_port"
 baseline=""
@@ -154,6 +155,7 @@ if [[ -n "${DEPFW_BASELINE_BIN:-}" ]]; then
     RUST_LOG=warn "$DEPFW_BASELINE_BIN" --config "$work/depfw-baseline.toml" serve \
         >"$work/depfw-baseline.log" 2>&1 &
     pids+=($!)
+    side_pid[depfw-baseline]=$!
     baseline="http://127.0.0.1:$baseline_port"
 fi
 
@@ -252,6 +254,7 @@ http {
 EOF
     nginx -p "$ngx" -c "$ngx/nginx.conf" -g 'daemon off;' 2>>"$ngx/error.log" &
     pids+=($!)
+    side_pid[nginx]=$!
     nginx="http://127.0.0.1:$nginx_port"
     wait_http "$nginx/lodash" "$ngx/error.log"
 fi
@@ -335,11 +338,27 @@ print(len(d["versions"]))' |
 }
 
 # --- interleaved rounds ------------------------------------------------------------------
+# CPU time (user + system, clock ticks) of a server: the process and its children (nginx's
+# workers). Divided by the requests of a load it is the server's CPU per request, which
+# depends far less on what else the machine runs than req/s does.
+cpu_ticks() { # pid
+    local t=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        [[ -r /proc/$p/stat ]] || continue
+        t=$((t + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+hz=$(getconf CLK_TCK)
 load() { # case, side, url, headers
-    local out
+    local out before cpu_us="" pid="${side_pid[$2]:-}"
+    [[ -n "$pid" ]] && before=$(cpu_ticks "$pid")
     out=$("$PROXY_BENCH_BIN" load "$3" "$4" "$conns" "$requests") ||
         { echo "load on $3 failed" >&2; exit 1; }
-    printf 'meta\t%s\t%s\t%s\n' "$1" "$2" "$out" | tr ' ' '\t' >>"$results"
+    # The load's 3 warm-up requests are counted in; at conns x requests they are noise.
+    [[ -n "$pid" ]] && cpu_us=$(awk -v a="$before" -v b="$(cpu_ticks "$pid")" -v hz="$hz" \
+        -v n="$((conns * requests))" 'BEGIN{printf "%.1f", (b - a) * 1e6 / hz / n}')
+    printf 'meta\t%s\t%s\t%s\t%s\n' "$1" "$2" "$out" "${cpu_us:--}" | tr ' ' '\t' >>"$results"
 }
 for round in $(seq 1 "$runs"); do
     echo "round $round of $runs..." >&2
@@ -417,19 +436,21 @@ labels = {"lodash-full": "lodash packument, full JSON", "lodash-npm": "lodash pa
           "requests-pip": "PyPI `requests` page, pip's headers (JSON, gzip)",
           "serde-cargo": "crates.io `serde` index file, cargo's headers (gzip)"}
 sides = ["upstream", "nginx", "depfw", "depfw-baseline", "verdaccio", "devpi"]
-print("| cached metadata, c" + conns + " | server | req/s | p50 | p99 | bytes/response | req/s vs " + ("nginx" if nginx else "upstream") + " | req/s vs depfw |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| cached metadata, c" + conns + " | server | req/s | p50 | p99 | bytes/response | req/s vs " + ("nginx" if nginx else "upstream") + " | req/s vs depfw | server CPU/request |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for case, label in labels.items():
     got = {}
     for side in sides:
         r = [x for x in rows if x[0] == "meta" and x[1] == case and x[2] == side]
         if r:
-            got[side] = (med(float(x[3]) for x in r), med(float(x[4]) for x in r), med(float(x[5]) for x in r), r[-1][6])
+            cpu = [float(x[7]) for x in r if len(x) > 7 and x[7] != "-"]
+            got[side] = (med(float(x[3]) for x in r), med(float(x[4]) for x in r), med(float(x[5]) for x in r), r[-1][6],
+                         f"{med(cpu):.1f} µs" if cpu else "")
     ref = got.get("nginx" if nginx else "upstream")
-    for side, (rps, p50, p99, size) in got.items():
+    for side, (rps, p50, p99, size, cpu) in got.items():
         vs_ref = f"{rps / ref[0]:.2f}x" if ref else ""
         vs_depfw = f"{rps / got['depfw'][0]:.2f}x" if "depfw" in got and side != "depfw" else ""
-        print(f"| {label} | {side} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {int(size):,} | {vs_ref} | {vs_depfw} |")
+        print(f"| {label} | {side} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {int(size):,} | {vs_ref} | {vs_depfw} | {cpu} |")
 vers = [x for x in rows if x[0] == "versions"]
 if vers:
     print("\nserved: lodash versions " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "npm")
