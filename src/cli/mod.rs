@@ -14,7 +14,6 @@ pub(crate) mod doctor;
 pub mod feeds;
 pub(crate) mod init;
 pub(crate) mod log;
-mod log_writer;
 pub(crate) mod mcp;
 pub mod overrides;
 pub(crate) mod probe;
@@ -249,19 +248,13 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// `batched`: through [`log_writer`]'s writer thread (`depfw serve`, one line per request).
-fn init_logging(default_level: &str, format: LogFormat, batched: bool) {
+fn init_logging(default_level: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEPFW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let writer = if batched {
-        log_writer::Stderr::batched()
-    } else {
-        log_writer::Stderr::Direct
-    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(std::io::stderr);
     // Ignore the error: a second init (tests calling main twice) keeps the first subscriber.
     let _ = match format {
         // Colour codes only where a person reads them, never into a log file.
@@ -280,18 +273,14 @@ fn init_logging(default_level: &str, format: LogFormat, batched: bool) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs its decisions; one-shot commands only warn.
-    let serving = matches!(cli.command, Command::Serve(_));
-    let level = if serving {
+    let level = if matches!(cli.command, Command::Serve(_)) {
         "info,tower_http=warn"
     } else {
         // `--log-format json` says which store a command uses as a log line of its own.
         "warn,depfw::cli::data_dir=info"
     };
-    init_logging(level, cli.log_format, serving);
-    let result = run(cli);
-    // Every log line out before the process ends, and before the error line below.
-    log_writer::flush();
-    match result {
+    init_logging(level, cli.log_format);
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             if is_broken_pipe(&error) {
