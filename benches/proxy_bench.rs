@@ -56,6 +56,14 @@ const PIP: Headers = &[
     ("accept", "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"),
     ("accept-encoding", "gzip, deflate"),
 ];
+/// What cargo sends for a sparse-index file (captured from cargo 1.95 against a listening
+/// socket; curl adds `Upgrade: h2c`, which a plain-HTTP/1.1 server ignores).
+const CARGO: Headers = &[
+    ("accept", "text/plain"),
+    ("accept-encoding", "deflate, gzip"),
+    ("cargo-protocol", "version=1"),
+    ("user-agent", "cargo/1.95.0 (f2d3ce0bd 2026-03-21)"),
+];
 
 /// PyPI pages measured: a typical page (requests, ~250 files) and a big one (numpy,
 /// ~4,400 files). Recorded from pypi.org on the first run.
@@ -279,7 +287,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// server there is fed by this mirror and measured by this load generator:
 /// - `mirror <dir> <url-file>`: serves (and, on a miss, records) the mirror in `dir`, writes
 ///   its base URL to `url-file` once it listens, and runs until killed;
-/// - `load <url> <full|npm|pip> <connections> <requests per connection>`: prints
+/// - `load <url> <full|npm|pip|cargo> <connections> <requests per connection>`: prints
 ///   `req/s p50-ms p99-ms bytes-per-response` for that URL with those clients' headers.
 fn subcommand(args: &[String]) -> bool {
     let rt = || {
@@ -299,7 +307,8 @@ fn subcommand(args: &[String]) -> bool {
                 "full" => FULL,
                 "npm" => NPM,
                 "pip" => PIP,
-                other => panic!("headers: full, npm or pip, not {other}"),
+                "cargo" => CARGO,
+                other => panic!("headers: full, npm, pip or cargo, not {other}"),
             };
             let (conns, per_conn) = (conns.parse().unwrap(), per_conn.parse().unwrap());
             let s = rt().block_on(load(url, headers, conns, per_conn));

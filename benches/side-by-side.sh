@@ -6,7 +6,8 @@
 # Prints one markdown table:
 #   - cached metadata at 32 connections, req/s and p50/p99 with the clients' real headers:
 #     the lodash packument as full JSON and with npm's headers (corgi, gzip), the PyPI
-#     `requests` page with pip's headers (PEP 691 JSON preferred, gzip);
+#     `requests` page with pip's headers (PEP 691 JSON preferred, gzip), and serde's
+#     sparse-index file with cargo's (text/plain, gzip);
 #   - warm `npm install` of a ~340-package project (express + jest, as proxy-bench.sh) through
 #     depfw and Verdaccio against the same install straight from the mirror, and warm
 #     `pip install` of ~37 packages through depfw and devpi against straight;
@@ -31,7 +32,11 @@
 # Environment: DEPFW_BIN (default: builds target/release/depfw), PROXY_BENCH_BIN (default:
 # builds the proxy_bench harness, release profile, which is the mirror and the load
 # generator), SIDE_BY_SIDE_RUNS (rounds, default 3), SIDE_BY_SIDE_REQUESTS (requests per
-# connection per load, default 100: Verdaccio and devpi answer ~100-200 req/s here).
+# connection per load, default 100: Verdaccio and devpi answer ~100-200 req/s here),
+# SIDE_BY_SIDE_ONLY=nginx (only the cached-metadata rows of the mirror, nginx and depfw: no
+# Verdaccio or devpi, no installs, no memory rows; for iterating on depfw's hot path),
+# DEPFW_BASELINE_BIN (a second depfw, e.g. a build of main, served beside DEPFW_BIN with
+# the same config and measured in the same interleaved rounds as `depfw-baseline`).
 # All servers it starts are stopped when it exits.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,6 +47,12 @@ mirror_dir="$root/target/proxy-bench/mirror"
 runs="${SIDE_BY_SIDE_RUNS:-3}"
 requests="${SIDE_BY_SIDE_REQUESTS:-100}"
 conns=32
+only="${SIDE_BY_SIDE_ONLY:-}"
+case "$only" in
+    "" | nginx) ;;
+    *) echo "SIDE_BY_SIDE_ONLY: nginx or unset, not $only" >&2; exit 2 ;;
+esac
+full() { [[ -z "$only" ]]; }
 # The newest Verdaccio 6 (6.9 and later) needs Node.js 22; on an older Node.js the newest
 # that runs, 6.8.0 (engines: node >= 20), stands in.
 if (( $(node -p 'process.versions.node.split(".")[0]') >= 22 )); then
@@ -68,13 +79,13 @@ fi
 
 # --- installs (once) -------------------------------------------------------------------
 verdaccio_dir="$work/verdaccio-$VERDACCIO_VERSION"
-if [[ ! -f "$verdaccio_dir/.installed" ]]; then
+if full && [[ ! -f "$verdaccio_dir/.installed" ]]; then
     npm install --prefix "$verdaccio_dir" --no-audit --no-fund --loglevel=error \
         "verdaccio@$VERDACCIO_VERSION"
     touch "$verdaccio_dir/.installed"
 fi
 devpi_venv="$work/devpi-$DEVPI_SERVER_VERSION"
-if [[ ! -f "$devpi_venv/.installed" ]]; then
+if full && [[ ! -f "$devpi_venv/.installed" ]]; then
     if command -v uv >/dev/null; then
         uv venv -q "$devpi_venv"
         uv pip install -q --python "$devpi_venv/bin/python" \
@@ -131,9 +142,25 @@ index = "$mirror/cargo-index/"
 EOF
 RUST_LOG=warn "$DEPFW_BIN" --config "$work/depfw.toml" serve >"$work/depfw.log" 2>&1 &
 depfw_pid=$!
+declare -A side_pid=([upstream]=${pids[0]} [depfw]=$depfw_pid)
 pids+=("$depfw_pid")
 depfw="http://127.0.0.1:$depfw_port"
+baseline=""
+if [[ -n "${DEPFW_BASELINE_BIN:-}" ]]; then
+    baseline_port="$(free_port)"
+    rm -rf "$work/depfw-baseline-data"
+    sed -e "s#^listen = .*#listen = \"127.0.0.1:$baseline_port\"#" \
+        -e "s#^data-dir = .*#data-dir = \"$work/depfw-baseline-data\"#" \
+        "$work/depfw.toml" >"$work/depfw-baseline.toml"
+    RUST_LOG=warn "$DEPFW_BASELINE_BIN" --config "$work/depfw-baseline.toml" serve \
+        >"$work/depfw-baseline.log" 2>&1 &
+    pids+=($!)
+    side_pid[depfw-baseline]=$!
+    baseline="http://127.0.0.1:$baseline_port"
+fi
 
+verdaccio="" devpi=""
+if full; then
 # Verdaccio keeps a packument for `maxage` before asking its uplink again: 30 minutes, so
 # that a warm request is served from its cache as depfw's is.
 verdaccio_port="$(free_port)"
@@ -178,7 +205,10 @@ devpi_pid=$!
 pids+=("$devpi_pid")
 devpi_root="http://127.0.0.1:$devpi_port"
 
+fi
 wait_http "$depfw/healthz" "$work/depfw.log"
+if [[ -n "$baseline" ]]; then wait_http "$baseline/healthz" "$work/depfw-baseline.log"; fi
+if full; then
 wait_http "$verdaccio/-/ping" "$work/verdaccio.log"
 wait_http "$devpi_root/+api" "$work/devpi.log"
 devpi_cli() { "$devpi_venv/bin/devpi" --clientdir "$work/devpi-client" "$@" >>"$work/devpi.log" 2>&1; }
@@ -186,17 +216,20 @@ devpi_cli use "$devpi_root"
 devpi_cli login root --password bench
 devpi_cli index -c root/mirror type=mirror "mirror_url=$mirror/pypi/simple/"
 devpi="$devpi_root/root/mirror/+simple"
+fi
 
 # nginx, when installed: the documents the metadata rows ask for, as static files with
 # precompressed gzip copies (the cheapest a server can answer them).
 nginx=""
 if command -v nginx >/dev/null; then
     ngx="$work/nginx"
-    rm -rf "$ngx" && mkdir -p "$ngx/root/pypi/simple/requests" "$ngx/tmp"
+    rm -rf "$ngx" && mkdir -p "$ngx/root/pypi/simple/requests" "$ngx/root/cargo-index/se/rd" "$ngx/tmp"
     curl -fs -H 'Accept: application/json' "$mirror/lodash" -o "$ngx/root/lodash"
     curl -fs -H 'Accept: application/vnd.pypi.simple.v1+json' "$mirror/pypi/simple/requests/" \
         -o "$ngx/root/pypi/simple/requests/index.json"
-    gzip -k -6 "$ngx/root/lodash" "$ngx/root/pypi/simple/requests/index.json"
+    curl -fs "$mirror/cargo-index/se/rd/serde" -o "$ngx/root/cargo-index/se/rd/serde"
+    gzip -k -6 "$ngx/root/lodash" "$ngx/root/pypi/simple/requests/index.json" \
+        "$ngx/root/cargo-index/se/rd/serde"
     nginx_port="$(free_port)"
     cat >"$ngx/nginx.conf" <<EOF
 worker_processes auto;
@@ -215,17 +248,19 @@ http {
         root $ngx/root;
         default_type application/json;
         location /pypi/ { index index.json; default_type application/vnd.pypi.simple.v1+json; }
+        location /cargo-index/ { default_type text/plain; }
     }
 }
 EOF
     nginx -p "$ngx" -c "$ngx/nginx.conf" -g 'daemon off;' 2>>"$ngx/error.log" &
     pids+=($!)
+    side_pid[nginx]=$!
     nginx="http://127.0.0.1:$nginx_port"
     wait_http "$nginx/lodash" "$ngx/error.log"
 fi
 
 idle_depfw=$(rss_kib "$depfw_pid")
-idle_verdaccio=$(rss_kib "$verdaccio_pid")
+if full; then idle_verdaccio=$(rss_kib "$verdaccio_pid"); fi
 
 # --- installs ----------------------------------------------------------------------------
 project="$work/npm-project"
@@ -282,6 +317,7 @@ pip_install() { # side, index
 
 # Cold installs first (they also record whatever the mirror is missing, and fill the
 # proxies' caches), not counted.
+if full; then
 echo "cold installs (recording misses into $mirror_dir)..." >&2
 npm_install direct "$mirror/"
 npm_install depfw "$depfw/npm/"
@@ -289,6 +325,7 @@ npm_install verdaccio "$verdaccio/"
 pip_install direct "$mirror/pypi/simple/"
 pip_install depfw "$depfw/pypi/simple/"
 pip_install devpi "$devpi/"
+fi
 : >"$results"
 
 # What each side serves for the measured documents: depfw's default policy leaves out the
@@ -301,28 +338,49 @@ print(len(d["versions"]))' |
 }
 
 # --- interleaved rounds ------------------------------------------------------------------
+# CPU time (user + system, clock ticks) of a server: the process and its children (nginx's
+# workers). Divided by the requests of a load it is the server's CPU per request, which
+# depends far less on what else the machine runs than req/s does.
+cpu_ticks() { # pid
+    local t=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        [[ -r /proc/$p/stat ]] || continue
+        t=$((t + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+hz=$(getconf CLK_TCK)
 load() { # case, side, url, headers
-    local out
+    local out before cpu_us="" pid="${side_pid[$2]:-}"
+    [[ -n "$pid" ]] && before=$(cpu_ticks "$pid")
     out=$("$PROXY_BENCH_BIN" load "$3" "$4" "$conns" "$requests") ||
         { echo "load on $3 failed" >&2; exit 1; }
-    printf 'meta\t%s\t%s\t%s\n' "$1" "$2" "$out" | tr ' ' '\t' >>"$results"
+    # The load's 3 warm-up requests are counted in; at conns x requests they are noise.
+    [[ -n "$pid" ]] && cpu_us=$(awk -v a="$before" -v b="$(cpu_ticks "$pid")" -v hz="$hz" \
+        -v n="$((conns * requests))" 'BEGIN{printf "%.1f", (b - a) * 1e6 / hz / n}')
+    printf 'meta\t%s\t%s\t%s\t%s\n' "$1" "$2" "$out" "${cpu_us:--}" | tr ' ' '\t' >>"$results"
 }
 for round in $(seq 1 "$runs"); do
     echo "round $round of $runs..." >&2
-    for c in lodash-full lodash-npm requests-pip; do
+    for c in lodash-full lodash-npm requests-pip serde-cargo; do
+        # `p`: the path on depfw, and on the baseline depfw when there is one.
         case $c in
-            lodash-full) h=full up="$mirror/lodash" ng="$nginx/lodash" d="$depfw/npm/lodash"
+            lodash-full) h=full up="$mirror/lodash" ng="$nginx/lodash" p="npm/lodash"
                 other=verdaccio o="$verdaccio/lodash" ;;
-            lodash-npm) h=npm up="$mirror/lodash" ng="$nginx/lodash" d="$depfw/npm/lodash"
+            lodash-npm) h=npm up="$mirror/lodash" ng="$nginx/lodash" p="npm/lodash"
                 other=verdaccio o="$verdaccio/lodash" ;;
             requests-pip) h=pip up="$mirror/pypi/simple/requests/" ng="$nginx/pypi/simple/requests/"
-                d="$depfw/pypi/simple/requests/" other=devpi o="$devpi/requests/" ;;
+                p="pypi/simple/requests/" other=devpi o="$devpi/requests/" ;;
+            serde-cargo) h=cargo up="$mirror/cargo-index/se/rd/serde" ng="$nginx/cargo-index/se/rd/serde"
+                p="cargo/index/se/rd/serde" other="" o="" ;;
         esac
         load "$c" upstream "$up" "$h"
-        [[ -n "$nginx" ]] && load "$c" nginx "$ng" "$h"
-        load "$c" depfw "$d" "$h"
-        load "$c" "$other" "$o" "$h"
+        if [[ -n "$nginx" ]]; then load "$c" nginx "$ng" "$h"; fi
+        load "$c" depfw "$depfw/$p" "$h"
+        if [[ -n "$baseline" ]]; then load "$c" depfw-baseline "$baseline/$p" "$h"; fi
+        if full && [[ -n "$other" ]]; then load "$c" "$other" "$o" "$h"; fi
     done
+    full || continue
     npm_install direct "$mirror/"
     npm_install depfw "$depfw/npm/"
     npm_install verdaccio "$verdaccio/"
@@ -332,7 +390,7 @@ for round in $(seq 1 "$runs"); do
 done
 count_versions upstream "$mirror/lodash"
 count_versions depfw "$depfw/npm/lodash"
-count_versions verdaccio "$verdaccio/lodash"
+if full; then count_versions verdaccio "$verdaccio/lodash"; fi
 curl_pypi() { curl -fs -H 'Accept: application/vnd.pypi.simple.v1+json' "$@"; }
 for side in upstream depfw; do
     url="$mirror/pypi/simple/requests/"
@@ -342,6 +400,7 @@ for side in upstream depfw; do
 done
 
 # --- memory: every recorded packument, both forms, through depfw and Verdaccio -------------
+if full; then
 names="$work/packuments.txt"
 find "$mirror_dir/packuments" -name '*.json' -printf '%f\n' | sed 's/\.json$//; s#__#%2f#' >"$names"
 warm() { # base url
@@ -356,6 +415,7 @@ sleep 1
 printf 'rss\tdepfw\t%s\t%s\t%s\n' "$idle_depfw" "$(rss_kib "$depfw_pid")" "$(wc -l <"$names")" >>"$results"
 printf 'rss\tverdaccio\t%s\t%s\t%s\n' "$idle_verdaccio" "$(rss_kib "$verdaccio_pid")" "$(wc -l <"$names")" >>"$results"
 printf 'rss\tdevpi\t\t%s\t\n' "$(rss_kib "$devpi_pid")" >>"$results"
+fi
 
 # --- the table ---------------------------------------------------------------------------
 python3 - "$results" "$runs" "$conns" "$requests" "$DEPFW_BIN" \
@@ -373,25 +433,30 @@ print(f"{os.cpu_count()} CPUs ({cpu}), load average at the end {load}; {v_depfw}
       + (f", nginx {v_nginx}" if nginx else ", no nginx") + f"; npm {v_npm}, pip {v_pip}")
 print(f"medians of {runs} interleaved rounds; metadata: {conns} connections x {reqs} requests each\n")
 labels = {"lodash-full": "lodash packument, full JSON", "lodash-npm": "lodash packument, npm's headers (corgi, gzip)",
-          "requests-pip": "PyPI `requests` page, pip's headers (JSON, gzip)"}
-sides = ["upstream", "nginx", "depfw", "verdaccio", "devpi"]
-print("| cached metadata, c" + conns + " | server | req/s | p50 | p99 | bytes/response | req/s vs " + ("nginx" if nginx else "upstream") + " | req/s vs depfw |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "requests-pip": "PyPI `requests` page, pip's headers (JSON, gzip)",
+          "serde-cargo": "crates.io `serde` index file, cargo's headers (gzip)"}
+sides = ["upstream", "nginx", "depfw", "depfw-baseline", "verdaccio", "devpi"]
+print("| cached metadata, c" + conns + " | server | req/s | p50 | p99 | bytes/response | req/s vs " + ("nginx" if nginx else "upstream") + " | req/s vs depfw | server CPU/request |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for case, label in labels.items():
     got = {}
     for side in sides:
         r = [x for x in rows if x[0] == "meta" and x[1] == case and x[2] == side]
         if r:
-            got[side] = (med(float(x[3]) for x in r), med(float(x[4]) for x in r), med(float(x[5]) for x in r), r[-1][6])
+            cpu = [float(x[7]) for x in r if len(x) > 7 and x[7] != "-"]
+            got[side] = (med(float(x[3]) for x in r), med(float(x[4]) for x in r), med(float(x[5]) for x in r), r[-1][6],
+                         f"{med(cpu):.1f} µs" if cpu else "")
     ref = got.get("nginx" if nginx else "upstream")
-    for side, (rps, p50, p99, size) in got.items():
+    for side, (rps, p50, p99, size, cpu) in got.items():
         vs_ref = f"{rps / ref[0]:.2f}x" if ref else ""
         vs_depfw = f"{rps / got['depfw'][0]:.2f}x" if "depfw" in got and side != "depfw" else ""
-        print(f"| {label} | {side} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {int(size):,} | {vs_ref} | {vs_depfw} |")
+        print(f"| {label} | {side} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {int(size):,} | {vs_ref} | {vs_depfw} | {cpu} |")
 vers = [x for x in rows if x[0] == "versions"]
 if vers:
     print("\nserved: lodash versions " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "npm")
           + "; `requests` files " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "pypi"))
+if not any(x[0] in ("npm", "pip", "rss") for x in rows):
+    sys.exit(0)
 print("\n| warm install, empty client cache | side | packages | median | runs | vs direct |")
 print("|---|---|---:|---:|---|---:|")
 for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip install` 10 requirements (wheels)")):

@@ -136,9 +136,15 @@ impl Mirror {
                 }
                 None => return None,
             },
-            Route::CargoIndex(name) => {
-                Doc::new(std::fs::read(self.index_file(name)).ok()?, "text/plain")
-            }
+            Route::CargoIndex(name) => match std::fs::read(self.index_file(name)) {
+                Ok(body) => Doc::new(body, "text/plain"),
+                // Recording: an index file asked for is recorded like a project page.
+                Err(_) if self.record => {
+                    self.record_pages(&[], &[name]).await.ok()?;
+                    Doc::new(std::fs::read(self.index_file(name)).ok()?, "text/plain")
+                }
+                Err(_) => return None,
+            },
             Route::CargoConfig => Doc::new(
                 layout::cargo_config(self.base()).into_bytes(),
                 "application/json",
