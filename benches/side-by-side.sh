@@ -2,7 +2,7 @@
 # depfw side by side with Verdaccio and devpi-server (issue #17): one recorded upstream (the
 # proxy benchmark's mirror of real npm packuments and tarballs and PyPI pages and files,
 # benches/support/mirror.rs) served to depfw, to Verdaccio (npm) and to devpi-server (PyPI),
-# and, when nginx is installed, the same documents as static files from nginx as the limit.
+# and, when nginx is installed, the bytes depfw answers with as static files from nginx, as the limit.
 # Prints one markdown table:
 #   - cached metadata at 32 connections, req/s and p50/p99 with the clients' real headers:
 #     the lodash packument as full JSON and with npm's headers (corgi, gzip), the PyPI
@@ -219,17 +219,28 @@ devpi="$devpi_root/root/mirror/+simple"
 fi
 
 # nginx, when installed: the documents the metadata rows ask for, as static files with
-# precompressed gzip copies (the cheapest a server can answer them).
+# precompressed gzip copies (the cheapest a server can answer them), and the very bytes
+# depfw answers each row with: its policy leaves out refused versions (lodash: 10 of 117),
+# so its documents are smaller than upstream's, and the limit is measured on the same bytes
+# (identity and gzip alike, so the bytes/response column matches depfw's).
 nginx=""
 if command -v nginx >/dev/null; then
     ngx="$work/nginx"
-    rm -rf "$ngx" && mkdir -p "$ngx/root/pypi/simple/requests" "$ngx/root/cargo-index/se/rd" "$ngx/tmp"
-    curl -fs -H 'Accept: application/json' "$mirror/lodash" -o "$ngx/root/lodash"
-    curl -fs -H 'Accept: application/vnd.pypi.simple.v1+json' "$mirror/pypi/simple/requests/" \
-        -o "$ngx/root/pypi/simple/requests/index.json"
-    curl -fs "$mirror/cargo-index/se/rd/serde" -o "$ngx/root/cargo-index/se/rd/serde"
-    gzip -k -6 "$ngx/root/lodash" "$ngx/root/pypi/simple/requests/index.json" \
-        "$ngx/root/cargo-index/se/rd/serde"
+    rm -rf "$ngx" && mkdir -p "$ngx/root/corgi" "$ngx/root/pypi/simple/requests" \
+        "$ngx/root/cargo-index/se/rd" "$ngx/tmp"
+    as_depfw() { # path on depfw, Accept, file under nginx's root
+        local out="$ngx/root/$3"
+        curl -fs -H "Accept: $2" -H 'Accept-Encoding: identity' "$depfw/$1" -o "$out"
+        curl -fs -H "Accept: $2" -H 'Accept-Encoding: gzip' "$depfw/$1" -o "$out.gz"
+        # A body too small for depfw to compress comes back as is: no .gz for nginx either.
+        [[ "$(head -c 2 "$out.gz" | od -An -tx1 | tr -d ' ')" == 1f8b ]] || rm -f "$out.gz"
+    }
+    as_depfw npm/lodash 'application/json' lodash
+    as_depfw npm/lodash 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*' \
+        corgi/lodash
+    as_depfw pypi/simple/requests/ 'application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01' \
+        pypi/simple/requests/index.json
+    as_depfw cargo/index/se/rd/serde 'text/plain' cargo-index/se/rd/serde
     nginx_port="$(free_port)"
     cat >"$ngx/nginx.conf" <<EOF
 worker_processes auto;
@@ -367,7 +378,7 @@ for round in $(seq 1 "$runs"); do
         case $c in
             lodash-full) h=full up="$mirror/lodash" ng="$nginx/lodash" p="npm/lodash"
                 other=verdaccio o="$verdaccio/lodash" ;;
-            lodash-npm) h=npm up="$mirror/lodash" ng="$nginx/lodash" p="npm/lodash"
+            lodash-npm) h=npm up="$mirror/lodash" ng="$nginx/corgi/lodash" p="npm/lodash"
                 other=verdaccio o="$verdaccio/lodash" ;;
             requests-pip) h=pip up="$mirror/pypi/simple/requests/" ng="$nginx/pypi/simple/requests/"
                 p="pypi/simple/requests/" other=devpi o="$devpi/requests/" ;;
