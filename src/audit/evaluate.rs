@@ -218,7 +218,7 @@ mod tests {
                 })
             })
             .collect();
-        let expected = infallible(engine.policy.evaluate(&queries, true));
+        let expected = infallible(Evaluator::evaluate(&engine.policy, &queries, true));
         assert!(expected.iter().any(|a| !a.decision.findings.is_empty()));
         let given = infallible(engine.policy.evaluate_parsed(&queries, &parsed, true));
         assert_eq!(given, expected);
