@@ -12,11 +12,11 @@
 //! [`PackageSource::Workspace`] with an empty `path`: the lockfile does not record where
 //! they live.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use cargo_lock::package::SourceKind;
 use cargo_lock::SourceId;
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -157,15 +157,21 @@ fn scan_cargo_layout(text: &str) -> Option<Vec<Entry<'_>>> {
             in_dependencies = true;
             continue;
         }
-        let (key, value) = line.split_once(" = \"")?;
-        let value = value.strip_suffix('"').filter(|v| plain(v))?;
-        let slot = match key {
-            "name" => &mut fields[0],
-            "version" => &mut fields[1],
-            "source" => &mut fields[2],
-            "checksum" => &mut fields[3],
-            _ => return None,
+        // `key = "value"` for one of the four keys: matched by prefix, which is what
+        // splitting at the first ` = "` and matching the key gives (no key holds a space),
+        // without building a substring searcher for every line.
+        let (slot, value) = if let Some(v) = line.strip_prefix("name = \"") {
+            (&mut fields[0], v)
+        } else if let Some(v) = line.strip_prefix("version = \"") {
+            (&mut fields[1], v)
+        } else if let Some(v) = line.strip_prefix("source = \"") {
+            (&mut fields[2], v)
+        } else if let Some(v) = line.strip_prefix("checksum = \"") {
+            (&mut fields[3], v)
+        } else {
+            return None;
         };
+        let value = value.strip_suffix('"').filter(|v| plain(v))?;
         if slot.replace((value, number)).is_some() {
             return None;
         }
@@ -185,7 +191,7 @@ fn packages(path: &Path, entries: Vec<Entry<'_>>) -> Result<Vec<LockedPackage>, 
     let mut packages = Vec::with_capacity(entries.len());
     // Nearly every package names the same source (crates.io): each distinct one is parsed
     // as a URL once.
-    let mut sources: HashMap<&str, PackageSource> = HashMap::new();
+    let mut sources: FxHashMap<&str, PackageSource> = FxHashMap::default();
     for pkg in entries {
         let (name, line) = pkg.name;
         let version = semver::Version::parse(pkg.version.0).map_err(|err| {
@@ -225,13 +231,25 @@ fn packages(path: &Path, entries: Vec<Entry<'_>>) -> Result<Vec<LockedPackage>, 
         packages.push(LockedPackage {
             ecosystem: Ecosystem::CratesIo,
             name: name.to_owned(),
-            version: version.to_string(),
+            version: canonical_version(pkg.version.0, &version),
             source,
             line: Some(line),
             metadata: None,
         });
     }
     Ok(super::support::dedup(packages))
+}
+
+/// `version` as semver writes it, for `raw` that parsed into it. A plain release
+/// (`1.2.3`: digits and dots only) is already written that way, since the parser refuses
+/// leading zeros and anything else, so it is copied rather than formatted again: formatting
+/// every crate's version was 6% of an audit. Pre-releases and build metadata are formatted.
+fn canonical_version(raw: &str, version: &semver::Version) -> String {
+    if raw.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        raw.to_owned()
+    } else {
+        version.to_string()
+    }
 }
 
 fn classify(source: Option<&SourceId>) -> PackageSource {
@@ -285,6 +303,35 @@ mod tests {
         ));
         assert!(found.len() >= 15, "{}", found.len());
         found
+    }
+
+    #[test]
+    fn a_copied_version_is_what_semver_writes() {
+        let mut versions = vec![
+            "0.0.0",
+            "1.2.3",
+            "10.20.30",
+            "1.0.0-alpha.1",
+            "1.0.0+build.01",
+            "1.0.0-rc.1+x",
+            "18446744073709551615.0.0",
+        ];
+        let mut from_lockfiles = Vec::new();
+        for (_, text) in lockfiles() {
+            for line in text.lines() {
+                if let Some(v) = line
+                    .strip_prefix("version = \"")
+                    .and_then(|v| v.strip_suffix('"'))
+                {
+                    from_lockfiles.push(v.to_owned());
+                }
+            }
+        }
+        versions.extend(from_lockfiles.iter().map(String::as_str));
+        for raw in versions {
+            let parsed = semver::Version::parse(raw).unwrap();
+            assert_eq!(canonical_version(raw, &parsed), parsed.to_string(), "{raw}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::evaluate::{infallible, Answer, Evaluator, Query};
+use super::evaluate::{infallible, Answer, Evaluator, Parsed, Query};
 use super::online::{Lookup, OnlineResult};
 use super::report::{AuditReport, AuditResult, LockfileSummary};
 use super::{LockedPackage, LockfileKind, PackageSource};
@@ -276,13 +276,26 @@ pub(crate) fn audit_parsed_online<E: Evaluator>(
             }),
         }
     }
-    let queries: Vec<Query> = pending.iter().filter_map(|p| p.query.clone()).collect();
-    let mut answers = evaluator.evaluate(&queries, true)?.into_iter();
-    for p in pending {
-        let answer = match &p.query {
-            Some(_) => answers.next(),
-            None => None,
-        };
+    // The queries and their parsed forms move out of `pending` (no copy of every name and
+    // version); `asked` remembers which packages wait for an answer.
+    let mut queries: Vec<Query> = Vec::with_capacity(pending.len());
+    let mut parsed: Vec<Option<Parsed>> = Vec::with_capacity(pending.len());
+    let asked: Vec<bool> = pending
+        .iter_mut()
+        .map(|p| match p.query.take() {
+            Some(query) => {
+                queries.push(query);
+                parsed.push(p.parsed.take());
+                true
+            }
+            None => false,
+        })
+        .collect();
+    let mut answers = evaluator
+        .evaluate_parsed(&queries, &parsed, true)?
+        .into_iter();
+    for (p, asked) in pending.into_iter().zip(asked) {
+        let answer = if asked { answers.next() } else { None };
         report.results.extend(finish_package(p, answer));
     }
     Ok(report)
@@ -394,6 +407,8 @@ struct Pending<'a> {
     extra: Vec<Finding>,
     /// `None`: the name is invalid ([`Pending::invalid`] says why); nothing to ask.
     query: Option<Query>,
+    /// The query's name and version as parsed here, for the evaluator.
+    parsed: Option<Parsed>,
     invalid: Option<String>,
 }
 
@@ -420,9 +435,9 @@ fn prepare_package<'a>(
         )),
         PackageSource::Registry { .. } => {}
     }
-    let (query, invalid) = match PackageName::parse(package.ecosystem, &package.name) {
-        Err(e) => (None, Some(e.to_string())),
-        Ok(_) => {
+    let (query, parsed, invalid) = match PackageName::parse(package.ecosystem, &package.name) {
+        Err(e) => (None, None, Some(e.to_string())),
+        Ok(name) => {
             let version = if package.version.is_empty() {
                 extra.push(finding(
                     Code::Unpinned,
@@ -432,8 +447,9 @@ fn prepare_package<'a>(
                 None
             } else {
                 match Version::parse(package.ecosystem, &package.version) {
-                    // Sent as written: the evaluator parses it just as here.
-                    Ok(_) => Some(package.version.clone()),
+                    // Sent as written, with the parsed form for a local evaluator (a server
+                    // parses the string just as here).
+                    Ok(parsed) => Some((package.version.clone(), parsed)),
                     Err(e) if package.source.is_registry() => {
                         extra.push(finding(Code::InvalidVersion, Verdict::Warn, e.to_string()));
                         None
@@ -441,13 +457,18 @@ fn prepare_package<'a>(
                     Err(_) => None,
                 }
             };
+            let (version, parsed_version) = version.unzip();
             let query = Query {
                 ecosystem: package.ecosystem,
                 name: package.name.clone(),
                 version,
                 metadata,
             };
-            (Some(query), None)
+            let parsed = Parsed {
+                name,
+                version: parsed_version,
+            };
+            (Some(query), Some(parsed), None)
         }
     };
     Some(Pending {
@@ -455,6 +476,7 @@ fn prepare_package<'a>(
         package,
         extra,
         query,
+        parsed,
         invalid,
     })
 }

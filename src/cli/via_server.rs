@@ -22,7 +22,7 @@ use super::overrides::{
 use super::remote::Server;
 use crate::admin::Verified;
 use crate::agents::{Agent, Token};
-use crate::audit::evaluate::{infallible, Answer, Evaluator, Query, MAX_BATCH};
+use crate::audit::evaluate::{infallible, Answer, Evaluator, Parsed, Query, MAX_BATCH};
 use crate::config::Config;
 use crate::engine::feed_update::{FeedDetails, Imported, SyncReport};
 use crate::policy::overrides::OverrideKind;
@@ -426,6 +426,20 @@ impl Judge {
 
 impl Evaluator for Judge {
     type Error = anyhow::Error;
+
+    fn evaluate_parsed(
+        &self,
+        queries: &[Query],
+        parsed: &[Option<Parsed>],
+        fix: bool,
+    ) -> anyhow::Result<Vec<Answer>> {
+        match self {
+            Judge::Local(engine) => Ok(infallible(
+                engine.policy.evaluate_parsed(queries, parsed, fix),
+            )),
+            Judge::Server(_) => self.evaluate(queries, fix),
+        }
+    }
 
     fn evaluate(&self, queries: &[Query], fix: bool) -> anyhow::Result<Vec<Answer>> {
         let server = match self {
