@@ -651,7 +651,7 @@ mod tests {
 
     #[test]
     fn an_identity_response_from_pieces_is_one_buffer_up_to_a_few_megabytes() {
-        for (len, joined) in [(200_000, true), (JOIN_BELOW + 100_000, false)] {
+        for (len, joined) in [(200_000, true), (2 * JOIN_BELOW, false)] {
             let rope = pieces_of(len);
             assert!(matches!(rope, Rope::Pieces(_)), "{rope:?}");
             let flat = rope.to_bytes();
