@@ -44,11 +44,14 @@ struct Piece {
 /// The bit of [`Piece::len`] that marks a range of `own`.
 const OWN: u32 = 1 << 31;
 
-/// Below this many bytes a rope is joined into one buffer: its copy costs little, and a
-/// warm request for it stays one zero-copy write. Served from pieces, a cached 570 KB
-/// packument (express, full form) answered about half as many requests per second
-/// (`benches/proxy-bench.sh`), so only documents larger than any common one are kept so.
-const FLAT_BELOW: usize = 1 << 20;
+/// Below this many bytes a rope is joined into one buffer: a copy of at most this much costs
+/// less than keeping it apart is worth. Anything larger stays in pieces, however common:
+/// kept flat, a full-form rendering is a second copy of its upstream body, and with 500
+/// packuments of 158 KB that was the difference between 1.5 and 2.5 times the raw bytes in
+/// resident memory (`benches/memory.sh`). The render cache serves a small rope's identity
+/// form joined per response, so that this costs no warm throughput
+/// (`server::render_cache`, `benches/render-ab.sh`).
+const FLAT_BELOW: usize = 16 << 10;
 
 /// The size of the chunks a [`Pieces`] body is served in.
 const CHUNK: usize = 64 << 10;
@@ -481,6 +484,30 @@ mod tests {
         assert_eq!(rope.to_bytes(), [&base[10..20], b"xyz"].concat());
         assert_eq!(rope.chunks().collect::<Vec<_>>(), [rope.to_bytes()]);
         assert!(!rope.is_empty());
+    }
+
+    #[test]
+    fn a_rendering_past_a_few_kilobytes_stays_in_pieces() {
+        // A 158 KB packument's full form: kept flat, it would be a second copy of the
+        // upstream body the caches already hold.
+        let base = big(160_000);
+        let mut b = RopeBuilder::new(base.clone(), 0);
+        for i in 0..100 {
+            b.base(i * 1_500..i * 1_500 + 1_400);
+            b.own().extend_from_slice(b"\"http://depfw/x.tgz\"");
+        }
+        let rope = b.finish();
+        assert!(rope.len() >= FLAT_BELOW);
+        let Rope::Pieces(p) = &rope else {
+            panic!("kept in pieces: {rope:?}")
+        };
+        assert_eq!(p.pieces.len(), 200);
+        assert!(
+            rope.weight() - base.len() < rope.len() / 10,
+            "{} bytes besides the upstream body for a {}-byte rendering",
+            rope.weight() - base.len(),
+            rope.len()
+        );
     }
 
     #[test]
