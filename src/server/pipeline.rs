@@ -457,7 +457,7 @@ impl<'a> Gate<'a> {
             if let (Some(header), Some(notice)) = (P::NOTICE_HEADER, filtered.notice(name)) {
                 rendered = rendered.with_notice(header, &notice);
             }
-            let rendered = Arc::new(rendered.from_verdicts(Arc::clone(&filtered)));
+            let rendered = Arc::new(rendered.with_verdicts(Arc::clone(&filtered)));
             cache.put_rendered(url, &variant, generation, revision, Arc::clone(&rendered));
             let resp = cache.response(url, &variant, &rendered, headers);
             Ok(mark_stale(resp, &up.fetched))

@@ -20,7 +20,7 @@
 //! Verdicts and rendered entries also expire after the metadata TTL, because policy verdicts
 //! can depend on the clock (a cooldown lets a version through once it is old enough) even
 //! when neither the upstream body nor the policy changed. An expired rendering is not thrown
-//! away: it remembers the verdicts it was rendered from ([`Rendered::from_verdicts`]), and
+//! away: it remembers the verdicts it was rendered from ([`Rendered::with_verdicts`]), and
 //! when the versions are evaluated again and come out the same, it is renewed rather than
 //! rendered, hashed and gzipped again ([`RenderCache::renew`]). Without that, every warm
 //! install after the TTL re-rendered each project page (seconds for a 7 MB PyPI page).
@@ -91,7 +91,7 @@ impl Rendered {
     }
 
     /// Remembers the verdicts the body was rendered from (see the module docs).
-    pub(crate) fn from_verdicts(mut self, verdicts: Arc<Filtered>) -> Rendered {
+    pub(crate) fn with_verdicts(mut self, verdicts: Arc<Filtered>) -> Rendered {
         self.verdicts = Some(verdicts);
         self
     }
@@ -857,7 +857,7 @@ mod tests {
             &[("2.0.0", "release-cooldown: 3 h old")],
         );
         let r = Rendered::new("a", "application/json", b"{}".to_vec())
-            .from_verdicts(Arc::new(made_from));
+            .with_verdicts(Arc::new(made_from));
         assert!(r.renders_like(&verdicts(
             &["1.1.0", "1.0.0"],
             &[("2.0.0", "release-cooldown: 3 h old")]
