@@ -326,16 +326,21 @@ pip_install() { # side, index
     printf 'pip\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
 }
 
+# Every side's install, npm then pip, each straight from the mirror and through the proxies.
+installs() {
+    npm_install direct "$mirror/"
+    npm_install depfw "$depfw/npm/"
+    npm_install verdaccio "$verdaccio/"
+    pip_install direct "$mirror/pypi/simple/"
+    pip_install depfw "$depfw/pypi/simple/"
+    pip_install devpi "$devpi/"
+}
+
 # Cold installs first (they also record whatever the mirror is missing, and fill the
 # proxies' caches), not counted.
 if full; then
-echo "cold installs (recording misses into $mirror_dir)..." >&2
-npm_install direct "$mirror/"
-npm_install depfw "$depfw/npm/"
-npm_install verdaccio "$verdaccio/"
-pip_install direct "$mirror/pypi/simple/"
-pip_install depfw "$depfw/pypi/simple/"
-pip_install devpi "$devpi/"
+    echo "cold installs (recording misses into $mirror_dir)..." >&2
+    installs
 fi
 : >"$results"
 
@@ -392,12 +397,7 @@ for round in $(seq 1 "$runs"); do
         if full && [[ -n "$other" ]]; then load "$c" "$other" "$o" "$h"; fi
     done
     full || continue
-    npm_install direct "$mirror/"
-    npm_install depfw "$depfw/npm/"
-    npm_install verdaccio "$verdaccio/"
-    pip_install direct "$mirror/pypi/simple/"
-    pip_install depfw "$depfw/pypi/simple/"
-    pip_install devpi "$devpi/"
+    installs
 done
 count_versions upstream "$mirror/lodash"
 count_versions depfw "$depfw/npm/lodash"

@@ -40,22 +40,19 @@ pub(crate) fn upstream_failed(fault: &'static str) {
 
 /// A lookup in `cache` found (`hit`) or did not find its entry.
 pub(crate) fn cache_lookup(cache: &'static str, hit: bool) {
-    let result = if hit { "hit" } else { "miss" };
-    metrics()
-        .cache_lookups
-        .get_or_create(&CacheLabels { cache, result })
-        .inc();
+    count_lookup(cache, if hit { "hit" } else { "miss" });
 }
 
 /// An entry of `cache` past its TTL was checked and kept: a lookup that cost an evaluation
 /// but not a rendering (`result="renewed"`).
 pub(crate) fn cache_renewed(cache: &'static str) {
+    count_lookup(cache, "renewed");
+}
+
+fn count_lookup(cache: &'static str, result: &'static str) {
     metrics()
         .cache_lookups
-        .get_or_create(&CacheLabels {
-            cache,
-            result: "renewed",
-        })
+        .get_or_create(&CacheLabels { cache, result })
         .inc();
 }
 

@@ -436,11 +436,9 @@ impl<'a> Gate<'a> {
         if let Some(hit) = expired {
             // Past the TTL only because the clock may have changed a verdict: when none
             // changed, the rendering is still right (see `render_cache`'s module docs).
-            if hit.renders_like(&filtered) {
-                cache.renew(url, &variant, &hit);
+            if cache.renew_if_still_right(url, &variant, &hit, &filtered) {
                 return Ok(respond(&hit));
             }
-            crate::observe::cache_lookup("render", false);
         }
         super::blocking(|| {
             let show = filtered.dispositions(mode, name);

@@ -22,7 +22,7 @@
 //! when neither the upstream body nor the policy changed. An expired rendering is not thrown
 //! away: it remembers the verdicts it was rendered from ([`Rendered::with_verdicts`]), and
 //! when the versions are evaluated again and come out the same, it is renewed rather than
-//! rendered, hashed and gzipped again ([`RenderCache::renew`]). Without that, every warm
+//! rendered, hashed and gzipped again ([`RenderCache::renew_if_still_right`]). Without that, every warm
 //! install after the TTL re-rendered each project page (seconds for a 7 MB PyPI page).
 
 use std::collections::HashMap;
@@ -511,8 +511,8 @@ impl RenderCache {
     }
 
     /// [`RenderCache::rendered`], also answering a rendering past its TTL, marked
-    /// [`Freshness::Expired`]: the caller evaluates the versions again and either
-    /// [`RenderCache::renew`]s it or renders anew. Counted as a hit only when live.
+    /// [`Freshness::Expired`]: the caller evaluates the versions again and settles it with
+    /// [`RenderCache::renew_if_still_right`]. Counted as a hit only when live.
     pub(crate) fn lookup(
         &self,
         url: &str,
@@ -531,11 +531,24 @@ impl RenderCache {
         hit
     }
 
-    /// Restarts the TTL of an expired rendering that a new evaluation agreed with.
-    pub(crate) fn renew(&self, url: &str, variant: &str, rendered: &Arc<Rendered>) {
+    /// Settles an expired rendering after the versions were evaluated again: when the new
+    /// `verdicts` would render it the same, its TTL restarts and it is to be served (`true`,
+    /// counted as renewed); otherwise it is to be rendered anew (`false`, counted as a miss).
+    pub(crate) fn renew_if_still_right(
+        &self,
+        url: &str,
+        variant: &str,
+        rendered: &Arc<Rendered>,
+        verdicts: &Filtered,
+    ) -> bool {
+        if !rendered.renders_like(verdicts) {
+            crate::observe::cache_lookup("render", false);
+            return false;
+        }
         crate::observe::cache_renewed("render");
         let mut m = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         m.renew(&render_key(url, variant), rendered);
+        true
     }
 
     pub(crate) fn put_rendered(
@@ -800,10 +813,31 @@ mod tests {
         assert!(cache.rendered("u", "full", 1, "a").is_none());
     }
 
+    /// Verdicts keeping `kept` and holding `hidden` (version, reason) in quarantine.
+    fn verdicts(kept: &[&str], hidden: &[(&str, &str)]) -> Filtered {
+        Filtered {
+            kept: kept.iter().map(|v| v.to_string()).collect(),
+            hidden: hidden
+                .iter()
+                .map(|(v, reason)| crate::store::decisions::HiddenVersion {
+                    version: v.to_string(),
+                    verdict: crate::policy::Verdict::Quarantine,
+                    reason: reason.to_string(),
+                })
+                .collect(),
+            wanted: None,
+            monitored: Vec::new(),
+        }
+    }
+
     #[test]
     fn an_expired_rendering_is_answered_as_such_and_renewed_only_if_still_held() {
         let cache = RenderCache::new(10, 1 << 20, Duration::ZERO);
-        let r = Arc::new(Rendered::new("a", "application/json", b"{}".to_vec()));
+        let made_from = || verdicts(&["1.0.0"], &[]);
+        let r = Arc::new(
+            Rendered::new("a", "application/json", b"{}".to_vec())
+                .with_verdicts(Arc::new(made_from())),
+        );
         cache.put_rendered("u", "full", 1, "a", Arc::clone(&r));
         let (hit, freshness) = cache.lookup("u", "full", 1, "a").unwrap();
         assert!(Arc::ptr_eq(&hit, &r));
@@ -821,7 +855,15 @@ mod tests {
             cache.lookup("u", "full", 1, "a").unwrap().1,
             Freshness::Expired
         );
-        cache.renew("u", "full", &r);
+        assert!(
+            !cache.renew_if_still_right("u", "full", &r, &verdicts(&["1.0.0", "2.0.0"], &[])),
+            "a version the clock released"
+        );
+        assert_eq!(
+            cache.lookup("u", "full", 1, "a").unwrap().1,
+            Freshness::Expired
+        );
+        assert!(cache.renew_if_still_right("u", "full", &r, &made_from()));
         assert_eq!(
             cache.lookup("u", "full", 1, "a").unwrap().1,
             Freshness::Live
@@ -831,7 +873,7 @@ mod tests {
         let newer = Arc::new(Rendered::new("a", "application/json", b"[]".to_vec()));
         cache.put_rendered("u", "full", 1, "a", Arc::clone(&newer));
         std::thread::sleep(Duration::from_millis(60));
-        cache.renew("u", "full", &r);
+        cache.renew_if_still_right("u", "full", &r, &made_from());
         let (hit, freshness) = cache.lookup("u", "full", 1, "a").unwrap();
         assert!(Arc::ptr_eq(&hit, &newer));
         assert_eq!(freshness, Freshness::Expired);
@@ -839,19 +881,6 @@ mod tests {
 
     #[test]
     fn a_rendering_knows_the_verdicts_it_was_made_from() {
-        let verdicts = |kept: &[&str], hidden: &[(&str, &str)]| Filtered {
-            kept: kept.iter().map(|v| v.to_string()).collect(),
-            hidden: hidden
-                .iter()
-                .map(|(v, reason)| crate::store::decisions::HiddenVersion {
-                    version: v.to_string(),
-                    verdict: crate::policy::Verdict::Quarantine,
-                    reason: reason.to_string(),
-                })
-                .collect(),
-            wanted: None,
-            monitored: Vec::new(),
-        };
         let made_from = verdicts(
             &["1.0.0", "1.1.0"],
             &[("2.0.0", "release-cooldown: 3 h old")],
