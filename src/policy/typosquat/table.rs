@@ -53,6 +53,21 @@ impl EntryTable {
     fn get(&self, id: u32) -> Entry<'_> {
         entry_at(&self.records, &self.strings, id)
     }
+
+    /// Whether entry `id`'s form is `form`, comparing bytes: a probe compares every
+    /// candidate its hash finds, and checking each one's three names as UTF-8 first cost
+    /// more than the comparison.
+    fn form_is(&self, id: u32, form: &str) -> bool {
+        let at = id as usize * RECORD;
+        if at + RECORD > self.records.len() {
+            return false;
+        }
+        let (from, to) = (
+            u32_at(&self.records, at + 8) as usize,
+            u32_at(&self.records, at + 12) as usize,
+        );
+        self.strings.get(from..to) == Some(form.as_bytes())
+    }
 }
 
 /// Entry `id` of `records` over `strings`, for the table and the builder alike; an id out
@@ -179,7 +194,7 @@ impl EcoIndex {
     pub(crate) fn id_of_form(&self, form: &str) -> Option<u32> {
         self.exact
             .get(forms::hash(form.as_bytes()))
-            .find(|&id| self.entry(id).form == form)
+            .find(|&id| self.entries.form_is(id, form))
     }
 
     /// Whether `word` is a word of some popular name.
@@ -451,6 +466,21 @@ mod tests {
         let mut longer = bytes.to_vec();
         longer.push(0);
         assert!(EcoIndex::from_static(Vec::leak(longer)).is_err());
+    }
+
+    /// The names are checked as UTF-8 when read, not when the index is opened: a damaged
+    /// name reads as empty and matches nothing; the other names are unaffected.
+    #[test]
+    fn a_name_that_is_not_utf8_reads_as_empty() {
+        let mut bytes = sample().to_bytes();
+        // The strings section starts with "Flask": its first byte made invalid UTF-8.
+        let at = bytes.windows(5).position(|w| w == b"Flask").unwrap();
+        bytes[at] = 0xff;
+        let read = EcoIndex::from_static(Vec::leak(bytes)).unwrap();
+        let flask = read.entry(read.id_of_form("flask").unwrap());
+        assert_eq!((flask.display, flask.key), ("", "flask"));
+        assert_eq!(read.id_of_form("requests"), Some(1));
+        assert_eq!(read.id_of_form(""), None);
     }
 
     #[test]
