@@ -60,7 +60,7 @@ const BLOCK: usize = 12;
 /// compress within 30% of the whole file compressed at once.
 const BLOCK_TARGET: usize = 8 * 1024;
 /// An ecosystem whose advisories take less than this is stored uncompressed (crates.io:
-/// ~360 KB): then a scan inflates nothing at all, for a few hundred KB of binary.
+/// ~175 KB): then a scan inflates nothing at all, for a few hundred KB of binary.
 const STORE_BELOW: usize = 1024 * 1024;
 /// Set in a block's length when the block is stored, not deflated.
 const STORED: u32 = 1 << 31;
