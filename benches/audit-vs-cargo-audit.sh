@@ -35,6 +35,10 @@
 # the least interference, the more robust wall figure under load; the mean shows the load;
 # CPU time is what each side spends whatever the load (it does not count waiting for a
 # core). Ratios are cargo-audit / depfw.
+# DEPFW_BASELINE=path/to/another/depfw adds that binary (e.g. main's release build) as one
+# more command in the same hyperfine run, or one more count under CALLGRIND=1, so that a
+# change is compared with its baseline under the same load rather than in a later run
+# (the store command is left out of such a run).
 # CALLGRIND=1 instead counts the instructions of one run of each (valgrind's callgrind,
 # user space only, dynamic loader included): the same on a loaded machine as on an idle
 # one. It leaves out kernel work (cargo-audit opening and reading ~900 advisory files,
@@ -48,6 +52,8 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 depfw="$target/release/depfw"
 runs="${RUNS:-30}"
 [ -x "$depfw" ] || { echo "build first: cargo build --release --bin depfw" >&2; exit 2; }
+baseline="${DEPFW_BASELINE:-}"
+[ -z "$baseline" ] || [ -x "$baseline" ] || { echo "DEPFW_BASELINE=$baseline is not executable" >&2; exit 2; }
 [ -d "$shared/advisories/rustsec-db/crates" ] || { echo "no RustSec database under $shared/advisories/rustsec-db (set DEPFW_SHARED_DATA)" >&2; exit 2; }
 
 tools="$target/bench-tools/cargo-audit-$cargo_audit_version"
@@ -77,8 +83,19 @@ echo "cargo-audit $("$cargo_audit" --version | awk '{print $2}') (yanked check o
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 if [ -n "${CALLGRIND:-}" ]; then
   echo "instructions of one run (callgrind, user space), millions; ratio = cargo-audit / depfw (bundled)"
-  echo "| lockfile | crates | depfw (bundled) | cargo-audit | ratio |"
-  echo "|---|---|---|---|---|"
+  if [ -n "$baseline" ]; then
+    echo "baseline: $baseline"
+    echo "| lockfile | crates | depfw (bundled) | cargo-audit | ratio | baseline | baseline ratio | depfw / baseline |"
+    echo "|---|---|---|---|---|---|---|---|"
+  else
+    echo "| lockfile | crates | depfw (bundled) | cargo-audit | ratio |"
+    echo "|---|---|---|---|---|"
+  fi
+elif [ -n "$baseline" ]; then
+  echo "baseline: $baseline"
+  echo "hyperfine, $runs runs each; wall time in ms, min / mean; CPU = mean user + system ms; ratio = cargo-audit / depfw (bundled); baseline: the same for DEPFW_BASELINE (bundled), in the same run"
+  echo "| lockfile | crates | depfw (bundled) | baseline | cargo-audit | ratio, min | baseline ratio, min | CPU depfw / baseline / cargo-audit | ratio, CPU | baseline ratio, CPU |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
 else
   echo "hyperfine, $runs runs each; wall time in ms, min / mean; CPU = mean user + system ms; ratio = cargo-audit / depfw (bundled)"
   echo "| lockfile | crates | depfw (bundled) | depfw (store) | cargo-audit | ratio, min | ratio, mean | CPU depfw / cargo-audit | ratio, CPU | store: ratio, min |"
@@ -100,7 +117,23 @@ for lock in "${lockfiles[@]}"; do
       awk '/Collected :/ {printf "%.1f", $NF / 1e6}' "$data/cg.log"
     }
     b=$(instructions "$bundled_cmd"); c=$(instructions "$audit_cmd")
-    python3 -c "print(f'| $name | $crates | {$b} | {$c} | {$c/$b:.1f}x |')"
+    if [ -n "$baseline" ]; then
+      a=$(instructions "$baseline audit --format json $lock")
+      python3 -c "print(f'| $name | $crates | {$b} | {$c} | {$c/$b:.1f}x | {$a} | {$c/$a:.1f}x | {$b/$a:.3f} |')"
+    else
+      python3 -c "print(f'| $name | $crates | {$b} | {$c} | {$c/$b:.1f}x |')"
+    fi
+  elif command -v hyperfine >/dev/null && [ -n "$baseline" ]; then
+    hyperfine -N -i --output=null --warmup 3 --runs "$runs" --export-json "$data/h.json" \
+      "$bundled_cmd" "$baseline audit --format json $lock" "$audit_cmd" >/dev/null 2>&1
+    python3 - "$data/h.json" "$name" "$crates" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+(b, a, c) = ((x["min"] * 1000, x["mean"] * 1000, (x["user"] + x["system"]) * 1000) for x in r)
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {b[0]:.2f} / {b[1]:.2f} | {a[0]:.2f} / {a[1]:.2f} "
+      f"| {c[0]:.2f} / {c[1]:.2f} | {c[0] / b[0]:.1f}x | {c[0] / a[0]:.1f}x "
+      f"| {b[2]:.2f} / {a[2]:.2f} / {c[2]:.2f} | {c[2] / b[2]:.1f}x | {c[2] / a[2]:.1f}x |")
+EOF
   elif command -v hyperfine >/dev/null; then
     hyperfine -N -i --output=null --warmup 3 --runs "$runs" --export-json "$data/h.json" \
       "$bundled_cmd" "$store_cmd" "$audit_cmd" >/dev/null 2>&1

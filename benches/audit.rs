@@ -143,12 +143,9 @@ fn benches(c: &mut Criterion) {
     let keys = package_keys(&parsed);
     eprintln!("parse {ENTRIES} entries: {:?}", t.elapsed());
     let t = Instant::now();
-    let index = depfw::store::feeds::active_index_for(
-        &config.feeds,
-        Some(&store),
-        keys.iter().map(|(e, k)| (*e, k.as_str())),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let index =
+        depfw::store::feeds::active_index_for(&config.feeds, Some(&store), keys.iter().copied())
+            .unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "advisories for {} names from the store: {:?} ({} advisories)",
         keys.len(),
