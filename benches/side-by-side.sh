@@ -35,6 +35,9 @@
 # connection per load, default 100: Verdaccio and devpi answer ~100-200 req/s here),
 # SIDE_BY_SIDE_ONLY=nginx (only the cached-metadata rows of the mirror, nginx and depfw: no
 # Verdaccio or devpi, no installs, no memory rows; for iterating on depfw's hot path),
+# SIDE_BY_SIDE_ONLY=installs (only the warm installs, straight from the mirror and through
+# depfw, and through the baseline depfw when there is one: no metadata loads, no Verdaccio
+# or devpi, no memory rows; for iterating on what a warm install spends in depfw),
 # DEPFW_BASELINE_BIN (a second depfw, e.g. a build of main, served beside DEPFW_BIN with
 # the same config and measured in the same interleaved rounds as `depfw-baseline`).
 # All servers it starts are stopped when it exits.
@@ -49,10 +52,11 @@ requests="${SIDE_BY_SIDE_REQUESTS:-100}"
 conns=32
 only="${SIDE_BY_SIDE_ONLY:-}"
 case "$only" in
-    "" | nginx) ;;
-    *) echo "SIDE_BY_SIDE_ONLY: nginx or unset, not $only" >&2; exit 2 ;;
+    "" | nginx | installs) ;;
+    *) echo "SIDE_BY_SIDE_ONLY: nginx, installs or unset, not $only" >&2; exit 2 ;;
 esac
 full() { [[ -z "$only" ]]; }
+with_installs() { [[ -z "$only" || $only == installs ]]; }
 # The newest Verdaccio 6 (6.9 and later) needs Node.js 22; on an older Node.js the newest
 # that runs, 6.8.0 (engines: node >= 20), stands in.
 if (( $(node -p 'process.versions.node.split(".")[0]') >= 22 )); then
@@ -330,15 +334,17 @@ pip_install() { # side, index
 installs() {
     npm_install direct "$mirror/"
     npm_install depfw "$depfw/npm/"
-    npm_install verdaccio "$verdaccio/"
+    if [[ -n "$baseline" ]]; then npm_install depfw-baseline "$baseline/npm/"; fi
+    if full; then npm_install verdaccio "$verdaccio/"; fi
     pip_install direct "$mirror/pypi/simple/"
     pip_install depfw "$depfw/pypi/simple/"
-    pip_install devpi "$devpi/"
+    if [[ -n "$baseline" ]]; then pip_install depfw-baseline "$baseline/pypi/simple/"; fi
+    if full; then pip_install devpi "$devpi/"; fi
 }
 
 # Cold installs first (they also record whatever the mirror is missing, and fill the
 # proxies' caches), not counted.
-if full; then
+if with_installs; then
     echo "cold installs (recording misses into $mirror_dir)..." >&2
     installs
 fi
@@ -376,9 +382,11 @@ load() { # case, side, url, headers
         -v n="$((conns * requests))" 'BEGIN{printf "%.1f", (b - a) * 1e6 / hz / n}')
     printf 'meta\t%s\t%s\t%s\t%s\n' "$1" "$2" "$out" "${cpu_us:--}" | tr ' ' '\t' >>"$results"
 }
+cases=(lodash-full lodash-npm requests-pip serde-cargo)
+if [[ $only == installs ]]; then cases=(); fi
 for round in $(seq 1 "$runs"); do
     echo "round $round of $runs..." >&2
-    for c in lodash-full lodash-npm requests-pip serde-cargo; do
+    for c in "${cases[@]}"; do
         # `p`: the path on depfw, and on the baseline depfw when there is one.
         case $c in
             lodash-full) h=full up="$mirror/lodash" ng="$nginx/lodash" p="npm/lodash"
@@ -396,8 +404,7 @@ for round in $(seq 1 "$runs"); do
         if [[ -n "$baseline" ]]; then load "$c" depfw-baseline "$baseline/$p" "$h"; fi
         if full && [[ -n "$other" ]]; then load "$c" "$other" "$o" "$h"; fi
     done
-    full || continue
-    installs
+    if with_installs; then installs; fi
 done
 count_versions upstream "$mirror/lodash"
 count_versions depfw "$depfw/npm/lodash"
@@ -447,8 +454,11 @@ labels = {"lodash-full": "lodash packument, full JSON", "lodash-npm": "lodash pa
           "requests-pip": "PyPI `requests` page, pip's headers (JSON, gzip)",
           "serde-cargo": "crates.io `serde` index file, cargo's headers (gzip)"}
 sides = ["upstream", "nginx", "depfw", "depfw-baseline", "verdaccio", "devpi"]
-print("| cached metadata, c" + conns + " | server | req/s | p50 | p99 | bytes/response | req/s vs " + ("nginx" if nginx else "upstream") + " | req/s vs depfw | server CPU/request |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+if not any(x[0] == "meta" for x in rows):
+    labels = {}
+else:
+    print("| cached metadata, c" + conns + " | server | req/s | p50 | p99 | bytes/response | req/s vs " + ("nginx" if nginx else "upstream") + " | req/s vs depfw | server CPU/request |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for case, label in labels.items():
     got = {}
     for side in sides:
@@ -472,7 +482,7 @@ print("\n| warm install, empty client cache | side | packages | median | runs | 
 print("|---|---|---:|---:|---|---:|")
 for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip install` 10 requirements (wheels)")):
     direct = None
-    for side in ("direct", "depfw", "verdaccio", "devpi"):
+    for side in ("direct", "depfw", "depfw-baseline", "verdaccio", "devpi"):
         r = [x for x in rows if x[0] == kind and x[1] == side]
         if not r:
             continue
@@ -480,8 +490,9 @@ for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip insta
         direct = direct or m
         runs_s = ", ".join(f"{float(x[2]):.2f}" for x in r)
         print(f"| {label} | {side} | {r[-1][3]} | {m:.2f} s | {runs_s} | {m / direct:.3f}x |")
-print("\n| resident memory (VmRSS) | idle | after | after - idle |")
-print("|---|---:|---:|---:|")
+if any(x[0] == "rss" for x in rows):
+    print("\n| resident memory (VmRSS) | idle | after | after - idle |")
+    print("|---|---:|---:|---:|")
 for x in rows:
     if x[0] != "rss":
         continue

@@ -417,7 +417,12 @@ impl Upstream {
             return Err(too_large());
         }
         let io = |e: std::io::Error| ProxyError::Internal(anyhow::anyhow!("spooling {url}: {e}"));
-        let mut file = tokio::fs::File::create(spool).await.map_err(io)?;
+        // Buffered: each write to a `tokio::fs::File` is a round trip to the blocking pool,
+        // and upstream chunks are often a few KiB.
+        let mut file = tokio::io::BufWriter::with_capacity(
+            256 << 10,
+            tokio::fs::File::create(spool).await.map_err(io)?,
+        );
         let (mut s1, mut s256, mut s512) = (Sha1::new(), Sha256::new(), Sha512::new());
         let mut size = 0u64;
         let mut stream = resp.bytes_stream();
@@ -432,7 +437,7 @@ impl Upstream {
             file.write_all(&chunk).await.map_err(io)?;
         }
         file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
+        file.get_ref().sync_all().await.map_err(io)?;
         let sha256 = s256.finalize().to_vec();
         let sha512 = s512.finalize().to_vec();
         let actual = match expected {
