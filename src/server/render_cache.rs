@@ -605,7 +605,7 @@ impl RenderCache {
 
 /// The key of a variant of what was derived from `url`.
 pub(crate) fn render_key(url: &str, variant: &str) -> String {
-    format!("{url}\n{variant}")
+    [url, "\n", variant].concat()
 }
 
 #[cfg(test)]
