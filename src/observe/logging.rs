@@ -435,8 +435,8 @@ mod tests {
             .with_writer(out.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, log_everything);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        text
+        let text = out.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
     }
 
     #[test]
@@ -495,9 +495,9 @@ mod tests {
             .format_time(&mut Writer::new(&mut theirs))
             .unwrap();
         assert_eq!(ours.len(), theirs.len(), "{ours} / {theirs}");
-        // Taken a moment apart: the same up to the minute, unless it just turned.
+        // Taken a moment apart: the same up to the minute, unless it turned in between.
         assert!(
-            ours[..16] == theirs[..16] || ours[17..19] == *"00",
+            ours[..16] == theirs[..16] || theirs[17..19] == *"00",
             "{ours} / {theirs}"
         );
     }

@@ -50,10 +50,9 @@ impl NameDecisions {
         name: &PackageName,
         decide: impl FnOnce() -> Decision,
     ) -> Arc<Decision> {
-        if self
-            .timed(policy)
-            .contains(&(name.ecosystem(), name.key().to_owned()))
-        {
+        let timed = self.timed(policy);
+        // Most policies have no expiring override: no key made for the lookup then.
+        if !timed.is_empty() && timed.contains(&(name.ecosystem(), name.key().to_owned())) {
             return Arc::new(decide());
         }
         let key = key(ctx, name);

@@ -666,8 +666,10 @@ pub(crate) fn render_variant(ctx: &RequestCtx, form: &str, urls: bool) -> String
 /// key: `None` for anonymous requests.
 fn push_agent_preset(key: &mut String, ctx: &RequestCtx) {
     match &ctx.agent {
-        // Writing to a `String` does not fail.
-        Some(a) => drop(write!(key, "{:?}", (a.preset, a.strict_warn))),
+        Some(a) => {
+            // Writing to a `String` does not fail.
+            let _ = write!(key, "{:?}", (a.preset, a.strict_warn));
+        }
         None => key.push_str("None"),
     }
 }
