@@ -25,8 +25,11 @@ use crate::policy::{Decision, Policy};
 pub(crate) struct NameDecisions {
     decided: Keyed<Decision>,
     /// The names an override with an expiry names, under `.0`'s revision.
-    timed: Mutex<Option<(String, Arc<HashSet<(Ecosystem, String)>>)>>,
+    timed: Mutex<Option<(String, TimedNames)>>,
 }
+
+/// Names (ecosystem and comparison key) whose decision the clock can change.
+type TimedNames = Arc<HashSet<(Ecosystem, String)>>;
 
 /// The bytes the kept decisions may hold, besides the bound on entries.
 const DECISION_BYTES: usize = 16 << 20;
@@ -68,7 +71,7 @@ impl NameDecisions {
     }
 
     /// The names expiring overrides name under `policy`'s revision, found once per revision.
-    fn timed(&self, policy: &Policy) -> Arc<HashSet<(Ecosystem, String)>> {
+    fn timed(&self, policy: &Policy) -> TimedNames {
         let mut timed = self.timed.lock().unwrap_or_else(PoisonError::into_inner);
         match &*timed {
             Some((revision, names)) if revision == policy.revision() => Arc::clone(names),
