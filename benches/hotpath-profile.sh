@@ -85,6 +85,7 @@ callgrind_annotate --inclusive=yes "$dump" | awk -v total="$total" '
         share("format! (alloc::fmt::format::format_inner)", "alloc::fmt::format::format_inner( \\[|$)")
         share("Gate::check_name (name-level policy)", "pipeline.rs:depfw::server::pipeline::Gate::check_name( \\[|$)")
         share("upstream URL (Protocol::metadata_url)", "npm.rs:<depfw::registry::npm::Npm as depfw::registry::Protocol>::metadata_url( \\[|$)")
+        share("upstream URL kept per name (Served::metadata_url)", "pipeline.rs:depfw::server::pipeline::Served<P>::metadata_url( \\[|$)")
         share("render cache lookup (RenderCache::rendered)", "render_cache.rs:depfw::server::render_cache::RenderCache::rendered( \\[|$)")
         share("response (RenderCache::response)", "render_cache.rs:depfw::server::render_cache::RenderCache::response( \\[|$)")
         share("malloc", "malloc.c:malloc( \\[|$)")

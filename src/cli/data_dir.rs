@@ -104,6 +104,8 @@ pub(crate) fn announce(config: &Config, source: Source, backend: bool, json_logs
             tracing::warn!("{legacy}");
         }
     } else {
+        // After what was logged before it (`serve` writes its log in batches).
+        crate::observe::logging::flush();
         eprintln!("depfw: store: {line}");
         if let Some(legacy) = &legacy {
             eprintln!("depfw: warning: {legacy}");

@@ -248,17 +248,26 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-fn init_logging(default_level: &str, format: LogFormat) {
+/// `serve` logs through [`logging`]'s buffered writer, field formatter and timer (a line
+/// per request, issue #17); a one-shot command writes each warning to stderr as it comes,
+/// in order with what it prints itself.
+fn init_logging(default_level: &str, format: LogFormat, serve: bool) {
+    use crate::observe::logging::{self, LogWriter, PlainFields, UtcMicros};
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEPFW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    if serve {
+        logging::flush_on_panic();
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_timer(UtcMicros)
+        .with_writer(LogWriter { buffered: serve });
     // Ignore the error: a second init (tests calling main twice) keeps the first subscriber.
     let _ = match format {
         // Colour codes only where a person reads them, never into a log file.
         LogFormat::Human => builder
+            .fmt_fields(PlainFields)
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
         LogFormat::Json => builder
@@ -279,8 +288,15 @@ pub fn main() -> ExitCode {
         // `--log-format json` says which store a command uses as a log line of its own.
         "warn,depfw::cli::data_dir=info"
     };
-    init_logging(level, cli.log_format);
-    match run(cli) {
+    init_logging(
+        level,
+        cli.log_format,
+        matches!(cli.command, Command::Serve(_)),
+    );
+    let result = run(cli);
+    // Every line logged, before anything else is printed and before the process exits.
+    crate::observe::logging::flush();
+    match result {
         Ok(code) => code,
         Err(error) => {
             if is_broken_pipe(&error) {

@@ -8,6 +8,7 @@
 //! report hits, misses and evictions, the breaker reports trips, and [`ObservedLog`] wraps
 //! the decision log to count verdicts, findings and append latency on either backend.
 
+pub(crate) mod logging;
 pub(crate) mod metrics;
 pub mod siem;
 

@@ -27,6 +27,7 @@
 //!
 //! Every response carries `x-depfw-request-id`, the id its decision record is filed under.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -75,13 +76,13 @@ pub(crate) fn wrap(state: AppState, registry: Router) -> Router {
 }
 
 /// A request path with any agent token masked, for logs.
-pub(crate) fn redact(path: &str) -> String {
+pub(crate) fn redact(path: &str) -> Cow<'_, str> {
     match path.strip_prefix("/a/") {
         Some(rest) => match rest.split_once('/') {
-            Some((_, tail)) => format!("/a/****/{tail}"),
-            None => "/a/****".to_owned(),
+            Some((_, tail)) => Cow::Owned(format!("/a/****/{tail}")),
+            None => Cow::Borrowed("/a/****"),
         },
-        None => path.to_owned(),
+        None => Cow::Borrowed(path),
     }
 }
 

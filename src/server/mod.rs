@@ -30,6 +30,7 @@ pub(crate) mod integrity;
 pub(crate) mod listener;
 pub(crate) mod metadata_cache;
 pub(crate) mod mount;
+pub(crate) mod name_decisions;
 pub(crate) mod name_gate;
 pub(crate) mod npm;
 pub mod observe;
@@ -159,6 +160,8 @@ struct Inner {
     upstream: Upstream,
     /// The verdicts on every version of a document, per agent preset (see [`pipeline`]).
     evaluated: render_cache::Keyed<verdicts::Filtered>,
+    /// Name-level decisions per policy revision and requester ([`name_decisions`]).
+    names: name_decisions::NameDecisions,
     /// Rendered metadata of every ecosystem (see [`render_cache`]).
     render: render_cache::RenderCache,
     artifacts: ArtifactCache,
@@ -166,7 +169,8 @@ struct Inner {
     downloads: inflight::InFlight<Arc<delivery::Verified>>,
     decisions: Arc<dyn DecisionRepo>,
     request_seq: AtomicU64,
-    started: i64,
+    /// `<start ms hex>-`, the start of every request id.
+    request_id_prefix: String,
     agents: Arc<dyn AgentRepo>,
     quarantine: Arc<dyn QuarantineRepo>,
     /// Approval requests from quarantines met without a download, and their notices.
@@ -239,6 +243,7 @@ impl AppState {
                 policy: RwLock::new(Arc::new(policy)),
                 upstream: Upstream::new(&config.upstream, &config.server.cargo_download_origins)?,
                 evaluated: render_cache::Keyed::new(entries, bytes, Some(ttl)),
+                names: name_decisions::NameDecisions::new(entries),
                 render: render_cache::RenderCache::new(entries, bytes, ttl),
                 artifacts,
                 downloads: inflight::InFlight::default(),
@@ -248,7 +253,7 @@ impl AppState {
                 request_seq: AtomicU64::new(0),
                 last_store_probe: Mutex::new(None),
                 // Milliseconds, so ids stay unique across a quick restart.
-                started: chrono::Utc::now().timestamp_millis(),
+                request_id_prefix: format!("{:x}-", chrono::Utc::now().timestamp_millis()),
                 agents: repos.agents,
                 approvals: approvals::Approvals::new(
                     Arc::clone(&repos.quarantine),
@@ -369,8 +374,27 @@ impl AppState {
     /// A fresh request id (`<start ms hex>-<n>`).
     pub(crate) fn next_request_id(&self) -> String {
         let n = self.inner.request_seq.fetch_add(1, Ordering::Relaxed);
-        format!("{:x}-{n}", self.inner.started)
+        request_id(&self.inner.request_id_prefix, n)
     }
+}
+
+/// `prefix` then `n` in decimal, without `fmt` (one per request, issue #17).
+fn request_id(prefix: &str, mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // A digit: `n % 10` is below 10.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut id = String::with_capacity(prefix.len() + digits.len() - at);
+    id.push_str(prefix);
+    id.extend(digits[at..].iter().map(|&d| char::from(d)));
+    id
 }
 
 /// Per-request facts for logs and decision records.
@@ -573,4 +597,17 @@ pub fn app(state: AppState) -> Router {
         ))
         // Outermost: a request refused while identifying the agent is counted and logged too.
         .layer(axum::middleware::from_fn(observe::track))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn a_request_id_is_the_prefix_and_the_number() {
+        assert_eq!(request_id("18c2f-", 0), "18c2f-0");
+        assert_eq!(request_id("18c2f-", 7), "18c2f-7");
+        assert_eq!(request_id("18c2f-", 1234567890), "18c2f-1234567890");
+        assert_eq!(request_id("", u64::MAX), u64::MAX.to_string());
+    }
 }

@@ -16,6 +16,7 @@
 //! them, so an ecosystem's handler (`server::npm`, `server::pypi`, `server::cargo`) is its
 //! routing plus its real quirks.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
@@ -25,7 +26,7 @@ use url::Url;
 use super::delivery::{self, Delivery};
 use super::error::{ProxyError, UpstreamFault};
 use super::records::{record, record_filtered};
-use super::render_cache::{render_key, Freshness, Keyed, Rendered};
+use super::render_cache::{Freshness, Keyed, Rendered};
 use super::signal_facts::{self, SignalFacts};
 use super::upstream::Fetched;
 use super::verdicts::{self, Filtered};
@@ -33,7 +34,7 @@ use super::{agent, name_gate, AppState, PolicyState, RequestCtx};
 use crate::diag::{Code, Finding};
 use crate::package::{PackageName, Version};
 use crate::policy::{Decision, Policy, Verdict};
-use crate::registry::{ArtifactRequest, Protocol, RenderCx, VersionRecord};
+use crate::registry::{ArtifactRequest, Protocol, ProtocolError, RenderCx, VersionRecord};
 use crate::store::decisions::RecordKind;
 use crate::store::quarantine::Sighting;
 
@@ -42,6 +43,10 @@ use crate::store::quarantine::Sighting;
 pub(crate) struct Served<P: Protocol> {
     pub protocol: P,
     parsed: Keyed<P::Doc>,
+    /// Each package's upstream metadata URL, as [`Protocol::metadata_url`] made it: it
+    /// depends on the name and the protocol's config only, and parsing it again for every
+    /// cached answer cost a fifteenth of one (issue #17).
+    urls: Keyed<Url>,
     /// What the release signals looked up beyond each document ([`signal_facts`]).
     facts: SignalFacts,
 }
@@ -54,10 +59,26 @@ impl<P: Protocol> Served<P> {
         Served {
             protocol,
             parsed: Keyed::new(entries, bytes, None),
+            urls: Keyed::new(entries, URL_MEMO_BYTES, None),
             facts: SignalFacts::default(),
         }
     }
+
+    /// `name`'s upstream metadata URL ([`Served::urls`]).
+    pub(crate) fn metadata_url(&self, name: &PackageName) -> Result<Url, ProtocolError> {
+        if let Some(url) = self.urls.get(name.as_str(), 0, "") {
+            return Ok(Url::clone(&url));
+        }
+        let url = self.protocol.metadata_url(name)?;
+        let weight = std::mem::size_of::<Url>() + name.as_str().len() + url.as_str().len();
+        self.urls
+            .put(name.as_str(), 0, "", weight, Arc::new(url.clone()));
+        Ok(url)
+    }
 }
+
+/// The bytes of URLs [`Served::urls`] keeps, besides its bound on entries.
+const URL_MEMO_BYTES: usize = 8 << 20;
 
 /// An upstream metadata body as fetched (or cached), with its URL.
 pub(crate) struct Upstream {
@@ -104,10 +125,14 @@ impl<'a> Gate<'a> {
     fn agent_policy(&self) -> String {
         let agent = self.ctx.agent.as_ref().map(|a| a.name.as_str());
         let policy = self.policy();
-        let enforced = policy.enforcement().enforces(agent);
+        let enforced = if policy.enforcement().enforces(agent) {
+            "true"
+        } else {
+            "false"
+        };
         match agent.filter(|a| policy.overrides().has_entries_for(a)) {
-            Some(own) => format!("{enforced}|{own}"),
-            None => enforced.to_string(),
+            Some(own) => [enforced, "|", own].concat(),
+            None => enforced.to_owned(),
         }
     }
 
@@ -116,10 +141,20 @@ impl<'a> Gate<'a> {
     /// ([`name_gate`]).
     pub(crate) fn check_name(&self, name: &PackageName) -> Result<(), ProxyError> {
         agent::observe_package(self.state, self.ctx, name)?;
-        let decision = verdicts::decide_name(self.ctx, self.policy(), name);
-        self.refuse_by_name(name, RecordKind::Metadata, decision, |d| {
-            !name_gate::waits_for_age(d)
-        })
+        let (ctx, policy) = (self.ctx, self.policy());
+        // Kept per policy revision and requester where the clock cannot change it.
+        let decision = self.state.inner.names.decide(ctx, policy, name, || {
+            verdicts::decide_name(ctx, policy, name)
+        });
+        if decision.verdict.is_servable() {
+            return Ok(());
+        }
+        self.refuse_by_name(
+            name,
+            RecordKind::Metadata,
+            Decision::clone(&decision),
+            |d| !name_gate::waits_for_age(d),
+        )
     }
 
     /// The name-level check again, once `doc` is read: a look-alike name is refused when
@@ -204,7 +239,7 @@ impl<'a> Gate<'a> {
         s: &Served<P>,
         name: &PackageName,
     ) -> Result<Option<Upstream>, ProxyError> {
-        let url = s.protocol.metadata_url(name)?;
+        let url = s.metadata_url(name)?;
         let fetched = self
             .state
             .inner
@@ -336,11 +371,12 @@ impl<'a> Gate<'a> {
         up: &Upstream,
         doc: &P::Doc,
     ) -> Result<Arc<Filtered>, ProxyError> {
-        let (key, generation, revision) = self.evaluation_slot(up);
+        let agent_policy = self.agent_policy();
+        let (key, generation, revision) = self.evaluation_slot(up, &agent_policy);
         if let Some(hit) = self.state.inner.evaluated.get(&key, generation, revision) {
             return Ok(hit);
         }
-        self.evaluate(s, name, up, doc)
+        self.evaluate(s, name, up, doc, &agent_policy)
     }
 
     /// Evaluates every version of the document and keeps the result for
@@ -353,6 +389,7 @@ impl<'a> Gate<'a> {
         name: &PackageName,
         up: &Upstream,
         doc: &P::Doc,
+        agent_policy: &str,
     ) -> Result<Arc<Filtered>, ProxyError> {
         let records = s.protocol.versions(doc);
         let filtered = verdicts::filter_versions(self.ctx, self.policy(), name, records);
@@ -360,7 +397,7 @@ impl<'a> Gate<'a> {
             record_filtered(self.state, self.ctx, name, &filtered, up.url.as_str())?;
         }
         let filtered = Arc::new(filtered);
-        let (key, generation, revision) = self.evaluation_slot(up);
+        let (key, generation, revision) = self.evaluation_slot(up, agent_policy);
         let weight = filtered.heap_size();
         let cache = &self.state.inner.evaluated;
         cache.put(&key, generation, revision, weight, Arc::clone(&filtered));
@@ -369,14 +406,16 @@ impl<'a> Gate<'a> {
 
     /// Where an evaluation of `up` is kept: its URL and what besides the upstream body
     /// and policy revision it depends on, the agent's preset (a strict agent sees fewer
-    /// versions) and [`Gate::agent_policy`]; then the body's generation and the policy
-    /// revision.
-    fn evaluation_slot(&self, up: &Upstream) -> (String, u64, &str) {
-        let agent = self.ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
-        let key = render_key(
-            up.url.as_str(),
-            &format!("{agent:?}|{}", self.agent_policy()),
-        );
+    /// versions) and `agent_policy` ([`Gate::agent_policy`]); then the body's generation
+    /// and the policy revision.
+    fn evaluation_slot(&self, up: &Upstream, agent_policy: &str) -> (String, u64, &str) {
+        let url = up.url.as_str();
+        let mut key = String::with_capacity(url.len() + agent_policy.len() + 32);
+        key.push_str(url);
+        key.push('\n');
+        push_agent_preset(&mut key, self.ctx);
+        key.push('|');
+        key.push_str(agent_policy);
         (key, up.fetched.generation, self.policy().revision())
     }
 
@@ -394,15 +433,13 @@ impl<'a> Gate<'a> {
         let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let form = s.protocol.form(accept, query);
         let mode = self.state.refused_versions();
-        let variant = render_variant(
-            self.ctx,
-            &format!(
-                "{:?}|{form:?}|{mode:?}|{}",
-                P::ECOSYSTEM,
-                self.agent_policy()
-            ),
-            P::URLS,
-        );
+        // Computed once: the render variant and the evaluation's key both hold it.
+        let agent_policy = self.agent_policy();
+        let mut form_key = String::with_capacity(64);
+        // Writing to a `String` does not fail.
+        let _ = write!(form_key, "{:?}|{form:?}|{mode:?}|", P::ECOSYSTEM);
+        form_key.push_str(&agent_policy);
+        let variant = render_variant(self.ctx, &form_key, P::URLS);
         let cache = &self.state.inner.render;
         let (url, generation) = (up.url.as_str(), up.fetched.generation);
         let revision = self.policy().revision();
@@ -417,7 +454,7 @@ impl<'a> Gate<'a> {
         };
         let expired = match cache.lookup(url, &variant, generation, revision) {
             Some((hit, Freshness::Live)) => {
-                let (key, generation, revision) = self.evaluation_slot(&up);
+                let (key, generation, revision) = self.evaluation_slot(&up, &agent_policy);
                 if let Some(filtered) = self.state.inner.evaluated.get(&key, generation, revision) {
                     self.ask_for_wanted(name, &filtered);
                 }
@@ -431,7 +468,7 @@ impl<'a> Gate<'a> {
         // every other request keep being answered meanwhile (issue #11).
         let doc = self.parse(s, name, &up).await?;
         self.check_name_with(s, name, &doc)?;
-        let filtered = super::blocking(|| self.evaluate(s, name, &up, &doc))?;
+        let filtered = super::blocking(|| self.evaluate(s, name, &up, &doc, &agent_policy))?;
         self.ask_for_wanted(name, &filtered);
         if let Some(hit) = expired {
             // Past the TTL only because the clock may have changed a verdict: when none
@@ -524,7 +561,7 @@ impl<'a> Gate<'a> {
             return Ok(None);
         };
         let record = wanted.record.as_ref();
-        let url = s.protocol.metadata_url(name)?;
+        let url = s.metadata_url(name)?;
         let how = Delivery {
             metadata_url: Some(url.as_str()),
             ..how
@@ -615,7 +652,24 @@ fn mark_stale(mut resp: Response, fetched: &Fetched) -> Response {
 /// so they are never served to another agent or to anonymous clients. The key stays in
 /// memory; it is never logged.
 pub(crate) fn render_variant(ctx: &RequestCtx, form: &str, urls: bool) -> String {
-    let agent = ctx.agent.as_ref().map(|a| (a.preset, a.strict_warn));
     let base = if urls { ctx.public_base.as_str() } else { "" };
-    format!("{form}|{agent:?}|{base}")
+    let mut variant = String::with_capacity(form.len() + base.len() + 32);
+    variant.push_str(form);
+    variant.push('|');
+    push_agent_preset(&mut variant, ctx);
+    variant.push('|');
+    variant.push_str(base);
+    variant
+}
+
+/// The agent's preset and what its `strict` preset makes of a warning, as part of a cache
+/// key: `None` for anonymous requests.
+fn push_agent_preset(key: &mut String, ctx: &RequestCtx) {
+    match &ctx.agent {
+        Some(a) => {
+            // Writing to a `String` does not fail.
+            let _ = write!(key, "{:?}", (a.preset, a.strict_warn));
+        }
+        None => key.push_str("None"),
+    }
 }

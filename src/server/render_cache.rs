@@ -56,6 +56,8 @@ const JOIN_BELOW: usize = 4 << 20;
 pub(crate) struct Rendered {
     body: Rope,
     etag: String,
+    /// [`Rendered::etag`] as a header value, made once rather than for every answer.
+    etag_header: Option<HeaderValue>,
     content_type: &'static str,
     /// A notice header sent with every answer (npm's `npm-notice`), see
     /// [`Rendered::with_notice`].
@@ -82,6 +84,7 @@ impl Rendered {
         let etag = format!("\"{}\"", &hex::encode(h.finalize())[..32]);
         Rendered {
             body,
+            etag_header: HeaderValue::from_str(&etag).ok(),
             etag,
             content_type,
             notice: None,
@@ -126,7 +129,7 @@ impl Rendered {
     pub(crate) fn weight(&self) -> usize {
         std::mem::size_of::<Rendered>()
             + self.body.weight()
-            + self.etag.len()
+            + 2 * self.etag.len()
             + self.notice.as_ref().map_or(0, |(_, v)| v.len())
             + self
                 .gzip
@@ -229,8 +232,8 @@ impl Rendered {
             r
         };
         let headers = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&self.etag) {
-            headers.insert(header::ETAG, v);
+        if let Some(v) = &self.etag_header {
+            headers.insert(header::ETAG, v.clone());
         }
         headers.insert(
             header::VARY,
@@ -605,7 +608,7 @@ impl RenderCache {
 
 /// The key of a variant of what was derived from `url`.
 pub(crate) fn render_key(url: &str, variant: &str) -> String {
-    format!("{url}\n{variant}")
+    [url, "\n", variant].concat()
 }
 
 #[cfg(test)]
