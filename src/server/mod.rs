@@ -379,22 +379,9 @@ impl AppState {
 }
 
 /// `prefix` then `n` in decimal, without `fmt` (one per request, issue #17).
-fn request_id(prefix: &str, mut n: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // A digit: `n % 10` is below 10.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut id = String::with_capacity(prefix.len() + digits.len() - at);
-    id.push_str(prefix);
-    id.extend(digits[at..].iter().map(|&d| char::from(d)));
-    id
+fn request_id(prefix: &str, n: u64) -> String {
+    let mut digits = itoa::Buffer::new();
+    [prefix, digits.format(n)].concat()
 }
 
 /// Per-request facts for logs and decision records.

@@ -146,15 +146,9 @@ impl<'a> Gate<'a> {
         let decision = self.state.inner.names.decide(ctx, policy, name, || {
             verdicts::decide_name(ctx, policy, name)
         });
-        if decision.verdict.is_servable() {
-            return Ok(());
-        }
-        self.refuse_by_name(
-            name,
-            RecordKind::Metadata,
-            Decision::clone(&decision),
-            |d| !name_gate::waits_for_age(d),
-        )
+        self.refuse_by_name(name, RecordKind::Metadata, &decision, |d| {
+            !name_gate::waits_for_age(d)
+        })
     }
 
     /// The name-level check again, once `doc` is read: a look-alike name is refused when
@@ -179,7 +173,7 @@ impl<'a> Gate<'a> {
         self.refuse_by_name(
             name,
             RecordKind::Metadata,
-            decision,
+            &decision,
             name_gate::held_as_look_alike,
         )
     }
@@ -189,14 +183,14 @@ impl<'a> Gate<'a> {
         &self,
         name: &PackageName,
         kind: RecordKind,
-        decision: Decision,
+        decision: &Decision,
         applies: impl FnOnce(&Decision) -> bool,
     ) -> Result<(), ProxyError> {
         let (state, ctx) = (self.state, self.ctx);
-        if decision.verdict.is_servable() || !applies(&decision) {
+        if decision.verdict.is_servable() || !applies(decision) {
             return Ok(());
         }
-        let mut rec = record(ctx, kind, name, None, &decision, "refused");
+        let mut rec = record(ctx, kind, name, None, decision, "refused");
         state.decisions().append(&mut rec)?;
         if decision.verdict == Verdict::Quarantine {
             // A name hold is an approval request for the name ([`super::approvals`]).
@@ -204,7 +198,7 @@ impl<'a> Gate<'a> {
         }
         let refusal = ProxyError::Refused(verdicts::refused(
             name.as_str(),
-            &decision,
+            decision,
             &self.ctx.request_id,
         ));
         Err(agent::refused(state, ctx, refusal))
@@ -551,7 +545,7 @@ impl<'a> Gate<'a> {
         // wait for the metadata, which may change them (a look-alike name in an
         // established package only warns).
         let decision = verdicts::decide_name(self.ctx, self.policy(), name);
-        self.refuse_by_name(name, RecordKind::Artifact, decision, |d| {
+        self.refuse_by_name(name, RecordKind::Artifact, &decision, |d| {
             d.findings.iter().any(|f| f.code == Code::InternalName)
         })?;
         let Some(doc) = self.document(s, name).await? else {

@@ -58,38 +58,47 @@ impl EntryTable {
     /// candidate its hash finds, and checking each one's three names as UTF-8 first cost
     /// more than the comparison.
     fn form_is(&self, id: u32, form: &str) -> bool {
-        let at = id as usize * RECORD;
-        if at + RECORD > self.records.len() {
-            return false;
-        }
-        let (from, to) = (
-            u32_at(&self.records, at + 8) as usize,
-            u32_at(&self.records, at + 12) as usize,
-        );
-        self.strings.get(from..to) == Some(form.as_bytes())
+        record_at(&self.records, id)
+            .and_then(|r| name_bytes(&self.strings, r, FORM))
+            .is_some_and(|b| b == form.as_bytes())
     }
+}
+
+/// The names of a record ([`RECORD`]), by the field holding the offset where each starts
+/// in the strings; the next field ends it.
+const DISPLAY: usize = 0;
+const KEY: usize = 1;
+const FORM: usize = 2;
+
+/// The bytes of record `id`, if the table has it.
+fn record_at(records: &[u8], id: u32) -> Option<&[u8]> {
+    let at = id as usize * RECORD;
+    records.get(at..at + RECORD)
+}
+
+/// Name `i` ([`DISPLAY`], [`KEY`], [`FORM`]) of `record`: from its offset to the next.
+fn name_bytes<'a>(strings: &'a [u8], record: &[u8], i: usize) -> Option<&'a [u8]> {
+    let field = |i: usize| u32_at(record, 4 * i) as usize;
+    strings.get(field(i)..field(i + 1))
 }
 
 /// Entry `id` of `records` over `strings`, for the table and the builder alike; an id out
 /// of range (only a damaged table has one) reads as empty.
 /// A name that is not UTF-8 (only a damaged table has one) reads as empty too.
 fn entry_at<'a>(records: &[u8], strings: &'a [u8], id: u32) -> Entry<'a> {
-    let at = id as usize * RECORD;
-    if at + RECORD > records.len() {
+    let Some(record) = record_at(records, id) else {
         return Entry::default();
-    }
-    let field = |i: usize| u32_at(records, at + 4 * i) as usize;
-    let text = |from: usize, to: usize| {
-        strings
-            .get(from..to)
+    };
+    let text = |i: usize| {
+        name_bytes(strings, record, i)
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or("")
     };
-    let rank = u32_at(records, at + 16);
+    let rank = u32_at(record, 16);
     Entry {
-        display: text(field(0), field(1)),
-        key: text(field(1), field(2)),
-        form: text(field(2), field(3)),
+        display: text(DISPLAY),
+        key: text(KEY),
+        form: text(FORM),
         rank: (rank != 0).then_some(rank),
     }
 }
