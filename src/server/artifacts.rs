@@ -272,7 +272,11 @@ mod tests {
         match cache.lookup(&digest) {
             Lookup::Verified(hit) => {
                 assert_eq!(hit.path, path);
-                assert_eq!(hit.bytes.as_deref(), Some(&bytes[..]), "a small hit is kept");
+                assert_eq!(
+                    hit.bytes.as_deref(),
+                    Some(&bytes[..]),
+                    "a small hit is kept"
+                );
             }
             _ => panic!("the cached file must verify"),
         }
