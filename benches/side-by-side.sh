@@ -37,7 +37,9 @@
 # Verdaccio or devpi, no installs, no memory rows; for iterating on depfw's hot path),
 # SIDE_BY_SIDE_ONLY=installs (only the warm installs, straight from the mirror and through
 # depfw, and through the baseline depfw when there is one: no metadata loads, no Verdaccio
-# or devpi, no memory rows; for iterating on what a warm install spends in depfw),
+# or devpi, no memory rows; for iterating on what a warm install spends in depfw; every round
+# then also fetches the install's cached npm tarballs again, over 1 and over 15 connections,
+# straight and through depfw: the latency of a cached artifact, without npm's own work),
 # DEPFW_BASELINE_BIN (a second depfw, e.g. a build of main, served beside DEPFW_BIN with
 # the same config and measured in the same interleaved rounds as `depfw-baseline`).
 # All servers it starts are stopped when it exits.
@@ -330,6 +332,52 @@ pip_install() { # side, index
     printf 'pip\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
 }
 
+# The cached npm tarballs of the install, fetched again with nothing else running: once over
+# one connection (the latency of a cached artifact) and over 15 (npm's default maxsockets),
+# straight from the mirror and through depfw (and the baseline), in the same round. The
+# paths come from the last install's lockfile (whichever side wrote it, the same tarballs).
+artifacts() {
+    python3 - "$project/package-lock.json" "$mirror" "$depfw/npm" "$baseline" >>"$results" <<'PY'
+import http.client, json, statistics, sys, threading, time
+from urllib.parse import urlsplit
+lock, mirror, depfw, baseline = sys.argv[1:]
+paths = [urlsplit(v["resolved"]).path for k, v in json.load(open(lock))["packages"].items()
+         if k and "resolved" in v]
+prefix = "/npm/"
+paths = [p[len(prefix) - 1:] if p.startswith(prefix) else p for p in paths]
+sides = [("direct", mirror), ("depfw", depfw)] + ([("depfw-baseline", baseline + "/npm")] if baseline else [])
+def fetch_all(base, conns):
+    u = urlsplit(base)
+    todo, lock_, lat = iter(paths), threading.Lock(), []
+    def worker():
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        while True:
+            with lock_:
+                p = next(todo, None)
+            if p is None:
+                return
+            t = time.perf_counter()
+            c.request("GET", u.path.rstrip("/") + p)
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                sys.exit(f"{base}{p}: {r.status}")
+            with lock_:
+                lat.append(time.perf_counter() - t)
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=worker) for _ in range(conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.perf_counter() - t0, statistics.median(lat)
+for conns in (1, 15):
+    for side, base in sides:
+        total, median = fetch_all(base, conns)
+        print(f"art\t{conns}\t{side}\t{total:.4f}\t{median:.6f}\t{len(paths)}")
+PY
+}
+
 # Every side's install, npm then pip, each straight from the mirror and through the proxies.
 installs() {
     npm_install direct "$mirror/"
@@ -404,7 +452,7 @@ for round in $(seq 1 "$runs"); do
         if [[ -n "$baseline" ]]; then load "$c" depfw-baseline "$baseline/$p" "$h"; fi
         if full && [[ -n "$other" ]]; then load "$c" "$other" "$o" "$h"; fi
     done
-    if with_installs; then installs; fi
+    if with_installs; then installs; artifacts; fi
 done
 count_versions upstream "$mirror/lodash"
 count_versions depfw "$depfw/npm/lodash"
@@ -490,6 +538,19 @@ for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip insta
         direct = direct or m
         runs_s = ", ".join(f"{float(x[2]):.2f}" for x in r)
         print(f"| {label} | {side} | {r[-1][3]} | {m:.2f} s | {runs_s} | {m / direct:.3f}x |")
+art = [x for x in rows if x[0] == "art"]
+if art:
+    print(f"\n| cached npm tarballs of the install ({art[0][5]}), fetched again | connections | side | all, median | per tarball, median | vs direct |")
+    print("|---|---:|---|---:|---:|---:|")
+    for conns in ("1", "15"):
+        direct = None
+        for side in ("direct", "depfw", "depfw-baseline"):
+            r = [x for x in art if x[1] == conns and x[2] == side]
+            if not r:
+                continue
+            total, per = med(float(x[3]) for x in r), med(float(x[4]) for x in r)
+            direct = direct or total
+            print(f"| | {conns} | {side} | {total * 1000:.0f} ms | {per * 1000:.2f} ms | {total / direct:.2f}x |")
 if any(x[0] == "rss" for x in rows):
     print("\n| resident memory (VmRSS) | idle | after | after - idle |")
     print("|---|---:|---:|---:|")

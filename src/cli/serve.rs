@@ -30,6 +30,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use tower::ServiceExt as _;
 
@@ -275,7 +276,7 @@ async fn serve(
     });
     // The peer address decides whether anonymous use is allowed (`server.allow-anonymous`).
     let mirror = listener::serve(
-        listener,
+        listener.tap_io(listener::send_at_once),
         serving(Arc::clone(&live.mirror)),
         limits,
         tls,
@@ -687,7 +688,9 @@ impl AdminListener {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         match self {
-            AdminListener::Tcp(l) => listener::serve(l, router, limits, tls, stop).await,
+            AdminListener::Tcp(l) => {
+                listener::serve(l.tap_io(listener::send_at_once), router, limits, tls, stop).await
+            }
             // A Unix socket is the local user's file, guarded by its permissions: no TLS.
             #[cfg(unix)]
             AdminListener::Unix(l, path) => {

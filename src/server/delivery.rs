@@ -16,7 +16,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 
-use super::artifacts::Lookup;
+use super::artifacts::{Hit, Lookup};
 use super::content;
 use super::error::{ProxyError, UpstreamFault};
 use super::inflight::Role;
@@ -71,6 +71,25 @@ pub(crate) async fn deliver(
     if let Digest::Sha512(b) = digest {
         rec.sha512 = Some(hex::encode(b));
     }
+    // A warm install's common case, a verified cache hit: hashing it, the content rules and
+    // the durable record in one trip off the async workers (each trip hands the worker to
+    // another thread), and a small file's bytes served from that same read.
+    let hit = super::blocking(|| -> Result<Option<Hit>, ProxyError> {
+        let Some(hit) = cached_now(state, &rec, digest)? else {
+            return Ok(None);
+        };
+        if let Some(refusal) = content::screen(
+            state, ctx, policy, req, record, &mut rec, &hit.path, digest, how,
+        )? {
+            return Err(refusal);
+        }
+        rec.outcome = served_from_cache.to_owned();
+        state.decisions().append_durable(&mut rec)?;
+        Ok(Some(hit))
+    })?;
+    if let Some(hit) = hit {
+        return serve_hit(hit).await;
+    }
     let got = match obtain(state, &rec, &artifact.upstream_url, digest).await {
         Ok(got) => got,
         Err(e) => {
@@ -88,7 +107,7 @@ pub(crate) async fn deliver(
         }
     };
     let bytes = match &got {
-        Got::Cached(path) => path.as_path(),
+        Got::Cached(hit) => hit.path.as_path(),
         Got::Downloaded(verified) => verified.path.as_path(),
     };
     if let Some(refusal) = super::blocking(|| {
@@ -99,10 +118,10 @@ pub(crate) async fn deliver(
         return Err(refusal);
     }
     match got {
-        Got::Cached(path) => {
+        Got::Cached(hit) => {
             rec.outcome = served_from_cache.to_owned();
             super::blocking(|| state.decisions().append_durable(&mut rec))?;
-            serve_file(&path, None).await
+            serve_hit(hit).await
         }
         Got::Downloaded(verified) => {
             rec.sha256 = Some(verified.sha256.clone());
@@ -118,8 +137,9 @@ pub(crate) async fn deliver(
 
 /// Verified bytes for an admitted artifact.
 enum Got {
-    /// From the cache, hashed again just now.
-    Cached(PathBuf),
+    /// From the cache, hashed again just now (a download that finished while this request
+    /// waited to take the lead).
+    Cached(Hit),
     /// Downloaded and verified by this request or by the one it waited for.
     Downloaded(Arc<Verified>),
 }
@@ -143,8 +163,9 @@ impl Drop for Verified {
     }
 }
 
-/// The artifact's verified bytes: from the cache, else from the one download in flight for
-/// its digest (this request's, or one it waits for).
+/// The artifact's verified bytes from the one download in flight for its digest (this
+/// request's, or one it waits for), or from the cache when a download finished meanwhile.
+/// The caller has already looked in the cache.
 async fn obtain(
     state: &AppState,
     rec: &DecisionRecord,
@@ -153,14 +174,11 @@ async fn obtain(
 ) -> Result<Got, ProxyError> {
     let key = digest.cache_key();
     loop {
-        if let Some(path) = cached(state, rec, digest)? {
-            return Ok(Got::Cached(path));
-        }
         match state.inner.downloads.join(&key) {
             Role::Leader(leader) => {
                 // A download may have finished between the lookup and taking the lead.
-                if let Some(path) = cached(state, rec, digest)? {
-                    return Ok(Got::Cached(path));
+                if let Some(hit) = super::blocking(|| cached_now(state, rec, digest))? {
+                    return Ok(Got::Cached(hit));
                 }
                 let outcome = download(state, url, digest).await.map(Arc::new);
                 return leader.publish(outcome).map(Got::Downloaded);
@@ -169,27 +187,28 @@ async fn obtain(
                 if let Some(outcome) = follower.outcome().await {
                     return outcome.map(Got::Downloaded);
                 }
-                // The leader's client went away mid-download: try again.
+                // The leader's client went away mid-download: try again (as the leader,
+                // which looks in the cache first, or behind a newer one).
             }
         }
     }
 }
 
-/// The cached file for `digest`, hashed again. A cached file that no longer matches is
-/// evicted and recorded on its own; the caller then fetches it again like any miss.
-fn cached(
+/// The cached file for `digest`, hashed again (blocking: it reads the file). A cached file
+/// that no longer matches is evicted and recorded on its own; the caller then fetches it
+/// again like any miss.
+fn cached_now(
     state: &AppState,
     rec: &DecisionRecord,
     digest: &Digest,
-) -> Result<Option<PathBuf>, ProxyError> {
-    let cache = &state.inner.artifacts;
-    match super::blocking(|| cache.lookup(digest)) {
-        Lookup::Verified(path) => Ok(Some(path)),
+) -> Result<Option<Hit>, ProxyError> {
+    match state.inner.artifacts.lookup(digest) {
+        Lookup::Verified(hit) => Ok(Some(hit)),
         Lookup::Corrupt(found) => {
             tracing::warn!(package = %rec.package, "{found}; fetching it again");
             let mut evicted = rec.clone();
             evicted.outcome = "cache-integrity-mismatch".to_owned();
-            super::blocking(|| state.decisions().append_durable(&mut evicted))?;
+            state.decisions().append_durable(&mut evicted)?;
             Ok(None)
         }
         Lookup::Miss => Ok(None),
@@ -278,6 +297,22 @@ async fn head(state: &AppState, digest: &Digest) -> Result<Response, ProxyError>
 /// server's 7–14 ms, most of what a warm `pip install` spent in depfw); a larger step is one
 /// buffer per response in flight.
 const SERVE_CHUNK: usize = 256 << 10;
+
+/// A verified cache hit: the bytes that were hashed when they were kept, else the file.
+async fn serve_hit(hit: Hit) -> Result<Response, ProxyError> {
+    let Some(bytes) = hit.bytes else {
+        return serve_file(&hit.path, None).await;
+    };
+    let len = bytes.len();
+    let mut resp = Response::new(Body::from(bytes));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Ok(resp)
+}
 
 async fn serve_file(path: &std::path::Path, size: Option<u64>) -> Result<Response, ProxyError> {
     let file = tokio::fs::File::open(path)

@@ -204,6 +204,17 @@ impl Drop for Slot {
     }
 }
 
+/// Sends what a response writes at once (`TCP_NODELAY`), for [`axum::serve::ListenerExt::tap_io`]
+/// on a TCP listener. With Nagle's algorithm on, a response whose head and body leave in
+/// separate writes (any streamed body: a large artifact, a file read in steps) waits for
+/// the client's delayed ACK of the first segment, up to 40 ms on Linux, before its body goes
+/// out; nginx sets `tcp_nodelay` on its keep-alive connections for the same reason.
+pub(crate) fn send_at_once(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
+    }
+}
+
 /// The peer of an accepted connection: its address for `ConnectInfo` (the mirror decides
 /// anonymous access on it, the admin counts wrong tokens per address), whose IP is what
 /// `server.max-connections-per-peer` counts. A Unix socket has none.
@@ -582,6 +593,18 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Paced<Io> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `depfw serve` does to every accepted mirror and admin connection.
+    #[tokio::test]
+    async fn an_accepted_connection_sends_without_waiting_for_acks() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap(), "Nagle is on by default");
+        send_at_once(&mut accepted);
+        assert!(accepted.nodelay().unwrap());
+    }
 
     #[test]
     fn one_peer_cannot_take_every_slot() {
