@@ -3,7 +3,7 @@
 # callgrind, answering N cached requests for one metadata document with its client's real
 # headers from 8 connections; prints the user-space instructions and allocations per request
 # and the share of the parts the README names (access log line, spans, `format!`, name check,
-# URL parse, malloc/free, render cache, tower's layers). Instruction counts do not depend on
+# URL parse, malloc/free, render cache). Instruction counts do not depend on
 # the machine's load.
 #
 # The row (HOTPATH_ROW), as in benches/side-by-side.sh:
@@ -11,7 +11,7 @@
 #   pip   the PyPI `requests` page with pip's headers (PEP 691 JSON preferred, gzip)
 #   cargo serde's sparse-index file with cargo's headers (gzip, `cargo-protocol`, its user-agent)
 #
-# Needs valgrind, nginx (the upstream: the recorded packument as a static file), curl, and the
+# Needs valgrind, nginx (the upstream: the recorded document as a static file), curl, and the
 # proxy bench's recorded mirror (target/proxy-bench/mirror, made by benches/side-by-side.sh or
 # benches/proxy-bench.sh).
 #
@@ -118,7 +118,7 @@ total=$(callgrind_annotate "$dump" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); p
 echo "depfw: $("$bin" --version 2>/dev/null || echo "$bin"); $n cached requests, row $row (/$path)"
 echo "user-space instructions per request: $((total / n))"
 # Calls into malloc, from the call counts callgrind records per call site (`calls=` lines
-# whose callee is malloc), a few from the depfw's own idle threads included.
+# whose callee is malloc), including the few of depfw's background threads in that time.
 mallocs=$(awk '
     # Names are compressed: `(id) name` the first time, `(id)` after; fn= and cfn= share ids.
     /^c?fn=/ {
@@ -152,9 +152,6 @@ callgrind_annotate --inclusive=yes "$dump" | awk -v total="$total" '
         share("upstream URL kept per name (Served::metadata_url)", "pipeline.rs:depfw::server::pipeline::Served<P>::metadata_url( \\[|$)")
         share("render cache lookup (RenderCache::rendered)", "render_cache.rs:depfw::server::render_cache::RenderCache::rendered( \\[|$)")
         share("response (RenderCache::response)", "render_cache.rs:depfw::server::render_cache::RenderCache::response( \\[|$)")
-        share("tower: BoxCloneSyncService clones", "BoxCloneSyncService.*as core::clone::Clone>::clone( \\[|$)")
-        share("request span (the info_span of agent::identify)", "depfw::server::agent::identify::.*\\{\\{closure\\}\\}::\\{\\{closure\\}\\}( \\[|$)")
-        share("compression layer (tower_http Compression)", "<tower_http::compression::service::Compression<S,P> as tower_service::Service<http::request::Request<ReqBody>>>::call( \\[|$)")
         share("malloc", "malloc.c:malloc( \\[|$)")
         share("free", "malloc.c:free( \\[|$)")
     }'
