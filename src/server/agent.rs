@@ -14,10 +14,11 @@
 //! `/a/<token>/npm/`: that prefix stays in every rendered URL so downloads are attributed
 //! too, and so it ends up in lockfiles (`resolved` in package-lock.json, uv.lock's URLs).
 //!
-//! This runs before routing, inside the mirror's one middleware (`observe::track`): it authenticates the token (the store's constant-time
-//! lookup), strips the prefix so the protocol handlers see the plain `/npm/…` path, and
-//! hands them the agent (for decision records, its policy preset and the circuit breaker)
-//! plus the base URL that rewritten metadata must use.
+//! This runs before routing, inside the mirror's one middleware (`observe::track`): it
+//! authenticates the token (the store's constant-time lookup), strips the prefix so the
+//! protocol handlers see the plain `/npm/…` path, and hands them the agent (for decision
+//! records, its policy preset and the circuit breaker) plus the base URL that rewritten
+//! metadata must use.
 //!
 //! Requests without a token are anonymous; `server.allow-anonymous` decides whether they
 //! are served (default: loopback peers only). Unknown, malformed or revoked tokens get 401
