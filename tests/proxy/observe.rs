@@ -423,7 +423,7 @@ async fn a_server_error_is_logged_as_a_failure_and_counted() {
     assert!(
         sample(
             &exposition,
-            "depfw_requests_total",
+            "depfw_http_requests_total",
             &["ecosystem=\"npm\"", "status=\"503\""]
         ) >= 1.0,
         "{exposition}"
