@@ -33,10 +33,10 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::Utc;
+use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
 use super::error::ProxyError;
@@ -74,9 +74,7 @@ pub(crate) struct Identity {
 /// on the path without the prefix. One layer instead of three (issue #17): each layer and
 /// router level costs a service clone and a boxed future on every request.
 pub(crate) fn wrap(state: AppState, registry: Router) -> Router {
-    Router::new()
-        .fallback_service(registry)
-        .layer(middleware::from_fn_with_state(state, super::observe::track))
+    Router::new().fallback_service(super::observe::Track::new(state, registry))
 }
 
 /// A request path with any agent token masked, for logs.
@@ -128,13 +126,13 @@ fn strip_prefix(uri: &Uri, tail: &str) -> Result<Uri, axum::http::Error> {
 }
 
 /// Identifies the agent of `request` (whose path is `path`, and whose id is `request_id`)
-/// and runs the rest of the mirror for it inside the `request` span; refuses it when its
+/// and runs the rest of the mirror (`registry`) for it inside the `request` span; refuses it when its
 /// token does not authenticate or it needs one. Returns the response, with
 /// `x-depfw-request-id`, and the agent's name for the access line.
 pub(crate) async fn identify(
     state: &AppState,
     request: Request,
-    next: Next,
+    registry: Router,
     path: &str,
     request_id: &str,
 ) -> (Response, Option<String>) {
@@ -151,9 +149,11 @@ pub(crate) async fn identify(
     };
     let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path = %redact(path));
     let mut agent = None;
-    let mut response = respond(state, request, next, identity, path, request_id, &mut agent)
-        .instrument(span)
-        .await;
+    let mut response = respond(
+        state, request, registry, identity, path, request_id, &mut agent,
+    )
+    .instrument(span)
+    .await;
     if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
@@ -164,7 +164,7 @@ pub(crate) async fn identify(
 async fn respond(
     state: &AppState,
     mut request: Request,
-    next: Next,
+    registry: Router,
     mut identity: Identity,
     path: &str,
     request_id: &str,
@@ -191,7 +191,7 @@ async fn respond(
         identity.token_from = TokenFrom::Path;
         *request.uri_mut() = uri;
         request.extensions_mut().insert(identity);
-        return next.run(request).await;
+        return route(registry, request).await;
     }
     // `/auth/…`: the same registries, credentials required.
     let required = match path.strip_prefix(AUTH_MOUNT) {
@@ -258,7 +258,15 @@ async fn respond(
         }
     }
     request.extensions_mut().insert(identity);
-    next.run(request).await
+    route(registry, request).await
+}
+
+/// `request` through the registry router (which never fails: its errors are responses).
+async fn route(registry: Router, request: Request) -> Response {
+    match registry.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// The path prefix under which the registries require an agent token in the

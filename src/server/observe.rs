@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -55,14 +54,50 @@ fn ecosystem(path: &str) -> &'static str {
         .unwrap_or("none")
 }
 
-/// The mirror's middleware: the request's id, its identification (`agent::identify`), its
-/// metrics and its access log line.
-pub(crate) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The mirror's one middleware around the registry router: [`track`] on every request. A
+/// service of its own rather than axum's `from_fn`, which boxes the router it wraps into a
+/// new service and its response mapping on every request (issue #17).
+#[derive(Clone)]
+pub(crate) struct Track {
+    state: AppState,
+    registry: Router,
+}
+
+impl Track {
+    pub(crate) fn new(state: AppState, registry: Router) -> Track {
+        Track { state, registry }
+    }
+}
+
+impl tower::Service<Request> for Track {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The registry router is always ready; it is called through `oneshot`, which asks.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let state = self.state.clone();
+        let registry = self.registry.clone();
+        Box::pin(async move { Ok(track(&state, request, registry).await) })
+    }
+}
+
+/// The request's id, its identification (`agent::identify`) and routing, its metrics and
+/// its access log line.
+async fn track(state: &AppState, request: Request, registry: Router) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let request_id = state.next_request_id();
-    let (response, agent) = identify(&state, request, next, &path, &request_id).await;
+    let (response, agent) = identify(state, request, registry, &path, &request_id).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let ecosystem = ecosystem(&path);
