@@ -14,10 +14,11 @@
 //! `/a/<token>/npm/`: that prefix stays in every rendered URL so downloads are attributed
 //! too, and so it ends up in lockfiles (`resolved` in package-lock.json, uv.lock's URLs).
 //!
-//! This layer runs before routing: it authenticates the token (the store's constant-time
-//! lookup), strips the prefix so the protocol handlers see the plain `/npm/…` path, and
-//! hands them the agent (for decision records, its policy preset and the circuit breaker)
-//! plus the base URL that rewritten metadata must use.
+//! This runs before routing, inside the mirror's one middleware (`observe::track`): it
+//! authenticates the token (the store's constant-time lookup), strips the prefix so the
+//! protocol handlers see the plain `/npm/…` path, and hands them the agent (for decision
+//! records, its policy preset and the circuit breaker) plus the base URL that rewritten
+//! metadata must use.
 //!
 //! Requests without a token are anonymous; `server.allow-anonymous` decides whether they
 //! are served (default: loopback peers only). Unknown, malformed or revoked tokens get 401
@@ -30,12 +31,12 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::Utc;
+use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
 use super::error::ProxyError;
@@ -68,11 +69,12 @@ pub(crate) struct Identity {
     pub peer: Option<SocketAddr>,
 }
 
-/// Wraps the registry router: identity first, then routing on the path without the prefix.
+/// Wraps the registry router in the mirror's one middleware ([`super::observe::track`]):
+/// the request's metrics and access line around identification ([`identify`]), then routing
+/// on the path without the prefix. One layer instead of three (issue #17): each layer and
+/// router level costs a service clone and a boxed future on every request.
 pub(crate) fn wrap(state: AppState, registry: Router) -> Router {
-    Router::new()
-        .fallback_service(registry)
-        .layer(middleware::from_fn_with_state(state, identify))
+    Router::new().fallback_service(super::observe::Track::new(state, registry))
 }
 
 /// A request path with any agent token masked, for logs.
@@ -123,42 +125,55 @@ fn strip_prefix(uri: &Uri, tail: &str) -> Result<Uri, axum::http::Error> {
     Uri::builder().path_and_query(path_and_query).build()
 }
 
-async fn identify(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let request_id = state.next_request_id();
+/// Identifies the agent of `request` (whose path is `path`, and whose id is `request_id`)
+/// and runs the rest of the mirror (`registry`) for it inside the `request` span; refuses it when its
+/// token does not authenticate or it needs one. Returns the response, with
+/// `x-depfw-request-id`, and the agent's name for the access line.
+pub(crate) async fn identify(
+    state: &AppState,
+    request: Request,
+    registry: Router,
+    path: &str,
+    request_id: &str,
+) -> (Response, Option<String>) {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let path = request.uri().path().to_owned();
     let identity = Identity {
-        request_id: request_id.clone(),
+        request_id: request_id.to_owned(),
         agent: None,
         public_base: state.public_base().to_owned(),
         token_from: TokenFrom::Nothing,
         peer,
     };
-    let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path = %redact(&path));
-    let mut response = respond(&state, request, next, identity, &path)
-        .instrument(span)
-        .await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path = %redact(path));
+    let mut agent = None;
+    let mut response = respond(
+        state, request, registry, identity, path, request_id, &mut agent,
+    )
+    .instrument(span)
+    .await;
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
-    response
+    (response, agent)
 }
 
+/// [`identify`]'s work inside the span; `agent_name` is set to the authenticated agent's.
 async fn respond(
     state: &AppState,
     mut request: Request,
-    next: Next,
+    registry: Router,
     mut identity: Identity,
     path: &str,
+    request_id: &str,
+    agent_name: &mut Option<String>,
 ) -> Response {
-    let request_id = identity.request_id.clone();
     let peer = identity.peer;
     if let Some(rest) = path.strip_prefix("/a/") {
         let (token, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        let agent = match authenticate(state, token, TokenFrom::Path, &request_id) {
+        let agent = match authenticate(state, token, TokenFrom::Path, request_id) {
             Ok(agent) => agent,
             Err(refusal) => return *refusal,
         };
@@ -166,16 +181,17 @@ async fn respond(
             return refuse(
                 StatusCode::BAD_REQUEST,
                 "bad request path".to_owned(),
-                &request_id,
+                request_id,
             );
         };
         // The token is in every URL the client is given, so that downloads carry it too.
         identity.public_base = format!("{}/a/{token}", state.public_base());
+        *agent_name = Some(agent.name.clone());
         identity.agent = Some(agent);
         identity.token_from = TokenFrom::Path;
         *request.uri_mut() = uri;
         request.extensions_mut().insert(identity);
-        return next.run(request).await;
+        return route(registry, request).await;
     }
     // `/auth/…`: the same registries, credentials required.
     let required = match path.strip_prefix(AUTH_MOUNT) {
@@ -184,7 +200,7 @@ async fn respond(
                 return refuse(
                     StatusCode::BAD_REQUEST,
                     "bad request path".to_owned(),
-                    &request_id,
+                    request_id,
                 );
             };
             *request.uri_mut() = uri;
@@ -203,8 +219,9 @@ async fn respond(
     };
     match offered {
         Presented::Token(token) => {
-            match authenticate(state, &token, TokenFrom::Header, &request_id) {
+            match authenticate(state, &token, TokenFrom::Header, request_id) {
                 Ok(agent) => {
+                    *agent_name = Some(agent.name.clone());
                     identity.agent = Some(agent);
                     identity.token_from = TokenFrom::Header;
                 }
@@ -214,7 +231,7 @@ async fn respond(
         Presented::Unusable(why) => {
             return challenge(
                 format!("{why}; send the agent token as `Authorization: Bearer <token>` or as the password of HTTP Basic"),
-                &request_id,
+                request_id,
             )
         }
         Presented::Nothing if required => {
@@ -223,7 +240,7 @@ async fn respond(
                  (npm, pnpm, yarn, bun), as the password of HTTP Basic (pip, uv, poetry) or as \
                  a cargo registry token (`depfw init <client> --agent NAME` prints the setup)"
                     .to_owned(),
-                &request_id,
+                request_id,
             )
         }
         // A supervisor or load balancer probes without a token, whatever the mirror needs.
@@ -236,12 +253,20 @@ async fn respond(
                  the setup), or use its mirror URL, <depfw>/a/<token>/npm/ (or pypi/simple/, \
                  cargo/index/), which puts the token into lockfiles"
                     .to_owned(),
-                &request_id,
+                request_id,
             )
         }
     }
     request.extensions_mut().insert(identity);
-    next.run(request).await
+    route(registry, request).await
+}
+
+/// `request` through the registry router (which never fails: its errors are responses).
+async fn route(registry: Router, request: Request) -> Response {
+    match registry.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// The path prefix under which the registries require an agent token in the

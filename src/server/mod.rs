@@ -54,7 +54,6 @@ use axum::routing::{any, get};
 use axum::Router;
 use tower_http::compression::predicate::{NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
-use tower_http::trace::TraceLayer;
 
 use crate::config::{AnonymousAccess, Config, RefusedVersions};
 use crate::policy::{Policy, Verdict};
@@ -415,8 +414,10 @@ impl FromRequestParts<AppState> for RequestCtx {
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(512).collect::<String>())
         };
-        let identity = match parts.extensions.get::<agent::Identity>() {
-            Some(i) => i.clone(),
+        // Taken, not cloned: a handler extracts its `RequestCtx` once, and nothing reads
+        // the identity after it (its strings are not copied on every request).
+        let identity = match parts.extensions.remove::<agent::Identity>() {
+            Some(i) => i,
             None => agent::Identity::unwrapped(state),
         };
         let agent_name = identity.agent.as_ref().map(|a| a.name.clone());
@@ -574,16 +575,11 @@ pub fn app(state: AppState) -> Router {
     let registry = agent_api::routes(registry);
     let registry = Protocols::mount(registry)
         .with_state(state.clone())
-        .layer(CompressionLayer::new().compress_when(compress_when))
-        .layer(axum::middleware::from_fn(observe::tag_agent));
+        .layer(CompressionLayer::new().compress_when(compress_when));
+    // Outside routing, one middleware: the request id, metrics and the access line around
+    // identification, so a request refused while identifying the agent is counted and
+    // logged too.
     agent::wrap(state, registry)
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |r: &axum::http::Request<axum::body::Body>| {
-                tracing::debug_span!("http", method = %r.method(), path = %agent::redact(r.uri().path()))
-            },
-        ))
-        // Outermost: a request refused while identifying the agent is counted and logged too.
-        .layer(axum::middleware::from_fn(observe::track))
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! The mirror's request metrics and its one log line per request, and `/metrics` on the
 //! admin listener.
 //!
-//! [`track`] wraps the whole mirror (agent identification included, so a refused token is
-//! counted and logged too): it times the request and, once the response head is ready,
+//! [`track`] is the mirror's one middleware and wraps all of it, agent identification
+//! included (`agent::identify`, called from it, so a refused token is counted and logged
+//! too): it gives the request its id, times it and, once the response head is ready,
 //! counts it by ecosystem, route and status and logs `method`, the path with any agent
 //! token masked, `status`, `duration_ms`, `agent` and `request_id` at info (health checks
 //! at debug, so a probe every few seconds does not flood the log). The route comes from the
-//! protocol's router ([`RouteTag`], set by `server::mount`), the agent from [`tag_agent`],
-//! which runs inside the identification layer where the agent is known.
+//! protocol's router ([`RouteTag`], set by `server::mount`), the agent from identification.
+//! Metrics, identification and the access line are one layer rather than three because
+//! each layer costs a service clone and a boxed future on every request (issue #17).
 //!
 //! `/metrics` ([`routes`]) needs `Authorization: Bearer <metrics.token-file>` when that
 //! file is configured; without it, it answers only on a loopback or Unix-socket admin
@@ -19,7 +21,6 @@ use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -28,31 +29,13 @@ use crate::admin::AdminToken;
 use crate::observe::metrics::{
     metrics, AgentLabel, CacheLabel, RequestLabels, RouteLabels, SourceLabel, CONTENT_TYPE,
 };
-use crate::server::agent::{redact, Identity, REQUEST_ID_HEADER};
+use crate::server::agent::{identify, redact};
 use crate::server::AppState;
 
 /// What a protocol's router made of a request (`metadata`, `artifact`, `quirk`): a
 /// response extension [`track`] reads.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RouteTag(pub &'static str);
-
-/// The authenticated agent of a request, as a response extension for [`track`].
-#[derive(Clone, Debug)]
-struct AgentTag(String);
-
-/// The layer inside identification: hands the agent's name out with the response.
-pub(crate) async fn tag_agent(request: Request, next: Next) -> Response {
-    let agent = request
-        .extensions()
-        .get::<Identity>()
-        .and_then(|i| i.agent.as_ref())
-        .map(|a| a.name.clone());
-    let mut response = next.run(request).await;
-    if let Some(agent) = agent {
-        response.extensions_mut().insert(AgentTag(agent));
-    }
-    response
-}
 
 /// The ecosystem a mirror path is under (after an `/a/<token>/` or `/auth/` prefix), or `none`.
 fn ecosystem(path: &str) -> &'static str {
@@ -71,12 +54,50 @@ fn ecosystem(path: &str) -> &'static str {
         .unwrap_or("none")
 }
 
-/// The outermost layer of the mirror: request metrics and the access log line.
-pub(crate) async fn track(request: Request, next: Next) -> Response {
+/// The mirror's one middleware around the registry router: [`track`] on every request. A
+/// service of its own rather than axum's `from_fn`, which boxes the router it wraps into a
+/// new service and its response mapping on every request (issue #17).
+#[derive(Clone)]
+pub(crate) struct Track {
+    state: AppState,
+    registry: Router,
+}
+
+impl Track {
+    pub(crate) fn new(state: AppState, registry: Router) -> Track {
+        Track { state, registry }
+    }
+}
+
+impl tower::Service<Request> for Track {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The registry router is always ready; it is called through `oneshot`, which asks.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let state = self.state.clone();
+        let registry = self.registry.clone();
+        Box::pin(async move { Ok(track(&state, request, registry).await) })
+    }
+}
+
+/// The request's id, its identification (`agent::identify`) and routing, its metrics and
+/// its access log line.
+async fn track(state: &AppState, request: Request, registry: Router) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
+    let request_id = state.next_request_id();
+    let (response, agent) = identify(state, request, registry, &path, &request_id).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let ecosystem = ecosystem(&path);
@@ -98,16 +119,20 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     m.request_seconds
         .get_or_create(&RouteLabels { ecosystem, route })
         .observe(elapsed.as_secs_f64());
-    let agent = response
-        .extensions()
-        .get::<AgentTag>()
-        .map_or("-", |a| a.0.as_str());
-    let request_id = response
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let agent = agent.as_deref().unwrap_or("-");
+    let request_id = request_id.as_str();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    if response.status().is_server_error() {
+        // What tower-http's `TraceLayer` logged for a 5xx before it was dropped from the
+        // mirror's stack (issue #17: its `http` span duplicated the `request` span).
+        tracing::error!(
+            target: "tower_http::trace::on_failure",
+            classification = %format_args!("Status code: {}", response.status()),
+            latency = %format_args!("{} ms", elapsed.as_millis()),
+            request_id,
+            "response failed"
+        );
+    }
     if health {
         tracing::debug!(target: "depfw::access", request_id, %method, path = %redact(&path), status, duration_ms, agent, "request");
     } else {

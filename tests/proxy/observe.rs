@@ -354,6 +354,80 @@ async fn request_log_lines_name_the_agent_and_never_the_token() {
         access[2]["agent"], "log-bot",
         "a header token names the agent too"
     );
+    // The access line is written outside the request's span (it carries the id itself);
+    // what is logged while the request is served is inside the `request` span, with the
+    // same id, the token masked in its path, and no second span around it.
+    for line in &access {
+        assert!(line.get("span").is_none(), "{line}");
+    }
+    let refusal = lines
+        .iter()
+        .find(|l| l["status"] == "401 Unauthorized" && l["target"] != "depfw::access")
+        .unwrap_or_else(|| panic!("no refusal line:\n{text}"));
+    assert_eq!(refusal["span"]["name"], "request", "{refusal}");
+    assert_eq!(refusal["span"]["path"], "/a/****/npm/x", "{refusal}");
+    assert_eq!(refusal["span"]["id"], refusal["request_id"], "{refusal}");
+    assert_eq!(access[1]["request_id"], refusal["request_id"]);
+    assert!(
+        !text.contains("\"name\":\"http\""),
+        "no `http` span beside the `request` span:\n{text}"
+    );
+}
+
+/// A 5xx answer is logged at error as `response failed` (what tower-http's trace layer
+/// logged before the mirror's layers became one), besides its access line, and is counted
+/// under its status; an anonymous request's access line names no agent.
+#[tokio::test]
+async fn a_server_error_is_logged_as_a_failure_and_counted() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(captured.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (state, _fixture, _dir) = router_setup(TestCheck::default(), "http://depfw.test").await;
+    state.set_policy(depfw::server::PolicyState::Unavailable(
+        "the test took it away".to_owned(),
+    ));
+    let (status, headers, _) = send(&state, request("GET", "/npm/is-number", &[])).await;
+    assert_eq!(status, 503);
+    let request_id = headers["x-depfw-request-id"].to_str().unwrap().to_owned();
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let failed = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "response failed" || l["message"] == "response failed")
+        .unwrap_or_else(|| panic!("no `response failed` line:\n{text}"));
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["target"], "tower_http::trace::on_failure");
+    assert_eq!(
+        failed["classification"],
+        "Status code: 503 Service Unavailable"
+    );
+    assert_eq!(failed["request_id"], request_id.as_str());
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "depfw::access")
+        .collect();
+    assert_eq!(access.len(), 1, "{text}");
+    assert_eq!(access[0]["status"], 503);
+    assert_eq!(access[0]["agent"], "-");
+    assert_eq!(access[0]["request_id"], request_id.as_str());
+    let exposition = scrape(&state).await;
+    assert!(
+        sample(
+            &exposition,
+            "depfw_http_requests_total",
+            &["ecosystem=\"npm\"", "status=\"503\""]
+        ) >= 1.0,
+        "{exposition}"
+    );
 }
 
 /// A receiver that keeps every JSON line POSTed to it, in arrival order; with `fail_first`
