@@ -113,7 +113,9 @@ pub fn bundled_index() -> Result<AdvisoryIndex, FeedError> {
 pub fn bundled_index_for<'a>(
     packages: impl IntoIterator<Item = (Ecosystem, &'a str)>,
 ) -> Result<AdvisoryIndex, FeedError> {
-    let wanted: HashSet<(Ecosystem, &str)> = packages.into_iter().collect();
+    // A list, not a set: each key is looked up once per ecosystem and the spans found are
+    // sorted and de-duplicated (`packed::read_about`), so hashing them bought nothing.
+    let wanted: Vec<(Ecosystem, &str)> = packages.into_iter().collect();
     bundled(&wanted.iter().map(|(e, _)| *e).collect(), Some(&wanted))
 }
 
@@ -123,12 +125,13 @@ pub fn bundled_index_of(
     ecosystems: &BTreeSet<Ecosystem>,
     only: Option<&HashSet<(Ecosystem, &str)>>,
 ) -> Result<AdvisoryIndex, FeedError> {
-    bundled(ecosystems, only)
+    let only: Option<Vec<(Ecosystem, &str)>> = only.map(|set| set.iter().copied().collect());
+    bundled(ecosystems, only.as_deref())
 }
 
 fn bundled(
     ecosystems: &BTreeSet<Ecosystem>,
-    only: Option<&HashSet<(Ecosystem, &str)>>,
+    only: Option<&[(Ecosystem, &str)]>,
 ) -> Result<AdvisoryIndex, FeedError> {
     let meta = bundled_meta()?;
     let files = Ecosystem::ALL
