@@ -186,15 +186,16 @@ fn crate_key(raw: &str) -> String {
     if !raw.bytes().any(|b| b == b'-' || b.is_ascii_uppercase()) {
         return raw.to_owned();
     }
-    raw.chars()
-        .map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect()
+    // Sized up front: collecting the chars would grow the string a few bytes at a time.
+    let mut key = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        key.push(if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_lowercase()
+        });
+    }
+    key
 }
 
 /// PEP 503: runs of `-`, `_`, `.` become one `-`, lower case.
