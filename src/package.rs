@@ -176,8 +176,26 @@ pub(crate) fn normalize(ecosystem: Ecosystem, raw: &str) -> String {
     match ecosystem {
         Ecosystem::Npm => raw.to_owned(),
         Ecosystem::PyPI => pep503_normalize(raw),
-        Ecosystem::CratesIo => raw.to_ascii_lowercase().replace('-', "_"),
+        Ecosystem::CratesIo => crate_key(raw),
     }
+}
+
+/// crates.io's key: lower case, `-` as `_`, in one pass (and a plain copy for a name
+/// already in that form, most of them): every locked crate's name is normalised.
+fn crate_key(raw: &str) -> String {
+    if !raw.bytes().any(|b| b == b'-' || b.is_ascii_uppercase()) {
+        return raw.to_owned();
+    }
+    // Sized up front: collecting the chars would grow the string a few bytes at a time.
+    let mut key = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        key.push(if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_lowercase()
+        });
+    }
+    key
 }
 
 /// PEP 503: runs of `-`, `_`, `.` become one `-`, lower case.
@@ -410,6 +428,25 @@ mod tests {
 
     fn name(e: Ecosystem, s: &str) -> PackageName {
         PackageName::parse(e, s).unwrap()
+    }
+
+    #[test]
+    fn a_crate_key_is_lower_case_with_underscores() {
+        for raw in [
+            "serde",
+            "Serde_JSON",
+            "tokio-util",
+            "A-b_C",
+            "ünï-Côde",
+            "--",
+            "x",
+        ] {
+            assert_eq!(
+                normalize(Ecosystem::CratesIo, raw),
+                raw.to_ascii_lowercase().replace('-', "_"),
+                "{raw}"
+            );
+        }
     }
 
     #[test]

@@ -92,11 +92,6 @@ fn parse_toml(path: &Path, text: &str) -> Result<Vec<LockedPackage>, ParseError>
 /// another layout, a hand edit, an error — is `None`, and [`parse_toml`] reads the file,
 /// so both give the same packages (a test runs both on every lockfile in the repository).
 fn scan_cargo_layout(text: &str) -> Option<Vec<Entry<'_>>> {
-    /// A basic string's contents that mean themselves: no quote, escape or control char.
-    fn plain(s: &str) -> bool {
-        s.bytes()
-            .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
-    }
     type Fields<'a> = [Option<(&'a str, u32)>; 4];
     fn entry(fields: Fields<'_>) -> Option<Entry<'_>> {
         let [name, version, source, checksum] = fields;
@@ -111,7 +106,7 @@ fn scan_cargo_layout(text: &str) -> Option<Vec<Entry<'_>>> {
     let mut current: Option<(Fields<'_>, bool)> = None;
     let mut format_seen = false;
     let mut in_dependencies = false;
-    for (i, line) in text.split('\n').enumerate() {
+    for (i, line) in split_lines(text).enumerate() {
         let number = u32::try_from(i + 1).ok()?;
         if in_dependencies {
             if line == "]" {
@@ -185,6 +180,70 @@ fn scan_cargo_layout(text: &str) -> Option<Vec<Entry<'_>>> {
     Some(entries)
 }
 
+/// Every byte of a word set to `byte`.
+const fn splat(byte: u8) -> u64 {
+    u64::from_le_bytes([byte; 8])
+}
+
+/// Flags (high bit) the zero bytes of `word`. The lowest flag is always right (a borrow
+/// can only flag a byte above a zero one wrongly), and that is all [`find_newline`] and
+/// [`plain`] ask: where the first one is, or whether there is one. The line scan reads
+/// every byte of a Cargo.lock; a word at a time, in a few instructions per eight bytes,
+/// rather than `split('\n')` and a check per byte (together a fifth of a whole audit of a
+/// 400-crate lockfile).
+const fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(splat(0x01)) & !word & splat(0x80)
+}
+
+/// The position of the first `\n` in `bytes`.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let (words, tail) = bytes.as_chunks::<8>();
+    for (i, word) in words.iter().enumerate() {
+        let newlines = zero_bytes(u64::from_le_bytes(*word) ^ splat(b'\n'));
+        if newlines != 0 {
+            // Little-endian: the lowest flagged byte comes first in `bytes`.
+            return Some(i * 8 + newlines.trailing_zeros() as usize / 8);
+        }
+    }
+    let at = tail.iter().position(|&b| b == b'\n')?;
+    Some(words.len() * 8 + at)
+}
+
+/// `text.split('\n')`, with the newlines found by [`find_newline`].
+fn split_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match find_newline(current.as_bytes()) {
+            Some(at) => {
+                // A newline is a char boundary: neither `get` fails.
+                rest = current.get(at + 1..);
+                current.get(..at)
+            }
+            None => rest.take(),
+        }
+    })
+}
+
+/// A basic string's contents that mean themselves: no quote, escape or control char.
+fn plain(s: &str) -> bool {
+    let special = |word: u64| {
+        // Bytes below 0x20 (exact as to whether there is any: bytes of 0x80 and up,
+        // UTF-8, have their high bit set and are not flagged), then `"`, `\` and DEL.
+        (word.wrapping_sub(splat(0x20)) & !word & splat(0x80))
+            | zero_bytes(word ^ splat(b'"'))
+            | zero_bytes(word ^ splat(b'\\'))
+            | zero_bytes(word ^ splat(0x7f))
+    };
+    let (words, tail) = s.as_bytes().as_chunks::<8>();
+    words
+        .iter()
+        .all(|word| special(u64::from_le_bytes(*word)) == 0)
+        && tail
+            .iter()
+            .all(|&b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+}
+
 /// The locked packages of `entries`, each checked (semver version, SHA-256 checksum, source
 /// URL), the first problem located by line.
 fn packages(path: &Path, entries: Vec<Entry<'_>>) -> Result<Vec<LockedPackage>, ParseError> {
@@ -202,7 +261,12 @@ fn packages(path: &Path, entries: Vec<Entry<'_>>) -> Result<Vec<LockedPackage>, 
             )
         })?;
         if let Some((digest, digest_line)) = pkg.checksum {
-            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // Every byte checked, without stopping at the first bad one: a loop the compiler
+            // turns into a few vector instructions (every crate has a checksum).
+            let hex = digest
+                .bytes()
+                .fold(true, |hex, b| hex & b.is_ascii_hexdigit());
+            if digest.len() != 64 || !hex {
                 return Err(ParseError::new(
                     path,
                     Some(digest_line),
@@ -303,6 +367,54 @@ mod tests {
         ));
         assert!(found.len() >= 15, "{}", found.len());
         found
+    }
+
+    /// The word-at-a-time helpers say what a byte-by-byte reading says, for every byte
+    /// value at every position of a word and in the tail, and on every lockfile.
+    #[test]
+    fn word_at_a_time_scans_agree_with_bytewise_ones() {
+        fn plain_bytewise(s: &[u8]) -> bool {
+            s.iter()
+                .all(|&b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+        }
+        for len in 0..20 {
+            for at in 0..len {
+                for byte in 0..=u8::MAX {
+                    for fill in [b'a', 0x80, 0xff, b'\n', 0x1f] {
+                        let mut bytes = vec![fill; len];
+                        bytes[at] = byte;
+                        let newline = bytes.iter().position(|&b| b == b'\n');
+                        assert_eq!(find_newline(&bytes), newline, "{bytes:?}");
+                        if let Ok(s) = std::str::from_utf8(&bytes) {
+                            assert_eq!(plain(s), plain_bytewise(&bytes), "{bytes:?}");
+                        }
+                    }
+                }
+            }
+        }
+        for s in [
+            "",
+            "\n",
+            "a\n",
+            "\na",
+            "a\n\nb\n",
+            "ünï\ncôde é\u{85}\n\u{7f}x",
+        ] {
+            assert_eq!(
+                split_lines(s).collect::<Vec<_>>(),
+                s.split('\n').collect::<Vec<_>>()
+            );
+            for line in s.split('\n') {
+                assert_eq!(plain(line), plain_bytewise(line.as_bytes()), "{line:?}");
+            }
+        }
+        for (path, text) in lockfiles() {
+            assert!(
+                split_lines(&text).eq(text.split('\n')),
+                "{}",
+                path.display()
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::overrides::{
 use super::remote::Server;
 use crate::admin::Verified;
 use crate::agents::{Agent, Token};
-use crate::audit::evaluate::{infallible, Answer, Evaluator, Parsed, Query, MAX_BATCH};
+use crate::audit::evaluate::{infallible, Answer, Evaluator, Query, QueryRef, MAX_BATCH};
 use crate::config::Config;
 use crate::engine::feed_update::{FeedDetails, Imported, SyncReport};
 use crate::policy::overrides::OverrideKind;
@@ -427,17 +427,13 @@ impl Judge {
 impl Evaluator for Judge {
     type Error = anyhow::Error;
 
-    fn evaluate_parsed(
-        &self,
-        queries: &[Query],
-        parsed: &[Option<Parsed>],
-        fix: bool,
-    ) -> anyhow::Result<Vec<Answer>> {
+    fn evaluate_refs(&self, queries: &[QueryRef<'_>], fix: bool) -> anyhow::Result<Vec<Answer>> {
         match self {
-            Judge::Local(engine) => Ok(infallible(
-                engine.policy.evaluate_parsed(queries, parsed, fix),
-            )),
-            Judge::Server(_) => self.evaluate(queries, fix),
+            Judge::Local(engine) => Ok(infallible(engine.policy.evaluate_refs(queries, fix))),
+            Judge::Server(_) => {
+                let owned: Vec<Query> = queries.iter().map(QueryRef::to_query).collect();
+                self.evaluate(&owned, fix)
+            }
         }
     }
 

@@ -58,9 +58,14 @@ impl EntryTable {
     /// candidate its hash finds, and checking each one's three names as UTF-8 first cost
     /// more than the comparison.
     fn form_is(&self, id: u32, form: &str) -> bool {
+        self.name_is(id, FORM, form)
+    }
+
+    /// Whether name `i` ([`DISPLAY`], [`KEY`], [`FORM`]) of entry `id` is `name`, as bytes.
+    fn name_is(&self, id: u32, i: usize, name: &str) -> bool {
         record_at(&self.records, id)
-            .and_then(|r| name_bytes(&self.strings, r, FORM))
-            .is_some_and(|b| b == form.as_bytes())
+            .and_then(|r| name_bytes(&self.strings, r, i))
+            .is_some_and(|b| b == name.as_bytes())
     }
 }
 
@@ -197,6 +202,12 @@ impl EcoIndex {
 
     pub(crate) fn entry(&self, id: u32) -> Entry<'_> {
         self.entries.get(id)
+    }
+
+    /// Whether entry `id`'s key is `key` (what `entry(id).key == key` says for a
+    /// non-empty `key`, without checking the entry's names as UTF-8).
+    pub(crate) fn key_is(&self, id: u32, key: &str) -> bool {
+        self.entries.name_is(id, KEY, key)
     }
 
     /// The entry whose form is exactly `form`.
