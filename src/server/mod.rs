@@ -52,8 +52,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::routing::{any, get};
 use axum::Router;
-use tower_http::compression::predicate::{NotForContentType, Predicate};
-use tower_http::compression::{CompressionLayer, DefaultPredicate};
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
 
 use crate::config::{AnonymousAccess, Config, RefusedVersions};
 use crate::policy::{Policy, Verdict};
@@ -565,9 +565,14 @@ pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
 /// `/npm/`, `/pypi/` and `/cargo/`, each also under an agent's `/a/<token>/` prefix
 /// ([`agent`]).
 pub fn app(state: AppState) -> Router {
-    // Artifacts are already compressed (and their digests cover the raw bytes).
-    let compress_when =
-        DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"));
+    // Artifacts are already compressed (and their digests cover the raw bytes); small
+    // bodies are not worth a deflate stream (tower-http's default is anything over 32
+    // bytes), the same bound below which a rendering keeps no gzip copy.
+    let compress_when = SizeAbove::new(render_cache::GZIP_MIN_BYTES)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
+        .and(NotForContentType::const_new("application/octet-stream"));
     let registry = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -41,8 +41,11 @@ use sha2::{Digest as _, Sha256};
 use super::verdicts::Filtered;
 use crate::registry::rope::{Rope, RopeChunks};
 
-/// Bodies smaller than this are not worth a `Content-Encoding`.
-const GZIP_MIN_BYTES: usize = 1024;
+/// Bodies smaller than this are not worth a `Content-Encoding`: no gzip copy is kept, and
+/// the mirror's compression layer leaves them alone too ([`super::app`]), which would
+/// otherwise set up a deflate stream (~0.5M instructions, eight times the rest of a cached
+/// answer) for every request.
+pub(crate) const GZIP_MIN_BYTES: u16 = 1024;
 
 /// Bodies in pieces up to this size are joined into one buffer for each uncompressed
 /// response (see [`Rendered::respond`]); larger ones are streamed in chunks, so that a
@@ -151,7 +154,7 @@ impl Rendered {
             .gzip
             .get_or_init(|| {
                 made = true;
-                if self.body.len() < GZIP_MIN_BYTES {
+                if self.body.len() < usize::from(GZIP_MIN_BYTES) {
                     return None;
                 }
                 // Compressed piece by piece into one output buffer: no joined copy of the

@@ -411,6 +411,39 @@ async fn json_is_compressed_when_asked() {
 }
 
 #[tokio::test]
+async fn a_small_document_is_not_compressed_on_every_request() {
+    // Under 1 KiB a gzip stream is not worth its setup (~0.5M instructions per response);
+    // the rendering keeps no gzip copy, and the compression layer must not make one
+    // per request either.
+    let s = setup(TestCheck::default(), "").await;
+    let corgi = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+    let plain = send(
+        &s.state,
+        Request::get("/npm/ms")
+            .header(header::ACCEPT, corgi)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let plain = body(plain).await;
+    assert!(plain.len() < 1024, "precondition: a small rendering ({})", plain.len());
+    for _ in 0..2 {
+        let resp = send(
+            &s.state,
+            Request::get("/npm/ms")
+                .header(header::ACCEPT, corgi)
+                .header(header::ACCEPT_ENCODING, "gzip, deflate, br")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(body(resp).await, plain);
+    }
+}
+
+#[tokio::test]
 async fn denied_and_quarantined_tarballs_are_refused_with_the_reason() {
     let s = setup(
         TestCheck {
