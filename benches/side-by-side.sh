@@ -9,8 +9,10 @@
 #     `requests` page with pip's headers (PEP 691 JSON preferred, gzip), and serde's
 #     sparse-index file with cargo's (text/plain, gzip);
 #   - warm `npm install` of a ~340-package project (express + jest, as proxy-bench.sh) through
-#     depfw and Verdaccio against the same install straight from the mirror, and warm
-#     `pip install` of ~37 packages through depfw and devpi against straight;
+#     depfw and Verdaccio against the same install straight from the mirror, warm
+#     `pip install` of ~37 packages through depfw and devpi against straight, and warm
+#     `cargo fetch --locked` of benches/cargo-project (57 crates, its committed Cargo.lock)
+#     through depfw against straight;
 #   - resident memory (VmRSS from /proc) of depfw and Verdaccio idle and after warming every
 #     recorded packument in both forms;
 # with ratios, the date, the CPU and the load average. Every measurement is interleaved
@@ -22,7 +24,7 @@
 # when it is on PATH). nginx is not installed by the script (`apt-get install nginx-light`);
 # without it the limit column is left out. Needs node/npm, python3 (pip >= 22.2), curl. The
 # first run records what is missing from the mirror (registry.npmjs.org, pypi.org,
-# files.pythonhosted.org); later runs are offline. depfw runs with its default config
+# files.pythonhosted.org, index.crates.io, static.crates.io); later runs are offline. depfw runs with its default config
 # (default policy, bundled advisory snapshot): the 48-hour cooldown stays on, so a version
 # published less than 48 hours before the run is held by depfw and the installer takes the
 # one before it, which the mirror records on a miss; the table prints each side's package
@@ -332,6 +334,40 @@ pip_install() { # side, index
     printf 'pip\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
 }
 
+# The crates of benches/cargo-project (its committed Cargo.lock, so every side fetches the
+# same set) into an empty CARGO_HOME, a fresh one per run like the npm cache, whose
+# config.toml replaces crates.io with the side's sparse index (the mirror's config.json sends
+# downloads to the mirror, depfw's to depfw). cargo's defaults otherwise. The real cargo
+# binary, not rustup's proxy: the proxy's toolchain lookup is not the client's work.
+cargo_bin="$(rustup which cargo 2>/dev/null || command -v cargo)"
+cargo_project="$root/benches/cargo-project"
+cargo_crates=$(grep -c '^source = "registry+' "$cargo_project/Cargo.lock")
+cargo_fetch() { # side, sparse index URL
+    local home="$work/cargo-home"
+    rm -rf "$home" && mkdir -p "$home"
+    cat >"$home/config.toml" <<EOF
+[source.crates-io]
+replace-with = "bench"
+[source.bench]
+registry = "sparse+$2"
+[net]
+offline = false
+EOF
+    local t0 t1
+    t0=$(now)
+    CARGO_HOME="$home" "$cargo_bin" fetch --locked --manifest-path "$cargo_project/Cargo.toml" \
+        >"$work/cargo-$1.log" 2>&1 ||
+        { echo "cargo fetch through $1 failed; see $work/cargo-$1.log" >&2; exit 1; }
+    t1=$(now)
+    local n
+    n=$(find "$home/registry/cache" -name '*.crate' | wc -l)
+    if (( n != cargo_crates )); then
+        echo "cargo fetch through $1 fetched $n crates, the lock has $cargo_crates" >&2
+        exit 1
+    fi
+    printf 'cargo\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
+}
+
 # The cached npm tarballs of the install, fetched again with nothing else running: once over
 # one connection (the latency of a cached artifact) and over 15 (npm's default maxsockets),
 # straight from the mirror and through depfw (and the baseline), in the same round. The
@@ -378,7 +414,7 @@ for conns in (1, 15):
 PY
 }
 
-# Every side's install, npm then pip, each straight from the mirror and through the proxies.
+# Every side's install, npm, pip then cargo, each straight from the mirror and through the proxies.
 installs() {
     npm_install direct "$mirror/"
     npm_install depfw "$depfw/npm/"
@@ -388,6 +424,9 @@ installs() {
     pip_install depfw "$depfw/pypi/simple/"
     if [[ -n "$baseline" ]]; then pip_install depfw-baseline "$baseline/pypi/simple/"; fi
     if full; then pip_install devpi "$devpi/"; fi
+    cargo_fetch direct "$mirror/cargo-index/"
+    cargo_fetch depfw "$depfw/cargo/index/"
+    if [[ -n "$baseline" ]]; then cargo_fetch depfw-baseline "$baseline/cargo/index/"; fi
 }
 
 # Cold installs first (they also record whatever the mirror is missing, and fill the
@@ -487,16 +526,17 @@ fi
 python3 - "$results" "$runs" "$conns" "$requests" "$DEPFW_BIN" \
     "$("$DEPFW_BIN" --version 2>/dev/null || echo depfw)" "verdaccio $VERDACCIO_VERSION" \
     "devpi-server $DEVPI_SERVER_VERSION" "$(nginx -v 2>&1 | sed 's#.*/##' || true)" \
-    "$(npm --version), node $(node --version)" "$(python3 -m pip --version | cut -d' ' -f2)" "$nginx" <<'PY'
+    "$(npm --version), node $(node --version)" "$(python3 -m pip --version | cut -d' ' -f2)" "$nginx" \
+    "$("$cargo_bin" --version | cut -d' ' -f2)" <<'PY'
 import statistics, sys, datetime, os, platform
-path, runs, conns, reqs, _bin, v_depfw, v_verd, v_devpi, v_nginx, v_npm, v_pip, nginx = sys.argv[1:]
+path, runs, conns, reqs, _bin, v_depfw, v_verd, v_devpi, v_nginx, v_npm, v_pip, nginx, v_cargo = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
 med = statistics.median
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 load = " ".join(open("/proc/loadavg").read().split()[:3])
 print(f"## depfw side by side ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)\n")
 print(f"{os.cpu_count()} CPUs ({cpu}), load average at the end {load}; {v_depfw}, {v_verd}, {v_devpi}"
-      + (f", nginx {v_nginx}" if nginx else ", no nginx") + f"; npm {v_npm}, pip {v_pip}")
+      + (f", nginx {v_nginx}" if nginx else ", no nginx") + f"; npm {v_npm}, pip {v_pip}, cargo {v_cargo}")
 print(f"medians of {runs} interleaved rounds; metadata: {conns} connections x {reqs} requests each\n")
 labels = {"lodash-full": "lodash packument, full JSON", "lodash-npm": "lodash packument, npm's headers (corgi, gzip)",
           "requests-pip": "PyPI `requests` page, pip's headers (JSON, gzip)",
@@ -524,11 +564,12 @@ vers = [x for x in rows if x[0] == "versions"]
 if vers:
     print("\nserved: lodash versions " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "npm")
           + "; `requests` files " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "pypi"))
-if not any(x[0] in ("npm", "pip", "rss") for x in rows):
+if not any(x[0] in ("npm", "pip", "cargo", "rss") for x in rows):
     sys.exit(0)
 print("\n| warm install, empty client cache | side | packages | median | runs | vs direct |")
 print("|---|---|---:|---:|---|---:|")
-for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip install` 10 requirements (wheels)")):
+for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip install` 10 requirements (wheels)"),
+                    ("cargo", "`cargo fetch --locked` 9 dependencies")):
     direct = None
     for side in ("direct", "depfw", "depfw-baseline", "verdaccio", "devpi"):
         r = [x for x in rows if x[0] == kind and x[1] == side]

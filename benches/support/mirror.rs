@@ -9,7 +9,10 @@
 //! by [`Mirror::record_pages`], for the few names the benchmark asks for, and on a miss in
 //! record mode (a `pip install` through it, `benches/side-by-side.sh`), with the files pip
 //! downloads. Documents are served with their file URLs pointing back at the mirror and a
-//! strong `ETag`, like the public registries. `.crate`s are not served.
+//! strong `ETag`, like the public registries. The sparse index's `config.json` sends
+//! downloads to the mirror's `crates/` too, where a `.crate` missing in record mode is
+//! fetched once from crates.io's download host (a `cargo fetch` through it), so that cargo,
+//! straight or through depfw, takes every byte from the mirror.
 #![allow(clippy::unwrap_used, dead_code)]
 
 #[path = "../../tests/support/layout.rs"]
@@ -305,6 +308,38 @@ impl Mirror {
             .map(|(body, _)| body)
     }
 
+    /// A `.crate` by its path under `crates/` (`<crate>/<crate>-<version>.crate`, the
+    /// layout of `config.json`'s `dl` and of static.crates.io), recorded on a miss like a
+    /// tarball, from where crates.io's own `config.json` sends downloads.
+    async fn krate(&self, path: &str) -> Option<Vec<u8>> {
+        let (name, file) = path.split_once('/')?;
+        let version = file
+            .strip_prefix(name)?
+            .strip_prefix('-')?
+            .strip_suffix(".crate")?;
+        if [name, version]
+            .iter()
+            .any(|s| s.is_empty() || s.contains(['/', '\\']))
+            || name.starts_with('.')
+        {
+            return None;
+        }
+        let local = self.dir.join("crates").join(name).join(file);
+        if let Ok(b) = tokio::fs::read(&local).await {
+            return Some(b);
+        }
+        if !self.record {
+            return None;
+        }
+        let url = depfw::registry::cargo::UpstreamConfig::default()
+            .dl
+            .replace("{crate}", name)
+            .replace("{version}", version);
+        self.fetch_public(&url, &local, "*/*")
+            .await
+            .map(|(body, _)| body)
+    }
+
     /// Number of recorded packuments and tarballs.
     pub fn counts(&self) -> (usize, usize) {
         let count = |p: PathBuf| {
@@ -346,6 +381,12 @@ async fn serve(State(m): State<Arc<Mirror>>, req: Request) -> Response {
     }
     if let Some(path) = rel.strip_prefix("pypi-files/") {
         return match m.pypi_dist(path).await {
+            Some(b) => ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    if let Some(path) = rel.strip_prefix("crates/") {
+        return match m.krate(path).await {
             Some(b) => ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         };
