@@ -426,7 +426,11 @@ async fn a_small_document_is_not_compressed_on_every_request() {
     )
     .await;
     let plain = body(plain).await;
-    assert!(plain.len() < 1024, "precondition: a small rendering ({})", plain.len());
+    assert!(
+        plain.len() < 1024,
+        "precondition: a small rendering ({})",
+        plain.len()
+    );
     for _ in 0..2 {
         let resp = send(
             &s.state,
