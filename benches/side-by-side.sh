@@ -22,13 +22,13 @@
 # Installs, once, under target/side-by-side/: verdaccio@6.10.4 (6.8.0 on Node.js < 22) and
 # devpi-server==6.20.3 + devpi-client==7.3.0 (a venv, with uv
 # when it is on PATH). nginx is not installed by the script (`apt-get install nginx-light`);
-# without it the limit column is left out. Needs node/npm, python3 (pip >= 22.2), curl. The
-# first run records what is missing from the mirror (registry.npmjs.org, pypi.org,
-# files.pythonhosted.org, index.crates.io, static.crates.io); later runs are offline. depfw runs with its default config
-# (default policy, bundled advisory snapshot): the 48-hour cooldown stays on, so a version
-# published less than 48 hours before the run is held by depfw and the installer takes the
-# one before it, which the mirror records on a miss; the table prints each side's package
-# count so that a difference shows.
+# without it the limit column is left out. Needs node/npm, python3 (pip >= 22.2), cargo,
+# curl. The first run records what is missing from the mirror (registry.npmjs.org, pypi.org,
+# files.pythonhosted.org, index.crates.io, static.crates.io); later runs are offline. depfw
+# runs with its default config (default policy, bundled advisory snapshot): the 48-hour
+# cooldown stays on, so a version published less than 48 hours before the run is held by
+# depfw and the installer takes the one before it, which the mirror records on a miss; the
+# table prints each side's package count so that a difference shows.
 #
 # Usage: benches/side-by-side.sh
 # Environment: DEPFW_BIN (default: builds target/release/depfw), PROXY_BENCH_BIN (default:
@@ -42,8 +42,12 @@
 # or devpi, no memory rows; for iterating on what a warm install spends in depfw; every round
 # then also fetches the install's cached npm tarballs again, over 1 and over 15 connections,
 # straight and through depfw: the latency of a cached artifact, without npm's own work),
-# DEPFW_BASELINE_BIN (a second depfw, e.g. a build of main, served beside DEPFW_BIN with
-# the same config and measured in the same interleaved rounds as `depfw-baseline`).
+# SIDE_BY_SIDE_CARGO_HOME (the directory in which each `cargo fetch` gets its fresh
+# CARGO_HOME, default target/side-by-side; cargo unpacks every crate it fetches, ~3,700 files
+# for the 57 crates, so on a slow disk that client-side work swamps the proxy's part: e.g.
+# /dev/shm, a tmpfs, to measure the proxy), DEPFW_BASELINE_BIN (a second depfw, e.g. a
+# build of main, served beside DEPFW_BIN with the same config and measured in the same
+# interleaved rounds as `depfw-baseline`).
 # All servers it starts are stopped when it exits.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -342,8 +346,9 @@ pip_install() { # side, index
 cargo_bin="$(rustup which cargo 2>/dev/null || command -v cargo)"
 cargo_project="$root/benches/cargo-project"
 cargo_crates=$(grep -c '^source = "registry+' "$cargo_project/Cargo.lock")
+cargo_home_dir="${SIDE_BY_SIDE_CARGO_HOME:-$work}"
 cargo_fetch() { # side, sparse index URL
-    local home="$work/cargo-home"
+    local home="$cargo_home_dir/depfw-side-by-side-cargo-home"
     rm -rf "$home" && mkdir -p "$home"
     cat >"$home/config.toml" <<EOF
 [source.crates-io]
@@ -527,9 +532,9 @@ python3 - "$results" "$runs" "$conns" "$requests" "$DEPFW_BIN" \
     "$("$DEPFW_BIN" --version 2>/dev/null || echo depfw)" "verdaccio $VERDACCIO_VERSION" \
     "devpi-server $DEVPI_SERVER_VERSION" "$(nginx -v 2>&1 | sed 's#.*/##' || true)" \
     "$(npm --version), node $(node --version)" "$(python3 -m pip --version | cut -d' ' -f2)" "$nginx" \
-    "$("$cargo_bin" --version | cut -d' ' -f2)" <<'PY'
+    "$("$cargo_bin" --version | cut -d' ' -f2)" "$(df --output=fstype "$cargo_home_dir" | tail -1)" <<'PY'
 import statistics, sys, datetime, os, platform
-path, runs, conns, reqs, _bin, v_depfw, v_verd, v_devpi, v_nginx, v_npm, v_pip, nginx, v_cargo = sys.argv[1:]
+path, runs, conns, reqs, _bin, v_depfw, v_verd, v_devpi, v_nginx, v_npm, v_pip, nginx, v_cargo, cargo_fs = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
 med = statistics.median
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
@@ -569,7 +574,7 @@ if not any(x[0] in ("npm", "pip", "cargo", "rss") for x in rows):
 print("\n| warm install, empty client cache | side | packages | median | runs | vs direct |")
 print("|---|---|---:|---:|---|---:|")
 for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip install` 10 requirements (wheels)"),
-                    ("cargo", "`cargo fetch --locked` 9 dependencies")):
+                    ("cargo", f"`cargo fetch --locked` 9 dependencies (CARGO_HOME on {cargo_fs})")):
     direct = None
     for side in ("direct", "depfw", "depfw-baseline", "verdaccio", "devpi"):
         r = [x for x in rows if x[0] == kind and x[1] == side]
