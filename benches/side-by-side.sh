@@ -42,12 +42,14 @@
 # or devpi, no memory rows; for iterating on what a warm install spends in depfw; every round
 # then also fetches the install's cached npm tarballs again, over 1 and over 15 connections,
 # straight and through depfw: the latency of a cached artifact, without npm's own work),
-# SIDE_BY_SIDE_CARGO_HOME (the directory in which each `cargo fetch` gets its fresh
-# CARGO_HOME, default target/side-by-side; cargo unpacks every crate it fetches, ~3,700 files
-# for the 57 crates, so on a slow disk that client-side work swamps the proxy's part: e.g.
-# /dev/shm, a tmpfs, to measure the proxy), DEPFW_BASELINE_BIN (a second depfw, e.g. a
-# build of main, served beside DEPFW_BIN with the same config and measured in the same
-# interleaved rounds as `depfw-baseline`).
+# SIDE_BY_SIDE_CLIENTS (which installs, default "npm pip cargo"), SIDE_BY_SIDE_CLIENT_DIR
+# (where the clients install to: the npm project's node_modules and npm's cache, pip's
+# target and each `cargo fetch`'s fresh CARGO_HOME; default
+# target/side-by-side. The clients write thousands of files per install, the same on every
+# side, and on a slow or shared disk that work swamps the proxy's part: e.g. /dev/shm, a
+# tmpfs, to measure the proxy; the servers' own data stays in target/side-by-side),
+# DEPFW_BASELINE_BIN (a second depfw, e.g. a build of main, served beside DEPFW_BIN with the
+# same config and measured in the same interleaved rounds as `depfw-baseline`).
 # All servers it starts are stopped when it exits.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -65,6 +67,8 @@ case "$only" in
 esac
 full() { [[ -z "$only" ]]; }
 with_installs() { [[ -z "$only" || $only == installs ]]; }
+clients=" ${SIDE_BY_SIDE_CLIENTS:-npm pip cargo} "
+installs_of() { [[ $clients == *" $1 "* ]]; }
 # The newest Verdaccio 6 (6.9 and later) needs Node.js 22; on an older Node.js the newest
 # that runs, 6.8.0 (engines: node >= 20), stands in.
 if (( $(node -p 'process.versions.node.split(".")[0]') >= 22 )); then
@@ -115,6 +119,8 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    # What the clients installed (hundreds of MB, in RAM on a tmpfs).
+    if [[ -n "${client_dir:-}" ]]; then rm -rf "$client_dir"/depfw-side-by-side-*; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -286,7 +292,9 @@ idle_depfw=$(rss_kib "$depfw_pid")
 if full; then idle_verdaccio=$(rss_kib "$verdaccio_pid"); fi
 
 # --- installs ----------------------------------------------------------------------------
-project="$work/npm-project"
+client_dir="${SIDE_BY_SIDE_CLIENT_DIR:-$work}"
+mkdir -p "$client_dir"
+project="$client_dir/depfw-side-by-side-npm"
 mkdir -p "$project"
 cat >"$project/package.json" <<'EOF'
 {"name":"depfw-bench","version":"1.0.0","private":true,
@@ -296,11 +304,38 @@ EOF
 results="$work/results.tsv"
 : >"$results"
 now() { date +%s.%N; }
+# CPU time (user + system, clock ticks) of a server: the process and its children (nginx's
+# workers). Divided by the requests of a load it is the server's CPU per request, which
+# depends far less on what else the machine runs than req/s does.
+cpu_ticks() { # pid
+    local t=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        [[ -r /proc/$p/stat ]] || continue
+        t=$((t + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+# The CPU time, in ms so far, of the server an install goes through (the mirror for direct
+# installs; empty for Verdaccio and devpi): after minus before is what one install cost it.
+server_ms() { # side
+    local side=$1 pid
+    [[ $side == direct ]] && side=upstream
+    pid="${side_pid[$side]:-}"
+    if [[ -n "$pid" ]]; then echo $(($(cpu_ticks "$pid") * 1000 / $(getconf CLK_TCK))); fi
+}
+# One install's line of the results: kind, side, seconds, packages, server CPU ms.
+record_install() { # kind, side, t0, t1, packages, server ms before
+    local after cpu=""
+    after=$(server_ms "$2")
+    if [[ -n "$6" && -n "$after" ]]; then cpu=$((after - $6)); fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(awk -v a="$3" -v b="$4" 'BEGIN{print b-a}')" "$5" "$cpu" >>"$results"
+}
 npm_install() { # side, registry
-    rm -rf "$project/node_modules" "$project/package-lock.json" "$work/npm-cache"
-    local t0 t1
+    rm -rf "$project/node_modules" "$project/package-lock.json" "$client_dir/depfw-side-by-side-npm-cache"
+    local t0 t1 c0
+    c0=$(server_ms "$1")
     t0=$(now)
-    (cd "$project" && npm install "--registry=$2" "--cache=$work/npm-cache" \
+    (cd "$project" && npm install "--registry=$2" "--cache=$client_dir/depfw-side-by-side-npm-cache" \
         --userconfig=/dev/null "--globalconfig=$project/.bench-globalnpmrc" \
         --no-audit --no-fund --ignore-scripts --update-notifier=false --loglevel=error >"$work/npm-$1.log" 2>&1) ||
         { echo "npm install through $1 failed; see $work/npm-$1.log" >&2; exit 1; }
@@ -308,7 +343,7 @@ npm_install() { # side, registry
     local n
     n=$(python3 -c 'import json,sys; print(sum(1 for k in json.load(open(sys.argv[1]))["packages"] if k))' \
         "$project/package-lock.json")
-    printf 'npm\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
+    record_install npm "$1" "$t0" "$t1" "$n" "$c0"
 }
 # ~37 packages with their dependencies; wheels only (nothing is built).
 cat >"$work/requirements.txt" <<'EOF'
@@ -324,9 +359,10 @@ sqlalchemy==2.0.36
 pytest==8.3.3
 EOF
 pip_install() { # side, index
-    local dir="$work/pip-target"
+    local dir="$client_dir/depfw-side-by-side-pip"
     rm -rf "$dir"
-    local t0 t1
+    local t0 t1 c0
+    c0=$(server_ms "$1")
     t0=$(now)
     python3 -m pip install --isolated --disable-pip-version-check --no-cache-dir --no-compile \
         --only-binary=:all: --index-url "$2" --target "$dir" -r "$work/requirements.txt" \
@@ -335,7 +371,7 @@ pip_install() { # side, index
     t1=$(now)
     local n
     n=$(find "$dir" -maxdepth 1 -name '*.dist-info' | wc -l)
-    printf 'pip\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
+    record_install pip "$1" "$t0" "$t1" "$n" "$c0"
 }
 
 # The crates of benches/cargo-project (its committed Cargo.lock, so every side fetches the
@@ -346,9 +382,8 @@ pip_install() { # side, index
 cargo_bin="$(rustup which cargo 2>/dev/null || command -v cargo)"
 cargo_project="$root/benches/cargo-project"
 cargo_crates=$(grep -c '^source = "registry+' "$cargo_project/Cargo.lock")
-cargo_home_dir="${SIDE_BY_SIDE_CARGO_HOME:-$work}"
 cargo_fetch() { # side, sparse index URL
-    local home="$cargo_home_dir/depfw-side-by-side-cargo-home"
+    local home="$client_dir/depfw-side-by-side-cargo-home"
     rm -rf "$home" && mkdir -p "$home"
     cat >"$home/config.toml" <<EOF
 [source.crates-io]
@@ -358,7 +393,8 @@ registry = "sparse+$2"
 [net]
 offline = false
 EOF
-    local t0 t1
+    local t0 t1 c0
+    c0=$(server_ms "$1")
     t0=$(now)
     CARGO_HOME="$home" "$cargo_bin" fetch --locked --manifest-path "$cargo_project/Cargo.toml" \
         >"$work/cargo-$1.log" 2>&1 ||
@@ -370,9 +406,9 @@ EOF
         echo "cargo fetch through $1 fetched $n crates, the lock has $cargo_crates" >&2
         exit 1
     fi
-    # Not left behind: ~80 MB, in RAM when SIDE_BY_SIDE_CARGO_HOME is a tmpfs.
+    # Not left behind: ~80 MB, in RAM when SIDE_BY_SIDE_CLIENT_DIR is a tmpfs.
     rm -rf "$home"
-    printf 'cargo\t%s\t%s\t%s\n' "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$n" >>"$results"
+    record_install cargo "$1" "$t0" "$t1" "$n" "$c0"
 }
 
 # The cached npm tarballs of the install, fetched again with nothing else running: once over
@@ -423,17 +459,23 @@ PY
 
 # Every side's install, npm, pip then cargo, each straight from the mirror and through the proxies.
 installs() {
-    npm_install direct "$mirror/"
-    npm_install depfw "$depfw/npm/"
-    if [[ -n "$baseline" ]]; then npm_install depfw-baseline "$baseline/npm/"; fi
-    if full; then npm_install verdaccio "$verdaccio/"; fi
-    pip_install direct "$mirror/pypi/simple/"
-    pip_install depfw "$depfw/pypi/simple/"
-    if [[ -n "$baseline" ]]; then pip_install depfw-baseline "$baseline/pypi/simple/"; fi
-    if full; then pip_install devpi "$devpi/"; fi
-    cargo_fetch direct "$mirror/cargo-index/"
-    cargo_fetch depfw "$depfw/cargo/index/"
-    if [[ -n "$baseline" ]]; then cargo_fetch depfw-baseline "$baseline/cargo/index/"; fi
+    if installs_of npm; then
+        npm_install direct "$mirror/"
+        npm_install depfw "$depfw/npm/"
+        if [[ -n "$baseline" ]]; then npm_install depfw-baseline "$baseline/npm/"; fi
+        if full; then npm_install verdaccio "$verdaccio/"; fi
+    fi
+    if installs_of pip; then
+        pip_install direct "$mirror/pypi/simple/"
+        pip_install depfw "$depfw/pypi/simple/"
+        if [[ -n "$baseline" ]]; then pip_install depfw-baseline "$baseline/pypi/simple/"; fi
+        if full; then pip_install devpi "$devpi/"; fi
+    fi
+    if installs_of cargo; then
+        cargo_fetch direct "$mirror/cargo-index/"
+        cargo_fetch depfw "$depfw/cargo/index/"
+        if [[ -n "$baseline" ]]; then cargo_fetch depfw-baseline "$baseline/cargo/index/"; fi
+    fi
 }
 
 # Cold installs first (they also record whatever the mirror is missing, and fill the
@@ -454,17 +496,6 @@ print(len(d["versions"]))' |
 }
 
 # --- interleaved rounds ------------------------------------------------------------------
-# CPU time (user + system, clock ticks) of a server: the process and its children (nginx's
-# workers). Divided by the requests of a load it is the server's CPU per request, which
-# depends far less on what else the machine runs than req/s does.
-cpu_ticks() { # pid
-    local t=0 p
-    for p in "$1" $(pgrep -P "$1" || true); do
-        [[ -r /proc/$p/stat ]] || continue
-        t=$((t + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
-    done
-    echo "$t"
-}
 hz=$(getconf CLK_TCK)
 load() { # case, side, url, headers
     local out before cpu_us="" pid="${side_pid[$2]:-}"
@@ -498,7 +529,10 @@ for round in $(seq 1 "$runs"); do
         if [[ -n "$baseline" ]]; then load "$c" depfw-baseline "$baseline/$p" "$h"; fi
         if full && [[ -n "$other" ]]; then load "$c" "$other" "$o" "$h"; fi
     done
-    if with_installs; then installs; artifacts; fi
+    if with_installs; then
+        installs
+        if installs_of npm; then artifacts; fi
+    fi
 done
 count_versions upstream "$mirror/lodash"
 count_versions depfw "$depfw/npm/lodash"
@@ -534,16 +568,16 @@ python3 - "$results" "$runs" "$conns" "$requests" "$DEPFW_BIN" \
     "$("$DEPFW_BIN" --version 2>/dev/null || echo depfw)" "verdaccio $VERDACCIO_VERSION" \
     "devpi-server $DEVPI_SERVER_VERSION" "$(nginx -v 2>&1 | sed 's#.*/##' || true)" \
     "$(npm --version), node $(node --version)" "$(python3 -m pip --version | cut -d' ' -f2)" "$nginx" \
-    "$("$cargo_bin" --version | cut -d' ' -f2)" "$(df --output=fstype "$cargo_home_dir" | tail -1)" <<'PY'
+    "$("$cargo_bin" --version | cut -d' ' -f2)" "$(df --output=fstype "$client_dir" | tail -1)" <<'PY'
 import statistics, sys, datetime, os, platform
-path, runs, conns, reqs, _bin, v_depfw, v_verd, v_devpi, v_nginx, v_npm, v_pip, nginx, v_cargo, cargo_fs = sys.argv[1:]
+path, runs, conns, reqs, _bin, v_depfw, v_verd, v_devpi, v_nginx, v_npm, v_pip, nginx, v_cargo, client_fs = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
 med = statistics.median
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 load = " ".join(open("/proc/loadavg").read().split()[:3])
 print(f"## depfw side by side ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)\n")
 print(f"{os.cpu_count()} CPUs ({cpu}), load average at the end {load}; {v_depfw}, {v_verd}, {v_devpi}"
-      + (f", nginx {v_nginx}" if nginx else ", no nginx") + f"; npm {v_npm}, pip {v_pip}, cargo {v_cargo}")
+      + (f", nginx {v_nginx}" if nginx else ", no nginx") + f"; npm {v_npm}, pip {v_pip}, cargo {v_cargo}; the clients install on {client_fs}")
 print(f"medians of {runs} interleaved rounds; metadata: {conns} connections x {reqs} requests each\n")
 labels = {"lodash-full": "lodash packument, full JSON", "lodash-npm": "lodash packument, npm's headers (corgi, gzip)",
           "requests-pip": "PyPI `requests` page, pip's headers (JSON, gzip)",
@@ -573,19 +607,26 @@ if vers:
           + "; `requests` files " + ", ".join(f"{x[1]} {x[3]}" for x in vers if x[2] == "pypi"))
 if not any(x[0] in ("npm", "pip", "cargo", "rss") for x in rows):
     sys.exit(0)
-print("\n| warm install, empty client cache | side | packages | median | runs | vs direct |")
-print("|---|---|---:|---:|---|---:|")
+# "vs direct": the ratio of the medians; "paired": the median of each round's ratio to the
+# direct install of the same round (the rounds interleave, so a slow minute slows both).
+print("\n| warm install, empty client cache | side | packages | median | runs | vs direct | paired | server CPU per install, median |")
+print("|---|---|---:|---:|---|---:|---:|---:|")
 for kind, label in (("npm", "`npm install` express + jest"), ("pip", "`pip install` 10 requirements (wheels)"),
-                    ("cargo", f"`cargo fetch --locked` 9 dependencies (CARGO_HOME on {cargo_fs})")):
+                    ("cargo", "`cargo fetch --locked` 9 dependencies")):
     direct = None
+    direct_runs = [float(x[2]) for x in rows if x[0] == kind and x[1] == "direct"]
     for side in ("direct", "depfw", "depfw-baseline", "verdaccio", "devpi"):
         r = [x for x in rows if x[0] == kind and x[1] == side]
         if not r:
             continue
         m = med(float(x[2]) for x in r)
         direct = direct or m
+        paired = [float(x[2]) / d for x, d in zip(r, direct_runs)]
+        paired_s = f"{med(paired):.3f}x" if paired else ""
         runs_s = ", ".join(f"{float(x[2]):.2f}" for x in r)
-        print(f"| {label} | {side} | {r[-1][3]} | {m:.2f} s | {runs_s} | {m / direct:.3f}x |")
+        cpus = [float(x[4]) for x in r if len(x) > 4 and x[4]]
+        cpu_s = f"{med(cpus):.0f} ms" if cpus else ""
+        print(f"| {label} | {side} | {r[-1][3]} | {m:.2f} s | {runs_s} | {m / direct:.3f}x | {paired_s} | {cpu_s} |")
 art = [x for x in rows if x[0] == "art"]
 if art:
     print(f"\n| cached npm tarballs of the install ({art[0][5]}), fetched again | connections | side | all, median | per tarball, median | vs direct |")
