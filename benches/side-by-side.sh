@@ -344,6 +344,7 @@ npm_install() { # side, registry
     n=$(python3 -c 'import json,sys; print(sum(1 for k in json.load(open(sys.argv[1]))["packages"] if k))' \
         "$project/package-lock.json")
     record_install npm "$1" "$t0" "$t1" "$n" "$c0"
+    if [[ $1 == depfw ]]; then cp "$project/package-lock.json" "$client_dir/depfw-side-by-side-npm-depfw.lock"; fi
 }
 # ~37 packages with their dependencies; wheels only (nothing is built).
 cat >"$work/requirements.txt" <<'EOF'
@@ -414,9 +415,11 @@ EOF
 # The cached npm tarballs of the install, fetched again with nothing else running: once over
 # one connection (the latency of a cached artifact) and over 15 (npm's default maxsockets),
 # straight from the mirror and through depfw (and the baseline), in the same round. The
-# paths come from the last install's lockfile (whichever side wrote it, the same tarballs).
+# paths come from the lockfile of the round's install through depfw: the mirror has every
+# version in it, while depfw refuses some the direct install may take (a release inside the
+# 48-hour cooldown).
 artifacts() {
-    python3 - "$project/package-lock.json" "$mirror" "$depfw/npm" "$baseline" >>"$results" <<'PY'
+    python3 - "$client_dir/depfw-side-by-side-npm-depfw.lock" "$mirror" "$depfw/npm" "$baseline" >>"$results" <<'PY'
 import http.client, json, statistics, sys, threading, time
 from urllib.parse import urlsplit
 lock, mirror, depfw, baseline = sys.argv[1:]
@@ -427,28 +430,36 @@ paths = [p[len(prefix) - 1:] if p.startswith(prefix) else p for p in paths]
 sides = [("direct", mirror), ("depfw", depfw)] + ([("depfw-baseline", baseline + "/npm")] if baseline else [])
 def fetch_all(base, conns):
     u = urlsplit(base)
-    todo, lock_, lat = iter(paths), threading.Lock(), []
+    todo, lock_, lat, failed = iter(paths), threading.Lock(), [], []
     def worker():
         c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
         while True:
             with lock_:
-                p = next(todo, None)
+                p = None if failed else next(todo, None)
             if p is None:
                 return
             t = time.perf_counter()
-            c.request("GET", u.path.rstrip("/") + p)
-            r = c.getresponse()
-            r.read()
-            if r.status != 200:
-                sys.exit(f"{base}{p}: {r.status}")
+            try:
+                c.request("GET", u.path.rstrip("/") + p)
+                r = c.getresponse()
+                r.read()
+                status = r.status
+            except OSError as e:
+                status = e
             with lock_:
-                lat.append(time.perf_counter() - t)
+                if status != 200:
+                    failed.append(f"{base}{p}: {status}")
+                else:
+                    lat.append(time.perf_counter() - t)
     t0 = time.perf_counter()
     ts = [threading.Thread(target=worker) for _ in range(conns)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    # A thread's sys.exit ends only that thread: a failed fetch is reported from here.
+    if failed or not lat:
+        sys.exit(f"fetching the install's tarballs again failed: {failed[0] if failed else 'no tarballs in the lockfile'}")
     return time.perf_counter() - t0, statistics.median(lat)
 for conns in (1, 15):
     for side, base in sides:
