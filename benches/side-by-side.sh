@@ -444,7 +444,7 @@ def fetch_all(base, conns):
                 r = c.getresponse()
                 r.read()
                 status = r.status
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 status = e
             with lock_:
                 if status != 200:
